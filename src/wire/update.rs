@@ -1,0 +1,258 @@
+//! UPDATE (RFC 4271 §4.3): withdrawn routes, path attributes, NLRI; End-of-RIB (RFC 4724 §2).
+
+use bytes::{BufMut, BytesMut};
+use serde::{Deserialize, Serialize};
+
+use super::Negotiated;
+use super::attr::{Attr, MpReach, MpUnreach, PathAttribute, code, decode_attributes, note};
+use super::error::{Action, EncodeError, Error};
+use super::nlri::{Afi, Family, Prefix, decode_prefixes, encode_prefixes};
+use super::notification::{Code, update};
+
+/// An UPDATE message. `withdrawn` and `nlri` are the IPv4 fields of RFC 4271; other families
+/// travel in the MP_REACH_NLRI / MP_UNREACH_NLRI attributes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Update {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub withdrawn: Vec<Prefix>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attributes: Vec<PathAttribute>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nlri: Vec<Prefix>,
+}
+
+impl Update {
+    /// The first attribute of the given type code.
+    pub fn attr(&self, type_code: u8) -> Option<&Attr> {
+        self.attributes
+            .iter()
+            .find(|a| a.type_code() == type_code)
+            .map(|a| &a.value)
+    }
+
+    pub fn mp_reach(&self) -> Option<&MpReach> {
+        match self.attr(code::MP_REACH_NLRI) {
+            Some(Attr::MpReach(m)) => Some(m),
+            _ => None,
+        }
+    }
+
+    pub fn mp_unreach(&self) -> Option<&MpUnreach> {
+        match self.attr(code::MP_UNREACH_NLRI) {
+            Some(Attr::MpUnreach(m)) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// The End-of-RIB marker's family, if this UPDATE is one (RFC 4724 §2): an empty UPDATE
+    /// for IPv4 unicast, or one holding only an empty MP_UNREACH_NLRI.
+    pub fn end_of_rib(&self) -> Option<Family> {
+        if !self.withdrawn.is_empty() || !self.nlri.is_empty() {
+            return None;
+        }
+        match self.attributes.as_slice() {
+            [] => Some(Family::IPV4_UNICAST),
+            [a] => match &a.value {
+                Attr::MpUnreach(m) if m.withdrawn.is_empty() => Some(Family {
+                    afi: m.afi,
+                    safi: m.safi,
+                }),
+                // An End-of-RIB of a family wren does not interpret.
+                Attr::Other { type_code, data }
+                    if *type_code == code::MP_UNREACH_NLRI && data.len() == 3 =>
+                {
+                    Some(Family {
+                        afi: Afi(u16::from_be_bytes([data[0], data[1]])),
+                        safi: super::nlri::Safi(data[2]),
+                    })
+                }
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// The End-of-RIB marker for `family`.
+    pub fn end_of_rib_for(family: Family) -> Update {
+        if family == Family::IPV4_UNICAST {
+            return Update::default();
+        }
+        Update {
+            attributes: vec![PathAttribute::new(Attr::MpUnreach(MpUnreach {
+                afi: family.afi,
+                safi: family.safi,
+                withdrawn: Vec::new(),
+            }))],
+            ..Update::default()
+        }
+    }
+
+    /// Every prefix announced, with its family.
+    pub fn announced(&self) -> impl Iterator<Item = (Family, &Prefix)> {
+        let mp = self
+            .mp_reach()
+            .into_iter()
+            .flat_map(|m| m.nlri.iter().map(move |p| (Family { afi: m.afi, safi: m.safi }, p)));
+        self.nlri
+            .iter()
+            .map(|p| (Family::IPV4_UNICAST, p))
+            .chain(mp)
+    }
+
+    /// Every prefix withdrawn, with its family.
+    pub fn withdrawals(&self) -> impl Iterator<Item = (Family, &Prefix)> {
+        let mp = self.mp_unreach().into_iter().flat_map(|m| {
+            m.withdrawn
+                .iter()
+                .map(move |p| (Family { afi: m.afi, safi: m.safi }, p))
+        });
+        self.withdrawn
+            .iter()
+            .map(|p| (Family::IPV4_UNICAST, p))
+            .chain(mp)
+    }
+
+    /// RFC 4271 §4.3 with RFC 7606 handling. `body` is the message after the header.
+    pub(crate) fn decode(body: &[u8], neg: &Negotiated) -> Result<Update, Error> {
+        let list_error = |reason: &str| {
+            Error::reset(Code::Update, update::MALFORMED_ATTRIBUTE_LIST, Vec::new(), reason)
+        };
+        // RFC 4271 §6.3: lengths that overrun the message are a Malformed Attribute List.
+        let (wlen, rest) = body
+            .split_first_chunk::<2>()
+            .ok_or_else(|| list_error("UPDATE shorter than its length fields"))?;
+        let (withdrawn, rest) = rest
+            .split_at_checked(u16::from_be_bytes(*wlen) as usize)
+            .ok_or_else(|| list_error("withdrawn routes length overruns the message"))?;
+        let (alen, rest) = rest
+            .split_first_chunk::<2>()
+            .ok_or_else(|| list_error("total path attribute length missing"))?;
+        let (attrs, nlri) = rest
+            .split_at_checked(u16::from_be_bytes(*alen) as usize)
+            .ok_or_else(|| list_error("total path attribute length overruns the message"))?;
+
+        let withdrawn = decode_prefixes(withdrawn, Afi::IPV4, neg.add_path_ipv4)?;
+        let mut attributes = Vec::with_capacity(attrs.len() / 4);
+        let mut worst = None;
+        decode_attributes(attrs, neg, &mut attributes, &mut worst)?;
+        let nlri = decode_prefixes(nlri, Afi::IPV4, neg.add_path_ipv4)?;
+        let u = Update {
+            withdrawn,
+            attributes,
+            nlri,
+        };
+        if let Some(missing) = u.missing_mandatory() {
+            note(
+                &mut worst,
+                Error::attribute(
+                    Action::TreatAsWithdraw,
+                    update::MISSING_WELL_KNOWN_ATTRIBUTE,
+                    [missing],
+                    format!("missing well-known attribute {missing}"),
+                ),
+            );
+        }
+        match worst {
+            None => Ok(u),
+            Some(mut e) => {
+                e.update = Some(Box::new(u));
+                Err(e)
+            }
+        }
+    }
+
+    /// RFC 7606 §3 (d): an UPDATE that announces routes needs ORIGIN and AS_PATH, and
+    /// NEXT_HOP when it announces IPv4 routes in the NLRI field (RFC 4760 §3).
+    fn missing_mandatory(&self) -> Option<u8> {
+        let reach = !self.nlri.is_empty() || self.mp_reach().is_some_and(|m| !m.nlri.is_empty());
+        if !reach {
+            return None;
+        }
+        let mut need = vec![code::ORIGIN, code::AS_PATH];
+        if !self.nlri.is_empty() {
+            need.push(code::NEXT_HOP);
+        }
+        need.into_iter().find(|c| self.attr(*c).is_none())
+    }
+
+    pub(crate) fn encode_body(&self, neg: &Negotiated, buf: &mut BytesMut) -> Result<(), EncodeError> {
+        let field = |buf: &mut BytesMut, at: usize, what| {
+            let len = buf.len() - at - 2;
+            let len16 = u16::try_from(len).map_err(|_| EncodeError::FieldTooLong { what, len })?;
+            buf[at..at + 2].copy_from_slice(&len16.to_be_bytes());
+            Ok(())
+        };
+        let at = buf.len();
+        buf.put_u16(0);
+        encode_prefixes(&self.withdrawn, buf);
+        field(buf, at, "withdrawn routes")?;
+        let at = buf.len();
+        buf.put_u16(0);
+        for a in &self.attributes {
+            a.encode(neg, buf)?;
+        }
+        field(buf, at, "path attributes")?;
+        encode_prefixes(&self.nlri, buf);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::attr::Origin;
+
+    fn neg() -> Negotiated {
+        Negotiated::default()
+    }
+
+    #[test]
+    fn end_of_rib_markers() {
+        for f in [Family::IPV4_UNICAST, Family::IPV6_UNICAST] {
+            let mut b = BytesMut::new();
+            Update::end_of_rib_for(f).encode_body(&neg(), &mut b).unwrap();
+            let back = Update::decode(&b, &neg()).unwrap();
+            assert_eq!(back.end_of_rib(), Some(f));
+        }
+        let not = Update {
+            withdrawn: vec![Prefix::new("192.0.2.0/24".parse().unwrap())],
+            ..Update::default()
+        };
+        assert_eq!(not.end_of_rib(), None);
+    }
+
+    #[test]
+    fn missing_mandatory_is_treat_as_withdraw() {
+        let u = Update {
+            attributes: vec![PathAttribute::new(Attr::Origin { origin: Origin::Igp })],
+            nlri: vec![Prefix::new("203.0.113.0/26".parse().unwrap())],
+            ..Update::default()
+        };
+        let mut b = BytesMut::new();
+        u.encode_body(&neg(), &mut b).unwrap();
+        let e = Update::decode(&b, &neg()).unwrap_err();
+        assert_eq!(e.action, Action::TreatAsWithdraw);
+        assert_eq!(e.subcode, update::MISSING_WELL_KNOWN_ATTRIBUTE);
+        assert_eq!(e.data, vec![code::AS_PATH]);
+        let salvaged = e.update.unwrap();
+        assert_eq!(salvaged.announced().count(), 1);
+    }
+
+    #[test]
+    fn lengths_overrunning_the_message_reset() {
+        for body in [&[0u8][..], &[0, 5, 1], &[0, 0, 0, 9, 0x40]] {
+            let e = Update::decode(body, &neg()).unwrap_err();
+            assert_eq!(e.action, Action::SessionReset);
+            assert_eq!(e.subcode, update::MALFORMED_ATTRIBUTE_LIST);
+        }
+    }
+
+    #[test]
+    fn attribute_overrun_is_treat_as_withdraw_and_keeps_nlri() {
+        // Total attribute length 3, but ORIGIN claims 5 bytes of value; then one NLRI.
+        let body = [0, 0, 0, 3, 0x40, 1, 5, 26, 203, 0, 113, 0];
+        let e = Update::decode(&body, &neg()).unwrap_err();
+        assert_eq!(e.action, Action::TreatAsWithdraw);
+        assert_eq!(e.update.unwrap().nlri.len(), 1);
+    }
+}
