@@ -199,15 +199,21 @@ fn is_zero(v: &u8) -> bool {
 }
 
 /// A community (RFC 1997), written `ASN:VALUE`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, SerializeDisplay, DeserializeFromStr)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, SerializeDisplay, DeserializeFromStr,
+)]
 pub struct Community(pub u32);
 
 /// A large community (RFC 8092 §3), written `GLOBAL:LOCAL1:LOCAL2`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, SerializeDisplay, DeserializeFromStr)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, SerializeDisplay, DeserializeFromStr,
+)]
 pub struct LargeCommunity(pub [u32; 3]);
 
 /// An extended community (RFC 4360 §2), written as 16 hex digits.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, SerializeDisplay, DeserializeFromStr)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, SerializeDisplay, DeserializeFromStr,
+)]
 pub struct ExtCommunity(pub [u8; 8]);
 
 impl fmt::Display for Community {
@@ -234,7 +240,9 @@ fn parse_colon<const K: usize>(s: &str, max: u32) -> Result<[u32; K], String> {
     let mut out = [0u32; K];
     let mut parts = s.split(':');
     for slot in &mut out {
-        let part = parts.next().ok_or_else(|| format!("{s:?}: expected {K} numbers"))?;
+        let part = parts
+            .next()
+            .ok_or_else(|| format!("{s:?}: expected {K} numbers"))?;
         *slot = part
             .parse::<u32>()
             .ok()
@@ -317,9 +325,7 @@ impl Attr {
                 buf.put_u32(*asn);
                 buf.put_slice(&address.octets());
             }
-            Attr::Communities { communities } => {
-                communities.iter().for_each(|c| buf.put_u32(c.0))
-            }
+            Attr::Communities { communities } => communities.iter().for_each(|c| buf.put_u32(c.0)),
             Attr::ClusterList { cluster_list } => {
                 cluster_list.iter().for_each(|a| buf.put_slice(&a.octets()))
             }
@@ -365,9 +371,11 @@ impl Attr {
 fn expected_category(type_code: u8) -> Option<u8> {
     use flags::{OPTIONAL, TRANSITIVE};
     Some(match type_code {
-        code::ORIGIN | code::AS_PATH | code::NEXT_HOP | code::LOCAL_PREF | code::ATOMIC_AGGREGATE => {
-            TRANSITIVE
-        }
+        code::ORIGIN
+        | code::AS_PATH
+        | code::NEXT_HOP
+        | code::LOCAL_PREF
+        | code::ATOMIC_AGGREGATE => TRANSITIVE,
         code::AGGREGATOR
         | code::COMMUNITIES
         | code::EXTENDED_COMMUNITIES
@@ -477,10 +485,17 @@ fn malformed(type_code: u8, subcode: u8, raw: &[u8], what: &str) -> Error {
 /// for the NOTIFICATION data.
 fn decode_value(type_code: u8, v: &[u8], raw: &[u8], neg: &Negotiated) -> Result<Attr, Error> {
     use update::*;
-    let bad_len = || malformed(type_code, ATTRIBUTE_LENGTH_ERROR, raw, "bad attribute length");
+    let bad_len = || {
+        malformed(
+            type_code,
+            ATTRIBUTE_LENGTH_ERROR,
+            raw,
+            "bad attribute length",
+        )
+    };
     let fixed = |n: usize| if v.len() == n { Ok(()) } else { Err(bad_len()) };
     let multiple = |n: usize| {
-        if v.len() % n == 0 {
+        if v.len().is_multiple_of(n) {
             Ok(())
         } else {
             Err(bad_len())
@@ -493,7 +508,14 @@ fn decode_value(type_code: u8, v: &[u8], raw: &[u8], neg: &Negotiated) -> Result
                 0 => Origin::Igp,
                 1 => Origin::Egp,
                 2 => Origin::Incomplete,
-                _ => return Err(malformed(type_code, INVALID_ORIGIN_ATTRIBUTE, raw, "undefined ORIGIN value")),
+                _ => {
+                    return Err(malformed(
+                        type_code,
+                        INVALID_ORIGIN_ATTRIBUTE,
+                        raw,
+                        "undefined ORIGIN value",
+                    ));
+                }
             };
             Attr::Origin { origin }
         }
@@ -502,8 +524,9 @@ fn decode_value(type_code: u8, v: &[u8], raw: &[u8], neg: &Negotiated) -> Result
                 .ok_or_else(|| malformed(type_code, MALFORMED_AS_PATH, &[], "malformed AS_PATH"))?,
         },
         code::AS4_PATH => Attr::As4Path {
-            segments: decode_segments(v, true)
-                .ok_or_else(|| malformed(type_code, MALFORMED_AS_PATH, &[], "malformed AS4_PATH"))?,
+            segments: decode_segments(v, true).ok_or_else(|| {
+                malformed(type_code, MALFORMED_AS_PATH, &[], "malformed AS4_PATH")
+            })?,
         },
         code::NEXT_HOP => {
             fixed(4)?;
@@ -515,7 +538,9 @@ fn decode_value(type_code: u8, v: &[u8], raw: &[u8], neg: &Negotiated) -> Result
         }
         code::LOCAL_PREF => {
             fixed(4)?;
-            Attr::LocalPref { local_pref: be32(v) }
+            Attr::LocalPref {
+                local_pref: be32(v),
+            }
         }
         code::ATOMIC_AGGREGATE => {
             fixed(0)?;
@@ -550,7 +575,9 @@ fn decode_value(type_code: u8, v: &[u8], raw: &[u8], neg: &Negotiated) -> Result
         }
         code::ORIGINATOR_ID => {
             fixed(4)?;
-            Attr::OriginatorId { originator_id: ipv4(v) }
+            Attr::OriginatorId {
+                originator_id: ipv4(v),
+            }
         }
         code::CLUSTER_LIST => {
             multiple(4)?;
@@ -608,7 +635,14 @@ fn other(type_code: u8, v: &[u8]) -> Attr {
 
 /// RFC 4760 §3; RFC 7606 §7.11: any error in it resets the session.
 fn decode_mp_reach(v: &[u8], raw: &[u8], neg: &Negotiated) -> Result<Attr, Error> {
-    let bad = |what| malformed(code::MP_REACH_NLRI, update::OPTIONAL_ATTRIBUTE_ERROR, raw, what);
+    let bad = |what| {
+        malformed(
+            code::MP_REACH_NLRI,
+            update::OPTIONAL_ATTRIBUTE_ERROR,
+            raw,
+            what,
+        )
+    };
     let [a0, a1, safi, nh_len, rest @ ..] = v else {
         return Err(bad("MP_REACH_NLRI shorter than its fixed fields"));
     };
@@ -658,7 +692,11 @@ pub(crate) fn decode_attributes(
             [f, t, ..] => (*f, *t),
             _ => (0, 0),
         };
-        let hdr = if flag_bits & flags::EXTENDED_LENGTH != 0 { 4 } else { 3 };
+        let hdr = if flag_bits & flags::EXTENDED_LENGTH != 0 {
+            4
+        } else {
+            3
+        };
         let len = match i {
             [_, _, h, l, ..] if hdr == 4 => Some(u16::from_be_bytes([*h, *l]) as usize),
             [_, _, l, ..] if hdr == 3 => Some(*l as usize),
@@ -692,7 +730,13 @@ pub(crate) fn decode_attributes(
             if e.action == Action::SessionReset {
                 return Err(e);
             }
-            note(worst, Error { action: Action::AttributeDiscard, ..e });
+            note(
+                worst,
+                Error {
+                    action: Action::AttributeDiscard,
+                    ..e
+                },
+            );
             continue;
         }
         seen[word] |= bit;
@@ -711,7 +755,12 @@ pub(crate) fn decode_attributes(
         if let Some(expected) = category
             && flag_bits & (flags::OPTIONAL | flags::TRANSITIVE) != expected
         {
-            let e = malformed(type_code, update::ATTRIBUTE_FLAGS_ERROR, raw, "attribute flags conflict with its type");
+            let e = malformed(
+                type_code,
+                update::ATTRIBUTE_FLAGS_ERROR,
+                raw,
+                "attribute flags conflict with its type",
+            );
             if e.action == Action::SessionReset {
                 return Err(e);
             }
@@ -758,7 +807,12 @@ mod tests {
     fn canonical_encodings() {
         let neg = Negotiated::default();
         let cases: Vec<(Attr, &[u8])> = vec![
-            (Attr::Origin { origin: Origin::Igp }, &[0x40, 1, 1, 0]),
+            (
+                Attr::Origin {
+                    origin: Origin::Igp,
+                },
+                &[0x40, 1, 1, 0],
+            ),
             (Attr::AsPath { segments: vec![] }, &[0x40, 2, 0]),
             (
                 Attr::AsPath {
@@ -776,7 +830,10 @@ mod tests {
                 &[0x40, 3, 4, 198, 51, 100, 1],
             ),
             (Attr::MultiExitDisc { med: 5 }, &[0x80, 4, 4, 0, 0, 0, 5]),
-            (Attr::LocalPref { local_pref: 100 }, &[0x40, 5, 4, 0, 0, 0, 100]),
+            (
+                Attr::LocalPref { local_pref: 100 },
+                &[0x40, 5, 4, 0, 0, 0, 100],
+            ),
             (Attr::AtomicAggregate, &[0x40, 6, 0]),
             (
                 Attr::Communities {
@@ -837,15 +894,51 @@ mod tests {
     fn rfc7606_actions() {
         let neg = Negotiated::default();
         let cases: &[(&[u8], Action, u8)] = &[
-            (&[0x40, 1, 1, 7], Action::TreatAsWithdraw, update::INVALID_ORIGIN_ATTRIBUTE),
-            (&[0x40, 1, 2, 0, 0], Action::TreatAsWithdraw, update::ATTRIBUTE_LENGTH_ERROR),
-            (&[0x80, 1, 1, 0], Action::TreatAsWithdraw, update::ATTRIBUTE_FLAGS_ERROR),
-            (&[0x40, 2, 2, 2, 0], Action::TreatAsWithdraw, update::MALFORMED_AS_PATH),
-            (&[0x40, 2, 4, 9, 1, 0, 1], Action::TreatAsWithdraw, update::MALFORMED_AS_PATH),
-            (&[0xc0, 8, 3, 1, 2, 3], Action::TreatAsWithdraw, update::ATTRIBUTE_LENGTH_ERROR),
-            (&[0x40, 6, 1, 0], Action::AttributeDiscard, update::ATTRIBUTE_LENGTH_ERROR),
-            (&[0xc0, 7, 5, 0, 0, 0, 0, 0], Action::AttributeDiscard, update::ATTRIBUTE_LENGTH_ERROR),
-            (&[0x40, 1, 5, 0], Action::TreatAsWithdraw, update::ATTRIBUTE_LENGTH_ERROR),
+            (
+                &[0x40, 1, 1, 7],
+                Action::TreatAsWithdraw,
+                update::INVALID_ORIGIN_ATTRIBUTE,
+            ),
+            (
+                &[0x40, 1, 2, 0, 0],
+                Action::TreatAsWithdraw,
+                update::ATTRIBUTE_LENGTH_ERROR,
+            ),
+            (
+                &[0x80, 1, 1, 0],
+                Action::TreatAsWithdraw,
+                update::ATTRIBUTE_FLAGS_ERROR,
+            ),
+            (
+                &[0x40, 2, 2, 2, 0],
+                Action::TreatAsWithdraw,
+                update::MALFORMED_AS_PATH,
+            ),
+            (
+                &[0x40, 2, 4, 9, 1, 0, 1],
+                Action::TreatAsWithdraw,
+                update::MALFORMED_AS_PATH,
+            ),
+            (
+                &[0xc0, 8, 3, 1, 2, 3],
+                Action::TreatAsWithdraw,
+                update::ATTRIBUTE_LENGTH_ERROR,
+            ),
+            (
+                &[0x40, 6, 1, 0],
+                Action::AttributeDiscard,
+                update::ATTRIBUTE_LENGTH_ERROR,
+            ),
+            (
+                &[0xc0, 7, 5, 0, 0, 0, 0, 0],
+                Action::AttributeDiscard,
+                update::ATTRIBUTE_LENGTH_ERROR,
+            ),
+            (
+                &[0x40, 1, 5, 0],
+                Action::TreatAsWithdraw,
+                update::ATTRIBUTE_LENGTH_ERROR,
+            ),
             (
                 &[0x40, 1, 1, 0, 0x40, 1, 1, 0],
                 Action::AttributeDiscard,
@@ -863,10 +956,10 @@ mod tests {
     fn session_resets() {
         let neg = Negotiated::default();
         let resets: &[&[u8]] = &[
-            &[0x00, 99, 0],                                 // unknown well-known
-            &[0x40, 14, 3, 0, 1, 1],                        // MP_REACH flags wrong
-            &[0x80, 14, 5, 0, 2, 1, 7, 0],                  // next hop length 7
-            &[0x80, 15, 4, 0, 1, 1, 33],                    // bad prefix length
+            &[0x00, 99, 0],                                // unknown well-known
+            &[0x40, 14, 3, 0, 1, 1],                       // MP_REACH flags wrong
+            &[0x80, 14, 5, 0, 2, 1, 7, 0],                 // next hop length 7
+            &[0x80, 15, 4, 0, 1, 1, 33],                   // bad prefix length
             &[0x80, 15, 3, 0, 2, 1, 0x80, 15, 3, 0, 2, 1], // MP_UNREACH twice
         ];
         for wire in resets {
@@ -905,7 +998,10 @@ mod tests {
 
     #[test]
     fn community_text() {
-        assert_eq!("65535:65535".parse::<Community>().unwrap(), Community(u32::MAX));
+        assert_eq!(
+            "65535:65535".parse::<Community>().unwrap(),
+            Community(u32::MAX)
+        );
         assert!("65536:1".parse::<Community>().is_err());
         assert!("1:2:3".parse::<Community>().is_err());
         assert_eq!(LargeCommunity([1, 2, 3]).to_string(), "1:2:3");

@@ -35,7 +35,12 @@ pub struct Error {
 
 impl Error {
     /// An error that ends the session with NOTIFICATION `code`/`subcode`.
-    pub fn reset(code: Code, subcode: u8, data: impl Into<Vec<u8>>, reason: impl Into<String>) -> Self {
+    pub fn reset(
+        code: Code,
+        subcode: u8,
+        data: impl Into<Vec<u8>>,
+        reason: impl Into<String>,
+    ) -> Self {
         Error {
             action: Action::SessionReset,
             code: code as u8,
@@ -47,7 +52,12 @@ impl Error {
     }
 
     /// An UPDATE attribute error handled by `action` (RFC 7606); the code is UPDATE Message Error.
-    pub fn attribute(action: Action, subcode: u8, data: impl Into<Vec<u8>>, reason: impl Into<String>) -> Self {
+    pub fn attribute(
+        action: Action,
+        subcode: u8,
+        data: impl Into<Vec<u8>>,
+        reason: impl Into<String>,
+    ) -> Self {
         Error {
             action,
             code: Code::Update as u8,

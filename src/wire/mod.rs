@@ -9,6 +9,7 @@ pub mod error;
 pub mod nlri;
 pub mod notification;
 pub mod open;
+pub mod text;
 pub mod update;
 
 use bytes::{BufMut, BytesMut};
@@ -168,9 +169,17 @@ fn bad_length(len: usize, reason: &str) -> Error {
 pub fn decode(msg: &[u8], neg: &Negotiated) -> Result<Message, Error> {
     match frame(msg, neg)? {
         Some(n) if n == msg.len() => {}
-        Some(n) => return Err(bad_length(n, "message length does not match the bytes given")),
+        Some(n) => {
+            return Err(bad_length(
+                n,
+                "message length does not match the bytes given",
+            ));
+        }
         None if msg.len() >= HEADER_LEN => {
-            return Err(bad_length(msg.len(), "message length does not match the bytes given"));
+            return Err(bad_length(
+                msg.len(),
+                "message length does not match the bytes given",
+            ));
         }
         None => return Err(bad_length(msg.len(), "message shorter than a header")),
     }
@@ -258,12 +267,10 @@ impl Message {
         } else {
             neg.max_len()
         };
-        let result = body.and_then(|()| {
-            if len > max {
-                Err(EncodeError::TooLong { len, max })
-            } else {
-                Ok(())
-            }
+        let result = body.and(if len > max {
+            Err(EncodeError::TooLong { len, max })
+        } else {
+            Ok(())
         });
         match result {
             Ok(()) => {
@@ -318,7 +325,10 @@ mod tests {
         assert_eq!(frame(&k[..18], &neg).unwrap(), None);
         assert_eq!(frame(&k, &neg).unwrap(), Some(19));
         let e = frame(&hdr(18, 4), &neg).unwrap_err();
-        assert_eq!((e.code, e.subcode, e.data.as_slice()), (1, 2, &[0u8, 18][..]));
+        assert_eq!(
+            (e.code, e.subcode, e.data.as_slice()),
+            (1, 2, &[0u8, 18][..])
+        );
         let e = frame(&hdr(4097, 2), &neg).unwrap_err();
         assert_eq!(e.subcode, header::BAD_MESSAGE_LENGTH);
         let ext = Negotiated {
@@ -328,7 +338,10 @@ mod tests {
         assert_eq!(frame(&hdr(4097, 2), &ext).unwrap(), None);
         let mut bad = hdr(19, 4);
         bad[3] = 0;
-        assert_eq!(frame(&bad, &neg).unwrap_err().subcode, header::CONNECTION_NOT_SYNCHRONIZED);
+        assert_eq!(
+            frame(&bad, &neg).unwrap_err().subcode,
+            header::CONNECTION_NOT_SYNCHRONIZED
+        );
         assert!(frame(&[0xff, 0xfe], &neg).is_err());
     }
 
@@ -336,10 +349,16 @@ mod tests {
     fn header_errors_by_type() {
         let neg = Negotiated::default();
         let e = decode(&hdr(19, 9), &neg).unwrap_err();
-        assert_eq!((e.subcode, e.data.as_slice()), (header::BAD_MESSAGE_TYPE, &[9u8][..]));
+        assert_eq!(
+            (e.subcode, e.data.as_slice()),
+            (header::BAD_MESSAGE_TYPE, &[9u8][..])
+        );
         let mut k = hdr(20, 4);
         k.push(0);
-        assert_eq!(decode(&k, &neg).unwrap_err().subcode, header::BAD_MESSAGE_LENGTH);
+        assert_eq!(
+            decode(&k, &neg).unwrap_err().subcode,
+            header::BAD_MESSAGE_LENGTH
+        );
         let mut rr = hdr(24, 5);
         rr.extend_from_slice(&[0, 1, 0, 1, 0]);
         let e = decode(&rr, &neg).unwrap_err();
@@ -371,7 +390,13 @@ mod tests {
         let neg = Negotiated::default();
         let u = Update {
             nlri: (0..1000u32)
-                .map(|i| Prefix::new(format!("198.18.{}.{}/32", i / 256, i % 256).parse().unwrap()))
+                .map(|i| {
+                    Prefix::new(
+                        format!("198.18.{}.{}/32", i / 256, i % 256)
+                            .parse()
+                            .unwrap(),
+                    )
+                })
                 .collect(),
             ..Update::default()
         };

@@ -337,6 +337,9 @@ mod tests {
         assert_eq!(j, r#"{"prefix":"2001:db8::/32","path_id":3}"#);
         assert_eq!(serde_json::from_str::<Prefix>(&j).unwrap(), x);
         assert_eq!(serde_json::to_string(&Afi(25)).unwrap(), "25");
-        assert_eq!(serde_json::from_str::<Safi>("\"unicast\"").unwrap(), Safi::UNICAST);
+        assert_eq!(
+            serde_json::from_str::<Safi>("\"unicast\"").unwrap(),
+            Safi::UNICAST
+        );
     }
 }

@@ -158,7 +158,12 @@ pub fn describe(code: u8, subcode: u8) -> String {
     let (c, subs): (&str, &[&str]) = match code {
         1 => (
             "Message Header Error",
-            &["", "Connection Not Synchronized", "Bad Message Length", "Bad Message Type"],
+            &[
+                "",
+                "Connection Not Synchronized",
+                "Bad Message Length",
+                "Bad Message Type",
+            ],
         ),
         2 => (
             "OPEN Message Error",
@@ -215,7 +220,10 @@ pub fn describe(code: u8, subcode: u8) -> String {
                 "Hard Reset",
             ],
         ),
-        7 => ("ROUTE-REFRESH Message Error", &["", "Invalid Message Length"]),
+        7 => (
+            "ROUTE-REFRESH Message Error",
+            &["", "Invalid Message Length"],
+        ),
         _ => return format!("error code {code} subcode {subcode}"),
     };
     match subs.get(subcode as usize) {

@@ -176,9 +176,10 @@ impl Open {
     pub fn add_path_mode(&self, family: Family) -> u8 {
         self.capabilities()
             .filter_map(|c| match c {
-                Capability::AddPath { families } => {
-                    families.iter().find(|f| f.family() == family).map(|f| f.mode)
-                }
+                Capability::AddPath { families } => families
+                    .iter()
+                    .find(|f| f.family() == family)
+                    .map(|f| f.mode),
                 _ => None,
             })
             .next()

@@ -89,10 +89,17 @@ impl Update {
 
     /// Every prefix announced, with its family.
     pub fn announced(&self) -> impl Iterator<Item = (Family, &Prefix)> {
-        let mp = self
-            .mp_reach()
-            .into_iter()
-            .flat_map(|m| m.nlri.iter().map(move |p| (Family { afi: m.afi, safi: m.safi }, p)));
+        let mp = self.mp_reach().into_iter().flat_map(|m| {
+            m.nlri.iter().map(move |p| {
+                (
+                    Family {
+                        afi: m.afi,
+                        safi: m.safi,
+                    },
+                    p,
+                )
+            })
+        });
         self.nlri
             .iter()
             .map(|p| (Family::IPV4_UNICAST, p))
@@ -102,9 +109,15 @@ impl Update {
     /// Every prefix withdrawn, with its family.
     pub fn withdrawals(&self) -> impl Iterator<Item = (Family, &Prefix)> {
         let mp = self.mp_unreach().into_iter().flat_map(|m| {
-            m.withdrawn
-                .iter()
-                .map(move |p| (Family { afi: m.afi, safi: m.safi }, p))
+            m.withdrawn.iter().map(move |p| {
+                (
+                    Family {
+                        afi: m.afi,
+                        safi: m.safi,
+                    },
+                    p,
+                )
+            })
         });
         self.withdrawn
             .iter()
@@ -115,7 +128,12 @@ impl Update {
     /// RFC 4271 §4.3 with RFC 7606 handling. `body` is the message after the header.
     pub(crate) fn decode(body: &[u8], neg: &Negotiated) -> Result<Update, Error> {
         let list_error = |reason: &str| {
-            Error::reset(Code::Update, update::MALFORMED_ATTRIBUTE_LIST, Vec::new(), reason)
+            Error::reset(
+                Code::Update,
+                update::MALFORMED_ATTRIBUTE_LIST,
+                Vec::new(),
+                reason,
+            )
         };
         // RFC 4271 §6.3: lengths that overrun the message are a Malformed Attribute List.
         let (wlen, rest) = body
@@ -175,7 +193,11 @@ impl Update {
         need.into_iter().find(|c| self.attr(*c).is_none())
     }
 
-    pub(crate) fn encode_body(&self, neg: &Negotiated, buf: &mut BytesMut) -> Result<(), EncodeError> {
+    pub(crate) fn encode_body(
+        &self,
+        neg: &Negotiated,
+        buf: &mut BytesMut,
+    ) -> Result<(), EncodeError> {
         let field = |buf: &mut BytesMut, at: usize, what| {
             let len = buf.len() - at - 2;
             let len16 = u16::try_from(len).map_err(|_| EncodeError::FieldTooLong { what, len })?;
@@ -210,7 +232,9 @@ mod tests {
     fn end_of_rib_markers() {
         for f in [Family::IPV4_UNICAST, Family::IPV6_UNICAST] {
             let mut b = BytesMut::new();
-            Update::end_of_rib_for(f).encode_body(&neg(), &mut b).unwrap();
+            Update::end_of_rib_for(f)
+                .encode_body(&neg(), &mut b)
+                .unwrap();
             let back = Update::decode(&b, &neg()).unwrap();
             assert_eq!(back.end_of_rib(), Some(f));
         }
@@ -224,7 +248,9 @@ mod tests {
     #[test]
     fn missing_mandatory_is_treat_as_withdraw() {
         let u = Update {
-            attributes: vec![PathAttribute::new(Attr::Origin { origin: Origin::Igp })],
+            attributes: vec![PathAttribute::new(Attr::Origin {
+                origin: Origin::Igp,
+            })],
             nlri: vec![Prefix::new("203.0.113.0/26".parse().unwrap())],
             ..Update::default()
         };

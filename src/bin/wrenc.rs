@@ -1,0 +1,125 @@
+//! wrenc: wren's client and offline tools.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use wren::wire::text::{self, Line};
+use wren::wire::{Message, Negotiated};
+
+#[derive(Parser)]
+#[command(name = "wrenc", version, about = "wren's client and BGP message tools")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Read BGP messages as hex (one per line) and print each as one JSON object.
+    Decode(CodecArgs),
+    /// Read messages as JSON (one object per line, as `decode` prints them) and print hex.
+    Encode(CodecArgs),
+}
+
+#[derive(Args)]
+struct CodecArgs {
+    /// Input file (standard input when absent).
+    file: Option<PathBuf>,
+    /// Families whose prefixes carry add-path identifiers (RFC 7911): ipv4,ipv6.
+    #[arg(long, value_name = "FAMILIES")]
+    add_path: Option<String>,
+    /// AS numbers are 2 octets (a peer without the 4-octet AS capability).
+    #[arg(long)]
+    as2: bool,
+    /// Messages up to 65535 octets (RFC 8654 extended messages).
+    #[arg(long)]
+    extended_message: bool,
+}
+
+impl CodecArgs {
+    fn negotiated(&self) -> anyhow::Result<Negotiated> {
+        let mut neg = Negotiated {
+            four_octet_as: !self.as2,
+            extended_message: self.extended_message,
+            ..Negotiated::default()
+        };
+        if let Some(list) = &self.add_path {
+            text::set_add_path(list, &mut neg).map_err(anyhow::Error::msg)?;
+        }
+        Ok(neg)
+    }
+
+    fn input(&self) -> anyhow::Result<(String, Box<dyn BufRead>)> {
+        Ok(match &self.file {
+            Some(p) => (
+                p.display().to_string(),
+                Box::new(BufReader::new(
+                    std::fs::File::open(p).with_context(|| format!("opening {}", p.display()))?,
+                )),
+            ),
+            None => ("<stdin>".to_string(), Box::new(std::io::stdin().lock())),
+        })
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Decode(a) => run(a, decode_line),
+        Command::Encode(a) => run(a, encode_line),
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("wrenc: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Converts one message line; `Err` is the message for standard error.
+type Convert = fn(&str, &Negotiated) -> Result<String, String>;
+
+fn decode_line(line: &str, neg: &Negotiated) -> Result<String, String> {
+    let (_, msg) = text::decode_hex(line, neg).map_err(|e| e.to_string())?;
+    serde_json::to_string(&msg).map_err(|e| e.to_string())
+}
+
+fn encode_line(line: &str, neg: &Negotiated) -> Result<String, String> {
+    let msg: Message = serde_json::from_str(line).map_err(|e| format!("bad JSON: {e}"))?;
+    msg.to_bytes(neg)
+        .map(hex::encode)
+        .map_err(|e| e.to_string())
+}
+
+/// Converts every line, passing comments and directives through so that
+/// `wrenc decode | wrenc encode` gives back its input. Returns whether every line converted.
+fn run(args: &CodecArgs, convert: Convert) -> anyhow::Result<bool> {
+    let mut neg = args.negotiated()?;
+    let (name, input) = args.input()?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut ok = true;
+    for (n, line) in input.lines().enumerate() {
+        let line = line.with_context(|| format!("reading {name}"))?;
+        let converted = match text::classify(&line, &mut neg) {
+            Ok(Line::Comment | Line::Directive) => Ok(line.clone()),
+            Ok(Line::Message(m)) => convert(m, &neg),
+            Err(e) => Err(e),
+        };
+        match converted {
+            Ok(s) => writeln!(out, "{s}")?,
+            Err(e) => {
+                ok = false;
+                out.flush()?;
+                eprintln!("{name}:{}: {e}", n + 1);
+            }
+        }
+    }
+    out.flush()?;
+    Ok(ok)
+}
