@@ -52,6 +52,13 @@ pub mod update {
     pub const MALFORMED_AS_PATH: u8 = 11;
 }
 
+/// Finite State Machine Error subcodes (RFC 6608 §4).
+pub mod fsm {
+    pub const UNEXPECTED_IN_OPEN_SENT: u8 = 1;
+    pub const UNEXPECTED_IN_OPEN_CONFIRM: u8 = 2;
+    pub const UNEXPECTED_IN_ESTABLISHED: u8 = 3;
+}
+
 /// Cease subcodes (RFC 4486 §4).
 pub mod cease {
     pub const MAX_PREFIXES: u8 = 1;

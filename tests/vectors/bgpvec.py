@@ -234,8 +234,12 @@ def addpath_modes(o):
     return modes
 
 
+def has_cap(o, code):
+    return any(c == code for c, _ in o["caps"])
+
+
 def has_as4(o):
-    return any(code == 65 for code, _ in o["caps"])
+    return has_cap(o, 65)
 
 
 def directives(sender_open, receiver_open):
@@ -246,6 +250,8 @@ def directives(sender_open, receiver_open):
         d.append("#! add-path=" + ",".join(fam_name(*f) for f in fams))
     if not (has_as4(sender_open) and has_as4(receiver_open)):
         d.append("#! as2")
+    if has_cap(sender_open, 6) and has_cap(receiver_open, 6):
+        d.append("#! extended-message")
     return d
 
 

@@ -33,7 +33,7 @@ B4=198.51.100.2
 A6=2001:db8::1
 B6=2001:db8::2
 PY=${PYTHON:-python3}
-ALL_PAIRS="bird2-gobgp bird2-frr bird16-bird2 openbgpd-bird2 gobgp-frr gobgp-bird2-as2"
+ALL_PAIRS="bird2-gobgp bird2-frr bird16-bird2 openbgpd-bird2 gobgp-frr gobgp-bird16-as2"
 
 log() { echo "[capture $(date +%T)] $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -259,17 +259,18 @@ gobgp_api() { gobgp "$1" global >/dev/null; }
 
 # gobgp_routes NS SIDE ASN NH4 NH6 ADDPATH(0|1)
 gobgp_routes() {
-    local ns=$1 asn=$3 nh4=$4 nh6=$5
+    local ns=$1 asn=$3 nh4=$4 nh6=$5 c=$3
+    [ "$asn" -gt 65535 ] && c=64999 # communities have a 2-octet AS part
     prefixes "$2"
     gobgp "$ns" global rib add -a ipv4 "$P4_1" origin igp nexthop "$nh4" med 40 \
-        community "$asn:100,$asn:101" large-community "$asn:1:1,$asn:1:2" aspath "$asn" \
+        community "$c:100,$c:101" large-community "$asn:1:1,$asn:1:2" aspath "$asn" \
         aggregator "$asn:$nh4"
     [ "$6" = 1 ] && gobgp "$ns" global rib add -a ipv4 "$P4_1" identifier 2 origin igp nexthop "$nh4" med 80
     gobgp "$ns" global rib add -a ipv4 "$P4_2" origin incomplete nexthop "$nh4" rt "$asn:100" \
         community "no-export"
     gobgp "$ns" global rib add -a ipv4 "$P4_W" origin egp nexthop "$nh4" local-pref 250
     gobgp "$ns" global rib add -a ipv6 "$P6_1" origin igp nexthop "$nh6" med 40 \
-        community "$asn:600" large-community "$asn:6:1" aspath "$asn,$asn"
+        community "$c:600" large-community "$asn:6:1" aspath "$asn,$asn"
     [ "$6" = 1 ] && gobgp "$ns" global rib add -a ipv6 "$P6_1" identifier 2 nexthop "$nh6" med 80
     gobgp "$ns" global rib add -a ipv6 "$P6_2" origin incomplete nexthop "$nh6" rt "$asn:600"
     gobgp "$ns" global rib add -a ipv6 "$P6_W" nexthop "$nh6"
@@ -535,8 +536,10 @@ EOF
         "iBGP over IPv6, BIRD 1.6 bird6 (Calico-style config) <-> bird2, AS 64512, IPv6 unicast"
 }
 
-# 4. OpenBGPD (A, AS 64515) <-> bird2 (B, AS 64512): eBGP over IPv4 carrying
-#    IPv4 and IPv6 unicast.
+# 4. OpenBGPD (A, AS 64515) <-> bird2 (B, AS 64512): eBGP, one session over
+#    IPv4 (IPv4 unicast, add-path both ways) and one over IPv6 (IPv6 unicast).
+#    (OpenBGPD 7.7 on Linux announced IPv6 routes over an IPv4 session with
+#    next hop ::1, so IPv6 gets its own session.)
 pair_openbgpd-bird2() {
     mkdir -p "$W"
     prefixes A
@@ -546,32 +549,47 @@ router-id $A4
 fib-update no
 socket "$W/openbgpd.sock"
 listen on $A4
+listen on $A6
 network $P4_1 set { community 64515:100 large-community 64515:1:1 ext-community rt 64515:100 med 30 }
-network $P4_2 set { community NO_EXPORT community 64515:200 prepend-self 2 origin incomplete }
+network $P4_2 set { community 64515:200 community 64515:201 prepend-self 2 origin incomplete }
 network $P6_1 set { community 64515:600 large-community 64515:6:1 ext-community rt 64515:600 med 30 }
 network $P6_2 set { prepend-self 1 large-community 64515:6:2 }
 neighbor $B4 {
     remote-as 64512
-    descr "bird2"
+    descr "bird2-v4"
     holdtime 9
     local-address $A4
-    local-address $A6
     announce IPv4 unicast
+    announce add-path recv yes
+    announce add-path send all
+}
+neighbor $B6 {
+    remote-as 64512
+    descr "bird2-v6"
+    holdtime 9
+    local-address $A6
+    announce IPv4 none
     announce IPv6 unicast
 }
 allow from any
 allow to any
 EOF
     chmod 600 "$W/bgpd.conf"
-    { bird2_base B $B4 64512 64512 "bgp_path.prepend(64512);" 0
+    { bird2_base B $B4 64512 64512 "bgp_path.prepend(64512);" 1
       cat <<EOF
-protocol bgp openbgpd {
+protocol bgp obgpd4 {
     local $B4 as 64512;
     neighbor $A4 as 64515;
     passive on;
     hold time 9; keepalive time 3;
-    ipv4 { import all; export filter wren_out; };
-    ipv6 { import all; export filter wren_out; next hop address $B6; };
+    ipv4 { import all; export filter wren_out; add paths on; };
+}
+protocol bgp obgpd6 {
+    local $B6 as 64512;
+    neighbor $A6 as 64515;
+    passive on;
+    hold time 9; keepalive time 3;
+    ipv6 { import all; export filter wren_out; };
 }
 EOF
     } >"$W/bird2.conf"
@@ -582,25 +600,32 @@ EOF
     bg bird2 $NB bird -f -c "$W/bird2.conf" -s "$W/bird2.ctl" -P "$W/bird2.pid"
     sleep 1
     bg openbgpd $NA bgpd -d -f "$W/bgpd.conf"
-    wait_for "openbgpd-bird2 established" 60 bird_est $NB birdc bird2 openbgpd
+    wait_for "openbgpd-bird2 v4 established" 60 bird_est $NB birdc bird2 obgpd4
+    wait_for "openbgpd-bird2 v6 established" 60 bird_est $NB birdc bird2 obgpd6
     local B="ip netns exec $NA bgpctl -s $W/openbgpd.sock"
+    prefixes A
     $B network add $P4_W community 64515:300 med 99
     $B network add $P6_W community 64515:301
     sleep 5
     log "route refresh from openbgpd"
     $B neighbor $B4 refresh
+    $B neighbor $B6 refresh
     sleep 2
     log "withdrawing"
     $B network delete $P4_W
     $B network delete $P6_W
     birdc2 $NB bird2 disable st6w
+    birdc2 $NB bird2 disable alt4
     sleep 10
-    log "shutting down session from openbgpd"
+    log "shutting down sessions from openbgpd"
     $B neighbor $B4 down "wren test vectors: done"
+    $B neighbor $B6 down
     sleep 2
     stop_capture
-    extract openbgpd "$V_OBGPD" bird2 "$V_BIRD2" 4 "" \
-        "eBGP over IPv4, OpenBGPD AS 64515 <-> bird2 AS 64512, IPv4+IPv6 unicast"
+    extract openbgpd "$V_OBGPD" bird2 "$V_BIRD2" 4 v4 \
+        "eBGP over IPv4, OpenBGPD AS 64515 <-> bird2 AS 64512, IPv4 unicast, add-path send/receive configured on both sides"
+    extract openbgpd "$V_OBGPD" bird2 "$V_BIRD2" 6 v6 \
+        "eBGP over IPv6, OpenBGPD AS 64515 <-> bird2 AS 64512, IPv6 unicast"
 }
 
 # 5. GoBGP (A, AS 64513) <-> FRR (B, AS 64514): eBGP, one session over IPv4
@@ -632,9 +657,8 @@ EOF
     wait_for "gobgp-frr v4 established" 60 gobgp_est $NA $B4
     wait_for "gobgp-frr v6 established" 60 gobgp_est $NA $B6
     sleep 5
-    log "route refresh from gobgp"
-    gobgp $NA neighbor $B4 softresetin
-    gobgp $NA neighbor $B6 softresetin
+    log "route refresh from frr"
+    vtysh $NB frr-B -c 'clear bgp * soft in'
     sleep 2
     log "withdrawing"
     prefixes A
@@ -655,9 +679,46 @@ EOF
         "eBGP over IPv6 (link addresses), GoBGP AS 64513 <-> FRR AS 64514, IPv6 unicast"
 }
 
-# 6. GoBGP (A, 4-octet AS 4200000001) <-> bird2 (B, AS 64512, "enable as4
-#    off"): 2-octet AS_PATH encoding with AS_TRANS and AS4_PATH/AS4_AGGREGATOR.
-pair_gobgp-bird2-as2() {
+# 6. GoBGP (A, 4-octet AS 4200000001) <-> BIRD 1.6 (B, AS 64512, "enable as4
+#    off"; bird for IPv4, bird6 for IPv6): 2-octet AS_PATH encoding with
+#    AS_TRANS and AS4_PATH / AS4_AGGREGATOR.  (bird2 with "enable as4 off"
+#    rejects a peer whose AS4 capability carries a 4-octet AS, so BIRD 1.6 is
+#    the 2-octet side here.)
+bird16_as2_conf() { # bird16_as2_conf 4|6
+    local fam=$1 nb src net1 net2 rts
+    prefixes B
+    if [ "$fam" = 4 ]; then
+        nb=$A4; src=$B4; net1="net = $P4_1"; net2="net = $P4_2"
+        rts="protocol static st4 { route $P4_1 blackhole; route $P4_2 blackhole; }
+protocol static st4w { route $P4_W blackhole; }"
+    else
+        nb=$A6; src=$B6; net1="net = $P6_1"; net2="net = $P6_2"
+        rts="protocol static st6 { route $P6_1 blackhole; route $P6_2 blackhole; }
+protocol static st6w { route $P6_W blackhole; }"
+    fi
+    cat <<EOF
+router id $B4;
+log "$W/bird16-$fam.log" all;
+protocol device { scan time 10; }
+$rts
+EOF
+    bird_filter wren_out 64512 64512 "bgp_path.prepend(4200000099); bgp_path.prepend(64512);" "$net1" "$net2"
+    cat <<EOF
+protocol bgp gobgp {
+  local as 64512;
+  neighbor $nb as 23456;  # AS_TRANS: with "enable as4 off" the peer's 4-octet AS is not seen
+  source address $src;
+  enable as4 off;
+  passive on;
+  hold time 9;
+  keepalive time 3;
+  import all;
+  export filter wren_out;
+}
+EOF
+}
+
+pair_gobgp-bird16-as2() {
     mkdir -p "$W"
     { cat <<EOF
 [global.config]
@@ -665,41 +726,36 @@ pair_gobgp-bird2-as2() {
   router-id = "$A4"
   local-address-list = ["$A4", "$A6"]
 EOF
-      gobgp_neighbor $B4 64512 $A4 false 0 ipv4-unicast ipv6-unicast
-    } >"$W/gobgp.toml"
-    { bird2_base B $B4 64512 64512 "bgp_path.prepend(4200000099); bgp_path.prepend(64512);" 0
-      cat <<EOF
-protocol bgp gobgp {
-    local $B4 as 64512;
-    neighbor $A4 as 4200000001;
-    passive on;
-    enable as4 off;
-    hold time 9; keepalive time 3;
-    ipv4 { import all; export filter wren_out; };
-    ipv6 { import all; export filter wren_out; next hop address $B6; };
-}
-EOF
-    } >"$W/bird2.conf"
+      gobgp_neighbor $B4 64512 $B4 false 0 ipv4-unicast
+      gobgp_neighbor $B6 64512 $B6 false 0 ipv6-unicast
+    } | sed "s/local-address = \"$B4\"/local-address = \"$A4\"/; s/local-address = \"$B6\"/local-address = \"$A6\"/" >"$W/gobgp.toml"
+    bird16_as2_conf 4 >"$W/bird16.conf"
+    bird16_as2_conf 6 >"$W/bird6.conf"
 
     setup_link
     start_capture
-    bg bird2 $NB bird -f -c "$W/bird2.conf" -s "$W/bird2.ctl" -P "$W/bird2.pid"
+    bg bird16 $NB "$B16/bird" -f -c "$W/bird16.conf" -s "$W/bird16.ctl" -P "$W/bird16.pid"
+    bg bird6 $NB "$B16/bird6" -f -c "$W/bird6.conf" -s "$W/bird6.ctl" -P "$W/bird6.pid"
     bg gobgpd $NA gobgpd -f "$W/gobgp.toml" --api-hosts 127.0.0.1:50051
     wait_for "gobgp api" 30 gobgp_api $NA
     gobgp_routes $NA A 4200000001 $A4 $A6 0
-    wait_for "gobgp-bird2 (as2) established" 60 bird_est $NB birdc bird2 gobgp
+    wait_for "gobgp-bird16 v4 (as2) established" 60 bird_est $NB "$B16/birdc" bird16 gobgp
+    wait_for "gobgp-bird6 v6 (as2) established" 60 bird_est $NB "$B16/birdc6" bird6 gobgp
     sleep 5
     log "withdrawing"
     prefixes A
     gobgp $NA global rib del -a ipv4 "$P4_W"
-    birdc2 $NB bird2 disable st6w
+    ip netns exec $NB "$B16/birdc6" -s "$W/bird6.ctl" disable st6w
     sleep 10
-    log "shutting down session from bird2"
-    birdc2 $NB bird2 disable gobgp
+    log "shutting down sessions from bird 1.6"
+    ip netns exec $NB "$B16/birdc" -s "$W/bird16.ctl" disable gobgp
+    ip netns exec $NB "$B16/birdc6" -s "$W/bird6.ctl" disable gobgp
     sleep 2
     stop_capture
-    extract gobgp "$V_GOBGP" bird2 "$V_BIRD2" 4 as2 \
-        "eBGP over IPv4, GoBGP AS 4200000001 <-> bird2 AS 64512 with 'enable as4 off', IPv4+IPv6 unicast"
+    extract gobgp "$V_GOBGP" bird16 "$V_BIRD16" 4 as2-v4 \
+        "eBGP over IPv4, GoBGP AS 4200000001 <-> BIRD 1.6 AS 64512 with 'enable as4 off', IPv4 unicast"
+    extract gobgp "$V_GOBGP" bird16 "$V_BIRD6" 6 as2-v6 \
+        "eBGP over IPv6, GoBGP AS 4200000001 <-> BIRD 1.6 bird6 AS 64512 with 'enable as4 off', IPv6 unicast"
 }
 
 # ------------------------------------------------------------------ main
