@@ -1,3 +1,8 @@
 //! wren: a BGP speaker for Kubernetes nodes, a drop-in for Calico's BIRD.
 
+pub mod config;
+pub mod control;
+pub mod daemon;
+pub mod rib;
+pub mod session;
 pub mod wire;

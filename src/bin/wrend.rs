@@ -1,0 +1,71 @@
+//! wrend: the wren daemon. Accepts BIRD's flags too (`-c`, `-s`, `-p`, `-R`, `-d`), so it
+//! can stand where Calico runs `bird`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use wren::config::Config;
+use wren::daemon;
+
+#[derive(Parser)]
+#[command(name = "wrend", version, about = "wren BGP daemon")]
+struct Args {
+    /// Configuration file (TOML).
+    #[arg(short = 'c', long = "config", default_value = "/etc/wren/wren.toml")]
+    config: PathBuf,
+    /// Control socket path; may be given more than once.
+    #[arg(short = 's', long = "socket", default_value = "/run/wren/wren.ctl")]
+    socket: Vec<PathBuf>,
+    /// Check the configuration and exit (0 when valid).
+    #[arg(short = 'p', long = "check-config")]
+    check: bool,
+    /// Start as a restarting speaker (graceful restart, RFC 4724).
+    #[arg(short = 'R', long = "restarting")]
+    restarting: bool,
+    /// Stay in the foreground (always the case; accepted for BIRD compatibility).
+    #[arg(short = 'd')]
+    foreground: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_target(false)
+        .init();
+    let config = match Config::load(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("wrend: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if args.check {
+        println!("{}: configuration OK", args.config.display());
+        return ExitCode::SUCCESS;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("wrend: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let opts = daemon::Options {
+        config,
+        control: args.socket,
+        restarting: args.restarting,
+    };
+    match runtime.block_on(daemon::run(opts)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("wrend: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,375 @@
+//! The commands: `show status`, `show protocols [all] [NAME]`, `show route [count]`, in
+//! BIRD 1.6.8's layout (contract §4.3), which Calico's parsers read.
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::rib::{Rib, Route};
+use crate::session::{State, Status};
+use crate::wire::attr::{Origin, SegmentKind};
+use crate::wire::{Attr, Family, Prefix};
+
+use super::Line;
+
+/// The version the hello and `show status` report; Calico reads the text after `BIRD `.
+pub fn version() -> String {
+    format!("wren-{}", env!("CARGO_PKG_VERSION"))
+}
+
+/// What the commands read.
+pub struct Context<'a> {
+    pub router_id: Ipv4Addr,
+    pub started: SystemTime,
+    pub reconfigured: SystemTime,
+    pub peers: &'a [Status],
+    pub rib: &'a Rib,
+}
+
+/// Runs one command line.
+pub fn execute(cmd: &str, ctx: &Context) -> Vec<Line> {
+    let words: Vec<&str> = cmd.split_whitespace().collect();
+    match words.as_slice() {
+        ["show", "status"] => show_status(ctx),
+        ["show", "protocols", rest @ ..] => show_protocols(ctx, rest),
+        ["show", "route", rest @ ..] => show_route(ctx, rest),
+        _ => vec![Line::new(9001, "syntax error")],
+    }
+}
+
+fn show_status(ctx: &Context) -> Vec<Line> {
+    let now = SystemTime::now();
+    vec![
+        Line::new(1000, format!("BIRD {}", version())),
+        Line::new(1011, format!("Router ID is {}", ctx.router_id)),
+        Line::new(1011, format!("Current server time is {}", datetime(now))),
+        Line::new(1011, format!("Last reboot on {}", datetime(ctx.started))),
+        Line::new(
+            1011,
+            format!("Last reconfiguration on {}", datetime(ctx.reconfigured)),
+        ),
+        Line::new(13, "Daemon is up and running"),
+    ]
+}
+
+fn show_protocols(ctx: &Context, args: &[&str]) -> Vec<Line> {
+    let (all, name) = match args {
+        [] => (false, None),
+        ["all"] => (true, None),
+        ["all", n] => (true, Some(*n)),
+        [n] => (false, Some(*n)),
+        _ => return vec![Line::new(9001, "syntax error")],
+    };
+    // A peer's index in `peers` is its id in the RIB.
+    let selected: Vec<(usize, &Status)> = ctx
+        .peers
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| name.is_none_or(|n| p.name == n))
+        .collect();
+    if let Some(n) = name
+        && selected.is_empty()
+    {
+        return vec![Line::new(9002, format!("{n} is not a protocol"))];
+    }
+    let mut out = vec![Line::new(
+        2002,
+        "name     proto    table    state  since       info",
+    )];
+    for (id, p) in selected {
+        out.push(Line::new(1002, protocol_row(p)));
+        if all {
+            let imported = ctx.rib.peers.get(id).map_or(0, |r| r.adj_in.len());
+            let exported = ctx.rib.originated.len();
+            out.extend(
+                protocol_details(p, imported, exported)
+                    .into_iter()
+                    .map(|t| Line::new(1006, t)),
+            );
+        }
+    }
+    out.push(Line::new(0, ""));
+    out
+}
+
+/// `%-8s %-8s %-8s %-5s  %-10s  %s`: name, proto, table, state, since, info.
+fn protocol_row(p: &Status) -> String {
+    let state = if p.state == State::Established {
+        "up"
+    } else {
+        "start"
+    };
+    format!(
+        "{:<8} {:<8} {:<8} {:<5}  {:<10}  {}",
+        p.name,
+        "BGP",
+        "master",
+        state,
+        since(p.since),
+        bgp_info(p)
+    )
+}
+
+/// The BGP state word padded to 14 columns, then the last error with BIRD's class prefix.
+fn bgp_info(p: &Status) -> String {
+    let word = match p.state {
+        State::Idle => "Idle",
+        State::Connect => "Connect",
+        State::Active => "Active",
+        State::OpenSent => "OpenSent",
+        State::OpenConfirm => "OpenConfirm",
+        State::Established => "Established",
+    };
+    let err = match (&p.last_error, p.state) {
+        (Some(e), s) if s != State::Established => error_class(e),
+        _ => String::new(),
+    };
+    format!("{word:<14}{err}")
+}
+
+/// BIRD's error classes: `Socket:` for connection errors, `Received:` for a NOTIFICATION
+/// from the peer, `BGP Error:` for one we sent.
+fn error_class(e: &str) -> String {
+    if let Some(r) = e.strip_prefix("received: ") {
+        format!("Received: {r}")
+    } else if let Some(r) = e.strip_prefix("sent: ") {
+        format!("BGP Error: {r}")
+    } else if let Some(r) = e.strip_prefix("connect: ") {
+        format!("Socket: {r}")
+    } else {
+        format!("Error: {e}")
+    }
+}
+
+fn protocol_details(p: &Status, imported: usize, exported: usize) -> Vec<String> {
+    let mut d = vec![
+        "  Description:    Connection to BGP peer".to_string(),
+        "  Preference:     100".to_string(),
+        "  Input filter:   ACCEPT".to_string(),
+        "  Output filter:  ACCEPT".to_string(),
+        format!("  Routes:         {imported} imported, {exported} exported, 0 preferred"),
+        format!("  BGP state:          {}", bgp_info(p).trim_end()),
+        format!("    Neighbor address: {}", p.address),
+        format!("    Neighbor AS:      {}", p.asn),
+    ];
+    if let Some(s) = &p.session {
+        d.push(format!("    Neighbor ID:      {}", s.remote.bgp_id));
+        let mut caps = Vec::new();
+        if s.route_refresh {
+            caps.push("refresh");
+        }
+        if s.enhanced_route_refresh {
+            caps.push("enhanced-refresh");
+        }
+        if s.peer_graceful_restart.is_some() {
+            caps.push("restart-able");
+        }
+        if s.rx.four_octet_as {
+            caps.push("AS4");
+        }
+        if s.rx.add_path_ipv4 || s.rx.add_path_ipv6 {
+            caps.push("add-path-rx");
+        }
+        if s.tx.add_path_ipv4 || s.tx.add_path_ipv6 {
+            caps.push("add-path-tx");
+        }
+        d.push(format!("    Neighbor caps:    {}", caps.join(" ")));
+        d.push(format!("    Hold timer:       {}", s.hold_time));
+        d.push(format!("    Keepalive timer:  {}", s.keepalive));
+    }
+    if let Some(e) = &p.last_error {
+        d.push(format!("    Last error:       {}", error_class(e)));
+    }
+    d.push(String::new());
+    d
+}
+
+fn show_route(ctx: &Context, args: &[&str]) -> Vec<Line> {
+    let count_only = matches!(args, ["count"]);
+    if !args.is_empty() && !count_only {
+        return vec![Line::new(9001, "syntax error")];
+    }
+    let mut rows = Vec::new();
+    let mut networks = BTreeSet::new();
+    for net in &ctx.rib.originated {
+        networks.insert(*net);
+        rows.push(format!(
+            "{:<18} blackhole [static1 {}] * (200)",
+            net.to_string(),
+            since(ctx.started)
+        ));
+    }
+    for (id, family, prefix, route) in ctx.rib.routes() {
+        let Some(peer) = ctx.peers.get(id) else {
+            continue;
+        };
+        let first = networks.insert(prefix.net);
+        rows.push(route_row(peer, *family, prefix, route, first));
+    }
+    if count_only {
+        return vec![Line::new(
+            14,
+            format!(
+                "{} of {} routes for {} networks",
+                rows.len(),
+                rows.len(),
+                networks.len()
+            ),
+        )];
+    }
+    let mut out: Vec<Line> = rows.into_iter().map(|r| Line::new(1007, r)).collect();
+    out.push(Line::new(0, ""));
+    out
+}
+
+/// `%-18s via NH [PROTO SINCE] * (100/0) [ASPATH ORIGIN]`; the prefix column is blank for
+/// a second route to the same network.
+fn route_row(peer: &Status, family: Family, prefix: &Prefix, route: &Route, first: bool) -> String {
+    let mut nh: Option<IpAddr> = None;
+    let mut path = String::new();
+    let mut origin = '?';
+    for a in route.attrs.iter() {
+        match &a.value {
+            Attr::NextHop { next_hop } if family == Family::IPV4_UNICAST => {
+                nh = Some(IpAddr::V4(*next_hop))
+            }
+            Attr::MpReach(m) => nh = Some(m.next_hop),
+            Attr::AsPath { segments } => {
+                for s in segments {
+                    let asns: Vec<String> = s.asns.iter().map(|a| format!("AS{a}")).collect();
+                    match s.kind {
+                        SegmentKind::Sequence => path.push_str(&asns.join(" ")),
+                        _ => path.push_str(&format!("{{{}}}", asns.join(" "))),
+                    }
+                }
+            }
+            Attr::Origin { origin: o } => {
+                origin = match o {
+                    Origin::Igp => 'i',
+                    Origin::Egp => 'e',
+                    Origin::Incomplete => '?',
+                }
+            }
+            _ => {}
+        }
+    }
+    let via = nh.map_or_else(|| "unreachable".to_string(), |n| format!("via {n}"));
+    let stale = if route.stale { "s" } else { "" };
+    let net = if first {
+        prefix.net.to_string()
+    } else {
+        String::new()
+    };
+    format!(
+        "{net:<18} {via} [{} {}]{} (100{stale}/0) [{path}{origin}]",
+        peer.name,
+        since(peer.since),
+        if first { " *" } else { "" }
+    )
+}
+
+/// BIRD's protocol time: `HH:MM:SS` when less than 20 hours ago, else `YYYY-MM-DD` (UTC).
+fn since(t: SystemTime) -> String {
+    let age = SystemTime::now()
+        .duration_since(t)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (date, time) = civil(t);
+    if age < 20 * 3600 { time } else { date }
+}
+
+fn datetime(t: SystemTime) -> String {
+    let (date, time) = civil(t);
+    format!("{date} {time}")
+}
+
+/// UTC calendar date and time of day (days-to-civil, proleptic Gregorian).
+fn civil(t: SystemTime) -> (String, String) {
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0) as i64;
+    let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (
+        format!("{y:04}-{m:02}-{d:02}"),
+        format!("{:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn civil_dates() {
+        let t = UNIX_EPOCH + Duration::from_secs(1_795_510_641); // 2026-11-24 08:57:21
+        assert_eq!(civil(t), ("2026-11-24".into(), "08:57:21".into()));
+        assert_eq!(civil(UNIX_EPOCH).0, "1970-01-01");
+        assert_eq!(
+            civil(UNIX_EPOCH + Duration::from_secs(951_782_400)).0,
+            "2000-02-29"
+        );
+    }
+
+    fn status(state: State, err: Option<&str>) -> Status {
+        Status {
+            name: "Mesh_198_51_100_2".into(),
+            address: "198.51.100.2".parse().unwrap(),
+            asn: 64512,
+            state,
+            since: SystemTime::now(),
+            last_error: err.map(str::to_string),
+            session: None,
+            messages_in: 0,
+            messages_out: 0,
+            updates_in: 0,
+        }
+    }
+
+    #[test]
+    fn protocol_rows_tokenise_as_calico_expects() {
+        let up = protocol_row(&status(State::Established, None));
+        let t: Vec<&str> = up.split_whitespace().collect();
+        assert_eq!(t[..3], ["Mesh_198_51_100_2", "BGP", "master"]);
+        assert_eq!(t[3], "up");
+        assert_eq!(t[5], "Established");
+        assert!(up.ends_with("Established   "), "{up:?}");
+        let down = protocol_row(&status(State::Active, Some("connect: Connection refused")));
+        assert!(
+            down.ends_with("Active        Socket: Connection refused"),
+            "{down:?}"
+        );
+        assert_eq!(down.split_whitespace().nth(3), Some("start"));
+    }
+
+    #[test]
+    fn unknown_commands() {
+        let rib = Rib::default();
+        let ctx = Context {
+            router_id: Ipv4Addr::LOCALHOST,
+            started: SystemTime::now(),
+            reconfigured: SystemTime::now(),
+            peers: &[],
+            rib: &rib,
+        };
+        assert_eq!(
+            execute("bogus command", &ctx),
+            vec![Line::new(9001, "syntax error")]
+        );
+        assert_eq!(
+            execute("show protocols nosuch", &ctx),
+            vec![Line::new(9002, "nosuch is not a protocol")]
+        );
+        assert_eq!(execute("show status", &ctx).last().unwrap().code, 13);
+    }
+}

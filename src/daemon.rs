@@ -1,0 +1,177 @@
+//! Wiring: peer tasks, listeners, the RIB task and the control socket; signals.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context as _;
+use bytes::BytesMut;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::control::{commands, server};
+use crate::rib::Rib;
+use crate::session::{self, Handle, PeerId, ToPeer, ToRib, listen};
+use crate::wire::notification::cease;
+use crate::wire::{Message, Notification};
+
+/// How the daemon was started.
+pub struct Options {
+    pub config: Config,
+    /// Control socket paths (BIRD's `-s`; Calico's bird.ctl and bird6.ctl may both be given).
+    pub control: Vec<PathBuf>,
+    /// Started with `-R`: tell peers we restarted (RFC 4724 §3 Restart State).
+    pub restarting: bool,
+}
+
+/// Runs until SIGTERM or SIGINT, then sends every peer a Cease and returns.
+pub async fn run(opts: Options) -> anyhow::Result<()> {
+    let config = opts.config;
+    let started = SystemTime::now();
+    let peers = config.peers();
+    let (rib_tx, mut rib_rx) = mpsc::channel::<ToRib>(1024);
+    let handles: Vec<Handle> = peers
+        .iter()
+        .enumerate()
+        .map(|(id, p)| {
+            session::spawn(
+                id,
+                p.clone(),
+                config.asn,
+                config.router_id,
+                opts.restarting,
+                rib_tx.clone(),
+            )
+        })
+        .collect();
+    let directory: listen::Directory = Arc::new(RwLock::new(
+        peers
+            .iter()
+            .zip(&handles)
+            .map(|(p, h)| (p.address, h.commands.clone()))
+            .collect::<HashMap<_, _>>(),
+    ));
+    let keys: Vec<_> = peers
+        .iter()
+        .filter_map(|p| p.settings.password.clone().map(|k| (p.address, k)))
+        .collect();
+    for addr in &config.listen.addresses {
+        let at = SocketAddr::new(*addr, config.listen.port);
+        let l = listen::open(at, &keys).with_context(|| format!("listening on {at}"))?;
+        info!("listening on {at}");
+        tokio::spawn(listen::run(l, directory.clone()));
+    }
+    let (ctl_tx, mut ctl_rx) = mpsc::channel::<server::Request>(64);
+    for path in &opts.control {
+        let l = server::bind(path).with_context(|| format!("control socket {}", path.display()))?;
+        info!("control socket {}", path.display());
+        tokio::spawn(server::run(l, ctl_tx.clone()));
+    }
+    for h in &handles {
+        let _ = h.commands.send(ToPeer::Start).await;
+    }
+
+    let mut rib = Rib::new(config.asn, config.originate.clone(), peers.len());
+    // Graceful restart (RFC 4724 §4.2): when to drop a restarting peer's stale routes.
+    let mut stale_deadline: HashMap<PeerId, Instant> = HashMap::new();
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    loop {
+        let next_flush = stale_deadline
+            .iter()
+            .min_by_key(|(_, at)| **at)
+            .map(|(p, at)| (*p, *at));
+        tokio::select! {
+            Some(m) = rib_rx.recv() => {
+                let (peer, out) = match m {
+                    ToRib::Up { peer, session, local } => {
+                        let restart = session.peer_graceful_restart.as_ref().map(|g| g.restart_time);
+                        if let Some(t) = restart.filter(|_| stale_deadline.contains_key(&peer)) {
+                            stale_deadline.insert(peer, Instant::now() + Duration::from_secs(u64::from(t.max(1))));
+                        }
+                        (peer, rib.up(peer, *session, local))
+                    }
+                    ToRib::Down { peer } => {
+                        if let Some(g) = rib.peers.get(peer).and_then(|p| p.session.as_ref()).and_then(|s| s.peer_graceful_restart.as_ref()) {
+                            stale_deadline.insert(peer, Instant::now() + Duration::from_secs(u64::from(g.restart_time)));
+                        }
+                        rib.down(peer);
+                        (peer, Vec::new())
+                    }
+                    ToRib::Update { peer, update, withdraw_all } => {
+                        rib.update(peer, &update, withdraw_all);
+                        (peer, Vec::new())
+                    }
+                    ToRib::Refresh { peer, request } => (peer, rib.refresh(peer, request)),
+                };
+                send(&rib, &handles, peer, &out).await;
+            }
+            () = sleep_until(next_flush.map(|(_, at)| at)), if next_flush.is_some() => {
+                if let Some((peer, _)) = next_flush {
+                    stale_deadline.remove(&peer);
+                    info!(peer, "graceful restart time over: dropping stale routes");
+                    rib.flush_stale(peer);
+                }
+            }
+            Some((cmd, reply)) = ctl_rx.recv() => {
+                let statuses: Vec<_> = handles
+                    .iter()
+                    .map(|h| h.status.lock().unwrap_or_else(|p| p.into_inner()).clone())
+                    .collect();
+                let ctx = commands::Context {
+                    router_id: config.router_id,
+                    started,
+                    reconfigured: started,
+                    peers: &statuses,
+                    rib: &rib,
+                };
+                let _ = reply.send(commands::execute(&cmd, &ctx));
+            }
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+    info!("shutting down");
+    for h in &handles {
+        let n = Notification::shutdown(cease::ADMINISTRATIVE_SHUTDOWN, "wren shutting down");
+        let _ = h.commands.send(ToPeer::Stop(n)).await;
+    }
+    // Let the writers put the Ceases on the wire.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for p in &opts.control {
+        let _ = std::fs::remove_file(p);
+    }
+    Ok(())
+}
+
+/// Encodes messages for a peer with its session's encoding and queues them in one write.
+async fn send(rib: &Rib, handles: &[Handle], peer: PeerId, out: &[Message]) {
+    if out.is_empty() {
+        return;
+    }
+    let (Some(s), Some(h)) = (
+        rib.peers.get(peer).and_then(|p| p.session.as_ref()),
+        handles.get(peer),
+    ) else {
+        return;
+    };
+    let mut buf = BytesMut::new();
+    for m in out {
+        if let Err(e) = m.encode(&s.tx, &mut buf) {
+            warn!(peer, "cannot encode an outgoing message: {e}");
+        }
+    }
+    let _ = h.commands.send(ToPeer::Send(buf.freeze())).await;
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

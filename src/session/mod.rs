@@ -1,0 +1,134 @@
+//! BGP sessions: the RFC 4271 state machine (pure, in `fsm`), one tokio task per peer
+//! (`peer`), the listener (`listen`) and socket options (`socket`).
+
+pub mod caps;
+pub mod fsm;
+pub mod listen;
+pub mod peer;
+pub mod socket;
+
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use bytes::{Bytes, BytesMut};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+use crate::config::Peer as PeerConfig;
+use crate::wire::{Notification, Open, RouteRefresh, Update};
+
+pub use caps::Session;
+pub use fsm::State;
+
+/// Index of a peer in the daemon's peer table.
+pub type PeerId = usize;
+
+/// Commands to a peer task.
+#[derive(Debug)]
+pub enum ToPeer {
+    Start,
+    /// Stop with this NOTIFICATION (a Cease) and stay down until started again.
+    Stop(Notification),
+    /// Encoded messages to write while Established (UPDATEs from the RIB).
+    Send(Bytes),
+    /// A connection the listener accepted from this peer's address.
+    Incoming(TcpStream),
+    /// A colliding connection and the OPEN it sent, with any bytes read after it.
+    IncomingOpen(TcpStream, Box<Open>, BytesMut),
+}
+
+/// What peer tasks tell the RIB.
+#[derive(Debug)]
+pub enum ToRib {
+    /// Established; `local` is the connection's local address (our next hop).
+    Up {
+        peer: PeerId,
+        session: Box<Session>,
+        local: std::net::SocketAddr,
+    },
+    Down {
+        peer: PeerId,
+    },
+    Update {
+        peer: PeerId,
+        update: Box<Update>,
+        withdraw_all: bool,
+    },
+    Refresh {
+        peer: PeerId,
+        request: RouteRefresh,
+    },
+}
+
+/// A session's state as the control socket shows it.
+#[derive(Debug, Clone)]
+pub struct Status {
+    pub name: String,
+    pub address: IpAddr,
+    pub asn: u32,
+    pub state: State,
+    pub since: SystemTime,
+    pub last_error: Option<String>,
+    pub session: Option<Session>,
+    pub messages_in: u64,
+    pub messages_out: u64,
+    pub updates_in: u64,
+}
+
+/// The daemon's handle on a running peer task.
+#[derive(Clone)]
+pub struct Handle {
+    pub commands: mpsc::Sender<ToPeer>,
+    pub status: Arc<Mutex<Status>>,
+}
+
+/// Starts a peer task (not yet started: send [`ToPeer::Start`]).
+pub fn spawn(
+    id: PeerId,
+    cfg: PeerConfig,
+    local_asn: u32,
+    router_id: std::net::Ipv4Addr,
+    restarting: bool,
+    rib: mpsc::Sender<ToRib>,
+) -> Handle {
+    let s = &cfg.settings;
+    let params = fsm::Params {
+        local_open: caps::local_open(local_asn, router_id, s, restarting),
+        local_asn,
+        local_id: router_id,
+        peer_asn: cfg.asn,
+        keepalive: s.keepalive,
+        passive: s.passive,
+        connect_delay: s.connect_delay,
+        connect_retry: s.connect_retry,
+        error_wait: s.error_wait,
+    };
+    let status = Arc::new(Mutex::new(Status {
+        name: cfg.name.clone(),
+        address: cfg.address,
+        asn: cfg.asn,
+        state: State::Idle,
+        since: SystemTime::now(),
+        last_error: None,
+        session: None,
+        messages_in: 0,
+        messages_out: 0,
+        updates_in: 0,
+    }));
+    let (tx, rx) = mpsc::channel(64);
+    let peer = peer::Peer::new(
+        id,
+        cfg,
+        fsm::Fsm::new(params),
+        status.clone(),
+        rx,
+        tx.clone(),
+        rib,
+    );
+    tokio::spawn(peer.run());
+    Handle {
+        commands: tx,
+        status,
+    }
+}

@@ -1,0 +1,506 @@
+//! One peer's task: owns its TCP connection and timers, feeds the state machine, and carries
+//! out its actions. Reading stops while the RIB is behind (bounded channel), but timers and
+//! keepalives keep running, so a slow RIB never expires a hold timer.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use crate::config::Peer as PeerConfig;
+use crate::wire::{self, Message, Negotiated, Open};
+
+use super::fsm::{Action, Event, Fsm, State, Timer, collision};
+use super::socket::{self, Options};
+use super::{PeerId, Status, ToPeer, ToRib};
+
+/// Writes queued to one connection before the peer stops taking more from the RIB.
+const WRITE_QUEUE: usize = 256;
+/// How long an incoming connection that collides with ours has to send its OPEN.
+const COLLISION_OPEN_WAIT: Duration = Duration::from_secs(30);
+
+struct Conn {
+    read: OwnedReadHalf,
+    write: mpsc::Sender<Bytes>,
+    /// We dialled it (RFC 4271 §6.8 keeps the one dialled by the higher identifier).
+    outgoing: bool,
+    local: SocketAddr,
+}
+
+/// The peer task's state.
+pub struct Peer {
+    id: PeerId,
+    cfg: PeerConfig,
+    fsm: Fsm,
+    status: Arc<Mutex<Status>>,
+    commands: mpsc::Receiver<ToPeer>,
+    /// For collision OPEN readers to hand connections back.
+    self_tx: mpsc::Sender<ToPeer>,
+    rib: mpsc::Sender<ToRib>,
+    conn: Option<Conn>,
+    dialling: Option<JoinHandle<io::Result<TcpStream>>>,
+    timers: HashMap<Timer, Instant>,
+    rbuf: BytesMut,
+    /// A message for the RIB that waits for channel space; reading pauses meanwhile.
+    pending: Option<ToRib>,
+    rx: Negotiated,
+    tx: Negotiated,
+}
+
+impl Peer {
+    pub fn new(
+        id: PeerId,
+        cfg: PeerConfig,
+        fsm: Fsm,
+        status: Arc<Mutex<Status>>,
+        commands: mpsc::Receiver<ToPeer>,
+        self_tx: mpsc::Sender<ToPeer>,
+        rib: mpsc::Sender<ToRib>,
+    ) -> Peer {
+        Peer {
+            id,
+            cfg,
+            fsm,
+            status,
+            commands,
+            self_tx,
+            rib,
+            conn: None,
+            dialling: None,
+            timers: HashMap::new(),
+            rbuf: BytesMut::with_capacity(8192),
+            pending: None,
+            rx: opening(),
+            tx: opening(),
+        }
+    }
+
+    /// Runs until the command channel closes.
+    pub async fn run(mut self) {
+        loop {
+            let next = self
+                .timers
+                .iter()
+                .min_by_key(|(_, at)| **at)
+                .map(|(t, at)| (*t, *at));
+            let reading = self.conn.is_some() && self.pending.is_none();
+            let rib = self.rib.clone();
+            let wake = tokio::select! {
+                biased;
+                cmd = self.commands.recv() => Wake::Command(cmd),
+                () = sleep_until(next.map(|(_, at)| at)), if next.is_some() => Wake::Timer(next.map(|(t, _)| t)),
+                permit = rib.reserve_owned(), if self.pending.is_some() => Wake::Rib(permit.ok()),
+                r = dial_result(&mut self.dialling), if self.dialling.is_some() => Wake::Dialled(r),
+                r = read_some(&mut self.conn, &mut self.rbuf), if reading => Wake::Read(r),
+            };
+            match wake {
+                Wake::Command(Some(c)) => self.command(c).await,
+                Wake::Command(None) => {
+                    let n = super::fsm::cease(
+                        wire::notification::cease::PEER_DECONFIGURED,
+                        "peer de-configured",
+                    );
+                    self.event(Event::Stop(n)).await;
+                    self.flush_and_close();
+                    return;
+                }
+                Wake::Timer(Some(t)) => {
+                    self.timers.remove(&t);
+                    // A paused reader is not the peer's silence: wait for the RIB instead.
+                    if t == Timer::Hold && self.pending.is_some() {
+                        self.timers
+                            .insert(t, Instant::now() + Duration::from_secs(1));
+                    } else {
+                        self.event(Event::Expired(t)).await;
+                    }
+                }
+                Wake::Timer(None) => {}
+                Wake::Rib(permit) => {
+                    match (permit, self.pending.take()) {
+                        (Some(p), Some(m)) => {
+                            p.send(m);
+                        }
+                        _ => return,
+                    }
+                    self.drain_frames().await;
+                }
+                Wake::Dialled(r) => {
+                    self.dialling = None;
+                    match r {
+                        Ok(stream) => {
+                            self.attach(stream, true);
+                            self.event(Event::Connected).await;
+                        }
+                        Err(e) => {
+                            debug!(peer = %self.cfg.name, "connect failed: {e}");
+                            self.set_error(format!("connect: {e}"));
+                            self.event(Event::Closed).await;
+                        }
+                    }
+                }
+                Wake::Read(Ok(0) | Err(_)) => {
+                    self.conn = None;
+                    self.event(Event::Closed).await;
+                }
+                Wake::Read(Ok(_)) => self.drain_frames().await,
+            }
+        }
+    }
+
+    async fn command(&mut self, c: ToPeer) {
+        match c {
+            ToPeer::Start => self.event(Event::Start).await,
+            ToPeer::Stop(n) => self.event(Event::Stop(n)).await,
+            ToPeer::Send(bytes) => {
+                if self.fsm.state() == State::Established {
+                    self.write(bytes);
+                    // RFC 4271 §10: any message sent restarts the keepalive timer.
+                    if let Some(s) = self.fsm.session()
+                        && s.keepalive > 0
+                    {
+                        self.set_timer(Timer::Keepalive, s.keepalive);
+                    }
+                }
+            }
+            ToPeer::Incoming(stream) => self.incoming(stream).await,
+            ToPeer::IncomingOpen(stream, open, rest) => self.collision(stream, *open, rest).await,
+        }
+    }
+
+    /// A connection from the peer's address arrived at the listener.
+    async fn incoming(&mut self, stream: TcpStream) {
+        match self.fsm.state() {
+            State::Connect | State::Active => {
+                if let Some(d) = self.dialling.take() {
+                    d.abort();
+                }
+                self.conn = None;
+                self.attach(stream, false);
+                self.event(Event::Connected).await;
+            }
+            State::OpenSent | State::OpenConfirm | State::Established => {
+                // RFC 4271 §6.8: decide once the new connection's OPEN names its identifier.
+                let back = self.self_tx.clone();
+                tokio::spawn(async move {
+                    if let Ok(Ok(Some((s, open, rest)))) =
+                        tokio::time::timeout(COLLISION_OPEN_WAIT, read_open(stream)).await
+                    {
+                        let _ = back
+                            .send(ToPeer::IncomingOpen(s, Box::new(open), rest))
+                            .await;
+                    }
+                });
+            }
+            State::Idle => debug!(peer = %self.cfg.name, "refused a connection while idle"),
+        }
+    }
+
+    /// RFC 4271 §6.8 collision resolution, with RFC 4724 §4.2 for an Established peer that
+    /// reconnects (it has restarted: the old session is gone).
+    async fn collision(&mut self, stream: TcpStream, open: Open, rest: BytesMut) {
+        let state = self.fsm.state();
+        let peer_gr = self
+            .fsm
+            .session()
+            .is_some_and(|s| s.peer_graceful_restart.is_some());
+        let existing_outgoing = self.conn.as_ref().is_some_and(|c| c.outgoing);
+        let take_new = match state {
+            State::Established => peer_gr,
+            State::OpenSent | State::OpenConfirm => {
+                // Keep the connection dialled by the side with the higher identifier.
+                !existing_outgoing || u32::from(self.fsm.params.local_id) < u32::from(open.bgp_id)
+            }
+            _ => true,
+        };
+        if !take_new {
+            info!(peer = %self.cfg.name, "connection collision: keeping ours");
+            close_with(stream, collision()).await;
+            return;
+        }
+        info!(peer = %self.cfg.name, ?state, "connection collision: taking the peer's");
+        if let Some(old) = self.conn.take() {
+            let _ = old.write.try_send(
+                Message::Notification(collision())
+                    .to_bytes(&self.tx)
+                    .unwrap_or_default()
+                    .into(),
+            );
+        }
+        self.attach(stream, false);
+        self.rbuf = rest;
+        if matches!(state, State::Connect | State::Active | State::Idle) {
+            self.event(Event::Connected).await;
+        } else {
+            self.event(Event::Replaced).await;
+        }
+        self.event(Event::Message(Message::Open(open))).await;
+        self.drain_frames().await;
+    }
+
+    fn attach(&mut self, stream: TcpStream, outgoing: bool) {
+        let _ = stream.set_nodelay(true);
+        let Ok(local) = stream.local_addr() else {
+            return;
+        };
+        let (read, write) = stream.into_split();
+        let (tx, rx) = mpsc::channel(WRITE_QUEUE);
+        tokio::spawn(writer(write, rx));
+        self.conn = Some(Conn {
+            read,
+            write: tx,
+            outgoing,
+            local,
+        });
+        self.rbuf.clear();
+        self.rx = opening();
+        self.tx = opening();
+    }
+
+    /// Frames and handles whatever whole messages the buffer holds.
+    async fn drain_frames(&mut self) {
+        while self.pending.is_none() && self.conn.is_some() {
+            let len = match wire::frame(&self.rbuf, &self.rx) {
+                Ok(Some(n)) => n,
+                Ok(None) => return,
+                Err(e) => {
+                    self.event(Event::Malformed(e)).await;
+                    return;
+                }
+            };
+            let msg = self.rbuf.split_to(len);
+            self.count(|s| s.messages_in += 1);
+            let ev = match wire::decode(&msg, &self.rx) {
+                Ok(m) => Event::Message(m),
+                Err(e) => Event::Malformed(e),
+            };
+            self.event(ev).await;
+        }
+    }
+
+    async fn event(&mut self, e: Event) {
+        let actions = self.fsm.handle(e);
+        for a in actions {
+            self.act(a).await;
+        }
+        let state = self.fsm.state();
+        let mut st = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        if st.state != state {
+            st.state = state;
+            st.since = SystemTime::now();
+        }
+    }
+
+    async fn act(&mut self, a: Action) {
+        match a {
+            Action::Connect => {
+                let dst = SocketAddr::new(self.cfg.address, self.cfg.port);
+                let s = &self.cfg.settings;
+                let (src, pw) = (s.source_address, s.password.clone());
+                let opts = Options {
+                    ttl: s.ttl,
+                    ttl_security: s.ttl_security,
+                };
+                self.dialling = Some(tokio::spawn(async move {
+                    socket::connect(dst, src, pw.as_deref(), &opts).await
+                }));
+            }
+            Action::Disconnect => {
+                if let Some(d) = self.dialling.take() {
+                    d.abort();
+                }
+                self.flush_and_close();
+            }
+            Action::Send(m) => {
+                if let Message::Notification(n) = &m {
+                    warn!(peer = %self.cfg.name, "sending NOTIFICATION: {n}");
+                }
+                match m.to_bytes(&self.tx) {
+                    Ok(b) => self.write(b.into()),
+                    Err(e) => warn!(peer = %self.cfg.name, "cannot encode {m:?}: {e}"),
+                }
+            }
+            Action::Start(t, secs) => self.set_timer(t, secs),
+            Action::Stop(t) => {
+                self.timers.remove(&t);
+            }
+            Action::Up(session) => {
+                info!(peer = %self.cfg.name, hold = session.hold_time, "session established");
+                self.rx = session.rx;
+                self.tx = session.tx;
+                let mut st = self.status.lock().unwrap_or_else(|p| p.into_inner());
+                st.session = Some(session.as_ref().clone());
+                st.last_error = None;
+                drop(st);
+                let Some(local) = self.conn.as_ref().map(|c| c.local) else {
+                    return;
+                };
+                self.tell_rib(ToRib::Up {
+                    peer: self.id,
+                    session,
+                    local,
+                });
+            }
+            Action::Down { reason } => {
+                info!(peer = %self.cfg.name, "session down: {reason}");
+                self.status
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .session = None;
+                self.tell_rib(ToRib::Down { peer: self.id });
+            }
+            Action::Deliver {
+                update,
+                withdraw_all,
+            } => {
+                self.count(|s| s.updates_in += 1);
+                self.tell_rib(ToRib::Update {
+                    peer: self.id,
+                    update,
+                    withdraw_all,
+                });
+            }
+            Action::Refresh(r) => self.tell_rib(ToRib::Refresh {
+                peer: self.id,
+                request: r,
+            }),
+            Action::Error(e) => {
+                warn!(peer = %self.cfg.name, "{e}");
+                self.set_error(e);
+            }
+        }
+    }
+
+    /// Sends to the RIB now if there is room, else holds it and pauses reading.
+    fn tell_rib(&mut self, m: ToRib) {
+        match self.rib.try_send(m) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(m)) => self.pending = Some(m),
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+
+    fn write(&mut self, b: Bytes) {
+        if let Some(c) = &self.conn {
+            if c.write.try_send(b).is_err() {
+                warn!(peer = %self.cfg.name, "write queue full; closing");
+                self.conn = None;
+            } else {
+                self.count(|s| s.messages_out += 1);
+            }
+        }
+    }
+
+    /// Drops the connection; its writer sends what was queued, then closes.
+    fn flush_and_close(&mut self) {
+        self.conn = None;
+        self.rbuf.clear();
+    }
+
+    fn set_timer(&mut self, t: Timer, secs: u16) {
+        self.timers
+            .insert(t, Instant::now() + Duration::from_secs(u64::from(secs)));
+    }
+
+    fn set_error(&self, e: String) {
+        self.status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .last_error = Some(e);
+    }
+
+    fn count(&self, f: impl FnOnce(&mut Status)) {
+        f(&mut self.status.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+}
+
+/// What woke the peer task.
+enum Wake {
+    Command(Option<ToPeer>),
+    Timer(Option<Timer>),
+    Rib(Option<mpsc::OwnedPermit<ToRib>>),
+    Dialled(io::Result<TcpStream>),
+    Read(io::Result<usize>),
+}
+
+/// Before the OPENs are exchanged nothing is negotiated.
+fn opening() -> Negotiated {
+    Negotiated {
+        four_octet_as: false,
+        ..Negotiated::default()
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn dial_result(d: &mut Option<JoinHandle<io::Result<TcpStream>>>) -> io::Result<TcpStream> {
+    match d {
+        Some(h) => h.await.unwrap_or_else(|e| Err(io::Error::other(e))),
+        None => std::future::pending().await,
+    }
+}
+
+async fn read_some(conn: &mut Option<Conn>, buf: &mut BytesMut) -> io::Result<usize> {
+    match conn {
+        Some(c) => {
+            buf.reserve(4096);
+            c.read.read_buf(buf).await
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Writes queued messages in order; ends (closing the socket) when the queue is dropped.
+async fn writer(mut w: OwnedWriteHalf, mut q: mpsc::Receiver<Bytes>) {
+    while let Some(b) = q.recv().await {
+        if w.write_all(&b).await.is_err() {
+            return;
+        }
+    }
+    let _ = w.shutdown().await;
+}
+
+/// Reads the first message of a new connection; `Some` when it is an OPEN.
+async fn read_open(mut s: TcpStream) -> io::Result<Option<(TcpStream, Open, BytesMut)>> {
+    let mut buf = BytesMut::with_capacity(4096);
+    let neg = opening();
+    loop {
+        match wire::frame(&buf, &neg) {
+            Ok(Some(n)) => {
+                let msg = buf.split_to(n);
+                return Ok(match wire::decode(&msg, &neg) {
+                    Ok(Message::Open(o)) => Some((s, o, buf)),
+                    _ => None,
+                });
+            }
+            Ok(None) => {
+                if s.read_buf(&mut buf).await? == 0 {
+                    return Ok(None);
+                }
+            }
+            Err(_) => return Ok(None),
+        }
+    }
+}
+
+/// Sends a NOTIFICATION on a connection we are not keeping, then closes it.
+async fn close_with(mut s: TcpStream, n: wire::Notification) {
+    if let Ok(b) = Message::Notification(n).to_bytes(&opening()) {
+        let _ = s.write_all(&b).await;
+    }
+    let _ = s.shutdown().await;
+}
