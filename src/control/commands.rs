@@ -121,24 +121,10 @@ fn bgp_info(p: &Status) -> String {
         State::Established => "Established",
     };
     let err = match (&p.last_error, p.state) {
-        (Some(e), s) if s != State::Established => error_class(e),
+        (Some(e), s) if s != State::Established => e.clone(),
         _ => String::new(),
     };
     format!("{word:<14}{err}")
-}
-
-/// BIRD's error classes: `Socket:` for connection errors, `Received:` for a NOTIFICATION
-/// from the peer, `BGP Error:` for one we sent.
-fn error_class(e: &str) -> String {
-    if let Some(r) = e.strip_prefix("received: ") {
-        format!("Received: {r}")
-    } else if let Some(r) = e.strip_prefix("sent: ") {
-        format!("BGP Error: {r}")
-    } else if let Some(r) = e.strip_prefix("connect: ") {
-        format!("Socket: {r}")
-    } else {
-        format!("Error: {e}")
-    }
 }
 
 fn protocol_details(p: &Status, imported: usize, exported: usize) -> Vec<String> {
@@ -178,7 +164,7 @@ fn protocol_details(p: &Status, imported: usize, exported: usize) -> Vec<String>
         d.push(format!("    Keepalive timer:  {}", s.keepalive));
     }
     if let Some(e) = &p.last_error {
-        d.push(format!("    Last error:       {}", error_class(e)));
+        d.push(format!("    Last error:       {e}"));
     }
     d.push(String::new());
     d
@@ -344,7 +330,7 @@ mod tests {
         assert_eq!(t[3], "up");
         assert_eq!(t[5], "Established");
         assert!(up.ends_with("Established   "), "{up:?}");
-        let down = protocol_row(&status(State::Active, Some("connect: Connection refused")));
+        let down = protocol_row(&status(State::Active, Some("Socket: Connection refused")));
         assert!(
             down.ends_with("Active        Socket: Connection refused"),
             "{down:?}"

@@ -144,7 +144,7 @@ impl Fsm {
             Event::Stop(n) => {
                 self.enabled = false;
                 if self.state != State::Idle {
-                    let reason = format!("stopped: {n}");
+                    let reason = format!("Shutdown: {n}");
                     if self.connected() {
                         out.push(Action::Send(Message::Notification(n)));
                     }
@@ -199,7 +199,7 @@ impl Fsm {
             (Timer::Hold, State::OpenSent | State::OpenConfirm | State::Established) => {
                 let n = Notification::new(Code::HoldTimerExpired, 0, Vec::new());
                 out.push(Action::Send(Message::Notification(n)));
-                self.go_idle(out, "hold timer expired".into(), true);
+                self.go_idle(out, "BGP Error: Hold timer expired".into(), true);
             }
             (Timer::Keepalive, State::OpenConfirm | State::Established) => {
                 out.push(Action::Send(Message::Keepalive));
@@ -251,7 +251,7 @@ impl Fsm {
                 // Event 18 in OpenSent: back to Active, retry later (RFC 4271 §8.2.2).
                 out.push(Action::Disconnect);
                 out.push(Action::Stop(Timer::Hold));
-                out.push(Action::Error("connection closed in OpenSent".into()));
+                out.push(Action::Error("Socket: Connection closed".into()));
                 self.state = State::Active;
                 if !self.params.passive {
                     out.push(Action::Start(
@@ -261,7 +261,7 @@ impl Fsm {
                 }
             }
             State::OpenConfirm | State::Established => {
-                self.go_idle(out, "connection closed".into(), true);
+                self.go_idle(out, "Socket: Connection closed".into(), true);
             }
             State::Idle | State::Active => {}
         }
@@ -270,7 +270,7 @@ impl Fsm {
     fn message(&mut self, m: Message, out: &mut Vec<Action>) {
         match (self.state, m) {
             (_, Message::Notification(n)) => {
-                self.go_idle(out, format!("received: {n}"), true);
+                self.go_idle(out, format!("Received: {n}"), true);
             }
             (State::OpenSent, Message::Open(o)) => match self.check_open(&o) {
                 Ok(()) => {
@@ -285,7 +285,7 @@ impl Fsm {
                     self.state = State::OpenConfirm;
                 }
                 Err(n) => {
-                    let reason = format!("sent: {n}");
+                    let reason = format!("BGP Error: {n}");
                     out.push(Action::Send(Message::Notification(n)));
                     self.go_idle(out, reason, true);
                 }
@@ -325,7 +325,7 @@ impl Fsm {
             ) => {
                 self.restart_hold_current(out);
                 out.push(Action::Error(format!(
-                    "received malformed UPDATE: {}",
+                    "Error: malformed UPDATE: {}",
                     e.reason
                 )));
                 out.push(Action::Deliver {
@@ -339,7 +339,7 @@ impl Fsm {
                     subcode: e.subcode,
                     data: e.data,
                 };
-                let reason = format!("sent: {n} ({})", e.reason);
+                let reason = format!("BGP Error: {n} ({})", e.reason);
                 out.push(Action::Send(Message::Notification(n)));
                 self.go_idle(out, reason, true);
             }
@@ -355,7 +355,7 @@ impl Fsm {
             _ => 0,
         };
         let n = Notification::new(Code::Fsm, subcode, Vec::new());
-        let reason = format!("sent: {n}");
+        let reason = format!("BGP Error: {n}");
         if self.connected() {
             out.push(Action::Send(Message::Notification(n)));
         }
