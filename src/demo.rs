@@ -1,0 +1,181 @@
+//! The README's first command: a cluster of wrend nodes in a full iBGP mesh over loopback
+//! addresses (127.0.0.10, .11, …), unprivileged, kernel untouched. Each node announces one
+//! /26 block as a Calico node would; the demo waits until every node has learned every
+//! block, prints what each node sees, and stops the nodes.
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::control::client::{Client, render};
+
+/// An unprivileged port, since port 179 needs root.
+const PORT: u16 = 1179;
+const ASN: u32 = 64512;
+
+/// The running nodes; dropping it stops them and removes their files.
+pub struct Cluster {
+    dir: PathBuf,
+    nodes: Vec<Node>,
+}
+
+struct Node {
+    addr: Ipv4Addr,
+    block: String,
+    child: Child,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for n in &mut self.nodes {
+            let _ = n.child.kill();
+            let _ = n.child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn addr(i: usize) -> Ipv4Addr {
+    Ipv4Addr::new(127, 0, 0, 10 + i as u8)
+}
+
+/// Node i's pod block: a /26 per node, as Calico's IPAM hands out.
+fn block(i: usize) -> String {
+    format!("198.18.{}.{}/26", i / 4, (i % 4) * 64)
+}
+
+/// Calico's mesh rule (contract §2.4): be passive toward a peer whose address is greater as
+/// a string, so exactly one side dials.
+fn passive(me: Ipv4Addr, peer: Ipv4Addr) -> bool {
+    peer.to_string() > me.to_string()
+}
+
+fn config(i: usize, n: usize) -> String {
+    let me = addr(i);
+    let mut c = format!(
+        "router_id = \"{me}\"\nasn = {ASN}\noriginate = [\"{}\"]\n\n[listen]\naddresses = [\"{me}\"]\nport = {PORT}\n\n\
+         [defaults]\nhold_time = 9\nconnect_delay = 1\nconnect_retry = 2\nsource_address = \"{me}\"\n",
+        block(i)
+    );
+    for j in (0..n).filter(|j| *j != i) {
+        let peer = addr(j);
+        let name = format!("Mesh_{}", peer.to_string().replace('.', "_"));
+        c.push_str(&format!(
+            "\n[[peer]]\nname = \"{name}\"\naddress = \"{peer}\"\nasn = {ASN}\nport = {PORT}\npassive = {}\n",
+            passive(me, peer)
+        ));
+    }
+    c
+}
+
+impl Cluster {
+    /// Starts `n` nodes using the wrend binary at `wrend`.
+    pub fn start(n: usize, wrend: &Path) -> Result<Cluster, String> {
+        if !(2..=64).contains(&n) {
+            return Err("the demo runs 2 to 64 nodes".into());
+        }
+        let dir = std::env::temp_dir().join(format!("wren-demo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let mut cluster = Cluster {
+            dir,
+            nodes: Vec::new(),
+        };
+        for i in 0..n {
+            let conf = cluster.dir.join(format!("node{i}.toml"));
+            std::fs::write(&conf, config(i, n)).map_err(|e| format!("{}: {e}", conf.display()))?;
+            let log = std::fs::File::create(cluster.dir.join(format!("node{i}.log")))
+                .map_err(|e| e.to_string())?;
+            let child = Command::new(wrend)
+                .arg("-c")
+                .arg(&conf)
+                .arg("-s")
+                .arg(cluster.socket(i))
+                .stderr(log)
+                .stdout(Stdio::null())
+                .spawn()
+                .map_err(|e| format!("starting {}: {e}", wrend.display()))?;
+            cluster.nodes.push(Node {
+                addr: addr(i),
+                block: block(i),
+                child,
+            });
+        }
+        Ok(cluster)
+    }
+
+    fn socket(&self, i: usize) -> PathBuf {
+        self.dir.join(format!("node{i}.ctl"))
+    }
+
+    fn ask(&self, i: usize, cmd: &str) -> Option<String> {
+        let mut c = Client::connect(&self.socket(i)).ok()?;
+        c.command(cmd).ok().map(|r| render(&r))
+    }
+
+    /// Whether every node has every peer Established and every block in its table.
+    fn converged(&self) -> bool {
+        (0..self.nodes.len()).all(|i| {
+            let Some(protocols) = self.ask(i, "show protocols") else {
+                return false;
+            };
+            let Some(routes) = self.ask(i, "show route") else {
+                return false;
+            };
+            let up = protocols
+                .lines()
+                .filter(|l| l.contains("Established"))
+                .count();
+            up == self.nodes.len() - 1 && self.nodes.iter().all(|n| routes.contains(&n.block))
+        })
+    }
+
+    /// Waits for convergence; returns how long it took.
+    pub fn wait(&mut self, limit: Duration) -> Result<Duration, String> {
+        let start = Instant::now();
+        while !self.converged() {
+            for n in &mut self.nodes {
+                if let Ok(Some(status)) = n.child.try_wait() {
+                    return Err(format!("node {} exited: {status}", n.addr));
+                }
+            }
+            if start.elapsed() > limit {
+                return Err(format!(
+                    "not converged after {limit:?}; logs in {}",
+                    self.dir.display()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(start.elapsed())
+    }
+
+    /// Each node's `show protocols` and `show route`, as birdcl prints them.
+    pub fn report(&self) -> String {
+        let mut s = String::new();
+        for (i, n) in self.nodes.iter().enumerate() {
+            s.push_str(&format!(
+                "\n=== node {} ({}, block {}) ===\n",
+                i, n.addr, n.block
+            ));
+            for cmd in ["show protocols", "show route"] {
+                s.push_str(&format!("$ birdc {cmd}\n"));
+                s.push_str(&self.ask(i, cmd).unwrap_or_else(|| "(no answer)\n".into()));
+            }
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mesh_rule_gives_one_dialler() {
+        for (a, b) in [(addr(0), addr(1)), (addr(2), addr(0))] {
+            assert_ne!(passive(a, b), passive(b, a));
+        }
+        assert!(config(0, 3).contains("Mesh_127_0_0_11"));
+    }
+}
