@@ -18,7 +18,7 @@ use crate::control::{commands, server};
 use crate::rib::Rib;
 use crate::session::{self, Handle, PeerId, ToPeer, ToRib, listen};
 use crate::wire::notification::cease;
-use crate::wire::{Message, Notification};
+use crate::wire::{Message, Notification, RouteRefresh};
 
 /// How the daemon was started.
 pub struct Options {
@@ -107,7 +107,10 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                         rib.update(peer, &update, withdraw_all);
                         (peer, Vec::new())
                     }
-                    ToRib::Refresh { peer, request } => (peer, rib.refresh(peer, request)),
+                    ToRib::Refresh { peer, request } => {
+                        info!(peer, ?request, "route refresh requested");
+                        (peer, rib.refresh(peer, request))
+                    }
                 };
                 send(&rib, &handles, peer, &out).await;
             }
@@ -130,7 +133,11 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                     peers: &statuses,
                     rib: &rib,
                 };
-                let _ = reply.send(commands::execute(&cmd, &ctx));
+                let (lines, effects) = commands::execute(&cmd, &ctx);
+                let _ = reply.send(lines);
+                for e in effects {
+                    apply(e, &mut rib, &handles).await;
+                }
             }
             _ = term.recv() => break,
             _ = int.recv() => break,
@@ -147,6 +154,52 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         let _ = std::fs::remove_file(p);
     }
     Ok(())
+}
+
+/// Carries out what a control command asked for.
+async fn apply(e: commands::Effect, rib: &mut Rib, handles: &[Handle]) {
+    use commands::Effect;
+    let to = |id: usize, m: ToPeer| async move {
+        if let Some(h) = handles.get(id) {
+            let _ = h.commands.send(m).await;
+        }
+    };
+    let admin = |subcode, text| ToPeer::Stop(Notification::shutdown(subcode, text));
+    match e {
+        Effect::Enable(id) => to(id, ToPeer::Start).await,
+        Effect::Disable(id) => {
+            to(
+                id,
+                admin(cease::ADMINISTRATIVE_SHUTDOWN, "disabled by operator"),
+            )
+            .await
+        }
+        Effect::Restart(id) => {
+            to(
+                id,
+                admin(cease::ADMINISTRATIVE_RESET, "restarted by operator"),
+            )
+            .await;
+            to(id, ToPeer::Start).await;
+        }
+        Effect::ReloadIn(id) => to(id, ToPeer::RequestRefresh).await,
+        Effect::ReloadOut(id) => {
+            let families = rib
+                .peers
+                .get(id)
+                .and_then(|p| p.session.as_ref())
+                .map(|s| s.families.clone());
+            for f in families.unwrap_or_default() {
+                let request = RouteRefresh {
+                    afi: f.afi,
+                    subtype: RouteRefresh::REQUEST,
+                    safi: f.safi,
+                };
+                let out = rib.refresh(id, request);
+                send(rib, handles, id, &out).await;
+            }
+        }
+    }
 }
 
 /// Encodes messages for a peer with its session's encoding and queues them in one write.

@@ -26,15 +26,71 @@ pub struct Context<'a> {
     pub rib: &'a Rib,
 }
 
-/// Runs one command line.
-pub fn execute(cmd: &str, ctx: &Context) -> Vec<Line> {
+/// What a command asks the daemon to do to a peer (by its index in `Context::peers`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    Enable(usize),
+    Disable(usize),
+    Restart(usize),
+    /// Ask the peer to send its routes again (ROUTE-REFRESH, RFC 2918).
+    ReloadIn(usize),
+    /// Send the peer our routes again.
+    ReloadOut(usize),
+}
+
+/// Runs one command line: the reply, and what the daemon must do.
+pub fn execute(cmd: &str, ctx: &Context) -> (Vec<Line>, Vec<Effect>) {
     let words: Vec<&str> = cmd.split_whitespace().collect();
-    match words.as_slice() {
+    let reply = match words.as_slice() {
         ["show", "status"] => show_status(ctx),
         ["show", "protocols", rest @ ..] => show_protocols(ctx, rest),
         ["show", "route", rest @ ..] => show_route(ctx, rest),
+        ["enable", name] => return act(ctx, name, 11, "enabled", &[Effect::Enable]),
+        ["disable", name] => return act(ctx, name, 9, "disabled", &[Effect::Disable]),
+        ["restart", name] => return act(ctx, name, 6, "restarted", &[Effect::Restart]),
+        ["reload", name] => {
+            return act(
+                ctx,
+                name,
+                15,
+                "reloading",
+                &[Effect::ReloadIn, Effect::ReloadOut],
+            );
+        }
+        ["reload", "in", name] => return act(ctx, name, 15, "reloading", &[Effect::ReloadIn]),
+        ["reload", "out", name] => return act(ctx, name, 15, "reloading", &[Effect::ReloadOut]),
         _ => vec![Line::new(9001, "syntax error")],
+    };
+    (reply, Vec::new())
+}
+
+/// `enable|disable|restart|reload NAME` (or `all`): one `P: done` line per protocol.
+fn act(
+    ctx: &Context,
+    name: &str,
+    code: u16,
+    done: &str,
+    effects: &[fn(usize) -> Effect],
+) -> (Vec<Line>, Vec<Effect>) {
+    let ids: Vec<usize> = (0..ctx.peers.len())
+        .filter(|i| name == "all" || ctx.peers[*i].name == name)
+        .collect();
+    if ids.is_empty() {
+        return (
+            vec![Line::new(9002, format!("{name} is not a protocol"))],
+            Vec::new(),
+        );
     }
+    let mut lines: Vec<Line> = ids
+        .iter()
+        .map(|i| Line::new(code, format!("{}: {done}", ctx.peers[*i].name)))
+        .collect();
+    lines.push(Line::new(0, ""));
+    let effects = ids
+        .iter()
+        .flat_map(|i| effects.iter().map(move |e| e(*i)))
+        .collect();
+    (lines, effects)
 }
 
 fn show_status(ctx: &Context) -> Vec<Line> {
@@ -112,6 +168,10 @@ fn protocol_row(p: &Status) -> String {
 
 /// The BGP state word padded to 14 columns, then the last error with BIRD's class prefix.
 fn bgp_info(p: &Status) -> String {
+    if !p.enabled {
+        // A disabled protocol shows only its error, if any (contract §4.3).
+        return p.last_error.clone().unwrap_or_default();
+    }
     let word = match p.state {
         State::Idle => "Idle",
         State::Connect => "Connect",
@@ -315,6 +375,7 @@ mod tests {
             state,
             since: SystemTime::now(),
             last_error: err.map(str::to_string),
+            enabled: true,
             session: None,
             messages_in: 0,
             messages_out: 0,
@@ -339,6 +400,28 @@ mod tests {
     }
 
     #[test]
+    fn peer_commands_name_their_effects() {
+        let rib = Rib::default();
+        let peers = [status(State::Established, None)];
+        let ctx = Context {
+            router_id: Ipv4Addr::LOCALHOST,
+            started: SystemTime::now(),
+            reconfigured: SystemTime::now(),
+            peers: &peers,
+            rib: &rib,
+        };
+        let (lines, effects) = execute("disable Mesh_198_51_100_2", &ctx);
+        assert_eq!(lines[0], Line::new(9, "Mesh_198_51_100_2: disabled"));
+        assert_eq!(effects, vec![Effect::Disable(0)]);
+        let (_, effects) = execute("reload all", &ctx);
+        assert_eq!(effects, vec![Effect::ReloadIn(0), Effect::ReloadOut(0)]);
+        let mut down = peers[0].clone();
+        down.enabled = false;
+        let row = protocol_row(&down);
+        assert_eq!(row.split_whitespace().count(), 5, "{row:?}");
+    }
+
+    #[test]
     fn unknown_commands() {
         let rib = Rib::default();
         let ctx = Context {
@@ -349,13 +432,14 @@ mod tests {
             rib: &rib,
         };
         assert_eq!(
-            execute("bogus command", &ctx),
+            execute("bogus command", &ctx).0,
             vec![Line::new(9001, "syntax error")]
         );
         assert_eq!(
-            execute("show protocols nosuch", &ctx),
+            execute("show protocols nosuch", &ctx).0,
             vec![Line::new(9002, "nosuch is not a protocol")]
         );
-        assert_eq!(execute("show status", &ctx).last().unwrap().code, 13);
+        assert_eq!(execute("show status", &ctx).0.last().unwrap().code, 13);
+        assert_eq!(execute("disable nosuch", &ctx).0[0].code, 9002);
     }
 }

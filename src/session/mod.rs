@@ -32,6 +32,8 @@ pub enum ToPeer {
     Stop(Notification),
     /// Encoded messages to write while Established (UPDATEs from the RIB).
     Send(Bytes),
+    /// Ask the peer to resend its routes (RFC 2918) for every negotiated family.
+    RequestRefresh,
     /// A connection the listener accepted from this peer's address.
     Incoming(TcpStream),
     /// A colliding connection and the OPEN it sent, with any bytes read after it.
@@ -69,7 +71,10 @@ pub struct Status {
     pub asn: u32,
     pub state: State,
     pub since: SystemTime,
+    /// Text with BIRD's error class first (`Socket:`, `Received:`, `BGP Error:`, `Error:`).
     pub last_error: Option<String>,
+    /// False after a manual stop (`disable`): shown as `down`.
+    pub enabled: bool,
     pub session: Option<Session>,
     pub messages_in: u64,
     pub messages_out: u64,
@@ -111,6 +116,7 @@ pub fn spawn(
         state: State::Idle,
         since: SystemTime::now(),
         last_error: None,
+        enabled: false,
         session: None,
         messages_in: 0,
         messages_out: 0,

@@ -159,8 +159,33 @@ impl Peer {
 
     async fn command(&mut self, c: ToPeer) {
         match c {
-            ToPeer::Start => self.event(Event::Start).await,
-            ToPeer::Stop(n) => self.event(Event::Stop(n)).await,
+            ToPeer::Start => {
+                self.count(|s| s.enabled = true);
+                self.event(Event::Start).await
+            }
+            ToPeer::Stop(n) => {
+                self.count(|s| s.enabled = false);
+                self.event(Event::Stop(n)).await
+            }
+            ToPeer::RequestRefresh => {
+                let requests: Vec<Message> = match self.fsm.session() {
+                    Some(s) if s.route_refresh && self.fsm.state() == State::Established => s
+                        .families
+                        .iter()
+                        .map(|f| {
+                            Message::RouteRefresh(wire::RouteRefresh {
+                                afi: f.afi,
+                                subtype: wire::RouteRefresh::REQUEST,
+                                safi: f.safi,
+                            })
+                        })
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                for m in requests {
+                    self.act(Action::Send(m)).await;
+                }
+            }
             ToPeer::Send(bytes) => {
                 if self.fsm.state() == State::Established {
                     self.write(bytes);
@@ -181,6 +206,11 @@ impl Peer {
     async fn incoming(&mut self, stream: TcpStream) {
         match self.fsm.state() {
             State::Connect | State::Active => {
+                if let Err(e) =
+                    socket::apply(&stream, self.cfg.address.is_ipv6(), &self.socket_options())
+                {
+                    warn!(peer = %self.cfg.name, "socket options: {e}");
+                }
                 if let Some(d) = self.dialling.take() {
                     d.abort();
                 }
@@ -306,10 +336,7 @@ impl Peer {
                 let dst = SocketAddr::new(self.cfg.address, self.cfg.port);
                 let s = &self.cfg.settings;
                 let (src, pw) = (s.source_address, s.password.clone());
-                let opts = Options {
-                    ttl: s.ttl,
-                    ttl_security: s.ttl_security,
-                };
+                let opts = self.socket_options();
                 self.dialling = Some(tokio::spawn(async move {
                     socket::connect(dst, src, pw.as_deref(), &opts).await
                 }));
@@ -404,6 +431,16 @@ impl Peer {
     fn flush_and_close(&mut self) {
         self.conn = None;
         self.rbuf.clear();
+    }
+
+    /// TTL as configured; eBGP peers default to 1, directly connected (as BIRD does).
+    fn socket_options(&self) -> Options {
+        let s = &self.cfg.settings;
+        let ebgp = self.cfg.asn != self.fsm.params.local_asn;
+        Options {
+            ttl: s.ttl.or(ebgp.then_some(1)),
+            ttl_security: s.ttl_security,
+        }
     }
 
     fn set_timer(&mut self, t: Timer, secs: u16) {
