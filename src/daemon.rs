@@ -7,18 +7,17 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
-use bytes::BytesMut;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::config::Config;
 use crate::control::{commands, server};
-use crate::rib::Rib;
+use crate::rib::{Outgoing, Rib};
 use crate::session::{self, Handle, PeerId, ToPeer, ToRib, listen};
 use crate::wire::notification::cease;
-use crate::wire::{Message, Notification, RouteRefresh};
+use crate::wire::{Notification, RouteRefresh};
 
 /// How the daemon was started.
 pub struct Options {
@@ -76,7 +75,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         let _ = h.commands.send(ToPeer::Start).await;
     }
 
-    let mut rib = Rib::new(config.asn, config.originate.clone(), peers.len());
+    let mut rib = Rib::new(&config);
     // Graceful restart (RFC 4724 §4.2): when to drop a restarting peer's stale routes.
     let mut stale_deadline: HashMap<PeerId, Instant> = HashMap::new();
     let mut term = signal(SignalKind::terminate())?;
@@ -88,37 +87,34 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             .map(|(p, at)| (*p, *at));
         tokio::select! {
             Some(m) = rib_rx.recv() => {
-                let (peer, out) = match m {
-                    ToRib::Up { peer, session, local } => {
-                        let restart = session.peer_graceful_restart.as_ref().map(|g| g.restart_time);
-                        if let Some(t) = restart.filter(|_| stale_deadline.contains_key(&peer)) {
-                            stale_deadline.insert(peer, Instant::now() + Duration::from_secs(u64::from(t.max(1))));
-                        }
-                        (peer, rib.up(peer, *session, local))
-                    }
+                let out = match m {
+                    ToRib::Up { peer, session, local } => rib.up(peer, *session, local),
                     ToRib::Down { peer } => {
-                        if let Some(g) = rib.peers.get(peer).and_then(|p| p.session.as_ref()).and_then(|s| s.peer_graceful_restart.as_ref()) {
-                            stale_deadline.insert(peer, Instant::now() + Duration::from_secs(u64::from(g.restart_time)));
+                        let restart = rib
+                            .peers
+                            .get(peer)
+                            .and_then(|p| p.session.as_ref())
+                            .and_then(|s| s.peer_graceful_restart.as_ref())
+                            .map(|g| g.restart_time);
+                        if let Some(t) = restart {
+                            stale_deadline.insert(peer, Instant::now() + Duration::from_secs(u64::from(t)));
                         }
-                        rib.down(peer);
-                        (peer, Vec::new())
+                        rib.down(peer)
                     }
-                    ToRib::Update { peer, update, withdraw_all } => {
-                        rib.update(peer, &update, withdraw_all);
-                        (peer, Vec::new())
-                    }
+                    ToRib::Update { peer, update, withdraw_all } => rib.update(peer, &update, withdraw_all),
                     ToRib::Refresh { peer, request } => {
                         info!(peer, ?request, "route refresh requested");
-                        (peer, rib.refresh(peer, request))
+                        rib.refresh(peer, request)
                     }
                 };
-                send(&rib, &handles, peer, &out).await;
+                send(&handles, out).await;
             }
             () = sleep_until(next_flush.map(|(_, at)| at)), if next_flush.is_some() => {
                 if let Some((peer, _)) = next_flush {
                     stale_deadline.remove(&peer);
                     info!(peer, "graceful restart time over: dropping stale routes");
-                    rib.flush_stale(peer);
+                    let out = rib.flush_stale(peer, None);
+                    send(&handles, out).await;
                 }
             }
             Some((cmd, reply)) = ctl_rx.recv() => {
@@ -196,30 +192,21 @@ async fn apply(e: commands::Effect, rib: &mut Rib, handles: &[Handle]) {
                     safi: f.safi,
                 };
                 let out = rib.refresh(id, request);
-                send(rib, handles, id, &out).await;
+                send(handles, out).await;
             }
         }
     }
 }
 
-/// Encodes messages for a peer with its session's encoding and queues them in one write.
-async fn send(rib: &Rib, handles: &[Handle], peer: PeerId, out: &[Message]) {
-    if out.is_empty() {
-        return;
-    }
-    let (Some(s), Some(h)) = (
-        rib.peers.get(peer).and_then(|p| p.session.as_ref()),
-        handles.get(peer),
-    ) else {
-        return;
-    };
-    let mut buf = BytesMut::new();
-    for m in out {
-        if let Err(e) = m.encode(&s.tx, &mut buf) {
-            warn!(peer, "cannot encode an outgoing message: {e}");
+/// Queues each group's encoded messages to its members.
+async fn send(handles: &[Handle], out: Vec<Outgoing>) {
+    for o in out {
+        for id in o.peers {
+            if let Some(h) = handles.get(id) {
+                let _ = h.commands.send(ToPeer::Send(o.bytes.clone())).await;
+            }
         }
     }
-    let _ = h.commands.send(ToPeer::Send(buf.freeze())).await;
 }
 
 async fn sleep_until(at: Option<Instant>) {

@@ -18,14 +18,75 @@ pub struct Config {
     pub asn: u32,
     #[serde(default)]
     pub listen: Listen,
-    /// Prefixes this node originates (its IPAM blocks: IPv4 /26, IPv6 /122 in Calico).
+    /// Prefixes this node originates (its IPAM blocks: IPv4 /26, IPv6 /122 in Calico):
+    /// announced, installed as blackholes, and nothing more specific inside them is exported.
     #[serde(default)]
     pub originate: Vec<IpNet>,
+    /// Service ranges (cluster, external, load-balancer IPs): announced, never installed.
+    #[serde(default)]
+    pub services: Vec<IpNet>,
+    /// IP pools: which learned routes are exported and how they reach the kernel.
+    #[serde(default, rename = "pool")]
+    pub pools: Vec<Pool>,
+    /// Communities added to exported prefixes inside a range (Calico's prefixAdvertisements).
+    #[serde(default, rename = "communities")]
+    pub communities: Vec<PrefixCommunities>,
+    /// Route reflector cluster ID (RFC 4456): set on a reflector, whose `rr_client` peers get
+    /// reflected routes.
+    pub cluster_id: Option<Ipv4Addr>,
+    /// Most equal-cost paths installed for one prefix (BIRD's `merge paths`).
+    #[serde(default = "default_max_paths")]
+    pub max_paths: usize,
     /// Defaults every peer inherits unless it sets its own.
     #[serde(default)]
     pub defaults: PeerDefaults,
     #[serde(default, rename = "peer")]
     pub peers: Vec<PeerConfig>,
+}
+
+fn default_max_paths() -> usize {
+    16
+}
+
+/// An IP pool (Calico IPPool).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pool {
+    pub cidr: IpNet,
+    #[serde(default)]
+    pub encapsulation: Encapsulation,
+    /// Whether routes inside the pool are exported to peers (`disableBGPExport` negated).
+    #[serde(default = "yes")]
+    pub bgp_export: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// How routes inside a pool reach the kernel (contract §3.7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Encapsulation {
+    /// Plain `via NEXT_HOP`.
+    #[default]
+    None,
+    /// `via NEXT_HOP dev tunl0 onlink`.
+    Ipip,
+    /// IP-in-IP only when the next hop is not on a connected subnet.
+    IpipCrossSubnet,
+    /// Felix programs these routes: wren leaves them out of the kernel.
+    Vxlan,
+    VxlanCrossSubnet,
+}
+
+/// Communities for exported prefixes inside `prefix`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrefixCommunities {
+    pub prefix: IpNet,
+    /// `ASN:VALUE` standard or `A:B:C` large communities.
+    pub communities: Vec<String>,
 }
 
 /// Where wrend accepts BGP connections.
@@ -76,6 +137,23 @@ pub struct PeerDefaults {
     pub restart_time: u16,
     /// Add-path (RFC 7911): "off", "rx", "tx" or "both".
     pub add_paths: AddPaths,
+    /// Most paths per prefix sent when add-path send is negotiated.
+    pub add_paths_send: usize,
+    /// A route reflector client (RFC 4456); needs `cluster_id`.
+    pub rr_client: bool,
+    /// NEXT_HOP toward this peer: "auto" (self for eBGP, keep for iBGP), "self" or "keep".
+    pub next_hop: NextHopMode,
+    /// Occurrences of our AS accepted in a received AS_PATH (Calico's numAllowedLocalASNumbers).
+    pub allow_local_as: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NextHopMode {
+    Auto,
+    #[serde(rename = "self")]
+    Myself,
+    Keep,
 }
 
 impl Default for PeerDefaults {
@@ -94,6 +172,10 @@ impl Default for PeerDefaults {
             graceful_restart: true,
             restart_time: 120,
             add_paths: AddPaths::Both,
+            add_paths_send: 1,
+            rr_client: false,
+            next_hop: NextHopMode::Auto,
+            allow_local_as: 0,
         }
     }
 }
@@ -132,6 +214,10 @@ pub struct PeerConfig {
     pub graceful_restart: Option<bool>,
     pub restart_time: Option<u16>,
     pub add_paths: Option<AddPaths>,
+    pub add_paths_send: Option<usize>,
+    pub rr_client: Option<bool>,
+    pub next_hop: Option<NextHopMode>,
+    pub allow_local_as: Option<usize>,
 }
 
 fn bgp_port() -> u16 {
@@ -163,6 +249,15 @@ impl Config {
     }
 
     fn check(&self) -> Result<(), String> {
+        for c in &self.communities {
+            for text in &c.communities {
+                crate::policy::parse_community(text)
+                    .map_err(|e| format!("communities for {}: {e}", c.prefix))?;
+            }
+        }
+        if self.max_paths == 0 {
+            return Err("max_paths must be at least 1".into());
+        }
         let mut names = std::collections::HashSet::new();
         for p in self.peers() {
             let s = &p.settings;
@@ -181,6 +276,15 @@ impl Config {
             if s.password.as_ref().is_some_and(|pw| pw.len() > 80) {
                 return Err(format!(
                     "peer {}: password longer than 80 bytes (TCP_MD5SIG limit)",
+                    p.name
+                ));
+            }
+            if s.rr_client && self.cluster_id.is_none() {
+                return Err(format!("peer {}: rr_client needs cluster_id", p.name));
+            }
+            if s.add_paths_send == 0 {
+                return Err(format!(
+                    "peer {}: add_paths_send must be at least 1",
                     p.name
                 ));
             }
@@ -218,6 +322,10 @@ impl Config {
                 graceful_restart: p.graceful_restart.unwrap_or(d.graceful_restart),
                 restart_time: p.restart_time.unwrap_or(d.restart_time),
                 add_paths: p.add_paths.unwrap_or(d.add_paths),
+                add_paths_send: p.add_paths_send.unwrap_or(d.add_paths_send),
+                rr_client: p.rr_client.unwrap_or(d.rr_client),
+                next_hop: p.next_hop.unwrap_or(d.next_hop),
+                allow_local_as: p.allow_local_as.unwrap_or(d.allow_local_as),
             },
         }
     }

@@ -1,14 +1,13 @@
 //! The commands: `show status`, `show protocols [all] [NAME]`, `show route [count]`, in
 //! BIRD 1.6.8's layout (contract §4.3), which Calico's parsers read.
 
-use std::collections::BTreeSet;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::Ipv4Addr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::rib::{Rib, Route};
+use crate::rib::Rib;
+use crate::rib::table::{Path, PathSource};
 use crate::session::{State, Status};
 use crate::wire::attr::{Origin, SegmentKind};
-use crate::wire::{Attr, Family, Prefix};
 
 use super::Line;
 
@@ -135,8 +134,8 @@ fn show_protocols(ctx: &Context, args: &[&str]) -> Vec<Line> {
     for (id, p) in selected {
         out.push(Line::new(1002, protocol_row(p)));
         if all {
-            let imported = ctx.rib.peers.get(id).map_or(0, |r| r.adj_in.len());
-            let exported = ctx.rib.originated.len();
+            let imported = ctx.rib.received(id);
+            let exported = ctx.rib.advertised(id);
             out.extend(
                 protocol_details(p, imported, exported)
                     .into_iter()
@@ -236,31 +235,40 @@ fn show_route(ctx: &Context, args: &[&str]) -> Vec<Line> {
         return vec![Line::new(9001, "syntax error")];
     }
     let mut rows = Vec::new();
-    let mut networks = BTreeSet::new();
-    for net in &ctx.rib.originated {
-        networks.insert(*net);
-        rows.push(format!(
-            "{:<18} blackhole [static1 {}] * (200)",
-            net.to_string(),
-            since(ctx.started)
-        ));
-    }
-    for (id, family, prefix, route) in ctx.rib.routes() {
-        let Some(peer) = ctx.peers.get(id) else {
-            continue;
-        };
-        let first = networks.insert(prefix.net);
-        rows.push(route_row(peer, *family, prefix, route, first));
+    for ((_, net), entry) in &ctx.rib.table {
+        for (rank, i) in entry.ranked.iter().enumerate() {
+            let Some(path) = entry.paths.get(*i) else {
+                continue;
+            };
+            let first = rank == 0;
+            let prefix = if first {
+                net.to_string()
+            } else {
+                String::new()
+            };
+            let primary = if first { " *" } else { "" };
+            let row = match path.source {
+                PathSource::Local => {
+                    format!(
+                        "{prefix:<18} blackhole [static1 {}]{primary} (200)",
+                        since(ctx.started)
+                    )
+                }
+                PathSource::Peer(id) => {
+                    let Some(peer) = ctx.peers.get(id) else {
+                        continue;
+                    };
+                    route_row(peer, &prefix, path, primary)
+                }
+            };
+            rows.push(row);
+        }
     }
     if count_only {
+        let n = rows.len();
         return vec![Line::new(
             14,
-            format!(
-                "{} of {} routes for {} networks",
-                rows.len(),
-                rows.len(),
-                networks.len()
-            ),
+            format!("{n} of {n} routes for {} networks", ctx.rib.table.len()),
         )];
     }
     let mut out: Vec<Line> = rows.into_iter().map(|r| Line::new(1007, r)).collect();
@@ -268,49 +276,30 @@ fn show_route(ctx: &Context, args: &[&str]) -> Vec<Line> {
     out
 }
 
-/// `%-18s via NH [PROTO SINCE] * (100/0) [ASPATH ORIGIN]`; the prefix column is blank for
-/// a second route to the same network.
-fn route_row(peer: &Status, family: Family, prefix: &Prefix, route: &Route, first: bool) -> String {
-    let mut nh: Option<IpAddr> = None;
-    let mut path = String::new();
-    let mut origin = '?';
-    for a in route.attrs.iter() {
-        match &a.value {
-            Attr::NextHop { next_hop } if family == Family::IPV4_UNICAST => {
-                nh = Some(IpAddr::V4(*next_hop))
-            }
-            Attr::MpReach(m) => nh = Some(m.next_hop),
-            Attr::AsPath { segments } => {
-                for s in segments {
-                    let asns: Vec<String> = s.asns.iter().map(|a| format!("AS{a}")).collect();
-                    match s.kind {
-                        SegmentKind::Sequence => path.push_str(&asns.join(" ")),
-                        _ => path.push_str(&format!("{{{}}}", asns.join(" "))),
-                    }
-                }
-            }
-            Attr::Origin { origin: o } => {
-                origin = match o {
-                    Origin::Igp => 'i',
-                    Origin::Egp => 'e',
-                    Origin::Incomplete => '?',
-                }
-            }
-            _ => {}
+/// `%-18s via NH [PROTO SINCE] * (100/0) [ASPATH ORIGIN]`.
+fn route_row(peer: &Status, prefix: &str, path: &Path, primary: &str) -> String {
+    let a = &path.attrs;
+    let mut as_path = String::new();
+    for s in &a.as_path {
+        let asns: Vec<String> = s.asns.iter().map(|a| format!("AS{a}")).collect();
+        match s.kind {
+            SegmentKind::Sequence => as_path.push_str(&asns.join(" ")),
+            _ => as_path.push_str(&format!("{{{}}}", asns.join(" "))),
         }
     }
-    let via = nh.map_or_else(|| "unreachable".to_string(), |n| format!("via {n}"));
-    let stale = if route.stale { "s" } else { "" };
-    let net = if first {
-        prefix.net.to_string()
-    } else {
-        String::new()
+    let origin = match a.origin {
+        Origin::Igp => 'i',
+        Origin::Egp => 'e',
+        Origin::Incomplete => '?',
     };
+    let via = a
+        .next_hop
+        .map_or_else(|| "unreachable".to_string(), |n| format!("via {n}"));
+    let stale = if path.stale { "s" } else { "" };
     format!(
-        "{net:<18} {via} [{} {}]{} (100{stale}/0) [{path}{origin}]",
+        "{prefix:<18} {via} [{} {}]{primary} (100{stale}/0) [{as_path}{origin}]",
         peer.name,
-        since(peer.since),
-        if first { " *" } else { "" }
+        since(peer.since)
     )
 }
 
@@ -354,6 +343,7 @@ fn civil(t: SystemTime) -> (String, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
     use std::time::Duration;
 
     #[test]
@@ -401,7 +391,7 @@ mod tests {
 
     #[test]
     fn peer_commands_name_their_effects() {
-        let rib = Rib::default();
+        let rib = Rib::new(&Config::parse("router_id = \"127.0.0.1\"\nasn = 1\n").unwrap());
         let peers = [status(State::Established, None)];
         let ctx = Context {
             router_id: Ipv4Addr::LOCALHOST,
@@ -423,7 +413,7 @@ mod tests {
 
     #[test]
     fn unknown_commands() {
-        let rib = Rib::default();
+        let rib = Rib::new(&Config::parse("router_id = \"127.0.0.1\"\nasn = 1\n").unwrap());
         let ctx = Context {
             router_id: Ipv4Addr::LOCALHOST,
             started: SystemTime::now(),

@@ -1,288 +1,522 @@
-//! Routing tables: each peer's Adj-RIB-In, and the UPDATEs that announce this node's own
-//! prefixes. Best-path selection across peers, re-advertisement and route reflection are
-//! not here yet.
+//! The routing core: one table of every path (own routes and each peer's Adj-RIB-In), the
+//! decision process, and per-group Adj-RIB-Out. Work is incremental: an UPDATE marks the
+//! prefixes it touches, and only those are decided and exported again.
 
-use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
+pub mod adj_out;
+pub mod attrs;
+pub mod best;
+pub mod table;
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
+use bytes::Bytes;
 use ipnet::IpNet;
 
+use crate::config::{Config, Peer as PeerConfig};
+use crate::policy::calico::Calico;
+use crate::policy::reflect::{Source, Speaker, Target};
 use crate::session::{PeerId, Session};
-use crate::wire::attr::{MpReach, Origin, Segment, SegmentKind};
-use crate::wire::{Attr, Family, Message, PathAttribute, Prefix, RouteRefresh, Update};
+use crate::wire::{Family, RouteRefresh, Update};
 
-/// Attributes as received, shared by every prefix of the UPDATE that carried them.
-pub type Attrs = Arc<Vec<PathAttribute>>;
+use adj_out::{Advertised, Changes, Group, GroupKey};
+use attrs::{AttrSet, Interner};
+use best::Candidate;
+use table::{Entry, PathSource, Table};
 
-/// A route in an Adj-RIB-In.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Route {
-    pub attrs: Attrs,
-    /// Kept from a session that went down under graceful restart (RFC 4724 §4.2).
-    pub stale: bool,
-}
-
-/// Prefixes announced in one UPDATE's worth of NLRI: /26s take 5 octets, so this stays
-/// well under 4096 octets with room for attributes.
-const PREFIXES_PER_UPDATE: usize = 500;
-
-/// Per-peer state the RIB keeps.
-#[derive(Debug, Default)]
-pub struct PeerRib {
+/// A peer as the RIB sees it.
+#[derive(Debug)]
+pub struct PeerInfo {
+    pub config: PeerConfig,
     pub session: Option<Session>,
     pub local: Option<SocketAddr>,
-    pub adj_in: BTreeMap<(Family, Prefix), Route>,
-    /// Families whose End-of-RIB the peer has sent since the session came up.
+    /// Families whose End-of-RIB arrived since the session came up.
     pub end_of_rib: Vec<Family>,
+    group: Option<usize>,
 }
 
-#[derive(Debug, Default)]
+impl PeerInfo {
+    fn ebgp(&self, local_asn: u32) -> bool {
+        self.config.asn != local_asn
+    }
+}
+
+/// Encoded messages for some peers (one update group's members, or one peer).
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub peers: Vec<PeerId>,
+    pub bytes: Bytes,
+}
+
+#[derive(Debug)]
 pub struct Rib {
-    pub local_asn: u32,
-    pub originated: Vec<IpNet>,
-    pub peers: Vec<PeerRib>,
+    pub speaker: Speaker,
+    pub calico: Calico,
+    pub max_paths: usize,
+    pub peers: Vec<PeerInfo>,
+    pub table: Table,
+    interner: Interner,
+    groups: Vec<Option<Group>>,
+    /// Prefixes touched since the last flush.
+    dirty: BTreeSet<(Family, IpNet)>,
+    /// Prefixes whose best or multipath set changed, for the FIB.
+    pub fib_dirty: BTreeSet<(Family, IpNet)>,
+}
+
+fn family_of(net: &IpNet) -> Family {
+    match net {
+        IpNet::V4(_) => Family::IPV4_UNICAST,
+        IpNet::V6(_) => Family::IPV6_UNICAST,
+    }
 }
 
 impl Rib {
-    pub fn new(local_asn: u32, originated: Vec<IpNet>, peers: usize) -> Rib {
-        Rib {
-            local_asn,
-            originated,
-            peers: (0..peers).map(|_| PeerRib::default()).collect(),
+    pub fn new(config: &Config) -> Rib {
+        let mut rib = Rib {
+            speaker: Speaker {
+                asn: config.asn,
+                router_id: config.router_id,
+                cluster_id: config.cluster_id,
+            },
+            calico: Calico::from_config(config),
+            max_paths: config.max_paths,
+            peers: config
+                .peers()
+                .into_iter()
+                .map(|p| PeerInfo {
+                    config: p,
+                    session: None,
+                    local: None,
+                    end_of_rib: Vec::new(),
+                    group: None,
+                })
+                .collect(),
+            table: Table::new(),
+            interner: Interner::default(),
+            groups: Vec::new(),
+            dirty: BTreeSet::new(),
+            fib_dirty: BTreeSet::new(),
+        };
+        let own = rib.interner.intern(AttrSet::local());
+        for net in rib.calico.originated().collect::<Vec<_>>() {
+            let key = (family_of(&net), net);
+            rib.table
+                .entry(key)
+                .or_default()
+                .upsert(PathSource::Local, 0, own.clone());
+            rib.dirty.insert(key);
         }
+        rib.flush();
+        rib
     }
 
-    fn peer(&mut self, id: PeerId) -> Option<&mut PeerRib> {
-        self.peers.get_mut(id)
-    }
-
-    /// A session came up: what to send it (our prefixes, then End-of-RIB per family).
-    pub fn up(&mut self, id: PeerId, session: Session, local: SocketAddr) -> Vec<Message> {
-        let Some(p) = self.peer(id) else {
+    /// A session came up: it joins its update group and gets the group's routes and
+    /// End-of-RIB. Routes kept from its previous session stay, stale, until its End-of-RIB.
+    pub fn up(&mut self, id: PeerId, session: Session, local: SocketAddr) -> Vec<Outgoing> {
+        let Some(p) = self.peers.get_mut(id) else {
             return Vec::new();
         };
-        // RFC 4724 §4.2: routes kept from the previous session are stale until refreshed.
-        for r in p.adj_in.values_mut() {
-            r.stale = true;
-        }
-        p.end_of_rib.clear();
         p.session = Some(session);
         p.local = Some(local);
-        self.announcements(id, true)
-    }
-
-    /// The session went down: with the peer's graceful restart its routes stay, marked
-    /// stale (RFC 4724 §4.2); without it they go.
-    pub fn down(&mut self, id: PeerId) {
-        let Some(p) = self.peer(id) else { return };
-        let keep = p.session.as_ref().is_some_and(|s| {
-            s.peer_graceful_restart
-                .as_ref()
-                .is_some_and(|g| !g.families.is_empty())
-        });
-        p.session = None;
-        if keep {
-            p.adj_in.values_mut().for_each(|r| r.stale = true);
-        } else {
-            p.adj_in.clear();
-        }
-    }
-
-    /// Drops a peer's routes still stale (restart timer over).
-    pub fn flush_stale(&mut self, id: PeerId) {
-        if let Some(p) = self.peer(id) {
-            p.adj_in.retain(|_, r| !r.stale);
-        }
-    }
-
-    /// Applies an UPDATE to the peer's Adj-RIB-In. On End-of-RIB the family's stale routes
-    /// go (RFC 4724 §4.2).
-    pub fn update(&mut self, id: PeerId, u: &Update, withdraw_all: bool) {
-        let Some(p) = self.peer(id) else { return };
-        if let Some(f) = u.end_of_rib() {
-            p.adj_in.retain(|(fam, _), r| *fam != f || !r.stale);
-            if !p.end_of_rib.contains(&f) {
-                p.end_of_rib.push(f);
-            }
-            return;
-        }
-        for (f, pfx) in u.withdrawals() {
-            p.adj_in.remove(&(f, *pfx));
-        }
-        if withdraw_all {
-            for (f, pfx) in u.announced() {
-                p.adj_in.remove(&(f, *pfx));
-            }
-            return;
-        }
-        let attrs: Attrs = Arc::new(
-            u.attributes
-                .iter()
-                .filter(|a| !matches!(a.value, Attr::MpReach(_) | Attr::MpUnreach(_)))
-                .cloned()
-                .chain(u.mp_reach().map(|m| {
-                    // Keep the next hop, drop the NLRI: the prefixes are the table's keys.
-                    PathAttribute::new(Attr::MpReach(MpReach {
-                        nlri: Vec::new(),
-                        ..m.clone()
-                    }))
-                }))
-                .collect(),
-        );
-        for (f, pfx) in u.announced() {
-            p.adj_in.insert(
-                (f, *pfx),
-                Route {
-                    attrs: attrs.clone(),
-                    stale: false,
-                },
-            );
-        }
-    }
-
-    /// A ROUTE-REFRESH request: everything again, framed by BoRR/EoRR when enhanced route
-    /// refresh was negotiated (RFC 7313 §4).
-    pub fn refresh(&mut self, id: PeerId, request: RouteRefresh) -> Vec<Message> {
-        let family = Family {
-            afi: request.afi,
-            safi: request.safi,
-        };
-        let Some(s) = self.peers.get(id).and_then(|p| p.session.as_ref()) else {
+        p.end_of_rib.clear();
+        let Some(key) = self.group_key(id) else {
             return Vec::new();
         };
-        if !s.families.contains(&family) || request.subtype != RouteRefresh::REQUEST {
+        let existing = self
+            .groups
+            .iter()
+            .position(|g| g.as_ref().is_some_and(|g| g.key == key));
+        let gi = match existing {
+            Some(i) => i,
+            None => {
+                let mut g = Group::new(key);
+                let mut ignored = Changes::default();
+                let nets: Vec<(Family, IpNet)> = self.table.keys().copied().collect();
+                for (f, net) in nets {
+                    let now = self.export(&g.key, f, &net);
+                    g.update(f, net, now, &mut ignored);
+                }
+                self.groups.push(Some(g));
+                self.groups.len() - 1
+            }
+        };
+        if let Some(p) = self.peers.get_mut(id) {
+            p.group = Some(gi);
+        }
+        let Some(g) = self.groups[gi].as_mut() else {
             return Vec::new();
-        }
-        let enhanced = s.enhanced_route_refresh;
-        let marker = |subtype| Message::RouteRefresh(RouteRefresh { subtype, ..request });
-        let mut out = Vec::new();
-        if enhanced {
-            out.push(marker(RouteRefresh::BORR));
-        }
-        out.extend(self.announcements(id, false).into_iter().filter(
-            |m| matches!(m, Message::Update(u) if u.announced().all(|(f, _)| f == family)),
-        ));
-        if enhanced {
-            out.push(marker(RouteRefresh::EORR));
-        }
-        out
+        };
+        g.members.push(id);
+        let mut bytes = g.encode(&g.dump(&g.key.families)).to_vec();
+        bytes.extend_from_slice(&g.end_of_rib());
+        vec![Outgoing {
+            peers: vec![id],
+            bytes: bytes.into(),
+        }]
     }
 
-    /// UPDATEs announcing our prefixes to a peer, grouped per family, then End-of-RIB.
-    fn announcements(&self, id: PeerId, end_of_rib: bool) -> Vec<Message> {
+    /// The session went down. With the peer's graceful restart its routes stay, marked
+    /// stale (RFC 4724 §4.2); without it they go now.
+    pub fn down(&mut self, id: PeerId) -> Vec<Outgoing> {
+        let Some(p) = self.peers.get_mut(id) else {
+            return Vec::new();
+        };
+        let keep = p
+            .session
+            .take()
+            .and_then(|s| s.peer_graceful_restart)
+            .is_some_and(|g| !g.families.is_empty());
+        p.local = None;
+        if let Some(gi) = p.group.take()
+            && let Some(g) = self.groups[gi].as_mut()
+        {
+            g.members.retain(|m| *m != id);
+            if g.members.is_empty() {
+                self.groups[gi] = None;
+            }
+        }
+        let src = PathSource::Peer(id);
+        for (key, e) in self.table.iter_mut() {
+            if keep {
+                let mut touched = false;
+                for path in e.paths.iter_mut().filter(|p| p.source == src) {
+                    path.stale = true;
+                    touched = true;
+                }
+                if touched {
+                    self.dirty.insert(*key);
+                }
+            } else if e.remove(src, |_| true) {
+                self.dirty.insert(*key);
+            }
+        }
+        self.flush()
+    }
+
+    /// Drops a peer's paths that are still stale (its restart time ran out, or its
+    /// End-of-RIB arrived for `family`).
+    pub fn flush_stale(&mut self, id: PeerId, family: Option<Family>) -> Vec<Outgoing> {
+        let src = PathSource::Peer(id);
+        for ((f, net), e) in self.table.iter_mut() {
+            if family.is_none_or(|x| x == *f) && e.remove(src, |p| p.stale) {
+                self.dirty.insert((*f, *net));
+            }
+        }
+        self.flush()
+    }
+
+    /// Applies a peer's UPDATE. `withdraw_all`: RFC 7606 treat-as-withdraw.
+    pub fn update(&mut self, id: PeerId, u: &Update, withdraw_all: bool) -> Vec<Outgoing> {
         let Some(p) = self.peers.get(id) else {
             return Vec::new();
         };
-        let (Some(s), Some(local)) = (&p.session, p.local) else {
+        let Some(rx) = p.session.as_ref().map(|s| s.rx) else {
             return Vec::new();
         };
-        let mut out = Vec::new();
-        for family in &s.families {
-            let nets: Vec<Prefix> = self
-                .originated
-                .iter()
-                .filter(|n| {
-                    matches!(
-                        (n, *family),
-                        (IpNet::V4(_), Family::IPV4_UNICAST) | (IpNet::V6(_), Family::IPV6_UNICAST)
-                    )
-                })
-                .map(|n| Prefix {
-                    net: *n,
-                    // RFC 7911 §3: one path per prefix; any identifier will do.
-                    path_id: sends_path_id(s, *family).then_some(1),
-                })
-                .collect();
-            if let Some(attrs) = self.attributes(s, *family, local.ip()) {
-                for chunk in nets.chunks(PREFIXES_PER_UPDATE) {
-                    out.push(Message::Update(announce(*family, &attrs, chunk)));
-                }
+        if let Some(f) = u.end_of_rib() {
+            if let Some(p) = self.peers.get_mut(id)
+                && !p.end_of_rib.contains(&f)
+            {
+                p.end_of_rib.push(f);
             }
-            if end_of_rib {
-                out.push(Message::Update(Update::end_of_rib_for(*family)));
+            return self.flush_stale(id, Some(f));
+        }
+        let ebgp = p.ebgp(self.speaker.asn);
+        let allow = p.config.settings.allow_local_as;
+        let src = PathSource::Peer(id);
+        for (f, pfx) in u.withdrawals() {
+            self.withdraw(src, f, pfx.net, pfx.path_id.unwrap_or(0));
+        }
+        let mut by_family: Vec<(Family, Option<Arc<AttrSet>>)> = Vec::new();
+        for (f, pfx) in u.announced() {
+            let rx_id = pfx.path_id.unwrap_or(0);
+            if withdraw_all {
+                self.withdraw(src, f, pfx.net, rx_id);
+                continue;
+            }
+            let attrs = match by_family.iter().find(|(x, _)| *x == f) {
+                Some((_, a)) => a.clone(),
+                None => {
+                    let a = AttrSet::from_update(u, f, &rx);
+                    let a = self
+                        .speaker
+                        .accepts(&a, ebgp, allow)
+                        .then(|| self.interner.intern(a));
+                    by_family.push((f, a.clone()));
+                    a
+                }
+            };
+            match attrs {
+                Some(a) => {
+                    if self
+                        .table
+                        .entry((f, pfx.net))
+                        .or_default()
+                        .upsert(src, rx_id, a)
+                    {
+                        self.dirty.insert((f, pfx.net));
+                    }
+                }
+                // A loop: the route is not usable, and replaces any earlier one.
+                None => self.withdraw(src, f, pfx.net, rx_id),
+            }
+        }
+        self.flush()
+    }
+
+    fn withdraw(&mut self, src: PathSource, f: Family, net: IpNet, rx_id: u32) {
+        if let Some(e) = self.table.get_mut(&(f, net))
+            && e.remove(src, |p| p.rx_id == rx_id)
+        {
+            self.dirty.insert((f, net));
+        }
+    }
+
+    /// A ROUTE-REFRESH request: the group's routes of that family again, framed by BoRR/EoRR
+    /// when enhanced route refresh was negotiated (RFC 7313 §4).
+    pub fn refresh(&mut self, id: PeerId, request: RouteRefresh) -> Vec<Outgoing> {
+        let f = Family {
+            afi: request.afi,
+            safi: request.safi,
+        };
+        let Some(p) = self.peers.get(id) else {
+            return Vec::new();
+        };
+        let (Some(s), Some(g)) = (&p.session, p.group.and_then(|gi| self.groups[gi].as_ref()))
+        else {
+            return Vec::new();
+        };
+        if request.subtype != RouteRefresh::REQUEST || !g.key.families.contains(&f) {
+            return Vec::new();
+        }
+        let mut bytes = Vec::new();
+        if s.enhanced_route_refresh {
+            bytes.extend_from_slice(&g.refresh_marker(f, RouteRefresh::BORR));
+        }
+        bytes.extend_from_slice(&g.encode(&g.dump(&[f])));
+        if s.enhanced_route_refresh {
+            bytes.extend_from_slice(&g.refresh_marker(f, RouteRefresh::EORR));
+        }
+        vec![Outgoing {
+            peers: vec![id],
+            bytes: bytes.into(),
+        }]
+    }
+
+    /// Decides every touched prefix and sends each group what changed for it.
+    fn flush(&mut self) -> Vec<Outgoing> {
+        let dirty = std::mem::take(&mut self.dirty);
+        for key in &dirty {
+            self.decide(key);
+        }
+        let mut out = Vec::new();
+        for gi in 0..self.groups.len() {
+            let Some(mut g) = self.groups[gi].take() else {
+                continue;
+            };
+            let mut changes = Changes::default();
+            for (f, net) in &dirty {
+                let now = self.export(&g.key, *f, net);
+                g.update(*f, *net, now, &mut changes);
+            }
+            if !changes.is_empty() {
+                out.push(Outgoing {
+                    peers: g.members.clone(),
+                    bytes: g.encode(&changes),
+                });
+            }
+            self.groups[gi] = Some(g);
+        }
+        for key in &dirty {
+            if self.table.get(key).is_some_and(|e| e.paths.is_empty()) {
+                self.table.remove(key);
             }
         }
         out
     }
 
-    /// Attributes of our own routes toward a peer: ORIGIN IGP; AS_PATH empty over iBGP, our
-    /// AS over eBGP (RFC 4271 §5.1.2); NEXT_HOP the session's local address (§5.1.3);
-    /// LOCAL_PREF only over iBGP (§5.1.5). `None` when the session has no address of the
-    /// family to give as next hop.
-    fn attributes(&self, s: &Session, family: Family, local: IpAddr) -> Option<Vec<PathAttribute>> {
-        let ibgp = s.peer_asn() == self.local_asn;
-        let segments = if ibgp {
-            Vec::new()
-        } else {
-            vec![Segment {
-                kind: SegmentKind::Sequence,
-                asns: vec![self.local_asn],
-            }]
+    fn candidate<'a>(&self, src: PathSource, attrs: &'a AttrSet) -> Candidate<'a> {
+        let peer = match src {
+            PathSource::Peer(id) => self.peers.get(id),
+            PathSource::Local => None,
         };
-        let mut attrs = vec![
-            PathAttribute::new(Attr::Origin {
-                origin: Origin::Igp,
-            }),
-            PathAttribute::new(Attr::AsPath { segments }),
-        ];
-        match (family, local) {
-            (Family::IPV4_UNICAST, IpAddr::V4(nh)) => {
-                attrs.push(PathAttribute::new(Attr::NextHop { next_hop: nh }))
-            }
-            (Family::IPV6_UNICAST, IpAddr::V6(nh)) => {
-                attrs.push(PathAttribute::new(Attr::MpReach(MpReach {
-                    afi: family.afi,
-                    safi: family.safi,
-                    next_hop: IpAddr::V6(nh),
-                    link_local: None,
-                    reserved: 0,
-                    nlri: Vec::new(),
-                })))
-            }
-            _ => return None,
+        Candidate {
+            attrs,
+            local: src == PathSource::Local,
+            ebgp: peer.is_some_and(|p| p.ebgp(self.speaker.asn)),
+            peer_id: peer
+                .and_then(|p| p.session.as_ref().map(|s| s.remote.bgp_id))
+                .unwrap_or(self.speaker.router_id),
+            peer_addr: peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |p| p.config.address),
+            reachable: true,
         }
-        if ibgp {
-            attrs.push(PathAttribute::new(Attr::LocalPref { local_pref: 100 }));
-        }
-        Some(attrs)
     }
 
-    /// Every route in every Adj-RIB-In, for `show route`.
-    pub fn routes(&self) -> impl Iterator<Item = (PeerId, &Family, &Prefix, &Route)> {
-        self.peers
+    /// Ranks a prefix's paths; notes a change of its best or multipath set for the FIB.
+    fn decide(&mut self, key: &(Family, IpNet)) {
+        let Some(e) = self.table.get(key) else { return };
+        // A fixed order (peer address, path identifier) makes the result independent of the
+        // order updates arrived in.
+        let mut order: Vec<usize> = (0..e.paths.len()).collect();
+        order.sort_by_key(|i| {
+            let p = &e.paths[*i];
+            (
+                self.candidate(p.source, &p.attrs).peer_addr,
+                p.rx_id,
+                p.source,
+            )
+        });
+        let cands: Vec<Candidate> = order
             .iter()
-            .enumerate()
-            .flat_map(|(id, p)| p.adj_in.iter().map(move |((f, pfx), r)| (id, f, pfx, r)))
-    }
-}
-
-fn sends_path_id(s: &Session, f: Family) -> bool {
-    match f {
-        Family::IPV4_UNICAST => s.tx.add_path_ipv4,
-        Family::IPV6_UNICAST => s.tx.add_path_ipv6,
-        _ => false,
-    }
-}
-
-/// An UPDATE announcing `prefixes` with `attrs`; IPv6 prefixes go inside MP_REACH_NLRI.
-fn announce(family: Family, attrs: &[PathAttribute], prefixes: &[Prefix]) -> Update {
-    let mut attributes = attrs.to_vec();
-    if family == Family::IPV4_UNICAST {
-        return Update {
-            withdrawn: Vec::new(),
-            attributes,
-            nlri: prefixes.to_vec(),
+            .map(|i| self.candidate(e.paths[*i].source, &e.paths[*i].attrs))
+            .collect();
+        let ranked: Vec<usize> = best::rank(&cands, cands.len())
+            .into_iter()
+            .map(|i| order[i])
+            .collect();
+        let ecmp = match ranked.first() {
+            Some(b) => {
+                let best = self.candidate(e.paths[*b].source, &e.paths[*b].attrs);
+                ranked
+                    .iter()
+                    .take(self.max_paths)
+                    .take_while(|i| {
+                        let c = self.candidate(e.paths[**i].source, &e.paths[**i].attrs);
+                        **i == *b || best::equal_cost(&best, &c)
+                    })
+                    .count()
+            }
+            None => 0,
         };
-    }
-    for a in &mut attributes {
-        if let Attr::MpReach(m) = &mut a.value {
-            m.nlri = prefixes.to_vec();
+        let fib_view = |e: &Entry| -> Vec<(PathSource, u32)> {
+            e.multipath().map(|p| (p.source, p.tx_id)).collect()
+        };
+        let before = fib_view(e);
+        let before_attrs: Vec<Arc<AttrSet>> = e.multipath().map(|p| p.attrs.clone()).collect();
+        if let Some(e) = self.table.get_mut(key) {
+            e.ranked = ranked;
+            e.ecmp = ecmp;
+            let after_attrs: Vec<Arc<AttrSet>> = e.multipath().map(|p| p.attrs.clone()).collect();
+            let same_attrs = before_attrs.len() == after_attrs.len()
+                && before_attrs
+                    .iter()
+                    .zip(&after_attrs)
+                    .all(|(a, b)| Arc::ptr_eq(a, b));
+            if before != fib_view(e) || !same_attrs {
+                self.fib_dirty.insert(*key);
+            }
         }
     }
-    Update {
-        withdrawn: Vec::new(),
-        attributes,
-        nlri: Vec::new(),
+
+    /// What a group is sent for a prefix: its best path (or up to `send_max` with add-path)
+    /// that propagation and Calico's export rules let through, rewritten for the group.
+    fn export(&mut self, key: &GroupKey, f: Family, net: &IpNet) -> Advertised {
+        let Some(e) = self.table.get(&(f, *net)) else {
+            return Vec::new();
+        };
+        if !key.families.contains(&f) || !self.calico.exports(net) {
+            return Vec::new();
+        }
+        let add_path = match f {
+            Family::IPV4_UNICAST => key.tx.add_path_ipv4,
+            Family::IPV6_UNICAST => key.tx.add_path_ipv6,
+            _ => false,
+        };
+        let n = if add_path { key.send_max } else { 1 };
+        let mut rewritten = Vec::new();
+        for i in e.ranked.iter().take(n) {
+            let p = &e.paths[*i];
+            let from = self.source(p.source);
+            if !self.speaker.propagates(&from, &key.target) {
+                continue;
+            }
+            if let Some(mut a) = self.speaker.rewrite(&from, &key.target, f, &p.attrs) {
+                self.calico.add_communities(net, &mut a);
+                rewritten.push((if add_path { p.tx_id } else { 0 }, a));
+            }
+        }
+        rewritten
+            .into_iter()
+            .map(|(id, a)| (id, self.interner.intern(a)))
+            .collect()
+    }
+
+    fn source(&self, src: PathSource) -> Source {
+        match src {
+            PathSource::Local => Source {
+                local: true,
+                ibgp: false,
+                rr_client: false,
+                bgp_id: self.speaker.router_id,
+            },
+            PathSource::Peer(id) => {
+                let p = self.peers.get(id);
+                Source {
+                    local: false,
+                    ibgp: p.is_some_and(|p| !p.ebgp(self.speaker.asn)),
+                    rr_client: p.is_some_and(|p| p.config.settings.rr_client),
+                    bgp_id: p
+                        .and_then(|p| p.session.as_ref().map(|s| s.remote.bgp_id))
+                        .unwrap_or(Ipv4Addr::UNSPECIFIED),
+                }
+            }
+        }
+    }
+
+    /// The update group a peer belongs in, from its settings and its session.
+    fn group_key(&self, id: PeerId) -> Option<GroupKey> {
+        let p = self.peers.get(id)?;
+        let s = p.session.as_ref()?;
+        let local = p.local?.ip().to_canonical();
+        let add_path_send = s.tx.add_path_ipv4 || s.tx.add_path_ipv6;
+        Some(GroupKey {
+            target: Target {
+                ibgp: !p.ebgp(self.speaker.asn),
+                rr_client: p.config.settings.rr_client,
+                next_hop: p.config.settings.next_hop,
+                local_v4: match local {
+                    IpAddr::V4(a) => Some(a),
+                    IpAddr::V6(_) => None,
+                },
+                local_v6: match local {
+                    IpAddr::V6(a) => Some(a),
+                    IpAddr::V4(_) => None,
+                },
+            },
+            tx: s.tx,
+            families: s.families.clone(),
+            send_max: if add_path_send {
+                p.config.settings.add_paths_send
+            } else {
+                1
+            },
+        })
+    }
+
+    /// The number of update groups (for `show memory` and tests).
+    pub fn group_count(&self) -> usize {
+        self.groups.iter().flatten().count()
+    }
+
+    /// Paths received from a peer (its Adj-RIB-In size).
+    pub fn received(&self, id: PeerId) -> usize {
+        self.table
+            .values()
+            .flat_map(|e| &e.paths)
+            .filter(|p| p.source == PathSource::Peer(id))
+            .count()
+    }
+
+    /// Prefixes a peer's group advertises to it.
+    pub fn advertised(&self, id: PeerId) -> usize {
+        self.peers
+            .get(id)
+            .and_then(|p| p.group)
+            .and_then(|gi| self.groups[gi].as_ref())
+            .map_or(0, |g| g.sent.values().map(Vec::len).sum())
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -45,7 +45,7 @@ pub mod code {
 
 /// One path attribute: its flags octet as received (so re-encoding keeps the partial and
 /// extended-length bits) and its value.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct PathAttribute {
     pub flags: u8,
     #[serde(flatten)]
@@ -104,7 +104,7 @@ impl PathAttribute {
 }
 
 /// A path attribute's value. Attributes wren does not interpret are kept as bytes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "attr", rename_all = "kebab-case")]
 pub enum Attr {
     /// RFC 4271 §5.1.1.
@@ -173,7 +173,7 @@ pub enum SegmentKind {
 
 /// MP_REACH_NLRI for IPv4 or IPv6 unicast/multicast (RFC 4760 §3, RFC 2545 §3 for the
 /// link-local next hop, RFC 8950 for IPv6 next hops of IPv4 routes).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct MpReach {
     pub afi: Afi,
     pub safi: Safi,
@@ -187,7 +187,7 @@ pub struct MpReach {
 }
 
 /// MP_UNREACH_NLRI for IPv4 or IPv6 unicast/multicast (RFC 4760 §4).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct MpUnreach {
     pub afi: Afi,
     pub safi: Safi,

@@ -33,7 +33,7 @@ pub const MAX_LEN: usize = 4096;
 pub const MAX_EXTENDED_LEN: usize = 65535;
 
 /// What the two OPENs agreed that changes how messages are read and written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Negotiated {
     /// Both sides sent the 4-octet AS capability (RFC 6793 §4): AS_PATH and AGGREGATOR carry
     /// 4-octet AS numbers.

@@ -1,0 +1,222 @@
+//! Calico's export rules (contract §3.2) and how routes inside a pool reach the kernel
+//! (contract §3.7): own blocks are announced and nothing more specific inside them is;
+//! service ranges are announced; learned routes are passed on only inside pools whose BGP
+//! export is on.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use crate::config::{Config, Encapsulation, Pool};
+use crate::rib::attrs::AttrSet;
+
+use super::{AnyCommunity, parse_community};
+
+/// The node's Calico settings, as the RIB and FIB apply them.
+#[derive(Debug, Clone, Default)]
+pub struct Calico {
+    /// Own IPAM blocks.
+    pub blocks: Vec<IpNet>,
+    pub services: Vec<IpNet>,
+    pub pools: Vec<Pool>,
+    pub communities: Vec<(IpNet, Vec<AnyCommunity>)>,
+}
+
+/// How a route is written to the kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KernelKind {
+    /// Own block: `blackhole PREFIX proto bird`.
+    Blackhole,
+    /// `via NEXT_HOP dev tunl0 onlink`.
+    Tunnel,
+    /// `via NEXT_HOP` on the connected interface.
+    Plain,
+    /// Not written (service ranges; VXLAN pools, which Felix programs).
+    Skip,
+}
+
+impl Calico {
+    pub fn from_config(c: &Config) -> Calico {
+        Calico {
+            blocks: c.originate.clone(),
+            services: c.services.clone(),
+            pools: c.pools.clone(),
+            communities: c
+                .communities
+                .iter()
+                .map(|pc| {
+                    // Checked when the configuration was loaded.
+                    let list = pc
+                        .communities
+                        .iter()
+                        .filter_map(|t| parse_community(t).ok())
+                        .collect();
+                    (pc.prefix, list)
+                })
+                .collect(),
+        }
+    }
+
+    /// Prefixes this node originates: its blocks and the service ranges.
+    pub fn originated(&self) -> impl Iterator<Item = IpNet> + '_ {
+        self.blocks.iter().chain(&self.services).copied()
+    }
+
+    fn pool_of(&self, net: &IpNet) -> Option<&Pool> {
+        self.pools.iter().find(|p| p.cidr.contains(net))
+    }
+
+    /// `calico_export_to_bgp_peers` (contract §3.2), first match wins.
+    pub fn exports(&self, net: &IpNet) -> bool {
+        if self.pool_of(net).is_some_and(|p| !p.bgp_export) {
+            return false;
+        }
+        // Aggregation: a block is announced, anything more specific inside it is not.
+        if let Some(b) = self.blocks.iter().find(|b| b.contains(net)) {
+            return b == net;
+        }
+        self.services.iter().any(|s| s.contains(net)) || self.pool_of(net).is_some()
+    }
+
+    /// Adds the communities configured for ranges holding `net` (Calico's prefixAdvertisements).
+    pub fn add_communities(&self, net: &IpNet, attrs: &mut AttrSet) {
+        for (range, list) in &self.communities {
+            if !range.contains(net) {
+                continue;
+            }
+            for c in list {
+                match c {
+                    AnyCommunity::Standard(s) if !attrs.communities.contains(s) => {
+                        attrs.communities.push(*s)
+                    }
+                    AnyCommunity::Large(l) if !attrs.large_communities.contains(l) => {
+                        attrs.large_communities.push(*l)
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// `calico_kernel_programming` (contract §3.7): how a best route for `net` is written.
+    /// `connected` says whether the next hop is on a directly connected subnet.
+    pub fn kernel_kind(
+        &self,
+        net: &IpNet,
+        local: bool,
+        next_hop: Option<IpAddr>,
+        connected: impl Fn(IpAddr) -> bool,
+    ) -> KernelKind {
+        if self.services.iter().any(|s| s.contains(net)) {
+            return KernelKind::Skip;
+        }
+        if local {
+            return KernelKind::Blackhole;
+        }
+        match self.pool_of(net).map(|p| p.encapsulation) {
+            Some(Encapsulation::Vxlan | Encapsulation::VxlanCrossSubnet) => KernelKind::Skip,
+            Some(Encapsulation::Ipip) => KernelKind::Tunnel,
+            Some(Encapsulation::IpipCrossSubnet) if !next_hop.is_some_and(connected) => {
+                KernelKind::Tunnel
+            }
+            _ => KernelKind::Plain,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net(s: &str) -> IpNet {
+        s.parse().unwrap()
+    }
+
+    fn calico() -> Calico {
+        let pool = |cidr: &str, encapsulation, bgp_export| Pool {
+            cidr: net(cidr),
+            encapsulation,
+            bgp_export,
+        };
+        Calico {
+            blocks: vec![net("198.18.10.0/26")],
+            services: vec![net("203.0.113.0/24")],
+            pools: vec![
+                pool("198.18.0.0/16", Encapsulation::IpipCrossSubnet, true),
+                pool("198.19.0.0/16", Encapsulation::None, false),
+                pool("2001:db8:1::/48", Encapsulation::Vxlan, true),
+            ],
+            communities: vec![(
+                net("198.18.0.0/16"),
+                vec![parse_community("65000:1").unwrap()],
+            )],
+        }
+    }
+
+    #[test]
+    fn export_rules_in_order() {
+        let c = calico();
+        let cases = [
+            ("198.18.10.0/26", true, "own block"),
+            ("198.18.10.5/32", false, "inside own block: aggregated"),
+            (
+                "198.18.20.64/26",
+                true,
+                "another node's block in an exported pool",
+            ),
+            ("198.18.20.7/32", true, "borrowed address in a pool"),
+            ("198.19.1.0/26", false, "pool with BGP export off"),
+            ("203.0.113.0/24", true, "service range"),
+            ("203.0.113.10/32", true, "inside a service range"),
+            ("192.0.2.0/24", false, "outside every pool"),
+            ("0.0.0.0/0", false, "default route"),
+        ];
+        for (n, want, why) in cases {
+            assert_eq!(c.exports(&net(n)), want, "{n}: {why}");
+        }
+    }
+
+    #[test]
+    fn kernel_kinds() {
+        let c = calico();
+        let nh: IpAddr = "198.51.100.2".parse().unwrap();
+        let on_link = |_| true;
+        let off_link = |_| false;
+        assert_eq!(
+            c.kernel_kind(&net("198.18.10.0/26"), true, None, on_link),
+            KernelKind::Blackhole
+        );
+        assert_eq!(
+            c.kernel_kind(&net("198.18.20.0/26"), false, Some(nh), on_link),
+            KernelKind::Plain
+        );
+        assert_eq!(
+            c.kernel_kind(&net("198.18.20.0/26"), false, Some(nh), off_link),
+            KernelKind::Tunnel
+        );
+        assert_eq!(
+            c.kernel_kind(&net("203.0.113.0/24"), true, None, on_link),
+            KernelKind::Skip
+        );
+        assert_eq!(
+            c.kernel_kind(&net("2001:db8:1::40/122"), false, Some(nh), on_link),
+            KernelKind::Skip
+        );
+        assert_eq!(
+            c.kernel_kind(&net("192.0.2.0/24"), false, Some(nh), off_link),
+            KernelKind::Plain
+        );
+    }
+
+    #[test]
+    fn communities_added_once() {
+        let c = calico();
+        let mut a = AttrSet::local();
+        c.add_communities(&net("198.18.10.0/26"), &mut a);
+        c.add_communities(&net("198.18.10.0/26"), &mut a);
+        assert_eq!(a.communities.len(), 1);
+        let mut b = AttrSet::local();
+        c.add_communities(&net("192.0.2.0/24"), &mut b);
+        assert!(b.communities.is_empty());
+    }
+}

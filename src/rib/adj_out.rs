@@ -1,0 +1,362 @@
+//! Adj-RIB-Out by update group: peers that would be sent the same thing share one group, its
+//! record of what was advertised, and each UPDATE, built and encoded once for all of them.
+//! Announcements with the same attribute set travel in one UPDATE, packed up to the size the
+//! session allows.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use ipnet::IpNet;
+use tracing::warn;
+
+use super::attrs::AttrSet;
+use crate::policy::reflect::Target;
+use crate::session::PeerId;
+use crate::wire::attr::MpUnreach;
+use crate::wire::{
+    Attr, Family, HEADER_LEN, Message, Negotiated, PathAttribute, Prefix, RouteRefresh, Update,
+};
+
+/// What makes two peers' outbound streams identical.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct GroupKey {
+    pub target: Target,
+    /// How messages are encoded for the members (4-octet AS, add-path, extended messages).
+    pub tx: Negotiated,
+    pub families: Vec<Family>,
+    /// Paths per prefix sent (more than 1 only with add-path send).
+    pub send_max: usize,
+}
+
+impl GroupKey {
+    fn add_path(&self, f: Family) -> bool {
+        match f {
+            Family::IPV4_UNICAST => self.tx.add_path_ipv4,
+            Family::IPV6_UNICAST => self.tx.add_path_ipv6,
+            _ => false,
+        }
+    }
+}
+
+/// What was advertised for one prefix: (path identifier, attributes) pairs.
+pub type Advertised = Vec<(u32, Arc<AttrSet>)>;
+
+#[derive(Debug)]
+pub struct Group {
+    pub key: GroupKey,
+    pub members: Vec<PeerId>,
+    pub sent: HashMap<(Family, IpNet), Advertised>,
+}
+
+/// Announcements and withdrawals waiting to be encoded.
+#[derive(Debug, Default)]
+pub struct Changes {
+    /// Per attribute set (by identity), the prefixes that carry it, in arrival order.
+    announce: Vec<(Family, Arc<AttrSet>, Vec<Prefix>)>,
+    index: HashMap<(Family, *const AttrSet), usize>,
+    withdraw: Vec<(Family, Prefix)>,
+}
+
+impl Changes {
+    pub fn is_empty(&self) -> bool {
+        self.announce.is_empty() && self.withdraw.is_empty()
+    }
+
+    fn announce(&mut self, f: Family, attrs: &Arc<AttrSet>, p: Prefix) {
+        let key = (f, Arc::as_ptr(attrs));
+        let i = *self.index.entry(key).or_insert_with(|| {
+            self.announce.push((f, attrs.clone(), Vec::new()));
+            self.announce.len() - 1
+        });
+        self.announce[i].2.push(p);
+    }
+}
+
+impl Group {
+    pub fn new(key: GroupKey) -> Group {
+        Group {
+            key,
+            members: Vec::new(),
+            sent: HashMap::new(),
+        }
+    }
+
+    fn prefix(&self, f: Family, net: IpNet, id: u32) -> Prefix {
+        Prefix {
+            net,
+            path_id: self.key.add_path(f).then_some(id),
+        }
+    }
+
+    /// Records what is now exported for `net` and queues the difference.
+    pub fn update(&mut self, f: Family, net: IpNet, now: Advertised, out: &mut Changes) {
+        let before = if now.is_empty() {
+            self.sent.remove(&(f, net)).unwrap_or_default()
+        } else {
+            self.sent.insert((f, net), now.clone()).unwrap_or_default()
+        };
+        for (id, attrs) in &now {
+            let same = before.iter().any(|(i, a)| i == id && Arc::ptr_eq(a, attrs));
+            if !same {
+                out.announce(f, attrs, self.prefix(f, net, *id));
+            }
+        }
+        // RFC 7911: a path identifier no longer used is withdrawn; without add-path the
+        // prefix is withdrawn when nothing replaces it.
+        for (id, _) in &before {
+            if !now.iter().any(|(i, _)| i == id) {
+                out.withdraw.push((f, self.prefix(f, net, *id)));
+            }
+        }
+    }
+
+    /// Everything advertised (for `families`), as for a new member or a refresh.
+    pub fn dump(&self, families: &[Family]) -> Changes {
+        let mut out = Changes::default();
+        let mut keys: Vec<&(Family, IpNet)> = self
+            .sent
+            .keys()
+            .filter(|(f, _)| families.contains(f))
+            .collect();
+        keys.sort();
+        for key in keys {
+            for (id, attrs) in &self.sent[key] {
+                out.announce(key.0, attrs, self.prefix(key.0, key.1, *id));
+            }
+        }
+        out
+    }
+
+    /// Encodes changes as UPDATEs (withdrawals first), packed to the session's size limit.
+    pub fn encode(&self, c: &Changes) -> Bytes {
+        let tx = &self.key.tx;
+        let mut buf = BytesMut::new();
+        let mut put = |u: Update| {
+            if let Err(e) = Message::Update(u).encode(tx, &mut buf) {
+                warn!("cannot encode an UPDATE: {e}");
+            }
+        };
+        for family in &self.key.families {
+            let withdrawn: Vec<Prefix> = c
+                .withdraw
+                .iter()
+                .filter(|(f, _)| f == family)
+                .map(|(_, p)| *p)
+                .collect();
+            for chunk in pack(&withdrawn, budget(tx, 8)) {
+                put(withdrawal(*family, chunk));
+            }
+        }
+        for (family, attrs, prefixes) in &c.announce {
+            let base: usize = attrs
+                .to_wire(*family, &[], tx)
+                .iter()
+                .map(|a| {
+                    let mut b = BytesMut::new();
+                    let _ = a.encode(tx, &mut b);
+                    b.len()
+                })
+                .sum();
+            for chunk in pack(prefixes, budget(tx, base + 4)) {
+                let attributes = attrs.to_wire(*family, chunk, tx);
+                let nlri = if *family == Family::IPV4_UNICAST {
+                    chunk.to_vec()
+                } else {
+                    Vec::new()
+                };
+                put(Update {
+                    withdrawn: Vec::new(),
+                    attributes,
+                    nlri,
+                });
+            }
+        }
+        buf.freeze()
+    }
+
+    /// End-of-RIB for every family (RFC 4724 §2), after a new member's initial dump.
+    pub fn end_of_rib(&self) -> Bytes {
+        self.messages(
+            self.key
+                .families
+                .iter()
+                .map(|f| Message::Update(Update::end_of_rib_for(*f))),
+        )
+    }
+
+    /// BoRR or EoRR (RFC 7313 §4) for a family.
+    pub fn refresh_marker(&self, f: Family, subtype: u8) -> Bytes {
+        self.messages([Message::RouteRefresh(RouteRefresh {
+            afi: f.afi,
+            subtype,
+            safi: f.safi,
+        })])
+    }
+
+    fn messages(&self, ms: impl IntoIterator<Item = Message>) -> Bytes {
+        let mut buf = BytesMut::new();
+        for m in ms {
+            if let Err(e) = m.encode(&self.key.tx, &mut buf) {
+                warn!("cannot encode {m:?}: {e}");
+            }
+        }
+        buf.freeze()
+    }
+}
+
+/// Octets left for prefixes in one UPDATE after the header, the two length fields and
+/// `overhead` octets of attributes (and MP attribute headers).
+fn budget(tx: &Negotiated, overhead: usize) -> usize {
+    tx.max_len()
+        .saturating_sub(HEADER_LEN + 4 + overhead + 8)
+        .max(64)
+}
+
+/// Splits prefixes into runs whose encodings fit `budget` octets.
+fn pack(prefixes: &[Prefix], budget: usize) -> Vec<&[Prefix]> {
+    let mut out = Vec::new();
+    let (mut start, mut used) = (0, 0);
+    for (i, p) in prefixes.iter().enumerate() {
+        let n = p.wire_len();
+        if used + n > budget && i > start {
+            out.push(&prefixes[start..i]);
+            start = i;
+            used = 0;
+        }
+        used += n;
+    }
+    if start < prefixes.len() {
+        out.push(&prefixes[start..]);
+    }
+    out
+}
+
+/// An UPDATE withdrawing prefixes of one family (MP_UNREACH_NLRI outside IPv4 unicast).
+fn withdrawal(f: Family, prefixes: &[Prefix]) -> Update {
+    if f == Family::IPV4_UNICAST {
+        return Update {
+            withdrawn: prefixes.to_vec(),
+            ..Update::default()
+        };
+    }
+    Update {
+        attributes: vec![PathAttribute::new(Attr::MpUnreach(MpUnreach {
+            afi: f.afi,
+            safi: f.safi,
+            withdrawn: prefixes.to_vec(),
+        }))],
+        ..Update::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::NextHopMode;
+    use crate::wire::decode;
+
+    fn group(add_path: bool) -> Group {
+        Group::new(GroupKey {
+            target: Target {
+                ibgp: true,
+                rr_client: false,
+                next_hop: NextHopMode::Auto,
+                local_v4: Some("198.51.100.1".parse().unwrap()),
+                local_v6: None,
+            },
+            tx: Negotiated {
+                add_path_ipv4: add_path,
+                ..Negotiated::default()
+            },
+            families: vec![Family::IPV4_UNICAST, Family::IPV6_UNICAST],
+            send_max: 1,
+        })
+    }
+
+    fn decoded(g: &Group, b: &Bytes) -> Vec<Update> {
+        let mut rest = &b[..];
+        let mut out = Vec::new();
+        while !rest.is_empty() {
+            let n = crate::wire::frame(rest, &g.key.tx).unwrap().unwrap();
+            match decode(&rest[..n], &g.key.tx).unwrap() {
+                Message::Update(u) => out.push(u),
+                m => panic!("{m:?}"),
+            }
+            rest = &rest[n..];
+        }
+        out
+    }
+
+    #[test]
+    fn many_prefixes_one_attribute_set_pack_into_few_updates() {
+        let mut g = group(false);
+        let mut attrs = AttrSet::local();
+        attrs.next_hop = Some("198.51.100.1".parse().unwrap());
+        let a = Arc::new(attrs);
+        let mut c = Changes::default();
+        for i in 0..2000u32 {
+            let net: IpNet = format!(
+                "198.{}.{}.{}/26",
+                18 + i / 1024,
+                (i / 4) % 256,
+                (i % 4) * 64
+            )
+            .parse()
+            .unwrap();
+            g.update(Family::IPV4_UNICAST, net, vec![(0, a.clone())], &mut c);
+        }
+        let bytes = g.encode(&c);
+        let updates = decoded(&g, &bytes);
+        assert_eq!(updates.iter().map(|u| u.nlri.len()).sum::<usize>(), 2000);
+        assert!(
+            updates.len() <= 3,
+            "{} UPDATEs for 2000 /26s",
+            updates.len()
+        );
+        // Unchanged: nothing to send. Removed: a withdrawal.
+        let mut c = Changes::default();
+        g.update(
+            Family::IPV4_UNICAST,
+            "198.18.0.0/26".parse().unwrap(),
+            vec![(0, a.clone())],
+            &mut c,
+        );
+        assert!(c.is_empty());
+        g.update(
+            Family::IPV4_UNICAST,
+            "198.18.0.0/26".parse().unwrap(),
+            Vec::new(),
+            &mut c,
+        );
+        let updates = decoded(&g, &g.encode(&c));
+        assert_eq!(updates[0].withdrawn.len(), 1);
+    }
+
+    #[test]
+    fn add_path_identifiers_and_partial_withdrawal() {
+        let mut g = group(true);
+        let a = Arc::new(AttrSet {
+            next_hop: Some("198.51.100.2".parse().unwrap()),
+            ..AttrSet::local()
+        });
+        let b = Arc::new(AttrSet {
+            next_hop: Some("198.51.100.3".parse().unwrap()),
+            ..AttrSet::local()
+        });
+        let net: IpNet = "198.18.0.0/26".parse().unwrap();
+        let mut c = Changes::default();
+        g.update(
+            Family::IPV4_UNICAST,
+            net,
+            vec![(1, a.clone()), (2, b)],
+            &mut c,
+        );
+        assert_eq!(decoded(&g, &g.encode(&c)).len(), 2);
+        let mut c = Changes::default();
+        g.update(Family::IPV4_UNICAST, net, vec![(1, a)], &mut c);
+        let u = decoded(&g, &g.encode(&c));
+        assert_eq!(u.len(), 1);
+        assert_eq!(u[0].withdrawn[0].path_id, Some(2));
+    }
+}

@@ -1,0 +1,383 @@
+//! The RIB driven as the daemon drives it: sessions come up, UPDATEs arrive, and what goes
+//! out to each peer is decoded and checked.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::config::{Config, PeerDefaults};
+use crate::session::caps::local_open;
+use crate::wire::attr::{Origin, Segment, SegmentKind};
+use crate::wire::{Attr, Message, Negotiated, PathAttribute, Prefix, decode, frame};
+
+/// Node 198.51.100.1 in AS 64512 with block 198.18.1.0/26 in pool 198.18.0.0/16. Peers: .2
+/// and .3 iBGP (mesh), .4 eBGP (AS 65000), .5 iBGP route-reflector client.
+fn config(extra: &str) -> Config {
+    Config::parse(&format!(
+        r#"
+router_id = "198.51.100.1"
+asn = 64512
+originate = ["198.18.1.0/26"]
+{extra}
+[[pool]]
+cidr = "198.18.0.0/16"
+[[peer]]
+address = "198.51.100.2"
+asn = 64512
+[[peer]]
+address = "198.51.100.3"
+asn = 64512
+[[peer]]
+address = "198.51.100.4"
+asn = 65000
+[[peer]]
+address = "198.51.100.5"
+asn = 64512
+rr_client = {rr}
+"#,
+        rr = extra.contains("cluster_id")
+    ))
+    .unwrap()
+}
+
+fn session(rib: &Rib, id: PeerId) -> Session {
+    let p = &rib.peers[id].config;
+    let me = local_open(
+        rib.speaker.asn,
+        rib.speaker.router_id,
+        &PeerDefaults::default(),
+        false,
+    );
+    let IpAddr::V4(a) = p.address else { panic!() };
+    let them = local_open(p.asn, a, &PeerDefaults::default(), false);
+    Session::new(me, them, None)
+}
+
+fn up(rib: &mut Rib, id: PeerId) -> Vec<Outgoing> {
+    let s = session(rib, id);
+    rib.up(id, s, SocketAddr::from(([198, 51, 100, 1], 179)))
+}
+
+/// The UPDATEs a peer is sent in `out` (End-of-RIB markers left out).
+fn sent_to(rib: &Rib, out: &[Outgoing], id: PeerId) -> Vec<Update> {
+    let tx = rib.peers[id].session.as_ref().unwrap().tx;
+    let mut updates = Vec::new();
+    for o in out.iter().filter(|o| o.peers.contains(&id)) {
+        let mut rest = &o.bytes[..];
+        while !rest.is_empty() {
+            let n = frame(rest, &tx).unwrap().unwrap();
+            if let Message::Update(u) = decode(&rest[..n], &tx).unwrap()
+                && u.end_of_rib().is_none()
+            {
+                updates.push(u);
+            }
+            rest = &rest[n..];
+        }
+    }
+    updates
+}
+
+fn announced(us: &[Update]) -> Vec<IpNet> {
+    us.iter()
+        .flat_map(|u| u.announced().map(|(_, p)| p.net))
+        .collect()
+}
+
+fn net(s: &str) -> IpNet {
+    s.parse().unwrap()
+}
+
+/// An UPDATE from a peer announcing `nets` with next hop `nh` and `path`.
+fn announce(nets: &[&str], nh: [u8; 4], path: &[u32]) -> Update {
+    let segments = if path.is_empty() {
+        Vec::new()
+    } else {
+        vec![Segment {
+            kind: SegmentKind::Sequence,
+            asns: path.to_vec(),
+        }]
+    };
+    Update {
+        withdrawn: Vec::new(),
+        attributes: vec![
+            PathAttribute::new(Attr::Origin {
+                origin: Origin::Igp,
+            }),
+            PathAttribute::new(Attr::AsPath { segments }),
+            PathAttribute::new(Attr::NextHop {
+                next_hop: Ipv4Addr::from(nh),
+            }),
+        ],
+        // Add-path is negotiated between these test speakers: path identifier 1.
+        nlri: nets
+            .iter()
+            .map(|n| Prefix {
+                net: net(n),
+                path_id: Some(1),
+            })
+            .collect(),
+    }
+}
+
+#[test]
+fn own_block_goes_to_everyone_with_next_hop_self() {
+    let mut rib = Rib::new(&config(""));
+    let out = up(&mut rib, 0);
+    let us = sent_to(&rib, &out, 0);
+    assert_eq!(announced(&us), vec![net("198.18.1.0/26")]);
+    let a = AttrSet::from_update(&us[0], Family::IPV4_UNICAST, &Negotiated::default());
+    assert_eq!(a.next_hop, Some("198.51.100.1".parse().unwrap()));
+    assert_eq!(a.local_pref, Some(100));
+    assert!(a.as_path.is_empty());
+    let out = up(&mut rib, 2);
+    let us = sent_to(&rib, &out, 2);
+    let a = AttrSet::from_update(&us[0], Family::IPV4_UNICAST, &Negotiated::default());
+    assert_eq!(a.as_path[0].asns, vec![64512], "eBGP: our AS prepended");
+    assert_eq!(a.local_pref, None, "no LOCAL_PREF over eBGP");
+}
+
+#[test]
+fn ibgp_split_horizon_in_a_mesh() {
+    let mut rib = Rib::new(&config(""));
+    for id in 0..3 {
+        up(&mut rib, id);
+    }
+    assert_eq!(
+        rib.group_count(),
+        2,
+        "the two mesh peers share one update group"
+    );
+    let out = rib.update(
+        0,
+        &announce(&["198.18.2.0/26"], [198, 51, 100, 2], &[]),
+        false,
+    );
+    assert!(
+        announced(&sent_to(&rib, &out, 1)).is_empty(),
+        "iBGP → iBGP: not re-advertised"
+    );
+    let to_ebgp = sent_to(&rib, &out, 2);
+    assert_eq!(
+        announced(&to_ebgp),
+        vec![net("198.18.2.0/26")],
+        "iBGP → eBGP"
+    );
+    let a = AttrSet::from_update(&to_ebgp[0], Family::IPV4_UNICAST, &Negotiated::default());
+    assert_eq!(a.next_hop, Some("198.51.100.1".parse().unwrap()));
+    // eBGP-learned goes to iBGP peers, next hop kept.
+    let out = rib.update(
+        2,
+        &announce(&["198.18.3.0/26"], [198, 51, 100, 4], &[65000]),
+        false,
+    );
+    let to_mesh = sent_to(&rib, &out, 0);
+    let a = AttrSet::from_update(&to_mesh[0], Family::IPV4_UNICAST, &Negotiated::default());
+    assert_eq!(a.next_hop, Some("198.51.100.4".parse().unwrap()));
+    assert_eq!(a.local_pref, Some(100));
+}
+
+#[test]
+fn route_reflection() {
+    let mut rib = Rib::new(&config("cluster_id = \"244.0.0.1\""));
+    for id in [0, 3] {
+        up(&mut rib, id);
+    }
+    // From a client: reflected to the non-client with ORIGINATOR_ID and CLUSTER_LIST.
+    let out = rib.update(
+        3,
+        &announce(&["198.18.5.0/26"], [198, 51, 100, 5], &[]),
+        false,
+    );
+    let us = sent_to(&rib, &out, 0);
+    assert_eq!(announced(&us), vec![net("198.18.5.0/26")]);
+    let a = AttrSet::from_update(&us[0], Family::IPV4_UNICAST, &Negotiated::default());
+    assert_eq!(a.originator_id, Some(Ipv4Addr::new(198, 51, 100, 5)));
+    assert_eq!(a.cluster_list, vec![Ipv4Addr::new(244, 0, 0, 1)]);
+    // From a non-client: reflected to the client only.
+    let out = rib.update(
+        0,
+        &announce(&["198.18.6.0/26"], [198, 51, 100, 2], &[]),
+        false,
+    );
+    assert_eq!(
+        announced(&sent_to(&rib, &out, 3)),
+        vec![net("198.18.6.0/26")]
+    );
+    // A route carrying our cluster ID is a loop: not used.
+    let mut looped = announce(&["198.18.7.0/26"], [198, 51, 100, 2], &[]);
+    looped
+        .attributes
+        .push(PathAttribute::new(Attr::ClusterList {
+            cluster_list: vec![Ipv4Addr::new(244, 0, 0, 1)],
+        }));
+    rib.update(0, &looped, false);
+    assert!(
+        !rib.table
+            .contains_key(&(Family::IPV4_UNICAST, net("198.18.7.0/26")))
+    );
+}
+
+#[test]
+fn calico_export_rules() {
+    let mut rib = Rib::new(&config(""));
+    up(&mut rib, 2);
+    let out = rib.update(
+        2,
+        &announce(
+            &[
+                "198.18.1.5/32",
+                "198.18.9.0/26",
+                "192.0.2.0/24",
+                "198.18.1.0/26",
+            ],
+            [198, 51, 100, 4],
+            &[65000],
+        ),
+        false,
+    );
+    up(&mut rib, 0);
+    let out = [out, up(&mut rib, 0)].concat();
+    let to_mesh = announced(&sent_to(&rib, &out, 0));
+    assert!(
+        to_mesh.contains(&net("198.18.9.0/26")),
+        "pool route exported: {to_mesh:?}"
+    );
+    assert!(
+        !to_mesh.contains(&net("198.18.1.5/32")),
+        "inside own block: aggregated"
+    );
+    assert!(!to_mesh.contains(&net("192.0.2.0/24")), "outside pools");
+    // Our own block stays ours: the peer's path for it loses to the local route.
+    let e = &rib.table[&(Family::IPV4_UNICAST, net("198.18.1.0/26"))];
+    assert_eq!(e.best().map(|p| p.source), Some(PathSource::Local));
+}
+
+#[test]
+fn ebgp_loop_and_allowance() {
+    let mut rib = Rib::new(&config(""));
+    up(&mut rib, 2);
+    rib.update(
+        2,
+        &announce(&["198.18.8.0/26"], [198, 51, 100, 4], &[65000, 64512]),
+        false,
+    );
+    assert!(
+        !rib.table
+            .contains_key(&(Family::IPV4_UNICAST, net("198.18.8.0/26")))
+    );
+}
+
+#[test]
+fn ecmp_set_and_withdrawal() {
+    let mut rib = Rib::new(&config(""));
+    up(&mut rib, 0);
+    up(&mut rib, 1);
+    rib.update(
+        0,
+        &announce(&["198.18.4.0/26"], [198, 51, 100, 2], &[]),
+        false,
+    );
+    rib.update(
+        1,
+        &announce(&["198.18.4.0/26"], [198, 51, 100, 3], &[]),
+        false,
+    );
+    let key = (Family::IPV4_UNICAST, net("198.18.4.0/26"));
+    assert_eq!(rib.table[&key].ecmp, 2);
+    assert!(rib.fib_dirty.contains(&key));
+    let mut w = Update::default();
+    w.withdrawn.push(Prefix {
+        net: net("198.18.4.0/26"),
+        path_id: Some(1),
+    });
+    rib.update(0, &w, false);
+    rib.update(1, &w, false);
+    assert!(!rib.table.contains_key(&key));
+}
+
+#[test]
+fn graceful_restart_keeps_then_flushes() {
+    let mut rib = Rib::new(&config(""));
+    up(&mut rib, 0);
+    up(&mut rib, 2);
+    rib.update(
+        0,
+        &announce(&["198.18.2.0/26"], [198, 51, 100, 2], &[]),
+        false,
+    );
+    let key = (Family::IPV4_UNICAST, net("198.18.2.0/26"));
+    let out = rib.down(0);
+    assert!(rib.table[&key].paths[0].stale);
+    assert!(
+        sent_to(&rib, &out, 2).is_empty(),
+        "stale routes are still advertised"
+    );
+    up(&mut rib, 0);
+    let out = rib.update(0, &Update::default(), false); // End-of-RIB, nothing re-sent
+    assert!(!rib.table.contains_key(&key));
+    assert_eq!(sent_to(&rib, &out, 2)[0].withdrawn.len(), 1);
+}
+
+proptest! {
+    /// Whatever order different peers' announcements and withdrawals interleave in, the
+    /// resulting best paths are the same; withdrawing everything leaves only our own block.
+    #[test]
+    fn loc_rib_independent_of_interleaving(
+        ops in proptest::collection::vec((0usize..3, 0u8..6, any::<bool>(), 0u32..4), 1..30),
+        seed in any::<u64>(),
+    ) {
+        let run = |order: &[usize]| {
+            let mut rib = Rib::new(&config(""));
+            for id in 0..3 {
+                up(&mut rib, id);
+            }
+            for &i in order {
+                let (peer, n, withdraw, len) = ops[i];
+                let prefix = format!("198.18.{n}.0/26");
+                let nh = [198, 51, 100, 2 + peer as u8];
+                let path: Vec<u32> = if peer == 2 { vec![65000; 1 + len as usize] } else { Vec::new() };
+                let u = if withdraw {
+                    Update { withdrawn: vec![Prefix { net: net(&prefix), path_id: Some(1) }], ..Update::default() }
+                } else {
+                    announce(&[&prefix], nh, &path)
+                };
+                rib.update(peer, &u, false);
+            }
+            rib.table
+                .iter()
+                .map(|(k, e)| (*k, e.best().map(|p| (p.source, p.attrs.clone()))))
+                .collect::<Vec<_>>()
+        };
+        // Each peer's own updates keep their order; peers interleave differently.
+        let mut order: Vec<usize> = (0..ops.len()).collect();
+        let natural = run(&order);
+        let mut rng = seed;
+        let mut shuffled = Vec::new();
+        let mut queues: Vec<Vec<usize>> = (0..3).map(|p| order.iter().copied().filter(|i| ops[*i].0 == p).collect()).collect();
+        while queues.iter().any(|q| !q.is_empty()) {
+            rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let q = (rng >> 33) as usize % 3;
+            if !queues[q].is_empty() {
+                shuffled.push(queues[q].remove(0));
+            }
+        }
+        prop_assert_eq!(run(&shuffled), natural);
+
+        // Withdraw everything each peer announced: only our block is left.
+        order.sort();
+        let mut rib = Rib::new(&config(""));
+        for id in 0..3 {
+            up(&mut rib, id);
+        }
+        for &(peer, n, _, _) in &ops {
+            rib.update(peer, &announce(&[&format!("198.18.{n}.0/26")], [198, 51, 100, 2 + peer as u8], &[]), false);
+        }
+        for &(peer, n, _, _) in &ops {
+            let w = Update { withdrawn: vec![Prefix { net: net(&format!("198.18.{n}.0/26")), path_id: Some(1) }], ..Update::default() };
+            rib.update(peer, &w, false);
+        }
+        let left: Vec<IpNet> = rib.table.keys().map(|(_, n)| *n).collect();
+        prop_assert_eq!(left, vec![net("198.18.1.0/26")]);
+    }
+}
