@@ -14,24 +14,69 @@ use crate::control::client::{Client, render};
 const PORT: u16 = 1179;
 const ASN: u32 = 64512;
 
-/// The running nodes; dropping it stops them and removes their files.
-pub struct Cluster {
-    dir: PathBuf,
-    nodes: Vec<Node>,
+/// One wrend process with its files in a directory; dropping it stops the process.
+pub struct Node {
+    pub name: String,
+    pub socket: PathBuf,
+    child: Child,
 }
 
-struct Node {
-    addr: Ipv4Addr,
-    block: String,
-    child: Child,
+impl Node {
+    /// Starts `wrend` with configuration `config`, its socket and log in `dir`.
+    pub fn spawn(wrend: &Path, dir: &Path, name: &str, config: &str) -> Result<Node, String> {
+        let conf = dir.join(format!("{name}.toml"));
+        std::fs::write(&conf, config).map_err(|e| format!("{}: {e}", conf.display()))?;
+        let log =
+            std::fs::File::create(dir.join(format!("{name}.log"))).map_err(|e| e.to_string())?;
+        let socket = dir.join(format!("{name}.ctl"));
+        let child = Command::new(wrend)
+            .arg("-c")
+            .arg(&conf)
+            .arg("-s")
+            .arg(&socket)
+            .stderr(log)
+            .stdout(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("starting {}: {e}", wrend.display()))?;
+        Ok(Node {
+            name: name.to_string(),
+            socket,
+            child,
+        })
+    }
+
+    /// A control command's reply as birdcl prints it; `None` when the node does not answer.
+    pub fn ask(&self, cmd: &str) -> Option<String> {
+        let mut c = Client::connect(&self.socket).ok()?;
+        c.command(cmd).ok().map(|r| render(&r))
+    }
+
+    /// Whether the process is still running.
+    pub fn running(&mut self) -> Result<(), String> {
+        match self.child.try_wait() {
+            Ok(None) => Ok(()),
+            Ok(Some(status)) => Err(format!("{} exited: {status}", self.name)),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The demo's nodes; dropping it stops them and removes their files.
+pub struct Cluster {
+    dir: PathBuf,
+    nodes: Vec<(Ipv4Addr, String, Node)>,
 }
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        for n in &mut self.nodes {
-            let _ = n.child.kill();
-            let _ = n.child.wait();
-        }
+        self.nodes.clear();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -82,35 +127,14 @@ impl Cluster {
             nodes: Vec::new(),
         };
         for i in 0..n {
-            let conf = cluster.dir.join(format!("node{i}.toml"));
-            std::fs::write(&conf, config(i, n)).map_err(|e| format!("{}: {e}", conf.display()))?;
-            let log = std::fs::File::create(cluster.dir.join(format!("node{i}.log")))
-                .map_err(|e| e.to_string())?;
-            let child = Command::new(wrend)
-                .arg("-c")
-                .arg(&conf)
-                .arg("-s")
-                .arg(cluster.socket(i))
-                .stderr(log)
-                .stdout(Stdio::null())
-                .spawn()
-                .map_err(|e| format!("starting {}: {e}", wrend.display()))?;
-            cluster.nodes.push(Node {
-                addr: addr(i),
-                block: block(i),
-                child,
-            });
+            let node = Node::spawn(wrend, &cluster.dir, &format!("node{i}"), &config(i, n))?;
+            cluster.nodes.push((addr(i), block(i), node));
         }
         Ok(cluster)
     }
 
-    fn socket(&self, i: usize) -> PathBuf {
-        self.dir.join(format!("node{i}.ctl"))
-    }
-
     fn ask(&self, i: usize, cmd: &str) -> Option<String> {
-        let mut c = Client::connect(&self.socket(i)).ok()?;
-        c.command(cmd).ok().map(|r| render(&r))
+        self.nodes.get(i).and_then(|(_, _, n)| n.ask(cmd))
     }
 
     /// Whether every node has every peer Established and every block in its table.
@@ -126,7 +150,11 @@ impl Cluster {
                 .lines()
                 .filter(|l| l.contains("Established"))
                 .count();
-            up == self.nodes.len() - 1 && self.nodes.iter().all(|n| routes.contains(&n.block))
+            up == self.nodes.len() - 1
+                && self
+                    .nodes
+                    .iter()
+                    .all(|(_, block, _)| routes.contains(block))
         })
     }
 
@@ -134,10 +162,8 @@ impl Cluster {
     pub fn wait(&mut self, limit: Duration) -> Result<Duration, String> {
         let start = Instant::now();
         while !self.converged() {
-            for n in &mut self.nodes {
-                if let Ok(Some(status)) = n.child.try_wait() {
-                    return Err(format!("node {} exited: {status}", n.addr));
-                }
+            for (_, _, n) in &mut self.nodes {
+                n.running()?;
             }
             if start.elapsed() > limit {
                 return Err(format!(
@@ -153,11 +179,8 @@ impl Cluster {
     /// Each node's `show protocols` and `show route`, as birdcl prints them.
     pub fn report(&self) -> String {
         let mut s = String::new();
-        for (i, n) in self.nodes.iter().enumerate() {
-            s.push_str(&format!(
-                "\n=== node {} ({}, block {}) ===\n",
-                i, n.addr, n.block
-            ));
+        for (i, (addr, block, _)) in self.nodes.iter().enumerate() {
+            s.push_str(&format!("\n=== node {i} ({addr}, block {block}) ===\n"));
             for cmd in ["show protocols", "show route"] {
                 s.push_str(&format!("$ birdc {cmd}\n"));
                 s.push_str(&self.ask(i, cmd).unwrap_or_else(|| "(no answer)\n".into()));

@@ -1,10 +1,13 @@
 //! The commands: `show status`, `show protocols [all] [NAME]`, `show route [count]`, in
 //! BIRD 1.6.8's layout (contract §4.3), which Calico's parsers read.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
+
+use ipnet::IpNet;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::rib::Rib;
+use crate::rib::attrs::AttrSet;
 use crate::rib::table::{Path, PathSource};
 use crate::session::{State, Status};
 use crate::wire::attr::{Origin, SegmentKind};
@@ -229,64 +232,179 @@ fn protocol_details(p: &Status, imported: usize, exported: usize) -> Vec<String>
     d
 }
 
+/// `show route [all] [count] [for ADDR] [PREFIX] [protocol NAME]`.
 fn show_route(ctx: &Context, args: &[&str]) -> Vec<Line> {
-    let count_only = matches!(args, ["count"]);
-    if !args.is_empty() && !count_only {
-        return vec![Line::new(9001, "syntax error")];
+    let (mut all, mut count) = (false, false);
+    let mut exact: Option<IpNet> = None;
+    let mut lookup: Option<IpAddr> = None;
+    let mut protocol: Option<&str> = None;
+    let mut words = args.iter();
+    while let Some(w) = words.next() {
+        match (*w, words.as_slice().first()) {
+            ("all", _) => all = true,
+            ("count", _) => count = true,
+            ("for", Some(x)) => {
+                words.next();
+                match x
+                    .parse::<IpAddr>()
+                    .ok()
+                    .or_else(|| x.parse::<IpNet>().ok().map(|n| n.addr()))
+                {
+                    Some(a) => lookup = Some(a),
+                    None => return vec![Line::new(9001, "syntax error")],
+                }
+            }
+            ("protocol", Some(name)) => {
+                words.next();
+                protocol = Some(name);
+            }
+            (other, _) => match other.parse::<IpNet>() {
+                Ok(n) => exact = Some(n),
+                Err(_) => return vec![Line::new(9001, "syntax error")],
+            },
+        }
     }
-    let mut rows = Vec::new();
+    // `for ADDR`: the longest prefix holding the address.
+    let longest = lookup.and_then(|a| {
+        ctx.rib
+            .table
+            .keys()
+            .filter(|(_, n)| n.contains(&a))
+            .max_by_key(|(_, n)| n.prefix_len())
+            .map(|(_, n)| *n)
+    });
+    if lookup.is_some() && longest.is_none() {
+        return vec![Line::new(8001, "Network not in table")];
+    }
+    let wanted = exact.or(longest);
+    let mut out = Vec::new();
+    let (mut routes, mut networks) = (0, 0);
     for ((_, net), entry) in &ctx.rib.table {
+        if wanted.is_some_and(|w| w != *net) {
+            continue;
+        }
+        let mut shown = 0;
         for (rank, i) in entry.ranked.iter().enumerate() {
             let Some(path) = entry.paths.get(*i) else {
                 continue;
             };
-            let first = rank == 0;
-            let prefix = if first {
+            let peer = match path.source {
+                PathSource::Peer(id) => ctx.peers.get(id),
+                PathSource::Local => None,
+            };
+            let name = peer.map_or("static1", |p| p.name.as_str());
+            if protocol.is_some_and(|p| p != name) {
+                continue;
+            }
+            let prefix = if shown == 0 {
                 net.to_string()
             } else {
                 String::new()
             };
-            let primary = if first { " *" } else { "" };
-            let row = match path.source {
-                PathSource::Local => {
-                    format!(
-                        "{prefix:<18} blackhole [static1 {}]{primary} (200)",
-                        since(ctx.started)
-                    )
-                }
-                PathSource::Peer(id) => {
-                    let Some(peer) = ctx.peers.get(id) else {
-                        continue;
-                    };
-                    route_row(peer, &prefix, path, primary)
-                }
+            let primary = if rank == 0 { " *" } else { "" };
+            let row = match peer {
+                None => format!(
+                    "{prefix:<18} blackhole [static1 {}]{primary} (200)",
+                    since(ctx.started)
+                ),
+                Some(peer) => route_row(peer, &prefix, path, primary),
             };
-            rows.push(row);
+            out.push(Line::new(1007, row));
+            if all {
+                out.extend(route_details(path, peer.is_none()));
+            }
+            shown += 1;
         }
+        routes += shown;
+        networks += usize::from(shown > 0);
     }
-    if count_only {
-        let n = rows.len();
+    if wanted.is_some() && routes == 0 {
+        return vec![Line::new(8001, "Network not in table")];
+    }
+    if count {
         return vec![Line::new(
             14,
-            format!("{n} of {n} routes for {} networks", ctx.rib.table.len()),
+            format!("{routes} of {routes} routes for {networks} networks"),
         )];
     }
-    let mut out: Vec<Line> = rows.into_iter().map(|r| Line::new(1007, r)).collect();
     out.push(Line::new(0, ""));
     out
 }
 
-/// `%-18s via NH [PROTO SINCE] * (100/0) [ASPATH ORIGIN]`.
-fn route_row(peer: &Status, prefix: &str, path: &Path, primary: &str) -> String {
+/// `show route all` attribute lines, as BIRD 1.6 prints them.
+fn route_details(path: &Path, local: bool) -> Vec<Line> {
+    if local {
+        return vec![Line::new(1008, "\tType: static unicast univ")];
+    }
     let a = &path.attrs;
-    let mut as_path = String::new();
+    let origin = match a.origin {
+        Origin::Igp => "IGP",
+        Origin::Egp => "EGP",
+        Origin::Incomplete => "Incomplete",
+    };
+    let mut d = vec![
+        format!("\tBGP.origin: {origin}"),
+        format!("\tBGP.as_path: {}", as_path_text(a)),
+        format!(
+            "\tBGP.next_hop: {}",
+            a.next_hop.map_or_else(String::new, |n| n.to_string())
+        ),
+    ];
+    if let Some(m) = a.med {
+        d.push(format!("\tBGP.med: {m}"));
+    }
+    if let Some(lp) = a.local_pref {
+        d.push(format!("\tBGP.local_pref: {lp}"));
+    }
+    if let Some(o) = a.originator_id {
+        d.push(format!("\tBGP.originator_id: {o}"));
+    }
+    if !a.cluster_list.is_empty() {
+        let ids: Vec<String> = a.cluster_list.iter().map(|c| c.to_string()).collect();
+        d.push(format!("\tBGP.cluster_list: {}", ids.join(" ")));
+    }
+    if !a.communities.is_empty() {
+        let cs: Vec<String> = a
+            .communities
+            .iter()
+            .map(|c| format!("({})", c.to_string().replace(':', ",")))
+            .collect();
+        d.push(format!("\tBGP.community: {}", cs.join(" ")));
+    }
+    if !a.large_communities.is_empty() {
+        let cs: Vec<String> = a
+            .large_communities
+            .iter()
+            .map(|c| format!("({})", c.to_string().replace(':', ", ")))
+            .collect();
+        d.push(format!("\tBGP.large_community: {}", cs.join(" ")));
+    }
+    let mut out = vec![Line::new(1008, "\tType: BGP unicast univ")];
+    out.extend(d.into_iter().map(|t| Line::new(1012, t)));
+    out
+}
+
+fn as_path_text(a: &AttrSet) -> String {
+    let mut parts = Vec::new();
     for s in &a.as_path {
-        let asns: Vec<String> = s.asns.iter().map(|a| format!("AS{a}")).collect();
+        let asns: Vec<String> = s.asns.iter().map(u32::to_string).collect();
         match s.kind {
-            SegmentKind::Sequence => as_path.push_str(&asns.join(" ")),
-            _ => as_path.push_str(&format!("{{{}}}", asns.join(" "))),
+            SegmentKind::Sequence => parts.push(asns.join(" ")),
+            _ => parts.push(format!("{{{}}}", asns.join(" "))),
         }
     }
+    parts.join(" ")
+}
+
+/// `%-18s via NH [PROTO SINCE] * (100/0) [ORIGIN-AS ORIGIN]`.
+fn route_row(peer: &Status, prefix: &str, path: &Path, primary: &str) -> String {
+    let a = &path.attrs;
+    // BIRD shows the origin AS: the last AS of the path.
+    let origin_as = a
+        .as_path
+        .last()
+        .and_then(|s| s.asns.last())
+        .map_or_else(String::new, |asn| format!("AS{asn}"));
     let origin = match a.origin {
         Origin::Igp => 'i',
         Origin::Egp => 'e',
@@ -297,7 +415,7 @@ fn route_row(peer: &Status, prefix: &str, path: &Path, primary: &str) -> String 
         .map_or_else(|| "unreachable".to_string(), |n| format!("via {n}"));
     let stale = if path.stale { "s" } else { "" };
     format!(
-        "{prefix:<18} {via} [{} {}]{primary} (100{stale}/0) [{as_path}{origin}]",
+        "{prefix:<18} {via} [{} {}]{primary} (100{stale}/0) [{origin_as}{origin}]",
         peer.name,
         since(peer.since)
     )
