@@ -14,6 +14,7 @@ use tracing::info;
 
 use crate::config::Config;
 use crate::control::{commands, server};
+use crate::fib;
 use crate::rib::{Outgoing, Rib};
 use crate::session::{self, Handle, PeerId, ToPeer, ToRib, listen};
 use crate::wire::notification::cease;
@@ -76,6 +77,23 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     }
 
     let mut rib = Rib::new(&config);
+    let fib = if config.kernel.enabled {
+        Some(
+            fib::Handle::start(&config.kernel)
+                .context("opening the kernel routing table (netlink)")?,
+        )
+    } else {
+        info!("kernel routes disabled: the kernel is not touched");
+        None
+    };
+    let sync_kernel = |rib: &mut Rib| match &fib {
+        Some(f) => f.sync(rib),
+        None => rib.fib_dirty.clear(),
+    };
+    sync_kernel(&mut rib);
+    // Start-up sync ends on every peer's End-of-RIB, or after this long at most.
+    let mut sync_deadline =
+        Some(Instant::now() + Duration::from_secs(u64::from(config.kernel.startup_wait)));
     // Graceful restart (RFC 4724 §4.2): when to drop a restarting peer's stale routes.
     let mut stale_deadline: HashMap<PeerId, Instant> = HashMap::new();
     let mut term = signal(SignalKind::terminate())?;
@@ -85,6 +103,13 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             .iter()
             .min_by_key(|(_, at)| **at)
             .map(|(p, at)| (*p, *at));
+        if sync_deadline.is_some() && rib.initial_sync_done() {
+            info!("End-of-RIB from every peer: start-up sync over");
+            sync_deadline = None;
+            if let Some(f) = &fib {
+                f.finish_sync();
+            }
+        }
         tokio::select! {
             Some(m) = rib_rx.recv() => {
                 let out = match m {
@@ -101,19 +126,33 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                         }
                         rib.down(peer)
                     }
-                    ToRib::Update { peer, update, withdraw_all } => rib.update(peer, &update, withdraw_all),
+                    ToRib::Update { peer, update, withdraw_all } => {
+                        if let (Some(f), Some(p)) = (update.end_of_rib(), rib.peers.get(peer)) {
+                            info!(peer = %p.config.name, family = %f, "End-of-RIB received");
+                        }
+                        rib.update(peer, &update, withdraw_all)
+                    }
                     ToRib::Refresh { peer, request } => {
                         info!(peer, ?request, "route refresh requested");
                         rib.refresh(peer, request)
                     }
                 };
+                sync_kernel(&mut rib);
                 send(&handles, out).await;
+            }
+            () = sleep_until(sync_deadline), if sync_deadline.is_some() => {
+                info!("start-up wait over before every peer's End-of-RIB");
+                sync_deadline = None;
+                if let Some(f) = &fib {
+                    f.finish_sync();
+                }
             }
             () = sleep_until(next_flush.map(|(_, at)| at)), if next_flush.is_some() => {
                 if let Some((peer, _)) = next_flush {
                     stale_deadline.remove(&peer);
                     info!(peer, "graceful restart time over: dropping stale routes");
                     let out = rib.flush_stale(peer, None);
+                    sync_kernel(&mut rib);
                     send(&handles, out).await;
                 }
             }
@@ -134,6 +173,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                 for e in effects {
                     apply(e, &mut rib, &handles).await;
                 }
+                sync_kernel(&mut rib);
             }
             _ = term.recv() => break,
             _ = int.recv() => break,

@@ -99,7 +99,7 @@ fn passive(me: Ipv4Addr, peer: Ipv4Addr) -> bool {
 fn config(i: usize, n: usize) -> String {
     let me = addr(i);
     let mut c = format!(
-        "router_id = \"{me}\"\nasn = {ASN}\noriginate = [\"{}\"]\n\n[listen]\naddresses = [\"{me}\"]\nport = {PORT}\n\n\
+        "router_id = \"{me}\"\nasn = {ASN}\noriginate = [\"{}\"]\n\n[kernel]\nenabled = false\n\n[listen]\naddresses = [\"{me}\"]\nport = {PORT}\n\n\
          [defaults]\nhold_time = 9\nconnect_delay = 1\nconnect_retry = 2\nsource_address = \"{me}\"\n",
         block(i)
     );

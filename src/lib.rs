@@ -4,6 +4,7 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod demo;
+pub mod fib;
 pub mod policy;
 pub mod rib;
 pub mod session;

@@ -39,7 +39,7 @@ impl Wrend {
         std::fs::create_dir_all(&dir).expect("temp dir");
         let mut cfg = format!(
             "router_id = \"127.0.0.1\"\nasn = {ASN}\noriginate = [\"203.0.113.0/26\"]\n\
-             [listen]\naddresses = [\"127.0.0.1\"]\nport = {port}\n\
+             [kernel]\nenabled = false\n[listen]\naddresses = [\"127.0.0.1\"]\nport = {port}\n\
              [defaults]\npassive = true\nhold_time = 30\nerror_wait = [1, 1]\n"
         );
         for i in 0..=cases {

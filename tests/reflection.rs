@@ -32,7 +32,7 @@ fn config(
 ) -> String {
     let mut c = format!(
         "router_id = \"{addr}\"\nasn = 64512\noriginate = [\"{block}\"]\n{}\n\
-         [listen]\naddresses = [\"{addr}\"]\nport = {PORT}\n\
+         [kernel]\nenabled = false\n[listen]\naddresses = [\"{addr}\"]\nport = {PORT}\n\
          [defaults]\nhold_time = 9\nconnect_delay = 1\nconnect_retry = 2\nsource_address = \"{addr}\"\n\
          [[pool]]\ncidr = \"198.18.0.0/16\"\n",
         cluster.map_or(String::new(), |c| format!("cluster_id = \"{c}\""))

@@ -26,6 +26,9 @@ struct Args {
     /// Stay in the foreground (always the case; accepted for BIRD compatibility).
     #[arg(short = 'd')]
     foreground: bool,
+    /// `none`: leave the kernel alone (overrides `[kernel] enabled`).
+    #[arg(long, value_parser = ["kernel", "none"])]
+    fib: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -35,13 +38,16 @@ fn main() -> ExitCode {
         .with_ansi(false)
         .with_target(false)
         .init();
-    let config = match Config::load(&args.config) {
+    let mut config = match Config::load(&args.config) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("wrend: {e}");
             return ExitCode::FAILURE;
         }
     };
+    if let Some(mode) = &args.fib {
+        config.kernel.enabled = mode == "kernel";
+    }
     if args.check {
         println!("{}: configuration OK", args.config.display());
         return ExitCode::SUCCESS;

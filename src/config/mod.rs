@@ -37,6 +37,8 @@ pub struct Config {
     /// Most equal-cost paths installed for one prefix (BIRD's `merge paths`).
     #[serde(default = "default_max_paths")]
     pub max_paths: usize,
+    #[serde(default)]
+    pub kernel: KernelConfig,
     /// Defaults every peer inherits unless it sets its own.
     #[serde(default)]
     pub defaults: PeerDefaults,
@@ -46,6 +48,34 @@ pub struct Config {
 
 fn default_max_paths() -> usize {
     16
+}
+
+/// How routes reach the kernel.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KernelConfig {
+    /// False: nothing is written (for unprivileged runs and the demo).
+    pub enabled: bool,
+    /// Routing table (254 is main).
+    pub table: u32,
+    /// Protocol number on our routes (12 is `proto bird`).
+    pub protocol: u8,
+    /// Route metric; none by default, as Calico's BIRD.
+    pub metric: Option<u32>,
+    /// Longest wait for every peer's End-of-RIB before routes left by a previous run go.
+    pub startup_wait: u16,
+}
+
+impl Default for KernelConfig {
+    fn default() -> Self {
+        KernelConfig {
+            enabled: true,
+            table: 254,
+            protocol: 12,
+            metric: None,
+            startup_wait: 120,
+        }
+    }
 }
 
 /// An IP pool (Calico IPPool).

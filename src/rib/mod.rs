@@ -23,7 +23,7 @@ use crate::wire::{Family, RouteRefresh, Update};
 use adj_out::{Advertised, Changes, Group, GroupKey};
 use attrs::{AttrSet, Interner};
 use best::Candidate;
-use table::{Entry, PathSource, Table};
+use table::{PathSource, Table};
 
 /// A peer as the RIB sees it.
 #[derive(Debug)]
@@ -389,21 +389,12 @@ impl Rib {
             }
             None => 0,
         };
-        let fib_view = |e: &Entry| -> Vec<(PathSource, u32)> {
-            e.multipath().map(|p| (p.source, p.tx_id)).collect()
-        };
-        let before = fib_view(e);
-        let before_attrs: Vec<Arc<AttrSet>> = e.multipath().map(|p| p.attrs.clone()).collect();
         if let Some(e) = self.table.get_mut(key) {
             e.ranked = ranked;
             e.ecmp = ecmp;
-            let after_attrs: Vec<Arc<AttrSet>> = e.multipath().map(|p| p.attrs.clone()).collect();
-            let same_attrs = before_attrs.len() == after_attrs.len()
-                && before_attrs
-                    .iter()
-                    .zip(&after_attrs)
-                    .all(|(a, b)| Arc::ptr_eq(a, b));
-            if before != fib_view(e) || !same_attrs {
+            let digest = e.multipath_digest();
+            if digest != e.fib_digest {
+                e.fib_digest = digest;
                 self.fib_dirty.insert(*key);
             }
         }
@@ -491,6 +482,16 @@ impl Rib {
             } else {
                 1
             },
+        })
+    }
+
+    /// Whether every configured peer is up and has sent End-of-RIB for each family of its
+    /// session: the RIB holds what the network has (RFC 4724 §4.1).
+    pub fn initial_sync_done(&self) -> bool {
+        self.peers.iter().all(|p| {
+            p.session
+                .as_ref()
+                .is_some_and(|s| s.families.iter().all(|f| p.end_of_rib.contains(f)))
         })
     }
 

@@ -38,6 +38,8 @@ pub struct Entry {
     pub ranked: Vec<usize>,
     /// How many of `ranked` share the best path's cost (ECMP).
     pub ecmp: usize,
+    /// A digest of the best and equal-cost paths the kernel was last given.
+    pub fib_digest: u64,
 }
 
 impl Entry {
@@ -92,6 +94,17 @@ impl Entry {
             .iter()
             .take(self.ecmp.max(1))
             .filter_map(|i| self.paths.get(*i))
+    }
+
+    /// Identifies the multipath set (sources and attribute sets): when it changes, the
+    /// kernel route must too.
+    pub fn multipath_digest(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        for p in self.multipath() {
+            (p.source, p.tx_id, Arc::as_ptr(&p.attrs) as usize).hash(&mut h);
+        }
+        h.finish()
     }
 }
 

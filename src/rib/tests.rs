@@ -381,3 +381,24 @@ proptest! {
         prop_assert_eq!(left, vec![net("198.18.1.0/26")]);
     }
 }
+
+#[test]
+fn end_of_rib_from_every_peer_ends_initial_sync() {
+    let mut rib = Rib::new(&config(""));
+    for id in 0..4 {
+        up(&mut rib, id);
+    }
+    assert!(!rib.initial_sync_done());
+    for id in 0..4 {
+        for f in [Family::IPV4_UNICAST, Family::IPV6_UNICAST] {
+            let eor = Update::end_of_rib_for(f);
+            let tx = rib.peers[id].session.as_ref().unwrap().rx;
+            let bytes = Message::Update(eor).to_bytes(&tx).unwrap();
+            let Message::Update(u) = decode(&bytes, &tx).unwrap() else {
+                panic!()
+            };
+            rib.update(id, &u, false);
+        }
+    }
+    assert!(rib.initial_sync_done());
+}

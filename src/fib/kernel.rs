@@ -1,0 +1,228 @@
+//! The kernel as desired state: what the RIB wants installed, what is installed, and the
+//! requests that close the gap. Routes a previous run left (same protocol number) are kept
+//! untouched while still wanted and removed only once start-up sync is over, so a restart
+//! changes nothing in the data plane. On shutdown routes stay (BIRD's `persist`).
+
+use std::collections::HashMap;
+use std::io;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use tracing::{info, warn};
+
+use super::netlink::{KernelRoute, Netlink, Request, Table};
+
+/// Counters for `show memory`-style reporting and the metrics endpoint.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub installed: usize,
+    pub requests: u64,
+    pub errors: u64,
+}
+
+pub struct Fib {
+    nl: Netlink,
+    table: Table,
+    desired: HashMap<IpNet, KernelRoute>,
+    installed: HashMap<IpNet, KernelRoute>,
+    /// Start-up sync is over: routes nobody wants may go.
+    synced: bool,
+    pub stats: Stats,
+}
+
+impl Fib {
+    /// Opens netlink and reads the routes a previous run installed.
+    pub fn open(table: Table) -> io::Result<Fib> {
+        let mut nl = Netlink::open()?;
+        let installed: HashMap<IpNet, KernelRoute> =
+            nl.dump(table)?.into_iter().map(|r| (r.net, r)).collect();
+        info!(routes = installed.len(), "kernel table read");
+        Ok(Fib {
+            nl,
+            table,
+            desired: HashMap::new(),
+            installed,
+            synced: false,
+            stats: Stats::default(),
+        })
+    }
+
+    /// Applies RIB changes: `None` means the prefix is no longer wanted.
+    pub fn apply(&mut self, changes: Vec<(IpNet, Option<KernelRoute>)>) {
+        let mut reqs = Vec::new();
+        for (net, want) in changes {
+            match want {
+                Some(r) => {
+                    if !self
+                        .installed
+                        .get(&net)
+                        .is_some_and(|have| r.satisfied_by(have))
+                    {
+                        reqs.push(Request::Replace(r.clone()));
+                    }
+                    self.desired.insert(net, r);
+                }
+                None => {
+                    let was_wanted = self.desired.remove(&net).is_some();
+                    // Before start-up sync a leftover route stays until the RIB decides.
+                    if let Some(have) = self
+                        .installed
+                        .get(&net)
+                        .filter(|_| was_wanted || self.synced)
+                    {
+                        reqs.push(Request::Delete(have.clone()));
+                    }
+                }
+            }
+        }
+        self.run(reqs);
+    }
+
+    /// Start-up sync is over (every peer's End-of-RIB, or the wait ran out): routes left
+    /// from a previous run that nothing wants now are removed.
+    pub fn finish_sync(&mut self) {
+        if self.synced {
+            return;
+        }
+        self.synced = true;
+        let stale: Vec<Request> = self
+            .installed
+            .iter()
+            .filter(|(net, _)| !self.desired.contains_key(net))
+            .map(|(_, r)| Request::Delete(r.clone()))
+            .collect();
+        info!(stale = stale.len(), "start-up sync done");
+        self.run(stale);
+    }
+
+    fn run(&mut self, reqs: Vec<Request>) {
+        if reqs.is_empty() {
+            return;
+        }
+        let results = self.nl.batch(self.table, &reqs);
+        self.stats.requests += reqs.len() as u64;
+        for (req, res) in reqs.into_iter().zip(results) {
+            let net = req.net();
+            match (req, res) {
+                (Request::Replace(r), Ok(())) => {
+                    self.installed.insert(net, r);
+                }
+                (Request::Delete(_), Ok(())) => {
+                    self.installed.remove(&net);
+                }
+                // Already gone: the goal is met.
+                (Request::Delete(_), Err(e)) if e.raw_os_error() == Some(libc::ESRCH) => {
+                    self.installed.remove(&net);
+                }
+                (req, Err(e)) => {
+                    self.stats.errors += 1;
+                    let what = if matches!(req, Request::Replace(_)) {
+                        "install"
+                    } else {
+                        "remove"
+                    };
+                    warn!(prefix = %net, "kernel refused to {what} the route: {e}");
+                }
+            }
+        }
+        self.stats.installed = self.installed.len();
+    }
+
+    /// Whether the kernel refused the route wanted for `net` (shown as `!` in `show route`).
+    pub fn refused(&self, net: &IpNet) -> bool {
+        self.desired.get(net).is_some_and(|want| {
+            !self
+                .installed
+                .get(net)
+                .is_some_and(|have| want.satisfied_by(have))
+        })
+    }
+}
+
+/// The node's interfaces, for resolving how a next hop is reached.
+#[derive(Debug, Clone, Default)]
+pub struct Interfaces {
+    /// Connected subnets (address and prefix length of each interface address).
+    subnets: Vec<IpNet>,
+}
+
+impl Interfaces {
+    /// Reads the interface addresses now (getifaddrs).
+    pub fn read() -> Interfaces {
+        let mut subnets = Vec::new();
+        let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+        // SAFETY: getifaddrs fills `head` with a list we walk read-only and then free.
+        if unsafe { libc::getifaddrs(&mut head) } != 0 {
+            return Interfaces::default();
+        }
+        let mut cur = head;
+        while !cur.is_null() {
+            // SAFETY: `cur` is a node of the list getifaddrs returned.
+            let ifa = unsafe { &*cur };
+            if let (Some(addr), Some(mask)) =
+                (sockaddr_ip(ifa.ifa_addr), sockaddr_ip(ifa.ifa_netmask))
+            {
+                let len = match mask {
+                    IpAddr::V4(m) => u32::from(m).count_ones(),
+                    IpAddr::V6(m) => u128::from(m).count_ones(),
+                };
+                if let Ok(n) = IpNet::new(addr, len as u8) {
+                    subnets.push(n.trunc());
+                }
+            }
+            cur = ifa.ifa_next;
+        }
+        // SAFETY: freeing the list getifaddrs allocated, once.
+        unsafe { libc::freeifaddrs(head) };
+        Interfaces { subnets }
+    }
+
+    /// Whether `a` is on a directly connected subnet.
+    pub fn connected(&self, a: IpAddr) -> bool {
+        self.subnets
+            .iter()
+            .any(|n| n.contains(&a) && n.prefix_len() < n.max_prefix_len())
+    }
+}
+
+fn sockaddr_ip(sa: *const libc::sockaddr) -> Option<IpAddr> {
+    if sa.is_null() {
+        return None;
+    }
+    // SAFETY: non-null sockaddr from getifaddrs; the family says which struct it is.
+    unsafe {
+        match i32::from((*sa).sa_family) {
+            libc::AF_INET => {
+                let s = &*(sa as *const libc::sockaddr_in);
+                Some(IpAddr::from(u32::from_be(s.sin_addr.s_addr).to_be_bytes()))
+            }
+            libc::AF_INET6 => {
+                let s = &*(sa as *const libc::sockaddr_in6);
+                Some(IpAddr::from(s.sin6_addr.s6_addr))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The index of interface `name`, if it exists (e.g. `tunl0`).
+pub fn if_index(name: &str) -> Option<u32> {
+    let c = std::ffi::CString::new(name).ok()?;
+    // SAFETY: a valid NUL-terminated string.
+    let i = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    (i != 0).then_some(i)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_is_connected() {
+        let i = Interfaces::read();
+        assert!(i.connected("127.0.0.5".parse().unwrap()));
+        assert!(!i.connected("198.18.255.254".parse().unwrap()));
+        assert!(if_index("lo").is_some());
+        assert!(if_index("no-such-device").is_none());
+    }
+}

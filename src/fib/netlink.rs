@@ -1,0 +1,451 @@
+//! Kernel routes over rtnetlink: requests built with `netlink-packet-route`, many per
+//! `sendmsg` on one socket, every ACK checked; and the dump of what is installed.
+
+use std::io;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use netlink_packet_core::{
+    NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_REPLACE, NLM_F_REQUEST, NetlinkBuffer,
+    NetlinkHeader, NetlinkMessage, NetlinkPayload,
+};
+use netlink_packet_route::route::{
+    RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteNextHop,
+    RouteNextHopFlags, RouteProtocol, RouteScope, RouteType,
+};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+use netlink_sys::{Socket, protocols::NETLINK_ROUTE};
+
+/// A route as wren writes it to the kernel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelRoute {
+    pub net: IpNet,
+    pub metric: Option<u32>,
+    pub target: Target,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// `blackhole PREFIX` (own blocks).
+    Blackhole,
+    /// One next hop, or several (ECMP, `RTA_MULTIPATH`).
+    Via(Vec<Hop>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hop {
+    pub gateway: IpAddr,
+    /// Output interface; `None` lets the kernel resolve it from the connected subnet.
+    pub oif: Option<u32>,
+    /// `onlink`: the gateway is reachable on `oif` without a connected subnet (IP-in-IP).
+    pub onlink: bool,
+}
+
+impl KernelRoute {
+    /// Whether `installed` (as dumped from the kernel) already is this route: the kernel
+    /// fills in what wren left to it (the resolved interface, IPv6's default metric).
+    pub fn satisfied_by(&self, installed: &KernelRoute) -> bool {
+        if self.net != installed.net || self.metric.is_some_and(|m| Some(m) != installed.metric) {
+            return false;
+        }
+        match (&self.target, &installed.target) {
+            (Target::Blackhole, Target::Blackhole) => true,
+            (Target::Via(want), Target::Via(have)) => {
+                want.len() == have.len()
+                    && want.iter().zip(have).all(|(w, h)| {
+                        w.gateway == h.gateway
+                            && w.onlink == h.onlink
+                            && w.oif.is_none_or(|o| Some(o) == h.oif)
+                    })
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Where routes go: table and protocol number (12, `proto bird`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Table {
+    pub id: u32,
+    pub protocol: u8,
+}
+
+/// One request in a batch.
+#[derive(Debug, Clone)]
+pub enum Request {
+    /// RTM_NEWROUTE with NLM_F_REPLACE: added, or changed in place with no gap.
+    Replace(KernelRoute),
+    Delete(KernelRoute),
+}
+
+impl Request {
+    pub fn net(&self) -> IpNet {
+        match self {
+            Request::Replace(r) | Request::Delete(r) => r.net,
+        }
+    }
+}
+
+/// Bytes of requests per `sendmsg`; their ACKs fit the receive buffer many times over.
+const BATCH_BYTES: usize = 64 * 1024;
+
+pub struct Netlink {
+    sock: Socket,
+    seq: u32,
+    buf: Vec<u8>,
+}
+
+fn family(net: &IpNet) -> AddressFamily {
+    match net {
+        IpNet::V4(_) => AddressFamily::Inet,
+        IpNet::V6(_) => AddressFamily::Inet6,
+    }
+}
+
+fn message(table: Table, r: &KernelRoute, delete: bool) -> RouteMessage {
+    let mut m = RouteMessage::default();
+    m.header.address_family = family(&r.net);
+    m.header.destination_prefix_length = r.net.prefix_len();
+    m.header.table = if table.id < 256 {
+        table.id as u8
+    } else {
+        RouteHeader::RT_TABLE_UNSPEC
+    };
+    m.header.protocol = RouteProtocol::from(table.protocol);
+    m.header.scope = RouteScope::Universe;
+    m.header.kind = match r.target {
+        Target::Blackhole => RouteType::BlackHole,
+        Target::Via(_) => RouteType::Unicast,
+    };
+    m.attributes
+        .push(RouteAttribute::Destination(r.net.network().into()));
+    m.attributes.push(RouteAttribute::Table(table.id));
+    if delete {
+        return m;
+    }
+    if let Some(metric) = r.metric {
+        m.attributes.push(RouteAttribute::Priority(metric));
+    }
+    match &r.target {
+        Target::Blackhole => {}
+        Target::Via(hops) if hops.len() == 1 => {
+            let h = hops[0];
+            m.attributes.push(RouteAttribute::Gateway(h.gateway.into()));
+            if let Some(oif) = h.oif {
+                m.attributes.push(RouteAttribute::Oif(oif));
+            }
+            if h.onlink {
+                m.header.flags |= RouteFlags::Onlink;
+            }
+        }
+        Target::Via(hops) => m.attributes.push(RouteAttribute::MultiPath(
+            hops.iter()
+                .map(|h| {
+                    let mut nh = RouteNextHop::default();
+                    nh.interface_index = h.oif.unwrap_or(0);
+                    if h.onlink {
+                        nh.flags |= RouteNextHopFlags::Onlink;
+                    }
+                    nh.attributes
+                        .push(RouteAttribute::Gateway(h.gateway.into()));
+                    nh
+                })
+                .collect(),
+        )),
+    }
+    m
+}
+
+fn ip(a: &RouteAddress) -> Option<IpAddr> {
+    match a {
+        RouteAddress::Inet(v4) => Some(IpAddr::V4(*v4)),
+        RouteAddress::Inet6(v6) => Some(IpAddr::V6(*v6)),
+        _ => None,
+    }
+}
+
+/// Reads a dumped route back; `None` for kinds wren never writes.
+fn parse(m: &RouteMessage) -> Option<KernelRoute> {
+    let mut dst = None;
+    let (mut metric, mut gateway, mut oif, mut multi) = (None, None, None, None);
+    for a in &m.attributes {
+        match a {
+            RouteAttribute::Destination(d) => dst = ip(d),
+            RouteAttribute::Priority(p) => metric = Some(*p),
+            RouteAttribute::Gateway(g) => gateway = ip(g),
+            RouteAttribute::Oif(o) => oif = Some(*o),
+            RouteAttribute::MultiPath(hops) => multi = Some(hops),
+            _ => {}
+        }
+    }
+    let len = m.header.destination_prefix_length;
+    let dst = dst.unwrap_or(match m.header.address_family {
+        AddressFamily::Inet6 => IpAddr::from([0u16; 8]),
+        _ => IpAddr::from([0u8; 4]),
+    });
+    let net = IpNet::new(dst, len).ok()?;
+    let target = match (m.header.kind, gateway, multi) {
+        (RouteType::BlackHole, _, _) => Target::Blackhole,
+        (RouteType::Unicast, Some(gw), None) => Target::Via(vec![Hop {
+            gateway: gw,
+            oif,
+            onlink: m.header.flags.contains(RouteFlags::Onlink),
+        }]),
+        (RouteType::Unicast, None, Some(hops)) => Target::Via(
+            hops.iter()
+                .filter_map(|h| {
+                    let gw = h.attributes.iter().find_map(|a| match a {
+                        RouteAttribute::Gateway(g) => ip(g),
+                        _ => None,
+                    })?;
+                    Some(Hop {
+                        gateway: gw,
+                        oif: (h.interface_index != 0).then_some(h.interface_index),
+                        onlink: h.flags.contains(RouteNextHopFlags::Onlink),
+                    })
+                })
+                .collect(),
+        ),
+        _ => return None,
+    };
+    Some(KernelRoute {
+        net,
+        metric,
+        target,
+    })
+}
+
+impl Netlink {
+    pub fn open() -> io::Result<Netlink> {
+        let mut sock = Socket::new(NETLINK_ROUTE)?;
+        sock.bind_auto()?;
+        sock.set_rx_buf_sz(8 * 1024 * 1024)?;
+        Ok(Netlink {
+            sock,
+            seq: 0,
+            buf: vec![0; 1 << 20],
+        })
+    }
+
+    fn emit(&mut self, out: &mut Vec<u8>, msg: RouteNetlinkMessage, flags: u16) -> u32 {
+        self.seq = self.seq.wrapping_add(1);
+        let mut header = NetlinkHeader::default();
+        header.flags = flags;
+        header.sequence_number = self.seq;
+        let mut nl = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(msg));
+        nl.finalize();
+        let at = out.len();
+        out.resize(at + nl.buffer_len(), 0);
+        nl.serialize(&mut out[at..]);
+        self.seq
+    }
+
+    /// Carries out requests; the result of each, in order (`Err` holds the kernel's error).
+    pub fn batch(&mut self, table: Table, reqs: &[Request]) -> Vec<io::Result<()>> {
+        let mut results: Vec<io::Result<()>> = Vec::with_capacity(reqs.len());
+        let mut start = 0;
+        while start < reqs.len() {
+            let mut out = Vec::with_capacity(BATCH_BYTES + 1024);
+            let first_seq = self.seq.wrapping_add(1);
+            let mut end = start;
+            while end < reqs.len() && out.len() < BATCH_BYTES {
+                let (msg, flags) = match &reqs[end] {
+                    Request::Replace(r) => (
+                        RouteNetlinkMessage::NewRoute(message(table, r, false)),
+                        NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE,
+                    ),
+                    Request::Delete(r) => (
+                        RouteNetlinkMessage::DelRoute(message(table, r, true)),
+                        NLM_F_REQUEST | NLM_F_ACK,
+                    ),
+                };
+                self.emit(&mut out, msg, flags);
+                end += 1;
+            }
+            let mut acks: Vec<Option<io::Result<()>>> = (start..end).map(|_| None).collect();
+            if let Err(e) = self.sock.send(&out, 0) {
+                results.extend((start..end).map(|_| Err(io::Error::new(e.kind(), e.to_string()))));
+                start = end;
+                continue;
+            }
+            let mut pending = end - start;
+            while pending > 0 {
+                let n = match self.sock.recv(&mut &mut self.buf[..], 0) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        for a in acks.iter_mut().filter(|a| a.is_none()) {
+                            *a = Some(Err(io::Error::new(e.kind(), e.to_string())));
+                        }
+                        break;
+                    }
+                };
+                for (seq, r) in acks_in(&self.buf[..n]) {
+                    let i = seq.wrapping_sub(first_seq) as usize;
+                    if let Some(slot) = acks.get_mut(i)
+                        && slot.is_none()
+                    {
+                        *slot = Some(r);
+                        pending -= 1;
+                    }
+                }
+            }
+            results.extend(
+                acks.into_iter()
+                    .map(|a| a.unwrap_or_else(|| Err(io::Error::other("no ACK")))),
+            );
+            start = end;
+        }
+        results
+    }
+
+    /// The routes of `table` with its protocol, IPv4 and IPv6.
+    pub fn dump(&mut self, table: Table) -> io::Result<Vec<KernelRoute>> {
+        let mut routes = Vec::new();
+        for af in [AddressFamily::Inet, AddressFamily::Inet6] {
+            let mut req = RouteMessage::default();
+            req.header.address_family = af;
+            let mut out = Vec::new();
+            let seq = self.emit(
+                &mut out,
+                RouteNetlinkMessage::GetRoute(req),
+                NLM_F_REQUEST | NLM_F_DUMP,
+            );
+            self.sock.send(&out, 0)?;
+            'recv: loop {
+                let n = self.sock.recv(&mut &mut self.buf[..], 0)?;
+                let mut at = 0;
+                while at < n {
+                    let Ok(b) = NetlinkBuffer::new_checked(&self.buf[at..n]) else {
+                        break;
+                    };
+                    let len = b.length() as usize;
+                    if len == 0 {
+                        break;
+                    }
+                    let msg =
+                        NetlinkMessage::<RouteNetlinkMessage>::deserialize(&self.buf[at..at + len]);
+                    at += (len + 3) & !3;
+                    match msg.map(|m| (m.header.sequence_number, m.payload)) {
+                        Ok((s, NetlinkPayload::Done(_))) if s == seq => break 'recv,
+                        Ok((s, NetlinkPayload::Error(e))) if s == seq => {
+                            return Err(io::Error::from_raw_os_error(
+                                e.code.map_or(0, |c| -c.get()),
+                            ));
+                        }
+                        Ok((_, NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(m)))) => {
+                            let in_table = m.attributes.iter().find_map(|a| match a {
+                                RouteAttribute::Table(t) => Some(*t),
+                                _ => None,
+                            });
+                            let t = in_table.unwrap_or(u32::from(m.header.table));
+                            if t == table.id && u8::from(m.header.protocol) == table.protocol {
+                                routes.extend(parse(&m));
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        Ok(routes)
+    }
+}
+
+/// The ACKs (NLMSG_ERROR) in a receive buffer: sequence number and outcome.
+fn acks_in(buf: &[u8]) -> Vec<(u32, io::Result<()>)> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < buf.len() {
+        let Ok(b) = NetlinkBuffer::new_checked(&buf[at..]) else {
+            break;
+        };
+        let len = b.length() as usize;
+        if len == 0 || at + len > buf.len() {
+            break;
+        }
+        if let Ok(m) = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&buf[at..at + len])
+            && let NetlinkPayload::Error(e) = m.payload
+        {
+            let r = match e.code {
+                None => Ok(()),
+                Some(c) => Err(io::Error::from_raw_os_error(-c.get())),
+            };
+            out.push((m.header.sequence_number, r));
+        }
+        at += (len + 3) & !3;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip_through_the_parser() {
+        let t = Table {
+            id: 254,
+            protocol: 12,
+        };
+        let routes = [
+            KernelRoute {
+                net: "198.18.0.0/26".parse().unwrap(),
+                metric: None,
+                target: Target::Blackhole,
+            },
+            KernelRoute {
+                net: "198.18.0.64/26".parse().unwrap(),
+                metric: Some(1024),
+                target: Target::Via(vec![Hop {
+                    gateway: "198.51.100.2".parse().unwrap(),
+                    oif: Some(7),
+                    onlink: true,
+                }]),
+            },
+            KernelRoute {
+                net: "2001:db8:1::40/122".parse().unwrap(),
+                metric: None,
+                target: Target::Via(vec![
+                    Hop {
+                        gateway: "2001:db8::2".parse().unwrap(),
+                        oif: Some(3),
+                        onlink: false,
+                    },
+                    Hop {
+                        gateway: "2001:db8::3".parse().unwrap(),
+                        oif: Some(3),
+                        onlink: false,
+                    },
+                ]),
+            },
+        ];
+        for r in routes {
+            let m = message(t, &r, false);
+            assert_eq!(parse(&m).as_ref(), Some(&r));
+            assert!(r.satisfied_by(&r));
+        }
+    }
+
+    #[test]
+    fn kernel_filled_fields_do_not_count_as_differences() {
+        let want = KernelRoute {
+            net: "198.18.0.64/26".parse().unwrap(),
+            metric: None,
+            target: Target::Via(vec![Hop {
+                gateway: "198.51.100.2".parse().unwrap(),
+                oif: None,
+                onlink: false,
+            }]),
+        };
+        let mut have = want.clone();
+        have.metric = Some(1024);
+        if let Target::Via(h) = &mut have.target {
+            h[0].oif = Some(4);
+        }
+        assert!(want.satisfied_by(&have));
+        if let Target::Via(h) = &mut have.target {
+            h[0].gateway = "198.51.100.3".parse().unwrap();
+        }
+        assert!(!want.satisfied_by(&have));
+    }
+}
