@@ -114,17 +114,18 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             Some(m) = rib_rx.recv() => {
                 let out = match m {
                     ToRib::Up { peer, session, local } => rib.up(peer, *session, local),
-                    ToRib::Down { peer } => {
+                    ToRib::Down { peer, graceful } => {
                         let restart = rib
                             .peers
                             .get(peer)
                             .and_then(|p| p.session.as_ref())
                             .and_then(|s| s.peer_graceful_restart.as_ref())
-                            .map(|g| g.restart_time);
+                            .map(|g| g.restart_time)
+                            .filter(|_| graceful);
                         if let Some(t) = restart {
                             stale_deadline.insert(peer, Instant::now() + Duration::from_secs(u64::from(t)));
                         }
-                        rib.down(peer)
+                        rib.down(peer, graceful)
                     }
                     ToRib::Update { peer, update, withdraw_all } => {
                         if let (Some(f), Some(p)) = (update.end_of_rib(), rib.peers.get(peer)) {

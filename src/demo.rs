@@ -24,16 +24,37 @@ pub struct Node {
 impl Node {
     /// Starts `wrend` with configuration `config`, its socket and log in `dir`.
     pub fn spawn(wrend: &Path, dir: &Path, name: &str, config: &str) -> Result<Node, String> {
+        Node::spawn_in(None, wrend, dir, name, config, &[])
+    }
+
+    /// As [`Node::spawn`], inside network namespace `netns` when given, with extra flags.
+    pub fn spawn_in(
+        netns: Option<&str>,
+        wrend: &Path,
+        dir: &Path,
+        name: &str,
+        config: &str,
+        flags: &[&str],
+    ) -> Result<Node, String> {
         let conf = dir.join(format!("{name}.toml"));
         std::fs::write(&conf, config).map_err(|e| format!("{}: {e}", conf.display()))?;
         let log =
             std::fs::File::create(dir.join(format!("{name}.log"))).map_err(|e| e.to_string())?;
         let socket = dir.join(format!("{name}.ctl"));
-        let child = Command::new(wrend)
+        let mut cmd = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(wrend);
+                c
+            }
+            None => Command::new(wrend),
+        };
+        let child = cmd
             .arg("-c")
             .arg(&conf)
             .arg("-s")
             .arg(&socket)
+            .args(flags)
             .stderr(log)
             .stdout(Stdio::null())
             .spawn()
@@ -61,10 +82,17 @@ impl Node {
     }
 }
 
-impl Drop for Node {
-    fn drop(&mut self) {
+impl Node {
+    /// Kills the process at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
     }
 }
 

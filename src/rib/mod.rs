@@ -156,17 +156,18 @@ impl Rib {
         }]
     }
 
-    /// The session went down. With the peer's graceful restart its routes stay, marked
-    /// stale (RFC 4724 §4.2); without it they go now.
-    pub fn down(&mut self, id: PeerId) -> Vec<Outgoing> {
+    /// The session went down. When the connection was lost (`graceful`) and the peer can
+    /// restart gracefully, its routes stay, marked stale (RFC 4724 §4.2); otherwise they go.
+    pub fn down(&mut self, id: PeerId, graceful: bool) -> Vec<Outgoing> {
         let Some(p) = self.peers.get_mut(id) else {
             return Vec::new();
         };
-        let keep = p
-            .session
-            .take()
-            .and_then(|s| s.peer_graceful_restart)
-            .is_some_and(|g| !g.families.is_empty());
+        let keep = graceful
+            && p.session
+                .as_ref()
+                .and_then(|s| s.peer_graceful_restart.as_ref())
+                .is_some_and(|g| !g.families.is_empty());
+        p.session = None;
         p.local = None;
         if let Some(gi) = p.group.take()
             && let Some(g) = self.groups[gi].as_mut()

@@ -307,7 +307,7 @@ fn graceful_restart_keeps_then_flushes() {
         false,
     );
     let key = (Family::IPV4_UNICAST, net("198.18.2.0/26"));
-    let out = rib.down(0);
+    let out = rib.down(0, true);
     assert!(rib.table[&key].paths[0].stale);
     assert!(
         sent_to(&rib, &out, 2).is_empty(),
@@ -317,6 +317,14 @@ fn graceful_restart_keeps_then_flushes() {
     let out = rib.update(0, &Update::default(), false); // End-of-RIB, nothing re-sent
     assert!(!rib.table.contains_key(&key));
     assert_eq!(sent_to(&rib, &out, 2)[0].withdrawn.len(), 1);
+    // After a NOTIFICATION (not graceful) the routes go at once.
+    rib.update(
+        0,
+        &announce(&["198.18.2.0/26"], [198, 51, 100, 2], &[]),
+        false,
+    );
+    rib.down(0, false);
+    assert!(!rib.table.contains_key(&key));
 }
 
 proptest! {

@@ -66,9 +66,11 @@ pub enum Action {
     Stop(Timer),
     /// Entered Established.
     Up(Box<Session>),
-    /// Left Established; `reason` says why.
+    /// Left Established; `reason` says why. `graceful`: the connection was lost without a
+    /// NOTIFICATION, so a peer that can restart gracefully keeps its routes (RFC 4724 §4.2).
     Down {
         reason: String,
+        graceful: bool,
     },
     /// An UPDATE for the RIB. With `withdraw_all` every prefix in it is withdrawn
     /// (RFC 7606 treat-as-withdraw).
@@ -110,6 +112,8 @@ pub struct Fsm {
     error_wait: u16,
     /// False after a manual stop: no automatic restart.
     enabled: bool,
+    /// Set while going down because the connection was lost (no NOTIFICATION either way).
+    transport_lost: bool,
 }
 
 impl Fsm {
@@ -120,6 +124,7 @@ impl Fsm {
             state: State::Idle,
             session: None,
             enabled: false,
+            transport_lost: false,
         }
     }
 
@@ -230,6 +235,7 @@ impl Fsm {
         if self.state == State::Established {
             out.push(Action::Down {
                 reason: "peer reconnected".into(),
+                graceful: true,
             });
         }
         for t in [Timer::ConnectRetry, Timer::Keepalive, Timer::ErrorForget] {
@@ -261,7 +267,9 @@ impl Fsm {
                 }
             }
             State::OpenConfirm | State::Established => {
+                self.transport_lost = true;
                 self.go_idle(out, "Socket: Connection closed".into(), true);
+                self.transport_lost = false;
             }
             State::Idle | State::Active => {}
         }
@@ -391,6 +399,7 @@ impl Fsm {
         if self.state == State::Established {
             out.push(Action::Down {
                 reason: reason.clone(),
+                graceful: std::mem::take(&mut self.transport_lost),
             });
         }
         if error {
@@ -642,8 +651,21 @@ mod tests {
             [Message::Notification(n)] => assert_eq!(n.code, 4),
             ref other => panic!("{other:?}"),
         }
-        assert!(a.iter().any(|a| matches!(a, Action::Down { .. })));
+        assert!(a.iter().any(|a| matches!(
+            a,
+            Action::Down {
+                graceful: false,
+                ..
+            }
+        )));
         assert_eq!(f.state(), State::Idle);
+        // A lost connection (no NOTIFICATION) is the graceful-restart case.
+        let mut f = established(false);
+        let a = f.handle(Event::Closed);
+        assert!(
+            a.iter()
+                .any(|a| matches!(a, Action::Down { graceful: true, .. }))
+        );
     }
 
     #[test]

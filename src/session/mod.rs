@@ -49,8 +49,10 @@ pub enum ToRib {
         session: Box<Session>,
         local: std::net::SocketAddr,
     },
+    /// The session ended; `graceful` when the connection was lost without a NOTIFICATION.
     Down {
         peer: PeerId,
+        graceful: bool,
     },
     Update {
         peer: PeerId,

@@ -377,13 +377,16 @@ impl Peer {
                     local,
                 });
             }
-            Action::Down { reason } => {
+            Action::Down { reason, graceful } => {
                 info!(peer = %self.cfg.name, "session down: {reason}");
                 self.status
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .session = None;
-                self.tell_rib(ToRib::Down { peer: self.id });
+                self.tell_rib(ToRib::Down {
+                    peer: self.id,
+                    graceful,
+                });
             }
             Action::Deliver {
                 update,

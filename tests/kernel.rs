@@ -1,0 +1,350 @@
+//! Kernel routes in network namespaces the test makes (needs root): three wrend nodes write
+//! `proto bird` routes exactly as Calico's BIRD would — own blocks as blackholes, IP-in-IP
+//! pool routes via tunl0 onlink, plain routes, ECMP, IPv6 — and a node killed with SIGKILL
+//! and restarted under graceful restart changes nothing in any kernel table.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use wren::demo::Node;
+
+/// Namespaces and processes of one test; removed however the test ends.
+struct Lab {
+    prefix: String,
+    spaces: Vec<String>,
+    dir: PathBuf,
+    nodes: Vec<Node>,
+    monitors: Vec<Child>,
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        self.nodes.clear();
+        for m in &mut self.monitors {
+            let _ = m.kill();
+            let _ = m.wait();
+        }
+        for ns in &self.spaces {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().expect("run ip");
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn require_root() {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(
+        euid, 0,
+        "the kernel tests need root (run `sudo bash tests/run.sh`)"
+    );
+}
+
+impl Lab {
+    fn new(prefix: &str) -> Lab {
+        require_root();
+        let dir = std::env::temp_dir().join(format!("wren-{prefix}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        Lab {
+            prefix: prefix.to_string(),
+            spaces: Vec::new(),
+            dir,
+            nodes: Vec::new(),
+            monitors: Vec::new(),
+        }
+    }
+
+    fn ns(&mut self, name: &str) -> String {
+        let ns = format!("{}-{name}", self.prefix);
+        let _ = Command::new("ip").args(["netns", "del", &ns]).status();
+        ip(&["netns", "add", &ns]);
+        ip(&["-n", &ns, "link", "set", "lo", "up"]);
+        self.spaces.push(ns.clone());
+        ns
+    }
+
+    /// A veth between two namespaces, with IPv4 and IPv6 addresses on each end.
+    fn link(&self, a: &str, b: &str, dev_a: &str, dev_b: &str, addrs: [&str; 4]) {
+        ip(&[
+            "link", "add", dev_a, "netns", a, "type", "veth", "peer", "name", dev_b, "netns", b,
+        ]);
+        for (ns, dev, v4, v6) in [
+            (a, dev_a, addrs[0], addrs[1]),
+            (b, dev_b, addrs[2], addrs[3]),
+        ] {
+            ip(&["-n", ns, "addr", "add", v4, "dev", dev]);
+            ip(&["-n", ns, "addr", "add", v6, "dev", dev, "nodad"]);
+            ip(&["-n", ns, "link", "set", dev, "up"]);
+        }
+    }
+
+    fn start(&mut self, ns: &str, name: &str, config: &str, flags: &[&str]) -> usize {
+        let wrend = Path::new(env!("CARGO_BIN_EXE_wrend"));
+        let node =
+            Node::spawn_in(Some(ns), wrend, &self.dir, name, config, flags).expect("start wrend");
+        self.nodes.push(node);
+        self.nodes.len() - 1
+    }
+
+    /// `ip monitor route` in a namespace, recorded to a file.
+    fn monitor(&mut self, ns: &str) -> PathBuf {
+        let file = self.dir.join(format!("monitor-{ns}.txt"));
+        let out = std::fs::File::create(&file).expect("monitor file");
+        let child = Command::new("ip")
+            .args(["-n", ns, "monitor", "route"])
+            .stdout(out)
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("ip monitor");
+        self.monitors.push(child);
+        file
+    }
+}
+
+fn routes(ns: &str, v6: bool) -> String {
+    let mut args = vec!["-n", ns];
+    if v6 {
+        args.push("-6");
+    }
+    args.extend(["route", "show", "proto", "bird"]);
+    let out = Command::new("ip").args(&args).output().expect("ip route");
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// Waits until the namespace's `proto bird` routes contain every line in `want`.
+fn wait_routes(ns: &str, v6: bool, want: &[&str]) -> String {
+    let end = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = routes(ns, v6);
+        let norm: Vec<String> = r
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect();
+        if want.iter().all(|w| norm.iter().any(|l| l.starts_with(w))) {
+            return r;
+        }
+        assert!(Instant::now() < end, "{ns}: expected {want:?} in:\n{r}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Node `me` (router ID `id`) with its blocks and peers (address, AS).
+fn config(id: &str, blocks: &[&str], peers: &[(&str, u32)]) -> String {
+    let list = |v: &[&str]| {
+        v.iter()
+            .map(|b| format!("\"{b}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut c = format!(
+        "router_id = \"{id}\"\nasn = 64512\noriginate = [{}]\n\
+         [[pool]]\ncidr = \"198.18.0.0/16\"\nencapsulation = \"ipip\"\n\
+         [[pool]]\ncidr = \"198.19.0.0/16\"\n\
+         [[pool]]\ncidr = \"2001:db8:1::/48\"\n\
+         [defaults]\nconnect_delay = 1\nhold_time = 9\n",
+        list(blocks)
+    );
+    for (addr, asn) in peers {
+        c.push_str(&format!("[[peer]]\naddress = \"{addr}\"\nasn = {asn}\n"));
+    }
+    c
+}
+
+/// A (198.51.100.1) between B (198.51.100.2, with a tunl0 device) and C (203.0.113.3).
+/// B and C both announce the anycast block 198.19.9.0/26: A installs it with two next hops.
+fn three_nodes(lab: &mut Lab) -> (String, String, String) {
+    let (a, b, c) = (lab.ns("a"), lab.ns("b"), lab.ns("c"));
+    let p = lab.prefix.clone();
+    lab.link(
+        &a,
+        &b,
+        &format!("{p}ab"),
+        &format!("{p}ba"),
+        [
+            "198.51.100.1/24",
+            "2001:db8::1/64",
+            "198.51.100.2/24",
+            "2001:db8::2/64",
+        ],
+    );
+    lab.link(
+        &a,
+        &c,
+        &format!("{p}ac"),
+        &format!("{p}ca"),
+        [
+            "203.0.113.1/24",
+            "2001:db8:2::1/64",
+            "203.0.113.3/24",
+            "2001:db8:2::3/64",
+        ],
+    );
+    // The contract's tunl0: an ipip device, which this kernel lacks; the route request is the same.
+    ip(&[
+        "-n",
+        &b,
+        "link",
+        "add",
+        "tunl0",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "tunl0-peer",
+    ]);
+    ip(&["-n", &b, "link", "set", "tunl0", "up"]);
+    lab.start(
+        &a,
+        "a",
+        &config(
+            "198.51.100.1",
+            &["198.18.1.0/26", "2001:db8:1::/122"],
+            &[
+                ("198.51.100.2", 64512),
+                ("2001:db8::2", 64512),
+                ("203.0.113.3", 64512),
+            ],
+        ),
+        &[],
+    );
+    lab.start(
+        &b,
+        "b",
+        &config(
+            "198.51.100.2",
+            &["198.18.2.0/26", "198.19.9.0/26", "2001:db8:1::40/122"],
+            &[("198.51.100.1", 64512), ("2001:db8::1", 64512)],
+        ),
+        &[],
+    );
+    lab.start(
+        &c,
+        "c",
+        &config(
+            "203.0.113.3",
+            &["198.18.3.0/26", "198.19.9.0/26"],
+            &[("203.0.113.1", 64512)],
+        ),
+        &[],
+    );
+    (a, b, c)
+}
+
+#[test]
+fn routes_as_calico_bird_writes_them() {
+    let mut lab = Lab::new("wk1");
+    let (a, b, _c) = three_nodes(&mut lab);
+    let pa = format!("{}ab", lab.prefix);
+    wait_routes(
+        &a,
+        false,
+        &[
+            "blackhole 198.18.1.0/26",
+            &format!("198.18.2.0/26 via 198.51.100.2 dev {pa}"),
+            &format!("198.18.3.0/26 via 203.0.113.3 dev {}ac", lab.prefix),
+        ],
+    );
+    // ECMP: the anycast block from both neighbours, as one multipath route.
+    let r = wait_routes(&a, false, &["198.19.9.0/26"]);
+    let block: String = r
+        .lines()
+        .skip_while(|l| !l.starts_with("198.19.9.0/26"))
+        .take(3)
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        block.contains("nexthop via 198.51.100.2") && block.contains("nexthop via 203.0.113.3"),
+        "{r}"
+    );
+    // B has tunl0: routes in the IP-in-IP pool go through it, onlink.
+    wait_routes(
+        &b,
+        false,
+        &[
+            "198.18.1.0/26 via 198.51.100.1 dev tunl0 onlink",
+            "blackhole 198.18.2.0/26",
+        ],
+    );
+    // IPv6: blackhole for our block, plain route for B's.
+    wait_routes(
+        &a,
+        true,
+        &[
+            "blackhole 2001:db8:1::/122",
+            &format!("2001:db8:1::40/122 via 2001:db8::2 dev {pa}"),
+        ],
+    );
+    // B disables its sessions (Cease): A withdraws B's routes, and the ECMP route narrows.
+    assert!(
+        lab.nodes[1]
+            .ask("disable all")
+            .is_some_and(|r| r.contains("disabled"))
+    );
+    let end = Instant::now() + Duration::from_secs(15);
+    loop {
+        let r = routes(&a, false);
+        if !r.contains("198.18.2.0/26") && r.contains("198.19.9.0/26 via 203.0.113.3") {
+            break;
+        }
+        assert!(Instant::now() < end, "withdrawal not applied:\n{r}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn restart_under_graceful_restart_changes_nothing() {
+    let mut lab = Lab::new("wk2");
+    let (a, b, _c) = three_nodes(&mut lab);
+    wait_routes(
+        &a,
+        false,
+        &["198.18.2.0/26", "198.18.3.0/26", "198.19.9.0/26"],
+    );
+    wait_routes(&b, false, &["198.18.1.0/26", "blackhole 198.18.2.0/26"]);
+    let mon_a = lab.monitor(&a);
+    let mon_b = lab.monitor(&b);
+    std::thread::sleep(Duration::from_millis(300));
+    // B crashes, then comes back as a restarting speaker.
+    lab.nodes[1].kill();
+    let b_config = std::fs::read_to_string(lab.dir.join("b.toml")).expect("b config");
+    std::thread::sleep(Duration::from_secs(1));
+    let b2 = lab.start(&b, "b2", &b_config, &["-R"]);
+    let end = Instant::now() + Duration::from_secs(30);
+    while !lab.nodes[b2]
+        .ask("show protocols")
+        .is_some_and(|r| r.matches("Established").count() == 2)
+    {
+        assert!(Instant::now() < end, "B did not come back");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let changes_a = std::fs::read_to_string(&mon_a).unwrap_or_default();
+    let changes_b = std::fs::read_to_string(&mon_b).unwrap_or_default();
+    assert!(
+        !changes_a.contains("Deleted"),
+        "A's kernel lost routes during B's restart:\n{changes_a}"
+    );
+    assert!(
+        !changes_b.contains("Deleted"),
+        "B's kernel lost routes across its restart:\n{changes_b}"
+    );
+    wait_routes(
+        &b,
+        false,
+        &[
+            "198.18.1.0/26 via 198.51.100.1 dev tunl0 onlink",
+            "blackhole 198.18.2.0/26",
+        ],
+    );
+}
