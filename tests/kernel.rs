@@ -321,10 +321,11 @@ fn restart_under_graceful_restart_changes_nothing() {
     std::thread::sleep(Duration::from_secs(1));
     let b2 = lab.start(&b, "b2", &b_config, &["-R"]);
     let end = Instant::now() + Duration::from_secs(30);
-    while !lab.nodes[b2]
-        .ask("show protocols")
-        .is_some_and(|r| r.matches("Established").count() == 2)
-    {
+    let both_up = |n: &Node| {
+        n.ask("show protocols")
+            .is_some_and(|r| r.matches("Established").count() == 2)
+    };
+    while !both_up(&lab.nodes[b2]) {
         assert!(Instant::now() < end, "B did not come back");
         std::thread::sleep(Duration::from_millis(100));
     }
