@@ -1,4 +1,5 @@
-//! Wiring: peer tasks, listeners, the RIB task and the control socket; signals.
+//! Wiring: peer tasks, listeners, the RIB, the FIB thread and the control socket; signals;
+//! configuration reload.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -7,76 +8,54 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
+use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tracing::info;
+use tracing::{info, warn};
 
-use crate::config::Config;
-use crate::control::{commands, server};
+use crate::config::{Config, Peer as PeerConfig};
+use crate::control::{Line, commands, server};
 use crate::fib;
 use crate::rib::{Outgoing, Rib};
-use crate::session::{self, Handle, PeerId, ToPeer, ToRib, listen};
+use crate::session::{self, Handle, PeerId, Status, ToPeer, ToRib, listen, socket};
 use crate::wire::notification::cease;
 use crate::wire::{Notification, RouteRefresh};
 
 /// How the daemon was started.
 pub struct Options {
     pub config: Config,
+    /// Where the configuration was read from (for SIGHUP and `configure`).
+    pub config_path: PathBuf,
     /// Control socket paths (BIRD's `-s`; Calico's bird.ctl and bird6.ctl may both be given).
     pub control: Vec<PathBuf>,
     /// Started with `-R`: tell peers we restarted (RFC 4724 §3 Restart State).
     pub restarting: bool,
 }
 
+struct Daemon {
+    config: Config,
+    config_path: PathBuf,
+    restarting: bool,
+    started: SystemTime,
+    reconfigured: SystemTime,
+    /// Indexed by peer id; `None` once de-configured.
+    handles: Vec<Option<Handle>>,
+    directory: listen::Directory,
+    listeners: Vec<Arc<TcpListener>>,
+    rib_tx: mpsc::Sender<ToRib>,
+    rib: Rib,
+    fib: Option<fib::Handle>,
+    /// Graceful restart (RFC 4724 §4.2): when to drop a restarting peer's stale routes.
+    stale_deadline: HashMap<PeerId, Instant>,
+    /// Start-up sync ends on every peer's End-of-RIB, or at this time at the latest.
+    sync_deadline: Option<Instant>,
+}
+
 /// Runs until SIGTERM or SIGINT, then sends every peer a Cease and returns.
 pub async fn run(opts: Options) -> anyhow::Result<()> {
     let config = opts.config;
-    let started = SystemTime::now();
-    let peers = config.peers();
     let (rib_tx, mut rib_rx) = mpsc::channel::<ToRib>(1024);
-    let handles: Vec<Handle> = peers
-        .iter()
-        .enumerate()
-        .map(|(id, p)| {
-            session::spawn(
-                id,
-                p.clone(),
-                config.asn,
-                config.router_id,
-                opts.restarting,
-                rib_tx.clone(),
-            )
-        })
-        .collect();
-    let directory: listen::Directory = Arc::new(RwLock::new(
-        peers
-            .iter()
-            .zip(&handles)
-            .map(|(p, h)| (p.address, h.commands.clone()))
-            .collect::<HashMap<_, _>>(),
-    ));
-    let keys: Vec<_> = peers
-        .iter()
-        .filter_map(|p| p.settings.password.clone().map(|k| (p.address, k)))
-        .collect();
-    for addr in &config.listen.addresses {
-        let at = SocketAddr::new(*addr, config.listen.port);
-        let l = listen::open(at, &keys).with_context(|| format!("listening on {at}"))?;
-        info!("listening on {at}");
-        tokio::spawn(listen::run(l, directory.clone()));
-    }
-    let (ctl_tx, mut ctl_rx) = mpsc::channel::<server::Request>(64);
-    for path in &opts.control {
-        let l = server::bind(path).with_context(|| format!("control socket {}", path.display()))?;
-        info!("control socket {}", path.display());
-        tokio::spawn(server::run(l, ctl_tx.clone()));
-    }
-    for h in &handles {
-        let _ = h.commands.send(ToPeer::Start).await;
-    }
-
-    let mut rib = Rib::new(&config);
     let fib = if config.kernel.enabled {
         Some(
             fib::Handle::start(&config.kernel)
@@ -86,106 +65,90 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         info!("kernel routes disabled: the kernel is not touched");
         None
     };
-    let sync_kernel = |rib: &mut Rib| match &fib {
-        Some(f) => f.sync(rib),
-        None => rib.fib_dirty.clear(),
+    let mut d = Daemon {
+        rib: Rib::new(&Config {
+            peers: Vec::new(),
+            ..config.clone()
+        }),
+        sync_deadline: Some(
+            Instant::now() + Duration::from_secs(u64::from(config.kernel.startup_wait)),
+        ),
+        config_path: opts.config_path,
+        restarting: opts.restarting,
+        started: SystemTime::now(),
+        reconfigured: SystemTime::now(),
+        handles: Vec::new(),
+        directory: Arc::new(RwLock::new(HashMap::new())),
+        listeners: Vec::new(),
+        rib_tx,
+        fib,
+        stale_deadline: HashMap::new(),
+        config,
     };
-    sync_kernel(&mut rib);
-    // Start-up sync ends on every peer's End-of-RIB, or after this long at most.
-    let mut sync_deadline =
-        Some(Instant::now() + Duration::from_secs(u64::from(config.kernel.startup_wait)));
-    // Graceful restart (RFC 4724 §4.2): when to drop a restarting peer's stale routes.
-    let mut stale_deadline: HashMap<PeerId, Instant> = HashMap::new();
+    for addr in d.config.listen.addresses.clone() {
+        let at = SocketAddr::new(addr, d.config.listen.port);
+        let l = Arc::new(listen::open(at, &[]).with_context(|| format!("listening on {at}"))?);
+        info!("listening on {at}");
+        tokio::spawn(listen::run(l.clone(), d.directory.clone()));
+        d.listeners.push(l);
+    }
+    for p in d.config.peers() {
+        d.add_peer(p).await;
+    }
+    let (ctl_tx, mut ctl_rx) = mpsc::channel::<server::Request>(64);
+    for path in &opts.control {
+        let l = server::bind(path).with_context(|| format!("control socket {}", path.display()))?;
+        info!("control socket {}", path.display());
+        tokio::spawn(server::run(l, ctl_tx.clone()));
+    }
+    d.sync_kernel();
+
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
     loop {
-        let next_flush = stale_deadline
+        let next_flush = d
+            .stale_deadline
             .iter()
             .min_by_key(|(_, at)| **at)
             .map(|(p, at)| (*p, *at));
-        if sync_deadline.is_some() && rib.initial_sync_done() {
+        if d.sync_deadline.is_some() && d.rib.initial_sync_done() {
             info!("End-of-RIB from every peer: start-up sync over");
-            sync_deadline = None;
-            if let Some(f) = &fib {
-                f.finish_sync();
-            }
+            d.finish_sync();
         }
         tokio::select! {
-            Some(m) = rib_rx.recv() => {
-                let out = match m {
-                    ToRib::Up { peer, session, local } => rib.up(peer, *session, local),
-                    ToRib::Down { peer, graceful } => {
-                        let restart = rib
-                            .peers
-                            .get(peer)
-                            .and_then(|p| p.session.as_ref())
-                            .and_then(|s| s.peer_graceful_restart.as_ref())
-                            .map(|g| g.restart_time)
-                            .filter(|_| graceful);
-                        if let Some(t) = restart {
-                            stale_deadline.insert(peer, Instant::now() + Duration::from_secs(u64::from(t)));
-                        }
-                        rib.down(peer, graceful)
-                    }
-                    ToRib::Update { peer, update, withdraw_all } => {
-                        if let (Some(f), Some(p)) = (update.end_of_rib(), rib.peers.get(peer)) {
-                            info!(peer = %p.config.name, family = %f, "End-of-RIB received");
-                        }
-                        rib.update(peer, &update, withdraw_all)
-                    }
-                    ToRib::Refresh { peer, request } => {
-                        info!(peer, ?request, "route refresh requested");
-                        rib.refresh(peer, request)
-                    }
-                };
-                sync_kernel(&mut rib);
-                send(&handles, out).await;
-            }
-            () = sleep_until(sync_deadline), if sync_deadline.is_some() => {
+            Some(m) = rib_rx.recv() => d.from_peer(m).await,
+            () = sleep_until(d.sync_deadline), if d.sync_deadline.is_some() => {
                 info!("start-up wait over before every peer's End-of-RIB");
-                sync_deadline = None;
-                if let Some(f) = &fib {
-                    f.finish_sync();
-                }
+                d.finish_sync();
             }
             () = sleep_until(next_flush.map(|(_, at)| at)), if next_flush.is_some() => {
                 if let Some((peer, _)) = next_flush {
-                    stale_deadline.remove(&peer);
+                    d.stale_deadline.remove(&peer);
                     info!(peer, "graceful restart time over: dropping stale routes");
-                    let out = rib.flush_stale(peer, None);
-                    sync_kernel(&mut rib);
-                    send(&handles, out).await;
+                    let out = d.rib.flush_stale(peer, None);
+                    d.send(out).await;
                 }
             }
             Some((cmd, reply)) = ctl_rx.recv() => {
-                let statuses: Vec<_> = handles
-                    .iter()
-                    .map(|h| h.status.lock().unwrap_or_else(|p| p.into_inner()).clone())
-                    .collect();
-                let ctx = commands::Context {
-                    router_id: config.router_id,
-                    started,
-                    reconfigured: started,
-                    peers: &statuses,
-                    rib: &rib,
-                };
-                let (lines, effects) = commands::execute(&cmd, &ctx);
+                let lines = d.command(&cmd).await;
                 let _ = reply.send(lines);
-                for e in effects {
-                    apply(e, &mut rib, &handles).await;
+            }
+            _ = hup.recv() => {
+                if let Err(e) = d.reload().await {
+                    warn!("configuration not reloaded: {e}");
                 }
-                sync_kernel(&mut rib);
             }
             _ = term.recv() => break,
             _ = int.recv() => break,
         }
     }
     info!("shutting down");
-    for h in &handles {
+    for h in d.handles.iter().flatten() {
         let n = Notification::shutdown(cease::ADMINISTRATIVE_SHUTDOWN, "wren shutting down");
         let _ = h.commands.send(ToPeer::Stop(n)).await;
     }
-    // Let the writers put the Ceases on the wire.
+    // Let the writers put the Ceases on the wire. Kernel routes stay (BIRD's `persist`).
     tokio::time::sleep(Duration::from_millis(300)).await;
     for p in &opts.control {
         let _ = std::fs::remove_file(p);
@@ -193,58 +156,262 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Carries out what a control command asked for.
-async fn apply(e: commands::Effect, rib: &mut Rib, handles: &[Handle]) {
-    use commands::Effect;
-    let to = |id: usize, m: ToPeer| async move {
-        if let Some(h) = handles.get(id) {
-            let _ = h.commands.send(m).await;
+impl Daemon {
+    async fn from_peer(&mut self, m: ToRib) {
+        let out = match m {
+            ToRib::Up {
+                peer,
+                session,
+                local,
+            } => self.rib.up(peer, *session, local),
+            ToRib::Down { peer, graceful } => {
+                let restart = self
+                    .rib
+                    .peers
+                    .get(peer)
+                    .and_then(|p| p.session.as_ref())
+                    .and_then(|s| s.peer_graceful_restart.as_ref())
+                    .map(|g| g.restart_time)
+                    .filter(|_| graceful);
+                if let Some(t) = restart {
+                    self.stale_deadline
+                        .insert(peer, Instant::now() + Duration::from_secs(u64::from(t)));
+                }
+                self.rib.down(peer, graceful)
+            }
+            ToRib::Update {
+                peer,
+                update,
+                withdraw_all,
+            } => {
+                if let (Some(f), Some(p)) = (update.end_of_rib(), self.rib.peers.get(peer)) {
+                    info!(peer = %p.config.name, family = %f, "End-of-RIB received");
+                }
+                self.rib.update(peer, &update, withdraw_all)
+            }
+            ToRib::Refresh { peer, request } => {
+                info!(peer, ?request, "route refresh requested");
+                self.rib.refresh(peer, request)
+            }
+        };
+        self.send(out).await;
+    }
+
+    fn finish_sync(&mut self) {
+        self.sync_deadline = None;
+        if let Some(f) = &self.fib {
+            f.finish_sync();
         }
-    };
-    let admin = |subcode, text| ToPeer::Stop(Notification::shutdown(subcode, text));
-    match e {
-        Effect::Enable(id) => to(id, ToPeer::Start).await,
-        Effect::Disable(id) => {
-            to(
-                id,
-                admin(cease::ADMINISTRATIVE_SHUTDOWN, "disabled by operator"),
-            )
-            .await
+    }
+
+    fn sync_kernel(&mut self) {
+        match &self.fib {
+            Some(f) => f.sync(&mut self.rib),
+            None => self.rib.fib_dirty.clear(),
         }
-        Effect::Restart(id) => {
-            to(
-                id,
-                admin(cease::ADMINISTRATIVE_RESET, "restarted by operator"),
-            )
-            .await;
-            to(id, ToPeer::Start).await;
-        }
-        Effect::ReloadIn(id) => to(id, ToPeer::RequestRefresh).await,
-        Effect::ReloadOut(id) => {
-            let families = rib
-                .peers
-                .get(id)
-                .and_then(|p| p.session.as_ref())
-                .map(|s| s.families.clone());
-            for f in families.unwrap_or_default() {
-                let request = RouteRefresh {
-                    afi: f.afi,
-                    subtype: RouteRefresh::REQUEST,
-                    safi: f.safi,
-                };
-                let out = rib.refresh(id, request);
-                send(handles, out).await;
+    }
+
+    /// Queues each group's encoded messages to its members, and the kernel its changes.
+    async fn send(&mut self, out: Vec<Outgoing>) {
+        self.sync_kernel();
+        for o in out {
+            for id in o.peers {
+                if let Some(Some(h)) = self.handles.get(id) {
+                    let _ = h.commands.send(ToPeer::Send(o.bytes.clone())).await;
+                }
             }
         }
     }
-}
 
-/// Queues each group's encoded messages to its members.
-async fn send(handles: &[Handle], out: Vec<Outgoing>) {
-    for o in out {
-        for id in o.peers {
-            if let Some(h) = handles.get(id) {
-                let _ = h.commands.send(ToPeer::Send(o.bytes.clone())).await;
+    async fn to_peer(&self, id: PeerId, m: ToPeer) {
+        if let Some(Some(h)) = self.handles.get(id) {
+            let _ = h.commands.send(m).await;
+        }
+    }
+
+    /// Starts a peer task and its RIB state; its MD5 key goes on every listener.
+    async fn add_peer(&mut self, p: PeerConfig) {
+        let id = self.rib.add_peer(p.clone());
+        if let Some(key) = &p.settings.password {
+            for l in &self.listeners {
+                let v6 = l.local_addr().is_ok_and(|a| a.is_ipv6());
+                if let Err(e) = socket::set_md5(l.as_ref(), v6, p.address, Some(key)) {
+                    warn!(peer = %p.name, "MD5 key on the listener: {e}");
+                }
+            }
+        }
+        let h = session::spawn(
+            id,
+            p.clone(),
+            self.config.asn,
+            self.config.router_id,
+            self.restarting,
+            self.rib_tx.clone(),
+        );
+        if let Ok(mut dir) = self.directory.write() {
+            dir.insert(p.address, h.commands.clone());
+        }
+        let _ = h.commands.send(ToPeer::Start).await;
+        self.handles.push(Some(h));
+    }
+
+    /// Stops a peer with Cease "peer de-configured" (RFC 8203) and drops its routes.
+    async fn remove_peer(&mut self, id: PeerId) {
+        let Some(Some(h)) = self.handles.get_mut(id).map(Option::take) else {
+            return;
+        };
+        let n = Notification::shutdown(cease::PEER_DECONFIGURED, "peer de-configured");
+        let _ = h.commands.send(ToPeer::Stop(n)).await;
+        let address = h.status.lock().map(|s| s.address).ok();
+        if let (Some(a), Ok(mut dir)) = (address, self.directory.write()) {
+            dir.remove(&a);
+        }
+        let had_key = self
+            .rib
+            .peers
+            .get(id)
+            .is_some_and(|p| p.config.settings.password.is_some());
+        if let (true, Some(a)) = (had_key, address) {
+            for l in &self.listeners {
+                let v6 = l.local_addr().is_ok_and(|x| x.is_ipv6());
+                let _ = socket::set_md5(l.as_ref(), v6, a, None);
+            }
+        }
+        let out = self.rib.remove_peer(id);
+        self.send(out).await;
+    }
+
+    /// Reads the configuration file again and applies the difference: unchanged peers keep
+    /// their sessions; removed peers get a Cease; new or changed ones start; policy changes
+    /// are re-exported. A bad file changes nothing.
+    async fn reload(&mut self) -> Result<(), String> {
+        let new = Config::load(&self.config_path)?;
+        if (new.asn, new.router_id, &new.listen)
+            != (self.config.asn, self.config.router_id, &self.config.listen)
+        {
+            return Err("changing asn, router_id or listen needs a restart".into());
+        }
+        let wanted = new.peers();
+        let current: Vec<(PeerId, PeerConfig)> = self
+            .rib
+            .peers
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| !p.removed)
+            .map(|(id, p)| (id, p.config.clone()))
+            .collect();
+        let (mut kept, mut gone) = (0, 0);
+        for (id, p) in &current {
+            if wanted.contains(p) {
+                kept += 1;
+            } else {
+                gone += 1;
+                self.remove_peer(*id).await;
+            }
+        }
+        let mut added = 0;
+        for p in wanted {
+            if !current.iter().any(|(_, c)| *c == p) {
+                added += 1;
+                self.add_peer(p).await;
+            }
+        }
+        let out = self.rib.reconfigure(&new);
+        self.config = new;
+        self.reconfigured = SystemTime::now();
+        self.send(out).await;
+        info!(kept, removed = gone, added, "configuration reloaded");
+        Ok(())
+    }
+
+    /// A control socket command: its reply, after carrying out what it asked for.
+    async fn command(&mut self, cmd: &str) -> Vec<Line> {
+        match cmd.split_whitespace().collect::<Vec<_>>().as_slice() {
+            ["configure"] | ["configure", "soft"] => {
+                let mut lines = vec![Line::new(
+                    2,
+                    format!("Reading configuration from {}", self.config_path.display()),
+                )];
+                match self.reload().await {
+                    Ok(()) => lines.push(Line::new(3, "Reconfigured")),
+                    Err(e) => lines.push(Line::new(8002, e)),
+                }
+                return lines;
+            }
+            ["configure", "check"] => {
+                let mut lines = vec![Line::new(
+                    2,
+                    format!("Reading configuration from {}", self.config_path.display()),
+                )];
+                match Config::load(&self.config_path) {
+                    Ok(_) => lines.push(Line::new(20, "Configuration OK")),
+                    Err(e) => lines.push(Line::new(8002, e)),
+                }
+                return lines;
+            }
+            _ => {}
+        }
+        let statuses: Vec<Option<Status>> = self
+            .handles
+            .iter()
+            .map(|h| {
+                h.as_ref()
+                    .map(|h| h.status.lock().unwrap_or_else(|e| e.into_inner()).clone())
+            })
+            .collect();
+        let ctx = commands::Context {
+            router_id: self.config.router_id,
+            started: self.started,
+            reconfigured: self.reconfigured,
+            peers: &statuses,
+            rib: &self.rib,
+        };
+        let (lines, effects) = commands::execute(cmd, &ctx);
+        for e in effects {
+            self.apply(e).await;
+        }
+        self.sync_kernel();
+        lines
+    }
+
+    /// Carries out what a control command asked for.
+    async fn apply(&mut self, e: commands::Effect) {
+        use commands::Effect;
+        let admin = |subcode, text| ToPeer::Stop(Notification::shutdown(subcode, text));
+        match e {
+            Effect::Enable(id) => self.to_peer(id, ToPeer::Start).await,
+            Effect::Disable(id) => {
+                self.to_peer(
+                    id,
+                    admin(cease::ADMINISTRATIVE_SHUTDOWN, "disabled by operator"),
+                )
+                .await
+            }
+            Effect::Restart(id) => {
+                self.to_peer(
+                    id,
+                    admin(cease::ADMINISTRATIVE_RESET, "restarted by operator"),
+                )
+                .await;
+                self.to_peer(id, ToPeer::Start).await;
+            }
+            Effect::ReloadIn(id) => self.to_peer(id, ToPeer::RequestRefresh).await,
+            Effect::ReloadOut(id) => {
+                let families = self
+                    .rib
+                    .peers
+                    .get(id)
+                    .and_then(|p| p.session.as_ref())
+                    .map(|s| s.families.clone());
+                for f in families.unwrap_or_default() {
+                    let request = RouteRefresh {
+                        afi: f.afi,
+                        subtype: RouteRefresh::REQUEST,
+                        safi: f.safi,
+                    };
+                    let out = self.rib.refresh(id, request);
+                    self.send(out).await;
+                }
             }
         }
     }

@@ -64,6 +64,7 @@ fn main() -> ExitCode {
     };
     let opts = daemon::Options {
         config,
+        config_path: args.config,
         control: args.socket,
         restarting: args.restarting,
     };

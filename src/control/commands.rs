@@ -24,7 +24,8 @@ pub struct Context<'a> {
     pub router_id: Ipv4Addr,
     pub started: SystemTime,
     pub reconfigured: SystemTime,
-    pub peers: &'a [Status],
+    /// Indexed by peer id; `None` for a de-configured peer.
+    pub peers: &'a [Option<Status>],
     pub rib: &'a Rib,
 }
 
@@ -74,8 +75,12 @@ fn act(
     done: &str,
     effects: &[fn(usize) -> Effect],
 ) -> (Vec<Line>, Vec<Effect>) {
-    let ids: Vec<usize> = (0..ctx.peers.len())
-        .filter(|i| name == "all" || ctx.peers[*i].name == name)
+    let ids: Vec<(usize, &str)> = ctx
+        .peers
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| p.as_ref().map(|p| (i, p.name.as_str())))
+        .filter(|(_, n)| name == "all" || *n == name)
         .collect();
     if ids.is_empty() {
         return (
@@ -85,12 +90,12 @@ fn act(
     }
     let mut lines: Vec<Line> = ids
         .iter()
-        .map(|i| Line::new(code, format!("{}: {done}", ctx.peers[*i].name)))
+        .map(|(_, n)| Line::new(code, format!("{n}: {done}")))
         .collect();
     lines.push(Line::new(0, ""));
     let effects = ids
         .iter()
-        .flat_map(|i| effects.iter().map(move |e| e(*i)))
+        .flat_map(|(i, _)| effects.iter().map(move |e| e(*i)))
         .collect();
     (lines, effects)
 }
@@ -123,6 +128,7 @@ fn show_protocols(ctx: &Context, args: &[&str]) -> Vec<Line> {
         .peers
         .iter()
         .enumerate()
+        .filter_map(|(i, p)| p.as_ref().map(|p| (i, p)))
         .filter(|(_, p)| name.is_none_or(|n| p.name == n))
         .collect();
     if let Some(n) = name
@@ -289,7 +295,7 @@ fn show_route(ctx: &Context, args: &[&str]) -> Vec<Line> {
                 continue;
             };
             let peer = match path.source {
-                PathSource::Peer(id) => ctx.peers.get(id),
+                PathSource::Peer(id) => ctx.peers.get(id).and_then(Option::as_ref),
                 PathSource::Local => None,
             };
             let name = peer.map_or("static1", |p| p.name.as_str());
@@ -510,7 +516,7 @@ mod tests {
     #[test]
     fn peer_commands_name_their_effects() {
         let rib = Rib::new(&Config::parse("router_id = \"127.0.0.1\"\nasn = 1\n").unwrap());
-        let peers = [status(State::Established, None)];
+        let peers = [Some(status(State::Established, None)), None];
         let ctx = Context {
             router_id: Ipv4Addr::LOCALHOST,
             started: SystemTime::now(),
@@ -523,7 +529,7 @@ mod tests {
         assert_eq!(effects, vec![Effect::Disable(0)]);
         let (_, effects) = execute("reload all", &ctx);
         assert_eq!(effects, vec![Effect::ReloadIn(0), Effect::ReloadOut(0)]);
-        let mut down = peers[0].clone();
+        let mut down = status(State::Established, None);
         down.enabled = false;
         let row = protocol_row(&down);
         assert_eq!(row.split_whitespace().count(), 5, "{row:?}");

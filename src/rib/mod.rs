@@ -34,6 +34,8 @@ pub struct PeerInfo {
     /// Families whose End-of-RIB arrived since the session came up.
     pub end_of_rib: Vec<Family>,
     group: Option<usize>,
+    /// De-configured: its id stays, unused.
+    pub removed: bool,
 }
 
 impl PeerInfo {
@@ -81,34 +83,74 @@ impl Rib {
             },
             calico: Calico::from_config(config),
             max_paths: config.max_paths,
-            peers: config
-                .peers()
-                .into_iter()
-                .map(|p| PeerInfo {
-                    config: p,
-                    session: None,
-                    local: None,
-                    end_of_rib: Vec::new(),
-                    group: None,
-                })
-                .collect(),
+            peers: Vec::new(),
             table: Table::new(),
             interner: Interner::default(),
             groups: Vec::new(),
             dirty: BTreeSet::new(),
             fib_dirty: BTreeSet::new(),
         };
-        let own = rib.interner.intern(AttrSet::local());
-        for net in rib.calico.originated().collect::<Vec<_>>() {
-            let key = (family_of(&net), net);
-            rib.table
-                .entry(key)
-                .or_default()
-                .upsert(PathSource::Local, 0, own.clone());
-            rib.dirty.insert(key);
+        for p in config.peers() {
+            rib.add_peer(p);
         }
+        rib.originate();
         rib.flush();
         rib
+    }
+
+    /// Makes the table's own routes match what the policy originates.
+    fn originate(&mut self) {
+        let wanted: BTreeSet<IpNet> = self.calico.originated().collect();
+        for ((f, net), e) in self.table.iter_mut() {
+            if !wanted.contains(net) && e.remove(PathSource::Local, |_| true) {
+                self.dirty.insert((*f, *net));
+            }
+        }
+        let own = self.interner.intern(AttrSet::local());
+        for net in wanted {
+            let key = (family_of(&net), net);
+            if self
+                .table
+                .entry(key)
+                .or_default()
+                .upsert(PathSource::Local, 0, own.clone())
+            {
+                self.dirty.insert(key);
+            }
+        }
+    }
+
+    /// A new peer; its id is the next index.
+    pub fn add_peer(&mut self, config: PeerConfig) -> PeerId {
+        self.peers.push(PeerInfo {
+            config,
+            session: None,
+            local: None,
+            end_of_rib: Vec::new(),
+            group: None,
+            removed: false,
+        });
+        self.peers.len() - 1
+    }
+
+    /// A de-configured peer: its routes go at once.
+    pub fn remove_peer(&mut self, id: PeerId) -> Vec<Outgoing> {
+        let out = self.down(id, false);
+        if let Some(p) = self.peers.get_mut(id) {
+            p.removed = true;
+        }
+        out
+    }
+
+    /// New policy (blocks, services, pools, communities, reflection): our own routes follow,
+    /// and every prefix is decided and exported again (peers get only what changed).
+    pub fn reconfigure(&mut self, config: &Config) -> Vec<Outgoing> {
+        self.speaker.cluster_id = config.cluster_id;
+        self.calico = Calico::from_config(config);
+        self.max_paths = config.max_paths;
+        self.originate();
+        self.dirty.extend(self.table.keys().copied());
+        self.flush()
     }
 
     /// A session came up: it joins its update group and gets the group's routes and
@@ -489,7 +531,7 @@ impl Rib {
     /// Whether every configured peer is up and has sent End-of-RIB for each family of its
     /// session: the RIB holds what the network has (RFC 4724 §4.1).
     pub fn initial_sync_done(&self) -> bool {
-        self.peers.iter().all(|p| {
+        self.peers.iter().filter(|p| !p.removed).all(|p| {
             p.session
                 .as_ref()
                 .is_some_and(|s| s.families.iter().all(|f| p.end_of_rib.contains(f)))

@@ -26,7 +26,7 @@ pub fn open(addr: SocketAddr, keys: &[(IpAddr, String)]) -> std::io::Result<TcpL
 }
 
 /// Accepts connections forever; ones from unknown addresses are closed at once.
-pub async fn run(listener: TcpListener, peers: Directory) {
+pub async fn run(listener: Arc<TcpListener>, peers: Directory) {
     loop {
         let (stream, from) = match listener.accept().await {
             Ok(x) => x,
