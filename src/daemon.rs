@@ -117,7 +117,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             d.finish_sync();
         }
         tokio::select! {
-            Some(m) = rib_rx.recv() => d.from_peer(m).await,
+            Some(m) = rib_rx.recv() => d.handle_peer_event(m).await,
             () = sleep_until(d.sync_deadline), if d.sync_deadline.is_some() => {
                 info!("start-up wait over before every peer's End-of-RIB");
                 d.finish_sync();
@@ -157,7 +157,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
 }
 
 impl Daemon {
-    async fn from_peer(&mut self, m: ToRib) {
+    async fn handle_peer_event(&mut self, m: ToRib) {
         let out = match m {
             ToRib::Up {
                 peer,
