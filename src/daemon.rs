@@ -17,6 +17,7 @@ use tracing::{info, warn};
 use crate::config::{Config, Peer as PeerConfig};
 use crate::control::{Line, commands, server};
 use crate::fib;
+use crate::notify;
 use crate::rib::{Outgoing, Rib};
 use crate::session::{self, Handle, PeerId, Status, ToPeer, ToRib, listen, socket};
 use crate::wire::notification::cease;
@@ -102,6 +103,8 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         tokio::spawn(server::run(l, ctl_tx.clone()));
     }
     d.sync_kernel();
+    notify::notify("READY=1");
+    let mut watchdog = notify::watchdog_interval().map(tokio::time::interval);
 
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
@@ -139,11 +142,13 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                     warn!("configuration not reloaded: {e}");
                 }
             }
+            _ = tick(&mut watchdog), if watchdog.is_some() => notify::notify("WATCHDOG=1"),
             _ = term.recv() => break,
             _ = int.recv() => break,
         }
     }
     info!("shutting down");
+    notify::notify("STOPPING=1");
     for h in d.handles.iter().flatten() {
         let n = Notification::shutdown(cease::ADMINISTRATIVE_SHUTDOWN, "wren shutting down");
         let _ = h.commands.send(ToPeer::Stop(n)).await;
@@ -285,6 +290,13 @@ impl Daemon {
     /// their sessions; removed peers get a Cease; new or changed ones start; policy changes
     /// are re-exported. A bad file changes nothing.
     async fn reload(&mut self) -> Result<(), String> {
+        notify::reloading();
+        let result = self.apply_config().await;
+        notify::notify("READY=1");
+        result
+    }
+
+    async fn apply_config(&mut self) -> Result<(), String> {
         let new = Config::load(&self.config_path)?;
         if (new.asn, new.router_id, &new.listen)
             != (self.config.asn, self.config.router_id, &self.config.listen)
@@ -414,6 +426,15 @@ impl Daemon {
                 }
             }
         }
+    }
+}
+
+async fn tick(i: &mut Option<tokio::time::Interval>) {
+    match i {
+        Some(i) => {
+            i.tick().await;
+        }
+        None => std::future::pending().await,
     }
 }
 

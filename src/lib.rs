@@ -5,6 +5,7 @@ pub mod control;
 pub mod daemon;
 pub mod demo;
 pub mod fib;
+pub mod notify;
 pub mod policy;
 pub mod rib;
 pub mod session;
