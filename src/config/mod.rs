@@ -372,15 +372,38 @@ fn default_name(address: IpAddr) -> String {
     format!("Node_{flat}")
 }
 
-/// A TOML error as `line L, column C: message`.
+/// A TOML error as `line L, column C: message`, with the closest valid key for an unknown one.
 fn position(text: &str, e: &toml::de::Error) -> String {
+    let message = format!("{}{}", e.message().trim_end(), suggestion(e.message()));
     let Some(span) = e.span() else {
-        return e.message().to_string();
+        return message;
     };
-    let before = &text[..span.start.min(text.len())];
+    let before = text.get(..span.start).unwrap_or(text);
     let line = before.matches('\n').count() + 1;
-    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-    format!("line {line}, column {column}: {}", e.message())
+    let column = before.chars().count()
+        - before
+            .rfind('\n')
+            .map_or(0, |i| before[..=i].chars().count())
+        + 1;
+    format!("line {line}, column {column}: {message}")
+}
+
+/// For serde's "unknown field `x`, expected one of `a`, `b`": "; did you mean `a`?".
+fn suggestion(message: &str) -> String {
+    let Some(rest) = message.strip_prefix("unknown field `") else {
+        return String::new();
+    };
+    let Some((unknown, expected)) = rest.split_once('`') else {
+        return String::new();
+    };
+    expected
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(|k| (strsim::jaro_winkler(unknown, k), k))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map_or_else(String::new, |(_, k)| format!("; did you mean `{k}`?"))
 }
 
 #[cfg(test)]
@@ -422,10 +445,32 @@ hold_time = 9
     }
 
     #[test]
+    fn every_example_in_config_parses() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+        let mut n = 0;
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let path = e.unwrap().path();
+            if path.extension().is_some_and(|x| x == "toml") {
+                Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+                n += 1;
+            }
+        }
+        assert!(n >= 6, "{n} examples");
+    }
+
+    #[test]
     fn errors_name_line_and_column() {
         let e = Config::parse("router_id = \"198.51.100.1\"\nasn = 1\nholdtime = 3\n").unwrap_err();
         assert!(e.starts_with("line 3, column 1:"), "{e}");
         assert!(e.contains("holdtime"), "{e}");
+        let e = Config::parse(
+            "router_id = \"198.51.100.1\"\nasn = 1\n[[peer]]\naddress = \"198.51.100.2\"\nasn = 1\nhold_tim = 9\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.starts_with("line 6, column 1:") && e.ends_with("did you mean `hold_time`?"),
+            "{e}"
+        );
         let e = Config::parse("router_id = \"x\"\nasn = 1\n").unwrap_err();
         assert!(e.starts_with("line 1, column 13:"), "{e}");
         let e = Config::parse(
