@@ -202,10 +202,15 @@ impl Daemon {
         self.send(out).await;
     }
 
+    /// Start-up is over: stale kernel routes go, and a restarting speaker stops saying so.
     fn finish_sync(&mut self) {
         self.sync_deadline = None;
         if let Some(f) = &self.fib {
             f.finish_sync();
+        }
+        self.restarting = false;
+        for h in self.handles.iter().flatten() {
+            let _ = h.commands.try_send(ToPeer::RestartComplete);
         }
     }
 

@@ -1,13 +1,22 @@
 #!/usr/bin/env bash
-# Runs every test wren has, installing what they need first.
-#   bash tests/run.sh            # everything (as root: installs missing packages)
-#   FUZZ_SECONDS=300 bash tests/run.sh   # fuzz each target longer
+# Runs every test wren has, installing what they need first. Needs root: the kernel and
+# interop tests create network namespaces, and the real BGP peers come from Debian packages.
+#
+#   sudo bash tests/run.sh                 # everything
+#   FUZZ_SECONDS=600 sudo bash tests/run.sh   # fuzz each target longer
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
-
 step() { printf '\n==> %s\n' "$*"; }
+
+if [ "$(id -u)" != 0 ]; then
+    echo "tests/run.sh needs root (network namespaces, kernel routes, Debian packages): sudo bash tests/run.sh" >&2
+    exit 1
+fi
+
+step "real BGP peers (BIRD 1.6 and 2, GoBGP, FRR, OpenBGPD) and iproute2"
+bash tests/peers/install.sh
 
 step "toolchains"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
@@ -22,8 +31,8 @@ step "format and lints"
 cargo fmt --all --check
 cargo clippy --all-targets -- -D warnings
 
-step "unit, property and vector tests"
-cargo test --all-targets
+step "unit, property, vector, loopback, kernel and interop tests"
+cargo test
 
 step "fuzzing (${FUZZ_SECONDS}s per target)"
 bash fuzz/run.sh "$FUZZ_SECONDS"

@@ -34,6 +34,8 @@ pub enum ToPeer {
     Send(Bytes),
     /// Ask the peer to resend its routes (RFC 2918) for every negotiated family.
     RequestRefresh,
+    /// Our restart is over: later OPENs no longer carry the Restart State bit (RFC 4724 §3).
+    RestartComplete,
     /// A connection the listener accepted from this peer's address.
     Incoming(TcpStream),
     /// A colliding connection and the OPEN it sent, with any bytes read after it.

@@ -18,7 +18,8 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use crate::config::Peer as PeerConfig;
-use crate::wire::{self, Message, Negotiated, Open};
+use crate::wire::open::{GracefulRestart, OptParam};
+use crate::wire::{self, Capability, Message, Negotiated, Open};
 
 use super::fsm::{Action, Event, Fsm, State, Timer, collision};
 use super::socket::{self, Options};
@@ -166,6 +167,17 @@ impl Peer {
             ToPeer::Stop(n) => {
                 self.count(|s| s.enabled = false);
                 self.event(Event::Stop(n)).await
+            }
+            ToPeer::RestartComplete => {
+                for p in &mut self.fsm.params.local_open.params {
+                    if let OptParam::Capabilities { capabilities } = p {
+                        for c in capabilities {
+                            if let Capability::GracefulRestart(g) = c {
+                                g.flags &= !GracefulRestart::RESTART_STATE;
+                            }
+                        }
+                    }
+                }
             }
             ToPeer::RequestRefresh => {
                 let requests: Vec<Message> = match self.fsm.session() {

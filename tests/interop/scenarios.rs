@@ -1,0 +1,322 @@
+//! What each interop test does, for any peer kind.
+
+use std::time::{Duration, Instant};
+
+use crate::harness::{ESTABLISH, Fam, Lab, Wren, WrenConf, holds_for, wait_until};
+use crate::peers::{Kind, Peer, PeerOpts, wait_established, wait_routes};
+
+/// Who opens the TCP connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dial {
+    /// wrend dials, the peer is passive.
+    Wren,
+    /// The peer dials, wrend is passive.
+    Peer,
+    /// Both dial (as in Calico's node mesh).
+    Both,
+}
+
+fn confs(kind: Kind, fam: Fam, dial: Dial) -> (WrenConf, PeerOpts) {
+    let mut w = WrenConf::new(fam, kind.asn());
+    let mut p = PeerOpts::new(fam);
+    w.passive = dial == Dial::Peer;
+    p.passive = dial == Dial::Wren;
+    (w, p)
+}
+
+fn lab(id: &str, kind: Kind) -> Lab {
+    Lab::new(id, &kind.binaries())
+}
+
+/// Starts the listening side first, so the dialling side's first attempt finds it (OpenBGPD
+/// waits its 120 s connect-retry time after a refused connection).
+fn start(lab: &Lab, kind: Kind, w: WrenConf, p: PeerOpts) -> (Wren, Peer) {
+    if w.passive {
+        let wren = lab.start_wren(w);
+        let peer = Peer::start(lab, kind, p);
+        (wren, peer)
+    } else {
+        let peer = Peer::start(lab, kind, p);
+        let wren = lab.start_wren(w);
+        (wren, peer)
+    }
+}
+
+/// The session comes up with `dial` deciding who connects, both sides say Established,
+/// and each side has the other's prefix with the right next hop.
+pub fn session(id: &str, kind: Kind, fam: Fam, dial: Dial) {
+    let lab = lab(id, kind);
+    let (w, p) = confs(kind, fam, dial);
+    let (wren, peer) = start(&lab, kind, w, p);
+    wait_established(&lab, &wren, &peer);
+    lab.log("established on both sides");
+    wait_routes(&lab, &wren, &peer);
+    lab.log("routes exchanged both ways");
+}
+
+/// Same TCP MD5 password on both sides: the session comes up and routes flow.
+pub fn md5_match(id: &str, kind: Kind, dial: Dial) {
+    let lab = lab(id, kind);
+    let (mut w, mut p) = confs(kind, Fam::V4, dial);
+    w.password = Some("wren-md5-Secret".into());
+    p.password = Some("wren-md5-Secret".into());
+    let (wren, peer) = start(&lab, kind, w, p);
+    wait_established(&lab, &wren, &peer);
+    wait_routes(&lab, &wren, &peer);
+    lab.log("established with matching MD5 keys");
+}
+
+/// Different passwords (both sides dialling): never Established, on either side.
+pub fn md5_mismatch(id: &str, kind: Kind) {
+    let lab = lab(id, kind);
+    let (mut w, mut p) = confs(kind, Fam::V4, Dial::Both);
+    w.password = Some("wren-md5-Secret".into());
+    p.password = Some("another-Secret".into());
+    let (wren, peer) = start(&lab, kind, w, p);
+    let r = holds_for(
+        "sessions with mismatched MD5 keys stay down",
+        Duration::from_secs(15),
+        || {
+            let row = lab.wren_row(&wren)?;
+            if row.established() || row.info.starts_with("OpenConfirm") {
+                return Err(format!("wrend got past TCP: {:?}", row.raw));
+            }
+            match peer.established(&lab) {
+                Ok(()) => Err(format!("{kind:?} shows the session Established")),
+                Err(_) => Ok(()),
+            }
+        },
+    );
+    lab.must(r);
+    let row = lab.must(lab.wren_row(&wren));
+    lab.log(&format!("still down after 15 s: {:?}", row.raw));
+}
+
+/// A peer without graceful restart, hold time 6 on both sides, is frozen with SIGSTOP:
+/// within 10 s wrend drops the session (hold timer) and the peer's routes.
+pub fn hold_timer(id: &str, kind: Kind) {
+    let lab = lab(id, kind);
+    let (mut w, mut p) = confs(kind, Fam::V4, Dial::Wren);
+    w.hold_time = 6;
+    p.hold_time = 6;
+    p.graceful_restart = false;
+    let (wren, peer) = start(&lab, kind, w, p);
+    wait_established(&lab, &wren, &peer);
+    wait_routes(&lab, &wren, &peer);
+    peer.stop(&lab);
+    let stopped = Instant::now();
+    let r = wait_until(
+        "wrend drops the session with the frozen peer",
+        Duration::from_secs(10),
+        || match lab.wren_row(&wren) {
+            Ok(row) if row.established() => Err(format!("still {:?}", row.raw)),
+            Ok(row) => Ok(row),
+            Err(e) => Err(e),
+        },
+    );
+    let row = lab.must(r);
+    lab.log(&format!(
+        "session dropped {:.1} s after SIGSTOP: {:?}",
+        stopped.elapsed().as_secs_f64(),
+        row.raw
+    ));
+    let net = Fam::V4.peer_net();
+    let r = wait_until(
+        &format!("wrend withdraws {net} of the frozen peer (no graceful restart)"),
+        Duration::from_secs(10).saturating_sub(stopped.elapsed()),
+        || lab.wren_lacks_route(&wren, net),
+    );
+    lab.must(r);
+    let r = lab.wren_cmd(&wren, &format!("show protocols all {}", wren.name));
+    let details = lab.must(r);
+    if !details.contains("Hold timer expired") {
+        lab.fail(&format!(
+            "wrend dropped the session, but not for its hold timer:\n{details}"
+        ));
+    }
+    peer.cont(&lab);
+}
+
+/// The peer asks for a route refresh: wrend sends its routes again (the peer's count
+/// of received UPDATEs grows) and the session stays up.
+pub fn route_refresh(id: &str, kind: Kind) {
+    let lab = lab(id, kind);
+    let (w, p) = confs(kind, Fam::V4, Dial::Wren);
+    let (wren, peer) = start(&lab, kind, w, p);
+    wait_established(&lab, &wren, &peer);
+    wait_routes(&lab, &wren, &peer);
+    // let the initial burst (UPDATEs, End-of-RIB) settle so the counter is stable
+    let mut before = lab.must(peer.updates_received(&lab));
+    let r = wait_until(
+        "the UPDATE counter settles",
+        Duration::from_secs(10),
+        || {
+            std::thread::sleep(Duration::from_secs(1));
+            let now = peer.updates_received(&lab)?;
+            if now == before {
+                Ok(now)
+            } else {
+                before = now;
+                Err(format!("{now}"))
+            }
+        },
+    );
+    let before = lab.must(r);
+    lab.log(&format!(
+        "{kind:?} has received {before} updates; asking for a refresh"
+    ));
+    lab.must(peer.request_refresh());
+    let r = wait_until(
+        "wrend answers the ROUTE-REFRESH with its routes again",
+        Duration::from_secs(10),
+        || {
+            let now = peer.updates_received(&lab)?;
+            if now > before {
+                Ok(now)
+            } else {
+                Err(format!("{kind:?} update counter still {now}"))
+            }
+        },
+    );
+    let after = r.unwrap_or_else(|e| {
+        let logged = lab.log_contains(wren.proc, "route refresh requested");
+        lab.fail(&format!(
+            "{e}\n(wrend's log {} \"route refresh requested\")",
+            if logged { "has" } else { "does not have" }
+        ))
+    });
+    lab.log(&format!("{kind:?} update counter {before} -> {after}"));
+    lab.must(lab.wren_established(&wren));
+    lab.must(peer.has_wren_route(&lab, Some(false)));
+}
+
+/// wrend is SIGKILLed while Established with a graceful-restart peer: the peer keeps
+/// wrend's route (stale) during the gap; wrend restarted with `-R` gets the session back and
+/// the route is fresh again.
+pub fn gr_wren_killed(id: &str, kind: Kind) {
+    let lab = lab(id, kind);
+    let (w, p) = confs(kind, Fam::V4, Dial::Wren);
+    let (mut wren, peer) = start(&lab, kind, w, p);
+    wait_established(&lab, &wren, &peer);
+    wait_routes(&lab, &wren, &peer);
+    lab.kill(wren.proc);
+    let r = wait_until(
+        "the peer notices wrend is gone",
+        Duration::from_secs(10),
+        || match peer.established(&lab) {
+            Ok(()) => Err("still Established".into()),
+            Err(_) => Ok(()),
+        },
+    );
+    lab.must(r);
+    let r = wait_until(
+        "the peer keeps wrend's route, marked stale, during the restart",
+        Duration::from_secs(5),
+        || peer.has_wren_route(&lab, Some(true)),
+    );
+    let kept = lab.must(r);
+    lab.log(&format!(
+        "peer keeps: {}",
+        kept.raw.lines().next().unwrap_or("")
+    ));
+    // still there a little later: not just slow to withdraw
+    std::thread::sleep(Duration::from_secs(2));
+    lab.must(peer.has_wren_route(&lab, Some(true)));
+    lab.restart_wren(&mut wren, true);
+    wait_established(&lab, &wren, &peer);
+    wait_routes(&lab, &wren, &peer);
+    lab.log("session and routes back after wrend's restart");
+}
+
+/// The peer (graceful restart on) is SIGKILLed: wrend keeps its routes marked stale
+/// `(100s/0)`; once the peer is back they are fresh again.
+pub fn gr_peer_killed(id: &str, kind: Kind) {
+    let lab = lab(id, kind);
+    let (w, p) = confs(kind, Fam::V4, Dial::Wren);
+    let (wren, mut peer) = start(&lab, kind, w, p);
+    wait_established(&lab, &wren, &peer);
+    wait_routes(&lab, &wren, &peer);
+    peer.kill(&lab);
+    let net = Fam::V4.peer_net();
+    let r = wait_until(
+        "wrend notices the peer is gone",
+        Duration::from_secs(10),
+        || match lab.wren_row(&wren) {
+            Ok(row) if row.established() => Err(format!("still {:?}", row.raw)),
+            Ok(_) => Ok(()),
+            Err(e) => Err(e),
+        },
+    );
+    lab.must(r);
+    let r = lab.wren_has_peer_route(&wren, net, Some(true));
+    let kept = lab.must(r);
+    lab.log(&format!("wrend keeps: {:?}", kept.raw));
+    std::thread::sleep(Duration::from_secs(2));
+    lab.must(lab.wren_has_peer_route(&wren, net, Some(true)));
+    peer.restart(&lab);
+    wait_established(&lab, &wren, &peer);
+    let r = wait_until(
+        &format!("wrend's {net} is fresh again after the peer's End-of-RIB"),
+        ESTABLISH,
+        || lab.wren_has_peer_route(&wren, net, Some(false)),
+    );
+    lab.must(r);
+    wait_routes(&lab, &wren, &peer);
+}
+
+/// A peer whose graceful restart capability lists no address family (OpenBGPD announces it
+/// only for End-of-RIB) is SIGKILLed: it preserves no forwarding state, so RFC 4724 §4.2
+/// does not apply and wrend must drop its routes at once; they come back with the new
+/// session.
+pub fn gr_peer_killed_without_families(id: &str, kind: Kind) {
+    let lab = lab(id, kind);
+    let (w, p) = confs(kind, Fam::V4, Dial::Wren);
+    let (wren, mut peer) = start(&lab, kind, w, p);
+    wait_established(&lab, &wren, &peer);
+    wait_routes(&lab, &wren, &peer);
+    peer.kill(&lab);
+    let net = Fam::V4.peer_net();
+    let r = wait_until(
+        &format!("wrend drops {net} of the dead peer"),
+        Duration::from_secs(10),
+        || lab.wren_lacks_route(&wren, net),
+    );
+    lab.must(r);
+    peer.restart(&lab);
+    wait_established(&lab, &wren, &peer);
+    wait_routes(&lab, &wren, &peer);
+}
+
+/// After a restart with `-R` has completed (session back, routes exchanged, End-of-RIB both
+/// ways), wrend's later OPENs must not claim a restart any more: RFC 4724 §3 sets the Restart
+/// State bit because "the BGP speaker has restarted", and peers skip waiting for End-of-RIB
+/// when they see it. The peer resets the session and checks the bit in the new OPEN.
+pub fn restart_state_cleared_after_recovery(id: &str, kind: Kind) {
+    let lab = lab(id, kind);
+    let (w, p) = confs(kind, Fam::V4, Dial::Wren);
+    let (mut wren, peer) = start(&lab, kind, w, p);
+    wait_established(&lab, &wren, &peer);
+    wait_routes(&lab, &wren, &peer);
+    lab.kill(wren.proc);
+    lab.restart_wren(&mut wren, true);
+    wait_established(&lab, &wren, &peer);
+    wait_routes(&lab, &wren, &peer);
+    match peer.saw_restart_state() {
+        Ok(true) => lab.log("the OPEN after `wrend -R` has the Restart State bit, as it should"),
+        Ok(false) => lab.fail("the OPEN right after `wrend -R` lacks the Restart State bit"),
+        Err(e) => lab.fail(&e),
+    }
+    // recovery is over: give wrend a few seconds more, then have the peer reset the session
+    std::thread::sleep(Duration::from_secs(5));
+    lab.must(peer.reset_session());
+    std::thread::sleep(Duration::from_secs(1));
+    wait_established(&lab, &wren, &peer);
+    wait_routes(&lab, &wren, &peer);
+    if lab.must(peer.saw_restart_state()) {
+        lab.fail(
+            "wrend still sets the graceful restart Restart State bit (\"Restart recovery\" in \
+             BIRD's view of its OPEN) on a session opened long after its restart with -R had \
+             completed; it should be set only until the restart is over (RFC 4724 §3)",
+        );
+    }
+}
