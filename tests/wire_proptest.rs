@@ -104,14 +104,14 @@ fn attr(neg: Negotiated) -> impl Strategy<Value = Attr> {
             vec(prefix(afi, add_path_for(&neg, afi)), 0..6),
         )
             .prop_map(move |(next_hop, link_local, reserved, nlri)| {
-                Attr::MpReach(MpReach {
+                Attr::MpReach(Box::new(MpReach {
                     afi,
                     safi,
                     next_hop,
                     link_local,
                     reserved,
                     nlri,
-                })
+                }))
             })
     });
     let mp_unreach = family().prop_flat_map(move |(afi, safi)| {

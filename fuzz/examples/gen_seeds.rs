@@ -115,14 +115,14 @@ fn mp_v6(nlri: Vec<Prefix>) -> Update {
             }),
             pa(Attr::AsPath { segments: vec![] }),
             pa(Attr::LocalPref { local_pref: 100 }),
-            pa(Attr::MpReach(MpReach {
+            pa(Attr::MpReach(Box::new(MpReach {
                 afi: Afi::IPV6,
                 safi: Safi::UNICAST,
                 next_hop: "2001:db8::11".parse().unwrap(),
                 link_local: Some("fe80::11".parse().unwrap()),
                 reserved: 0,
                 nlri,
-            })),
+            }))),
         ],
         ..Update::default()
     }

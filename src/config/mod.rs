@@ -285,6 +285,9 @@ impl Config {
                     .map_err(|e| format!("communities for {}: {e}", c.prefix))?;
             }
         }
+        if self.communities.len() > 64 {
+            return Err("at most 64 [[communities]] ranges".into());
+        }
         if self.max_paths == 0 {
             return Err("max_paths must be at least 1".into());
         }

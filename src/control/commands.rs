@@ -283,6 +283,20 @@ fn show_route(ctx: &Context, args: &[&str]) -> Vec<Line> {
         return vec![Line::new(8001, "Network not in table")];
     }
     let wanted = exact.or(longest);
+    if count && wanted.is_none() && protocol.is_none() {
+        // Counted without formatting a row: the RIB task answers at once even at 1M routes.
+        let routes: usize = ctx.rib.table.values().map(|e| e.ranked.len()).sum();
+        let networks = ctx
+            .rib
+            .table
+            .values()
+            .filter(|e| !e.ranked.is_empty())
+            .count();
+        return vec![Line::new(
+            14,
+            format!("{routes} of {routes} routes for {networks} networks"),
+        )];
+    }
     let mut out = Vec::new();
     let (mut routes, mut networks) = (0, 0);
     for ((_, net), entry) in &ctx.rib.table {

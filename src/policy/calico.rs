@@ -78,6 +78,17 @@ impl Calico {
         self.services.iter().any(|s| s.contains(net)) || self.pool_of(net).is_some()
     }
 
+    /// Which of the first 64 community ranges hold `net`, as a bit mask: prefixes with the
+    /// same mask get the same communities.
+    pub fn community_mask(&self, net: &IpNet) -> u64 {
+        self.communities
+            .iter()
+            .take(64)
+            .enumerate()
+            .filter(|(_, (range, _))| range.contains(net))
+            .fold(0, |m, (i, _)| m | 1 << i)
+    }
+
     /// Adds the communities configured for ranges holding `net` (Calico's prefixAdvertisements).
     pub fn add_communities(&self, net: &IpNet, attrs: &mut AttrSet) {
         for (range, list) in &self.communities {

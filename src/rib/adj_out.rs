@@ -3,11 +3,11 @@
 //! Announcements with the same attribute set travel in one UPDATE, packed up to the size the
 //! session allows.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use ipnet::IpNet;
+use rustc_hash::FxHashMap;
 use tracing::warn;
 
 use super::attrs::AttrSet;
@@ -46,7 +46,7 @@ pub type Advertised = Vec<(u32, Arc<AttrSet>)>;
 pub struct Group {
     pub key: GroupKey,
     pub members: Vec<PeerId>,
-    pub sent: HashMap<(Family, IpNet), Advertised>,
+    pub sent: FxHashMap<(Family, IpNet), Advertised>,
 }
 
 /// Announcements and withdrawals waiting to be encoded.
@@ -54,7 +54,7 @@ pub struct Group {
 pub struct Changes {
     /// Per attribute set (by identity), the prefixes that carry it, in arrival order.
     announce: Vec<(Family, Arc<AttrSet>, Vec<Prefix>)>,
-    index: HashMap<(Family, *const AttrSet), usize>,
+    index: FxHashMap<(Family, *const AttrSet), usize>,
     withdraw: Vec<(Family, Prefix)>,
 }
 
@@ -78,7 +78,7 @@ impl Group {
         Group {
             key,
             members: Vec::new(),
-            sent: HashMap::new(),
+            sent: FxHashMap::default(),
         }
     }
 

@@ -1,9 +1,10 @@
 //! Path attributes as the RIB keeps them: decoded once, normalised (4-octet AS path), and
 //! interned so that the thousands of routes that share a set share one copy.
 
-use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
+
+use rustc_hash::FxHashSet;
 
 use crate::wire::attr::{
     Community, ExtCommunity, LargeCommunity, MpReach, Origin, Segment, SegmentKind, flags,
@@ -205,14 +206,14 @@ impl AttrSet {
         if family != Family::IPV4_UNICAST
             && let Some(nh) = self.next_hop
         {
-            out.push(PathAttribute::new(Attr::MpReach(MpReach {
+            out.push(PathAttribute::new(Attr::MpReach(Box::new(MpReach {
                 afi: family.afi,
                 safi: family.safi,
                 next_hop: nh,
                 link_local: self.link_local,
                 reserved: 0,
                 nlri: prefixes.to_vec(),
-            })));
+            }))));
         }
         if !self.ext_communities.is_empty() {
             out.push(PathAttribute::new(Attr::ExtendedCommunities {
@@ -277,7 +278,7 @@ fn merge_as4_path(as_path: &[Segment], as4: &[Segment]) -> Vec<Segment> {
 /// Hash-consing of attribute sets: equal sets are one allocation.
 #[derive(Debug, Default)]
 pub struct Interner {
-    sets: HashSet<Arc<AttrSet>>,
+    sets: FxHashSet<Arc<AttrSet>>,
     /// Size at which unused sets are swept next.
     sweep_at: usize,
 }

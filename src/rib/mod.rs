@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use ipnet::IpNet;
+use rustc_hash::FxHashMap;
 
 use crate::config::{Config, Peer as PeerConfig};
 use crate::policy::calico::Calico;
@@ -64,6 +65,29 @@ pub struct Rib {
     dirty: BTreeSet<(Family, IpNet)>,
     /// Prefixes whose best or multipath set changed, for the FIB.
     pub fib_dirty: BTreeSet<(Family, IpNet)>,
+    /// Rewritten attributes per (group, family, source, attribute set, community ranges),
+    /// valid for one flush.
+    export_cache: FxHashMap<ExportKey, Option<Arc<AttrSet>>>,
+}
+
+type ExportKey = (usize, Family, PathSource, ByAddress, u64);
+
+/// An attribute set compared by identity (interned sets are equal only when identical).
+#[derive(Debug, Clone)]
+struct ByAddress(Arc<AttrSet>);
+
+impl PartialEq for ByAddress {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for ByAddress {}
+
+impl std::hash::Hash for ByAddress {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        Arc::as_ptr(&self.0).hash(h);
+    }
 }
 
 fn family_of(net: &IpNet) -> Family {
@@ -89,6 +113,7 @@ impl Rib {
             groups: Vec::new(),
             dirty: BTreeSet::new(),
             fib_dirty: BTreeSet::new(),
+            export_cache: FxHashMap::default(),
         };
         for p in config.peers() {
             rib.add_peer(p);
@@ -175,8 +200,10 @@ impl Rib {
                 let mut g = Group::new(key);
                 let mut ignored = Changes::default();
                 let nets: Vec<(Family, IpNet)> = self.table.keys().copied().collect();
+                let gi = self.groups.len();
+                self.export_cache.clear();
                 for (f, net) in nets {
-                    let now = self.export(&g.key, f, &net);
+                    let now = self.export(gi, &g.key, f, &net);
                     g.update(f, net, now, &mut ignored);
                 }
                 self.groups.push(Some(g));
@@ -349,6 +376,7 @@ impl Rib {
 
     /// Decides every touched prefix and sends each group what changed for it.
     fn flush(&mut self) -> Vec<Outgoing> {
+        self.export_cache.clear();
         let dirty = std::mem::take(&mut self.dirty);
         for key in &dirty {
             self.decide(key);
@@ -360,7 +388,7 @@ impl Rib {
             };
             let mut changes = Changes::default();
             for (f, net) in &dirty {
-                let now = self.export(&g.key, *f, net);
+                let now = self.export(gi, &g.key, *f, net);
                 g.update(*f, *net, now, &mut changes);
             }
             if !changes.is_empty() {
@@ -376,6 +404,7 @@ impl Rib {
                 self.table.remove(key);
             }
         }
+        self.export_cache.clear();
         out
     }
 
@@ -398,6 +427,21 @@ impl Rib {
 
     /// Ranks a prefix's paths; notes a change of its best or multipath set for the FIB.
     fn decide(&mut self, key: &(Family, IpNet)) {
+        let Some(e) = self.table.get_mut(key) else {
+            return;
+        };
+        if e.paths.len() <= 1 {
+            // One path (or none) needs no comparison.
+            e.ranked.clear();
+            e.ranked.extend(0..e.paths.len());
+            e.ecmp = e.paths.len();
+            let digest = e.multipath_digest();
+            if digest != e.fib_digest {
+                e.fib_digest = digest;
+                self.fib_dirty.insert(*key);
+            }
+            return;
+        }
         let Some(e) = self.table.get(key) else { return };
         // A fixed order (peer address, path identifier) makes the result independent of the
         // order updates arrived in.
@@ -445,35 +489,59 @@ impl Rib {
 
     /// What a group is sent for a prefix: its best path (or up to `send_max` with add-path)
     /// that propagation and Calico's export rules let through, rewritten for the group.
-    fn export(&mut self, key: &GroupKey, f: Family, net: &IpNet) -> Advertised {
-        let Some(e) = self.table.get(&(f, *net)) else {
-            return Vec::new();
-        };
+    fn export(&mut self, gi: usize, key: &GroupKey, f: Family, net: &IpNet) -> Advertised {
         if !key.families.contains(&f) || !self.calico.exports(net) {
             return Vec::new();
         }
+        let Some(e) = self.table.get(&(f, *net)) else {
+            return Vec::new();
+        };
         let add_path = match f {
             Family::IPV4_UNICAST => key.tx.add_path_ipv4,
             Family::IPV6_UNICAST => key.tx.add_path_ipv6,
             _ => false,
         };
         let n = if add_path { key.send_max } else { 1 };
-        let mut rewritten = Vec::new();
-        for i in e.ranked.iter().take(n) {
-            let p = &e.paths[*i];
-            let from = self.source(p.source);
-            if !self.speaker.propagates(&from, &key.target) {
-                continue;
-            }
-            if let Some(mut a) = self.speaker.rewrite(&from, &key.target, f, &p.attrs) {
-                self.calico.add_communities(net, &mut a);
-                rewritten.push((if add_path { p.tx_id } else { 0 }, a));
+        let communities = self.calico.community_mask(net);
+        let picked: Vec<(u32, PathSource, Arc<AttrSet>)> = e
+            .ranked
+            .iter()
+            .take(n)
+            .map(|i| &e.paths[*i])
+            .map(|p| {
+                (
+                    if add_path { p.tx_id } else { 0 },
+                    p.source,
+                    p.attrs.clone(),
+                )
+            })
+            .collect();
+        let mut out = Vec::new();
+        for (id, src, attrs) in picked {
+            // Most prefixes of an UPDATE share one attribute set: rewrite it once per flush.
+            let cache_key = (gi, f, src, ByAddress(attrs.clone()), communities);
+            let rewritten = match self.export_cache.get(&cache_key) {
+                Some(r) => r.clone(),
+                None => {
+                    let from = self.source(src);
+                    let r = self
+                        .speaker
+                        .propagates(&from, &key.target)
+                        .then(|| self.speaker.rewrite(&from, &key.target, f, &attrs))
+                        .flatten()
+                        .map(|mut a| {
+                            self.calico.add_communities(net, &mut a);
+                            self.interner.intern(a)
+                        });
+                    self.export_cache.insert(cache_key, r.clone());
+                    r
+                }
+            };
+            if let Some(a) = rewritten {
+                out.push((id, a));
             }
         }
-        rewritten
-            .into_iter()
-            .map(|(id, a)| (id, self.interner.intern(a)))
-            .collect()
+        out
     }
 
     fn source(&self, src: PathSource) -> Source {

@@ -127,8 +127,8 @@ pub enum Attr {
     OriginatorId { originator_id: Ipv4Addr },
     /// RFC 4456 §8.
     ClusterList { cluster_list: Vec<Ipv4Addr> },
-    /// RFC 4760 §3.
-    MpReach(MpReach),
+    /// RFC 4760 §3 (boxed: the largest value, kept out of every other attribute's size).
+    MpReach(Box<MpReach>),
     /// RFC 4760 §4.
     MpUnreach(MpUnreach),
     /// RFC 4360.
@@ -666,17 +666,18 @@ fn decode_mp_reach(v: &[u8], raw: &[u8], neg: &Negotiated) -> Result<Attr, Error
         32 => (IpAddr::V6(v6(&nh[..16])), Some(v6(&nh[16..]))),
         _ => return Err(bad("MP_REACH_NLRI next hop length is not 4, 16 or 32")),
     };
-    Ok(Attr::MpReach(MpReach {
+    Ok(Attr::MpReach(Box::new(MpReach {
         afi,
         safi,
         next_hop,
         link_local,
         reserved: *reserved,
         nlri: decode_prefixes(nlri, afi, add_path(neg, afi))?,
-    }))
+    })))
 }
 
-/// Reads the path attributes field of an UPDATE (RFC 4271 §4.3) into `out`.
+/// Reads the path attributes field of an UPDATE (RFC 4271 §4.3) into `out`; returns the
+/// set of type codes below 64 that were read well-formed, as a bit mask.
 ///
 /// Errors that RFC 7606 handles without a reset are collected in `worst` (the most severe
 /// one wins, §3 (h)) and the offending attribute is left out; a session reset returns `Err`.
@@ -685,8 +686,9 @@ pub(crate) fn decode_attributes(
     neg: &Negotiated,
     out: &mut Vec<PathAttribute>,
     worst: &mut Option<Error>,
-) -> Result<(), Error> {
+) -> Result<u64, Error> {
     let mut seen = [0u64; 4];
+    let mut present = 0u64;
     while !i.is_empty() {
         let (flag_bits, type_code) = match i {
             [f, t, ..] => (*f, *t),
@@ -713,7 +715,7 @@ pub(crate) fn decode_attributes(
                     "attribute overruns the path attributes field",
                 ),
             );
-            return Ok(());
+            return Ok(present);
         };
         i = &i[raw.len()..];
         let value = &raw[hdr..];
@@ -768,15 +770,20 @@ pub(crate) fn decode_attributes(
             continue;
         }
         match decode_value(type_code, value, raw, neg) {
-            Ok(value) => out.push(PathAttribute {
-                flags: flag_bits,
-                value,
-            }),
+            Ok(value) => {
+                if word == 0 {
+                    present |= bit;
+                }
+                out.push(PathAttribute {
+                    flags: flag_bits,
+                    value,
+                });
+            }
             Err(e) if e.action == Action::SessionReset => return Err(e),
             Err(e) => note(worst, e),
         }
     }
-    Ok(())
+    Ok(present)
 }
 
 /// Keeps the more severe of two RFC 7606 errors (§3 (h)), the first on a tie.
@@ -972,14 +979,14 @@ mod tests {
     #[test]
     fn mp_reach_ipv6_with_link_local() {
         let neg = Negotiated::default();
-        let pa = PathAttribute::new(Attr::MpReach(MpReach {
+        let pa = PathAttribute::new(Attr::MpReach(Box::new(MpReach {
             afi: Afi::IPV6,
             safi: Safi::UNICAST,
             next_hop: "2001:db8::1".parse().unwrap(),
             link_local: Some("fe80::1".parse().unwrap()),
             reserved: 0,
             nlri: vec![Prefix::new("2001:db8:1::40/122".parse().unwrap())],
-        }));
+        })));
         let wire = enc(&pa, &neg);
         assert_eq!(&wire[..7], &[0x80, 14, 4 + 32 + 1 + 17, 0, 2, 1, 32]);
         assert_eq!(dec(&wire, &neg).0, vec![pa]);

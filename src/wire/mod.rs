@@ -13,7 +13,7 @@ pub mod text;
 pub mod update;
 
 use bytes::{BufMut, BytesMut};
-use nom::number::complete::{be_u8, be_u16};
+use nom::number::complete::be_u16;
 use serde::{Deserialize, Serialize};
 
 pub use attr::{Attr, PathAttribute};
@@ -121,38 +121,42 @@ mod kind {
     pub const ROUTE_REFRESH: u8 = 5;
 }
 
-type Res<'a, T> = nom::IResult<&'a [u8], T, nom::error::Error<&'a [u8]>>;
-
-/// The header fields after the marker.
-fn header_fields(i: &[u8]) -> Res<'_, (u16, u8)> {
-    let (i, len) = be_u16(i)?;
-    let (i, ty) = be_u8(i)?;
-    Ok((i, (len, ty)))
-}
-
 /// Finds the first message in a receive buffer (RFC 4271 §4.1, §6.1).
 ///
 /// `Ok(None)`: more bytes are needed. `Ok(Some(n))`: the first `n` bytes are one message.
 /// `Err`: the header is bad, and that error is the NOTIFICATION to send — at once, without
 /// waiting for the bytes a bad length promises.
 pub fn frame(buf: &[u8], neg: &Negotiated) -> Result<Option<usize>, Error> {
-    let marker_len = buf.len().min(16);
-    if buf[..marker_len].iter().any(|b| *b != 0xff) {
-        return Err(Error::reset(
-            Code::Header,
-            header::CONNECTION_NOT_SYNCHRONIZED,
-            Vec::new(),
-            "marker is not all ones",
-        ));
-    }
-    let Ok((_, (len, _))) = header_fields(&buf[marker_len..]) else {
+    let Some((marker, rest)) = buf.split_first_chunk::<16>() else {
+        if buf.iter().any(|b| *b != 0xff) {
+            return Err(not_synchronized());
+        }
         return Ok(None);
     };
+    if *marker != [0xff; 16] {
+        return Err(not_synchronized());
+    }
+    let Ok((_, len)) = be_u16::<_, nom::error::Error<&[u8]>>(rest) else {
+        return Ok(None);
+    };
+    if rest.len() < 3 {
+        return Ok(None);
+    }
     let len = len as usize;
     if !(HEADER_LEN..=neg.max_len()).contains(&len) {
         return Err(bad_length(len, "message length out of range"));
     }
     Ok((buf.len() >= len).then_some(len))
+}
+
+#[cold]
+fn not_synchronized() -> Error {
+    Error::reset(
+        Code::Header,
+        header::CONNECTION_NOT_SYNCHRONIZED,
+        Vec::new(),
+        "marker is not all ones",
+    )
 }
 
 /// RFC 4271 §6.1: the data of a Bad Message Length error is the erroneous length field.

@@ -208,9 +208,31 @@ impl<'de> Deserialize<'de> for Prefix {
 /// family `afi`; `add_path` says whether each entry starts with a path identifier.
 ///
 /// An error here leaves the prefixes unknown, so it resets the session (RFC 7606 §5.3).
-pub fn decode_prefixes(mut i: &[u8], afi: Afi, add_path: bool) -> Result<Vec<Prefix>, Error> {
-    let max_bits: u8 = if afi == Afi::IPV4 { 32 } else { 128 };
-    let mut out = Vec::with_capacity(estimate(i.len(), add_path));
+pub fn decode_prefixes(i: &[u8], afi: Afi, add_path: bool) -> Result<Vec<Prefix>, Error> {
+    let mut out = Vec::new();
+    decode_prefixes_into(i, afi, add_path, &mut out)?;
+    Ok(out)
+}
+
+/// [`decode_prefixes`], appending to `out`.
+pub fn decode_prefixes_into(
+    mut i: &[u8],
+    afi: Afi,
+    add_path: bool,
+    out: &mut Vec<Prefix>,
+) -> Result<(), Error> {
+    let v4 = afi == Afi::IPV4;
+    let max_bits: u8 = if v4 { 32 } else { 128 };
+    // Exact for IPv4 /17–/24 and IPv6 /57–/64 (the common lengths of full tables), over by
+    // at most a quarter for IPv4 /25–/32 and single longer prefixes; shorter prefixes cost one
+    // reallocation.
+    let id = if add_path { 4 } else { 0 };
+    let want = i.len() / (id + if v4 { 4 } else { 9 });
+    if out.capacity() == 0 {
+        *out = Vec::with_capacity(want);
+    } else {
+        out.reserve(want);
+    }
     while !i.is_empty() {
         let path_id = if add_path {
             let Some((id, rest)) = i.split_first_chunk::<4>() else {
@@ -228,28 +250,46 @@ pub fn decode_prefixes(mut i: &[u8], afi: Afi, add_path: bool) -> Result<Vec<Pre
             return Err(bad_nlri("prefix length longer than the address"));
         }
         let n = (len as usize).div_ceil(8);
-        let Some(bytes) = rest.get(..n) else {
+        if rest.len() < n {
             return Err(bad_nlri("prefix cut short"));
-        };
-        let net = if afi == Afi::IPV4 {
-            let mut a = [0u8; 4];
-            a[..n].copy_from_slice(bytes);
+        }
+        let net = if v4 {
+            // Read four octets when there are four (the common case) and keep the first n;
+            // no variable-length copy.
+            let a = match rest.first_chunk::<4>() {
+                Some(w) => u32::from_be_bytes(*w) & V4_MASK[n],
+                None => {
+                    let mut a = [0u8; 4];
+                    a[..n].copy_from_slice(&rest[..n]);
+                    u32::from_be_bytes(a)
+                }
+            };
             IpNet::V4(Ipv4Net::new_assert(Ipv4Addr::from(a), len))
         } else {
-            let mut a = [0u8; 16];
-            a[..n].copy_from_slice(bytes);
+            let a = match rest.first_chunk::<16>() {
+                Some(w) => u128::from_be_bytes(*w) & v6_mask(n),
+                None => {
+                    let mut a = [0u8; 16];
+                    a[..n].copy_from_slice(&rest[..n]);
+                    u128::from_be_bytes(a)
+                }
+            };
             IpNet::V6(Ipv6Net::new_assert(Ipv6Addr::from(a), len))
         };
         out.push(Prefix { net, path_id });
         i = &rest[n..];
     }
-    Ok(out)
+    Ok(())
 }
 
-/// A capacity guess that is exact for a field of same-length IPv4 /26s and never more than
-/// the field's length allows.
-fn estimate(field_len: usize, add_path: bool) -> usize {
-    field_len / if add_path { 9 } else { 5 }
+const V4_MASK: [u32; 5] = [0, 0xff00_0000, 0xffff_0000, 0xffff_ff00, 0xffff_ffff];
+
+fn v6_mask(n: usize) -> u128 {
+    if n == 0 {
+        0
+    } else {
+        u128::MAX << (128 - 8 * n)
+    }
 }
 
 /// RFC 4271 §6.3: a syntactically incorrect NLRI field is an Invalid Network Field.

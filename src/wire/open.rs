@@ -231,7 +231,11 @@ impl Open {
         for p in &self.params {
             encode_param(p, &mut params, false)?;
         }
-        if !self.extended_params && params.len() < 255 {
+        // RFC 9072 §2: 255 octets still fit the short form unless the first parameter's type
+        // would read as the extended-form marker.
+        let fits =
+            params.len() < 255 || (params.len() == 255 && params.first() != Some(&PARAM_EXTENDED));
+        if !self.extended_params && fits {
             buf.put_u8(params.len() as u8);
             buf.put_slice(&params);
             return Ok(());
@@ -477,4 +481,23 @@ fn encode_param(p: &OptParam, buf: &mut BytesMut, extended: bool) -> Result<(), 
     }
     buf.put_slice(&value);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::wire::{Message, Negotiated, decode};
+
+    /// Found by reading the encoder (and confirmed by the round-trip fuzz target): exactly
+    /// 255 octets of parameters in the short form must stay in the short form.
+    #[test]
+    fn parameters_of_exactly_255_octets_round_trip() {
+        let mut msg =
+            hex::decode("ffffffffffffffffffffffffffffffff011c0104fde8005ac0000201ff02fdc8fb")
+                .unwrap();
+        msg.extend(0u8..=0xfa);
+        let neg = Negotiated::default();
+        let m = decode(&msg, &neg).unwrap();
+        assert!(matches!(&m, Message::Open(o) if !o.extended_params));
+        assert_eq!(hex::encode(m.to_bytes(&neg).unwrap()), hex::encode(&msg));
+    }
 }

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::Negotiated;
 use super::attr::{Attr, MpReach, MpUnreach, PathAttribute, code, decode_attributes, note};
 use super::error::{Action, EncodeError, Error};
-use super::nlri::{Afi, Family, Prefix, decode_prefixes, encode_prefixes};
+use super::nlri::{Afi, Family, Prefix, decode_prefixes_into, encode_prefixes};
 use super::notification::{Code, update};
 
 /// An UPDATE message. `withdrawn` and `nlri` are the IPv4 fields of RFC 4271; other families
@@ -149,17 +149,13 @@ impl Update {
             .split_at_checked(u16::from_be_bytes(*alen) as usize)
             .ok_or_else(|| list_error("total path attribute length overruns the message"))?;
 
-        let withdrawn = decode_prefixes(withdrawn, Afi::IPV4, neg.add_path_ipv4)?;
-        let mut attributes = Vec::with_capacity(attrs.len() / 4);
+        let mut u = Update::default();
+        decode_prefixes_into(withdrawn, Afi::IPV4, neg.add_path_ipv4, &mut u.withdrawn)?;
+        u.attributes = Vec::with_capacity(attrs.len() / 4);
         let mut worst = None;
-        decode_attributes(attrs, neg, &mut attributes, &mut worst)?;
-        let nlri = decode_prefixes(nlri, Afi::IPV4, neg.add_path_ipv4)?;
-        let u = Update {
-            withdrawn,
-            attributes,
-            nlri,
-        };
-        if let Some(missing) = u.missing_mandatory() {
+        let present = decode_attributes(attrs, neg, &mut u.attributes, &mut worst)?;
+        decode_prefixes_into(nlri, Afi::IPV4, neg.add_path_ipv4, &mut u.nlri)?;
+        if let Some(missing) = u.missing_mandatory(present) {
             note(
                 &mut worst,
                 Error::attribute(
@@ -181,16 +177,16 @@ impl Update {
 
     /// RFC 7606 §3 (d): an UPDATE that announces routes needs ORIGIN and AS_PATH, and
     /// NEXT_HOP when it announces IPv4 routes in the NLRI field (RFC 4760 §3).
-    fn missing_mandatory(&self) -> Option<u8> {
+    fn missing_mandatory(&self, present: u64) -> Option<u8> {
         let reach = !self.nlri.is_empty() || self.mp_reach().is_some_and(|m| !m.nlri.is_empty());
         if !reach {
             return None;
         }
-        let mut need = vec![code::ORIGIN, code::AS_PATH];
-        if !self.nlri.is_empty() {
-            need.push(code::NEXT_HOP);
-        }
-        need.into_iter().find(|c| self.attr(*c).is_none())
+        let next_hop = (!self.nlri.is_empty()).then_some(code::NEXT_HOP);
+        [code::ORIGIN, code::AS_PATH]
+            .into_iter()
+            .chain(next_hop)
+            .find(|c| present & (1 << c) == 0)
     }
 
     pub(crate) fn encode_body(
