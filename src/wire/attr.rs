@@ -483,7 +483,7 @@ fn malformed(type_code: u8, subcode: u8, raw: &[u8], what: &str) -> Error {
 
 /// Decodes one attribute's value. `raw` is the whole attribute (flags, type, length, value)
 /// for the NOTIFICATION data.
-fn decode_value(type_code: u8, v: &[u8], raw: &[u8], neg: &Negotiated) -> Result<Attr, Error> {
+fn decode_value(type_code: u8, v: &[u8], raw: &[u8], neg: &Negotiated) -> Result<Attr, Box<Error>> {
     use update::*;
     let bad_len = || {
         malformed(
@@ -493,7 +493,13 @@ fn decode_value(type_code: u8, v: &[u8], raw: &[u8], neg: &Negotiated) -> Result
             "bad attribute length",
         )
     };
-    let fixed = |n: usize| if v.len() == n { Ok(()) } else { Err(bad_len()) };
+    let fixed = |n: usize| {
+        if v.len() == n {
+            Ok(())
+        } else {
+            Err(Box::new(bad_len()))
+        }
+    };
     let multiple = |n: usize| {
         if v.len().is_multiple_of(n) {
             Ok(())
@@ -509,12 +515,12 @@ fn decode_value(type_code: u8, v: &[u8], raw: &[u8], neg: &Negotiated) -> Result
                 1 => Origin::Egp,
                 2 => Origin::Incomplete,
                 _ => {
-                    return Err(malformed(
+                    return Err(Box::new(malformed(
                         type_code,
                         INVALID_ORIGIN_ATTRIBUTE,
                         raw,
                         "undefined ORIGIN value",
-                    ));
+                    )));
                 }
             };
             Attr::Origin { origin }
@@ -610,7 +616,7 @@ fn decode_value(type_code: u8, v: &[u8], raw: &[u8], neg: &Negotiated) -> Result
         code::MP_REACH_NLRI => return decode_mp_reach(v, raw, neg),
         code::MP_UNREACH_NLRI => {
             if v.len() < 3 {
-                return Err(bad_len());
+                return Err(Box::new(bad_len()));
             }
             let (afi, safi) = (Afi(u16::from_be_bytes([v[0], v[1]])), Safi(v[2]));
             if !interpreted(afi, safi) {
@@ -634,7 +640,7 @@ fn other(type_code: u8, v: &[u8]) -> Attr {
 }
 
 /// RFC 4760 §3; RFC 7606 §7.11: any error in it resets the session.
-fn decode_mp_reach(v: &[u8], raw: &[u8], neg: &Negotiated) -> Result<Attr, Error> {
+fn decode_mp_reach(v: &[u8], raw: &[u8], neg: &Negotiated) -> Result<Attr, Box<Error>> {
     let bad = |what| {
         malformed(
             code::MP_REACH_NLRI,
@@ -644,7 +650,7 @@ fn decode_mp_reach(v: &[u8], raw: &[u8], neg: &Negotiated) -> Result<Attr, Error
         )
     };
     let [a0, a1, safi, nh_len, rest @ ..] = v else {
-        return Err(bad("MP_REACH_NLRI shorter than its fixed fields"));
+        return Err(Box::new(bad("MP_REACH_NLRI shorter than its fixed fields")));
     };
     let (afi, safi) = (Afi(u16::from_be_bytes([*a0, *a1])), Safi(*safi));
     if !interpreted(afi, safi) {
@@ -652,7 +658,9 @@ fn decode_mp_reach(v: &[u8], raw: &[u8], neg: &Negotiated) -> Result<Attr, Error
     }
     let nh_len = *nh_len as usize;
     let Some((nh, [reserved, nlri @ ..])) = rest.split_at_checked(nh_len) else {
-        return Err(bad("MP_REACH_NLRI next hop overruns the attribute"));
+        return Err(Box::new(bad(
+            "MP_REACH_NLRI next hop overruns the attribute",
+        )));
     };
     let v6 = |b: &[u8]| {
         let mut a = [0u8; 16];
@@ -664,7 +672,11 @@ fn decode_mp_reach(v: &[u8], raw: &[u8], neg: &Negotiated) -> Result<Attr, Error
         20 => (IpAddr::V4(ipv4(nh)), Some(v6(&nh[4..]))),
         16 => (IpAddr::V6(v6(nh)), None),
         32 => (IpAddr::V6(v6(&nh[..16])), Some(v6(&nh[16..]))),
-        _ => return Err(bad("MP_REACH_NLRI next hop length is not 4, 16 or 32")),
+        _ => {
+            return Err(Box::new(bad(
+                "MP_REACH_NLRI next hop length is not 4, 16 or 32",
+            )));
+        }
     };
     Ok(Attr::MpReach(Box::new(MpReach {
         afi,
@@ -769,7 +781,8 @@ pub(crate) fn decode_attributes(
             note(worst, e);
             continue;
         }
-        match decode_value(type_code, value, raw, neg) {
+        // The error is boxed: the common, well-formed result stays small to move.
+        match decode_value(type_code, value, raw, neg).map_err(|e| *e) {
             Ok(value) => {
                 if word == 0 {
                     present |= bit;
