@@ -305,7 +305,7 @@ fn show_route(ctx: &Context, args: &[&str]) -> Vec<Line> {
         }
         let mut shown = 0;
         for (rank, i) in entry.ranked.iter().enumerate() {
-            let Some(path) = entry.paths.get(*i) else {
+            let Some(path) = entry.paths.get(*i as usize) else {
                 continue;
             };
             let peer = match path.source {

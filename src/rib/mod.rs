@@ -433,7 +433,7 @@ impl Rib {
         if e.paths.len() <= 1 {
             // One path (or none) needs no comparison.
             e.ranked.clear();
-            e.ranked.extend(0..e.paths.len());
+            e.ranked.extend(0..e.paths.len() as u32);
             e.ecmp = e.paths.len();
             let digest = e.multipath_digest();
             if digest != e.fib_digest {
@@ -477,7 +477,7 @@ impl Rib {
             None => 0,
         };
         if let Some(e) = self.table.get_mut(key) {
-            e.ranked = ranked;
+            e.ranked = ranked.into_iter().map(|i| i as u32).collect();
             e.ecmp = ecmp;
             let digest = e.multipath_digest();
             if digest != e.fib_digest {
@@ -507,7 +507,7 @@ impl Rib {
             .ranked
             .iter()
             .take(n)
-            .map(|i| &e.paths[*i])
+            .map(|i| &e.paths[*i as usize])
             .map(|p| {
                 (
                     if add_path { p.tx_id } else { 0 },

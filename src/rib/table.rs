@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use ipnet::IpNet;
+use smallvec::SmallVec;
 
 use super::attrs::AttrSet;
 use crate::session::PeerId;
@@ -31,11 +32,12 @@ pub struct Path {
 }
 
 /// All paths to one prefix.
+/// Most prefixes have one path: it is stored inline, without a heap allocation.
 #[derive(Debug, Clone, Default)]
 pub struct Entry {
-    pub paths: Vec<Path>,
+    pub paths: SmallVec<[Path; 1]>,
     /// Indices into `paths`, best first, as the last decision ranked them.
-    pub ranked: Vec<usize>,
+    pub ranked: SmallVec<[u32; 2]>,
     /// How many of `ranked` share the best path's cost (ECMP).
     pub ecmp: usize,
     /// A digest of the best and equal-cost paths the kernel was last given.
@@ -85,7 +87,9 @@ impl Entry {
     }
 
     pub fn best(&self) -> Option<&Path> {
-        self.ranked.first().and_then(|i| self.paths.get(*i))
+        self.ranked
+            .first()
+            .and_then(|i| self.paths.get(*i as usize))
     }
 
     /// The best path and those equal in cost to it.
@@ -93,7 +97,7 @@ impl Entry {
         self.ranked
             .iter()
             .take(self.ecmp.max(1))
-            .filter_map(|i| self.paths.get(*i))
+            .filter_map(|i| self.paths.get(*i as usize))
     }
 
     /// Identifies the multipath set (sources and attribute sets): when it changes, the
