@@ -349,3 +349,67 @@ fn restart_under_graceful_restart_changes_nothing() {
         ],
     );
 }
+
+/// The batch path reports each refused request by itself, and the others still happen.
+#[test]
+fn refused_requests_are_attributed() {
+    use std::os::fd::AsRawFd;
+    use wren::fib::netlink::{Hop, KernelRoute, Netlink, Request, Table, Target};
+    let mut lab = Lab::new("wk3");
+    let ns = lab.ns("a");
+    let p = lab.prefix.clone();
+    let other = lab.ns("b");
+    lab.link(
+        &ns,
+        &other,
+        &format!("{p}ab"),
+        &format!("{p}ba"),
+        [
+            "198.51.100.1/24",
+            "2001:db8::1/64",
+            "198.51.100.2/24",
+            "2001:db8::2/64",
+        ],
+    );
+    let via = |net: &str, gw: &str| {
+        Request::Replace(KernelRoute {
+            net: net.parse().unwrap(),
+            metric: None,
+            target: Target::Via(vec![Hop {
+                gateway: gw.parse().unwrap(),
+                oif: None,
+                onlink: false,
+            }]),
+        })
+    };
+    let reqs = vec![
+        via("198.18.1.0/26", "198.51.100.2"),
+        via("198.18.2.0/26", "203.0.113.9"), // not on a connected subnet
+        via("198.18.3.0/26", "198.51.100.2"),
+    ];
+    let nsfile = std::fs::File::open(format!("/var/run/netns/{ns}")).expect("netns file");
+    let results = std::thread::spawn(move || {
+        // SAFETY: moves only this new thread into the namespace.
+        assert_eq!(
+            unsafe { libc::setns(nsfile.as_raw_fd(), libc::CLONE_NEWNET) },
+            0
+        );
+        let mut nl = Netlink::open().expect("netlink");
+        nl.batch(
+            Table {
+                id: 254,
+                protocol: 12,
+            },
+            &reqs,
+        )
+    })
+    .join()
+    .expect("thread");
+    assert!(results[0].is_ok() && results[2].is_ok(), "{results:?}");
+    assert!(results[1].is_err(), "{results:?}");
+    let r = routes(&ns, false);
+    assert!(
+        r.contains("198.18.1.0/26") && r.contains("198.18.3.0/26") && !r.contains("198.18.2.0/26"),
+        "{r}"
+    );
+}

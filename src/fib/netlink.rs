@@ -220,6 +220,18 @@ impl Netlink {
         let mut sock = Socket::new(NETLINK_ROUTE)?;
         sock.bind_auto()?;
         sock.set_rx_buf_sz(8 * 1024 * 1024)?;
+        // Past net.core.rmem_max when we may (CAP_NET_ADMIN), for large dumps.
+        let size: libc::c_int = 8 * 1024 * 1024;
+        // SAFETY: a valid fd and a pointer to an int of the stated size.
+        unsafe {
+            libc::setsockopt(
+                std::os::fd::AsRawFd::as_raw_fd(&sock),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUFFORCE,
+                &size as *const libc::c_int as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
         Ok(Netlink {
             sock,
             seq: 0,
@@ -248,51 +260,58 @@ impl Netlink {
             let mut out = Vec::with_capacity(BATCH_BYTES + 1024);
             let first_seq = self.seq.wrapping_add(1);
             let mut end = start;
+            let mut last_at = 0;
             while end < reqs.len() && out.len() < BATCH_BYTES {
                 let (msg, flags) = match &reqs[end] {
                     Request::Replace(r) => (
                         RouteNetlinkMessage::NewRoute(message(table, r, false)),
-                        NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE,
+                        NLM_F_REQUEST | NLM_F_CREATE | NLM_F_REPLACE,
                     ),
                     Request::Delete(r) => (
                         RouteNetlinkMessage::DelRoute(message(table, r, true)),
-                        NLM_F_REQUEST | NLM_F_ACK,
+                        NLM_F_REQUEST,
                     ),
                 };
+                last_at = out.len();
                 self.emit(&mut out, msg, flags);
                 end += 1;
             }
-            let mut acks: Vec<Option<io::Result<()>>> = (start..end).map(|_| None).collect();
+            // Only the batch's last request asks for an ACK: the kernel handles the batch in
+            // order within `send` and reports every failure anyway, with its sequence number.
+            // So the receive buffer holds one ACK per batch plus the failures.
+            let flags_at = last_at + 6;
+            let flags = u16::from_ne_bytes([out[flags_at], out[flags_at + 1]]) | NLM_F_ACK;
+            out[flags_at..flags_at + 2].copy_from_slice(&flags.to_ne_bytes());
+            let last_seq = self.seq;
+            let count = end - start;
             if let Err(e) = self.sock.send(&out, 0) {
-                results.extend((start..end).map(|_| Err(io::Error::new(e.kind(), e.to_string()))));
+                results.extend((0..count).map(|_| Err(io::Error::new(e.kind(), e.to_string()))));
                 start = end;
                 continue;
             }
-            let mut pending = end - start;
-            while pending > 0 {
+            let mut outcome: Vec<io::Result<()>> = (0..count).map(|_| Ok(())).collect();
+            'acks: loop {
                 let n = match self.sock.recv(&mut &mut self.buf[..], 0) {
                     Ok(n) => n,
                     Err(e) => {
-                        for a in acks.iter_mut().filter(|a| a.is_none()) {
-                            *a = Some(Err(io::Error::new(e.kind(), e.to_string())));
+                        // The outcome of this batch is unknown: report it as failed, so the
+                        // routes are tried again.
+                        for o in &mut outcome {
+                            *o = Err(io::Error::new(e.kind(), e.to_string()));
                         }
                         break;
                     }
                 };
                 for (seq, r) in acks_in(&self.buf[..n]) {
-                    let i = seq.wrapping_sub(first_seq) as usize;
-                    if let Some(slot) = acks.get_mut(i)
-                        && slot.is_none()
-                    {
-                        *slot = Some(r);
-                        pending -= 1;
+                    if let Some(slot) = outcome.get_mut(seq.wrapping_sub(first_seq) as usize) {
+                        *slot = r;
+                    }
+                    if seq == last_seq {
+                        break 'acks;
                     }
                 }
             }
-            results.extend(
-                acks.into_iter()
-                    .map(|a| a.unwrap_or_else(|| Err(io::Error::other("no ACK")))),
-            );
+            results.extend(outcome);
             start = end;
         }
         results
