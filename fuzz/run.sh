@@ -26,10 +26,16 @@ for t in "${targets[@]}"; do
     echo "== $t: ${seconds}s"
     # The first directory receives new inputs; the seed directory is only read.
     # shellcheck disable=SC2086
+    # libFuzzer's progress lines go to a log; its final statistics and any crash are shown.
+    mkdir -p artifacts
+    log="artifacts/$t.log"
     if ! cargo +nightly fuzz run -a "$t" "corpus/$t" "seeds/$t" -- \
-        -max_total_time="$seconds" -print_final_stats=1 ${FUZZ_ARGS:-}; then
+        -max_total_time="$seconds" -print_final_stats=1 ${FUZZ_ARGS:-} >"$log" 2>&1; then
         failed+=("$t")
-        echo "!! $t failed; reproducers in fuzz/artifacts/$t/"
+        tail -n 60 "$log"
+        echo "!! $t failed; reproducers in fuzz/artifacts/$t/, full log in fuzz/$log"
+    else
+        grep -E '^(stat::|Done [0-9]+ runs)' "$log" || tail -n 5 "$log"
     fi
 done
 

@@ -32,7 +32,15 @@ cargo fmt --all --check
 cargo clippy --all-targets -- -D warnings
 
 step "unit, property, vector, loopback, kernel and interop tests"
-cargo test
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+cargo test 2>&1 | tee "$log"
+read -r passed failed < <(awk '/^test result:/ {
+    for (i = 1; i < NF; i++) { if ($(i+1) == "passed;") p += $i; if ($(i+1) == "failed;") f += $i }
+} END { print p + 0, f + 0 }' "$log")
 
 step "fuzzing (${FUZZ_SECONDS}s per target)"
 bash fuzz/run.sh "$FUZZ_SECONDS"
+
+# The totals of every cargo test binary, last, so the closing line counts all of them.
+echo "tests: ${passed} passed, ${failed} failed"
