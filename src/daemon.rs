@@ -382,6 +382,10 @@ impl Daemon {
             reconfigured: self.reconfigured,
             peers: &statuses,
             rib: &self.rib,
+            recovery: self.sync_deadline.filter(|_| self.restarting).map(|at| {
+                let left = at.saturating_duration_since(Instant::now()).as_secs();
+                (left, u64::from(self.config.kernel.startup_wait))
+            }),
         };
         let (lines, effects) = commands::execute(cmd, &ctx);
         for e in effects {

@@ -27,6 +27,8 @@ pub struct Context<'a> {
     /// Indexed by peer id; `None` for a de-configured peer.
     pub peers: &'a [Option<Status>],
     pub rib: &'a Rib,
+    /// While a restart (`-R`) waits for peers' End-of-RIB: seconds left and in all.
+    pub recovery: Option<(u64, u64)>,
 }
 
 /// What a command asks the daemon to do to a peer (by its index in `Context::peers`).
@@ -102,7 +104,7 @@ fn act(
 
 fn show_status(ctx: &Context) -> Vec<Line> {
     let now = SystemTime::now();
-    vec![
+    let mut out = vec![
         Line::new(1000, format!("BIRD {}", version())),
         Line::new(1011, format!("Router ID is {}", ctx.router_id)),
         Line::new(1011, format!("Current server time is {}", datetime(now))),
@@ -111,8 +113,29 @@ fn show_status(ctx: &Context) -> Vec<Line> {
             1011,
             format!("Last reconfiguration on {}", datetime(ctx.reconfigured)),
         ),
-        Line::new(13, "Daemon is up and running"),
-    ]
+    ];
+    // calico-node's bird-ready reads a 0024 line as "graceful restart in progress".
+    if let Some((left, total)) = ctx.recovery {
+        let waiting = ctx
+            .rib
+            .peers
+            .iter()
+            .filter(|p| !p.removed)
+            .filter(|p| {
+                !p.session
+                    .as_ref()
+                    .is_some_and(|s| s.families.iter().all(|f| p.end_of_rib.contains(f)))
+            })
+            .count();
+        out.push(Line::new(24, "Graceful restart recovery in progress"));
+        out.push(Line::new(
+            24,
+            format!("  Waiting for {waiting} protocols to recover"),
+        ));
+        out.push(Line::new(24, format!("  Wait timer is {left}/{total}")));
+    }
+    out.push(Line::new(13, "Daemon is up and running"));
+    out
 }
 
 fn show_protocols(ctx: &Context, args: &[&str]) -> Vec<Line> {
@@ -537,6 +560,7 @@ mod tests {
             reconfigured: SystemTime::now(),
             peers: &peers,
             rib: &rib,
+            recovery: None,
         };
         let (lines, effects) = execute("disable Mesh_198_51_100_2", &ctx);
         assert_eq!(lines[0], Line::new(9, "Mesh_198_51_100_2: disabled"));
@@ -558,6 +582,7 @@ mod tests {
             reconfigured: SystemTime::now(),
             peers: &[],
             rib: &rib,
+            recovery: Some((236, 240)),
         };
         assert_eq!(
             execute("bogus command", &ctx).0,
@@ -567,7 +592,13 @@ mod tests {
             execute("show protocols nosuch", &ctx).0,
             vec![Line::new(9002, "nosuch is not a protocol")]
         );
-        assert_eq!(execute("show status", &ctx).0.last().unwrap().code, 13);
+        let status = execute("show status", &ctx).0;
+        assert_eq!(status.last().unwrap().code, 13);
+        assert!(
+            status
+                .iter()
+                .any(|l| l.code == 24 && l.text == "  Wait timer is 236/240")
+        );
         assert_eq!(execute("disable nosuch", &ctx).0[0].code, 9002);
     }
 }
