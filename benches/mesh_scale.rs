@@ -1,0 +1,1879 @@
+//! Many peers dialling one speaker at once: `sudo -E cargo bench --bench mesh_scale`.
+//!
+//! For each N (default 100, 300, 1000) and each receiver (wrend, BIRD 2, BIRD 1.6.8) this
+//! builds two network namespaces joined by one veth:
+//!
+//! * the receiver's, where the speaker listens on 198.51.100.1:179, passive, with one iBGP
+//!   peer (AS 64512, hold 9 s, keepalive 3 s) configured per simulated node;
+//! * the peers', holding 198.18.0.1, 198.18.0.2, … (one /32 each), where a light BGP client
+//!   (this binary, re-executed with `ip netns exec`) opens all N sessions at the same instant.
+//!   Peer k sends OPEN (AS 64512, hold 9, multiprotocol IPv4 unicast and 4-octet AS), answers
+//!   the receiver's OPEN with a KEEPALIVE, and once Established announces one /26
+//!   (100.64.0.0/26 + k·64: ORIGIN IGP, empty AS_PATH, NEXT_HOP its address, LOCAL_PREF 100),
+//!   then End-of-RIB, then keeps the session up with keepalives every 3 s. A refused, reset or
+//!   timed-out connection is retried 5 s later; a TCP connect waits out the kernel's SYN
+//!   retransmissions unless `--connect-timeout` says otherwise.
+//!
+//! For the receiver the peers are on the link (its veth also has 198.19.255.254/15, as
+//! Calico nodes share a subnet), with a permanent neighbour entry each instead of ARP. Every receiver writes the learnt blocks into its
+//! namespace's main table as `100.64.x.y/26 via 198.18.x.y` (`--no-kernel` turns that off):
+//! wrend with its default `[kernel]` settings, BIRD with a kernel protocol exporting
+//! 100.64.0.0/10 and the peers' next hops resolved recursively through a static
+//! `198.18.0.0/15 via "vr"` route.
+//!
+//! Measured from the moment the client is told to dial: the time until the receiver's
+//! control socket shows all N sessions Established (`show protocols`) and all N blocks in its
+//! table (`show route count`, polled every 100 ms over one connection), and until all N blocks
+//! are in the kernel table (read from `/proc/PID/net/route`); the receiver's peak RSS
+//! (VmHWM), its CPU time (utime + stime) from the dial until convergence, the kernel's
+//! ListenDrops in the receiver namespace, hold-timer expiries (NOTIFICATION 4 from the
+//! receiver, or the client's own hold timer), connect errors and SYN retransmissions seen by
+//! the client, and then — nothing polled — the receiver's CPU over an idle window.
+//!
+//! Options (after `--`): `--peers 100,300,1000`, `--speakers wrend,bird2,bird16`,
+//! `--idle SECONDS` (60), `--deadline SECONDS` (180), `--connect-timeout SECONDS` (0: the
+//! kernel's SYN backoff), `--no-kernel`, `--nice N` (-10, receiver and client),
+//! `--wait-quiet SECONDS` (30: wait for other load to end before each run), `--wrend PATH`,
+//! `--bird2 PATH`, `--bird16 PATH`, `--out FILE`. Needs root. Under `cargo test` (no
+//! `--bench` argument) it does nothing. Work files and logs (configurations, receiver and
+//! client logs, `progress.tsv` once a second, `ss` snapshots) go to
+//! `target/tmp/mesh_scale/SPEAKER-N/`; the report to `target/tmp/mesh_scale/results.md`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitCode, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc as std_mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, anyhow, bail};
+use clap::Parser;
+use serde::{Deserialize, Serialize};
+
+/// First simulated peer; peer k has `PEER_BASE + k`.
+const PEER_BASE: u32 = Ipv4Addr::new(198, 18, 0, 1).to_bits();
+/// Peer k announces `BLOCK_BASE + 64 k` / 26.
+const BLOCK_BASE: u32 = Ipv4Addr::new(100, 64, 0, 0).to_bits();
+/// The receiver's address, and the address of the peers' end of the veth.
+const RECEIVER: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
+/// The receiver's address on the peers' subnet (198.18.0.0/15), as Calico nodes share one:
+/// BIRD takes the peers' next hops for neighbours only inside an interface's prefix.
+const RECEIVER_ONLINK: &str = "198.19.255.254/15";
+const PEERS_END: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
+const RECEIVER_MAC: &str = "02:00:5e:00:00:01";
+const PEERS_MAC: &str = "02:00:5e:00:00:02";
+const ASN: u32 = 64512;
+/// Wait after a failed connection before dialling again (Calico's `connect retry time 5`).
+const RETRY: Duration = Duration::from_secs(5);
+/// 100.64.0.0/10 holds this many /26s.
+const MAX_PEERS: usize = 1 << 16;
+/// Namespace names: `wms-r-PID` and `wms-p-PID`.
+const NS_PREFIX: &str = "wms-";
+const CLIENT_CMD: &str = "__mesh_scale_client";
+const POLL: Duration = Duration::from_millis(100);
+/// Quiet time between convergence and the idle window.
+const SETTLE: Duration = Duration::from_secs(2);
+
+fn peer_addr(k: usize) -> Ipv4Addr {
+    Ipv4Addr::from_bits(PEER_BASE + k as u32)
+}
+
+fn block(k: usize) -> ipnet::Ipv4Net {
+    ipnet::Ipv4Net::new(Ipv4Addr::from_bits(BLOCK_BASE + 64 * k as u32), 26).expect("prefix")
+}
+
+/// Set by SIGINT / SIGTERM / SIGHUP: every wait gives up, and the guards clean up.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some(CLIENT_CMD) {
+        return client::main(&argv[2..]);
+    }
+    // `cargo test --all-targets` runs bench binaries without `--bench`: not a test.
+    if !argv.iter().any(|a| a == "--bench") {
+        eprintln!("mesh_scale: not run as a test; `sudo -E cargo bench --bench mesh_scale`");
+        return ExitCode::SUCCESS;
+    }
+    let args = Args::parse();
+    // `cargo bench FILTER` passes the filter to every bench binary.
+    if !args.filters.is_empty()
+        && !args
+            .filters
+            .iter()
+            .any(|f| "mesh_scale".contains(f.as_str()))
+    {
+        return ExitCode::SUCCESS;
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!(
+            "mesh_scale: needs root (network namespaces, veth pairs, port 179); \
+             run `sudo -E cargo bench --bench mesh_scale`"
+        );
+        return ExitCode::from(2);
+    }
+    match controller::run(&args) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("mesh_scale: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "mesh_scale",
+    about = "N peers dialling one BGP speaker at once"
+)]
+struct Args {
+    /// Numbers of peers, comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "100,300,1000")]
+    peers: Vec<usize>,
+    /// Receivers: wrend, bird2, bird16.
+    #[arg(long, value_delimiter = ',', default_value = "wrend,bird2,bird16")]
+    speakers: Vec<Speaker>,
+    /// Hold time the receiver and every peer propose (Calico's BIRD: 240).
+    #[arg(long, default_value_t = 9)]
+    hold: u16,
+    /// Keepalive interval of the receiver and every peer (Calico's BIRD: 80).
+    #[arg(long, default_value_t = 3)]
+    keepalive: u16,
+    /// Idle window after convergence, in seconds (0: skip).
+    #[arg(long, default_value_t = 60)]
+    idle: u64,
+    /// Give up on convergence after this many seconds.
+    #[arg(long, default_value_t = 180)]
+    deadline: u64,
+    /// Abandon a TCP connect after this many seconds and dial again after 5 s, as a BIRD
+    /// peer with `connect retry time 5` does (0: wait out the kernel's SYN retransmissions).
+    #[arg(long, default_value_t = 0)]
+    connect_timeout: u64,
+    /// Nice value for the receiver and the client (the same for every receiver), so that
+    /// other work on the machine disturbs the timings less.
+    #[arg(long, default_value_t = -10, allow_hyphen_values = true)]
+    nice: i32,
+    /// Before each run, wait up to this many seconds for the machine to be quiet (under 10 %
+    /// of a core busy over 2 s).
+    #[arg(long, default_value_t = 30)]
+    wait_quiet: u64,
+    /// Receivers do not write kernel routes (wrend `[kernel] enabled = false`; BIRD without
+    /// a kernel protocol).
+    #[arg(long)]
+    no_kernel: bool,
+    /// wrend to measure (default: the one `cargo bench` builds with this bench).
+    #[arg(long, default_value = env!("CARGO_BIN_EXE_wrend"))]
+    wrend: PathBuf,
+    /// BIRD 2 (Debian's bird2).
+    #[arg(long, default_value = "/usr/sbin/bird")]
+    bird2: PathBuf,
+    /// BIRD 1.6.8 (`sudo bash tests/peers/install.sh` unpacks it there).
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/target/peers/bird16/usr/sbin/bird"))]
+    bird16: PathBuf,
+    /// Also write the report (markdown) here.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Passed by `cargo bench`.
+    #[arg(long, hide = true)]
+    bench: bool,
+    /// Bench name filters passed by `cargo bench FILTER`.
+    #[arg(hide = true)]
+    filters: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Speaker {
+    Wrend,
+    Bird2,
+    Bird16,
+}
+
+impl Speaker {
+    fn name(self) -> &'static str {
+        match self {
+            Speaker::Wrend => "wrend",
+            Speaker::Bird2 => "bird2",
+            Speaker::Bird16 => "bird16",
+        }
+    }
+}
+
+/// What the client reports when told to stop.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+struct ClientReport {
+    /// Sessions Established now, as the client sees them.
+    established: usize,
+    /// Peers that were Established at least once.
+    ever_established: usize,
+    /// When the last peer first became Established (client's view), ms after the dial.
+    all_established_ms: Option<u64>,
+    connect_attempts: u64,
+    /// Failed connects by error.
+    connect_errors: BTreeMap<String, u64>,
+    slowest_connect_ms: u64,
+    /// NOTIFICATIONs from the receiver, by "code/subcode".
+    notifications: BTreeMap<String, u64>,
+    /// The client's own hold timer expired (the receiver went quiet).
+    own_hold_expiries: u64,
+    /// No OPEN from the receiver within 240 s of connecting (BIRD's `startup hold time`):
+    /// the connection never reached the receiver's application.
+    opensent_timeouts: u64,
+    /// Connections the receiver closed or reset without a NOTIFICATION.
+    closed_without_notification: u64,
+    /// The same, by how ("eof" or "reset") and when (the session's state).
+    closes: BTreeMap<String, u64>,
+    /// Established sessions that went down.
+    flaps: u64,
+    /// Malformed messages from the receiver.
+    malformed: u64,
+}
+
+impl ClientReport {
+    /// NOTIFICATIONs with code 4 plus the client's own expiries.
+    fn hold_expiries(&self) -> u64 {
+        self.notifications
+            .iter()
+            .filter(|(k, _)| k.starts_with("4/"))
+            .map(|(_, v)| v)
+            .sum::<u64>()
+            + self.own_hold_expiries
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The light client: runs inside the peers' namespace.
+
+mod client {
+    use std::io::BufRead;
+    use std::net::{IpAddr, SocketAddr};
+    use std::process::ExitCode;
+    use std::sync::{Arc, Mutex, OnceLock};
+    use std::time::Duration;
+
+    use bytes::BytesMut;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpSocket, TcpStream};
+    use tokio::sync::{mpsc, watch};
+    use tokio::time::Instant;
+    use wren::wire::attr::Origin;
+    use wren::wire::open::OptParam;
+    use wren::wire::{
+        Afi, Attr, Capability, Message, Negotiated, Open, PathAttribute, Prefix, Safi, Update,
+        decode, frame,
+    };
+
+    use super::{ASN, ClientReport, RETRY, block, peer_addr};
+
+    struct Shared {
+        t0: OnceLock<Instant>,
+        report: Mutex<ClientReport>,
+        /// Per peer: ever Established.
+        ever: Mutex<Vec<bool>>,
+        peers: usize,
+        connect_timeout: Option<Duration>,
+        target: SocketAddr,
+        /// Proposed hold time and keepalive interval, in seconds.
+        hold: u16,
+        keepalive: u16,
+    }
+
+    impl Shared {
+        fn with<T>(&self, f: impl FnOnce(&mut ClientReport) -> T) -> T {
+            f(&mut self.report.lock().unwrap_or_else(|p| p.into_inner()))
+        }
+
+        fn since_t0(&self) -> u64 {
+            self.t0.get().map_or(0, |t| t.elapsed().as_millis() as u64)
+        }
+    }
+
+    /// `__mesh_scale_client PEERS TARGET CONNECT_TIMEOUT_SECS`; then "go" / "stop" on stdin.
+    pub fn main(args: &[String]) -> ExitCode {
+        let parsed = (|| -> Option<(usize, SocketAddr, u64, u16, u16)> {
+            Some((
+                args.first()?.parse().ok()?,
+                args.get(1)?.parse().ok()?,
+                args.get(2)?.parse().ok()?,
+                args.get(3)?.parse().ok()?,
+                args.get(4)?.parse().ok()?,
+            ))
+        })();
+        let Some((peers, target, timeout, hold, keepalive)) = parsed else {
+            eprintln!(
+                "client: usage: {} PEERS TARGET TIMEOUT HOLD KEEPALIVE",
+                super::CLIENT_CMD
+            );
+            return ExitCode::FAILURE;
+        };
+        let rt = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => {
+                eprintln!("client: runtime: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let shared = Arc::new(Shared {
+            t0: OnceLock::new(),
+            report: Mutex::new(ClientReport::default()),
+            ever: Mutex::new(vec![false; peers]),
+            peers,
+            connect_timeout: (timeout > 0).then(|| Duration::from_secs(timeout)),
+            target,
+            hold,
+            keepalive,
+        });
+        match rt.block_on(run(shared)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("client: {e:#}");
+                ExitCode::FAILURE
+            }
+        }
+    }
+
+    async fn run(shared: Arc<Shared>) -> anyhow::Result<()> {
+        // Commands from stdin, read by a plain thread.
+        let (cmd_tx, mut cmd_rx) = mpsc::unbounded_channel::<String>();
+        std::thread::spawn(move || {
+            for line in std::io::stdin().lock().lines() {
+                let Ok(line) = line else { break };
+                if cmd_tx.send(line.trim().to_string()).is_err() {
+                    break;
+                }
+            }
+        });
+        let (go_tx, go_rx) = watch::channel(false);
+        // Every socket is bound before the start, so the dial is N connect() calls.
+        for k in 0..shared.peers {
+            let sock = bound_socket(k)?;
+            tokio::spawn(peer(k, sock, go_rx.clone(), shared.clone()));
+        }
+        println!("ready");
+        while let Some(cmd) = cmd_rx.recv().await {
+            match cmd.as_str() {
+                "go" => {
+                    let _ = shared.t0.set(Instant::now());
+                    go_tx.send_replace(true);
+                }
+                "stop" => {
+                    let report = shared.with(|r| r.clone());
+                    println!("{}", serde_json::to_string(&report)?);
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// RFC 4271 §10 jitter, as BIRD applies it to its connect retry timer: a uniform
+    /// 0.75–1.0 of `d`, so that peers that failed together do not retry together.
+    fn jittered(d: Duration, k: usize) -> Duration {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |t| t.subsec_nanos() as u64)
+            ^ (k as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        // splitmix64
+        let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        let frac = 0.75 + 0.25 * (z >> 11) as f64 / (1u64 << 53) as f64;
+        d.mul_f64(frac)
+    }
+
+    fn bound_socket(k: usize) -> anyhow::Result<TcpSocket> {
+        let s = TcpSocket::new_v4()?;
+        s.bind(SocketAddr::new(IpAddr::V4(peer_addr(k)), 0))
+            .map_err(|e| anyhow::anyhow!("bind {}: {e}", peer_addr(k)))?;
+        Ok(s)
+    }
+
+    /// One simulated node: dial, hold the session, dial again 5 s after it fails.
+    async fn peer(k: usize, first: TcpSocket, mut go: watch::Receiver<bool>, shared: Arc<Shared>) {
+        if go.wait_for(|g| *g).await.is_err() {
+            return;
+        }
+        let mut sock = Some(first);
+        loop {
+            let s = match sock.take().map_or_else(|| bound_socket(k), Ok) {
+                Ok(s) => s,
+                Err(e) => {
+                    shared.with(|r| *r.connect_errors.entry(e.to_string()).or_default() += 1);
+                    tokio::time::sleep(jittered(RETRY, k)).await;
+                    continue;
+                }
+            };
+            shared.with(|r| r.connect_attempts += 1);
+            let started = Instant::now();
+            let conn = match shared.connect_timeout {
+                Some(t) => match tokio::time::timeout(t, s.connect(shared.target)).await {
+                    Ok(r) => r,
+                    Err(_) => Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "connect timeout (ours)",
+                    )),
+                },
+                None => s.connect(shared.target).await,
+            };
+            match conn {
+                Ok(stream) => {
+                    let ms = started.elapsed().as_millis() as u64;
+                    shared.with(|r| r.slowest_connect_ms = r.slowest_connect_ms.max(ms));
+                    session(k, stream, &shared).await;
+                }
+                Err(e) => {
+                    let key = match e.raw_os_error() {
+                        Some(code) => format!("{} ({code})", e.kind()),
+                        None => e.to_string(),
+                    };
+                    shared.with(|r| *r.connect_errors.entry(key).or_default() += 1);
+                }
+            }
+            tokio::time::sleep(jittered(RETRY, k)).await;
+        }
+    }
+
+    enum End {
+        Notification(u8, u8),
+        OwnHold,
+        OpenSentTimeout,
+        Closed(&'static str),
+        Malformed,
+    }
+
+    async fn session(k: usize, mut stream: TcpStream, shared: &Shared) {
+        let _ = stream.set_nodelay(true);
+        let mut established = false;
+        let end = run_session(k, &mut stream, shared, &mut established).await;
+        shared.with(|r| {
+            match end {
+                End::Notification(c, s) => {
+                    *r.notifications.entry(format!("{c}/{s}")).or_default() += 1
+                }
+                End::OwnHold => r.own_hold_expiries += 1,
+                End::OpenSentTimeout => r.opensent_timeouts += 1,
+                End::Closed(how) => {
+                    r.closed_without_notification += 1;
+                    let phase = if established {
+                        "Established"
+                    } else {
+                        "before Established"
+                    };
+                    *r.closes.entry(format!("{how} {phase}")).or_default() += 1;
+                }
+                End::Malformed => r.malformed += 1,
+            }
+            if established {
+                r.established -= 1;
+                r.flaps += 1;
+            }
+        });
+    }
+
+    fn open(k: usize, hold: u16) -> Message {
+        Message::Open(Open {
+            version: 4,
+            my_as: ASN as u16,
+            hold_time: hold,
+            bgp_id: peer_addr(k),
+            params: vec![OptParam::Capabilities {
+                capabilities: vec![
+                    Capability::Multiprotocol {
+                        afi: Afi::IPV4,
+                        safi: Safi::UNICAST,
+                    },
+                    Capability::FourOctetAs { asn: ASN },
+                ],
+            }],
+            extended_params: false,
+        })
+    }
+
+    fn announcement(k: usize) -> Update {
+        Update {
+            withdrawn: Vec::new(),
+            attributes: vec![
+                PathAttribute::new(Attr::Origin {
+                    origin: Origin::Igp,
+                }),
+                PathAttribute::new(Attr::AsPath {
+                    segments: Vec::new(),
+                }),
+                PathAttribute::new(Attr::NextHop {
+                    next_hop: peer_addr(k),
+                }),
+                PathAttribute::new(Attr::LocalPref { local_pref: 100 }),
+            ],
+            nlri: vec![Prefix::new(ipnet::IpNet::V4(block(k)))],
+        }
+    }
+
+    fn bytes(msgs: &[Message], neg: &Negotiated) -> Vec<u8> {
+        let mut b = BytesMut::new();
+        for m in msgs {
+            m.encode(neg, &mut b).expect("client messages encode");
+        }
+        b.to_vec()
+    }
+
+    async fn run_session(
+        k: usize,
+        stream: &mut TcpStream,
+        shared: &Shared,
+        established: &mut bool,
+    ) -> End {
+        // The peer's 2-octet/4-octet encoding does not matter for what is sent here (empty
+        // AS_PATH); framing only needs the standard lengths.
+        let neg = Negotiated::default();
+        if stream
+            .write_all(&bytes(&[open(k, shared.hold)], &neg))
+            .await
+            .is_err()
+        {
+            return End::Closed("write failed");
+        }
+        let mut buf = BytesMut::with_capacity(4096);
+        let mut open_confirm = false;
+        // RFC 4271 §8.2.2: a large hold time until the OPENs are exchanged.
+        let mut hold = Duration::from_secs(240);
+        let mut keepalive: Option<Duration> = None;
+        let mut last_rx = Instant::now();
+        let mut next_ka = Instant::now();
+        loop {
+            let hold_at = last_rx + hold;
+            tokio::select! {
+                r = stream.read_buf(&mut buf) => {
+                    match r {
+                        Ok(0) => return End::Closed("eof"),
+                        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return End::Closed("reset"),
+                        Err(_) => return End::Closed("error"),
+                        Ok(_) => {}
+                    }
+                    last_rx = Instant::now();
+                    loop {
+                        let len = match frame(&buf, &neg) {
+                            Ok(Some(n)) => n,
+                            Ok(None) => break,
+                            Err(_) => return End::Malformed,
+                        };
+                        let msg = buf.split_to(len);
+                        let out = match decode(&msg, &neg) {
+                            Ok(Message::Open(o)) => {
+                                let h = o.hold_time.min(shared.hold);
+                                if h > 0 {
+                                    hold = Duration::from_secs(u64::from(h));
+                                    let ka = Duration::from_secs(u64::from(shared.keepalive.min(h / 3).max(1)));
+                                    keepalive = Some(ka);
+                                    next_ka = Instant::now() + ka;
+                                } else {
+                                    hold = Duration::from_secs(u64::MAX / 4);
+                                }
+                                open_confirm = true;
+                                vec![Message::Keepalive]
+                            }
+                            Ok(Message::Keepalive) if open_confirm && !*established => {
+                                *established = true;
+                                became_established(k, shared);
+                                vec![
+                                    Message::Update(announcement(k)),
+                                    Message::Update(Update::default()),
+                                ]
+                            }
+                            Ok(Message::Notification(n)) => return End::Notification(n.code, n.subcode),
+                            Ok(_) => Vec::new(),
+                            Err(_) => return End::Malformed,
+                        };
+                        if !out.is_empty() {
+                            if stream.write_all(&bytes(&out, &neg)).await.is_err() {
+                                return End::Closed("write failed");
+                            }
+                            if keepalive.is_some() {
+                                next_ka = Instant::now() + keepalive.unwrap_or_default();
+                            }
+                        }
+                    }
+                }
+                () = tokio::time::sleep_until(next_ka), if keepalive.is_some() => {
+                    if stream.write_all(&bytes(&[Message::Keepalive], &neg)).await.is_err() {
+                        return End::Closed("write failed");
+                    }
+                    next_ka = Instant::now() + keepalive.unwrap_or_default();
+                }
+                () = tokio::time::sleep_until(hold_at) => {
+                    let n = Message::Notification(wren::wire::Notification::new(
+                        wren::wire::notification::Code::HoldTimerExpired, 0, Vec::new()));
+                    let _ = stream.write_all(&bytes(&[n], &neg)).await;
+                    return if open_confirm { End::OwnHold } else { End::OpenSentTimeout };
+                }
+            }
+        }
+    }
+
+    fn became_established(k: usize, shared: &Shared) {
+        let first = {
+            let mut ever = shared.ever.lock().unwrap_or_else(|p| p.into_inner());
+            !std::mem::replace(&mut ever[k], true)
+        };
+        let at = shared.since_t0();
+        shared.with(|r| {
+            r.established += 1;
+            if first {
+                r.ever_established += 1;
+                if r.ever_established == shared.peers {
+                    r.all_established_ms = Some(at);
+                }
+            }
+        });
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The controller: namespaces, receivers, measurements.
+
+mod controller {
+    use super::*;
+
+    /// One run's figures.
+    #[derive(Debug, Default)]
+    struct Outcome {
+        speaker: &'static str,
+        peers: usize,
+        error: Option<String>,
+        /// Seconds after the dial; `None` when not reached by the deadline.
+        established: Option<f64>,
+        established_reached: usize,
+        rib: Option<f64>,
+        rib_reached: usize,
+        kernel: Option<f64>,
+        kernel_reached: usize,
+        kernel_measured: bool,
+        deadline: u64,
+        peak_rss_kib: u64,
+        rss_before_kib: u64,
+        cpu_converge: f64,
+        cpu_startup: f64,
+        listen_drops: u64,
+        listen_overflows: u64,
+        syn_retrans: u64,
+        idle_pct: Option<f64>,
+        /// CPU time of the whole machine (all processes) from the dial to convergence, and
+        /// its share over the idle window: shows other load on the machine.
+        machine_busy_converge: f64,
+        machine_busy_pct: Option<f64>,
+        /// Seconds waited for a quiet machine before the run, and whether it got quiet.
+        quiet_wait: (f64, bool),
+        /// TCP sockets by state in each namespace when convergence ended (`ss -tan`).
+        sockets_recv: String,
+        sockets_peers: String,
+        established_after_idle: usize,
+        routes_after_idle: usize,
+        polls: u64,
+        poll_ms_mean: f64,
+        poll_ms_max: f64,
+        client: ClientReport,
+        receiver_warnings: usize,
+        dir: PathBuf,
+    }
+
+    pub fn run(args: &Args) -> anyhow::Result<bool> {
+        if args.peers.iter().any(|&n| n == 0 || n > MAX_PEERS) {
+            bail!("--peers: each N must be 1..={MAX_PEERS}");
+        }
+        if args.hold < 3 || args.keepalive == 0 || args.keepalive > args.hold {
+            bail!("--hold must be at least 3 and --keepalive 1..=hold");
+        }
+        for s in &args.speakers {
+            let bin = binary(args, *s);
+            if !bin.exists() {
+                let hint = match s {
+                    Speaker::Wrend => "cargo build --release",
+                    Speaker::Bird2 => "apt-get install bird2",
+                    Speaker::Bird16 => {
+                        "sudo bash tests/peers/install.sh (or: cd target/peers && apt-get \
+                         download bird && dpkg -x bird_*.deb bird16)"
+                    }
+                };
+                bail!("{} not found at {} ({hint})", s.name(), bin.display());
+            }
+        }
+        which("ip")?;
+        let most = args.peers.iter().max().copied().unwrap_or(0) as u64;
+        raise_nofile(1 << 16, most + 256)?;
+        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            let handler = on_signal as extern "C" fn(libc::c_int);
+            // SAFETY: the handler only stores to an atomic.
+            unsafe { libc::signal(sig, handler as libc::sighandler_t) };
+        }
+        remove_stale_namespaces();
+        let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("mesh_scale");
+        std::fs::create_dir_all(&base)?;
+        let started = Instant::now();
+        let header = header(args)?;
+        eprintln!("{header}");
+        let mut outcomes = Vec::new();
+        'all: for &n in &args.peers {
+            for &s in &args.speakers {
+                if STOP.load(Ordering::SeqCst) {
+                    break 'all;
+                }
+                eprintln!("mesh_scale: {} with {n} peers …", s.name());
+                let dir = base.join(format!("{}-{n}", s.name()));
+                let o = match run_one(args, s, n, &dir) {
+                    Ok(o) => o,
+                    Err(e) => Outcome {
+                        speaker: s.name(),
+                        peers: n,
+                        error: Some(format!("{e:#}")),
+                        dir: dir.clone(),
+                        ..Outcome::default()
+                    },
+                };
+                eprintln!("{}", summary_line(&o));
+                outcomes.push(o);
+            }
+        }
+        let took = started.elapsed();
+        let report = report(&header, &outcomes, took, args);
+        println!("{report}");
+        let out = args.out.clone().unwrap_or_else(|| base.join("results.md"));
+        std::fs::write(&out, &report).with_context(|| format!("writing {}", out.display()))?;
+        eprintln!("mesh_scale: report written to {}", out.display());
+        if STOP.load(Ordering::SeqCst) {
+            bail!("interrupted");
+        }
+        Ok(outcomes.iter().all(|o| o.error.is_none()))
+    }
+
+    fn binary(args: &Args, s: Speaker) -> &Path {
+        match s {
+            Speaker::Wrend => &args.wrend,
+            Speaker::Bird2 => &args.bird2,
+            Speaker::Bird16 => &args.bird16,
+        }
+    }
+
+    fn run_one(args: &Args, s: Speaker, n: usize, dir: &Path) -> anyhow::Result<Outcome> {
+        let _ = std::fs::remove_dir_all(dir);
+        std::fs::create_dir_all(dir)?;
+        let kernel = !args.no_kernel;
+        let mut o = Outcome {
+            speaker: s.name(),
+            peers: n,
+            deadline: args.deadline,
+            kernel_measured: kernel,
+            dir: dir.to_path_buf(),
+            ..Outcome::default()
+        };
+
+        o.quiet_wait = wait_quiet(Duration::from_secs(args.wait_quiet))?;
+        // Guards drop in reverse order: client, receiver, namespaces.
+        let net = Netns::create(n, dir)?;
+        let ctl = dir.join("ctl");
+        let conf = dir.join(if s == Speaker::Wrend {
+            "wrend.toml"
+        } else {
+            "bird.conf"
+        });
+        std::fs::write(
+            &conf,
+            config(s, n, kernel, dir, (args.hold, args.keepalive)),
+        )?;
+        let bin = binary(args, s).to_path_buf();
+        let mut argv: Vec<String> = vec![
+            bin.display().to_string(),
+            "-c".into(),
+            conf.display().to_string(),
+            "-s".into(),
+            ctl.display().to_string(),
+        ];
+        if s != Speaker::Wrend {
+            argv.extend([
+                "-f".into(),
+                "-P".into(),
+                dir.join("pid").display().to_string(),
+            ]);
+        }
+        let log = dir.join("receiver.log");
+        let spawned = Instant::now();
+        let mut receiver = Proc::spawn(&net.recv, &argv, &log, false, args.nice)?;
+        let rpid = receiver.pid();
+
+        // Ready: the control socket answers and the BGP port is listening.
+        let mut cli = loop {
+            receiver.check_alive(&log)?;
+            if let Ok(c) = Cli::connect(&ctl) {
+                break c;
+            }
+            wait(
+                spawned,
+                Duration::from_secs(30),
+                "the receiver's control socket",
+            )?;
+            sleep(Duration::from_millis(50))?;
+        };
+        while !listening(rpid, 179) {
+            receiver.check_alive(&log)?;
+            wait(
+                spawned,
+                Duration::from_secs(30),
+                "the receiver to listen on port 179",
+            )?;
+            sleep(Duration::from_millis(50))?;
+        }
+        sleep(Duration::from_secs(1))?;
+        receiver.check_alive(&log)?;
+        let base_routes = route_count(&mut cli)?;
+
+        // The client, bound and waiting.
+        let client_log = dir.join("client.log");
+        let self_exe = std::env::current_exe()?.display().to_string();
+        let client_argv = vec![
+            self_exe,
+            CLIENT_CMD.to_string(),
+            n.to_string(),
+            SocketAddrV4::new(RECEIVER, 179).to_string(),
+            args.connect_timeout.to_string(),
+            args.hold.to_string(),
+            args.keepalive.to_string(),
+        ];
+        let mut client = Proc::spawn(&net.peers, &client_argv, &client_log, true, args.nice)?;
+        let lines = client.lines()?;
+        let ready_by = Instant::now() + Duration::from_secs(60);
+        loop {
+            client.check_alive(&client_log)?;
+            match lines.recv_timeout(Duration::from_millis(100)) {
+                Ok(l) if l == "ready" => break,
+                Ok(_) => {}
+                Err(std_mpsc::RecvTimeoutError::Timeout) => {
+                    if Instant::now() > ready_by || STOP.load(Ordering::SeqCst) {
+                        bail!(
+                            "the client did not get ready (see {})",
+                            client_log.display()
+                        );
+                    }
+                }
+                Err(std_mpsc::RecvTimeoutError::Disconnected) => {
+                    bail!("the client exited (see {})", client_log.display())
+                }
+            }
+        }
+        let cpid = client.pid();
+
+        // Before the dial.
+        let rstat0 = netstat(rpid)?;
+        let cstat0 = netstat(cpid)?;
+        o.rss_before_kib = status_kib(rpid, "VmRSS:")?;
+        let cpu0 = cpu_secs(rpid)?;
+        o.cpu_startup = cpu0;
+        let busy0 = machine_busy_secs()?;
+
+        client.send("go")?;
+        let t0 = Instant::now();
+        let deadline = t0 + Duration::from_secs(args.deadline);
+        let mut poll_total = Duration::ZERO;
+        let mut next = t0;
+        let mut progress = File::create(dir.join("progress.tsv"))?;
+        writeln!(
+            progress,
+            "seconds\testablished\tin_rib\tin_kernel\tcpu_s\tlisten_drops"
+        )?;
+        let mut tick = 0u64;
+        loop {
+            receiver.check_alive(&log)?;
+            if STOP.load(Ordering::SeqCst) {
+                bail!("interrupted");
+            }
+            if o.established.is_none() {
+                let q = Instant::now();
+                o.established_reached = established(&mut cli)?;
+                note_poll(&mut o, &mut poll_total, q.elapsed());
+                if o.established_reached >= n {
+                    o.established = Some(t0.elapsed().as_secs_f64());
+                }
+            }
+            if o.rib.is_none() {
+                let q = Instant::now();
+                o.rib_reached = route_count(&mut cli)?.saturating_sub(base_routes);
+                note_poll(&mut o, &mut poll_total, q.elapsed());
+                if o.rib_reached >= n {
+                    o.rib = Some(t0.elapsed().as_secs_f64());
+                }
+            }
+            if kernel && o.kernel.is_none() {
+                o.kernel_reached = kernel_routes(rpid)?;
+                if o.kernel_reached >= n {
+                    o.kernel = Some(t0.elapsed().as_secs_f64());
+                }
+            }
+            let done =
+                o.established.is_some() && o.rib.is_some() && (!kernel || o.kernel.is_some());
+            if tick.is_multiple_of(10) || done {
+                let drops = netstat(rpid)?
+                    .get("TcpExt.ListenDrops")
+                    .copied()
+                    .unwrap_or(0);
+                writeln!(
+                    progress,
+                    "{:.1}\t{}\t{}\t{}\t{:.2}\t{}",
+                    t0.elapsed().as_secs_f64(),
+                    o.established.map_or(o.established_reached, |_| n),
+                    o.rib.map_or(o.rib_reached, |_| n),
+                    o.kernel.map_or(o.kernel_reached, |_| n),
+                    cpu_secs(rpid)? - cpu0,
+                    drops.saturating_sub(rstat0.get("TcpExt.ListenDrops").copied().unwrap_or(0)),
+                )?;
+            }
+            tick += 1;
+            if done || Instant::now() >= deadline {
+                break;
+            }
+            next += POLL;
+            let now = Instant::now();
+            if next > now {
+                std::thread::sleep(next - now);
+            } else {
+                next = now;
+            }
+        }
+        o.cpu_converge = cpu_secs(rpid)? - cpu0;
+        o.sockets_recv = socket_states(&net.recv, &dir.join("ss-receiver.txt"));
+        o.sockets_peers = socket_states(&net.peers, &dir.join("ss-peers.txt"));
+        o.machine_busy_converge = machine_busy_secs()? - busy0;
+        o.poll_ms_mean = poll_total.as_secs_f64() * 1000.0 / o.polls.max(1) as f64;
+        let converged = o.established.is_some() && o.rib.is_some();
+
+        // Idle: nothing polled.
+        if converged && args.idle > 0 {
+            sleep(SETTLE)?;
+            let a = precise_cpu(rpid);
+            let a_ticks = cpu_secs(rpid)?;
+            let busy_a = machine_busy_secs()?;
+            let ta = Instant::now();
+            sleep(Duration::from_secs(args.idle))?;
+            receiver.check_alive(&log)?;
+            let b = precise_cpu(rpid);
+            let b_ticks = cpu_secs(rpid)?;
+            let secs = ta.elapsed().as_secs_f64();
+            let used = match (a, b) {
+                (Some((a, ta)), Some((b, tb))) if ta == tb => b - a,
+                _ => b_ticks - a_ticks,
+            };
+            o.idle_pct = Some(used / secs * 100.0);
+            o.machine_busy_pct = Some((machine_busy_secs()? - busy_a) / secs * 100.0);
+        }
+        o.established_after_idle = established(&mut cli)?;
+        o.routes_after_idle = route_count(&mut cli)?.saturating_sub(base_routes);
+        o.peak_rss_kib = status_kib(rpid, "VmHWM:")?;
+        let rstat1 = netstat(rpid)?;
+        let cstat1 = netstat(cpid)?;
+        let delta = |a: &BTreeMap<String, u64>, b: &BTreeMap<String, u64>, k: &str| {
+            b.get(k)
+                .copied()
+                .unwrap_or(0)
+                .saturating_sub(a.get(k).copied().unwrap_or(0))
+        };
+        o.listen_drops = delta(&rstat0, &rstat1, "TcpExt.ListenDrops");
+        o.listen_overflows = delta(&rstat0, &rstat1, "TcpExt.ListenOverflows");
+        o.syn_retrans = delta(&cstat0, &cstat1, "TcpExt.TCPSynRetrans");
+
+        // The receiver's log up to here (the client's exit closes every session).
+        let log_text = std::fs::read_to_string(&log).unwrap_or_default();
+        o.receiver_warnings = log_text
+            .lines()
+            .filter(|l| l.contains(" WARN ") || l.contains(" ERROR ") || l.contains("<ERR>"))
+            .count();
+        // The client's view, taken before the receiver is stopped.
+        client.send("stop")?;
+        let by = Instant::now() + Duration::from_secs(10);
+        o.client = loop {
+            match lines.recv_timeout(Duration::from_millis(100)) {
+                Ok(l) if l.starts_with('{') => break serde_json::from_str(&l)?,
+                Ok(_) => {}
+                Err(std_mpsc::RecvTimeoutError::Timeout) if Instant::now() < by => {}
+                Err(_) => bail!("no report from the client (see {})", client_log.display()),
+            }
+        };
+        drop(cli);
+        client.stop(Duration::from_secs(2));
+        receiver.stop(Duration::from_secs(5));
+        drop(net);
+        Ok(o)
+    }
+
+    /// Waits until the machine is under 10 % of a core busy over 2 s, at most `limit`.
+    fn wait_quiet(limit: Duration) -> anyhow::Result<(f64, bool)> {
+        let start = Instant::now();
+        loop {
+            let a = machine_busy_secs()?;
+            sleep(Duration::from_secs(2))?;
+            let busy = (machine_busy_secs()? - a) / 2.0;
+            if busy < 0.10 {
+                return Ok((start.elapsed().as_secs_f64(), true));
+            }
+            if start.elapsed() >= limit {
+                eprintln!(
+                    "  the machine is busy ({:.0} % of a core); measuring anyway",
+                    busy * 100.0
+                );
+                return Ok((start.elapsed().as_secs_f64(), false));
+            }
+        }
+    }
+
+    /// `ss -tan` in a namespace, saved to `file`; returns counts by state, and for the peers'
+    /// established sockets how many have unacknowledged data (a sent OPEN nobody took).
+    fn socket_states(ns: &str, file: &Path) -> String {
+        let Ok(out) = Command::new("ip")
+            .args(["netns", "exec", ns, "ss", "-tanH"])
+            .output()
+        else {
+            return "ss failed".into();
+        };
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let _ = std::fs::write(file, &text);
+        let mut by: BTreeMap<String, u64> = BTreeMap::new();
+        for l in text.lines() {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            if f.len() < 4 {
+                continue;
+            }
+            *by.entry(f[0].to_string()).or_default() += 1;
+            if f[0] == "ESTAB" && f[2] != "0" {
+                *by.entry("ESTAB with unacked data".into()).or_default() += 1;
+            }
+        }
+        map_str(&by)
+    }
+
+    fn note_poll(o: &mut Outcome, total: &mut Duration, took: Duration) {
+        o.polls += 1;
+        *total += took;
+        o.poll_ms_max = o.poll_ms_max.max(took.as_secs_f64() * 1000.0);
+    }
+
+    fn wait(since: Instant, limit: Duration, what: &str) -> anyhow::Result<()> {
+        if since.elapsed() > limit {
+            bail!("timed out waiting for {what}");
+        }
+        Ok(())
+    }
+
+    /// Sleeps in short steps so that a signal ends the wait.
+    fn sleep(d: Duration) -> anyhow::Result<()> {
+        let until = Instant::now() + d;
+        loop {
+            if STOP.load(Ordering::SeqCst) {
+                bail!("interrupted");
+            }
+            let now = Instant::now();
+            if now >= until {
+                return Ok(());
+            }
+            std::thread::sleep((until - now).min(Duration::from_millis(100)));
+        }
+    }
+
+    // --- configuration files
+
+    fn proto_name(k: usize) -> String {
+        format!("Mesh_{}", peer_addr(k).to_string().replace('.', "_"))
+    }
+
+    fn config(
+        s: Speaker,
+        n: usize,
+        kernel: bool,
+        dir: &Path,
+        (hold, keepalive): (u16, u16),
+    ) -> String {
+        let mut c = String::new();
+        match s {
+            Speaker::Wrend => {
+                let _ = write!(
+                    c,
+                    "router_id = \"{RECEIVER}\"\nasn = {ASN}\noriginate = []\n\n\
+                     [listen]\naddresses = [\"{RECEIVER}\"]\nport = 179\n\n\
+                     [defaults]\nhold_time = {hold}\nkeepalive = {keepalive}\npassive = true\n"
+                );
+                // Kernel routes are on by default (`[kernel] enabled = true`).
+                if !kernel {
+                    let _ = write!(c, "\n[kernel]\nenabled = false\n");
+                }
+                for k in 0..n {
+                    let _ = write!(
+                        c,
+                        "\n[[peer]]\naddress = \"{}\"\nasn = {ASN}\n",
+                        peer_addr(k)
+                    );
+                }
+            }
+            Speaker::Bird2 | Speaker::Bird16 => {
+                let v2 = s == Speaker::Bird2;
+                let _ = writeln!(c, "log \"{}\" all;", dir.join("bird.log").display());
+                let _ = writeln!(c, "router id {RECEIVER};");
+                let _ = writeln!(c, "protocol device {{ }}");
+                if v2 {
+                    let _ = writeln!(
+                        c,
+                        "protocol static {{ ipv4; route 198.18.0.0/15 via \"vr\"; }}"
+                    );
+                } else {
+                    let _ = writeln!(c, "protocol static {{ route 198.18.0.0/15 via \"vr\"; }}");
+                }
+                if kernel {
+                    let export = "export where net ~ [ 100.64.0.0/10+ ];";
+                    if v2 {
+                        let _ =
+                            writeln!(c, "protocol kernel {{ ipv4 {{ import none; {export} }}; }}");
+                    } else {
+                        let _ = writeln!(c, "protocol kernel {{ import none; {export} }}");
+                    }
+                }
+                let channel = if v2 {
+                    "  ipv4 { import all; export none; };\n"
+                } else {
+                    "  import all;\n  export none;\n"
+                };
+                let _ = write!(
+                    c,
+                    "template bgp mesh {{\n  local {RECEIVER} as {ASN};\n  multihop;\n  \
+                     passive on;\n  hold time {hold};\n  keepalive time {keepalive};\n{channel}}}\n"
+                );
+                for k in 0..n {
+                    let _ = writeln!(
+                        c,
+                        "protocol bgp {} from mesh {{ neighbor {} as {ASN}; }}",
+                        proto_name(k),
+                        peer_addr(k)
+                    );
+                }
+            }
+        }
+        c
+    }
+
+    // --- namespaces
+
+    /// The receiver's and the peers' namespaces; deleted on drop.
+    struct Netns {
+        recv: String,
+        peers: String,
+    }
+
+    impl Netns {
+        fn create(n: usize, dir: &Path) -> anyhow::Result<Netns> {
+            let id = std::process::id();
+            let g = Netns {
+                recv: format!("{NS_PREFIX}r-{id}"),
+                peers: format!("{NS_PREFIX}p-{id}"),
+            };
+            g.delete();
+            ip(&["netns", "add", &g.recv])?;
+            ip(&["netns", "add", &g.peers])?;
+            ip(&[
+                "link",
+                "add",
+                "vr",
+                "netns",
+                &g.recv,
+                "address",
+                RECEIVER_MAC,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "vp",
+                "netns",
+                &g.peers,
+                "address",
+                PEERS_MAC,
+            ])?;
+            // The peers are on the link: next hops `via 198.18.x.y` are valid kernel
+            // routes, and permanent neighbour entries stand in for ARP (the neighbour
+            // table's gc_thresh limits are shared by all namespaces).
+            let mut recv = format!(
+                "link set lo up\nlink set vr up\naddr add {RECEIVER}/24 dev vr\n\
+                 addr add {RECEIVER_ONLINK} dev vr\n"
+            );
+            for k in 0..n {
+                let _ = writeln!(
+                    recv,
+                    "neigh replace {} lladdr {PEERS_MAC} dev vr nud permanent",
+                    peer_addr(k)
+                );
+            }
+            let mut peers = format!(
+                "link set lo up\nlink set vp up\naddr add {PEERS_END}/24 dev vp\n\
+                 neigh replace {RECEIVER} lladdr {RECEIVER_MAC} dev vp nud permanent\n"
+            );
+            for k in 0..n {
+                let _ = writeln!(peers, "addr add {}/32 dev vp", peer_addr(k));
+            }
+            for (ns, batch, file) in [
+                (&g.recv, recv, "ip-recv.batch"),
+                (&g.peers, peers, "ip-peers.batch"),
+            ] {
+                let path = dir.join(file);
+                std::fs::write(&path, batch)?;
+                ip(&["-n", ns, "-batch", &path.display().to_string()])?;
+            }
+            Ok(g)
+        }
+
+        fn delete(&self) {
+            for ns in [&self.recv, &self.peers] {
+                if Path::new("/run/netns").join(ns).exists() {
+                    let _ = Command::new("ip")
+                        .args(["netns", "del", ns])
+                        .stderr(Stdio::null())
+                        .status();
+                }
+            }
+        }
+    }
+
+    impl Drop for Netns {
+        fn drop(&mut self) {
+            self.delete();
+        }
+    }
+
+    /// Namespaces left by a run of this bench that was killed (its pid is gone).
+    fn remove_stale_namespaces() {
+        let Ok(dir) = std::fs::read_dir("/run/netns") else {
+            return;
+        };
+        for e in dir.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            let Some(rest) = name.strip_prefix(NS_PREFIX) else {
+                continue;
+            };
+            let Some(pid) = rest.get(2..).and_then(|p| p.parse::<u32>().ok()) else {
+                continue;
+            };
+            if !Path::new(&format!("/proc/{pid}")).exists() {
+                eprintln!("mesh_scale: removing stale namespace {name}");
+                let _ = Command::new("ip").args(["netns", "del", &name]).status();
+            }
+        }
+    }
+
+    fn ip(args: &[&str]) -> anyhow::Result<()> {
+        let out = Command::new("ip")
+            .args(args)
+            .output()
+            .context("running ip")?;
+        if !out.status.success() {
+            bail!(
+                "ip {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(())
+    }
+
+    fn which(cmd: &str) -> anyhow::Result<()> {
+        let found = std::env::var_os("PATH")
+            .map(|p| std::env::split_paths(&p).any(|d| d.join(cmd).exists()))
+            .unwrap_or(false);
+        if !found {
+            bail!("{cmd} not found in PATH (apt-get install iproute2)");
+        }
+        Ok(())
+    }
+
+    /// Raises the soft RLIMIT_NOFILE to `want` (the hard limit too, if allowed); fails when
+    /// fewer than `need` descriptors would be available.
+    fn raise_nofile(want: u64, need: u64) -> anyhow::Result<()> {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: a valid rlimit struct to fill.
+        if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+            bail!("getrlimit(NOFILE): {}", std::io::Error::last_os_error());
+        }
+        let raised = libc::rlimit {
+            rlim_cur: want.max(lim.rlim_cur),
+            rlim_max: want.max(lim.rlim_max),
+        };
+        // SAFETY: a valid rlimit struct.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            return Ok(());
+        }
+        // Without CAP_SYS_RESOURCE the hard limit stays: take all of it.
+        lim.rlim_cur = lim.rlim_max;
+        // SAFETY: a valid rlimit struct.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 || lim.rlim_cur < need {
+            bail!(
+                "RLIMIT_NOFILE: need {need} descriptors, the hard limit is {}",
+                lim.rlim_max
+            );
+        }
+        Ok(())
+    }
+
+    // --- processes
+
+    /// A child process run with `ip netns exec` (which execs, so the pid is the program's).
+    /// Killed when the bench exits (PR_SET_PDEATHSIG) and stopped on drop.
+    struct Proc {
+        child: Child,
+        stdin: Option<ChildStdin>,
+        name: String,
+    }
+
+    impl Proc {
+        fn spawn(
+            ns: &str,
+            argv: &[String],
+            log: &Path,
+            piped: bool,
+            nice: i32,
+        ) -> anyhow::Result<Proc> {
+            let f = File::create(log)?;
+            let mut cmd = Command::new("ip");
+            cmd.args(["netns", "exec", ns])
+                .args(argv)
+                .stderr(f.try_clone()?)
+                .stdin(if piped { Stdio::piped() } else { Stdio::null() })
+                .stdout(if piped {
+                    Stdio::piped()
+                } else {
+                    Stdio::from(f)
+                });
+            // SAFETY: prctl is async-signal-safe.
+            unsafe {
+                cmd.pre_exec(move || {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                    libc::setpriority(libc::PRIO_PROCESS, 0, nice);
+                    Ok(())
+                });
+            }
+            let mut child = cmd
+                .spawn()
+                .with_context(|| format!("starting {}", argv[0]))?;
+            let stdin = child.stdin.take();
+            Ok(Proc {
+                child,
+                stdin,
+                name: argv[0].clone(),
+            })
+        }
+
+        fn pid(&self) -> i32 {
+            self.child.id() as i32
+        }
+
+        /// The child's stdout lines, through a channel.
+        fn lines(&mut self) -> anyhow::Result<std_mpsc::Receiver<String>> {
+            let out = self
+                .child
+                .stdout
+                .take()
+                .ok_or_else(|| anyhow!("no stdout"))?;
+            let (tx, rx) = std_mpsc::channel();
+            std::thread::spawn(move || {
+                for l in BufReader::new(out).lines() {
+                    let Ok(l) = l else { break };
+                    if tx.send(l).is_err() {
+                        break;
+                    }
+                }
+            });
+            Ok(rx)
+        }
+
+        fn send(&mut self, line: &str) -> anyhow::Result<()> {
+            let w = self.stdin.as_mut().ok_or_else(|| anyhow!("no stdin"))?;
+            writeln!(w, "{line}")?;
+            w.flush()?;
+            Ok(())
+        }
+
+        fn check_alive(&mut self, log: &Path) -> anyhow::Result<()> {
+            if let Some(st) = self.child.try_wait()? {
+                let text = std::fs::read_to_string(log).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(15).collect();
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                bail!(
+                    "{} exited ({st}); last lines of {}:\n{}",
+                    self.name,
+                    log.display(),
+                    tail.join("\n")
+                );
+            }
+            Ok(())
+        }
+
+        /// SIGTERM, then SIGKILL after `grace`.
+        fn stop(&mut self, grace: Duration) {
+            self.stdin = None;
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            // SAFETY: signalling our own child by its pid.
+            unsafe { libc::kill(self.pid(), libc::SIGTERM) };
+            let until = Instant::now() + grace;
+            while Instant::now() < until {
+                if matches!(self.child.try_wait(), Ok(Some(_))) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    impl Drop for Proc {
+        fn drop(&mut self) {
+            self.stop(Duration::from_secs(3));
+        }
+    }
+
+    // --- the control socket (BIRD's CLI protocol)
+
+    struct Cli {
+        r: BufReader<UnixStream>,
+        w: UnixStream,
+    }
+
+    impl Cli {
+        fn connect(path: &Path) -> anyhow::Result<Cli> {
+            let s = UnixStream::connect(path)?;
+            s.set_read_timeout(Some(Duration::from_secs(30)))?;
+            let mut c = Cli {
+                r: BufReader::new(s.try_clone()?),
+                w: s,
+            };
+            c.reply()?;
+            Ok(c)
+        }
+
+        fn query(&mut self, cmd: &str) -> anyhow::Result<Vec<String>> {
+            writeln!(self.w, "{cmd}")?;
+            self.reply()
+        }
+
+        /// Lines up to and including the one that ends the reply (`DDDD `).
+        fn reply(&mut self) -> anyhow::Result<Vec<String>> {
+            let mut lines = Vec::new();
+            loop {
+                let mut l = String::new();
+                if self.r.read_line(&mut l)? == 0 {
+                    bail!("control socket closed");
+                }
+                let b = l.as_bytes();
+                let last = b.len() >= 5 && b[..4].iter().all(u8::is_ascii_digit) && b[4] == b' ';
+                lines.push(l.trim_end().to_string());
+                if last {
+                    return Ok(lines);
+                }
+            }
+        }
+    }
+
+    fn established(cli: &mut Cli) -> anyhow::Result<usize> {
+        Ok(cli
+            .query("show protocols")?
+            .iter()
+            .filter(|l| l.contains("Established"))
+            .count())
+    }
+
+    /// Sum of "N of M routes for K networks" over the tables shown.
+    fn route_count(cli: &mut Cli) -> anyhow::Result<usize> {
+        let lines = cli.query("show route count")?;
+        let mut total = 0;
+        let mut seen = false;
+        for l in &lines {
+            if !l.contains(" routes for ") {
+                continue;
+            }
+            let b = l.as_bytes();
+            let text = if b.len() >= 5 && b[..4].iter().all(u8::is_ascii_digit) {
+                &l[5..]
+            } else {
+                l.trim_start()
+            };
+            if let Some(v) = text
+                .split_whitespace()
+                .next()
+                .and_then(|w| w.parse::<usize>().ok())
+            {
+                total += v;
+                seen = true;
+            }
+        }
+        if !seen {
+            bail!("unexpected `show route count` reply: {lines:?}");
+        }
+        Ok(total)
+    }
+
+    // --- /proc
+
+    /// utime + stime of all threads, dead ones included (10 ms resolution).
+    fn cpu_secs(pid: i32) -> anyhow::Result<f64> {
+        let s = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+        let rest = &s[s.rfind(')').ok_or_else(|| anyhow!("bad stat"))? + 2..];
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: u64 = f[11].parse::<u64>()? + f[12].parse::<u64>()?;
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+        Ok(ticks as f64 / hz)
+    }
+
+    /// Nanosecond-exact CPU time of the live threads (`se.sum_exec_runtime`), and their ids.
+    fn precise_cpu(pid: i32) -> Option<(f64, Vec<u32>)> {
+        let mut tids: Vec<u32> = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .ok()?
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse().ok())
+            .collect();
+        tids.sort_unstable();
+        let mut ms = 0.0;
+        for t in &tids {
+            let s = std::fs::read_to_string(format!("/proc/{pid}/task/{t}/sched")).ok()?;
+            let v = s
+                .lines()
+                .find(|l| l.starts_with("se.sum_exec_runtime"))?
+                .split(':')
+                .nth(1)?
+                .trim()
+                .parse::<f64>()
+                .ok()?;
+            ms += v;
+        }
+        Some((ms / 1000.0, tids))
+    }
+
+    /// Non-idle CPU time of the whole machine, from /proc/stat.
+    fn machine_busy_secs() -> anyhow::Result<f64> {
+        let s = std::fs::read_to_string("/proc/stat")?;
+        let cpu = s
+            .lines()
+            .next()
+            .ok_or_else(|| anyhow!("empty /proc/stat"))?;
+        let v: Vec<u64> = cpu
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        // user nice system idle iowait irq softirq steal (guest time is inside user).
+        let all: u64 = v.iter().take(8).sum();
+        let idle = v.get(3).unwrap_or(&0) + v.get(4).unwrap_or(&0);
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+        Ok(all.saturating_sub(idle) as f64 / hz)
+    }
+
+    fn status_kib(pid: i32, key: &str) -> anyhow::Result<u64> {
+        let s = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+        s.lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| anyhow!("{key} not in /proc/{pid}/status"))
+    }
+
+    /// `/proc/PID/net/netstat` of the namespace PID is in, as "TcpExt.Name" → value.
+    fn netstat(pid: i32) -> anyhow::Result<BTreeMap<String, u64>> {
+        let s = std::fs::read_to_string(format!("/proc/{pid}/net/netstat"))?;
+        let mut m = BTreeMap::new();
+        let lines: Vec<&str> = s.lines().collect();
+        for pair in lines.chunks(2) {
+            let [names, values] = pair else { continue };
+            let mut n = names.split_whitespace();
+            let mut v = values.split_whitespace();
+            let Some(group) = n.next().map(|g| g.trim_end_matches(':').to_string()) else {
+                continue;
+            };
+            v.next();
+            for (name, value) in n.zip(v) {
+                if let Ok(value) = value.parse() {
+                    m.insert(format!("{group}.{name}"), value);
+                }
+            }
+        }
+        Ok(m)
+    }
+
+    /// Routes in the receiver namespace's main table inside 100.64.0.0/10.
+    fn kernel_routes(pid: i32) -> anyhow::Result<usize> {
+        let s = std::fs::read_to_string(format!("/proc/{pid}/net/route"))?;
+        let net: ipnet::Ipv4Net = "100.64.0.0/10".parse()?;
+        Ok(s.lines()
+            .skip(1)
+            .filter_map(|l| l.split_whitespace().nth(1))
+            .filter_map(|h| u32::from_str_radix(h, 16).ok())
+            .filter(|d| net.contains(&Ipv4Addr::from(d.to_le_bytes())))
+            .count())
+    }
+
+    /// A socket listening on `port` in PID's namespace.
+    fn listening(pid: i32, port: u16) -> bool {
+        let want = format!(":{port:04X}");
+        std::fs::read_to_string(format!("/proc/{pid}/net/tcp")).is_ok_and(|s| {
+            s.lines().skip(1).any(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                f.len() > 3 && f[1].ends_with(&want) && f[3] == "0A"
+            })
+        })
+    }
+
+    // --- the report
+
+    fn cmd_out(cmd: &str, args: &[&str]) -> String {
+        Command::new(cmd)
+            .args(args)
+            .output()
+            .map(|o| {
+                let mut t = String::from_utf8_lossy(&o.stdout).to_string();
+                t.push_str(&String::from_utf8_lossy(&o.stderr));
+                t.trim().to_string()
+            })
+            .unwrap_or_else(|e| format!("({cmd}: {e})"))
+    }
+
+    fn header(args: &Args) -> anyhow::Result<String> {
+        let cpu = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("model name"))
+                    .and_then(|l| l.split(':').nth(1))
+                    .map(|m| m.trim().to_string())
+            })
+            .unwrap_or_default();
+        let mem_gib = std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("MemTotal:"))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|v| v.parse::<f64>().ok())
+            })
+            .map_or(0.0, |kib| kib / 1024.0 / 1024.0);
+        // SAFETY: sysconf has no preconditions.
+        let cores = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+        let manifest = env!("CARGO_MANIFEST_DIR");
+        let rev = cmd_out("git", &["-C", manifest, "rev-parse", "--short", "HEAD"]);
+        let dirty = !cmd_out(
+            "git",
+            &["-C", manifest, "status", "--porcelain", "--", "src"],
+        )
+        .is_empty();
+        let mut versions = Vec::new();
+        for s in &args.speakers {
+            let v = cmd_out(&binary(args, *s).display().to_string(), &["--version"]);
+            versions.push(format!("{}: {}", s.name(), v.lines().next().unwrap_or("?")));
+        }
+        let mut h = String::new();
+        writeln!(
+            h,
+            "Date: {}",
+            cmd_out("date", &["-u", "+%Y-%m-%d %H:%M UTC"])
+        )?;
+        writeln!(
+            h,
+            "Machine: {cores} cores ({cpu}), {mem_gib:.0} GiB, Linux {}",
+            cmd_out("uname", &["-r"])
+        )?;
+        writeln!(
+            h,
+            "wren checkout: {rev}{}; wrend binary: {}; {}",
+            if dirty { " (src/ modified)" } else { "" },
+            args.wrend.display(),
+            versions.join("; ")
+        )?;
+        write!(
+            h,
+            "Settings: hold {} s, keepalive {} s, deadline {} s, idle window {} s, \
+             connect {}, kernel routes {}",
+            args.hold,
+            args.keepalive,
+            args.deadline,
+            args.idle,
+            if args.connect_timeout == 0 {
+                "waits out the kernel's SYN backoff".to_string()
+            } else {
+                format!("abandoned after {} s", args.connect_timeout)
+            },
+            if args.no_kernel { "off" } else { "on" }
+        )?;
+        Ok(h)
+    }
+
+    fn secs(v: Option<f64>, reached: usize, n: usize, deadline: u64) -> String {
+        match v {
+            Some(s) => format!("{s:.2}"),
+            None => format!("not in {deadline} s ({reached}/{n})"),
+        }
+    }
+
+    fn summary_line(o: &Outcome) -> String {
+        if let Some(e) = &o.error {
+            return format!("  FAILED: {e} (files in {})", o.dir.display());
+        }
+        format!(
+            "  Established {} s, RIB {} s, kernel {}, RSS {:.1} MiB, CPU {:.2} s, expiries {}, \
+             ListenDrops {}, idle {}",
+            secs(o.established, o.established_reached, o.peers, o.deadline),
+            secs(o.rib, o.rib_reached, o.peers, o.deadline),
+            if o.kernel_measured {
+                format!(
+                    "{} s",
+                    secs(o.kernel, o.kernel_reached, o.peers, o.deadline)
+                )
+            } else {
+                "-".into()
+            },
+            o.peak_rss_kib as f64 / 1024.0,
+            o.cpu_converge,
+            o.client.hold_expiries(),
+            o.listen_drops,
+            o.idle_pct.map_or("-".into(), |p| format!("{p:.3} %")),
+        )
+    }
+
+    fn map_str(m: &BTreeMap<String, u64>) -> String {
+        if m.is_empty() {
+            return "0".into();
+        }
+        m.iter()
+            .map(|(k, v)| format!("{k}: {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    fn report(header: &str, outcomes: &[Outcome], took: Duration, args: &Args) -> String {
+        let mut r = String::new();
+        let _ = writeln!(r, "{header}");
+        let _ = writeln!(r, "Whole run: {:.1} min\n", took.as_secs_f64() / 60.0);
+        let _ = writeln!(
+            r,
+            "| receiver | peers | all Established (s) | all blocks in RIB (s) | blocks in kernel (s) \
+             | peak RSS (MiB) | CPU dial→converged (s) | hold expiries | ListenDrops | SYN retrans \
+             | idle CPU over {} s (% of a core) |",
+            args.idle
+        );
+        let _ = writeln!(r, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        for o in outcomes {
+            if let Some(e) = &o.error {
+                let _ = writeln!(
+                    r,
+                    "| {} | {} | failed: {} |  |  |  |  |  |  |  |  |",
+                    o.speaker,
+                    o.peers,
+                    e.lines().next().unwrap_or("")
+                );
+                continue;
+            }
+            let _ = writeln!(
+                r,
+                "| {} | {} | {} | {} | {} | {:.1} | {:.2} | {} | {} | {} | {} |",
+                o.speaker,
+                o.peers,
+                secs(o.established, o.established_reached, o.peers, o.deadline),
+                secs(o.rib, o.rib_reached, o.peers, o.deadline),
+                if o.kernel_measured {
+                    secs(o.kernel, o.kernel_reached, o.peers, o.deadline)
+                } else {
+                    "–".into()
+                },
+                o.peak_rss_kib as f64 / 1024.0,
+                o.cpu_converge,
+                o.client.hold_expiries(),
+                o.listen_drops,
+                o.syn_retrans,
+                o.idle_pct.map_or("–".into(), |p| format!("{p:.3}")),
+            );
+        }
+        let _ = writeln!(r, "\nDetails:\n");
+        let _ = writeln!(
+            r,
+            "| receiver | peers | Established, client's view (s) | RSS before dial (MiB) | CPU at start-up (s) \
+             | connect attempts | connect errors | slowest connect (s) | NOTIFICATIONs received \
+             | closed without NOTIFICATION | no OPEN in 240 s | flaps | ListenOverflows | Established / blocks after idle \
+             | control polls (mean / max ms) | receiver log warnings \
+             | machine CPU dial→converged (s) | machine busy over idle window (% of a core) \
+             | waited for a quiet machine (s) |"
+        );
+        let _ = writeln!(
+            r,
+            "|---|---:|---:|---:|---:|---:|---|---:|---|---|---:|---:|---:|---|---|---:|---:|---:|---|"
+        );
+        for o in outcomes.iter().filter(|o| o.error.is_none()) {
+            let c = &o.client;
+            let cells = [
+                o.speaker.to_string(),
+                o.peers.to_string(),
+                c.all_established_ms.map_or_else(
+                    || format!("({}/{})", c.ever_established, o.peers),
+                    |ms| format!("{:.2}", ms as f64 / 1000.0),
+                ),
+                format!("{:.1}", o.rss_before_kib as f64 / 1024.0),
+                format!("{:.2}", o.cpu_startup),
+                c.connect_attempts.to_string(),
+                map_str(&c.connect_errors),
+                format!("{:.2}", c.slowest_connect_ms as f64 / 1000.0),
+                map_str(&c.notifications),
+                map_str(&c.closes),
+                c.opensent_timeouts.to_string(),
+                c.flaps.to_string(),
+                o.listen_overflows.to_string(),
+                format!("{} / {}", o.established_after_idle, o.routes_after_idle),
+                format!("{} ({:.1} / {:.1})", o.polls, o.poll_ms_mean, o.poll_ms_max),
+                o.receiver_warnings.to_string(),
+                format!("{:.2}", o.machine_busy_converge),
+                o.machine_busy_pct.map_or("–".into(), |p| format!("{p:.2}")),
+                format!(
+                    "{:.0}{}",
+                    o.quiet_wait.0,
+                    if o.quiet_wait.1 { "" } else { " (still busy)" }
+                ),
+            ];
+            let _ = writeln!(r, "| {} |", cells.join(" | "));
+        }
+        let _ = writeln!(
+            r,
+            "\nTCP sockets when convergence ended or the deadline passed (`ss -tan`):\n"
+        );
+        for o in outcomes.iter().filter(|o| o.error.is_none()) {
+            let _ = writeln!(
+                r,
+                "- {} {}: receiver namespace {}; peers namespace {}",
+                o.speaker, o.peers, o.sockets_recv, o.sockets_peers
+            );
+        }
+        for o in outcomes.iter().filter(|o| o.error.is_some()) {
+            let _ = writeln!(
+                r,
+                "\n{} with {} peers failed (files in {}):\n\n```\n{}\n```",
+                o.speaker,
+                o.peers,
+                o.dir.display(),
+                o.error.as_deref().unwrap_or("")
+            );
+        }
+        r
+    }
+}
