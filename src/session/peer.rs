@@ -79,7 +79,8 @@ impl Peer {
             conn: None,
             dialling: None,
             timers: HashMap::new(),
-            rbuf: BytesMut::with_capacity(8192),
+            // Allocated on the first read: a configured peer that never connects costs nothing.
+            rbuf: BytesMut::new(),
             pending: None,
             rx: opening(),
             tx: opening(),
