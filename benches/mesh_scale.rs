@@ -31,7 +31,10 @@
 //! the client, and then — nothing polled — the receiver's CPU over an idle window.
 //!
 //! Options (after `--`): `--peers 100,300,1000`, `--speakers wrend,bird2,bird16`,
-//! `--idle SECONDS` (60), `--deadline SECONDS` (180), `--connect-timeout SECONDS` (0: the
+//! `--hold SECONDS` (9) and `--keepalive SECONDS` (3) for the receiver and every peer (Calico's
+//! BIRD: 240 and 80; make `--idle` a multiple of the keepalive then, as sessions that came up
+//! together send their keepalives together), `--idle SECONDS` (60), `--deadline SECONDS`
+//! (180), `--connect-timeout SECONDS` (0: the
 //! kernel's SYN backoff), `--no-kernel`, `--nice N` (-10, receiver and client),
 //! `--wait-quiet SECONDS` (30: wait for other load to end before each run), `--wrend PATH`,
 //! `--bird2 PATH`, `--bird16 PATH`, `--out FILE`. Needs root. Under `cargo test` (no
