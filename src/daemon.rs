@@ -106,6 +106,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     notify::notify("READY=1");
     let mut watchdog = notify::watchdog_interval().map(tokio::time::interval);
 
+    let interfaces_changed = d.fib.as_ref().map(|f| f.interfaces_changed.clone());
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
@@ -141,6 +142,12 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                 if let Err(e) = d.reload().await {
                     warn!("configuration not reloaded: {e}");
                 }
+            }
+            () = notified(&interfaces_changed), if interfaces_changed.is_some() => {
+                // Next hops resolve differently now (a device went down, `tunl0` appeared):
+                // every route is worked out again.
+                d.rib.fib_dirty.extend(d.rib.table.keys().copied());
+                d.sync_kernel();
             }
             _ = tick(&mut watchdog), if watchdog.is_some() => notify::notify("WATCHDOG=1"),
             _ = term.recv() => break,
@@ -443,6 +450,13 @@ async fn tick(i: &mut Option<tokio::time::Interval>) {
         Some(i) => {
             i.tick().await;
         }
+        None => std::future::pending().await,
+    }
+}
+
+async fn notified(n: &Option<Arc<tokio::sync::Notify>>) {
+    match n {
+        Some(n) => n.notified().await,
         None => std::future::pending().await,
     }
 }

@@ -413,3 +413,79 @@ fn refused_requests_are_attributed() {
         "{r}"
     );
 }
+
+/// Event-driven FIB: a route deleted behind wren's back comes back; a link going down takes
+/// its next hop out (the ECMP route narrows, the route through it goes) and coming up puts
+/// them back; a `tunl0` created after start moves IP-in-IP pool routes onto it.
+#[test]
+fn links_addresses_and_drift_are_followed() {
+    let mut lab = Lab::new("wk4");
+    let (a, _b, _c) = three_nodes(&mut lab);
+    let p = lab.prefix.clone();
+    wait_routes(
+        &a,
+        false,
+        &[
+            &format!("198.18.2.0/26 via 198.51.100.2 dev {p}ab"),
+            &format!("198.18.3.0/26 via 203.0.113.3 dev {p}ac"),
+        ],
+    );
+    let both_hops =
+        |r: &str| r.contains("nexthop via 198.51.100.2") && r.contains("nexthop via 203.0.113.3");
+    wait_until(&a, "the ECMP route", both_hops);
+
+    // Drift: somebody deletes one of our routes.
+    ip(&["-n", &a, "route", "del", "198.18.3.0/26", "proto", "bird"]);
+    wait_routes(
+        &a,
+        false,
+        &[&format!("198.18.3.0/26 via 203.0.113.3 dev {p}ac")],
+    );
+
+    // The link to C goes down: the route through it goes, the ECMP route keeps B only.
+    ip(&["-n", &a, "link", "set", &format!("{p}ac"), "down"]);
+    wait_until(&a, "C's hop gone", |r| {
+        !r.contains("198.18.3.0/26") && r.contains("198.19.9.0/26 via 198.51.100.2")
+    });
+    // And comes back.
+    ip(&["-n", &a, "link", "set", &format!("{p}ac"), "up"]);
+    wait_routes(
+        &a,
+        false,
+        &[&format!("198.18.3.0/26 via 203.0.113.3 dev {p}ac")],
+    );
+    wait_until(&a, "the ECMP route again", both_hops);
+
+    // tunl0 appears after start: IP-in-IP pool routes move onto it, without a restart.
+    ip(&[
+        "-n",
+        &a,
+        "link",
+        "add",
+        "tunl0",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "tunl0-peer",
+    ]);
+    ip(&["-n", &a, "link", "set", "tunl0", "up"]);
+    wait_routes(
+        &a,
+        false,
+        &["198.18.2.0/26 via 198.51.100.2 dev tunl0 onlink"],
+    );
+}
+
+/// Waits until the namespace's IPv4 `proto bird` routes satisfy `ok`.
+fn wait_until(ns: &str, what: &str, ok: impl Fn(&str) -> bool) {
+    let end = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = routes(ns, false);
+        if ok(&r) {
+            return;
+        }
+        assert!(Instant::now() < end, "{ns}: {what} not seen in:\n{r}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -64,6 +64,9 @@ pub struct KernelConfig {
     pub metric: Option<u32>,
     /// Longest wait for every peer's End-of-RIB before routes left by a previous run go.
     pub startup_wait: u16,
+    /// Seconds between full reads of the kernel table that repair drift (0: never). Between
+    /// them wren follows the kernel's notifications, as no periodic scan is needed.
+    pub reconcile_interval: u32,
 }
 
 impl Default for KernelConfig {
@@ -74,6 +77,7 @@ impl Default for KernelConfig {
             protocol: 12,
             metric: None,
             startup_wait: 120,
+            reconcile_interval: 3600,
         }
     }
 }

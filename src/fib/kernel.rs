@@ -3,21 +3,26 @@
 //! untouched while still wanted and removed only once start-up sync is over, so a restart
 //! changes nothing in the data plane. On shutdown routes stay (BIRD's `persist`).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
 use tracing::{info, warn};
 
-use super::netlink::{KernelRoute, Netlink, Request, Table};
+use super::netlink::{KernelEvent, KernelRoute, Netlink, Request, Table};
 
-/// Counters for `show memory`-style reporting and the metrics endpoint.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// What the daemon reads of the FIB: for `show route`, `show status` and the metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {
     pub installed: usize,
     pub requests: u64,
     pub errors: u64,
+    /// Prefixes whose wanted route the kernel refused, with its reason; retried whenever
+    /// links or addresses change and at every reconcile.
+    pub refused: BTreeMap<IpNet, String>,
+    /// Drift repaired: routes of ours someone else deleted or changed, put back.
+    pub repaired: u64,
 }
 
 pub struct Fib {
@@ -64,6 +69,7 @@ impl Fib {
                 }
                 None => {
                     let was_wanted = self.desired.remove(&net).is_some();
+                    self.stats.refused.remove(&net);
                     // Before start-up sync a leftover route stays until the RIB decides.
                     if let Some(have) = self
                         .installed
@@ -74,6 +80,71 @@ impl Fib {
                     }
                 }
             }
+        }
+        self.run(reqs);
+    }
+
+    /// Follows a kernel notification. A route of ours deleted by someone else (`ip route
+    /// del`, or the kernel flushing a device's IPv6 routes) is put back when still wanted.
+    /// Link and address changes re-read the table.
+    pub fn event(&mut self, e: KernelEvent) {
+        match e {
+            KernelEvent::Deleted(r) => {
+                // Our own deletes already left `installed`: only a route we still hold
+                // counts as drift.
+                let ours = self
+                    .installed
+                    .get(&r.net)
+                    .is_some_and(|have| have.satisfied_by(&r) || r.satisfied_by(have));
+                if !ours {
+                    return;
+                }
+                self.installed.remove(&r.net);
+                if let Some(want) = self.desired.get(&r.net).cloned() {
+                    info!(prefix = %r.net, "route deleted behind our back: putting it back");
+                    self.stats.repaired += 1;
+                    self.run(vec![Request::Replace(want)]);
+                }
+            }
+            KernelEvent::Interfaces => self.reconcile(),
+        }
+        self.stats.installed = self.installed.len();
+    }
+
+    /// Reads the table again and closes every gap: wanted routes missing or different (also
+    /// those refused before) are written; after start-up sync, routes of ours nobody wants
+    /// go. Run when links or addresses change (the kernel flushes a device's IPv4 routes
+    /// without telling) and every `reconcile_interval`.
+    pub fn reconcile(&mut self) {
+        let dumped = match self.nl.dump(self.table) {
+            Ok(d) => d,
+            Err(e) => {
+                warn!("reading the kernel table: {e}");
+                return;
+            }
+        };
+        self.installed = dumped.into_iter().map(|r| (r.net, r)).collect();
+        let mut reqs: Vec<Request> = self
+            .desired
+            .values()
+            .filter(|want| {
+                !self
+                    .installed
+                    .get(&want.net)
+                    .is_some_and(|have| want.satisfied_by(have))
+            })
+            .map(|want| Request::Replace(want.clone()))
+            .collect();
+        if self.synced {
+            reqs.extend(
+                self.installed
+                    .values()
+                    .filter(|have| !self.desired.contains_key(&have.net))
+                    .map(|have| Request::Delete(have.clone())),
+            );
+        }
+        if !reqs.is_empty() {
+            info!(requests = reqs.len(), "kernel table reconciled");
         }
         self.run(reqs);
     }
@@ -106,6 +177,7 @@ impl Fib {
             match (req, res) {
                 (Request::Replace(r), Ok(())) => {
                     self.installed.insert(net, r);
+                    self.stats.refused.remove(&net);
                 }
                 (Request::Delete(_), Ok(())) => {
                     self.installed.remove(&net);
@@ -117,6 +189,7 @@ impl Fib {
                 (req, Err(e)) => {
                     self.stats.errors += 1;
                     let what = if matches!(req, Request::Replace(_)) {
+                        self.stats.refused.insert(net, e.to_string());
                         "install"
                     } else {
                         "remove"
@@ -126,16 +199,6 @@ impl Fib {
             }
         }
         self.stats.installed = self.installed.len();
-    }
-
-    /// Whether the kernel refused the route wanted for `net` (shown as `!` in `show route`).
-    pub fn refused(&self, net: &IpNet) -> bool {
-        self.desired.get(net).is_some_and(|want| {
-            !self
-                .installed
-                .get(net)
-                .is_some_and(|have| want.satisfied_by(have))
-        })
     }
 }
 
@@ -159,8 +222,13 @@ impl Interfaces {
         while !cur.is_null() {
             // SAFETY: `cur` is a node of the list getifaddrs returned.
             let ifa = unsafe { &*cur };
-            if let (Some(addr), Some(mask)) =
-                (sockaddr_ip(ifa.ifa_addr), sockaddr_ip(ifa.ifa_netmask))
+            // A next hop on a link that is down or has no carrier is not reachable (BIRD's
+            // device protocol tracks the same flags).
+            let up = ifa.ifa_flags & (libc::IFF_UP | libc::IFF_RUNNING) as u32
+                == (libc::IFF_UP | libc::IFF_RUNNING) as u32;
+            if up
+                && let (Some(addr), Some(mask)) =
+                    (sockaddr_ip(ifa.ifa_addr), sockaddr_ip(ifa.ifa_netmask))
             {
                 let len = match mask {
                     IpAddr::V4(m) => u32::from(m).count_ones(),

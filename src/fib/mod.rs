@@ -4,11 +4,14 @@
 pub mod kernel;
 pub mod netlink;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use ipnet::IpNet;
-use tracing::warn;
+use tokio::sync::Notify;
+use tracing::{info, warn};
 
 use crate::config::KernelConfig;
 use crate::policy::calico::KernelKind;
@@ -17,7 +20,7 @@ use crate::rib::table::PathSource;
 use crate::wire::Family;
 
 use kernel::{Fib, Interfaces, Stats, if_index};
-use netlink::{Hop, KernelRoute, Table, Target};
+use netlink::{Hop, KernelEvent, KernelRoute, Monitor, Table, Target};
 
 /// Work for the FIB thread.
 pub enum Command {
@@ -25,42 +28,121 @@ pub enum Command {
     Apply(Vec<(IpNet, Option<KernelRoute>)>),
     /// Start-up sync is over: remove what a previous run left and nobody wants.
     FinishSync,
+    /// Notifications from the kernel.
+    Kernel(Vec<KernelEvent>),
 }
 
 /// The daemon's handle on the FIB thread.
 pub struct Handle {
     tx: mpsc::Sender<Command>,
     pub stats: Arc<Mutex<Stats>>,
+    /// Commands sent and not yet carried out.
+    queued: Arc<AtomicUsize>,
+    /// Links or addresses changed: next hops must be resolved again (e.g. `tunl0` came up).
+    pub interfaces_changed: Arc<Notify>,
     config: KernelConfig,
 }
 
 impl Handle {
-    /// Opens netlink (reading what is installed) and starts the thread.
+    /// Opens netlink (reading what is installed), subscribes to the kernel's notifications
+    /// and starts the thread.
     pub fn start(config: &KernelConfig) -> std::io::Result<Handle> {
         let table = Table {
             id: config.table,
             protocol: config.protocol,
         };
         let mut fib = Fib::open(table)?;
+        let mut monitor = Monitor::open()?;
         let (tx, rx) = mpsc::channel::<Command>();
-        let stats = Arc::new(Mutex::new(fib.stats));
-        let shared = stats.clone();
+        let stats = Arc::new(Mutex::new(fib.stats.clone()));
+        let queued = Arc::new(AtomicUsize::new(0));
+        let interfaces_changed = Arc::new(Notify::new());
+        let (shared, pending, changed) =
+            (stats.clone(), queued.clone(), interfaces_changed.clone());
+        let every = (config.reconcile_interval > 0)
+            .then(|| Duration::from_secs(u64::from(config.reconcile_interval)));
         std::thread::Builder::new()
             .name("wren-fib".into())
             .spawn(move || {
-                while let Ok(cmd) = rx.recv() {
+                loop {
+                    let cmd = match every {
+                        Some(t) => match rx.recv_timeout(t) {
+                            Ok(c) => Some(c),
+                            Err(mpsc::RecvTimeoutError::Timeout) => None,
+                            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                        },
+                        None => match rx.recv() {
+                            Ok(c) => Some(c),
+                            Err(_) => return,
+                        },
+                    };
+                    let counted = cmd_counted(&cmd);
                     match cmd {
-                        Command::Apply(changes) => fib.apply(changes),
-                        Command::FinishSync => fib.finish_sync(),
+                        Some(Command::Apply(changes)) => fib.apply(changes),
+                        Some(Command::FinishSync) => fib.finish_sync(),
+                        Some(Command::Kernel(events)) => {
+                            let interfaces = events.contains(&KernelEvent::Interfaces);
+                            for e in events {
+                                fib.event(e);
+                            }
+                            if interfaces {
+                                changed.notify_one();
+                            }
+                        }
+                        None => fib.reconcile(),
                     }
-                    *shared.lock().unwrap_or_else(|p| p.into_inner()) = fib.stats;
+                    *shared.lock().unwrap_or_else(|p| p.into_inner()) = fib.stats.clone();
+                    if counted {
+                        pending.fetch_sub(1, Ordering::Release);
+                    }
                 }
             })?;
+        let events = tx.clone();
+        std::thread::Builder::new()
+            .name("wren-fib-watch".into())
+            .spawn(move || {
+                loop {
+                    match monitor.next(table) {
+                        Ok(e) if e.is_empty() => {}
+                        Ok(e) => {
+                            if events.send(Command::Kernel(e)).is_err() {
+                                return;
+                            }
+                        }
+                        Err(e) => {
+                            warn!("kernel notifications stopped: {e}");
+                            return;
+                        }
+                    }
+                }
+            })?;
+        info!("following link, address and route notifications");
         Ok(Handle {
             tx,
             stats,
+            queued,
+            interfaces_changed,
             config: config.clone(),
         })
+    }
+
+    fn send(&self, cmd: Command) {
+        self.queued.fetch_add(1, Ordering::Release);
+        if self.tx.send(cmd).is_err() {
+            self.queued.fetch_sub(1, Ordering::Release);
+            warn!("the FIB thread has stopped");
+        }
+    }
+
+    /// Whether the kernel holds what the RIB wants: nothing queued, nothing refused.
+    pub fn in_sync(&self) -> bool {
+        self.queued.load(Ordering::Acquire) == 0
+            && self
+                .stats
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .refused
+                .is_empty()
     }
 
     /// Sends the kernel the routes for every prefix whose best paths changed.
@@ -75,14 +157,18 @@ impl Handle {
             .iter()
             .map(|key| (key.1, desired(rib, key, &ifs, tunl0, self.config.metric)))
             .collect();
-        if self.tx.send(Command::Apply(changes)).is_err() {
-            warn!("the FIB thread has stopped");
-        }
+        self.send(Command::Apply(changes));
     }
 
     pub fn finish_sync(&self) {
-        let _ = self.tx.send(Command::FinishSync);
+        self.send(Command::FinishSync);
     }
+}
+
+/// Commands the daemon sent (counted in `queued`), as opposed to the kernel's notifications
+/// and the thread's own reconcile.
+fn cmd_counted(cmd: &Option<Command>) -> bool {
+    matches!(cmd, Some(Command::Apply(_) | Command::FinishSync))
 }
 
 /// The kernel route for a prefix: its best path and the equal-cost ones, written the way
@@ -112,12 +198,21 @@ pub fn desired(
             })
             .collect()
     };
+    // A plain next hop must be on a connected subnet of a link that is up (BIRD's direct
+    // gateway check): hops that are not drop out of an ECMP route. When none is, the route is
+    // left to the kernel's own resolution (multihop peers), which refuses it if unreachable.
+    let reachable = |mut h: Vec<Hop>| {
+        if h.iter().any(|h| ifs.connected(h.gateway)) {
+            h.retain(|h| ifs.connected(h.gateway));
+        }
+        h
+    };
     let target = match kind {
         KernelKind::Skip => return None,
         KernelKind::Blackhole => Target::Blackhole,
         // Without a tunl0 device the route goes plain, as BIRD's krt_tunnel does.
         KernelKind::Tunnel if tunl0.is_some() => Target::Via(hops(true)),
-        KernelKind::Tunnel | KernelKind::Plain => Target::Via(hops(false)),
+        KernelKind::Tunnel | KernelKind::Plain => Target::Via(reachable(hops(false))),
     };
     if matches!(&target, Target::Via(h) if h.is_empty()) {
         return None;

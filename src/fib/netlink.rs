@@ -352,14 +352,7 @@ impl Netlink {
                             ));
                         }
                         Ok((_, NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(m)))) => {
-                            let in_table = m.attributes.iter().find_map(|a| match a {
-                                RouteAttribute::Table(t) => Some(*t),
-                                _ => None,
-                            });
-                            let t = in_table.unwrap_or(u32::from(m.header.table));
-                            if t == table.id && u8::from(m.header.protocol) == table.protocol {
-                                routes.extend(parse(&m));
-                            }
+                            routes.extend(ours(&m, table));
                         }
                         _ => {}
                     }
@@ -367,6 +360,93 @@ impl Netlink {
             }
         }
         Ok(routes)
+    }
+}
+
+/// A route message of `table` with its protocol, read back; `None` for anything else.
+fn ours(m: &RouteMessage, table: Table) -> Option<KernelRoute> {
+    let in_table = m.attributes.iter().find_map(|a| match a {
+        RouteAttribute::Table(t) => Some(*t),
+        _ => None,
+    });
+    let t = in_table.unwrap_or(u32::from(m.header.table));
+    (t == table.id && u8::from(m.header.protocol) == table.protocol)
+        .then(|| parse(m))
+        .flatten()
+}
+
+/// What the kernel announced on the monitor socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KernelEvent {
+    /// A route of ours (table and protocol) was deleted, by us or anyone.
+    Deleted(KernelRoute),
+    /// A link or an address changed: how next hops are reached may have changed. Also sent
+    /// when notifications were lost (ENOBUFS): the table must be read again.
+    Interfaces,
+}
+
+/// Multicast groups: links, IPv4/IPv6 addresses and routes (`RTMGRP_*`).
+const MONITOR_GROUPS: u32 = 0x1 | 0x10 | 0x40 | 0x100 | 0x400;
+
+/// A netlink socket subscribed to link, address and route notifications (what BIRD's
+/// device and kernel protocols follow), so the FIB reacts to events instead of scanning.
+pub struct Monitor {
+    sock: Socket,
+    buf: Vec<u8>,
+}
+
+impl Monitor {
+    pub fn open() -> io::Result<Monitor> {
+        let mut sock = Socket::new(NETLINK_ROUTE)?;
+        sock.bind(&netlink_sys::SocketAddr::new(0, MONITOR_GROUPS))?;
+        sock.set_rx_buf_sz(4 * 1024 * 1024)?;
+        Ok(Monitor {
+            sock,
+            buf: vec![0; 1 << 20],
+        })
+    }
+
+    /// Blocks for the next notifications: deletions of `table`'s routes, and any link or
+    /// address change. Other route messages (our own additions above all) are skipped on
+    /// their header without being parsed.
+    pub fn next(&mut self, table: Table) -> io::Result<Vec<KernelEvent>> {
+        const RTM_NEWLINK: u16 = 16;
+        const RTM_DELADDR: u16 = 21;
+        const RTM_DELROUTE: u16 = 25;
+        let n = match self.sock.recv(&mut &mut self.buf[..], 0) {
+            Ok(n) => n,
+            Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+                return Ok(vec![KernelEvent::Interfaces]);
+            }
+            Err(e) => return Err(e),
+        };
+        let mut events = Vec::new();
+        let mut at = 0;
+        while at < n {
+            let Ok(b) = NetlinkBuffer::new_checked(&self.buf[at..n]) else {
+                break;
+            };
+            let (len, kind) = (b.length() as usize, b.message_type());
+            if len == 0 || at + len > n {
+                break;
+            }
+            let msg = &self.buf[at..at + len];
+            // struct rtmsg follows the 16-byte header: protocol is its sixth octet.
+            let our_protocol = msg.get(21) == Some(&table.protocol);
+            if (RTM_NEWLINK..=RTM_DELADDR).contains(&kind) {
+                if events.last() != Some(&KernelEvent::Interfaces) {
+                    events.push(KernelEvent::Interfaces);
+                }
+            } else if kind == RTM_DELROUTE
+                && our_protocol
+                && let Ok(m) = NetlinkMessage::<RouteNetlinkMessage>::deserialize(msg)
+                && let NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelRoute(r)) = m.payload
+            {
+                events.extend(ours(&r, table).map(KernelEvent::Deleted));
+            }
+            at += (len + 3) & !3;
+        }
+        Ok(events)
     }
 }
 
