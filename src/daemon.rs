@@ -14,8 +14,8 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use crate::config::{Config, Peer as PeerConfig};
-use crate::control::{Line, commands, server};
+use crate::config::{Config, LogLevel, Peer as PeerConfig};
+use crate::control::{Line, commands, metrics, server};
 use crate::fib;
 use crate::notify;
 use crate::rib::{Outgoing, Rib};
@@ -32,6 +32,9 @@ pub struct Options {
     pub control: Vec<PathBuf>,
     /// Started with `-R`: tell peers we restarted (RFC 4724 §3 Restart State).
     pub restarting: bool,
+    /// Changes the log level of the running process (the config's `log_level`, or `log
+    /// level LEVEL` on the control socket).
+    pub set_log_level: Box<dyn Fn(LogLevel) + Send>,
 }
 
 struct Daemon {
@@ -51,6 +54,9 @@ struct Daemon {
     stale_deadline: HashMap<PeerId, Instant>,
     /// Start-up sync ends on every peer's End-of-RIB, or at this time at the latest.
     sync_deadline: Option<Instant>,
+    set_log_level: Box<dyn Fn(LogLevel) + Send>,
+    /// `down` was asked for: stop once the reply is out.
+    shutdown: bool,
 }
 
 /// Runs until SIGTERM or SIGINT, then sends every peer a Cease and returns.
@@ -84,8 +90,11 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         rib_tx,
         fib,
         stale_deadline: HashMap::new(),
+        set_log_level: opts.set_log_level,
+        shutdown: false,
         config,
     };
+    (d.set_log_level)(d.config.log_level);
     for addr in d.config.listen.addresses.clone() {
         let at = SocketAddr::new(addr, d.config.listen.port);
         let l = Arc::new(listen::open(at, &[]).with_context(|| format!("listening on {at}"))?);
@@ -101,6 +110,14 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         let l = server::bind(path).with_context(|| format!("control socket {}", path.display()))?;
         info!("control socket {}", path.display());
         tokio::spawn(server::run(l, ctl_tx.clone()));
+    }
+    let (metrics_tx, mut metrics_rx) = mpsc::channel::<metrics::Request>(16);
+    if let Some(at) = d.config.metrics {
+        let l = TcpListener::bind(at)
+            .await
+            .with_context(|| format!("metrics endpoint {at}"))?;
+        info!("metrics at http://{at}/metrics");
+        tokio::spawn(metrics::run(l, metrics_tx.clone()));
     }
     d.sync_kernel();
     notify::notify("READY=1");
@@ -137,6 +154,13 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             Some((cmd, reply)) = ctl_rx.recv() => {
                 let lines = d.command(&cmd).await;
                 let _ = reply.send(lines);
+                if d.shutdown {
+                    break;
+                }
+            }
+            Some(reply) = metrics_rx.recv() => {
+                let statuses = d.statuses();
+                let _ = reply.send(metrics::render(&d.context(&statuses)));
             }
             _ = hup.recv() => {
                 if let Err(e) = d.reload().await {
@@ -154,6 +178,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             _ = int.recv() => break,
         }
     }
+    drop(metrics_tx);
     info!("shutting down");
     notify::notify("STOPPING=1");
     for h in d.handles.iter().flatten() {
@@ -310,10 +335,19 @@ impl Daemon {
 
     async fn apply_config(&mut self) -> Result<(), String> {
         let new = Config::load(&self.config_path)?;
-        if (new.asn, new.router_id, &new.listen)
-            != (self.config.asn, self.config.router_id, &self.config.listen)
+        if (new.asn, new.router_id, &new.listen, new.metrics)
+            != (
+                self.config.asn,
+                self.config.router_id,
+                &self.config.listen,
+                self.config.metrics,
+            )
         {
-            return Err("changing asn, router_id or listen needs a restart".into());
+            return Err("changing asn, router_id, listen or metrics needs a restart".into());
+        }
+        if new.log_level != self.config.log_level {
+            (self.set_log_level)(new.log_level);
+            info!(level = ?new.log_level, "log level changed");
         }
         let wanted = new.peers();
         let current: Vec<(PeerId, PeerConfig)> = self
@@ -362,6 +396,24 @@ impl Daemon {
                 }
                 return lines;
             }
+            ["down"] => {
+                info!("shutdown requested on the control socket");
+                self.shutdown = true;
+                return vec![Line::new(7, "Shutdown requested")];
+            }
+            ["log", "level", level] => {
+                return match LogLevel::parse(level) {
+                    Some(l) => {
+                        (self.set_log_level)(l);
+                        info!(level = ?l, "log level changed on the control socket");
+                        vec![Line::new(3, format!("Log level {level}"))]
+                    }
+                    None => vec![Line::new(
+                        9001,
+                        "syntax error: log level error|warn|info|debug|trace",
+                    )],
+                };
+            }
             ["configure", "check"] => {
                 let mut lines = vec![Line::new(
                     2,
@@ -375,31 +427,43 @@ impl Daemon {
             }
             _ => {}
         }
-        let statuses: Vec<Option<Status>> = self
-            .handles
-            .iter()
-            .map(|h| {
-                h.as_ref()
-                    .map(|h| h.status.lock().unwrap_or_else(|e| e.into_inner()).clone())
-            })
-            .collect();
-        let ctx = commands::Context {
-            router_id: self.config.router_id,
-            started: self.started,
-            reconfigured: self.reconfigured,
-            peers: &statuses,
-            rib: &self.rib,
-            recovery: self.sync_deadline.filter(|_| self.restarting).map(|at| {
-                let left = at.saturating_duration_since(Instant::now()).as_secs();
-                (left, u64::from(self.config.kernel.startup_wait))
-            }),
-        };
-        let (lines, effects) = commands::execute(cmd, &ctx);
+        let statuses = self.statuses();
+        let (lines, effects) = commands::execute(cmd, &self.context(&statuses));
         for e in effects {
             self.apply(e).await;
         }
         self.sync_kernel();
         lines
+    }
+
+    /// Every peer's status now, indexed by peer id.
+    fn statuses(&self) -> Vec<Option<Status>> {
+        self.handles
+            .iter()
+            .map(|h| {
+                h.as_ref()
+                    .map(|h| h.status.lock().unwrap_or_else(|e| e.into_inner()).clone())
+            })
+            .collect()
+    }
+
+    /// What the control commands and the metrics read.
+    fn context<'a>(&'a self, statuses: &'a [Option<Status>]) -> commands::Context<'a> {
+        commands::Context {
+            router_id: self.config.router_id,
+            started: self.started,
+            reconfigured: self.reconfigured,
+            peers: statuses,
+            rib: &self.rib,
+            recovery: self.sync_deadline.filter(|_| self.restarting).map(|at| {
+                let left = at.saturating_duration_since(Instant::now()).as_secs();
+                (left, u64::from(self.config.kernel.startup_wait))
+            }),
+            fib: self.fib.as_ref().map(|f| commands::FibView {
+                stats: f.stats.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+                in_sync: f.in_sync(),
+            }),
+        }
     }
 
     /// Carries out what a control command asked for.

@@ -5,7 +5,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use wren::config::Config;
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::prelude::*;
+use tracing_subscriber::reload;
+use wren::config::{Config, LogLevel};
 use wren::daemon;
 
 #[derive(Parser)]
@@ -33,10 +36,15 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .with_target(false)
+    let (filter, level) = reload::Layer::new(LevelFilter::INFO);
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(false)
+                .with_target(false),
+        )
         .init();
     let mut config = match Config::load(&args.config) {
         Ok(c) => c,
@@ -67,6 +75,9 @@ fn main() -> ExitCode {
         config_path: args.config,
         control: args.socket,
         restarting: args.restarting,
+        set_log_level: Box::new(move |l| {
+            let _ = level.modify(|f| *f = level_filter(l));
+        }),
     };
     match runtime.block_on(daemon::run(opts)) {
         Ok(()) => ExitCode::SUCCESS,
@@ -74,5 +85,15 @@ fn main() -> ExitCode {
             eprintln!("wrend: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn level_filter(l: LogLevel) -> LevelFilter {
+    match l {
+        LogLevel::Error => LevelFilter::ERROR,
+        LogLevel::Warn => LevelFilter::WARN,
+        LogLevel::Info => LevelFilter::INFO,
+        LogLevel::Debug => LevelFilter::DEBUG,
+        LogLevel::Trace => LevelFilter::TRACE,
     }
 }

@@ -39,6 +39,11 @@ pub struct Config {
     pub max_paths: usize,
     #[serde(default)]
     pub kernel: KernelConfig,
+    /// Least severe log messages written (stderr, for journald); a reload changes it.
+    #[serde(default)]
+    pub log_level: LogLevel,
+    /// Address of the Prometheus text endpoint (`GET /metrics`); off when absent.
+    pub metrics: Option<std::net::SocketAddr>,
     /// Defaults every peer inherits unless it sets its own.
     #[serde(default)]
     pub defaults: PeerDefaults,
@@ -48,6 +53,31 @@ pub struct Config {
 
 fn default_max_paths() -> usize {
     16
+}
+
+/// Log verbosity, most to least severe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Error,
+    Warn,
+    #[default]
+    Info,
+    Debug,
+    Trace,
+}
+
+impl LogLevel {
+    pub fn parse(s: &str) -> Option<LogLevel> {
+        Some(match s {
+            "error" => LogLevel::Error,
+            "warn" => LogLevel::Warn,
+            "info" => LogLevel::Info,
+            "debug" => LogLevel::Debug,
+            "trace" => LogLevel::Trace,
+            _ => return None,
+        })
+    }
 }
 
 /// How routes reach the kernel.

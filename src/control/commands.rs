@@ -29,6 +29,58 @@ pub struct Context<'a> {
     pub rib: &'a Rib,
     /// While a restart (`-R`) waits for peers' End-of-RIB: seconds left and in all.
     pub recovery: Option<(u64, u64)>,
+    /// The kernel side; `None` when wren leaves the kernel alone.
+    pub fib: Option<FibView>,
+}
+
+/// What the commands read of the FIB thread.
+pub struct FibView {
+    pub stats: crate::fib::kernel::Stats,
+    /// Nothing queued and nothing refused: the kernel holds what the RIB wants.
+    pub in_sync: bool,
+}
+
+/// Whether the node has what the network has: End-of-RIB (RFC 4724 §2) from every enabled
+/// peer and the kernel in step with the RIB — the signal a node needs before taking pods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Convergence {
+    pub peers: usize,
+    pub end_of_rib: usize,
+    /// `None` when the kernel is not written.
+    pub kernel_in_sync: Option<bool>,
+}
+
+impl Convergence {
+    pub fn of(ctx: &Context) -> Convergence {
+        let enabled = |id: usize| {
+            ctx.peers
+                .get(id)
+                .is_some_and(|p| p.as_ref().is_some_and(|p| p.enabled))
+        };
+        let live: Vec<_> = ctx
+            .rib
+            .peers
+            .iter()
+            .enumerate()
+            .filter(|(id, p)| !p.removed && enabled(*id))
+            .collect();
+        Convergence {
+            peers: live.len(),
+            end_of_rib: live
+                .iter()
+                .filter(|(_, p)| {
+                    p.session
+                        .as_ref()
+                        .is_some_and(|s| s.families.iter().all(|f| p.end_of_rib.contains(f)))
+                })
+                .count(),
+            kernel_in_sync: ctx.fib.as_ref().map(|f| f.in_sync),
+        }
+    }
+
+    pub fn converged(&self) -> bool {
+        self.end_of_rib == self.peers && self.kernel_in_sync != Some(false)
+    }
 }
 
 /// What a command asks the daemon to do to a peer (by its index in `Context::peers`).
@@ -114,6 +166,23 @@ fn show_status(ctx: &Context) -> Vec<Line> {
             format!("Last reconfiguration on {}", datetime(ctx.reconfigured)),
         ),
     ];
+    // A continuation of the 1011 block, which calico-node's bird-ready skips like the
+    // uptime lines.
+    let c = Convergence::of(ctx);
+    let kernel = match c.kernel_in_sync {
+        Some(true) => ", kernel in sync",
+        Some(false) => ", kernel not in sync",
+        None => ", kernel not written",
+    };
+    out.push(Line::new(
+        1011,
+        format!(
+            "Converged: {} (End-of-RIB from {} of {} peers{kernel})",
+            if c.converged() { "yes" } else { "no" },
+            c.end_of_rib,
+            c.peers
+        ),
+    ));
     // calico-node's bird-ready reads a 0024 line as "graceful restart in progress".
     if let Some((left, total)) = ctx.recovery {
         let waiting = ctx
@@ -531,6 +600,8 @@ mod tests {
             messages_in: 0,
             messages_out: 0,
             updates_in: 0,
+            updates_out: 0,
+            prefixes_in: 0,
         }
     }
 
@@ -561,6 +632,7 @@ mod tests {
             peers: &peers,
             rib: &rib,
             recovery: None,
+            fib: None,
         };
         let (lines, effects) = execute("disable Mesh_198_51_100_2", &ctx);
         assert_eq!(lines[0], Line::new(9, "Mesh_198_51_100_2: disabled"));
@@ -583,6 +655,7 @@ mod tests {
             peers: &[],
             rib: &rib,
             recovery: Some((236, 240)),
+            fib: None,
         };
         assert_eq!(
             execute("bogus command", &ctx).0,
@@ -599,6 +672,16 @@ mod tests {
                 .iter()
                 .any(|l| l.code == 24 && l.text == "  Wait timer is 236/240")
         );
+        // calico-node's bird-ready: only 1000, 1011, 0024 and the closing 0013.
+        assert!(
+            status
+                .iter()
+                .all(|l| [1000, 1011, 24, 13].contains(&l.code))
+        );
+        assert!(status.contains(&Line::new(
+            1011,
+            "Converged: yes (End-of-RIB from 0 of 0 peers, kernel not written)"
+        )));
         assert_eq!(execute("disable nosuch", &ctx).0[0].code, 9002);
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod commands;
+pub mod metrics;
 pub mod server;
 
 /// One reply line: a BIRD reply code and its text (RFC-less; BIRD's doc/reply_codes).

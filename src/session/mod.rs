@@ -83,6 +83,9 @@ pub struct Status {
     pub messages_in: u64,
     pub messages_out: u64,
     pub updates_in: u64,
+    pub updates_out: u64,
+    /// Prefixes announced to us (every NLRI of every UPDATE, repeats counted).
+    pub prefixes_in: u64,
 }
 
 /// The daemon's handle on a running peer task.
@@ -125,6 +128,8 @@ pub fn spawn(
         messages_in: 0,
         messages_out: 0,
         updates_in: 0,
+        updates_out: 0,
+        prefixes_in: 0,
     }));
     let (tx, rx) = mpsc::channel(64);
     let peer = peer::Peer::new(

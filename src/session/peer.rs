@@ -405,7 +405,11 @@ impl Peer {
                 update,
                 withdraw_all,
             } => {
-                self.count(|s| s.updates_in += 1);
+                let prefixes = update.announced().count() as u64;
+                self.count(|s| {
+                    s.updates_in += 1;
+                    s.prefixes_in += prefixes;
+                });
                 self.tell_rib(ToRib::Update {
                     peer: self.id,
                     update,
@@ -434,11 +438,15 @@ impl Peer {
 
     fn write(&mut self, b: Bytes) {
         if let Some(c) = &self.conn {
+            let (messages, updates) = count_messages(&b);
             if c.write.try_send(b).is_err() {
                 warn!(peer = %self.cfg.name, "write queue full; closing");
                 self.conn = None;
             } else {
-                self.count(|s| s.messages_out += 1);
+                self.count(|s| {
+                    s.messages_out += messages;
+                    s.updates_out += updates;
+                });
             }
         }
     }
@@ -565,4 +573,42 @@ async fn close_with(mut s: TcpStream, n: wire::Notification) {
         let _ = s.write_all(&b).await;
     }
     let _ = s.shutdown().await;
+}
+
+/// Messages, and UPDATEs among them, in a buffer of whole encoded messages (a group's
+/// batch holds several): each header gives its length (octets 16–17) and type (octet 18).
+fn count_messages(mut b: &[u8]) -> (u64, u64) {
+    let (mut messages, mut updates) = (0, 0);
+    while let (Some(len), Some(kind)) = (b.get(16..18), b.get(18)) {
+        let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
+        messages += 1;
+        updates += u64::from(*kind == 2);
+        match b.get(len.max(19)..) {
+            Some(rest) => b = rest,
+            None => break,
+        }
+    }
+    (messages, updates)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::count_messages;
+
+    #[test]
+    fn counts_messages_in_a_batch() {
+        let msg = |kind: u8, len: u16| {
+            let mut m = vec![0xff; 16];
+            m.extend(len.to_be_bytes());
+            m.push(kind);
+            m.resize(usize::from(len), 0);
+            m
+        };
+        let mut batch = msg(2, 23);
+        batch.extend(msg(4, 19));
+        batch.extend(msg(2, 40));
+        assert_eq!(count_messages(&batch), (3, 2));
+        assert_eq!(count_messages(&[]), (0, 0));
+        assert_eq!(count_messages(&batch[..20]), (1, 1));
+    }
 }
