@@ -298,3 +298,34 @@ fn metrics_log_level_and_down() {
             .is_some_and(|s| s.contains("Received: Cease / Administrative Shutdown"))
     });
 }
+
+/// `wrenc` with no command is an interactive session, as `birdc` is; without a terminal it
+/// reads commands line by line from standard input.
+#[test]
+fn wrenc_interactive_session() {
+    use std::process::Stdio;
+    let pair = Pair::start("interactive", 86);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wrenc"))
+        .arg("-s")
+        .arg(pair.socket())
+        .env("HOME", &pair.dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start wrenc");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"show protocols\n\nshow route count\nbogus\nquit\nshow status\n")
+        .expect("write commands");
+    let out = child.wait_with_output().expect("wrenc output");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.starts_with("BIRD wren-"), "{text}");
+    assert!(text.contains("Mesh_127_0_0_87 BGP"), "{text}");
+    assert!(text.contains("2 of 2 routes for 2 networks"), "{text}");
+    assert!(text.contains("syntax error"), "{text}");
+    // `quit` ended the session: the command after it never ran.
+    assert!(!text.contains("Daemon is up and running"), "{text}");
+}

@@ -23,8 +23,9 @@ struct Cli {
         global = true
     )]
     socket: PathBuf,
+    /// Without a command: an interactive session, as `birdc` gives (line editing, history).
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
@@ -89,10 +90,11 @@ impl CodecArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
-        Command::Decode(a) => run(a, decode_line),
-        Command::Encode(a) => run(a, encode_line),
-        Command::Demo { nodes } => demo(*nodes),
-        Command::Control(words) => control(&cli.socket, &words.join(" ")),
+        None => interactive(&cli.socket),
+        Some(Command::Decode(a)) => run(a, decode_line),
+        Some(Command::Encode(a)) => run(a, encode_line),
+        Some(Command::Demo { nodes }) => demo(*nodes),
+        Some(Command::Control(words)) => control(&cli.socket, &words.join(" ")),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
@@ -112,6 +114,43 @@ fn control(socket: &std::path::Path, cmd: &str) -> anyhow::Result<bool> {
     print!("{}", render(&reply));
     // Runtime (8xxx) and parse (9xxx) errors are failures.
     Ok(reply.last().is_some_and(|l| l.code < 8000))
+}
+
+/// `birdc`'s interactive mode: the hello, then a prompt; each line goes to the daemon and
+/// its reply is printed. Line editing and history (kept in ~/.wrenc_history); `quit`,
+/// `exit` or end of input leave.
+fn interactive(socket: &std::path::Path) -> anyhow::Result<bool> {
+    use rustyline::error::ReadlineError;
+    let mut c =
+        Client::connect(socket).with_context(|| format!("connecting to {}", socket.display()))?;
+    println!("{}", c.hello);
+    let mut editor = rustyline::DefaultEditor::new()?;
+    let history = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".wrenc_history"));
+    if let Some(h) = &history {
+        let _ = editor.load_history(h);
+    }
+    loop {
+        let line = match editor.readline("wrenc> ") {
+            Ok(l) => l,
+            Err(ReadlineError::Interrupted) => continue,
+            Err(ReadlineError::Eof) => break,
+            Err(e) => return Err(e.into()),
+        };
+        let cmd = line.trim();
+        match cmd {
+            "" => continue,
+            "quit" | "exit" => break,
+            _ => {}
+        }
+        let _ = editor.add_history_entry(cmd);
+        let reply = c.command(cmd)?;
+        print!("{}", render(&reply));
+        std::io::stdout().flush()?;
+    }
+    if let Some(h) = &history {
+        let _ = editor.save_history(h);
+    }
+    Ok(true)
 }
 
 fn demo(nodes: usize) -> anyhow::Result<bool> {
