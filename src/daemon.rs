@@ -459,9 +459,10 @@ impl Daemon {
                 let left = at.saturating_duration_since(Instant::now()).as_secs();
                 (left, u64::from(self.config.kernel.startup_wait))
             }),
-            fib: self.fib.as_ref().map(|f| commands::FibView {
-                stats: f.stats.lock().unwrap_or_else(|p| p.into_inner()).clone(),
-                in_sync: f.in_sync(),
+            fib: self.fib.as_ref().map(|f| {
+                let in_sync = f.in_sync();
+                let stats = f.stats.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                commands::FibView { stats, in_sync }
             }),
         }
     }

@@ -1,14 +1,21 @@
-//! The README's first command: a cluster of wrend nodes in a full iBGP mesh over loopback
-//! addresses (127.0.0.10, .11, …), unprivileged, kernel untouched. Each node announces one
-//! /26 block as a Calico node would; the demo waits until every node has learned every
-//! block, prints what each node sees, and stops the nodes.
+//! The README's first command: a cluster of wrend nodes in a full iBGP mesh. Unprivileged,
+//! over loopback addresses (127.0.0.10, .11, …) with the kernel untouched; as root, in
+//! network namespaces with real kernel routes and pods pinging across ([`netns`]). Each node
+//! announces one /26 block as a Calico node would; the demo waits until every node has
+//! learned every block, prints what each node sees, and stops the nodes.
+
+pub mod netns;
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::control::client::{Client, render};
+
+/// Set on Ctrl-C: the demo stops waiting, and dropping its cluster cleans up.
+pub static STOP: AtomicBool = AtomicBool::new(false);
 
 /// An unprivileged port, since port 179 needs root.
 const PORT: u16 = 1179;
@@ -192,6 +199,9 @@ impl Cluster {
         while !self.converged() {
             for (_, _, n) in &mut self.nodes {
                 n.running()?;
+            }
+            if STOP.load(Ordering::Relaxed) {
+                return Err("interrupted".into());
             }
             if start.elapsed() > limit {
                 return Err(format!(

@@ -23,3 +23,44 @@ fn four_node_loopback_mesh_converges() {
     }
     assert!(took < Duration::from_secs(30));
 }
+
+/// The README's first command as root: nodes in network namespaces write `proto bird`
+/// routes, pods ping across nodes, and every namespace is gone afterwards.
+#[test]
+fn root_demo_routes_and_pings_in_namespaces() {
+    // SAFETY: geteuid has no preconditions.
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "the namespace demo needs root (run `sudo bash tests/run.sh`)"
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wrenc"))
+        .args(["demo", "--nodes", "3"])
+        .output()
+        .expect("run wrenc demo");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("converged in"), "{text}");
+    assert_eq!(text.matches(": reply, time=").count(), 2, "{text}");
+    for route in [
+        "blackhole 198.18.0.0/26",
+        "198.18.0.64/26 via 198.51.100.11 dev eth0",
+        "198.18.0.128/26 via 198.51.100.12 dev eth0",
+    ] {
+        assert!(
+            text.lines().any(|l| l.trim_end() == route),
+            "{route}:\n{text}"
+        );
+    }
+    let prefix = text
+        .split("namespace ")
+        .nth(1)
+        .and_then(|s| s.split("-node0").next())
+        .expect("namespace name in the report");
+    let left = std::process::Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .expect("ip netns list");
+    let left = String::from_utf8_lossy(&left.stdout);
+    assert!(!left.contains(prefix), "namespaces left behind:\n{left}");
+}

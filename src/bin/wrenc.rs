@@ -34,11 +34,15 @@ enum Command {
     Decode(CodecArgs),
     /// Read messages as JSON (one object per line, as `decode` prints them) and print hex.
     Encode(CodecArgs),
-    /// Start a small wrend cluster on loopback addresses, show it converge, stop it.
+    /// Start a small wrend cluster, show it converge, stop it: as root in network
+    /// namespaces with kernel routes and pods pinging across, otherwise on loopback.
     Demo {
         /// Number of nodes.
         #[arg(long, default_value_t = 3)]
         nodes: usize,
+        /// Loopback addresses and no kernel routes, even as root.
+        #[arg(long)]
+        loopback: bool,
     },
     /// Any other words are a command for the daemon, as birdc takes them
     /// (`wrenc show protocols`, `wrenc show route`).
@@ -93,7 +97,7 @@ fn main() -> ExitCode {
         None => interactive(&cli.socket),
         Some(Command::Decode(a)) => run(a, decode_line),
         Some(Command::Encode(a)) => run(a, encode_line),
-        Some(Command::Demo { nodes }) => demo(*nodes),
+        Some(Command::Demo { nodes, loopback }) => demo(*nodes, *loopback),
         Some(Command::Control(words)) => control(&cli.socket, &words.join(" ")),
     };
     match result {
@@ -153,9 +157,20 @@ fn interactive(socket: &std::path::Path) -> anyhow::Result<bool> {
     Ok(true)
 }
 
-fn demo(nodes: usize) -> anyhow::Result<bool> {
+fn demo(nodes: usize, loopback: bool) -> anyhow::Result<bool> {
     let wrend = std::env::current_exe()?.with_file_name("wrend");
+    ctrlc::set_handler(|| wren::demo::STOP.store(true, std::sync::atomic::Ordering::Relaxed))?;
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if root && !loopback {
+        return demo_in_namespaces(nodes, &wrend);
+    }
     println!("wren demo: starting {nodes} wrend nodes in an iBGP full mesh on 127.0.0.10..");
+    if !root {
+        println!(
+            "(not root: loopback only, kernel untouched; run as root for namespaces, kernel routes and pings)"
+        );
+    }
     let mut cluster = Cluster::start(nodes, &wrend).map_err(anyhow::Error::msg)?;
     let took = cluster
         .wait(Duration::from_secs(30))
@@ -167,6 +182,35 @@ fn demo(nodes: usize) -> anyhow::Result<bool> {
     print!("{}", cluster.report());
     println!("\nstopping the nodes");
     Ok(true)
+}
+
+fn demo_in_namespaces(nodes: usize, wrend: &std::path::Path) -> anyhow::Result<bool> {
+    println!(
+        "wren demo: {nodes} nodes as network namespaces on a bridge (198.51.100.10..), \
+         each with a pod; wrend writes proto bird routes"
+    );
+    let mut lab = wren::demo::netns::Lab::start(nodes, wrend).map_err(anyhow::Error::msg)?;
+    let took = lab
+        .wait(Duration::from_secs(30))
+        .map_err(anyhow::Error::msg)?;
+    println!(
+        "converged in {:.2} s: every node's kernel routes every other node's block",
+        took.as_secs_f64()
+    );
+    print!("{}", lab.report());
+    println!();
+    let mut ok = true;
+    for p in lab.ping() {
+        match p {
+            Ok(line) => println!("{line}"),
+            Err(e) => {
+                ok = false;
+                println!("ping failed: {e}");
+            }
+        }
+    }
+    println!("\nstopping the nodes and deleting the namespaces");
+    Ok(ok)
 }
 
 /// Converts one message line; `Err` is the message for standard error.

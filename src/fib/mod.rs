@@ -187,16 +187,20 @@ pub fn desired(
     let kind = rib
         .calico
         .kernel_kind(&net, local, best.attrs.next_hop, |a| ifs.connected(a));
+    // Paths from different peers may share a next hop (a client of two reflectors): the
+    // kernel route has each next hop once, as BIRD's `merge paths` writes it.
     let hops = |tunnel: bool| -> Vec<Hop> {
-        entry
-            .multipath()
-            .filter_map(|p| p.attrs.next_hop)
-            .map(|gateway| Hop {
-                gateway,
-                oif: if tunnel { tunl0 } else { None },
-                onlink: tunnel,
-            })
-            .collect()
+        let mut hops: Vec<Hop> = Vec::new();
+        for gateway in entry.multipath().filter_map(|p| p.attrs.next_hop) {
+            if !hops.iter().any(|h| h.gateway == gateway) {
+                hops.push(Hop {
+                    gateway,
+                    oif: if tunnel { tunl0 } else { None },
+                    onlink: tunnel,
+                });
+            }
+        }
+        hops
     };
     // A plain next hop must be on a connected subnet of a link that is up (BIRD's direct
     // gateway check): hops that are not drop out of an ECMP route. When none is, the route is
