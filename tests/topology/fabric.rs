@@ -370,13 +370,14 @@ impl Fabric {
         Ok(out)
     }
 
-    /// The `proto bird` routes in node `name`'s kernel, IPv4 then IPv6.
+    /// The `proto bird` routes in node `name`'s kernel, IPv4 then IPv6, one line each (a
+    /// multipath route's next hops on its line).
     pub fn kernel_routes(&self, name: &str) -> Result<Vec<String>, String> {
         let ns = self.ns(name);
         let mut v = Vec::new();
         for fam in ["-4", "-6"] {
-            let out = self.run_in(&ns, "ip", &[fam, "route", "show", "proto", "bird"])?;
-            v.extend(out.lines().map(str::to_string));
+            let out = self.run_in(&ns, "ip", &["-o", fam, "route", "show", "proto", "bird"])?;
+            v.extend(out.lines().map(|l| l.replace('\\', " ")));
         }
         Ok(v)
     }

@@ -193,6 +193,8 @@ def bird_conf(n, peers, bird2):
          f"router id {me};", "log stderr all;", ""]
     k = BIRD_KERNEL
     if bird2:
+        # BIRD 2 writes metric 32 unless told; Calico's BIRD 1.6 writes none.
+        k = k.replace("graceful restart;\n", "graceful restart; metric 0;\n")
         k = k.replace("  import none;\n  export filter", "  ipv4 { import none; export filter")
         k = k.replace("reject; };\n}", "reject; }; };\n}")
     s.append(k)
