@@ -325,3 +325,47 @@ pub fn words(line: &str) -> Result<Vec<String>, String> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_group_quotes() {
+        let w = words(r#"sh -c "ip link show tunl0 || true"  'a b'"#).unwrap();
+        assert_eq!(w, ["sh", "-c", "ip link show tunl0 || true", "a b"]);
+        assert!(words("echo 'open").is_err());
+    }
+
+    #[test]
+    fn normalize_drops_what_the_kernel_adds() {
+        assert_eq!(
+            normalize("blackhole 2001:db8:100:11::/122 dev lo proto bird metric 1024 pref medium"),
+            "blackhole 2001:db8:100:11::/122"
+        );
+        assert_eq!(
+            normalize("198.18.12.0/26 via 198.51.100.12 dev tunl0 proto bird onlink "),
+            "198.18.12.0/26 via 198.51.100.12 dev tunl0 onlink"
+        );
+        // Another metric is kept: it differs from what Calico's BIRD writes.
+        assert_eq!(
+            normalize("blackhole 198.19.14.0/26 proto bird metric 32"),
+            "blackhole 198.19.14.0/26 metric 32"
+        );
+    }
+
+    #[test]
+    fn every_topology_file_loads() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/topology");
+        let mut n = 0;
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".clab.yml") {
+                let t = Topo::load(&name).unwrap();
+                assert!(!t.nodes.is_empty() && !t.links.is_empty(), "{name}");
+                n += 1;
+            }
+        }
+        assert!(n >= 10, "only {n} topology files");
+    }
+}

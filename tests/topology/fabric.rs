@@ -1,4 +1,4 @@
-//! A topology built with network namespaces: one per node (`tp<pid>-<test>-<node>`), one per
+//! A topology built with network namespaces: one per node (`topo<pid>-<test>-<node>`), one per
 //! bridge holding a Linux bridge, a veth per link, a pod namespace per node
 //! (`…-<node>-pod`, a veth `cali0`/`eth0` as Calico wires a pod), the `exec` commands run in
 //! each node, and the speakers started. Dropping it stops exactly the processes it started
@@ -81,7 +81,7 @@ impl Fabric {
         for d in [&base, &dir] {
             let _ = fs::set_permissions(d, fs::Permissions::from_mode(0o755));
         }
-        let prefix = format!("tp{run}-{id}");
+        let prefix = format!("topo{run}-{id}");
         let mut namespaces: Vec<String> = Vec::new();
         for b in &topo.bridges {
             namespaces.push(format!("{prefix}-{b}"));
@@ -401,10 +401,10 @@ impl Drop for Fabric {
     }
 }
 
-/// Removes empty namespaces `tp<pid>-…` of runs whose process is gone.
+/// Removes empty namespaces `topo<pid>-…` of runs whose process is gone.
 fn clear_stale_namespaces() {
     for name in netns_names() {
-        let Some(pid) = name.strip_prefix("tp").and_then(|r| r.split('-').next()) else {
+        let Some(pid) = name.strip_prefix("topo").and_then(|r| r.split('-').next()) else {
             continue;
         };
         if pid_gone(pid) {

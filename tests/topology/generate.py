@@ -102,7 +102,7 @@ def clab(name, comment, nodes, links):
     """nodes: list of dicts name, speaker, image, binds, exec, pods."""
     y = [f"# {line}" if line else "#" for line in comment.strip().splitlines()]
     y += [f"name: wren-{name}", "", "topology:", "  nodes:", "    br:",
-          "      kind: bridge  # the L2 fabric (a Linux bridge)"]
+          "      kind: bridge  # the L2 fabric: containerlab needs a host bridge named br"]
     for nd in nodes:
         y += [f"    {nd['name']}:", "      kind: linux", f"      image: {nd['image']}"]
         if nd.get("cmd"):
@@ -256,8 +256,10 @@ def tor():
         frr.append(f"  neighbor {v4(n)} activate")
     frr += [" exit-address-family", "!", ""]
     write(name, "frr.conf", "\n".join(frr))
+    # For the FRR container image: which daemons to run (the test runs zebra and bgpd).
+    write(name, "daemons", "zebra=yes\nbgpd=yes\nvtysh_enable=yes\n")
     nodes.append(dict(name="tor", speaker="frr", image="quay.io/frrouting/frr:8.4.0",
-                      binds=["tor/frr.conf:/etc/frr/frr.conf"],
+                      binds=["tor/frr.conf:/etc/frr/frr.conf", "tor/daemons:/etc/frr/daemons"],
                       exec=[f"ip addr add {v4(1)}/24 dev eth1", "sysctl -w net.ipv4.ip_forward=1"]))
     for i, n in enumerate(octets):
         toml = wrend_toml(n, "4", [(1, tor_as, False)], asn=65000 + n, kind="Global",
