@@ -53,6 +53,48 @@ pub fn established(fab: &Fabric, name: &str) -> Result<usize, String> {
     }
 }
 
+/// Ok when wrend node `name` has exactly one TCP connection to each configured peer, and
+/// the peers it waits for (`passive`, Calico's rule: the greater address as a string
+/// dials) dialled it: the connection's local port is 179.
+pub fn one_connection_per_peer(fab: &Fabric, name: &str) -> Result<(), String> {
+    let Some(config) = fab.node(name).wren.as_ref() else {
+        return Ok(());
+    };
+    let out = fab.run_in(&fab.ns(name), "ss", &["-Htn", "state", "established"])?;
+    // Rows: Recv-Q Send-Q LOCAL:PORT PEER:PORT (IPv6 addresses in brackets; IPv4 ones
+    // accepted on wrend's `::` listener as `::ffff:A.B.C.D`).
+    let conns: Vec<(String, String, String)> = out
+        .lines()
+        .filter_map(|l| {
+            let t: Vec<&str> = l.split_whitespace().collect();
+            let (la, lp) = t.get(2)?.rsplit_once(':')?;
+            let (pa, _) = t.get(3)?.rsplit_once(':')?;
+            let strip = |a: &str| {
+                let a = a.trim_matches(|c| c == '[' || c == ']');
+                a.strip_prefix("::ffff:").unwrap_or(a).to_string()
+            };
+            Some((strip(la), lp.to_string(), strip(pa)))
+        })
+        .collect();
+    for p in config.peers() {
+        let peer = p.address.to_string();
+        let to_peer: Vec<_> = conns.iter().filter(|c| c.2 == peer).collect();
+        if to_peer.len() != 1 {
+            return Err(format!(
+                "{name}: {} connections with {peer}, expected one:\n{out}",
+                to_peer.len()
+            ));
+        }
+        if p.settings.passive && to_peer[0].1 != "179" {
+            return Err(format!(
+                "{name} is passive toward {peer} but dialled it: {:?}",
+                to_peer[0]
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Ok when wrend node `name`'s `show route` has every other node's block, via a next hop.
 pub fn shows_routes(fab: &Fabric, name: &str) -> Result<(), String> {
     let node = fab.node(name);
@@ -143,8 +185,18 @@ pub fn converged(fab: &Fabric) {
         );
         fab.must(r);
     }
+    for n in &fab.topo.nodes {
+        // A collision's losing connection (RFC 4271 §6.8) may linger a moment.
+        let r = wait_until(
+            &format!("{}: one connection per peer", n.name),
+            Duration::from_secs(10),
+            || one_connection_per_peer(fab, &n.name),
+        );
+        fab.must(r);
+    }
     fab.log(&format!(
-        "control plane: every session Established ({:.1} s)",
+        "control plane: every session Established, one TCP connection each, dialled as \
+         Calico's passive rule says ({:.1} s)",
         t.elapsed().as_secs_f64()
     ));
     for n in &fab.topo.nodes {
