@@ -144,7 +144,8 @@ def wren_node(topo, nname, n, fams, toml, pools=("none", "ipip")):
 
 
 def links_for(nodes):
-    return [(f"{nd['name']}:eth1", f"br:eth{i + 1}") for i, nd in enumerate(nodes)]
+    # The bridge side is a host interface under containerlab: named after the node, unique.
+    return [(f"{nd['name']}:eth1", f"br:br-{nd['name']}") for nd in nodes]
 
 
 def mesh(name, fams, comment, count=5, hold=None, pools=("none", "ipip")):
