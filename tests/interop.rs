@@ -10,6 +10,7 @@
 //! directions. Work files (configs, daemon logs) stay in /tmp/wren-interop/<test>.<pid>/.
 //! The harness is in tests/interop/.
 
+mod common;
 #[path = "interop/harness.rs"]
 mod harness;
 #[path = "interop/peers.rs"]

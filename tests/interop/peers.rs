@@ -14,6 +14,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::common::{bird16_dir, frr_args, frr_bgpd, frr_zebra};
 use crate::harness::{
     CONVERGE, ESTABLISH, Fam, Lab, ProcId, WREN_ASN, cli, system_bin, wait_until,
 };
@@ -25,15 +26,6 @@ pub enum Kind {
     Gobgp,
     Frr,
     Openbgpd,
-}
-
-/// Where `tests/peers/install.sh` unpacks BIRD 1.6 (`WREN_BIRD16_DIR` overrides).
-fn bird16_dir() -> PathBuf {
-    std::env::var_os("WREN_BIRD16_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/peers/bird16/usr/sbin")
-        })
 }
 
 impl Kind {
@@ -55,11 +47,7 @@ impl Kind {
                 v.extend(["bird", "bird6", "birdc", "birdc6"].map(|b| d.join(b)));
             }
             Kind::Gobgp => v.extend([system_bin("gobgpd"), system_bin("gobgp")]),
-            Kind::Frr => v.extend([
-                PathBuf::from("/usr/lib/frr/zebra"),
-                PathBuf::from("/usr/lib/frr/bgpd"),
-                system_bin("vtysh"),
-            ]),
+            Kind::Frr => v.extend([frr_zebra(), frr_bgpd(), system_bin("vtysh")]),
             Kind::Openbgpd => v.extend([system_bin("bgpd"), system_bin("bgpctl")]),
         }
         v
@@ -162,30 +150,12 @@ impl Peer {
     }
 
     fn start_zebra(&mut self, lab: &Lab) {
-        let d = self.ctl.display().to_string();
-        chown_frr(&self.ctl);
+        let conf = self.ctl.join("zebra.conf");
         let zebra = lab.spawn(
             "zebra",
             &lab.ns_peer,
-            &PathBuf::from("/usr/lib/frr/zebra"),
-            &[
-                "-u",
-                "frr",
-                "-g",
-                "frr",
-                "-f",
-                &format!("{d}/zebra.conf"),
-                "-z",
-                &format!("{d}/zserv.api"),
-                "--vty_socket",
-                &d,
-                "-i",
-                &format!("{d}/zebra.pid"),
-                "-P",
-                "0",
-                "--log",
-                &format!("file:{d}/zebra.out"),
-            ],
+            &frr_zebra(),
+            &frr_args("zebra", &conf, &self.ctl),
         );
         self.zebra = Some(zebra);
         let api = self.ctl.join("zserv.api");
@@ -238,32 +208,12 @@ impl Peer {
                 }
                 lab.spawn("gobgpd", &ns, &system_bin("gobgpd"), &args)
             }
-            Kind::Frr => {
-                let d = ctl.as_str();
-                lab.spawn(
-                    "bgpd",
-                    &ns,
-                    &PathBuf::from("/usr/lib/frr/bgpd"),
-                    &[
-                        "-u",
-                        "frr",
-                        "-g",
-                        "frr",
-                        "-f",
-                        &conf,
-                        "-z",
-                        &format!("{d}/zserv.api"),
-                        "--vty_socket",
-                        d,
-                        "-i",
-                        &format!("{d}/bgpd.pid"),
-                        "-P",
-                        "0",
-                        "--log",
-                        &format!("file:{d}/bgpd.out"),
-                    ],
-                )
-            }
+            Kind::Frr => lab.spawn(
+                "bgpd",
+                &ns,
+                &frr_bgpd(),
+                &frr_args("bgpd", &self.config, &self.ctl),
+            ),
             Kind::Openbgpd => {
                 // its privilege-separated children chroot to the _openbgpd user's home
                 let _ = std::fs::create_dir_all("/run/openbgpd");
@@ -650,13 +600,6 @@ fn bird_route_block(out: &str, prefix: &str) -> Option<String> {
 
 fn first_lines(s: &str, n: usize) -> String {
     s.lines().take(n).collect::<Vec<_>>().join("\n")
-}
-
-fn chown_frr(dir: &std::path::Path) {
-    let _ = std::process::Command::new(system_bin("chown"))
-        .args(["-R", "frr:frr"])
-        .arg(dir)
-        .status();
 }
 
 // ------------------------------------------------------------------ configs
