@@ -489,3 +489,120 @@ fn wait_until(ns: &str, what: &str, ok: impl Fn(&str) -> bool) {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Random churn (proptest): any sequence of wanted-route changes, in batches of any size,
+/// leaves the kernel table exactly as the last wanted state — blackholes, single and
+/// multipath routes, IPv4 and IPv6, replaced in place and withdrawn.
+#[test]
+fn random_churn_leaves_the_kernel_equal_to_the_rib() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config as RunnerConfig, TestRunner};
+    use std::collections::HashMap;
+    use std::os::fd::AsRawFd;
+    use wren::fib::kernel::Fib;
+    use wren::fib::netlink::{Hop, KernelRoute, Netlink, Table, Target};
+
+    let mut lab = Lab::new("wk5");
+    let ns = lab.ns("a");
+    let other = lab.ns("b");
+    let p = lab.prefix.clone();
+    lab.link(
+        &ns,
+        &other,
+        &format!("{p}ab"),
+        &format!("{p}ba"),
+        [
+            "198.51.100.1/24",
+            "2001:db8::1/64",
+            "198.51.100.2/24",
+            "2001:db8::2/64",
+        ],
+    );
+    const TABLE: Table = Table {
+        id: 254,
+        protocol: 12,
+    };
+    let nsfile = std::fs::File::open(format!("/var/run/netns/{ns}")).expect("netns file");
+    let outcome = std::thread::spawn(move || {
+        // SAFETY: moves only this new thread into the namespace.
+        assert_eq!(
+            unsafe { libc::setns(nsfile.as_raw_fd(), libc::CLONE_NEWNET) },
+            0
+        );
+        // 24 prefixes (16 IPv4, 8 IPv6); a change is (prefix, kind): 0 withdraw,
+        // 1 blackhole, 2/3 via one neighbour address, 4 multipath over both.
+        let route = |i: usize, kind: u8| -> Option<KernelRoute> {
+            let (net, gws): (ipnet::IpNet, [&str; 2]) = if i < 16 {
+                (
+                    format!("198.18.{i}.0/26").parse().unwrap(),
+                    ["198.51.100.2", "198.51.100.3"],
+                )
+            } else {
+                (
+                    format!("2001:db8:1:{i}::/122").parse().unwrap(),
+                    ["2001:db8::2", "2001:db8::3"],
+                )
+            };
+            let hop = |g: &str| Hop {
+                gateway: g.parse().unwrap(),
+                oif: None,
+                onlink: false,
+            };
+            let target = match kind {
+                0 => return None,
+                1 => Target::Blackhole,
+                2 => Target::Via(vec![hop(gws[0])]),
+                3 => Target::Via(vec![hop(gws[1])]),
+                _ => Target::Via(vec![hop(gws[0]), hop(gws[1])]),
+            };
+            Some(KernelRoute {
+                net,
+                metric: None,
+                target,
+            })
+        };
+        let mut runner = TestRunner::new(RunnerConfig {
+            cases: 48,
+            ..RunnerConfig::default()
+        });
+        let ops = proptest::collection::vec(((0usize..24, 0u8..5), 1usize..8), 1..120);
+        runner.run(&ops, |ops| {
+            let mut fib = Fib::open(TABLE).expect("open the FIB");
+            // Start-up sync over at once: whatever an earlier case left goes.
+            fib.finish_sync();
+            let mut model: HashMap<ipnet::IpNet, KernelRoute> = HashMap::new();
+            let mut batch = Vec::new();
+            for ((i, kind), cut) in ops {
+                let want = route(i, kind);
+                let net = route(i, 1).map(|r| r.net).expect("a prefix");
+                match &want {
+                    Some(r) => model.insert(net, r.clone()),
+                    None => model.remove(&net),
+                };
+                batch.push((net, want));
+                if batch.len() >= cut {
+                    fib.apply(std::mem::take(&mut batch));
+                }
+            }
+            fib.apply(batch);
+            let have = Netlink::open().expect("netlink").dump(TABLE).expect("dump");
+            prop_assert_eq!(have.len(), model.len(), "{:?}", have);
+            for r in &have {
+                let want = model.get(&r.net);
+                prop_assert!(
+                    want.is_some_and(|w| w.satisfied_by(r)),
+                    "{:?} vs {:?}",
+                    r,
+                    want
+                );
+            }
+            prop_assert_eq!(fib.stats.errors, 0);
+            Ok(())
+        })
+    })
+    .join()
+    .expect("thread");
+    if let Err(e) = outcome {
+        panic!("{e:?}");
+    }
+}

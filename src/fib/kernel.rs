@@ -8,6 +8,7 @@ use std::io;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
+use rustc_hash::FxHashSet;
 use tracing::{info, warn};
 
 use super::netlink::{KernelEvent, KernelRoute, Netlink, Request, Table};
@@ -52,10 +53,19 @@ impl Fib {
         })
     }
 
-    /// Applies RIB changes: `None` means the prefix is no longer wanted.
+    /// Applies RIB changes: `None` means the prefix is no longer wanted. When a prefix
+    /// changes more than once in `changes`, its last change counts.
     pub fn apply(&mut self, changes: Vec<(IpNet, Option<KernelRoute>)>) {
         let mut reqs = Vec::new();
-        for (net, want) in changes {
+        let mut seen = FxHashSet::default();
+        seen.reserve(changes.len());
+        let mut last: Vec<_> = changes
+            .into_iter()
+            .rev()
+            .filter(|(net, _)| seen.insert(*net))
+            .collect();
+        last.reverse();
+        for (net, want) in last {
             match want {
                 Some(r) => {
                     if !self
@@ -68,13 +78,13 @@ impl Fib {
                     self.desired.insert(net, r);
                 }
                 None => {
-                    let was_wanted = self.desired.remove(&net).is_some();
+                    let was = self.desired.remove(&net);
                     self.stats.refused.remove(&net);
                     // Before start-up sync a leftover route stays until the RIB decides.
                     if let Some(have) = self
                         .installed
                         .get(&net)
-                        .filter(|_| was_wanted || self.synced)
+                        .filter(|_| was.is_some() || self.synced)
                     {
                         reqs.push(Request::Delete(have.clone()));
                     }

@@ -113,9 +113,12 @@ fn message(table: Table, r: &KernelRoute, delete: bool) -> RouteMessage {
     };
     m.header.protocol = RouteProtocol::from(table.protocol);
     m.header.scope = RouteScope::Universe;
-    m.header.kind = match r.target {
-        Target::Blackhole => RouteType::BlackHole,
-        Target::Via(_) => RouteType::Unicast,
+    // A delete names the prefix, table and protocol only, so it removes our route whatever
+    // it became earlier in the same batch (type unspecified matches any).
+    m.header.kind = match (&r.target, delete) {
+        (_, true) => RouteType::Unspec,
+        (Target::Blackhole, false) => RouteType::BlackHole,
+        (Target::Via(_), false) => RouteType::Unicast,
     };
     m.attributes
         .push(RouteAttribute::Destination(r.net.network().into()));
