@@ -562,7 +562,7 @@ fn random_churn_leaves_the_kernel_equal_to_the_rib() {
             })
         };
         let mut runner = TestRunner::new(RunnerConfig {
-            cases: 48,
+            cases: 256,
             ..RunnerConfig::default()
         });
         let ops = proptest::collection::vec(((0usize..24, 0u8..5), 1usize..8), 1..120);

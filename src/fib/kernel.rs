@@ -215,8 +215,9 @@ impl Fib {
 /// The node's interfaces, for resolving how a next hop is reached.
 #[derive(Debug, Clone, Default)]
 pub struct Interfaces {
-    /// Connected subnets (address and prefix length of each interface address).
-    subnets: Vec<IpNet>,
+    /// Connected subnets (address and prefix length of each interface address) of links
+    /// that are up, with the interface's name.
+    subnets: Vec<(IpNet, String)>,
 }
 
 impl Interfaces {
@@ -244,8 +245,10 @@ impl Interfaces {
                     IpAddr::V4(m) => u32::from(m).count_ones(),
                     IpAddr::V6(m) => u128::from(m).count_ones(),
                 };
+                // SAFETY: getifaddrs gives every entry a NUL-terminated name.
+                let name = unsafe { std::ffi::CStr::from_ptr(ifa.ifa_name) };
                 if let Ok(n) = IpNet::new(addr, len as u8) {
-                    subnets.push(n.trunc());
+                    subnets.push((n.trunc(), name.to_string_lossy().into_owned()));
                 }
             }
             cur = ifa.ifa_next;
@@ -257,9 +260,16 @@ impl Interfaces {
 
     /// Whether `a` is on a directly connected subnet.
     pub fn connected(&self, a: IpAddr) -> bool {
+        self.device(a).is_some()
+    }
+
+    /// The interface whose connected subnet holds `a` (the longest match): BIRD's `on IFACE`.
+    pub fn device(&self, a: IpAddr) -> Option<&str> {
         self.subnets
             .iter()
-            .any(|n| n.contains(&a) && n.prefix_len() < n.max_prefix_len())
+            .filter(|(n, _)| n.contains(&a) && n.prefix_len() < n.max_prefix_len())
+            .max_by_key(|(n, _)| n.prefix_len())
+            .map(|(_, name)| name.as_str())
     }
 }
 
@@ -299,6 +309,7 @@ mod tests {
     fn loopback_is_connected() {
         let i = Interfaces::read();
         assert!(i.connected("127.0.0.5".parse().unwrap()));
+        assert_eq!(i.device("127.0.0.5".parse().unwrap()), Some("lo"));
         assert!(!i.connected("198.18.255.254".parse().unwrap()));
         assert!(if_index("lo").is_some());
         assert!(if_index("no-such-device").is_none());
