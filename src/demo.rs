@@ -131,22 +131,41 @@ fn passive(me: Ipv4Addr, peer: Ipv4Addr) -> bool {
     peer.to_string() > me.to_string()
 }
 
-fn config(i: usize, n: usize) -> String {
-    let me = addr(i);
+/// A mesh node's configuration: `me` announcing `block` and peering with every address in
+/// `peers` under Calico's passive rule. `sections` adds tables (listen, kernel, pools);
+/// `defaults` and `peer` add lines to `[defaults]` and to every `[[peer]]`.
+fn mesh_config(
+    me: Ipv4Addr,
+    block: &str,
+    peers: impl Iterator<Item = Ipv4Addr>,
+    sections: &str,
+    defaults: &str,
+    peer: &str,
+) -> String {
     let mut c = format!(
-        "router_id = \"{me}\"\nasn = {ASN}\noriginate = [\"{}\"]\n\n[kernel]\nenabled = false\n\n[listen]\naddresses = [\"{me}\"]\nport = {PORT}\n\n\
-         [defaults]\nhold_time = 9\nconnect_delay = 1\nconnect_retry = 2\nsource_address = \"{me}\"\n",
-        block(i)
+        "router_id = \"{me}\"\nasn = {ASN}\noriginate = [\"{block}\"]\n\n{sections}\n\
+         [defaults]\nhold_time = 9\nconnect_delay = 1\nconnect_retry = 2\n{defaults}"
     );
-    for j in (0..n).filter(|j| *j != i) {
-        let peer = addr(j);
-        let name = format!("Mesh_{}", peer.to_string().replace('.', "_"));
+    for p in peers.filter(|p| *p != me) {
+        let name = format!("Mesh_{}", p.to_string().replace('.', "_"));
         c.push_str(&format!(
-            "\n[[peer]]\nname = \"{name}\"\naddress = \"{peer}\"\nasn = {ASN}\nport = {PORT}\npassive = {}\n",
-            passive(me, peer)
+            "\n[[peer]]\nname = \"{name}\"\naddress = \"{p}\"\nasn = {ASN}\n{peer}passive = {}\n",
+            passive(me, p)
         ));
     }
     c
+}
+
+fn config(i: usize, n: usize) -> String {
+    let me = addr(i);
+    mesh_config(
+        me,
+        &block(i),
+        (0..n).map(addr),
+        &format!("[kernel]\nenabled = false\n\n[listen]\naddresses = [\"{me}\"]\nport = {PORT}\n"),
+        &format!("source_address = \"{me}\"\n"),
+        &format!("port = {PORT}\n"),
+    )
 }
 
 impl Cluster {

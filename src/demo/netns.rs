@@ -9,7 +9,7 @@ use std::process::Command;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use super::{ASN, Node, STOP, block, passive};
+use super::{Node, STOP, block, mesh_config};
 
 /// The fabric's subnet (documentation range, inside namespaces only).
 fn node_addr(i: usize) -> Ipv4Addr {
@@ -273,20 +273,15 @@ impl Lab {
 
 fn config(i: usize, n: usize) -> String {
     let me = node_addr(i);
-    let mut c = format!(
-        "router_id = \"{me}\"\nasn = {ASN}\noriginate = [\"{}\"]\n\n\
-         [[pool]]\ncidr = \"198.18.0.0/16\"\nencapsulation = \"none\"\n\n\
-         [listen]\naddresses = [\"{me}\"]\n\n\
-         [defaults]\nhold_time = 9\nconnect_delay = 1\nconnect_retry = 2\n",
-        block(i)
-    );
-    for j in (0..n).filter(|j| *j != i) {
-        let peer = node_addr(j);
-        let name = format!("Mesh_{}", peer.to_string().replace('.', "_"));
-        c.push_str(&format!(
-            "\n[[peer]]\nname = \"{name}\"\naddress = \"{peer}\"\nasn = {ASN}\npassive = {}\n",
-            passive(me, peer)
-        ));
-    }
-    c
+    mesh_config(
+        me,
+        &block(i),
+        (0..n).map(node_addr),
+        &format!(
+            "[[pool]]\ncidr = \"198.18.0.0/16\"\nencapsulation = \"none\"\n\n\
+             [listen]\naddresses = [\"{me}\"]\n"
+        ),
+        "",
+        "",
+    )
 }
