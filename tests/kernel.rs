@@ -89,6 +89,26 @@ impl Lab {
         }
     }
 
+    /// Namespaces `a` and `b` on one veth (198.51.100.1 and .2, 2001:db8::1 and ::2); `a`'s
+    /// name.
+    fn pair(&mut self) -> String {
+        let (a, b) = (self.ns("a"), self.ns("b"));
+        let p = self.prefix.clone();
+        self.link(
+            &a,
+            &b,
+            &format!("{p}ab"),
+            &format!("{p}ba"),
+            [
+                "198.51.100.1/24",
+                "2001:db8::1/64",
+                "198.51.100.2/24",
+                "2001:db8::2/64",
+            ],
+        );
+        a
+    }
+
     fn start(&mut self, ns: &str, name: &str, config: &str, flags: &[&str]) -> usize {
         let wrend = Path::new(env!("CARGO_BIN_EXE_wrend"));
         let node =
@@ -350,21 +370,7 @@ fn refused_requests_are_attributed() {
     use std::os::fd::AsRawFd;
     use wren::fib::netlink::{Hop, KernelRoute, Netlink, Request, Table, Target};
     let mut lab = Lab::new("wk3");
-    let ns = lab.ns("a");
-    let p = lab.prefix.clone();
-    let other = lab.ns("b");
-    lab.link(
-        &ns,
-        &other,
-        &format!("{p}ab"),
-        &format!("{p}ba"),
-        [
-            "198.51.100.1/24",
-            "2001:db8::1/64",
-            "198.51.100.2/24",
-            "2001:db8::2/64",
-        ],
-    );
+    let ns = lab.pair();
     let via = |net: &str, gw: &str| {
         Request::Replace(KernelRoute {
             net: net.parse().unwrap(),
@@ -497,21 +503,7 @@ fn random_churn_leaves_the_kernel_equal_to_the_rib() {
     use wren::fib::netlink::{Hop, KernelRoute, Netlink, Table, Target};
 
     let mut lab = Lab::new("wk5");
-    let ns = lab.ns("a");
-    let other = lab.ns("b");
-    let p = lab.prefix.clone();
-    lab.link(
-        &ns,
-        &other,
-        &format!("{p}ab"),
-        &format!("{p}ba"),
-        [
-            "198.51.100.1/24",
-            "2001:db8::1/64",
-            "198.51.100.2/24",
-            "2001:db8::2/64",
-        ],
-    );
+    let ns = lab.pair();
     const TABLE: Table = Table {
         id: 254,
         protocol: 12,
