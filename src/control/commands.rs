@@ -548,25 +548,27 @@ fn datetime(t: SystemTime) -> String {
     format!("{date} {time}")
 }
 
-/// UTC calendar date and time of day (days-to-civil, proleptic Gregorian).
+/// Local calendar date and time of day, as BIRD prints them (its `since` and `show status`
+/// use local time; containers usually run in UTC).
 fn civil(t: SystemTime) -> (String, String) {
     let secs = t
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
-        .unwrap_or(0) as i64;
-    let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+        .unwrap_or(0) as libc::time_t;
+    // SAFETY: an all-zero `tm` is valid; localtime_r writes into it and only reads `secs`.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: both pointers are valid for the call; localtime_r is the thread-safe variant.
+    if unsafe { libc::localtime_r(&secs, &mut tm) }.is_null() {
+        return ("1970-01-01".into(), "00:00:00".into());
+    }
     (
-        format!("{y:04}-{m:02}-{d:02}"),
-        format!("{:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60),
+        format!(
+            "{:04}-{:02}-{:02}",
+            tm.tm_year + 1900,
+            tm.tm_mon + 1,
+            tm.tm_mday
+        ),
+        format!("{:02}:{:02}:{:02}", tm.tm_hour, tm.tm_min, tm.tm_sec),
     )
 }
 
@@ -577,14 +579,25 @@ mod tests {
     use std::time::Duration;
 
     #[test]
-    fn civil_dates() {
-        let t = UNIX_EPOCH + Duration::from_secs(1_795_510_641); // 2026-11-24 08:57:21
-        assert_eq!(civil(t), ("2026-11-24".into(), "08:57:21".into()));
-        assert_eq!(civil(UNIX_EPOCH).0, "1970-01-01");
+    fn civil_dates_in_local_time() {
+        let t = UNIX_EPOCH + Duration::from_secs(1_795_510_641); // 2026-11-24 08:57:21 UTC
+        let (date, time) = civil(t);
+        // SAFETY: as in `civil`.
+        let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+        let secs = 1_795_510_641 as libc::time_t;
+        // SAFETY: valid pointers.
+        unsafe { libc::localtime_r(&secs, &mut tm) };
+        let utc_secs = 8 * 3600 + 57 * 60 + 21;
+        let local_secs = i64::from(tm.tm_hour * 3600 + tm.tm_min * 60 + tm.tm_sec);
         assert_eq!(
-            civil(UNIX_EPOCH + Duration::from_secs(951_782_400)).0,
-            "2000-02-29"
+            (local_secs - utc_secs - tm.tm_gmtoff).rem_euclid(86400),
+            0,
+            "{date} {time}"
         );
+        assert_eq!((date.len(), time.len()), (10, 8));
+        if tm.tm_gmtoff == 0 {
+            assert_eq!((date.as_str(), time.as_str()), ("2026-11-24", "08:57:21"));
+        }
     }
 
     fn status(state: State, err: Option<&str>) -> Status {
