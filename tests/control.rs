@@ -329,3 +329,41 @@ fn wrenc_interactive_session() {
     // `quit` ended the session: the command after it never ran.
     assert!(!text.contains("Daemon is up and running"), "{text}");
 }
+
+/// A client that floods the socket with an endless line, one that sends garbage, and one
+/// that leaves in the middle of a reply harm nobody: the daemon answers the next client
+/// and keeps its sessions.
+#[test]
+fn abusive_clients_harm_nothing() {
+    use std::os::unix::net::UnixStream;
+    let pair = Pair::start("abuse", 88);
+    // An endless command line: 8 MiB without a newline, then one.
+    let mut flood = UnixStream::connect(pair.socket()).expect("connect");
+    flood.set_write_timeout(Some(Duration::from_secs(10))).ok();
+    let chunk = vec![b'x'; 64 * 1024];
+    for _ in 0..128 {
+        if flood.write_all(&chunk).is_err() {
+            break;
+        }
+    }
+    let _ = flood.write_all(b"\nshow status\n");
+    // Binary garbage and invalid UTF-8.
+    let mut junk = UnixStream::connect(pair.socket()).expect("connect");
+    let _ = junk.write_all(&[0xff, 0xfe, 0x00, b'\n', 0xc3, b'\n']);
+    // Many clients that ask and hang up before reading the reply.
+    for _ in 0..50 {
+        let mut gone = UnixStream::connect(pair.socket()).expect("connect");
+        let _ = gone.write_all(b"show route all\nshow protocols all\n");
+    }
+    drop((flood, junk));
+    let reply = pair.nodes[0]
+        .ask("show protocols")
+        .expect("the daemon still answers");
+    assert!(reply.contains("Established"), "{reply}");
+    let mut c = wren::control::client::Client::connect(pair.socket()).expect("connect");
+    let long = format!("show route {}", "x".repeat(5000));
+    let r = c.command(&long).expect("reply to a long line");
+    assert_eq!(r.last().map(|l| l.code), Some(9000), "{r:?}");
+    let r = c.command("show route count").expect("reply after it");
+    assert!(r.iter().any(|l| l.text.contains("2 of 2 routes")), "{r:?}");
+}
