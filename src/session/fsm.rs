@@ -396,20 +396,28 @@ impl Fsm {
         ] {
             out.push(Action::Stop(t));
         }
+        let graceful = self.state == State::Established && std::mem::take(&mut self.transport_lost);
         if self.state == State::Established {
             out.push(Action::Down {
                 reason: reason.clone(),
-                graceful: std::mem::take(&mut self.transport_lost),
+                graceful,
             });
         }
         if error {
             out.push(Action::Error(reason));
         }
         self.state = State::Idle;
-        self.session = None;
+        let session = self.session.take();
         if self.enabled {
-            out.push(Action::Start(Timer::IdleHold, self.error_wait));
-            if error {
+            // A peer restarting under graceful restart reconnects at once and is let in
+            // (RFC 4724 §4.2): no error wait, and no longer wait next time.
+            let restarting = graceful
+                && session
+                    .as_ref()
+                    .is_some_and(|s| s.peer_graceful_restart.is_some());
+            let wait = if restarting { 0 } else { self.error_wait };
+            out.push(Action::Start(Timer::IdleHold, wait));
+            if error && !restarting {
                 self.error_wait =
                     (self.error_wait.saturating_mul(2)).min(self.params.error_wait[1]);
             }
@@ -666,6 +674,8 @@ mod tests {
             a.iter()
                 .any(|a| matches!(a, Action::Down { graceful: true, .. }))
         );
+        // The peer negotiated graceful restart: it is let back in at once (RFC 4724 §4.2).
+        assert!(a.contains(&Action::Start(Timer::IdleHold, 0)), "{a:?}");
     }
 
     #[test]
