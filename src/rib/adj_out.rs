@@ -1,13 +1,15 @@
-//! Adj-RIB-Out by update group: peers that would be sent the same thing share one group, its
-//! record of what was advertised, and each UPDATE, built and encoded once for all of them.
-//! Announcements with the same attribute set travel in one UPDATE, packed up to the size the
-//! session allows.
+//! Update groups: peers that would be sent the same thing share one group and each UPDATE,
+//! built and encoded once for all of them. There is no Adj-RIB-Out copy (as in BIRD 2): what a
+//! group was sent for a prefix is recomputed from the table as it stood before a change, and
+//! the difference is queued. Announcements with the same attribute set travel in one UPDATE,
+//! packed up to the size the session allows.
 
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use ipnet::IpNet;
 use rustc_hash::FxHashMap;
+use smallvec::SmallVec;
 use tracing::warn;
 
 use super::attrs::AttrSet;
@@ -30,7 +32,7 @@ pub struct GroupKey {
 }
 
 impl GroupKey {
-    fn add_path(&self, f: Family) -> bool {
+    pub fn add_path(&self, f: Family) -> bool {
         match f {
             Family::IPV4_UNICAST => self.tx.add_path_ipv4,
             Family::IPV6_UNICAST => self.tx.add_path_ipv6,
@@ -39,14 +41,17 @@ impl GroupKey {
     }
 }
 
-/// What was advertised for one prefix: (path identifier, attributes) pairs.
-pub type Advertised = Vec<(u32, Arc<AttrSet>)>;
+/// What is advertised for one prefix: (path identifier, attributes) pairs.
+pub type Advertised = SmallVec<[(u32, Arc<AttrSet>); 1]>;
 
 #[derive(Debug)]
 pub struct Group {
     pub key: GroupKey,
     pub members: Vec<PeerId>,
-    pub sent: FxHashMap<(Family, IpNet), Advertised>,
+    /// Paths advertised to the members (for `show protocols`).
+    pub advertised: usize,
+    /// Changes queued for the members since the last flush.
+    pub pending: Changes,
 }
 
 /// Announcements and withdrawals waiting to be encoded.
@@ -61,6 +66,11 @@ pub struct Changes {
 impl Changes {
     pub fn is_empty(&self) -> bool {
         self.announce.is_empty() && self.withdraw.is_empty()
+    }
+
+    /// Paths announced.
+    pub fn announced(&self) -> usize {
+        self.announce.iter().map(|(_, _, ps)| ps.len()).sum()
     }
 
     fn announce(&mut self, f: Family, attrs: &Arc<AttrSet>, p: Prefix) {
@@ -78,7 +88,8 @@ impl Group {
         Group {
             key,
             members: Vec::new(),
-            sent: FxHashMap::default(),
+            advertised: 0,
+            pending: Changes::default(),
         }
     }
 
@@ -89,43 +100,31 @@ impl Group {
         }
     }
 
-    /// Records what is now exported for `net` and queues the difference.
-    pub fn update(&mut self, f: Family, net: IpNet, now: Advertised, out: &mut Changes) {
-        let before = if now.is_empty() {
-            self.sent.remove(&(f, net)).unwrap_or_default()
-        } else {
-            self.sent.insert((f, net), now.clone()).unwrap_or_default()
-        };
-        for (id, attrs) in &now {
+    /// Queues the difference between what was exported for `net` and what is now.
+    pub fn update(&mut self, f: Family, net: IpNet, before: &Advertised, now: &Advertised) {
+        for (id, attrs) in now {
             let same = before.iter().any(|(i, a)| i == id && Arc::ptr_eq(a, attrs));
             if !same {
-                out.announce(f, attrs, self.prefix(f, net, *id));
+                let p = self.prefix(f, net, *id);
+                self.pending.announce(f, attrs, p);
             }
         }
         // RFC 7911: a path identifier no longer used is withdrawn; without add-path the
         // prefix is withdrawn when nothing replaces it.
-        for (id, _) in &before {
+        for (id, _) in before {
             if !now.iter().any(|(i, _)| i == id) {
-                out.withdraw.push((f, self.prefix(f, net, *id)));
+                let p = self.prefix(f, net, *id);
+                self.pending.withdraw.push((f, p));
             }
         }
+        self.advertised = (self.advertised + now.len()).saturating_sub(before.len());
     }
 
-    /// Everything advertised (for `families`), as for a new member or a refresh.
-    pub fn dump(&self, families: &[Family]) -> Changes {
-        let mut out = Changes::default();
-        let mut keys: Vec<&(Family, IpNet)> = self
-            .sent
-            .keys()
-            .filter(|(f, _)| families.contains(f))
-            .collect();
-        keys.sort();
-        for key in keys {
-            for (id, attrs) in &self.sent[key] {
-                out.announce(key.0, attrs, self.prefix(key.0, key.1, *id));
-            }
+    /// Queues everything exported for `net`, as for a new member or a refresh.
+    pub fn announce(&self, f: Family, net: IpNet, now: &Advertised, out: &mut Changes) {
+        for (id, attrs) in now {
+            out.announce(f, attrs, self.prefix(f, net, *id));
         }
-        out
     }
 
     /// Encodes changes as UPDATEs (withdrawals first), packed to the session's size limit.
@@ -294,7 +293,6 @@ mod tests {
         let mut attrs = AttrSet::local();
         attrs.next_hop = Some("198.51.100.1".parse().unwrap());
         let a = Arc::new(attrs);
-        let mut c = Changes::default();
         for i in 0..2000u32 {
             let net: IpNet = format!(
                 "198.{}.{}.{}/26",
@@ -304,8 +302,15 @@ mod tests {
             )
             .parse()
             .unwrap();
-            g.update(Family::IPV4_UNICAST, net, vec![(0, a.clone())], &mut c);
+            g.update(
+                Family::IPV4_UNICAST,
+                net,
+                &Advertised::new(),
+                &smallvec::smallvec![(0, a.clone())],
+            );
         }
+        assert_eq!(g.advertised, 2000);
+        let c = std::mem::take(&mut g.pending);
         let bytes = g.encode(&c);
         let updates = decoded(&g, &bytes);
         assert_eq!(updates.iter().map(|u| u.nlri.len()).sum::<usize>(), 2000);
@@ -315,22 +320,15 @@ mod tests {
             updates.len()
         );
         // Unchanged: nothing to send. Removed: a withdrawal.
-        let mut c = Changes::default();
-        g.update(
-            Family::IPV4_UNICAST,
-            "198.18.0.0/26".parse().unwrap(),
-            vec![(0, a.clone())],
-            &mut c,
-        );
-        assert!(c.is_empty());
-        g.update(
-            Family::IPV4_UNICAST,
-            "198.18.0.0/26".parse().unwrap(),
-            Vec::new(),
-            &mut c,
-        );
+        let one: Advertised = smallvec::smallvec![(0, a.clone())];
+        let net: IpNet = "198.18.0.0/26".parse().unwrap();
+        g.update(Family::IPV4_UNICAST, net, &one, &one);
+        assert!(g.pending.is_empty());
+        g.update(Family::IPV4_UNICAST, net, &one, &Advertised::new());
+        let c = std::mem::take(&mut g.pending);
         let updates = decoded(&g, &g.encode(&c));
         assert_eq!(updates[0].withdrawn.len(), 1);
+        assert_eq!(g.advertised, 1999);
     }
 
     #[test]
@@ -345,16 +343,17 @@ mod tests {
             ..AttrSet::local()
         });
         let net: IpNet = "198.18.0.0/26".parse().unwrap();
-        let mut c = Changes::default();
+        let both: Advertised = smallvec::smallvec![(1, a.clone()), (2, b)];
+        g.update(Family::IPV4_UNICAST, net, &Advertised::new(), &both);
+        let c = std::mem::take(&mut g.pending);
+        assert_eq!(decoded(&g, &g.encode(&c)).len(), 2);
         g.update(
             Family::IPV4_UNICAST,
             net,
-            vec![(1, a.clone()), (2, b)],
-            &mut c,
+            &both,
+            &smallvec::smallvec![(1, a)],
         );
-        assert_eq!(decoded(&g, &g.encode(&c)).len(), 2);
-        let mut c = Changes::default();
-        g.update(Family::IPV4_UNICAST, net, vec![(1, a)], &mut c);
+        let c = std::mem::take(&mut g.pending);
         let u = decoded(&g, &g.encode(&c));
         assert_eq!(u.len(), 1);
         assert_eq!(u[0].withdrawn[0].path_id, Some(2));
