@@ -586,9 +586,9 @@ proptest! {
         let extra = if add_path { "[defaults]\nadd_paths_send = 2" } else { "" };
         let mut rib = Rib::new(&config(extra));
         let mut held: Vec<Held> = vec![Held::new(); 3];
-        for id in 0..3 {
+        for (id, h) in held.iter_mut().enumerate() {
             let out = up(&mut rib, id);
-            apply(&mut held[id], &sent_to(&rib, &out, id)).unwrap();
+            apply(h, &sent_to(&rib, &out, id)).unwrap();
         }
         let prefix = |n: u8| if n < 6 {
             format!("198.18.{n}.0/26")
