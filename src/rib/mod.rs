@@ -206,8 +206,12 @@ impl View<'_> {
 /// (group, family, source, attribute set's address, community ranges, old policy).
 type ExportKey = (usize, Family, PathSource, usize, u64, bool);
 
-/// Rewrites paths for update groups: each attribute set once per group and flush, since most
-/// prefixes of an UPDATE share one.
+/// Rewrites kept at most, before the cache starts again.
+const CACHE_MAX: usize = 1 << 16;
+
+/// Rewrites paths for update groups: each attribute set once per group, since most prefixes
+/// share one. The rewrites are kept until a session comes up or goes down or the policy
+/// changes (what they depend on), or there are `CACHE_MAX` of them.
 #[derive(Debug, Default)]
 struct Exporter {
     interner: Interner,
@@ -391,6 +395,7 @@ impl Rib {
     /// and every prefix is decided and exported again; peers get only what changed from what
     /// the old policy exported.
     pub fn reconfigure(&mut self, config: &Config) -> Vec<Outgoing> {
+        self.export.cache.clear();
         let old_speaker = self.speaker;
         let old_calico = std::mem::replace(&mut self.calico, Calico::from_config(config));
         self.speaker.cluster_id = config.cluster_id;
@@ -444,6 +449,8 @@ impl Rib {
         p.session = Some(session);
         p.local = Some(local);
         p.end_of_rib.clear();
+        // Rewrites depend on the peers' identifiers and sessions.
+        self.export.cache.clear();
         let Some(key) = self.group_key(id) else {
             return Vec::new();
         };
@@ -496,7 +503,6 @@ impl Rib {
             let now = self.export.export(&view, gi, &g.key, &key, current(e));
             g.announce(key.0, key.1, &now, &mut out);
         }
-        self.export.cache.clear();
         out
     }
 
@@ -513,6 +519,7 @@ impl Rib {
                 .is_some_and(|g| !g.families.is_empty());
         p.session = None;
         p.local = None;
+        self.export.cache.clear();
         if keep_routes {
             p.stale = p.received;
         } else {
@@ -705,6 +712,9 @@ impl Rib {
 
     /// Decides every touched prefix and sends each group what changed for it.
     fn flush(&mut self) -> Vec<Outgoing> {
+        if self.export.cache.len() > CACHE_MAX {
+            self.export.cache.clear();
+        }
         let mut dirty = std::mem::take(&mut self.dirty);
         let view = View {
             speaker: &self.speaker,
@@ -730,7 +740,6 @@ impl Rib {
             }
         }
         self.dirty = dirty;
-        self.export.cache.clear();
         self.outgoing()
     }
 
