@@ -221,11 +221,11 @@ impl Entry {
 /// An integer key for a prefix of one address family.
 trait Key: Copy + Eq + Hash {
     fn prefix(self) -> Option<(Family, IpNet)>;
-    /// Which shard holds it (independent of the bits the map's own hash uses).
-    fn shard(self) -> usize;
+    /// A hash for choosing the shard (independent of the bits the map's own hash uses).
+    fn spread(self) -> u64;
 }
 
-const SHARD_BITS: u32 = 6;
+const SHARDS: usize = 64;
 const SPREAD: u64 = 0x9e37_79b9_7f4a_7c15;
 
 /// IPv4: SAFI << 40 | address << 8 | length.
@@ -251,8 +251,8 @@ impl Key for u64 {
         Some((family, IpNet::V4(net)))
     }
 
-    fn shard(self) -> usize {
-        (self.wrapping_mul(SPREAD) >> (64 - SHARD_BITS)) as usize
+    fn spread(self) -> u64 {
+        (self ^ self >> 32).wrapping_mul(SPREAD)
     }
 }
 
@@ -266,32 +266,59 @@ impl Key for (u128, u16) {
         Some((family, IpNet::V6(net)))
     }
 
-    fn shard(self) -> usize {
+    fn spread(self) -> u64 {
         let folded = (self.0 as u64) ^ ((self.0 >> 64) as u64) ^ u64::from(self.1);
-        folded.shard()
+        folded.spread()
     }
 }
 
-/// One family's prefixes in `2^SHARD_BITS` hash maps: a map that grows copies only its own
-/// part, so the table never holds two copies of itself.
+/// One family's prefixes in `SHARDS` hash maps, so that a map that grows copies only its own
+/// part (the table never holds two copies of itself). Shard `i` gets a share of the keys
+/// proportional to `2^(i/SHARDS)`: the shards cross their growth thresholds at table sizes
+/// spread over an octave, so the average load stays near the mean of hashbrown's range (7/16
+/// to 7/8) whatever the table size, instead of all shards doubling at once.
 #[derive(Debug)]
 struct Shards<K> {
     maps: Vec<FxHashMap<K, Entry>>,
+    /// `bounds[i]`: the largest spread hash that goes to shard `i`.
+    bounds: Vec<u64>,
 }
 
 impl<K: Key> Shards<K> {
     fn new() -> Shards<K> {
+        let weights: Vec<f64> = (0..SHARDS)
+            .map(|i| (i as f64 / SHARDS as f64).exp2())
+            .collect();
+        let total: f64 = weights.iter().sum();
+        let mut sum = 0.0;
+        let mut bounds: Vec<u64> = weights
+            .iter()
+            .map(|w| {
+                sum += w;
+                (sum / total * u64::MAX as f64) as u64
+            })
+            .collect();
+        if let Some(last) = bounds.last_mut() {
+            *last = u64::MAX;
+        }
         Shards {
-            maps: (0..1 << SHARD_BITS).map(|_| FxHashMap::default()).collect(),
+            maps: (0..SHARDS).map(|_| FxHashMap::default()).collect(),
+            bounds,
         }
     }
 
+    fn shard(&self, k: K) -> usize {
+        let h = k.spread();
+        self.bounds.partition_point(|b| *b < h).min(SHARDS - 1)
+    }
+
     fn map(&self, k: K) -> &FxHashMap<K, Entry> {
-        &self.maps[k.shard()]
+        &self.maps[self.shard(k)]
     }
 
     fn map_mut(&mut self, k: K) -> &mut FxHashMap<K, Entry> {
-        &mut self.maps[k.shard()]
+        let i = self.shard(k);
+        &mut self.maps[i]
     }
 
     fn len(&self) -> usize {
@@ -461,6 +488,20 @@ mod tests {
         assert_eq!(e.paths().len(), 1);
         assert_eq!(e.remove(PathSource::Peer(0), |_| true), 1);
         assert!(e.is_empty());
+    }
+
+    #[test]
+    fn shards_get_growing_shares() {
+        let s: Shards<u64> = Shards::new();
+        let mut counts = [0usize; SHARDS];
+        for i in 0..200_000u64 {
+            counts[s.shard(i << 8 | 24)] += 1;
+        }
+        let (first, last) = (counts[0] as f64, counts[SHARDS - 1] as f64);
+        assert!(
+            (1.7..2.3).contains(&(last / first)),
+            "the last shard gets about twice the first: {counts:?}"
+        );
     }
 
     #[test]
