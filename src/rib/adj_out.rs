@@ -1,15 +1,14 @@
 //! Update groups: peers that would be sent the same thing share one group and each UPDATE,
-//! built and encoded once for all of them. There is no Adj-RIB-Out copy (as in BIRD 2): what a
-//! group was sent for a prefix is recomputed from the table as it stood before a change, and
-//! the difference is queued. Announcements with the same attribute set travel in one UPDATE,
-//! packed up to the size the session allows.
+//! built and encoded once for all of them. There is no Adj-RIB-Out copy (as in BIRD 2): the
+//! RIB works out what changed from the paths a prefix had before (see `Rib::flush`) and queues
+//! it here. Announcements with the same attribute set travel in one UPDATE, packed up to the
+//! size the session allows.
 
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use ipnet::IpNet;
 use rustc_hash::FxHashMap;
-use smallvec::SmallVec;
 use tracing::warn;
 
 use super::attrs::AttrSet;
@@ -41,9 +40,6 @@ impl GroupKey {
     }
 }
 
-/// What is advertised for one prefix: (path identifier, attributes) pairs.
-pub type Advertised = SmallVec<[(u32, Arc<AttrSet>); 1]>;
-
 #[derive(Debug)]
 pub struct Group {
     pub key: GroupKey,
@@ -73,7 +69,7 @@ impl Changes {
         self.announce.iter().map(|(_, _, ps)| ps.len()).sum()
     }
 
-    fn announce(&mut self, f: Family, attrs: &Arc<AttrSet>, p: Prefix) {
+    pub fn announce(&mut self, f: Family, attrs: &Arc<AttrSet>, p: Prefix) {
         let key = (f, Arc::as_ptr(attrs));
         let i = *self.index.entry(key).or_insert_with(|| {
             self.announce.push((f, attrs.clone(), Vec::new()));
@@ -93,38 +89,26 @@ impl Group {
         }
     }
 
-    fn prefix(&self, f: Family, net: IpNet, id: u32) -> Prefix {
+    /// How path `id` of `net` is written to the members: with the identifier only under
+    /// add-path (RFC 7911 §3).
+    pub fn prefix(&self, f: Family, net: IpNet, id: u32) -> Prefix {
         Prefix {
             net,
             path_id: self.key.add_path(f).then_some(id),
         }
     }
 
-    /// Queues the difference between what was exported for `net` and what is now.
-    pub fn update(&mut self, f: Family, net: IpNet, before: &Advertised, now: &Advertised) {
-        for (id, attrs) in now {
-            let same = before.iter().any(|(i, a)| i == id && Arc::ptr_eq(a, attrs));
-            if !same {
-                let p = self.prefix(f, net, *id);
-                self.pending.announce(f, attrs, p);
-            }
-        }
-        // RFC 7911: a path identifier no longer used is withdrawn; without add-path the
-        // prefix is withdrawn when nothing replaces it.
-        for (id, _) in before {
-            if !now.iter().any(|(i, _)| i == id) {
-                let p = self.prefix(f, net, *id);
-                self.pending.withdraw.push((f, p));
-            }
-        }
-        self.advertised = (self.advertised + now.len()).saturating_sub(before.len());
+    /// Queues an announcement (or a replacement) of path `id` of `net`.
+    pub fn announce(&mut self, f: Family, net: IpNet, id: u32, attrs: &Arc<AttrSet>) {
+        let p = self.prefix(f, net, id);
+        self.pending.announce(f, attrs, p);
     }
 
-    /// Queues everything exported for `net`, as for a new member or a refresh.
-    pub fn announce(&self, f: Family, net: IpNet, now: &Advertised, out: &mut Changes) {
-        for (id, attrs) in now {
-            out.announce(f, attrs, self.prefix(f, net, *id));
-        }
+    /// Queues the withdrawal of path `id` of `net`. RFC 7911: an identifier no longer used
+    /// is withdrawn; without add-path, the prefix when nothing replaces it.
+    pub fn withdraw(&mut self, f: Family, net: IpNet, id: u32) {
+        let p = self.prefix(f, net, id);
+        self.pending.withdraw.push((f, p));
     }
 
     /// Encodes changes as UPDATEs (withdrawals first), packed to the session's size limit.
@@ -302,14 +286,8 @@ mod tests {
             )
             .parse()
             .unwrap();
-            g.update(
-                Family::IPV4_UNICAST,
-                net,
-                &Advertised::new(),
-                &smallvec::smallvec![(0, a.clone())],
-            );
+            g.announce(Family::IPV4_UNICAST, net, 0, &a);
         }
-        assert_eq!(g.advertised, 2000);
         let c = std::mem::take(&mut g.pending);
         let bytes = g.encode(&c);
         let updates = decoded(&g, &bytes);
@@ -319,16 +297,13 @@ mod tests {
             "{} UPDATEs for 2000 /26s",
             updates.len()
         );
-        // Unchanged: nothing to send. Removed: a withdrawal.
-        let one: Advertised = smallvec::smallvec![(0, a.clone())];
+        // A withdrawal.
         let net: IpNet = "198.18.0.0/26".parse().unwrap();
-        g.update(Family::IPV4_UNICAST, net, &one, &one);
-        assert!(g.pending.is_empty());
-        g.update(Family::IPV4_UNICAST, net, &one, &Advertised::new());
+        g.withdraw(Family::IPV4_UNICAST, net, 0);
         let c = std::mem::take(&mut g.pending);
         let updates = decoded(&g, &g.encode(&c));
         assert_eq!(updates[0].withdrawn.len(), 1);
-        assert_eq!(g.advertised, 1999);
+        assert_eq!(updates[0].withdrawn[0].path_id, None);
     }
 
     #[test]
@@ -343,16 +318,11 @@ mod tests {
             ..AttrSet::local()
         });
         let net: IpNet = "198.18.0.0/26".parse().unwrap();
-        let both: Advertised = smallvec::smallvec![(1, a.clone()), (2, b)];
-        g.update(Family::IPV4_UNICAST, net, &Advertised::new(), &both);
+        g.announce(Family::IPV4_UNICAST, net, 1, &a);
+        g.announce(Family::IPV4_UNICAST, net, 2, &b);
         let c = std::mem::take(&mut g.pending);
         assert_eq!(decoded(&g, &g.encode(&c)).len(), 2);
-        g.update(
-            Family::IPV4_UNICAST,
-            net,
-            &both,
-            &smallvec::smallvec![(1, a)],
-        );
+        g.withdraw(Family::IPV4_UNICAST, net, 2);
         let c = std::mem::take(&mut g.pending);
         let u = decoded(&g, &g.encode(&c));
         assert_eq!(u.len(), 1);

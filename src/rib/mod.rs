@@ -24,7 +24,7 @@ use crate::policy::reflect::{Source, Speaker, Target};
 use crate::session::{PeerId, Session};
 use crate::wire::{Family, RouteRefresh, Update};
 
-use adj_out::{Advertised, Changes, Group, GroupKey};
+use adj_out::{Changes, Group, GroupKey};
 use attrs::{AttrSet, Interner};
 use best::Candidate;
 use table::{Entry, Path, PathSource, Table};
@@ -180,6 +180,24 @@ impl View<'_> {
         }
     }
 
+    /// The paths a group is sent for a prefix ranked this way: of the best (or up to
+    /// `send_max` with add-path), those the speaker exports to it. Calico's rules are checked
+    /// by the caller.
+    fn exported<'p>(
+        &self,
+        g: &GroupKey,
+        f: Family,
+        paths: impl Iterator<Item = (PathSource, u32, &'p Arc<AttrSet>)>,
+    ) -> Sent<'p> {
+        let add_path = g.add_path(f);
+        let n = if add_path { g.send_max } else { 1 };
+        paths
+            .take(n)
+            .filter(|(src, _, a)| self.speaker.exports(&self.source(*src), &g.target, f, a))
+            .map(|(src, id, a)| (if add_path { id } else { 0 }, src, a))
+            .collect()
+    }
+
     fn source(&self, src: PathSource) -> Source {
         match src.peer_id() {
             None => Source {
@@ -206,12 +224,11 @@ impl View<'_> {
 /// (group, family, source, attribute set's address, community ranges, old policy).
 type ExportKey = (usize, Family, PathSource, usize, u64, bool);
 
-/// Rewrites kept at most, before the cache starts again.
-const CACHE_MAX: usize = 1 << 16;
+/// A path as a group is sent it: (path identifier, source, source attributes).
+type Sent<'p> = SmallVec<[(u32, PathSource, &'p Arc<AttrSet>); 1]>;
 
-/// Rewrites paths for update groups: each attribute set once per group, since most prefixes
-/// share one. The rewrites are kept until a session comes up or goes down or the policy
-/// changes (what they depend on), or there are `CACHE_MAX` of them.
+/// Rewrites paths for update groups: each attribute set once per group and flush, since most
+/// prefixes of an UPDATE share one.
 #[derive(Debug, Default)]
 struct Exporter {
     interner: Interner,
@@ -220,47 +237,32 @@ struct Exporter {
 }
 
 impl Exporter {
-    /// What group `gi` is sent for a prefix with these ranked paths: the best (or up to
-    /// `send_max` with add-path) that propagation lets through, rewritten for the group.
-    /// Calico's export rules are checked by the caller.
-    fn export<'p>(
+    /// Path `src`'s attributes as group `gi` gets them, with Calico's communities.
+    fn rewrite(
         &mut self,
         view: &View,
         gi: usize,
         g: &GroupKey,
         key: &(Family, IpNet),
-        paths: impl Iterator<Item = (PathSource, u32, &'p Arc<AttrSet>)>,
-    ) -> Advertised {
+        src: PathSource,
+        attrs: &Arc<AttrSet>,
+    ) -> Option<Arc<AttrSet>> {
         let (f, net) = key;
-        let add_path = g.add_path(*f);
-        let n = if add_path { g.send_max } else { 1 };
-        let mut out = Advertised::new();
-        let mut communities = None;
-        for (src, tx_id, attrs) in paths.take(n) {
-            let mask = *communities.get_or_insert_with(|| view.calico.community_mask(net));
-            let k = (gi, *f, src, Arc::as_ptr(attrs) as usize, mask, view.old);
-            let rewritten = match self.cache.get(&k) {
-                Some((_, r)) => r.clone(),
-                None => {
-                    let from = view.source(src);
-                    let r = view
-                        .speaker
-                        .propagates(&from, &g.target)
-                        .then(|| view.speaker.rewrite(&from, &g.target, *f, attrs))
-                        .flatten()
-                        .map(|mut a| {
-                            view.calico.add_communities(net, &mut a);
-                            self.interner.intern(a)
-                        });
-                    self.cache.insert(k, (attrs.clone(), r.clone()));
-                    r
-                }
-            };
-            if let Some(a) = rewritten {
-                out.push((if add_path { tx_id } else { 0 }, a));
-            }
+        let mask = view.calico.community_mask(net);
+        let k = (gi, *f, src, Arc::as_ptr(attrs) as usize, mask, view.old);
+        if let Some((_, r)) = self.cache.get(&k) {
+            return r.clone();
         }
-        out
+        let from = view.source(src);
+        let r = view
+            .speaker
+            .rewrite(&from, &g.target, *f, attrs)
+            .map(|mut a| {
+                view.calico.add_communities(net, &mut a);
+                self.interner.intern(a)
+            });
+        self.cache.insert(k, (attrs.clone(), r.clone()));
+        r
     }
 }
 
@@ -276,34 +278,57 @@ struct Settle<'a> {
 
 impl Settle<'_> {
     /// Decides a prefix again and queues for each group the difference between what it was
-    /// sent (from `before`) and what it is sent now.
+    /// sent (worked out from `before`) and what it is sent now. Under one policy a path sent
+    /// before with the same identifier, source and attribute set is sent the same way, so
+    /// only changed paths are rewritten; after a policy change both sides are.
     fn prefix(&mut self, key: (Family, IpNet), e: &mut Entry, before: &Before) {
         self.view.decide(e);
         if !before.same_multipath(e) {
             self.fib_dirty.insert(key);
         }
+        let (f, net) = key;
         let old = self.old.unwrap_or(self.view);
-        let (mut was, mut is) = (None, None);
+        let (mut was_ok, mut is_ok) = (None, None);
         for (gi, g) in self.groups.iter_mut().enumerate() {
             let Some(g) = g else { continue };
-            if !g.key.families.contains(&key.0) {
+            if !g.key.families.contains(&f) {
                 continue;
             }
-            let was =
-                *was.get_or_insert_with(|| !before.0.is_empty() && old.calico.exports(&key.1));
-            let is = *is.get_or_insert_with(|| !e.is_empty() && self.view.calico.exports(&key.1));
-            if !was && !is {
-                continue;
+            let was_ok =
+                *was_ok.get_or_insert_with(|| !before.0.is_empty() && old.calico.exports(&net));
+            let is_ok =
+                *is_ok.get_or_insert_with(|| !e.is_empty() && self.view.calico.exports(&net));
+            let was = match was_ok {
+                true => old.exported(&g.key, f, before.paths()),
+                false => Sent::new(),
+            };
+            let is = match is_ok {
+                true => self.view.exported(&g.key, f, current(e)),
+                false => Sent::new(),
+            };
+            for &(id, src, a) in &is {
+                let prev = was.iter().find(|(i, ..)| *i == id);
+                let same = prev.is_some_and(|(_, s, b)| *s == src && Arc::ptr_eq(a, b));
+                if self.old.is_none() && same {
+                    continue;
+                }
+                let Some(now) = self.export.rewrite(&self.view, gi, &g.key, &key, src, a) else {
+                    continue;
+                };
+                if let Some(&(_, s, b)) = prev.filter(|_| self.old.is_some()) {
+                    let then = self.export.rewrite(&old, gi, &g.key, &key, s, b);
+                    if then.is_some_and(|t| Arc::ptr_eq(&t, &now)) {
+                        continue;
+                    }
+                }
+                g.announce(f, net, id, &now);
             }
-            let b = match was {
-                true => self.export.export(&old, gi, &g.key, &key, before.paths()),
-                false => Advertised::new(),
-            };
-            let n = match is {
-                true => self.export.export(&self.view, gi, &g.key, &key, current(e)),
-                false => Advertised::new(),
-            };
-            g.update(key.0, key.1, &b, &n);
+            for &(id, ..) in &was {
+                if !is.iter().any(|(i, ..)| *i == id) {
+                    g.withdraw(f, net, id);
+                }
+            }
+            g.advertised = (g.advertised + is.len()).saturating_sub(was.len());
         }
     }
 }
@@ -395,7 +420,6 @@ impl Rib {
     /// and every prefix is decided and exported again; peers get only what changed from what
     /// the old policy exported.
     pub fn reconfigure(&mut self, config: &Config) -> Vec<Outgoing> {
-        self.export.cache.clear();
         let old_speaker = self.speaker;
         let old_calico = std::mem::replace(&mut self.calico, Calico::from_config(config));
         self.speaker.cluster_id = config.cluster_id;
@@ -449,8 +473,6 @@ impl Rib {
         p.session = Some(session);
         p.local = Some(local);
         p.end_of_rib.clear();
-        // Rewrites depend on the peers' identifiers and sessions.
-        self.export.cache.clear();
         let Some(key) = self.group_key(id) else {
             return Vec::new();
         };
@@ -500,9 +522,13 @@ impl Rib {
             if !families.contains(&key.0) || e.is_empty() || !self.calico.exports(&key.1) {
                 continue;
             }
-            let now = self.export.export(&view, gi, &g.key, &key, current(e));
-            g.announce(key.0, key.1, &now, &mut out);
+            for (id, src, a) in view.exported(&g.key, key.0, current(e)) {
+                if let Some(now) = self.export.rewrite(&view, gi, &g.key, &key, src, a) {
+                    out.announce(key.0, &now, g.prefix(key.0, key.1, id));
+                }
+            }
         }
+        self.export.cache.clear();
         out
     }
 
@@ -519,7 +545,6 @@ impl Rib {
                 .is_some_and(|g| !g.families.is_empty());
         p.session = None;
         p.local = None;
-        self.export.cache.clear();
         if keep_routes {
             p.stale = p.received;
         } else {
@@ -712,9 +737,6 @@ impl Rib {
 
     /// Decides every touched prefix and sends each group what changed for it.
     fn flush(&mut self) -> Vec<Outgoing> {
-        if self.export.cache.len() > CACHE_MAX {
-            self.export.cache.clear();
-        }
         let mut dirty = std::mem::take(&mut self.dirty);
         let view = View {
             speaker: &self.speaker,
@@ -740,6 +762,7 @@ impl Rib {
             }
         }
         self.dirty = dirty;
+        self.export.cache.clear();
         self.outgoing()
     }
 

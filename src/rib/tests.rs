@@ -611,6 +611,8 @@ proptest! {
                 prop_assert!(r.is_ok(), "{:?}", r);
             }
         }
+        // The same policy again: nothing to send.
+        prop_assert!(rib.reconfigure(&config(extra)).is_empty());
         // The pool moves: what the old one exported and the new one does not is withdrawn.
         let out = rib.reconfigure(&config_with_pool("203.0.113.0/24", extra));
         for (id, h) in held.iter_mut().enumerate() {
