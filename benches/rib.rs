@@ -27,8 +27,8 @@
 //! outgoing bytes. Scenarios:
 //!
 //! * `export`: a pool `0.0.0.0/0`, so that Calico's export rules pass every learned prefix:
-//!   each change is exported to both update groups (the worst case: all 1M prefixes in the
-//!   Adj-RIB-Out of both groups).
+//!   each change is exported to both update groups (the worst case: all 1M prefixes
+//!   advertised to both groups).
 //! * `rib-only`: Calico's usual pool 198.18.0.0/16, so the learned prefixes (outside any pool)
 //!   are not exported: import and decision only, as BIRD with `export none` below.
 //!
