@@ -66,6 +66,7 @@ pub struct Rib {
     pub max_paths: usize,
     pub peers: Vec<PeerInfo>,
     pub table: Table,
+    interner: Interner,
     groups: Vec<Option<Group>>,
     export: Exporter,
     /// Prefixes touched since the last flush, with what they had before.
@@ -228,10 +229,10 @@ type ExportKey = (usize, Family, PathSource, usize, u64, bool);
 type Sent<'p> = SmallVec<[(u32, PathSource, &'p Arc<AttrSet>); 1]>;
 
 /// Rewrites paths for update groups: each attribute set once per group and flush, since most
-/// prefixes of an UPDATE share one.
+/// prefixes of an UPDATE share one. Rewritten sets live only until they are encoded, so they
+/// are not interned.
 #[derive(Debug, Default)]
 struct Exporter {
-    interner: Interner,
     /// The source set (kept alive so its address is not reused) and its rewrite.
     cache: FxHashMap<ExportKey, (Arc<AttrSet>, Option<Arc<AttrSet>>)>,
 }
@@ -259,7 +260,7 @@ impl Exporter {
             .rewrite(&from, &g.target, *f, attrs)
             .map(|mut a| {
                 view.calico.add_communities(net, &mut a);
-                self.interner.intern(a)
+                Arc::new(a)
             });
         self.cache.insert(k, (attrs.clone(), r.clone()));
         r
@@ -317,7 +318,7 @@ impl Settle<'_> {
                 };
                 if let Some(&(_, s, b)) = prev.filter(|_| self.old.is_some()) {
                     let then = self.export.rewrite(&old, gi, &g.key, &key, s, b);
-                    if then.is_some_and(|t| Arc::ptr_eq(&t, &now)) {
+                    if then.is_some_and(|t| *t == *now) {
                         continue;
                     }
                 }
@@ -352,6 +353,7 @@ impl Rib {
             max_paths: config.max_paths,
             peers: Vec::new(),
             table: Table::new(),
+            interner: Interner::default(),
             groups: Vec::new(),
             export: Exporter::default(),
             dirty: FxHashMap::default(),
@@ -381,7 +383,7 @@ impl Rib {
                 e.remove(PathSource::Local, |_| true);
             }
         }
-        let own = self.export.interner.intern(AttrSet::local());
+        let own = self.interner.intern(AttrSet::local());
         for net in wanted {
             let key = (family_of(&net), net);
             let e = self.table.entry(&key);
@@ -640,7 +642,7 @@ impl Rib {
                     let a = self
                         .speaker
                         .accepts(&a, ebgp, allow)
-                        .then(|| self.export.interner.intern(a));
+                        .then(|| self.interner.intern(a));
                     by_family.push((f, a.clone()));
                     a
                 }
