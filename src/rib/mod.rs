@@ -41,6 +41,8 @@ pub struct PeerInfo {
     pub received: usize,
     /// How many of them are stale (RFC 4724 §4.2).
     stale: usize,
+    /// The BGP identifier of its last session.
+    bgp_id: Option<Ipv4Addr>,
     group: Option<usize>,
     /// De-configured: its id stays, unused.
     pub removed: bool,
@@ -403,6 +405,7 @@ impl Rib {
             end_of_rib: Vec::new(),
             received: 0,
             stale: 0,
+            bgp_id: None,
             group: None,
             removed: false,
         });
@@ -467,16 +470,25 @@ impl Rib {
 
     /// A session came up: it joins its update group and gets the group's routes (computed
     /// from the table) and End-of-RIB. Routes kept from its previous session stay, stale,
-    /// until its End-of-RIB.
+    /// until its End-of-RIB, unless the peer came back with another BGP identifier: they were
+    /// decided and reflected under the old one, so they go at once.
     pub fn up(&mut self, id: PeerId, session: Session, local: SocketAddr) -> Vec<Outgoing> {
         let Some(p) = self.peers.get_mut(id) else {
             return Vec::new();
         };
+        let new_id = session.remote.bgp_id;
+        let changed = p.bgp_id.is_some_and(|old| old != new_id);
+        p.bgp_id = Some(new_id);
         p.session = Some(session);
         p.local = Some(local);
         p.end_of_rib.clear();
+        let mut out = if changed {
+            self.flush_stale(id, None)
+        } else {
+            Vec::new()
+        };
         let Some(key) = self.group_key(id) else {
-            return Vec::new();
+            return out;
         };
         let existing = self
             .groups
@@ -492,7 +504,7 @@ impl Rib {
         }
         let dump = self.dump(gi, &families);
         let Some(g) = self.groups[gi].as_mut() else {
-            return Vec::new();
+            return out;
         };
         if existing.is_none() {
             g.advertised = dump.announced();
@@ -500,10 +512,11 @@ impl Rib {
         g.members.push(id);
         let mut bytes = g.encode(&dump).to_vec();
         bytes.extend_from_slice(&g.end_of_rib());
-        vec![Outgoing {
+        out.push(Outgoing {
             peers: vec![id],
             bytes: bytes.into(),
-        }]
+        });
+        out
     }
 
     /// Everything group `gi` is sent (for `families`), computed from the table, as for a new

@@ -543,6 +543,37 @@ fn stale_paths_counted_and_end_of_rib_without_them_is_free() {
 }
 
 #[test]
+fn stale_paths_go_when_the_peer_returns_with_another_identifier() {
+    let mut rib = Rib::new(&config("cluster_id = \"244.0.0.1\""));
+    up(&mut rib, 0);
+    up(&mut rib, 3);
+    rib.update(
+        3,
+        &announce(&["198.18.5.0/26"], [198, 51, 100, 5], &[]),
+        false,
+    );
+    rib.down(3, true);
+    let mut s = session(&rib, 3);
+    s.remote.bgp_id = Ipv4Addr::new(198, 51, 100, 55);
+    let out = rib.up(3, s, SocketAddr::from(([198, 51, 100, 1], 179)));
+    let key = (Family::IPV4_UNICAST, net("198.18.5.0/26"));
+    assert!(!rib.table.contains_key(&key));
+    assert_eq!(sent_to(&rib, &out, 0)[0].withdrawn.len(), 1);
+    // Announced again: reflected with the new ORIGINATOR_ID.
+    let out = rib.update(
+        3,
+        &announce(&["198.18.5.0/26"], [198, 51, 100, 5], &[]),
+        false,
+    );
+    let a = AttrSet::from_update(
+        &sent_to(&rib, &out, 0)[0],
+        Family::IPV4_UNICAST,
+        &Negotiated::default(),
+    );
+    assert_eq!(a.originator_id, Some(Ipv4Addr::new(198, 51, 100, 55)));
+}
+
+#[test]
 fn new_member_and_refresh_get_what_the_group_was_sent() {
     let mut rib = Rib::new(&config(""));
     let mut held = Held::new();
