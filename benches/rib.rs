@@ -27,8 +27,8 @@
 //! outgoing bytes. Scenarios:
 //!
 //! * `export`: a pool `0.0.0.0/0`, so that Calico's export rules pass every learned prefix:
-//!   each change is exported to both update groups (the worst case: all 1M prefixes in the
-//!   Adj-RIB-Out of both groups).
+//!   each change is exported to both update groups (the worst case: all 1M prefixes
+//!   advertised to both groups).
 //! * `rib-only`: Calico's usual pool 198.18.0.0/16, so the learned prefixes (outside any pool)
 //!   are not exported: import and decision only, as BIRD with `export none` below.
 //!
@@ -707,7 +707,7 @@ mod inproc {
     }
 
     fn paths(rib: &Rib) -> usize {
-        rib.table.values().map(|e| e.paths.len()).sum()
+        rib.table.values().map(|e| e.paths().len()).sum()
     }
 
     /// Applies one encoded UPDATE as the daemon's RIB task does; the bytes sent out.
@@ -872,15 +872,10 @@ mod inproc {
             use std::mem::size_of;
             use wren::rib::table::{Entry, Path};
             r.layout = format!(
-                "table key (Family, IpNet) {} B, Entry {} B, Path {} B, an Adj-RIB-Out entry \
-                 ((Family, IpNet), Vec<(u32, Arc<AttrSet>)>) {} B",
-                size_of::<(wren::wire::Family, ipnet::IpNet)>(),
+                "IPv4 table key (u64) 8 B, Entry {} B (one path inline), Path {} B; \
+                 no Adj-RIB-Out",
                 size_of::<Entry>(),
                 size_of::<Path>(),
-                size_of::<(
-                    (wren::wire::Family, ipnet::IpNet),
-                    wren::rib::adj_out::Advertised
-                )>(),
             );
         }
         // Dropping a table this size takes a while and measures nothing.

@@ -23,6 +23,9 @@ use crate::session::{self, Handle, PeerId, Status, ToPeer, ToRib, listen, socket
 use crate::wire::notification::cease;
 use crate::wire::{Notification, RouteRefresh};
 
+/// Messages from the sessions queued for the RIB task, for all peers together.
+const RIB_QUEUE: usize = 64;
+
 /// How the daemon was started.
 pub struct Options {
     pub config: Config,
@@ -62,7 +65,10 @@ struct Daemon {
 /// Runs until SIGTERM or SIGINT, then sends every peer a Cease and returns.
 pub async fn run(opts: Options) -> anyhow::Result<()> {
     let config = opts.config;
-    let (rib_tx, mut rib_rx) = mpsc::channel::<ToRib>(1024);
+    // Decoded messages waiting for the RIB. A full-table UPDATE holds about 15 KB of
+    // prefixes: a short queue keeps the sessions' lead (and its memory) small, and the peers
+    // stop reading meanwhile (TCP back-pressure).
+    let (rib_tx, mut rib_rx) = mpsc::channel::<ToRib>(RIB_QUEUE);
     let fib = if config.kernel.enabled {
         Some(
             fib::Handle::start(&config.kernel)

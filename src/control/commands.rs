@@ -8,9 +8,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::rib::Rib;
 use crate::rib::attrs::AttrSet;
-use crate::rib::table::{Path, PathSource};
+use crate::rib::table::Path;
 use crate::session::{State, Status};
 use crate::wire::attr::{Origin, SegmentKind};
+use crate::wire::{Afi, Family, Safi};
 
 use super::Line;
 
@@ -362,48 +363,54 @@ fn show_route(ctx: &Context, args: &[&str]) -> Vec<Line> {
             },
         }
     }
-    // `for ADDR`: the longest prefix holding the address.
-    let longest = lookup.and_then(|a| {
-        ctx.rib
-            .table
-            .keys()
-            .filter(|(_, n)| n.contains(&a))
-            .max_by_key(|(_, n)| n.prefix_len())
-            .map(|(_, n)| *n)
-    });
+    // `for ADDR`: the longest prefix holding the address (one lookup per length).
+    let longest = lookup.and_then(|a| ctx.rib.table.longest_match(a));
     if lookup.is_some() && longest.is_none() {
         return vec![Line::new(8001, "Network not in table")];
     }
-    let wanted = exact.or(longest);
-    if count && wanted.is_none() && protocol.is_none() {
+    if count && exact.is_none() && longest.is_none() && protocol.is_none() {
         // Counted without formatting a row: the RIB task answers at once even at 1M routes.
-        let routes: usize = ctx.rib.table.values().map(|e| e.ranked.len()).sum();
-        let networks = ctx
-            .rib
-            .table
-            .values()
-            .filter(|e| !e.ranked.is_empty())
-            .count();
+        let (mut routes, mut networks) = (0, 0);
+        for e in ctx.rib.table.values() {
+            routes += e.paths().len();
+            networks += usize::from(!e.is_empty());
+        }
         return vec![Line::new(
             14,
             format!("{routes} of {routes} routes for {networks} networks"),
         )];
     }
+    // One prefix is looked up directly; the whole table is shown sorted.
+    let keys: Vec<(Family, IpNet)> = match (exact, longest) {
+        (Some(net), _) => {
+            let afi = match net {
+                IpNet::V4(_) => Afi::IPV4,
+                IpNet::V6(_) => Afi::IPV6,
+            };
+            [Safi::UNICAST, Safi::MULTICAST]
+                .into_iter()
+                .map(|safi| (Family { afi, safi }, net.trunc()))
+                .filter(|k| ctx.rib.table.contains_key(k))
+                .collect()
+        }
+        (None, Some(key)) => vec![key],
+        (None, None) => ctx.rib.table.sorted_keys(),
+    };
+    let wanted = exact.is_some() || longest.is_some();
     let mut out = Vec::new();
     let (mut routes, mut networks) = (0, 0);
-    for ((_, net), entry) in &ctx.rib.table {
-        if wanted.is_some_and(|w| w != *net) {
+    for key in &keys {
+        let Some(entry) = ctx.rib.table.get(key) else {
             continue;
-        }
+        };
+        let net = key.1;
         let mut shown = 0;
-        for (rank, i) in entry.ranked.iter().enumerate() {
-            let Some(path) = entry.paths.get(*i as usize) else {
-                continue;
-            };
-            let peer = match path.source {
-                PathSource::Peer(id) => ctx.peers.get(id).and_then(Option::as_ref),
-                PathSource::Local => None,
-            };
+        for (rank, path) in entry.paths().iter().enumerate() {
+            let peer = path
+                .source
+                .peer_id()
+                .and_then(|id| ctx.peers.get(id))
+                .and_then(Option::as_ref);
             let name = peer.map_or("static1", |p| p.name.as_str());
             if protocol.is_some_and(|p| p != name) {
                 continue;
@@ -430,7 +437,7 @@ fn show_route(ctx: &Context, args: &[&str]) -> Vec<Line> {
         routes += shown;
         networks += usize::from(shown > 0);
     }
-    if wanted.is_some() && routes == 0 {
+    if wanted && routes == 0 {
         return vec![Line::new(8001, "Network not in table")];
     }
     if count {
@@ -525,7 +532,7 @@ fn route_row(peer: &Status, prefix: &str, path: &Path, primary: &str) -> String 
     let via = a
         .next_hop
         .map_or_else(|| "unreachable".to_string(), |n| format!("via {n}"));
-    let stale = if path.stale { "s" } else { "" };
+    let stale = if path.stale() { "s" } else { "" };
     format!(
         "{prefix:<18} {via} [{} {}]{primary} (100{stale}/0) [{origin_as}{origin}]",
         peer.name,

@@ -63,6 +63,13 @@ impl Speaker {
         self.cluster_id.is_some() && (from.rr_client || to.rr_client)
     }
 
+    /// Whether a path goes to the target: it propagates there, and the target gets a next
+    /// hop for it (its own address when the next hop is set to self).
+    pub fn exports(&self, from: &Source, to: &Target, family: Family, a: &AttrSet) -> bool {
+        self.propagates(from, to)
+            && (!next_hop_self(from, to, a) || own_address(to, family).is_some())
+    }
+
     /// The attributes a path is announced with, or `None` when the target has no next hop
     /// to give for the family.
     pub fn rewrite(
@@ -75,19 +82,8 @@ impl Speaker {
         let mut out = a.clone();
         // RFC 4271 §5: unrecognised non-transitive attributes are not passed on.
         out.other.retain(|o| o.flags & flags::TRANSITIVE != 0);
-        let own_address = if family == Family::IPV4_UNICAST {
-            to.local_v4.map(IpAddr::V4)
-        } else {
-            to.local_v6.map(IpAddr::V6)
-        };
-        let keep = match to.next_hop {
-            NextHopMode::Myself => false,
-            NextHopMode::Keep => true,
-            // Self toward eBGP peers and for our own routes, keep otherwise (RFC 4271 §5.1.3).
-            NextHopMode::Auto => to.ibgp,
-        };
-        if from.local || !keep || out.next_hop.is_none() {
-            out.next_hop = Some(own_address?);
+        if next_hop_self(from, to, a) {
+            out.next_hop = Some(own_address(to, family)?);
             out.link_local = None;
         }
         if to.ibgp {
@@ -112,6 +108,26 @@ impl Speaker {
         }
         Some(out)
     }
+}
+
+/// The target's own address for the family (what "next hop self" gives).
+fn own_address(to: &Target, family: Family) -> Option<IpAddr> {
+    if family == Family::IPV4_UNICAST {
+        to.local_v4.map(IpAddr::V4)
+    } else {
+        to.local_v6.map(IpAddr::V6)
+    }
+}
+
+/// RFC 4271 §5.1.3: whether the next hop becomes our own address: always for our own routes
+/// and those without one, toward eBGP peers in `auto` mode, or as configured.
+fn next_hop_self(from: &Source, to: &Target, a: &AttrSet) -> bool {
+    let keep = match to.next_hop {
+        NextHopMode::Myself => false,
+        NextHopMode::Keep => true,
+        NextHopMode::Auto => to.ibgp,
+    };
+    from.local || !keep || a.next_hop.is_none()
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
-//! Adj-RIB-Out by update group: peers that would be sent the same thing share one group, its
-//! record of what was advertised, and each UPDATE, built and encoded once for all of them.
-//! Announcements with the same attribute set travel in one UPDATE, packed up to the size the
-//! session allows.
+//! Update groups: peers that would be sent the same thing share one group and each UPDATE,
+//! built and encoded once for all of them. There is no Adj-RIB-Out copy (as in BIRD 2): the
+//! RIB works out what changed from the paths a prefix had before (see `Rib::flush`) and queues
+//! it here. Announcements with the same attribute set travel in one UPDATE, packed up to the
+//! size the session allows.
 
 use std::sync::Arc;
 
@@ -30,7 +31,7 @@ pub struct GroupKey {
 }
 
 impl GroupKey {
-    fn add_path(&self, f: Family) -> bool {
+    pub fn add_path(&self, f: Family) -> bool {
         match f {
             Family::IPV4_UNICAST => self.tx.add_path_ipv4,
             Family::IPV6_UNICAST => self.tx.add_path_ipv6,
@@ -39,14 +40,14 @@ impl GroupKey {
     }
 }
 
-/// What was advertised for one prefix: (path identifier, attributes) pairs.
-pub type Advertised = Vec<(u32, Arc<AttrSet>)>;
-
 #[derive(Debug)]
 pub struct Group {
     pub key: GroupKey,
     pub members: Vec<PeerId>,
-    pub sent: FxHashMap<(Family, IpNet), Advertised>,
+    /// Paths advertised to the members (for `show protocols`).
+    pub advertised: usize,
+    /// Changes queued for the members since the last flush.
+    pub pending: Changes,
 }
 
 /// Announcements and withdrawals waiting to be encoded.
@@ -63,7 +64,12 @@ impl Changes {
         self.announce.is_empty() && self.withdraw.is_empty()
     }
 
-    fn announce(&mut self, f: Family, attrs: &Arc<AttrSet>, p: Prefix) {
+    /// Paths announced.
+    pub fn announced(&self) -> usize {
+        self.announce.iter().map(|(_, _, ps)| ps.len()).sum()
+    }
+
+    pub fn announce(&mut self, f: Family, attrs: &Arc<AttrSet>, p: Prefix) {
         let key = (f, Arc::as_ptr(attrs));
         let i = *self.index.entry(key).or_insert_with(|| {
             self.announce.push((f, attrs.clone(), Vec::new()));
@@ -78,54 +84,31 @@ impl Group {
         Group {
             key,
             members: Vec::new(),
-            sent: FxHashMap::default(),
+            advertised: 0,
+            pending: Changes::default(),
         }
     }
 
-    fn prefix(&self, f: Family, net: IpNet, id: u32) -> Prefix {
+    /// How path `id` of `net` is written to the members: with the identifier only under
+    /// add-path (RFC 7911 §3).
+    pub fn prefix(&self, f: Family, net: IpNet, id: u32) -> Prefix {
         Prefix {
             net,
             path_id: self.key.add_path(f).then_some(id),
         }
     }
 
-    /// Records what is now exported for `net` and queues the difference.
-    pub fn update(&mut self, f: Family, net: IpNet, now: Advertised, out: &mut Changes) {
-        let before = if now.is_empty() {
-            self.sent.remove(&(f, net)).unwrap_or_default()
-        } else {
-            self.sent.insert((f, net), now.clone()).unwrap_or_default()
-        };
-        for (id, attrs) in &now {
-            let same = before.iter().any(|(i, a)| i == id && Arc::ptr_eq(a, attrs));
-            if !same {
-                out.announce(f, attrs, self.prefix(f, net, *id));
-            }
-        }
-        // RFC 7911: a path identifier no longer used is withdrawn; without add-path the
-        // prefix is withdrawn when nothing replaces it.
-        for (id, _) in &before {
-            if !now.iter().any(|(i, _)| i == id) {
-                out.withdraw.push((f, self.prefix(f, net, *id)));
-            }
-        }
+    /// Queues an announcement (or a replacement) of path `id` of `net`.
+    pub fn announce(&mut self, f: Family, net: IpNet, id: u32, attrs: &Arc<AttrSet>) {
+        let p = self.prefix(f, net, id);
+        self.pending.announce(f, attrs, p);
     }
 
-    /// Everything advertised (for `families`), as for a new member or a refresh.
-    pub fn dump(&self, families: &[Family]) -> Changes {
-        let mut out = Changes::default();
-        let mut keys: Vec<&(Family, IpNet)> = self
-            .sent
-            .keys()
-            .filter(|(f, _)| families.contains(f))
-            .collect();
-        keys.sort();
-        for key in keys {
-            for (id, attrs) in &self.sent[key] {
-                out.announce(key.0, attrs, self.prefix(key.0, key.1, *id));
-            }
-        }
-        out
+    /// Queues the withdrawal of path `id` of `net`. RFC 7911: an identifier no longer used
+    /// is withdrawn; without add-path, the prefix when nothing replaces it.
+    pub fn withdraw(&mut self, f: Family, net: IpNet, id: u32) {
+        let p = self.prefix(f, net, id);
+        self.pending.withdraw.push((f, p));
     }
 
     /// Encodes changes as UPDATEs (withdrawals first), packed to the session's size limit.
@@ -294,7 +277,6 @@ mod tests {
         let mut attrs = AttrSet::local();
         attrs.next_hop = Some("198.51.100.1".parse().unwrap());
         let a = Arc::new(attrs);
-        let mut c = Changes::default();
         for i in 0..2000u32 {
             let net: IpNet = format!(
                 "198.{}.{}.{}/26",
@@ -304,8 +286,9 @@ mod tests {
             )
             .parse()
             .unwrap();
-            g.update(Family::IPV4_UNICAST, net, vec![(0, a.clone())], &mut c);
+            g.announce(Family::IPV4_UNICAST, net, 0, &a);
         }
+        let c = std::mem::take(&mut g.pending);
         let bytes = g.encode(&c);
         let updates = decoded(&g, &bytes);
         assert_eq!(updates.iter().map(|u| u.nlri.len()).sum::<usize>(), 2000);
@@ -314,23 +297,13 @@ mod tests {
             "{} UPDATEs for 2000 /26s",
             updates.len()
         );
-        // Unchanged: nothing to send. Removed: a withdrawal.
-        let mut c = Changes::default();
-        g.update(
-            Family::IPV4_UNICAST,
-            "198.18.0.0/26".parse().unwrap(),
-            vec![(0, a.clone())],
-            &mut c,
-        );
-        assert!(c.is_empty());
-        g.update(
-            Family::IPV4_UNICAST,
-            "198.18.0.0/26".parse().unwrap(),
-            Vec::new(),
-            &mut c,
-        );
+        // A withdrawal.
+        let net: IpNet = "198.18.0.0/26".parse().unwrap();
+        g.withdraw(Family::IPV4_UNICAST, net, 0);
+        let c = std::mem::take(&mut g.pending);
         let updates = decoded(&g, &g.encode(&c));
         assert_eq!(updates[0].withdrawn.len(), 1);
+        assert_eq!(updates[0].withdrawn[0].path_id, None);
     }
 
     #[test]
@@ -345,16 +318,12 @@ mod tests {
             ..AttrSet::local()
         });
         let net: IpNet = "198.18.0.0/26".parse().unwrap();
-        let mut c = Changes::default();
-        g.update(
-            Family::IPV4_UNICAST,
-            net,
-            vec![(1, a.clone()), (2, b)],
-            &mut c,
-        );
+        g.announce(Family::IPV4_UNICAST, net, 1, &a);
+        g.announce(Family::IPV4_UNICAST, net, 2, &b);
+        let c = std::mem::take(&mut g.pending);
         assert_eq!(decoded(&g, &g.encode(&c)).len(), 2);
-        let mut c = Changes::default();
-        g.update(Family::IPV4_UNICAST, net, vec![(1, a)], &mut c);
+        g.withdraw(Family::IPV4_UNICAST, net, 2);
+        let c = std::mem::take(&mut g.pending);
         let u = decoded(&g, &g.encode(&c));
         assert_eq!(u.len(), 1);
         assert_eq!(u[0].withdrawn[0].path_id, Some(2));

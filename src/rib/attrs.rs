@@ -1,10 +1,12 @@
 //! Path attributes as the RIB keeps them: decoded once, normalised (4-octet AS path), and
 //! interned so that the thousands of routes that share a set share one copy.
 
+use std::hash::BuildHasher;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
-use rustc_hash::FxHashSet;
+use rustc_hash::{FxBuildHasher, FxHashMap};
+use smallvec::SmallVec;
 
 use crate::wire::attr::{
     Community, ExtCommunity, LargeCommunity, MpReach, Origin, Segment, SegmentKind, flags,
@@ -275,35 +277,47 @@ fn merge_as4_path(as_path: &[Segment], as4: &[Segment]) -> Vec<Segment> {
     out
 }
 
-/// Hash-consing of attribute sets: equal sets are one allocation.
+/// Hash-consing of attribute sets: equal sets are one allocation. Sets are filed under their
+/// hash, computed once, so that growing the table never hashes a set again.
 #[derive(Debug, Default)]
 pub struct Interner {
-    sets: FxHashSet<Arc<AttrSet>>,
+    sets: FxHashMap<u64, SmallVec<[Arc<AttrSet>; 1]>>,
+    len: usize,
     /// Size at which unused sets are swept next.
     sweep_at: usize,
 }
 
 impl Interner {
     pub fn intern(&mut self, a: AttrSet) -> Arc<AttrSet> {
-        if let Some(existing) = self.sets.get(&a) {
+        let hash = FxBuildHasher.hash_one(&a);
+        if let Some(existing) = self
+            .sets
+            .get(&hash)
+            .and_then(|b| b.iter().find(|s| ***s == a))
+        {
             return existing.clone();
         }
-        if self.sets.len() >= self.sweep_at {
+        if self.len >= self.sweep_at {
             // Sets only the interner holds are no longer used by any route.
-            self.sets.retain(|s| Arc::strong_count(s) > 1);
-            self.sweep_at = (self.sets.len() * 2).max(1024);
+            self.sets.retain(|_, bucket| {
+                bucket.retain(|s| Arc::strong_count(s) > 1);
+                !bucket.is_empty()
+            });
+            self.len = self.sets.values().map(|b| b.len()).sum();
+            self.sweep_at = (self.len * 2).max(1024);
         }
         let arc = Arc::new(a);
-        self.sets.insert(arc.clone());
+        self.sets.entry(hash).or_default().push(arc.clone());
+        self.len += 1;
         arc
     }
 
     pub fn len(&self) -> usize {
-        self.sets.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.sets.is_empty()
+        self.len == 0
     }
 }
 

@@ -145,21 +145,19 @@ fn peer_address(a: &Candidate, b: &Candidate) -> Ordering {
     a.peer_addr.cmp(&b.peer_addr)
 }
 
-/// Ranks candidates, best first, by repeated pairwise selection (never a sort: MED makes the
-/// relation intransitive). `limit` caps how many are ranked.
-pub fn rank(cands: &[Candidate], limit: usize) -> Vec<usize> {
-    let mut left: Vec<usize> = (0..cands.len()).collect();
-    let mut out = Vec::new();
-    while out.len() < limit && !left.is_empty() {
-        let mut best = 0;
-        for i in 1..left.len() {
-            if compare(&cands[left[i]], &cands[left[best]]).0 == Ordering::Less {
+/// Orders items best first by repeated pairwise selection (never a sort: MED makes the
+/// relation intransitive); among equals the given order stands. In place, no allocation.
+pub fn rank<T>(items: &mut [T], cand: impl for<'a> Fn(&'a T) -> Candidate<'a>) {
+    for start in 0..items.len() {
+        let mut best = start;
+        for i in start + 1..items.len() {
+            if compare(&cand(&items[i]), &cand(&items[best])).0 == Ordering::Less {
                 best = i;
             }
         }
-        out.push(left.remove(best));
+        // The rest keep their order.
+        items[start..=best].rotate_right(1);
     }
-    out
 }
 
 #[cfg(test)]
@@ -285,7 +283,12 @@ mod tests {
         let lp = attrs(|a| a.local_pref = Some(50));
         let p3 = cand(&lp);
         assert!(!equal_cost(&p2, &p3));
-        assert_eq!(rank(&[p3, p1, p2], 3), vec![2, 1, 0]);
-        assert_eq!(rank(&[p3, p1, p2], 1), vec![2]);
+        let mut ranked = [p3, p1, p2];
+        rank(&mut ranked, |c| *c);
+        let addr = |c: &Candidate| c.peer_addr.to_string();
+        assert_eq!(addr(&ranked[0]), "198.51.100.2");
+        assert_eq!(ranked[0].attrs.local_pref, None);
+        assert_eq!(addr(&ranked[1]), "198.51.100.3");
+        assert_eq!(ranked[2].attrs.local_pref, Some(50));
     }
 }

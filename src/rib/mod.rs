@@ -1,6 +1,8 @@
 //! The routing core: one table of every path (own routes and each peer's Adj-RIB-In), the
-//! decision process, and per-group Adj-RIB-Out. Work is incremental: an UPDATE marks the
-//! prefixes it touches, and only those are decided and exported again.
+//! decision process, and export to update groups. Work is incremental: an UPDATE marks the
+//! prefixes it touches, noting the paths each one had, and only those are decided and
+//! exported again. What a group was sent for a prefix is recomputed from that note, so no
+//! Adj-RIB-Out copy is kept (as in BIRD 2).
 
 pub mod adj_out;
 pub mod attrs;
@@ -13,7 +15,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use ipnet::IpNet;
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
+use smallvec::SmallVec;
 
 use crate::config::{Config, Peer as PeerConfig};
 use crate::policy::calico::Calico;
@@ -21,10 +24,10 @@ use crate::policy::reflect::{Source, Speaker, Target};
 use crate::session::{PeerId, Session};
 use crate::wire::{Family, RouteRefresh, Update};
 
-use adj_out::{Advertised, Changes, Group, GroupKey};
+use adj_out::{Changes, Group, GroupKey};
 use attrs::{AttrSet, Interner};
 use best::Candidate;
-use table::{PathSource, Table};
+use table::{Entry, Path, PathSource, Table};
 
 /// A peer as the RIB sees it.
 #[derive(Debug)]
@@ -34,6 +37,12 @@ pub struct PeerInfo {
     pub local: Option<SocketAddr>,
     /// Families whose End-of-RIB arrived since the session came up.
     pub end_of_rib: Vec<Family>,
+    /// Paths received from it (its Adj-RIB-In size).
+    pub received: usize,
+    /// How many of them are stale (RFC 4724 §4.2).
+    stale: usize,
+    /// The BGP identifier of its last session.
+    bgp_id: Option<Ipv4Addr>,
     group: Option<usize>,
     /// De-configured: its id stays, unused.
     pub removed: bool,
@@ -61,32 +70,269 @@ pub struct Rib {
     pub table: Table,
     interner: Interner,
     groups: Vec<Option<Group>>,
-    /// Prefixes touched since the last flush.
-    dirty: BTreeSet<(Family, IpNet)>,
+    export: Exporter,
+    /// Prefixes touched since the last flush, with what they had before.
+    dirty: FxHashMap<(Family, IpNet), Before>,
     /// Prefixes whose best or multipath set changed, for the FIB.
-    pub fib_dirty: BTreeSet<(Family, IpNet)>,
-    /// Rewritten attributes per (group, family, source, attribute set, community ranges),
-    /// valid for one flush.
-    export_cache: FxHashMap<ExportKey, Option<Arc<AttrSet>>>,
+    pub fib_dirty: FxHashSet<(Family, IpNet)>,
 }
 
-type ExportKey = (usize, Family, PathSource, ByAddress, u64);
+/// A prefix's leading paths as the last decision ranked them, noted before its first change
+/// in a flush: what the kernel and every group were last given for it.
+#[derive(Debug, Default)]
+struct Before(SmallVec<[Shown; 1]>);
 
-/// An attribute set compared by identity (interned sets are equal only when identical).
-#[derive(Debug, Clone)]
-struct ByAddress(Arc<AttrSet>);
+#[derive(Debug)]
+struct Shown {
+    source: PathSource,
+    tx_id: u32,
+    multipath: bool,
+    attrs: Arc<AttrSet>,
+}
 
-impl PartialEq for ByAddress {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
+impl Before {
+    /// The multipath set of `e` and its first `keep` paths (the most any group is sent).
+    fn of(e: &Entry, keep: usize) -> Before {
+        Before(
+            e.paths()
+                .iter()
+                .enumerate()
+                .take_while(|(i, p)| *i < keep || p.multipath())
+                .map(|(_, p)| Shown {
+                    source: p.source,
+                    tx_id: p.tx_id(),
+                    multipath: p.multipath(),
+                    attrs: p.attrs.clone(),
+                })
+                .collect(),
+        )
+    }
+
+    /// Whether `e`'s multipath set (sources, identifiers, attribute sets) is the one noted:
+    /// if not, the kernel route changes.
+    fn same_multipath(&self, e: &Entry) -> bool {
+        let old = self.0.iter().take_while(|s| s.multipath);
+        let old = old.map(|s| (s.source, s.tx_id, Arc::as_ptr(&s.attrs)));
+        let new = e.multipath();
+        old.eq(new.map(|p| (p.source, p.tx_id(), Arc::as_ptr(&p.attrs))))
+    }
+
+    fn paths(&self) -> impl Iterator<Item = (PathSource, u32, &Arc<AttrSet>)> {
+        self.0.iter().map(|s| (s.source, s.tx_id, &s.attrs))
     }
 }
 
-impl Eq for ByAddress {}
+/// Notes what `key` had before its first change since the last flush.
+fn note(
+    dirty: &mut FxHashMap<(Family, IpNet), Before>,
+    key: (Family, IpNet),
+    e: &Entry,
+    keep: usize,
+) {
+    dirty.entry(key).or_insert_with(|| Before::of(e, keep));
+}
 
-impl std::hash::Hash for ByAddress {
-    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
-        Arc::as_ptr(&self.0).hash(h);
+fn current(e: &Entry) -> impl Iterator<Item = (PathSource, u32, &Arc<AttrSet>)> {
+    e.paths().iter().map(|p| (p.source, p.tx_id(), &p.attrs))
+}
+
+/// What deciding and exporting read: the speaker, the policy and the peers.
+#[derive(Clone, Copy)]
+struct View<'a> {
+    speaker: &'a Speaker,
+    calico: &'a Calico,
+    peers: &'a [PeerInfo],
+    max_paths: usize,
+    /// The policy before a reconfiguration (its rewrites are cached apart).
+    old: bool,
+}
+
+impl View<'_> {
+    fn candidate<'p>(&self, p: &'p Path) -> Candidate<'p> {
+        let peer = p.source.peer_id().and_then(|id| self.peers.get(id));
+        Candidate {
+            attrs: &p.attrs,
+            local: p.source == PathSource::Local,
+            ebgp: peer.is_some_and(|x| x.ebgp(self.speaker.asn)),
+            peer_id: peer
+                .and_then(|x| x.session.as_ref().map(|s| s.remote.bgp_id))
+                .unwrap_or(self.speaker.router_id),
+            peer_addr: peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |x| x.config.address),
+            reachable: true,
+        }
+    }
+
+    /// Ranks a prefix's paths best first and flags the multipath set (ECMP).
+    fn decide(&self, e: &mut Entry) {
+        let paths = e.paths_mut();
+        if paths.len() > 1 {
+            // A fixed order (peer address, path identifier) makes the result independent of
+            // the order updates arrived in.
+            paths.sort_by_key(|p| (self.candidate(p).peer_addr, p.rx_id, p.source));
+            best::rank(paths, |p| self.candidate(p));
+        }
+        let Some((first, rest)) = paths.split_first_mut() else {
+            return;
+        };
+        first.set_multipath(true);
+        let best = self.candidate(first);
+        let mut equal = true;
+        for (i, p) in rest.iter_mut().enumerate() {
+            equal = equal && i + 1 < self.max_paths && best::equal_cost(&best, &self.candidate(p));
+            p.set_multipath(equal);
+        }
+    }
+
+    /// The paths a group is sent for a prefix ranked this way: of the best (or up to
+    /// `send_max` with add-path), those the speaker exports to it. Calico's rules are checked
+    /// by the caller.
+    fn exported<'p>(
+        &self,
+        g: &GroupKey,
+        f: Family,
+        paths: impl Iterator<Item = (PathSource, u32, &'p Arc<AttrSet>)>,
+    ) -> Sent<'p> {
+        let add_path = g.add_path(f);
+        let n = if add_path { g.send_max } else { 1 };
+        paths
+            .take(n)
+            .filter(|(src, _, a)| self.speaker.exports(&self.source(*src), &g.target, f, a))
+            .map(|(src, id, a)| (if add_path { id } else { 0 }, src, a))
+            .collect()
+    }
+
+    fn source(&self, src: PathSource) -> Source {
+        match src.peer_id() {
+            None => Source {
+                local: true,
+                ibgp: false,
+                rr_client: false,
+                bgp_id: self.speaker.router_id,
+            },
+            Some(id) => {
+                let p = self.peers.get(id);
+                Source {
+                    local: false,
+                    ibgp: p.is_some_and(|p| !p.ebgp(self.speaker.asn)),
+                    rr_client: p.is_some_and(|p| p.config.settings.rr_client),
+                    bgp_id: p
+                        .and_then(|p| p.session.as_ref().map(|s| s.remote.bgp_id))
+                        .unwrap_or(Ipv4Addr::UNSPECIFIED),
+                }
+            }
+        }
+    }
+}
+
+/// (group, family, source, attribute set's address, community ranges, old policy).
+type ExportKey = (usize, Family, PathSource, usize, u64, bool);
+
+/// A path as a group is sent it: (path identifier, source, source attributes).
+type Sent<'p> = SmallVec<[(u32, PathSource, &'p Arc<AttrSet>); 1]>;
+
+/// Rewrites paths for update groups: each attribute set once per group and flush, since most
+/// prefixes of an UPDATE share one. Rewritten sets live only until they are encoded, so they
+/// are not interned.
+#[derive(Debug, Default)]
+struct Exporter {
+    /// The source set (kept alive so its address is not reused) and its rewrite.
+    cache: FxHashMap<ExportKey, (Arc<AttrSet>, Option<Arc<AttrSet>>)>,
+}
+
+impl Exporter {
+    /// Path `src`'s attributes as group `gi` gets them, with Calico's communities.
+    fn rewrite(
+        &mut self,
+        view: &View,
+        gi: usize,
+        g: &GroupKey,
+        key: &(Family, IpNet),
+        src: PathSource,
+        attrs: &Arc<AttrSet>,
+    ) -> Option<Arc<AttrSet>> {
+        let (f, net) = key;
+        let mask = view.calico.community_mask(net);
+        let k = (gi, *f, src, Arc::as_ptr(attrs) as usize, mask, view.old);
+        if let Some((_, r)) = self.cache.get(&k) {
+            return r.clone();
+        }
+        let from = view.source(src);
+        let r = view
+            .speaker
+            .rewrite(&from, &g.target, *f, attrs)
+            .map(|mut a| {
+                view.calico.add_communities(net, &mut a);
+                Arc::new(a)
+            });
+        self.cache.insert(k, (attrs.clone(), r.clone()));
+        r
+    }
+}
+
+/// Deciding and exporting touched prefixes, one table lookup each.
+struct Settle<'a> {
+    view: View<'a>,
+    /// The policy the groups were last exported under, when it changed.
+    old: Option<View<'a>>,
+    export: &'a mut Exporter,
+    groups: &'a mut [Option<Group>],
+    fib_dirty: &'a mut FxHashSet<(Family, IpNet)>,
+}
+
+impl Settle<'_> {
+    /// Decides a prefix again and queues for each group the difference between what it was
+    /// sent (worked out from `before`) and what it is sent now. Under one policy a path sent
+    /// before with the same identifier, source and attribute set is sent the same way, so
+    /// only changed paths are rewritten; after a policy change both sides are.
+    fn prefix(&mut self, key: (Family, IpNet), e: &mut Entry, before: &Before) {
+        self.view.decide(e);
+        if !before.same_multipath(e) {
+            self.fib_dirty.insert(key);
+        }
+        let (f, net) = key;
+        let old = self.old.unwrap_or(self.view);
+        let (mut was_ok, mut is_ok) = (None, None);
+        for (gi, g) in self.groups.iter_mut().enumerate() {
+            let Some(g) = g else { continue };
+            if !g.key.families.contains(&f) {
+                continue;
+            }
+            let was_ok =
+                *was_ok.get_or_insert_with(|| !before.0.is_empty() && old.calico.exports(&net));
+            let is_ok =
+                *is_ok.get_or_insert_with(|| !e.is_empty() && self.view.calico.exports(&net));
+            let was = match was_ok {
+                true => old.exported(&g.key, f, before.paths()),
+                false => Sent::new(),
+            };
+            let is = match is_ok {
+                true => self.view.exported(&g.key, f, current(e)),
+                false => Sent::new(),
+            };
+            for &(id, src, a) in &is {
+                let prev = was.iter().find(|(i, ..)| *i == id);
+                let same = prev.is_some_and(|(_, s, b)| *s == src && Arc::ptr_eq(a, b));
+                if self.old.is_none() && same {
+                    continue;
+                }
+                let Some(now) = self.export.rewrite(&self.view, gi, &g.key, &key, src, a) else {
+                    continue;
+                };
+                if let Some(&(_, s, b)) = prev.filter(|_| self.old.is_some()) {
+                    let then = self.export.rewrite(&old, gi, &g.key, &key, s, b);
+                    if then.is_some_and(|t| *t == *now) {
+                        continue;
+                    }
+                }
+                g.announce(f, net, id, &now);
+            }
+            for &(id, ..) in &was {
+                if !is.iter().any(|(i, ..)| *i == id) {
+                    g.withdraw(f, net, id);
+                }
+            }
+            g.advertised = (g.advertised + is.len()).saturating_sub(was.len());
+        }
     }
 }
 
@@ -111,9 +357,9 @@ impl Rib {
             table: Table::new(),
             interner: Interner::default(),
             groups: Vec::new(),
-            dirty: BTreeSet::new(),
-            fib_dirty: BTreeSet::new(),
-            export_cache: FxHashMap::default(),
+            export: Exporter::default(),
+            dirty: FxHashMap::default(),
+            fib_dirty: FxHashSet::default(),
         };
         for p in config.peers() {
             rib.add_peer(p);
@@ -123,24 +369,29 @@ impl Rib {
         rib
     }
 
+    /// How many leading paths of a prefix any group may be sent.
+    fn keep(&self) -> usize {
+        let most = self.groups.iter().flatten().map(|g| g.key.send_max).max();
+        most.unwrap_or(1)
+    }
+
     /// Makes the table's own routes match what the policy originates.
     fn originate(&mut self) {
+        let keep = self.keep();
         let wanted: BTreeSet<IpNet> = self.calico.originated().collect();
-        for ((f, net), e) in self.table.iter_mut() {
-            if !wanted.contains(net) && e.remove(PathSource::Local, |_| true) {
-                self.dirty.insert((*f, *net));
+        for (key, e) in self.table.iter_mut() {
+            if !wanted.contains(&key.1) && e.has(PathSource::Local, |_| true) {
+                note(&mut self.dirty, key, e, keep);
+                e.remove(PathSource::Local, |_| true);
             }
         }
         let own = self.interner.intern(AttrSet::local());
         for net in wanted {
             let key = (family_of(&net), net);
-            if self
-                .table
-                .entry(key)
-                .or_default()
-                .upsert(PathSource::Local, 0, own.clone())
-            {
-                self.dirty.insert(key);
+            let e = self.table.entry(&key);
+            if !e.holds(PathSource::Local, 0, &own) {
+                note(&mut self.dirty, key, e, keep);
+                e.upsert(PathSource::Local, 0, own.clone());
             }
         }
     }
@@ -152,6 +403,9 @@ impl Rib {
             session: None,
             local: None,
             end_of_rib: Vec::new(),
+            received: 0,
+            stale: 0,
+            bgp_id: None,
             group: None,
             removed: false,
         });
@@ -168,61 +422,129 @@ impl Rib {
     }
 
     /// New policy (blocks, services, pools, communities, reflection): our own routes follow,
-    /// and every prefix is decided and exported again (peers get only what changed).
+    /// and every prefix is decided and exported again; peers get only what changed from what
+    /// the old policy exported.
     pub fn reconfigure(&mut self, config: &Config) -> Vec<Outgoing> {
+        let old_speaker = self.speaker;
+        let old_calico = std::mem::replace(&mut self.calico, Calico::from_config(config));
         self.speaker.cluster_id = config.cluster_id;
-        self.calico = Calico::from_config(config);
         self.max_paths = config.max_paths;
         self.originate();
-        self.dirty.extend(self.table.keys().copied());
-        self.flush()
+        let keep = self.keep();
+        let mut dirty = std::mem::take(&mut self.dirty);
+        let view = View {
+            speaker: &self.speaker,
+            calico: &self.calico,
+            peers: &self.peers,
+            max_paths: self.max_paths,
+            old: false,
+        };
+        let mut s = Settle {
+            view,
+            old: Some(View {
+                speaker: &old_speaker,
+                calico: &old_calico,
+                old: true,
+                ..view
+            }),
+            export: &mut self.export,
+            groups: &mut self.groups,
+            fib_dirty: &mut self.fib_dirty,
+        };
+        let mut empty = Vec::new();
+        for (key, e) in self.table.iter_mut() {
+            let before = dirty.remove(&key).unwrap_or_else(|| Before::of(e, keep));
+            s.prefix(key, e, &before);
+            if e.is_empty() {
+                empty.push(key);
+            }
+        }
+        for key in empty {
+            self.table.remove(&key);
+        }
+        dirty.clear();
+        self.dirty = dirty;
+        self.export.cache.clear();
+        self.outgoing()
     }
 
-    /// A session came up: it joins its update group and gets the group's routes and
-    /// End-of-RIB. Routes kept from its previous session stay, stale, until its End-of-RIB.
+    /// A session came up: it joins its update group and gets the group's routes (computed
+    /// from the table) and End-of-RIB. Routes kept from its previous session stay, stale,
+    /// until its End-of-RIB, unless the peer came back with another BGP identifier: they were
+    /// decided and reflected under the old one, so they go at once.
     pub fn up(&mut self, id: PeerId, session: Session, local: SocketAddr) -> Vec<Outgoing> {
         let Some(p) = self.peers.get_mut(id) else {
             return Vec::new();
         };
+        let new_id = session.remote.bgp_id;
+        let changed = p.bgp_id.is_some_and(|old| old != new_id);
+        p.bgp_id = Some(new_id);
         p.session = Some(session);
         p.local = Some(local);
         p.end_of_rib.clear();
+        let mut out = if changed {
+            self.flush_stale(id, None)
+        } else {
+            Vec::new()
+        };
         let Some(key) = self.group_key(id) else {
-            return Vec::new();
+            return out;
         };
         let existing = self
             .groups
             .iter()
             .position(|g| g.as_ref().is_some_and(|g| g.key == key));
-        let gi = match existing {
-            Some(i) => i,
-            None => {
-                let mut g = Group::new(key);
-                let mut ignored = Changes::default();
-                let nets: Vec<(Family, IpNet)> = self.table.keys().copied().collect();
-                let gi = self.groups.len();
-                self.export_cache.clear();
-                for (f, net) in nets {
-                    let now = self.export(gi, &g.key, f, &net);
-                    g.update(f, net, now, &mut ignored);
-                }
-                self.groups.push(Some(g));
-                self.groups.len() - 1
-            }
-        };
+        let families = key.families.clone();
+        let gi = existing.unwrap_or_else(|| {
+            self.groups.push(Some(Group::new(key)));
+            self.groups.len() - 1
+        });
         if let Some(p) = self.peers.get_mut(id) {
             p.group = Some(gi);
         }
+        let dump = self.dump(gi, &families);
         let Some(g) = self.groups[gi].as_mut() else {
-            return Vec::new();
+            return out;
         };
+        if existing.is_none() {
+            g.advertised = dump.announced();
+        }
         g.members.push(id);
-        let mut bytes = g.encode(&g.dump(&g.key.families)).to_vec();
+        let mut bytes = g.encode(&dump).to_vec();
         bytes.extend_from_slice(&g.end_of_rib());
-        vec![Outgoing {
+        out.push(Outgoing {
             peers: vec![id],
             bytes: bytes.into(),
-        }]
+        });
+        out
+    }
+
+    /// Everything group `gi` is sent (for `families`), computed from the table, as for a new
+    /// member or a route refresh.
+    fn dump(&mut self, gi: usize, families: &[Family]) -> Changes {
+        let mut out = Changes::default();
+        let Some(g) = self.groups.get(gi).and_then(Option::as_ref) else {
+            return out;
+        };
+        let view = View {
+            speaker: &self.speaker,
+            calico: &self.calico,
+            peers: &self.peers,
+            max_paths: self.max_paths,
+            old: false,
+        };
+        for (key, e) in self.table.iter() {
+            if !families.contains(&key.0) || e.is_empty() || !self.calico.exports(&key.1) {
+                continue;
+            }
+            for (id, src, a) in view.exported(&g.key, key.0, current(e)) {
+                if let Some(now) = self.export.rewrite(&view, gi, &g.key, &key, src, a) {
+                    out.announce(key.0, &now, g.prefix(key.0, key.1, id));
+                }
+            }
+        }
+        self.export.cache.clear();
+        out
     }
 
     /// The session went down. When the connection was lost (`graceful`) and the peer can
@@ -231,13 +553,19 @@ impl Rib {
         let Some(p) = self.peers.get_mut(id) else {
             return Vec::new();
         };
-        let keep = graceful
+        let keep_routes = graceful
             && p.session
                 .as_ref()
                 .and_then(|s| s.peer_graceful_restart.as_ref())
                 .is_some_and(|g| !g.families.is_empty());
         p.session = None;
         p.local = None;
+        if keep_routes {
+            p.stale = p.received;
+        } else {
+            p.received = 0;
+            p.stale = 0;
+        }
         if let Some(gi) = p.group.take()
             && let Some(g) = self.groups[gi].as_mut()
         {
@@ -246,32 +574,46 @@ impl Rib {
                 self.groups[gi] = None;
             }
         }
-        let src = PathSource::Peer(id);
+        let src = PathSource::peer(id);
+        let keep = self.keep();
         for (key, e) in self.table.iter_mut() {
-            if keep {
-                let mut touched = false;
-                for path in e.paths.iter_mut().filter(|p| p.source == src) {
-                    path.stale = true;
-                    touched = true;
+            if !e.has(src, |_| true) {
+                continue;
+            }
+            if keep_routes {
+                // Stale paths are still used and advertised: nothing to decide again.
+                for path in e.paths_mut().iter_mut().filter(|p| p.source == src) {
+                    path.set_stale(true);
                 }
-                if touched {
-                    self.dirty.insert(*key);
-                }
-            } else if e.remove(src, |_| true) {
-                self.dirty.insert(*key);
+            } else {
+                note(&mut self.dirty, key, e, keep);
+                e.remove(src, |_| true);
             }
         }
         self.flush()
     }
 
     /// Drops a peer's paths that are still stale (its restart time ran out, or its
-    /// End-of-RIB arrived for `family`).
+    /// End-of-RIB arrived for `family`). Without stale paths the table is not walked.
     pub fn flush_stale(&mut self, id: PeerId, family: Option<Family>) -> Vec<Outgoing> {
-        let src = PathSource::Peer(id);
-        for ((f, net), e) in self.table.iter_mut() {
-            if family.is_none_or(|x| x == *f) && e.remove(src, |p| p.stale) {
-                self.dirty.insert((*f, *net));
+        let Some(p) = self.peers.get(id) else {
+            return Vec::new();
+        };
+        if p.stale == 0 {
+            return Vec::new();
+        }
+        let src = PathSource::peer(id);
+        let keep = self.keep();
+        let mut gone = 0;
+        for (key, e) in self.table.iter_mut() {
+            if family.is_none_or(|x| x == key.0) && e.has(src, Path::stale) {
+                note(&mut self.dirty, key, e, keep);
+                gone += e.remove(src, Path::stale);
             }
+        }
+        if let Some(p) = self.peers.get_mut(id) {
+            p.stale = p.stale.saturating_sub(gone);
+            p.received = p.received.saturating_sub(gone);
         }
         self.flush()
     }
@@ -294,15 +636,16 @@ impl Rib {
         }
         let ebgp = p.ebgp(self.speaker.asn);
         let allow = p.config.settings.allow_local_as;
-        let src = PathSource::Peer(id);
+        let keep = self.keep();
         for (f, pfx) in u.withdrawals() {
-            self.withdraw(src, f, pfx.net, pfx.path_id.unwrap_or(0));
+            self.withdraw(id, (f, pfx.net), pfx.path_id.unwrap_or(0), keep);
         }
-        let mut by_family: Vec<(Family, Option<Arc<AttrSet>>)> = Vec::new();
+        let mut by_family: SmallVec<[(Family, Option<Arc<AttrSet>>); 2]> = SmallVec::new();
         for (f, pfx) in u.announced() {
+            let key = (f, pfx.net);
             let rx_id = pfx.path_id.unwrap_or(0);
             if withdraw_all {
-                self.withdraw(src, f, pfx.net, rx_id);
+                self.withdraw(id, key, rx_id, keep);
                 continue;
             }
             let attrs = match by_family.iter().find(|(x, _)| *x == f) {
@@ -318,33 +661,59 @@ impl Rib {
                 }
             };
             match attrs {
-                Some(a) => {
-                    if self
-                        .table
-                        .entry((f, pfx.net))
-                        .or_default()
-                        .upsert(src, rx_id, a)
-                    {
-                        self.dirty.insert((f, pfx.net));
-                    }
-                }
+                Some(a) => self.announce(id, key, rx_id, a, keep),
                 // A loop: the route is not usable, and replaces any earlier one.
-                None => self.withdraw(src, f, pfx.net, rx_id),
+                None => self.withdraw(id, key, rx_id, keep),
             }
         }
         self.flush()
     }
 
-    fn withdraw(&mut self, src: PathSource, f: Family, net: IpNet, rx_id: u32) {
-        if let Some(e) = self.table.get_mut(&(f, net))
-            && e.remove(src, |p| p.rx_id == rx_id)
-        {
-            self.dirty.insert((f, net));
+    fn announce(
+        &mut self,
+        id: PeerId,
+        key: (Family, IpNet),
+        rx_id: u32,
+        a: Arc<AttrSet>,
+        keep: usize,
+    ) {
+        let src = PathSource::peer(id);
+        let e = self.table.entry(&key);
+        if e.holds(src, rx_id, &a) {
+            return;
+        }
+        note(&mut self.dirty, key, e, keep);
+        let Some(p) = self.peers.get_mut(id) else {
+            return;
+        };
+        if p.stale > 0 && e.has(src, |x| x.rx_id == rx_id && x.stale()) {
+            p.stale -= 1;
+        }
+        if e.upsert(src, rx_id, a) {
+            p.received += 1;
         }
     }
 
-    /// A ROUTE-REFRESH request: the group's routes of that family again, framed by BoRR/EoRR
-    /// when enhanced route refresh was negotiated (RFC 7313 §4).
+    fn withdraw(&mut self, id: PeerId, key: (Family, IpNet), rx_id: u32, keep: usize) {
+        let src = PathSource::peer(id);
+        let Some(e) = self.table.get_mut(&key) else {
+            return;
+        };
+        if !e.has(src, |x| x.rx_id == rx_id) {
+            return;
+        }
+        note(&mut self.dirty, key, e, keep);
+        let Some(p) = self.peers.get_mut(id) else {
+            return;
+        };
+        if p.stale > 0 && e.has(src, |x| x.rx_id == rx_id && x.stale()) {
+            p.stale -= 1;
+        }
+        p.received -= e.remove(src, |x| x.rx_id == rx_id).min(p.received);
+    }
+
+    /// A ROUTE-REFRESH request: the group's routes of that family again (computed from the
+    /// table), framed by BoRR/EoRR when enhanced route refresh was negotiated (RFC 7313 §4).
     pub fn refresh(&mut self, id: PeerId, request: RouteRefresh) -> Vec<Outgoing> {
         let f = Family {
             afi: request.afi,
@@ -353,19 +722,26 @@ impl Rib {
         let Some(p) = self.peers.get(id) else {
             return Vec::new();
         };
-        let (Some(s), Some(g)) = (&p.session, p.group.and_then(|gi| self.groups[gi].as_ref()))
-        else {
+        let (Some(s), Some(gi)) = (&p.session, p.group) else {
             return Vec::new();
         };
-        if request.subtype != RouteRefresh::REQUEST || !g.key.families.contains(&f) {
+        let enhanced = s.enhanced_route_refresh;
+        let wanted = self.groups[gi]
+            .as_ref()
+            .is_some_and(|g| g.key.families.contains(&f));
+        if request.subtype != RouteRefresh::REQUEST || !wanted {
             return Vec::new();
         }
+        let dump = self.dump(gi, &[f]);
+        let Some(g) = self.groups[gi].as_ref() else {
+            return Vec::new();
+        };
         let mut bytes = Vec::new();
-        if s.enhanced_route_refresh {
+        if enhanced {
             bytes.extend_from_slice(&g.refresh_marker(f, RouteRefresh::BORR));
         }
-        bytes.extend_from_slice(&g.encode(&g.dump(&[f])));
-        if s.enhanced_route_refresh {
+        bytes.extend_from_slice(&g.encode(&dump));
+        if enhanced {
             bytes.extend_from_slice(&g.refresh_marker(f, RouteRefresh::EORR));
         }
         vec![Outgoing {
@@ -376,194 +752,48 @@ impl Rib {
 
     /// Decides every touched prefix and sends each group what changed for it.
     fn flush(&mut self) -> Vec<Outgoing> {
-        self.export_cache.clear();
-        let dirty = std::mem::take(&mut self.dirty);
-        for key in &dirty {
-            self.decide(key);
-        }
-        let mut out = Vec::new();
-        for gi in 0..self.groups.len() {
-            let Some(mut g) = self.groups[gi].take() else {
+        let mut dirty = std::mem::take(&mut self.dirty);
+        let view = View {
+            speaker: &self.speaker,
+            calico: &self.calico,
+            peers: &self.peers,
+            max_paths: self.max_paths,
+            old: false,
+        };
+        let mut s = Settle {
+            view,
+            old: None,
+            export: &mut self.export,
+            groups: &mut self.groups,
+            fib_dirty: &mut self.fib_dirty,
+        };
+        for (key, before) in dirty.drain() {
+            let Some(e) = self.table.get_mut(&key) else {
                 continue;
             };
-            let mut changes = Changes::default();
-            for (f, net) in &dirty {
-                let now = self.export(gi, &g.key, *f, net);
-                g.update(*f, *net, now, &mut changes);
+            s.prefix(key, e, &before);
+            if e.is_empty() {
+                self.table.remove(&key);
             }
+        }
+        self.dirty = dirty;
+        self.export.cache.clear();
+        self.outgoing()
+    }
+
+    /// Each group's queued changes, encoded once for all its members.
+    fn outgoing(&mut self) -> Vec<Outgoing> {
+        let mut out = Vec::new();
+        for g in self.groups.iter_mut().flatten() {
+            let changes = std::mem::take(&mut g.pending);
             if !changes.is_empty() {
                 out.push(Outgoing {
                     peers: g.members.clone(),
                     bytes: g.encode(&changes),
                 });
             }
-            self.groups[gi] = Some(g);
-        }
-        for key in &dirty {
-            if self.table.get(key).is_some_and(|e| e.paths.is_empty()) {
-                self.table.remove(key);
-            }
-        }
-        self.export_cache.clear();
-        out
-    }
-
-    fn candidate<'a>(&self, src: PathSource, attrs: &'a AttrSet) -> Candidate<'a> {
-        let peer = match src {
-            PathSource::Peer(id) => self.peers.get(id),
-            PathSource::Local => None,
-        };
-        Candidate {
-            attrs,
-            local: src == PathSource::Local,
-            ebgp: peer.is_some_and(|p| p.ebgp(self.speaker.asn)),
-            peer_id: peer
-                .and_then(|p| p.session.as_ref().map(|s| s.remote.bgp_id))
-                .unwrap_or(self.speaker.router_id),
-            peer_addr: peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |p| p.config.address),
-            reachable: true,
-        }
-    }
-
-    /// Ranks a prefix's paths; notes a change of its best or multipath set for the FIB.
-    fn decide(&mut self, key: &(Family, IpNet)) {
-        let Some(e) = self.table.get_mut(key) else {
-            return;
-        };
-        if e.paths.len() <= 1 {
-            // One path (or none) needs no comparison.
-            e.ranked.clear();
-            e.ranked.extend(0..e.paths.len() as u32);
-            e.ecmp = e.paths.len();
-            let digest = e.multipath_digest();
-            if digest != e.fib_digest {
-                e.fib_digest = digest;
-                self.fib_dirty.insert(*key);
-            }
-            return;
-        }
-        let Some(e) = self.table.get(key) else { return };
-        // A fixed order (peer address, path identifier) makes the result independent of the
-        // order updates arrived in.
-        let mut order: Vec<usize> = (0..e.paths.len()).collect();
-        order.sort_by_key(|i| {
-            let p = &e.paths[*i];
-            (
-                self.candidate(p.source, &p.attrs).peer_addr,
-                p.rx_id,
-                p.source,
-            )
-        });
-        let cands: Vec<Candidate> = order
-            .iter()
-            .map(|i| self.candidate(e.paths[*i].source, &e.paths[*i].attrs))
-            .collect();
-        let ranked: Vec<usize> = best::rank(&cands, cands.len())
-            .into_iter()
-            .map(|i| order[i])
-            .collect();
-        let ecmp = match ranked.first() {
-            Some(b) => {
-                let best = self.candidate(e.paths[*b].source, &e.paths[*b].attrs);
-                ranked
-                    .iter()
-                    .take(self.max_paths)
-                    .take_while(|i| {
-                        let c = self.candidate(e.paths[**i].source, &e.paths[**i].attrs);
-                        **i == *b || best::equal_cost(&best, &c)
-                    })
-                    .count()
-            }
-            None => 0,
-        };
-        if let Some(e) = self.table.get_mut(key) {
-            e.ranked = ranked.into_iter().map(|i| i as u32).collect();
-            e.ecmp = ecmp;
-            let digest = e.multipath_digest();
-            if digest != e.fib_digest {
-                e.fib_digest = digest;
-                self.fib_dirty.insert(*key);
-            }
-        }
-    }
-
-    /// What a group is sent for a prefix: its best path (or up to `send_max` with add-path)
-    /// that propagation and Calico's export rules let through, rewritten for the group.
-    fn export(&mut self, gi: usize, key: &GroupKey, f: Family, net: &IpNet) -> Advertised {
-        if !key.families.contains(&f) || !self.calico.exports(net) {
-            return Vec::new();
-        }
-        let Some(e) = self.table.get(&(f, *net)) else {
-            return Vec::new();
-        };
-        let add_path = match f {
-            Family::IPV4_UNICAST => key.tx.add_path_ipv4,
-            Family::IPV6_UNICAST => key.tx.add_path_ipv6,
-            _ => false,
-        };
-        let n = if add_path { key.send_max } else { 1 };
-        let communities = self.calico.community_mask(net);
-        let picked: Vec<(u32, PathSource, Arc<AttrSet>)> = e
-            .ranked
-            .iter()
-            .take(n)
-            .map(|i| &e.paths[*i as usize])
-            .map(|p| {
-                (
-                    if add_path { p.tx_id } else { 0 },
-                    p.source,
-                    p.attrs.clone(),
-                )
-            })
-            .collect();
-        let mut out = Vec::new();
-        for (id, src, attrs) in picked {
-            // Most prefixes of an UPDATE share one attribute set: rewrite it once per flush.
-            let cache_key = (gi, f, src, ByAddress(attrs.clone()), communities);
-            let rewritten = match self.export_cache.get(&cache_key) {
-                Some(r) => r.clone(),
-                None => {
-                    let from = self.source(src);
-                    let r = self
-                        .speaker
-                        .propagates(&from, &key.target)
-                        .then(|| self.speaker.rewrite(&from, &key.target, f, &attrs))
-                        .flatten()
-                        .map(|mut a| {
-                            self.calico.add_communities(net, &mut a);
-                            self.interner.intern(a)
-                        });
-                    self.export_cache.insert(cache_key, r.clone());
-                    r
-                }
-            };
-            if let Some(a) = rewritten {
-                out.push((id, a));
-            }
         }
         out
-    }
-
-    fn source(&self, src: PathSource) -> Source {
-        match src {
-            PathSource::Local => Source {
-                local: true,
-                ibgp: false,
-                rr_client: false,
-                bgp_id: self.speaker.router_id,
-            },
-            PathSource::Peer(id) => {
-                let p = self.peers.get(id);
-                Source {
-                    local: false,
-                    ibgp: p.is_some_and(|p| !p.ebgp(self.speaker.asn)),
-                    rr_client: p.is_some_and(|p| p.config.settings.rr_client),
-                    bgp_id: p
-                        .and_then(|p| p.session.as_ref().map(|s| s.remote.bgp_id))
-                        .unwrap_or(Ipv4Addr::UNSPECIFIED),
-                }
-            }
-        }
     }
 
     /// The update group a peer belongs in, from its settings and its session.
@@ -613,20 +843,16 @@ impl Rib {
 
     /// Paths received from a peer (its Adj-RIB-In size).
     pub fn received(&self, id: PeerId) -> usize {
-        self.table
-            .values()
-            .flat_map(|e| &e.paths)
-            .filter(|p| p.source == PathSource::Peer(id))
-            .count()
+        self.peers.get(id).map_or(0, |p| p.received)
     }
 
-    /// Prefixes a peer's group advertises to it.
+    /// Paths a peer's group advertises to it.
     pub fn advertised(&self, id: PeerId) -> usize {
         self.peers
             .get(id)
             .and_then(|p| p.group)
             .and_then(|gi| self.groups[gi].as_ref())
-            .map_or(0, |g| g.sent.values().map(Vec::len).sum())
+            .map_or(0, |g| g.advertised)
     }
 }
 

@@ -14,6 +14,10 @@ use crate::wire::{Attr, Message, Negotiated, PathAttribute, Prefix, decode, fram
 /// Node 198.51.100.1 in AS 64512 with block 198.18.1.0/26 in pool 198.18.0.0/16. Peers: .2
 /// and .3 iBGP (mesh), .4 eBGP (AS 65000), .5 iBGP route-reflector client.
 fn config(extra: &str) -> Config {
+    config_with_pool("198.18.0.0/16", extra)
+}
+
+fn config_with_pool(pool: &str, extra: &str) -> Config {
     Config::parse(&format!(
         r#"
 router_id = "198.51.100.1"
@@ -21,7 +25,7 @@ asn = 64512
 originate = ["198.18.1.0/26"]
 {extra}
 [[pool]]
-cidr = "198.18.0.0/16"
+cidr = "{pool}"
 [[peer]]
 address = "198.51.100.2"
 asn = 64512
@@ -249,7 +253,10 @@ fn calico_export_rules() {
     );
     assert!(!to_mesh.contains(&net("192.0.2.0/24")), "outside pools");
     // Our own block stays ours: the peer's path for it loses to the local route.
-    let e = &rib.table[&(Family::IPV4_UNICAST, net("198.18.1.0/26"))];
+    let e = rib
+        .table
+        .get(&(Family::IPV4_UNICAST, net("198.18.1.0/26")))
+        .unwrap();
     assert_eq!(e.best().map(|p| p.source), Some(PathSource::Local));
 }
 
@@ -284,7 +291,7 @@ fn ecmp_set_and_withdrawal() {
         false,
     );
     let key = (Family::IPV4_UNICAST, net("198.18.4.0/26"));
-    assert_eq!(rib.table[&key].ecmp, 2);
+    assert_eq!(rib.table.get(&key).unwrap().multipath().count(), 2);
     assert!(rib.fib_dirty.contains(&key));
     let mut w = Update::default();
     w.withdrawn.push(Prefix {
@@ -308,7 +315,7 @@ fn graceful_restart_keeps_then_flushes() {
     );
     let key = (Family::IPV4_UNICAST, net("198.18.2.0/26"));
     let out = rib.down(0, true);
-    assert!(rib.table[&key].paths[0].stale);
+    assert!(rib.table.get(&key).unwrap().paths()[0].stale());
     assert!(
         sent_to(&rib, &out, 2).is_empty(),
         "stale routes are still advertised"
@@ -352,10 +359,13 @@ proptest! {
                 };
                 rib.update(peer, &u, false);
             }
-            rib.table
+            let mut best = rib
+                .table
                 .iter()
-                .map(|(k, e)| (*k, e.best().map(|p| (p.source, p.attrs.clone()))))
-                .collect::<Vec<_>>()
+                .map(|(k, e)| (k, e.best().map(|p| (p.source, p.attrs.clone()))))
+                .collect::<Vec<_>>();
+            best.sort_by_key(|(k, _)| *k);
+            best
         };
         // Each peer's own updates keep their order; peers interleave differently.
         let mut order: Vec<usize> = (0..ops.len()).collect();
@@ -385,7 +395,7 @@ proptest! {
             let w = Update { withdrawn: vec![Prefix { net: net(&format!("198.18.{n}.0/26")), path_id: Some(1) }], ..Update::default() };
             rib.update(peer, &w, false);
         }
-        let left: Vec<IpNet> = rib.table.keys().map(|(_, n)| *n).collect();
+        let left: Vec<IpNet> = rib.table.keys().map(|(_, n)| n).collect();
         prop_assert_eq!(left, vec![net("198.18.1.0/26")]);
     }
 }
@@ -409,4 +419,240 @@ fn end_of_rib_from_every_peer_ends_initial_sync() {
         }
     }
     assert!(rib.initial_sync_done());
+}
+
+/// What a peer holds from us: (prefix, path identifier) → attributes, built from the
+/// UPDATEs it was sent. A withdrawal of something it does not hold is an error.
+type Held = std::collections::BTreeMap<(IpNet, Option<u32>), AttrSet>;
+
+fn apply(held: &mut Held, us: &[Update]) -> Result<(), String> {
+    for u in us {
+        for (_, p) in u.withdrawals() {
+            if held.remove(&(p.net, p.path_id)).is_none() {
+                return Err(format!(
+                    "withdrawal of {} ({:?}), never advertised",
+                    p.net, p.path_id
+                ));
+            }
+        }
+        for (f, p) in u.announced() {
+            let a = AttrSet::from_update(u, f, &Negotiated::default());
+            held.insert((p.net, p.path_id), a);
+        }
+    }
+    Ok(())
+}
+
+/// What a route refresh gives the peer now.
+fn refreshed(rib: &mut Rib, id: PeerId) -> Held {
+    let request = RouteRefresh {
+        afi: crate::wire::Afi::IPV4,
+        subtype: RouteRefresh::REQUEST,
+        safi: crate::wire::Safi::UNICAST,
+    };
+    let out = rib.refresh(id, request);
+    let mut held = Held::new();
+    apply(&mut held, &sent_to(rib, &out, id)).unwrap();
+    held
+}
+
+#[test]
+fn withdrawals_only_for_what_was_advertised() {
+    let mut rib = Rib::new(&config(""));
+    for id in 0..3 {
+        up(&mut rib, id);
+    }
+    // iBGP-learned: the eBGP peer gets it, the mesh does not (split horizon).
+    let out = rib.update(
+        0,
+        &announce(&["198.18.2.0/26"], [198, 51, 100, 2], &[]),
+        false,
+    );
+    assert_eq!(announced(&sent_to(&rib, &out, 2)).len(), 1);
+    let mut w = Update::default();
+    w.withdrawn.push(Prefix {
+        net: net("198.18.2.0/26"),
+        path_id: Some(1),
+    });
+    let out = rib.update(0, &w, false);
+    assert!(
+        sent_to(&rib, &out, 1).is_empty(),
+        "never advertised to the mesh"
+    );
+    assert_eq!(sent_to(&rib, &out, 2)[0].withdrawn.len(), 1);
+    // Outside every pool: kept, exported to no one, so its withdrawal goes nowhere.
+    let out = rib.update(
+        2,
+        &announce(&["203.0.113.0/26"], [198, 51, 100, 4], &[65000]),
+        false,
+    );
+    assert!(out.is_empty());
+    let mut w = Update::default();
+    w.withdrawn.push(Prefix {
+        net: net("203.0.113.0/26"),
+        path_id: Some(1),
+    });
+    assert!(rib.update(2, &w, false).is_empty());
+    // Withdrawing what is not there changes nothing.
+    assert!(rib.update(2, &w, false).is_empty());
+    // The best path moves from eBGP to iBGP: the mesh loses it, the eBGP peer keeps it.
+    rib.update(
+        2,
+        &announce(&["198.18.3.0/26"], [198, 51, 100, 4], &[65000]),
+        false,
+    );
+    let mut lp = announce(&["198.18.3.0/26"], [198, 51, 100, 2], &[]);
+    lp.attributes
+        .push(PathAttribute::new(Attr::LocalPref { local_pref: 200 }));
+    let out = rib.update(0, &lp, false);
+    let to_mesh = sent_to(&rib, &out, 1);
+    assert_eq!(to_mesh.len(), 1);
+    assert_eq!(to_mesh[0].withdrawn.len(), 1);
+    assert!(announced(&to_mesh).is_empty());
+    assert_eq!(
+        announced(&sent_to(&rib, &out, 2)),
+        vec![net("198.18.3.0/26")]
+    );
+    assert_eq!(rib.received(0), 1);
+    assert_eq!(rib.received(2), 1);
+    assert_eq!(rib.advertised(2), 2, "own block and 198.18.3.0/26");
+}
+
+#[test]
+fn stale_paths_counted_and_end_of_rib_without_them_is_free() {
+    let mut rib = Rib::new(&config(""));
+    up(&mut rib, 0);
+    rib.update(
+        0,
+        &announce(&["198.18.2.0/26", "198.18.3.0/26"], [198, 51, 100, 2], &[]),
+        false,
+    );
+    rib.down(0, true);
+    assert_eq!(rib.peers[0].stale, 2);
+    up(&mut rib, 0);
+    rib.update(
+        0,
+        &announce(&["198.18.2.0/26"], [198, 51, 100, 2], &[]),
+        false,
+    );
+    assert_eq!((rib.peers[0].stale, rib.received(0)), (1, 2));
+    rib.update(0, &Update::default(), false);
+    assert_eq!((rib.peers[0].stale, rib.received(0)), (0, 1));
+    let key = (Family::IPV4_UNICAST, net("198.18.3.0/26"));
+    assert!(!rib.table.contains_key(&key));
+}
+
+#[test]
+fn stale_paths_go_when_the_peer_returns_with_another_identifier() {
+    let mut rib = Rib::new(&config("cluster_id = \"244.0.0.1\""));
+    up(&mut rib, 0);
+    up(&mut rib, 3);
+    rib.update(
+        3,
+        &announce(&["198.18.5.0/26"], [198, 51, 100, 5], &[]),
+        false,
+    );
+    rib.down(3, true);
+    let mut s = session(&rib, 3);
+    s.remote.bgp_id = Ipv4Addr::new(198, 51, 100, 55);
+    let out = rib.up(3, s, SocketAddr::from(([198, 51, 100, 1], 179)));
+    let key = (Family::IPV4_UNICAST, net("198.18.5.0/26"));
+    assert!(!rib.table.contains_key(&key));
+    assert_eq!(sent_to(&rib, &out, 0)[0].withdrawn.len(), 1);
+    // Announced again: reflected with the new ORIGINATOR_ID.
+    let out = rib.update(
+        3,
+        &announce(&["198.18.5.0/26"], [198, 51, 100, 5], &[]),
+        false,
+    );
+    let a = AttrSet::from_update(
+        &sent_to(&rib, &out, 0)[0],
+        Family::IPV4_UNICAST,
+        &Negotiated::default(),
+    );
+    assert_eq!(a.originator_id, Some(Ipv4Addr::new(198, 51, 100, 55)));
+}
+
+#[test]
+fn new_member_and_refresh_get_what_the_group_was_sent() {
+    let mut rib = Rib::new(&config(""));
+    let mut held = Held::new();
+    let out = up(&mut rib, 0);
+    apply(&mut held, &sent_to(&rib, &out, 0)).unwrap();
+    up(&mut rib, 2);
+    for (peer, nets, nh, path) in [
+        (2, vec!["198.18.2.0/26", "198.18.3.0/26"], 4, vec![65000]),
+        (0, vec!["198.18.4.0/26"], 2, vec![]),
+        (
+            2,
+            vec!["198.18.4.0/26", "203.0.113.0/26"],
+            4,
+            vec![65000, 65001],
+        ),
+    ] {
+        let out = rib.update(peer, &announce(&nets, [198, 51, 100, nh], &path), false);
+        apply(&mut held, &sent_to(&rib, &out, 0)).unwrap();
+    }
+    // Peer .3 joins the mesh group: its dump comes from the table.
+    let out = up(&mut rib, 1);
+    let mut joined = Held::new();
+    apply(&mut joined, &sent_to(&rib, &out, 1)).unwrap();
+    // The own block and the eBGP routes inside the pool; not 198.18.4.0/26 (the iBGP path
+    // with the shorter AS_PATH wins) nor 203.0.113.0/26 (outside every pool).
+    assert_eq!(held.len(), 3, "{held:?}");
+    assert_eq!(joined, held);
+    assert_eq!(refreshed(&mut rib, 1), held);
+    assert_eq!(rib.advertised(1), held.len());
+}
+
+proptest! {
+    /// Whatever peers announce and withdraw, and then a policy change: each peer holds exactly
+    /// what a route refresh would give it, no withdrawal is for something it was not sent,
+    /// and the group's count matches. With add-path, up to two paths per prefix.
+    #[test]
+    fn what_peers_hold_is_what_the_table_exports(
+        ops in proptest::collection::vec((0usize..3, 0u8..8, any::<bool>(), 0u32..3), 1..40),
+        add_path in any::<bool>(),
+    ) {
+        let extra = if add_path { "[defaults]\nadd_paths_send = 2" } else { "" };
+        let mut rib = Rib::new(&config(extra));
+        let mut held: Vec<Held> = vec![Held::new(); 3];
+        for (id, h) in held.iter_mut().enumerate() {
+            let out = up(&mut rib, id);
+            apply(h, &sent_to(&rib, &out, id)).unwrap();
+        }
+        let prefix = |n: u8| if n < 6 {
+            format!("198.18.{n}.0/26")
+        } else {
+            format!("203.0.113.{}/26", (n - 6) * 64)
+        };
+        for &(peer, n, withdraw, len) in &ops {
+            let p = prefix(n);
+            let u = if withdraw {
+                Update { withdrawn: vec![Prefix { net: net(&p), path_id: Some(1) }], ..Update::default() }
+            } else {
+                let path: Vec<u32> = if peer == 2 { vec![65000; 1 + len as usize] } else { Vec::new() };
+                let mut u = announce(&[&p], [198, 51, 100, 2 + peer as u8], &path);
+                u.attributes.push(PathAttribute::new(Attr::MultiExitDisc { med: len }));
+                u
+            };
+            let out = rib.update(peer, &u, false);
+            for (id, h) in held.iter_mut().enumerate() {
+                let r = apply(h, &sent_to(&rib, &out, id));
+                prop_assert!(r.is_ok(), "{:?}", r);
+            }
+        }
+        // The same policy again: nothing to send.
+        prop_assert!(rib.reconfigure(&config(extra)).is_empty());
+        // The pool moves: what the old one exported and the new one does not is withdrawn.
+        let out = rib.reconfigure(&config_with_pool("203.0.113.0/24", extra));
+        for (id, h) in held.iter_mut().enumerate() {
+            let r = apply(h, &sent_to(&rib, &out, id));
+            prop_assert!(r.is_ok(), "{:?}", r);
+        }
+        for (id, h) in held.iter().enumerate() {
+            prop_assert_eq!(&refreshed(&mut rib, id), h);
+            prop_assert_eq!(rib.advertised(id), h.len());
+        }
+    }
 }
