@@ -176,7 +176,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             () = notified(&interfaces_changed), if interfaces_changed.is_some() => {
                 // Next hops resolve differently now (a device went down, `tunl0` appeared):
                 // every route is worked out again.
-                d.rib.fib_dirty.extend(d.rib.table.keys().copied());
+                d.rib.fib_dirty.extend(d.rib.table.keys());
                 d.sync_kernel();
             }
             _ = tick(&mut watchdog), if watchdog.is_some() => notify::notify("WATCHDOG=1"),

@@ -10,7 +10,6 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tracing::warn;
 
-use crate::rib::table::PathSource;
 use crate::session::State;
 
 use super::commands::{Context, Convergence, version};
@@ -117,20 +116,8 @@ pub fn render(ctx: &Context) -> String {
             (id, labels, p)
         })
         .collect();
-    // Paths per source, in one pass over the table.
-    let mut accepted = vec![0u64; ctx.peers.len()];
-    let (mut prefixes, mut paths) = (0u64, 0u64);
-    for e in ctx.rib.table.values() {
-        prefixes += 1;
-        for p in &e.paths {
-            paths += 1;
-            if let PathSource::Peer(id) = p.source
-                && let Some(n) = accepted.get_mut(id)
-            {
-                *n += 1;
-            }
-        }
-    }
+    let prefixes = ctx.rib.table.len();
+    let paths: usize = ctx.rib.table.values().map(|e| e.paths().len()).sum();
 
     Family::new(&mut out, "wren_info", "gauge", "Version and router ID.").sample(
         "wren_info",
@@ -234,11 +221,7 @@ pub fn render(ctx: &Context) -> String {
         "Paths from the peer held in the RIB (its Adj-RIB-In after import rules).",
     );
     for (id, labels, _) in &peers {
-        f.sample(
-            "wren_peer_prefixes_accepted",
-            labels,
-            accepted.get(*id).copied().unwrap_or(0),
-        );
+        f.sample("wren_peer_prefixes_accepted", labels, ctx.rib.received(*id));
     }
     let mut f = Family::new(
         &mut out,
