@@ -97,6 +97,9 @@ pub struct KernelConfig {
     /// Seconds between full reads of the kernel table that repair drift (0: never). Between
     /// them wren follows the kernel's notifications, as no periodic scan is needed.
     pub reconcile_interval: u32,
+    /// Learn other protocols' routes in the table (BIRD's `learn`, as Calico configures it):
+    /// Felix's workload routes, so /32s borrowed from other nodes' blocks are advertised.
+    pub learn: bool,
 }
 
 impl Default for KernelConfig {
@@ -108,6 +111,7 @@ impl Default for KernelConfig {
             metric: None,
             startup_wait: 120,
             reconcile_interval: 3600,
+            learn: true,
         }
     }
 }

@@ -11,7 +11,16 @@ use ipnet::IpNet;
 use rustc_hash::FxHashSet;
 use tracing::{info, warn};
 
-use super::netlink::{KernelEvent, KernelRoute, Netlink, Request, Table};
+use super::netlink::{Alien, KernelEvent, KernelRoute, Netlink, Request, Table};
+
+/// Other protocols' routes, for the RIB (BIRD's `learn`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Learning {
+    /// Every alien route in the table now (at start and after each full read).
+    All(Vec<Alien>),
+    Learned(Alien),
+    Forgotten(IpNet),
+}
 
 /// What the daemon reads of the FIB: for `show route`, `show status` and the metrics.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -33,6 +42,8 @@ pub struct Fib {
     installed: HashMap<IpNet, KernelRoute>,
     /// Start-up sync is over: routes nobody wants may go.
     synced: bool,
+    /// Where learned alien routes go; `None`: not learning.
+    learner: Option<tokio::sync::mpsc::UnboundedSender<Learning>>,
     pub stats: Stats,
 }
 
@@ -49,8 +60,21 @@ impl Fib {
             desired: HashMap::new(),
             installed,
             synced: false,
+            learner: None,
             stats: Stats::default(),
         })
+    }
+
+    /// Learns other protocols' routes from now on: all of them at once now, then each change.
+    pub fn learn(&mut self, to: tokio::sync::mpsc::UnboundedSender<Learning>) {
+        self.learner = Some(to);
+        self.reconcile();
+    }
+
+    fn tell(&self, l: Learning) {
+        if let Some(to) = &self.learner {
+            let _ = to.send(l);
+        }
     }
 
     /// Applies RIB changes: `None` means the prefix is no longer wanted. When a prefix
@@ -116,6 +140,8 @@ impl Fib {
                     self.run(vec![Request::Replace(want)]);
                 }
             }
+            KernelEvent::Learned(a) => self.tell(Learning::Learned(a)),
+            KernelEvent::Forgotten(net) => self.tell(Learning::Forgotten(net)),
             KernelEvent::Interfaces => self.reconcile(),
         }
         self.stats.installed = self.installed.len();
@@ -123,10 +149,10 @@ impl Fib {
 
     /// Reads the table again and closes every gap: wanted routes missing or different (also
     /// those refused before) are written; after start-up sync, routes of ours nobody wants
-    /// go. Run when links or addresses change (the kernel flushes a device's IPv4 routes
+    /// go. Other protocols' routes are learned afresh. Run when links or addresses change (the kernel flushes a device's IPv4 routes
     /// without telling) and every `reconcile_interval`.
     pub fn reconcile(&mut self) {
-        let dumped = match self.nl.dump(self.table) {
+        let (dumped, aliens) = match self.nl.dump_all(self.table) {
             Ok(d) => d,
             Err(e) => {
                 warn!("reading the kernel table: {e}");
@@ -134,6 +160,7 @@ impl Fib {
             }
         };
         self.installed = dumped.into_iter().map(|r| (r.net, r)).collect();
+        self.tell(Learning::All(aliens));
         let mut reqs: Vec<Request> = self
             .desired
             .values()

@@ -19,7 +19,7 @@ use crate::rib::Rib;
 use crate::rib::table::PathSource;
 use crate::wire::Family;
 
-use kernel::{Fib, Interfaces, Stats, if_index};
+use kernel::{Fib, Interfaces, Learning, Stats, if_index};
 use netlink::{Hop, KernelEvent, KernelRoute, Monitor, Table, Target};
 
 /// Work for the FIB thread.
@@ -40,6 +40,8 @@ pub struct Handle {
     queued: Arc<AtomicUsize>,
     /// Links or addresses changed: next hops must be resolved again (e.g. `tunl0` came up).
     pub interfaces_changed: Arc<Notify>,
+    /// Other protocols' routes (`learn`), for the daemon to take.
+    pub learned: Option<tokio::sync::mpsc::UnboundedReceiver<Learning>>,
     config: KernelConfig,
 }
 
@@ -53,6 +55,11 @@ impl Handle {
         };
         let mut fib = Fib::open(table)?;
         let mut monitor = Monitor::open()?;
+        let learned = config.learn.then(|| {
+            let (to, from) = tokio::sync::mpsc::unbounded_channel();
+            fib.learn(to);
+            from
+        });
         let (tx, rx) = mpsc::channel::<Command>();
         let stats = Arc::new(Mutex::new(fib.stats.clone()));
         let queued = Arc::new(AtomicUsize::new(0));
@@ -122,6 +129,7 @@ impl Handle {
             stats,
             queued,
             interfaces_changed,
+            learned,
             config: config.clone(),
         })
     }

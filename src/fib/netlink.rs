@@ -322,7 +322,14 @@ impl Netlink {
 
     /// The routes of `table` with its protocol, IPv4 and IPv6.
     pub fn dump(&mut self, table: Table) -> io::Result<Vec<KernelRoute>> {
+        Ok(self.dump_all(table)?.0)
+    }
+
+    /// The routes of `table`: ours (its protocol), and other protocols' that BIRD's `learn`
+    /// would import.
+    pub fn dump_all(&mut self, table: Table) -> io::Result<(Vec<KernelRoute>, Vec<Alien>)> {
         let mut routes = Vec::new();
+        let mut aliens = Vec::new();
         for af in [AddressFamily::Inet, AddressFamily::Inet6] {
             let mut req = RouteMessage::default();
             req.header.address_family = af;
@@ -356,26 +363,124 @@ impl Netlink {
                         }
                         Ok((_, NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(m)))) => {
                             routes.extend(ours(&m, table));
+                            aliens.extend(alien(&m, table));
                         }
                         _ => {}
                     }
                 }
             }
         }
-        Ok(routes)
+        Ok((routes, aliens))
     }
 }
 
-/// A route message of `table` with its protocol, read back; `None` for anything else.
-fn ours(m: &RouteMessage, table: Table) -> Option<KernelRoute> {
+fn table_of(m: &RouteMessage) -> u32 {
     let in_table = m.attributes.iter().find_map(|a| match a {
         RouteAttribute::Table(t) => Some(*t),
         _ => None,
     });
-    let t = in_table.unwrap_or(u32::from(m.header.table));
-    (t == table.id && u8::from(m.header.protocol) == table.protocol)
+    in_table.unwrap_or(u32::from(m.header.table))
+}
+
+/// A route message of `table` with its protocol, read back; `None` for anything else.
+fn ours(m: &RouteMessage, table: Table) -> Option<KernelRoute> {
+    (table_of(m) == table.id && u8::from(m.header.protocol) == table.protocol)
         .then(|| parse(m))
         .flatten()
+}
+
+/// A route another protocol put in the table — Felix's workload routes (`dev caliX`, proto
+/// 80), static, boot, DHCP — learned as BIRD's kernel protocol `learn` does (contract §3.6)
+/// and never written back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Alien {
+    pub net: IpNet,
+    pub kind: AlienKind,
+    pub gateway: Option<IpAddr>,
+    /// The output interface's name (`dev IF`), for Calico's export rules on device names.
+    pub device: Option<String>,
+    pub metric: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlienKind {
+    Unicast,
+    Blackhole,
+    Unreachable,
+    Prohibit,
+}
+
+/// Whether BIRD's `learn` imports this route: our table, another protocol than ours and than
+/// `kernel` (the kernel's own subnet routes), a routing type (not redirect, local, broadcast
+/// or unspec), TOS 0, and a destination that is neither host- nor link-scope.
+fn alien(m: &RouteMessage, table: Table) -> Option<Alien> {
+    let protocol = u8::from(m.header.protocol);
+    if table_of(m) != table.id
+        || protocol == table.protocol
+        || matches!(
+            m.header.protocol,
+            RouteProtocol::Kernel | RouteProtocol::IcmpRedirect | RouteProtocol::Unspec
+        )
+        || m.header.tos != 0
+    {
+        return None;
+    }
+    let kind = match m.header.kind {
+        RouteType::Unicast => AlienKind::Unicast,
+        RouteType::BlackHole => AlienKind::Blackhole,
+        RouteType::Unreachable => AlienKind::Unreachable,
+        RouteType::Prohibit => AlienKind::Prohibit,
+        _ => return None,
+    };
+    let (mut dst, mut gateway, mut oif, mut metric) = (None, None, None, None);
+    for a in &m.attributes {
+        match a {
+            RouteAttribute::Destination(d) => dst = ip(d),
+            RouteAttribute::Gateway(g) => gateway = ip(g),
+            RouteAttribute::Oif(o) => oif = Some(*o),
+            RouteAttribute::Priority(p) => metric = Some(*p),
+            RouteAttribute::MultiPath(hops) => {
+                if let Some(h) = hops.first() {
+                    oif = (h.interface_index != 0).then_some(h.interface_index);
+                    gateway = h.attributes.iter().find_map(|a| match a {
+                        RouteAttribute::Gateway(g) => ip(g),
+                        _ => None,
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    let dst = dst.unwrap_or(match m.header.address_family {
+        AddressFamily::Inet6 => IpAddr::from([0u16; 8]),
+        _ => IpAddr::from([0u8; 4]),
+    });
+    let host_or_link = match dst {
+        IpAddr::V4(a) => a.is_loopback() || a.is_link_local() || a.is_multicast(),
+        IpAddr::V6(a) => a.is_loopback() || a.is_unicast_link_local() || a.is_multicast(),
+    };
+    if host_or_link {
+        return None;
+    }
+    Some(Alien {
+        net: IpNet::new(dst, m.header.destination_prefix_length).ok()?,
+        kind,
+        gateway,
+        device: oif.and_then(if_name),
+        metric,
+    })
+}
+
+/// The name of interface `index`.
+fn if_name(index: u32) -> Option<String> {
+    let mut buf = [0u8; libc::IF_NAMESIZE];
+    // SAFETY: `buf` has room for IF_NAMESIZE bytes, as if_indextoname requires.
+    let p = unsafe { libc::if_indextoname(index, buf.as_mut_ptr().cast()) };
+    if p.is_null() {
+        return None;
+    }
+    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    Some(String::from_utf8_lossy(&buf[..end]).into_owned())
 }
 
 /// What the kernel announced on the monitor socket.
@@ -383,6 +488,10 @@ fn ours(m: &RouteMessage, table: Table) -> Option<KernelRoute> {
 pub enum KernelEvent {
     /// A route of ours (table and protocol) was deleted, by us or anyone.
     Deleted(KernelRoute),
+    /// Another protocol's route appeared or changed.
+    Learned(Alien),
+    /// Another protocol's route for this prefix went.
+    Forgotten(IpNet),
     /// A link or an address changed: how next hops are reached may have changed. Also sent
     /// when notifications were lost (ENOBUFS): the table must be read again.
     Interfaces,
@@ -409,12 +518,13 @@ impl Monitor {
         })
     }
 
-    /// Blocks for the next notifications: deletions of `table`'s routes, and any link or
-    /// address change. Other route messages (our own additions above all) are skipped on
-    /// their header without being parsed.
+    /// Blocks for the next notifications: deletions of our routes in `table`, other
+    /// protocols' routes coming and going, and any link or address change. Our own additions
+    /// are skipped on their header without being parsed.
     pub fn next(&mut self, table: Table) -> io::Result<Vec<KernelEvent>> {
         const RTM_NEWLINK: u16 = 16;
         const RTM_DELADDR: u16 = 21;
+        const RTM_NEWROUTE: u16 = 24;
         const RTM_DELROUTE: u16 = 25;
         let n = match self.sock.recv(&mut &mut self.buf[..], 0) {
             Ok(n) => n,
@@ -440,12 +550,22 @@ impl Monitor {
                 if events.last() != Some(&KernelEvent::Interfaces) {
                     events.push(KernelEvent::Interfaces);
                 }
-            } else if kind == RTM_DELROUTE
-                && our_protocol
+            } else if (kind == RTM_DELROUTE || (kind == RTM_NEWROUTE && !our_protocol))
                 && let Ok(m) = NetlinkMessage::<RouteNetlinkMessage>::deserialize(msg)
-                && let NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelRoute(r)) = m.payload
+                && let NetlinkPayload::InnerMessage(inner) = m.payload
             {
-                events.extend(ours(&r, table).map(KernelEvent::Deleted));
+                match inner {
+                    RouteNetlinkMessage::DelRoute(r) if our_protocol => {
+                        events.extend(ours(&r, table).map(KernelEvent::Deleted));
+                    }
+                    RouteNetlinkMessage::DelRoute(r) => {
+                        events.extend(alien(&r, table).map(|a| KernelEvent::Forgotten(a.net)));
+                    }
+                    RouteNetlinkMessage::NewRoute(r) => {
+                        events.extend(alien(&r, table).map(KernelEvent::Learned));
+                    }
+                    _ => {}
+                }
             }
             at += (len + 3) & !3;
         }
