@@ -130,6 +130,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let mut watchdog = notify::watchdog_interval().map(tokio::time::interval);
 
     let interfaces_changed = d.fib.as_ref().map(|f| f.interfaces_changed.clone());
+    let mut learned = d.fib.as_mut().and_then(|f| f.learned.take());
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
@@ -172,6 +173,10 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                 if let Err(e) = d.reload().await {
                     warn!("configuration not reloaded: {e}");
                 }
+            }
+            Some(l) = recv(&mut learned), if learned.is_some() => {
+                let out = d.rib.learn(l);
+                d.send(out).await;
             }
             () = notified(&interfaces_changed), if interfaces_changed.is_some() => {
                 // Next hops resolve differently now (a device went down, `tunl0` appeared):
@@ -521,6 +526,13 @@ async fn tick(i: &mut Option<tokio::time::Interval>) {
         Some(i) => {
             i.tick().await;
         }
+        None => std::future::pending().await,
+    }
+}
+
+async fn recv<T>(rx: &mut Option<mpsc::UnboundedReceiver<T>>) -> Option<T> {
+    match rx {
+        Some(rx) => rx.recv().await,
         None => std::future::pending().await,
     }
 }

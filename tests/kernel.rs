@@ -592,3 +592,84 @@ fn random_churn_leaves_the_kernel_equal_to_the_rib() {
         panic!("{e:?}");
     }
 }
+
+/// BIRD's `learn` (contract §3.2, §3.6): routes other protocols put in the table are learned.
+/// A Felix workload /32 borrowed from another node's block is announced; one inside the
+/// node's own block is not (aggregation), nor is a tunnel-device route over iBGP; learned
+/// routes are never written back, and a deleted one is withdrawn.
+#[test]
+fn alien_routes_are_learned_and_exported_as_calico_does() {
+    let mut lab = Lab::new("wk6");
+    let (a, b, _c) = three_nodes(&mut lab);
+    let p = lab.prefix.clone();
+    wait_routes(&a, false, &["198.18.2.0/26"]);
+    ip(&[
+        "-n", &b, "link", "add", "cali1", "type", "veth", "peer", "name", "cali1p",
+    ]);
+    ip(&["-n", &b, "link", "set", "cali1", "up"]);
+    // Felix's routes (protocol 80): a pod with an IP borrowed from A's block, a pod in B's
+    // own block, and a tunnel route.
+    ip(&[
+        "-n",
+        &b,
+        "route",
+        "add",
+        "198.18.1.7/32",
+        "dev",
+        "cali1",
+        "proto",
+        "80",
+    ]);
+    ip(&[
+        "-n",
+        &b,
+        "route",
+        "add",
+        "198.18.2.5/32",
+        "dev",
+        "cali1",
+        "proto",
+        "80",
+    ]);
+    ip(&[
+        "-n",
+        &b,
+        "route",
+        "add",
+        "198.19.5.0/26",
+        "dev",
+        "tunl0",
+        "proto",
+        "80",
+    ]);
+    wait_routes(
+        &a,
+        false,
+        &[&format!("198.18.1.7 via 198.51.100.2 dev {p}ab")],
+    );
+    let shown = lab.nodes[1].ask("show route").expect("B answers");
+    assert!(
+        shown.contains("198.18.1.7/32      dev cali1 [kernel1 "),
+        "{shown}"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let at_a = routes(&a, false);
+    assert!(!at_a.contains("198.18.2.5"), "inside B's block:\n{at_a}");
+    assert!(!at_a.contains("198.19.5.0"), "a tunnel route:\n{at_a}");
+    // Never written back: B's table has only Felix's route for it.
+    let at_b = routes(&b, false);
+    assert!(!at_b.contains("198.18.1.7"), "{at_b}");
+    // Felix removes the pod: A withdraws the /32.
+    ip(&[
+        "-n",
+        &b,
+        "route",
+        "del",
+        "198.18.1.7/32",
+        "dev",
+        "cali1",
+        "proto",
+        "80",
+    ]);
+    wait_until(&a, "the /32 withdrawn", |r| !r.contains("198.18.1.7"));
+}

@@ -6,9 +6,10 @@ use std::net::{IpAddr, Ipv4Addr};
 use ipnet::IpNet;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::fib::kernel::Interfaces;
 use crate::rib::Rib;
 use crate::rib::attrs::AttrSet;
-use crate::rib::table::Path;
+use crate::rib::table::{Path, PathSource};
 use crate::session::{State, Status};
 use crate::wire::attr::{Origin, SegmentKind};
 use crate::wire::{Afi, Family, Safi};
@@ -397,6 +398,12 @@ fn show_route(ctx: &Context, args: &[&str]) -> Vec<Line> {
         (None, None) => ctx.rib.table.sorted_keys(),
     };
     let wanted = exact.is_some() || longest.is_some();
+    let ifs = Interfaces::read();
+    let refused = |net: &IpNet| {
+        ctx.fib
+            .as_ref()
+            .is_some_and(|f| f.stats.refused.contains_key(net))
+    };
     let mut out = Vec::new();
     let (mut routes, mut networks) = (0, 0);
     for key in &keys {
@@ -411,7 +418,11 @@ fn show_route(ctx: &Context, args: &[&str]) -> Vec<Line> {
                 .peer_id()
                 .and_then(|id| ctx.peers.get(id))
                 .and_then(Option::as_ref);
-            let name = peer.map_or("static1", |p| p.name.as_str());
+            let name = match (path.source, peer) {
+                (PathSource::Kernel, _) => "kernel1",
+                (_, Some(p)) => p.name.as_str(),
+                _ => "static1",
+            };
             if protocol.is_some_and(|p| p != name) {
                 continue;
             }
@@ -420,17 +431,27 @@ fn show_route(ctx: &Context, args: &[&str]) -> Vec<Line> {
             } else {
                 String::new()
             };
-            let primary = if rank == 0 { " *" } else { "" };
-            let row = match peer {
-                None => format!(
+            // BIRD marks the route in the kernel `*`, or `!` when the kernel refused it.
+            let primary = match (rank, refused(&net)) {
+                (0, true) => " !",
+                (0, false) => " *",
+                _ => "",
+            };
+            let row = match (path.source, peer) {
+                (PathSource::Kernel, _) => format!(
+                    "{prefix:<18} {} [kernel1 {}]{primary} (10)",
+                    kernel_via(&path.attrs),
+                    since(ctx.started)
+                ),
+                (_, Some(peer)) => route_row(peer, &prefix, path, primary, &ifs),
+                _ => format!(
                     "{prefix:<18} blackhole [static1 {}]{primary} (200)",
                     since(ctx.started)
                 ),
-                Some(peer) => route_row(peer, &prefix, path, primary),
             };
             out.push(Line::new(1007, row));
             if all {
-                out.extend(route_details(path, peer.is_none()));
+                out.extend(route_details(path));
             }
             shown += 1;
         }
@@ -451,9 +472,17 @@ fn show_route(ctx: &Context, args: &[&str]) -> Vec<Line> {
 }
 
 /// `show route all` attribute lines, as BIRD 1.6 prints them.
-fn route_details(path: &Path, local: bool) -> Vec<Line> {
-    if local {
-        return vec![Line::new(1008, "\tType: static unicast univ")];
+fn route_details(path: &Path) -> Vec<Line> {
+    match path.source {
+        PathSource::Local => return vec![Line::new(1008, "\tType: static unicast univ")],
+        PathSource::Kernel => {
+            let mut d = vec![Line::new(1008, "\tType: inherit unicast univ")];
+            if let Some(m) = path.attrs.med {
+                d.push(Line::new(1012, format!("\tKernel.metric: {m}")));
+            }
+            return d;
+        }
+        PathSource::Peer(_) => {}
     }
     let a = &path.attrs;
     let origin = match a.origin {
@@ -516,7 +545,18 @@ fn as_path_text(a: &AttrSet) -> String {
 }
 
 /// `%-18s via NH [PROTO SINCE] * (100/0) [ORIGIN-AS ORIGIN]`.
-fn route_row(peer: &Status, prefix: &str, path: &Path, primary: &str) -> String {
+/// A learned kernel route's next hop as BIRD shows it: `via GW on IF`, `dev IF`, or its
+/// type when it has neither (a blackhole).
+fn kernel_via(a: &AttrSet) -> String {
+    match (a.next_hop, &a.device) {
+        (Some(gw), Some(dev)) => format!("via {gw} on {dev}"),
+        (Some(gw), None) => format!("via {gw}"),
+        (None, Some(dev)) => format!("dev {dev}"),
+        (None, None) => "blackhole".into(),
+    }
+}
+
+fn route_row(peer: &Status, prefix: &str, path: &Path, primary: &str, ifs: &Interfaces) -> String {
     let a = &path.attrs;
     // BIRD shows the origin AS: the last AS of the path.
     let origin_as = a
@@ -529,9 +569,15 @@ fn route_row(peer: &Status, prefix: &str, path: &Path, primary: &str) -> String 
         Origin::Egp => 'e',
         Origin::Incomplete => '?',
     };
-    let via = a
-        .next_hop
-        .map_or_else(|| "unreachable".to_string(), |n| format!("via {n}"));
+    // `via NH on IF` (contract §4.3): the interface of the connected subnet holding the next
+    // hop, as BIRD's recursive resolution finds it.
+    let via = match a.next_hop {
+        None => "unreachable".to_string(),
+        Some(n) => match ifs.device(n) {
+            Some(dev) => format!("via {n} on {dev}"),
+            None => format!("via {n}"),
+        },
+    };
     let stale = if path.stale() { "s" } else { "" };
     format!(
         "{prefix:<18} {via} [{} {}]{primary} (100{stale}/0) [{origin_as}{origin}]",

@@ -190,7 +190,8 @@ pub fn desired(
 ) -> Option<KernelRoute> {
     let net = key.1;
     let entry = rib.table.get(key)?;
-    let best = entry.best()?;
+    // A route learned from the kernel is never written back (contract §3.6).
+    let best = entry.best().filter(|b| b.source != PathSource::Kernel)?;
     let local = best.source == PathSource::Local;
     let kind = rib
         .calico

@@ -35,6 +35,18 @@ pub enum KernelKind {
     Skip,
 }
 
+/// Steps 2 and 3 of `calico_export_to_bgp_peers` (contract §3.2), for routes learned from the
+/// kernel with their device: Felix's tunnel devices (`*.cali`, `*.calico`, `tunl0`) are not
+/// announced over iBGP, and eBPF-local routes (`bpf*.cali`) nowhere.
+pub fn exports_device(device: Option<&str>, ibgp: bool) -> bool {
+    let Some(d) = device else {
+        return true;
+    };
+    let tunnel = d.ends_with(".cali") || d.ends_with(".calico") || d == "tunl0";
+    let bpf = d.starts_with("bpf") && d.ends_with(".cali");
+    !(bpf || (ibgp && tunnel))
+}
+
 impl Calico {
     pub fn from_config(c: &Config) -> Calico {
         Calico {
@@ -66,7 +78,7 @@ impl Calico {
         self.pools.iter().find(|p| p.cidr.contains(net))
     }
 
-    /// `calico_export_to_bgp_peers` (contract §3.2), first match wins.
+    /// `calico_export_to_bgp_peers` (contract §3.2) for the prefix, first match wins.
     pub fn exports(&self, net: &IpNet) -> bool {
         if self.pool_of(net).is_some_and(|p| !p.bgp_export) {
             return false;
@@ -162,6 +174,17 @@ mod tests {
                 vec![parse_community("65000:1").unwrap()],
             )],
         }
+    }
+
+    #[test]
+    fn learned_device_rules() {
+        assert!(exports_device(None, true));
+        assert!(exports_device(Some("cali12ab"), true));
+        for tunnel in ["tunl0", "vxlan.calico", "wireguard.cali"] {
+            assert!(!exports_device(Some(tunnel), true), "{tunnel}");
+            assert!(exports_device(Some(tunnel), false), "{tunnel} over eBGP");
+        }
+        assert!(!exports_device(Some("bpfin.cali"), false));
     }
 
     #[test]

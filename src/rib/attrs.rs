@@ -33,6 +33,8 @@ pub struct AttrSet {
     pub cluster_list: Vec<Ipv4Addr>,
     /// Attributes wren does not interpret, with their flags.
     pub other: Vec<PathAttribute>,
+    /// A route learned from the kernel: its output interface (`dev IF`), never sent.
+    pub device: Option<String>,
 }
 
 impl AttrSet {
@@ -53,6 +55,7 @@ impl AttrSet {
             originator_id: None,
             cluster_list: Vec::new(),
             other: Vec::new(),
+            device: None,
         }
     }
 

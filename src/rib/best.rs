@@ -13,8 +13,8 @@ use super::attrs::AttrSet;
 #[derive(Debug, Clone, Copy)]
 pub struct Candidate<'a> {
     pub attrs: &'a AttrSet,
-    /// Originated by this node (a static route in BIRD terms: preference 200 over BGP's 100).
-    pub local: bool,
+    /// BIRD's route preference: own routes 200 (static), BGP 100, learned kernel routes 10.
+    pub preference: u8,
     pub ebgp: bool,
     /// The BGP identifier of the peer it came from.
     pub peer_id: Ipv4Addr,
@@ -27,7 +27,7 @@ pub struct Candidate<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Step {
     NextHop,
-    Local,
+    Preference,
     LocalPref,
     AsPathLength,
     Origin,
@@ -43,7 +43,7 @@ impl Step {
     pub fn describe(self) -> &'static str {
         match self {
             Step::NextHop => "next hop unreachable",
-            Step::Local => "local route preferred",
+            Step::Preference => "lower preference (own 200, BGP 100, kernel 10)",
             Step::LocalPref => "lower LOCAL_PREF",
             Step::AsPathLength => "longer AS_PATH",
             Step::Origin => "higher ORIGIN",
@@ -62,7 +62,7 @@ pub fn compare(a: &Candidate, b: &Candidate) -> (Ordering, Step) {
     type Rule = fn(&Candidate, &Candidate) -> Ordering;
     let steps: [(Step, Rule); 10] = [
         (Step::NextHop, next_hop),
-        (Step::Local, local),
+        (Step::Preference, preference),
         (Step::LocalPref, local_pref),
         (Step::AsPathLength, as_path_length),
         (Step::Origin, origin),
@@ -84,7 +84,7 @@ pub fn compare(a: &Candidate, b: &Candidate) -> (Ordering, Step) {
 /// Whether `b` may share `a`'s kernel route (ECMP): nothing before the router-ID tie-break
 /// tells them apart (BIRD's `merge paths`).
 pub fn equal_cost(a: &Candidate, b: &Candidate) -> bool {
-    !a.local && !b.local && compare(a, b).1 > Step::External
+    a.preference == BGP && b.preference == BGP && compare(a, b).1 > Step::External
 }
 
 /// RFC 4271 §9.1.2.1: an unreachable next hop excludes the path.
@@ -92,10 +92,15 @@ fn next_hop(a: &Candidate, b: &Candidate) -> Ordering {
     b.reachable.cmp(&a.reachable)
 }
 
-/// Own routes win over learned ones: a peer's route for our block never replaces our
-/// blackhole.
-fn local(a: &Candidate, b: &Candidate) -> Ordering {
-    b.local.cmp(&a.local)
+/// Route preferences, as BIRD's protocols have them.
+pub const OWN: u8 = 200;
+pub const BGP: u8 = 100;
+pub const KERNEL: u8 = 10;
+
+/// Higher preference first: a peer's route for our block never replaces our blackhole, and a
+/// route learned from the kernel only serves when no peer has one.
+fn preference(a: &Candidate, b: &Candidate) -> Ordering {
+    b.preference.cmp(&a.preference)
 }
 
 /// RFC 4271 §9.1.1: higher LOCAL_PREF; eBGP routes without one count as 100.
@@ -174,7 +179,7 @@ mod tests {
     fn cand(a: &AttrSet) -> Candidate<'_> {
         Candidate {
             attrs: a,
-            local: false,
+            preference: BGP,
             ebgp: false,
             peer_id: Ipv4Addr::new(198, 51, 100, 2),
             peer_addr: "198.51.100.2".parse().unwrap(),
@@ -218,11 +223,11 @@ mod tests {
             ),
             (
                 Candidate {
-                    local: true,
+                    preference: OWN,
                     ..cand(&base)
                 },
                 cand(&lp200),
-                Step::Local,
+                Step::Preference,
             ),
             (cand(&lp200), cand(&base), Step::LocalPref),
             (cand(&short), cand(&long), Step::AsPathLength),

@@ -19,9 +19,13 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use smallvec::SmallVec;
 
 use crate::config::{Config, Peer as PeerConfig};
+use crate::fib::kernel::Learning;
+use crate::fib::netlink::Alien;
+use crate::policy;
 use crate::policy::calico::Calico;
 use crate::policy::reflect::{Source, Speaker, Target};
 use crate::session::{PeerId, Session};
+use crate::wire::attr::Origin;
 use crate::wire::{Family, RouteRefresh, Update};
 
 use adj_out::{Changes, Group, GroupKey};
@@ -152,7 +156,11 @@ impl View<'_> {
         let peer = p.source.peer_id().and_then(|id| self.peers.get(id));
         Candidate {
             attrs: &p.attrs,
-            local: p.source == PathSource::Local,
+            preference: match p.source {
+                PathSource::Local => best::OWN,
+                PathSource::Peer(_) => best::BGP,
+                PathSource::Kernel => best::KERNEL,
+            },
             ebgp: peer.is_some_and(|x| x.ebgp(self.speaker.asn)),
             peer_id: peer
                 .and_then(|x| x.session.as_ref().map(|s| s.remote.bgp_id))
@@ -196,7 +204,10 @@ impl View<'_> {
         let n = if add_path { g.send_max } else { 1 };
         paths
             .take(n)
-            .filter(|(src, _, a)| self.speaker.exports(&self.source(*src), &g.target, f, a))
+            .filter(|(src, _, a)| {
+                self.speaker.exports(&self.source(*src), &g.target, f, a)
+                    && policy::calico::exports_device(a.device.as_deref(), g.target.ibgp)
+            })
             .map(|(src, id, a)| (if add_path { id } else { 0 }, src, a))
             .collect()
     }
@@ -692,6 +703,56 @@ impl Rib {
         if e.upsert(src, rx_id, a) {
             p.received += 1;
         }
+    }
+
+    /// Other protocols' routes in the kernel table (BIRD's `learn`, contract §3.6): each is a
+    /// path of preference 10, exported by Calico's rules (a Felix workload /32 borrowed from
+    /// another node's block goes out; one inside our own block does not), never written back.
+    pub fn learn(&mut self, l: Learning) -> Vec<Outgoing> {
+        let keep = self.keep();
+        let set = |rib: &mut Rib, a: &Alien| {
+            let mut attrs = AttrSet::local();
+            attrs.origin = Origin::Incomplete;
+            attrs.next_hop = a.gateway;
+            attrs.med = a.metric;
+            attrs.device = a.device.clone();
+            let attrs = rib.interner.intern(attrs);
+            let key = (family_of(&a.net), a.net);
+            let e = rib.table.entry(&key);
+            if !e.holds(PathSource::Kernel, 0, &attrs) {
+                note(&mut rib.dirty, key, e, keep);
+                e.upsert(PathSource::Kernel, 0, attrs);
+            }
+        };
+        let forget = |rib: &mut Rib, net: IpNet| {
+            let key = (family_of(&net), net);
+            if let Some(e) = rib.table.get_mut(&key)
+                && e.has(PathSource::Kernel, |_| true)
+            {
+                note(&mut rib.dirty, key, e, keep);
+                e.remove(PathSource::Kernel, |_| true);
+            }
+        };
+        match l {
+            Learning::All(all) => {
+                let now: FxHashSet<IpNet> = all.iter().map(|a| a.net).collect();
+                let gone: Vec<IpNet> = self
+                    .table
+                    .iter()
+                    .filter(|(k, e)| !now.contains(&k.1) && e.has(PathSource::Kernel, |_| true))
+                    .map(|(k, _)| k.1)
+                    .collect();
+                for net in gone {
+                    forget(self, net);
+                }
+                for a in &all {
+                    set(self, a);
+                }
+            }
+            Learning::Learned(a) => set(self, &a),
+            Learning::Forgotten(net) => forget(self, net),
+        }
+        self.flush()
     }
 
     fn withdraw(&mut self, id: PeerId, key: (Family, IpNet), rx_id: u32, keep: usize) {

@@ -22,6 +22,8 @@ pub enum PathSource {
     Local,
     /// A peer, by its index (`PeerId`).
     Peer(u32),
+    /// Another protocol's route in the kernel table (BIRD's `learn`).
+    Kernel,
 }
 
 impl PathSource {
@@ -32,7 +34,7 @@ impl PathSource {
     pub fn peer_id(self) -> Option<PeerId> {
         match self {
             PathSource::Peer(id) => Some(id as PeerId),
-            PathSource::Local => None,
+            PathSource::Local | PathSource::Kernel => None,
         }
     }
 }

@@ -656,3 +656,56 @@ proptest! {
         }
     }
 }
+
+/// BIRD's `learn`: a kernel route (preference 10) is exported by Calico's rules, loses to a
+/// peer's route for the same prefix, and goes when the kernel no longer has it.
+#[test]
+fn learned_kernel_routes() {
+    use crate::fib::kernel::Learning;
+    use crate::fib::netlink::{Alien, AlienKind};
+    let felix = |n: &str| Alien {
+        net: net(n),
+        kind: AlienKind::Unicast,
+        gateway: None,
+        device: Some("cali1".into()),
+        metric: None,
+    };
+    let mut rib = Rib::new(&config(""));
+    up(&mut rib, 0);
+    up(&mut rib, 1);
+    // A pod IP borrowed from another node's block is announced; one inside our block is not.
+    let out = rib.learn(Learning::Learned(felix("198.18.7.5/32")));
+    assert_eq!(
+        announced(&sent_to(&rib, &out, 0)),
+        vec![net("198.18.7.5/32")]
+    );
+    let out = rib.learn(Learning::Learned(felix("198.18.1.9/32")));
+    assert!(sent_to(&rib, &out, 0).is_empty());
+    // A peer's route for the same prefix wins: it is iBGP-learned, so peer 0 loses ours.
+    let key = (Family::IPV4_UNICAST, net("198.18.7.5/32"));
+    let out = rib.update(
+        1,
+        &announce(&["198.18.7.5/32"], [198, 51, 100, 3], &[]),
+        false,
+    );
+    assert_eq!(
+        rib.table.get(&key).and_then(|e| e.best()).map(|p| p.source),
+        Some(PathSource::peer(1))
+    );
+    let withdrawn: Vec<IpNet> = sent_to(&rib, &out, 0)
+        .iter()
+        .flat_map(|u| u.withdrawals().map(|(_, p)| p.net))
+        .collect();
+    assert_eq!(withdrawn, vec![net("198.18.7.5/32")]);
+    // The kernel's full list no longer has them: the learned paths go.
+    rib.learn(Learning::All(Vec::new()));
+    assert!(
+        !rib.table
+            .contains_key(&(Family::IPV4_UNICAST, net("198.18.1.9/32")))
+    );
+    assert!(
+        rib.table
+            .get(&key)
+            .is_some_and(|e| e.paths().iter().all(|p| p.source != PathSource::Kernel))
+    );
+}
