@@ -104,6 +104,7 @@ pub fn execute(cmd: &str, ctx: &Context) -> (Vec<Line>, Vec<Effect>) {
         ["show", "status"] => show_status(ctx),
         ["show", "protocols", rest @ ..] => show_protocols(ctx, rest),
         ["show", "route", rest @ ..] => show_route(ctx, rest),
+        ["show", "memory"] => show_memory(ctx),
         ["enable", name] => return act(ctx, name, 11, "enabled", &[Effect::Enable]),
         ["disable", name] => return act(ctx, name, 9, "disabled", &[Effect::Disable]),
         ["restart", name] => return act(ctx, name, 6, "restarted", &[Effect::Restart]),
@@ -248,6 +249,40 @@ fn show_protocols(ctx: &Context, args: &[&str]) -> Vec<Line> {
     }
     out.push(Line::new(0, ""));
     out
+}
+
+/// `show memory` in BIRD's layout: the routing table and the attribute sets as measured by
+/// the RIB, the total the allocator has handed out, and the rest (sessions, buffers, queues)
+/// as "Protocols".
+fn show_memory(ctx: &Context) -> Vec<Line> {
+    let (tables, attributes) = ctx.rib.memory();
+    // SAFETY: mallinfo2 only reads the allocator's counters.
+    let m = unsafe { libc::mallinfo2() };
+    let total = (m.uordblks + m.hblkhd).max(tables + attributes);
+    let rows = [
+        ("Routing tables:", tables),
+        ("Route attributes:", attributes),
+        ("Protocols:", total - tables - attributes),
+        ("Total:", total),
+    ];
+    let mut out = vec![Line::new(1018, "BIRD memory usage")];
+    out.extend(
+        rows.iter()
+            .map(|(what, bytes)| Line::new(1018, format!("{what:<17} {}", size(*bytes)))),
+    );
+    out.push(Line::new(0, ""));
+    out
+}
+
+/// BIRD's `print_size`: the value in B, kB, MB or GB, whichever keeps it under 10000,
+/// rounded to the nearest unit.
+fn size(mut v: usize) -> String {
+    let mut unit = 0;
+    while v >= 10_000 && unit < 3 {
+        v = (v + 512) / 1024;
+        unit += 1;
+    }
+    format!("{v:>4} {}", ["B", "kB", "MB", "GB"][unit])
 }
 
 /// `%-8s %-8s %-8s %-5s  %-10s  %s`: name, proto, table, state, since, info.
@@ -709,6 +744,41 @@ mod tests {
         down.enabled = false;
         let row = protocol_row(&down);
         assert_eq!(row.split_whitespace().count(), 5, "{row:?}");
+    }
+
+    #[test]
+    fn memory_sizes_as_bird_prints_them() {
+        assert_eq!(size(9999), "9999 B");
+        assert_eq!(size(10_000), "  10 kB");
+        assert_eq!(size(95 * 1024 * 1024), "  95 MB");
+        let rib = Rib::new(
+            &Config::parse("router_id = \"127.0.0.1\"\nasn = 1\noriginate = [\"198.18.0.0/26\"]\n")
+                .unwrap(),
+        );
+        let ctx = Context {
+            router_id: Ipv4Addr::LOCALHOST,
+            started: SystemTime::now(),
+            reconfigured: SystemTime::now(),
+            peers: &[],
+            rib: &rib,
+            recovery: None,
+            fib: None,
+        };
+        let (lines, _) = execute("show memory", &ctx);
+        let texts: Vec<&str> = lines.iter().map(|l| l.text.as_str()).collect();
+        assert_eq!(texts[0], "BIRD memory usage");
+        for (i, what) in [
+            "Routing tables:",
+            "Route attributes:",
+            "Protocols:",
+            "Total:",
+        ]
+        .iter()
+        .enumerate()
+        {
+            assert!(texts[i + 1].starts_with(what), "{texts:?}");
+        }
+        assert_eq!(lines.last().map(|l| l.code), Some(0));
     }
 
     #[test]

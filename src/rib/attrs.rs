@@ -38,6 +38,22 @@ pub struct AttrSet {
 }
 
 impl AttrSet {
+    /// Bytes its lists hold on the heap.
+    fn heap_bytes(&self) -> usize {
+        self.as_path.capacity() * size_of::<Segment>()
+            + self
+                .as_path
+                .iter()
+                .map(|s| s.asns.capacity() * 4)
+                .sum::<usize>()
+            + self.communities.capacity() * size_of::<Community>()
+            + self.ext_communities.capacity() * size_of::<ExtCommunity>()
+            + self.large_communities.capacity() * size_of::<LargeCommunity>()
+            + self.cluster_list.capacity() * 4
+            + self.other.capacity() * size_of::<PathAttribute>()
+            + self.device.as_ref().map_or(0, String::capacity)
+    }
+
     /// Attributes of a route this node originates.
     pub fn local() -> AttrSet {
         AttrSet {
@@ -317,6 +333,18 @@ impl Interner {
 
     pub fn len(&self) -> usize {
         self.len
+    }
+
+    /// Bytes the interned sets hold (for `show memory`).
+    pub fn bytes(&self) -> usize {
+        let slot = size_of::<u64>() + size_of::<SmallVec<[Arc<AttrSet>; 1]>>() + 1;
+        self.sets.capacity() * slot
+            + self
+                .sets
+                .values()
+                .flatten()
+                .map(|a| size_of::<AttrSet>() + 16 + a.heap_bytes())
+                .sum::<usize>()
     }
 
     pub fn is_empty(&self) -> bool {

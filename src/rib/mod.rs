@@ -902,6 +902,11 @@ impl Rib {
         self.groups.iter().flatten().count()
     }
 
+    /// Bytes held by the table and by the interned attribute sets (for `show memory`).
+    pub fn memory(&self) -> (usize, usize) {
+        (self.table.bytes(), self.interner.bytes())
+    }
+
     /// Paths received from a peer (its Adj-RIB-In size).
     pub fn received(&self, id: PeerId) -> usize {
         self.peers.get(id).map_or(0, |p| p.received)

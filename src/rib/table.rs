@@ -287,6 +287,22 @@ struct Shards<K> {
 }
 
 impl<K: Key> Shards<K> {
+    /// Bytes held: each map's slots (key, entry and a control byte) and the path lists of
+    /// prefixes with more than one path.
+    fn bytes(&self) -> usize {
+        let slot = size_of::<K>() + size_of::<Entry>() + 1;
+        self.maps
+            .iter()
+            .map(|m| {
+                m.capacity() * slot
+                    + m.values()
+                        .filter(|e| matches!(e.paths, Paths::Many(_)))
+                        .map(|e| size_of_val(e.paths()))
+                        .sum::<usize>()
+            })
+            .sum()
+    }
+
     fn new() -> Shards<K> {
         let weights: Vec<f64> = (0..SHARDS)
             .map(|i| (i as f64 / SHARDS as f64).exp2())
@@ -386,6 +402,11 @@ impl Table {
     /// Prefixes held.
     pub fn len(&self) -> usize {
         self.v4.len() + self.v6.len()
+    }
+
+    /// Bytes the table holds (for `show memory`).
+    pub fn bytes(&self) -> usize {
+        self.v4.bytes() + self.v6.bytes()
     }
 
     pub fn is_empty(&self) -> bool {
