@@ -386,6 +386,11 @@ impl Daemon {
             }
         }
         let out = self.rib.reconfigure(&new);
+        // A pool's encapsulation may have changed how its routes are written: every kernel
+        // route is worked out again (unchanged ones cost no request).
+        if new.pools != self.config.pools {
+            self.rib.fib_dirty.extend(self.rib.table.keys());
+        }
         self.config = new;
         self.reconfigured = SystemTime::now();
         self.send(out).await;

@@ -673,3 +673,28 @@ fn alien_routes_are_learned_and_exported_as_calico_does() {
     ]);
     wait_until(&a, "the /32 withdrawn", |r| !r.contains("198.18.1.7"));
 }
+
+/// A reload that changes a pool's encapsulation rewrites its kernel routes in place.
+#[test]
+fn reload_rewrites_routes_when_encapsulation_changes() {
+    let mut lab = Lab::new("wk7");
+    let (_a, b, _c) = three_nodes(&mut lab);
+    let p = lab.prefix.clone();
+    wait_routes(
+        &b,
+        false,
+        &["198.18.1.0/26 via 198.51.100.1 dev tunl0 onlink"],
+    );
+    let file = lab.dir.join("b.toml");
+    let text = std::fs::read_to_string(&file).expect("b's config");
+    let plain = text.replace("encapsulation = \"ipip\"", "encapsulation = \"none\"");
+    assert_ne!(text, plain);
+    std::fs::write(&file, plain).expect("write b's config");
+    let reply = lab.nodes[1].ask("configure").expect("B answers");
+    assert!(reply.contains("Reconfigured"), "{reply}");
+    wait_routes(
+        &b,
+        false,
+        &[&format!("198.18.1.0/26 via 198.51.100.1 dev {p}ba")],
+    );
+}
