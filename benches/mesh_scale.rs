@@ -45,19 +45,25 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::os::unix::net::UnixStream;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, ExitCode, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::process::{Command, ExitCode};
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, anyhow, bail};
+use anyhow::{Context as _, bail};
 use clap::Parser;
 use serde::{Deserialize, Serialize};
+
+// Shared with the other benches; each binary uses a part of it.
+#[allow(dead_code)]
+mod common;
+
+use common::{
+    Client, Namespaces, Proc, cmd_out, cpu_secs, established, ip, listening, machine_busy_secs,
+    netstat, route_count, sleep, status_kib, stopped, wait_quiet,
+};
 
 /// First simulated peer; peer k has `PEER_BASE + k`.
 const PEER_BASE: u32 = Ipv4Addr::new(198, 18, 0, 1).to_bits();
@@ -91,13 +97,6 @@ fn block(k: usize) -> ipnet::Ipv4Net {
     ipnet::Ipv4Net::new(Ipv4Addr::from_bits(BLOCK_BASE + 64 * k as u32), 26).expect("prefix")
 }
 
-/// Set by SIGINT / SIGTERM / SIGHUP: every wait gives up, and the guards clean up.
-static STOP: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    STOP.store(true, Ordering::SeqCst);
-}
-
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().collect();
     if argv.get(1).map(String::as_str) == Some(CLIENT_CMD) {
@@ -118,8 +117,7 @@ fn main() -> ExitCode {
     {
         return ExitCode::SUCCESS;
     }
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !common::is_root() {
         eprintln!(
             "mesh_scale: needs root (network namespaces, veth pairs, port 179); \
              run `sudo -E cargo bench --bench mesh_scale`"
@@ -717,12 +715,8 @@ mod controller {
         which("ip")?;
         let most = args.peers.iter().max().copied().unwrap_or(0) as u64;
         raise_nofile(1 << 16, most + 256)?;
-        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-            let handler = on_signal as extern "C" fn(libc::c_int);
-            // SAFETY: the handler only stores to an atomic.
-            unsafe { libc::signal(sig, handler as libc::sighandler_t) };
-        }
-        remove_stale_namespaces();
+        common::catch_signals();
+        common::remove_stale_namespaces(NS_PREFIX, "mesh_scale");
         let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("mesh_scale");
         std::fs::create_dir_all(&base)?;
         let started = Instant::now();
@@ -731,7 +725,7 @@ mod controller {
         let mut outcomes = Vec::new();
         'all: for &n in &args.peers {
             for &s in &args.speakers {
-                if STOP.load(Ordering::SeqCst) {
+                if stopped() {
                     break 'all;
                 }
                 eprintln!("mesh_scale: {} with {n} peers …", s.name());
@@ -756,7 +750,7 @@ mod controller {
         let out = args.out.clone().unwrap_or_else(|| base.join("results.md"));
         std::fs::write(&out, &report).with_context(|| format!("writing {}", out.display()))?;
         eprintln!("mesh_scale: report written to {}", out.display());
-        if STOP.load(Ordering::SeqCst) {
+        if stopped() {
             bail!("interrupted");
         }
         Ok(outcomes.iter().all(|o| o.error.is_none()))
@@ -783,7 +777,18 @@ mod controller {
             ..Outcome::default()
         };
 
-        o.quiet_wait = wait_quiet(Duration::from_secs(args.wait_quiet))?;
+        let q = wait_quiet(
+            Duration::from_secs(args.wait_quiet),
+            0.10,
+            Duration::from_secs(2),
+        )?;
+        if !q.quiet {
+            eprintln!(
+                "  the machine is busy ({:.0} % of a core); measuring anyway",
+                q.busy_cores * 100.0
+            );
+        }
+        o.quiet_wait = (q.waited, q.quiet);
         // Guards drop in reverse order: client, receiver, namespaces.
         let net = Netns::create(n, dir)?;
         let ctl = dir.join("ctl");
@@ -819,7 +824,7 @@ mod controller {
         // Ready: the control socket answers and the BGP port is listening.
         let mut cli = loop {
             receiver.check_alive(&log)?;
-            if let Ok(c) = Cli::connect(&ctl) {
+            if let Ok(c) = Client::connect(&ctl) {
                 break c;
             }
             wait(
@@ -863,7 +868,7 @@ mod controller {
                 Ok(l) if l == "ready" => break,
                 Ok(_) => {}
                 Err(std_mpsc::RecvTimeoutError::Timeout) => {
-                    if Instant::now() > ready_by || STOP.load(Ordering::SeqCst) {
+                    if Instant::now() > ready_by || stopped() {
                         bail!(
                             "the client did not get ready (see {})",
                             client_log.display()
@@ -898,7 +903,7 @@ mod controller {
         let mut tick = 0u64;
         loop {
             receiver.check_alive(&log)?;
-            if STOP.load(Ordering::SeqCst) {
+            if stopped() {
                 bail!("interrupted");
             }
             if o.established.is_none() {
@@ -1018,26 +1023,6 @@ mod controller {
         Ok(o)
     }
 
-    /// Waits until the machine is under 10 % of a core busy over 2 s, at most `limit`.
-    fn wait_quiet(limit: Duration) -> anyhow::Result<(f64, bool)> {
-        let start = Instant::now();
-        loop {
-            let a = machine_busy_secs()?;
-            sleep(Duration::from_secs(2))?;
-            let busy = (machine_busy_secs()? - a) / 2.0;
-            if busy < 0.10 {
-                return Ok((start.elapsed().as_secs_f64(), true));
-            }
-            if start.elapsed() >= limit {
-                eprintln!(
-                    "  the machine is busy ({:.0} % of a core); measuring anyway",
-                    busy * 100.0
-                );
-                return Ok((start.elapsed().as_secs_f64(), false));
-            }
-        }
-    }
-
     /// `ss -tan` in a namespace, saved to `file`; returns counts by state, and for the peers'
     /// established sockets how many have unacknowledged data (a sent OPEN nobody took).
     fn socket_states(ns: &str, file: &Path) -> String {
@@ -1074,21 +1059,6 @@ mod controller {
             bail!("timed out waiting for {what}");
         }
         Ok(())
-    }
-
-    /// Sleeps in short steps so that a signal ends the wait.
-    fn sleep(d: Duration) -> anyhow::Result<()> {
-        let until = Instant::now() + d;
-        loop {
-            if STOP.load(Ordering::SeqCst) {
-                bail!("interrupted");
-            }
-            let now = Instant::now();
-            if now >= until {
-                return Ok(());
-            }
-            std::thread::sleep((until - now).min(Duration::from_millis(100)));
-        }
     }
 
     // --- configuration files
@@ -1176,18 +1146,18 @@ mod controller {
     struct Netns {
         recv: String,
         peers: String,
+        _guard: Namespaces,
     }
 
     impl Netns {
         fn create(n: usize, dir: &Path) -> anyhow::Result<Netns> {
             let id = std::process::id();
+            let (recv, peers) = (format!("{NS_PREFIX}r-{id}"), format!("{NS_PREFIX}p-{id}"));
             let g = Netns {
-                recv: format!("{NS_PREFIX}r-{id}"),
-                peers: format!("{NS_PREFIX}p-{id}"),
+                _guard: Namespaces::create(&[recv.clone(), peers.clone()])?,
+                recv,
+                peers,
             };
-            g.delete();
-            ip(&["netns", "add", &g.recv])?;
-            ip(&["netns", "add", &g.peers])?;
             ip(&[
                 "link",
                 "add",
@@ -1237,58 +1207,6 @@ mod controller {
             }
             Ok(g)
         }
-
-        fn delete(&self) {
-            for ns in [&self.recv, &self.peers] {
-                if Path::new("/run/netns").join(ns).exists() {
-                    let _ = Command::new("ip")
-                        .args(["netns", "del", ns])
-                        .stderr(Stdio::null())
-                        .status();
-                }
-            }
-        }
-    }
-
-    impl Drop for Netns {
-        fn drop(&mut self) {
-            self.delete();
-        }
-    }
-
-    /// Namespaces left by a run of this bench that was killed (its pid is gone).
-    fn remove_stale_namespaces() {
-        let Ok(dir) = std::fs::read_dir("/run/netns") else {
-            return;
-        };
-        for e in dir.flatten() {
-            let name = e.file_name().to_string_lossy().to_string();
-            let Some(rest) = name.strip_prefix(NS_PREFIX) else {
-                continue;
-            };
-            let Some(pid) = rest.get(2..).and_then(|p| p.parse::<u32>().ok()) else {
-                continue;
-            };
-            if !Path::new(&format!("/proc/{pid}")).exists() {
-                eprintln!("mesh_scale: removing stale namespace {name}");
-                let _ = Command::new("ip").args(["netns", "del", &name]).status();
-            }
-        }
-    }
-
-    fn ip(args: &[&str]) -> anyhow::Result<()> {
-        let out = Command::new("ip")
-            .args(args)
-            .output()
-            .context("running ip")?;
-        if !out.status.success() {
-            bail!(
-                "ip {}: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        Ok(())
     }
 
     fn which(cmd: &str) -> anyhow::Result<()> {
@@ -1332,217 +1250,7 @@ mod controller {
         Ok(())
     }
 
-    // --- processes
-
-    /// A child process run with `ip netns exec` (which execs, so the pid is the program's).
-    /// Killed when the bench exits (PR_SET_PDEATHSIG) and stopped on drop.
-    struct Proc {
-        child: Child,
-        stdin: Option<ChildStdin>,
-        name: String,
-    }
-
-    impl Proc {
-        fn spawn(
-            ns: &str,
-            argv: &[String],
-            log: &Path,
-            piped: bool,
-            nice: i32,
-        ) -> anyhow::Result<Proc> {
-            let f = File::create(log)?;
-            let mut cmd = Command::new("ip");
-            cmd.args(["netns", "exec", ns])
-                .args(argv)
-                .stderr(f.try_clone()?)
-                .stdin(if piped { Stdio::piped() } else { Stdio::null() })
-                .stdout(if piped {
-                    Stdio::piped()
-                } else {
-                    Stdio::from(f)
-                });
-            // SAFETY: prctl is async-signal-safe.
-            unsafe {
-                cmd.pre_exec(move || {
-                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                    libc::setpriority(libc::PRIO_PROCESS, 0, nice);
-                    Ok(())
-                });
-            }
-            let mut child = cmd
-                .spawn()
-                .with_context(|| format!("starting {}", argv[0]))?;
-            let stdin = child.stdin.take();
-            Ok(Proc {
-                child,
-                stdin,
-                name: argv[0].clone(),
-            })
-        }
-
-        fn pid(&self) -> i32 {
-            self.child.id() as i32
-        }
-
-        /// The child's stdout lines, through a channel.
-        fn lines(&mut self) -> anyhow::Result<std_mpsc::Receiver<String>> {
-            let out = self
-                .child
-                .stdout
-                .take()
-                .ok_or_else(|| anyhow!("no stdout"))?;
-            let (tx, rx) = std_mpsc::channel();
-            std::thread::spawn(move || {
-                for l in BufReader::new(out).lines() {
-                    let Ok(l) = l else { break };
-                    if tx.send(l).is_err() {
-                        break;
-                    }
-                }
-            });
-            Ok(rx)
-        }
-
-        fn send(&mut self, line: &str) -> anyhow::Result<()> {
-            let w = self.stdin.as_mut().ok_or_else(|| anyhow!("no stdin"))?;
-            writeln!(w, "{line}")?;
-            w.flush()?;
-            Ok(())
-        }
-
-        fn check_alive(&mut self, log: &Path) -> anyhow::Result<()> {
-            if let Some(st) = self.child.try_wait()? {
-                let text = std::fs::read_to_string(log).unwrap_or_default();
-                let tail: Vec<&str> = text.lines().rev().take(15).collect();
-                let tail: Vec<&str> = tail.into_iter().rev().collect();
-                bail!(
-                    "{} exited ({st}); last lines of {}:\n{}",
-                    self.name,
-                    log.display(),
-                    tail.join("\n")
-                );
-            }
-            Ok(())
-        }
-
-        /// SIGTERM, then SIGKILL after `grace`.
-        fn stop(&mut self, grace: Duration) {
-            self.stdin = None;
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            // SAFETY: signalling our own child by its pid.
-            unsafe { libc::kill(self.pid(), libc::SIGTERM) };
-            let until = Instant::now() + grace;
-            while Instant::now() < until {
-                if matches!(self.child.try_wait(), Ok(Some(_))) {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-
-    impl Drop for Proc {
-        fn drop(&mut self) {
-            self.stop(Duration::from_secs(3));
-        }
-    }
-
-    // --- the control socket (BIRD's CLI protocol)
-
-    struct Cli {
-        r: BufReader<UnixStream>,
-        w: UnixStream,
-    }
-
-    impl Cli {
-        fn connect(path: &Path) -> anyhow::Result<Cli> {
-            let s = UnixStream::connect(path)?;
-            s.set_read_timeout(Some(Duration::from_secs(30)))?;
-            let mut c = Cli {
-                r: BufReader::new(s.try_clone()?),
-                w: s,
-            };
-            c.reply()?;
-            Ok(c)
-        }
-
-        fn query(&mut self, cmd: &str) -> anyhow::Result<Vec<String>> {
-            writeln!(self.w, "{cmd}")?;
-            self.reply()
-        }
-
-        /// Lines up to and including the one that ends the reply (`DDDD `).
-        fn reply(&mut self) -> anyhow::Result<Vec<String>> {
-            let mut lines = Vec::new();
-            loop {
-                let mut l = String::new();
-                if self.r.read_line(&mut l)? == 0 {
-                    bail!("control socket closed");
-                }
-                let b = l.as_bytes();
-                let last = b.len() >= 5 && b[..4].iter().all(u8::is_ascii_digit) && b[4] == b' ';
-                lines.push(l.trim_end().to_string());
-                if last {
-                    return Ok(lines);
-                }
-            }
-        }
-    }
-
-    fn established(cli: &mut Cli) -> anyhow::Result<usize> {
-        Ok(cli
-            .query("show protocols")?
-            .iter()
-            .filter(|l| l.contains("Established"))
-            .count())
-    }
-
-    /// Sum of "N of M routes for K networks" over the tables shown.
-    fn route_count(cli: &mut Cli) -> anyhow::Result<usize> {
-        let lines = cli.query("show route count")?;
-        let mut total = 0;
-        let mut seen = false;
-        for l in &lines {
-            if !l.contains(" routes for ") {
-                continue;
-            }
-            let b = l.as_bytes();
-            let text = if b.len() >= 5 && b[..4].iter().all(u8::is_ascii_digit) {
-                &l[5..]
-            } else {
-                l.trim_start()
-            };
-            if let Some(v) = text
-                .split_whitespace()
-                .next()
-                .and_then(|w| w.parse::<usize>().ok())
-            {
-                total += v;
-                seen = true;
-            }
-        }
-        if !seen {
-            bail!("unexpected `show route count` reply: {lines:?}");
-        }
-        Ok(total)
-    }
-
     // --- /proc
-
-    /// utime + stime of all threads, dead ones included (10 ms resolution).
-    fn cpu_secs(pid: i32) -> anyhow::Result<f64> {
-        let s = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-        let rest = &s[s.rfind(')').ok_or_else(|| anyhow!("bad stat"))? + 2..];
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        let ticks: u64 = f[11].parse::<u64>()? + f[12].parse::<u64>()?;
-        // SAFETY: sysconf has no preconditions.
-        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-        Ok(ticks as f64 / hz)
-    }
 
     /// Nanosecond-exact CPU time of the live threads (`se.sum_exec_runtime`), and their ids.
     fn precise_cpu(pid: i32) -> Option<(f64, Vec<u32>)> {
@@ -1568,57 +1276,6 @@ mod controller {
         Some((ms / 1000.0, tids))
     }
 
-    /// Non-idle CPU time of the whole machine, from /proc/stat.
-    fn machine_busy_secs() -> anyhow::Result<f64> {
-        let s = std::fs::read_to_string("/proc/stat")?;
-        let cpu = s
-            .lines()
-            .next()
-            .ok_or_else(|| anyhow!("empty /proc/stat"))?;
-        let v: Vec<u64> = cpu
-            .split_whitespace()
-            .skip(1)
-            .filter_map(|x| x.parse().ok())
-            .collect();
-        // user nice system idle iowait irq softirq steal (guest time is inside user).
-        let all: u64 = v.iter().take(8).sum();
-        let idle = v.get(3).unwrap_or(&0) + v.get(4).unwrap_or(&0);
-        // SAFETY: sysconf has no preconditions.
-        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-        Ok(all.saturating_sub(idle) as f64 / hz)
-    }
-
-    fn status_kib(pid: i32, key: &str) -> anyhow::Result<u64> {
-        let s = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-        s.lines()
-            .find(|l| l.starts_with(key))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| anyhow!("{key} not in /proc/{pid}/status"))
-    }
-
-    /// `/proc/PID/net/netstat` of the namespace PID is in, as "TcpExt.Name" → value.
-    fn netstat(pid: i32) -> anyhow::Result<BTreeMap<String, u64>> {
-        let s = std::fs::read_to_string(format!("/proc/{pid}/net/netstat"))?;
-        let mut m = BTreeMap::new();
-        let lines: Vec<&str> = s.lines().collect();
-        for pair in lines.chunks(2) {
-            let [names, values] = pair else { continue };
-            let mut n = names.split_whitespace();
-            let mut v = values.split_whitespace();
-            let Some(group) = n.next().map(|g| g.trim_end_matches(':').to_string()) else {
-                continue;
-            };
-            v.next();
-            for (name, value) in n.zip(v) {
-                if let Ok(value) = value.parse() {
-                    m.insert(format!("{group}.{name}"), value);
-                }
-            }
-        }
-        Ok(m)
-    }
-
     /// Routes in the receiver namespace's main table inside 100.64.0.0/10.
     fn kernel_routes(pid: i32) -> anyhow::Result<usize> {
         let s = std::fs::read_to_string(format!("/proc/{pid}/net/route"))?;
@@ -1631,59 +1288,9 @@ mod controller {
             .count())
     }
 
-    /// A socket listening on `port` in PID's namespace.
-    fn listening(pid: i32, port: u16) -> bool {
-        let want = format!(":{port:04X}");
-        std::fs::read_to_string(format!("/proc/{pid}/net/tcp")).is_ok_and(|s| {
-            s.lines().skip(1).any(|l| {
-                let f: Vec<&str> = l.split_whitespace().collect();
-                f.len() > 3 && f[1].ends_with(&want) && f[3] == "0A"
-            })
-        })
-    }
-
     // --- the report
 
-    fn cmd_out(cmd: &str, args: &[&str]) -> String {
-        Command::new(cmd)
-            .args(args)
-            .output()
-            .map(|o| {
-                let mut t = String::from_utf8_lossy(&o.stdout).to_string();
-                t.push_str(&String::from_utf8_lossy(&o.stderr));
-                t.trim().to_string()
-            })
-            .unwrap_or_else(|e| format!("({cmd}: {e})"))
-    }
-
     fn header(args: &Args) -> anyhow::Result<String> {
-        let cpu = std::fs::read_to_string("/proc/cpuinfo")
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find(|l| l.starts_with("model name"))
-                    .and_then(|l| l.split(':').nth(1))
-                    .map(|m| m.trim().to_string())
-            })
-            .unwrap_or_default();
-        let mem_gib = std::fs::read_to_string("/proc/meminfo")
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find(|l| l.starts_with("MemTotal:"))
-                    .and_then(|l| l.split_whitespace().nth(1))
-                    .and_then(|v| v.parse::<f64>().ok())
-            })
-            .map_or(0.0, |kib| kib / 1024.0 / 1024.0);
-        // SAFETY: sysconf has no preconditions.
-        let cores = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
-        let manifest = env!("CARGO_MANIFEST_DIR");
-        let rev = cmd_out("git", &["-C", manifest, "rev-parse", "--short", "HEAD"]);
-        let dirty = !cmd_out(
-            "git",
-            &["-C", manifest, "status", "--porcelain", "--", "src"],
-        )
-        .is_empty();
         let mut versions = Vec::new();
         for s in &args.speakers {
             let v = cmd_out(&binary(args, *s).display().to_string(), &["--version"]);
@@ -1695,15 +1302,11 @@ mod controller {
             "Date: {}",
             cmd_out("date", &["-u", "+%Y-%m-%d %H:%M UTC"])
         )?;
+        writeln!(h, "Machine: {}", common::machine())?;
         writeln!(
             h,
-            "Machine: {cores} cores ({cpu}), {mem_gib:.0} GiB, Linux {}",
-            cmd_out("uname", &["-r"])
-        )?;
-        writeln!(
-            h,
-            "wren checkout: {rev}{}; wrend binary: {}; {}",
-            if dirty { " (src/ modified)" } else { "" },
+            "wren checkout: {}; wrend binary: {}; {}",
+            common::checkout(),
             args.wrend.display(),
             versions.join("; ")
         )?;
