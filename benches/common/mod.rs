@@ -432,13 +432,15 @@ pub fn netstat(pid: i32) -> anyhow::Result<BTreeMap<String, u64>> {
     Ok(m)
 }
 
-/// A socket listening on `port` in PID's namespace.
+/// A socket listening on `port` in PID's namespace (IPv4 or IPv6, which covers both).
 pub fn listening(pid: i32, port: u16) -> bool {
     let want = format!(":{port:04X}");
-    std::fs::read_to_string(format!("/proc/{pid}/net/tcp")).is_ok_and(|s| {
-        s.lines().skip(1).any(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            f.len() > 3 && f[1].ends_with(&want) && f[3] == "0A"
+    ["tcp", "tcp6"].iter().any(|t| {
+        std::fs::read_to_string(format!("/proc/{pid}/net/{t}")).is_ok_and(|s| {
+            s.lines().skip(1).any(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                f.len() > 3 && f[1].ends_with(&want) && f[3] == "0A"
+            })
         })
     })
 }
