@@ -546,6 +546,8 @@ mod controller {
         poll_ms_mean: f64,
         machine_busy_cores: f64,
         quiet: common::Quiet,
+        /// Install and withdraw times of every repetition, in order of install time.
+        all_reps: Vec<(Option<f64>, Option<f64>)>,
         dir: PathBuf,
     }
 
@@ -611,8 +613,10 @@ mod controller {
                     let t = |r: &Row| r.install.unwrap_or(f64::INFINITY);
                     t(a).total_cmp(&t(b))
                 });
+                let all: Vec<_> = runs.iter().map(|r| (r.install, r.withdraw)).collect();
                 let mid = runs.len() / 2;
-                if let Some(row) = runs.into_iter().nth(mid) {
+                if let Some(mut row) = runs.into_iter().nth(mid) {
+                    row.all_reps = all;
                     rows.push(row);
                 }
             }
@@ -1161,14 +1165,15 @@ mod controller {
         let _ = writeln!(
             s,
             "| N | receiver | RSS before (MiB) | withdraw written (s) | kernel polls (mean ms) \
-             | machine busy over the run (cores) | waited for a quiet machine (s) | a route in the kernel |"
+             | machine busy over the run (cores) | waited for a quiet machine (s) | a route in the kernel \
+             | every run: install / withdraw (s) |"
         );
-        let _ = writeln!(s, "|---|---|--:|--:|--:|--:|--:|---|");
+        let _ = writeln!(s, "|---|---|--:|--:|--:|--:|--:|---|---|");
         for r in rows.iter().filter(|r| r.error.is_none()) {
             let Some(run) = r.run else { continue };
             let _ = writeln!(
                 s,
-                "| {} | {} | {:.1} | {} | {} ({:.2}) | {:.2} | {:.0}{} | {} |",
+                "| {} | {} | {:.1} | {} | {} ({:.2}) | {:.2} | {:.0}{} | {} | {} |",
                 count_label(r.n),
                 run.name(),
                 r.rss_before_kib as f64 / 1024.0,
@@ -1183,6 +1188,11 @@ mod controller {
                 } else {
                     format!("`{}`", r.sample.lines().next().unwrap_or(""))
                 },
+                r.all_reps
+                    .iter()
+                    .map(|(i, w)| format!("{} / {}", secs(*i), secs(*w)))
+                    .collect::<Vec<_>>()
+                    .join(", "),
             );
         }
         for r in rows.iter().filter(|r| r.error.is_some()) {

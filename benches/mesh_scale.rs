@@ -35,7 +35,9 @@
 //! BIRD: 240 and 80; make `--idle` a multiple of the keepalive then, as sessions that came up
 //! together send their keepalives together), `--idle SECONDS` (60), `--deadline SECONDS`
 //! (180), `--connect-timeout SECONDS` (0: the
-//! kernel's SYN backoff), `--no-kernel`, `--nice N` (-10, receiver and client),
+//! kernel's SYN backoff), `--spread SECONDS` (0: every peer dials at the same instant;
+//! otherwise peer k's first dial comes SECONDS · k / N after the start, as nodes restarting
+//! over a few seconds would), `--no-kernel`, `--nice N` (-10, receiver and client),
 //! `--wait-quiet SECONDS` (30: wait for other load to end before each run), `--wrend PATH`,
 //! `--bird2 PATH`, `--bird16 PATH`, `--out FILE`. Needs root. Under `cargo test` (no
 //! `--bench` argument) it does nothing. Work files and logs (configurations, receiver and
@@ -162,6 +164,10 @@ struct Args {
     /// peer with `connect retry time 5` does (0: wait out the kernel's SYN retransmissions).
     #[arg(long, default_value_t = 0)]
     connect_timeout: u64,
+    /// Spread the first dials evenly over this many seconds instead of dialling all at once
+    /// (peer k dials at SPREAD · k / N).
+    #[arg(long, default_value_t = 0.0)]
+    spread: f64,
     /// Nice value for the receiver and the client (the same for every receiver), so that
     /// other work on the machine disturbs the timings less.
     #[arg(long, default_value_t = -10, allow_hyphen_values = true)]
@@ -284,6 +290,8 @@ mod client {
         ever: Mutex<Vec<bool>>,
         peers: usize,
         connect_timeout: Option<Duration>,
+        /// Peer k's first dial waits `spread · k / peers` after the start.
+        spread: Duration,
         target: SocketAddr,
         /// Proposed hold time and keepalive interval, in seconds.
         hold: u16,
@@ -300,20 +308,22 @@ mod client {
         }
     }
 
-    /// `__mesh_scale_client PEERS TARGET CONNECT_TIMEOUT_SECS`; then "go" / "stop" on stdin.
+    /// `__mesh_scale_client PEERS TARGET CONNECT_TIMEOUT_SECS HOLD KEEPALIVE SPREAD_MS`; then
+    /// "go" / "stop" on stdin.
     pub fn main(args: &[String]) -> ExitCode {
-        let parsed = (|| -> Option<(usize, SocketAddr, u64, u16, u16)> {
+        let parsed = (|| -> Option<(usize, SocketAddr, u64, u16, u16, u64)> {
             Some((
                 args.first()?.parse().ok()?,
                 args.get(1)?.parse().ok()?,
                 args.get(2)?.parse().ok()?,
                 args.get(3)?.parse().ok()?,
                 args.get(4)?.parse().ok()?,
+                args.get(5)?.parse().ok()?,
             ))
         })();
-        let Some((peers, target, timeout, hold, keepalive)) = parsed else {
+        let Some((peers, target, timeout, hold, keepalive, spread_ms)) = parsed else {
             eprintln!(
-                "client: usage: {} PEERS TARGET TIMEOUT HOLD KEEPALIVE",
+                "client: usage: {} PEERS TARGET TIMEOUT HOLD KEEPALIVE SPREAD_MS",
                 super::CLIENT_CMD
             );
             return ExitCode::FAILURE;
@@ -334,6 +344,7 @@ mod client {
             ever: Mutex::new(vec![false; peers]),
             peers,
             connect_timeout: (timeout > 0).then(|| Duration::from_secs(timeout)),
+            spread: Duration::from_millis(spread_ms),
             target,
             hold,
             keepalive,
@@ -408,6 +419,9 @@ mod client {
     async fn peer(k: usize, first: TcpSocket, mut go: watch::Receiver<bool>, shared: Arc<Shared>) {
         if go.wait_for(|g| *g).await.is_err() {
             return;
+        }
+        if !shared.spread.is_zero() {
+            tokio::time::sleep(shared.spread.mul_f64(k as f64 / shared.peers as f64)).await;
         }
         let mut sock = Some(first);
         loop {
@@ -858,6 +872,7 @@ mod controller {
             args.connect_timeout.to_string(),
             args.hold.to_string(),
             args.keepalive.to_string(),
+            ((args.spread * 1000.0) as u64).to_string(),
         ];
         let mut client = Proc::spawn(&net.peers, &client_argv, &client_log, true, args.nice)?;
         let lines = client.lines()?;
@@ -1313,11 +1328,16 @@ mod controller {
         write!(
             h,
             "Settings: hold {} s, keepalive {} s, deadline {} s, idle window {} s, \
-             connect {}, kernel routes {}",
+             dials {}, connect {}, kernel routes {}",
             args.hold,
             args.keepalive,
             args.deadline,
             args.idle,
+            if args.spread > 0.0 {
+                format!("spread over {} s", args.spread)
+            } else {
+                "all at once".to_string()
+            },
             if args.connect_timeout == 0 {
                 "waits out the kernel's SYN backoff".to_string()
             } else {
