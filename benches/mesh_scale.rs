@@ -1,6 +1,6 @@
 //! Many peers dialling one speaker at once: `sudo -E cargo bench --bench mesh_scale`.
 //!
-//! For each N (default 100, 300, 1000) and each receiver (wrend, BIRD 2, BIRD 1.6.8) this
+//! For each N (default 100, 300, 1000) and each receiver (wrend, BIRD 2, BIRD 1.6.8, FRR) this
 //! builds two network namespaces joined by one veth:
 //!
 //! * the receiver's, where the speaker listens on 198.51.100.1:179, passive, with one iBGP
@@ -19,7 +19,10 @@
 //! namespace's main table as `100.64.x.y/26 via 198.18.x.y` (`--no-kernel` turns that off):
 //! wrend with its default `[kernel]` settings, BIRD with a kernel protocol exporting
 //! 100.64.0.0/10 and the peers' next hops resolved recursively through a static
-//! `198.18.0.0/15 via "vr"` route.
+//! `198.18.0.0/15 via "vr"` route, FRR (`zebra` and `bgpd`, as user frr, their sockets in the
+//! run's directory) with one peer group of passive iBGP neighbours. FRR's figures (CPU, RSS)
+//! are the sum of both daemons; its "control socket" is `vtysh -c "show bgp ipv4 unicast
+//! summary json"` (state and prefixes received per neighbour), one process per query.
 //!
 //! Measured from the moment the client is told to dial: the time until the receiver's
 //! control socket shows all N sessions Established (`show protocols`) and all N blocks in its
@@ -30,7 +33,7 @@
 //! receiver, or the client's own hold timer), connect errors and SYN retransmissions seen by
 //! the client, and then — nothing polled — the receiver's CPU over an idle window.
 //!
-//! Options (after `--`): `--peers 100,300,1000`, `--speakers wrend,bird2,bird16`,
+//! Options (after `--`): `--peers 100,300,1000`, `--speakers wrend,bird2,bird16,frr`,
 //! `--hold SECONDS` (9) and `--keepalive SECONDS` (3) for the receiver and every peer (Calico's
 //! BIRD: 240 and 80; make `--idle` a multiple of the keepalive then, as sessions that came up
 //! together send their keepalives together), `--idle SECONDS` (60), `--deadline SECONDS`
@@ -39,7 +42,7 @@
 //! otherwise peer k's first dial comes SECONDS · k / N after the start, as nodes restarting
 //! over a few seconds would), `--no-kernel`, `--nice N` (-10, receiver and client),
 //! `--wait-quiet SECONDS` (30: wait for other load to end before each run), `--wrend PATH`,
-//! `--bird2 PATH`, `--bird16 PATH`, `--out FILE`. Needs root. Under `cargo test` (no
+//! `--bird2 PATH`, `--bird16 PATH`, `--frr DIR` (/usr/lib/frr), `--out FILE`. Needs root. Under `cargo test` (no
 //! `--bench` argument) it does nothing. Work files and logs (configurations, receiver and
 //! client logs, `progress.tsv` once a second, `ss` snapshots) go to
 //! `target/tmp/mesh_scale/SPEAKER-N/`; the report to `target/tmp/mesh_scale/results.md`.
@@ -145,8 +148,8 @@ struct Args {
     /// Numbers of peers, comma separated.
     #[arg(long, value_delimiter = ',', default_value = "100,300,1000")]
     peers: Vec<usize>,
-    /// Receivers: wrend, bird2, bird16.
-    #[arg(long, value_delimiter = ',', default_value = "wrend,bird2,bird16")]
+    /// Receivers: wrend, bird2, bird16, frr.
+    #[arg(long, value_delimiter = ',', default_value = "wrend,bird2,bird16,frr")]
     speakers: Vec<Speaker>,
     /// Hold time the receiver and every peer propose (Calico's BIRD: 240).
     #[arg(long, default_value_t = 9)]
@@ -189,6 +192,9 @@ struct Args {
     /// BIRD 1.6.8 (`sudo bash tests/peers/install.sh` unpacks it there).
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/target/peers/bird16/usr/sbin/bird"))]
     bird16: PathBuf,
+    /// FRR's daemons (`zebra` and `bgpd`, Debian's frr) are in this directory.
+    #[arg(long, default_value = "/usr/lib/frr")]
+    frr: PathBuf,
     /// Also write the report (markdown) here.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -205,6 +211,7 @@ enum Speaker {
     Wrend,
     Bird2,
     Bird16,
+    Frr,
 }
 
 impl Speaker {
@@ -213,6 +220,7 @@ impl Speaker {
             Speaker::Wrend => "wrend",
             Speaker::Bird2 => "bird2",
             Speaker::Bird16 => "bird16",
+            Speaker::Frr => "frr",
         }
     }
 }
@@ -718,6 +726,7 @@ mod controller {
                 let hint = match s {
                     Speaker::Wrend => "cargo build --release",
                     Speaker::Bird2 => "apt-get install bird2",
+                    Speaker::Frr => "apt-get install frr",
                     Speaker::Bird16 => {
                         "sudo bash tests/peers/install.sh (or: cd target/peers && apt-get \
                          download bird && dpkg -x bird_*.deb bird16)"
@@ -770,11 +779,12 @@ mod controller {
         Ok(outcomes.iter().all(|o| o.error.is_none()))
     }
 
-    fn binary(args: &Args, s: Speaker) -> &Path {
+    fn binary(args: &Args, s: Speaker) -> PathBuf {
         match s {
-            Speaker::Wrend => &args.wrend,
-            Speaker::Bird2 => &args.bird2,
-            Speaker::Bird16 => &args.bird16,
+            Speaker::Wrend => args.wrend.clone(),
+            Speaker::Bird2 => args.bird2.clone(),
+            Speaker::Bird16 => args.bird16.clone(),
+            Speaker::Frr => args.frr.join("bgpd"),
         }
     }
 
@@ -805,51 +815,23 @@ mod controller {
         o.quiet_wait = (q.waited, q.quiet);
         // Guards drop in reverse order: client, receiver, namespaces.
         let net = Netns::create(n, dir)?;
-        let ctl = dir.join("ctl");
-        let conf = dir.join(if s == Speaker::Wrend {
-            "wrend.toml"
-        } else {
-            "bird.conf"
-        });
-        std::fs::write(
-            &conf,
-            config(s, n, kernel, dir, (args.hold, args.keepalive)),
-        )?;
-        let bin = binary(args, s).to_path_buf();
-        let mut argv: Vec<String> = vec![
-            bin.display().to_string(),
-            "-c".into(),
-            conf.display().to_string(),
-            "-s".into(),
-            ctl.display().to_string(),
-        ];
-        if s != Speaker::Wrend {
-            argv.extend([
-                "-f".into(),
-                "-P".into(),
-                dir.join("pid").display().to_string(),
-            ]);
-        }
-        let log = dir.join("receiver.log");
         let spawned = Instant::now();
-        let mut receiver = Proc::spawn(&net.recv, &argv, &log, false, args.nice)?;
-        let rpid = receiver.pid();
+        let mut receiver = Receiver::start(args, s, n, kernel, dir, &net.recv)?;
+        let log = receiver.log.clone();
+        let rpid = receiver.main_pid();
 
         // Ready: the control socket answers and the BGP port is listening.
-        let mut cli = loop {
-            receiver.check_alive(&log)?;
-            if let Ok(c) = Client::connect(&ctl) {
-                break c;
-            }
+        while !receiver.control_ready() {
+            receiver.check_alive()?;
             wait(
                 spawned,
                 Duration::from_secs(30),
                 "the receiver's control socket",
             )?;
             sleep(Duration::from_millis(50))?;
-        };
+        }
         while !listening(rpid, 179) {
-            receiver.check_alive(&log)?;
+            receiver.check_alive()?;
             wait(
                 spawned,
                 Duration::from_secs(30),
@@ -858,8 +840,8 @@ mod controller {
             sleep(Duration::from_millis(50))?;
         }
         sleep(Duration::from_secs(1))?;
-        receiver.check_alive(&log)?;
-        let base_routes = route_count(&mut cli)?;
+        receiver.check_alive()?;
+        let base_routes = receiver.route_count()?;
 
         // The client, bound and waiting.
         let client_log = dir.join("client.log");
@@ -900,8 +882,8 @@ mod controller {
         // Before the dial.
         let rstat0 = netstat(rpid)?;
         let cstat0 = netstat(cpid)?;
-        o.rss_before_kib = status_kib(rpid, "VmRSS:")?;
-        let cpu0 = cpu_secs(rpid)?;
+        o.rss_before_kib = receiver.kib("VmRSS:")?;
+        let cpu0 = receiver.cpu()?;
         o.cpu_startup = cpu0;
         let busy0 = machine_busy_secs()?;
 
@@ -917,13 +899,13 @@ mod controller {
         )?;
         let mut tick = 0u64;
         loop {
-            receiver.check_alive(&log)?;
+            receiver.check_alive()?;
             if stopped() {
                 bail!("interrupted");
             }
             if o.established.is_none() {
                 let q = Instant::now();
-                o.established_reached = established(&mut cli)?;
+                o.established_reached = receiver.established()?;
                 note_poll(&mut o, &mut poll_total, q.elapsed());
                 if o.established_reached >= n {
                     o.established = Some(t0.elapsed().as_secs_f64());
@@ -931,7 +913,7 @@ mod controller {
             }
             if o.rib.is_none() {
                 let q = Instant::now();
-                o.rib_reached = route_count(&mut cli)?.saturating_sub(base_routes);
+                o.rib_reached = receiver.route_count()?.saturating_sub(base_routes);
                 note_poll(&mut o, &mut poll_total, q.elapsed());
                 if o.rib_reached >= n {
                     o.rib = Some(t0.elapsed().as_secs_f64());
@@ -957,7 +939,7 @@ mod controller {
                     o.established.map_or(o.established_reached, |_| n),
                     o.rib.map_or(o.rib_reached, |_| n),
                     o.kernel.map_or(o.kernel_reached, |_| n),
-                    cpu_secs(rpid)? - cpu0,
+                    receiver.cpu()? - cpu0,
                     drops.saturating_sub(rstat0.get("TcpExt.ListenDrops").copied().unwrap_or(0)),
                 )?;
             }
@@ -973,7 +955,7 @@ mod controller {
                 next = now;
             }
         }
-        o.cpu_converge = cpu_secs(rpid)? - cpu0;
+        o.cpu_converge = receiver.cpu()? - cpu0;
         o.sockets_recv = socket_states(&net.recv, &dir.join("ss-receiver.txt"));
         o.sockets_peers = socket_states(&net.peers, &dir.join("ss-peers.txt"));
         o.machine_busy_converge = machine_busy_secs()? - busy0;
@@ -983,14 +965,14 @@ mod controller {
         // Idle: nothing polled.
         if converged && args.idle > 0 {
             sleep(SETTLE)?;
-            let a = precise_cpu(rpid);
-            let a_ticks = cpu_secs(rpid)?;
+            let a = receiver.precise_cpu();
+            let a_ticks = receiver.cpu()?;
             let busy_a = machine_busy_secs()?;
             let ta = Instant::now();
             sleep(Duration::from_secs(args.idle))?;
-            receiver.check_alive(&log)?;
-            let b = precise_cpu(rpid);
-            let b_ticks = cpu_secs(rpid)?;
+            receiver.check_alive()?;
+            let b = receiver.precise_cpu();
+            let b_ticks = receiver.cpu()?;
             let secs = ta.elapsed().as_secs_f64();
             let used = match (a, b) {
                 (Some((a, ta)), Some((b, tb))) if ta == tb => b - a,
@@ -999,9 +981,9 @@ mod controller {
             o.idle_pct = Some(used / secs * 100.0);
             o.machine_busy_pct = Some((machine_busy_secs()? - busy_a) / secs * 100.0);
         }
-        o.established_after_idle = established(&mut cli)?;
-        o.routes_after_idle = route_count(&mut cli)?.saturating_sub(base_routes);
-        o.peak_rss_kib = status_kib(rpid, "VmHWM:")?;
+        o.established_after_idle = receiver.established()?;
+        o.routes_after_idle = receiver.route_count()?.saturating_sub(base_routes);
+        o.peak_rss_kib = receiver.kib("VmHWM:")?;
         let rstat1 = netstat(rpid)?;
         let cstat1 = netstat(cpid)?;
         let delta = |a: &BTreeMap<String, u64>, b: &BTreeMap<String, u64>, k: &str| {
@@ -1031,9 +1013,8 @@ mod controller {
                 Err(_) => bail!("no report from the client (see {})", client_log.display()),
             }
         };
-        drop(cli);
         client.stop(Duration::from_secs(2));
-        receiver.stop(Duration::from_secs(5));
+        receiver.stop();
         drop(net);
         Ok(o)
     }
@@ -1076,6 +1057,250 @@ mod controller {
         Ok(())
     }
 
+    // --- the receiver
+
+    /// The speaker under test: its processes (FRR: zebra, then bgpd) and its control socket.
+    struct Receiver {
+        procs: Vec<(Proc, PathBuf)>,
+        control: Control,
+        /// The main process's log (bgpd's for FRR).
+        log: PathBuf,
+    }
+
+    enum Control {
+        /// BIRD's protocol (wrend, BIRD): connected once it answers.
+        Cli(PathBuf, Option<Client>),
+        /// FRR: `vtysh --vty_socket DIR`, one process per query.
+        Vtysh(PathBuf),
+    }
+
+    impl Receiver {
+        fn start(
+            args: &Args,
+            s: Speaker,
+            n: usize,
+            kernel: bool,
+            dir: &Path,
+            ns: &str,
+        ) -> anyhow::Result<Receiver> {
+            let log = dir.join("receiver.log");
+            let (hold, keepalive) = (args.hold, args.keepalive);
+            if s == Speaker::Frr {
+                // The daemons drop privileges to `frr`: the directory is theirs.
+                let _ = Command::new("chown").args(["frr:frr"]).arg(dir).status();
+                std::fs::write(dir.join("zebra.conf"), "hostname receiver\n")?;
+                std::fs::write(
+                    dir.join("bgpd.conf"),
+                    config(s, n, kernel, dir, (hold, keepalive)),
+                )?;
+                let d = dir.display().to_string();
+                let daemon = |name: &str| -> Vec<String> {
+                    [
+                        args.frr.join(name).display().to_string(),
+                        "-u".into(),
+                        "frr".into(),
+                        "-g".into(),
+                        "frr".into(),
+                        "-f".into(),
+                        format!("{d}/{name}.conf"),
+                        "-z".into(),
+                        format!("{d}/zserv.api"),
+                        "--vty_socket".into(),
+                        d.clone(),
+                        "-i".into(),
+                        format!("{d}/{name}.pid"),
+                        "-P".into(),
+                        "0".into(),
+                        "--log".into(),
+                        "stdout".into(),
+                    ]
+                    .to_vec()
+                };
+                let zlog = dir.join("zebra.log");
+                let zebra = Proc::spawn(ns, &daemon("zebra"), &zlog, false, args.nice)?;
+                let zsock = dir.join("zserv.api");
+                let t = Instant::now();
+                while !zsock.exists() {
+                    if t.elapsed() > Duration::from_secs(10) {
+                        bail!("zebra did not come up (see {})", zlog.display());
+                    }
+                    sleep(Duration::from_millis(50))?;
+                }
+                let mut bgpd_argv = daemon("bgpd");
+                if !kernel {
+                    // bgpd's `--no_kernel`: nothing goes to zebra's FIB.
+                    bgpd_argv.push("-n".into());
+                }
+                let bgpd = Proc::spawn(ns, &bgpd_argv, &log, false, args.nice)?;
+                return Ok(Receiver {
+                    procs: vec![(zebra, zlog), (bgpd, log.clone())],
+                    control: Control::Vtysh(dir.to_path_buf()),
+                    log,
+                });
+            }
+            let ctl = dir.join("ctl");
+            let conf = dir.join(if s == Speaker::Wrend {
+                "wrend.toml"
+            } else {
+                "bird.conf"
+            });
+            std::fs::write(&conf, config(s, n, kernel, dir, (hold, keepalive)))?;
+            let mut argv: Vec<String> = vec![
+                binary(args, s).display().to_string(),
+                "-c".into(),
+                conf.display().to_string(),
+                "-s".into(),
+                ctl.display().to_string(),
+            ];
+            if s != Speaker::Wrend {
+                argv.extend([
+                    "-f".into(),
+                    "-P".into(),
+                    dir.join("pid").display().to_string(),
+                ]);
+            }
+            let p = Proc::spawn(ns, &argv, &log, false, args.nice)?;
+            Ok(Receiver {
+                procs: vec![(p, log.clone())],
+                control: Control::Cli(ctl, None),
+                log,
+            })
+        }
+
+        /// The BGP speaker's pid (bgpd for FRR): its namespace is the receiver's.
+        fn main_pid(&self) -> i32 {
+            self.procs.last().map_or(0, |(p, _)| p.pid())
+        }
+
+        fn check_alive(&mut self) -> anyhow::Result<()> {
+            for (p, log) in &mut self.procs {
+                p.check_alive(log)?;
+            }
+            Ok(())
+        }
+
+        /// Whether the control socket answers (and, for BIRD's protocol, connects it).
+        fn control_ready(&mut self) -> bool {
+            match &mut self.control {
+                Control::Cli(path, c @ None) => {
+                    *c = Client::connect(path).ok();
+                    c.is_some()
+                }
+                Control::Cli(_, Some(_)) => true,
+                Control::Vtysh(_) => self.summary().is_ok(),
+            }
+        }
+
+        fn cli(&mut self) -> anyhow::Result<&mut Client> {
+            match &mut self.control {
+                Control::Cli(_, Some(c)) => Ok(c),
+                _ => bail!("no control connection"),
+            }
+        }
+
+        /// FRR's `show bgp ipv4 unicast summary json`: per peer, its state and prefixes
+        /// received.
+        fn summary(&self) -> anyhow::Result<Vec<(String, usize)>> {
+            let Control::Vtysh(dir) = &self.control else {
+                bail!("not FRR");
+            };
+            let out = Command::new("vtysh")
+                .arg("--vty_socket")
+                .arg(dir)
+                .args(["-c", "show bgp ipv4 unicast summary json"])
+                .output()
+                .context("running vtysh")?;
+            if !out.status.success() {
+                bail!("vtysh: {}", String::from_utf8_lossy(&out.stderr).trim());
+            }
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+            let peers = v
+                .get("peers")
+                .and_then(|p| p.as_object())
+                .ok_or_else(|| anyhow::anyhow!("no peers in vtysh's summary"))?;
+            Ok(peers
+                .values()
+                .map(|p| {
+                    (
+                        p.get("state")
+                            .and_then(|s| s.as_str())
+                            .unwrap_or("")
+                            .to_string(),
+                        p.get("pfxRcd").and_then(|n| n.as_u64()).unwrap_or(0) as usize,
+                    )
+                })
+                .collect())
+        }
+
+        fn established(&mut self) -> anyhow::Result<usize> {
+            if let Control::Vtysh(_) = self.control {
+                return Ok(self
+                    .summary()?
+                    .iter()
+                    .filter(|(s, _)| s == "Established")
+                    .count());
+            }
+            established(self.cli()?)
+        }
+
+        fn route_count(&mut self) -> anyhow::Result<usize> {
+            if let Control::Vtysh(_) = self.control {
+                return Ok(self.summary()?.iter().map(|(_, n)| n).sum());
+            }
+            route_count(self.cli()?)
+        }
+
+        /// utime + stime of all the receiver's processes.
+        fn cpu(&self) -> anyhow::Result<f64> {
+            self.procs.iter().map(|(p, _)| cpu_secs(p.pid())).sum()
+        }
+
+        /// A `/proc/PID/status` figure summed over the receiver's processes.
+        fn kib(&self, key: &str) -> anyhow::Result<u64> {
+            self.procs
+                .iter()
+                .map(|(p, _)| status_kib(p.pid(), key))
+                .sum()
+        }
+
+        /// Nanosecond CPU time of the live threads of all the receiver's processes.
+        fn precise_cpu(&self) -> Option<(f64, Vec<u32>)> {
+            let mut total = 0.0;
+            let mut tids = Vec::new();
+            for (p, _) in &self.procs {
+                let (t, mut ids) = precise_cpu(p.pid())?;
+                total += t;
+                tids.append(&mut ids);
+            }
+            Some((total, tids))
+        }
+
+        /// bgpd before zebra.
+        fn stop(&mut self) {
+            self.control = Control::Vtysh(PathBuf::new());
+            for (p, _) in self.procs.iter_mut().rev() {
+                p.stop(Duration::from_secs(5));
+            }
+        }
+    }
+
+    /// FRR's bgpd.conf: one passive iBGP neighbour per simulated node, in one peer group.
+    fn frr_config(n: usize, (hold, keepalive): (u16, u16)) -> String {
+        let mut c = format!(
+            "frr defaults traditional\nhostname receiver\n!\nrouter bgp {ASN}\n \
+             bgp router-id {RECEIVER}\n no bgp default ipv4-unicast\n \
+             neighbor MESH peer-group\n neighbor MESH remote-as {ASN}\n neighbor MESH passive\n \
+             neighbor MESH timers {keepalive} {hold}\n"
+        );
+        for k in 0..n {
+            let _ = writeln!(c, " neighbor {} peer-group MESH", peer_addr(k));
+        }
+        c.push_str(
+            " address-family ipv4 unicast\n  neighbor MESH activate\n exit-address-family\n!\n",
+        );
+        c
+    }
+
     // --- configuration files
 
     fn proto_name(k: usize) -> String {
@@ -1091,6 +1316,7 @@ mod controller {
     ) -> String {
         let mut c = String::new();
         match s {
+            Speaker::Frr => return frr_config(n, (hold, keepalive)),
             Speaker::Wrend => {
                 let _ = write!(
                     c,
