@@ -1173,13 +1173,20 @@ mod controller {
             let Some(run) = r.run else { continue };
             let _ = writeln!(
                 s,
-                "| {} | {} | {:.1} | {} | {} ({:.2}) | {:.2} | {:.0}{} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {:.2} | {:.0}{} | {} | {} |",
                 count_label(r.n),
                 run.name(),
-                r.rss_before_kib as f64 / 1024.0,
+                if run.is_daemon() {
+                    format!("{:.1}", r.rss_before_kib as f64 / 1024.0)
+                } else {
+                    "–".into()
+                },
                 secs(r.withdraw_sent),
-                r.polls,
-                r.poll_ms_mean,
+                if run.is_daemon() {
+                    format!("{} ({:.2})", r.polls, r.poll_ms_mean)
+                } else {
+                    "–".into()
+                },
                 r.machine_busy_cores,
                 r.quiet.waited,
                 if r.quiet.quiet { "" } else { " (still busy)" },
