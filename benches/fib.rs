@@ -48,41 +48,27 @@
 //! root. Under `cargo test` (no `--bench` argument) it does nothing.
 
 use std::fmt::Write as _;
-use std::io::Read as _;
-use std::net::Ipv4Addr;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, bail};
 use clap::Parser;
 use ipnet::Ipv4Net;
-use serde::{Deserialize, Serialize};
 
-/// The routes are blocks of this space, in order.
-const SPACE: Ipv4Addr = Ipv4Addr::new(100, 64, 0, 0);
-const SPACE_LEN: u8 = 10;
-/// The shortest prefix length used (the issue's /26 blocks).
-const MIN_LEN: u8 = 26;
-const LOCAL: &str = "198.51.100.1/24";
-const GATEWAY: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
-/// The main table, `proto bird` (12), as wren writes by default.
-const TABLE_ID: u8 = 254;
-const PROTOCOL: u8 = 12;
+// Shared with the other benches; each binary uses a part of it.
+#[allow(dead_code)]
+mod common;
+
+use common::kernel::{
+    GATEWAY, LOCAL, Outcome, PROTOCOL, Phase, SPACE, SPACE_LEN, TABLE_ID, auto_len, capacity,
+    floor, ip_batch, prefixes, route, timed,
+};
+use common::{Namespaces, Proc, RESULT, count_label, ip, wait_quiet};
+
 /// Namespace names: `wfib-PID-K`.
 const NS_PREFIX: &str = "wfib-";
 const INNER_CMD: &str = "__fib_inner";
-/// What the inner run prints before its JSON outcome.
-const RESULT: &str = "RESULT ";
-
-/// Set by SIGINT / SIGTERM / SIGHUP: the current inner run is stopped and the guards clean up.
-static STOP: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    STOP.store(true, Ordering::SeqCst);
-}
 
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().collect();
@@ -105,8 +91,7 @@ fn main() -> ExitCode {
     if !args.filters.is_empty() && !args.filters.iter().any(|f| "fib".contains(f.as_str())) {
         return ExitCode::SUCCESS;
     }
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !common::is_root() {
         eprintln!("fib: needs root (network namespaces); run `sudo -E cargo bench --bench fib`");
         return ExitCode::from(2);
     }
@@ -206,95 +191,6 @@ impl Method {
     }
 }
 
-/// One timed phase of an inner run.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
-struct Phase {
-    wall: f64,
-    user: f64,
-    sys: f64,
-    /// `user + sys`.
-    cpu: f64,
-    /// Voluntary and involuntary context switches, minor page faults.
-    vcsw: i64,
-    ivcsw: i64,
-    minflt: i64,
-    /// Peak resident set so far, KiB.
-    maxrss: i64,
-    /// Requests the kernel refused (or whose ACK never came).
-    errors: u64,
-    /// Routes in the table after the phase (counted untimed).
-    routes: i64,
-}
-
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
-struct Outcome {
-    install: Phase,
-    withdraw: Phase,
-}
-
-/// Route k of N: block k of 100.64.0.0/10 at length `len`.
-fn route(k: usize, len: u8) -> Ipv4Net {
-    let base = SPACE.to_bits() + ((k as u32) << (32 - u32::from(len)));
-    Ipv4Net::new(Ipv4Addr::from_bits(base), len).expect("prefix length")
-}
-
-/// How many blocks of length `len` 100.64.0.0/10 holds.
-fn capacity(len: u8) -> usize {
-    1usize << (len - SPACE_LEN)
-}
-
-/// The shortest prefix length, /26 or longer, at which N blocks fit.
-fn auto_len(n: usize) -> Option<u8> {
-    (MIN_LEN..=32).find(|&l| capacity(l) >= n)
-}
-
-/// Resource use of this process (or of its waited-for children) so far.
-#[derive(Debug, Clone, Copy)]
-struct Usage {
-    user: f64,
-    sys: f64,
-    /// Voluntary and involuntary context switches, minor page faults.
-    vcsw: i64,
-    ivcsw: i64,
-    minflt: i64,
-    /// Peak resident set, KiB (of the largest child, for children).
-    maxrss: i64,
-}
-
-impl Usage {
-    fn now(who: libc::c_int) -> Usage {
-        // SAFETY: an all-zero rusage is a valid value for getrusage to fill.
-        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-        // SAFETY: a valid rusage to fill.
-        unsafe { libc::getrusage(who, &mut ru) };
-        let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-        Usage {
-            user: secs(ru.ru_utime),
-            sys: secs(ru.ru_stime),
-            vcsw: ru.ru_nvcsw,
-            ivcsw: ru.ru_nivcsw,
-            minflt: ru.ru_minflt,
-            maxrss: ru.ru_maxrss,
-        }
-    }
-
-    /// The phase from `self` to `end`, taking `wall` seconds.
-    fn phase(self, end: Usage, wall: f64, errors: u64, routes: i64) -> Phase {
-        Phase {
-            wall,
-            user: end.user - self.user,
-            sys: end.sys - self.sys,
-            cpu: end.user - self.user + end.sys - self.sys,
-            vcsw: end.vcsw - self.vcsw,
-            ivcsw: end.ivcsw - self.ivcsw,
-            minflt: end.minflt - self.minflt,
-            maxrss: end.maxrss,
-            errors,
-            routes,
-        }
-    }
-}
-
 mod inner {
     //! Runs inside the namespace: one method, install then withdraw.
 
@@ -310,15 +206,12 @@ mod inner {
 
     /// Args: METHOD N LEN DIR NICE.
     pub fn main(args: &[String]) -> anyhow::Result<()> {
-        let [method, n, len, dir, nice] = args else {
-            bail!("usage: {INNER_CMD} METHOD N LEN DIR NICE");
+        let [method, n, len, dir] = args else {
+            bail!("usage: {INNER_CMD} METHOD N LEN DIR");
         };
         let method = Method::from_arg(method).ok_or_else(|| anyhow!("no method {method}"))?;
         let n: usize = n.parse()?;
         let len: u8 = len.parse()?;
-        let nice: i32 = nice.parse()?;
-        // SAFETY: setpriority on this process; failure only leaves the priority as it was.
-        unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) };
         let routes: Vec<Ipv4Net> = (0..n).map(|k| route(k, len)).collect();
         let base = prefixes()?;
         let outcome = match method {
@@ -331,30 +224,6 @@ mod inner {
         };
         println!("{RESULT}{}", serde_json::to_string(&outcome)?);
         Ok(())
-    }
-
-    /// Prefixes in the main table now (`Main:` in /proc/net/fib_triestat).
-    fn prefixes() -> anyhow::Result<i64> {
-        let text = std::fs::read_to_string("/proc/net/fib_triestat")?;
-        let main = text
-            .split_once("Main:")
-            .ok_or_else(|| anyhow!("no Main: in fib_triestat"))?
-            .1;
-        let line = main
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("Prefixes:"))
-            .ok_or_else(|| anyhow!("no Prefixes: in fib_triestat"))?;
-        Ok(line.trim().parse()?)
-    }
-
-    /// Times `f`: wall and this process's CPU, then counts the routes (untimed).
-    fn timed(base: i64, f: impl FnOnce() -> anyhow::Result<u64>) -> anyhow::Result<Phase> {
-        let u0 = Usage::now(libc::RUSAGE_SELF);
-        let t0 = Instant::now();
-        let errors = f()?;
-        let wall = t0.elapsed().as_secs_f64();
-        let u1 = Usage::now(libc::RUSAGE_SELF);
-        Ok(u0.phase(u1, wall, errors, prefixes()? - base))
     }
 
     fn kernel_route(net: Ipv4Net) -> KernelRoute {
@@ -403,262 +272,6 @@ mod inner {
         let withdraw = timed(base, || Ok(failed(nl.batch(TABLE, &dels))))?;
         Ok(Outcome { install, withdraw })
     }
-
-    fn ip_batch(routes: &[Ipv4Net], base: i64, dir: &Path) -> anyhow::Result<Outcome> {
-        let (add, del) = (dir.join("add.batch"), dir.join("del.batch"));
-        let mut text = String::with_capacity(routes.len() * 48);
-        for r in routes {
-            let _ = writeln!(text, "route add {r} via {GATEWAY} proto {PROTOCOL}");
-        }
-        std::fs::write(&add, &text)?;
-        text.clear();
-        for r in routes {
-            let _ = writeln!(text, "route del {r} proto {PROTOCOL}");
-        }
-        std::fs::write(&del, &text)?;
-        drop(text);
-        let run = |file: &Path| -> anyhow::Result<Phase> {
-            let u0 = Usage::now(libc::RUSAGE_CHILDREN);
-            let t0 = Instant::now();
-            let out = Command::new("ip")
-                .arg("-batch")
-                .arg(file)
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .output()
-                .context("running ip -batch")?;
-            let wall = t0.elapsed().as_secs_f64();
-            let u1 = Usage::now(libc::RUSAGE_CHILDREN);
-            // `ip -batch` stops at the first failed command.
-            let errors = u64::from(!out.status.success());
-            if errors > 0 {
-                eprintln!(
-                    "ip -batch {}: {}",
-                    file.display(),
-                    String::from_utf8_lossy(&out.stderr).trim()
-                );
-            }
-            Ok(u0.phase(u1, wall, errors, prefixes()? - base))
-        };
-        let install = run(&add)?;
-        let withdraw = run(&del)?;
-        Ok(Outcome { install, withdraw })
-    }
-
-    fn floor(routes: &[Ipv4Net], base: i64, ack_all: bool) -> anyhow::Result<Outcome> {
-        let sock = raw::Sock::open()?;
-        let adds = raw::batches(routes, false, ack_all);
-        let install = timed(base, || Ok(sock.run(&adds)?))?;
-        drop(adds);
-        let dels = raw::batches(routes, true, ack_all);
-        let withdraw = timed(base, || Ok(sock.run(&dels)?))?;
-        Ok(Outcome { install, withdraw })
-    }
-
-    mod raw {
-        //! The floor: hand-encoded rtnetlink messages, one socket, no library.
-
-        use std::io;
-
-        use ipnet::Ipv4Net;
-
-        use super::super::{GATEWAY, PROTOCOL, TABLE_ID};
-
-        const BATCH_BYTES: usize = 64 * 1024;
-        const RCVBUF: libc::c_int = 8 * 1024 * 1024;
-        const NLMSG_HDRLEN: usize = 16;
-
-        /// Messages packed into at most `BATCH_BYTES`, how many there are, and the sequence
-        /// number of the last.
-        pub struct Batch {
-            bytes: Vec<u8>,
-            count: usize,
-            last: u32,
-            ack_all: bool,
-        }
-
-        fn attr(out: &mut Vec<u8>, kind: u16, data: &[u8]) {
-            out.extend_from_slice(&(4 + data.len() as u16).to_ne_bytes());
-            out.extend_from_slice(&kind.to_ne_bytes());
-            out.extend_from_slice(data);
-        }
-
-        fn message(out: &mut Vec<u8>, net: Ipv4Net, delete: bool, seq: u32, ack: bool) {
-            let len: u32 = if delete { 44 } else { 52 };
-            let (kind, mut flags) = if delete {
-                (libc::RTM_DELROUTE, libc::NLM_F_REQUEST)
-            } else {
-                (
-                    libc::RTM_NEWROUTE,
-                    libc::NLM_F_REQUEST | libc::NLM_F_CREATE | libc::NLM_F_REPLACE,
-                )
-            };
-            if ack {
-                flags |= libc::NLM_F_ACK;
-            }
-            out.extend_from_slice(&len.to_ne_bytes());
-            out.extend_from_slice(&kind.to_ne_bytes());
-            out.extend_from_slice(&(flags as u16).to_ne_bytes());
-            out.extend_from_slice(&seq.to_ne_bytes());
-            out.extend_from_slice(&0u32.to_ne_bytes());
-            // struct rtmsg
-            out.extend_from_slice(&[
-                libc::AF_INET as u8,
-                net.prefix_len(),
-                0,
-                0,
-                TABLE_ID,
-                PROTOCOL,
-                libc::RT_SCOPE_UNIVERSE,
-                libc::RTN_UNICAST,
-            ]);
-            out.extend_from_slice(&0u32.to_ne_bytes());
-            attr(out, libc::RTA_DST, &net.network().octets());
-            attr(out, libc::RTA_TABLE, &u32::from(TABLE_ID).to_ne_bytes());
-            if !delete {
-                attr(out, libc::RTA_GATEWAY, &GATEWAY.octets());
-            }
-        }
-
-        /// `ack_all`: every message asks for an ACK; otherwise only each batch's last does
-        /// (the kernel answers a failed request whatever its flags).
-        pub fn batches(routes: &[Ipv4Net], delete: bool, ack_all: bool) -> Vec<Batch> {
-            let size = if delete { 44 } else { 52 };
-            let per = BATCH_BYTES / size;
-            routes
-                .chunks(per)
-                .enumerate()
-                .map(|(c, chunk)| {
-                    let mut bytes = Vec::with_capacity(BATCH_BYTES);
-                    let last = chunk.len() - 1;
-                    for (i, &net) in chunk.iter().enumerate() {
-                        let seq = (c * per + i + 1) as u32;
-                        message(&mut bytes, net, delete, seq, ack_all || i == last);
-                    }
-                    Batch {
-                        bytes,
-                        count: chunk.len(),
-                        last: (c * per + last + 1) as u32,
-                        ack_all,
-                    }
-                })
-                .collect()
-        }
-
-        pub struct Sock(libc::c_int);
-
-        impl Drop for Sock {
-            fn drop(&mut self) {
-                // SAFETY: our descriptor, closed once.
-                unsafe { libc::close(self.0) };
-            }
-        }
-
-        fn check(r: libc::c_int) -> io::Result<libc::c_int> {
-            if r < 0 {
-                Err(io::Error::last_os_error())
-            } else {
-                Ok(r)
-            }
-        }
-
-        impl Sock {
-            pub fn open() -> io::Result<Sock> {
-                // SAFETY: plain socket(2).
-                let fd = check(unsafe {
-                    libc::socket(
-                        libc::AF_NETLINK,
-                        libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                        libc::NETLINK_ROUTE,
-                    )
-                })?;
-                let sock = Sock(fd);
-                // SAFETY: a c_int option of the right size.
-                check(unsafe {
-                    libc::setsockopt(
-                        fd,
-                        libc::SOL_SOCKET,
-                        libc::SO_RCVBUF,
-                        (&RCVBUF as *const libc::c_int).cast(),
-                        size_of::<libc::c_int>() as libc::socklen_t,
-                    )
-                })?;
-                // SAFETY: an all-zero sockaddr_nl is valid (pid 0: the kernel picks one).
-                let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-                addr.nl_family = libc::AF_NETLINK as libc::sa_family_t;
-                // SAFETY: a sockaddr_nl of the size given.
-                check(unsafe {
-                    libc::bind(
-                        fd,
-                        (&addr as *const libc::sockaddr_nl).cast(),
-                        size_of::<libc::sockaddr_nl>() as libc::socklen_t,
-                    )
-                })?;
-                Ok(sock)
-            }
-
-            /// Sends one batch and reads NLMSG_ERRORs (ACKs when the code is 0), each given
-            /// to `answer` with its sequence number and code, until `answer` says the batch
-            /// is closed.
-            pub fn exchange(
-                &self,
-                bytes: &[u8],
-                buf: &mut [u8],
-                mut answer: impl FnMut(u32, i32) -> bool,
-            ) -> io::Result<()> {
-                // SAFETY: sending from a live buffer of the length given.
-                let sent = unsafe { libc::send(self.0, bytes.as_ptr().cast(), bytes.len(), 0) };
-                if sent < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                loop {
-                    // SAFETY: receiving into a live buffer of the length given.
-                    let n = unsafe { libc::recv(self.0, buf.as_mut_ptr().cast(), buf.len(), 0) };
-                    if n < 0 {
-                        return Err(io::Error::last_os_error());
-                    }
-                    let n = n as usize;
-                    let mut at = 0;
-                    while at + NLMSG_HDRLEN <= n {
-                        let word = |o: usize| buf[at + o..at + o + 4].try_into().unwrap();
-                        let len = u32::from_ne_bytes(word(0)) as usize;
-                        let kind = u16::from_ne_bytes([buf[at + 4], buf[at + 5]]);
-                        if kind == libc::NLMSG_ERROR as u16
-                            && at + 20 <= n
-                            && answer(u32::from_ne_bytes(word(8)), i32::from_ne_bytes(word(16)))
-                        {
-                            return Ok(());
-                        }
-                        if len == 0 {
-                            break;
-                        }
-                        at += (len + 3) & !3;
-                    }
-                }
-            }
-
-            /// Sends each batch and reads its ACKs (or its errors and its last ACK); how many
-            /// were errors.
-            pub fn run(&self, batches: &[Batch]) -> io::Result<u64> {
-                let mut buf = vec![0u8; 64 * 1024];
-                let mut errors = 0;
-                for b in batches {
-                    let mut acks = 0;
-                    self.exchange(&b.bytes, &mut buf, |seq, code| {
-                        acks += 1;
-                        errors += u64::from(code != 0);
-                        if b.ack_all {
-                            acks == b.count
-                        } else {
-                            seq == b.last
-                        }
-                    })?;
-                }
-                Ok(errors)
-            }
-        }
-    }
-
     fn sketch(routes: &[Ipv4Net], base: i64) -> anyhow::Result<Outcome> {
         let mut fib = sketch::Fib::open()?;
         let adds: Vec<_> = routes
@@ -695,8 +308,8 @@ mod inner {
         use ipnet::IpNet;
         use wren::fib::netlink::{KernelRoute, Target};
 
-        use super::super::{PROTOCOL, TABLE_ID};
-        use super::raw::Sock;
+        use crate::common::kernel::raw::{Sock, attr};
+        use crate::common::kernel::{PROTOCOL, TABLE_ID};
 
         const BATCH_BYTES: usize = 64 * 1024;
         /// `RTNH_F_ONLINK` (linux/rtnetlink.h), in `rtm_flags` and `rtnh_flags`.
@@ -755,12 +368,6 @@ mod inner {
             first: u32,
             buf: Vec<u8>,
             pub errors: u64,
-        }
-
-        fn attr(out: &mut Vec<u8>, kind: u16, data: &[u8]) {
-            out.extend_from_slice(&(4 + data.len() as u16).to_ne_bytes());
-            out.extend_from_slice(&kind.to_ne_bytes());
-            out.extend_from_slice(data);
         }
 
         fn addr(a: std::net::IpAddr) -> Vec<u8> {
@@ -951,15 +558,12 @@ mod controller {
     use super::*;
 
     pub fn run(args: &Args) -> anyhow::Result<()> {
-        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-            // SAFETY: the handler only stores to an atomic.
-            unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };
-        }
-        remove_stale_namespaces();
+        common::catch_signals();
+        common::remove_stale_namespaces(NS_PREFIX, "fib");
         if args.reps == 0 || args.methods.is_empty() {
             bail!("nothing to run");
         }
-        let exe = std::env::current_exe()?;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let dir = std::env::temp_dir().join(format!("wren-fib-{}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
         let _dir = RemoveDir(dir.clone());
@@ -976,10 +580,17 @@ mod controller {
             let mut runs: Vec<Vec<Outcome>> = vec![Vec::new(); args.methods.len()];
             for rep in 0..args.reps {
                 for (i, &m) in args.methods.iter().enumerate() {
-                    let busy = wait_quiet(Duration::from_secs(args.wait_quiet))?;
+                    // Under a quarter of the machine busy over 1 s.
+                    let busy = wait_quiet(
+                        Duration::from_secs(args.wait_quiet),
+                        cores as f64 / 4.0,
+                        Duration::from_secs(1),
+                    )?
+                    .busy_cores
+                        / cores as f64;
                     seq += 1;
-                    let ns = Netns::create(seq)?;
-                    let o = run_inner(args, &exe, &ns.0, m, n, len, &dir)?;
+                    let ns = netns(seq)?;
+                    let o = run_inner(args, &ns.0[0], m, n, len, &dir)?;
                     drop(ns);
                     let show = |p: &Phase| {
                         format!(
@@ -1060,14 +671,6 @@ mod controller {
         }
     }
 
-    fn count(n: usize) -> String {
-        match n {
-            n if n >= 1_000_000 && n % 1_000_000 == 0 => format!("{}M", n / 1_000_000),
-            n if n >= 1000 && n % 1000 == 0 => format!("{}k", n / 1000),
-            n => n.to_string(),
-        }
-    }
-
     fn report(args: &Args, rows: &[Row], took: Duration) -> String {
         let mut s = String::new();
         let cpu = std::fs::read_to_string("/proc/cpuinfo")
@@ -1102,7 +705,7 @@ mod controller {
             let _ = writeln!(
                 s,
                 "| {} | /{} | {} | {:.3} | {:.0} | {:.3} | {:.0} | {} | {} |",
-                count(r.n),
+                count_label(r.n),
                 r.len,
                 r.method.label(),
                 r.install.wall,
@@ -1136,7 +739,7 @@ mod controller {
                 s,
                 "| {} | {} | {:.3} ({:.3} / {:.3}) | {} | {:.3} ({:.3} / {:.3}) | {} | {}/{}; {}/{} \
                  | {}; {} | {:.0} |",
-                count(r.n),
+                count_label(r.n),
                 r.method.label(),
                 r.install.cpu,
                 r.install.user,
@@ -1158,74 +761,27 @@ mod controller {
         s
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn run_inner(
         args: &Args,
-        exe: &Path,
         ns: &str,
         m: Method,
         n: usize,
         len: u8,
         dir: &Path,
     ) -> anyhow::Result<Outcome> {
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", ns])
-            .arg(exe)
-            .args([
-                INNER_CMD.to_string(),
-                m.arg().to_string(),
-                n.to_string(),
-                len.to_string(),
-            ])
-            .arg(dir)
-            .arg(args.nice.to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped());
-        // SAFETY: prctl only, between fork and exec.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        let mut child = Kill(cmd.spawn().context("ip netns exec")?);
+        let argv = [
+            std::env::current_exe()?.display().to_string(),
+            INNER_CMD.to_string(),
+            m.arg().to_string(),
+            n.to_string(),
+            len.to_string(),
+            dir.display().to_string(),
+        ];
+        let log = dir.join("inner.log");
+        let mut p = Proc::spawn(ns, &argv, &log, true, args.nice)?;
         let deadline = Instant::now() + Duration::from_secs(args.deadline);
-        let status = loop {
-            if let Some(st) = child.0.try_wait()? {
-                break st;
-            }
-            if STOP.load(Ordering::SeqCst) {
-                bail!("stopped");
-            }
-            if Instant::now() > deadline {
-                bail!("{} N={n}: no result in {} s", m.arg(), args.deadline);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let mut out = String::new();
-        if let Some(mut o) = child.0.stdout.take() {
-            o.read_to_string(&mut out)?;
-        }
-        if !status.success() {
-            bail!("{} N={n}: inner run failed ({status})", m.arg());
-        }
-        let line = out
-            .lines()
-            .find_map(|l| l.strip_prefix(RESULT))
-            .ok_or_else(|| anyhow!("{} N={n}: no result", m.arg()))?;
-        Ok(serde_json::from_str(line)?)
-    }
-
-    /// A child killed and reaped on drop.
-    struct Kill(Child);
-
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            if self.0.try_wait().ok().flatten().is_none() {
-                let _ = self.0.kill();
-                let _ = self.0.wait();
-            }
-        }
+        p.result(&log, deadline)
+            .with_context(|| format!("{} N={n}", m.arg()))
     }
 
     struct RemoveDir(PathBuf);
@@ -1236,109 +792,18 @@ mod controller {
         }
     }
 
-    /// A namespace with the veth pair; deleted on drop.
-    struct Netns(String);
-
-    impl Netns {
-        fn create(k: usize) -> anyhow::Result<Netns> {
-            let name = format!("{NS_PREFIX}{}-{k}", std::process::id());
-            let ns = Netns(name.clone());
-            ns.delete();
-            ip(&["netns", "add", &name])?;
-            let n = name.as_str();
-            ip(&["-n", n, "link", "set", "lo", "up"])?;
-            ip(&[
-                "-n", n, "link", "add", "wf0", "type", "veth", "peer", "name", "wf1",
-            ])?;
-            ip(&["-n", n, "addr", "add", LOCAL, "dev", "wf0"])?;
-            ip(&["-n", n, "link", "set", "wf0", "up"])?;
-            ip(&["-n", n, "link", "set", "wf1", "up"])?;
-            Ok(ns)
-        }
-
-        fn delete(&self) {
-            if Path::new("/run/netns").join(&self.0).exists() {
-                let _ = Command::new("ip")
-                    .args(["netns", "del", &self.0])
-                    .stderr(Stdio::null())
-                    .status();
-            }
-        }
-    }
-
-    impl Drop for Netns {
-        fn drop(&mut self) {
-            self.delete();
-        }
-    }
-
-    /// Namespaces left by a run of this bench that was killed (its pid is gone).
-    fn remove_stale_namespaces() {
-        let Ok(dir) = std::fs::read_dir("/run/netns") else {
-            return;
-        };
-        for e in dir.flatten() {
-            let name = e.file_name().to_string_lossy().to_string();
-            let Some(rest) = name.strip_prefix(NS_PREFIX) else {
-                continue;
-            };
-            let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
-                continue;
-            };
-            if !Path::new(&format!("/proc/{pid}")).exists() {
-                eprintln!("fib: removing stale namespace {name}");
-                let _ = Command::new("ip").args(["netns", "del", &name]).status();
-            }
-        }
-    }
-
-    fn ip(args: &[&str]) -> anyhow::Result<()> {
-        let out = Command::new("ip")
-            .args(args)
-            .output()
-            .context("running ip")?;
-        if !out.status.success() {
-            bail!(
-                "ip {}: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        Ok(())
-    }
-
-    /// Busy and total jiffies of all CPUs.
-    fn jiffies() -> anyhow::Result<(u64, u64)> {
-        let stat = std::fs::read_to_string("/proc/stat")?;
-        let line = stat
-            .lines()
-            .next()
-            .ok_or_else(|| anyhow!("empty /proc/stat"))?;
-        let v: Vec<u64> = line
-            .split_whitespace()
-            .skip(1)
-            .filter_map(|x| x.parse().ok())
-            .collect();
-        let total: u64 = v.iter().take(8).sum();
-        let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
-        Ok((total - idle, total))
-    }
-
-    /// Waits until the machine is under a quarter busy over one second (or `limit` passes);
-    /// the last busy fraction seen.
-    fn wait_quiet(limit: Duration) -> anyhow::Result<f64> {
-        let until = Instant::now() + limit;
-        loop {
-            let (b0, t0) = jiffies()?;
-            std::thread::sleep(Duration::from_secs(1));
-            let (b1, t1) = jiffies()?;
-            let busy = (b1 - b0) as f64 / (t1 - t0).max(1) as f64;
-            if STOP.load(Ordering::SeqCst) {
-                bail!("stopped");
-            }
-            if busy < 0.25 || Instant::now() >= until {
-                return Ok(busy);
-            }
-        }
+    /// A namespace `wfib-PID-K` with the veth pair `wf0` (198.51.100.1/24) and `wf1`, both
+    /// up; deleted on drop.
+    fn netns(k: usize) -> anyhow::Result<Namespaces> {
+        let name = format!("{NS_PREFIX}{}-{k}", std::process::id());
+        let ns = Namespaces::create(std::slice::from_ref(&name))?;
+        let n = name.as_str();
+        ip(&[
+            "-n", n, "link", "add", "wf0", "type", "veth", "peer", "name", "wf1",
+        ])?;
+        ip(&["-n", n, "addr", "add", LOCAL, "dev", "wf0"])?;
+        ip(&["-n", n, "link", "set", "wf0", "up"])?;
+        ip(&["-n", n, "link", "set", "wf1", "up"])?;
+        Ok(ns)
     }
 }

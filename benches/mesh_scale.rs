@@ -1,6 +1,6 @@
 //! Many peers dialling one speaker at once: `sudo -E cargo bench --bench mesh_scale`.
 //!
-//! For each N (default 100, 300, 1000) and each receiver (wrend, BIRD 2, BIRD 1.6.8) this
+//! For each N (default 100, 300, 1000) and each receiver (wrend, BIRD 2, BIRD 1.6.8, FRR) this
 //! builds two network namespaces joined by one veth:
 //!
 //! * the receiver's, where the speaker listens on 198.51.100.1:179, passive, with one iBGP
@@ -19,7 +19,10 @@
 //! namespace's main table as `100.64.x.y/26 via 198.18.x.y` (`--no-kernel` turns that off):
 //! wrend with its default `[kernel]` settings, BIRD with a kernel protocol exporting
 //! 100.64.0.0/10 and the peers' next hops resolved recursively through a static
-//! `198.18.0.0/15 via "vr"` route.
+//! `198.18.0.0/15 via "vr"` route, FRR (`zebra` and `bgpd`, as user frr, their sockets in the
+//! run's directory) with one peer group of passive iBGP neighbours. FRR's figures (CPU, RSS)
+//! are the sum of both daemons; its "control socket" is `vtysh -c "show bgp ipv4 unicast
+//! summary json"` (state and prefixes received per neighbour), one process per query.
 //!
 //! Measured from the moment the client is told to dial: the time until the receiver's
 //! control socket shows all N sessions Established (`show protocols`) and all N blocks in its
@@ -30,14 +33,16 @@
 //! receiver, or the client's own hold timer), connect errors and SYN retransmissions seen by
 //! the client, and then — nothing polled — the receiver's CPU over an idle window.
 //!
-//! Options (after `--`): `--peers 100,300,1000`, `--speakers wrend,bird2,bird16`,
+//! Options (after `--`): `--peers 100,300,1000`, `--speakers wrend,bird2,bird16,frr`,
 //! `--hold SECONDS` (9) and `--keepalive SECONDS` (3) for the receiver and every peer (Calico's
 //! BIRD: 240 and 80; make `--idle` a multiple of the keepalive then, as sessions that came up
 //! together send their keepalives together), `--idle SECONDS` (60), `--deadline SECONDS`
 //! (180), `--connect-timeout SECONDS` (0: the
-//! kernel's SYN backoff), `--no-kernel`, `--nice N` (-10, receiver and client),
+//! kernel's SYN backoff), `--spread SECONDS` (0: every peer dials at the same instant;
+//! otherwise peer k's first dial comes SECONDS · k / N after the start, as nodes restarting
+//! over a few seconds would), `--no-kernel`, `--nice N` (-10, receiver and client),
 //! `--wait-quiet SECONDS` (30: wait for other load to end before each run), `--wrend PATH`,
-//! `--bird2 PATH`, `--bird16 PATH`, `--out FILE`. Needs root. Under `cargo test` (no
+//! `--bird2 PATH`, `--bird16 PATH`, `--frr DIR` (/usr/lib/frr), `--out FILE`. Needs root. Under `cargo test` (no
 //! `--bench` argument) it does nothing. Work files and logs (configurations, receiver and
 //! client logs, `progress.tsv` once a second, `ss` snapshots) go to
 //! `target/tmp/mesh_scale/SPEAKER-N/`; the report to `target/tmp/mesh_scale/results.md`.
@@ -45,19 +50,25 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::os::unix::net::UnixStream;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, ExitCode, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::process::{Command, ExitCode};
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, anyhow, bail};
+use anyhow::{Context as _, bail};
 use clap::Parser;
 use serde::{Deserialize, Serialize};
+
+// Shared with the other benches; each binary uses a part of it.
+#[allow(dead_code)]
+mod common;
+
+use common::{
+    Client, Namespaces, Proc, cmd_out, cpu_secs, established, ip, listening, machine_busy_secs,
+    netstat, route_count, sleep, status_kib, stopped, wait_quiet,
+};
 
 /// First simulated peer; peer k has `PEER_BASE + k`.
 const PEER_BASE: u32 = Ipv4Addr::new(198, 18, 0, 1).to_bits();
@@ -91,13 +102,6 @@ fn block(k: usize) -> ipnet::Ipv4Net {
     ipnet::Ipv4Net::new(Ipv4Addr::from_bits(BLOCK_BASE + 64 * k as u32), 26).expect("prefix")
 }
 
-/// Set by SIGINT / SIGTERM / SIGHUP: every wait gives up, and the guards clean up.
-static STOP: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    STOP.store(true, Ordering::SeqCst);
-}
-
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().collect();
     if argv.get(1).map(String::as_str) == Some(CLIENT_CMD) {
@@ -118,8 +122,7 @@ fn main() -> ExitCode {
     {
         return ExitCode::SUCCESS;
     }
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !common::is_root() {
         eprintln!(
             "mesh_scale: needs root (network namespaces, veth pairs, port 179); \
              run `sudo -E cargo bench --bench mesh_scale`"
@@ -145,8 +148,8 @@ struct Args {
     /// Numbers of peers, comma separated.
     #[arg(long, value_delimiter = ',', default_value = "100,300,1000")]
     peers: Vec<usize>,
-    /// Receivers: wrend, bird2, bird16.
-    #[arg(long, value_delimiter = ',', default_value = "wrend,bird2,bird16")]
+    /// Receivers: wrend, bird2, bird16, frr.
+    #[arg(long, value_delimiter = ',', default_value = "wrend,bird2,bird16,frr")]
     speakers: Vec<Speaker>,
     /// Hold time the receiver and every peer propose (Calico's BIRD: 240).
     #[arg(long, default_value_t = 9)]
@@ -164,6 +167,10 @@ struct Args {
     /// peer with `connect retry time 5` does (0: wait out the kernel's SYN retransmissions).
     #[arg(long, default_value_t = 0)]
     connect_timeout: u64,
+    /// Spread the first dials evenly over this many seconds instead of dialling all at once
+    /// (peer k dials at SPREAD · k / N).
+    #[arg(long, default_value_t = 0.0)]
+    spread: f64,
     /// Nice value for the receiver and the client (the same for every receiver), so that
     /// other work on the machine disturbs the timings less.
     #[arg(long, default_value_t = -10, allow_hyphen_values = true)]
@@ -185,6 +192,9 @@ struct Args {
     /// BIRD 1.6.8 (`sudo bash tests/peers/install.sh` unpacks it there).
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/target/peers/bird16/usr/sbin/bird"))]
     bird16: PathBuf,
+    /// FRR's daemons (`zebra` and `bgpd`, Debian's frr) are in this directory.
+    #[arg(long, default_value = "/usr/lib/frr")]
+    frr: PathBuf,
     /// Also write the report (markdown) here.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -201,6 +211,7 @@ enum Speaker {
     Wrend,
     Bird2,
     Bird16,
+    Frr,
 }
 
 impl Speaker {
@@ -209,6 +220,7 @@ impl Speaker {
             Speaker::Wrend => "wrend",
             Speaker::Bird2 => "bird2",
             Speaker::Bird16 => "bird16",
+            Speaker::Frr => "frr",
         }
     }
 }
@@ -286,6 +298,8 @@ mod client {
         ever: Mutex<Vec<bool>>,
         peers: usize,
         connect_timeout: Option<Duration>,
+        /// Peer k's first dial waits `spread · k / peers` after the start.
+        spread: Duration,
         target: SocketAddr,
         /// Proposed hold time and keepalive interval, in seconds.
         hold: u16,
@@ -302,20 +316,22 @@ mod client {
         }
     }
 
-    /// `__mesh_scale_client PEERS TARGET CONNECT_TIMEOUT_SECS`; then "go" / "stop" on stdin.
+    /// `__mesh_scale_client PEERS TARGET CONNECT_TIMEOUT_SECS HOLD KEEPALIVE SPREAD_MS`; then
+    /// "go" / "stop" on stdin.
     pub fn main(args: &[String]) -> ExitCode {
-        let parsed = (|| -> Option<(usize, SocketAddr, u64, u16, u16)> {
+        let parsed = (|| -> Option<(usize, SocketAddr, u64, u16, u16, u64)> {
             Some((
                 args.first()?.parse().ok()?,
                 args.get(1)?.parse().ok()?,
                 args.get(2)?.parse().ok()?,
                 args.get(3)?.parse().ok()?,
                 args.get(4)?.parse().ok()?,
+                args.get(5)?.parse().ok()?,
             ))
         })();
-        let Some((peers, target, timeout, hold, keepalive)) = parsed else {
+        let Some((peers, target, timeout, hold, keepalive, spread_ms)) = parsed else {
             eprintln!(
-                "client: usage: {} PEERS TARGET TIMEOUT HOLD KEEPALIVE",
+                "client: usage: {} PEERS TARGET TIMEOUT HOLD KEEPALIVE SPREAD_MS",
                 super::CLIENT_CMD
             );
             return ExitCode::FAILURE;
@@ -336,6 +352,7 @@ mod client {
             ever: Mutex::new(vec![false; peers]),
             peers,
             connect_timeout: (timeout > 0).then(|| Duration::from_secs(timeout)),
+            spread: Duration::from_millis(spread_ms),
             target,
             hold,
             keepalive,
@@ -410,6 +427,9 @@ mod client {
     async fn peer(k: usize, first: TcpSocket, mut go: watch::Receiver<bool>, shared: Arc<Shared>) {
         if go.wait_for(|g| *g).await.is_err() {
             return;
+        }
+        if !shared.spread.is_zero() {
+            tokio::time::sleep(shared.spread.mul_f64(k as f64 / shared.peers as f64)).await;
         }
         let mut sock = Some(first);
         loop {
@@ -706,6 +726,7 @@ mod controller {
                 let hint = match s {
                     Speaker::Wrend => "cargo build --release",
                     Speaker::Bird2 => "apt-get install bird2",
+                    Speaker::Frr => "apt-get install frr",
                     Speaker::Bird16 => {
                         "sudo bash tests/peers/install.sh (or: cd target/peers && apt-get \
                          download bird && dpkg -x bird_*.deb bird16)"
@@ -717,12 +738,8 @@ mod controller {
         which("ip")?;
         let most = args.peers.iter().max().copied().unwrap_or(0) as u64;
         raise_nofile(1 << 16, most + 256)?;
-        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-            let handler = on_signal as extern "C" fn(libc::c_int);
-            // SAFETY: the handler only stores to an atomic.
-            unsafe { libc::signal(sig, handler as libc::sighandler_t) };
-        }
-        remove_stale_namespaces();
+        common::catch_signals();
+        common::remove_stale_namespaces(NS_PREFIX, "mesh_scale");
         let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("mesh_scale");
         std::fs::create_dir_all(&base)?;
         let started = Instant::now();
@@ -731,7 +748,7 @@ mod controller {
         let mut outcomes = Vec::new();
         'all: for &n in &args.peers {
             for &s in &args.speakers {
-                if STOP.load(Ordering::SeqCst) {
+                if stopped() {
                     break 'all;
                 }
                 eprintln!("mesh_scale: {} with {n} peers …", s.name());
@@ -756,17 +773,18 @@ mod controller {
         let out = args.out.clone().unwrap_or_else(|| base.join("results.md"));
         std::fs::write(&out, &report).with_context(|| format!("writing {}", out.display()))?;
         eprintln!("mesh_scale: report written to {}", out.display());
-        if STOP.load(Ordering::SeqCst) {
+        if stopped() {
             bail!("interrupted");
         }
         Ok(outcomes.iter().all(|o| o.error.is_none()))
     }
 
-    fn binary(args: &Args, s: Speaker) -> &Path {
+    fn binary(args: &Args, s: Speaker) -> PathBuf {
         match s {
-            Speaker::Wrend => &args.wrend,
-            Speaker::Bird2 => &args.bird2,
-            Speaker::Bird16 => &args.bird16,
+            Speaker::Wrend => args.wrend.clone(),
+            Speaker::Bird2 => args.bird2.clone(),
+            Speaker::Bird16 => args.bird16.clone(),
+            Speaker::Frr => args.frr.join("bgpd"),
         }
     }
 
@@ -783,54 +801,37 @@ mod controller {
             ..Outcome::default()
         };
 
-        o.quiet_wait = wait_quiet(Duration::from_secs(args.wait_quiet))?;
+        let q = wait_quiet(
+            Duration::from_secs(args.wait_quiet),
+            0.10,
+            Duration::from_secs(2),
+        )?;
+        if !q.quiet {
+            eprintln!(
+                "  the machine is busy ({:.0} % of a core); measuring anyway",
+                q.busy_cores * 100.0
+            );
+        }
+        o.quiet_wait = (q.waited, q.quiet);
         // Guards drop in reverse order: client, receiver, namespaces.
         let net = Netns::create(n, dir)?;
-        let ctl = dir.join("ctl");
-        let conf = dir.join(if s == Speaker::Wrend {
-            "wrend.toml"
-        } else {
-            "bird.conf"
-        });
-        std::fs::write(
-            &conf,
-            config(s, n, kernel, dir, (args.hold, args.keepalive)),
-        )?;
-        let bin = binary(args, s).to_path_buf();
-        let mut argv: Vec<String> = vec![
-            bin.display().to_string(),
-            "-c".into(),
-            conf.display().to_string(),
-            "-s".into(),
-            ctl.display().to_string(),
-        ];
-        if s != Speaker::Wrend {
-            argv.extend([
-                "-f".into(),
-                "-P".into(),
-                dir.join("pid").display().to_string(),
-            ]);
-        }
-        let log = dir.join("receiver.log");
         let spawned = Instant::now();
-        let mut receiver = Proc::spawn(&net.recv, &argv, &log, false, args.nice)?;
-        let rpid = receiver.pid();
+        let mut receiver = Receiver::start(args, s, n, kernel, dir, &net.recv)?;
+        let log = receiver.log.clone();
+        let rpid = receiver.main_pid();
 
         // Ready: the control socket answers and the BGP port is listening.
-        let mut cli = loop {
-            receiver.check_alive(&log)?;
-            if let Ok(c) = Cli::connect(&ctl) {
-                break c;
-            }
+        while !receiver.control_ready() {
+            receiver.check_alive()?;
             wait(
                 spawned,
                 Duration::from_secs(30),
                 "the receiver's control socket",
             )?;
             sleep(Duration::from_millis(50))?;
-        };
+        }
         while !listening(rpid, 179) {
-            receiver.check_alive(&log)?;
+            receiver.check_alive()?;
             wait(
                 spawned,
                 Duration::from_secs(30),
@@ -839,8 +840,8 @@ mod controller {
             sleep(Duration::from_millis(50))?;
         }
         sleep(Duration::from_secs(1))?;
-        receiver.check_alive(&log)?;
-        let base_routes = route_count(&mut cli)?;
+        receiver.check_alive()?;
+        let base_routes = receiver.route_count()?;
 
         // The client, bound and waiting.
         let client_log = dir.join("client.log");
@@ -853,6 +854,7 @@ mod controller {
             args.connect_timeout.to_string(),
             args.hold.to_string(),
             args.keepalive.to_string(),
+            ((args.spread * 1000.0) as u64).to_string(),
         ];
         let mut client = Proc::spawn(&net.peers, &client_argv, &client_log, true, args.nice)?;
         let lines = client.lines()?;
@@ -863,7 +865,7 @@ mod controller {
                 Ok(l) if l == "ready" => break,
                 Ok(_) => {}
                 Err(std_mpsc::RecvTimeoutError::Timeout) => {
-                    if Instant::now() > ready_by || STOP.load(Ordering::SeqCst) {
+                    if Instant::now() > ready_by || stopped() {
                         bail!(
                             "the client did not get ready (see {})",
                             client_log.display()
@@ -880,8 +882,8 @@ mod controller {
         // Before the dial.
         let rstat0 = netstat(rpid)?;
         let cstat0 = netstat(cpid)?;
-        o.rss_before_kib = status_kib(rpid, "VmRSS:")?;
-        let cpu0 = cpu_secs(rpid)?;
+        o.rss_before_kib = receiver.kib("VmRSS:")?;
+        let cpu0 = receiver.cpu()?;
         o.cpu_startup = cpu0;
         let busy0 = machine_busy_secs()?;
 
@@ -897,13 +899,13 @@ mod controller {
         )?;
         let mut tick = 0u64;
         loop {
-            receiver.check_alive(&log)?;
-            if STOP.load(Ordering::SeqCst) {
+            receiver.check_alive()?;
+            if stopped() {
                 bail!("interrupted");
             }
             if o.established.is_none() {
                 let q = Instant::now();
-                o.established_reached = established(&mut cli)?;
+                o.established_reached = receiver.established()?;
                 note_poll(&mut o, &mut poll_total, q.elapsed());
                 if o.established_reached >= n {
                     o.established = Some(t0.elapsed().as_secs_f64());
@@ -911,7 +913,7 @@ mod controller {
             }
             if o.rib.is_none() {
                 let q = Instant::now();
-                o.rib_reached = route_count(&mut cli)?.saturating_sub(base_routes);
+                o.rib_reached = receiver.route_count()?.saturating_sub(base_routes);
                 note_poll(&mut o, &mut poll_total, q.elapsed());
                 if o.rib_reached >= n {
                     o.rib = Some(t0.elapsed().as_secs_f64());
@@ -937,7 +939,7 @@ mod controller {
                     o.established.map_or(o.established_reached, |_| n),
                     o.rib.map_or(o.rib_reached, |_| n),
                     o.kernel.map_or(o.kernel_reached, |_| n),
-                    cpu_secs(rpid)? - cpu0,
+                    receiver.cpu()? - cpu0,
                     drops.saturating_sub(rstat0.get("TcpExt.ListenDrops").copied().unwrap_or(0)),
                 )?;
             }
@@ -953,7 +955,7 @@ mod controller {
                 next = now;
             }
         }
-        o.cpu_converge = cpu_secs(rpid)? - cpu0;
+        o.cpu_converge = receiver.cpu()? - cpu0;
         o.sockets_recv = socket_states(&net.recv, &dir.join("ss-receiver.txt"));
         o.sockets_peers = socket_states(&net.peers, &dir.join("ss-peers.txt"));
         o.machine_busy_converge = machine_busy_secs()? - busy0;
@@ -963,14 +965,14 @@ mod controller {
         // Idle: nothing polled.
         if converged && args.idle > 0 {
             sleep(SETTLE)?;
-            let a = precise_cpu(rpid);
-            let a_ticks = cpu_secs(rpid)?;
+            let a = receiver.precise_cpu();
+            let a_ticks = receiver.cpu()?;
             let busy_a = machine_busy_secs()?;
             let ta = Instant::now();
             sleep(Duration::from_secs(args.idle))?;
-            receiver.check_alive(&log)?;
-            let b = precise_cpu(rpid);
-            let b_ticks = cpu_secs(rpid)?;
+            receiver.check_alive()?;
+            let b = receiver.precise_cpu();
+            let b_ticks = receiver.cpu()?;
             let secs = ta.elapsed().as_secs_f64();
             let used = match (a, b) {
                 (Some((a, ta)), Some((b, tb))) if ta == tb => b - a,
@@ -979,9 +981,9 @@ mod controller {
             o.idle_pct = Some(used / secs * 100.0);
             o.machine_busy_pct = Some((machine_busy_secs()? - busy_a) / secs * 100.0);
         }
-        o.established_after_idle = established(&mut cli)?;
-        o.routes_after_idle = route_count(&mut cli)?.saturating_sub(base_routes);
-        o.peak_rss_kib = status_kib(rpid, "VmHWM:")?;
+        o.established_after_idle = receiver.established()?;
+        o.routes_after_idle = receiver.route_count()?.saturating_sub(base_routes);
+        o.peak_rss_kib = receiver.kib("VmHWM:")?;
         let rstat1 = netstat(rpid)?;
         let cstat1 = netstat(cpid)?;
         let delta = |a: &BTreeMap<String, u64>, b: &BTreeMap<String, u64>, k: &str| {
@@ -1011,31 +1013,10 @@ mod controller {
                 Err(_) => bail!("no report from the client (see {})", client_log.display()),
             }
         };
-        drop(cli);
         client.stop(Duration::from_secs(2));
-        receiver.stop(Duration::from_secs(5));
+        receiver.stop();
         drop(net);
         Ok(o)
-    }
-
-    /// Waits until the machine is under 10 % of a core busy over 2 s, at most `limit`.
-    fn wait_quiet(limit: Duration) -> anyhow::Result<(f64, bool)> {
-        let start = Instant::now();
-        loop {
-            let a = machine_busy_secs()?;
-            sleep(Duration::from_secs(2))?;
-            let busy = (machine_busy_secs()? - a) / 2.0;
-            if busy < 0.10 {
-                return Ok((start.elapsed().as_secs_f64(), true));
-            }
-            if start.elapsed() >= limit {
-                eprintln!(
-                    "  the machine is busy ({:.0} % of a core); measuring anyway",
-                    busy * 100.0
-                );
-                return Ok((start.elapsed().as_secs_f64(), false));
-            }
-        }
     }
 
     /// `ss -tan` in a namespace, saved to `file`; returns counts by state, and for the peers'
@@ -1076,19 +1057,248 @@ mod controller {
         Ok(())
     }
 
-    /// Sleeps in short steps so that a signal ends the wait.
-    fn sleep(d: Duration) -> anyhow::Result<()> {
-        let until = Instant::now() + d;
-        loop {
-            if STOP.load(Ordering::SeqCst) {
-                bail!("interrupted");
+    // --- the receiver
+
+    /// The speaker under test: its processes (FRR: zebra, then bgpd) and its control socket.
+    struct Receiver {
+        procs: Vec<(Proc, PathBuf)>,
+        control: Control,
+        /// The main process's log (bgpd's for FRR).
+        log: PathBuf,
+    }
+
+    enum Control {
+        /// BIRD's protocol (wrend, BIRD): connected once it answers.
+        Cli(PathBuf, Option<Client>),
+        /// FRR: `vtysh --vty_socket DIR`, one process per query.
+        Vtysh(PathBuf),
+    }
+
+    impl Receiver {
+        fn start(
+            args: &Args,
+            s: Speaker,
+            n: usize,
+            kernel: bool,
+            dir: &Path,
+            ns: &str,
+        ) -> anyhow::Result<Receiver> {
+            let log = dir.join("receiver.log");
+            let (hold, keepalive) = (args.hold, args.keepalive);
+            if s == Speaker::Frr {
+                // The daemons drop privileges to `frr`: the directory is theirs.
+                let _ = Command::new("chown").args(["frr:frr"]).arg(dir).status();
+                std::fs::write(dir.join("zebra.conf"), "hostname receiver\n")?;
+                std::fs::write(
+                    dir.join("bgpd.conf"),
+                    config(s, n, kernel, dir, (hold, keepalive)),
+                )?;
+                let d = dir.display().to_string();
+                let daemon = |name: &str| -> Vec<String> {
+                    [
+                        args.frr.join(name).display().to_string(),
+                        "-u".into(),
+                        "frr".into(),
+                        "-g".into(),
+                        "frr".into(),
+                        "-f".into(),
+                        format!("{d}/{name}.conf"),
+                        "-z".into(),
+                        format!("{d}/zserv.api"),
+                        "--vty_socket".into(),
+                        d.clone(),
+                        "-i".into(),
+                        format!("{d}/{name}.pid"),
+                        "-P".into(),
+                        "0".into(),
+                        "--log".into(),
+                        "stdout".into(),
+                    ]
+                    .to_vec()
+                };
+                let zlog = dir.join("zebra.log");
+                let zebra = Proc::spawn(ns, &daemon("zebra"), &zlog, false, args.nice)?;
+                let zsock = dir.join("zserv.api");
+                let t = Instant::now();
+                while !zsock.exists() {
+                    if t.elapsed() > Duration::from_secs(10) {
+                        bail!("zebra did not come up (see {})", zlog.display());
+                    }
+                    sleep(Duration::from_millis(50))?;
+                }
+                let mut bgpd_argv = daemon("bgpd");
+                if !kernel {
+                    // bgpd's `--no_kernel`: nothing goes to zebra's FIB.
+                    bgpd_argv.push("-n".into());
+                }
+                let bgpd = Proc::spawn(ns, &bgpd_argv, &log, false, args.nice)?;
+                return Ok(Receiver {
+                    procs: vec![(zebra, zlog), (bgpd, log.clone())],
+                    control: Control::Vtysh(dir.to_path_buf()),
+                    log,
+                });
             }
-            let now = Instant::now();
-            if now >= until {
-                return Ok(());
+            let ctl = dir.join("ctl");
+            let conf = dir.join(if s == Speaker::Wrend {
+                "wrend.toml"
+            } else {
+                "bird.conf"
+            });
+            std::fs::write(&conf, config(s, n, kernel, dir, (hold, keepalive)))?;
+            let mut argv: Vec<String> = vec![
+                binary(args, s).display().to_string(),
+                "-c".into(),
+                conf.display().to_string(),
+                "-s".into(),
+                ctl.display().to_string(),
+            ];
+            if s != Speaker::Wrend {
+                argv.extend([
+                    "-f".into(),
+                    "-P".into(),
+                    dir.join("pid").display().to_string(),
+                ]);
             }
-            std::thread::sleep((until - now).min(Duration::from_millis(100)));
+            let p = Proc::spawn(ns, &argv, &log, false, args.nice)?;
+            Ok(Receiver {
+                procs: vec![(p, log.clone())],
+                control: Control::Cli(ctl, None),
+                log,
+            })
         }
+
+        /// The BGP speaker's pid (bgpd for FRR): its namespace is the receiver's.
+        fn main_pid(&self) -> i32 {
+            self.procs.last().map_or(0, |(p, _)| p.pid())
+        }
+
+        fn check_alive(&mut self) -> anyhow::Result<()> {
+            for (p, log) in &mut self.procs {
+                p.check_alive(log)?;
+            }
+            Ok(())
+        }
+
+        /// Whether the control socket answers (and, for BIRD's protocol, connects it).
+        fn control_ready(&mut self) -> bool {
+            match &mut self.control {
+                Control::Cli(path, c @ None) => {
+                    *c = Client::connect(path).ok();
+                    c.is_some()
+                }
+                Control::Cli(_, Some(_)) => true,
+                Control::Vtysh(_) => self.summary().is_ok(),
+            }
+        }
+
+        fn cli(&mut self) -> anyhow::Result<&mut Client> {
+            match &mut self.control {
+                Control::Cli(_, Some(c)) => Ok(c),
+                _ => bail!("no control connection"),
+            }
+        }
+
+        /// FRR's `show bgp ipv4 unicast summary json`: per peer, its state and prefixes
+        /// received.
+        fn summary(&self) -> anyhow::Result<Vec<(String, usize)>> {
+            let Control::Vtysh(dir) = &self.control else {
+                bail!("not FRR");
+            };
+            let out = Command::new("vtysh")
+                .arg("--vty_socket")
+                .arg(dir)
+                .args(["-c", "show bgp ipv4 unicast summary json"])
+                .output()
+                .context("running vtysh")?;
+            if !out.status.success() {
+                bail!("vtysh: {}", String::from_utf8_lossy(&out.stderr).trim());
+            }
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+            let peers = v
+                .get("peers")
+                .and_then(|p| p.as_object())
+                .ok_or_else(|| anyhow::anyhow!("no peers in vtysh's summary"))?;
+            Ok(peers
+                .values()
+                .map(|p| {
+                    (
+                        p.get("state")
+                            .and_then(|s| s.as_str())
+                            .unwrap_or("")
+                            .to_string(),
+                        p.get("pfxRcd").and_then(|n| n.as_u64()).unwrap_or(0) as usize,
+                    )
+                })
+                .collect())
+        }
+
+        fn established(&mut self) -> anyhow::Result<usize> {
+            if let Control::Vtysh(_) = self.control {
+                return Ok(self
+                    .summary()?
+                    .iter()
+                    .filter(|(s, _)| s == "Established")
+                    .count());
+            }
+            established(self.cli()?)
+        }
+
+        fn route_count(&mut self) -> anyhow::Result<usize> {
+            if let Control::Vtysh(_) = self.control {
+                return Ok(self.summary()?.iter().map(|(_, n)| n).sum());
+            }
+            route_count(self.cli()?)
+        }
+
+        /// utime + stime of all the receiver's processes.
+        fn cpu(&self) -> anyhow::Result<f64> {
+            self.procs.iter().map(|(p, _)| cpu_secs(p.pid())).sum()
+        }
+
+        /// A `/proc/PID/status` figure summed over the receiver's processes.
+        fn kib(&self, key: &str) -> anyhow::Result<u64> {
+            self.procs
+                .iter()
+                .map(|(p, _)| status_kib(p.pid(), key))
+                .sum()
+        }
+
+        /// Nanosecond CPU time of the live threads of all the receiver's processes.
+        fn precise_cpu(&self) -> Option<(f64, Vec<u32>)> {
+            let mut total = 0.0;
+            let mut tids = Vec::new();
+            for (p, _) in &self.procs {
+                let (t, mut ids) = precise_cpu(p.pid())?;
+                total += t;
+                tids.append(&mut ids);
+            }
+            Some((total, tids))
+        }
+
+        /// bgpd before zebra.
+        fn stop(&mut self) {
+            self.control = Control::Vtysh(PathBuf::new());
+            for (p, _) in self.procs.iter_mut().rev() {
+                p.stop(Duration::from_secs(5));
+            }
+        }
+    }
+
+    /// FRR's bgpd.conf: one passive iBGP neighbour per simulated node, in one peer group.
+    fn frr_config(n: usize, (hold, keepalive): (u16, u16)) -> String {
+        let mut c = format!(
+            "frr defaults traditional\nhostname receiver\n!\nrouter bgp {ASN}\n \
+             bgp router-id {RECEIVER}\n no bgp default ipv4-unicast\n \
+             neighbor MESH peer-group\n neighbor MESH remote-as {ASN}\n neighbor MESH passive\n \
+             neighbor MESH timers {keepalive} {hold}\n"
+        );
+        for k in 0..n {
+            let _ = writeln!(c, " neighbor {} peer-group MESH", peer_addr(k));
+        }
+        c.push_str(
+            " address-family ipv4 unicast\n  neighbor MESH activate\n exit-address-family\n!\n",
+        );
+        c
     }
 
     // --- configuration files
@@ -1106,6 +1316,7 @@ mod controller {
     ) -> String {
         let mut c = String::new();
         match s {
+            Speaker::Frr => return frr_config(n, (hold, keepalive)),
             Speaker::Wrend => {
                 let _ = write!(
                     c,
@@ -1176,18 +1387,18 @@ mod controller {
     struct Netns {
         recv: String,
         peers: String,
+        _guard: Namespaces,
     }
 
     impl Netns {
         fn create(n: usize, dir: &Path) -> anyhow::Result<Netns> {
             let id = std::process::id();
+            let (recv, peers) = (format!("{NS_PREFIX}r-{id}"), format!("{NS_PREFIX}p-{id}"));
             let g = Netns {
-                recv: format!("{NS_PREFIX}r-{id}"),
-                peers: format!("{NS_PREFIX}p-{id}"),
+                _guard: Namespaces::create(&[recv.clone(), peers.clone()])?,
+                recv,
+                peers,
             };
-            g.delete();
-            ip(&["netns", "add", &g.recv])?;
-            ip(&["netns", "add", &g.peers])?;
             ip(&[
                 "link",
                 "add",
@@ -1237,58 +1448,6 @@ mod controller {
             }
             Ok(g)
         }
-
-        fn delete(&self) {
-            for ns in [&self.recv, &self.peers] {
-                if Path::new("/run/netns").join(ns).exists() {
-                    let _ = Command::new("ip")
-                        .args(["netns", "del", ns])
-                        .stderr(Stdio::null())
-                        .status();
-                }
-            }
-        }
-    }
-
-    impl Drop for Netns {
-        fn drop(&mut self) {
-            self.delete();
-        }
-    }
-
-    /// Namespaces left by a run of this bench that was killed (its pid is gone).
-    fn remove_stale_namespaces() {
-        let Ok(dir) = std::fs::read_dir("/run/netns") else {
-            return;
-        };
-        for e in dir.flatten() {
-            let name = e.file_name().to_string_lossy().to_string();
-            let Some(rest) = name.strip_prefix(NS_PREFIX) else {
-                continue;
-            };
-            let Some(pid) = rest.get(2..).and_then(|p| p.parse::<u32>().ok()) else {
-                continue;
-            };
-            if !Path::new(&format!("/proc/{pid}")).exists() {
-                eprintln!("mesh_scale: removing stale namespace {name}");
-                let _ = Command::new("ip").args(["netns", "del", &name]).status();
-            }
-        }
-    }
-
-    fn ip(args: &[&str]) -> anyhow::Result<()> {
-        let out = Command::new("ip")
-            .args(args)
-            .output()
-            .context("running ip")?;
-        if !out.status.success() {
-            bail!(
-                "ip {}: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        Ok(())
     }
 
     fn which(cmd: &str) -> anyhow::Result<()> {
@@ -1332,217 +1491,7 @@ mod controller {
         Ok(())
     }
 
-    // --- processes
-
-    /// A child process run with `ip netns exec` (which execs, so the pid is the program's).
-    /// Killed when the bench exits (PR_SET_PDEATHSIG) and stopped on drop.
-    struct Proc {
-        child: Child,
-        stdin: Option<ChildStdin>,
-        name: String,
-    }
-
-    impl Proc {
-        fn spawn(
-            ns: &str,
-            argv: &[String],
-            log: &Path,
-            piped: bool,
-            nice: i32,
-        ) -> anyhow::Result<Proc> {
-            let f = File::create(log)?;
-            let mut cmd = Command::new("ip");
-            cmd.args(["netns", "exec", ns])
-                .args(argv)
-                .stderr(f.try_clone()?)
-                .stdin(if piped { Stdio::piped() } else { Stdio::null() })
-                .stdout(if piped {
-                    Stdio::piped()
-                } else {
-                    Stdio::from(f)
-                });
-            // SAFETY: prctl is async-signal-safe.
-            unsafe {
-                cmd.pre_exec(move || {
-                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                    libc::setpriority(libc::PRIO_PROCESS, 0, nice);
-                    Ok(())
-                });
-            }
-            let mut child = cmd
-                .spawn()
-                .with_context(|| format!("starting {}", argv[0]))?;
-            let stdin = child.stdin.take();
-            Ok(Proc {
-                child,
-                stdin,
-                name: argv[0].clone(),
-            })
-        }
-
-        fn pid(&self) -> i32 {
-            self.child.id() as i32
-        }
-
-        /// The child's stdout lines, through a channel.
-        fn lines(&mut self) -> anyhow::Result<std_mpsc::Receiver<String>> {
-            let out = self
-                .child
-                .stdout
-                .take()
-                .ok_or_else(|| anyhow!("no stdout"))?;
-            let (tx, rx) = std_mpsc::channel();
-            std::thread::spawn(move || {
-                for l in BufReader::new(out).lines() {
-                    let Ok(l) = l else { break };
-                    if tx.send(l).is_err() {
-                        break;
-                    }
-                }
-            });
-            Ok(rx)
-        }
-
-        fn send(&mut self, line: &str) -> anyhow::Result<()> {
-            let w = self.stdin.as_mut().ok_or_else(|| anyhow!("no stdin"))?;
-            writeln!(w, "{line}")?;
-            w.flush()?;
-            Ok(())
-        }
-
-        fn check_alive(&mut self, log: &Path) -> anyhow::Result<()> {
-            if let Some(st) = self.child.try_wait()? {
-                let text = std::fs::read_to_string(log).unwrap_or_default();
-                let tail: Vec<&str> = text.lines().rev().take(15).collect();
-                let tail: Vec<&str> = tail.into_iter().rev().collect();
-                bail!(
-                    "{} exited ({st}); last lines of {}:\n{}",
-                    self.name,
-                    log.display(),
-                    tail.join("\n")
-                );
-            }
-            Ok(())
-        }
-
-        /// SIGTERM, then SIGKILL after `grace`.
-        fn stop(&mut self, grace: Duration) {
-            self.stdin = None;
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            // SAFETY: signalling our own child by its pid.
-            unsafe { libc::kill(self.pid(), libc::SIGTERM) };
-            let until = Instant::now() + grace;
-            while Instant::now() < until {
-                if matches!(self.child.try_wait(), Ok(Some(_))) {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-
-    impl Drop for Proc {
-        fn drop(&mut self) {
-            self.stop(Duration::from_secs(3));
-        }
-    }
-
-    // --- the control socket (BIRD's CLI protocol)
-
-    struct Cli {
-        r: BufReader<UnixStream>,
-        w: UnixStream,
-    }
-
-    impl Cli {
-        fn connect(path: &Path) -> anyhow::Result<Cli> {
-            let s = UnixStream::connect(path)?;
-            s.set_read_timeout(Some(Duration::from_secs(30)))?;
-            let mut c = Cli {
-                r: BufReader::new(s.try_clone()?),
-                w: s,
-            };
-            c.reply()?;
-            Ok(c)
-        }
-
-        fn query(&mut self, cmd: &str) -> anyhow::Result<Vec<String>> {
-            writeln!(self.w, "{cmd}")?;
-            self.reply()
-        }
-
-        /// Lines up to and including the one that ends the reply (`DDDD `).
-        fn reply(&mut self) -> anyhow::Result<Vec<String>> {
-            let mut lines = Vec::new();
-            loop {
-                let mut l = String::new();
-                if self.r.read_line(&mut l)? == 0 {
-                    bail!("control socket closed");
-                }
-                let b = l.as_bytes();
-                let last = b.len() >= 5 && b[..4].iter().all(u8::is_ascii_digit) && b[4] == b' ';
-                lines.push(l.trim_end().to_string());
-                if last {
-                    return Ok(lines);
-                }
-            }
-        }
-    }
-
-    fn established(cli: &mut Cli) -> anyhow::Result<usize> {
-        Ok(cli
-            .query("show protocols")?
-            .iter()
-            .filter(|l| l.contains("Established"))
-            .count())
-    }
-
-    /// Sum of "N of M routes for K networks" over the tables shown.
-    fn route_count(cli: &mut Cli) -> anyhow::Result<usize> {
-        let lines = cli.query("show route count")?;
-        let mut total = 0;
-        let mut seen = false;
-        for l in &lines {
-            if !l.contains(" routes for ") {
-                continue;
-            }
-            let b = l.as_bytes();
-            let text = if b.len() >= 5 && b[..4].iter().all(u8::is_ascii_digit) {
-                &l[5..]
-            } else {
-                l.trim_start()
-            };
-            if let Some(v) = text
-                .split_whitespace()
-                .next()
-                .and_then(|w| w.parse::<usize>().ok())
-            {
-                total += v;
-                seen = true;
-            }
-        }
-        if !seen {
-            bail!("unexpected `show route count` reply: {lines:?}");
-        }
-        Ok(total)
-    }
-
     // --- /proc
-
-    /// utime + stime of all threads, dead ones included (10 ms resolution).
-    fn cpu_secs(pid: i32) -> anyhow::Result<f64> {
-        let s = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-        let rest = &s[s.rfind(')').ok_or_else(|| anyhow!("bad stat"))? + 2..];
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        let ticks: u64 = f[11].parse::<u64>()? + f[12].parse::<u64>()?;
-        // SAFETY: sysconf has no preconditions.
-        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-        Ok(ticks as f64 / hz)
-    }
 
     /// Nanosecond-exact CPU time of the live threads (`se.sum_exec_runtime`), and their ids.
     fn precise_cpu(pid: i32) -> Option<(f64, Vec<u32>)> {
@@ -1568,57 +1517,6 @@ mod controller {
         Some((ms / 1000.0, tids))
     }
 
-    /// Non-idle CPU time of the whole machine, from /proc/stat.
-    fn machine_busy_secs() -> anyhow::Result<f64> {
-        let s = std::fs::read_to_string("/proc/stat")?;
-        let cpu = s
-            .lines()
-            .next()
-            .ok_or_else(|| anyhow!("empty /proc/stat"))?;
-        let v: Vec<u64> = cpu
-            .split_whitespace()
-            .skip(1)
-            .filter_map(|x| x.parse().ok())
-            .collect();
-        // user nice system idle iowait irq softirq steal (guest time is inside user).
-        let all: u64 = v.iter().take(8).sum();
-        let idle = v.get(3).unwrap_or(&0) + v.get(4).unwrap_or(&0);
-        // SAFETY: sysconf has no preconditions.
-        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-        Ok(all.saturating_sub(idle) as f64 / hz)
-    }
-
-    fn status_kib(pid: i32, key: &str) -> anyhow::Result<u64> {
-        let s = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-        s.lines()
-            .find(|l| l.starts_with(key))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| anyhow!("{key} not in /proc/{pid}/status"))
-    }
-
-    /// `/proc/PID/net/netstat` of the namespace PID is in, as "TcpExt.Name" → value.
-    fn netstat(pid: i32) -> anyhow::Result<BTreeMap<String, u64>> {
-        let s = std::fs::read_to_string(format!("/proc/{pid}/net/netstat"))?;
-        let mut m = BTreeMap::new();
-        let lines: Vec<&str> = s.lines().collect();
-        for pair in lines.chunks(2) {
-            let [names, values] = pair else { continue };
-            let mut n = names.split_whitespace();
-            let mut v = values.split_whitespace();
-            let Some(group) = n.next().map(|g| g.trim_end_matches(':').to_string()) else {
-                continue;
-            };
-            v.next();
-            for (name, value) in n.zip(v) {
-                if let Ok(value) = value.parse() {
-                    m.insert(format!("{group}.{name}"), value);
-                }
-            }
-        }
-        Ok(m)
-    }
-
     /// Routes in the receiver namespace's main table inside 100.64.0.0/10.
     fn kernel_routes(pid: i32) -> anyhow::Result<usize> {
         let s = std::fs::read_to_string(format!("/proc/{pid}/net/route"))?;
@@ -1631,59 +1529,9 @@ mod controller {
             .count())
     }
 
-    /// A socket listening on `port` in PID's namespace.
-    fn listening(pid: i32, port: u16) -> bool {
-        let want = format!(":{port:04X}");
-        std::fs::read_to_string(format!("/proc/{pid}/net/tcp")).is_ok_and(|s| {
-            s.lines().skip(1).any(|l| {
-                let f: Vec<&str> = l.split_whitespace().collect();
-                f.len() > 3 && f[1].ends_with(&want) && f[3] == "0A"
-            })
-        })
-    }
-
     // --- the report
 
-    fn cmd_out(cmd: &str, args: &[&str]) -> String {
-        Command::new(cmd)
-            .args(args)
-            .output()
-            .map(|o| {
-                let mut t = String::from_utf8_lossy(&o.stdout).to_string();
-                t.push_str(&String::from_utf8_lossy(&o.stderr));
-                t.trim().to_string()
-            })
-            .unwrap_or_else(|e| format!("({cmd}: {e})"))
-    }
-
     fn header(args: &Args) -> anyhow::Result<String> {
-        let cpu = std::fs::read_to_string("/proc/cpuinfo")
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find(|l| l.starts_with("model name"))
-                    .and_then(|l| l.split(':').nth(1))
-                    .map(|m| m.trim().to_string())
-            })
-            .unwrap_or_default();
-        let mem_gib = std::fs::read_to_string("/proc/meminfo")
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find(|l| l.starts_with("MemTotal:"))
-                    .and_then(|l| l.split_whitespace().nth(1))
-                    .and_then(|v| v.parse::<f64>().ok())
-            })
-            .map_or(0.0, |kib| kib / 1024.0 / 1024.0);
-        // SAFETY: sysconf has no preconditions.
-        let cores = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
-        let manifest = env!("CARGO_MANIFEST_DIR");
-        let rev = cmd_out("git", &["-C", manifest, "rev-parse", "--short", "HEAD"]);
-        let dirty = !cmd_out(
-            "git",
-            &["-C", manifest, "status", "--porcelain", "--", "src"],
-        )
-        .is_empty();
         let mut versions = Vec::new();
         for s in &args.speakers {
             let v = cmd_out(&binary(args, *s).display().to_string(), &["--version"]);
@@ -1695,26 +1543,27 @@ mod controller {
             "Date: {}",
             cmd_out("date", &["-u", "+%Y-%m-%d %H:%M UTC"])
         )?;
+        writeln!(h, "Machine: {}", common::machine())?;
         writeln!(
             h,
-            "Machine: {cores} cores ({cpu}), {mem_gib:.0} GiB, Linux {}",
-            cmd_out("uname", &["-r"])
-        )?;
-        writeln!(
-            h,
-            "wren checkout: {rev}{}; wrend binary: {}; {}",
-            if dirty { " (src/ modified)" } else { "" },
+            "wren checkout: {}; wrend binary: {}; {}",
+            common::checkout(),
             args.wrend.display(),
             versions.join("; ")
         )?;
         write!(
             h,
             "Settings: hold {} s, keepalive {} s, deadline {} s, idle window {} s, \
-             connect {}, kernel routes {}",
+             dials {}, connect {}, kernel routes {}",
             args.hold,
             args.keepalive,
             args.deadline,
             args.idle,
+            if args.spread > 0.0 {
+                format!("spread over {} s", args.spread)
+            } else {
+                "all at once".to_string()
+            },
             if args.connect_timeout == 0 {
                 "waits out the kernel's SYN backoff".to_string()
             } else {
