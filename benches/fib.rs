@@ -25,9 +25,6 @@
 //!   not timed; cloning routes into requests and the bookkeeping inside `apply` is.
 //! * `wren-batch` — the layer below: `Netlink::batch` with N pre-built `Request::Replace`,
 //!   then N `Request::Delete`.
-//! * `sketch` — not wren: a sketch in this file of the `Fib::apply` the findings suggest
-//!   (one map, no clone per request, FxHash, messages encoded straight from the route,
-//!   `NLM_F_ACK` only on each batch's last message), fed the same change lists as `wren-fib`.
 //! * `ip` — `ip -batch FILE` (written before timing) with N `route add PREFIX via
 //!   198.51.100.2 proto 12` lines (`NLM_F_CREATE|NLM_F_EXCL`, one request and its ACK at a
 //!   time), then N `route del PREFIX proto 12`; CPU time is the `ip` process's.
@@ -43,7 +40,7 @@
 //! own input lists).
 //!
 //! Options (after `--`): `--routes 10000,100000,1000000`, `--methods floor,floor-last-ack,
-//! wren-fib,wren-batch,sketch,ip`, `--reps 3`, `--len L`, `--nice -10`, `--wait-quiet 30`, `--deadline 600`
+//! wren-fib,wren-batch,ip`, `--reps 3`, `--len L`, `--nice -10`, `--wait-quiet 30`, `--deadline 600`
 //! (seconds for one inner run), `--out FILE` (also write the markdown report there). Needs
 //! root. Under `cargo test` (no `--bench` argument) it does nothing.
 
@@ -114,7 +111,7 @@ struct Args {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "floor,floor-last-ack,wren-fib,wren-batch,sketch,ip"
+        default_value = "floor,floor-last-ack,wren-fib,wren-batch,ip"
     )]
     methods: Vec<Method>,
     /// Runs of each method for each N; the table shows the median.
@@ -150,7 +147,6 @@ enum Method {
     FloorLastAck,
     WrenFib,
     WrenBatch,
-    Sketch,
     Ip,
 }
 
@@ -161,7 +157,6 @@ impl Method {
             Method::FloorLastAck => "floor-last-ack",
             Method::WrenFib => "wren-fib",
             Method::WrenBatch => "wren-batch",
-            Method::Sketch => "sketch",
             Method::Ip => "ip",
         }
     }
@@ -172,7 +167,6 @@ impl Method {
             Method::FloorLastAck,
             Method::WrenFib,
             Method::WrenBatch,
-            Method::Sketch,
             Method::Ip,
         ]
         .into_iter()
@@ -185,7 +179,6 @@ impl Method {
             Method::FloorLastAck => "raw loop, ACK only each batch's last",
             Method::WrenFib => "wren `Fib::apply`",
             Method::WrenBatch => "wren `Netlink::batch`",
-            Method::Sketch => "sketch of a leaner `Fib::apply`",
             Method::Ip => "`ip -batch`",
         }
     }
@@ -219,7 +212,6 @@ mod inner {
             Method::FloorLastAck => floor(&routes, base, false)?,
             Method::WrenFib => wren_fib(&routes, base)?,
             Method::WrenBatch => wren_batch(&routes, base)?,
-            Method::Sketch => sketch(&routes, base)?,
             Method::Ip => ip_batch(&routes, base, Path::new(dir))?,
         };
         println!("{RESULT}{}", serde_json::to_string(&outcome)?);
@@ -265,292 +257,9 @@ mod inner {
             .collect();
         let failed = |r: Vec<std::io::Result<()>>| r.iter().filter(|r| r.is_err()).count() as u64;
         let install = timed(base, || Ok(failed(nl.batch(TABLE, &adds))))?;
-        let dels: Vec<Request> = routes
-            .iter()
-            .map(|&n| Request::Delete(kernel_route(n)))
-            .collect();
+        let dels: Vec<Request> = routes.iter().map(|&n| Request::Delete(n.into())).collect();
         let withdraw = timed(base, || Ok(failed(nl.batch(TABLE, &dels))))?;
         Ok(Outcome { install, withdraw })
-    }
-    fn sketch(routes: &[Ipv4Net], base: i64) -> anyhow::Result<Outcome> {
-        let mut fib = sketch::Fib::open()?;
-        let adds: Vec<_> = routes
-            .iter()
-            .map(|&n| (n.into(), Some(kernel_route(n))))
-            .collect();
-        let install = timed(base, || {
-            fib.apply(adds)?;
-            Ok(fib.errors)
-        })?;
-        let dels: Vec<_> = routes.iter().map(|&n| (n.into(), None)).collect();
-        let errors_before = fib.errors;
-        let withdraw = timed(base, || {
-            fib.apply(dels)?;
-            Ok(fib.errors - errors_before)
-        })?;
-        Ok(Outcome { install, withdraw })
-    }
-
-    mod sketch {
-        //! What the findings suggest for `src/fib`, only as far as this bench needs it: one
-        //! map from prefix to the wanted route and whether the kernel has it (no second copy,
-        //! no clone per request), a cheap hasher, each message encoded from the route straight
-        //! into the batch while its map entry is at hand, the map updated up front and only
-        //! failures undone, and `NLM_F_ACK` only on each batch's last message (the kernel
-        //! answers a failed request anyway, with its sequence number). It handles what
-        //! `Fib::apply` does for prefixes wanted and withdrawn; not start-up sync.
-
-        use std::collections::HashMap;
-        use std::collections::hash_map::Entry;
-        use std::hash::{BuildHasherDefault, Hasher};
-        use std::io;
-
-        use ipnet::IpNet;
-        use wren::fib::netlink::{KernelRoute, Target};
-
-        use crate::common::kernel::raw::{Sock, attr};
-        use crate::common::kernel::{PROTOCOL, TABLE_ID};
-
-        const BATCH_BYTES: usize = 64 * 1024;
-        /// `RTNH_F_ONLINK` (linux/rtnetlink.h), in `rtm_flags` and `rtnh_flags`.
-        const ONLINK: u8 = 4;
-
-        /// FxHash (rustc's): a multiply and a rotate per word.
-        #[derive(Default)]
-        struct Fx(u64);
-
-        impl Fx {
-            fn add(&mut self, w: u64) {
-                self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x517c_c1b7_2722_0a95);
-            }
-        }
-
-        impl Hasher for Fx {
-            fn write(&mut self, bytes: &[u8]) {
-                for c in bytes.chunks(8) {
-                    let mut w = [0u8; 8];
-                    w[..c.len()].copy_from_slice(c);
-                    self.add(u64::from_le_bytes(w));
-                }
-            }
-            fn write_u8(&mut self, i: u8) {
-                self.add(u64::from(i));
-            }
-            fn write_u32(&mut self, i: u32) {
-                self.add(u64::from(i));
-            }
-            fn write_u64(&mut self, i: u64) {
-                self.add(i);
-            }
-            fn write_usize(&mut self, i: usize) {
-                self.add(i as u64);
-            }
-            fn finish(&self) -> u64 {
-                self.0.rotate_left(26)
-            }
-        }
-
-        struct Slot {
-            want: KernelRoute,
-            /// The kernel has `want` (or a request for it is in flight).
-            installed: bool,
-        }
-
-        pub struct Fib {
-            sock: Sock,
-            map: HashMap<IpNet, Slot, BuildHasherDefault<Fx>>,
-            /// The batch being filled; where its last message starts.
-            out: Vec<u8>,
-            last: usize,
-            /// The batch's requests in order (sequence `first + i`), with the slot a delete
-            /// took out of the map, to put back if the kernel refuses.
-            inflight: Vec<(IpNet, Option<Slot>)>,
-            first: u32,
-            buf: Vec<u8>,
-            pub errors: u64,
-        }
-
-        fn addr(a: std::net::IpAddr) -> Vec<u8> {
-            match a {
-                std::net::IpAddr::V4(a) => a.octets().to_vec(),
-                std::net::IpAddr::V6(a) => a.octets().to_vec(),
-            }
-        }
-
-        /// RTM_NEWROUTE (replace) for `r`, or RTM_DELROUTE for `net` when `new` is false.
-        fn encode(out: &mut Vec<u8>, seq: u32, net: IpNet, r: &KernelRoute, new: bool) {
-            let at = out.len();
-            let (kind, flags) = if new {
-                (
-                    libc::RTM_NEWROUTE,
-                    libc::NLM_F_REQUEST | libc::NLM_F_CREATE | libc::NLM_F_REPLACE,
-                )
-            } else {
-                (libc::RTM_DELROUTE, libc::NLM_F_REQUEST)
-            };
-            out.extend_from_slice(&0u32.to_ne_bytes());
-            out.extend_from_slice(&kind.to_ne_bytes());
-            out.extend_from_slice(&(flags as u16).to_ne_bytes());
-            out.extend_from_slice(&seq.to_ne_bytes());
-            out.extend_from_slice(&0u32.to_ne_bytes());
-            let (family, dst) = match net {
-                IpNet::V4(n) => (libc::AF_INET, n.network().octets().to_vec()),
-                IpNet::V6(n) => (libc::AF_INET6, n.network().octets().to_vec()),
-            };
-            let (rtype, onlink) = match &r.target {
-                Target::Blackhole => (libc::RTN_BLACKHOLE, false),
-                Target::Via(h) => (libc::RTN_UNICAST, new && h.len() == 1 && h[0].onlink),
-            };
-            out.extend_from_slice(&[
-                family as u8,
-                net.prefix_len(),
-                0,
-                0,
-                TABLE_ID,
-                PROTOCOL,
-                libc::RT_SCOPE_UNIVERSE,
-                rtype,
-            ]);
-            let rtm_flags: u32 = if onlink { ONLINK.into() } else { 0 };
-            out.extend_from_slice(&rtm_flags.to_ne_bytes());
-            attr(out, libc::RTA_DST, &dst);
-            attr(out, libc::RTA_TABLE, &u32::from(TABLE_ID).to_ne_bytes());
-            if new {
-                if let Some(m) = r.metric {
-                    attr(out, libc::RTA_PRIORITY, &m.to_ne_bytes());
-                }
-                match &r.target {
-                    Target::Blackhole => {}
-                    Target::Via(hops) if hops.len() == 1 => {
-                        attr(out, libc::RTA_GATEWAY, &addr(hops[0].gateway));
-                        if let Some(oif) = hops[0].oif {
-                            attr(out, libc::RTA_OIF, &oif.to_ne_bytes());
-                        }
-                    }
-                    Target::Via(hops) => {
-                        let mp = out.len();
-                        attr(out, libc::RTA_MULTIPATH, &[]);
-                        for h in hops {
-                            let gw = addr(h.gateway);
-                            let len = 8 + 4 + gw.len() as u16;
-                            out.extend_from_slice(&len.to_ne_bytes());
-                            out.push(if h.onlink { ONLINK } else { 0 });
-                            out.push(0);
-                            out.extend_from_slice(&h.oif.unwrap_or(0).to_ne_bytes());
-                            attr(out, libc::RTA_GATEWAY, &gw);
-                        }
-                        let len = (out.len() - mp) as u16;
-                        out[mp..mp + 2].copy_from_slice(&len.to_ne_bytes());
-                    }
-                }
-            }
-            let len = (out.len() - at) as u32;
-            out[at..at + 4].copy_from_slice(&len.to_ne_bytes());
-        }
-
-        impl Fib {
-            pub fn open() -> io::Result<Fib> {
-                Ok(Fib {
-                    sock: Sock::open()?,
-                    map: HashMap::default(),
-                    out: Vec::with_capacity(BATCH_BYTES + 4096),
-                    last: 0,
-                    inflight: Vec::new(),
-                    first: 1,
-                    buf: vec![0; 64 * 1024],
-                    errors: 0,
-                })
-            }
-
-            fn seq(&self) -> u32 {
-                self.first.wrapping_add(self.inflight.len() as u32)
-            }
-
-            pub fn apply(&mut self, changes: Vec<(IpNet, Option<KernelRoute>)>) -> io::Result<()> {
-                let adds = changes.iter().filter(|c| c.1.is_some()).count();
-                self.map.reserve(adds);
-                for (net, want) in changes {
-                    let seq = self.seq();
-                    self.last = self.out.len();
-                    match want {
-                        Some(r) => {
-                            let slot = match self.map.entry(net) {
-                                Entry::Occupied(o) => {
-                                    let s = o.into_mut();
-                                    if s.installed && s.want == r {
-                                        continue;
-                                    }
-                                    s.want = r;
-                                    s.installed = true;
-                                    s
-                                }
-                                Entry::Vacant(v) => v.insert(Slot {
-                                    want: r,
-                                    installed: true,
-                                }),
-                            };
-                            encode(&mut self.out, seq, net, &slot.want, true);
-                            self.inflight.push((net, None));
-                        }
-                        None => match self.map.remove(&net) {
-                            Some(s) if s.installed => {
-                                encode(&mut self.out, seq, net, &s.want, false);
-                                self.inflight.push((net, Some(s)));
-                            }
-                            _ => continue,
-                        },
-                    }
-                    if self.out.len() >= BATCH_BYTES {
-                        self.flush()?;
-                    }
-                }
-                self.flush()
-            }
-
-            /// Sends the batch, the last message asking for an ACK, and undoes what failed.
-            fn flush(&mut self) -> io::Result<()> {
-                if self.inflight.is_empty() {
-                    return Ok(());
-                }
-                let ack = libc::NLM_F_ACK as u16;
-                let f = self.last + 6;
-                let flags = u16::from_ne_bytes([self.out[f], self.out[f + 1]]) | ack;
-                self.out[f..f + 2].copy_from_slice(&flags.to_ne_bytes());
-                let last = self.seq().wrapping_sub(1);
-                let mut failed = Vec::new();
-                self.sock.exchange(&self.out, &mut self.buf, |seq, code| {
-                    if code != 0 {
-                        failed.push((seq, code));
-                    }
-                    seq == last
-                })?;
-                for (seq, code) in failed {
-                    let Some((net, taken)) =
-                        self.inflight.get_mut(seq.wrapping_sub(self.first) as usize)
-                    else {
-                        continue;
-                    };
-                    match taken.take() {
-                        // Already gone: the goal is met.
-                        Some(_) if code == -libc::ESRCH => {}
-                        Some(slot) => {
-                            self.errors += 1;
-                            self.map.insert(*net, slot);
-                        }
-                        None => {
-                            self.errors += 1;
-                            if let Some(s) = self.map.get_mut(net) {
-                                s.installed = false;
-                            }
-                        }
-                    }
-                }
-                self.first = last.wrapping_add(1);
-                self.inflight.clear();
-                self.out.clear();
-                Ok(())
-            }
-        }
     }
 }
 

@@ -18,7 +18,7 @@ use crate::config::{Config, LogLevel, Peer as PeerConfig};
 use crate::control::{Line, commands, metrics, server};
 use crate::fib;
 use crate::notify;
-use crate::rib::{Outgoing, Rib};
+use crate::rib::{self, Outgoing, Rib};
 use crate::session::{self, Handle, PeerId, Status, ToPeer, ToRib, listen, socket};
 use crate::wire::notification::cease;
 use crate::wire::{Notification, RouteRefresh};
@@ -131,6 +131,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
 
     let interfaces_changed = d.fib.as_ref().map(|f| f.interfaces_changed.clone());
     let mut learned = d.fib.as_mut().and_then(|f| f.learned.take());
+    let mut again = d.fib.as_mut().and_then(|f| f.again.take());
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
@@ -173,6 +174,10 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                 if let Err(e) = d.reload().await {
                     warn!("configuration not reloaded: {e}");
                 }
+            }
+            Some(nets) = recv(&mut again), if again.is_some() => {
+                d.rib.fib_dirty.extend(nets.into_iter().map(|n| (rib::family_of(&n), n)));
+                d.sync_kernel();
             }
             Some(l) = recv(&mut learned), if learned.is_some() => {
                 let out = d.rib.learn(l);

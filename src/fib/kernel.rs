@@ -1,17 +1,20 @@
-//! The kernel as desired state: what the RIB wants installed, what is installed, and the
-//! requests that close the gap. Routes a previous run left (same protocol number) are kept
-//! untouched while still wanted and removed only once start-up sync is over, so a restart
-//! changes nothing in the data plane. On shutdown routes stay (BIRD's `persist`).
+//! The kernel's side of the FIB: what wren holds in the table, and the requests that bring
+//! it to what the RIB wants. The RIB is the only copy of the wanted routes: per prefix this
+//! keeps a 64-bit digest of the route in the kernel and whether this run wants it, so a
+//! million routes cost a few tens of bytes each. Routes a previous run left (same protocol
+//! number) are kept untouched while still wanted and removed only once start-up sync is over,
+//! so a restart changes nothing in the data plane. On shutdown routes stay (BIRD's `persist`).
 
 use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::io;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use rustc_hash::FxHashSet;
+use tokio::sync::mpsc::UnboundedSender;
 use tracing::{info, warn};
 
-use super::netlink::{Alien, KernelEvent, KernelRoute, Netlink, Request, Table};
+use super::netlink::{Alien, KernelEvent, KernelRoute, Netlink, Request, Table, Target};
 
 /// Other protocols' routes, for the RIB (BIRD's `learn`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,15 +38,110 @@ pub struct Stats {
     pub repaired: u64,
 }
 
+/// `Held`'s top bit: this run wants the route (as opposed to a leftover of a previous run).
+const WANTED: u64 = 1 << 63;
+
+/// A route held in the kernel: its digest, and the `WANTED` bit.
+type Held = u64;
+
+/// Keys are prefixes peers chose: the hasher is seeded per process.
+type Map<K> = HashMap<K, Held, foldhash::fast::RandomState>;
+
+/// What wren holds in the kernel, IPv4 keyed by `address << 8 | length`.
+#[derive(Default)]
+struct Holdings {
+    v4: Map<u64>,
+    v6: Map<(u128, u8)>,
+}
+
+impl Holdings {
+    fn get(&self, net: &IpNet) -> Option<Held> {
+        match net {
+            IpNet::V4(n) => self.v4.get(&v4_key(n)).copied(),
+            IpNet::V6(n) => self
+                .v6
+                .get(&(u128::from(n.network()), n.prefix_len()))
+                .copied(),
+        }
+    }
+
+    fn insert(&mut self, net: &IpNet, held: Held) -> Option<Held> {
+        match net {
+            IpNet::V4(n) => self.v4.insert(v4_key(n), held),
+            IpNet::V6(n) => self
+                .v6
+                .insert((u128::from(n.network()), n.prefix_len()), held),
+        }
+    }
+
+    fn remove(&mut self, net: &IpNet) -> Option<Held> {
+        match net {
+            IpNet::V4(n) => self.v4.remove(&v4_key(n)),
+            IpNet::V6(n) => self.v6.remove(&(u128::from(n.network()), n.prefix_len())),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.v4.len() + self.v6.len()
+    }
+
+    fn reserve(&mut self, n: usize) {
+        self.v4.reserve(n);
+    }
+
+    /// Every prefix held, with its state.
+    fn iter(&self) -> impl Iterator<Item = (IpNet, Held)> + '_ {
+        let v4 = self.v4.iter().filter_map(|(k, h)| {
+            let addr = std::net::Ipv4Addr::from((k >> 8) as u32);
+            Some((
+                IpNet::V4(ipnet::Ipv4Net::new(addr, (k & 0xff) as u8).ok()?),
+                *h,
+            ))
+        });
+        let v6 = self.v6.iter().filter_map(|((a, len), h)| {
+            Some((IpNet::V6(ipnet::Ipv6Net::new((*a).into(), *len).ok()?), *h))
+        });
+        v4.chain(v6)
+    }
+}
+
+fn v4_key(n: &ipnet::Ipv4Net) -> u64 {
+    u64::from(u32::from(n.network())) << 8 | u64::from(n.prefix_len())
+}
+
+/// A route's digest, the same for the route as wren asks for it and as the kernel reports
+/// it back: the kernel's own additions (the interface it resolved for a plain next hop, its
+/// default IPv6 metric) are left out, as `KernelRoute::satisfied_by` leaves them out.
+pub fn digest(r: &KernelRoute) -> u64 {
+    let mut h = foldhash::fast::FixedState::with_seed(0x77_72_65_6e).build_hasher();
+    r.net.hash(&mut h);
+    match &r.target {
+        Target::Blackhole => 0u8.hash(&mut h),
+        Target::Via(hops) => {
+            1u8.hash(&mut h);
+            for hop in hops {
+                hop.gateway.hash(&mut h);
+                hop.onlink.hash(&mut h);
+                if hop.onlink {
+                    hop.oif.hash(&mut h);
+                }
+            }
+        }
+    }
+    h.finish() & !WANTED
+}
+
 pub struct Fib {
     nl: Netlink,
     table: Table,
-    desired: HashMap<IpNet, KernelRoute>,
-    installed: HashMap<IpNet, KernelRoute>,
+    held: Holdings,
     /// Start-up sync is over: routes nobody wants may go.
     synced: bool,
     /// Where learned alien routes go; `None`: not learning.
-    learner: Option<tokio::sync::mpsc::UnboundedSender<Learning>>,
+    learner: Option<UnboundedSender<Learning>>,
+    /// Where to ask for prefixes whose wanted route must be sent again (a route deleted
+    /// behind our back, one that went missing); `None`: nobody to ask.
+    again: Option<UnboundedSender<Vec<IpNet>>>,
     pub stats: Stats,
 }
 
@@ -51,24 +149,31 @@ impl Fib {
     /// Opens netlink and reads the routes a previous run installed.
     pub fn open(table: Table) -> io::Result<Fib> {
         let mut nl = Netlink::open()?;
-        let installed: HashMap<IpNet, KernelRoute> =
-            nl.dump(table)?.into_iter().map(|r| (r.net, r)).collect();
-        info!(routes = installed.len(), "kernel table read");
+        let mut held = Holdings::default();
+        for r in nl.dump(table)? {
+            held.insert(&r.net, digest(&r));
+        }
+        info!(routes = held.len(), "kernel table read");
         Ok(Fib {
             nl,
             table,
-            desired: HashMap::new(),
-            installed,
+            held,
             synced: false,
             learner: None,
+            again: None,
             stats: Stats::default(),
         })
     }
 
     /// Learns other protocols' routes from now on: all of them at once now, then each change.
-    pub fn learn(&mut self, to: tokio::sync::mpsc::UnboundedSender<Learning>) {
+    pub fn learn(&mut self, to: UnboundedSender<Learning>) {
         self.learner = Some(to);
         self.reconcile();
+    }
+
+    /// Where to ask for wanted routes again when the kernel lost them.
+    pub fn ask_again(&mut self, to: UnboundedSender<Vec<IpNet>>) {
+        self.again = Some(to);
     }
 
     fn tell(&self, l: Learning) {
@@ -77,80 +182,78 @@ impl Fib {
         }
     }
 
-    /// Applies RIB changes: `None` means the prefix is no longer wanted. When a prefix
-    /// changes more than once in `changes`, its last change counts.
+    fn want_again(&mut self, nets: Vec<IpNet>) {
+        if nets.is_empty() {
+            return;
+        }
+        self.stats.repaired += nets.len() as u64;
+        if let Some(to) = &self.again {
+            let _ = to.send(nets);
+        }
+    }
+
+    /// Applies RIB changes in order: `None` means the prefix is no longer wanted. What is
+    /// held is updated as each request is queued, so a prefix changed twice in one batch
+    /// gets its requests in order; failures are rolled back.
     pub fn apply(&mut self, changes: Vec<(IpNet, Option<KernelRoute>)>) {
         let mut reqs = Vec::new();
-        let mut seen = FxHashSet::default();
-        seen.reserve(changes.len());
-        let mut last: Vec<_> = changes
-            .into_iter()
-            .rev()
-            .filter(|(net, _)| seen.insert(*net))
-            .collect();
-        last.reverse();
-        for (net, want) in last {
+        let mut before = Vec::new();
+        self.held.reserve(changes.len());
+        for (net, want) in changes {
+            let have = self.held.get(&net);
             match want {
                 Some(r) => {
-                    if !self
-                        .installed
-                        .get(&net)
-                        .is_some_and(|have| r.satisfied_by(have))
-                    {
-                        reqs.push(Request::Replace(r.clone()));
+                    let d = digest(&r);
+                    if have.is_some_and(|h| h & !WANTED == d) {
+                        self.held.insert(&net, d | WANTED);
+                    } else {
+                        self.held.insert(&net, d | WANTED);
+                        before.push(have);
+                        reqs.push(Request::Replace(r));
                     }
-                    self.desired.insert(net, r);
                 }
                 None => {
-                    let was = self.desired.remove(&net);
                     self.stats.refused.remove(&net);
                     // Before start-up sync a leftover route stays until the RIB decides.
-                    if let Some(have) = self
-                        .installed
-                        .get(&net)
-                        .filter(|_| was.is_some() || self.synced)
-                    {
-                        reqs.push(Request::Delete(have.clone()));
+                    if let Some(h) = have.filter(|h| h & WANTED != 0 || self.synced) {
+                        self.held.remove(&net);
+                        before.push(Some(h));
+                        reqs.push(Request::Delete(net));
                     }
                 }
             }
         }
-        self.run(reqs);
+        self.run(reqs, before);
     }
 
     /// Follows a kernel notification. A route of ours deleted by someone else (`ip route
-    /// del`, or the kernel flushing a device's IPv6 routes) is put back when still wanted.
-    /// Link and address changes re-read the table.
+    /// del`, or the kernel flushing a device's IPv6 routes) is asked for again when still
+    /// wanted. Link and address changes re-read the table.
     pub fn event(&mut self, e: KernelEvent) {
         match e {
             KernelEvent::Deleted(r) => {
-                // Our own deletes already left `installed`: only a route we still hold
-                // counts as drift.
-                let ours = self
-                    .installed
-                    .get(&r.net)
-                    .is_some_and(|have| have.satisfied_by(&r) || r.satisfied_by(have));
-                if !ours {
+                // Our own deletes already left `held`: only a route we still hold counts.
+                let Some(h) = self.held.get(&r.net).filter(|h| h & !WANTED == digest(&r)) else {
                     return;
-                }
-                self.installed.remove(&r.net);
-                if let Some(want) = self.desired.get(&r.net).cloned() {
+                };
+                self.held.remove(&r.net);
+                if h & WANTED != 0 {
                     info!(prefix = %r.net, "route deleted behind our back: putting it back");
-                    self.stats.repaired += 1;
-                    self.run(vec![Request::Replace(want)]);
+                    self.want_again(vec![r.net]);
                 }
             }
             KernelEvent::Learned(a) => self.tell(Learning::Learned(a)),
             KernelEvent::Forgotten(net) => self.tell(Learning::Forgotten(net)),
             KernelEvent::Interfaces => self.reconcile(),
         }
-        self.stats.installed = self.installed.len();
+        self.stats.installed = self.held.len();
     }
 
-    /// Reads the table again and closes every gap: wanted routes missing or different (also
-    /// those refused before) are written; after start-up sync, routes of ours nobody wants
-    /// go. Other protocols' routes are learned afresh. Run when links or addresses change (the kernel flushes a device's IPv4 routes
-    /// without telling) and every `reconcile_interval`.
+    /// Reads the table again and closes every gap: wanted routes that are missing or changed
+    /// (and those refused before) are asked for again; after start-up sync, routes of ours
+    /// nobody wants go. Other protocols' routes are learned afresh. Run when links or
+    /// addresses change (the kernel flushes a device's IPv4 routes without telling) and
+    /// every `reconcile_interval`.
     pub fn reconcile(&mut self) {
         let (dumped, aliens) = match self.nl.dump_all(self.table) {
             Ok(d) => d,
@@ -159,31 +262,40 @@ impl Fib {
                 return;
             }
         };
-        self.installed = dumped.into_iter().map(|r| (r.net, r)).collect();
         self.tell(Learning::All(aliens));
-        let mut reqs: Vec<Request> = self
-            .desired
-            .values()
-            .filter(|want| {
-                !self
-                    .installed
-                    .get(&want.net)
-                    .is_some_and(|have| want.satisfied_by(have))
-            })
-            .map(|want| Request::Replace(want.clone()))
-            .collect();
-        if self.synced {
-            reqs.extend(
-                self.installed
-                    .values()
-                    .filter(|have| !self.desired.contains_key(&have.net))
-                    .map(|have| Request::Delete(have.clone())),
+        let mut now = Holdings::default();
+        for r in &dumped {
+            now.insert(&r.net, digest(r));
+        }
+        let mut again: Vec<IpNet> = self.stats.refused.keys().copied().collect();
+        for (net, h) in self.held.iter() {
+            match now.get(&net) {
+                Some(d) if d == h & !WANTED => {
+                    now.insert(&net, h);
+                }
+                _ if h & WANTED != 0 => again.push(net),
+                _ => {}
+            }
+        }
+        self.held = now;
+        let stale: Vec<IpNet> = if self.synced {
+            self.held
+                .iter()
+                .filter(|(_, h)| h & WANTED == 0)
+                .map(|(net, _)| net)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        if !again.is_empty() || !stale.is_empty() {
+            info!(
+                again = again.len(),
+                stale = stale.len(),
+                "kernel table reconciled"
             );
         }
-        if !reqs.is_empty() {
-            info!(requests = reqs.len(), "kernel table reconciled");
-        }
-        self.run(reqs);
+        self.want_again(again);
+        self.remove(stale);
     }
 
     /// Start-up sync is over (every peer's End-of-RIB, or the wait ran out): routes left
@@ -193,38 +305,44 @@ impl Fib {
             return;
         }
         self.synced = true;
-        let stale: Vec<Request> = self
-            .installed
+        let stale: Vec<IpNet> = self
+            .held
             .iter()
-            .filter(|(net, _)| !self.desired.contains_key(net))
-            .map(|(_, r)| Request::Delete(r.clone()))
+            .filter(|(_, h)| h & WANTED == 0)
+            .map(|(net, _)| net)
             .collect();
         info!(stale = stale.len(), "start-up sync done");
-        self.run(stale);
+        self.remove(stale);
     }
 
-    fn run(&mut self, reqs: Vec<Request>) {
+    fn remove(&mut self, nets: Vec<IpNet>) {
+        let before = nets.iter().map(|n| self.held.remove(n)).collect();
+        self.run(nets.into_iter().map(Request::Delete).collect(), before);
+    }
+
+    /// Sends the requests; `before[i]` is what was held for request `i`'s prefix before it,
+    /// put back when the kernel refuses.
+    fn run(&mut self, reqs: Vec<Request>, before: Vec<Option<Held>>) {
         if reqs.is_empty() {
             return;
         }
         let results = self.nl.batch(self.table, &reqs);
         self.stats.requests += reqs.len() as u64;
-        for (req, res) in reqs.into_iter().zip(results) {
+        for ((req, res), was) in reqs.into_iter().zip(results).zip(before) {
             let net = req.net();
             match (req, res) {
-                (Request::Replace(r), Ok(())) => {
-                    self.installed.insert(net, r);
+                (Request::Replace(_), Ok(())) => {
                     self.stats.refused.remove(&net);
                 }
-                (Request::Delete(_), Ok(())) => {
-                    self.installed.remove(&net);
-                }
+                (Request::Delete(_), Ok(())) => {}
                 // Already gone: the goal is met.
-                (Request::Delete(_), Err(e)) if e.raw_os_error() == Some(libc::ESRCH) => {
-                    self.installed.remove(&net);
-                }
+                (Request::Delete(_), Err(e)) if e.raw_os_error() == Some(libc::ESRCH) => {}
                 (req, Err(e)) => {
                     self.stats.errors += 1;
+                    match was {
+                        Some(h) => self.held.insert(&net, h),
+                        None => self.held.remove(&net),
+                    };
                     let what = if matches!(req, Request::Replace(_)) {
                         self.stats.refused.insert(net, e.to_string());
                         "install"
@@ -235,7 +353,7 @@ impl Fib {
                 }
             }
         }
-        self.stats.installed = self.installed.len();
+        self.stats.installed = self.held.len();
     }
 }
 

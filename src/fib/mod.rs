@@ -22,6 +22,9 @@ use crate::wire::Family;
 use kernel::{Fib, Interfaces, Learning, Stats, if_index};
 use netlink::{Hop, KernelEvent, KernelRoute, Monitor, Table, Target};
 
+/// Changes per message to the FIB thread.
+const APPLY_SLICE: usize = 8192;
+
 /// Work for the FIB thread.
 pub enum Command {
     /// Prefixes whose wanted kernel route changed (`None`: remove it).
@@ -42,6 +45,9 @@ pub struct Handle {
     pub interfaces_changed: Arc<Notify>,
     /// Other protocols' routes (`learn`), for the daemon to take.
     pub learned: Option<tokio::sync::mpsc::UnboundedReceiver<Learning>>,
+    /// Prefixes whose wanted route the kernel lost (deleted behind our back, gone at a
+    /// reconcile, refused earlier): the daemon sends them again.
+    pub again: Option<tokio::sync::mpsc::UnboundedReceiver<Vec<IpNet>>>,
     config: KernelConfig,
 }
 
@@ -55,6 +61,8 @@ impl Handle {
         };
         let mut fib = Fib::open(table)?;
         let mut monitor = Monitor::open()?;
+        let (to, again) = tokio::sync::mpsc::unbounded_channel();
+        fib.ask_again(to);
         let learned = config.learn.then(|| {
             let (to, from) = tokio::sync::mpsc::unbounded_channel();
             fib.learn(to);
@@ -130,6 +138,7 @@ impl Handle {
             queued,
             interfaces_changed,
             learned,
+            again: Some(again),
             config: config.clone(),
         })
     }
@@ -161,11 +170,15 @@ impl Handle {
         }
         let ifs = Interfaces::read();
         let tunl0 = if_index("tunl0");
-        let changes = dirty
-            .iter()
-            .map(|key| (key.1, desired(rib, key, &ifs, tunl0, self.config.metric)))
-            .collect();
-        self.send(Command::Apply(changes));
+        // In slices, so that a million changes never sit in memory at once.
+        let keys: Vec<_> = dirty.into_iter().collect();
+        for slice in keys.chunks(APPLY_SLICE) {
+            let changes = slice
+                .iter()
+                .map(|key| (key.1, desired(rib, key, &ifs, tunl0, self.config.metric)))
+                .collect();
+            self.send(Command::Apply(changes));
+        }
     }
 
     pub fn finish_sync(&self) {

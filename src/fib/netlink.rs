@@ -75,13 +75,16 @@ pub struct Table {
 pub enum Request {
     /// RTM_NEWROUTE with NLM_F_REPLACE: added, or changed in place with no gap.
     Replace(KernelRoute),
-    Delete(KernelRoute),
+    /// RTM_DELROUTE naming the prefix, table and protocol only: removes our route whatever
+    /// it is (type unspecified matches any).
+    Delete(IpNet),
 }
 
 impl Request {
     pub fn net(&self) -> IpNet {
         match self {
-            Request::Replace(r) | Request::Delete(r) => r.net,
+            Request::Replace(r) => r.net,
+            Request::Delete(net) => *net,
         }
     }
 }
@@ -102,10 +105,11 @@ fn family(net: &IpNet) -> AddressFamily {
     }
 }
 
-fn message(table: Table, r: &KernelRoute, delete: bool) -> RouteMessage {
+/// The request's header and destination: prefix, table, protocol, scope and type.
+fn header(table: Table, net: &IpNet, kind: RouteType) -> RouteMessage {
     let mut m = RouteMessage::default();
-    m.header.address_family = family(&r.net);
-    m.header.destination_prefix_length = r.net.prefix_len();
+    m.header.address_family = family(net);
+    m.header.destination_prefix_length = net.prefix_len();
     m.header.table = if table.id < 256 {
         table.id as u8
     } else {
@@ -113,19 +117,19 @@ fn message(table: Table, r: &KernelRoute, delete: bool) -> RouteMessage {
     };
     m.header.protocol = RouteProtocol::from(table.protocol);
     m.header.scope = RouteScope::Universe;
-    // A delete names the prefix, table and protocol only, so it removes our route whatever
-    // it became earlier in the same batch (type unspecified matches any).
-    m.header.kind = match (&r.target, delete) {
-        (_, true) => RouteType::Unspec,
-        (Target::Blackhole, false) => RouteType::BlackHole,
-        (Target::Via(_), false) => RouteType::Unicast,
-    };
+    m.header.kind = kind;
     m.attributes
-        .push(RouteAttribute::Destination(r.net.network().into()));
+        .push(RouteAttribute::Destination(net.network().into()));
     m.attributes.push(RouteAttribute::Table(table.id));
-    if delete {
-        return m;
-    }
+    m
+}
+
+fn message(table: Table, r: &KernelRoute) -> RouteMessage {
+    let kind = match r.target {
+        Target::Blackhole => RouteType::BlackHole,
+        Target::Via(_) => RouteType::Unicast,
+    };
+    let mut m = header(table, &r.net, kind);
     if let Some(metric) = r.metric {
         m.attributes.push(RouteAttribute::Priority(metric));
     }
@@ -267,11 +271,11 @@ impl Netlink {
             while end < reqs.len() && out.len() < BATCH_BYTES {
                 let (msg, flags) = match &reqs[end] {
                     Request::Replace(r) => (
-                        RouteNetlinkMessage::NewRoute(message(table, r, false)),
+                        RouteNetlinkMessage::NewRoute(message(table, r)),
                         NLM_F_REQUEST | NLM_F_CREATE | NLM_F_REPLACE,
                     ),
-                    Request::Delete(r) => (
-                        RouteNetlinkMessage::DelRoute(message(table, r, true)),
+                    Request::Delete(net) => (
+                        RouteNetlinkMessage::DelRoute(header(table, net, RouteType::Unspec)),
                         NLM_F_REQUEST,
                     ),
                 };
@@ -642,7 +646,7 @@ mod tests {
             },
         ];
         for r in routes {
-            let m = message(t, &r, false);
+            let m = message(t, &r);
             assert_eq!(parse(&m).as_ref(), Some(&r));
             assert!(r.satisfied_by(&r));
         }

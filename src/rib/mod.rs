@@ -347,7 +347,8 @@ impl Settle<'_> {
     }
 }
 
-fn family_of(net: &IpNet) -> Family {
+/// The unicast family of a prefix.
+pub fn family_of(net: &IpNet) -> Family {
     match net {
         IpNet::V4(_) => Family::IPV4_UNICAST,
         IpNet::V6(_) => Family::IPV6_UNICAST,
