@@ -99,7 +99,7 @@ fn announce(nets: &[&str], nh: [u8; 4], path: &[u32]) -> Update {
         }]
     };
     Update {
-        withdrawn: Vec::new(),
+        withdrawn: Default::default(),
         attributes: vec![
             PathAttribute::new(Attr::Origin {
                 origin: Origin::Igp,
@@ -108,7 +108,8 @@ fn announce(nets: &[&str], nh: [u8; 4], path: &[u32]) -> Update {
             PathAttribute::new(Attr::NextHop {
                 next_hop: Ipv4Addr::from(nh),
             }),
-        ],
+        ]
+        .into(),
         // Add-path is negotiated between these test speakers: path identifier 1.
         nlri: nets
             .iter()
@@ -346,7 +347,7 @@ proptest! {
                 let nh = [198, 51, 100, 2 + peer as u8];
                 let path: Vec<u32> = if peer == 2 { vec![65000; 1 + len as usize] } else { Vec::new() };
                 let u = if withdraw {
-                    Update { withdrawn: vec![Prefix { net: net(&prefix), path_id: Some(1) }], ..Update::default() }
+                    Update { withdrawn: vec![Prefix { net: net(&prefix), path_id: Some(1) }].into(), ..Update::default() }
                 } else {
                     announce(&[&prefix], nh, &path)
                 };
@@ -382,7 +383,7 @@ proptest! {
             rib.update(peer, &announce(&[&format!("198.18.{n}.0/26")], [198, 51, 100, 2 + peer as u8], &[]), false);
         }
         for &(peer, n, _, _) in &ops {
-            let w = Update { withdrawn: vec![Prefix { net: net(&format!("198.18.{n}.0/26")), path_id: Some(1) }], ..Update::default() };
+            let w = Update { withdrawn: vec![Prefix { net: net(&format!("198.18.{n}.0/26")), path_id: Some(1) }].into(), ..Update::default() };
             rib.update(peer, &w, false);
         }
         let left: Vec<IpNet> = rib.table.keys().map(|(_, n)| *n).collect();
