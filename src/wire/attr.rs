@@ -440,6 +440,7 @@ fn encode_segments(segments: &[Segment], four_octet: bool, buf: &mut BytesMut) {
 }
 
 /// RFC 4271 §6.3 / RFC 7606 §7.2: segment type 1..=4, non-empty, contents within the value.
+#[inline]
 fn decode_segments(mut v: &[u8], four_octet: bool) -> Option<Vec<Segment>> {
     let mut segments = Vec::new();
     if v.is_empty() {

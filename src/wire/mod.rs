@@ -126,6 +126,7 @@ mod kind {
 /// `Ok(None)`: more bytes are needed. `Ok(Some(n))`: the first `n` bytes are one message.
 /// `Err`: the header is bad, and that error is the NOTIFICATION to send — at once, without
 /// waiting for the bytes a bad length promises.
+#[inline]
 pub fn frame(buf: &[u8], neg: &Negotiated) -> Result<Option<usize>, Error> {
     let Some((header, _)) = buf.split_first_chunk::<HEADER_LEN>() else {
         return partial_header(buf);

@@ -220,22 +220,37 @@ pub fn decode_prefixes(i: &[u8], afi: Afi, add_path: bool) -> Result<Prefixes, E
 }
 
 /// [`decode_prefixes`], appending to `out`.
+#[inline]
 pub fn decode_prefixes_into(
+    i: &[u8],
+    afi: Afi,
+    add_path: bool,
+    out: &mut Prefixes,
+) -> Result<(), Error> {
+    // Most UPDATEs leave the withdrawn routes or the NLRI field empty.
+    if i.is_empty() {
+        return Ok(());
+    }
+    decode_nonempty(i, afi, add_path, out)
+}
+
+fn decode_nonempty(
     mut i: &[u8],
     afi: Afi,
     add_path: bool,
     out: &mut Prefixes,
 ) -> Result<(), Error> {
-    if i.is_empty() {
-        return Ok(());
-    }
     let v4 = afi == Afi::IPV4;
     let max_bits: u8 = if v4 { 32 } else { 128 };
     // Exact for IPv4 /17–/24 and IPv6 /57–/64 (the common lengths of full tables), over by
     // at most a quarter for IPv4 /25–/32 and single longer prefixes; shorter prefixes cost one
-    // reallocation.
-    let id = if add_path { 4 } else { 0 };
-    out.reserve(i.len() / (id + if v4 { 4 } else { 9 }));
+    // reallocation. Constant divisors: no division instruction.
+    out.reserve(match (v4, add_path) {
+        (true, false) => i.len() / 4,
+        (true, true) => i.len() / 8,
+        (false, false) => i.len() / 9,
+        (false, true) => i.len() / 13,
+    });
     while !i.is_empty() {
         let path_id = if add_path {
             let Some((id, rest)) = i.split_first_chunk::<4>() else {
