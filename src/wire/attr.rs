@@ -504,9 +504,19 @@ fn malformed(type_code: u8, subcode: u8, raw: &[u8], what: &str) -> Error {
     Error::attribute(action_for(type_code), subcode, raw, what.to_string())
 }
 
-/// Decodes one attribute's value. `raw` is the whole attribute (flags, type, length, value)
-/// for the NOTIFICATION data.
-fn decode_value(type_code: u8, v: &[u8], raw: &[u8], neg: &Negotiated) -> Result<Attr, Box<Error>> {
+/// Decodes one attribute's value and hands it to `put`. `raw` is the whole attribute (flags,
+/// type, length, value) for the NOTIFICATION data.
+///
+/// Each arm calls `put` with its value as built, so that (inlined) the value is written
+/// straight into the attribute list instead of through a temporary.
+#[inline(always)]
+fn decode_value(
+    type_code: u8,
+    v: &[u8],
+    raw: &[u8],
+    neg: &Negotiated,
+    put: impl FnOnce(Attr),
+) -> Result<(), Box<Error>> {
     use update::*;
     let bad_len = || {
         malformed(
@@ -530,7 +540,7 @@ fn decode_value(type_code: u8, v: &[u8], raw: &[u8], neg: &Negotiated) -> Result
             Err(bad_len())
         }
     };
-    Ok(match type_code {
+    match type_code {
         code::ORIGIN => {
             fixed(1)?;
             let origin = match v[0] {
@@ -546,77 +556,77 @@ fn decode_value(type_code: u8, v: &[u8], raw: &[u8], neg: &Negotiated) -> Result
                     )));
                 }
             };
-            Attr::Origin { origin }
+            put(Attr::Origin { origin })
         }
-        code::AS_PATH => Attr::AsPath {
+        code::AS_PATH => put(Attr::AsPath {
             segments: decode_segments(v, neg.four_octet_as)
                 .ok_or_else(|| malformed(type_code, MALFORMED_AS_PATH, &[], "malformed AS_PATH"))?,
-        },
-        code::AS4_PATH => Attr::As4Path {
+        }),
+        code::AS4_PATH => put(Attr::As4Path {
             segments: decode_segments(v, true).ok_or_else(|| {
                 malformed(type_code, MALFORMED_AS_PATH, &[], "malformed AS4_PATH")
             })?,
-        },
+        }),
         code::NEXT_HOP => {
             fixed(4)?;
-            Attr::NextHop { next_hop: ipv4(v) }
+            put(Attr::NextHop { next_hop: ipv4(v) })
         }
         code::MULTI_EXIT_DISC => {
             fixed(4)?;
-            Attr::MultiExitDisc { med: be32(v) }
+            put(Attr::MultiExitDisc { med: be32(v) })
         }
         code::LOCAL_PREF => {
             fixed(4)?;
-            Attr::LocalPref {
+            put(Attr::LocalPref {
                 local_pref: be32(v),
-            }
+            })
         }
         code::ATOMIC_AGGREGATE => {
             fixed(0)?;
-            Attr::AtomicAggregate
+            put(Attr::AtomicAggregate)
         }
         code::AGGREGATOR if neg.four_octet_as => {
             fixed(8)?;
-            Attr::Aggregator {
+            put(Attr::Aggregator {
                 asn: be32(v),
                 address: ipv4(&v[4..]),
-            }
+            })
         }
         code::AGGREGATOR => {
             fixed(6)?;
-            Attr::Aggregator {
+            put(Attr::Aggregator {
                 asn: u32::from(u16::from_be_bytes([v[0], v[1]])),
                 address: ipv4(&v[2..]),
-            }
+            })
         }
         code::AS4_AGGREGATOR => {
             fixed(8)?;
-            Attr::As4Aggregator {
+            put(Attr::As4Aggregator {
                 asn: be32(v),
                 address: ipv4(&v[4..]),
-            }
+            })
         }
         code::COMMUNITIES => {
             multiple(4)?;
-            Attr::Communities {
+            put(Attr::Communities {
                 communities: v.chunks_exact(4).map(|c| Community(be32(c))).collect(),
-            }
+            })
         }
         code::ORIGINATOR_ID => {
             fixed(4)?;
-            Attr::OriginatorId {
+            put(Attr::OriginatorId {
                 originator_id: ipv4(v),
-            }
+            })
         }
         code::CLUSTER_LIST => {
             multiple(4)?;
-            Attr::ClusterList {
+            put(Attr::ClusterList {
                 cluster_list: v.chunks_exact(4).map(ipv4).collect(),
-            }
+            })
         }
         code::EXTENDED_COMMUNITIES => {
             multiple(8)?;
-            Attr::ExtendedCommunities {
+            put(Attr::ExtendedCommunities {
                 communities: v
                     .chunks_exact(8)
                     .map(|c| {
@@ -625,34 +635,36 @@ fn decode_value(type_code: u8, v: &[u8], raw: &[u8], neg: &Negotiated) -> Result
                         ExtCommunity(b)
                     })
                     .collect(),
-            }
+            })
         }
         code::LARGE_COMMUNITIES => {
             multiple(12)?;
-            Attr::LargeCommunities {
+            put(Attr::LargeCommunities {
                 communities: v
                     .chunks_exact(12)
                     .map(|c| LargeCommunity([be32(c), be32(&c[4..]), be32(&c[8..])]))
                     .collect(),
-            }
+            })
         }
-        code::MP_REACH_NLRI => return decode_mp_reach(v, raw, neg),
+        code::MP_REACH_NLRI => put(decode_mp_reach(v, raw, neg)?),
         code::MP_UNREACH_NLRI => {
             if v.len() < 3 {
                 return Err(Box::new(bad_len()));
             }
             let (afi, safi) = (Afi(u16::from_be_bytes([v[0], v[1]])), Safi(v[2]));
-            if !interpreted(afi, safi) {
-                return Ok(other(type_code, v));
+            if interpreted(afi, safi) {
+                put(Attr::MpUnreach(MpUnreach {
+                    afi,
+                    safi,
+                    withdrawn: decode_prefixes(&v[3..], afi, add_path(neg, afi))?.into_vec(),
+                }))
+            } else {
+                put(other(type_code, v))
             }
-            Attr::MpUnreach(MpUnreach {
-                afi,
-                safi,
-                withdrawn: decode_prefixes(&v[3..], afi, add_path(neg, afi))?.into_vec(),
-            })
         }
-        _ => other(type_code, v),
-    })
+        _ => put(other(type_code, v)),
+    }
+    Ok(())
 }
 
 fn other(type_code: u8, v: &[u8]) -> Attr {
@@ -774,16 +786,18 @@ pub(crate) fn decode_attributes(
             )?;
             continue;
         }
-        // The error is boxed: the common, well-formed result stays small to move.
-        match decode_value(type_code, value, raw, neg) {
-            Ok(value) => {
+        // The error is boxed: the common, well-formed result stays small.
+        let put = |value| {
+            out.push(PathAttribute {
+                flags: flag_bits,
+                value,
+            })
+        };
+        match decode_value(type_code, value, raw, neg, put) {
+            Ok(()) => {
                 if word == 0 {
                     present |= bit;
                 }
-                out.push(PathAttribute {
-                    flags: flag_bits,
-                    value,
-                });
             }
             Err(e) => reject(worst, *e)?,
         }
