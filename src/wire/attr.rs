@@ -441,12 +441,16 @@ fn encode_segments(segments: &[Segment], four_octet: bool, buf: &mut BytesMut) {
 
 /// RFC 4271 §6.3 / RFC 7606 §7.2: segment type 1..=4, non-empty, contents within the value.
 #[inline]
-fn decode_segments(mut v: &[u8], four_octet: bool) -> Option<Vec<Segment>> {
-    let mut segments = Vec::new();
+fn decode_segments(v: &[u8], four_octet: bool) -> Option<Vec<Segment>> {
     if v.is_empty() {
         // An iBGP route's AS_PATH.
-        return Some(segments);
+        return Some(Vec::new());
     }
+    decode_nonempty_segments(v, four_octet)
+}
+
+fn decode_nonempty_segments(mut v: &[u8], four_octet: bool) -> Option<Vec<Segment>> {
+    let mut segments = Vec::new();
     let width = if four_octet { 4 } else { 2 };
     while !v.is_empty() {
         let [kind, count, rest @ ..] = v else {
