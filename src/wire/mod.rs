@@ -88,6 +88,11 @@ impl Negotiated {
 /// A BGP message (RFC 4271 §4).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "an UPDATE keeps its first attributes and prefix inline; boxing it costs the \
+              receive loop an allocation per message (benches/README.md, `wire`)"
+)]
 pub enum Message {
     Open(Open),
     Update(Update),
