@@ -213,44 +213,47 @@ pub type Prefixes = SmallVec<[Prefix; 1]>;
 /// family `afi`; `add_path` says whether each entry starts with a path identifier.
 ///
 /// An error here leaves the prefixes unknown, so it resets the session (RFC 7606 §5.3).
-pub fn decode_prefixes(i: &[u8], afi: Afi, add_path: bool) -> Result<Prefixes, Error> {
-    let mut out = Prefixes::new();
-    decode_prefixes_into(i, afi, add_path, &mut out)?;
-    Ok(out)
-}
-
-/// [`decode_prefixes`], appending to `out`.
 #[inline]
-pub fn decode_prefixes_into(
-    i: &[u8],
-    afi: Afi,
-    add_path: bool,
-    out: &mut Prefixes,
-) -> Result<(), Error> {
+pub fn decode_prefixes(i: &[u8], afi: Afi, add_path: bool) -> Result<Prefixes, Error> {
     // Most UPDATEs leave the withdrawn routes or the NLRI field empty.
     if i.is_empty() {
-        return Ok(());
+        return Ok(Prefixes::new());
     }
-    decode_nonempty(i, afi, add_path, out)
+    decode_nonempty(i, afi, add_path)
 }
 
-fn decode_nonempty(
-    mut i: &[u8],
-    afi: Afi,
-    add_path: bool,
-    out: &mut Prefixes,
-) -> Result<(), Error> {
+fn decode_nonempty(i: &[u8], afi: Afi, add_path: bool) -> Result<Prefixes, Error> {
     let v4 = afi == Afi::IPV4;
-    let max_bits: u8 = if v4 { 32 } else { 128 };
     // Exact for IPv4 /17–/24 and IPv6 /57–/64 (the common lengths of full tables), over by
     // at most a quarter for IPv4 /25–/32 and single longer prefixes; shorter prefixes cost one
     // reallocation. Constant divisors: no division instruction.
-    out.reserve(match (v4, add_path) {
+    let want = match (v4, add_path) {
         (true, false) => i.len() / 4,
         (true, true) => i.len() / 8,
         (false, false) => i.len() / 9,
         (false, true) => i.len() / 13,
-    });
+    };
+    let mut out = Prefixes::new();
+    if want <= out.inline_size() {
+        read_prefixes(i, v4, add_path, |p| out.push(p))?;
+    } else {
+        // Many prefixes: a plain vector fills faster, and becomes the list without a copy.
+        let mut v = Vec::with_capacity(want);
+        read_prefixes(i, v4, add_path, |p| v.push(p))?;
+        out = Prefixes::from_vec(v);
+    }
+    Ok(out)
+}
+
+/// Reads prefixes one after another to the end of `i`, handing each to `put`.
+#[inline(always)]
+fn read_prefixes(
+    mut i: &[u8],
+    v4: bool,
+    add_path: bool,
+    mut put: impl FnMut(Prefix),
+) -> Result<(), Error> {
+    let max_bits: u8 = if v4 { 32 } else { 128 };
     while !i.is_empty() {
         let path_id = if add_path {
             let Some((id, rest)) = i.split_first_chunk::<4>() else {
@@ -294,7 +297,7 @@ fn decode_nonempty(
             };
             IpNet::V6(Ipv6Net::new_assert(Ipv6Addr::from(a), len))
         };
-        out.push(Prefix { net, path_id });
+        put(Prefix { net, path_id });
         i = &rest[n..];
     }
     Ok(())

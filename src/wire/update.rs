@@ -9,7 +9,7 @@ use super::attr::{
     Attr, Attributes, MpReach, MpUnreach, PathAttribute, code, decode_attributes, note,
 };
 use super::error::{Action, EncodeError, Error};
-use super::nlri::{Afi, Family, Prefix, Prefixes, decode_prefixes_into, encode_prefixes};
+use super::nlri::{Afi, Family, Prefix, Prefixes, decode_prefixes, encode_prefixes};
 use super::notification::{Code, update};
 
 /// An UPDATE message. `withdrawn` and `nlri` are the IPv4 fields of RFC 4271; other families
@@ -157,10 +157,10 @@ impl Update {
             .ok_or_else(|| list_error("total path attribute length overruns the message"))?;
 
         let mut u = Update::default();
-        decode_prefixes_into(withdrawn, Afi::IPV4, neg.add_path_ipv4, &mut u.withdrawn)?;
+        u.withdrawn = decode_prefixes(withdrawn, Afi::IPV4, neg.add_path_ipv4)?;
         let mut worst = None;
         let present = decode_attributes(attrs, neg, &mut u.attributes, &mut worst)?;
-        decode_prefixes_into(nlri, Afi::IPV4, neg.add_path_ipv4, &mut u.nlri)?;
+        u.nlri = decode_prefixes(nlri, Afi::IPV4, neg.add_path_ipv4)?;
         if let Some(missing) = u.missing_mandatory(present) {
             note(
                 &mut worst,
