@@ -156,8 +156,10 @@ impl Update {
             .split_at_checked(u16::from_be_bytes(*alen) as usize)
             .ok_or_else(|| list_error("total path attribute length overruns the message"))?;
 
-        let mut u = Update::default();
-        u.withdrawn = decode_prefixes(withdrawn, Afi::IPV4, neg.add_path_ipv4)?;
+        let mut u = Update {
+            withdrawn: decode_prefixes(withdrawn, Afi::IPV4, neg.add_path_ipv4)?,
+            ..Update::default()
+        };
         let mut worst = None;
         let present = decode_attributes(attrs, neg, &mut u.attributes, &mut worst)?;
         u.nlri = decode_prefixes(nlri, Afi::IPV4, neg.add_path_ipv4)?;
