@@ -447,14 +447,14 @@ mod sender {
             let prefixes: Vec<Prefix> = chunk.iter().map(|&n| Prefix::new(IpNet::V4(n))).collect();
             let u = if withdraw {
                 Update {
-                    withdrawn: prefixes,
+                    withdrawn: prefixes.into(),
                     ..Update::default()
                 }
             } else {
                 Update {
-                    withdrawn: Vec::new(),
-                    attributes: attributes.clone(),
-                    nlri: prefixes,
+                    withdrawn: Default::default(),
+                    attributes: attributes.clone().into(),
+                    nlri: prefixes.into(),
                 }
             };
             Message::Update(u).encode(neg, &mut buf)?;

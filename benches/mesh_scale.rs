@@ -529,7 +529,7 @@ mod client {
 
     fn announcement(k: usize) -> Update {
         Update {
-            withdrawn: Vec::new(),
+            withdrawn: Default::default(),
             attributes: vec![
                 PathAttribute::new(Attr::Origin {
                     origin: Origin::Igp,
@@ -541,8 +541,9 @@ mod client {
                     next_hop: peer_addr(k),
                 }),
                 PathAttribute::new(Attr::LocalPref { local_pref: 100 }),
-            ],
-            nlri: vec![Prefix::new(ipnet::IpNet::V4(block(k)))],
+            ]
+            .into(),
+            nlri: [Prefix::new(ipnet::IpNet::V4(block(k)))].into(),
         }
     }
 

@@ -390,8 +390,8 @@ mod data {
         let mut msgs = Vec::new();
         for chunk in order.chunks(p.per_update) {
             let u = Update {
-                withdrawn: Vec::new(),
-                attributes: attrs(&mut rng, peer, &pool),
+                withdrawn: Default::default(),
+                attributes: attrs(&mut rng, peer, &pool).into(),
                 nlri: chunk
                     .iter()
                     .map(|i| Prefix::new(IpNet::V4(nets[*i as usize])))
@@ -448,15 +448,15 @@ mod data {
             let u = if kind == Kind::Withdraw {
                 present[peer][i] = false;
                 Update {
-                    withdrawn: vec![prefix],
+                    withdrawn: [prefix].into(),
                     ..Update::default()
                 }
             } else {
                 present[peer][i] = true;
                 Update {
-                    withdrawn: Vec::new(),
-                    attributes: attrs(&mut rng, peer, &pool),
-                    nlri: vec![prefix],
+                    withdrawn: Default::default(),
+                    attributes: attrs(&mut rng, peer, &pool).into(),
+                    nlri: [prefix].into(),
                 }
             };
             msgs.push(encode(&mut buf, u));

@@ -86,8 +86,9 @@ fn calico(neg: &Negotiated) -> Stream {
                         next_hop: (0xc0a8_0000 + node).into(),
                     }),
                     attr(Attr::LocalPref { local_pref: 100 }),
-                ],
-                nlri: vec![v4(0x0a00_0000 + (i << 6), 26)],
+                ]
+                .into(),
+                nlri: [v4(0x0a00_0000 + (i << 6), 26)].into(),
                 ..Update::default()
             })
         })
@@ -124,7 +125,8 @@ fn full_table(neg: &Negotiated) -> Stream {
                     attr(Attr::LargeCommunities {
                         communities: vec![LargeCommunity([4_200_000_000 + i, 1, i])],
                     }),
-                ],
+                ]
+                .into(),
                 ..Update::default()
             };
             let fixed = Message::Update(u.clone()).to_bytes(neg).unwrap().len();

@@ -110,7 +110,7 @@ fn attr(neg: Negotiated) -> impl Strategy<Value = Attr> {
                     next_hop,
                     link_local,
                     reserved,
-                    nlri,
+                    nlri: nlri.into(),
                 }))
             })
     });
@@ -193,9 +193,9 @@ fn update(neg: Negotiated) -> impl Strategy<Value = Update> {
                 .filter(|a| seen.insert(a.type_code()))
                 .collect();
             Update {
-                withdrawn,
+                withdrawn: withdrawn.into(),
                 attributes,
-                nlri,
+                nlri: nlri.into(),
             }
         })
 }

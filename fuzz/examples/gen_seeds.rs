@@ -101,8 +101,9 @@ fn calico_v4() -> Update {
                 next_hop: "10.0.0.11".parse().unwrap(),
             }),
             pa(Attr::LocalPref { local_pref: 100 }),
-        ],
-        nlri: vec![p("192.168.17.64/26")],
+        ]
+        .into(),
+        nlri: [p("192.168.17.64/26")].into(),
         ..Update::default()
     }
 }
@@ -121,16 +122,17 @@ fn mp_v6(nlri: Vec<Prefix>) -> Update {
                 next_hop: "2001:db8::11".parse().unwrap(),
                 link_local: Some("fe80::11".parse().unwrap()),
                 reserved: 0,
-                nlri,
+                nlri: nlri.into(),
             }))),
-        ],
+        ]
+        .into(),
         ..Update::default()
     }
 }
 
 fn ebgp_v4() -> Update {
     Update {
-        withdrawn: vec![p("198.51.100.0/24"), p("203.0.113.128/25")],
+        withdrawn: vec![p("198.51.100.0/24"), p("203.0.113.128/25")].into(),
         attributes: vec![
             pa(Attr::Origin {
                 origin: Origin::Incomplete,
@@ -175,13 +177,15 @@ fn ebgp_v4() -> Update {
                 type_code: 99,
                 data: vec![1, 2, 3],
             }),
-        ],
+        ]
+        .into(),
         nlri: vec![
             p("0.0.0.0/0"),
             p("10.0.0.0/8"),
             p("192.0.2.1/32"),
             p("100.64.0.0/10"),
-        ],
+        ]
+        .into(),
     }
 }
 
@@ -209,8 +213,9 @@ fn as2_v4() -> Update {
                 asn: 4200000001,
                 address: "198.51.100.9".parse().unwrap(),
             }),
-        ],
-        nlri: vec![p("203.0.113.0/24")],
+        ]
+        .into(),
+        nlri: [p("203.0.113.0/24")].into(),
         ..Update::default()
     }
 }
@@ -276,8 +281,8 @@ fn main() {
             enc(
                 &ap4,
                 &[up(Update {
-                    withdrawn: with_ids(vec![p("192.168.3.0/26")]),
-                    nlri: with_ids(vec![p("192.168.17.64/26"), p("192.168.17.0/26")]),
+                    withdrawn: with_ids(vec![p("192.168.3.0/26")]).into(),
+                    nlri: with_ids(vec![p("192.168.17.64/26"), p("192.168.17.0/26")]).into(),
                     ..calico_v4()
                 })],
             ),
@@ -295,7 +300,8 @@ fn main() {
                         afi: Afi::IPV6,
                         safi: Safi::UNICAST,
                         withdrawn: vec![p("2001:db8:17::40/122")],
-                    }))],
+                    }))]
+                    .into(),
                     ..Update::default()
                 })],
             ),

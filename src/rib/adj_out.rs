@@ -144,13 +144,13 @@ impl Group {
             for chunk in pack(prefixes, budget(tx, base + 4)) {
                 let attributes = attrs.to_wire(*family, chunk, tx);
                 let nlri = if *family == Family::IPV4_UNICAST {
-                    chunk.to_vec()
+                    chunk.into()
                 } else {
-                    Vec::new()
+                    Default::default()
                 };
                 put(Update {
-                    withdrawn: Vec::new(),
-                    attributes,
+                    withdrawn: Default::default(),
+                    attributes: attributes.into(),
                     nlri,
                 });
             }
@@ -219,7 +219,7 @@ fn pack(prefixes: &[Prefix], budget: usize) -> Vec<&[Prefix]> {
 fn withdrawal(f: Family, prefixes: &[Prefix]) -> Update {
     if f == Family::IPV4_UNICAST {
         return Update {
-            withdrawn: prefixes.to_vec(),
+            withdrawn: prefixes.into(),
             ..Update::default()
         };
     }
@@ -228,7 +228,8 @@ fn withdrawal(f: Family, prefixes: &[Prefix]) -> Update {
             afi: f.afi,
             safi: f.safi,
             withdrawn: prefixes.to_vec(),
-        }))],
+        }))]
+        .into(),
         ..Update::default()
     }
 }

@@ -233,7 +233,7 @@ impl AttrSet {
                 next_hop: nh,
                 link_local: self.link_local,
                 reserved: 0,
-                nlri: prefixes.to_vec(),
+                nlri: prefixes.into(),
             }))));
         }
         if !self.ext_communities.is_empty() {
@@ -424,7 +424,7 @@ mod tests {
         let p = [Prefix::new("2001:db8:1::/122".parse().unwrap())];
         let neg = Negotiated::default();
         let u = Update {
-            attributes: a.to_wire(Family::IPV6_UNICAST, &p, &neg),
+            attributes: a.to_wire(Family::IPV6_UNICAST, &p, &neg).into(),
             ..Update::default()
         };
         assert_eq!(AttrSet::from_update(&u, Family::IPV6_UNICAST, &neg), a);

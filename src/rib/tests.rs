@@ -103,7 +103,7 @@ fn announce(nets: &[&str], nh: [u8; 4], path: &[u32]) -> Update {
         }]
     };
     Update {
-        withdrawn: Vec::new(),
+        withdrawn: Default::default(),
         attributes: vec![
             PathAttribute::new(Attr::Origin {
                 origin: Origin::Igp,
@@ -112,7 +112,8 @@ fn announce(nets: &[&str], nh: [u8; 4], path: &[u32]) -> Update {
             PathAttribute::new(Attr::NextHop {
                 next_hop: Ipv4Addr::from(nh),
             }),
-        ],
+        ]
+        .into(),
         // Add-path is negotiated between these test speakers: path identifier 1.
         nlri: nets
             .iter()
@@ -353,7 +354,7 @@ proptest! {
                 let nh = [198, 51, 100, 2 + peer as u8];
                 let path: Vec<u32> = if peer == 2 { vec![65000; 1 + len as usize] } else { Vec::new() };
                 let u = if withdraw {
-                    Update { withdrawn: vec![Prefix { net: net(&prefix), path_id: Some(1) }], ..Update::default() }
+                    Update { withdrawn: vec![Prefix { net: net(&prefix), path_id: Some(1) }].into(), ..Update::default() }
                 } else {
                     announce(&[&prefix], nh, &path)
                 };
@@ -392,7 +393,7 @@ proptest! {
             rib.update(peer, &announce(&[&format!("198.18.{n}.0/26")], [198, 51, 100, 2 + peer as u8], &[]), false);
         }
         for &(peer, n, _, _) in &ops {
-            let w = Update { withdrawn: vec![Prefix { net: net(&format!("198.18.{n}.0/26")), path_id: Some(1) }], ..Update::default() };
+            let w = Update { withdrawn: vec![Prefix { net: net(&format!("198.18.{n}.0/26")), path_id: Some(1) }].into(), ..Update::default() };
             rib.update(peer, &w, false);
         }
         let left: Vec<IpNet> = rib.table.keys().map(|(_, n)| n).collect();
@@ -629,7 +630,7 @@ proptest! {
         for &(peer, n, withdraw, len) in &ops {
             let p = prefix(n);
             let u = if withdraw {
-                Update { withdrawn: vec![Prefix { net: net(&p), path_id: Some(1) }], ..Update::default() }
+                Update { withdrawn: vec![Prefix { net: net(&p), path_id: Some(1) }].into(), ..Update::default() }
             } else {
                 let path: Vec<u32> = if peer == 2 { vec![65000; 1 + len as usize] } else { Vec::new() };
                 let mut u = announce(&[&p], [198, 51, 100, 2 + peer as u8], &path);

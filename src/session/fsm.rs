@@ -34,6 +34,10 @@ pub enum Timer {
 
 /// RFC 4271 §8.1 events, grouped as the peer task sees them.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "carries a wire::Message as decoded"
+)]
 pub enum Event {
     /// ManualStart / AutomaticStart (events 1, 3).
     Start,
@@ -56,6 +60,7 @@ pub enum Event {
 
 /// What the peer task must do.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant, reason = "carries a wire::Message to send")]
 pub enum Action {
     /// Dial the peer.
     Connect,

@@ -7,11 +7,12 @@ use std::str::FromStr;
 use bytes::{BufMut, BytesMut};
 use serde::{Deserialize, Serialize};
 use serde_with::{DeserializeFromStr, SerializeDisplay};
+use smallvec::SmallVec;
 
 use super::Negotiated;
 use super::error::{Action, EncodeError, Error};
 use super::hexbytes;
-use super::nlri::{Afi, Prefix, Safi, decode_prefixes, encode_prefixes};
+use super::nlri::{Afi, Prefix, Prefixes, Safi, decode_prefixes, encode_prefixes};
 use super::notification::update;
 use super::open::AS_TRANS;
 
@@ -42,6 +43,11 @@ pub mod code {
     pub const AS4_AGGREGATOR: u8 = 18;
     pub const LARGE_COMMUNITIES: u8 = 32;
 }
+
+/// The path attributes of an UPDATE, in wire order. Four are kept inline: Calico's iBGP
+/// UPDATEs carry ORIGIN, AS_PATH, NEXT_HOP (or MP_REACH_NLRI) and LOCAL_PREF, and then
+/// decoding them allocates nothing.
+pub type Attributes = SmallVec<[PathAttribute; 4]>;
 
 /// One path attribute: its flags octet as received (so re-encoding keeps the partial and
 /// extended-length bits) and its value.
@@ -183,7 +189,7 @@ pub struct MpReach {
     /// The octet RFC 4760 reserves (0 when sent; kept as received).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub reserved: u8,
-    pub nlri: Vec<Prefix>,
+    pub nlri: Prefixes,
 }
 
 /// MP_UNREACH_NLRI for IPv4 or IPv6 unicast/multicast (RFC 4760 §4).
@@ -368,7 +374,7 @@ impl Attr {
 
 /// The Optional/Transitive bits each known attribute must carry (RFC 4271 §5, RFC 4456 §8,
 /// RFC 4760, RFC 4360 §2, RFC 6793 §3, RFC 8092 §3, RFC 1997).
-fn expected_category(type_code: u8) -> Option<u8> {
+const fn expected_category(type_code: u8) -> Option<u8> {
     use flags::{OPTIONAL, TRANSITIVE};
     Some(match type_code {
         code::ORIGIN
@@ -390,6 +396,17 @@ fn expected_category(type_code: u8) -> Option<u8> {
         _ => return None,
     })
 }
+
+/// [`expected_category`] of every type code, for one load per attribute while decoding.
+const CATEGORY: [Option<u8>; 256] = {
+    let mut t = [None; 256];
+    let mut c = 0;
+    while c < 256 {
+        t[c] = expected_category(c as u8);
+        c += 1;
+    }
+    t
+};
 
 /// RFC 7606 §7: how a malformed instance of each attribute is handled.
 fn action_for(type_code: u8) -> Action {
@@ -423,9 +440,18 @@ fn encode_segments(segments: &[Segment], four_octet: bool, buf: &mut BytesMut) {
 }
 
 /// RFC 4271 §6.3 / RFC 7606 §7.2: segment type 1..=4, non-empty, contents within the value.
-fn decode_segments(mut v: &[u8], four_octet: bool) -> Option<Vec<Segment>> {
-    let width = if four_octet { 4 } else { 2 };
+#[inline]
+fn decode_segments(v: &[u8], four_octet: bool) -> Option<Vec<Segment>> {
+    if v.is_empty() {
+        // An iBGP route's AS_PATH.
+        return Some(Vec::new());
+    }
+    decode_nonempty_segments(v, four_octet)
+}
+
+fn decode_nonempty_segments(mut v: &[u8], four_octet: bool) -> Option<Vec<Segment>> {
     let mut segments = Vec::new();
+    let width = if four_octet { 4 } else { 2 };
     while !v.is_empty() {
         let [kind, count, rest @ ..] = v else {
             return None;
@@ -477,13 +503,24 @@ fn interpreted(afi: Afi, safi: Safi) -> bool {
 }
 
 /// The attribute data RFC 4271 §6.3 puts in the NOTIFICATION: the whole attribute.
+#[cold]
 fn malformed(type_code: u8, subcode: u8, raw: &[u8], what: &str) -> Error {
     Error::attribute(action_for(type_code), subcode, raw, what.to_string())
 }
 
-/// Decodes one attribute's value. `raw` is the whole attribute (flags, type, length, value)
-/// for the NOTIFICATION data.
-fn decode_value(type_code: u8, v: &[u8], raw: &[u8], neg: &Negotiated) -> Result<Attr, Box<Error>> {
+/// Decodes one attribute's value and hands it to `put`. `raw` is the whole attribute (flags,
+/// type, length, value) for the NOTIFICATION data.
+///
+/// Each arm calls `put` with its value as built, so that (inlined) the value is written
+/// straight into the attribute list instead of through a temporary.
+#[inline(always)]
+fn decode_value(
+    type_code: u8,
+    v: &[u8],
+    raw: &[u8],
+    neg: &Negotiated,
+    put: impl FnOnce(Attr),
+) -> Result<(), Box<Error>> {
     use update::*;
     let bad_len = || {
         malformed(
@@ -507,7 +544,7 @@ fn decode_value(type_code: u8, v: &[u8], raw: &[u8], neg: &Negotiated) -> Result
             Err(bad_len())
         }
     };
-    Ok(match type_code {
+    match type_code {
         code::ORIGIN => {
             fixed(1)?;
             let origin = match v[0] {
@@ -523,77 +560,77 @@ fn decode_value(type_code: u8, v: &[u8], raw: &[u8], neg: &Negotiated) -> Result
                     )));
                 }
             };
-            Attr::Origin { origin }
+            put(Attr::Origin { origin })
         }
-        code::AS_PATH => Attr::AsPath {
+        code::AS_PATH => put(Attr::AsPath {
             segments: decode_segments(v, neg.four_octet_as)
                 .ok_or_else(|| malformed(type_code, MALFORMED_AS_PATH, &[], "malformed AS_PATH"))?,
-        },
-        code::AS4_PATH => Attr::As4Path {
+        }),
+        code::AS4_PATH => put(Attr::As4Path {
             segments: decode_segments(v, true).ok_or_else(|| {
                 malformed(type_code, MALFORMED_AS_PATH, &[], "malformed AS4_PATH")
             })?,
-        },
+        }),
         code::NEXT_HOP => {
             fixed(4)?;
-            Attr::NextHop { next_hop: ipv4(v) }
+            put(Attr::NextHop { next_hop: ipv4(v) })
         }
         code::MULTI_EXIT_DISC => {
             fixed(4)?;
-            Attr::MultiExitDisc { med: be32(v) }
+            put(Attr::MultiExitDisc { med: be32(v) })
         }
         code::LOCAL_PREF => {
             fixed(4)?;
-            Attr::LocalPref {
+            put(Attr::LocalPref {
                 local_pref: be32(v),
-            }
+            })
         }
         code::ATOMIC_AGGREGATE => {
             fixed(0)?;
-            Attr::AtomicAggregate
+            put(Attr::AtomicAggregate)
         }
         code::AGGREGATOR if neg.four_octet_as => {
             fixed(8)?;
-            Attr::Aggregator {
+            put(Attr::Aggregator {
                 asn: be32(v),
                 address: ipv4(&v[4..]),
-            }
+            })
         }
         code::AGGREGATOR => {
             fixed(6)?;
-            Attr::Aggregator {
+            put(Attr::Aggregator {
                 asn: u32::from(u16::from_be_bytes([v[0], v[1]])),
                 address: ipv4(&v[2..]),
-            }
+            })
         }
         code::AS4_AGGREGATOR => {
             fixed(8)?;
-            Attr::As4Aggregator {
+            put(Attr::As4Aggregator {
                 asn: be32(v),
                 address: ipv4(&v[4..]),
-            }
+            })
         }
         code::COMMUNITIES => {
             multiple(4)?;
-            Attr::Communities {
+            put(Attr::Communities {
                 communities: v.chunks_exact(4).map(|c| Community(be32(c))).collect(),
-            }
+            })
         }
         code::ORIGINATOR_ID => {
             fixed(4)?;
-            Attr::OriginatorId {
+            put(Attr::OriginatorId {
                 originator_id: ipv4(v),
-            }
+            })
         }
         code::CLUSTER_LIST => {
             multiple(4)?;
-            Attr::ClusterList {
+            put(Attr::ClusterList {
                 cluster_list: v.chunks_exact(4).map(ipv4).collect(),
-            }
+            })
         }
         code::EXTENDED_COMMUNITIES => {
             multiple(8)?;
-            Attr::ExtendedCommunities {
+            put(Attr::ExtendedCommunities {
                 communities: v
                     .chunks_exact(8)
                     .map(|c| {
@@ -602,34 +639,36 @@ fn decode_value(type_code: u8, v: &[u8], raw: &[u8], neg: &Negotiated) -> Result
                         ExtCommunity(b)
                     })
                     .collect(),
-            }
+            })
         }
         code::LARGE_COMMUNITIES => {
             multiple(12)?;
-            Attr::LargeCommunities {
+            put(Attr::LargeCommunities {
                 communities: v
                     .chunks_exact(12)
                     .map(|c| LargeCommunity([be32(c), be32(&c[4..]), be32(&c[8..])]))
                     .collect(),
-            }
+            })
         }
-        code::MP_REACH_NLRI => return decode_mp_reach(v, raw, neg),
+        code::MP_REACH_NLRI => put(decode_mp_reach(v, raw, neg)?),
         code::MP_UNREACH_NLRI => {
             if v.len() < 3 {
                 return Err(Box::new(bad_len()));
             }
             let (afi, safi) = (Afi(u16::from_be_bytes([v[0], v[1]])), Safi(v[2]));
-            if !interpreted(afi, safi) {
-                return Ok(other(type_code, v));
+            if interpreted(afi, safi) {
+                put(Attr::MpUnreach(MpUnreach {
+                    afi,
+                    safi,
+                    withdrawn: decode_prefixes(&v[3..], afi, add_path(neg, afi))?.into_vec(),
+                }))
+            } else {
+                put(other(type_code, v))
             }
-            Attr::MpUnreach(MpUnreach {
-                afi,
-                safi,
-                withdrawn: decode_prefixes(&v[3..], afi, add_path(neg, afi))?,
-            })
         }
-        _ => other(type_code, v),
-    })
+        _ => put(other(type_code, v)),
+    }
+    Ok(())
 }
 
 fn other(type_code: u8, v: &[u8]) -> Attr {
@@ -696,7 +735,7 @@ fn decode_mp_reach(v: &[u8], raw: &[u8], neg: &Negotiated) -> Result<Attr, Box<E
 pub(crate) fn decode_attributes(
     mut i: &[u8],
     neg: &Negotiated,
-    out: &mut Vec<PathAttribute>,
+    out: &mut Attributes,
     worst: &mut Option<Error>,
 ) -> Result<u64, Error> {
     let mut seen = [0u64; 4];
@@ -718,15 +757,7 @@ pub(crate) fn decode_attributes(
         };
         // RFC 7606 §4: an attribute header or value overrunning the attributes field.
         let Some(raw) = len.and_then(|l| i.get(..hdr + l)) else {
-            note(
-                worst,
-                Error::attribute(
-                    Action::TreatAsWithdraw,
-                    update::ATTRIBUTE_LENGTH_ERROR,
-                    Vec::new(),
-                    "attribute overruns the path attributes field",
-                ),
-            );
+            reject(worst, overrun())?;
             return Ok(present);
         };
         i = &i[raw.len()..];
@@ -735,68 +766,101 @@ pub(crate) fn decode_attributes(
         // RFC 7606 §3 (g): repeated attributes; MP_(UN)REACH_NLRI twice resets the session.
         let (word, bit) = ((type_code / 64) as usize, 1u64 << (type_code % 64));
         if seen[word] & bit != 0 {
-            let e = malformed(
-                type_code,
-                update::MALFORMED_ATTRIBUTE_LIST,
-                &[],
-                "attribute appears twice",
-            );
-            if e.action == Action::SessionReset {
-                return Err(e);
-            }
-            note(
-                worst,
-                Error {
-                    action: Action::AttributeDiscard,
-                    ..e
-                },
-            );
+            reject(worst, repeated(type_code))?;
             continue;
         }
         seen[word] |= bit;
 
-        let category = expected_category(type_code);
+        let category = CATEGORY[type_code as usize];
         if category.is_none() && flag_bits & flags::OPTIONAL == 0 {
-            // RFC 4271 §6.3: an unrecognized well-known attribute.
-            return Err(Error::attribute(
-                Action::SessionReset,
-                update::UNRECOGNIZED_WELL_KNOWN_ATTRIBUTE,
-                raw,
-                format!("unrecognized well-known attribute {type_code}"),
-            ));
+            return Err(unrecognized_well_known(type_code, raw));
         }
         // RFC 7606 §3 (c): Optional/Transitive bits in conflict with the attribute's type.
         if let Some(expected) = category
             && flag_bits & (flags::OPTIONAL | flags::TRANSITIVE) != expected
         {
-            let e = malformed(
-                type_code,
-                update::ATTRIBUTE_FLAGS_ERROR,
-                raw,
-                "attribute flags conflict with its type",
-            );
-            if e.action == Action::SessionReset {
-                return Err(e);
-            }
-            note(worst, e);
+            reject(
+                worst,
+                malformed(
+                    type_code,
+                    update::ATTRIBUTE_FLAGS_ERROR,
+                    raw,
+                    "attribute flags conflict with its type",
+                ),
+            )?;
             continue;
         }
-        // The error is boxed: the common, well-formed result stays small to move.
-        match decode_value(type_code, value, raw, neg).map_err(|e| *e) {
-            Ok(value) => {
+        // The error is boxed: the common, well-formed result stays small.
+        let put = |value| {
+            out.push(PathAttribute {
+                flags: flag_bits,
+                value,
+            })
+        };
+        match decode_value(type_code, value, raw, neg, put) {
+            Ok(()) => {
                 if word == 0 {
                     present |= bit;
                 }
-                out.push(PathAttribute {
-                    flags: flag_bits,
-                    value,
-                });
             }
-            Err(e) if e.action == Action::SessionReset => return Err(e),
-            Err(e) => note(worst, e),
+            Err(e) => reject(worst, *e)?,
         }
     }
     Ok(present)
+}
+
+// The error paths below are kept out of line: the loop above then carries no error state.
+
+/// An attribute left out of the UPDATE: a session reset ends decoding (`Err`); any other
+/// action is noted and decoding goes on.
+#[cold]
+#[inline(never)]
+fn reject(worst: &mut Option<Error>, e: Error) -> Result<(), Error> {
+    if e.action == Action::SessionReset {
+        return Err(e);
+    }
+    note(worst, e);
+    Ok(())
+}
+
+/// RFC 7606 §4: an attribute header or value overrunning the attributes field.
+#[cold]
+fn overrun() -> Error {
+    Error::attribute(
+        Action::TreatAsWithdraw,
+        update::ATTRIBUTE_LENGTH_ERROR,
+        Vec::new(),
+        "attribute overruns the path attributes field",
+    )
+}
+
+/// RFC 7606 §3 (g): a repeated attribute is discarded, except MP_(UN)REACH_NLRI (a reset).
+#[cold]
+fn repeated(type_code: u8) -> Error {
+    let e = malformed(
+        type_code,
+        update::MALFORMED_ATTRIBUTE_LIST,
+        &[],
+        "attribute appears twice",
+    );
+    if e.action == Action::SessionReset {
+        return e;
+    }
+    Error {
+        action: Action::AttributeDiscard,
+        ..e
+    }
+}
+
+/// RFC 4271 §6.3: an unrecognized well-known attribute.
+#[cold]
+fn unrecognized_well_known(type_code: u8, raw: &[u8]) -> Error {
+    Error::attribute(
+        Action::SessionReset,
+        update::UNRECOGNIZED_WELL_KNOWN_ATTRIBUTE,
+        raw,
+        format!("unrecognized well-known attribute {type_code}"),
+    )
 }
 
 /// Keeps the more severe of two RFC 7606 errors (§3 (h)), the first on a tie.
@@ -816,8 +880,8 @@ mod tests {
         b.to_vec()
     }
 
-    fn dec(bytes: &[u8], neg: &Negotiated) -> (Vec<PathAttribute>, Option<Error>) {
-        let mut out = Vec::new();
+    fn dec(bytes: &[u8], neg: &Negotiated) -> (Attributes, Option<Error>) {
+        let mut out = Attributes::new();
         let mut worst = None;
         decode_attributes(bytes, neg, &mut out, &mut worst).unwrap();
         (out, worst)
@@ -873,7 +937,7 @@ mod tests {
             assert_eq!(enc(&pa, &neg), wire, "{pa:?}");
             let (back, worst) = dec(wire, &neg);
             assert!(worst.is_none());
-            assert_eq!(back, vec![pa]);
+            assert_eq!(back[..], [pa]);
         }
     }
 
@@ -983,7 +1047,7 @@ mod tests {
             &[0x80, 15, 3, 0, 2, 1, 0x80, 15, 3, 0, 2, 1], // MP_UNREACH twice
         ];
         for wire in resets {
-            let mut out = Vec::new();
+            let mut out = Attributes::new();
             let e = decode_attributes(wire, &neg, &mut out, &mut None).unwrap_err();
             assert_eq!(e.action, Action::SessionReset, "{wire:?}");
         }
@@ -998,11 +1062,11 @@ mod tests {
             next_hop: "2001:db8::1".parse().unwrap(),
             link_local: Some("fe80::1".parse().unwrap()),
             reserved: 0,
-            nlri: vec![Prefix::new("2001:db8:1::40/122".parse().unwrap())],
+            nlri: [Prefix::new("2001:db8:1::40/122".parse().unwrap())].into(),
         })));
         let wire = enc(&pa, &neg);
         assert_eq!(&wire[..7], &[0x80, 14, 4 + 32 + 1 + 17, 0, 2, 1, 32]);
-        assert_eq!(dec(&wire, &neg).0, vec![pa]);
+        assert_eq!(dec(&wire, &neg).0[..], [pa]);
     }
 
     #[test]

@@ -16,9 +16,9 @@ use bytes::{BufMut, BytesMut};
 use nom::number::complete::be_u16;
 use serde::{Deserialize, Serialize};
 
-pub use attr::{Attr, PathAttribute};
+pub use attr::{Attr, Attributes, PathAttribute};
 pub use error::{Action, EncodeError, Error};
-pub use nlri::{Afi, Family, Prefix, Safi};
+pub use nlri::{Afi, Family, Prefix, Prefixes, Safi};
 pub use notification::Notification;
 pub use open::{Capability, Open};
 pub use update::Update;
@@ -88,6 +88,11 @@ impl Negotiated {
 /// A BGP message (RFC 4271 §4).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "an UPDATE keeps its first attributes and prefix inline; boxing it costs the \
+              receive loop an allocation per message (benches/README.md, `wire`)"
+)]
 pub enum Message {
     Open(Open),
     Update(Update),
@@ -126,27 +131,32 @@ mod kind {
 /// `Ok(None)`: more bytes are needed. `Ok(Some(n))`: the first `n` bytes are one message.
 /// `Err`: the header is bad, and that error is the NOTIFICATION to send — at once, without
 /// waiting for the bytes a bad length promises.
+#[inline]
 pub fn frame(buf: &[u8], neg: &Negotiated) -> Result<Option<usize>, Error> {
-    let Some((marker, rest)) = buf.split_first_chunk::<16>() else {
-        if buf.iter().any(|b| *b != 0xff) {
-            return Err(not_synchronized());
-        }
-        return Ok(None);
+    let Some((header, _)) = buf.split_first_chunk::<HEADER_LEN>() else {
+        return partial_header(buf);
     };
-    if *marker != [0xff; 16] {
+    let (marker, rest) = header.split_at(16);
+    if marker != [0xff; 16] {
         return Err(not_synchronized());
     }
     let Ok((_, len)) = be_u16::<_, nom::error::Error<&[u8]>>(rest) else {
         return Ok(None);
     };
-    if rest.len() < 3 {
-        return Ok(None);
-    }
     let len = len as usize;
     if !(HEADER_LEN..=neg.max_len()).contains(&len) {
         return Err(bad_length(len, "message length out of range"));
     }
     Ok((buf.len() >= len).then_some(len))
+}
+
+/// Fewer bytes than a header: only the marker octets received so far can be judged.
+#[cold]
+fn partial_header(buf: &[u8]) -> Result<Option<usize>, Error> {
+    if buf.iter().take(16).any(|b| *b != 0xff) {
+        return Err(not_synchronized());
+    }
+    Ok(None)
 }
 
 #[cold]
@@ -210,8 +220,9 @@ pub fn decode(msg: &[u8], neg: &Negotiated) -> Result<Message, Error> {
         return Err(bad_length(msg.len(), "length wrong for the message type"));
     }
     Ok(match ty {
+        // Returned as built: the UPDATE is the one large message moved once per receive.
+        kind::UPDATE => return Update::decode(body, neg).map(Message::Update),
         kind::OPEN => Message::Open(Open::decode(body)?),
-        kind::UPDATE => Message::Update(Update::decode(body, neg)?),
         kind::NOTIFICATION => Message::Notification(Notification::decode(body)),
         kind::KEEPALIVE => Message::Keepalive,
         _ => {

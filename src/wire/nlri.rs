@@ -7,6 +7,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use bytes::{BufMut, BytesMut};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use smallvec::SmallVec;
 
 use super::error::Error;
 use super::notification::{Code, update};
@@ -204,35 +205,55 @@ impl<'de> Deserialize<'de> for Prefix {
     }
 }
 
+/// A list of prefixes as an NLRI field carries them. One prefix is kept inline: a Calico
+/// UPDATE announces or withdraws a single block, and then decoding it allocates nothing.
+pub type Prefixes = SmallVec<[Prefix; 1]>;
+
 /// Reads a whole NLRI field (withdrawn routes, NLRI, or the MP_(UN)REACH prefix list) of
 /// family `afi`; `add_path` says whether each entry starts with a path identifier.
 ///
 /// An error here leaves the prefixes unknown, so it resets the session (RFC 7606 §5.3).
-pub fn decode_prefixes(i: &[u8], afi: Afi, add_path: bool) -> Result<Vec<Prefix>, Error> {
-    let mut out = Vec::new();
-    decode_prefixes_into(i, afi, add_path, &mut out)?;
+#[inline]
+pub fn decode_prefixes(i: &[u8], afi: Afi, add_path: bool) -> Result<Prefixes, Error> {
+    // Most UPDATEs leave the withdrawn routes or the NLRI field empty.
+    if i.is_empty() {
+        return Ok(Prefixes::new());
+    }
+    decode_nonempty(i, afi, add_path)
+}
+
+fn decode_nonempty(i: &[u8], afi: Afi, add_path: bool) -> Result<Prefixes, Error> {
+    let v4 = afi == Afi::IPV4;
+    // Exact for IPv4 /17–/24 and IPv6 /57–/64 (the common lengths of full tables), over by
+    // at most a quarter for IPv4 /25–/32 and single longer prefixes; shorter prefixes cost one
+    // reallocation. Constant divisors: no division instruction.
+    let want = match (v4, add_path) {
+        (true, false) => i.len() / 4,
+        (true, true) => i.len() / 8,
+        (false, false) => i.len() / 9,
+        (false, true) => i.len() / 13,
+    };
+    let mut out = Prefixes::new();
+    if want <= out.inline_size() {
+        read_prefixes(i, v4, add_path, |p| out.push(p))?;
+    } else {
+        // Many prefixes: a plain vector fills faster, and becomes the list without a copy.
+        let mut v = Vec::with_capacity(want);
+        read_prefixes(i, v4, add_path, |p| v.push(p))?;
+        out = Prefixes::from_vec(v);
+    }
     Ok(out)
 }
 
-/// [`decode_prefixes`], appending to `out`.
-pub fn decode_prefixes_into(
+/// Reads prefixes one after another to the end of `i`, handing each to `put`.
+#[inline(always)]
+fn read_prefixes(
     mut i: &[u8],
-    afi: Afi,
+    v4: bool,
     add_path: bool,
-    out: &mut Vec<Prefix>,
+    mut put: impl FnMut(Prefix),
 ) -> Result<(), Error> {
-    let v4 = afi == Afi::IPV4;
     let max_bits: u8 = if v4 { 32 } else { 128 };
-    // Exact for IPv4 /17–/24 and IPv6 /57–/64 (the common lengths of full tables), over by
-    // at most a quarter for IPv4 /25–/32 and single longer prefixes; shorter prefixes cost one
-    // reallocation.
-    let id = if add_path { 4 } else { 0 };
-    let want = i.len() / (id + if v4 { 4 } else { 9 });
-    if out.capacity() == 0 {
-        *out = Vec::with_capacity(want);
-    } else {
-        out.reserve(want);
-    }
     while !i.is_empty() {
         let path_id = if add_path {
             let Some((id, rest)) = i.split_first_chunk::<4>() else {
@@ -276,7 +297,7 @@ pub fn decode_prefixes_into(
             };
             IpNet::V6(Ipv6Net::new_assert(Ipv6Addr::from(a), len))
         };
-        out.push(Prefix { net, path_id });
+        put(Prefix { net, path_id });
         i = &rest[n..];
     }
     Ok(())
@@ -323,13 +344,13 @@ mod tests {
         let mut b = BytesMut::new();
         encode_prefixes(&v, &mut b);
         assert_eq!(&b[..], &[26, 203, 0, 113, 64, 0, 32, 198, 51, 100, 7]);
-        assert_eq!(decode_prefixes(&b, Afi::IPV4, false).unwrap(), v);
+        assert_eq!(decode_prefixes(&b, Afi::IPV4, false).unwrap()[..], v);
 
         let v6 = vec![p("2001:db8:1::40/122")];
         let mut b = BytesMut::new();
         encode_prefixes(&v6, &mut b);
         assert_eq!(b.len(), 1 + 16);
-        assert_eq!(decode_prefixes(&b, Afi::IPV6, false).unwrap(), v6);
+        assert_eq!(decode_prefixes(&b, Afi::IPV6, false).unwrap()[..], v6);
     }
 
     #[test]
@@ -339,7 +360,7 @@ mod tests {
         let mut b = BytesMut::new();
         x.encode(&mut b);
         assert_eq!(&b[..], &[0, 0, 0, 7, 26, 203, 0, 113, 0]);
-        assert_eq!(decode_prefixes(&b, Afi::IPV4, true).unwrap(), vec![x]);
+        assert_eq!(decode_prefixes(&b, Afi::IPV4, true).unwrap()[..], [x]);
         // Without add-path the same bytes are a different (bad) field.
         assert!(decode_prefixes(&b, Afi::IPV4, false).is_err());
     }

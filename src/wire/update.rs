@@ -2,23 +2,29 @@
 
 use bytes::{BufMut, BytesMut};
 use serde::{Deserialize, Serialize};
+use smallvec::smallvec;
 
 use super::Negotiated;
-use super::attr::{Attr, MpReach, MpUnreach, PathAttribute, code, decode_attributes, note};
+use super::attr::{
+    Attr, Attributes, MpReach, MpUnreach, PathAttribute, code, decode_attributes, note,
+};
 use super::error::{Action, EncodeError, Error};
-use super::nlri::{Afi, Family, Prefix, decode_prefixes_into, encode_prefixes};
+use super::nlri::{Afi, Family, Prefix, Prefixes, decode_prefixes, encode_prefixes};
 use super::notification::{Code, update};
 
 /// An UPDATE message. `withdrawn` and `nlri` are the IPv4 fields of RFC 4271; other families
 /// travel in the MP_REACH_NLRI / MP_UNREACH_NLRI attributes.
+///
+/// The lists keep their first entries inline, so a single-prefix Calico UPDATE decodes
+/// without allocating.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Update {
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub withdrawn: Vec<Prefix>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub attributes: Vec<PathAttribute>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub nlri: Vec<Prefix>,
+    #[serde(default, skip_serializing_if = "Prefixes::is_empty")]
+    pub withdrawn: Prefixes,
+    #[serde(default, skip_serializing_if = "Attributes::is_empty")]
+    pub attributes: Attributes,
+    #[serde(default, skip_serializing_if = "Prefixes::is_empty")]
+    pub nlri: Prefixes,
 }
 
 impl Update {
@@ -78,7 +84,7 @@ impl Update {
             return Update::default();
         }
         Update {
-            attributes: vec![PathAttribute::new(Attr::MpUnreach(MpUnreach {
+            attributes: smallvec![PathAttribute::new(Attr::MpUnreach(MpUnreach {
                 afi: family.afi,
                 safi: family.safi,
                 withdrawn: Vec::new(),
@@ -126,6 +132,7 @@ impl Update {
     }
 
     /// RFC 4271 §4.3 with RFC 7606 handling. `body` is the message after the header.
+    #[inline(always)]
     pub(crate) fn decode(body: &[u8], neg: &Negotiated) -> Result<Update, Error> {
         let list_error = |reason: &str| {
             Error::reset(
@@ -149,12 +156,13 @@ impl Update {
             .split_at_checked(u16::from_be_bytes(*alen) as usize)
             .ok_or_else(|| list_error("total path attribute length overruns the message"))?;
 
-        let mut u = Update::default();
-        decode_prefixes_into(withdrawn, Afi::IPV4, neg.add_path_ipv4, &mut u.withdrawn)?;
-        u.attributes = Vec::with_capacity(attrs.len() / 4);
+        let mut u = Update {
+            withdrawn: decode_prefixes(withdrawn, Afi::IPV4, neg.add_path_ipv4)?,
+            ..Update::default()
+        };
         let mut worst = None;
         let present = decode_attributes(attrs, neg, &mut u.attributes, &mut worst)?;
-        decode_prefixes_into(nlri, Afi::IPV4, neg.add_path_ipv4, &mut u.nlri)?;
+        u.nlri = decode_prefixes(nlri, Afi::IPV4, neg.add_path_ipv4)?;
         if let Some(missing) = u.missing_mandatory(present) {
             note(
                 &mut worst,
@@ -235,7 +243,7 @@ mod tests {
             assert_eq!(back.end_of_rib(), Some(f));
         }
         let not = Update {
-            withdrawn: vec![Prefix::new("192.0.2.0/24".parse().unwrap())],
+            withdrawn: smallvec![Prefix::new("192.0.2.0/24".parse().unwrap())],
             ..Update::default()
         };
         assert_eq!(not.end_of_rib(), None);
@@ -244,10 +252,10 @@ mod tests {
     #[test]
     fn missing_mandatory_is_treat_as_withdraw() {
         let u = Update {
-            attributes: vec![PathAttribute::new(Attr::Origin {
+            attributes: smallvec![PathAttribute::new(Attr::Origin {
                 origin: Origin::Igp,
             })],
-            nlri: vec![Prefix::new("203.0.113.0/26".parse().unwrap())],
+            nlri: smallvec![Prefix::new("203.0.113.0/26".parse().unwrap())],
             ..Update::default()
         };
         let mut b = BytesMut::new();
