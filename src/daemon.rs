@@ -199,7 +199,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     notify::notify("STOPPING=1");
     for h in d.handles.iter().flatten() {
         let n = Notification::shutdown(cease::ADMINISTRATIVE_SHUTDOWN, "wren shutting down");
-        let _ = h.commands.send(ToPeer::Stop(n)).await;
+        let _ = h.commands.send(ToPeer::Shutdown(n)).await;
     }
     // Let the writers put the Ceases on the wire. Kernel routes stay (BIRD's `persist`).
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -317,8 +317,20 @@ fn routes_as_calico_bird_writes_them() {
 }
 
 #[test]
-fn restart_under_graceful_restart_changes_nothing() {
-    let mut lab = Lab::new("wk2");
+fn crash_under_graceful_restart_changes_nothing() {
+    restart_changes_nothing("wk2", false);
+}
+
+/// SIGTERM sends a Cease; with RFC 8538's N bit the peers keep the routes as for a crash.
+#[test]
+fn sigterm_under_graceful_restart_changes_nothing() {
+    restart_changes_nothing("wk8", true);
+}
+
+/// B stops (SIGKILL, or SIGTERM when `term`) and starts again with `-R`: no route is deleted
+/// from A's kernel or B's.
+fn restart_changes_nothing(name: &str, term: bool) {
+    let mut lab = Lab::new(name);
     let (a, b, _c) = three_nodes(&mut lab);
     wait_routes(
         &a,
@@ -329,8 +341,12 @@ fn restart_under_graceful_restart_changes_nothing() {
     let mon_a = lab.monitor(&a);
     let mon_b = lab.monitor(&b);
     std::thread::sleep(Duration::from_millis(300));
-    // B crashes, then comes back as a restarting speaker.
-    lab.nodes[1].kill();
+    // B crashes or is stopped, then comes back as a restarting speaker.
+    if term {
+        lab.nodes[1].stop();
+    } else {
+        lab.nodes[1].kill();
+    }
     let b_config = std::fs::read_to_string(lab.dir.join("b.toml")).expect("b config");
     std::thread::sleep(Duration::from_secs(1));
     let b2 = lab.start(&b, "b2", &b_config, &["-R"]);

@@ -244,7 +244,7 @@ impl Fib {
             }
             KernelEvent::Learned(a) => self.tell(Learning::Learned(a)),
             KernelEvent::Forgotten(net) => self.tell(Learning::Forgotten(net)),
-            KernelEvent::Interfaces => self.reconcile(),
+            KernelEvent::Interfaces | KernelEvent::Overrun => self.reconcile(),
         }
         self.stats.installed = self.held.len();
     }

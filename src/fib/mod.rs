@@ -4,7 +4,7 @@
 pub mod kernel;
 pub mod netlink;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -60,7 +60,10 @@ impl Handle {
             protocol: config.protocol,
         };
         let mut fib = Fib::open(table)?;
-        let mut monitor = Monitor::open()?;
+        let mut monitor = Monitor::open(table)?;
+        // One read of the table answers any number of overruns reported before it starts.
+        let overrun = Arc::new(AtomicBool::new(false));
+        let overrun_seen = overrun.clone();
         let (to, again) = tokio::sync::mpsc::unbounded_channel();
         fib.ask_again(to);
         let learned = config.learn.then(|| {
@@ -98,6 +101,9 @@ impl Handle {
                         Some(Command::Kernel(events)) => {
                             let interfaces = events.contains(&KernelEvent::Interfaces);
                             for e in events {
+                                if e == KernelEvent::Overrun {
+                                    overrun_seen.store(false, Ordering::Release);
+                                }
                                 fib.event(e);
                             }
                             if interfaces {
@@ -118,8 +124,13 @@ impl Handle {
             .spawn(move || {
                 loop {
                     match monitor.next(table) {
-                        Ok(e) if e.is_empty() => {}
-                        Ok(e) => {
+                        Ok(mut e) => {
+                            e.retain(|e| {
+                                *e != KernelEvent::Overrun || !overrun.swap(true, Ordering::AcqRel)
+                            });
+                            if e.is_empty() {
+                                continue;
+                            }
                             if events.send(Command::Kernel(e)).is_err() {
                                 return;
                             }

@@ -227,18 +227,7 @@ impl Netlink {
         let mut sock = Socket::new(NETLINK_ROUTE)?;
         sock.bind_auto()?;
         sock.set_rx_buf_sz(8 * 1024 * 1024)?;
-        // Past net.core.rmem_max when we may (CAP_NET_ADMIN), for large dumps.
-        let size: libc::c_int = 8 * 1024 * 1024;
-        // SAFETY: a valid fd and a pointer to an int of the stated size.
-        unsafe {
-            libc::setsockopt(
-                std::os::fd::AsRawFd::as_raw_fd(&sock),
-                libc::SOL_SOCKET,
-                libc::SO_RCVBUFFORCE,
-                &size as *const libc::c_int as *const libc::c_void,
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
+        force_rcvbuf(&sock, 8 * 1024 * 1024);
         Ok(Netlink {
             sock,
             seq: 0,
@@ -386,6 +375,69 @@ fn table_of(m: &RouteMessage) -> u32 {
     in_table.unwrap_or(u32::from(m.header.table))
 }
 
+/// A receive buffer past `net.core.rmem_max` when we may (CAP_NET_ADMIN), for large dumps
+/// and bursts of notifications; without the capability the capped size stays.
+fn force_rcvbuf(sock: &Socket, bytes: libc::c_int) {
+    // SAFETY: a valid fd and a pointer to an int of the stated size.
+    unsafe {
+        libc::setsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(sock),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            &bytes as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+}
+
+/// A classic BPF socket filter that drops RTM_NEWROUTE messages of `protocol`: the echoes of
+/// our own installs, which carry nothing the FIB needs.
+fn drop_own_additions(sock: &Socket, protocol: u8) -> io::Result<()> {
+    const RTM_NEWROUTE: u16 = 24;
+    let op = |code: u32, jt: u8, jf: u8, k: u32| libc::sock_filter {
+        code: code as u16,
+        jt,
+        jf,
+        k,
+    };
+    let (ld_h, ld_b, jeq, ret) = (
+        libc::BPF_LD | libc::BPF_H | libc::BPF_ABS,
+        libc::BPF_LD | libc::BPF_B | libc::BPF_ABS,
+        libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K,
+        libc::BPF_RET | libc::BPF_K,
+    );
+    // Loads are big-endian; nlmsg_type is host order (little-endian on the targets served).
+    let kind = u32::from(u16::from_be_bytes(RTM_NEWROUTE.to_ne_bytes()));
+    let mut prog = [
+        op(ld_h, 0, 0, 4),                  // nlmsg_type
+        op(jeq, 0, 3, kind),                // not RTM_NEWROUTE: keep
+        op(ld_b, 0, 0, 21),                 // rtm_protocol (rtmsg after the 16-byte header)
+        op(jeq, 0, 1, u32::from(protocol)), // another protocol: keep
+        op(ret, 0, 0, 0),                   // ours: drop
+        op(ret, 0, 0, u32::MAX),            // keep
+    ];
+    let fprog = libc::sock_fprog {
+        len: prog.len() as u16,
+        filter: prog.as_mut_ptr(),
+    };
+    // SAFETY: a valid fd; `fprog` points at `prog`, which outlives the call (the kernel copies
+    // the program).
+    let r = unsafe {
+        libc::setsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(sock),
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_FILTER,
+            &fprog as *const libc::sock_fprog as *const libc::c_void,
+            std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// A route message of `table` with its protocol, read back; `None` for anything else.
 fn ours(m: &RouteMessage, table: Table) -> Option<KernelRoute> {
     (table_of(m) == table.id && u8::from(m.header.protocol) == table.protocol)
@@ -496,9 +548,10 @@ pub enum KernelEvent {
     Learned(Alien),
     /// Another protocol's route for this prefix went.
     Forgotten(IpNet),
-    /// A link or an address changed: how next hops are reached may have changed. Also sent
-    /// when notifications were lost (ENOBUFS): the table must be read again.
+    /// A link or an address changed: how next hops are reached may have changed.
     Interfaces,
+    /// Notifications were lost (ENOBUFS): the table must be read again.
+    Overrun,
 }
 
 /// Multicast groups: links, IPv4/IPv6 addresses and routes (`RTMGRP_*`).
@@ -512,10 +565,14 @@ pub struct Monitor {
 }
 
 impl Monitor {
-    pub fn open() -> io::Result<Monitor> {
+    /// Subscribes; the kernel drops the echoes of `table`'s own additions before they are
+    /// queued (a socket filter), so installing a million routes does not flood the socket.
+    pub fn open(table: Table) -> io::Result<Monitor> {
         let mut sock = Socket::new(NETLINK_ROUTE)?;
         sock.bind(&netlink_sys::SocketAddr::new(0, MONITOR_GROUPS))?;
-        sock.set_rx_buf_sz(4 * 1024 * 1024)?;
+        sock.set_rx_buf_sz(16 * 1024 * 1024)?;
+        force_rcvbuf(&sock, 16 * 1024 * 1024);
+        drop_own_additions(&sock, table.protocol)?;
         Ok(Monitor {
             sock,
             buf: vec![0; 1 << 20],
@@ -533,7 +590,7 @@ impl Monitor {
         let n = match self.sock.recv(&mut &mut self.buf[..], 0) {
             Ok(n) => n,
             Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
-                return Ok(vec![KernelEvent::Interfaces]);
+                return Ok(vec![KernelEvent::Overrun]);
             }
             Err(e) => return Err(e),
         };

@@ -3,8 +3,9 @@
 use std::net::Ipv4Addr;
 
 use crate::config::{AddPaths, PeerDefaults};
+use crate::wire::notification::{Code, cease};
 use crate::wire::open::{AddPathFamily, GrFamily, GracefulRestart, OptParam};
-use crate::wire::{Capability, Family, Negotiated, Open};
+use crate::wire::{Capability, Family, Negotiated, Notification, Open};
 
 /// The families wren speaks.
 pub const FAMILIES: [Family; 2] = [Family::IPV4_UNICAST, Family::IPV6_UNICAST];
@@ -22,11 +23,14 @@ pub fn local_open(asn: u32, router_id: Ipv4Addr, s: &PeerDefaults, restarting: b
     caps.push(Capability::EnhancedRouteRefresh);
     if s.graceful_restart {
         caps.push(Capability::GracefulRestart(GracefulRestart {
-            flags: if restarting {
-                GracefulRestart::RESTART_STATE
-            } else {
-                0
-            },
+            // N: a NOTIFICATION other than Hard Reset starts graceful restart too (RFC 8538),
+            // so a peer restarted with SIGTERM (a Cease) keeps its place in the data plane.
+            flags: GracefulRestart::NOTIFICATION
+                | if restarting {
+                    GracefulRestart::RESTART_STATE
+                } else {
+                    0
+                },
             restart_time: s.restart_time.min(4095),
             families: FAMILIES
                 .iter()
@@ -116,6 +120,20 @@ impl Session {
             local,
             remote,
         }
+    }
+
+    /// Whether a NOTIFICATION `n` ends the session gracefully (RFC 8538 §4): both sides
+    /// announced graceful restart with the N bit, and `n` is not a Cease/Hard Reset.
+    pub fn notification_restart(&self, n: &Notification) -> bool {
+        let n_bit = |o: &Open| {
+            o.capabilities().any(|c| {
+                matches!(c, Capability::GracefulRestart(g)
+                    if g.flags & GracefulRestart::NOTIFICATION != 0)
+            })
+        };
+        n_bit(&self.local)
+            && n_bit(&self.remote)
+            && !(n.code == Code::Cease as u8 && n.subcode == cease::HARD_RESET)
     }
 
     /// The peer's AS (RFC 6793 §3).

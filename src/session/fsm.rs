@@ -41,8 +41,12 @@ pub enum Timer {
 pub enum Event {
     /// ManualStart / AutomaticStart (events 1, 3).
     Start,
-    /// ManualStop (event 2): the NOTIFICATION to send, if a session is open.
+    /// ManualStop (event 2) by the operator: the NOTIFICATION to send, if a session is open,
+    /// as a Hard Reset when the peer would otherwise keep our routes (RFC 8538 §3).
     Stop(Notification),
+    /// ManualStop because this speaker is shutting down to restart: the NOTIFICATION goes as
+    /// it is, so a peer with the N bit keeps our routes (RFC 8538 §4).
+    Shutdown(Notification),
     /// A timer ran out (events 9-13).
     Expired(Timer),
     /// A TCP connection is up, dialled or accepted (events 16, 17).
@@ -121,6 +125,12 @@ pub struct Fsm {
     transport_lost: bool,
 }
 
+/// Whether a stop is the operator's (a Hard Reset where needed) or a shutdown.
+enum EventKind {
+    Stop,
+    Other,
+}
+
 impl Fsm {
     pub fn new(params: Params) -> Fsm {
         Fsm {
@@ -144,6 +154,11 @@ impl Fsm {
     /// Runs one event and returns what to do.
     pub fn handle(&mut self, event: Event) -> Vec<Action> {
         let mut out = Vec::new();
+        let event_kind = if matches!(event, Event::Stop(_)) {
+            EventKind::Stop
+        } else {
+            EventKind::Other
+        };
         match event {
             Event::Start => {
                 self.enabled = true;
@@ -151,11 +166,17 @@ impl Fsm {
                     self.start(&mut out);
                 }
             }
-            Event::Stop(n) => {
+            Event::Stop(n) | Event::Shutdown(n) => {
                 self.enabled = false;
                 if self.state != State::Idle {
                     let reason = format!("Shutdown: {n}");
+                    let flush = matches!(event_kind, EventKind::Stop)
+                        && self
+                            .session
+                            .as_ref()
+                            .is_some_and(|s| s.notification_restart(&n));
                     if self.connected() {
+                        let n = if flush { n.hard_reset() } else { n };
                         out.push(Action::Send(Message::Notification(n)));
                     }
                     self.go_idle(&mut out, reason, false);
@@ -283,7 +304,15 @@ impl Fsm {
     fn message(&mut self, m: Message, out: &mut Vec<Action>) {
         match (self.state, m) {
             (_, Message::Notification(n)) => {
+                // RFC 8538 §4: with the N bit negotiated, the peer's routes are kept stale as
+                // when the connection is lost.
+                self.transport_lost = self.state == State::Established
+                    && self
+                        .session
+                        .as_ref()
+                        .is_some_and(|s| s.notification_restart(&n));
                 self.go_idle(out, format!("Received: {n}"), true);
+                self.transport_lost = false;
             }
             (State::OpenSent, Message::Open(o)) => match self.check_open(&o) {
                 Ok(()) => {
@@ -672,6 +701,27 @@ mod tests {
             }
         )));
         assert_eq!(f.state(), State::Idle);
+        // With the N bit on both sides a Cease other than Hard Reset is graceful too
+        // (RFC 8538 §4); a Hard Reset is not.
+        let mut f = established(false);
+        let a = f.handle(Event::Message(Message::Notification(cease(
+            cease::ADMINISTRATIVE_SHUTDOWN,
+            "restarting",
+        ))));
+        assert!(
+            a.iter()
+                .any(|a| matches!(a, Action::Down { graceful: true, .. }))
+        );
+        let mut f = established(false);
+        let hard = cease(cease::ADMINISTRATIVE_SHUTDOWN, "off").hard_reset();
+        let a = f.handle(Event::Message(Message::Notification(hard)));
+        assert!(a.iter().any(|a| matches!(
+            a,
+            Action::Down {
+                graceful: false,
+                ..
+            }
+        )));
         // A lost connection (no NOTIFICATION) is the graceful-restart case.
         let mut f = established(false);
         let a = f.handle(Event::Closed);
@@ -734,13 +784,23 @@ mod tests {
 
     #[test]
     fn manual_stop_sends_cease_and_stays_idle() {
+        // Shutting down to restart: the Cease goes as it is; the peer keeps our routes.
         let mut f = established(false);
-        let a = f.handle(Event::Stop(cease(
+        let a = f.handle(Event::Shutdown(cease(
             cease::ADMINISTRATIVE_SHUTDOWN,
             "maintenance",
         )));
         assert!(
             matches!(sends(&a)[..], [Message::Notification(n)] if n.shutdown_message() == Some("maintenance"))
+        );
+        // The operator's stop, with the N bit on both sides: a Hard Reset wrapping the Cease
+        // (RFC 8538 §3), so the peer flushes our routes.
+        let mut f = established(false);
+        let a = f.handle(Event::Stop(cease(cease::ADMINISTRATIVE_SHUTDOWN, "off")));
+        assert!(
+            matches!(sends(&a)[..], [Message::Notification(n)]
+                if n.subcode == cease::HARD_RESET && n.data.first() == Some(&cease::ADMINISTRATIVE_SHUTDOWN)),
+            "{a:?}"
         );
         assert!(
             !a.iter()

@@ -30,6 +30,9 @@ pub enum ToPeer {
     Start,
     /// Stop with this NOTIFICATION (a Cease) and stay down until started again.
     Stop(Notification),
+    /// This speaker shuts down to restart: the Cease leaves peers that negotiated the N bit
+    /// keeping our routes (RFC 8538).
+    Shutdown(Notification),
     /// Encoded messages to write while Established (UPDATEs from the RIB).
     Send(Bytes),
     /// Ask the peer to resend its routes (RFC 2918) for every negotiated family.

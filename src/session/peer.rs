@@ -169,6 +169,10 @@ impl Peer {
                 self.count(|s| s.enabled = false);
                 self.event(Event::Stop(n)).await
             }
+            ToPeer::Shutdown(n) => {
+                self.count(|s| s.enabled = false);
+                self.event(Event::Shutdown(n)).await
+            }
             ToPeer::RestartComplete => {
                 for p in &mut self.fsm.params.local_open.params {
                     if let OptParam::Capabilities { capabilities } = p {

@@ -108,6 +108,16 @@ impl Notification {
         Notification::new(Code::Cease, subcode, data)
     }
 
+    /// This Cease wrapped in a Hard Reset (RFC 8538 §3): the receiver flushes our routes
+    /// even with graceful restart for NOTIFICATIONs. The data is the original subcode and
+    /// data.
+    pub fn hard_reset(self) -> Self {
+        let mut data = Vec::with_capacity(self.data.len() + 1);
+        data.push(self.subcode);
+        data.extend_from_slice(&self.data);
+        Notification::new(Code::Cease, cease::HARD_RESET, data)
+    }
+
     /// The NOTIFICATION a decode error asks the session to send.
     pub fn from_error(e: &Error) -> Self {
         Notification {
