@@ -390,7 +390,9 @@ impl Lab {
                 continue;
             }
             let via = t.get(2).unwrap_or(&"").to_string();
-            let proto = t.get(3).unwrap_or(&"").trim_start_matches('[').to_string();
+            // BIRD's `via NH on IF [proto time]`: the interface is optional.
+            let at = if t.get(3) == Some(&"on") { 5 } else { 3 };
+            let proto = t.get(at).unwrap_or(&"").trim_start_matches('[').to_string();
             let stale = t.iter().any(|x| x.starts_with('(') && x.contains("s/"));
             return Ok(Some(WrenRoute {
                 via,
