@@ -60,6 +60,8 @@ struct Daemon {
     set_log_level: Box<dyn Fn(LogLevel) + Send>,
     /// `down` was asked for: stop once the reply is out.
     shutdown: bool,
+    /// Start-up sync is over, to be told to the FIB once the RIB's changes are all sent.
+    fib_finish: bool,
 }
 
 /// Runs until SIGTERM or SIGINT, then sends every peer a Cease and returns.
@@ -98,6 +100,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         stale_deadline: HashMap::new(),
         set_log_level: opts.set_log_level,
         shutdown: false,
+        fib_finish: false,
         config,
     };
     (d.set_log_level)(d.config.log_level);
@@ -130,6 +133,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let mut watchdog = notify::watchdog_interval().map(tokio::time::interval);
 
     let interfaces_changed = d.fib.as_ref().map(|f| f.interfaces_changed.clone());
+    let fib_drained = d.fib.as_ref().map(|f| f.drained.clone());
     let mut learned = d.fib.as_mut().and_then(|f| f.learned.take());
     let mut again = d.fib.as_mut().and_then(|f| f.again.take());
     let mut term = signal(SignalKind::terminate())?;
@@ -183,6 +187,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                 let out = d.rib.learn(l);
                 d.send(out).await;
             }
+            () = notified(&fib_drained), if fib_drained.is_some() => d.sync_kernel(),
             () = notified(&interfaces_changed), if interfaces_changed.is_some() => {
                 // Next hops resolve differently now (a device went down, `tunl0` appeared):
                 // every route is worked out again.
@@ -253,9 +258,8 @@ impl Daemon {
     /// Start-up is over: stale kernel routes go, and a restarting speaker stops saying so.
     fn finish_sync(&mut self) {
         self.sync_deadline = None;
-        if let Some(f) = &self.fib {
-            f.finish_sync();
-        }
+        self.fib_finish = true;
+        self.sync_kernel();
         self.restarting = false;
         for h in self.handles.iter().flatten() {
             let _ = h.commands.try_send(ToPeer::RestartComplete);
@@ -264,7 +268,14 @@ impl Daemon {
 
     fn sync_kernel(&mut self) {
         match &self.fib {
-            Some(f) => f.sync(&mut self.rib),
+            Some(f) => {
+                f.sync(&mut self.rib);
+                // Leftover routes go only once every wanted route has been handed over.
+                if self.fib_finish && self.rib.fib_dirty.is_empty() {
+                    self.fib_finish = false;
+                    f.finish_sync();
+                }
+            }
             None => self.rib.fib_dirty.clear(),
         }
     }
@@ -481,7 +492,7 @@ impl Daemon {
                 (left, u64::from(self.config.kernel.startup_wait))
             }),
             fib: self.fib.as_ref().map(|f| {
-                let in_sync = f.in_sync();
+                let in_sync = f.in_sync() && self.rib.fib_dirty.is_empty();
                 let stats = f.stats.lock().unwrap_or_else(|p| p.into_inner()).clone();
                 commands::FibView { stats, in_sync }
             }),

@@ -25,6 +25,9 @@ use netlink::{Hop, KernelEvent, KernelRoute, Monitor, Table, Target};
 /// Changes per message to the FIB thread.
 const APPLY_SLICE: usize = 8192;
 
+/// Messages of changes that may wait for the FIB thread.
+const QUEUED: usize = 4;
+
 /// Work for the FIB thread.
 pub enum Command {
     /// Prefixes whose wanted kernel route changed (`None`: remove it).
@@ -43,6 +46,8 @@ pub struct Handle {
     queued: Arc<AtomicUsize>,
     /// Links or addresses changed: next hops must be resolved again (e.g. `tunl0` came up).
     pub interfaces_changed: Arc<Notify>,
+    /// The FIB thread carried out a command: there is room for more changes.
+    pub drained: Arc<Notify>,
     /// Other protocols' routes (`learn`), for the daemon to take.
     pub learned: Option<tokio::sync::mpsc::UnboundedReceiver<Learning>>,
     /// Prefixes whose wanted route the kernel lost (deleted behind our back, gone at a
@@ -75,8 +80,10 @@ impl Handle {
         let stats = Arc::new(Mutex::new(fib.stats.clone()));
         let queued = Arc::new(AtomicUsize::new(0));
         let interfaces_changed = Arc::new(Notify::new());
+        let drained = Arc::new(Notify::new());
         let (shared, pending, changed) =
             (stats.clone(), queued.clone(), interfaces_changed.clone());
+        let room = drained.clone();
         let every = (config.reconcile_interval > 0)
             .then(|| Duration::from_secs(u64::from(config.reconcile_interval)));
         std::thread::Builder::new()
@@ -115,6 +122,7 @@ impl Handle {
                     *shared.lock().unwrap_or_else(|p| p.into_inner()) = fib.stats.clone();
                     if counted {
                         pending.fetch_sub(1, Ordering::Release);
+                        room.notify_one();
                     }
                 }
             })?;
@@ -148,6 +156,7 @@ impl Handle {
             stats,
             queued,
             interfaces_changed,
+            drained,
             learned,
             again: Some(again),
             config: config.clone(),
@@ -174,15 +183,27 @@ impl Handle {
     }
 
     /// Sends the kernel the routes for every prefix whose best paths changed.
+    /// Sends the kernel the routes for prefixes whose best paths changed, as far as the
+    /// FIB thread has room: at most `QUEUED` slices wait for it. The rest stay marked in the
+    /// RIB (coalescing repeated changes to a prefix) until it asks for more
+    /// (`Handle::drained`), so a fast feed never piles up wanted routes in memory.
     pub fn sync(&self, rib: &mut Rib) {
-        let dirty = std::mem::take(&mut rib.fib_dirty);
-        if dirty.is_empty() {
+        let room = QUEUED.saturating_sub(self.queued.load(Ordering::Acquire)) * APPLY_SLICE;
+        if rib.fib_dirty.is_empty() || room == 0 {
             return;
         }
+        let keys: Vec<_> = if rib.fib_dirty.len() <= room {
+            let all = std::mem::take(&mut rib.fib_dirty);
+            all.into_iter().collect()
+        } else {
+            let some: Vec<_> = rib.fib_dirty.iter().take(room).copied().collect();
+            for k in &some {
+                rib.fib_dirty.remove(k);
+            }
+            some
+        };
         let ifs = Interfaces::read();
         let tunl0 = if_index("tunl0");
-        // In slices, so that a million changes never sit in memory at once.
-        let keys: Vec<_> = dirty.into_iter().collect();
         for slice in keys.chunks(APPLY_SLICE) {
             let changes = slice
                 .iter()
