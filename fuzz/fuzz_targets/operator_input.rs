@@ -7,7 +7,6 @@
 #![no_main]
 
 use std::net::Ipv4Addr;
-use std::sync::OnceLock;
 use std::time::SystemTime;
 
 use libfuzzer_sys::fuzz_target;
@@ -28,9 +27,8 @@ address = "198.51.100.2"
 asn = 64512
 "#;
 
-fn rib() -> &'static Rib {
-    static RIB: OnceLock<Rib> = OnceLock::new();
-    RIB.get_or_init(|| Rib::new(&Config::parse(NODE).expect("the fixed config parses")))
+thread_local! {
+    static RIB: Rib = Rib::new(&Config::parse(NODE).expect("the fixed config parses"));
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -42,16 +40,18 @@ fuzz_target!(|data: &[u8]| {
         let _ = Config::parse(&text);
         return;
     }
-    let ctx = Context {
-        router_id: Ipv4Addr::new(198, 51, 100, 1),
-        started: SystemTime::UNIX_EPOCH,
-        reconfigured: SystemTime::UNIX_EPOCH,
-        peers: &[],
-        rib: rib(),
-        recovery: Some((10, 120)),
-        fib: None,
-    };
-    for line in text.lines() {
-        let _ = execute(line, &ctx);
-    }
+    RIB.with(|rib| {
+        let ctx = Context {
+            router_id: Ipv4Addr::new(198, 51, 100, 1),
+            started: SystemTime::UNIX_EPOCH,
+            reconfigured: SystemTime::UNIX_EPOCH,
+            peers: &[],
+            rib,
+            recovery: Some((10, 120)),
+            fib: None,
+        };
+        for line in text.lines() {
+            let _ = execute(line, &ctx);
+        }
+    });
 });
