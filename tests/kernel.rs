@@ -641,39 +641,13 @@ fn alien_routes_are_learned_and_exported_as_calico_does() {
     ip(&["-n", &b, "link", "set", "cali1", "up"]);
     // Felix's routes (protocol 80): a pod with an IP borrowed from A's block, a pod in B's
     // own block, and a tunnel route.
-    ip(&[
-        "-n",
-        &b,
-        "route",
-        "add",
-        "198.18.1.7/32",
-        "dev",
-        "cali1",
-        "proto",
-        "80",
-    ]);
-    ip(&[
-        "-n",
-        &b,
-        "route",
-        "add",
-        "198.18.2.5/32",
-        "dev",
-        "cali1",
-        "proto",
-        "80",
-    ]);
-    ip(&[
-        "-n",
-        &b,
-        "route",
-        "add",
-        "198.19.5.0/26",
-        "dev",
-        "tunl0",
-        "proto",
-        "80",
-    ]);
+    for (net, dev) in [
+        ("198.18.1.7/32", "cali1"),
+        ("198.18.2.5/32", "cali1"),
+        ("198.19.5.0/26", "tunl0"),
+    ] {
+        ip(&["-n", &b, "route", "add", net, "dev", dev, "proto", "80"]);
+    }
     wait_routes(
         &a,
         false,
