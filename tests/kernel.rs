@@ -89,9 +89,8 @@ impl Lab {
         }
     }
 
-    /// Namespaces `a` and `b` on one veth (198.51.100.1 and .2, 2001:db8::1 and ::2); `a`'s
-    /// name.
-    fn pair(&mut self) -> String {
+    /// Namespaces `a` and `b` on one veth (198.51.100.1 and .2, 2001:db8::1 and ::2).
+    fn pair(&mut self) -> (String, String) {
         let (a, b) = (self.ns("a"), self.ns("b"));
         let p = self.prefix.clone();
         self.link(
@@ -106,7 +105,7 @@ impl Lab {
                 "2001:db8::2/64",
             ],
         );
-        a
+        (a, b)
     }
 
     fn start(&mut self, ns: &str, name: &str, config: &str, flags: &[&str]) -> usize {
@@ -184,20 +183,9 @@ fn config(id: &str, blocks: &[&str], peers: &[(&str, u32)]) -> String {
 /// A (198.51.100.1) between B (198.51.100.2, with a tunl0 device) and C (203.0.113.3).
 /// B and C both announce the anycast block 198.19.9.0/26: A installs it with two next hops.
 fn three_nodes(lab: &mut Lab) -> (String, String, String) {
-    let (a, b, c) = (lab.ns("a"), lab.ns("b"), lab.ns("c"));
+    let (a, b) = lab.pair();
+    let c = lab.ns("c");
     let p = lab.prefix.clone();
-    lab.link(
-        &a,
-        &b,
-        &format!("{p}ab"),
-        &format!("{p}ba"),
-        [
-            "198.51.100.1/24",
-            "2001:db8::1/64",
-            "198.51.100.2/24",
-            "2001:db8::2/64",
-        ],
-    );
     lab.link(
         &a,
         &c,
@@ -402,7 +390,7 @@ fn refused_requests_are_attributed() {
     use std::os::fd::AsRawFd;
     use wren::fib::netlink::{Hop, KernelRoute, Netlink, Request, Table, Target};
     let mut lab = Lab::new("wk3");
-    let ns = lab.pair();
+    let (ns, _) = lab.pair();
     let via = |net: &str, gw: &str| {
         Request::Replace(KernelRoute {
             net: net.parse().unwrap(),
@@ -535,7 +523,7 @@ fn random_churn_leaves_the_kernel_equal_to_the_rib() {
     use wren::fib::netlink::{Hop, KernelRoute, Netlink, Table, Target};
 
     let mut lab = Lab::new("wk5");
-    let ns = lab.pair();
+    let (ns, _) = lab.pair();
     const TABLE: Table = Table {
         id: 254,
         protocol: 12,
