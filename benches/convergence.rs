@@ -89,36 +89,11 @@ fn main() -> ExitCode {
             }
         };
     }
-    // `cargo test --all-targets` runs bench binaries without `--bench`: not a test.
-    if !argv.iter().any(|a| a == "--bench") {
-        eprintln!("convergence: not run as a test; `sudo -E cargo bench --bench convergence`");
+    if !common::started_by_cargo_bench("convergence") {
         return ExitCode::SUCCESS;
     }
     let args = Args::parse();
-    // `cargo bench FILTER` passes the filter to every bench binary.
-    if !args.filters.is_empty()
-        && !args
-            .filters
-            .iter()
-            .any(|f| "convergence".contains(f.as_str()))
-    {
-        return ExitCode::SUCCESS;
-    }
-    if !common::is_root() {
-        eprintln!(
-            "convergence: needs root (network namespaces, veth pairs, port 179); \
-             run `sudo -E cargo bench --bench convergence`"
-        );
-        return ExitCode::from(2);
-    }
-    match controller::run(&args) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
-        Err(e) => {
-            eprintln!("convergence: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    common::run_bench("convergence", &args.filters, || controller::run(&args))
 }
 
 #[derive(Parser, Debug)]

@@ -78,27 +78,13 @@ fn main() -> ExitCode {
             }
         };
     }
-    // `cargo test --all-targets` runs bench binaries without `--bench`: not a test.
-    if !argv.iter().any(|a| a == "--bench") {
-        eprintln!("fib: not run as a test; `sudo -E cargo bench --bench fib`");
+    if !common::started_by_cargo_bench("fib") {
         return ExitCode::SUCCESS;
     }
     let args = Args::parse();
-    // `cargo bench FILTER` passes the filter to every bench binary.
-    if !args.filters.is_empty() && !args.filters.iter().any(|f| "fib".contains(f.as_str())) {
-        return ExitCode::SUCCESS;
-    }
-    if !common::is_root() {
-        eprintln!("fib: needs root (network namespaces); run `sudo -E cargo bench --bench fib`");
-        return ExitCode::from(2);
-    }
-    match controller::run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("fib: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    common::run_bench("fib", &args.filters, || {
+        controller::run(&args).map(|()| true)
+    })
 }
 
 #[derive(Parser, Debug)]

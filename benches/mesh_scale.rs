@@ -107,36 +107,11 @@ fn main() -> ExitCode {
     if argv.get(1).map(String::as_str) == Some(CLIENT_CMD) {
         return client::main(&argv[2..]);
     }
-    // `cargo test --all-targets` runs bench binaries without `--bench`: not a test.
-    if !argv.iter().any(|a| a == "--bench") {
-        eprintln!("mesh_scale: not run as a test; `sudo -E cargo bench --bench mesh_scale`");
+    if !common::started_by_cargo_bench("mesh_scale") {
         return ExitCode::SUCCESS;
     }
     let args = Args::parse();
-    // `cargo bench FILTER` passes the filter to every bench binary.
-    if !args.filters.is_empty()
-        && !args
-            .filters
-            .iter()
-            .any(|f| "mesh_scale".contains(f.as_str()))
-    {
-        return ExitCode::SUCCESS;
-    }
-    if !common::is_root() {
-        eprintln!(
-            "mesh_scale: needs root (network namespaces, veth pairs, port 179); \
-             run `sudo -E cargo bench --bench mesh_scale`"
-        );
-        return ExitCode::from(2);
-    }
-    match controller::run(&args) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
-        Err(e) => {
-            eprintln!("mesh_scale: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    common::run_bench("mesh_scale", &args.filters, || controller::run(&args))
 }
 
 #[derive(Parser, Debug)]

@@ -63,6 +63,45 @@ pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// Whether `cargo bench` started this binary (`--bench` among its arguments). `cargo test
+/// --all-targets` runs bench binaries too; then it says so, and the binary does nothing.
+pub fn started_by_cargo_bench(name: &str) -> bool {
+    if std::env::args().any(|a| a == "--bench") {
+        return true;
+    }
+    eprintln!("{name}: not run as a test; `sudo -E cargo bench --bench {name}`");
+    false
+}
+
+/// The rest of a bench binary's start: nothing when `cargo bench FILTER` names another bench
+/// (the filter is passed to every bench binary), exit 2 without root, then `run`, whose error
+/// is reported; `Ok(false)` is a failed run.
+pub fn run_bench(
+    name: &str,
+    filters: &[String],
+    run: impl FnOnce() -> anyhow::Result<bool>,
+) -> std::process::ExitCode {
+    use std::process::ExitCode;
+    if !filters.is_empty() && !filters.iter().any(|f| name.contains(f.as_str())) {
+        return ExitCode::SUCCESS;
+    }
+    if !is_root() {
+        eprintln!(
+            "{name}: needs root (network namespaces, veth pairs); \
+             run `sudo -E cargo bench --bench {name}`"
+        );
+        return ExitCode::from(2);
+    }
+    match run() {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("{name}: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 // --- namespaces
 
 /// Runs `ip ARGS`; its stderr becomes the error.
