@@ -150,7 +150,9 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             d.finish_sync();
         }
         tokio::select! {
-            Some(m) = rib_rx.recv() => d.handle_peer_event(m).await,
+            Some(m) = rib_rx.recv(), if d.rib.fib_dirty.len() < fib::BACKLOG => {
+                d.handle_peer_event(m).await
+            }
             () = sleep_until(d.sync_deadline), if d.sync_deadline.is_some() => {
                 info!("start-up wait over before every peer's End-of-RIB");
                 d.finish_sync();

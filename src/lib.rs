@@ -7,6 +7,7 @@ pub mod demo;
 pub mod fib;
 pub mod notify;
 pub mod policy;
+pub mod prefix_map;
 pub mod rib;
 pub mod session;
 pub mod wire;

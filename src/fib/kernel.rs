@@ -5,7 +5,7 @@
 //! number) are kept untouched while still wanted and removed only once start-up sync is over,
 //! so a restart changes nothing in the data plane. On shutdown routes stay (BIRD's `persist`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::io;
 use std::net::IpAddr;
@@ -13,6 +13,9 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use tokio::sync::mpsc::UnboundedSender;
 use tracing::{info, warn};
+
+use crate::prefix_map::PrefixMap;
+use crate::wire::Family;
 
 use super::netlink::{Alien, KernelEvent, KernelRoute, Netlink, Request, Table, Target};
 
@@ -44,69 +47,40 @@ const WANTED: u64 = 1 << 63;
 /// A route held in the kernel: its digest, and the `WANTED` bit.
 type Held = u64;
 
-/// Keys are prefixes peers chose: the hasher is seeded per process.
-type Map<K> = HashMap<K, Held, foldhash::fast::RandomState>;
-
-/// What wren holds in the kernel, IPv4 keyed by `address << 8 | length`.
+/// What wren holds in the kernel, by prefix.
 #[derive(Default)]
-struct Holdings {
-    v4: Map<u64>,
-    v6: Map<(u128, u8)>,
+struct Holdings(PrefixMap<Held>);
+
+/// `PrefixMap`'s key for a kernel prefix: the kernel table is unicast.
+fn key(net: &IpNet) -> (Family, IpNet) {
+    let family = match net {
+        IpNet::V4(_) => Family::IPV4_UNICAST,
+        IpNet::V6(_) => Family::IPV6_UNICAST,
+    };
+    (family, *net)
 }
 
 impl Holdings {
     fn get(&self, net: &IpNet) -> Option<Held> {
-        match net {
-            IpNet::V4(n) => self.v4.get(&v4_key(n)).copied(),
-            IpNet::V6(n) => self
-                .v6
-                .get(&(u128::from(n.network()), n.prefix_len()))
-                .copied(),
-        }
+        self.0.get(&key(net)).copied()
     }
 
     fn insert(&mut self, net: &IpNet, held: Held) -> Option<Held> {
-        match net {
-            IpNet::V4(n) => self.v4.insert(v4_key(n), held),
-            IpNet::V6(n) => self
-                .v6
-                .insert((u128::from(n.network()), n.prefix_len()), held),
-        }
+        self.0.insert(&key(net), held)
     }
 
     fn remove(&mut self, net: &IpNet) -> Option<Held> {
-        match net {
-            IpNet::V4(n) => self.v4.remove(&v4_key(n)),
-            IpNet::V6(n) => self.v6.remove(&(u128::from(n.network()), n.prefix_len())),
-        }
+        self.0.remove(&key(net))
     }
 
     fn len(&self) -> usize {
-        self.v4.len() + self.v6.len()
-    }
-
-    fn reserve(&mut self, n: usize) {
-        self.v4.reserve(n);
+        self.0.len()
     }
 
     /// Every prefix held, with its state.
     fn iter(&self) -> impl Iterator<Item = (IpNet, Held)> + '_ {
-        let v4 = self.v4.iter().filter_map(|(k, h)| {
-            let addr = std::net::Ipv4Addr::from((k >> 8) as u32);
-            Some((
-                IpNet::V4(ipnet::Ipv4Net::new(addr, (k & 0xff) as u8).ok()?),
-                *h,
-            ))
-        });
-        let v6 = self.v6.iter().filter_map(|((a, len), h)| {
-            Some((IpNet::V6(ipnet::Ipv6Net::new((*a).into(), *len).ok()?), *h))
-        });
-        v4.chain(v6)
+        self.0.iter().map(|((_, net), h)| (net, *h))
     }
-}
-
-fn v4_key(n: &ipnet::Ipv4Net) -> u64 {
-    u64::from(u32::from(n.network())) << 8 | u64::from(n.prefix_len())
 }
 
 /// A route's digest, the same for the route as wren asks for it and as the kernel reports
@@ -165,6 +139,11 @@ impl Fib {
         })
     }
 
+    /// The netlink port of our requests (see `Monitor::open`).
+    pub fn port(&self) -> u32 {
+        self.nl.port()
+    }
+
     /// Learns other protocols' routes from now on: all of them at once now, then each change.
     pub fn learn(&mut self, to: UnboundedSender<Learning>) {
         self.learner = Some(to);
@@ -198,7 +177,6 @@ impl Fib {
     pub fn apply(&mut self, changes: Vec<(IpNet, Option<KernelRoute>)>) {
         let mut reqs = Vec::new();
         let mut before = Vec::new();
-        self.held.reserve(changes.len());
         for (net, want) in changes {
             let have = self.held.get(&net);
             match want {

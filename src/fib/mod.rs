@@ -27,6 +27,11 @@ const APPLY_SLICE: usize = 8192;
 
 /// Messages of changes that may wait for the FIB thread.
 const QUEUED: usize = 4;
+/// Prefixes marked for the kernel beyond which the daemon stops taking UPDATEs from the
+/// sessions until the FIB thread catches up: the sessions stop reading and TCP holds the
+/// peers back, so a fast feed neither piles up marks in memory nor outruns the kernel by
+/// more than a few slices (BIRD, one loop, is paced the same way).
+pub const BACKLOG: usize = 2 * QUEUED * APPLY_SLICE;
 
 /// Work for the FIB thread.
 pub enum Command {
@@ -65,7 +70,7 @@ impl Handle {
             protocol: config.protocol,
         };
         let mut fib = Fib::open(table)?;
-        let mut monitor = Monitor::open(table)?;
+        let mut monitor = Monitor::open(table, fib.port())?;
         // One read of the table answers any number of overruns reported before it starts.
         let overrun = Arc::new(AtomicBool::new(false));
         let overrun_seen = overrun.clone();

@@ -94,6 +94,8 @@ const BATCH_BYTES: usize = 64 * 1024;
 
 pub struct Netlink {
     sock: Socket,
+    /// The port the kernel gave the socket: the `nlmsg_pid` of our requests' notifications.
+    port: u32,
     seq: u32,
     buf: Vec<u8>,
 }
@@ -225,14 +227,19 @@ fn parse(m: &RouteMessage) -> Option<KernelRoute> {
 impl Netlink {
     pub fn open() -> io::Result<Netlink> {
         let mut sock = Socket::new(NETLINK_ROUTE)?;
-        sock.bind_auto()?;
+        let port = sock.bind_auto()?.port_number();
         sock.set_rx_buf_sz(8 * 1024 * 1024)?;
         force_rcvbuf(&sock, 8 * 1024 * 1024);
         Ok(Netlink {
             sock,
+            port,
             seq: 0,
             buf: vec![0; 1 << 20],
         })
+    }
+
+    pub fn port(&self) -> u32 {
+        self.port
     }
 
     fn emit(&mut self, out: &mut Vec<u8>, msg: RouteNetlinkMessage, flags: u16) -> u32 {
@@ -390,9 +397,11 @@ fn force_rcvbuf(sock: &Socket, bytes: libc::c_int) {
     };
 }
 
-/// A classic BPF socket filter that drops RTM_NEWROUTE messages of `protocol`: the echoes of
-/// our own installs, which carry nothing the FIB needs.
-fn drop_own_additions(sock: &Socket, protocol: u8) -> io::Result<()> {
+/// A classic BPF socket filter that drops the echoes of our own requests (their `nlmsg_pid`
+/// is `own_port`, the requesting socket's, as the kernel notifies changes) and RTM_NEWROUTE
+/// messages of `protocol` from anyone: neither carries anything the FIB needs, and
+/// installing or withdrawing a million routes must not flood the socket.
+fn drop_own_echoes(sock: &Socket, protocol: u8, own_port: u32) -> io::Result<()> {
     const RTM_NEWROUTE: u16 = 24;
     let op = |code: u32, jt: u8, jf: u8, k: u32| libc::sock_filter {
         code: code as u16,
@@ -400,20 +409,25 @@ fn drop_own_additions(sock: &Socket, protocol: u8) -> io::Result<()> {
         jf,
         k,
     };
-    let (ld_h, ld_b, jeq, ret) = (
+    let (ld_w, ld_h, ld_b, jeq, ret) = (
+        libc::BPF_LD | libc::BPF_W | libc::BPF_ABS,
         libc::BPF_LD | libc::BPF_H | libc::BPF_ABS,
         libc::BPF_LD | libc::BPF_B | libc::BPF_ABS,
         libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K,
         libc::BPF_RET | libc::BPF_K,
     );
-    // Loads are big-endian; nlmsg_type is host order (little-endian on the targets served).
+    // Loads are big-endian; the header's fields are host order (little-endian on the
+    // targets served).
     let kind = u32::from(u16::from_be_bytes(RTM_NEWROUTE.to_ne_bytes()));
+    let port = u32::from_be_bytes(own_port.to_ne_bytes());
     let mut prog = [
+        op(ld_w, 0, 0, 12),                 // nlmsg_pid
+        op(jeq, 4, 0, port),                // our own request's echo: drop
         op(ld_h, 0, 0, 4),                  // nlmsg_type
         op(jeq, 0, 3, kind),                // not RTM_NEWROUTE: keep
         op(ld_b, 0, 0, 21),                 // rtm_protocol (rtmsg after the 16-byte header)
         op(jeq, 0, 1, u32::from(protocol)), // another protocol: keep
-        op(ret, 0, 0, 0),                   // ours: drop
+        op(ret, 0, 0, 0),                   // drop
         op(ret, 0, 0, u32::MAX),            // keep
     ];
     let fprog = libc::sock_fprog {
@@ -565,14 +579,14 @@ pub struct Monitor {
 }
 
 impl Monitor {
-    /// Subscribes; the kernel drops the echoes of `table`'s own additions before they are
-    /// queued (a socket filter), so installing a million routes does not flood the socket.
-    pub fn open(table: Table) -> io::Result<Monitor> {
+    /// Subscribes; the kernel drops the echoes of the requests of the socket bound to
+    /// `own_port` and of `table`'s additions before they are queued (a socket filter).
+    pub fn open(table: Table, own_port: u32) -> io::Result<Monitor> {
         let mut sock = Socket::new(NETLINK_ROUTE)?;
         sock.bind(&netlink_sys::SocketAddr::new(0, MONITOR_GROUPS))?;
         sock.set_rx_buf_sz(16 * 1024 * 1024)?;
         force_rcvbuf(&sock, 16 * 1024 * 1024);
-        drop_own_additions(&sock, table.protocol)?;
+        drop_own_echoes(&sock, table.protocol, own_port)?;
         Ok(Monitor {
             sock,
             buf: vec![0; 1 << 20],

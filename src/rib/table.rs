@@ -1,17 +1,13 @@
 //! The table: for each prefix, every path to it (each peer's Adj-RIB-In and our own routes
-//! in one place), kept best first as the last decision ranked them.
-//!
-//! Prefixes are keyed by integers per address family in hash maps split into shards, so that
-//! one lookup is a hash and a probe, and growing the table never copies all of it at once.
+//! in one place), kept best first as the last decision ranked them, in a `PrefixMap`.
 
-use std::hash::Hash;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 use std::sync::Arc;
 
-use ipnet::{IpNet, Ipv4Net, Ipv6Net};
-use rustc_hash::FxHashMap;
+use ipnet::IpNet;
 
 use super::attrs::AttrSet;
+use crate::prefix_map::PrefixMap;
 use crate::session::PeerId;
 use crate::wire::{Afi, Family, Safi};
 
@@ -220,193 +216,32 @@ impl Entry {
     }
 }
 
-/// An integer key for a prefix of one address family.
-trait Key: Copy + Eq + Hash {
-    fn prefix(self) -> Option<(Family, IpNet)>;
-    /// A hash for choosing the shard (independent of the bits the map's own hash uses).
-    fn spread(self) -> u64;
-}
-
-const SHARDS: usize = 64;
-const SPREAD: u64 = 0x9e37_79b9_7f4a_7c15;
-
-/// IPv4: SAFI << 40 | address << 8 | length.
-fn v4_key(safi: Safi, n: &Ipv4Net) -> u64 {
-    u64::from(safi.0) << 40 | u64::from(u32::from(n.network())) << 8 | u64::from(n.prefix_len())
-}
-
-/// IPv6: (address, SAFI << 8 | length).
-fn v6_key(safi: Safi, n: &Ipv6Net) -> (u128, u16) {
-    (
-        u128::from(n.network()),
-        u16::from(safi.0) << 8 | u16::from(n.prefix_len()),
-    )
-}
-
-impl Key for u64 {
-    fn prefix(self) -> Option<(Family, IpNet)> {
-        let net = Ipv4Net::new(Ipv4Addr::from((self >> 8) as u32), self as u8).ok()?;
-        let family = Family {
-            afi: Afi::IPV4,
-            safi: Safi((self >> 40) as u8),
-        };
-        Some((family, IpNet::V4(net)))
-    }
-
-    fn spread(self) -> u64 {
-        (self ^ self >> 32).wrapping_mul(SPREAD)
-    }
-}
-
-impl Key for (u128, u16) {
-    fn prefix(self) -> Option<(Family, IpNet)> {
-        let net = Ipv6Net::new(Ipv6Addr::from(self.0), self.1 as u8).ok()?;
-        let family = Family {
-            afi: Afi::IPV6,
-            safi: Safi((self.1 >> 8) as u8),
-        };
-        Some((family, IpNet::V6(net)))
-    }
-
-    fn spread(self) -> u64 {
-        let folded = (self.0 as u64) ^ ((self.0 >> 64) as u64) ^ u64::from(self.1);
-        folded.spread()
-    }
-}
-
-/// One family's prefixes in `SHARDS` hash maps, so that a map that grows copies only its own
-/// part (the table never holds two copies of itself). Shard `i` gets a share of the keys
-/// proportional to `2^(i/SHARDS)`: the shards cross their growth thresholds at table sizes
-/// spread over an octave, so the average load stays near the mean of hashbrown's range (7/16
-/// to 7/8) whatever the table size, instead of all shards doubling at once.
-#[derive(Debug)]
-struct Shards<K> {
-    maps: Vec<FxHashMap<K, Entry>>,
-    /// `bounds[i]`: the largest spread hash that goes to shard `i`.
-    bounds: Vec<u64>,
-}
-
-impl<K: Key> Shards<K> {
-    /// Bytes held: each map's slots (key, entry and a control byte) and the path lists of
-    /// prefixes with more than one path.
-    fn bytes(&self) -> usize {
-        let slot = size_of::<K>() + size_of::<Entry>() + 1;
-        self.maps
-            .iter()
-            .map(|m| {
-                m.capacity() * slot
-                    + m.values()
-                        .filter(|e| matches!(e.paths, Paths::Many(_)))
-                        .map(|e| size_of_val(e.paths()))
-                        .sum::<usize>()
-            })
-            .sum()
-    }
-
-    fn new() -> Shards<K> {
-        let weights: Vec<f64> = (0..SHARDS)
-            .map(|i| (i as f64 / SHARDS as f64).exp2())
-            .collect();
-        let total: f64 = weights.iter().sum();
-        let mut sum = 0.0;
-        let mut bounds: Vec<u64> = weights
-            .iter()
-            .map(|w| {
-                sum += w;
-                (sum / total * u64::MAX as f64) as u64
-            })
-            .collect();
-        if let Some(last) = bounds.last_mut() {
-            *last = u64::MAX;
-        }
-        Shards {
-            maps: (0..SHARDS).map(|_| FxHashMap::default()).collect(),
-            bounds,
-        }
-    }
-
-    fn shard(&self, k: K) -> usize {
-        let h = k.spread();
-        self.bounds.partition_point(|b| *b < h).min(SHARDS - 1)
-    }
-
-    fn map(&self, k: K) -> &FxHashMap<K, Entry> {
-        &self.maps[self.shard(k)]
-    }
-
-    fn map_mut(&mut self, k: K) -> &mut FxHashMap<K, Entry> {
-        let i = self.shard(k);
-        &mut self.maps[i]
-    }
-
-    fn len(&self) -> usize {
-        self.maps.iter().map(|m| m.len()).sum()
-    }
-
-    fn iter(&self) -> impl Iterator<Item = ((Family, IpNet), &Entry)> {
-        self.maps
-            .iter()
-            .flatten()
-            .filter_map(|(k, e)| Some((k.prefix()?, e)))
-    }
-
-    fn iter_mut(&mut self) -> impl Iterator<Item = ((Family, IpNet), &mut Entry)> {
-        self.maps
-            .iter_mut()
-            .flatten()
-            .filter_map(|(k, e)| Some((k.prefix()?, e)))
-    }
-}
-
 /// Every prefix of every family.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Table {
-    v4: Shards<u64>,
-    v6: Shards<(u128, u16)>,
-}
-
-impl Default for Table {
-    fn default() -> Table {
-        Table::new()
-    }
-}
-
-/// Runs `$body` on the shard map of `$key` in the right family, with the integer key bound
-/// to `$k` and the map to `$m`.
-macro_rules! with_map {
-    ($self:ident . $map:ident, $key:expr, |$m:ident, $k:ident| $body:expr) => {{
-        let (f, net): &(Family, IpNet) = $key;
-        match net {
-            IpNet::V4(n) => {
-                let $k = v4_key(f.safi, n);
-                let $m = $self.v4.$map($k);
-                $body
-            }
-            IpNet::V6(n) => {
-                let $k = v6_key(f.safi, n);
-                let $m = $self.v6.$map($k);
-                $body
-            }
-        }
-    }};
+    map: PrefixMap<Entry>,
 }
 
 impl Table {
     pub fn new() -> Table {
-        Table {
-            v4: Shards::new(),
-            v6: Shards::new(),
-        }
+        Table::default()
     }
 
     /// Prefixes held.
     pub fn len(&self) -> usize {
-        self.v4.len() + self.v6.len()
+        self.map.len()
     }
 
-    /// Bytes the table holds (for `show memory`).
+    /// Bytes the table holds (for `show memory`): its slots, and the path lists of prefixes
+    /// with more than one path.
     pub fn bytes(&self) -> usize {
-        self.v4.bytes() + self.v6.bytes()
+        let lists: usize = self
+            .map
+            .values()
+            .filter(|e| matches!(e.paths, Paths::Many(_)))
+            .map(|e| size_of_val(e.paths()))
+            .sum();
+        self.map.bytes() + lists
     }
 
     pub fn is_empty(&self) -> bool {
@@ -414,43 +249,41 @@ impl Table {
     }
 
     pub fn get(&self, key: &(Family, IpNet)) -> Option<&Entry> {
-        with_map!(self.map, key, |m, k| m.get(&k))
+        self.map.get(key)
     }
 
     pub fn get_mut(&mut self, key: &(Family, IpNet)) -> Option<&mut Entry> {
-        with_map!(self.map_mut, key, |m, k| m.get_mut(&k))
+        self.map.get_mut(key)
     }
 
     pub fn contains_key(&self, key: &(Family, IpNet)) -> bool {
-        self.get(key).is_some()
+        self.map.contains_key(key)
     }
 
     /// The entry for a prefix, created empty if missing.
     pub fn entry(&mut self, key: &(Family, IpNet)) -> &mut Entry {
-        with_map!(self.map_mut, key, |m, k| m.entry(k).or_default())
+        self.map.entry_or_default(key)
     }
 
     pub fn remove(&mut self, key: &(Family, IpNet)) {
-        with_map!(self.map_mut, key, |m, k| {
-            m.remove(&k);
-        })
+        self.map.remove(key);
     }
 
     /// Every prefix and its entry, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = ((Family, IpNet), &Entry)> {
-        self.v4.iter().chain(self.v6.iter())
+        self.map.iter()
     }
 
     pub fn iter_mut(&mut self) -> impl Iterator<Item = ((Family, IpNet), &mut Entry)> {
-        self.v4.iter_mut().chain(self.v6.iter_mut())
+        self.map.iter_mut()
     }
 
     pub fn keys(&self) -> impl Iterator<Item = (Family, IpNet)> {
-        self.iter().map(|(k, _)| k)
+        self.map.keys()
     }
 
     pub fn values(&self) -> impl Iterator<Item = &Entry> {
-        self.iter().map(|(_, e)| e)
+        self.map.values()
     }
 
     /// Every prefix in order (family, then address and length), for display.
@@ -511,20 +344,6 @@ mod tests {
         assert_eq!(e.paths().len(), 1);
         assert_eq!(e.remove(PathSource::Peer(0), |_| true), 1);
         assert!(e.is_empty());
-    }
-
-    #[test]
-    fn shards_get_growing_shares() {
-        let s: Shards<u64> = Shards::new();
-        let mut counts = [0usize; SHARDS];
-        for i in 0..200_000u64 {
-            counts[s.shard(i << 8 | 24)] += 1;
-        }
-        let (first, last) = (counts[0] as f64, counts[SHARDS - 1] as f64);
-        assert!(
-            (1.7..2.3).contains(&(last / first)),
-            "the last shard gets about twice the first: {counts:?}"
-        );
     }
 
     #[test]

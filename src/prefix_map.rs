@@ -1,0 +1,304 @@
+//! A map from prefixes to values, for tables of a million routes: prefixes are keyed by
+//! integers per address family, in hash maps split into shards, so that one lookup is a hash
+//! and a probe, and growing the map never copies (or holds twice) more than one shard.
+//! The RIB's table and the FIB's record of the kernel are both one.
+
+use std::hash::Hash;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+
+use crate::wire::{Afi, Family, Safi};
+
+/// Keys are prefixes peers chose: the maps' hasher is seeded per process.
+type Map<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+
+/// An integer key for a prefix of one address family.
+trait Key: Copy + Eq + Hash {
+    fn prefix(self) -> Option<(Family, IpNet)>;
+    /// A hash for choosing the shard (independent of the bits the map's own hash uses).
+    fn spread(self) -> u64;
+}
+
+const SHARDS: usize = 64;
+const SPREAD: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// IPv4: SAFI << 40 | address << 8 | length.
+fn v4_key(safi: Safi, n: &Ipv4Net) -> u64 {
+    u64::from(safi.0) << 40 | u64::from(u32::from(n.network())) << 8 | u64::from(n.prefix_len())
+}
+
+/// IPv6: (address, SAFI << 8 | length).
+fn v6_key(safi: Safi, n: &Ipv6Net) -> (u128, u16) {
+    (
+        u128::from(n.network()),
+        u16::from(safi.0) << 8 | u16::from(n.prefix_len()),
+    )
+}
+
+impl Key for u64 {
+    fn prefix(self) -> Option<(Family, IpNet)> {
+        let net = Ipv4Net::new(Ipv4Addr::from((self >> 8) as u32), self as u8).ok()?;
+        let family = Family {
+            afi: Afi::IPV4,
+            safi: Safi((self >> 40) as u8),
+        };
+        Some((family, IpNet::V4(net)))
+    }
+
+    fn spread(self) -> u64 {
+        (self ^ self >> 32).wrapping_mul(SPREAD)
+    }
+}
+
+impl Key for (u128, u16) {
+    fn prefix(self) -> Option<(Family, IpNet)> {
+        let net = Ipv6Net::new(Ipv6Addr::from(self.0), self.1 as u8).ok()?;
+        let family = Family {
+            afi: Afi::IPV6,
+            safi: Safi((self.1 >> 8) as u8),
+        };
+        Some((family, IpNet::V6(net)))
+    }
+
+    fn spread(self) -> u64 {
+        let folded = (self.0 as u64) ^ ((self.0 >> 64) as u64) ^ u64::from(self.1);
+        folded.spread()
+    }
+}
+
+/// One family's prefixes in `SHARDS` hash maps. Shard `i` gets a share of the keys
+/// proportional to `2^(i/SHARDS)`: the shards cross their growth thresholds at sizes spread
+/// over an octave, so the average load stays near the mean of hashbrown's range (7/16 to
+/// 7/8) whatever the size, instead of all shards doubling at once.
+#[derive(Debug)]
+struct Shards<K, V> {
+    maps: Vec<Map<K, V>>,
+    /// `bounds[i]`: the largest spread hash that goes to shard `i`.
+    bounds: Vec<u64>,
+}
+
+impl<K: Key, V> Shards<K, V> {
+    fn new() -> Shards<K, V> {
+        let weights: Vec<f64> = (0..SHARDS)
+            .map(|i| (i as f64 / SHARDS as f64).exp2())
+            .collect();
+        let total: f64 = weights.iter().sum();
+        let mut sum = 0.0;
+        let mut bounds: Vec<u64> = weights
+            .iter()
+            .map(|w| {
+                sum += w;
+                (sum / total * u64::MAX as f64) as u64
+            })
+            .collect();
+        if let Some(last) = bounds.last_mut() {
+            *last = u64::MAX;
+        }
+        Shards {
+            maps: (0..SHARDS).map(|_| Map::default()).collect(),
+            bounds,
+        }
+    }
+
+    fn shard(&self, k: K) -> usize {
+        let h = k.spread();
+        self.bounds.partition_point(|b| *b < h).min(SHARDS - 1)
+    }
+
+    fn map(&self, k: K) -> &Map<K, V> {
+        &self.maps[self.shard(k)]
+    }
+
+    fn map_mut(&mut self, k: K) -> &mut Map<K, V> {
+        let i = self.shard(k);
+        &mut self.maps[i]
+    }
+
+    fn len(&self) -> usize {
+        self.maps.iter().map(|m| m.len()).sum()
+    }
+
+    /// Slots allocated (each a key, a value and a control byte).
+    fn capacity(&self) -> usize {
+        self.maps.iter().map(|m| m.capacity()).sum()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = ((Family, IpNet), &V)> {
+        self.maps
+            .iter()
+            .flatten()
+            .filter_map(|(k, v)| Some((k.prefix()?, v)))
+    }
+
+    fn iter_mut(&mut self) -> impl Iterator<Item = ((Family, IpNet), &mut V)> {
+        self.maps
+            .iter_mut()
+            .flatten()
+            .filter_map(|(k, v)| Some((k.prefix()?, v)))
+    }
+}
+
+/// Every prefix of every family, with a value each.
+#[derive(Debug)]
+pub struct PrefixMap<V> {
+    v4: Shards<u64, V>,
+    v6: Shards<(u128, u16), V>,
+}
+
+impl<V> Default for PrefixMap<V> {
+    fn default() -> PrefixMap<V> {
+        PrefixMap::new()
+    }
+}
+
+/// Runs `$body` on the shard map of `$key` in the right family, with the integer key bound
+/// to `$k` and the map to `$m`.
+macro_rules! with_map {
+    ($self:ident . $map:ident, $key:expr, |$m:ident, $k:ident| $body:expr) => {{
+        let (f, net): &(Family, IpNet) = $key;
+        match net {
+            IpNet::V4(n) => {
+                let $k = v4_key(f.safi, n);
+                let $m = $self.v4.$map($k);
+                $body
+            }
+            IpNet::V6(n) => {
+                let $k = v6_key(f.safi, n);
+                let $m = $self.v6.$map($k);
+                $body
+            }
+        }
+    }};
+}
+
+impl<V> PrefixMap<V> {
+    pub fn new() -> PrefixMap<V> {
+        PrefixMap {
+            v4: Shards::new(),
+            v6: Shards::new(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.v4.len() + self.v6.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes of the slots allocated, not counting what values hold elsewhere.
+    pub fn bytes(&self) -> usize {
+        let slot = |key: usize| key + size_of::<V>() + 1;
+        self.v4.capacity() * slot(size_of::<u64>())
+            + self.v6.capacity() * slot(size_of::<(u128, u16)>())
+    }
+
+    pub fn get(&self, key: &(Family, IpNet)) -> Option<&V> {
+        with_map!(self.map, key, |m, k| m.get(&k))
+    }
+
+    pub fn get_mut(&mut self, key: &(Family, IpNet)) -> Option<&mut V> {
+        with_map!(self.map_mut, key, |m, k| m.get_mut(&k))
+    }
+
+    pub fn contains_key(&self, key: &(Family, IpNet)) -> bool {
+        self.get(key).is_some()
+    }
+
+    pub fn insert(&mut self, key: &(Family, IpNet), value: V) -> Option<V> {
+        with_map!(self.map_mut, key, |m, k| m.insert(k, value))
+    }
+
+    pub fn remove(&mut self, key: &(Family, IpNet)) -> Option<V> {
+        with_map!(self.map_mut, key, |m, k| m.remove(&k))
+    }
+
+    /// The value for a prefix, created by `default` if missing.
+    pub fn entry_or_default(&mut self, key: &(Family, IpNet)) -> &mut V
+    where
+        V: Default,
+    {
+        with_map!(self.map_mut, key, |m, k| m.entry(k).or_default())
+    }
+
+    /// Every prefix and its value, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = ((Family, IpNet), &V)> {
+        self.v4.iter().chain(self.v6.iter())
+    }
+
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = ((Family, IpNet), &mut V)> {
+        self.v4.iter_mut().chain(self.v6.iter_mut())
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = (Family, IpNet)> {
+        self.iter().map(|(k, _)| k)
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = &V> {
+        self.iter().map(|(_, v)| v)
+    }
+
+    /// Keeps only the prefixes `keep` says yes to.
+    pub fn retain(&mut self, mut keep: impl FnMut(&(Family, IpNet), &mut V) -> bool) {
+        for m in &mut self.v4.maps {
+            m.retain(|k, v| k.prefix().is_some_and(|p| keep(&p, v)));
+        }
+        for m in &mut self.v6.maps {
+            m.retain(|k, v| k.prefix().is_some_and(|p| keep(&p, v)));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_get_growing_shares() {
+        let s: Shards<u64, ()> = Shards::new();
+        let mut counts = [0usize; SHARDS];
+        for i in 0..200_000u64 {
+            counts[s.shard(i << 8 | 24)] += 1;
+        }
+        let (first, last) = (counts[0] as f64, counts[SHARDS - 1] as f64);
+        assert!(
+            (1.7..2.3).contains(&(last / first)),
+            "the last shard gets about twice the first: {counts:?}"
+        );
+    }
+
+    #[test]
+    fn keys_round_trip() {
+        let mut m = PrefixMap::new();
+        let keys: Vec<(Family, IpNet)> = [
+            (Family::IPV4_UNICAST, "198.18.0.0/15"),
+            (Family::IPV4_UNICAST, "0.0.0.0/0"),
+            (
+                Family {
+                    afi: Afi::IPV4,
+                    safi: Safi::MULTICAST,
+                },
+                "198.18.1.0/26",
+            ),
+            (Family::IPV6_UNICAST, "2001:db8::/32"),
+            (Family::IPV6_UNICAST, "2001:db8:1::40/122"),
+        ]
+        .into_iter()
+        .map(|(f, n)| (f, n.parse().unwrap()))
+        .collect();
+        for (i, k) in keys.iter().enumerate() {
+            assert_eq!(m.insert(k, i), None);
+        }
+        assert_eq!(m.len(), keys.len());
+        let mut back: Vec<_> = m.iter().map(|(k, v)| (*v, k)).collect();
+        back.sort();
+        assert_eq!(back.into_iter().map(|(_, k)| k).collect::<Vec<_>>(), keys);
+        m.retain(|k, _| k.0.afi == Afi::IPV6);
+        assert_eq!(m.len(), 2);
+        assert_eq!(m.remove(&keys[3]), Some(3));
+        assert!(!m.contains_key(&keys[3]));
+        assert!(m.bytes() > 0);
+    }
+}
