@@ -39,7 +39,7 @@ pub async fn run(listener: Arc<TcpListener>, peers: Directory) {
         let peer = peers.read().ok().and_then(|p| p.get(&ip).cloned());
         match peer {
             Some(tx) => {
-                let _ = tx.send(ToPeer::Incoming(stream)).await;
+                let _ = tx.send(ToPeer::Incoming(Box::new(stream))).await;
             }
             None => info!("connection from unknown address {ip} refused"),
         }

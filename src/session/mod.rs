@@ -39,10 +39,11 @@ pub enum ToPeer {
     RequestRefresh,
     /// Our restart is over: later OPENs no longer carry the Restart State bit (RFC 4724 §3).
     RestartComplete,
-    /// A connection the listener accepted from this peer's address.
-    Incoming(TcpStream),
+    /// A connection the listener accepted from this peer's address (boxed, as the next
+    /// variant: every peer's command queue is sized by the largest variant).
+    Incoming(Box<TcpStream>),
     /// A colliding connection and the OPEN it sent, with any bytes read after it.
-    IncomingOpen(TcpStream, Box<Open>, BytesMut),
+    IncomingOpen(Box<(TcpStream, Open, BytesMut)>),
 }
 
 /// What peer tasks tell the RIB.

@@ -105,58 +105,68 @@ impl Peer {
                 r = dial_result(&mut self.dialling), if self.dialling.is_some() => Wake::Dialled(r),
                 r = read_some(&mut self.conn, &mut self.rbuf), if reading => Wake::Read(r),
             };
-            match wake {
-                Wake::Command(Some(c)) => self.command(c).await,
-                Wake::Command(None) => {
-                    let n = super::fsm::cease(
-                        wire::notification::cease::PEER_DECONFIGURED,
-                        "peer de-configured",
-                    );
-                    self.event(Event::Stop(n)).await;
-                    self.flush_and_close();
-                    return;
-                }
-                Wake::Timer(Some(t)) => {
-                    self.timers.remove(&t);
-                    // A paused reader is not the peer's silence: wait for the RIB instead.
-                    if t == Timer::Hold && self.pending.is_some() {
-                        self.timers
-                            .insert(t, Instant::now() + Duration::from_secs(1));
-                    } else {
-                        self.event(Event::Expired(t)).await;
-                    }
-                }
-                Wake::Timer(None) => {}
-                Wake::Rib(permit) => {
-                    match (permit, self.pending.take()) {
-                        (Some(p), Some(m)) => {
-                            p.send(m);
-                        }
-                        _ => return,
-                    }
-                    self.drain_frames().await;
-                }
-                Wake::Dialled(r) => {
-                    self.dialling = None;
-                    match r {
-                        Ok(stream) => {
-                            self.attach(stream, true);
-                            self.event(Event::Connected).await;
-                        }
-                        Err(e) => {
-                            debug!(peer = %self.cfg.name, "connect failed: {e}");
-                            self.set_error(format!("Socket: {}", os_message(&e)));
-                            self.event(Event::Closed).await;
-                        }
-                    }
-                }
-                Wake::Read(Ok(0) | Err(_)) => {
-                    self.conn = None;
-                    self.event(Event::Closed).await;
-                }
-                Wake::Read(Ok(_)) => self.drain_frames().await,
+            // What a wake-up does runs in its own allocation: the task itself, idle most of
+            // the time, stays small (a thousand peers hold a thousand of them).
+            if !Box::pin(self.on_wake(wake)).await {
+                return;
             }
         }
+    }
+
+    /// Acts on what woke the task; `false` when the task must end.
+    async fn on_wake(&mut self, wake: Wake) -> bool {
+        match wake {
+            Wake::Command(Some(c)) => self.command(c).await,
+            Wake::Command(None) => {
+                let n = super::fsm::cease(
+                    wire::notification::cease::PEER_DECONFIGURED,
+                    "peer de-configured",
+                );
+                self.event(Event::Stop(n)).await;
+                self.flush_and_close();
+                return false;
+            }
+            Wake::Timer(Some(t)) => {
+                self.timers.remove(&t);
+                // A paused reader is not the peer's silence: wait for the RIB instead.
+                if t == Timer::Hold && self.pending.is_some() {
+                    self.timers
+                        .insert(t, Instant::now() + Duration::from_secs(1));
+                } else {
+                    self.event(Event::Expired(t)).await;
+                }
+            }
+            Wake::Timer(None) => {}
+            Wake::Rib(permit) => {
+                match (permit, self.pending.take()) {
+                    (Some(p), Some(m)) => {
+                        p.send(m);
+                    }
+                    _ => return false,
+                }
+                self.drain_frames().await;
+            }
+            Wake::Dialled(r) => {
+                self.dialling = None;
+                match r {
+                    Ok(stream) => {
+                        self.attach(stream, true);
+                        self.event(Event::Connected).await;
+                    }
+                    Err(e) => {
+                        debug!(peer = %self.cfg.name, "connect failed: {e}");
+                        self.set_error(format!("Socket: {}", os_message(&e)));
+                        self.event(Event::Closed).await;
+                    }
+                }
+            }
+            Wake::Read(Ok(0) | Err(_)) => {
+                self.conn = None;
+                self.event(Event::Closed).await;
+            }
+            Wake::Read(Ok(_)) => self.drain_frames().await,
+        }
+        true
     }
 
     async fn command(&mut self, c: ToPeer) {
@@ -214,8 +224,11 @@ impl Peer {
                     }
                 }
             }
-            ToPeer::Incoming(stream) => self.incoming(stream).await,
-            ToPeer::IncomingOpen(stream, open, rest) => self.collision(stream, *open, rest).await,
+            ToPeer::Incoming(stream) => self.incoming(*stream).await,
+            ToPeer::IncomingOpen(c) => {
+                let (stream, open, rest) = *c;
+                self.collision(stream, open, rest).await
+            }
         }
     }
 
@@ -243,7 +256,7 @@ impl Peer {
                         tokio::time::timeout(COLLISION_OPEN_WAIT, read_open(stream)).await
                     {
                         let _ = back
-                            .send(ToPeer::IncomingOpen(s, Box::new(open), rest))
+                            .send(ToPeer::IncomingOpen(Box::new((s, open, rest))))
                             .await;
                     }
                 });
@@ -331,6 +344,11 @@ impl Peer {
                 Err(e) => Event::Malformed(e),
             };
             self.event(ev).await;
+        }
+        // Paused for the RIB: keep only the bytes not yet decoded, not a whole read buffer
+        // (a storm of sessions all waiting for the RIB would hold 4 KiB each).
+        if self.pending.is_some() && self.rbuf.capacity() >= 4 * self.rbuf.len() {
+            self.rbuf = BytesMut::from(&self.rbuf[..]);
         }
     }
 
@@ -528,13 +546,23 @@ async fn dial_result(d: &mut Option<JoinHandle<io::Result<TcpStream>>>) -> io::R
     }
 }
 
+/// Reads what the peer sent. An idle session holds no buffer: with every frame taken, the
+/// allocation goes back before waiting for the socket, and a new one is made once there is
+/// something to read (a thousand quiet sessions would otherwise hold 4 KiB each).
 async fn read_some(conn: &mut Option<Conn>, buf: &mut BytesMut) -> io::Result<usize> {
-    match conn {
-        Some(c) => {
-            buf.reserve(4096);
-            c.read.read_buf(buf).await
+    let Some(c) = conn else {
+        return std::future::pending().await;
+    };
+    if buf.is_empty() {
+        *buf = BytesMut::new();
+    }
+    loop {
+        c.read.readable().await?;
+        buf.reserve(4096);
+        match c.read.try_read_buf(buf) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            r => return r,
         }
-        None => std::future::pending().await,
     }
 }
 
