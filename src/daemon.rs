@@ -193,7 +193,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             () = notified(&interfaces_changed), if interfaces_changed.is_some() => {
                 // Next hops resolve differently now (a device went down, `tunl0` appeared):
                 // every route is worked out again.
-                d.rib.fib_dirty.extend(d.rib.table.keys());
+                d.rib.sweep_fib();
                 d.sync_kernel();
             }
             _ = tick(&mut watchdog), if watchdog.is_some() => notify::notify("WATCHDOG=1"),
@@ -273,12 +273,12 @@ impl Daemon {
             Some(f) => {
                 f.sync(&mut self.rib);
                 // Leftover routes go only once every wanted route has been handed over.
-                if self.fib_finish && self.rib.fib_dirty.is_empty() {
+                if self.fib_finish && !self.rib.fib_pending() {
                     self.fib_finish = false;
                     f.finish_sync();
                 }
             }
-            None => self.rib.fib_dirty.clear(),
+            None => self.rib.fib_forget(),
         }
     }
 
@@ -407,7 +407,7 @@ impl Daemon {
         // A pool's encapsulation may have changed how its routes are written: every kernel
         // route is worked out again (unchanged ones cost no request).
         if new.pools != self.config.pools {
-            self.rib.fib_dirty.extend(self.rib.table.keys());
+            self.rib.sweep_fib();
         }
         self.config = new;
         self.reconfigured = SystemTime::now();
@@ -494,7 +494,7 @@ impl Daemon {
                 (left, u64::from(self.config.kernel.startup_wait))
             }),
             fib: self.fib.as_ref().map(|f| {
-                let in_sync = f.in_sync() && self.rib.fib_dirty.is_empty();
+                let in_sync = f.in_sync() && !self.rib.fib_pending();
                 let stats = f.stats.lock().unwrap_or_else(|p| p.into_inner()).clone();
                 commands::FibView { stats, in_sync }
             }),

@@ -124,6 +124,13 @@ impl<K: Key, V> Shards<K, V> {
         self.maps.iter().map(|m| m.capacity()).sum()
     }
 
+    fn part_keys(&self, i: usize) -> Vec<(Family, IpNet)> {
+        self.maps
+            .get(i)
+            .map(|m| m.keys().filter_map(|k| k.prefix()).collect())
+            .unwrap_or_default()
+    }
+
     fn iter(&self) -> impl Iterator<Item = ((Family, IpNet), &V)> {
         self.maps
             .iter()
@@ -138,6 +145,9 @@ impl<K: Key, V> Shards<K, V> {
             .filter_map(|(k, v)| Some((k.prefix()?, v)))
     }
 }
+
+/// `PrefixMap::part_keys` splits the map into this many parts.
+pub const PARTS: usize = 2 * SHARDS;
 
 /// Every prefix of every family, with a value each.
 #[derive(Debug)]
@@ -240,6 +250,16 @@ impl<V> PrefixMap<V> {
         self.iter().map(|(_, v)| v)
     }
 
+    /// The prefixes of part `i` of `PARTS` (one shard), for walking a large map a part at a
+    /// time while it changes.
+    pub fn part_keys(&self, i: usize) -> Vec<(Family, IpNet)> {
+        if i < SHARDS {
+            self.v4.part_keys(i)
+        } else {
+            self.v6.part_keys(i - SHARDS)
+        }
+    }
+
     /// Keeps only the prefixes `keep` says yes to.
     pub fn retain(&mut self, mut keep: impl FnMut(&(Family, IpNet), &mut V) -> bool) {
         for m in &mut self.v4.maps {
@@ -300,5 +320,8 @@ mod tests {
         assert_eq!(m.remove(&keys[3]), Some(3));
         assert!(!m.contains_key(&keys[3]));
         assert!(m.bytes() > 0);
+        let mut parts: Vec<_> = (0..PARTS).flat_map(|i| m.part_keys(i)).collect();
+        parts.sort();
+        assert_eq!(parts, vec![keys[4]], "every part walked: the map");
     }
 }

@@ -26,7 +26,7 @@ use netlink::{Hop, KernelEvent, KernelRoute, Monitor, Table, Target};
 const APPLY_SLICE: usize = 8192;
 
 /// Messages of changes that may wait for the FIB thread.
-const QUEUED: usize = 4;
+const QUEUED: usize = 2;
 /// Prefixes marked for the kernel beyond which the daemon stops taking UPDATEs from the
 /// sessions until the FIB thread catches up: the sessions stop reading and TCP holds the
 /// peers back, so a fast feed neither piles up marks in memory nor outruns the kernel by
@@ -194,6 +194,7 @@ impl Handle {
     /// (`Handle::drained`), so a fast feed never piles up wanted routes in memory.
     pub fn sync(&self, rib: &mut Rib) {
         let room = QUEUED.saturating_sub(self.queued.load(Ordering::Acquire)) * APPLY_SLICE;
+        rib.fib_refill(room);
         if rib.fib_dirty.is_empty() || room == 0 {
             return;
         }

@@ -24,6 +24,7 @@ use crate::fib::netlink::Alien;
 use crate::policy;
 use crate::policy::calico::Calico;
 use crate::policy::reflect::{Source, Speaker, Target};
+use crate::prefix_map;
 use crate::session::{PeerId, Session};
 use crate::wire::attr::Origin;
 use crate::wire::{Family, RouteRefresh, Update};
@@ -79,6 +80,9 @@ pub struct Rib {
     dirty: FxHashMap<(Family, IpNet), Before>,
     /// Prefixes whose best or multipath set changed, for the FIB.
     pub fib_dirty: FxHashSet<(Family, IpNet)>,
+    /// Every prefix is to be worked out again for the FIB, from this part of the table on
+    /// (`sweep_fib`).
+    fib_sweep: Option<usize>,
 }
 
 /// A prefix's leading paths as the last decision ranked them, noted before its first change
@@ -356,6 +360,34 @@ pub fn family_of(net: &IpNet) -> Family {
 }
 
 impl Rib {
+    /// Marks every prefix for the FIB (next hops resolve differently, a pool's encapsulation
+    /// changed), a part of the table at a time as the FIB takes them (`fib_refill`), so a
+    /// million routes are never all marked at once.
+    pub fn sweep_fib(&mut self) {
+        self.fib_sweep = Some(0);
+    }
+
+    /// Tops `fib_dirty` up to `room` prefixes from a sweep under way.
+    pub fn fib_refill(&mut self, room: usize) {
+        while let Some(i) = self.fib_sweep
+            && self.fib_dirty.len() < room
+        {
+            self.fib_dirty.extend(self.table.part_keys(i));
+            self.fib_sweep = (i + 1 < prefix_map::PARTS).then_some(i + 1);
+        }
+    }
+
+    /// Whether changes wait for the FIB.
+    pub fn fib_pending(&self) -> bool {
+        !self.fib_dirty.is_empty() || self.fib_sweep.is_some()
+    }
+
+    /// Forgets what waits for the FIB (there is none).
+    pub fn fib_forget(&mut self) {
+        self.fib_dirty.clear();
+        self.fib_sweep = None;
+    }
+
     pub fn new(config: &Config) -> Rib {
         let mut rib = Rib {
             speaker: Speaker {
@@ -372,6 +404,7 @@ impl Rib {
             export: Exporter::default(),
             dirty: FxHashMap::default(),
             fib_dirty: FxHashSet::default(),
+            fib_sweep: None,
         };
         for p in config.peers() {
             rib.add_peer(p);

@@ -286,6 +286,11 @@ impl Table {
         self.map.values()
     }
 
+    /// The prefixes of part `i` of `prefix_map::PARTS`.
+    pub fn part_keys(&self, i: usize) -> Vec<(Family, IpNet)> {
+        self.map.part_keys(i)
+    }
+
     /// Every prefix in order (family, then address and length), for display.
     pub fn sorted_keys(&self) -> Vec<(Family, IpNet)> {
         let mut keys: Vec<(Family, IpNet)> = self.keys().collect();
