@@ -2,7 +2,6 @@
 
 use bytes::{BufMut, BytesMut};
 use serde::{Deserialize, Serialize};
-use smallvec::smallvec;
 
 use super::Negotiated;
 use super::attr::{
@@ -84,11 +83,12 @@ impl Update {
             return Update::default();
         }
         Update {
-            attributes: smallvec![PathAttribute::new(Attr::MpUnreach(Box::new(MpUnreach {
+            attributes: [PathAttribute::new(Attr::MpUnreach(Box::new(MpUnreach {
                 afi: family.afi,
                 safi: family.safi,
                 withdrawn: Vec::new(),
-            })))],
+            })))]
+            .into(),
             ..Update::default()
         }
     }
@@ -231,6 +231,7 @@ impl Update {
 mod tests {
     use super::*;
     use crate::wire::attr::Origin;
+    use smallvec::smallvec;
 
     fn neg() -> Negotiated {
         Negotiated::default()
@@ -256,9 +257,10 @@ mod tests {
     #[test]
     fn missing_mandatory_is_treat_as_withdraw() {
         let u = Update {
-            attributes: smallvec![PathAttribute::new(Attr::Origin {
+            attributes: [PathAttribute::new(Attr::Origin {
                 origin: Origin::Igp,
-            })],
+            })]
+            .into(),
             nlri: smallvec![Prefix::new("203.0.113.0/26".parse().unwrap())],
             ..Update::default()
         };
