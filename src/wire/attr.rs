@@ -202,8 +202,12 @@ impl PathAttribute {
 }
 
 /// A path attribute's value. Attributes wren does not interpret are kept as bytes.
+///
+/// `repr(u8)`: an explicit tag octet (same 32-byte size as the niche layout rustc would pick
+/// otherwise), so every match on the variant is one byte load instead of decoding a niche.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "attr", rename_all = "kebab-case")]
+#[repr(u8)]
 pub enum Attr {
     /// RFC 4271 §5.1.1.
     Origin { origin: Origin },

@@ -201,6 +201,7 @@ impl Update {
         (missing != 0).then(|| missing.trailing_zeros() as u8)
     }
 
+    #[inline]
     pub(crate) fn encode_body(
         &self,
         neg: &Negotiated,
