@@ -687,6 +687,10 @@ fn decode_value(
             };
             put(Attr::Origin { origin })
         }
+        // An iBGP route's AS_PATH is empty: no segments to read, nothing to allocate.
+        code::AS_PATH if v.is_empty() => put(Attr::AsPath {
+            segments: Vec::new(),
+        }),
         code::AS_PATH => put(Attr::AsPath {
             segments: decode_segments(v, neg.four_octet_as)
                 .ok_or_else(|| malformed(type_code, MALFORMED_AS_PATH, &[], "malformed AS_PATH"))?,

@@ -185,6 +185,7 @@ impl Update {
 
     /// RFC 7606 §3 (d): an UPDATE that announces routes needs ORIGIN and AS_PATH, and
     /// NEXT_HOP when it announces IPv4 routes in the NLRI field (RFC 4760 §3).
+    #[inline]
     fn missing_mandatory(&self, present: u64) -> Option<u8> {
         let bits = |c: u8| 1u64 << c;
         let required = if !self.nlri.is_empty() {
