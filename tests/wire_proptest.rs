@@ -116,11 +116,11 @@ fn attr(neg: Negotiated) -> impl Strategy<Value = Attr> {
     });
     let mp_unreach = family().prop_flat_map(move |(afi, safi)| {
         vec(prefix(afi, add_path_for(&neg, afi)), 0..6).prop_map(move |withdrawn| {
-            Attr::MpUnreach(MpUnreach {
+            Attr::MpUnreach(Box::new(MpUnreach {
                 afi,
                 safi,
                 withdrawn,
-            })
+            }))
         })
     });
     let known = [1u8, 2, 3, 4, 5, 6, 7, 8, 9, 10, 14, 15, 16, 17, 18, 32];

@@ -296,11 +296,11 @@ fn main() {
             enc(
                 &four,
                 &[up(Update {
-                    attributes: vec![pa(Attr::MpUnreach(MpUnreach {
+                    attributes: vec![pa(Attr::MpUnreach(Box::new(MpUnreach {
                         afi: Afi::IPV6,
                         safi: Safi::UNICAST,
                         withdrawn: vec![p("2001:db8:17::40/122")],
-                    }))]
+                    })))]
                     .into(),
                     ..Update::default()
                 })],

@@ -224,11 +224,11 @@ fn withdrawal(f: Family, prefixes: &[Prefix]) -> Update {
         };
     }
     Update {
-        attributes: vec![PathAttribute::new(Attr::MpUnreach(MpUnreach {
+        attributes: vec![PathAttribute::new(Attr::MpUnreach(Box::new(MpUnreach {
             afi: f.afi,
             safi: f.safi,
             withdrawn: prefixes.to_vec(),
-        }))]
+        })))]
         .into(),
         ..Update::default()
     }

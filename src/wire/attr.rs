@@ -47,7 +47,99 @@ pub mod code {
 /// The path attributes of an UPDATE, in wire order. Four are kept inline: Calico's iBGP
 /// UPDATEs carry ORIGIN, AS_PATH, NEXT_HOP (or MP_REACH_NLRI) and LOCAL_PREF, and then
 /// decoding them allocates nothing.
-pub type Attributes = SmallVec<[PathAttribute; 4]>;
+///
+/// It is a `SmallVec` (through `Deref`) with one addition: dropping a list whose attributes
+/// are all inline and own no heap memory (Calico's ORIGIN, empty AS_PATH, NEXT_HOP,
+/// LOCAL_PREF) skips the per-attribute drop calls — one inlined check per attribute instead
+/// of an out-of-line drop of each.
+#[derive(Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Attributes(pub SmallVec<[PathAttribute; 4]>);
+
+impl Attributes {
+    pub fn new() -> Self {
+        Attributes(SmallVec::new())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The attributes as a vector (no copy if they had spilled to the heap).
+    pub fn into_vec(mut self) -> Vec<PathAttribute> {
+        std::mem::take(&mut self.0).into_vec()
+    }
+}
+
+impl Drop for Attributes {
+    #[inline]
+    fn drop(&mut self) {
+        if !self.0.spilled() && self.0.iter().all(|a| a.value.owns_no_heap()) {
+            // Nothing to free: forgetting the list leaks nothing, and the emptied list left
+            // behind drops without visiting any attribute.
+            std::mem::forget(std::mem::take(&mut self.0));
+        }
+    }
+}
+
+impl fmt::Debug for Attributes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::ops::Deref for Attributes {
+    type Target = SmallVec<[PathAttribute; 4]>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Attributes {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl From<Vec<PathAttribute>> for Attributes {
+    fn from(v: Vec<PathAttribute>) -> Self {
+        Attributes(SmallVec::from_vec(v))
+    }
+}
+
+impl From<SmallVec<[PathAttribute; 4]>> for Attributes {
+    fn from(v: SmallVec<[PathAttribute; 4]>) -> Self {
+        Attributes(v)
+    }
+}
+
+impl<const N: usize> From<[PathAttribute; N]> for Attributes {
+    fn from(a: [PathAttribute; N]) -> Self {
+        Attributes(a.into_iter().collect())
+    }
+}
+
+impl FromIterator<PathAttribute> for Attributes {
+    fn from_iter<I: IntoIterator<Item = PathAttribute>>(i: I) -> Self {
+        Attributes(i.into_iter().collect())
+    }
+}
+
+impl<'a> IntoIterator for &'a mut Attributes {
+    type Item = &'a mut PathAttribute;
+    type IntoIter = std::slice::IterMut<'a, PathAttribute>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter_mut()
+    }
+}
+
+impl<'a> IntoIterator for &'a Attributes {
+    type Item = &'a PathAttribute;
+    type IntoIter = std::slice::Iter<'a, PathAttribute>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
 
 /// One path attribute: its flags octet as received (so re-encoding keeps the partial and
 /// extended-length bits) and its value.
@@ -110,8 +202,12 @@ impl PathAttribute {
 }
 
 /// A path attribute's value. Attributes wren does not interpret are kept as bytes.
+///
+/// `repr(u8)`: an explicit tag octet (same 32-byte size as the niche layout rustc would pick
+/// otherwise), so every match on the variant is one byte load instead of decoding a niche.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "attr", rename_all = "kebab-case")]
+#[repr(u8)]
 pub enum Attr {
     /// RFC 4271 §5.1.1.
     Origin { origin: Origin },
@@ -135,8 +231,8 @@ pub enum Attr {
     ClusterList { cluster_list: Vec<Ipv4Addr> },
     /// RFC 4760 §3 (boxed: the largest value, kept out of every other attribute's size).
     MpReach(Box<MpReach>),
-    /// RFC 4760 §4.
-    MpUnreach(MpUnreach),
+    /// RFC 4760 §4 (boxed like MP_REACH_NLRI: inline it would make every attribute 48 bytes).
+    MpUnreach(Box<MpUnreach>),
     /// RFC 4360.
     ExtendedCommunities { communities: Vec<ExtCommunity> },
     /// RFC 6793 §3 (always 4-octet AS numbers).
@@ -308,6 +404,29 @@ impl Attr {
         }
     }
 
+    /// Whether dropping the value frees nothing: a fixed-size value, or an empty list that
+    /// never allocated.
+    #[inline]
+    pub fn owns_no_heap(&self) -> bool {
+        match self {
+            Attr::AsPath { segments } | Attr::As4Path { segments } => segments.capacity() == 0,
+            Attr::Communities { communities } => communities.capacity() == 0,
+            Attr::ClusterList { cluster_list } => cluster_list.capacity() == 0,
+            Attr::ExtendedCommunities { communities } => communities.capacity() == 0,
+            Attr::LargeCommunities { communities } => communities.capacity() == 0,
+            Attr::Other { data, .. } => data.capacity() == 0,
+            Attr::MpReach(_) | Attr::MpUnreach(_) => false,
+            Attr::Origin { .. }
+            | Attr::NextHop { .. }
+            | Attr::MultiExitDisc { .. }
+            | Attr::LocalPref { .. }
+            | Attr::AtomicAggregate
+            | Attr::Aggregator { .. }
+            | Attr::OriginatorId { .. }
+            | Attr::As4Aggregator { .. } => true,
+        }
+    }
+
     /// The Optional and Transitive bits the attribute's RFC gives it.
     fn category(&self) -> Option<u8> {
         expected_category(self.type_code()).filter(|_| !matches!(self, Attr::Other { .. }))
@@ -397,16 +516,22 @@ const fn expected_category(type_code: u8) -> Option<u8> {
     })
 }
 
-/// [`expected_category`] of every type code, for one load per attribute while decoding.
-const CATEGORY: [Option<u8>; 256] = {
-    let mut t = [None; 256];
+/// [`expected_category`] of every type code, for one load per attribute while decoding;
+/// [`UNKNOWN`] for the codes wren does not interpret (no flags octet masked with
+/// Optional|Transitive equals it, so they take the slow path).
+const CATEGORY: [u8; 256] = {
+    let mut t = [UNKNOWN; 256];
     let mut c = 0;
     while c < 256 {
-        t[c] = expected_category(c as u8);
+        if let Some(f) = expected_category(c as u8) {
+            t[c] = f;
+        }
         c += 1;
     }
     t
 };
+
+const UNKNOWN: u8 = 0xff;
 
 /// RFC 7606 §7: how a malformed instance of each attribute is handled.
 fn action_for(type_code: u8) -> Action {
@@ -562,6 +687,10 @@ fn decode_value(
             };
             put(Attr::Origin { origin })
         }
+        // An iBGP route's AS_PATH is empty: no segments to read, nothing to allocate.
+        code::AS_PATH if v.is_empty() => put(Attr::AsPath {
+            segments: Vec::new(),
+        }),
         code::AS_PATH => put(Attr::AsPath {
             segments: decode_segments(v, neg.four_octet_as)
                 .ok_or_else(|| malformed(type_code, MALFORMED_AS_PATH, &[], "malformed AS_PATH"))?,
@@ -657,11 +786,11 @@ fn decode_value(
             }
             let (afi, safi) = (Afi(u16::from_be_bytes([v[0], v[1]])), Safi(v[2]));
             if interpreted(afi, safi) {
-                put(Attr::MpUnreach(MpUnreach {
+                put(Attr::MpUnreach(Box::new(MpUnreach {
                     afi,
                     safi,
                     withdrawn: decode_prefixes(&v[3..], afi, add_path(neg, afi))?.into_vec(),
-                }))
+                })))
             } else {
                 put(other(type_code, v))
             }
@@ -732,62 +861,49 @@ fn decode_mp_reach(v: &[u8], raw: &[u8], neg: &Negotiated) -> Result<Attr, Box<E
 ///
 /// Errors that RFC 7606 handles without a reset are collected in `worst` (the most severe
 /// one wins, §3 (h)) and the offending attribute is left out; a session reset returns `Err`.
+///
+/// The loop is written for the common case — a known attribute with the flags its RFC gives
+/// it, read once — with every other outcome decided out of line.
 pub(crate) fn decode_attributes(
     mut i: &[u8],
     neg: &Negotiated,
     out: &mut Attributes,
     worst: &mut Option<Error>,
 ) -> Result<u64, Error> {
+    // Type codes seen (256 bits), and those below 64 that were seen but not kept.
     let mut seen = [0u64; 4];
-    let mut present = 0u64;
-    while !i.is_empty() {
-        let (flag_bits, type_code) = match i {
-            [f, t, ..] => (*f, *t),
-            _ => (0, 0),
-        };
-        let hdr = if flag_bits & flags::EXTENDED_LENGTH != 0 {
-            4
-        } else {
-            3
-        };
-        let len = match i {
-            [_, _, h, l, ..] if hdr == 4 => Some(u16::from_be_bytes([*h, *l]) as usize),
-            [_, _, l, ..] if hdr == 3 => Some(*l as usize),
-            _ => None,
+    let mut failed = 0u64;
+    while let [flag_bits, type_code, rest @ ..] = i {
+        let (flag_bits, type_code) = (*flag_bits, *type_code);
+        let (len, rest) = match rest {
+            [l, r @ ..] if flag_bits & flags::EXTENDED_LENGTH == 0 => (*l as usize, r),
+            [h, l, r @ ..] if flag_bits & flags::EXTENDED_LENGTH != 0 => {
+                (u16::from_be_bytes([*h, *l]) as usize, r)
+            }
+            _ => break,
         };
         // RFC 7606 §4: an attribute header or value overrunning the attributes field.
-        let Some(raw) = len.and_then(|l| i.get(..hdr + l)) else {
-            reject(worst, overrun())?;
-            return Ok(present);
+        let Some((value, next)) = rest.split_at_checked(len) else {
+            break;
         };
-        i = &i[raw.len()..];
-        let value = &raw[hdr..];
+        let raw = &i[..i.len() - next.len()];
+        i = next;
 
         // RFC 7606 §3 (g): repeated attributes; MP_(UN)REACH_NLRI twice resets the session.
-        let (word, bit) = ((type_code / 64) as usize, 1u64 << (type_code % 64));
+        let (word, bit) = ((type_code >> 6) as usize, 1u64 << (type_code & 63));
         if seen[word] & bit != 0 {
             reject(worst, repeated(type_code))?;
             continue;
         }
         seen[word] |= bit;
+        let low = if word == 0 { bit } else { 0 };
 
-        let category = CATEGORY[type_code as usize];
-        if category.is_none() && flag_bits & flags::OPTIONAL == 0 {
-            return Err(unrecognized_well_known(type_code, raw));
-        }
-        // RFC 7606 §3 (c): Optional/Transitive bits in conflict with the attribute's type.
-        if let Some(expected) = category
-            && flag_bits & (flags::OPTIONAL | flags::TRANSITIVE) != expected
+        // RFC 7606 §3 (c) and RFC 4271 §6.3: flags in conflict with the type, or a type
+        // not known at all.
+        if flag_bits & (flags::OPTIONAL | flags::TRANSITIVE) != CATEGORY[type_code as usize]
+            && !unexpected_flags(type_code, flag_bits, raw, worst)?
         {
-            reject(
-                worst,
-                malformed(
-                    type_code,
-                    update::ATTRIBUTE_FLAGS_ERROR,
-                    raw,
-                    "attribute flags conflict with its type",
-                ),
-            )?;
+            failed |= low;
             continue;
         }
         // The error is boxed: the common, well-formed result stays small.
@@ -797,16 +913,44 @@ pub(crate) fn decode_attributes(
                 value,
             })
         };
-        match decode_value(type_code, value, raw, neg, put) {
-            Ok(()) => {
-                if word == 0 {
-                    present |= bit;
-                }
-            }
-            Err(e) => reject(worst, *e)?,
+        if let Err(e) = decode_value(type_code, value, raw, neg, put) {
+            failed |= low;
+            reject(worst, *e)?;
         }
     }
-    Ok(present)
+    if !i.is_empty() {
+        reject(worst, overrun())?;
+    }
+    Ok(seen[0] & !failed)
+}
+
+/// An attribute whose Optional/Transitive bits are not those of its type: either a type
+/// wren does not know (kept as bytes when optional: `Ok(true)`; a reset when well-known),
+/// or a known type with the wrong bits (RFC 7606 §3 (c): left out, `Ok(false)`).
+#[cold]
+#[inline(never)]
+fn unexpected_flags(
+    type_code: u8,
+    flag_bits: u8,
+    raw: &[u8],
+    worst: &mut Option<Error>,
+) -> Result<bool, Error> {
+    if CATEGORY[type_code as usize] == UNKNOWN {
+        if flag_bits & flags::OPTIONAL == 0 {
+            return Err(unrecognized_well_known(type_code, raw));
+        }
+        return Ok(true);
+    }
+    reject(
+        worst,
+        malformed(
+            type_code,
+            update::ATTRIBUTE_FLAGS_ERROR,
+            raw,
+            "attribute flags conflict with its type",
+        ),
+    )?;
+    Ok(false)
 }
 
 // The error paths below are kept out of line: the loop above then carries no error state.
@@ -1078,6 +1222,44 @@ mod tests {
         assert!(worst.is_none());
         assert!(matches!(back[0].value, Attr::Other { type_code: 14, .. }));
         assert_eq!(enc(&back[0], &neg), wire);
+    }
+
+    /// Only attributes that own nothing may be forgotten by `Attributes`' drop.
+    #[test]
+    fn owns_no_heap_only_when_nothing_to_free() {
+        let empty = Attr::AsPath { segments: vec![] };
+        assert!(empty.owns_no_heap());
+        assert!(Attr::LocalPref { local_pref: 1 }.owns_no_heap());
+        let path = Attr::AsPath {
+            segments: vec![Segment {
+                kind: SegmentKind::Sequence,
+                asns: vec![1],
+            }],
+        };
+        assert!(!path.owns_no_heap());
+        assert!(
+            !Attr::Other {
+                type_code: 99,
+                data: vec![1]
+            }
+            .owns_no_heap()
+        );
+        let unreach = Attr::MpUnreach(Box::new(MpUnreach {
+            afi: Afi::IPV6,
+            safi: Safi::UNICAST,
+            withdrawn: vec![],
+        }));
+        assert!(!unreach.owns_no_heap());
+        // Lists that did allocate are dropped the ordinary way, emptied or not.
+        let mut with_cap = Vec::with_capacity(4);
+        with_cap.push(Community(1));
+        with_cap.clear();
+        assert!(
+            !Attr::Communities {
+                communities: with_cap
+            }
+            .owns_no_heap()
+        );
     }
 
     #[test]

@@ -13,7 +13,6 @@ pub mod text;
 pub mod update;
 
 use bytes::{BufMut, BytesMut};
-use nom::number::complete::be_u16;
 use serde::{Deserialize, Serialize};
 
 pub use attr::{Attr, Attributes, PathAttribute};
@@ -136,14 +135,11 @@ pub fn frame(buf: &[u8], neg: &Negotiated) -> Result<Option<usize>, Error> {
     let Some((header, _)) = buf.split_first_chunk::<HEADER_LEN>() else {
         return partial_header(buf);
     };
-    let (marker, rest) = header.split_at(16);
-    if marker != [0xff; 16] {
+    if header[..16] != [0xff; 16] {
         return Err(not_synchronized());
     }
-    let Ok((_, len)) = be_u16::<_, nom::error::Error<&[u8]>>(rest) else {
-        return Ok(None);
-    };
-    let len = len as usize;
+    // A fixed-size read from the header array: no bounds to check, no parser call.
+    let len = u16::from_be_bytes([header[16], header[17]]) as usize;
     if !(HEADER_LEN..=neg.max_len()).contains(&len) {
         return Err(bad_length(len, "message length out of range"));
     }
@@ -398,6 +394,19 @@ mod tests {
             let b = m.to_bytes(&neg).unwrap();
             assert_eq!(decode(&b, &neg).unwrap(), m);
         }
+    }
+
+    /// The receive loop moves every UPDATE at least once: keep the types from growing back.
+    #[test]
+    fn sizes() {
+        use std::mem::size_of;
+        assert!(
+            size_of::<PathAttribute>() <= 40,
+            "{}",
+            size_of::<PathAttribute>()
+        );
+        assert!(size_of::<Message>() <= 256, "{}", size_of::<Message>());
+        assert!(size_of::<Open>() <= size_of::<Update>());
     }
 
     #[test]

@@ -224,6 +224,19 @@ pub fn decode_prefixes(i: &[u8], afi: Afi, add_path: bool) -> Result<Prefixes, E
 
 fn decode_nonempty(i: &[u8], afi: Afi, add_path: bool) -> Result<Prefixes, Error> {
     let v4 = afi == Afi::IPV4;
+    // A field that is exactly one IPv4 prefix (a Calico UPDATE's NLRI or withdrawal): read
+    // it straight into the inline slot. Anything else, well-formed or not, goes the long way.
+    if v4
+        && !add_path
+        && let [len, rest @ ..] = i
+        && *len <= 32
+        && rest.len() == (*len as usize).div_ceil(8)
+    {
+        let mut a = [0u8; 4];
+        a[..rest.len()].copy_from_slice(rest);
+        let net = IpNet::V4(Ipv4Net::new_assert(Ipv4Addr::from(a), *len));
+        return Ok(Prefixes::from_buf([Prefix { net, path_id: None }]));
+    }
     // Exact for IPv4 /17–/24 and IPv6 /57–/64 (the common lengths of full tables), over by
     // at most a quarter for IPv4 /25–/32 and single longer prefixes; shorter prefixes cost one
     // reallocation. Constant divisors: no division instruction.

@@ -2,7 +2,6 @@
 
 use bytes::{BufMut, BytesMut};
 use serde::{Deserialize, Serialize};
-use smallvec::smallvec;
 
 use super::Negotiated;
 use super::attr::{
@@ -84,11 +83,12 @@ impl Update {
             return Update::default();
         }
         Update {
-            attributes: smallvec![PathAttribute::new(Attr::MpUnreach(MpUnreach {
+            attributes: [PathAttribute::new(Attr::MpUnreach(Box::new(MpUnreach {
                 afi: family.afi,
                 safi: family.safi,
                 withdrawn: Vec::new(),
-            }))],
+            })))]
+            .into(),
             ..Update::default()
         }
     }
@@ -185,18 +185,24 @@ impl Update {
 
     /// RFC 7606 §3 (d): an UPDATE that announces routes needs ORIGIN and AS_PATH, and
     /// NEXT_HOP when it announces IPv4 routes in the NLRI field (RFC 4760 §3).
+    #[inline]
     fn missing_mandatory(&self, present: u64) -> Option<u8> {
-        let reach = !self.nlri.is_empty() || self.mp_reach().is_some_and(|m| !m.nlri.is_empty());
-        if !reach {
+        let bits = |c: u8| 1u64 << c;
+        let required = if !self.nlri.is_empty() {
+            bits(code::ORIGIN) | bits(code::AS_PATH) | bits(code::NEXT_HOP)
+        } else if present & bits(code::MP_REACH_NLRI) != 0
+            && self.mp_reach().is_some_and(|m| !m.nlri.is_empty())
+        {
+            bits(code::ORIGIN) | bits(code::AS_PATH)
+        } else {
             return None;
-        }
-        let next_hop = (!self.nlri.is_empty()).then_some(code::NEXT_HOP);
-        [code::ORIGIN, code::AS_PATH]
-            .into_iter()
-            .chain(next_hop)
-            .find(|c| present & (1 << c) == 0)
+        };
+        // The lowest missing code first: ORIGIN, then AS_PATH, then NEXT_HOP.
+        let missing = required & !present;
+        (missing != 0).then(|| missing.trailing_zeros() as u8)
     }
 
+    #[inline]
     pub(crate) fn encode_body(
         &self,
         neg: &Negotiated,
@@ -227,6 +233,7 @@ impl Update {
 mod tests {
     use super::*;
     use crate::wire::attr::Origin;
+    use smallvec::smallvec;
 
     fn neg() -> Negotiated {
         Negotiated::default()
@@ -252,9 +259,10 @@ mod tests {
     #[test]
     fn missing_mandatory_is_treat_as_withdraw() {
         let u = Update {
-            attributes: smallvec![PathAttribute::new(Attr::Origin {
+            attributes: [PathAttribute::new(Attr::Origin {
                 origin: Origin::Igp,
-            })],
+            })]
+            .into(),
             nlri: smallvec![Prefix::new("203.0.113.0/26".parse().unwrap())],
             ..Update::default()
         };
