@@ -449,11 +449,11 @@ fn show_route(ctx: &Context, args: &[&str]) -> Vec<Line> {
         let mut shown = 0;
         for (rank, path) in entry.paths().iter().enumerate() {
             let peer = path
-                .source
+                .source()
                 .peer_id()
                 .and_then(|id| ctx.peers.get(id))
                 .and_then(Option::as_ref);
-            let name = match (path.source, peer) {
+            let name = match (path.source(), peer) {
                 (PathSource::Kernel, _) => "kernel1",
                 (_, Some(p)) => p.name.as_str(),
                 _ => "static1",
@@ -472,7 +472,7 @@ fn show_route(ctx: &Context, args: &[&str]) -> Vec<Line> {
                 (0, false) => " *",
                 _ => "",
             };
-            let row = match (path.source, peer) {
+            let row = match (path.source(), peer) {
                 (PathSource::Kernel, _) => format!(
                     "{prefix:<18} {} [kernel1 {}]{primary} (10)",
                     kernel_via(&path.attrs),
@@ -508,7 +508,7 @@ fn show_route(ctx: &Context, args: &[&str]) -> Vec<Line> {
 
 /// `show route all` attribute lines, as BIRD 1.6 prints them.
 fn route_details(path: &Path) -> Vec<Line> {
-    match path.source {
+    match path.source() {
         PathSource::Local => return vec![Line::new(1008, "\tType: static unicast univ")],
         PathSource::Kernel => {
             let mut d = vec![Line::new(1008, "\tType: inherit unicast univ")];

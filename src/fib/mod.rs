@@ -242,8 +242,8 @@ pub fn desired(
     let net = key.1;
     let entry = rib.table.get(key)?;
     // A route learned from the kernel is never written back (contract §3.6).
-    let best = entry.best().filter(|b| b.source != PathSource::Kernel)?;
-    let local = best.source == PathSource::Local;
+    let best = entry.best().filter(|b| b.source() != PathSource::Kernel)?;
+    let local = best.source() == PathSource::Local;
     let kind = rib
         .calico
         .kernel_kind(&net, local, best.attrs.next_hop, |a| ifs.connected(a));

@@ -8,15 +8,20 @@ use std::sync::Arc;
 use rustc_hash::{FxBuildHasher, FxHashMap};
 use smallvec::SmallVec;
 
+use super::table::PathSource;
+
 use crate::wire::attr::{
     Community, ExtCommunity, LargeCommunity, MpReach, Origin, Segment, SegmentKind, flags,
 };
 use crate::wire::open::AS_TRANS;
 use crate::wire::{Attr, Family, Negotiated, PathAttribute, Prefix, Update};
 
-/// One route's attributes.
+/// One route's attributes, and where it came from: as BIRD's cached `rta` holds its
+/// `rte_src`, the source is part of the shared set, so a path is only a pointer to it, its
+/// add-path identifier and flags (16 bytes).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct AttrSet {
+    pub source: PathSource,
     pub origin: Origin,
     /// With 4-octet AS numbers, AS4_PATH already merged in (RFC 6793 §4.2.3).
     pub as_path: Vec<Segment>,
@@ -57,6 +62,7 @@ impl AttrSet {
     /// Attributes of a route this node originates.
     pub fn local() -> AttrSet {
         AttrSet {
+            source: PathSource::Local,
             origin: Origin::Igp,
             as_path: Vec::new(),
             next_hop: None,

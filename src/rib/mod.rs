@@ -107,7 +107,7 @@ impl Before {
                 .enumerate()
                 .take_while(|(i, p)| *i < keep || p.multipath())
                 .map(|(_, p)| Shown {
-                    source: p.source,
+                    source: p.source(),
                     tx_id: p.tx_id(),
                     multipath: p.multipath(),
                     attrs: p.attrs.clone(),
@@ -122,7 +122,7 @@ impl Before {
         let old = self.0.iter().take_while(|s| s.multipath);
         let old = old.map(|s| (s.source, s.tx_id, Arc::as_ptr(&s.attrs)));
         let new = e.multipath();
-        old.eq(new.map(|p| (p.source, p.tx_id(), Arc::as_ptr(&p.attrs))))
+        old.eq(new.map(|p| (p.source(), p.tx_id(), Arc::as_ptr(&p.attrs))))
     }
 
     fn paths(&self) -> impl Iterator<Item = (PathSource, u32, &Arc<AttrSet>)> {
@@ -141,7 +141,7 @@ fn note(
 }
 
 fn current(e: &Entry) -> impl Iterator<Item = (PathSource, u32, &Arc<AttrSet>)> {
-    e.paths().iter().map(|p| (p.source, p.tx_id(), &p.attrs))
+    e.paths().iter().map(|p| (p.source(), p.tx_id(), &p.attrs))
 }
 
 /// What deciding and exporting read: the speaker, the policy and the peers.
@@ -157,10 +157,10 @@ struct View<'a> {
 
 impl View<'_> {
     fn candidate<'p>(&self, p: &'p Path) -> Candidate<'p> {
-        let peer = p.source.peer_id().and_then(|id| self.peers.get(id));
+        let peer = p.source().peer_id().and_then(|id| self.peers.get(id));
         Candidate {
             attrs: &p.attrs,
-            preference: match p.source {
+            preference: match p.source() {
                 PathSource::Local => best::OWN,
                 PathSource::Peer(_) => best::BGP,
                 PathSource::Kernel => best::KERNEL,
@@ -180,7 +180,7 @@ impl View<'_> {
         if paths.len() > 1 {
             // A fixed order (peer address, path identifier) makes the result independent of
             // the order updates arrived in.
-            paths.sort_by_key(|p| (self.candidate(p).peer_addr, p.rx_id, p.source));
+            paths.sort_by_key(|p| (self.candidate(p).peer_addr, p.rx_id, p.source()));
             best::rank(paths, |p| self.candidate(p));
         }
         let Some((first, rest)) = paths.split_first_mut() else {
@@ -436,7 +436,7 @@ impl Rib {
             let e = self.table.entry(&key);
             if !e.holds(PathSource::Local, 0, &own) {
                 note(&mut self.dirty, key, e, keep);
-                e.upsert(PathSource::Local, 0, own.clone());
+                e.upsert(0, own.clone());
             }
         }
     }
@@ -627,7 +627,7 @@ impl Rib {
             }
             if keep_routes {
                 // Stale paths are still used and advertised: nothing to decide again.
-                for path in e.paths_mut().iter_mut().filter(|p| p.source == src) {
+                for path in e.paths_mut().iter_mut().filter(|p| p.source() == src) {
                     path.set_stale(true);
                 }
             } else {
@@ -696,7 +696,8 @@ impl Rib {
             let attrs = match by_family.iter().find(|(x, _)| *x == f) {
                 Some((_, a)) => a.clone(),
                 None => {
-                    let a = AttrSet::from_update(u, f, &rx);
+                    let mut a = AttrSet::from_update(u, f, &rx);
+                    a.source = PathSource::peer(id);
                     let a = self
                         .speaker
                         .accepts(&a, ebgp, allow)
@@ -734,7 +735,7 @@ impl Rib {
         if p.stale > 0 && e.has(src, |x| x.rx_id == rx_id && x.stale()) {
             p.stale -= 1;
         }
-        if e.upsert(src, rx_id, a) {
+        if e.upsert(rx_id, a) {
             p.received += 1;
         }
     }
@@ -746,6 +747,7 @@ impl Rib {
         let keep = self.keep();
         let set = |rib: &mut Rib, a: &Alien| {
             let mut attrs = AttrSet::local();
+            attrs.source = PathSource::Kernel;
             attrs.origin = Origin::Incomplete;
             attrs.next_hop = a.gateway;
             attrs.med = a.metric;
@@ -755,7 +757,7 @@ impl Rib {
             let e = rib.table.entry(&key);
             if !e.holds(PathSource::Kernel, 0, &attrs) {
                 note(&mut rib.dirty, key, e, keep);
-                e.upsert(PathSource::Kernel, 0, attrs);
+                e.upsert(0, attrs);
             }
         };
         let forget = |rib: &mut Rib, net: IpNet| {

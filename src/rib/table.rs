@@ -40,17 +40,21 @@ const STALE: u32 = 1 << 31;
 const MULTIPATH: u32 = 1 << 30;
 const TX_ID: u32 = MULTIPATH - 1;
 
-/// One path: 24 bytes.
+/// One path: 16 bytes. Its source is in its attribute set (`AttrSet::source`).
 #[derive(Debug, Clone)]
 pub struct Path {
     pub attrs: Arc<AttrSet>,
-    pub source: PathSource,
     /// The peer's add-path identifier (RFC 7911), 0 without add-path.
     pub rx_id: u32,
     bits: u32,
 }
 
 impl Path {
+    /// Who it came from.
+    pub fn source(&self) -> PathSource {
+        self.attrs.source
+    }
+
     /// Our identifier for it when we send several paths (RFC 7911); stable while it lives.
     pub fn tx_id(&self) -> u32 {
         self.bits & TX_ID
@@ -83,13 +87,22 @@ impl Path {
     }
 }
 
-/// The paths of one prefix. Most prefixes have one: it is stored inline. 24 bytes.
-#[derive(Debug, Clone, Default)]
+/// The paths of one prefix, 16 bytes. Most prefixes have one: it is stored inline; a list
+/// is boxed twice so that the whole stays two words (`None`: no path).
+#[derive(Debug, Clone)]
+#[expect(
+    clippy::box_collection,
+    reason = "a boxed Vec is one word; a Vec or a boxed slice would make every entry bigger"
+)]
 enum Paths {
-    #[default]
-    Empty,
     One(Path),
-    Many(Box<[Path]>),
+    Many(Option<Box<Vec<Path>>>),
+}
+
+impl Default for Paths {
+    fn default() -> Paths {
+        Paths::Many(None)
+    }
 }
 
 /// All paths to one prefix, best first after a decision.
@@ -101,37 +114,42 @@ pub struct Entry {
 impl Entry {
     pub fn paths(&self) -> &[Path] {
         match &self.paths {
-            Paths::Empty => &[],
             Paths::One(p) => std::slice::from_ref(p),
-            Paths::Many(ps) => ps,
+            Paths::Many(Some(ps)) => ps,
+            Paths::Many(None) => &[],
         }
     }
 
     pub fn paths_mut(&mut self) -> &mut [Path] {
         match &mut self.paths {
-            Paths::Empty => &mut [],
             Paths::One(p) => std::slice::from_mut(p),
-            Paths::Many(ps) => ps,
+            Paths::Many(Some(ps)) => ps,
+            Paths::Many(None) => &mut [],
         }
     }
 
     pub fn is_empty(&self) -> bool {
-        matches!(self.paths, Paths::Empty)
+        matches!(self.paths, Paths::Many(None))
+    }
+
+    /// Whether the paths are a list on the heap (for `Table::bytes`).
+    fn listed(&self) -> bool {
+        matches!(self.paths, Paths::Many(Some(_)))
     }
 
     fn set_paths(&mut self, mut v: Vec<Path>) {
         self.paths = match v.len() {
-            0 => Paths::Empty,
-            1 => v.pop().map_or(Paths::Empty, Paths::One),
-            _ => Paths::Many(v.into_boxed_slice()),
+            0 => Paths::Many(None),
+            1 => v.pop().map_or(Paths::Many(None), Paths::One),
+            _ => Paths::Many(Some(Box::new(v))),
         };
     }
 
     fn take_paths(&mut self) -> Vec<Path> {
         match std::mem::take(&mut self.paths) {
-            Paths::Empty => Vec::new(),
             Paths::One(p) => vec![p],
-            Paths::Many(ps) => ps.into_vec(),
+            Paths::Many(Some(ps)) => *ps,
+            Paths::Many(None) => Vec::new(),
         }
     }
 
@@ -139,16 +157,18 @@ impl Entry {
     /// nothing.
     pub fn holds(&self, source: PathSource, rx_id: u32, attrs: &Arc<AttrSet>) -> bool {
         self.paths().iter().any(|p| {
-            p.source == source && p.rx_id == rx_id && Arc::ptr_eq(&p.attrs, attrs) && !p.stale()
+            p.source() == source && p.rx_id == rx_id && Arc::ptr_eq(&p.attrs, attrs) && !p.stale()
         })
     }
 
-    /// Adds or replaces a path; whether it is a new one (not a replacement).
-    pub fn upsert(&mut self, source: PathSource, rx_id: u32, attrs: Arc<AttrSet>) -> bool {
+    /// Adds or replaces the path of `attrs.source` with identifier `rx_id`; whether it is a
+    /// new one (not a replacement).
+    pub fn upsert(&mut self, rx_id: u32, attrs: Arc<AttrSet>) -> bool {
+        let source = attrs.source;
         if let Some(p) = self
             .paths_mut()
             .iter_mut()
-            .find(|p| p.source == source && p.rx_id == rx_id)
+            .find(|p| p.source() == source && p.rx_id == rx_id)
         {
             p.attrs = attrs;
             p.set_stale(false);
@@ -160,17 +180,15 @@ impl Entry {
         }
         let path = Path {
             attrs,
-            source,
             rx_id,
             bits: tx_id & TX_ID,
         };
         self.paths = match std::mem::take(&mut self.paths) {
-            Paths::Empty => Paths::One(path),
-            Paths::One(p) => Paths::Many(Box::new([p, path])),
-            Paths::Many(ps) => {
-                let mut v = ps.into_vec();
-                v.push(path);
-                Paths::Many(v.into_boxed_slice())
+            Paths::Many(None) => Paths::One(path),
+            Paths::One(p) => Paths::Many(Some(Box::new(vec![p, path]))),
+            Paths::Many(Some(mut ps)) => {
+                ps.push(path);
+                Paths::Many(Some(ps))
             }
         };
         true
@@ -178,23 +196,23 @@ impl Entry {
 
     /// Whether `source` has paths that `pick` selects.
     pub fn has(&self, source: PathSource, pick: impl Fn(&Path) -> bool) -> bool {
-        self.paths().iter().any(|p| p.source == source && pick(p))
+        self.paths().iter().any(|p| p.source() == source && pick(p))
     }
 
     /// Removes the paths of `source` that `pick` selects; how many went.
     pub fn remove(&mut self, source: PathSource, pick: impl Fn(&Path) -> bool) -> usize {
-        let gone = |p: &Path| p.source == source && pick(p);
+        let gone = |p: &Path| p.source() == source && pick(p);
         match &self.paths {
-            Paths::Empty => 0,
+            Paths::Many(None) => 0,
             Paths::One(p) => {
                 if gone(p) {
-                    self.paths = Paths::Empty;
+                    self.paths = Paths::Many(None);
                     1
                 } else {
                     0
                 }
             }
-            Paths::Many(_) => {
+            Paths::Many(Some(_)) => {
                 let mut v = self.take_paths();
                 let before = v.len();
                 v.retain(|p| !gone(p));
@@ -238,8 +256,8 @@ impl Table {
         let lists: usize = self
             .map
             .values()
-            .filter(|e| matches!(e.paths, Paths::Many(_)))
-            .map(|e| size_of_val(e.paths()))
+            .filter(|e| e.listed())
+            .map(|e| size_of::<Vec<Path>>() + size_of_val(e.paths()))
             .sum();
         self.map.bytes() + lists
     }
@@ -322,19 +340,25 @@ mod tests {
 
     #[test]
     fn upsert_and_remove_keep_ids_stable() {
-        let a = Arc::new(AttrSet::local());
+        let from = |n| {
+            Arc::new(AttrSet {
+                source: PathSource::Peer(n),
+                ..AttrSet::local()
+            })
+        };
+        let (a, b, c) = (from(0), from(1), from(2));
         let mut e = Entry::default();
-        assert!(e.upsert(PathSource::Peer(0), 0, a.clone()));
+        assert!(e.upsert(0, a.clone()));
         assert!(
             e.holds(PathSource::Peer(0), 0, &a),
             "same attributes: no change"
         );
-        assert!(e.upsert(PathSource::Peer(1), 0, a.clone()));
-        assert!(e.upsert(PathSource::Peer(1), 7, a.clone()));
+        assert!(e.upsert(0, b.clone()));
+        assert!(e.upsert(7, b.clone()));
         let ids: Vec<u32> = e.paths().iter().map(|p| p.tx_id()).collect();
         assert_eq!(ids, vec![1, 2, 3]);
         assert_eq!(e.remove(PathSource::Peer(1), |p| p.rx_id == 0), 1);
-        assert!(e.upsert(PathSource::Peer(2), 0, a.clone()));
+        assert!(e.upsert(0, c));
         let ids: Vec<u32> = e.paths().iter().map(|p| p.tx_id()).collect();
         assert_eq!(ids, vec![1, 3, 2], "freed id reused, others untouched");
         e.paths_mut()[0].set_stale(true);
@@ -342,7 +366,7 @@ mod tests {
             !e.holds(PathSource::Peer(0), 0, &a),
             "refreshing a stale path is a change"
         );
-        assert!(!e.upsert(PathSource::Peer(0), 0, a), "a replacement");
+        assert!(!e.upsert(0, a), "a replacement");
         assert!(!e.paths()[0].stale());
         assert_eq!(e.remove(PathSource::Peer(2), |_| true), 1);
         assert_eq!(e.remove(PathSource::Peer(1), |_| true), 1);
@@ -353,8 +377,8 @@ mod tests {
 
     #[test]
     fn layout_is_compact() {
-        assert_eq!(size_of::<Path>(), 24);
-        assert_eq!(size_of::<Entry>(), 24);
+        assert_eq!(size_of::<Path>(), 16);
+        assert_eq!(size_of::<Entry>(), 16);
     }
 
     #[test]
@@ -379,7 +403,7 @@ mod tests {
         .collect();
         let a = Arc::new(AttrSet::local());
         for k in &keys {
-            t.entry(k).upsert(PathSource::Local, 0, a.clone());
+            t.entry(k).upsert(0, a.clone());
         }
         assert_eq!(t.len(), keys.len());
         let mut sorted = keys.clone();

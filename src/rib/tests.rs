@@ -258,7 +258,7 @@ fn calico_export_rules() {
         .table
         .get(&(Family::IPV4_UNICAST, net("198.18.1.0/26")))
         .unwrap();
-    assert_eq!(e.best().map(|p| p.source), Some(PathSource::Local));
+    assert_eq!(e.best().map(|p| p.source()), Some(PathSource::Local));
 }
 
 #[test]
@@ -363,7 +363,7 @@ proptest! {
             let mut best = rib
                 .table
                 .iter()
-                .map(|(k, e)| (k, e.best().map(|p| (p.source, p.attrs.clone()))))
+                .map(|(k, e)| (k, e.best().map(|p| (p.source(), p.attrs.clone()))))
                 .collect::<Vec<_>>();
             best.sort_by_key(|(k, _)| *k);
             best
@@ -690,7 +690,10 @@ fn learned_kernel_routes() {
         false,
     );
     assert_eq!(
-        rib.table.get(&key).and_then(|e| e.best()).map(|p| p.source),
+        rib.table
+            .get(&key)
+            .and_then(|e| e.best())
+            .map(|p| p.source()),
         Some(PathSource::peer(1))
     );
     let withdrawn: Vec<IpNet> = sent_to(&rib, &out, 0)
@@ -707,6 +710,6 @@ fn learned_kernel_routes() {
     assert!(
         rib.table
             .get(&key)
-            .is_some_and(|e| e.paths().iter().all(|p| p.source != PathSource::Kernel))
+            .is_some_and(|e| e.paths().iter().all(|p| p.source() != PathSource::Kernel))
     );
 }
