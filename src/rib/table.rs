@@ -384,23 +384,7 @@ mod tests {
     #[test]
     fn keys_round_trip_and_lookups() {
         let mut t = Table::new();
-        let keys: Vec<(Family, IpNet)> = [
-            (Family::IPV4_UNICAST, "198.18.0.0/15"),
-            (Family::IPV4_UNICAST, "198.18.1.0/26"),
-            (Family::IPV4_UNICAST, "0.0.0.0/0"),
-            (
-                Family {
-                    afi: Afi::IPV4,
-                    safi: Safi::MULTICAST,
-                },
-                "198.18.1.0/26",
-            ),
-            (Family::IPV6_UNICAST, "2001:db8::/32"),
-            (Family::IPV6_UNICAST, "2001:db8:1::40/122"),
-        ]
-        .into_iter()
-        .map(|(f, n)| (f, n.parse().unwrap()))
-        .collect();
+        let keys = crate::prefix_map::sample_keys();
         let a = Arc::new(AttrSet::local());
         for k in &keys {
             t.entry(k).upsert(0, a.clone());
