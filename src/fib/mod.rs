@@ -208,6 +208,10 @@ impl Handle {
             }
             some
         };
+        // In address order: the kernel's trie takes a run of neighbouring prefixes with
+        // fewer node resizes than the same prefixes in hash order.
+        let mut keys = keys;
+        keys.sort_unstable();
         let ifs = Interfaces::read();
         let tunl0 = if_index("tunl0");
         for slice in keys.chunks(APPLY_SLICE) {
