@@ -18,10 +18,10 @@ use crate::config::{Config, LogLevel, Peer as PeerConfig};
 use crate::control::{Line, commands, metrics, server};
 use crate::fib;
 use crate::notify;
-use crate::rib::{self, Outgoing, Rib};
+use crate::rib::{Outgoing, Rib};
 use crate::session::{self, Handle, PeerId, Status, ToPeer, ToRib, listen, socket};
 use crate::wire::notification::cease;
-use crate::wire::{Notification, RouteRefresh};
+use crate::wire::{Family, Notification, RouteRefresh};
 
 /// Messages from the sessions queued for the RIB task, for all peers together.
 const RIB_QUEUE: usize = 64;
@@ -182,7 +182,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                 }
             }
             Some(nets) = recv(&mut again), if again.is_some() => {
-                d.rib.fib_dirty.extend(nets.into_iter().map(|n| (rib::family_of(&n), n)));
+                d.rib.fib_dirty.extend(nets.into_iter().map(|n| (Family::unicast_of(&n), n)));
                 d.sync_kernel();
             }
             Some(l) = recv(&mut learned), if learned.is_some() => {

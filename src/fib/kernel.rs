@@ -53,11 +53,7 @@ struct Holdings(PrefixMap<Held>);
 
 /// `PrefixMap`'s key for a kernel prefix: the kernel table is unicast.
 fn key(net: &IpNet) -> (Family, IpNet) {
-    let family = match net {
-        IpNet::V4(_) => Family::IPV4_UNICAST,
-        IpNet::V6(_) => Family::IPV6_UNICAST,
-    };
-    (family, *net)
+    (Family::unicast_of(net), *net)
 }
 
 impl Holdings {

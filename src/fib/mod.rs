@@ -187,7 +187,6 @@ impl Handle {
                 .is_empty()
     }
 
-    /// Sends the kernel the routes for every prefix whose best paths changed.
     /// Sends the kernel the routes for prefixes whose best paths changed, as far as the
     /// FIB thread has room: at most `QUEUED` slices wait for it. The rest stay marked in the
     /// RIB (coalescing repeated changes to a prefix) until it asks for more
@@ -198,7 +197,7 @@ impl Handle {
         if rib.fib_dirty.is_empty() || room == 0 {
             return;
         }
-        let keys: Vec<_> = if rib.fib_dirty.len() <= room {
+        let mut keys: Vec<_> = if rib.fib_dirty.len() <= room {
             let all = std::mem::take(&mut rib.fib_dirty);
             all.into_iter().collect()
         } else {
@@ -210,7 +209,6 @@ impl Handle {
         };
         // In address order: the kernel's trie takes a run of neighbouring prefixes with
         // fewer node resizes than the same prefixes in hash order.
-        let mut keys = keys;
         keys.sort_unstable();
         let ifs = Interfaces::read();
         let tunl0 = if_index("tunl0");

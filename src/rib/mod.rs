@@ -351,14 +351,6 @@ impl Settle<'_> {
     }
 }
 
-/// The unicast family of a prefix.
-pub fn family_of(net: &IpNet) -> Family {
-    match net {
-        IpNet::V4(_) => Family::IPV4_UNICAST,
-        IpNet::V6(_) => Family::IPV6_UNICAST,
-    }
-}
-
 impl Rib {
     /// Marks every prefix for the FIB (next hops resolve differently, a pool's encapsulation
     /// changed), a part of the table at a time as the FIB takes them (`fib_refill`), so a
@@ -432,7 +424,7 @@ impl Rib {
         }
         let own = self.interner.intern(AttrSet::local());
         for net in wanted {
-            let key = (family_of(&net), net);
+            let key = (Family::unicast_of(&net), net);
             let e = self.table.entry(&key);
             if !e.holds(PathSource::Local, 0, &own) {
                 note(&mut self.dirty, key, e, keep);
@@ -753,7 +745,7 @@ impl Rib {
             attrs.med = a.metric;
             attrs.device = a.device.clone();
             let attrs = rib.interner.intern(attrs);
-            let key = (family_of(&a.net), a.net);
+            let key = (Family::unicast_of(&a.net), a.net);
             let e = rib.table.entry(&key);
             if !e.holds(PathSource::Kernel, 0, &attrs) {
                 note(&mut rib.dirty, key, e, keep);
@@ -761,7 +753,7 @@ impl Rib {
             }
         };
         let forget = |rib: &mut Rib, net: IpNet| {
-            let key = (family_of(&net), net);
+            let key = (Family::unicast_of(&net), net);
             if let Some(e) = rib.table.get_mut(&key)
                 && e.has(PathSource::Kernel, |_| true)
             {

@@ -108,6 +108,14 @@ impl Family {
         afi: Afi::IPV6,
         safi: Safi::UNICAST,
     };
+
+    /// The unicast family of a prefix.
+    pub fn unicast_of(net: &IpNet) -> Family {
+        match net {
+            IpNet::V4(_) => Family::IPV4_UNICAST,
+            IpNet::V6(_) => Family::IPV6_UNICAST,
+        }
+    }
 }
 
 impl fmt::Display for Family {
