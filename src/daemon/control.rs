@@ -1,0 +1,132 @@
+//! Control socket commands that act on the daemon (`configure`, `down`, `log level`,
+//! `enable`/`disable`/`restart`/`reload`), and the view the read-only commands and the
+//! metrics get.
+
+use tokio::time::Instant;
+use tracing::info;
+
+use super::Daemon;
+use crate::config::{Config, LogLevel};
+use crate::control::{Line, commands};
+use crate::session::{Status, ToPeer};
+use crate::wire::Notification;
+use crate::wire::RouteRefresh;
+use crate::wire::notification::cease;
+
+impl Daemon {
+    /// A control socket command: its reply, after carrying out what it asked for.
+    pub(super) async fn command(&mut self, cmd: &str) -> Vec<Line> {
+        match cmd.split_whitespace().collect::<Vec<_>>().as_slice() {
+            ["configure"] | ["configure", "soft"] => {
+                let mut lines = vec![Line::new(
+                    2,
+                    format!("Reading configuration from {}", self.config_path.display()),
+                )];
+                match self.reload().await {
+                    Ok(()) => lines.push(Line::new(3, "Reconfigured")),
+                    Err(e) => lines.push(Line::new(8002, e)),
+                }
+                return lines;
+            }
+            ["down"] => {
+                info!("shutdown requested on the control socket");
+                self.shutdown = true;
+                return vec![Line::new(7, "Shutdown requested")];
+            }
+            ["log", "level", level] => {
+                return match LogLevel::parse(level) {
+                    Some(l) => {
+                        (self.set_log_level)(l);
+                        info!(level = ?l, "log level changed on the control socket");
+                        vec![Line::new(3, format!("Log level {level}"))]
+                    }
+                    None => vec![Line::new(
+                        9001,
+                        "syntax error: log level error|warn|info|debug|trace",
+                    )],
+                };
+            }
+            ["configure", "check"] => {
+                let mut lines = vec![Line::new(
+                    2,
+                    format!("Reading configuration from {}", self.config_path.display()),
+                )];
+                match Config::load(&self.config_path) {
+                    Ok(_) => lines.push(Line::new(20, "Configuration OK")),
+                    Err(e) => lines.push(Line::new(8002, e)),
+                }
+                return lines;
+            }
+            _ => {}
+        }
+        let statuses = self.statuses();
+        let (lines, effects) = commands::execute(cmd, &self.context(&statuses));
+        for e in effects {
+            self.apply(e).await;
+        }
+        self.sync_kernel();
+        lines
+    }
+
+    /// What the control commands and the metrics read.
+    pub(super) fn context<'a>(&'a self, statuses: &'a [Option<Status>]) -> commands::Context<'a> {
+        commands::Context {
+            router_id: self.config.router_id,
+            started: self.started,
+            reconfigured: self.reconfigured,
+            peers: statuses,
+            rib: &self.rib,
+            recovery: self.sync_deadline.filter(|_| self.restarting).map(|at| {
+                let left = at.saturating_duration_since(Instant::now()).as_secs();
+                (left, u64::from(self.config.kernel.startup_wait))
+            }),
+            fib: self.fib.as_ref().map(|f| {
+                let in_sync = f.in_sync() && !self.rib.fib_pending();
+                let stats = f.stats.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                commands::FibView { stats, in_sync }
+            }),
+        }
+    }
+
+    /// Carries out what a control command asked for.
+    async fn apply(&mut self, e: commands::Effect) {
+        use commands::Effect;
+        let admin = |subcode, text| ToPeer::Stop(Notification::shutdown(subcode, text));
+        match e {
+            Effect::Enable(id) => self.to_peer(id, ToPeer::Start).await,
+            Effect::Disable(id) => {
+                self.to_peer(
+                    id,
+                    admin(cease::ADMINISTRATIVE_SHUTDOWN, "disabled by operator"),
+                )
+                .await
+            }
+            Effect::Restart(id) => {
+                self.to_peer(
+                    id,
+                    admin(cease::ADMINISTRATIVE_RESET, "restarted by operator"),
+                )
+                .await;
+                self.to_peer(id, ToPeer::Start).await;
+            }
+            Effect::ReloadIn(id) => self.to_peer(id, ToPeer::RequestRefresh).await,
+            Effect::ReloadOut(id) => {
+                let families = self
+                    .rib
+                    .peers
+                    .get(id)
+                    .and_then(|p| p.session.as_ref())
+                    .map(|s| s.families.clone());
+                for f in families.unwrap_or_default() {
+                    let request = RouteRefresh {
+                        afi: f.afi,
+                        subtype: RouteRefresh::REQUEST,
+                        safi: f.safi,
+                    };
+                    let out = self.rib.refresh(id, request);
+                    self.send(out).await;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! The daemon's event loop: sessions' messages into the RIB, the RIB's UPDATEs out to the
+//! sessions and its changes to the FIB thread; timers, signals, control and metrics requests.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::signal::unix::Signal;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use super::Daemon;
+use crate::control::{metrics, server};
+use crate::fib;
+use crate::fib::kernel::Learning;
+use crate::notify;
+use crate::rib::Outgoing;
+use crate::session::{PeerId, ToPeer, ToRib};
+use crate::wire::Family;
+
+/// What the event loop waits on, besides the daemon's own timers.
+pub(super) struct Inputs {
+    pub rib_rx: mpsc::Receiver<ToRib>,
+    pub ctl_rx: mpsc::Receiver<server::Request>,
+    pub metrics_rx: mpsc::Receiver<metrics::Request>,
+    pub watchdog: Option<tokio::time::Interval>,
+    pub interfaces_changed: Option<Arc<tokio::sync::Notify>>,
+    pub fib_drained: Option<Arc<tokio::sync::Notify>>,
+    pub learned: Option<mpsc::UnboundedReceiver<Learning>>,
+    pub again: Option<mpsc::UnboundedReceiver<Vec<ipnet::IpNet>>>,
+    pub term: Signal,
+    pub int: Signal,
+    pub hup: Signal,
+}
+
+impl Daemon {
+    /// Runs until SIGTERM, SIGINT or `down`.
+    pub(super) async fn event_loop(&mut self, mut inputs: Inputs) {
+        loop {
+            let next_flush = self
+                .stale_deadline
+                .iter()
+                .min_by_key(|(_, at)| **at)
+                .map(|(p, at)| (*p, *at));
+            if self.sync_deadline.is_some() && self.rib.initial_sync_done() {
+                info!("End-of-RIB from every peer: start-up sync over");
+                self.finish_sync();
+            }
+            tokio::select! {
+                Some(m) = inputs.rib_rx.recv(), if self.rib.fib_dirty.len() < fib::BACKLOG => {
+                    self.handle_peer_event(m).await
+                }
+                () = sleep_until(self.sync_deadline), if self.sync_deadline.is_some() => {
+                    info!("start-up wait over before every peer's End-of-RIB");
+                    self.finish_sync();
+                }
+                () = sleep_until(next_flush.map(|(_, at)| at)), if next_flush.is_some() => {
+                    if let Some((peer, _)) = next_flush {
+                        self.stale_deadline.remove(&peer);
+                        info!(peer, "graceful restart time over: dropping stale routes");
+                        let out = self.rib.flush_stale(peer, None);
+                        self.send(out).await;
+                    }
+                }
+                Some((cmd, reply)) = inputs.ctl_rx.recv() => {
+                    let lines = self.command(&cmd).await;
+                    let _ = reply.send(lines);
+                    if self.shutdown {
+                        break;
+                    }
+                }
+                Some(reply) = inputs.metrics_rx.recv() => {
+                    let statuses = self.statuses();
+                    let _ = reply.send(metrics::render(&self.context(&statuses)));
+                }
+                _ = inputs.hup.recv() => {
+                    if let Err(e) = self.reload().await {
+                        warn!("configuration not reloaded: {e}");
+                    }
+                }
+                Some(nets) = recv(&mut inputs.again), if inputs.again.is_some() => {
+                    self.rib.fib_dirty.extend(nets.into_iter().map(|n| (Family::unicast_of(&n), n)));
+                    self.sync_kernel();
+                }
+                Some(l) = recv(&mut inputs.learned), if inputs.learned.is_some() => {
+                    let out = self.rib.learn(l);
+                    self.send(out).await;
+                }
+                () = notified(&inputs.fib_drained), if inputs.fib_drained.is_some() => self.sync_kernel(),
+                () = notified(&inputs.interfaces_changed), if inputs.interfaces_changed.is_some() => {
+                    // Next hops resolve differently now (a device went down, `tunl0` appeared):
+                    // every route is worked out again.
+                    self.rib.sweep_fib();
+                    self.sync_kernel();
+                }
+                _ = tick(&mut inputs.watchdog), if inputs.watchdog.is_some() => notify::notify("WATCHDOG=1"),
+                _ = inputs.term.recv() => break,
+                _ = inputs.int.recv() => break,
+            }
+        }
+    }
+
+    pub(super) async fn handle_peer_event(&mut self, m: ToRib) {
+        let out = match m {
+            ToRib::Up {
+                peer,
+                session,
+                local,
+            } => self.rib.up(peer, *session, local),
+            ToRib::Down { peer, graceful } => {
+                let restart = self
+                    .rib
+                    .peers
+                    .get(peer)
+                    .and_then(|p| p.session.as_ref())
+                    .and_then(|s| s.peer_graceful_restart.as_ref())
+                    .map(|g| g.restart_time)
+                    .filter(|_| graceful);
+                if let Some(t) = restart {
+                    self.stale_deadline
+                        .insert(peer, Instant::now() + Duration::from_secs(u64::from(t)));
+                }
+                self.rib.down(peer, graceful)
+            }
+            ToRib::Update {
+                peer,
+                update,
+                withdraw_all,
+            } => {
+                if let (Some(f), Some(p)) = (update.end_of_rib(), self.rib.peers.get(peer)) {
+                    info!(peer = %p.config.name, family = %f, "End-of-RIB received");
+                }
+                self.rib.update(peer, &update, withdraw_all)
+            }
+            ToRib::Refresh { peer, request } => {
+                info!(peer, ?request, "route refresh requested");
+                self.rib.refresh(peer, request)
+            }
+        };
+        self.send(out).await;
+    }
+
+    /// Start-up is over: stale kernel routes go, and a restarting speaker stops saying so.
+    pub(super) fn finish_sync(&mut self) {
+        self.sync_deadline = None;
+        self.fib_finish = true;
+        self.sync_kernel();
+        self.restarting = false;
+        for h in self.handles.iter().flatten() {
+            let _ = h.commands.try_send(ToPeer::RestartComplete);
+        }
+    }
+
+    pub(super) fn sync_kernel(&mut self) {
+        match &self.fib {
+            Some(f) => {
+                f.sync(&mut self.rib);
+                // Leftover routes go only once every wanted route has been handed over.
+                if self.fib_finish && !self.rib.fib_pending() {
+                    self.fib_finish = false;
+                    f.finish_sync();
+                }
+            }
+            None => self.rib.fib_forget(),
+        }
+    }
+
+    /// Queues each group's encoded messages to its members, and the kernel its changes.
+    pub(super) async fn send(&mut self, out: Vec<Outgoing>) {
+        self.sync_kernel();
+        for o in out {
+            for id in o.peers {
+                if let Some(Some(h)) = self.handles.get(id) {
+                    let _ = h.commands.send(ToPeer::Send(o.bytes.clone())).await;
+                }
+            }
+        }
+    }
+
+    pub(super) async fn to_peer(&self, id: PeerId, m: ToPeer) {
+        if let Some(Some(h)) = self.handles.get(id) {
+            let _ = h.commands.send(m).await;
+        }
+    }
+}
+
+async fn tick(i: &mut Option<tokio::time::Interval>) {
+    match i {
+        Some(i) => {
+            i.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+async fn recv<T>(rx: &mut Option<mpsc::UnboundedReceiver<T>>) -> Option<T> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn notified(n: &Option<Arc<tokio::sync::Notify>>) {
+    match n {
+        Some(n) => n.notified().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,230 @@
+//! The daemon: wiring (this file: peer tasks, listeners, the RIB, the FIB thread, the control
+//! socket), the event loop that feeds the RIB (`event_loop`), configuration reload (`reload`)
+//! and control commands (`control`).
+
+mod control;
+mod event_loop;
+mod reload;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use crate::config::{Config, LogLevel, Peer as PeerConfig};
+use crate::control::{metrics, server};
+use crate::fib;
+use crate::notify;
+use crate::rib::Rib;
+use crate::session::{self, Handle, PeerId, Status, ToPeer, ToRib, listen, socket};
+use crate::wire::Notification;
+use crate::wire::notification::cease;
+
+/// Messages from the sessions queued for the RIB task, for all peers together.
+const RIB_QUEUE: usize = 64;
+
+/// How the daemon was started.
+pub struct Options {
+    pub config: Config,
+    /// Where the configuration was read from (for SIGHUP and `configure`).
+    pub config_path: PathBuf,
+    /// Control socket paths (BIRD's `-s`; Calico's bird.ctl and bird6.ctl may both be given).
+    pub control: Vec<PathBuf>,
+    /// Started with `-R`: tell peers we restarted (RFC 4724 §3 Restart State).
+    pub restarting: bool,
+    /// Changes the log level of the running process (the config's `log_level`, or `log
+    /// level LEVEL` on the control socket).
+    pub set_log_level: Box<dyn Fn(LogLevel) + Send>,
+}
+
+struct Daemon {
+    config: Config,
+    config_path: PathBuf,
+    restarting: bool,
+    started: SystemTime,
+    reconfigured: SystemTime,
+    /// Indexed by peer id; `None` once de-configured.
+    handles: Vec<Option<Handle>>,
+    directory: listen::Directory,
+    listeners: Vec<Arc<TcpListener>>,
+    rib_tx: mpsc::Sender<ToRib>,
+    rib: Rib,
+    fib: Option<fib::Handle>,
+    /// Graceful restart (RFC 4724 §4.2): when to drop a restarting peer's stale routes.
+    stale_deadline: HashMap<PeerId, Instant>,
+    /// Start-up sync ends on every peer's End-of-RIB, or at this time at the latest.
+    sync_deadline: Option<Instant>,
+    set_log_level: Box<dyn Fn(LogLevel) + Send>,
+    /// `down` was asked for: stop once the reply is out.
+    shutdown: bool,
+    /// Start-up sync is over, to be told to the FIB once the RIB's changes are all sent.
+    fib_finish: bool,
+}
+
+/// Runs until SIGTERM or SIGINT, then sends every peer a Cease and returns.
+pub async fn run(opts: Options) -> anyhow::Result<()> {
+    let config = opts.config;
+    // Decoded messages waiting for the RIB. A full-table UPDATE holds about 15 KB of
+    // prefixes: a short queue keeps the sessions' lead (and its memory) small, and the peers
+    // stop reading meanwhile (TCP back-pressure).
+    let (rib_tx, rib_rx) = mpsc::channel::<ToRib>(RIB_QUEUE);
+    let fib = if config.kernel.enabled {
+        Some(
+            fib::Handle::start(&config.kernel)
+                .context("opening the kernel routing table (netlink)")?,
+        )
+    } else {
+        info!("kernel routes disabled: the kernel is not touched");
+        None
+    };
+    let mut d = Daemon {
+        rib: Rib::new(&Config {
+            peers: Vec::new(),
+            ..config.clone()
+        }),
+        sync_deadline: Some(
+            Instant::now() + Duration::from_secs(u64::from(config.kernel.startup_wait)),
+        ),
+        config_path: opts.config_path,
+        restarting: opts.restarting,
+        started: SystemTime::now(),
+        reconfigured: SystemTime::now(),
+        handles: Vec::new(),
+        directory: Arc::new(RwLock::new(HashMap::new())),
+        listeners: Vec::new(),
+        rib_tx,
+        fib,
+        stale_deadline: HashMap::new(),
+        set_log_level: opts.set_log_level,
+        shutdown: false,
+        fib_finish: false,
+        config,
+    };
+    (d.set_log_level)(d.config.log_level);
+    for addr in d.config.listen.addresses.clone() {
+        let at = SocketAddr::new(addr, d.config.listen.port);
+        let l = Arc::new(listen::open(at, &[]).with_context(|| format!("listening on {at}"))?);
+        info!("listening on {at}");
+        tokio::spawn(listen::run(l.clone(), d.directory.clone()));
+        d.listeners.push(l);
+    }
+    for p in d.config.peers() {
+        d.add_peer(p).await;
+    }
+    let (ctl_tx, ctl_rx) = mpsc::channel::<server::Request>(64);
+    for path in &opts.control {
+        let l = server::bind(path).with_context(|| format!("control socket {}", path.display()))?;
+        info!("control socket {}", path.display());
+        tokio::spawn(server::run(l, ctl_tx.clone()));
+    }
+    let (metrics_tx, metrics_rx) = mpsc::channel::<metrics::Request>(16);
+    if let Some(at) = d.config.metrics {
+        let l = TcpListener::bind(at)
+            .await
+            .with_context(|| format!("metrics endpoint {at}"))?;
+        info!("metrics at http://{at}/metrics");
+        tokio::spawn(metrics::run(l, metrics_tx.clone()));
+    }
+    d.sync_kernel();
+    notify::notify("READY=1");
+    let inputs = event_loop::Inputs {
+        rib_rx,
+        ctl_rx,
+        metrics_rx,
+        watchdog: notify::watchdog_interval().map(tokio::time::interval),
+        interfaces_changed: d.fib.as_ref().map(|f| f.interfaces_changed.clone()),
+        fib_drained: d.fib.as_ref().map(|f| f.drained.clone()),
+        learned: d.fib.as_mut().and_then(|f| f.learned.take()),
+        again: d.fib.as_mut().and_then(|f| f.again.take()),
+        term: signal(SignalKind::terminate())?,
+        int: signal(SignalKind::interrupt())?,
+        hup: signal(SignalKind::hangup())?,
+    };
+    d.event_loop(inputs).await;
+    drop(metrics_tx);
+    info!("shutting down");
+    notify::notify("STOPPING=1");
+    for h in d.handles.iter().flatten() {
+        let n = Notification::shutdown(cease::ADMINISTRATIVE_SHUTDOWN, "wren shutting down");
+        let _ = h.commands.send(ToPeer::Shutdown(n)).await;
+    }
+    // Let the writers put the Ceases on the wire. Kernel routes stay (BIRD's `persist`).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for p in &opts.control {
+        let _ = std::fs::remove_file(p);
+    }
+    Ok(())
+}
+
+impl Daemon {
+    /// Starts a peer task and its RIB state; its MD5 key goes on every listener.
+    pub(super) async fn add_peer(&mut self, p: PeerConfig) {
+        let id = self.rib.add_peer(p.clone());
+        if let Some(key) = &p.settings.password {
+            for l in &self.listeners {
+                let v6 = l.local_addr().is_ok_and(|a| a.is_ipv6());
+                if let Err(e) = socket::set_md5(l.as_ref(), v6, p.address, Some(key)) {
+                    warn!(peer = %p.name, "MD5 key on the listener: {e}");
+                }
+            }
+        }
+        let h = session::spawn(
+            id,
+            p.clone(),
+            self.config.asn,
+            self.config.router_id,
+            self.restarting,
+            self.rib_tx.clone(),
+        );
+        if let Ok(mut dir) = self.directory.write() {
+            dir.insert(p.address, h.commands.clone());
+        }
+        let _ = h.commands.send(ToPeer::Start).await;
+        self.handles.push(Some(h));
+    }
+
+    /// Stops a peer with Cease "peer de-configured" (RFC 8203) and drops its routes.
+    pub(super) async fn remove_peer(&mut self, id: PeerId) {
+        let Some(Some(h)) = self.handles.get_mut(id).map(Option::take) else {
+            return;
+        };
+        let n = Notification::shutdown(cease::PEER_DECONFIGURED, "peer de-configured");
+        let _ = h.commands.send(ToPeer::Stop(n)).await;
+        let address = h.status.lock().map(|s| s.address).ok();
+        if let (Some(a), Ok(mut dir)) = (address, self.directory.write()) {
+            dir.remove(&a);
+        }
+        let had_key = self
+            .rib
+            .peers
+            .get(id)
+            .is_some_and(|p| p.config.settings.password.is_some());
+        if let (true, Some(a)) = (had_key, address) {
+            for l in &self.listeners {
+                let v6 = l.local_addr().is_ok_and(|x| x.is_ipv6());
+                let _ = socket::set_md5(l.as_ref(), v6, a, None);
+            }
+        }
+        let out = self.rib.remove_peer(id);
+        self.send(out).await;
+    }
+
+    /// Every peer's status now, indexed by peer id.
+    pub(super) fn statuses(&self) -> Vec<Option<Status>> {
+        self.handles
+            .iter()
+            .map(|h| {
+                h.as_ref()
+                    .map(|h| h.status.lock().unwrap_or_else(|e| e.into_inner()).clone())
+            })
+            .collect()
+    }
+}
