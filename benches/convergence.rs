@@ -52,12 +52,13 @@ use clap::Parser;
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
-// Shared with the other benches; each binary uses a part of it.
-#[allow(dead_code)]
-mod common;
+#[path = "../tests/harness/mod.rs"]
+mod harness;
 
-use common::kernel::{GATEWAY, SPACE, SPACE_LEN, auto_len, capacity, route};
-use common::{Client, Namespaces, Proc, RESULT, count_label, ip, stopped};
+use harness::bench::{Client, count_label, stopped};
+use harness::kernel::{GATEWAY, SPACE, SPACE_LEN, auto_len, capacity, route};
+use harness::netns::{Namespaces, try_ip};
+use harness::proc::{Proc, RESULT};
 
 /// The receiver's address; the sender is `GATEWAY` (198.51.100.2).
 const RECEIVER: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
@@ -89,11 +90,11 @@ fn main() -> ExitCode {
             }
         };
     }
-    if !common::started_by_cargo_bench("convergence") {
+    if !harness::bench::started_by_cargo_bench("convergence") {
         return ExitCode::SUCCESS;
     }
     let args = Args::parse();
-    common::run_bench("convergence", &args.filters, || controller::run(&args))
+    harness::bench::run_bench("convergence", &args.filters, || controller::run(&args))
 }
 
 #[derive(Parser, Debug)]
@@ -206,10 +207,10 @@ fn reference(args: &[String]) -> anyhow::Result<()> {
     let n: usize = n.parse()?;
     let len: u8 = len.parse()?;
     let routes: Vec<Ipv4Net> = (0..n).map(|k| route(k, len)).collect();
-    let base = common::kernel::prefixes()?;
+    let base = harness::kernel::prefixes()?;
     let outcome = match method.as_str() {
-        "floor" => common::kernel::floor(&routes, base, true)?,
-        "ip" => common::kernel::ip_batch(&routes, base, Path::new(dir))?,
+        "floor" => harness::kernel::floor(&routes, base, true)?,
+        "ip" => harness::kernel::ip_batch(&routes, base, Path::new(dir))?,
         m => bail!("no reference method {m}"),
     };
     println!("{RESULT}{}", serde_json::to_string(&outcome)?);
@@ -520,7 +521,7 @@ mod controller {
         polls: u64,
         poll_ms_mean: f64,
         machine_busy_cores: f64,
-        quiet: common::Quiet,
+        quiet: harness::bench::Quiet,
         /// Install and withdraw times of every repetition, in order of install time.
         all_reps: Vec<(Option<f64>, Option<f64>)>,
         dir: PathBuf,
@@ -544,8 +545,8 @@ mod controller {
                 bail!("{} not found at {} ({hint})", r.name(), bin.display());
             }
         }
-        common::catch_signals();
-        common::remove_stale_namespaces(NS_PREFIX, "convergence");
+        harness::bench::catch_signals();
+        harness::netns::remove_stale_namespaces(NS_PREFIX, "convergence");
         let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("convergence");
         std::fs::create_dir_all(&base)?;
         let started = Instant::now();
@@ -633,11 +634,11 @@ mod controller {
             recv,
             send,
         };
-        ip(&[
+        try_ip(&[
             "link", "add", "cr", "netns", &g.recv, "type", "veth", "peer", "name", "cs", "netns",
             &g.send,
         ])?;
-        ip(&[
+        try_ip(&[
             "-n",
             &g.recv,
             "addr",
@@ -646,7 +647,7 @@ mod controller {
             "dev",
             "cr",
         ])?;
-        ip(&[
+        try_ip(&[
             "-n",
             &g.send,
             "addr",
@@ -655,8 +656,8 @@ mod controller {
             "dev",
             "cs",
         ])?;
-        ip(&["-n", &g.recv, "link", "set", "cr", "up"])?;
-        ip(&["-n", &g.send, "link", "set", "cs", "up"])?;
+        try_ip(&["-n", &g.recv, "link", "set", "cr", "up"])?;
+        try_ip(&["-n", &g.send, "link", "set", "cs", "up"])?;
         Ok(g)
     }
 
@@ -677,7 +678,7 @@ mod controller {
             dir: dir.to_path_buf(),
             ..Row::default()
         };
-        row.quiet = common::wait_quiet(
+        row.quiet = harness::bench::wait_quiet(
             Duration::from_secs(args.wait_quiet),
             0.10,
             Duration::from_secs(2),
@@ -694,13 +695,13 @@ mod controller {
                 dir.display().to_string(),
             ];
             let log = dir.join("ref.log");
-            let busy0 = common::machine_busy_secs()?;
+            let busy0 = harness::proc::machine_busy_secs()?;
             let t0 = Instant::now();
             let mut p = Proc::spawn(&net.recv, &argv, &log, true, args.nice)?;
             let deadline = Instant::now() + Duration::from_secs(2 * args.deadline);
-            let o: common::kernel::Outcome = p.result(&log, deadline)?;
+            let o: harness::kernel::Outcome = p.result(&log, deadline)?;
             row.machine_busy_cores =
-                (common::machine_busy_secs()? - busy0) / t0.elapsed().as_secs_f64();
+                (harness::proc::machine_busy_secs()? - busy0) / t0.elapsed().as_secs_f64();
             if o.install.errors + o.withdraw.errors > 0
                 || o.install.routes != n as i64
                 || o.withdraw.routes != 0
@@ -745,17 +746,17 @@ mod controller {
         let rpid = receiver.pid();
         loop {
             receiver.check_alive(&log)?;
-            if Client::connect(&ctl).is_ok() && common::listening(rpid, 179) {
+            if Client::connect(&ctl).is_ok() && harness::proc::listening(rpid, 179) {
                 break;
             }
             if spawned.elapsed() > Duration::from_secs(30) {
                 bail!("the receiver did not come up (see {})", log.display());
             }
-            common::sleep(Duration::from_millis(50))?;
+            harness::bench::sleep(Duration::from_millis(50))?;
         }
-        common::sleep(SETTLE)?;
+        harness::bench::sleep(SETTLE)?;
         let triestat = format!("/proc/{rpid}/net/fib_triestat");
-        let count = || common::kernel::prefixes_in(&triestat);
+        let count = || harness::kernel::prefixes_in(&triestat);
         let base = count()?;
 
         // The sender, routes encoded, waiting.
@@ -786,10 +787,10 @@ mod controller {
         line("ready", &mut sender, Duration::from_secs(120))?;
 
         // Install.
-        common::reset_peak_rss(rpid)?;
-        row.rss_before_kib = common::status_kib(rpid, "VmRSS:")?;
-        let cpu0 = common::cpu_secs(rpid)?;
-        let busy0 = common::machine_busy_secs()?;
+        harness::proc::reset_peak_rss(rpid)?;
+        row.rss_before_kib = harness::proc::status_kib(rpid, "VmRSS:")?;
+        let cpu0 = harness::proc::cpu_secs(rpid)?;
+        let busy0 = harness::proc::machine_busy_secs()?;
         let w0 = Instant::now();
         sender.send("go")?;
         let deadline = Duration::from_secs(args.deadline);
@@ -801,9 +802,9 @@ mod controller {
             deadline,
             &mut row,
         )?;
-        let cpu1 = common::cpu_secs(rpid)?;
+        let cpu1 = harness::proc::cpu_secs(rpid)?;
         row.machine_busy_cores =
-            (common::machine_busy_secs()? - busy0) / w0.elapsed().as_secs_f64();
+            (harness::proc::machine_busy_secs()? - busy0) / w0.elapsed().as_secs_f64();
         let t: SenderTimes = serde_json::from_str(&line("install ", &mut sender, deadline)?)?;
         let Some(done) = done else {
             bail!(
@@ -818,24 +819,25 @@ mod controller {
         row.open_to_kernel = Some(secs(t.open, done));
         row.sent = Some(secs(t.start, t.sent));
         row.install_cpu = cpu1 - cpu0;
-        common::sleep(SETTLE)?;
-        row.peak_rss_kib = common::status_kib(rpid, "VmHWM:")?;
+        harness::bench::sleep(SETTLE)?;
+        row.peak_rss_kib = harness::proc::status_kib(rpid, "VmHWM:")?;
         let now = count()? - base;
         if now != n as i64 {
-            let table = common::cmd_out("ip", &["-n", &net.recv, "route", "show", "table", "main"]);
+            let table =
+                harness::bench::cmd_out("ip", &["-n", &net.recv, "route", "show", "table", "main"]);
             let others: Vec<&str> = table.lines().filter(|l| !l.starts_with("100.")).collect();
             bail!(
                 "{now} routes in the kernel after the install settled, not {n}; besides the \
                  blocks: {others:?}"
             );
         }
-        row.sample = common::cmd_out(
+        row.sample = harness::bench::cmd_out(
             "ip",
             &["-n", &net.recv, "route", "show", &route(0, len).to_string()],
         );
 
         // Withdraw.
-        let cpu0 = common::cpu_secs(rpid)?;
+        let cpu0 = harness::proc::cpu_secs(rpid)?;
         sender.send("withdraw")?;
         let done = wait_count(
             &mut receiver,
@@ -845,7 +847,7 @@ mod controller {
             deadline,
             &mut row,
         )?;
-        let cpu1 = common::cpu_secs(rpid)?;
+        let cpu1 = harness::proc::cpu_secs(rpid)?;
         let w: SenderTimes = serde_json::from_str(&line("withdraw ", &mut sender, deadline)?)?;
         let Some(done) = done else {
             bail!(
@@ -858,7 +860,9 @@ mod controller {
         row.withdraw = Some(secs(w.start, done));
         row.withdraw_sent = Some(secs(w.start, w.sent));
         row.withdraw_cpu = cpu1 - cpu0;
-        row.peak_rss_kib = row.peak_rss_kib.max(common::status_kib(rpid, "VmHWM:")?);
+        row.peak_rss_kib = row
+            .peak_rss_kib
+            .max(harness::proc::status_kib(rpid, "VmHWM:")?);
 
         sender.send("stop")?;
         sender.stop(Duration::from_secs(5));
@@ -1028,7 +1032,7 @@ mod controller {
         let mut s = String::new();
         let mut versions = Vec::new();
         for &r in args.runs.iter().filter(|r| r.is_daemon()) {
-            let v = common::cmd_out(&binary(args, r).display().to_string(), &["--version"]);
+            let v = harness::bench::cmd_out(&binary(args, r).display().to_string(), &["--version"]);
             versions.push(format!("{}: {}", r.name(), v.lines().next().unwrap_or("?")));
         }
         let _ = writeln!(
@@ -1036,9 +1040,9 @@ mod controller {
             "Date: {}. Machine: {}. wren checkout {}; {}. Load average (1, 5, 15 min) {} at \
              the start, {} at the end; whole run {:.1} min; {} run(s) of each, the table shows \
              the median install.\n",
-            common::cmd_out("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
-            common::machine(),
-            common::checkout(),
+            harness::bench::cmd_out("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
+            harness::bench::machine(),
+            harness::bench::checkout(),
             versions.join("; "),
             load_before,
             loadavg(),

@@ -53,15 +53,16 @@ use anyhow::{Context as _, anyhow, bail};
 use clap::Parser;
 use ipnet::Ipv4Net;
 
-// Shared with the other benches; each binary uses a part of it.
-#[allow(dead_code)]
-mod common;
+#[path = "../tests/harness/mod.rs"]
+mod harness;
 
-use common::kernel::{
+use harness::bench::{count_label, wait_quiet};
+use harness::kernel::{
     GATEWAY, LOCAL, Outcome, PROTOCOL, Phase, SPACE, SPACE_LEN, TABLE_ID, auto_len, capacity,
     floor, ip_batch, prefixes, route, timed,
 };
-use common::{Namespaces, Proc, RESULT, count_label, ip, wait_quiet};
+use harness::netns::{Namespaces, try_ip};
+use harness::proc::{Proc, RESULT};
 
 /// Namespace names: `wfib-PID-K`.
 const NS_PREFIX: &str = "wfib-";
@@ -78,11 +79,11 @@ fn main() -> ExitCode {
             }
         };
     }
-    if !common::started_by_cargo_bench("fib") {
+    if !harness::bench::started_by_cargo_bench("fib") {
         return ExitCode::SUCCESS;
     }
     let args = Args::parse();
-    common::run_bench("fib", &args.filters, || {
+    harness::bench::run_bench("fib", &args.filters, || {
         controller::run(&args).map(|()| true)
     })
 }
@@ -253,8 +254,8 @@ mod controller {
     use super::*;
 
     pub fn run(args: &Args) -> anyhow::Result<()> {
-        common::catch_signals();
-        common::remove_stale_namespaces(NS_PREFIX, "fib");
+        harness::bench::catch_signals();
+        harness::netns::remove_stale_namespaces(NS_PREFIX, "fib");
         if args.reps == 0 || args.methods.is_empty() {
             bail!("nothing to run");
         }
@@ -493,12 +494,12 @@ mod controller {
         let name = format!("{NS_PREFIX}{}-{k}", std::process::id());
         let ns = Namespaces::create(std::slice::from_ref(&name))?;
         let n = name.as_str();
-        ip(&[
+        try_ip(&[
             "-n", n, "link", "add", "wf0", "type", "veth", "peer", "name", "wf1",
         ])?;
-        ip(&["-n", n, "addr", "add", LOCAL, "dev", "wf0"])?;
-        ip(&["-n", n, "link", "set", "wf0", "up"])?;
-        ip(&["-n", n, "link", "set", "wf1", "up"])?;
+        try_ip(&["-n", n, "addr", "add", LOCAL, "dev", "wf0"])?;
+        try_ip(&["-n", n, "link", "set", "wf0", "up"])?;
+        try_ip(&["-n", n, "link", "set", "wf1", "up"])?;
         Ok(ns)
     }
 }

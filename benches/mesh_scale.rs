@@ -61,14 +61,12 @@ use anyhow::{Context as _, bail};
 use clap::Parser;
 use serde::{Deserialize, Serialize};
 
-// Shared with the other benches; each binary uses a part of it.
-#[allow(dead_code)]
-mod common;
+#[path = "../tests/harness/mod.rs"]
+mod harness;
 
-use common::{
-    Client, Namespaces, Proc, cmd_out, cpu_secs, established, ip, listening, machine_busy_secs,
-    netstat, route_count, sleep, status_kib, stopped, wait_quiet,
-};
+use harness::bench::{Client, cmd_out, established, route_count, sleep, stopped, wait_quiet};
+use harness::netns::{Namespaces, try_ip};
+use harness::proc::{Proc, cpu_secs, listening, machine_busy_secs, netstat, status_kib};
 
 /// First simulated peer; peer k has `PEER_BASE + k`.
 const PEER_BASE: u32 = Ipv4Addr::new(198, 18, 0, 1).to_bits();
@@ -107,11 +105,11 @@ fn main() -> ExitCode {
     if argv.get(1).map(String::as_str) == Some(CLIENT_CMD) {
         return client::main(&argv[2..]);
     }
-    if !common::started_by_cargo_bench("mesh_scale") {
+    if !harness::bench::started_by_cargo_bench("mesh_scale") {
         return ExitCode::SUCCESS;
     }
     let args = Args::parse();
-    common::run_bench("mesh_scale", &args.filters, || controller::run(&args))
+    harness::bench::run_bench("mesh_scale", &args.filters, || controller::run(&args))
 }
 
 #[derive(Parser, Debug)]
@@ -714,8 +712,8 @@ mod controller {
         which("ip")?;
         let most = args.peers.iter().max().copied().unwrap_or(0) as u64;
         raise_nofile(1 << 16, most + 256)?;
-        common::catch_signals();
-        common::remove_stale_namespaces(NS_PREFIX, "mesh_scale");
+        harness::bench::catch_signals();
+        harness::netns::remove_stale_namespaces(NS_PREFIX, "mesh_scale");
         let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("mesh_scale");
         std::fs::create_dir_all(&base)?;
         let started = Instant::now();
@@ -1375,7 +1373,7 @@ mod controller {
                 recv,
                 peers,
             };
-            ip(&[
+            try_ip(&[
                 "link",
                 "add",
                 "vr",
@@ -1420,7 +1418,7 @@ mod controller {
             ] {
                 let path = dir.join(file);
                 std::fs::write(&path, batch)?;
-                ip(&["-n", ns, "-batch", &path.display().to_string()])?;
+                try_ip(&["-n", ns, "-batch", &path.display().to_string()])?;
             }
             Ok(g)
         }
@@ -1519,11 +1517,11 @@ mod controller {
             "Date: {}",
             cmd_out("date", &["-u", "+%Y-%m-%d %H:%M UTC"])
         )?;
-        writeln!(h, "Machine: {}", common::machine())?;
+        writeln!(h, "Machine: {}", harness::bench::machine())?;
         writeln!(
             h,
             "wren checkout: {}; wrend binary: {}; {}",
-            common::checkout(),
+            harness::bench::checkout(),
             args.wrend.display(),
             versions.join("; ")
         )?;

@@ -8,18 +8,14 @@
 //! sessions over IPv4 with either side dialling and over IPv6, routes both ways with the
 //! right next hops, TCP MD5, the hold timer, route refresh and graceful restart in both
 //! directions. Work files (configs, daemon logs) stay in /tmp/wren-interop/<test>.<pid>/.
-//! The harness is in tests/interop/.
+//! The scenarios are in tests/interop/, the lab and the peers in the shared tests/harness/.
 
-mod common;
-#[path = "interop/harness.rs"]
 mod harness;
-#[path = "interop/peers.rs"]
-mod peers;
 #[path = "interop/scenarios.rs"]
 mod scenarios;
 
-use harness::Fam;
-use peers::Kind;
+use harness::lab::Fam;
+use harness::peers::Kind;
 use scenarios::Dial;
 
 /// The tests every peer kind gets; `$id` prefixes the namespace and directory names.

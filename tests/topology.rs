@@ -16,16 +16,16 @@
 mod checks;
 #[path = "topology/clab.rs"]
 mod clab;
-mod common;
 #[path = "topology/fabric.rs"]
 mod fabric;
+mod harness;
 
 use std::thread::sleep;
 use std::time::Duration;
 
 use checks::{converged, established, kernels_converge, withdrawn_everywhere};
-use common::wait_until;
 use fabric::Fabric;
+use harness::proc::wait_until;
 
 /// Builds topology `file`, waits for all three checks to pass.
 fn converges(id: &str, file: &str) {

@@ -2,8 +2,10 @@
 
 use std::time::{Duration, Instant};
 
-use crate::harness::{ESTABLISH, Fam, Lab, Wren, WrenConf, holds_for, wait_until};
-use crate::peers::{Kind, Peer, PeerOpts, wait_established, wait_routes};
+use crate::harness::lab::{ESTABLISH, Fam, Lab};
+use crate::harness::peers::{Kind, Peer, PeerOpts, wait_established, wait_routes};
+use crate::harness::proc::{holds_for, wait_until};
+use crate::harness::wrend::{Wren, WrenConf};
 
 /// Who opens the TCP connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use crate::clab::{Speaker, normalize};
-use crate::common::wait_until;
 use crate::fabric::Fabric;
+use crate::harness::proc::wait_until;
 
 /// How long sessions may take to come up (connect delay, retries, a daemon starting).
 pub const ESTABLISH: Duration = Duration::from_secs(40);

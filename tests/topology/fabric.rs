@@ -16,10 +16,11 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::clab::{Node, Speaker, Topo};
-use crate::common::{
-    ProcId, Procs, bird16_dir, clear_stale_dirs, clear_stale_namespace, cli, del_netns,
-    del_netns_if_empty, frr_args, frr_bgpd, frr_zebra, ip, netns_names, pid_gone, require_binaries,
-    require_root, run_ok, system_bin, wait_until,
+use crate::harness::netns::{clear_stale_namespace, del_netns, ip, remove_stale_namespaces};
+use crate::harness::peers::{bird16_dir, frr_args, frr_bgpd, frr_zebra};
+use crate::harness::proc::{
+    ProcId, Procs, clear_stale_dirs, cli, require_binaries, require_root, run_ok, system_bin,
+    wait_until,
 };
 
 /// How long a daemon may take to answer on its control socket after it starts.
@@ -74,7 +75,7 @@ impl Fabric {
         let run = std::process::id();
         let base = PathBuf::from("/tmp/wren-topology");
         clear_stale_dirs(&base, id);
-        clear_stale_namespaces();
+        remove_stale_namespaces("topo", "topology");
         let dir = base.join(format!("{id}.{run}"));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
@@ -397,18 +398,6 @@ impl Drop for Fabric {
         self.procs.stop_all(&namespaces);
         for ns in &namespaces {
             del_netns(ns);
-        }
-    }
-}
-
-/// Removes empty namespaces `topo<pid>-…` of runs whose process is gone.
-fn clear_stale_namespaces() {
-    for name in netns_names() {
-        let Some(pid) = name.strip_prefix("topo").and_then(|r| r.split('-').next()) else {
-            continue;
-        };
-        if pid_gone(pid) {
-            del_netns_if_empty(&name);
         }
     }
 }

@@ -11,13 +11,64 @@
 //! | OpenBGPD 7 | 64515 (eBGP) | `bgpd` (three processes) | `bgpctl` |
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Duration;
 
-use crate::common::{bird16_dir, frr_args, frr_bgpd, frr_zebra};
-use crate::harness::{
-    CONVERGE, ESTABLISH, Fam, Lab, ProcId, WREN_ASN, cli, system_bin, wait_until,
-};
+use super::lab::{CONVERGE, ESTABLISH, Fam, Lab, PEER_NET4, PEER_NET6, PEER_V4, WREN_ASN};
+use super::proc::{ProcId, cli, system_bin, wait_until};
+use super::wrend::Wren;
+
+/// Where `tests/peers/install.sh` unpacks BIRD 1.6 (`WREN_BIRD16_DIR` overrides).
+pub fn bird16_dir() -> PathBuf {
+    std::env::var_os("WREN_BIRD16_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/peers/bird16/usr/sbin")
+        })
+}
+
+pub fn frr_zebra() -> PathBuf {
+    PathBuf::from("/usr/lib/frr/zebra")
+}
+
+pub fn frr_bgpd() -> PathBuf {
+    PathBuf::from("/usr/lib/frr/bgpd")
+}
+
+/// Arguments for an FRR daemon (zebra or bgpd) with its own zserv socket, vty folder and pid
+/// file under `dir` (owned by user frr: FRR refuses to run as root), logging to
+/// `dir/<daemon>.out`, and no vty TCP port.
+pub fn frr_args(daemon: &str, conf: &Path, dir: &Path) -> Vec<String> {
+    chown_frr(dir);
+    let d = dir.display();
+    [
+        "-u".to_string(),
+        "frr".into(),
+        "-g".into(),
+        "frr".into(),
+        "-f".into(),
+        conf.display().to_string(),
+        "-z".into(),
+        format!("{d}/zserv.api"),
+        "--vty_socket".into(),
+        d.to_string(),
+        "-i".into(),
+        format!("{d}/{daemon}.pid"),
+        "-P".into(),
+        "0".into(),
+        "--log".into(),
+        format!("file:{d}/{daemon}.out"),
+    ]
+    .into()
+}
+
+fn chown_frr(dir: &Path) {
+    let _ = Command::new(system_bin("chown"))
+        .args(["-R", "frr:frr"])
+        .arg(dir)
+        .status();
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -532,7 +583,7 @@ impl Peer {
 }
 
 /// Waits until both sides show the session Established (wrend first, then the peer).
-pub fn wait_established(lab: &Lab, w: &crate::harness::Wren, p: &Peer) {
+pub fn wait_established(lab: &Lab, w: &Wren, p: &Peer) {
     let r = wait_until("wrend shows the session Established", ESTABLISH, || {
         lab.wren_established(w)
     });
@@ -548,7 +599,7 @@ pub fn wait_established(lab: &Lab, w: &crate::harness::Wren, p: &Peer) {
 }
 
 /// Waits until each side has the other's prefix, fresh, with the right next hop.
-pub fn wait_routes(lab: &Lab, w: &crate::harness::Wren, p: &Peer) {
+pub fn wait_routes(lab: &Lab, w: &Wren, p: &Peer) {
     let fam = p.opts.fam;
     let r = wait_until(
         &format!("wrend has {} from the peer", fam.peer_net()),
@@ -786,6 +837,6 @@ fn openbgpd_conf(lab: &Lab, o: &PeerOpts) -> String {
     )
 }
 
-const PEER_ID: &str = crate::harness::PEER_V4;
-const PEER_NET_V4_STATIC: &str = crate::harness::PEER_NET4;
-const PEER_NET_V6_STATIC: &str = crate::harness::PEER_NET6;
+const PEER_ID: &str = PEER_V4;
+const PEER_NET_V4_STATIC: &str = PEER_NET4;
+const PEER_NET_V6_STATIC: &str = PEER_NET6;

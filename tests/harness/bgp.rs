@@ -1,0 +1,1 @@
+//! A raw BGP speaker on wren's own codec (wren::wire).

@@ -1,0 +1,134 @@
+//! Network namespaces: creating them, running `ip` in them, deleting them (ours only, quietly,
+//! also when a test panics), and removing what runs that are gone left behind. Every name a
+//! test or bench makes carries its process id, so two runs on one machine never touch each
+//! other's namespaces.
+
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use anyhow::{Context as _, bail};
+
+use super::proc::{pid_gone, system_bin};
+
+/// Runs `ip ARGS`; its stderr becomes the error.
+pub fn try_ip(args: &[&str]) -> anyhow::Result<()> {
+    let out = Command::new(system_bin("ip"))
+        .args(args)
+        .output()
+        .context("running ip")?;
+    if !out.status.success() {
+        bail!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+/// Runs `ip ARGS`, which must succeed (test setup).
+pub fn ip(args: &[&str]) {
+    if let Err(e) = try_ip(args) {
+        panic!("{e:#}");
+    }
+}
+
+/// Deletes namespace `ns` if it exists (no "Cannot remove namespace file" when it does not).
+pub fn del_netns(ns: &str) {
+    if Path::new("/run/netns").join(ns).exists() {
+        let _ = Command::new(system_bin("ip"))
+            .args(["netns", "del", ns])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// Deletes namespace `ns` when nothing runs in it (a leftover of a killed run).
+pub fn del_netns_if_empty(ns: &str) {
+    if netns_pids(ns).is_empty() {
+        del_netns(ns);
+    }
+}
+
+/// Every network namespace name under /run/netns.
+pub fn netns_names() -> Vec<String> {
+    fs::read_dir("/run/netns")
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The processes running in namespace `ns`.
+pub fn netns_pids(ns: &str) -> Vec<u32> {
+    Command::new(system_bin("ip"))
+        .args(["netns", "pids", ns])
+        .stderr(Stdio::null())
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .split_whitespace()
+                .filter_map(|s| s.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A namespace of this very run that exists already: removed when empty; fails when in use.
+pub fn clear_stale_namespace(ns: &str) {
+    if !Path::new("/run/netns").join(ns).exists() {
+        return;
+    }
+    let pids = netns_pids(ns);
+    assert!(
+        pids.is_empty(),
+        "network namespace {ns} exists with processes {pids:?} in it: is another run of this \
+         test going on? (if not, stop them and run `ip netns del {ns}`)"
+    );
+    ip(&["netns", "del", ns]);
+}
+
+/// Removes the empty namespaces named `PREFIX…` that runs which are gone left behind: the
+/// first all-digit `-`-separated field after the prefix is the run's pid. `who` names the
+/// test or bench in the message.
+pub fn remove_stale_namespaces(prefix: &str, who: &str) {
+    for name in netns_names() {
+        let Some(pid) = name
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.split('-').find(|f| f.parse::<u32>().is_ok()))
+        else {
+            continue;
+        };
+        if pid_gone(pid) && netns_pids(&name).is_empty() {
+            eprintln!("{who}: removing stale namespace {name}");
+            del_netns(&name);
+        }
+    }
+}
+
+/// Namespaces deleted on drop.
+pub struct Namespaces(pub Vec<String>);
+
+impl Namespaces {
+    /// Creates each namespace (deleting a leftover of the same name first), with `lo` up.
+    pub fn create(names: &[String]) -> anyhow::Result<Namespaces> {
+        let g = Namespaces(names.to_vec());
+        for n in names {
+            del_netns(n);
+            try_ip(&["netns", "add", n])?;
+            try_ip(&["-n", n, "link", "set", "lo", "up"])?;
+        }
+        Ok(g)
+    }
+}
+
+impl Drop for Namespaces {
+    fn drop(&mut self) {
+        for n in &self.0 {
+            del_netns(n);
+        }
+    }
+}
