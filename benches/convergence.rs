@@ -240,14 +240,11 @@ mod sender {
     use anyhow::{anyhow, bail};
     use bytes::BytesMut;
     use ipnet::{IpNet, Ipv4Net};
-    use wren::wire::attr::Origin;
-    use wren::wire::open::{GrFamily, GracefulRestart, OptParam};
-    use wren::wire::{
-        Afi, Attr, Capability, Message, Negotiated, Open, PathAttribute, Prefix, Safi, Update,
-        decode, frame,
-    };
+    use wren::wire::open::{GrFamily, GracefulRestart};
+    use wren::wire::{Afi, Capability, Message, Negotiated, Prefix, Safi, Update, decode};
 
     use super::{ASN, GATEWAY, PER_UPDATE, RECEIVER, SenderTimes, mono_ns, route};
+    use crate::harness::bgp;
 
     /// What the reader thread saw.
     enum Event {
@@ -301,7 +298,7 @@ mod sender {
             w.write_all(bytes)?;
             Ok(())
         };
-        write(&encode(&open(), &neg)?)?;
+        write(&bgp::encode(&[open()], &neg)?)?;
         let wait = |want: fn(&Event) -> bool| -> anyhow::Result<()> {
             loop {
                 match rx.recv_timeout(Duration::from_secs(300)) {
@@ -314,11 +311,11 @@ mod sender {
         };
         wait(|e| matches!(e, Event::Open))?;
         t.open = mono_ns();
-        write(&encode(&Message::Keepalive, &neg)?)?;
+        write(&bgp::encode(&[Message::Keepalive], &neg)?)?;
         wait(|e| matches!(e, Event::Keepalive))?;
         // RFC 4271 §4.4: a KEEPALIVE every hold time ÷ 3 (240 s proposed) keeps the session.
         let ka = Arc::clone(&writer);
-        let keepalive = encode(&Message::Keepalive, &neg)?;
+        let keepalive = bgp::encode(&[Message::Keepalive], &neg)?;
         std::thread::spawn(move || {
             loop {
                 std::thread::sleep(Duration::from_secs(30));
@@ -370,53 +367,24 @@ mod sender {
         }
     }
 
+    /// A restarting-capable iBGP router's OPEN (graceful restart for IPv4 unicast, RFC 4724).
     fn open() -> Message {
-        Message::Open(Open {
-            version: 4,
-            my_as: ASN as u16,
-            hold_time: 240,
-            bgp_id: GATEWAY,
-            params: vec![OptParam::Capabilities {
-                capabilities: vec![
-                    Capability::Multiprotocol {
-                        afi: Afi::IPV4,
-                        safi: Safi::UNICAST,
-                    },
-                    Capability::GracefulRestart(GracefulRestart {
-                        flags: 0,
-                        restart_time: 120,
-                        families: vec![GrFamily {
-                            afi: Afi::IPV4,
-                            safi: Safi::UNICAST,
-                            flags: 0,
-                        }],
-                    }),
-                    Capability::FourOctetAs { asn: ASN },
-                ],
+        let gr = Capability::GracefulRestart(GracefulRestart {
+            flags: 0,
+            restart_time: 120,
+            families: vec![GrFamily {
+                afi: Afi::IPV4,
+                safi: Safi::UNICAST,
+                flags: 0,
             }],
-            extended_params: false,
-        })
-    }
-
-    fn encode(m: &Message, neg: &Negotiated) -> anyhow::Result<Vec<u8>> {
-        let mut b = BytesMut::new();
-        m.encode(neg, &mut b)?;
-        Ok(b.to_vec())
+        });
+        Message::Open(bgp::open(ASN, GATEWAY, 240, &[gr]))
     }
 
     /// Every route in UPDATEs of `PER_UPDATE` prefixes: announced with one attribute set, or
     /// withdrawn.
     fn updates(routes: &[Ipv4Net], withdraw: bool, neg: &Negotiated) -> anyhow::Result<Vec<u8>> {
-        let attributes = vec![
-            PathAttribute::new(Attr::Origin {
-                origin: Origin::Igp,
-            }),
-            PathAttribute::new(Attr::AsPath {
-                segments: Vec::new(),
-            }),
-            PathAttribute::new(Attr::NextHop { next_hop: GATEWAY }),
-            PathAttribute::new(Attr::LocalPref { local_pref: 100 }),
-        ];
+        let attributes = bgp::ibgp_attributes(GATEWAY);
         let mut buf =
             BytesMut::with_capacity(routes.len() * 5 + routes.len() / PER_UPDATE * 64 + 64);
         for chunk in routes.chunks(PER_UPDATE) {
@@ -456,15 +424,14 @@ mod sender {
             };
             buf.extend_from_slice(&chunk[..n]);
             loop {
-                let len = match frame(&buf, &neg) {
-                    Ok(Some(len)) => len,
+                let msg = match bgp::next_frame(&mut buf, &neg) {
+                    Ok(Some(msg)) => msg,
                     Ok(None) => break,
                     Err(e) => {
                         let _ = tx.send(Event::Gone(format!("bad framing: {e:?}")));
                         return;
                     }
                 };
-                let msg = buf.split_to(len);
                 let ev = match decode(&msg, &neg) {
                     Ok(Message::Open(_)) => Event::Open,
                     Ok(Message::Keepalive) => Event::Keepalive,

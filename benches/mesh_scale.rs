@@ -255,14 +255,10 @@ mod client {
     use tokio::net::{TcpSocket, TcpStream};
     use tokio::sync::{mpsc, watch};
     use tokio::time::Instant;
-    use wren::wire::attr::Origin;
-    use wren::wire::open::OptParam;
-    use wren::wire::{
-        Afi, Attr, Capability, Message, Negotiated, Open, PathAttribute, Prefix, Safi, Update,
-        decode, frame,
-    };
+    use wren::wire::{Message, Negotiated, Prefix, Update, decode};
 
     use super::{ASN, ClientReport, RETRY, block, peer_addr};
+    use crate::harness::bgp;
 
     struct Shared {
         t0: OnceLock<Instant>,
@@ -482,50 +478,19 @@ mod client {
     }
 
     fn open(k: usize, hold: u16) -> Message {
-        Message::Open(Open {
-            version: 4,
-            my_as: ASN as u16,
-            hold_time: hold,
-            bgp_id: peer_addr(k),
-            params: vec![OptParam::Capabilities {
-                capabilities: vec![
-                    Capability::Multiprotocol {
-                        afi: Afi::IPV4,
-                        safi: Safi::UNICAST,
-                    },
-                    Capability::FourOctetAs { asn: ASN },
-                ],
-            }],
-            extended_params: false,
-        })
+        Message::Open(bgp::open(ASN, peer_addr(k), hold, &[]))
     }
 
     fn announcement(k: usize) -> Update {
         Update {
             withdrawn: Default::default(),
-            attributes: vec![
-                PathAttribute::new(Attr::Origin {
-                    origin: Origin::Igp,
-                }),
-                PathAttribute::new(Attr::AsPath {
-                    segments: Vec::new(),
-                }),
-                PathAttribute::new(Attr::NextHop {
-                    next_hop: peer_addr(k),
-                }),
-                PathAttribute::new(Attr::LocalPref { local_pref: 100 }),
-            ]
-            .into(),
+            attributes: bgp::ibgp_attributes(peer_addr(k)).into(),
             nlri: [Prefix::new(ipnet::IpNet::V4(block(k)))].into(),
         }
     }
 
     fn bytes(msgs: &[Message], neg: &Negotiated) -> Vec<u8> {
-        let mut b = BytesMut::new();
-        for m in msgs {
-            m.encode(neg, &mut b).expect("client messages encode");
-        }
-        b.to_vec()
+        bgp::encode(msgs, neg).expect("client messages encode")
     }
 
     async fn run_session(
@@ -563,12 +528,11 @@ mod client {
                     }
                     last_rx = Instant::now();
                     loop {
-                        let len = match frame(&buf, &neg) {
-                            Ok(Some(n)) => n,
+                        let msg = match bgp::next_frame(&mut buf, &neg) {
+                            Ok(Some(m)) => m,
                             Ok(None) => break,
                             Err(_) => return End::Malformed,
                         };
-                        let msg = buf.split_to(len);
                         let out = match decode(&msg, &neg) {
                             Ok(Message::Open(o)) => {
                                 let h = o.hold_time.min(shared.hold);

@@ -66,6 +66,9 @@ use std::process::ExitCode;
 use clap::Parser;
 use serde::{Deserialize, Serialize};
 
+#[path = "../tests/harness/mod.rs"]
+mod harness;
+
 const LOCAL: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
 const LOCAL_ASN: u32 = 64512;
 /// The two eBGP feeders: address and AS.
@@ -86,24 +89,11 @@ fn main() -> ExitCode {
         Some(SENDER_CMD) => return sender::main(&argv[2..]),
         _ => {}
     }
-    // `cargo test --all-targets` runs bench binaries without `--bench`: not a test.
-    if !argv.iter().any(|a| a == "--bench") {
-        eprintln!("rib: not run as a test; `cargo bench --bench rib`");
+    if !harness::bench::started_by_cargo_bench("rib") {
         return ExitCode::SUCCESS;
     }
     let args = Args::parse();
-    // `cargo bench FILTER` passes the filter to every bench binary.
-    if !args.filters.is_empty() && !args.filters.iter().any(|f| "rib".contains(f.as_str())) {
-        return ExitCode::SUCCESS;
-    }
-    match controller::run(&args) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
-        Err(e) => {
-            eprintln!("rib: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    harness::bench::run_filtered("rib", &args.filters, || controller::run(&args))
 }
 
 #[derive(Parser, Debug)]
@@ -480,17 +470,9 @@ mod data {
 mod proc_stat {
     use std::time::Duration;
 
-    /// A `/proc/PID/status` field in KiB (`self` for this process).
-    pub fn status_kib(pid: &str, key: &str) -> u64 {
-        std::fs::read_to_string(format!("/proc/{pid}/status"))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find(|l| l.starts_with(key))
-                    .and_then(|l| l.split_whitespace().nth(1))
-                    .and_then(|v| v.parse().ok())
-            })
-            .unwrap_or(0)
+    /// A `/proc/self/status` field in KiB (0 when it cannot be read).
+    pub fn self_kib(key: &str) -> u64 {
+        crate::harness::proc::status_kib(std::process::id() as i32, key).unwrap_or(0)
     }
 
     /// Bytes the allocator has handed out and not got back.
@@ -526,22 +508,6 @@ mod proc_stat {
         // SAFETY: a valid timespec to fill.
         unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
         Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-    }
-
-    /// utime + stime of another process, all threads (10 ms resolution).
-    pub fn cpu_secs(pid: i32) -> f64 {
-        let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            return 0.0;
-        };
-        let Some(rest) = s.rfind(')').map(|i| &s[i + 2..]) else {
-            return 0.0;
-        };
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        let ticks: u64 = f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
-            + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-        // SAFETY: sysconf has no preconditions.
-        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-        ticks as f64 / hz
     }
 }
 
@@ -626,7 +592,7 @@ mod inproc {
     use wren::wire::{Message, decode};
 
     use super::data::{self, Feed, Kind};
-    use super::proc_stat::{heap_bytes, self_cpu, status_kib, thread_cpu, trim};
+    use super::proc_stat::{heap_bytes, self_cpu, self_kib, thread_cpu, trim};
     use super::{
         Churn, FEEDERS, InprocParams, InprocResult, LOCAL, LOCAL_ASN, Load, MESH_BASE, Scenario,
     };
@@ -759,7 +725,7 @@ mod inproc {
             update_max_ms: q[4] / 1000.0,
             update_max_cpu_ms: slowest.1.as_secs_f64() * 1000.0,
             out_bytes,
-            rss_kib: status_kib("self", "VmRSS:"),
+            rss_kib: self_kib("VmRSS:"),
             heap_bytes: heap_bytes(),
             table_prefixes: rib.table.len(),
             paths: paths(rib),
@@ -802,7 +768,7 @@ mod inproc {
         let own = rib.table.len();
 
         trim();
-        r.base_rss_kib = status_kib("self", "VmRSS:");
+        r.base_rss_kib = self_kib("VmRSS:");
         r.base_heap_bytes = heap_bytes();
         for (id, feed) in feeds.iter().enumerate() {
             let l = load(&mut rib, id, feed, &eor, nets.len());
@@ -814,7 +780,7 @@ mod inproc {
             );
             r.loads.push(l);
         }
-        r.hwm_kib = status_kib("self", "VmHWM:");
+        r.hwm_kib = self_kib("VmHWM:");
 
         if churn_count > 0 {
             let rx = [0, 1].map(|id| rib.peers[id].session.as_ref().map(|s| s.rx).expect("up"));
@@ -886,26 +852,8 @@ mod inproc {
 
 /// A feeder's OPEN: a plain eBGP router (IPv4 unicast, route refresh, 4-octet AS).
 fn feeder_open(i: usize) -> wren::wire::Open {
-    use wren::wire::open::OptParam;
-    use wren::wire::{Afi, Capability, Open, Safi};
     let (addr, asn) = FEEDERS[i];
-    Open {
-        version: 4,
-        my_as: u16::try_from(asn).unwrap_or(wren::wire::open::AS_TRANS),
-        hold_time: HOLD,
-        bgp_id: addr,
-        params: vec![OptParam::Capabilities {
-            capabilities: vec![
-                Capability::Multiprotocol {
-                    afi: Afi::IPV4,
-                    safi: Safi::UNICAST,
-                },
-                Capability::RouteRefresh,
-                Capability::FourOctetAs { asn },
-            ],
-        }],
-        extended_params: false,
-    }
+    harness::bgp::open(asn, addr, HOLD, &[wren::wire::Capability::RouteRefresh])
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -924,10 +872,11 @@ mod sender {
     use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
     use tokio::sync::{Mutex, mpsc};
     use tokio::time::Instant;
-    use wren::wire::{Message, Negotiated, decode, frame};
+    use wren::wire::{Message, Negotiated, decode};
 
     use super::data::{self, Feed};
     use super::{FEEDERS, LOCAL, feeder_open};
+    use crate::harness::bgp::{encode, next_frame};
 
     /// `__rib_sender PARAMS_JSON`; on stdin `send I` (feeder I's UPDATEs and End-of-RIB),
     /// `stop`. Prints `ready` once both sessions are Established and `sent I MS` after each
@@ -957,13 +906,6 @@ mod sender {
                 ExitCode::FAILURE
             }
         }
-    }
-
-    fn bytes(m: Message) -> Vec<u8> {
-        let mut b = BytesMut::new();
-        m.encode(&Negotiated::default(), &mut b)
-            .expect("sender message encodes");
-        b.to_vec()
     }
 
     async fn run(p: data::Params) -> anyhow::Result<()> {
@@ -1022,6 +964,7 @@ mod sender {
     /// daemon sends and sends a KEEPALIVE every 30 s.
     async fn establish(i: usize) -> anyhow::Result<Arc<Mutex<OwnedWriteHalf>>> {
         let (addr, _) = FEEDERS[i];
+        let neg = Negotiated::default();
         let target = SocketAddr::new(IpAddr::V4(LOCAL), 179);
         let until = Instant::now() + Duration::from_secs(30);
         let stream = loop {
@@ -1037,7 +980,8 @@ mod sender {
             }
         };
         let (mut r, mut w) = stream.into_split();
-        w.write_all(&bytes(Message::Open(feeder_open(i)))).await?;
+        w.write_all(&encode(&[Message::Open(feeder_open(i))], &neg)?)
+            .await?;
         let mut buf = BytesMut::with_capacity(1 << 16);
         let mut got_open = false;
         loop {
@@ -1045,7 +989,7 @@ mod sender {
             match m {
                 Message::Open(_) => {
                     got_open = true;
-                    w.write_all(&bytes(Message::Keepalive)).await?;
+                    w.write_all(&encode(&[Message::Keepalive], &neg)?).await?;
                 }
                 Message::Keepalive if got_open => break,
                 Message::Notification(n) => anyhow::bail!("feeder {i}: NOTIFICATION {n:?}"),
@@ -1054,8 +998,8 @@ mod sender {
         }
         let w = Arc::new(Mutex::new(w));
         let keepalive = w.clone();
+        let ka = encode(&[Message::Keepalive], &neg)?;
         tokio::spawn(async move {
-            let ka = bytes(Message::Keepalive);
             loop {
                 tokio::time::sleep(Duration::from_secs(30)).await;
                 if keepalive.lock().await.write_all(&ka).await.is_err() {
@@ -1086,9 +1030,8 @@ mod sender {
         let neg = Negotiated::default();
         loop {
             if buf.len() >= 19 {
-                let n = frame(buf, &neg).map_err(|e| anyhow::anyhow!("framing: {e:?}"))?;
-                if let Some(n) = n {
-                    let msg = buf.split_to(n);
+                let n = next_frame(buf, &neg).map_err(|e| anyhow::anyhow!("framing: {e:?}"))?;
+                if let Some(msg) = n {
                     if msg[18] == 2 {
                         continue;
                     }
@@ -1132,17 +1075,17 @@ struct DaemonResult {
 mod controller {
     use std::fmt::Write as _;
     use std::fs::File;
-    use std::io::{BufRead, BufReader, Write};
-    use std::os::unix::net::UnixStream;
-    use std::os::unix::process::CommandExt;
+    use std::io::Write;
     use std::path::{Path, PathBuf};
-    use std::process::{Child, ChildStdin, Command, Stdio};
+    use std::process::{Command, Stdio};
     use std::sync::mpsc;
     use std::time::{Duration, Instant};
 
     use anyhow::{Context as _, anyhow, bail};
 
-    use super::proc_stat::{cpu_secs, status_kib};
+    use super::harness::bench::{Client, catch_signals, check_stop, cmd_out, machine, route_count};
+    use super::harness::netns::{Namespaces, remove_stale_namespaces, try_ip};
+    use super::harness::proc::{Proc, cpu_secs, status_kib};
     use super::{
         Args, Daemon, DaemonResult, Detect, FEEDERS, INPROC_CMD, InprocParams, InprocResult, LOCAL,
         LOCAL_ASN, Phase, SENDER_CMD, data,
@@ -1193,12 +1136,11 @@ mod controller {
             }
         }
         let mut daemons = Vec::new();
-        // SAFETY: geteuid has no preconditions.
-        let root = unsafe { libc::geteuid() } == 0;
+        let root = super::harness::proc::is_root();
         if !args.no_daemons && !args.daemons.is_empty() {
             if root {
-                install_signal_handlers();
-                remove_stale_namespaces();
+                catch_signals();
+                remove_stale_namespaces(NS_PREFIX, "rib");
                 for det in &args.detect {
                     for d in &args.daemons {
                         eprintln!("rib: {} over BGP ({}) …", d.name(), det.name());
@@ -1242,29 +1184,6 @@ mod controller {
         let text = String::from_utf8_lossy(&out.stdout);
         let line = text.lines().last().ok_or_else(|| anyhow!("no result"))?;
         Ok(serde_json::from_str(line)?)
-    }
-
-    // --- signals
-
-    static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-    extern "C" fn on_signal(_: libc::c_int) {
-        STOP.store(true, std::sync::atomic::Ordering::SeqCst);
-    }
-
-    fn install_signal_handlers() {
-        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-            let handler = on_signal as extern "C" fn(libc::c_int);
-            // SAFETY: the handler only stores to an atomic.
-            unsafe { libc::signal(sig, handler as libc::sighandler_t) };
-        }
-    }
-
-    fn stopped() -> anyhow::Result<()> {
-        if STOP.load(std::sync::atomic::Ordering::SeqCst) {
-            bail!("interrupted");
-        }
-        Ok(())
     }
 
     // --- one daemon
@@ -1314,13 +1233,13 @@ mod controller {
             ]);
         }
         let log = dir.join("daemon.log");
-        let mut daemon = Proc::spawn(&net.recv, &argv, &log, false)?;
+        let mut daemon = Proc::spawn(&net.recv, &argv, &log, false, 0)?;
         let pid = daemon.pid();
         let t = Instant::now();
         let mut cli = loop {
             daemon.check_alive(&log)?;
-            stopped()?;
-            if let Ok(c) = Cli::connect(&ctl) {
+            check_stop()?;
+            if let Ok(c) = Client::connect(&ctl) {
                 break c;
             }
             if t.elapsed() > Duration::from_secs(30) {
@@ -1335,7 +1254,7 @@ mod controller {
             SENDER_CMD.to_string(),
             serde_json::to_string(params)?,
         ];
-        let mut sender = Proc::spawn(&net.peers, &sender_argv, &sender_log, true)?;
+        let mut sender = Proc::spawn(&net.peers, &sender_argv, &sender_log, true, 0)?;
         let lines = sender.lines()?;
         wait_line(
             &lines,
@@ -1346,7 +1265,7 @@ mod controller {
         )?;
         std::thread::sleep(Duration::from_secs(1));
         let base_routes = route_count(&mut cli)?;
-        r.base_rss_kib = status_kib(&pid.to_string(), "VmRSS:");
+        r.base_rss_kib = status_kib(pid, "VmRSS:").unwrap_or(0);
         let mut poll_total = Duration::ZERO;
         let mut progress = File::create(dir.join("progress.tsv"))?;
         writeln!(progress, "feeder\tseconds\troutes\tcpu_s\trss_kib")?;
@@ -1354,7 +1273,7 @@ mod controller {
             let want = base_routes + (i + 1) * params.prefixes;
             // Peak RSS per feeder: VmHWM back to the current RSS (proc(5), clear_refs).
             let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
-            let cpu0 = cpu_secs(pid);
+            let cpu0 = cpu_secs(pid).unwrap_or(0.0);
             let t0 = Instant::now();
             sender.send(&format!("send {i}"))?;
             let deadline = t0 + Duration::from_secs(args.deadline);
@@ -1365,7 +1284,7 @@ mod controller {
             loop {
                 daemon.check_alive(&log)?;
                 sender.check_alive(&sender_log)?;
-                stopped()?;
+                check_stop()?;
                 while let Ok(l) = lines.try_recv() {
                     if let Some(ms) = l.strip_prefix(&format!("sent {i} ")) {
                         ph.sent_ms = ms.parse().ok();
@@ -1374,7 +1293,7 @@ mod controller {
                     }
                 }
                 let now = Instant::now();
-                let cpu = cpu_secs(pid);
+                let cpu = cpu_secs(pid).unwrap_or(0.0);
                 if cpu > last_cpu {
                     (last_cpu, last_busy) = (cpu, now);
                 }
@@ -1386,7 +1305,7 @@ mod controller {
                 };
                 if ask {
                     // For `idle`, the peak before the query (whose reply needs memory too).
-                    ph.hwm_kib = status_kib(&pid.to_string(), "VmHWM:");
+                    ph.hwm_kib = status_kib(pid, "VmHWM:").unwrap_or(0);
                     let q = Instant::now();
                     let routes = route_count(&mut cli)?;
                     let took = q.elapsed();
@@ -1407,7 +1326,7 @@ mod controller {
                     t0.elapsed().as_secs_f64(),
                     ph.routes,
                     cpu - cpu0,
-                    status_kib(&pid.to_string(), "VmRSS:")
+                    status_kib(pid, "VmRSS:").unwrap_or(0)
                 )?;
                 if ph.secs.is_some() || Instant::now() >= deadline {
                     break;
@@ -1420,10 +1339,10 @@ mod controller {
                 };
                 std::thread::sleep(next.saturating_duration_since(Instant::now()));
             }
-            ph.cpu_secs = cpu_secs(pid) - cpu0;
-            ph.rss_kib = status_kib(&pid.to_string(), "VmRSS:");
+            ph.cpu_secs = cpu_secs(pid).unwrap_or(0.0) - cpu0;
+            ph.rss_kib = status_kib(pid, "VmRSS:").unwrap_or(0);
             if detect == Detect::Cli {
-                ph.hwm_kib = status_kib(&pid.to_string(), "VmHWM:");
+                ph.hwm_kib = status_kib(pid, "VmHWM:").unwrap_or(0);
             }
             let done = ph.secs.is_some();
             r.phases.push(ph);
@@ -1454,12 +1373,12 @@ mod controller {
         let by = Instant::now() + limit;
         loop {
             p.check_alive(log)?;
-            stopped()?;
+            check_stop()?;
             match lines.recv_timeout(Duration::from_millis(100)) {
                 Ok(l) if l == want => return Ok(()),
                 Ok(_) => {}
                 Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() < by => {}
-                Err(_) => bail!("no {want:?} from {} (see {})", p.name, log.display()),
+                Err(_) => bail!("no {want:?} from {} (see {})", p.name(), log.display()),
             }
         }
     }
@@ -1506,34 +1425,32 @@ mod controller {
     struct Netns {
         recv: String,
         peers: String,
+        _guard: Namespaces,
     }
 
     impl Netns {
         fn create() -> anyhow::Result<Netns> {
             let id = std::process::id();
+            let (recv, peers) = (format!("{NS_PREFIX}r-{id}"), format!("{NS_PREFIX}p-{id}"));
             let g = Netns {
-                recv: format!("{NS_PREFIX}r-{id}"),
-                peers: format!("{NS_PREFIX}p-{id}"),
+                _guard: Namespaces::create(&[recv.clone(), peers.clone()])?,
+                recv,
+                peers,
             };
-            g.delete();
-            ip(&["netns", "add", &g.recv])?;
-            ip(&["netns", "add", &g.peers])?;
-            ip(&[
+            try_ip(&[
                 "link", "add", "vr", "netns", &g.recv, "type", "veth", "peer", "name", "vp",
                 "netns", &g.peers,
             ])?;
             let local = format!("{LOCAL}/24");
             for args in [
-                vec!["-n", &g.recv, "link", "set", "lo", "up"],
                 vec!["-n", &g.recv, "link", "set", "vr", "up"],
                 vec!["-n", &g.recv, "addr", "add", &local, "dev", "vr"],
-                vec!["-n", &g.peers, "link", "set", "lo", "up"],
                 vec!["-n", &g.peers, "link", "set", "vp", "up"],
             ] {
-                ip(&args)?;
+                try_ip(&args)?;
             }
             for (addr, _) in FEEDERS {
-                ip(&[
+                try_ip(&[
                     "-n",
                     &g.peers,
                     "addr",
@@ -1546,279 +1463,9 @@ mod controller {
             }
             Ok(g)
         }
-
-        fn delete(&self) {
-            for ns in [&self.recv, &self.peers] {
-                if Path::new("/run/netns").join(ns).exists() {
-                    let _ = Command::new("ip")
-                        .args(["netns", "del", ns])
-                        .stderr(Stdio::null())
-                        .status();
-                }
-            }
-        }
-    }
-
-    impl Drop for Netns {
-        fn drop(&mut self) {
-            self.delete();
-        }
-    }
-
-    /// Namespaces left by a run of this bench that was killed (its pid is gone).
-    fn remove_stale_namespaces() {
-        let Ok(dir) = std::fs::read_dir("/run/netns") else {
-            return;
-        };
-        for e in dir.flatten() {
-            let name = e.file_name().to_string_lossy().to_string();
-            let Some(pid) = name
-                .strip_prefix(NS_PREFIX)
-                .and_then(|r| r.get(2..))
-                .and_then(|p| p.parse::<u32>().ok())
-            else {
-                continue;
-            };
-            if !Path::new(&format!("/proc/{pid}")).exists() {
-                eprintln!("rib: removing stale namespace {name}");
-                let _ = Command::new("ip").args(["netns", "del", &name]).status();
-            }
-        }
-    }
-
-    fn ip(args: &[&str]) -> anyhow::Result<()> {
-        let out = Command::new("ip")
-            .args(args)
-            .output()
-            .context("running ip")?;
-        if !out.status.success() {
-            bail!(
-                "ip {}: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        Ok(())
-    }
-
-    // --- processes
-
-    /// A child run with `ip netns exec` (which execs, so the pid is the program's). Killed
-    /// when the bench exits (PR_SET_PDEATHSIG) and stopped on drop.
-    struct Proc {
-        child: Child,
-        stdin: Option<ChildStdin>,
-        name: String,
-    }
-
-    impl Proc {
-        fn spawn(ns: &str, argv: &[String], log: &Path, piped: bool) -> anyhow::Result<Proc> {
-            let f = File::create(log)?;
-            let mut cmd = Command::new("ip");
-            cmd.args(["netns", "exec", ns])
-                .args(argv)
-                .stderr(f.try_clone()?)
-                .stdin(if piped { Stdio::piped() } else { Stdio::null() })
-                .stdout(if piped {
-                    Stdio::piped()
-                } else {
-                    Stdio::from(f)
-                });
-            // SAFETY: prctl is async-signal-safe.
-            unsafe {
-                cmd.pre_exec(|| {
-                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                    Ok(())
-                });
-            }
-            let mut child = cmd
-                .spawn()
-                .with_context(|| format!("starting {}", argv[0]))?;
-            let stdin = child.stdin.take();
-            Ok(Proc {
-                child,
-                stdin,
-                name: argv[0].clone(),
-            })
-        }
-
-        fn pid(&self) -> i32 {
-            self.child.id() as i32
-        }
-
-        fn lines(&mut self) -> anyhow::Result<mpsc::Receiver<String>> {
-            let out = self
-                .child
-                .stdout
-                .take()
-                .ok_or_else(|| anyhow!("no stdout"))?;
-            let (tx, rx) = mpsc::channel();
-            std::thread::spawn(move || {
-                for l in BufReader::new(out).lines() {
-                    let Ok(l) = l else { break };
-                    if tx.send(l).is_err() {
-                        break;
-                    }
-                }
-            });
-            Ok(rx)
-        }
-
-        fn send(&mut self, line: &str) -> anyhow::Result<()> {
-            let w = self.stdin.as_mut().ok_or_else(|| anyhow!("no stdin"))?;
-            writeln!(w, "{line}")?;
-            w.flush()?;
-            Ok(())
-        }
-
-        fn check_alive(&mut self, log: &Path) -> anyhow::Result<()> {
-            if let Some(st) = self.child.try_wait()? {
-                let text = std::fs::read_to_string(log).unwrap_or_default();
-                let tail: Vec<&str> = text.lines().rev().take(15).collect();
-                let tail: Vec<&str> = tail.into_iter().rev().collect();
-                bail!(
-                    "{} exited ({st}); last lines of {}:\n{}",
-                    self.name,
-                    log.display(),
-                    tail.join("\n")
-                );
-            }
-            Ok(())
-        }
-
-        /// SIGTERM, then SIGKILL after `grace`.
-        fn stop(&mut self, grace: Duration) {
-            self.stdin = None;
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            // SAFETY: signalling our own child by its pid.
-            unsafe { libc::kill(self.pid(), libc::SIGTERM) };
-            let until = Instant::now() + grace;
-            while Instant::now() < until {
-                if matches!(self.child.try_wait(), Ok(Some(_))) {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-
-    impl Drop for Proc {
-        fn drop(&mut self) {
-            self.stop(Duration::from_secs(3));
-        }
-    }
-
-    // --- the control socket (BIRD's CLI protocol)
-
-    struct Cli {
-        r: BufReader<UnixStream>,
-        w: UnixStream,
-    }
-
-    impl Cli {
-        fn connect(path: &Path) -> anyhow::Result<Cli> {
-            let s = UnixStream::connect(path)?;
-            s.set_read_timeout(Some(Duration::from_secs(60)))?;
-            let mut c = Cli {
-                r: BufReader::new(s.try_clone()?),
-                w: s,
-            };
-            c.reply()?;
-            Ok(c)
-        }
-
-        fn query(&mut self, cmd: &str) -> anyhow::Result<Vec<String>> {
-            writeln!(self.w, "{cmd}")?;
-            self.reply()
-        }
-
-        /// Lines up to and including the one that ends the reply (`DDDD `).
-        fn reply(&mut self) -> anyhow::Result<Vec<String>> {
-            let mut lines = Vec::new();
-            loop {
-                let mut l = String::new();
-                if self.r.read_line(&mut l)? == 0 {
-                    bail!("control socket closed");
-                }
-                let b = l.as_bytes();
-                let last = b.len() >= 5 && b[..4].iter().all(u8::is_ascii_digit) && b[4] == b' ';
-                lines.push(l.trim_end().to_string());
-                if last {
-                    return Ok(lines);
-                }
-            }
-        }
-    }
-
-    /// Routes in "N of M routes for K networks", summed over the tables shown.
-    fn route_count(cli: &mut Cli) -> anyhow::Result<usize> {
-        let lines = cli.query("show route count")?;
-        let mut total = None;
-        for l in lines.iter().filter(|l| l.contains(" routes for ")) {
-            let b = l.as_bytes();
-            let text = if b.len() >= 5 && b[..4].iter().all(u8::is_ascii_digit) {
-                &l[5..]
-            } else {
-                l.trim_start()
-            };
-            if let Some(v) = text
-                .split_whitespace()
-                .next()
-                .and_then(|w| w.parse::<usize>().ok())
-            {
-                *total.get_or_insert(0) += v;
-            }
-        }
-        total.ok_or_else(|| anyhow!("unexpected `show route count` reply: {lines:?}"))
-    }
-
-    fn cmd_out(cmd: &str, args: &[&str]) -> String {
-        Command::new(cmd)
-            .args(args)
-            .output()
-            .map(|o| {
-                let mut t = String::from_utf8_lossy(&o.stdout).to_string();
-                t.push_str(&String::from_utf8_lossy(&o.stderr));
-                t.trim().to_string()
-            })
-            .unwrap_or_else(|e| format!("({cmd}: {e})"))
     }
 
     // --- the report
-
-    fn machine() -> String {
-        let cpu = std::fs::read_to_string("/proc/cpuinfo")
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find(|l| l.starts_with("model name"))
-                    .and_then(|l| l.split(':').nth(1))
-                    .map(|m| m.trim().to_string())
-            })
-            .unwrap_or_else(|| "unknown CPU".into());
-        let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-        let mem_gib = status_mem_total_kib() as f64 / 1024.0 / 1024.0;
-        format!(
-            "{cpu}, {cores} cores, {mem_gib:.0} GiB; Linux {}",
-            cmd_out("uname", &["-r"])
-        )
-    }
-
-    fn status_mem_total_kib() -> u64 {
-        std::fs::read_to_string("/proc/meminfo")
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find(|l| l.starts_with("MemTotal:"))
-                    .and_then(|l| l.split_whitespace().nth(1))
-                    .and_then(|v| v.parse().ok())
-            })
-            .unwrap_or(0)
-    }
 
     fn mib(kib: u64) -> f64 {
         kib as f64 / 1024.0

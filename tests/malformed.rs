@@ -4,15 +4,16 @@
 //! 127.0.0.0/8 addresses.
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::net::{Ipv4Addr, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use socket2::{Domain, Socket, Type};
-use wren::wire::open::OptParam;
-use wren::wire::{Capability, Message, Negotiated, Notification, Open, decode, frame};
+use wren::wire::{Message, Negotiated, Open};
+
+mod harness;
+use harness::bgp::{self, Raw};
 
 const ASN: u32 = 64512;
 /// Peer addresses: .3 is the well-behaved peer, .10 and up one per malformed case.
@@ -108,91 +109,9 @@ fn wait_for(mut ok: impl FnMut() -> bool, what: &str) {
     }
 }
 
-/// A BGP speaker made of bytes.
-struct Raw {
-    s: TcpStream,
-    buf: Vec<u8>,
-}
-
-impl Raw {
-    fn connect(from: Ipv4Addr, port: u16) -> Raw {
-        let sock = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
-        sock.bind(&SocketAddr::from((from, 0)).into())
-            .expect("bind source");
-        sock.connect(&SocketAddr::from(([127, 0, 0, 1], port)).into())
-            .expect("connect to wrend");
-        let s: TcpStream = sock.into();
-        s.set_read_timeout(Some(Duration::from_secs(10))).ok();
-        Raw { s, buf: Vec::new() }
-    }
-
-    fn send(&mut self, bytes: &[u8]) {
-        self.s.write_all(bytes).expect("send");
-    }
-
-    fn send_msg(&mut self, m: &Message) {
-        let b = m.to_bytes(&Negotiated::default()).expect("encode");
-        self.send(&b);
-    }
-
-    /// The next message from wrend, or None when it closed the connection.
-    fn recv(&mut self) -> Option<Message> {
-        let neg = Negotiated::default();
-        loop {
-            if let Ok(Some(n)) = frame(&self.buf, &neg) {
-                let m: Vec<u8> = self.buf.drain(..n).collect();
-                return Some(decode(&m, &neg).expect("wrend sent a malformed message"));
-            }
-            let mut chunk = [0u8; 4096];
-            match self.s.read(&mut chunk) {
-                Ok(0) | Err(_) => return None,
-                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-            }
-        }
-    }
-
-    /// Reads until a NOTIFICATION (skipping OPEN/KEEPALIVE/UPDATE); None if none came.
-    fn notification(&mut self) -> Option<Notification> {
-        while let Some(m) = self.recv() {
-            if let Message::Notification(n) = m {
-                return Some(n);
-            }
-        }
-        None
-    }
-
-    /// OPEN and KEEPALIVE both ways: the session is Established.
-    fn establish(&mut self, id: Ipv4Addr) {
-        self.send_msg(&Message::Open(open(id)));
-        assert!(
-            matches!(self.recv(), Some(Message::Open(_))),
-            "wrend's OPEN"
-        );
-        assert!(
-            matches!(self.recv(), Some(Message::Keepalive)),
-            "wrend's KEEPALIVE"
-        );
-        self.send_msg(&Message::Keepalive);
-    }
-}
-
+/// The OPEN every case's peer sends (iBGP, hold time 30).
 fn open(id: Ipv4Addr) -> Open {
-    Open {
-        version: 4,
-        my_as: ASN as u16,
-        hold_time: 30,
-        bgp_id: id,
-        params: vec![OptParam::Capabilities {
-            capabilities: vec![
-                Capability::Multiprotocol {
-                    afi: wren::wire::Afi::IPV4,
-                    safi: wren::wire::Safi::UNICAST,
-                },
-                Capability::FourOctetAs { asn: ASN },
-            ],
-        }],
-        extended_params: false,
-    }
+    bgp::open(ASN, id, 30, &[])
 }
 
 fn header(len: u16, kind: u8) -> Vec<u8> {
@@ -381,9 +300,7 @@ fn malformed_messages_get_the_rfc_notification_and_other_peers_stay_up() {
             None => {
                 // Still up: a KEEPALIVE exchange works and no NOTIFICATION arrives.
                 raw.send_msg(&Message::Keepalive);
-                raw.s
-                    .set_read_timeout(Some(Duration::from_millis(500)))
-                    .ok();
+                raw.set_read_timeout(Duration::from_millis(500));
                 let got = raw.recv();
                 assert!(
                     !matches!(got, Some(Message::Notification(_))),

@@ -2,7 +2,7 @@
 //! bench` (root, filters), signals that end every wait, waiting for a quiet machine,
 //! control-socket counts, and the report's header lines.
 
-use std::process::Command;
+use std::process::{Command, ExitCode};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -35,13 +35,19 @@ pub fn stopped() -> bool {
     STOP.load(Ordering::SeqCst)
 }
 
+/// An error once a signal asked the bench to stop.
+pub fn check_stop() -> anyhow::Result<()> {
+    if stopped() {
+        bail!("interrupted");
+    }
+    Ok(())
+}
+
 /// Sleeps in short steps so that a signal ends the wait.
 pub fn sleep(d: Duration) -> anyhow::Result<()> {
     let until = Instant::now() + d;
     loop {
-        if stopped() {
-            bail!("interrupted");
-        }
+        check_stop()?;
         let now = Instant::now();
         if now >= until {
             return Ok(());
@@ -67,9 +73,8 @@ pub fn run_bench(
     name: &str,
     filters: &[String],
     run: impl FnOnce() -> anyhow::Result<bool>,
-) -> std::process::ExitCode {
-    use std::process::ExitCode;
-    if !filters.is_empty() && !filters.iter().any(|f| name.contains(f.as_str())) {
+) -> ExitCode {
+    if filtered_out(name, filters) {
         return ExitCode::SUCCESS;
     }
     if !is_root() {
@@ -79,6 +84,18 @@ pub fn run_bench(
         );
         return ExitCode::from(2);
     }
+    run_filtered(name, &[], run)
+}
+
+/// [`run_bench`] for a bench whose root-only parts are optional (`rib`): no root check.
+pub fn run_filtered(
+    name: &str,
+    filters: &[String],
+    run: impl FnOnce() -> anyhow::Result<bool>,
+) -> ExitCode {
+    if filtered_out(name, filters) {
+        return ExitCode::SUCCESS;
+    }
     match run() {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
@@ -87,6 +104,11 @@ pub fn run_bench(
             ExitCode::FAILURE
         }
     }
+}
+
+/// `cargo bench FILTER` names other benches only.
+fn filtered_out(name: &str, filters: &[String]) -> bool {
+    !filters.is_empty() && !filters.iter().any(|f| name.contains(f.as_str()))
 }
 
 // --- the control socket (BIRD's CLI protocol, through wren's own client)

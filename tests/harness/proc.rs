@@ -490,6 +490,11 @@ impl Proc {
         self.child.id() as i32
     }
 
+    /// The program's name (its first argument).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// The child's stdout lines, through a channel.
     pub fn lines(&mut self) -> anyhow::Result<mpsc::Receiver<String>> {
         let out = self
