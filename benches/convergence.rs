@@ -94,7 +94,9 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let args = Args::parse();
-    harness::bench::run_bench("convergence", &args.filters, || controller::run(&args))
+    harness::bench::run_bench("convergence", &args.filters, true, || {
+        controller::run(&args)
+    })
 }
 
 #[derive(Parser, Debug)]

@@ -83,7 +83,7 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let args = Args::parse();
-    harness::bench::run_bench("fib", &args.filters, || {
+    harness::bench::run_bench("fib", &args.filters, true, || {
         controller::run(&args).map(|()| true)
     })
 }

@@ -109,7 +109,7 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let args = Args::parse();
-    harness::bench::run_bench("mesh_scale", &args.filters, || controller::run(&args))
+    harness::bench::run_bench("mesh_scale", &args.filters, true, || controller::run(&args))
 }
 
 #[derive(Parser, Debug)]

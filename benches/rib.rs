@@ -93,7 +93,7 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let args = Args::parse();
-    harness::bench::run_filtered("rib", &args.filters, || controller::run(&args))
+    harness::bench::run_bench("rib", &args.filters, false, || controller::run(&args))
 }
 
 #[derive(Parser, Debug)]

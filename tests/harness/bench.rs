@@ -67,34 +67,24 @@ pub fn started_by_cargo_bench(name: &str) -> bool {
 }
 
 /// The rest of a bench binary's start: nothing when `cargo bench FILTER` names another bench
-/// (the filter is passed to every bench binary), exit 2 without root, then `run`, whose error
-/// is reported; `Ok(false)` is a failed run.
+/// (the filter is passed to every bench binary), exit 2 without root when `needs_root` (the
+/// `rib` bench's root parts are optional), then `run`, whose error is reported; `Ok(false)`
+/// is a failed run.
 pub fn run_bench(
     name: &str,
     filters: &[String],
+    needs_root: bool,
     run: impl FnOnce() -> anyhow::Result<bool>,
 ) -> ExitCode {
-    if filtered_out(name, filters) {
+    if !filters.is_empty() && !filters.iter().any(|f| name.contains(f.as_str())) {
         return ExitCode::SUCCESS;
     }
-    if !is_root() {
+    if needs_root && !is_root() {
         eprintln!(
             "{name}: needs root (network namespaces, veth pairs); \
              run `sudo -E cargo bench --bench {name}`"
         );
         return ExitCode::from(2);
-    }
-    run_filtered(name, &[], run)
-}
-
-/// [`run_bench`] for a bench whose root-only parts are optional (`rib`): no root check.
-pub fn run_filtered(
-    name: &str,
-    filters: &[String],
-    run: impl FnOnce() -> anyhow::Result<bool>,
-) -> ExitCode {
-    if filtered_out(name, filters) {
-        return ExitCode::SUCCESS;
     }
     match run() {
         Ok(true) => ExitCode::SUCCESS,
@@ -104,11 +94,6 @@ pub fn run_filtered(
             ExitCode::FAILURE
         }
     }
-}
-
-/// `cargo bench FILTER` names other benches only.
-fn filtered_out(name: &str, filters: &[String]) -> bool {
-    !filters.is_empty() && !filters.iter().any(|f| name.contains(f.as_str()))
 }
 
 // --- the control socket (BIRD's CLI protocol, through wren's own client)
