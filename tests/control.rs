@@ -10,24 +10,13 @@ use std::time::{Duration, Instant};
 
 use wren::demo::Node;
 
+mod harness;
+
 const METRICS: &str = "127.0.0.84:9324";
 
 /// Node A (127.0.0.`a`, metrics on) and B (127.0.0.`a+1`) in an iBGP mesh, each with a
 /// block. Each test has its own addresses, so they run in parallel.
-struct Pair {
-    dir: PathBuf,
-    nodes: Vec<Node>,
-}
-
-impl Drop for Pair {
-    fn drop(&mut self) {
-        self.nodes.clear();
-        // Logs stay for a failed test to show.
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
-}
+type Pair = harness::wrend::Nodes;
 
 fn config(me: u8, peer: u8, block: &str, extra: &str) -> String {
     format!(

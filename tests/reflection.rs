@@ -3,24 +3,16 @@
 //! reflectors in one cluster drop each other's reflections of the same route.
 
 use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use wren::demo::Node;
 
+mod harness;
+
 const PORT: u16 = 1179;
 
-struct Topology {
-    dir: PathBuf,
-    nodes: Vec<Node>,
-}
-
-impl Drop for Topology {
-    fn drop(&mut self) {
-        self.nodes.clear();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
+type Topology = harness::wrend::Nodes;
 
 /// A node: router ID and listen address `addr`, its block, and its peers (address, whether
 /// it is our route-reflector client).

@@ -3,10 +3,12 @@
 //! Established. A broken file changes nothing and says where it is broken.
 
 use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use wren::demo::Node;
+
+mod harness;
 
 const PORT: u16 = 1179;
 
@@ -30,17 +32,7 @@ fn node_config(me: Ipv4Addr, peers: &[(Ipv4Addr, u16)]) -> String {
     c
 }
 
-struct Lab {
-    dir: PathBuf,
-    nodes: Vec<Node>,
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        self.nodes.clear();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
+type Lab = harness::wrend::Nodes;
 
 /// The `show protocols` row of a peer.
 fn row(n: &Node, peer: &str) -> String {

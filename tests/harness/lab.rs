@@ -10,15 +10,12 @@
 //! reach all of its processes and nothing else.
 //! Dropping the lab stops exactly those processes and deletes the namespaces.
 
-use std::fs;
 use std::ops::Deref;
-use std::os::unix::fs::PermissionsExt as _;
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
-use super::netns::{clear_stale_namespace, del_netns, ip, remove_stale_namespaces};
-use super::proc::{Procs, clear_stale_dirs, require_binaries, run_ok, system_bin};
+use super::netns::{add_netns, del_netns, ip_lines, remove_stale_namespaces};
+use super::proc::{Procs, require_binaries, system_bin, work_dir};
 
 pub const WREN_V4: &str = "198.51.100.1";
 pub const PEER_V4: &str = "198.51.100.2";
@@ -114,15 +111,8 @@ impl Lab {
             .unwrap_or_else(|| PathBuf::from("/tmp/wren-interop"));
         // The test process's pid keeps concurrent runs (two checkouts, two users) apart.
         let run = std::process::id();
-        clear_stale_dirs(&base, id);
         remove_stale_namespaces("wi-", "interop");
-        let dir = base.join(format!("{id}.{run}"));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
-        // Daemons that drop privileges (FRR) must reach their files.
-        for d in [&base, &dir] {
-            let _ = fs::set_permissions(d, fs::Permissions::from_mode(0o755));
-        }
+        let dir = work_dir(&base, id);
         let lab = Lab {
             ns_wren: format!("wi-{run}-{id}-a"),
             ns_peer: format!("wi-{run}-{id}-b"),
@@ -130,24 +120,17 @@ impl Lab {
         };
         lab.log(&format!("work directory {}", lab.dir.display()));
         for ns in [&lab.ns_wren, &lab.ns_peer] {
-            clear_stale_namespace(ns);
-            ip(&["netns", "add", ns]);
-            let sysctl = [
-                "net.ipv6.conf.all.accept_dad=0",
-                "net.ipv6.conf.default.accept_dad=0",
-                "net.ipv6.conf.all.forwarding=0",
-            ];
-            for s in sysctl {
-                run_ok(
-                    Command::new(system_bin("ip"))
-                        .args(["netns", "exec", ns])
-                        .args(["sysctl", "-qw", s]),
-                );
-            }
-            ip(&["-n", ns, "link", "set", "lo", "up"]);
+            add_netns(
+                ns,
+                &[
+                    "net.ipv6.conf.all.accept_dad=0",
+                    "net.ipv6.conf.default.accept_dad=0",
+                    "net.ipv6.conf.all.forwarding=0",
+                ],
+            );
         }
         let (a, b) = (&lab.ns_wren, &lab.ns_peer);
-        for cmd in [
+        ip_lines(&[
             format!("link add wr0 netns {a} type veth peer name pe0 netns {b}"),
             format!("-n {a} addr add 198.51.100.1/24 dev wr0"),
             format!("-n {b} addr add 198.51.100.2/24 dev pe0"),
@@ -155,9 +138,7 @@ impl Lab {
             format!("-n {b} addr add 2001:db8::2/64 dev pe0 nodad"),
             format!("-n {a} link set wr0 up"),
             format!("-n {b} link set pe0 up"),
-        ] {
-            ip(&cmd.split_whitespace().collect::<Vec<_>>());
-        }
+        ]);
         lab
     }
 }

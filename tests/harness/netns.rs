@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 
 use anyhow::{Context as _, bail};
 
-use super::proc::{pid_gone, system_bin};
+use super::proc::{pid_gone, run_ok, system_bin};
 
 /// Runs `ip ARGS`; its stderr becomes the error.
 pub fn try_ip(args: &[&str]) -> anyhow::Result<()> {
@@ -32,6 +32,29 @@ pub fn ip(args: &[&str]) {
     if let Err(e) = try_ip(args) {
         panic!("{e:#}");
     }
+}
+
+/// Runs `ip` once per line of `lines` (the arguments separated by white space); each must
+/// succeed.
+pub fn ip_lines<S: AsRef<str>>(lines: &[S]) {
+    for l in lines {
+        ip(&l.as_ref().split_whitespace().collect::<Vec<_>>());
+    }
+}
+
+/// Creates namespace `ns` of this run (see [`clear_stale_namespace`]) with the sysctls
+/// `sysctls` (`name=value`) and `lo` up.
+pub fn add_netns(ns: &str, sysctls: &[&str]) {
+    clear_stale_namespace(ns);
+    ip(&["netns", "add", ns]);
+    for s in sysctls {
+        run_ok(
+            Command::new(system_bin("ip"))
+                .args(["netns", "exec", ns])
+                .args(["sysctl", "-qw", s]),
+        );
+    }
+    ip(&["-n", ns, "link", "set", "lo", "up"]);
 }
 
 /// Deletes namespace `ns` if it exists (no "Cannot remove namespace file" when it does not).

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs::{self, File};
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::os::unix::fs::PermissionsExt as _;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -292,6 +293,20 @@ impl Procs {
             }
         }
     }
+}
+
+/// Test `id`'s work directory `<base>/<id>.<pid>`, new and empty, after removing those of runs
+/// of `id` that are gone. Both are world-readable: daemons that drop privileges (FRR) must
+/// reach their files.
+pub fn work_dir(base: &Path, id: &str) -> PathBuf {
+    clear_stale_dirs(base, id);
+    let dir = base.join(format!("{id}.{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+    for d in [base, &dir] {
+        let _ = fs::set_permissions(d, fs::Permissions::from_mode(0o755));
+    }
+    dir
 }
 
 /// Removes the work directories `<base>/<id>.<pid>` of runs whose process has exited.

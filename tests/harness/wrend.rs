@@ -1,8 +1,11 @@
 //! wrend under test: its config (a Calico node's, toward one peer), starting and restarting
-//! it in a [`Lab`], and reading its control socket with `birdc` (sessions, routes).
+//! it in a [`Lab`], and reading its control socket with `birdc` (sessions, routes); and
+//! nodes on loopback ([`Nodes`]).
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
+
+use wren::demo::Node;
 
 use super::lab::{ESTABLISH, Fam, Lab, WREN_ASN, WREN_NET4, WREN_NET6, WREN_V4};
 use super::proc::{ProcId, cli, system_bin, wait_until};
@@ -247,6 +250,22 @@ impl Lab {
         match self.wren_route(w, prefix)? {
             None => Ok(()),
             Some(r) => Err(format!("wrend still has {:?}", r.raw)),
+        }
+    }
+}
+
+/// wrend nodes on loopback addresses and their work directory: the nodes are stopped and the
+/// directory removed when this is dropped (the directory stays after a failed test: its logs).
+pub struct Nodes {
+    pub dir: PathBuf,
+    pub nodes: Vec<Node>,
+}
+
+impl Drop for Nodes {
+    fn drop(&mut self) {
+        self.nodes.clear();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
 }

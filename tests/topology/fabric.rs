@@ -10,17 +10,15 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::net::IpAddr;
 use std::ops::Deref;
-use std::os::unix::fs::PermissionsExt as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use crate::clab::{Node, Speaker, Topo};
-use crate::harness::netns::{clear_stale_namespace, del_netns, ip, remove_stale_namespaces};
+use crate::harness::netns::{add_netns, del_netns, ip, ip_lines, remove_stale_namespaces};
 use crate::harness::peers::{bird16_dir, frr_args, frr_bgpd, frr_zebra};
 use crate::harness::proc::{
-    ProcId, Procs, clear_stale_dirs, cli, require_binaries, require_root, run_ok, system_bin,
-    wait_until,
+    ProcId, Procs, cli, require_binaries, require_root, run_ok, system_bin, wait_until, work_dir,
 };
 
 /// How long a daemon may take to answer on its control socket after it starts.
@@ -72,17 +70,9 @@ impl Fabric {
             need.extend(binaries(n.speaker));
         }
         require_binaries(&need);
-        let run = std::process::id();
-        let base = PathBuf::from("/tmp/wren-topology");
-        clear_stale_dirs(&base, id);
         remove_stale_namespaces("topo", "topology");
-        let dir = base.join(format!("{id}.{run}"));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
-        for d in [&base, &dir] {
-            let _ = fs::set_permissions(d, fs::Permissions::from_mode(0o755));
-        }
-        let prefix = format!("topo{run}-{id}");
+        let dir = work_dir(Path::new("/tmp/wren-topology"), id);
+        let prefix = format!("topo{}-{id}", std::process::id());
         let mut namespaces: Vec<String> = Vec::new();
         for b in &topo.bridges {
             namespaces.push(format!("{prefix}-{b}"));
@@ -129,19 +119,17 @@ impl Fabric {
 
     fn build(&self) {
         for ns in &self.namespaces {
-            clear_stale_namespace(ns);
-            ip(&["netns", "add", ns]);
-            for s in [
-                "net.ipv4.ip_forward=1",
-                "net.ipv6.conf.all.forwarding=1",
-                "net.ipv6.conf.all.accept_dad=0",
-                "net.ipv6.conf.default.accept_dad=0",
-                "net.ipv4.conf.all.rp_filter=0",
-                "net.ipv4.conf.default.rp_filter=0",
-            ] {
-                self.in_ns(ns, &["sysctl", "-qw", s]);
-            }
-            ip(&["-n", ns, "link", "set", "lo", "up"]);
+            add_netns(
+                ns,
+                &[
+                    "net.ipv4.ip_forward=1",
+                    "net.ipv6.conf.all.forwarding=1",
+                    "net.ipv6.conf.all.accept_dad=0",
+                    "net.ipv6.conf.default.accept_dad=0",
+                    "net.ipv4.conf.all.rp_filter=0",
+                    "net.ipv4.conf.default.rp_filter=0",
+                ],
+            );
         }
         for b in &self.topo.bridges {
             let ns = self.ns(b);
@@ -178,80 +166,26 @@ impl Fabric {
     /// a default route to that gateway, and a host route to the pod on the node.
     fn pod(&self, n: &Node) {
         let (node, pod) = (self.ns(&n.name), self.pod_ns(&n.name));
-        ip(&[
-            "link", "add", "name", "cali0", "netns", &node, "type", "veth", "peer", "name", "eth0",
-            "netns", &pod,
+        ip_lines(&[
+            format!("link add name cali0 netns {node} type veth peer name eth0 netns {pod}"),
+            format!("-n {node} addr add 169.254.1.1/32 dev cali0"),
+            format!("-n {node} addr add fe80::1/64 dev cali0 nodad"),
+            format!("-n {node} link set cali0 up"),
+            format!("-n {pod} link set eth0 up"),
         ]);
-        ip(&["-n", &node, "addr", "add", "169.254.1.1/32", "dev", "cali0"]);
-        ip(&[
-            "-n",
-            &node,
-            "addr",
-            "add",
-            "fe80::1/64",
-            "dev",
-            "cali0",
-            "nodad",
-        ]);
-        ip(&["-n", &node, "link", "set", "cali0", "up"]);
-        ip(&["-n", &pod, "link", "set", "eth0", "up"]);
         for a in &n.pods {
-            let a = a.to_string();
-            if a.contains(':') {
-                ip(&[
-                    "-n",
-                    &pod,
-                    "addr",
-                    "add",
-                    &format!("{a}/128"),
-                    "dev",
-                    "eth0",
-                    "nodad",
-                ]);
-                ip(&[
-                    "-n", &pod, "-6", "route", "add", "default", "via", "fe80::1", "dev", "eth0",
-                ]);
-                ip(&[
-                    "-n",
-                    &node,
-                    "route",
-                    "add",
-                    &format!("{a}/128"),
-                    "dev",
-                    "cali0",
+            if a.is_ipv6() {
+                ip_lines(&[
+                    format!("-n {pod} addr add {a}/128 dev eth0 nodad"),
+                    format!("-n {pod} -6 route add default via fe80::1 dev eth0"),
+                    format!("-n {node} route add {a}/128 dev cali0"),
                 ]);
             } else {
-                ip(&["-n", &pod, "addr", "add", &format!("{a}/32"), "dev", "eth0"]);
-                ip(&[
-                    "-n",
-                    &pod,
-                    "route",
-                    "add",
-                    "169.254.1.1",
-                    "dev",
-                    "eth0",
-                    "scope",
-                    "link",
-                ]);
-                ip(&[
-                    "-n",
-                    &pod,
-                    "route",
-                    "add",
-                    "default",
-                    "via",
-                    "169.254.1.1",
-                    "dev",
-                    "eth0",
-                ]);
-                ip(&[
-                    "-n",
-                    &node,
-                    "route",
-                    "add",
-                    &format!("{a}/32"),
-                    "dev",
-                    "cali0",
+                ip_lines(&[
+                    format!("-n {pod} addr add {a}/32 dev eth0"),
+                    format!("-n {pod} route add 169.254.1.1 dev eth0 scope link"),
+                    format!("-n {pod} route add default via 169.254.1.1 dev eth0"),
+                    format!("-n {node} route add {a}/32 dev cali0"),
                 ]);
             }
         }
