@@ -90,13 +90,7 @@ fn main() -> ExitCode {
             }
         };
     }
-    if !harness::bench::started_by_cargo_bench("convergence") {
-        return ExitCode::SUCCESS;
-    }
-    let args = Args::parse();
-    harness::bench::run_bench("convergence", &args.filters, true, || {
-        controller::run(&args)
-    })
+    harness::bench::main("convergence", true, |a: &Args| &a.cargo, controller::run)
 }
 
 #[derive(Parser, Debug)]
@@ -147,12 +141,8 @@ struct Args {
     /// Also write the report (markdown) here.
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Passed by `cargo bench`.
-    #[arg(long, hide = true)]
-    bench: bool,
-    /// Bench name filters passed by `cargo bench FILTER`.
-    #[arg(hide = true)]
-    filters: Vec<String>,
+    #[command(flatten)]
+    cargo: harness::bench::CargoArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -79,13 +79,12 @@ fn main() -> ExitCode {
             }
         };
     }
-    if !harness::bench::started_by_cargo_bench("fib") {
-        return ExitCode::SUCCESS;
-    }
-    let args = Args::parse();
-    harness::bench::run_bench("fib", &args.filters, true, || {
-        controller::run(&args).map(|()| true)
-    })
+    harness::bench::main(
+        "fib",
+        true,
+        |a: &Args| &a.cargo,
+        |a| controller::run(a).map(|()| true),
+    )
 }
 
 #[derive(Parser, Debug)]
@@ -120,12 +119,8 @@ struct Args {
     /// Also write the markdown report here.
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Passed by `cargo bench`.
-    #[arg(long, hide = true)]
-    bench: bool,
-    /// Bench name filters passed by `cargo bench FILTER`.
-    #[arg(hide = true)]
-    filters: Vec<String>,
+    #[command(flatten)]
+    cargo: harness::bench::CargoArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -105,11 +105,7 @@ fn main() -> ExitCode {
     if argv.get(1).map(String::as_str) == Some(CLIENT_CMD) {
         return client::main(&argv[2..]);
     }
-    if !harness::bench::started_by_cargo_bench("mesh_scale") {
-        return ExitCode::SUCCESS;
-    }
-    let args = Args::parse();
-    harness::bench::run_bench("mesh_scale", &args.filters, true, || controller::run(&args))
+    harness::bench::main("mesh_scale", true, |a: &Args| &a.cargo, controller::run)
 }
 
 #[derive(Parser, Debug)]
@@ -171,12 +167,8 @@ struct Args {
     /// Also write the report (markdown) here.
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Passed by `cargo bench`.
-    #[arg(long, hide = true)]
-    bench: bool,
-    /// Bench name filters passed by `cargo bench FILTER`.
-    #[arg(hide = true)]
-    filters: Vec<String>,
+    #[command(flatten)]
+    cargo: harness::bench::CargoArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

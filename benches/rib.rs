@@ -89,11 +89,7 @@ fn main() -> ExitCode {
         Some(SENDER_CMD) => return sender::main(&argv[2..]),
         _ => {}
     }
-    if !harness::bench::started_by_cargo_bench("rib") {
-        return ExitCode::SUCCESS;
-    }
-    let args = Args::parse();
-    harness::bench::run_bench("rib", &args.filters, false, || controller::run(&args))
+    harness::bench::main("rib", false, |a: &Args| &a.cargo, controller::run)
 }
 
 #[derive(Parser, Debug)]
@@ -144,12 +140,8 @@ struct Args {
     /// Also write the report (markdown) here.
     #[arg(long)]
     out: Option<std::path::PathBuf>,
-    /// Passed by `cargo bench`.
-    #[arg(long, hide = true)]
-    bench: bool,
-    /// Bench name filters passed by `cargo bench FILTER`.
-    #[arg(hide = true)]
-    filters: Vec<String>,
+    #[command(flatten)]
+    cargo: harness::bench::CargoArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]

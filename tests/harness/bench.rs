@@ -56,26 +56,34 @@ pub fn sleep(d: Duration) -> anyhow::Result<()> {
     }
 }
 
-/// Whether `cargo bench` started this binary (`--bench` among its arguments). `cargo test
-/// --all-targets` runs bench binaries too; then it says so, and the binary does nothing.
-pub fn started_by_cargo_bench(name: &str) -> bool {
-    if std::env::args().any(|a| a == "--bench") {
-        return true;
-    }
-    eprintln!("{name}: not run as a test; `sudo -E cargo bench --bench {name}`");
-    false
+/// The arguments `cargo bench` passes to every bench binary (flattened into each one's).
+#[derive(clap::Args, Debug)]
+pub struct CargoArgs {
+    /// Passed by `cargo bench`.
+    #[arg(long, hide = true)]
+    pub bench: bool,
+    /// Bench name filters passed by `cargo bench FILTER`.
+    #[arg(hide = true)]
+    pub filters: Vec<String>,
 }
 
-/// The rest of a bench binary's start: nothing when `cargo bench FILTER` names another bench
-/// (the filter is passed to every bench binary), exit 2 without root when `needs_root` (the
-/// `rib` bench's root parts are optional), then `run`, whose error is reported; `Ok(false)`
-/// is a failed run.
-pub fn run_bench(
+/// A bench binary's start. `cargo test --all-targets` runs bench binaries too, without
+/// `--bench`: then it says so and does nothing. Nothing either when `cargo bench FILTER` names
+/// another bench (the filter is passed to every bench binary); exit 2 without root when
+/// `needs_root` (the `rib` bench's root parts are optional). Then `run` with the parsed
+/// arguments, whose error is reported; `Ok(false)` is a failed run.
+pub fn main<A: clap::Parser>(
     name: &str,
-    filters: &[String],
     needs_root: bool,
-    run: impl FnOnce() -> anyhow::Result<bool>,
+    cargo: impl Fn(&A) -> &CargoArgs,
+    run: impl FnOnce(&A) -> anyhow::Result<bool>,
 ) -> ExitCode {
+    if !std::env::args().any(|a| a == "--bench") {
+        eprintln!("{name}: not run as a test; `sudo -E cargo bench --bench {name}`");
+        return ExitCode::SUCCESS;
+    }
+    let args = A::parse();
+    let filters = &cargo(&args).filters;
     if !filters.is_empty() && !filters.iter().any(|f| name.contains(f.as_str())) {
         return ExitCode::SUCCESS;
     }
@@ -86,7 +94,7 @@ pub fn run_bench(
         );
         return ExitCode::from(2);
     }
-    match run() {
+    match run(&args) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {
