@@ -44,6 +44,16 @@ fn start(lab: &Lab, kind: Kind, w: WrenConf, p: PeerOpts) -> (Wren, Peer) {
     }
 }
 
+/// wrend dials a peer of `kind` over IPv4 (both with their defaults); returns once the session
+/// is Established on both sides and the routes are in.
+fn up_v4(lab: &Lab, kind: Kind) -> (Wren, Peer) {
+    let (w, p) = confs(kind, Fam::V4, Dial::Wren);
+    let (wren, peer) = start(lab, kind, w, p);
+    wait_established(lab, &wren, &peer);
+    wait_routes(lab, &wren, &peer);
+    (wren, peer)
+}
+
 /// The session comes up with `dial` deciding who connects, both sides say Established,
 /// and each side has the other's prefix with the right next hop.
 pub fn session(id: &str, kind: Kind, fam: Fam, dial: Dial) {
@@ -143,10 +153,7 @@ pub fn hold_timer(id: &str, kind: Kind) {
 /// of received UPDATEs grows) and the session stays up.
 pub fn route_refresh(id: &str, kind: Kind) {
     let lab = lab(id, kind);
-    let (w, p) = confs(kind, Fam::V4, Dial::Wren);
-    let (wren, peer) = start(&lab, kind, w, p);
-    wait_established(&lab, &wren, &peer);
-    wait_routes(&lab, &wren, &peer);
+    let (wren, peer) = up_v4(&lab, kind);
     // let the initial burst (UPDATEs, End-of-RIB) settle so the counter is stable
     let mut before = lab.must(peer.updates_received(&lab));
     let r = wait_until(
@@ -197,10 +204,7 @@ pub fn route_refresh(id: &str, kind: Kind) {
 /// the route is fresh again.
 pub fn gr_wren_killed(id: &str, kind: Kind) {
     let lab = lab(id, kind);
-    let (w, p) = confs(kind, Fam::V4, Dial::Wren);
-    let (mut wren, peer) = start(&lab, kind, w, p);
-    wait_established(&lab, &wren, &peer);
-    wait_routes(&lab, &wren, &peer);
+    let (mut wren, peer) = up_v4(&lab, kind);
     lab.kill(wren.proc);
     let r = wait_until(
         "the peer notices wrend is gone",
@@ -234,10 +238,7 @@ pub fn gr_wren_killed(id: &str, kind: Kind) {
 /// `(100s/0)`; once the peer is back they are fresh again.
 pub fn gr_peer_killed(id: &str, kind: Kind) {
     let lab = lab(id, kind);
-    let (w, p) = confs(kind, Fam::V4, Dial::Wren);
-    let (wren, mut peer) = start(&lab, kind, w, p);
-    wait_established(&lab, &wren, &peer);
-    wait_routes(&lab, &wren, &peer);
+    let (wren, mut peer) = up_v4(&lab, kind);
     peer.kill(&lab);
     let net = Fam::V4.peer_net();
     let r = wait_until(
@@ -272,10 +273,7 @@ pub fn gr_peer_killed(id: &str, kind: Kind) {
 /// session.
 pub fn gr_peer_killed_without_families(id: &str, kind: Kind) {
     let lab = lab(id, kind);
-    let (w, p) = confs(kind, Fam::V4, Dial::Wren);
-    let (wren, mut peer) = start(&lab, kind, w, p);
-    wait_established(&lab, &wren, &peer);
-    wait_routes(&lab, &wren, &peer);
+    let (wren, mut peer) = up_v4(&lab, kind);
     peer.kill(&lab);
     let net = Fam::V4.peer_net();
     let r = wait_until(
@@ -295,10 +293,7 @@ pub fn gr_peer_killed_without_families(id: &str, kind: Kind) {
 /// when they see it. The peer resets the session and checks the bit in the new OPEN.
 pub fn restart_state_cleared_after_recovery(id: &str, kind: Kind) {
     let lab = lab(id, kind);
-    let (w, p) = confs(kind, Fam::V4, Dial::Wren);
-    let (mut wren, peer) = start(&lab, kind, w, p);
-    wait_established(&lab, &wren, &peer);
-    wait_routes(&lab, &wren, &peer);
+    let (mut wren, peer) = up_v4(&lab, kind);
     lab.kill(wren.proc);
     lab.restart_wren(&mut wren, true);
     wait_established(&lab, &wren, &peer);
