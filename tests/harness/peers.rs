@@ -1,6 +1,6 @@
-//! The real BGP speakers wrend is tested against, each in the peer namespace: its config,
-//! how it starts and restarts, and how its own CLI shows the session, its routes and its
-//! message counters.
+//! The real BGP speakers wrend is tested against, each in the peer namespace of a [`Lab`]:
+//! where its programs are, its config, how it starts and restarts, and how its own CLI shows
+//! the session, its routes and its message counters.
 //!
 //! | kind | AS (session) | daemon(s) | CLI |
 //! |---|---|---|---|
