@@ -42,17 +42,22 @@ pub fn ip_lines<S: AsRef<str>>(lines: &[S]) {
     }
 }
 
+/// Runs `args` in namespace `ns`; it must succeed (test setup).
+pub fn netns_exec(ns: &str, args: &[&str]) {
+    run_ok(
+        Command::new(system_bin("ip"))
+            .args(["netns", "exec", ns])
+            .args(args),
+    );
+}
+
 /// Creates namespace `ns` of this run (see [`clear_stale_namespace`]) with the sysctls
 /// `sysctls` (`name=value`) and `lo` up.
 pub fn add_netns(ns: &str, sysctls: &[&str]) {
     clear_stale_namespace(ns);
     ip(&["netns", "add", ns]);
     for s in sysctls {
-        run_ok(
-            Command::new(system_bin("ip"))
-                .args(["netns", "exec", ns])
-                .args(["sysctl", "-qw", s]),
-        );
+        netns_exec(ns, &["sysctl", "-qw", s]);
     }
     ip(&["-n", ns, "link", "set", "lo", "up"]);
 }

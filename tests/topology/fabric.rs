@@ -11,14 +11,15 @@ use std::fs;
 use std::net::IpAddr;
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use crate::clab::{Node, Speaker, Topo};
-use crate::harness::netns::{add_netns, del_netns, ip, ip_lines, remove_stale_namespaces};
+use crate::harness::netns::{
+    add_netns, del_netns, ip, ip_lines, netns_exec, remove_stale_namespaces,
+};
 use crate::harness::peers::{bird16_dir, frr_args, frr_bgpd, frr_zebra};
 use crate::harness::proc::{
-    ProcId, Procs, cli, require_binaries, require_root, run_ok, system_bin, wait_until, work_dir,
+    ProcId, Procs, cli, require_binaries, require_root, system_bin, wait_until, work_dir,
 };
 
 /// How long a daemon may take to answer on its control socket after it starts.
@@ -153,7 +154,7 @@ impl Fabric {
             let ns = self.ns(&n.name);
             for w in &n.exec {
                 let args: Vec<&str> = w.iter().map(String::as_str).collect();
-                self.in_ns(&ns, &args);
+                netns_exec(&ns, &args);
             }
             if !n.pods.is_empty() {
                 self.pod(n);
@@ -189,14 +190,6 @@ impl Fabric {
                 ]);
             }
         }
-    }
-
-    fn in_ns(&self, ns: &str, args: &[&str]) {
-        run_ok(
-            Command::new(system_bin("ip"))
-                .args(["netns", "exec", ns])
-                .args(args),
-        );
     }
 
     fn ctl(&self, node: &str) -> PathBuf {
