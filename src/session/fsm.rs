@@ -206,9 +206,12 @@ impl Fsm {
             Event::Expired(t) => self.expired(t, &mut out),
             Event::Connected => self.connected_event(&mut out),
             Event::Closed => self.closed(&mut out),
+            // RFC 4271 §8.2.2 Idle: other events change nothing (there is no connection).
+            Event::Message(_) | Event::Malformed(_) if self.state == State::Idle => {}
             Event::Message(m) => self.message(m, &mut out),
             Event::Malformed(e) => self.malformed(e, &mut out),
-            Event::Replaced => self.replaced(&mut out),
+            Event::Replaced if self.connected() => self.replaced(&mut out),
+            Event::Replaced => {}
             Event::Updates(bytes) => {
                 // UPDATEs go out only in Established (RFC 4271 §8.2.2); the RIB sends the
                 // whole table again at the next Up.
@@ -255,6 +258,7 @@ impl Fsm {
     /// accepting an incoming connection meanwhile.
     fn start(&mut self, out: &mut Vec<Action>) {
         self.state = State::Active;
+        out.push(Action::Stop(Timer::IdleHold));
         if !self.params.passive {
             out.push(Action::Start(
                 Timer::ConnectRetry,
@@ -301,8 +305,11 @@ impl Fsm {
                 out.push(Action::Start(Timer::Hold, OPEN_HOLD_TIME));
                 self.state = State::OpenSent;
             }
-            // Idle refuses connections; later states already have one.
-            _ => out.push(Action::Disconnect),
+            // RFC 4271 §8.2.2 Idle refuses connections.
+            State::Idle => out.push(Action::Disconnect),
+            // A second connection in these states goes through collision detection (RFC
+            // 4271 §6.8, `Fsm::collision`) before it reaches the machine; this one is kept.
+            State::OpenSent | State::OpenConfirm | State::Established => {}
         }
     }
 
@@ -431,7 +438,9 @@ impl Fsm {
                     data: e.data,
                 };
                 let reason = format!("BGP Error: {n} ({})", e.reason);
-                out.push(Action::Send(Message::Notification(n)));
+                if self.connected() {
+                    out.push(Action::Send(Message::Notification(n)));
+                }
                 self.go_idle(out, reason, true);
             }
         }
@@ -658,7 +667,10 @@ mod tests {
         let mut f = Fsm::new(params(false));
         assert_eq!(
             f.handle(Event::Start),
-            vec![Action::Start(Timer::ConnectRetry, 2)]
+            vec![
+                Action::Stop(Timer::IdleHold),
+                Action::Start(Timer::ConnectRetry, 2)
+            ]
         );
         assert_eq!(f.state(), State::Active);
         let a = f.handle(Event::Expired(Timer::ConnectRetry));
@@ -677,7 +689,7 @@ mod tests {
     #[test]
     fn passive_peer_never_dials() {
         let mut f = Fsm::new(params(true));
-        assert!(f.handle(Event::Start).is_empty());
+        assert_eq!(f.handle(Event::Start), vec![Action::Stop(Timer::IdleHold)]);
         assert!(f.handle(Event::Expired(Timer::ConnectRetry)).is_empty());
         let a = f.handle(Event::Connected);
         assert!(matches!(sends(&a)[..], [Message::Open(_)]));

@@ -148,6 +148,10 @@ impl Peer {
             Wake::Dialled(r) => {
                 self.dialling = None;
                 match r {
+                    // A connection from the peer got in first (RFC 4271 §6.8 kept it).
+                    Ok(_) if self.fsm.connected() => {
+                        debug!(peer = %self.cfg.name, "dialled connection not needed")
+                    }
                     Ok(stream) => {
                         self.attach(stream, true);
                         self.event(Event::Connected).await;
@@ -237,6 +241,9 @@ impl Peer {
             return;
         }
         info!(peer = %self.cfg.name, ?state, "connection collision: taking the peer's");
+        if let Some(d) = self.dialling.take() {
+            d.abort();
+        }
         if let Some(old) = self.conn.take() {
             let _ = old.write.try_send(
                 Message::Notification(collision())
