@@ -1,7 +1,8 @@
-//! The peer task's timing rules, in tokio's paused time over a real loopback connection:
-//! the hold timer counts the peer's silence, not a RIB that is behind; a sent UPDATE
-//! restarts the KeepaliveTimer (RFC 4271 §8.2.2 Established). Time advances only when
-//! every task waits, so the test takes no real time.
+//! The peer task in tokio's paused time over real loopback connections: the hold timer
+//! counts the peer's silence, not a RIB that is behind; a sent UPDATE restarts the
+//! KeepaliveTimer (RFC 4271 §8.2.2 Established); a connection collision keeps the
+//! connection the machine chooses (RFC 4271 §6.8) and sends the other a Cease. Time
+//! advances only when every task waits, so the tests take no real time.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
@@ -14,11 +15,14 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep, timeout};
 use wren::config::{Peer as PeerConfig, PeerDefaults};
 use wren::session::caps::local_open;
-use wren::session::{Handle, ToPeer, ToRib, spawn};
-use wren::wire::{self, Message, Negotiated, Update};
+use wren::session::{Handle, State, ToPeer, ToRib, spawn};
+use wren::wire::notification::{Code, cease};
+use wren::wire::{self, Message, Negotiated, Notification, Update};
 
 const ASN: u32 = 64512;
 const HOLD: u16 = 9;
+const ME: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
+const PEER: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
 
 /// The remote speaker's reading side: bytes from the other end of the peer task's
 /// connection.
@@ -62,41 +66,64 @@ fn fine_clock() -> tokio::task::JoinHandle<()> {
     })
 }
 
-/// A passive peer task with hold time 9 and a RIB channel of `rib` places, handed one end
-/// of a loopback connection; the OPEN exchange done from the other end.
-async fn established(rib: usize) -> (Handle, mpsc::Receiver<ToRib>, Remote, OwnedWriteHalf) {
-    fine_clock();
+fn peer(passive: bool, port: u16) -> (PeerConfig, PeerDefaults) {
+    let settings = PeerDefaults {
+        passive,
+        hold_time: HOLD,
+        connect_delay: 1,
+        ..PeerDefaults::default()
+    };
+    let cfg = PeerConfig {
+        name: "task".into(),
+        address: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        port,
+        asn: ASN,
+        settings: settings.clone(),
+    };
+    (cfg, settings)
+}
+
+/// A loopback connection: the end the test keeps, and the one handed to wren.
+async fn pair() -> (TcpStream, TcpStream) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("address");
     let remote = TcpStream::connect(addr).await.expect("connect");
     let (ours, _) = listener.accept().await.expect("accept");
-    let settings = PeerDefaults {
-        passive: true,
-        hold_time: HOLD,
-        ..PeerDefaults::default()
-    };
-    let cfg = PeerConfig {
-        name: "timing".into(),
-        address: IpAddr::V4(Ipv4Addr::LOCALHOST),
-        port: addr.port(),
-        asn: ASN,
-        settings: settings.clone(),
-    };
+    (remote, ours)
+}
+
+fn remote(s: TcpStream) -> (Remote, OwnedWriteHalf) {
+    let (read, w) = s.into_split();
+    (
+        Remote {
+            read,
+            buf: BytesMut::new(),
+        },
+        w,
+    )
+}
+
+/// The peer's OPEN, with BGP Identifier `id`.
+fn open_from(id: Ipv4Addr, settings: &PeerDefaults) -> Message {
+    Message::Open(local_open(ASN, id, settings, false))
+}
+
+/// A passive peer task with hold time 9 and a RIB channel of `rib` places, handed one end
+/// of a loopback connection; the OPEN exchange done from the other end.
+async fn established(rib: usize) -> (Handle, mpsc::Receiver<ToRib>, Remote, OwnedWriteHalf) {
+    fine_clock();
+    let (theirs, ours) = pair().await;
+    let (cfg, settings) = peer(true, 179);
     let (rib_tx, rib_rx) = mpsc::channel(rib);
-    let h = spawn(0, cfg, ASN, Ipv4Addr::new(198, 51, 100, 1), false, rib_tx);
+    let h = spawn(0, cfg, ASN, ME, false, rib_tx);
     h.commands.send(ToPeer::Start).await.expect("start");
     h.commands
         .send(ToPeer::Incoming(Box::new(ours)))
         .await
         .expect("hand over");
-    let (read, mut w) = remote.into_split();
-    let mut r = Remote {
-        read,
-        buf: BytesMut::new(),
-    };
+    let (mut r, mut w) = remote(theirs);
     assert!(matches!(r.recv().await, Some(Message::Open(_))));
-    let open = local_open(ASN, Ipv4Addr::new(198, 51, 100, 2), &settings, false);
-    send(&mut w, Message::Open(open)).await;
+    send(&mut w, open_from(PEER, &settings)).await;
     assert_eq!(r.recv().await, Some(Message::Keepalive));
     send(&mut w, Message::Keepalive).await;
     (h, rib_rx, r, w)
@@ -195,4 +222,64 @@ async fn a_sent_update_restarts_the_keepalive_timer() {
         gap >= interval && gap < interval + Duration::from_millis(100),
         "KEEPALIVE {gap:?} after the UPDATE"
     );
+}
+
+/// RFC 4271 §6.8: wren dialled the peer and sent its OPEN (OpenSent) when the peer's own
+/// connection arrives. The connection dialled by the higher BGP Identifier stays; the other
+/// gets Cease / Connection Collision Resolution (RFC 4486) and is closed.
+#[tokio::test(start_paused = true)]
+async fn a_collision_keeps_the_connection_of_the_higher_identifier() {
+    fine_clock();
+    for (peer_id, keeps_ours) in [(PEER, false), (Ipv4Addr::new(198, 51, 100, 0), true)] {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let (cfg, settings) = peer(false, listener.local_addr().expect("address").port());
+        let (rib_tx, _rib) = mpsc::channel(16);
+        let h = spawn(0, cfg, ASN, ME, false, rib_tx);
+        h.commands.send(ToPeer::Start).await.expect("start");
+        // wren dials after its connect delay.
+        let (dialled, _) = listener.accept().await.expect("wren dials");
+        let (mut ours, ours_w) = remote(dialled);
+        assert!(matches!(ours.recv().await, Some(Message::Open(_))));
+        // The peer's own connection, and its OPEN on it.
+        let (theirs, handed) = pair().await;
+        h.commands
+            .send(ToPeer::Incoming(Box::new(handed)))
+            .await
+            .expect("hand over");
+        let (theirs, mut theirs_w) = remote(theirs);
+        send(&mut theirs_w, open_from(peer_id, &settings)).await;
+        let collision = Some(Message::Notification(Notification::new(
+            Code::Cease,
+            cease::CONNECTION_COLLISION_RESOLUTION,
+            Vec::new(),
+        )));
+        // The loser's write half stays open: dropping it would close it from our side.
+        let ((mut kept, mut kept_w), (mut closed, _closed_w)) = if keeps_ours {
+            ((ours, ours_w), (theirs, theirs_w))
+        } else {
+            ((theirs, theirs_w), (ours, ours_w))
+        };
+        assert_eq!(
+            closed.recv().await,
+            collision,
+            "{peer_id}: the loser's Cease"
+        );
+        assert_eq!(closed.recv().await, None, "{peer_id}: the loser closed");
+        if keeps_ours {
+            send(&mut kept_w, open_from(peer_id, &settings)).await;
+        } else {
+            // wren sends its OPEN on the connection it took, then answers the OPEN read.
+            assert!(matches!(kept.recv().await, Some(Message::Open(_))));
+        }
+        assert_eq!(kept.recv().await, Some(Message::Keepalive), "{peer_id}");
+        send(&mut kept_w, Message::Keepalive).await;
+        let status = h.status.clone();
+        tokio::time::timeout(Duration::from_secs(1), async {
+            while status.lock().expect("status").state != State::Established {
+                sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{peer_id}: Established on the kept connection"));
+    }
 }
