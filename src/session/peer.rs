@@ -148,10 +148,6 @@ impl Peer {
             Wake::Dialled(r) => {
                 self.dialling = None;
                 match r {
-                    // A connection from the peer got in first (RFC 4271 §6.8 kept it).
-                    Ok(_) if self.fsm.connected() => {
-                        debug!(peer = %self.cfg.name, "dialled connection not needed")
-                    }
                     Ok(stream) => {
                         self.attach(stream, true);
                         self.event(Event::Connected).await;
@@ -241,6 +237,8 @@ impl Peer {
             return;
         }
         info!(peer = %self.cfg.name, ?state, "connection collision: taking the peer's");
+        // A dial still under way (the state went back to Connect meanwhile) would otherwise
+        // complete later and replace the connection taken here.
         if let Some(d) = self.dialling.take() {
             d.abort();
         }
