@@ -283,3 +283,65 @@ async fn a_collision_keeps_the_connection_of_the_higher_identifier() {
         .unwrap_or_else(|_| panic!("{peer_id}: Established on the kept connection"));
     }
 }
+
+/// A dial still under way when the peer's connection wins a collision is given up: it must
+/// not complete later and replace the connection the session runs on. Real time (the dial
+/// waits on the kernel's SYN retransmission): the listener wren dials has a full accept
+/// queue, so its SYNs are dropped until the test makes room.
+#[tokio::test]
+async fn a_dial_under_way_does_not_replace_the_connection_a_collision_took() {
+    // backlog 0 holds one connection; the filler takes it.
+    let full =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    full.bind(&std::net::SocketAddr::from((Ipv4Addr::LOCALHOST, 0)).into())
+        .expect("bind");
+    full.listen(0).expect("listen");
+    let port = full
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .expect("address")
+        .port();
+    let _filler = std::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port)).expect("filler");
+    let (mut cfg, settings) = peer(false, port);
+    cfg.settings.connect_delay = 30;
+    cfg.settings.connect_retry = 1;
+    let (rib_tx, _rib) = mpsc::channel(16);
+    let h = spawn(0, cfg, ASN, ME, false, rib_tx);
+    h.commands.send(ToPeer::Start).await.expect("start");
+    // OpenSent on the peer's first connection; a second one arrives and waits for its OPEN.
+    let (first, handed) = pair().await;
+    h.commands
+        .send(ToPeer::Incoming(Box::new(handed)))
+        .await
+        .expect("hand over");
+    let (mut first, first_w) = remote(first);
+    assert!(matches!(first.recv().await, Some(Message::Open(_))));
+    let (second, handed) = pair().await;
+    h.commands
+        .send(ToPeer::Incoming(Box::new(handed)))
+        .await
+        .expect("hand over");
+    let (mut second, mut second_w) = remote(second);
+    // The first goes away: Active, then after connect_retry wren dials (SYN dropped).
+    drop((first, first_w));
+    sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        h.status.lock().expect("status").state,
+        State::Connect,
+        "dialling"
+    );
+    // The second connection's OPEN: the collision takes it (Connect has nothing to keep).
+    send(&mut second_w, open_from(PEER, &settings)).await;
+    assert!(matches!(second.recv().await, Some(Message::Open(_))));
+    assert_eq!(second.recv().await, Some(Message::Keepalive));
+    send(&mut second_w, Message::Keepalive).await;
+    // Room in the accept queue: a dial still under way would now complete.
+    let _accepted = full.accept().expect("accept the filler");
+    let quiet = messages_for(&mut second, 5).await;
+    assert!(
+        quiet.iter().all(|m| *m == Some(Message::Keepalive)),
+        "the session's connection: {quiet:?}"
+    );
+    assert_eq!(h.status.lock().expect("status").state, State::Established);
+}
