@@ -325,12 +325,14 @@ async fn a_dial_under_way_does_not_replace_the_connection_a_collision_took() {
     let (mut second, mut second_w) = remote(second);
     // The first goes away: Active, then after connect_retry wren dials (SYN dropped).
     drop((first, first_w));
-    sleep(Duration::from_millis(1500)).await;
-    assert_eq!(
-        h.status.lock().expect("status").state,
-        State::Connect,
-        "dialling"
-    );
+    let status = h.status.clone();
+    timeout(Duration::from_secs(10), async {
+        while status.lock().expect("status").state != State::Connect {
+            sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("dialling");
     // The second connection's OPEN: the collision takes it (Connect has nothing to keep).
     send(&mut second_w, open_from(PEER, &settings)).await;
     assert!(matches!(second.recv().await, Some(Message::Open(_))));
