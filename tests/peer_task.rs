@@ -83,15 +83,6 @@ fn peer(passive: bool, port: u16) -> (PeerConfig, PeerDefaults) {
     (cfg, settings)
 }
 
-/// A loopback connection: the end the test keeps, and the one handed to wren.
-async fn pair() -> (TcpStream, TcpStream) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("address");
-    let remote = TcpStream::connect(addr).await.expect("connect");
-    let (ours, _) = listener.accept().await.expect("accept");
-    (remote, ours)
-}
-
 fn remote(s: TcpStream) -> (Remote, OwnedWriteHalf) {
     let (read, w) = s.into_split();
     (
@@ -103,6 +94,32 @@ fn remote(s: TcpStream) -> (Remote, OwnedWriteHalf) {
     )
 }
 
+/// A new connection from the peer, its wren end handed to the peer task as the listener
+/// would; the peer's end returned.
+async fn connect_to(h: &Handle) -> (Remote, OwnedWriteHalf) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let theirs = TcpStream::connect(addr).await.expect("connect");
+    let (ours, _) = listener.accept().await.expect("accept");
+    h.commands
+        .send(ToPeer::Incoming(Box::new(ours)))
+        .await
+        .expect("hand over");
+    remote(theirs)
+}
+
+/// Waits (at most `secs`) until the peer task shows `state`.
+async fn reach(h: &Handle, state: State, secs: u64) {
+    let wait = async {
+        while h.status.lock().expect("status").state != state {
+            sleep(Duration::from_millis(10)).await;
+        }
+    };
+    timeout(Duration::from_secs(secs), wait)
+        .await
+        .unwrap_or_else(|_| panic!("{state:?} not reached"));
+}
+
 /// The peer's OPEN, with BGP Identifier `id`.
 fn open_from(id: Ipv4Addr, settings: &PeerDefaults) -> Message {
     Message::Open(local_open(ASN, id, settings, false))
@@ -112,16 +129,11 @@ fn open_from(id: Ipv4Addr, settings: &PeerDefaults) -> Message {
 /// of a loopback connection; the OPEN exchange done from the other end.
 async fn established(rib: usize) -> (Handle, mpsc::Receiver<ToRib>, Remote, OwnedWriteHalf) {
     fine_clock();
-    let (theirs, ours) = pair().await;
     let (cfg, settings) = peer(true, 179);
     let (rib_tx, rib_rx) = mpsc::channel(rib);
     let h = spawn(0, cfg, ASN, ME, false, rib_tx);
     h.commands.send(ToPeer::Start).await.expect("start");
-    h.commands
-        .send(ToPeer::Incoming(Box::new(ours)))
-        .await
-        .expect("hand over");
-    let (mut r, mut w) = remote(theirs);
+    let (mut r, mut w) = connect_to(&h).await;
     assert!(matches!(r.recv().await, Some(Message::Open(_))));
     send(&mut w, open_from(PEER, &settings)).await;
     assert_eq!(r.recv().await, Some(Message::Keepalive));
@@ -241,12 +253,7 @@ async fn a_collision_keeps_the_connection_of_the_higher_identifier() {
         let (mut ours, ours_w) = remote(dialled);
         assert!(matches!(ours.recv().await, Some(Message::Open(_))));
         // The peer's own connection, and its OPEN on it.
-        let (theirs, handed) = pair().await;
-        h.commands
-            .send(ToPeer::Incoming(Box::new(handed)))
-            .await
-            .expect("hand over");
-        let (theirs, mut theirs_w) = remote(theirs);
+        let (theirs, mut theirs_w) = connect_to(&h).await;
         send(&mut theirs_w, open_from(peer_id, &settings)).await;
         let collision = Some(Message::Notification(Notification::new(
             Code::Cease,
@@ -273,14 +280,7 @@ async fn a_collision_keeps_the_connection_of_the_higher_identifier() {
         }
         assert_eq!(kept.recv().await, Some(Message::Keepalive), "{peer_id}");
         send(&mut kept_w, Message::Keepalive).await;
-        let status = h.status.clone();
-        tokio::time::timeout(Duration::from_secs(1), async {
-            while status.lock().expect("status").state != State::Established {
-                sleep(Duration::from_millis(10)).await;
-            }
-        })
-        .await
-        .unwrap_or_else(|_| panic!("{peer_id}: Established on the kept connection"));
+        reach(&h, State::Established, 1).await;
     }
 }
 
@@ -310,29 +310,12 @@ async fn a_dial_under_way_does_not_replace_the_connection_a_collision_took() {
     let h = spawn(0, cfg, ASN, ME, false, rib_tx);
     h.commands.send(ToPeer::Start).await.expect("start");
     // OpenSent on the peer's first connection; a second one arrives and waits for its OPEN.
-    let (first, handed) = pair().await;
-    h.commands
-        .send(ToPeer::Incoming(Box::new(handed)))
-        .await
-        .expect("hand over");
-    let (mut first, first_w) = remote(first);
+    let (mut first, first_w) = connect_to(&h).await;
     assert!(matches!(first.recv().await, Some(Message::Open(_))));
-    let (second, handed) = pair().await;
-    h.commands
-        .send(ToPeer::Incoming(Box::new(handed)))
-        .await
-        .expect("hand over");
-    let (mut second, mut second_w) = remote(second);
+    let (mut second, mut second_w) = connect_to(&h).await;
     // The first goes away: Active, then after connect_retry wren dials (SYN dropped).
     drop((first, first_w));
-    let status = h.status.clone();
-    timeout(Duration::from_secs(10), async {
-        while status.lock().expect("status").state != State::Connect {
-            sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
-    .expect("dialling");
+    reach(&h, State::Connect, 10).await;
     // The second connection's OPEN: the collision takes it (Connect has nothing to keep).
     send(&mut second_w, open_from(PEER, &settings)).await;
     assert!(matches!(second.recv().await, Some(Message::Open(_))));
