@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use wren::wire::{Message, Negotiated, Open};
+use wren::wire::open::OptParam;
+use wren::wire::{Capability, Message, Negotiated, Open};
 
 mod harness;
 use harness::bgp::{self, Raw};
@@ -136,6 +137,37 @@ fn open_bytes(change: impl Fn(&mut Open)) -> Vec<u8> {
         .expect("encode OPEN")
 }
 
+/// An OPEN whose capabilities are IPv4 unicast, the 4-octet AS (unless `code` is its code)
+/// and capability `code` with `value` as it is, whatever its length.
+fn open_with_capability(code: u8, value: &[u8]) -> Vec<u8> {
+    open_bytes(|o| {
+        let mut capabilities = vec![Capability::Multiprotocol {
+            afi: wren::wire::Afi::IPV4,
+            safi: wren::wire::Safi::UNICAST,
+        }];
+        if code != 65 {
+            capabilities.push(Capability::FourOctetAs { asn: ASN });
+        }
+        capabilities.push(Capability::Other {
+            code,
+            data: value.to_vec(),
+        });
+        o.params = vec![OptParam::Capabilities { capabilities }];
+    })
+}
+
+/// RFC 4271 §6.2, as BIRD answers a known capability of the wrong length (RFC 5492 §4
+/// leaves the value to each capability's RFC): OPEN Message Error, subcode 0, no data.
+fn bad_capability(name: &'static str, code: u8, value: &[u8]) -> Case {
+    Case {
+        name,
+        established_first: false,
+        bytes: open_with_capability(code, value),
+        expect: Some((2, 0)),
+        expect_data: Some(&[]),
+    }
+}
+
 /// What a case sends, and whether it does so after the OPEN exchange.
 struct Case {
     name: &'static str,
@@ -143,9 +175,52 @@ struct Case {
     bytes: Vec<u8>,
     /// Expected NOTIFICATION code and subcode; None: the session must stay up.
     expect: Option<(u8, u8)>,
+    /// When given, the NOTIFICATION's data: its bytes on the wire are checked whole.
+    expect_data: Option<&'static [u8]>,
 }
 
 fn cases() -> Vec<Case> {
+    let mut cases = capability_cases();
+    cases.extend(message_cases());
+    cases
+}
+
+/// Every capability wren reads, at a length its RFC does not allow, and capabilities wren
+/// does not know, which are ignored at any length (RFC 5492 §5).
+fn capability_cases() -> Vec<Case> {
+    vec![
+        bad_capability("4-octet AS capability of 2 octets", 65, &[0xfc, 0x00]),
+        bad_capability("multiprotocol capability of 3 octets", 1, &[0, 1, 0]),
+        bad_capability("route refresh capability of 1 octet", 2, &[0]),
+        bad_capability("extended message capability of 1 octet", 6, &[0]),
+        bad_capability(
+            "graceful restart capability of 4 octets",
+            64,
+            &[0, 120, 0, 1],
+        ),
+        bad_capability("add-path capability of 3 octets", 69, &[0, 1, 1]),
+        bad_capability("enhanced route refresh capability of 1 octet", 70, &[0]),
+        bad_capability(
+            "long-lived GR capability of 6 octets",
+            71,
+            &[0, 1, 1, 0, 0, 9],
+        ),
+        bad_capability(
+            "hostname capability shorter than its hostname",
+            73,
+            &[5, b'a', 0],
+        ),
+        Case {
+            name: "unknown capabilities of odd lengths (ignored)",
+            established_first: false,
+            bytes: open_with_capability(9, &[1, 2, 3]),
+            expect: None,
+            expect_data: None,
+        },
+    ]
+}
+
+fn message_cases() -> Vec<Case> {
     let mut bad_marker = header(19, 4);
     bad_marker[5] = 0;
     // ORIGIN ok, AS_PATH empty, NEXT_HOP, then NLRI 203.0.113.64/26.
@@ -163,24 +238,28 @@ fn cases() -> Vec<Case> {
             established_first: false,
             bytes: bad_marker,
             expect: Some((1, 1)),
+            expect_data: None,
         },
         Case {
             name: "length below 19",
             established_first: false,
             bytes: header(18, 4),
             expect: Some((1, 2)),
+            expect_data: None,
         },
         Case {
             name: "length above 4096",
             established_first: true,
             bytes: header(5000, 2),
             expect: Some((1, 2)),
+            expect_data: None,
         },
         Case {
             name: "unknown type",
             established_first: true,
             bytes: header(19, 9),
             expect: Some((1, 3)),
+            expect_data: None,
         },
         Case {
             name: "KEEPALIVE of 20 octets",
@@ -191,12 +270,14 @@ fn cases() -> Vec<Case> {
                 k
             },
             expect: Some((1, 2)),
+            expect_data: None,
         },
         Case {
             name: "OPEN version 3",
             established_first: false,
             bytes: open_bytes(|o| o.version = 3),
             expect: Some((2, 1)),
+            expect_data: None,
         },
         Case {
             name: "OPEN bad peer AS",
@@ -206,12 +287,14 @@ fn cases() -> Vec<Case> {
                 o.params.clear();
             }),
             expect: Some((2, 2)),
+            expect_data: None,
         },
         Case {
             name: "OPEN hold time 2",
             established_first: false,
             bytes: open_bytes(|o| o.hold_time = 2),
             expect: Some((2, 6)),
+            expect_data: None,
         },
         Case {
             name: "OPEN truncated parameters",
@@ -224,36 +307,42 @@ fn cases() -> Vec<Case> {
                 b
             },
             expect: Some((2, 0)),
+            expect_data: None,
         },
         Case {
             name: "withdrawn length overruns",
             established_first: true,
             bytes: update(&[0, 50, 0, 0]),
             expect: Some((3, 1)),
+            expect_data: None,
         },
         Case {
             name: "unrecognized well-known attribute",
             established_first: true,
             bytes: with_attrs(&[0x40, 99, 0], &[]),
             expect: Some((3, 2)),
+            expect_data: None,
         },
         Case {
             name: "MP_REACH_NLRI flags",
             established_first: true,
             bytes: with_attrs(&[0x40, 14, 5, 0, 1, 1, 0, 0], &[]),
             expect: Some((3, 4)),
+            expect_data: None,
         },
         Case {
             name: "truncated NLRI",
             established_first: true,
             bytes: with_attrs(good_attrs, &[24, 203, 0]),
             expect: Some((3, 10)),
+            expect_data: None,
         },
         Case {
             name: "OPEN when Established",
             established_first: true,
             bytes: open_bytes(|_| {}),
             expect: Some((5, 3)),
+            expect_data: None,
         },
         Case {
             name: "bad ORIGIN value (treat-as-withdraw, session stays)",
@@ -263,6 +352,7 @@ fn cases() -> Vec<Case> {
                 &[26, 203, 0, 113, 64],
             ),
             expect: None,
+            expect_data: None,
         },
     ]
 }
@@ -291,6 +381,12 @@ fn malformed_messages_get_the_rfc_notification_and_other_peers_stay_up() {
                     .notification()
                     .unwrap_or_else(|| panic!("{}: no NOTIFICATION", c.name));
                 assert_eq!((n.code, n.subcode), (code, subcode), "{}: got {n}", c.name);
+                if let Some(data) = c.expect_data {
+                    let mut exact = header(21 + data.len() as u16, 3);
+                    exact.extend([code, subcode]);
+                    exact.extend(data);
+                    assert_eq!(raw.last, exact, "{}: the NOTIFICATION's bytes", c.name);
+                }
                 assert!(
                     raw.recv().is_none(),
                     "{}: connection stays open after the NOTIFICATION",
@@ -307,8 +403,14 @@ fn malformed_messages_get_the_rfc_notification_and_other_peers_stay_up() {
                     "{}: {got:?}",
                     c.name
                 );
-                let row = wrend.control(&format!("show protocols p{}", i + 1));
-                assert!(row.contains("Established"), "{}: {row}", c.name);
+                wait_for(
+                    || {
+                        wrend
+                            .control(&format!("show protocols p{}", i + 1))
+                            .contains("Established")
+                    },
+                    c.name,
+                );
             }
         }
         // The well-behaved peer never noticed.

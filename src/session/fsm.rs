@@ -3,8 +3,13 @@
 
 use std::net::Ipv4Addr;
 
+use bytes::Bytes;
+
 use crate::wire::notification::{Code, cease, fsm, open as open_err};
-use crate::wire::{self, Action as WireAction, Message, Notification, Open, RouteRefresh, Update};
+use crate::wire::open::{GracefulRestart, OptParam};
+use crate::wire::{
+    self, Action as WireAction, Capability, Message, Notification, Open, RouteRefresh, Update,
+};
 
 use super::caps::{Session, common_families};
 
@@ -60,6 +65,13 @@ pub enum Event {
     /// The connection was swapped for the peer's: after a collision (RFC 4271 §6.8) or a
     /// reconnect of a restarting peer (RFC 4724 §4.2). The OPEN exchange starts again.
     Replaced,
+    /// UPDATEs the RIB encoded for this peer (an update group's batch), to go out if
+    /// Established.
+    Updates(Bytes),
+    /// The operator asks for the peer's routes again.
+    RequestRefresh,
+    /// Our restart is over (RFC 4724 §3): later OPENs no longer carry the Restart State bit.
+    RestartComplete,
 }
 
 /// What the peer task must do.
@@ -71,6 +83,8 @@ pub enum Action {
     /// Close the TCP connection (after writing what was sent before it).
     Disconnect,
     Send(Message),
+    /// Write messages already encoded (UPDATEs from the RIB).
+    Write(Bytes),
     Start(Timer, u16),
     Stop(Timer),
     /// Entered Established.
@@ -123,6 +137,13 @@ pub struct Fsm {
     enabled: bool,
     /// Set while going down because the connection was lost (no NOTIFICATION either way).
     transport_lost: bool,
+}
+
+/// The connection that stays after a collision (RFC 4271 §6.8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    Existing,
+    New,
 }
 
 /// Whether a stop is the operator's (a Hard Reset where needed) or a shutdown.
@@ -185,11 +206,44 @@ impl Fsm {
             Event::Expired(t) => self.expired(t, &mut out),
             Event::Connected => self.connected_event(&mut out),
             Event::Closed => self.closed(&mut out),
+            // RFC 4271 §8.2.2 Idle: other events change nothing (there is no connection).
+            Event::Message(_) | Event::Malformed(_) if self.state == State::Idle => {}
             Event::Message(m) => self.message(m, &mut out),
             Event::Malformed(e) => self.malformed(e, &mut out),
-            Event::Replaced => self.replaced(&mut out),
+            Event::Replaced if self.connected() => self.replaced(&mut out),
+            Event::Replaced => {}
+            Event::Updates(bytes) => {
+                // UPDATEs go out only in Established (RFC 4271 §8.2.2); the RIB sends the
+                // whole table again at the next Up.
+                if self.state == State::Established {
+                    out.push(Action::Write(bytes));
+                    self.restart_keepalive(&mut out);
+                }
+            }
+            Event::RequestRefresh => self.request_refresh(&mut out),
+            Event::RestartComplete => self.restart_complete(),
         }
         out
+    }
+
+    /// RFC 4271 §6.8 collision resolution: which connection stays when one arrives from the
+    /// peer, with an OPEN naming `remote_id`, while `existing_outgoing` (dialled by us or
+    /// not) is in use. In OpenSent and OpenConfirm the connection dialled by the side with
+    /// the higher BGP Identifier stays; in Established the existing one, unless the peer can
+    /// restart gracefully: then it has restarted and the old session is gone (RFC 4724 §4.2).
+    /// Before OpenSent there is nothing to collide with.
+    pub fn collision(&self, existing_outgoing: bool, remote_id: Ipv4Addr) -> Keep {
+        let take_new = match self.state {
+            State::Established => self
+                .session
+                .as_ref()
+                .is_some_and(|s| s.peer_graceful_restart.is_some()),
+            State::OpenSent | State::OpenConfirm => {
+                !existing_outgoing || u32::from(self.params.local_id) < u32::from(remote_id)
+            }
+            State::Idle | State::Connect | State::Active => true,
+        };
+        if take_new { Keep::New } else { Keep::Existing }
     }
 
     /// Whether a TCP connection belongs to the machine in this state.
@@ -204,6 +258,7 @@ impl Fsm {
     /// accepting an incoming connection meanwhile.
     fn start(&mut self, out: &mut Vec<Action>) {
         self.state = State::Active;
+        out.push(Action::Stop(Timer::IdleHold));
         if !self.params.passive {
             out.push(Action::Start(
                 Timer::ConnectRetry,
@@ -234,9 +289,7 @@ impl Fsm {
             }
             (Timer::Keepalive, State::OpenConfirm | State::Established) => {
                 out.push(Action::Send(Message::Keepalive));
-                if let Some(s) = &self.session {
-                    out.push(Action::Start(Timer::Keepalive, s.keepalive));
-                }
+                self.restart_keepalive(out);
             }
             (Timer::ErrorForget, State::Established) => self.error_wait = self.params.error_wait[0],
             _ => {}
@@ -252,8 +305,11 @@ impl Fsm {
                 out.push(Action::Start(Timer::Hold, OPEN_HOLD_TIME));
                 self.state = State::OpenSent;
             }
-            // Idle refuses connections; later states already have one.
-            _ => out.push(Action::Disconnect),
+            // RFC 4271 §8.2.2 Idle refuses connections.
+            State::Idle => out.push(Action::Disconnect),
+            // A second connection in these states goes through collision detection (RFC
+            // 4271 §6.8, `Fsm::collision`) before it reaches the machine; this one is kept.
+            State::OpenSent | State::OpenConfirm | State::Established => {}
         }
     }
 
@@ -382,7 +438,9 @@ impl Fsm {
                     data: e.data,
                 };
                 let reason = format!("BGP Error: {n} ({})", e.reason);
-                out.push(Action::Send(Message::Notification(n)));
+                if self.connected() {
+                    out.push(Action::Send(Message::Notification(n)));
+                }
                 self.go_idle(out, reason, true);
             }
         }
@@ -402,6 +460,48 @@ impl Fsm {
             out.push(Action::Send(Message::Notification(n)));
         }
         self.go_idle(out, reason, true);
+    }
+
+    /// RFC 4271 §8.2.2 Established: each KEEPALIVE or UPDATE sent restarts the
+    /// KeepaliveTimer, unless the negotiated hold time is zero.
+    fn restart_keepalive(&self, out: &mut Vec<Action>) {
+        if let Some(s) = &self.session
+            && s.keepalive > 0
+        {
+            out.push(Action::Start(Timer::Keepalive, s.keepalive));
+        }
+    }
+
+    /// RFC 2918 §4: a ROUTE-REFRESH for every negotiated family, only when Established and
+    /// the peer announced the capability.
+    fn request_refresh(&self, out: &mut Vec<Action>) {
+        let Some(s) = self.session.as_ref().filter(|s| s.route_refresh) else {
+            return;
+        };
+        if self.state != State::Established {
+            return;
+        }
+        for f in &s.families {
+            out.push(Action::Send(Message::RouteRefresh(RouteRefresh {
+                afi: f.afi,
+                subtype: RouteRefresh::REQUEST,
+                safi: f.safi,
+            })));
+        }
+    }
+
+    /// RFC 4724 §3: the Restart State bit says the sender has restarted; once the restart
+    /// is over, OPENs go without it.
+    fn restart_complete(&mut self) {
+        for p in &mut self.params.local_open.params {
+            if let OptParam::Capabilities { capabilities } = p {
+                for c in capabilities {
+                    if let Capability::GracefulRestart(g) = c {
+                        g.flags &= !GracefulRestart::RESTART_STATE;
+                    }
+                }
+            }
+        }
     }
 
     fn restart_hold(&self, s: &Session, out: &mut Vec<Action>) {
@@ -567,7 +667,10 @@ mod tests {
         let mut f = Fsm::new(params(false));
         assert_eq!(
             f.handle(Event::Start),
-            vec![Action::Start(Timer::ConnectRetry, 2)]
+            vec![
+                Action::Stop(Timer::IdleHold),
+                Action::Start(Timer::ConnectRetry, 2)
+            ]
         );
         assert_eq!(f.state(), State::Active);
         let a = f.handle(Event::Expired(Timer::ConnectRetry));
@@ -586,7 +689,7 @@ mod tests {
     #[test]
     fn passive_peer_never_dials() {
         let mut f = Fsm::new(params(true));
-        assert!(f.handle(Event::Start).is_empty());
+        assert_eq!(f.handle(Event::Start), vec![Action::Stop(Timer::IdleHold)]);
         assert!(f.handle(Event::Expired(Timer::ConnectRetry)).is_empty());
         let a = f.handle(Event::Connected);
         assert!(matches!(sends(&a)[..], [Message::Open(_)]));

@@ -18,10 +18,9 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use crate::config::Peer as PeerConfig;
-use crate::wire::open::{GracefulRestart, OptParam};
-use crate::wire::{self, Capability, Message, Negotiated, Open};
+use crate::wire::{self, Message, Negotiated, Open};
 
-use super::fsm::{Action, Event, Fsm, State, Timer, collision};
+use super::fsm::{Action, Event, Fsm, Keep, State, Timer, collision};
 use super::socket::{self, Options};
 use super::{PeerId, Status, ToPeer, ToRib};
 
@@ -183,47 +182,9 @@ impl Peer {
                 self.count(|s| s.enabled = false);
                 self.event(Event::Shutdown(n)).await
             }
-            ToPeer::RestartComplete => {
-                for p in &mut self.fsm.params.local_open.params {
-                    if let OptParam::Capabilities { capabilities } = p {
-                        for c in capabilities {
-                            if let Capability::GracefulRestart(g) = c {
-                                g.flags &= !GracefulRestart::RESTART_STATE;
-                            }
-                        }
-                    }
-                }
-            }
-            ToPeer::RequestRefresh => {
-                let requests: Vec<Message> = match self.fsm.session() {
-                    Some(s) if s.route_refresh && self.fsm.state() == State::Established => s
-                        .families
-                        .iter()
-                        .map(|f| {
-                            Message::RouteRefresh(wire::RouteRefresh {
-                                afi: f.afi,
-                                subtype: wire::RouteRefresh::REQUEST,
-                                safi: f.safi,
-                            })
-                        })
-                        .collect(),
-                    _ => Vec::new(),
-                };
-                for m in requests {
-                    self.act(Action::Send(m)).await;
-                }
-            }
-            ToPeer::Send(bytes) => {
-                if self.fsm.state() == State::Established {
-                    self.write(bytes);
-                    // RFC 4271 §10: any message sent restarts the keepalive timer.
-                    if let Some(s) = self.fsm.session()
-                        && s.keepalive > 0
-                    {
-                        self.set_timer(Timer::Keepalive, s.keepalive);
-                    }
-                }
-            }
+            ToPeer::RestartComplete => self.event(Event::RestartComplete).await,
+            ToPeer::RequestRefresh => self.event(Event::RequestRefresh).await,
+            ToPeer::Send(bytes) => self.event(Event::Updates(bytes)).await,
             ToPeer::Incoming(stream) => self.incoming(*stream).await,
             ToPeer::IncomingOpen(c) => {
                 let (stream, open, rest) = *c;
@@ -265,29 +226,22 @@ impl Peer {
         }
     }
 
-    /// RFC 4271 §6.8 collision resolution, with RFC 4724 §4.2 for an Established peer that
-    /// reconnects (it has restarted: the old session is gone).
+    /// A connection from the peer while another is in use: the machine decides which stays
+    /// (RFC 4271 §6.8, RFC 4724 §4.2); the one that goes gets a Cease.
     async fn collision(&mut self, stream: TcpStream, open: Open, rest: BytesMut) {
         let state = self.fsm.state();
-        let peer_gr = self
-            .fsm
-            .session()
-            .is_some_and(|s| s.peer_graceful_restart.is_some());
         let existing_outgoing = self.conn.as_ref().is_some_and(|c| c.outgoing);
-        let take_new = match state {
-            State::Established => peer_gr,
-            State::OpenSent | State::OpenConfirm => {
-                // Keep the connection dialled by the side with the higher identifier.
-                !existing_outgoing || u32::from(self.fsm.params.local_id) < u32::from(open.bgp_id)
-            }
-            _ => true,
-        };
-        if !take_new {
+        if self.fsm.collision(existing_outgoing, open.bgp_id) == Keep::Existing {
             info!(peer = %self.cfg.name, "connection collision: keeping ours");
             close_with(stream, collision()).await;
             return;
         }
         info!(peer = %self.cfg.name, ?state, "connection collision: taking the peer's");
+        // A dial still under way (the state went back to Connect meanwhile) would otherwise
+        // complete later and replace the connection taken here.
+        if let Some(d) = self.dialling.take() {
+            d.abort();
+        }
         if let Some(old) = self.conn.take() {
             let _ = old.write.try_send(
                 Message::Notification(collision())
@@ -391,6 +345,7 @@ impl Peer {
                     Err(e) => warn!(peer = %self.cfg.name, "cannot encode {m:?}: {e}"),
                 }
             }
+            Action::Write(b) => self.write(b),
             Action::Start(t, secs) => self.set_timer(t, secs),
             Action::Stop(t) => {
                 self.timers.remove(&t);

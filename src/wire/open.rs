@@ -47,8 +47,9 @@ pub enum OptParam {
     },
 }
 
-/// A capability (RFC 5492 §4). A known code whose value does not have the shape its RFC
-/// gives is kept as [`Capability::Other`], so that it re-encodes unchanged.
+/// A capability (RFC 5492 §4). A known code of the length its RFC gives but another shape (a
+/// non-zero reserved octet, a hostname that is not UTF-8) is kept as [`Capability::Other`],
+/// so that it re-encodes unchanged; a known code of another length does not decode.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "capability", rename_all = "kebab-case")]
 pub enum Capability {
@@ -298,10 +299,52 @@ fn decode_capabilities(mut i: &[u8]) -> Result<Vec<Capability>, Error> {
         let value = rest
             .get(..len)
             .ok_or_else(|| malformed("capability overruns its parameter"))?;
+        check_length(*code, value)?;
         caps.push(Capability::decode(*code, value));
         i = &rest[len..];
     }
     Ok(caps)
+}
+
+/// The value lengths the capabilities' RFCs give. A known capability of another length is
+/// an OPEN Message Error, subcode 0 and no data (RFC 4271 §6.2), as BIRD 1.6 and 2 answer;
+/// an unknown capability is never checked, only ignored (RFC 5492 §5).
+fn check_length(code: u8, v: &[u8]) -> Result<(), Error> {
+    let n = v.len();
+    let (ok, rule) = match code {
+        1 => (
+            n == 4,
+            "multiprotocol capability not 4 octets (RFC 4760 §8)",
+        ),
+        2 => (n == 0, "route refresh capability not empty (RFC 2918 §2)"),
+        6 => (
+            n == 0,
+            "extended message capability not empty (RFC 8654 §3)",
+        ),
+        64 => (
+            n % 4 == 2,
+            "graceful restart capability not 2 + 4n octets (RFC 4724 §3)",
+        ),
+        65 => (n == 4, "4-octet AS capability not 4 octets (RFC 6793 §3)"),
+        69 => (
+            n.is_multiple_of(4),
+            "add-path capability not 4n octets (RFC 7911 §4)",
+        ),
+        70 => (
+            n == 0,
+            "enhanced route refresh capability not empty (RFC 7313 §3)",
+        ),
+        71 => (
+            n.is_multiple_of(7),
+            "long-lived graceful restart capability not 7n octets (RFC 9494 §3)",
+        ),
+        73 => (
+            v.first().is_some_and(|&h| n >= 2 + usize::from(h)),
+            "hostname capability shorter than its hostname and domain lengths",
+        ),
+        _ => (true, ""),
+    };
+    if ok { Ok(()) } else { Err(malformed(rule)) }
 }
 
 fn afi_safi(b: &[u8]) -> (Afi, Safi) {
@@ -326,6 +369,7 @@ impl Capability {
     }
 
     /// The typed form when `v` has the shape the capability's RFC gives, else the raw bytes.
+    /// `v` has passed [`check_length`].
     fn decode(code: u8, v: &[u8]) -> Capability {
         let typed = match (code, v.len()) {
             (1, 4) if v[2] == 0 => Some(Capability::Multiprotocol {
@@ -485,7 +529,85 @@ fn encode_param(p: &OptParam, buf: &mut BytesMut, extended: bool) -> Result<(), 
 
 #[cfg(test)]
 mod tests {
-    use crate::wire::{Message, Negotiated, decode};
+    use crate::wire::{Capability, Message, Negotiated, decode};
+
+    /// An OPEN (AS 64512, hold 90, id 198.51.100.2) with one capability of the given value.
+    fn open_with(code: u8, value: &[u8]) -> Vec<u8> {
+        let mut m = vec![0xff; 16];
+        let len = 19 + 10 + 4 + value.len();
+        m.extend((len as u16).to_be_bytes());
+        m.extend([1, 4, 0xfc, 0x00, 0, 90, 198, 51, 100, 2]);
+        m.extend([
+            4 + value.len() as u8,
+            2,
+            2 + value.len() as u8,
+            code,
+            value.len() as u8,
+        ]);
+        m.extend(value);
+        m
+    }
+
+    /// RFC 4271 §6.2 / BIRD: a known capability of the wrong length is OPEN Message Error,
+    /// subcode 0, no data; the right lengths decode.
+    #[test]
+    fn known_capabilities_of_the_wrong_length_are_open_errors() {
+        let cases: &[(u8, &[u8], &[u8])] = &[
+            (1, &[0, 1, 0], &[0, 1, 0, 1]),
+            (2, &[0], &[]),
+            (6, &[0], &[]),
+            (64, &[0x40], &[0x40, 0x78, 0, 1, 1, 0x80]),
+            (64, &[0x40, 0x78, 0, 1, 1], &[0x40, 0x78]),
+            (65, &[0xfc, 0x00], &[0, 0, 0xfc, 0]),
+            (69, &[0, 1, 1], &[0, 1, 1, 3, 0, 2, 1, 1]),
+            (70, &[0], &[]),
+            (71, &[0, 1, 1, 0x80, 0, 0], &[0, 1, 1, 0x80, 0, 0, 60]),
+            (73, &[], &[0, 0]),
+            (73, &[3, b'a', b'b', b'c'], &[3, b'a', b'b', b'c', 0]),
+        ];
+        let neg = Negotiated::default();
+        for (code, bad, good) in cases {
+            let e = decode(&open_with(*code, bad), &neg).unwrap_err();
+            assert_eq!(
+                (e.code, e.subcode, &e.data[..]),
+                (2, 0, &[][..]),
+                "{code} {bad:?}"
+            );
+            let m = decode(&open_with(*code, good), &neg).unwrap();
+            let Message::Open(o) = m else { panic!() };
+            let c = o.capabilities().next().unwrap();
+            assert!(
+                !matches!(c, Capability::Other { .. }),
+                "{code} {good:?}: {c:?}"
+            );
+        }
+    }
+
+    /// RFC 5492 §5: unknown capabilities are ignored whatever their length, and a known one
+    /// of the right length but another shape is kept raw (ignored), as BIRD does.
+    #[test]
+    fn unknown_and_odd_shaped_capabilities_decode_raw() {
+        let neg = Negotiated::default();
+        for (code, value) in [
+            (9, &[1, 2, 3][..]),
+            (200, &[][..]),
+            (1, &[0, 1, 5, 1][..]),
+            (73, &[1, b'a', 5, b'b'][..]),
+            (73, &[1, 0xff, 0][..]),
+        ] {
+            let bytes = open_with(code, value);
+            let m = decode(&bytes, &neg).unwrap();
+            let Message::Open(o) = &m else { panic!() };
+            assert_eq!(
+                o.capabilities().collect::<Vec<_>>(),
+                vec![&Capability::Other {
+                    code,
+                    data: value.to_vec()
+                }]
+            );
+            assert_eq!(m.to_bytes(&neg).unwrap(), bytes);
+        }
+    }
 
     /// Found by reading the encoder (and confirmed by the round-trip fuzz target): exactly
     /// 255 octets of parameters in the short form must stay in the short form.

@@ -71,6 +71,8 @@ pub fn next_frame(buf: &mut BytesMut, neg: &Negotiated) -> Result<Option<BytesMu
 pub struct Raw {
     s: TcpStream,
     buf: BytesMut,
+    /// The bytes of the last message received, as they came.
+    pub last: BytesMut,
 }
 
 impl Raw {
@@ -86,6 +88,7 @@ impl Raw {
         Raw {
             s,
             buf: BytesMut::new(),
+            last: BytesMut::new(),
         }
     }
 
@@ -108,7 +111,8 @@ impl Raw {
         let neg = Negotiated::default();
         loop {
             if let Ok(Some(m)) = next_frame(&mut self.buf, &neg) {
-                return Some(decode(&m, &neg).expect("wrend sent a malformed message"));
+                self.last = m;
+                return Some(decode(&self.last, &neg).expect("wrend sent a malformed message"));
             }
             let mut chunk = [0u8; 4096];
             match self.s.read(&mut chunk) {
