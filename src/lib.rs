@@ -1,5 +1,7 @@
 //! wren: a BGP speaker for Kubernetes nodes, a drop-in for Calico's BIRD.
 
+#![deny(unsafe_code)]
+
 pub mod config;
 pub mod control;
 pub mod daemon;
@@ -10,4 +12,6 @@ pub mod policy;
 pub mod prefix_map;
 pub mod rib;
 pub mod session;
+#[allow(unsafe_code)]
+pub mod sys;
 pub mod wire;

@@ -1,5 +1,7 @@
 //! wrenc: wren's client and offline tools.
 
+#![deny(unsafe_code)]
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -160,8 +162,7 @@ fn interactive(socket: &std::path::Path) -> anyhow::Result<bool> {
 fn demo(nodes: usize, loopback: bool) -> anyhow::Result<bool> {
     let wrend = std::env::current_exe()?.with_file_name("wrend");
     ctrlc::set_handler(|| wren::demo::STOP.store(true, std::sync::atomic::Ordering::Relaxed))?;
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
+    let root = wren::sys::is_root();
     if root && !loopback {
         return demo_in_namespaces(nodes, &wrend);
     }
