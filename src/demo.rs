@@ -233,11 +233,11 @@ impl Cluster {
     pub fn wait(&mut self, limit: Duration) -> Result<Duration, String> {
         let start = Instant::now();
         while !self.converged() {
-            for (_, _, n) in &mut self.nodes {
-                n.running()?;
-            }
             if STOP.load(Ordering::Relaxed) {
                 return Err("interrupted".into());
+            }
+            for (_, _, n) in &mut self.nodes {
+                n.running()?;
             }
             if start.elapsed() > limit {
                 return Err(format!(

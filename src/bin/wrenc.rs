@@ -160,11 +160,28 @@ fn interactive(socket: &std::path::Path) -> anyhow::Result<bool> {
 }
 
 fn demo(nodes: usize, loopback: bool) -> anyhow::Result<bool> {
+    use std::sync::atomic::Ordering;
     let wrend = std::env::current_exe()?.with_file_name("wrend");
-    ctrlc::set_handler(|| wren::demo::STOP.store(true, std::sync::atomic::Ordering::Relaxed))?;
+    ctrlc::set_handler(|| wren::demo::STOP.store(true, Ordering::Relaxed))?;
+    let result = demo_mode(nodes, loopback, &wrend);
+    // Ctrl-C reaches the nodes and the commands the demo runs as well, whose failures
+    // would otherwise be the message.
+    if wren::demo::STOP.load(Ordering::Relaxed) {
+        anyhow::bail!("interrupted");
+    }
+    result
+}
+
+fn demo_mode(nodes: usize, loopback: bool, wrend: &std::path::Path) -> anyhow::Result<bool> {
     let root = wren::sys::is_root();
     if root && !loopback {
-        return demo_in_namespaces(nodes, &wrend);
+        if wren::demo::netns::have_ip() {
+            return demo_in_namespaces(nodes, wrend);
+        }
+        println!(
+            "(`ip` not found: the namespace demo needs iproute2 (apt-get install iproute2); \
+             running on loopback instead)"
+        );
     }
     println!("wren demo: starting {nodes} wrend nodes in an iBGP full mesh on 127.0.0.10..");
     if !root {
@@ -172,7 +189,7 @@ fn demo(nodes: usize, loopback: bool) -> anyhow::Result<bool> {
             "(not root: loopback only, kernel untouched; run as root for namespaces, kernel routes and pings)"
         );
     }
-    let mut cluster = Cluster::start(nodes, &wrend).map_err(anyhow::Error::msg)?;
+    let mut cluster = Cluster::start(nodes, wrend).map_err(anyhow::Error::msg)?;
     let took = cluster
         .wait(Duration::from_secs(30))
         .map_err(anyhow::Error::msg)?;
