@@ -97,8 +97,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         None => interactive(&cli.socket),
-        Some(Command::Decode(a)) => run(a, decode_line),
-        Some(Command::Encode(a)) => run(a, encode_line),
+        Some(Command::Decode(a)) => run(a, Codec::Decode),
+        Some(Command::Encode(a)) => run(a, Codec::Encode),
         Some(Command::Demo { nodes, loopback }) => demo(*nodes, *loopback),
         Some(Command::Control(words)) => control(&cli.socket, &words.join(" ")),
     };
@@ -231,34 +231,67 @@ fn demo_in_namespaces(nodes: usize, wrend: &std::path::Path) -> anyhow::Result<b
     Ok(ok)
 }
 
-/// Converts one message line; `Err` is the message for standard error.
-type Convert = fn(&str, &Negotiated) -> Result<String, String>;
-
-fn decode_line(line: &str, neg: &Negotiated) -> Result<String, String> {
-    let (_, msg) = text::decode_hex(line, neg).map_err(|e| e.to_string())?;
-    serde_json::to_string(&msg).map_err(|e| e.to_string())
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Codec {
+    /// Hex to JSON.
+    Decode,
+    /// JSON to hex.
+    Encode,
 }
 
-fn encode_line(line: &str, neg: &Negotiated) -> Result<String, String> {
-    let msg: Message = serde_json::from_str(line).map_err(|e| format!("bad JSON: {e}"))?;
-    msg.to_bytes(neg)
-        .map(hex::encode)
-        .map_err(|e| e.to_string())
+impl Codec {
+    /// Converts one message line; `Err` is the message for standard error.
+    fn convert(self, line: &str, neg: &Negotiated) -> Result<String, String> {
+        match self {
+            Codec::Decode => {
+                let (_, msg) = text::decode_hex(line, neg).map_err(|e| e.to_string())?;
+                serde_json::to_string(&msg).map_err(|e| e.to_string())
+            }
+            Codec::Encode => {
+                let msg: Message =
+                    serde_json::from_str(line).map_err(|e| format!("bad JSON: {e}"))?;
+                msg.to_bytes(neg)
+                    .map(hex::encode)
+                    .map_err(|e| e.to_string())
+            }
+        }
+    }
 }
 
-/// Converts every line, passing comments and directives through so that
-/// `wrenc decode | wrenc encode` gives back its input. Returns whether every line converted.
-fn run(args: &CodecArgs, convert: Convert) -> anyhow::Result<bool> {
+/// A `#!` directive line (`#! as2`, `#! add-path=ipv4`) as `decode` prints it, so that its
+/// output is JSON throughout and `wrenc encode` still reads the session's options back.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Directive {
+    directive: String,
+}
+
+/// Converts every line. `decode` prints JSON only: a message per line, directives as
+/// [`Directive`] objects, comments dropped. `encode` turns those objects back into `#!`
+/// lines and passes comments through, so `wrenc decode | wrenc encode` gives back the
+/// input's messages and directives. Returns whether every line converted.
+fn run(args: &CodecArgs, codec: Codec) -> anyhow::Result<bool> {
+    let decoding = codec == Codec::Decode;
     let mut neg = args.negotiated()?;
     let (name, input) = args.input()?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut ok = true;
     for (n, line) in input.lines().enumerate() {
-        let line = line.with_context(|| format!("reading {name}"))?;
+        let mut line = line.with_context(|| format!("reading {name}"))?;
+        if !decoding && let Ok(d) = serde_json::from_str::<Directive>(&line) {
+            line = format!("#! {}", d.directive);
+        }
         let converted = match text::classify(&line, &mut neg) {
+            Ok(Line::Comment) if decoding => continue,
+            Ok(Line::Directive) if decoding => {
+                let words = line.trim().trim_start_matches("#!").trim();
+                Ok(serde_json::to_string(&Directive {
+                    directive: words.to_string(),
+                })?)
+            }
             Ok(Line::Comment | Line::Directive) => Ok(line.clone()),
-            Ok(Line::Message(m)) => convert(m, &neg),
+            Ok(Line::Message(m)) => codec.convert(m, &neg),
             Err(e) => Err(e),
         };
         match converted {
