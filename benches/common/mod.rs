@@ -69,7 +69,7 @@ pub fn started_by_cargo_bench(name: &str) -> bool {
     if std::env::args().any(|a| a == "--bench") {
         return true;
     }
-    eprintln!("{name}: not run as a test; `sudo -E cargo bench --bench {name}`");
+    eprintln!("{name}: not run as a test; `sudo bash tests/cargo.sh bench --bench {name}`");
     false
 }
 
@@ -88,7 +88,7 @@ pub fn run_bench(
     if !is_root() {
         eprintln!(
             "{name}: needs root (network namespaces, veth pairs); \
-             run `sudo -E cargo bench --bench {name}`"
+             run `sudo bash tests/cargo.sh bench --bench {name}`"
         );
         return ExitCode::from(2);
     }
