@@ -1,4 +1,4 @@
-//! Kernel route install and withdraw throughput: `sudo -E cargo bench --bench fib`.
+//! Kernel route install and withdraw throughput: `sudo bash tests/cargo.sh bench --bench fib`.
 //!
 //! For each N (default 10k, 100k, 1M) and each method, a fresh network namespace
 //! (`wfib-PID-K`) gets a veth pair, `wf0` (198.51.100.1/24, up) and `wf1` (up, no address),

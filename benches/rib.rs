@@ -1,5 +1,5 @@
 //! RIB ingest, memory and churn: `cargo bench --bench rib` (the daemon comparison needs root:
-//! `sudo -E cargo bench --bench rib`).
+//! `sudo bash tests/cargo.sh bench --bench rib`).
 //!
 //! The input, the same for every measurement (deterministic from `--seed`):
 //!
@@ -1153,7 +1153,9 @@ mod controller {
                     }
                 }
             } else {
-                eprintln!("rib: not root: daemons skipped (`sudo -E cargo bench --bench rib`)");
+                eprintln!(
+                    "rib: not root: daemons skipped (`sudo bash tests/cargo.sh bench --bench rib`)"
+                );
             }
         }
         let report = report(args, &inproc, &daemons, started.elapsed());

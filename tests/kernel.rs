@@ -65,9 +65,15 @@ impl Lab {
         }
     }
 
+    /// Namespace `name` of this test, unique to this run (the pid is in its name, so that two
+    /// runs on one machine keep apart). One left by a killed run whose pid came round again
+    /// is deleted first, quietly.
     fn ns(&mut self, name: &str) -> String {
-        let ns = format!("{}-{name}", self.prefix);
-        let _ = Command::new("ip").args(["netns", "del", &ns]).status();
+        let ns = format!("{}-{}-{name}", self.prefix, std::process::id());
+        let _ = Command::new("ip")
+            .args(["netns", "del", &ns])
+            .stderr(Stdio::null())
+            .status();
         ip(&["netns", "add", &ns]);
         ip(&["-n", &ns, "link", "set", "lo", "up"]);
         self.spaces.push(ns.clone());

@@ -11,6 +11,7 @@ use crate::rib::Rib;
 use crate::rib::attrs::AttrSet;
 use crate::rib::table::{Path, PathSource};
 use crate::session::{State, Status};
+use crate::sys;
 use crate::wire::attr::{Origin, SegmentKind};
 use crate::wire::{Afi, Family, Safi};
 
@@ -256,9 +257,7 @@ fn show_protocols(ctx: &Context, args: &[&str]) -> Vec<Line> {
 /// as "Protocols".
 fn show_memory(ctx: &Context) -> Vec<Line> {
     let (tables, attributes) = ctx.rib.memory();
-    // SAFETY: mallinfo2 only reads the allocator's counters.
-    let m = unsafe { libc::mallinfo2() };
-    let total = (m.uordblks + m.hblkhd).max(tables + attributes);
+    let total = sys::heap_in_use().unwrap_or(0).max(tables + attributes);
     let rows = [
         ("Routing tables:", tables),
         ("Route attributes:", attributes),
@@ -641,14 +640,11 @@ fn datetime(t: SystemTime) -> String {
 fn civil(t: SystemTime) -> (String, String) {
     let secs = t
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0) as libc::time_t;
-    // SAFETY: an all-zero `tm` is valid; localtime_r writes into it and only reads `secs`.
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    // SAFETY: both pointers are valid for the call; localtime_r is the thread-safe variant.
-    if unsafe { libc::localtime_r(&secs, &mut tm) }.is_null() {
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(0))
+        .unwrap_or(0);
+    let Some(tm) = sys::local_time(secs) else {
         return ("1970-01-01".into(), "00:00:00".into());
-    }
+    };
     (
         format!(
             "{:04}-{:02}-{:02}",
@@ -670,11 +666,7 @@ mod tests {
     fn civil_dates_in_local_time() {
         let t = UNIX_EPOCH + Duration::from_secs(1_795_510_641); // 2026-11-24 08:57:21 UTC
         let (date, time) = civil(t);
-        // SAFETY: as in `civil`.
-        let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-        let secs = 1_795_510_641 as libc::time_t;
-        // SAFETY: valid pointers.
-        unsafe { libc::localtime_r(&secs, &mut tm) };
+        let tm = sys::local_time(1_795_510_641).expect("a representable time");
         let utc_secs = 8 * 3600 + 57 * 60 + 21;
         let local_secs = i64::from(tm.tm_hour * 3600 + tm.tm_min * 60 + tm.tm_sec);
         assert_eq!(

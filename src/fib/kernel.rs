@@ -15,6 +15,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use tracing::{info, warn};
 
 use crate::prefix_map::PrefixMap;
+use crate::sys;
 use crate::wire::Family;
 
 use super::netlink::{Alien, KernelEvent, KernelRoute, Netlink, Request, Table, Target};
@@ -342,38 +343,22 @@ pub struct Interfaces {
 impl Interfaces {
     /// Reads the interface addresses now (getifaddrs).
     pub fn read() -> Interfaces {
-        let mut subnets = Vec::new();
-        let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
-        // SAFETY: getifaddrs fills `head` with a list we walk read-only and then free.
-        if unsafe { libc::getifaddrs(&mut head) } != 0 {
-            return Interfaces::default();
-        }
-        let mut cur = head;
-        while !cur.is_null() {
-            // SAFETY: `cur` is a node of the list getifaddrs returned.
-            let ifa = unsafe { &*cur };
-            // A next hop on a link that is down or has no carrier is not reachable (BIRD's
-            // device protocol tracks the same flags).
-            let up = ifa.ifa_flags & (libc::IFF_UP | libc::IFF_RUNNING) as u32
-                == (libc::IFF_UP | libc::IFF_RUNNING) as u32;
-            if up
-                && let (Some(addr), Some(mask)) =
-                    (sockaddr_ip(ifa.ifa_addr), sockaddr_ip(ifa.ifa_netmask))
-            {
-                let len = match mask {
+        // A next hop on a link that is down or has no carrier is not reachable (BIRD's
+        // device protocol tracks the same flags).
+        let live = (libc::IFF_UP | libc::IFF_RUNNING) as u32;
+        let subnets = sys::if_addrs()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|ifa| ifa.flags & live == live)
+            .filter_map(|ifa| {
+                let len = match ifa.netmask? {
                     IpAddr::V4(m) => u32::from(m).count_ones(),
                     IpAddr::V6(m) => u128::from(m).count_ones(),
                 };
-                // SAFETY: getifaddrs gives every entry a NUL-terminated name.
-                let name = unsafe { std::ffi::CStr::from_ptr(ifa.ifa_name) };
-                if let Ok(n) = IpNet::new(addr, len as u8) {
-                    subnets.push((n.trunc(), name.to_string_lossy().into_owned()));
-                }
-            }
-            cur = ifa.ifa_next;
-        }
-        // SAFETY: freeing the list getifaddrs allocated, once.
-        unsafe { libc::freeifaddrs(head) };
+                let net = IpNet::new(ifa.addr?, len as u8).ok()?;
+                Some((net.trunc(), ifa.name))
+            })
+            .collect();
         Interfaces { subnets }
     }
 
@@ -392,34 +377,6 @@ impl Interfaces {
     }
 }
 
-fn sockaddr_ip(sa: *const libc::sockaddr) -> Option<IpAddr> {
-    if sa.is_null() {
-        return None;
-    }
-    // SAFETY: non-null sockaddr from getifaddrs; the family says which struct it is.
-    unsafe {
-        match i32::from((*sa).sa_family) {
-            libc::AF_INET => {
-                let s = &*(sa as *const libc::sockaddr_in);
-                Some(IpAddr::from(u32::from_be(s.sin_addr.s_addr).to_be_bytes()))
-            }
-            libc::AF_INET6 => {
-                let s = &*(sa as *const libc::sockaddr_in6);
-                Some(IpAddr::from(s.sin6_addr.s6_addr))
-            }
-            _ => None,
-        }
-    }
-}
-
-/// The index of interface `name`, if it exists (e.g. `tunl0`).
-pub fn if_index(name: &str) -> Option<u32> {
-    let c = std::ffi::CString::new(name).ok()?;
-    // SAFETY: a valid NUL-terminated string.
-    let i = unsafe { libc::if_nametoindex(c.as_ptr()) };
-    (i != 0).then_some(i)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -430,7 +387,5 @@ mod tests {
         assert!(i.connected("127.0.0.5".parse().unwrap()));
         assert_eq!(i.device("127.0.0.5".parse().unwrap()), Some("lo"));
         assert!(!i.connected("198.18.255.254".parse().unwrap()));
-        assert!(if_index("lo").is_some());
-        assert!(if_index("no-such-device").is_none());
     }
 }

@@ -19,7 +19,7 @@ use crate::rib::Rib;
 use crate::rib::table::PathSource;
 use crate::wire::Family;
 
-use kernel::{Fib, Interfaces, Learning, Stats, if_index};
+use kernel::{Fib, Interfaces, Learning, Stats};
 use netlink::{Hop, KernelEvent, KernelRoute, Monitor, Table, Target};
 
 /// Changes per message to the FIB thread.
@@ -211,7 +211,7 @@ impl Handle {
         // fewer node resizes than the same prefixes in hash order.
         keys.sort_unstable();
         let ifs = Interfaces::read();
-        let tunl0 = if_index("tunl0");
+        let tunl0 = crate::sys::if_index("tunl0");
         for slice in keys.chunks(APPLY_SLICE) {
             let changes = slice
                 .iter()

@@ -16,6 +16,8 @@ use netlink_packet_route::route::{
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{Socket, protocols::NETLINK_ROUTE};
 
+use crate::sys;
+
 /// A route as wren writes it to the kernel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KernelRoute {
@@ -385,16 +387,7 @@ fn table_of(m: &RouteMessage) -> u32 {
 /// A receive buffer past `net.core.rmem_max` when we may (CAP_NET_ADMIN), for large dumps
 /// and bursts of notifications; without the capability the capped size stays.
 fn force_rcvbuf(sock: &Socket, bytes: libc::c_int) {
-    // SAFETY: a valid fd and a pointer to an int of the stated size.
-    unsafe {
-        libc::setsockopt(
-            std::os::fd::AsRawFd::as_raw_fd(sock),
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUFFORCE,
-            &bytes as *const libc::c_int as *const libc::c_void,
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
+    let _ = sys::setsockopt_int(sock, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, bytes);
 }
 
 /// A classic BPF socket filter that drops the echoes of our own requests (their `nlmsg_pid`
@@ -420,7 +413,7 @@ fn drop_own_echoes(sock: &Socket, protocol: u8, own_port: u32) -> io::Result<()>
     // targets served).
     let kind = u32::from(u16::from_be_bytes(RTM_NEWROUTE.to_ne_bytes()));
     let port = u32::from_be_bytes(own_port.to_ne_bytes());
-    let mut prog = [
+    let prog = [
         op(ld_w, 0, 0, 12),                 // nlmsg_pid
         op(jeq, 4, 0, port),                // our own request's echo: drop
         op(ld_h, 0, 0, 4),                  // nlmsg_type
@@ -430,26 +423,7 @@ fn drop_own_echoes(sock: &Socket, protocol: u8, own_port: u32) -> io::Result<()>
         op(ret, 0, 0, 0),                   // drop
         op(ret, 0, 0, u32::MAX),            // keep
     ];
-    let fprog = libc::sock_fprog {
-        len: prog.len() as u16,
-        filter: prog.as_mut_ptr(),
-    };
-    // SAFETY: a valid fd; `fprog` points at `prog`, which outlives the call (the kernel copies
-    // the program).
-    let r = unsafe {
-        libc::setsockopt(
-            std::os::fd::AsRawFd::as_raw_fd(sock),
-            libc::SOL_SOCKET,
-            libc::SO_ATTACH_FILTER,
-            &fprog as *const libc::sock_fprog as *const libc::c_void,
-            std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
-        )
-    };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    sys::attach_filter(sock, &prog)
 }
 
 /// A route message of `table` with its protocol, read back; `None` for anything else.
@@ -536,21 +510,9 @@ fn alien(m: &RouteMessage, table: Table) -> Option<Alien> {
         net: IpNet::new(dst, m.header.destination_prefix_length).ok()?,
         kind,
         gateway,
-        device: oif.and_then(if_name),
+        device: oif.and_then(sys::if_name),
         metric,
     })
-}
-
-/// The name of interface `index`.
-fn if_name(index: u32) -> Option<String> {
-    let mut buf = [0u8; libc::IF_NAMESIZE];
-    // SAFETY: `buf` has room for IF_NAMESIZE bytes, as if_indextoname requires.
-    let p = unsafe { libc::if_indextoname(index, buf.as_mut_ptr().cast()) };
-    if p.is_null() {
-        return None;
-    }
-    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
-    Some(String::from_utf8_lossy(&buf[..end]).into_owned())
 }
 
 /// What the kernel announced on the monitor socket.
