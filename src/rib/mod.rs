@@ -398,8 +398,8 @@ impl Rib {
             fib_dirty: FxHashSet::default(),
             fib_sweep: None,
         };
-        for p in config.peers() {
-            rib.add_peer(p);
+        for p in &config.peers {
+            rib.add_peer(p.clone());
         }
         rib.originate();
         rib.flush();
@@ -447,6 +447,13 @@ impl Rib {
             removed: false,
         });
         self.peers.len() - 1
+    }
+
+    /// New settings for a peer that keep its session (its import limit).
+    pub fn set_peer_config(&mut self, id: PeerId, config: PeerConfig) {
+        if let Some(p) = self.peers.get_mut(id) {
+            p.config = config;
+        }
     }
 
     /// A de-configured peer: its routes go at once.
