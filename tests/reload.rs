@@ -1,6 +1,7 @@
 //! Live reload with real wrend processes over loopback: with three peers Established, one
 //! peer's settings change and one peer is added; the two untouched sessions never leave
-//! Established. A broken file changes nothing and says where it is broken.
+//! Established, and the changed one is told why (Cease "Other Configuration Change"). A
+//! broken file changes nothing and says where it is broken.
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -53,6 +54,20 @@ fn wait(what: &str, ok: impl Fn() -> bool) {
     let end = Instant::now() + Duration::from_secs(20);
     while !ok() {
         assert!(Instant::now() < end, "timed out: {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Waits for a node's log to hold `needle`.
+fn logged(dir: &Path, node: &str, needle: &str) {
+    let read = || std::fs::read_to_string(dir.join(format!("{node}.log"))).unwrap_or_default();
+    let end = Instant::now() + Duration::from_secs(20);
+    while !read().contains(needle) {
+        assert!(
+            Instant::now() < end,
+            "{node}'s log never said {needle:?}:\n{}",
+            read()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -112,6 +127,21 @@ fn reload_keeps_untouched_sessions_up() {
     wait("D and E Established", || {
         row(a_node, "P63").contains("Established") && row(a_node, "P64").contains("Established")
     });
+    // RFC 4486 §4: a peer reset for new settings is told "Other Configuration Change",
+    // not "Peer De-configured" (which a remote counts as an error and backs off from).
+    let log =
+        |name: &str| std::fs::read_to_string(dir.join(format!("{name}.log"))).unwrap_or_default();
+    // Sessions negotiated graceful restart with the N bit: the Cease goes inside a Hard
+    // Reset (RFC 8538 §3) whose data starts with the original subcode.
+    logged(&dir, "d", "Received: Cease / Hard Reset (data 06");
+    assert!(!log("d").contains("(data 03"), "{}", log("d"));
+    for untouched in ["b", "c"] {
+        assert!(
+            !log(untouched).contains("Received: Cease"),
+            "{}",
+            log(untouched)
+        );
+    }
     assert_eq!(row(a_node, "P61"), before_b, "B's session was reset");
     assert_eq!(row(a_node, "P62"), before_c, "C's session was reset");
     let routes = a_node.ask("show route").unwrap_or_default();
@@ -141,5 +171,6 @@ fn reload_keeps_untouched_sessions_up() {
             .ask("show protocols")
             .is_some_and(|r| !r.contains("P63"))
     );
+    logged(&dir, "d", "Received: Cease / Hard Reset (data 03");
     assert_eq!(row(a_node, "P61"), before_b);
 }
