@@ -131,9 +131,8 @@ fn reload_keeps_untouched_sessions_up() {
     // not "Peer De-configured" (which a remote counts as an error and backs off from).
     let log =
         |name: &str| std::fs::read_to_string(dir.join(format!("{name}.log"))).unwrap_or_default();
-    // Sessions negotiated graceful restart with the N bit: the Cease goes inside a Hard
-    // Reset (RFC 8538 §3) whose data starts with the original subcode.
-    logged(&dir, "d", "Received: Cease / Hard Reset (data 06");
+    // Not inside a Hard Reset (RFC 8538 §5): D keeps A's routes while the session returns.
+    logged(&dir, "d", "Received: Cease / Other Configuration Change");
     assert!(!log("d").contains("(data 03"), "{}", log("d"));
     for untouched in ["b", "c"] {
         assert!(
@@ -171,6 +170,8 @@ fn reload_keeps_untouched_sessions_up() {
             .ask("show protocols")
             .is_some_and(|r| !r.contains("P63"))
     );
+    // The end of the peering: a Hard Reset (RFC 8538 §5) whose data starts with the
+    // original subcode.
     logged(&dir, "d", "Received: Cease / Hard Reset (data 03");
     assert_eq!(row(a_node, "P61"), before_b);
 }
