@@ -409,12 +409,13 @@ fn malformed_messages_get_the_rfc_notification_and_other_peers_stay_up() {
     assert!(Path::new(&wrend.dir).exists());
 }
 
-/// BIRD's `import limit 3 action disable`: the fourth route ends the session with Cease
-/// "Maximum Number of Prefixes Reached" carrying AFI, SAFI and the limit (RFC 4486 §4), the
-/// peer stays down until `enable`, and the other session never notices.
-#[test]
-fn import_limit_disables_the_peer_with_cease_1() {
-    let wrend = Wrend::start(1, "import_limit = 3\nimport_limit_action = \"disable\"\n");
+/// Peer p1 (limit 3 with `action`) is sent four routes: the session ends with Cease "Maximum
+/// Number of Prefixes Reached" carrying AFI, SAFI and the limit (RFC 4486 §4).
+fn exceed_import_limit(action: &str) -> (Wrend, Raw) {
+    let wrend = Wrend::start(
+        1,
+        &format!("import_limit = 3\nimport_limit_action = \"{action}\"\n"),
+    );
     let mut good = Raw::connect(GOOD, wrend.port);
     good.establish(GOOD);
     let limited = case_addr(0);
@@ -423,7 +424,9 @@ fn import_limit_disables_the_peer_with_cease_1() {
     // BIRD 1.6's two lines (continuation lines of a 1006 reply start with a space).
     let detail = wrend.control("show protocols all p1");
     assert!(
-        detail.contains("\n   Import limit:   3\n     Action:       disable\n"),
+        detail.contains(&format!(
+            "\n   Import limit:   3\n     Action:       {action}\n"
+        )),
         "{detail}"
     );
     let nets = [
@@ -456,8 +459,14 @@ fn import_limit_disables_the_peer_with_cease_1() {
     assert_eq!((n.code, n.subcode), (6, 1), "{n}");
     assert_eq!(n.data, [0, 1, 1, 0, 0, 0, 3], "AFI 1, SAFI 1, limit 3");
     assert!(raw.recv().is_none(), "connection closed after the Cease");
+    (wrend, good)
+}
 
-    // Disabled: a new connection gets no session until `enable`.
+/// `action disable`: the peer stays down until `enable`; the other session never notices.
+#[test]
+fn import_limit_disable_sends_cease_1_and_waits_for_enable() {
+    let (wrend, mut good) = exceed_import_limit("disable");
+    let limited = case_addr(0);
     let row = wrend.control("show protocols p1");
     assert!(!row.contains("Established"), "{row}");
     let mut again = Raw::connect(limited, wrend.port);
@@ -476,4 +485,17 @@ fn import_limit_disables_the_peer_with_cease_1() {
     good.send_msg(&Message::Keepalive);
     let row = wrend.control("show protocols p0");
     assert!(row.contains("Established"), "{row}");
+}
+
+/// `action restart`: after the Cease the peer is taken back without `enable`.
+#[test]
+fn import_limit_restart_sends_cease_1_and_takes_the_peer_back() {
+    let (wrend, _good) = exceed_import_limit("restart");
+    let limited = case_addr(0);
+    let mut back = Raw::connect(limited, wrend.port);
+    back.establish(limited);
+    wait_for(
+        || wrend.control("show protocols p1").contains("Established"),
+        "p1 Established again",
+    );
 }
