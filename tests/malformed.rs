@@ -10,8 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use wren::wire::attr::Origin;
 use wren::wire::open::OptParam;
-use wren::wire::{Capability, Message, Negotiated, Open};
+use wren::wire::{Attr, Capability, Message, Negotiated, Open, PathAttribute, Prefix, Update};
 
 mod harness;
 use harness::bgp::{self, Raw};
@@ -35,9 +36,11 @@ impl Drop for Wrend {
 }
 
 impl Wrend {
-    fn start(cases: usize) -> Wrend {
+    /// wrend with the good peer and `cases` more; `last` is added to the last peer's table.
+    fn start(cases: usize, last: &str) -> Wrend {
         let port = free_port();
-        let dir = std::env::temp_dir().join(format!("wren-malformed-{}", std::process::id()));
+        let dir =
+            (std::env::temp_dir()).join(format!("wren-malformed-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let mut cfg = format!(
             "router_id = \"127.0.0.1\"\nasn = {ASN}\noriginate = [\"203.0.113.0/26\"]\n\
@@ -50,6 +53,7 @@ impl Wrend {
                 "[[peer]]\nname = \"p{i}\"\naddress = \"{addr}\"\nasn = {ASN}\n"
             ));
         }
+        cfg.push_str(last);
         let conf = dir.join("wren.toml");
         std::fs::write(&conf, cfg).expect("config");
         let child = Command::new(env!("CARGO_BIN_EXE_wrend"))
@@ -360,7 +364,7 @@ fn message_cases() -> Vec<Case> {
 #[test]
 fn malformed_messages_get_the_rfc_notification_and_other_peers_stay_up() {
     let cases = cases();
-    let wrend = Wrend::start(cases.len());
+    let wrend = Wrend::start(cases.len(), "");
     let mut good = Raw::connect(GOOD, wrend.port);
     good.establish(GOOD);
     wait_for(
@@ -419,4 +423,95 @@ fn malformed_messages_get_the_rfc_notification_and_other_peers_stay_up() {
         assert!(row.contains("Established"), "after {}: {row}", c.name);
     }
     assert!(Path::new(&wrend.dir).exists());
+}
+
+/// Peer p1 (limit 3 with `action`) is sent four routes: the session ends with Cease "Maximum
+/// Number of Prefixes Reached" carrying AFI, SAFI and the limit (RFC 4486 §4).
+fn exceed_import_limit(action: &str) -> (Wrend, Raw) {
+    let wrend = Wrend::start(
+        1,
+        &format!("import_limit = 3\nimport_limit_action = \"{action}\"\n"),
+    );
+    let mut good = Raw::connect(GOOD, wrend.port);
+    good.establish(GOOD);
+    let limited = case_addr(0);
+    let mut raw = Raw::connect(limited, wrend.port);
+    raw.establish(limited);
+    // BIRD 1.6's two lines (continuation lines of a 1006 reply start with a space).
+    let detail = wrend.control("show protocols all p1");
+    assert!(
+        detail.contains(&format!(
+            "\n   Import limit:   3\n     Action:       {action}\n"
+        )),
+        "{detail}"
+    );
+    let nets = [
+        "198.18.1.0/24",
+        "198.18.2.0/24",
+        "198.18.3.0/24",
+        "198.18.4.0/24",
+    ];
+    let u = Update {
+        withdrawn: Default::default(),
+        attributes: vec![
+            PathAttribute::new(Attr::Origin {
+                origin: Origin::Igp,
+            }),
+            PathAttribute::new(Attr::AsPath {
+                segments: Vec::new(),
+            }),
+            PathAttribute::new(Attr::NextHop { next_hop: limited }),
+        ]
+        .into(),
+        nlri: (nets.iter())
+            .map(|n| Prefix {
+                net: n.parse().expect("prefix"),
+                path_id: None,
+            })
+            .collect(),
+    };
+    raw.send_msg(&Message::Update(u));
+    let n = raw.notification().expect("a NOTIFICATION");
+    assert_eq!((n.code, n.subcode), (6, 1), "{n}");
+    assert_eq!(n.data, [0, 1, 1, 0, 0, 0, 3], "AFI 1, SAFI 1, limit 3");
+    assert!(raw.recv().is_none(), "connection closed after the Cease");
+    (wrend, good)
+}
+
+/// `action disable`: the peer stays down until `enable`; the other session never notices.
+#[test]
+fn import_limit_disable_sends_cease_1_and_waits_for_enable() {
+    let (wrend, mut good) = exceed_import_limit("disable");
+    let limited = case_addr(0);
+    let row = wrend.control("show protocols p1");
+    assert!(!row.contains("Established"), "{row}");
+    let mut again = Raw::connect(limited, wrend.port);
+    again.send_msg(&Message::Open(open(limited)));
+    assert!(
+        !matches!(again.recv(), Some(Message::Open(_))),
+        "a disabled peer answered"
+    );
+    assert!(wrend.control("enable p1").contains("p1: enabled"));
+    let mut back = Raw::connect(limited, wrend.port);
+    back.establish(limited);
+    wait_for(
+        || wrend.control("show protocols p1").contains("Established"),
+        "p1 Established after enable",
+    );
+    good.send_msg(&Message::Keepalive);
+    let row = wrend.control("show protocols p0");
+    assert!(row.contains("Established"), "{row}");
+}
+
+/// `action restart`: after the Cease the peer is taken back without `enable`.
+#[test]
+fn import_limit_restart_sends_cease_1_and_takes_the_peer_back() {
+    let (wrend, _good) = exceed_import_limit("restart");
+    let limited = case_addr(0);
+    let mut back = Raw::connect(limited, wrend.port);
+    back.establish(limited);
+    wait_for(
+        || wrend.control("show protocols p1").contains("Established"),
+        "p1 Established again",
+    );
 }

@@ -61,7 +61,8 @@ fn main() -> ExitCode {
     let mut config = match Config::load(&args.config) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("wrend: {e}");
+            // FILE:LINE:COL: message, as every configuration error.
+            eprintln!("{e}");
             return ExitCode::FAILURE;
         }
     };

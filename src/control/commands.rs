@@ -6,6 +6,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use ipnet::IpNet;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::config::ImportLimit;
 use crate::fib::kernel::Interfaces;
 use crate::rib::Rib;
 use crate::rib::attrs::AttrSet;
@@ -242,7 +243,7 @@ fn show_protocols(ctx: &Context, args: &[&str]) -> Vec<Line> {
             let imported = ctx.rib.received(id);
             let exported = ctx.rib.advertised(id);
             out.extend(
-                protocol_details(p, imported, exported)
+                protocol_details(p, imported, exported, ctx.rib.import_limit(id))
                     .into_iter()
                     .map(|t| Line::new(1006, t)),
             );
@@ -323,17 +324,30 @@ fn bgp_info(p: &Status) -> String {
     format!("{word:<14}{err}")
 }
 
-fn protocol_details(p: &Status, imported: usize, exported: usize) -> Vec<String> {
+fn protocol_details(
+    p: &Status,
+    imported: usize,
+    exported: usize,
+    limit: Option<(ImportLimit, bool)>,
+) -> Vec<String> {
     let mut d = vec![
         "  Description:    Connection to BGP peer".to_string(),
         "  Preference:     100".to_string(),
         "  Input filter:   ACCEPT".to_string(),
         "  Output filter:  ACCEPT".to_string(),
+    ];
+    // BIRD 1.6's `proto_show_limit`.
+    if let Some((l, hit)) = limit {
+        let hit = if hit { " [HIT]" } else { "" };
+        d.push(format!("  {:<16}{}{hit}", "Import limit:", l.max));
+        d.push(format!("    Action:       {}", l.action.name()));
+    }
+    d.extend([
         format!("  Routes:         {imported} imported, {exported} exported, 0 preferred"),
         format!("  BGP state:          {}", bgp_info(p).trim_end()),
         format!("    Neighbor address: {}", p.address),
         format!("    Neighbor AS:      {}", p.asn),
-    ];
+    ]);
     if let Some(s) = &p.session {
         d.push(format!("    Neighbor ID:      {}", s.remote.bgp_id));
         let mut caps = Vec::new();

@@ -24,7 +24,7 @@ impl Daemon {
                 )];
                 match self.reload().await {
                     Ok(()) => lines.push(Line::new(3, "Reconfigured")),
-                    Err(e) => lines.push(Line::new(8002, e)),
+                    Err(e) => lines.push(Line::new(8002, e.to_string())),
                 }
                 return lines;
             }
@@ -53,7 +53,7 @@ impl Daemon {
                 )];
                 match Config::load(&self.config_path) {
                     Ok(_) => lines.push(Line::new(20, "Configuration OK")),
-                    Err(e) => lines.push(Line::new(8002, e)),
+                    Err(e) => lines.push(Line::new(8002, e.to_string())),
                 }
                 return lines;
             }

@@ -10,6 +10,7 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::Daemon;
+use crate::config::LimitAction;
 use crate::control::{metrics, server};
 use crate::fib;
 use crate::fib::kernel::Learning;
@@ -138,6 +139,15 @@ impl Daemon {
             }
         };
         self.send(out).await;
+        for e in self.rib.take_exceeded() {
+            // BIRD's `restart` and `disable` import limit actions: the session ends with Cease
+            // "Maximum Number of Prefixes Reached"; `restart` starts it again, `disable`
+            // leaves it down until `enable`.
+            self.to_peer(e.peer, ToPeer::Stop(e.notification())).await;
+            if e.limit.action == LimitAction::Restart {
+                self.to_peer(e.peer, ToPeer::Start).await;
+            }
+        }
     }
 
     /// Start-up is over: stale kernel routes go, and a restarting speaker stops saying so.

@@ -116,7 +116,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         tokio::spawn(listen::run(l.clone(), d.directory.clone()));
         d.listeners.push(l);
     }
-    for p in d.config.peers() {
+    for p in d.config.peers.clone() {
         d.add_peer(p).await;
     }
     let (ctl_tx, ctl_rx) = mpsc::channel::<server::Request>(64);
@@ -191,12 +191,19 @@ impl Daemon {
         self.handles.push(Some(h));
     }
 
-    /// Stops a peer with Cease "peer de-configured" (RFC 8203) and drops its routes.
-    pub(super) async fn remove_peer(&mut self, id: PeerId) {
+    /// Stops a peer with a Cease (RFC 4486 §4: "Peer De-configured" when it is removed,
+    /// "Other Configuration Change" when it starts again with new settings; RFC 8203 text)
+    /// and drops its routes.
+    pub(super) async fn remove_peer(&mut self, id: PeerId, subcode: u8) {
         let Some(Some(h)) = self.handles.get_mut(id).map(Option::take) else {
             return;
         };
-        let n = Notification::shutdown(cease::PEER_DECONFIGURED, "peer de-configured");
+        let text = if subcode == cease::PEER_DECONFIGURED {
+            "peer de-configured"
+        } else {
+            "configuration changed"
+        };
+        let n = Notification::shutdown(subcode, text);
         let _ = h.commands.send(ToPeer::Stop(n)).await;
         let address = h.status.lock().map(|s| s.address).ok();
         if let (Some(a), Ok(mut dir)) = (address, self.directory.write()) {

@@ -7,6 +7,7 @@
 pub mod adj_out;
 pub mod attrs;
 pub mod best;
+pub mod limit;
 pub mod table;
 
 use std::collections::BTreeSet;
@@ -17,6 +18,7 @@ use bytes::Bytes;
 use ipnet::IpNet;
 use rustc_hash::{FxHashMap, FxHashSet};
 use smallvec::SmallVec;
+use tracing::warn;
 
 use crate::config::{Config, Peer as PeerConfig};
 use crate::fib::kernel::Learning;
@@ -48,6 +50,8 @@ pub struct PeerInfo {
     stale: usize,
     /// The BGP identifier of its last session.
     bgp_id: Option<Ipv4Addr>,
+    /// Its import limit was exceeded this session (BIRD's `[HIT]`).
+    pub limit_hit: bool,
     group: Option<usize>,
     /// De-configured: its id stays, unused.
     pub removed: bool,
@@ -83,6 +87,8 @@ pub struct Rib {
     /// Every prefix is to be worked out again for the FIB, from this part of the table on
     /// (`sweep_fib`).
     fib_sweep: Option<usize>,
+    /// Peers whose import limit tears their session down, for the daemon to act on.
+    exceeded: Vec<limit::Exceeded>,
 }
 
 /// A prefix's leading paths as the last decision ranked them, noted before its first change
@@ -397,9 +403,10 @@ impl Rib {
             dirty: FxHashMap::default(),
             fib_dirty: FxHashSet::default(),
             fib_sweep: None,
+            exceeded: Vec::new(),
         };
-        for p in config.peers() {
-            rib.add_peer(p);
+        for p in &config.peers {
+            rib.add_peer(p.clone());
         }
         rib.originate();
         rib.flush();
@@ -443,10 +450,18 @@ impl Rib {
             received: 0,
             stale: 0,
             bgp_id: None,
+            limit_hit: false,
             group: None,
             removed: false,
         });
         self.peers.len() - 1
+    }
+
+    /// New settings for a peer that keep its session (its import limit).
+    pub fn set_peer_config(&mut self, id: PeerId, config: PeerConfig) {
+        if let Some(p) = self.peers.get_mut(id) {
+            p.config = config;
+        }
     }
 
     /// A de-configured peer: its routes go at once.
@@ -597,6 +612,7 @@ impl Rib {
                 .is_some_and(|g| !g.families.is_empty());
         p.session = None;
         p.local = None;
+        p.limit_hit = false;
         if keep_routes {
             p.stale = p.received;
         } else {
@@ -716,6 +732,10 @@ impl Rib {
         keep: usize,
     ) {
         let src = PathSource::peer(id);
+        let fresh = (self.table.get(&key)).is_none_or(|e| !e.has(src, |x| x.rx_id == rx_id));
+        if fresh && !self.admit(id, key.0) {
+            return;
+        }
         let e = self.table.entry(&key);
         if e.holds(src, rx_id, &a) {
             return;
@@ -730,6 +750,46 @@ impl Rib {
         if e.upsert(rx_id, a) {
             p.received += 1;
         }
+    }
+
+    /// Whether a new route from peer `id` is imported under its import limit; a session the
+    /// limit tears down is noted for `take_exceeded`.
+    fn admit(&mut self, id: PeerId, family: Family) -> bool {
+        let Some(p) = self.peers.get_mut(id) else {
+            return false;
+        };
+        let limit = p.config.settings.import_limit();
+        let first = !p.limit_hit;
+        let verdict = limit::admit(limit, p.received, &mut p.limit_hit);
+        if let Some(l) = limit.filter(|_| first && p.limit_hit) {
+            // BIRD's words for it.
+            warn!(peer = %p.config.name, "hits route import limit ({}), action: {}", l.max, l.action.name());
+        }
+        match verdict {
+            limit::Verdict::Accept => true,
+            limit::Verdict::Drop => false,
+            limit::Verdict::Tear => {
+                if let Some(limit) = limit {
+                    self.exceeded.push(limit::Exceeded {
+                        peer: id,
+                        family,
+                        limit,
+                    });
+                }
+                false
+            }
+        }
+    }
+
+    /// Peers whose import limit was exceeded with `restart` or `disable` since the last call.
+    pub fn take_exceeded(&mut self) -> Vec<limit::Exceeded> {
+        std::mem::take(&mut self.exceeded)
+    }
+
+    /// Peer `id`'s import limit and whether it was hit this session.
+    pub fn import_limit(&self, id: PeerId) -> Option<(crate::config::ImportLimit, bool)> {
+        let p = self.peers.get(id)?;
+        Some((p.config.settings.import_limit()?, p.limit_hit))
     }
 
     /// Other protocols' routes in the kernel table (BIRD's `learn`, contract §3.6): each is a

@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use proptest::prelude::*;
 
 use super::*;
-use crate::config::{Config, PeerDefaults};
+use crate::config::{Config, LimitAction, PeerDefaults};
 use crate::session::caps::local_open;
 use crate::wire::attr::{Origin, Segment, SegmentKind};
 use crate::wire::{Attr, Message, Negotiated, PathAttribute, Prefix, decode, frame};
@@ -712,4 +712,114 @@ fn learned_kernel_routes() {
             .get(&key)
             .is_some_and(|e| e.paths().iter().all(|p| p.source() != PathSource::Kernel))
     );
+}
+
+/// A RIB whose peer 0 has an import limit of 2 with `action`; its session is up.
+fn limited(action: LimitAction) -> Rib {
+    let mut c = config("");
+    c.peers[0].settings.import_limit = Some(2);
+    c.peers[0].settings.import_limit_action = action;
+    let mut rib = Rib::new(&c);
+    up(&mut rib, 0);
+    rib
+}
+
+/// Three routes from a peer with import limit 2: what each action imports and asks for.
+#[test]
+fn import_limit_actions() {
+    let three = announce(
+        &["10.1.0.0/24", "10.2.0.0/24", "10.3.0.0/24"],
+        [198, 51, 100, 2],
+        &[],
+    );
+    for (action, received, hit, torn) in [
+        (LimitAction::Warn, 3, true, false),
+        (LimitAction::Block, 2, true, false),
+        (LimitAction::Restart, 2, true, true),
+        (LimitAction::Disable, 2, true, true),
+    ] {
+        let mut rib = limited(action);
+        rib.update(0, &three, false);
+        assert_eq!(rib.received(0), received, "{action:?}");
+        let limit = rib.import_limit(0).map(|(l, hit)| (l.max, hit));
+        assert_eq!(limit, Some((2, hit)), "{action:?}");
+        let exceeded = rib.take_exceeded();
+        assert_eq!(exceeded.len(), usize::from(torn), "{action:?}");
+        if let Some(e) = exceeded.first() {
+            assert_eq!((e.peer, e.family), (0, Family::IPV4_UNICAST));
+            assert_eq!(e.notification().data, [0, 1, 1, 0, 0, 0, 2]);
+        }
+        assert!(rib.take_exceeded().is_empty());
+        // The other peers have no limit.
+        up(&mut rib, 1);
+        rib.update(1, &three, false);
+        assert_eq!(rib.received(1), 3, "{action:?}");
+    }
+}
+
+/// `block`: a route beyond the limit is not imported; once the count falls, new routes are
+/// imported again; a route the peer replaces does not count twice.
+#[test]
+fn import_limit_block_lifts_when_the_count_falls() {
+    let mut rib = limited(LimitAction::Block);
+    rib.update(
+        0,
+        &announce(&["10.1.0.0/24", "10.2.0.0/24"], [198, 51, 100, 2], &[]),
+        false,
+    );
+    rib.update(
+        0,
+        &announce(&["10.1.0.0/24"], [198, 51, 100, 9], &[]),
+        false,
+    );
+    rib.update(
+        0,
+        &announce(&["10.3.0.0/24"], [198, 51, 100, 2], &[]),
+        false,
+    );
+    let held = |rib: &Rib| {
+        (rib.table.get(&(Family::IPV4_UNICAST, net("10.3.0.0/24")))).is_some_and(|e| !e.is_empty())
+    };
+    assert_eq!(rib.received(0), 2);
+    assert!(!held(&rib));
+    let w = Update {
+        withdrawn: vec![Prefix {
+            net: net("10.1.0.0/24"),
+            path_id: Some(1),
+        }]
+        .into(),
+        ..Update::default()
+    };
+    rib.update(0, &w, false);
+    rib.update(
+        0,
+        &announce(&["10.3.0.0/24"], [198, 51, 100, 2], &[]),
+        false,
+    );
+    assert_eq!(rib.received(0), 2);
+    assert!(held(&rib));
+    assert_eq!(rib.import_limit(0).map(|l| l.1), Some(false));
+}
+
+/// A new limit applies to the running session: no reset, the next route is judged by it.
+#[test]
+fn import_limit_changes_without_a_reset() {
+    let mut rib = Rib::new(&config(""));
+    up(&mut rib, 0);
+    rib.update(
+        0,
+        &announce(&["10.1.0.0/24", "10.2.0.0/24"], [198, 51, 100, 2], &[]),
+        false,
+    );
+    let mut p = rib.peers[0].config.clone();
+    p.settings.import_limit = Some(2);
+    p.settings.import_limit_action = LimitAction::Block;
+    rib.set_peer_config(0, p);
+    assert!(rib.peers[0].session.is_some());
+    rib.update(
+        0,
+        &announce(&["10.3.0.0/24"], [198, 51, 100, 2], &[]),
+        false,
+    );
+    assert_eq!(rib.received(0), 2);
 }
