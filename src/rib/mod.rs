@@ -245,6 +245,13 @@ type ExportKey = (usize, Family, PathSource, usize, u64, bool);
 /// A path as a group is sent it: (path identifier, source, source attributes).
 type Sent<'p> = SmallVec<[(u32, PathSource, &'p Arc<AttrSet>); 1]>;
 
+/// `sent` without the paths of `src`, and how many those were.
+fn without<'p>(sent: &Sent<'p>, src: PathSource) -> (Sent<'p>, isize) {
+    let kept: Sent = sent.iter().filter(|x| x.1 != src).copied().collect();
+    let n = (sent.len() - kept.len()) as isize;
+    (kept, n)
+}
+
 /// Rewrites paths for update groups: each attribute set once per group and flush, since most
 /// prefixes of an UPDATE share one. Rewritten sets live only until they are encoded, so they
 /// are not interned.
@@ -307,7 +314,9 @@ impl Settle<'_> {
         let (f, net) = key;
         let old = self.old.unwrap_or(self.view);
         let (mut was_ok, mut is_ok) = (None, None);
-        for (gi, g) in self.groups.iter_mut().enumerate() {
+        // Out of `self` while `queue` borrows it.
+        let groups = std::mem::take(&mut self.groups);
+        for (gi, g) in groups.iter_mut().enumerate() {
             let Some(g) = g else { continue };
             if !g.key.families.contains(&f) {
                 continue;
@@ -324,29 +333,63 @@ impl Settle<'_> {
                 true => self.view.exported(&g.key, f, current(e)),
                 false => Sent::new(),
             };
-            for &(id, src, a) in &is {
-                let prev = was.iter().find(|(i, ..)| *i == id);
-                let same = prev.is_some_and(|(_, s, b)| *s == src && Arc::ptr_eq(a, b));
-                if self.old.is_none() && same {
-                    continue;
-                }
-                let Some(now) = self.export.rewrite(&self.view, gi, &g.key, &key, src, a) else {
-                    continue;
-                };
-                if let Some(&(_, s, b)) = prev.filter(|_| self.old.is_some()) {
-                    let then = self.export.rewrite(&old, gi, &g.key, &key, s, b);
-                    if then.is_some_and(|t| *t == *now) {
-                        continue;
-                    }
-                }
-                g.announce(f, net, id, &now);
-            }
-            for &(id, ..) in &was {
-                if !is.iter().any(|(i, ..)| *i == id) {
-                    g.withdraw(f, net, id);
-                }
-            }
+            self.queue(gi, g, key, &was, &is, None);
             g.advertised = (g.advertised + is.len()).saturating_sub(was.len());
+            // A member that sent one of these paths gets the prefix apart, its own paths
+            // left out (see `adj_out`).
+            let mut sources: SmallVec<[PeerId; 2]> = was
+                .iter()
+                .chain(&is)
+                .filter_map(|(_, src, _)| src.peer_id())
+                .filter(|m| self.view.peers.get(*m).is_some_and(|p| p.group == Some(gi)))
+                .collect();
+            sources.sort_unstable();
+            sources.dedup();
+            for m in sources {
+                let src = PathSource::peer(m);
+                let ((was_m, was_own), (is_m, is_own)) = (without(&was, src), without(&is, src));
+                g.set_apart(m, key);
+                g.withhold(m, is_own - was_own);
+                self.queue(gi, g, key, &was_m, &is_m, Some(m));
+            }
+        }
+        self.groups = groups;
+    }
+
+    /// Queues for group `gi` (every member, or only `to`) the difference between the paths
+    /// it was sent for `key` and those it is sent now.
+    fn queue(
+        &mut self,
+        gi: usize,
+        g: &mut Group,
+        key: (Family, IpNet),
+        was: &Sent,
+        is: &Sent,
+        to: Option<PeerId>,
+    ) {
+        let (f, net) = key;
+        let old = self.old.unwrap_or(self.view);
+        for &(id, src, a) in is {
+            let prev = was.iter().find(|(i, ..)| *i == id);
+            let same = prev.is_some_and(|(_, s, b)| *s == src && Arc::ptr_eq(a, b));
+            if self.old.is_none() && same {
+                continue;
+            }
+            let Some(now) = self.export.rewrite(&self.view, gi, &g.key, &key, src, a) else {
+                continue;
+            };
+            if let Some(&(_, s, b)) = prev.filter(|_| self.old.is_some()) {
+                let then = self.export.rewrite(&old, gi, &g.key, &key, s, b);
+                if then.is_some_and(|t| *t == *now) {
+                    continue;
+                }
+            }
+            g.announce(to, f, net, id, &now);
+        }
+        for &(id, ..) in was {
+            if !is.iter().any(|(i, ..)| *i == id) {
+                g.withdraw(to, f, net, id);
+            }
         }
     }
 }
@@ -539,14 +582,15 @@ impl Rib {
         if let Some(p) = self.peers.get_mut(id) {
             p.group = Some(gi);
         }
-        let dump = self.dump(gi, &families);
+        let (dump, withheld) = self.dump(gi, &families, id);
         let Some(g) = self.groups[gi].as_mut() else {
             return out;
         };
         if existing.is_none() {
-            g.advertised = dump.announced();
+            g.advertised = dump.announced() + withheld;
         }
         g.members.push(id);
+        g.withhold(id, withheld as isize);
         let mut bytes = g.encode(&dump).to_vec();
         bytes.extend_from_slice(&g.end_of_rib());
         out.push(Outgoing {
@@ -556,13 +600,16 @@ impl Rib {
         out
     }
 
-    /// Everything group `gi` is sent (for `families`), computed from the table, as for a new
-    /// member or a route refresh.
-    fn dump(&mut self, gi: usize, families: &[Family]) -> Changes {
+    /// Everything member `to` of group `gi` is sent (for `families`), computed from the
+    /// table, as for a new member or a route refresh; and how many of the group's paths are
+    /// its own and left out.
+    fn dump(&mut self, gi: usize, families: &[Family], to: PeerId) -> (Changes, usize) {
         let mut out = Changes::default();
+        let mut withheld = 0;
         let Some(g) = self.groups.get(gi).and_then(Option::as_ref) else {
-            return out;
+            return (out, withheld);
         };
+        let own = PathSource::peer(to);
         let view = View {
             speaker: &self.speaker,
             calico: &self.calico,
@@ -575,13 +622,15 @@ impl Rib {
                 continue;
             }
             for (id, src, a) in view.exported(&g.key, key.0, current(e)) {
-                if let Some(now) = self.export.rewrite(&view, gi, &g.key, &key, src, a) {
+                if src == own {
+                    withheld += 1;
+                } else if let Some(now) = self.export.rewrite(&view, gi, &g.key, &key, src, a) {
                     out.announce(key.0, &now, g.prefix(key.0, key.1, id));
                 }
             }
         }
         self.export.cache.clear();
-        out
+        (out, withheld)
     }
 
     /// The session went down. When the connection was lost (`graceful`) and the peer can
@@ -606,7 +655,7 @@ impl Rib {
         if let Some(gi) = p.group.take()
             && let Some(g) = self.groups[gi].as_mut()
         {
-            g.members.retain(|m| *m != id);
+            g.leave(id);
             if g.members.is_empty() {
                 self.groups[gi] = None;
             }
@@ -821,7 +870,7 @@ impl Rib {
         if request.subtype != RouteRefresh::REQUEST || !wanted {
             return Vec::new();
         }
-        let dump = self.dump(gi, &[f]);
+        let (dump, _) = self.dump(gi, &[f], id);
         let Some(g) = self.groups[gi].as_ref() else {
             return Vec::new();
         };
@@ -874,13 +923,8 @@ impl Rib {
     fn outgoing(&mut self) -> Vec<Outgoing> {
         let mut out = Vec::new();
         for g in self.groups.iter_mut().flatten() {
-            let changes = std::mem::take(&mut g.pending);
-            if !changes.is_empty() {
-                out.push(Outgoing {
-                    peers: g.members.clone(),
-                    bytes: g.encode(&changes),
-                });
-            }
+            let runs = g.take_encoded().into_iter();
+            out.extend(runs.map(|(peers, bytes)| Outgoing { peers, bytes }));
         }
         out
     }
@@ -946,7 +990,7 @@ impl Rib {
             .get(id)
             .and_then(|p| p.group)
             .and_then(|gi| self.groups[gi].as_ref())
-            .map_or(0, |g| g.advertised)
+            .map_or(0, |g| g.advertised_to(id))
     }
 }
 
