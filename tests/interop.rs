@@ -147,6 +147,16 @@ mod gobgp {
     fn graceful_restart_of_peer() {
         scenarios::gr_peer_killed("gobgp-grp", KIND);
     }
+
+    #[test]
+    fn own_route_not_sent_back_to_an_ebgp_peer() {
+        scenarios::own_route_not_sent_back("gobgp-own", KIND, false);
+    }
+
+    #[test]
+    fn own_route_not_reflected_back_to_a_client() {
+        scenarios::own_route_not_sent_back("gobgp-ownrr", KIND, true);
+    }
 }
 
 mod openbgpd {

@@ -63,6 +63,8 @@ pub struct PeerOpts {
     pub password: Option<String>,
     pub graceful_restart: bool,
     pub hold_time: u16,
+    /// In wrend's AS (GoBGP only; the others' AS is fixed).
+    pub ibgp: bool,
 }
 
 impl PeerOpts {
@@ -73,6 +75,7 @@ impl PeerOpts {
             password: None,
             graceful_restart: true,
             hold_time: 9,
+            ibgp: false,
         }
     }
     fn keepalive(&self) -> u16 {
@@ -454,6 +457,16 @@ impl Peer {
         }
     }
 
+    /// The routes the peer holds from wrend (its Adj-RIB-In), as its CLI lists them (GoBGP
+    /// only: the others show what they accepted, not what they were sent).
+    pub fn adj_in(&self, lab: &Lab) -> Result<String, String> {
+        let fam = self.opts.fam;
+        match self.kind {
+            Kind::Gobgp => self.gobgp(lab, &["neighbor", fam.wren(), "adj-in", "-a", fam.afi()]),
+            k => Err(format!("no Adj-RIB-In listing for {k:?}")),
+        }
+    }
+
     /// How many UPDATE messages the peer has received on the session (BIRD: import
     /// updates received, which counts every announced route).
     pub fn updates_received(&self, lab: &Lab) -> Result<u64, String> {
@@ -687,7 +700,7 @@ fn gobgp_conf(o: &PeerOpts) -> String {
         "[global.config]\n  as = {}\n  router-id = \"{PEER_ID}\"\n  port = 179\n\
          local-address-list = [\"{}\"]\n\n\
          [[neighbors]]\n  [neighbors.config]\n    neighbor-address = \"{}\"\n    peer-as = {WREN_ASN}\n",
-        Kind::Gobgp.asn(),
+        if o.ibgp { WREN_ASN } else { Kind::Gobgp.asn() },
         fam.peer(),
         fam.wren(),
     );

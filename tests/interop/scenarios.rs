@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::harness::{ESTABLISH, Fam, Lab, Wren, WrenConf, holds_for, wait_until};
+use crate::harness::{ESTABLISH, Fam, Lab, WREN_ASN, Wren, WrenConf, holds_for, wait_until};
 use crate::peers::{Kind, Peer, PeerOpts, wait_established, wait_routes};
 
 /// Who opens the TCP connection.
@@ -319,4 +319,33 @@ pub fn restart_state_cleared_after_recovery(id: &str, kind: Kind) {
              completed; it should be set only until the restart is over (RFC 4724 §3)",
         );
     }
+}
+
+/// wrend never sends a peer its own route back (issue 13; BIRD and FRR don't): the peer's
+/// prefix is exportable (its /24 is a pool), yet what the peer holds from wrend is wrend's
+/// prefix only. `ibgp`: the peer is wrend's route-reflector client (it would get its route
+/// with ORIGINATOR_ID = itself); otherwise an eBGP peer.
+pub fn own_route_not_sent_back(id: &str, kind: Kind, ibgp: bool) {
+    let lab = lab(id, kind);
+    let mut w = WrenConf::new(Fam::V4, if ibgp { WREN_ASN } else { kind.asn() });
+    w.reflect = true;
+    let mut p = PeerOpts::new(Fam::V4);
+    p.ibgp = ibgp;
+    p.passive = true;
+    let (wren, peer) = start(&lab, kind, w, p);
+    wait_established(&lab, &wren, &peer);
+    wait_routes(&lab, &wren, &peer);
+    let (own, theirs) = (Fam::V4.peer_net(), Fam::V4.wren_net());
+    let r = holds_for(
+        &format!("the peer holds {theirs} from wrend and not its own {own}"),
+        Duration::from_secs(3),
+        || {
+            let held = peer.adj_in(&lab)?;
+            match (held.contains(theirs), held.contains(own)) {
+                (true, false) => Ok(()),
+                _ => Err(format!("its Adj-RIB-In from wrend:\n{held}")),
+            }
+        },
+    );
+    lab.must(r);
 }
