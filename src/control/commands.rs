@@ -238,10 +238,13 @@ fn show_protocols(ctx: &Context, args: &[&str]) -> Vec<Line> {
     for (id, p) in selected {
         out.push(Line::new(1002, protocol_row(p)));
         if all {
-            let imported = ctx.rib.received(id);
-            let exported = ctx.rib.advertised(id);
+            let routes = Routes {
+                imported: ctx.rib.received(id),
+                exported: ctx.rib.advertised(id),
+                preferred: ctx.rib.preferred(id),
+            };
             out.extend(
-                protocol_details(p, imported, exported)
+                protocol_details(p, &routes)
                     .into_iter()
                     .map(|t| Line::new(1006, t)),
             );
@@ -324,13 +327,24 @@ fn bgp_info(p: &Status) -> String {
     format!("{word:<14}{err}")
 }
 
-fn protocol_details(p: &Status, imported: usize, exported: usize) -> Vec<String> {
+/// A protocol's route counts as BIRD's `Routes:` line gives them: paths taken in, paths
+/// sent, and prefixes whose best route is this protocol's.
+struct Routes {
+    imported: usize,
+    exported: usize,
+    preferred: usize,
+}
+
+fn protocol_details(p: &Status, r: &Routes) -> Vec<String> {
     let mut d = vec![
         "  Description:    Connection to BGP peer".to_string(),
         "  Preference:     100".to_string(),
         "  Input filter:   ACCEPT".to_string(),
         "  Output filter:  ACCEPT".to_string(),
-        format!("  Routes:         {imported} imported, {exported} exported, 0 preferred"),
+        format!(
+            "  Routes:         {} imported, {} exported, {} preferred",
+            r.imported, r.exported, r.preferred
+        ),
         format!("  BGP state:          {}", bgp_info(p).trim_end()),
         format!("    Neighbor address: {}", p.address),
         format!("    Neighbor AS:      {}", p.asn),

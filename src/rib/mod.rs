@@ -83,6 +83,8 @@ pub struct Rib {
     /// Every prefix is to be worked out again for the FIB, from this part of the table on
     /// (`sweep_fib`).
     fib_sweep: Option<usize>,
+    /// Per peer, the prefixes whose best path is its (BIRD's "preferred" routes).
+    preferred: Vec<usize>,
 }
 
 /// A prefix's leading paths as the last decision ranked them, noted before its first change
@@ -299,6 +301,7 @@ struct Settle<'a> {
     export: &'a mut Exporter,
     groups: &'a mut [Option<Group>],
     fib_dirty: &'a mut FxHashSet<(Family, IpNet)>,
+    preferred: &'a mut [usize],
 }
 
 impl Settle<'_> {
@@ -310,6 +313,16 @@ impl Settle<'_> {
         self.view.decide(e);
         if !before.same_multipath(e) {
             self.fib_dirty.insert(key);
+        }
+        let was_best = before.0.first().and_then(|s| s.source.peer_id());
+        let is_best = e.best().and_then(|p| p.source().peer_id());
+        if was_best != is_best {
+            if let Some(n) = was_best.and_then(|id| self.preferred.get_mut(id)) {
+                *n = n.saturating_sub(1);
+            }
+            if let Some(n) = is_best.and_then(|id| self.preferred.get_mut(id)) {
+                *n += 1;
+            }
         }
         let (f, net) = key;
         let old = self.old.unwrap_or(self.view);
@@ -421,6 +434,7 @@ impl Rib {
     pub fn fib_forget(&mut self) {
         self.fib_dirty.clear();
         self.fib_sweep = None;
+        self.release_work_space();
     }
 
     pub fn new(config: &Config) -> Rib {
@@ -440,6 +454,7 @@ impl Rib {
             dirty: FxHashMap::default(),
             fib_dirty: FxHashSet::default(),
             fib_sweep: None,
+            preferred: Vec::new(),
         };
         for p in config.peers() {
             rib.add_peer(p);
@@ -489,6 +504,7 @@ impl Rib {
             group: None,
             removed: false,
         });
+        self.preferred.push(0);
         self.peers.len() - 1
     }
 
@@ -530,6 +546,7 @@ impl Rib {
             export: &mut self.export,
             groups: &mut self.groups,
             fib_dirty: &mut self.fib_dirty,
+            preferred: &mut self.preferred,
         };
         let mut empty = Vec::new();
         for (key, e) in self.table.iter_mut() {
@@ -545,7 +562,19 @@ impl Rib {
         dirty.clear();
         self.dirty = dirty;
         self.export.cache.clear();
+        self.release_work_space();
         self.outgoing()
+    }
+
+    /// Gives back what a large flush (a peer's whole table gone) made the work maps grow
+    /// to; the few thousand slots an ordinary UPDATE needs stay.
+    fn release_work_space(&mut self) {
+        const KEEP: usize = 4096;
+        prefix_map::shrink_sparse(&mut self.dirty, KEEP);
+        prefix_map::shrink_sparse(&mut self.export.cache, KEEP);
+        if self.fib_dirty.is_empty() && self.fib_dirty.capacity() > KEEP {
+            self.fib_dirty.shrink_to(KEEP);
+        }
     }
 
     /// A session came up: it joins its update group and gets the group's routes (computed
@@ -676,7 +705,9 @@ impl Rib {
                 e.remove(src, |_| true);
             }
         }
-        self.flush()
+        let out = self.flush();
+        self.interner.sweep();
+        out
     }
 
     /// Drops a peer's paths that are still stale (its restart time ran out, or its
@@ -701,7 +732,9 @@ impl Rib {
             p.stale = p.stale.saturating_sub(gone);
             p.received = p.received.saturating_sub(gone);
         }
-        self.flush()
+        let out = self.flush();
+        self.interner.sweep();
+        out
     }
 
     /// Applies a peer's UPDATE. `withdraw_all`: RFC 7606 treat-as-withdraw.
@@ -904,6 +937,7 @@ impl Rib {
             export: &mut self.export,
             groups: &mut self.groups,
             fib_dirty: &mut self.fib_dirty,
+            preferred: &mut self.preferred,
         };
         for (key, before) in dirty.drain() {
             let Some(e) = self.table.get_mut(&key) else {
@@ -916,6 +950,7 @@ impl Rib {
         }
         self.dirty = dirty;
         self.export.cache.clear();
+        self.release_work_space();
         self.outgoing()
     }
 
@@ -982,6 +1017,11 @@ impl Rib {
     /// Paths received from a peer (its Adj-RIB-In size).
     pub fn received(&self, id: PeerId) -> usize {
         self.peers.get(id).map_or(0, |p| p.received)
+    }
+
+    /// Prefixes whose best path is the peer's (BIRD's "preferred").
+    pub fn preferred(&self, id: PeerId) -> usize {
+        self.preferred.get(id).copied().unwrap_or(0)
     }
 
     /// Paths a peer's group advertises to it.

@@ -562,6 +562,7 @@ fn routes_never_go_back_to_their_source() {
         vec![net("198.18.3.0/26")]
     );
     assert_eq!(rib.advertised(2), 2, "own block and the client's route");
+    assert_eq!((rib.preferred(0), rib.preferred(2)), (1, 1));
     assert_eq!(rib.advertised(0), 2, "own block and the eBGP route");
     assert_eq!(rib.advertised(1), 3);
     let next_hop =
@@ -583,6 +584,11 @@ fn routes_never_go_back_to_their_source() {
     assert_eq!(withdrawn, vec![x], "the client loses the other's path");
     assert_eq!(announced(&sent_to(&rib, &out, 3)), vec![x]);
     assert_eq!((rib.advertised(0), rib.advertised(1)), (3, 2));
+    assert_eq!(
+        (rib.preferred(0), rib.preferred(1)),
+        (0, 1),
+        "BIRD's preferred"
+    );
     // .3 withdraws: .2's path is best again; .2 loses .3's, .3 gets .2's.
     let mut w = Update::default();
     w.withdrawn.push(Prefix {
@@ -597,6 +603,7 @@ fn routes_never_go_back_to_their_source() {
     assert_eq!(announced(&to_b), vec![x]);
     assert_eq!(next_hop(&to_b[0]), Some(IpAddr::from([198, 51, 100, 2])));
     assert_eq!((rib.advertised(0), rib.advertised(1)), (2, 3));
+    assert_eq!((rib.preferred(0), rib.preferred(1)), (1, 0));
     // A client that joins again gets everything but its own route, and so does a refresh.
     rib.down(0, false);
     rib.update(
@@ -763,6 +770,8 @@ proptest! {
             });
             prop_assert!(own.is_none(), "peer {} holds its own path {:?}", id, own);
             prop_assert_eq!(&refreshed(&mut rib, id), h);
+            let best = rib.table.values().filter(|e| e.best().is_some_and(|p| p.source() == PathSource::peer(id)));
+            prop_assert_eq!(rib.preferred(id), best.count());
             prop_assert_eq!(rib.advertised(id), h.len());
         }
     }
