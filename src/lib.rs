@@ -10,4 +10,5 @@ pub mod policy;
 pub mod prefix_map;
 pub mod rib;
 pub mod session;
+pub mod sys;
 pub mod wire;

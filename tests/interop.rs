@@ -99,6 +99,11 @@ mod bird16 {
     common_tests!(Kind::Bird16, "bird16");
 
     #[test]
+    fn show_protocols_all_matches_bird() {
+        scenarios::show_protocols_all_like_bird16("bird16-spa");
+    }
+
+    #[test]
     fn md5_same_password_wrend_dials() {
         scenarios::md5_match("bird16-md5w", KIND, Dial::Wren);
     }

@@ -3,109 +3,40 @@
 //! Needs no privileges: wrend listens on 127.0.0.1 at a free port, peers dial from other
 //! 127.0.0.0/8 addresses.
 
+#[path = "loopback/mod.rs"]
+mod loopback;
+
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use loopback::{Wrend, wait_for};
 
 use socket2::{Domain, Socket, Type};
-use wren::wire::open::OptParam;
-use wren::wire::{Capability, Message, Negotiated, Notification, Open, decode, frame};
+use wren::wire::{Message, Negotiated, Notification, Open, decode, frame};
 
 const ASN: u32 = 64512;
 /// Peer addresses: .3 is the well-behaved peer, .10 and up one per malformed case.
 const GOOD: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 3);
 
-struct Wrend {
-    child: Child,
-    dir: PathBuf,
-    port: u16,
-}
-
-impl Drop for Wrend {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
+/// wrend's config: every peer passive, the good one and one per case.
+fn config(port: u16, cases: usize) -> String {
+    let mut cfg = format!(
+        "router_id = \"127.0.0.1\"\nasn = {ASN}\noriginate = [\"203.0.113.0/26\"]\n\
+         [kernel]\nenabled = false\n[listen]\naddresses = [\"127.0.0.1\"]\nport = {port}\n\
+         [defaults]\npassive = true\nhold_time = 30\nerror_wait = [1, 1]\n"
+    );
+    for i in 0..=cases {
+        let addr = if i == 0 { GOOD } else { case_addr(i - 1) };
+        cfg.push_str(&format!(
+            "[[peer]]\nname = \"p{i}\"\naddress = \"{addr}\"\nasn = {ASN}\n"
+        ));
     }
-}
-
-impl Wrend {
-    fn start(cases: usize) -> Wrend {
-        let port = free_port();
-        let dir = std::env::temp_dir().join(format!("wren-malformed-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let mut cfg = format!(
-            "router_id = \"127.0.0.1\"\nasn = {ASN}\noriginate = [\"203.0.113.0/26\"]\n\
-             [kernel]\nenabled = false\n[listen]\naddresses = [\"127.0.0.1\"]\nport = {port}\n\
-             [defaults]\npassive = true\nhold_time = 30\nerror_wait = [1, 1]\n"
-        );
-        for i in 0..=cases {
-            let addr = if i == 0 { GOOD } else { case_addr(i - 1) };
-            cfg.push_str(&format!(
-                "[[peer]]\nname = \"p{i}\"\naddress = \"{addr}\"\nasn = {ASN}\n"
-            ));
-        }
-        let conf = dir.join("wren.toml");
-        std::fs::write(&conf, cfg).expect("config");
-        let child = Command::new(env!("CARGO_BIN_EXE_wrend"))
-            .arg("-c")
-            .arg(&conf)
-            .arg("-s")
-            .arg(dir.join("ctl"))
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start wrend");
-        let w = Wrend { child, dir, port };
-        wait_for(
-            || TcpStream::connect(("127.0.0.1", port)).is_ok(),
-            "wrend listening",
-        );
-        w
-    }
-
-    fn control(&self, cmd: &str) -> String {
-        let mut s = UnixStream::connect(self.dir.join("ctl")).expect("control socket");
-        s.set_read_timeout(Some(Duration::from_secs(5))).ok();
-        s.write_all(format!("{cmd}\n").as_bytes())
-            .expect("write command");
-        let mut out = String::new();
-        let mut buf = [0u8; 4096];
-        // The hello, then the reply ends with a line "DDDD " (code and a space).
-        while !out
-            .lines()
-            .skip(1)
-            .any(|l| l.len() >= 5 && l.as_bytes()[4] == b' ')
-        {
-            let n = s.read(&mut buf).expect("read reply");
-            if n == 0 {
-                break;
-            }
-            out.push_str(&String::from_utf8_lossy(&buf[..n]));
-        }
-        out
-    }
+    cfg
 }
 
 fn case_addr(i: usize) -> Ipv4Addr {
     Ipv4Addr::new(127, 0, 0, 10 + i as u8)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-fn wait_for(mut ok: impl FnMut() -> bool, what: &str) {
-    let end = Instant::now() + Duration::from_secs(10);
-    while !ok() {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// A BGP speaker made of bytes.
@@ -177,22 +108,7 @@ impl Raw {
 }
 
 fn open(id: Ipv4Addr) -> Open {
-    Open {
-        version: 4,
-        my_as: ASN as u16,
-        hold_time: 30,
-        bgp_id: id,
-        params: vec![OptParam::Capabilities {
-            capabilities: vec![
-                Capability::Multiprotocol {
-                    afi: wren::wire::Afi::IPV4,
-                    safi: wren::wire::Safi::UNICAST,
-                },
-                Capability::FourOctetAs { asn: ASN },
-            ],
-        }],
-        extended_params: false,
-    }
+    loopback::open(ASN, id, 30)
 }
 
 fn header(len: u16, kind: u8) -> Vec<u8> {
@@ -351,7 +267,8 @@ fn cases() -> Vec<Case> {
 #[test]
 fn malformed_messages_get_the_rfc_notification_and_other_peers_stay_up() {
     let cases = cases();
-    let wrend = Wrend::start(cases.len());
+    let n = cases.len();
+    let wrend = Wrend::start("malformed", |port| config(port, n));
     let mut good = Raw::connect(GOOD, wrend.port);
     good.establish(GOOD);
     wait_for(
@@ -399,5 +316,5 @@ fn malformed_messages_get_the_rfc_notification_and_other_peers_stay_up() {
         let row = wrend.control("show protocols p0");
         assert!(row.contains("Established"), "after {}: {row}", c.name);
     }
-    assert!(Path::new(&wrend.dir).exists());
+    assert!(wrend.dir.exists());
 }

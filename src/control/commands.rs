@@ -243,8 +243,20 @@ fn show_protocols(ctx: &Context, args: &[&str]) -> Vec<Line> {
                 exported: ctx.rib.advertised(id),
                 preferred: ctx.rib.preferred(id),
             };
+            let peer = ctx.rib.peers.get(id);
+            let local = Local {
+                ibgp: peer.is_some_and(|x| x.config.asn == ctx.rib.speaker.asn),
+                multihop: peer.is_some_and(|x| {
+                    let s = &x.config.settings;
+                    x.config.asn == ctx.rib.speaker.asn
+                        || s.ttl.is_some_and(|t| t > 1)
+                        || s.ttl_security.is_some()
+                }),
+                rr_client: peer.is_some_and(|x| x.config.settings.rr_client),
+                source: peer.and_then(|x| x.local).map(|a| a.ip().to_canonical()),
+            };
             out.extend(
-                protocol_details(p, &routes)
+                protocol_details(p, &routes, &local)
                     .into_iter()
                     .map(|t| Line::new(1006, t)),
             );
@@ -254,9 +266,13 @@ fn show_protocols(ctx: &Context, args: &[&str]) -> Vec<Line> {
     out
 }
 
-/// `show memory` in BIRD's layout: the routing table and the attribute sets as measured by
-/// the RIB, the total the allocator has handed out, and the rest (sessions, buffers, queues)
-/// as "Protocols".
+/// `show memory` in BIRD's layout. "Routing tables" is what the RIB's table holds (its
+/// allocated slots and the path lists of prefixes with several paths), "Route attributes"
+/// what the interned attribute sets hold; both shrink as routes go. "Total" is the heap
+/// in use (the allocator's count of bytes handed out and not freed: not RSS, which also
+/// counts code, stacks and free pages not yet returned), and "Protocols" the rest of it:
+/// sessions and their buffers, queued UPDATEs, the FIB's record of the kernel, the RIB's
+/// work space.
 fn show_memory(ctx: &Context) -> Vec<Line> {
     let (tables, attributes) = ctx.rib.memory();
     // SAFETY: mallinfo2 only reads the allocator's counters.
@@ -335,12 +351,24 @@ struct Routes {
     preferred: usize,
 }
 
-fn protocol_details(p: &Status, r: &Routes) -> Vec<String> {
+/// Our side of a session, for BIRD's `Session:` and `Source address:` lines.
+struct Local {
+    ibgp: bool,
+    /// TTL above 1: iBGP (BIRD's default) or a configured multihop or TTL security.
+    multihop: bool,
+    rr_client: bool,
+    source: Option<IpAddr>,
+}
+
+/// The detail lines of `show protocols all` for a BGP peer, as BIRD 1.6's
+/// `bgp_show_proto_info` prints them for a peer of Calico's `bgp_template` (a description,
+/// inline — so unnamed — import and export filters).
+fn protocol_details(p: &Status, r: &Routes, local: &Local) -> Vec<String> {
     let mut d = vec![
         "  Description:    Connection to BGP peer".to_string(),
         "  Preference:     100".to_string(),
-        "  Input filter:   ACCEPT".to_string(),
-        "  Output filter:  ACCEPT".to_string(),
+        "  Input filter:   (unnamed)".to_string(),
+        "  Output filter:  (unnamed)".to_string(),
         format!(
             "  Routes:         {} imported, {} exported, {} preferred",
             r.imported, r.exported, r.preferred
@@ -371,6 +399,22 @@ fn protocol_details(p: &Status, r: &Routes) -> Vec<String> {
             caps.push("add-path-tx");
         }
         d.push(format!("    Neighbor caps:    {}", caps.join(" ")));
+        let mut session = vec![if local.ibgp { "internal" } else { "external" }];
+        for (on, word) in [
+            (local.multihop, "multihop"),
+            (local.rr_client, "route-reflector"),
+            (s.rx.four_octet_as, "AS4"),
+            (s.rx.add_path_ipv4 || s.rx.add_path_ipv6, "add-path-rx"),
+            (s.tx.add_path_ipv4 || s.tx.add_path_ipv6, "add-path-tx"),
+        ] {
+            if on {
+                session.push(word);
+            }
+        }
+        d.push(format!("    Session:          {}", session.join(" ")));
+        if let Some(a) = local.source {
+            d.push(format!("    Source address:   {a}"));
+        }
         d.push(format!("    Hold timer:       {}", s.hold_time));
         d.push(format!("    Keepalive timer:  {}", s.keepalive));
     }

@@ -691,6 +691,7 @@ impl Rib {
         }
         let src = PathSource::peer(id);
         let keep = self.keep();
+        let mut gone = 0;
         for (key, e) in self.table.iter_mut() {
             if !e.has(src, |_| true) {
                 continue;
@@ -702,12 +703,23 @@ impl Rib {
                 }
             } else {
                 note(&mut self.dirty, key, e, keep);
-                e.remove(src, |_| true);
+                gone += e.remove(src, |_| true);
             }
         }
         let out = self.flush();
-        self.interner.sweep();
+        self.release(gone);
         out
+    }
+
+    /// After `gone` paths went at once: the attribute sets only they used go too, and the
+    /// heap returns what a large table took.
+    fn release(&mut self, gone: usize) {
+        /// Fewer than this and there is little to give back.
+        const MANY: usize = 10_000;
+        self.interner.sweep();
+        if gone >= MANY {
+            crate::sys::trim_heap();
+        }
     }
 
     /// Drops a peer's paths that are still stale (its restart time ran out, or its
@@ -733,7 +745,7 @@ impl Rib {
             p.received = p.received.saturating_sub(gone);
         }
         let out = self.flush();
-        self.interner.sweep();
+        self.release(gone);
         out
     }
 

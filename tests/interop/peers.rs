@@ -65,6 +65,9 @@ pub struct PeerOpts {
     pub hold_time: u16,
     /// In wrend's AS (GoBGP only; the others' AS is fixed).
     pub ibgp: bool,
+    /// BIRD 1.6 with the parts of Calico's `bgp_template` that `show protocols all` shows
+    /// (description, inline import and export filters).
+    pub calico: bool,
 }
 
 impl PeerOpts {
@@ -76,6 +79,7 @@ impl PeerOpts {
             graceful_restart: true,
             hold_time: 9,
             ibgp: false,
+            calico: false,
         }
     }
     fn keepalive(&self) -> u16 {
@@ -303,6 +307,14 @@ impl Peer {
         let mut a = vec!["-s", s.as_str()];
         a.extend_from_slice(args);
         cli(None, &system_bin("bgpctl"), &a)
+    }
+
+    /// BIRD 1.6's `birdc` (IPv4) against another control socket (wrend's).
+    pub fn bird16_birdc(ctl: &std::path::Path, cmd: &str) -> Result<String, String> {
+        let ctl = ctl.display().to_string();
+        let mut args = vec!["-s", ctl.as_str()];
+        args.extend(cmd.split_whitespace());
+        cli(None, &bird16_dir().join("birdc"), &args)
     }
 
     /// The peer's own view of its session with wrend.
@@ -658,10 +670,25 @@ fn bird16_conf(lab: &Lab, o: &PeerOpts) -> String {
         Fam::V4 => PEER_NET_V4_STATIC,
         Fam::V6 => PEER_NET_V6_STATIC,
     };
+    // Calico's template: multihop (its iBGP default), recursive next hops (resolved through
+    // `protocol direct`), a description, inline filters.
+    let (session, direct) = if o.calico {
+        (
+            "  description \"Connection to BGP peer\";\n  multihop;\n  gateway recursive;\n\
+             import filter { accept; };\n\
+             export filter { if source = RTS_STATIC then accept; reject; };\n",
+            "protocol direct { interface \"*\"; }\n",
+        )
+    } else {
+        (
+            "  direct;\n  gateway direct;\n  import all;\n  export where source = RTS_STATIC;\n",
+            "",
+        )
+    };
     let mut bgp = format!(
-        "  local {} as {WREN_ASN};\n  neighbor {} as {WREN_ASN};\n  direct;\n\
-         source address {};\n  import all;\n  export where source = RTS_STATIC;\n\
-         next hop self;\n  gateway direct;\n  add paths on;\n\
+        "  local {} as {WREN_ASN};\n  neighbor {} as {WREN_ASN};\n\
+         source address {};\n{session}\
+         next hop self;\n  add paths on;\n\
          hold time {}; keepalive time {};\n\
          connect delay time 1; connect retry time 3; error wait time 1, 5;\n",
         fam.peer(),
@@ -683,7 +710,7 @@ fn bird16_conf(lab: &Lab, o: &PeerOpts) -> String {
     }
     format!(
         "router id {PEER_ID};\nlog \"{}/bird16.out\" all;\n\
-         protocol device {{ scan time 10; }}\n\
+         protocol device {{ scan time 10; }}\n{direct}\
          protocol static st {{ route {net} blackhole; }}\n\
          protocol bgp wren {{\n{bgp}}}\n",
         lab.dir.display()
