@@ -187,7 +187,7 @@ fn memory_returns_after_a_full_table_peer_leaves() {
          show memory with routes {held:?}, after {left:?}"
     );
     eprintln!("{report}");
-    assert!(full > start + 10 * 1024, "the routes took memory: {report}");
+    assert!(full > start + 5 * 1024, "the routes took memory: {report}");
     // Back within 4 MiB of the start (the heap keeps some free space and the runtime some
     // buffers; before the fix about 40 % of the peak stayed).
     assert!(after < start + 4 * 1024, "{report}");
@@ -197,8 +197,9 @@ fn memory_returns_after_a_full_table_peer_leaves() {
             .map(|(_, v)| *v)
             .unwrap_or_else(|| panic!("no {name} row: {report}"))
     };
+    // At least a 16-byte entry per route.
     assert!(
-        row(&held, "Routing tables") > 10 << 20,
+        row(&held, "Routing tables") > u64::from(routes) * 16,
         "tables counted: {report}"
     );
     for name in ["Routing tables", "Route attributes", "Protocols", "Total"] {

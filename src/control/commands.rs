@@ -386,8 +386,13 @@ fn protocol_details(p: &Status, r: &Routes, local: &Local) -> Vec<String> {
         if s.enhanced_route_refresh {
             caps.push("enhanced-refresh");
         }
-        if s.peer_graceful_restart.is_some() {
-            caps.push("restart-able");
+        // BIRD: able when the capability lists a family whose state it keeps, else aware.
+        if let Some(g) = &s.peer_graceful_restart {
+            caps.push(if g.families.is_empty() {
+                "restart-aware"
+            } else {
+                "restart-able"
+            });
         }
         if s.rx.four_octet_as {
             caps.push("AS4");
