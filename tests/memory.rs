@@ -170,7 +170,8 @@ fn memory_returns_after_a_full_table_peer_leaves() {
     let full = w.rss_kib();
     let held = w.memory();
 
-    drop(s);
+    // The feeder hangs up (the reader's clone would keep the socket open).
+    s.shutdown(std::net::Shutdown::Both).expect("hang up");
     drain.join().expect("reader");
     wait_up_to(
         Duration::from_secs(120),
