@@ -221,8 +221,13 @@ impl<V> PrefixMap<V> {
         with_map!(self.map_mut, key, |m, k| m.insert(k, value))
     }
 
+    /// Removes a prefix; a shard left mostly empty gives its memory back (`shrink_sparse`).
     pub fn remove(&mut self, key: &(Family, IpNet)) -> Option<V> {
-        with_map!(self.map_mut, key, |m, k| m.remove(&k))
+        with_map!(self.map_mut, key, |m, k| {
+            let v = m.remove(&k);
+            shrink_sparse(m, 64);
+            v
+        })
     }
 
     /// The value for a prefix, created by `default` if missing.
@@ -258,6 +263,19 @@ impl<V> PrefixMap<V> {
         } else {
             self.v6.part_keys(i - SHARDS)
         }
+    }
+}
+
+/// Shrinks a map of more than `floor` slots that is under a quarter full to twice what it
+/// holds (at least `floor`), so that a table emptied (a full-table peer gone) returns its
+/// memory, and one that refills does not reallocate at once. A shrink copies what is left,
+/// after three quarters of the slots were emptied: the cost per removal stays constant.
+pub fn shrink_sparse<K: Eq + Hash, V, S: std::hash::BuildHasher>(
+    m: &mut std::collections::HashMap<K, V, S>,
+    floor: usize,
+) {
+    if m.capacity() > floor && m.len() < m.capacity() / 4 {
+        m.shrink_to((m.len() * 2).max(floor));
     }
 }
 
@@ -323,5 +341,27 @@ mod tests {
         let mut parts: Vec<_> = (0..PARTS).flat_map(|i| m.part_keys(i)).collect();
         parts.sort();
         assert_eq!(parts, vec![keys[5]], "every part walked: the map");
+    }
+
+    #[test]
+    fn emptied_map_gives_its_memory_back() {
+        let mut m = PrefixMap::new();
+        let key = |i: u32| {
+            let net = Ipv4Net::new(Ipv4Addr::from(0x6440_0000 + i), 32).unwrap();
+            (Family::IPV4_UNICAST, IpNet::V4(net))
+        };
+        for i in 0..100_000 {
+            m.insert(&key(i), i);
+        }
+        let full = m.bytes();
+        for i in 10..100_000 {
+            m.remove(&key(i));
+        }
+        assert_eq!(m.len(), 10);
+        assert!(
+            m.bytes() < full / 10,
+            "{} bytes of {full} left for 10 prefixes (a few slots a shard)",
+            m.bytes()
+        );
     }
 }

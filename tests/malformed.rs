@@ -3,12 +3,8 @@
 //! Needs no privileges: wrend listens on 127.0.0.1 at a free port, peers dial from other
 //! 127.0.0.0/8 addresses.
 
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, TcpStream};
-use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::net::Ipv4Addr;
+use std::time::Duration;
 
 use wren::wire::attr::Origin;
 use wren::wire::open::OptParam;
@@ -16,102 +12,32 @@ use wren::wire::{Attr, Capability, Message, Negotiated, Open, PathAttribute, Pre
 
 mod harness;
 use harness::bgp::{self, Raw};
+use harness::loopback::{Wrend, wait_for};
 
 const ASN: u32 = 64512;
 /// Peer addresses: .3 is the well-behaved peer, .10 and up one per malformed case.
 const GOOD: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 3);
 
-struct Wrend {
-    child: Child,
-    dir: PathBuf,
-    port: u16,
-}
-
-impl Drop for Wrend {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
+/// wrend's config: every peer passive, the good one and one per case; `last` is added to
+/// the last peer's table.
+fn config(port: u16, cases: usize, last: &str) -> String {
+    let mut cfg = format!(
+        "router_id = \"127.0.0.1\"\nasn = {ASN}\noriginate = [\"203.0.113.0/26\"]\n\
+         [kernel]\nenabled = false\n[listen]\naddresses = [\"127.0.0.1\"]\nport = {port}\n\
+         [defaults]\npassive = true\nhold_time = 30\nerror_wait = [1, 1]\n"
+    );
+    for i in 0..=cases {
+        let addr = if i == 0 { GOOD } else { case_addr(i - 1) };
+        cfg.push_str(&format!(
+            "[[peer]]\nname = \"p{i}\"\naddress = \"{addr}\"\nasn = {ASN}\n"
+        ));
     }
-}
-
-impl Wrend {
-    /// wrend with the good peer and `cases` more; `last` is added to the last peer's table.
-    fn start(cases: usize, last: &str) -> Wrend {
-        let port = free_port();
-        let dir =
-            (std::env::temp_dir()).join(format!("wren-malformed-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let mut cfg = format!(
-            "router_id = \"127.0.0.1\"\nasn = {ASN}\noriginate = [\"203.0.113.0/26\"]\n\
-             [kernel]\nenabled = false\n[listen]\naddresses = [\"127.0.0.1\"]\nport = {port}\n\
-             [defaults]\npassive = true\nhold_time = 30\nerror_wait = [1, 1]\n"
-        );
-        for i in 0..=cases {
-            let addr = if i == 0 { GOOD } else { case_addr(i - 1) };
-            cfg.push_str(&format!(
-                "[[peer]]\nname = \"p{i}\"\naddress = \"{addr}\"\nasn = {ASN}\n"
-            ));
-        }
-        cfg.push_str(last);
-        let conf = dir.join("wren.toml");
-        std::fs::write(&conf, cfg).expect("config");
-        let child = Command::new(env!("CARGO_BIN_EXE_wrend"))
-            .arg("-c")
-            .arg(&conf)
-            .arg("-s")
-            .arg(dir.join("ctl"))
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start wrend");
-        let w = Wrend { child, dir, port };
-        wait_for(
-            || TcpStream::connect(("127.0.0.1", port)).is_ok(),
-            "wrend listening",
-        );
-        w
-    }
-
-    fn control(&self, cmd: &str) -> String {
-        let mut s = UnixStream::connect(self.dir.join("ctl")).expect("control socket");
-        s.set_read_timeout(Some(Duration::from_secs(5))).ok();
-        s.write_all(format!("{cmd}\n").as_bytes())
-            .expect("write command");
-        let mut out = String::new();
-        let mut buf = [0u8; 4096];
-        // The hello, then the reply ends with a line "DDDD " (code and a space).
-        while !out
-            .lines()
-            .skip(1)
-            .any(|l| l.len() >= 5 && l.as_bytes()[4] == b' ')
-        {
-            let n = s.read(&mut buf).expect("read reply");
-            if n == 0 {
-                break;
-            }
-            out.push_str(&String::from_utf8_lossy(&buf[..n]));
-        }
-        out
-    }
+    cfg.push_str(last);
+    cfg
 }
 
 fn case_addr(i: usize) -> Ipv4Addr {
     Ipv4Addr::new(127, 0, 0, 10 + i as u8)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-fn wait_for(mut ok: impl FnMut() -> bool, what: &str) {
-    let end = Instant::now() + Duration::from_secs(10);
-    while !ok() {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// The OPEN every case's peer sends (iBGP, hold time 30).
@@ -364,7 +290,8 @@ fn message_cases() -> Vec<Case> {
 #[test]
 fn malformed_messages_get_the_rfc_notification_and_other_peers_stay_up() {
     let cases = cases();
-    let wrend = Wrend::start(cases.len(), "");
+    let n = cases.len();
+    let wrend = Wrend::start("malformed", |port| config(port, n, ""));
     let mut good = Raw::connect(GOOD, wrend.port);
     good.establish(GOOD);
     wait_for(
@@ -422,16 +349,14 @@ fn malformed_messages_get_the_rfc_notification_and_other_peers_stay_up() {
         let row = wrend.control("show protocols p0");
         assert!(row.contains("Established"), "after {}: {row}", c.name);
     }
-    assert!(Path::new(&wrend.dir).exists());
+    assert!(wrend.dir.exists());
 }
 
 /// Peer p1 (limit 3 with `action`) is sent four routes: the session ends with Cease "Maximum
 /// Number of Prefixes Reached" carrying AFI, SAFI and the limit (RFC 4486 §4).
 fn exceed_import_limit(action: &str) -> (Wrend, Raw) {
-    let wrend = Wrend::start(
-        1,
-        &format!("import_limit = 3\nimport_limit_action = \"{action}\"\n"),
-    );
+    let last = format!("import_limit = 3\nimport_limit_action = \"{action}\"\n");
+    let wrend = Wrend::start("malformed", |port| config(port, 1, &last));
     let mut good = Raw::connect(GOOD, wrend.port);
     good.establish(GOOD);
     let limited = case_addr(0);

@@ -240,10 +240,25 @@ fn show_protocols(ctx: &Context, args: &[&str]) -> Vec<Line> {
     for (id, p) in selected {
         out.push(Line::new(1002, protocol_row(p)));
         if all {
-            let imported = ctx.rib.received(id);
-            let exported = ctx.rib.advertised(id);
+            let routes = Routes {
+                imported: ctx.rib.received(id),
+                exported: ctx.rib.advertised(id),
+                preferred: ctx.rib.preferred(id),
+            };
+            let peer = ctx.rib.peers.get(id);
+            let local = Local {
+                ibgp: peer.is_some_and(|x| x.config.asn == ctx.rib.speaker.asn),
+                multihop: peer.is_some_and(|x| {
+                    let s = &x.config.settings;
+                    x.config.asn == ctx.rib.speaker.asn
+                        || s.ttl.is_some_and(|t| t > 1)
+                        || s.ttl_security.is_some()
+                }),
+                rr_client: peer.is_some_and(|x| x.config.settings.rr_client),
+                source: peer.and_then(|x| x.local).map(|a| a.ip().to_canonical()),
+            };
             out.extend(
-                protocol_details(p, imported, exported, ctx.rib.import_limit(id))
+                protocol_details(p, &routes, &local, ctx.rib.import_limit(id))
                     .into_iter()
                     .map(|t| Line::new(1006, t)),
             );
@@ -253,9 +268,13 @@ fn show_protocols(ctx: &Context, args: &[&str]) -> Vec<Line> {
     out
 }
 
-/// `show memory` in BIRD's layout: the routing table and the attribute sets as measured by
-/// the RIB, the total the allocator has handed out, and the rest (sessions, buffers, queues)
-/// as "Protocols".
+/// `show memory` in BIRD's layout. "Routing tables" is what the RIB's table holds (its
+/// allocated slots and the path lists of prefixes with several paths), "Route attributes"
+/// what the interned attribute sets hold; both shrink as routes go. "Total" is the heap
+/// in use (the allocator's count of bytes handed out and not freed: not RSS, which also
+/// counts code, stacks and free pages not yet returned), and "Protocols" the rest of it:
+/// sessions and their buffers, queued UPDATEs, the FIB's record of the kernel, the RIB's
+/// work space.
 fn show_memory(ctx: &Context) -> Vec<Line> {
     let (tables, attributes) = ctx.rib.memory();
     let total = sys::heap_in_use().unwrap_or(0).max(tables + attributes);
@@ -324,26 +343,49 @@ fn bgp_info(p: &Status) -> String {
     format!("{word:<14}{err}")
 }
 
-fn protocol_details(
-    p: &Status,
+/// A protocol's route counts as BIRD's `Routes:` line gives them: paths taken in, paths
+/// sent, and prefixes whose best route is this protocol's.
+struct Routes {
     imported: usize,
     exported: usize,
+    preferred: usize,
+}
+
+/// Our side of a session, for BIRD's `Session:` and `Source address:` lines.
+struct Local {
+    ibgp: bool,
+    /// TTL above 1: iBGP (BIRD's default) or a configured multihop or TTL security.
+    multihop: bool,
+    rr_client: bool,
+    source: Option<IpAddr>,
+}
+
+/// The detail lines of `show protocols all` for a BGP peer, as BIRD 1.6's
+/// `bgp_show_proto_info` prints them for a peer of Calico's `bgp_template` (a description,
+/// inline — so unnamed — import and export filters).
+fn protocol_details(
+    p: &Status,
+    r: &Routes,
+    local: &Local,
     limit: Option<(ImportLimit, bool)>,
 ) -> Vec<String> {
     let mut d = vec![
         "  Description:    Connection to BGP peer".to_string(),
         "  Preference:     100".to_string(),
-        "  Input filter:   ACCEPT".to_string(),
-        "  Output filter:  ACCEPT".to_string(),
+        "  Input filter:   (unnamed)".to_string(),
+        "  Output filter:  (unnamed)".to_string(),
     ];
-    // BIRD 1.6's `proto_show_limit`.
+    // BIRD 1.6's `proto_show_limit`, between the filters and the route counts.
     if let Some((l, hit)) = limit {
         let hit = if hit { " [HIT]" } else { "" };
         d.push(format!("  {:<16}{}{hit}", "Import limit:", l.max));
         d.push(format!("    Action:       {}", l.action.name()));
     }
     d.extend([
-        format!("  Routes:         {imported} imported, {exported} exported, 0 preferred"),
+        format!(
+            "  Routes:         {} imported, {} exported, {} preferred",
+            r.imported, r.exported, r.preferred
+        ),
         format!("  BGP state:          {}", bgp_info(p).trim_end()),
         format!("    Neighbor address: {}", p.address),
         format!("    Neighbor AS:      {}", p.asn),
@@ -357,8 +399,13 @@ fn protocol_details(
         if s.enhanced_route_refresh {
             caps.push("enhanced-refresh");
         }
-        if s.peer_graceful_restart.is_some() {
-            caps.push("restart-able");
+        // BIRD: able when the capability lists a family whose state it keeps, else aware.
+        if let Some(g) = &s.peer_graceful_restart {
+            caps.push(if g.families.is_empty() {
+                "restart-aware"
+            } else {
+                "restart-able"
+            });
         }
         if s.rx.four_octet_as {
             caps.push("AS4");
@@ -370,6 +417,22 @@ fn protocol_details(
             caps.push("add-path-tx");
         }
         d.push(format!("    Neighbor caps:    {}", caps.join(" ")));
+        let mut session = vec![if local.ibgp { "internal" } else { "external" }];
+        for (on, word) in [
+            (local.multihop, "multihop"),
+            (local.rr_client, "route-reflector"),
+            (s.rx.four_octet_as, "AS4"),
+            (s.rx.add_path_ipv4 || s.rx.add_path_ipv6, "add-path-rx"),
+            (s.tx.add_path_ipv4 || s.tx.add_path_ipv6, "add-path-tx"),
+        ] {
+            if on {
+                session.push(word);
+            }
+        }
+        d.push(format!("    Session:          {}", session.join(" ")));
+        if let Some(a) = local.source {
+            d.push(format!("    Source address:   {a}"));
+        }
         d.push(format!("    Hold timer:       {}", s.hold_time));
         d.push(format!("    Keepalive timer:  {}", s.keepalive));
     }

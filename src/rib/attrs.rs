@@ -323,18 +323,24 @@ impl Interner {
             return existing.clone();
         }
         if self.len >= self.sweep_at {
-            // Sets only the interner holds are no longer used by any route.
-            self.sets.retain(|_, bucket| {
-                bucket.retain(|s| Arc::strong_count(s) > 1);
-                !bucket.is_empty()
-            });
-            self.len = self.sets.values().map(|b| b.len()).sum();
-            self.sweep_at = (self.len * 2).max(1024);
+            self.sweep();
         }
         let arc = Arc::new(a);
         self.sets.entry(hash).or_default().push(arc.clone());
         self.len += 1;
         arc
+    }
+
+    /// Drops the sets no route uses any more (only the interner holds them), and gives back
+    /// the slots they took when most are gone.
+    pub fn sweep(&mut self) {
+        self.sets.retain(|_, bucket| {
+            bucket.retain(|s| Arc::strong_count(s) > 1);
+            !bucket.is_empty()
+        });
+        self.len = self.sets.values().map(|b| b.len()).sum();
+        self.sweep_at = (self.len * 2).max(1024);
+        crate::prefix_map::shrink_sparse(&mut self.sets, 64);
     }
 
     pub fn len(&self) -> usize {

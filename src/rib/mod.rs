@@ -89,6 +89,8 @@ pub struct Rib {
     fib_sweep: Option<usize>,
     /// Peers whose import limit tears their session down, for the daemon to act on.
     exceeded: Vec<limit::Exceeded>,
+    /// Per peer, the prefixes whose best path is its (BIRD's "preferred" routes).
+    preferred: Vec<usize>,
 }
 
 /// A prefix's leading paths as the last decision ranked them, noted before its first change
@@ -251,6 +253,13 @@ type ExportKey = (usize, Family, PathSource, usize, u64, bool);
 /// A path as a group is sent it: (path identifier, source, source attributes).
 type Sent<'p> = SmallVec<[(u32, PathSource, &'p Arc<AttrSet>); 1]>;
 
+/// `sent` without the paths of `src`, and how many those were.
+fn without<'p>(sent: &Sent<'p>, src: PathSource) -> (Sent<'p>, isize) {
+    let kept: Sent = sent.iter().filter(|x| x.1 != src).copied().collect();
+    let n = (sent.len() - kept.len()) as isize;
+    (kept, n)
+}
+
 /// Rewrites paths for update groups: each attribute set once per group and flush, since most
 /// prefixes of an UPDATE share one. Rewritten sets live only until they are encoded, so they
 /// are not interned.
@@ -298,6 +307,7 @@ struct Settle<'a> {
     export: &'a mut Exporter,
     groups: &'a mut [Option<Group>],
     fib_dirty: &'a mut FxHashSet<(Family, IpNet)>,
+    preferred: &'a mut [usize],
 }
 
 impl Settle<'_> {
@@ -310,10 +320,22 @@ impl Settle<'_> {
         if !before.same_multipath(e) {
             self.fib_dirty.insert(key);
         }
+        let was_best = before.0.first().and_then(|s| s.source.peer_id());
+        let is_best = e.best().and_then(|p| p.source().peer_id());
+        if was_best != is_best {
+            if let Some(n) = was_best.and_then(|id| self.preferred.get_mut(id)) {
+                *n = n.saturating_sub(1);
+            }
+            if let Some(n) = is_best.and_then(|id| self.preferred.get_mut(id)) {
+                *n += 1;
+            }
+        }
         let (f, net) = key;
         let old = self.old.unwrap_or(self.view);
         let (mut was_ok, mut is_ok) = (None, None);
-        for (gi, g) in self.groups.iter_mut().enumerate() {
+        // Out of `self` while `queue` borrows it.
+        let groups = std::mem::take(&mut self.groups);
+        for (gi, g) in groups.iter_mut().enumerate() {
             let Some(g) = g else { continue };
             if !g.key.families.contains(&f) {
                 continue;
@@ -330,29 +352,63 @@ impl Settle<'_> {
                 true => self.view.exported(&g.key, f, current(e)),
                 false => Sent::new(),
             };
-            for &(id, src, a) in &is {
-                let prev = was.iter().find(|(i, ..)| *i == id);
-                let same = prev.is_some_and(|(_, s, b)| *s == src && Arc::ptr_eq(a, b));
-                if self.old.is_none() && same {
-                    continue;
-                }
-                let Some(now) = self.export.rewrite(&self.view, gi, &g.key, &key, src, a) else {
-                    continue;
-                };
-                if let Some(&(_, s, b)) = prev.filter(|_| self.old.is_some()) {
-                    let then = self.export.rewrite(&old, gi, &g.key, &key, s, b);
-                    if then.is_some_and(|t| *t == *now) {
-                        continue;
-                    }
-                }
-                g.announce(f, net, id, &now);
-            }
-            for &(id, ..) in &was {
-                if !is.iter().any(|(i, ..)| *i == id) {
-                    g.withdraw(f, net, id);
-                }
-            }
+            self.queue(gi, g, key, &was, &is, None);
             g.advertised = (g.advertised + is.len()).saturating_sub(was.len());
+            // A member that sent one of these paths gets the prefix apart, its own paths
+            // left out (see `adj_out`).
+            let mut sources: SmallVec<[PeerId; 2]> = was
+                .iter()
+                .chain(&is)
+                .filter_map(|(_, src, _)| src.peer_id())
+                .filter(|m| self.view.peers.get(*m).is_some_and(|p| p.group == Some(gi)))
+                .collect();
+            sources.sort_unstable();
+            sources.dedup();
+            for m in sources {
+                let src = PathSource::peer(m);
+                let ((was_m, was_own), (is_m, is_own)) = (without(&was, src), without(&is, src));
+                g.set_apart(m, key);
+                g.withhold(m, is_own - was_own);
+                self.queue(gi, g, key, &was_m, &is_m, Some(m));
+            }
+        }
+        self.groups = groups;
+    }
+
+    /// Queues for group `gi` (every member, or only `to`) the difference between the paths
+    /// it was sent for `key` and those it is sent now.
+    fn queue(
+        &mut self,
+        gi: usize,
+        g: &mut Group,
+        key: (Family, IpNet),
+        was: &Sent,
+        is: &Sent,
+        to: Option<PeerId>,
+    ) {
+        let (f, net) = key;
+        let old = self.old.unwrap_or(self.view);
+        for &(id, src, a) in is {
+            let prev = was.iter().find(|(i, ..)| *i == id);
+            let same = prev.is_some_and(|(_, s, b)| *s == src && Arc::ptr_eq(a, b));
+            if self.old.is_none() && same {
+                continue;
+            }
+            let Some(now) = self.export.rewrite(&self.view, gi, &g.key, &key, src, a) else {
+                continue;
+            };
+            if let Some(&(_, s, b)) = prev.filter(|_| self.old.is_some()) {
+                let then = self.export.rewrite(&old, gi, &g.key, &key, s, b);
+                if then.is_some_and(|t| *t == *now) {
+                    continue;
+                }
+            }
+            g.announce(to, f, net, id, &now);
+        }
+        for &(id, ..) in was {
+            if !is.iter().any(|(i, ..)| *i == id) {
+                g.withdraw(to, f, net, id);
+            }
         }
     }
 }
@@ -384,6 +440,7 @@ impl Rib {
     pub fn fib_forget(&mut self) {
         self.fib_dirty.clear();
         self.fib_sweep = None;
+        self.release_work_space();
     }
 
     pub fn new(config: &Config) -> Rib {
@@ -404,6 +461,7 @@ impl Rib {
             fib_dirty: FxHashSet::default(),
             fib_sweep: None,
             exceeded: Vec::new(),
+            preferred: Vec::new(),
         };
         for p in &config.peers {
             rib.add_peer(p.clone());
@@ -454,6 +512,7 @@ impl Rib {
             group: None,
             removed: false,
         });
+        self.preferred.push(0);
         self.peers.len() - 1
     }
 
@@ -502,6 +561,7 @@ impl Rib {
             export: &mut self.export,
             groups: &mut self.groups,
             fib_dirty: &mut self.fib_dirty,
+            preferred: &mut self.preferred,
         };
         let mut empty = Vec::new();
         for (key, e) in self.table.iter_mut() {
@@ -517,7 +577,19 @@ impl Rib {
         dirty.clear();
         self.dirty = dirty;
         self.export.cache.clear();
+        self.release_work_space();
         self.outgoing()
+    }
+
+    /// Gives back what a large flush (a peer's whole table gone) made the work maps grow
+    /// to; the few thousand slots an ordinary UPDATE needs stay.
+    fn release_work_space(&mut self) {
+        const KEEP: usize = 4096;
+        prefix_map::shrink_sparse(&mut self.dirty, KEEP);
+        prefix_map::shrink_sparse(&mut self.export.cache, KEEP);
+        if self.fib_dirty.is_empty() && self.fib_dirty.capacity() > KEEP {
+            self.fib_dirty.shrink_to(KEEP);
+        }
     }
 
     /// A session came up: it joins its update group and gets the group's routes (computed
@@ -554,14 +626,15 @@ impl Rib {
         if let Some(p) = self.peers.get_mut(id) {
             p.group = Some(gi);
         }
-        let dump = self.dump(gi, &families);
+        let (dump, withheld) = self.dump(gi, &families, id);
         let Some(g) = self.groups[gi].as_mut() else {
             return out;
         };
         if existing.is_none() {
-            g.advertised = dump.announced();
+            g.advertised = dump.announced() + withheld;
         }
         g.members.push(id);
+        g.withhold(id, withheld as isize);
         let mut bytes = g.encode(&dump).to_vec();
         bytes.extend_from_slice(&g.end_of_rib());
         out.push(Outgoing {
@@ -571,13 +644,16 @@ impl Rib {
         out
     }
 
-    /// Everything group `gi` is sent (for `families`), computed from the table, as for a new
-    /// member or a route refresh.
-    fn dump(&mut self, gi: usize, families: &[Family]) -> Changes {
+    /// Everything member `to` of group `gi` is sent (for `families`), computed from the
+    /// table, as for a new member or a route refresh; and how many of the group's paths are
+    /// its own and left out.
+    fn dump(&mut self, gi: usize, families: &[Family], to: PeerId) -> (Changes, usize) {
         let mut out = Changes::default();
+        let mut withheld = 0;
         let Some(g) = self.groups.get(gi).and_then(Option::as_ref) else {
-            return out;
+            return (out, withheld);
         };
+        let own = PathSource::peer(to);
         let view = View {
             speaker: &self.speaker,
             calico: &self.calico,
@@ -590,13 +666,15 @@ impl Rib {
                 continue;
             }
             for (id, src, a) in view.exported(&g.key, key.0, current(e)) {
-                if let Some(now) = self.export.rewrite(&view, gi, &g.key, &key, src, a) {
+                if src == own {
+                    withheld += 1;
+                } else if let Some(now) = self.export.rewrite(&view, gi, &g.key, &key, src, a) {
                     out.announce(key.0, &now, g.prefix(key.0, key.1, id));
                 }
             }
         }
         self.export.cache.clear();
-        out
+        (out, withheld)
     }
 
     /// The session went down. When the connection was lost (`graceful`) and the peer can
@@ -622,13 +700,14 @@ impl Rib {
         if let Some(gi) = p.group.take()
             && let Some(g) = self.groups[gi].as_mut()
         {
-            g.members.retain(|m| *m != id);
+            g.leave(id);
             if g.members.is_empty() {
                 self.groups[gi] = None;
             }
         }
         let src = PathSource::peer(id);
         let keep = self.keep();
+        let mut gone = 0;
         for (key, e) in self.table.iter_mut() {
             if !e.has(src, |_| true) {
                 continue;
@@ -640,10 +719,23 @@ impl Rib {
                 }
             } else {
                 note(&mut self.dirty, key, e, keep);
-                e.remove(src, |_| true);
+                gone += e.remove(src, |_| true);
             }
         }
-        self.flush()
+        let out = self.flush();
+        self.release(gone);
+        out
+    }
+
+    /// After `gone` paths went at once: the attribute sets only they used go too, and the
+    /// heap returns what a large table took.
+    fn release(&mut self, gone: usize) {
+        /// Fewer than this and there is little to give back.
+        const MANY: usize = 10_000;
+        self.interner.sweep();
+        if gone >= MANY {
+            crate::sys::trim_heap();
+        }
     }
 
     /// Drops a peer's paths that are still stale (its restart time ran out, or its
@@ -668,7 +760,9 @@ impl Rib {
             p.stale = p.stale.saturating_sub(gone);
             p.received = p.received.saturating_sub(gone);
         }
-        self.flush()
+        let out = self.flush();
+        self.release(gone);
+        out
     }
 
     /// Applies a peer's UPDATE. `withdraw_all`: RFC 7606 treat-as-withdraw.
@@ -881,7 +975,7 @@ impl Rib {
         if request.subtype != RouteRefresh::REQUEST || !wanted {
             return Vec::new();
         }
-        let dump = self.dump(gi, &[f]);
+        let (dump, _) = self.dump(gi, &[f], id);
         let Some(g) = self.groups[gi].as_ref() else {
             return Vec::new();
         };
@@ -915,6 +1009,7 @@ impl Rib {
             export: &mut self.export,
             groups: &mut self.groups,
             fib_dirty: &mut self.fib_dirty,
+            preferred: &mut self.preferred,
         };
         for (key, before) in dirty.drain() {
             let Some(e) = self.table.get_mut(&key) else {
@@ -927,6 +1022,7 @@ impl Rib {
         }
         self.dirty = dirty;
         self.export.cache.clear();
+        self.release_work_space();
         self.outgoing()
     }
 
@@ -934,13 +1030,8 @@ impl Rib {
     fn outgoing(&mut self) -> Vec<Outgoing> {
         let mut out = Vec::new();
         for g in self.groups.iter_mut().flatten() {
-            let changes = std::mem::take(&mut g.pending);
-            if !changes.is_empty() {
-                out.push(Outgoing {
-                    peers: g.members.clone(),
-                    bytes: g.encode(&changes),
-                });
-            }
+            let runs = g.take_encoded().into_iter();
+            out.extend(runs.map(|(peers, bytes)| Outgoing { peers, bytes }));
         }
         out
     }
@@ -1000,13 +1091,18 @@ impl Rib {
         self.peers.get(id).map_or(0, |p| p.received)
     }
 
+    /// Prefixes whose best path is the peer's (BIRD's "preferred").
+    pub fn preferred(&self, id: PeerId) -> usize {
+        self.preferred.get(id).copied().unwrap_or(0)
+    }
+
     /// Paths a peer's group advertises to it.
     pub fn advertised(&self, id: PeerId) -> usize {
         self.peers
             .get(id)
             .and_then(|p| p.group)
             .and_then(|gi| self.groups[gi].as_ref())
-            .map_or(0, |g| g.advertised)
+            .map_or(0, |g| g.advertised_to(id))
     }
 }
 

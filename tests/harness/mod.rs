@@ -12,6 +12,7 @@ pub mod bench;
 pub mod bgp;
 pub mod kernel;
 pub mod lab;
+pub mod loopback;
 pub mod netns;
 pub mod peers;
 pub mod proc;
