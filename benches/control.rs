@@ -194,7 +194,11 @@ impl Cli {
             let b = line.as_bytes();
             // `DDDD ` ends a reply; `DDDD-` and ` ` go on (BIRD's framing).
             let code = b.len() >= 5 && b[..4].iter().all(u8::is_ascii_digit);
-            each(if code { &line[5..] } else { line.get(1..).unwrap_or("") });
+            each(if code {
+                &line[5..]
+            } else {
+                line.get(1..).unwrap_or("")
+            });
             if code && b[4] == b' ' {
                 return Ok(bytes);
             }
@@ -271,8 +275,7 @@ fn measure(args: &Args, name: &str, me: Ipv4Addr, peer: Ipv4Addr) -> anyhow::Res
     row.full_secs = asked.elapsed().as_secs_f64();
     row.full_routes = routes;
     row.after_growth_kib = growth(&d)?;
-    row.peak_growth_kib =
-        common::status_kib(d.pid(), "VmHWM:")? as i64 - row.base_kib as i64;
+    row.peak_growth_kib = common::status_kib(d.pid(), "VmHWM:")? as i64 - row.base_kib as i64;
     drop((silent, feed));
     Ok(row)
 }

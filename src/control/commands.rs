@@ -797,6 +797,19 @@ mod tests {
         }
     }
 
+    /// What the commands read, for a RIB and peers.
+    fn context<'a>(rib: &'a Rib, peers: &'a [Option<Status>]) -> Context<'a> {
+        Context {
+            router_id: Ipv4Addr::LOCALHOST,
+            started: SystemTime::now(),
+            reconfigured: SystemTime::now(),
+            peers,
+            rib,
+            recovery: None,
+            fib: None,
+        }
+    }
+
     fn status(state: State, err: Option<&str>) -> Status {
         Status {
             name: "Mesh_198_51_100_2".into(),
@@ -835,15 +848,7 @@ mod tests {
     fn peer_commands_name_their_effects() {
         let rib = Rib::new(&Config::parse("router_id = \"127.0.0.1\"\nasn = 1\n").unwrap());
         let peers = [Some(status(State::Established, None)), None];
-        let ctx = Context {
-            router_id: Ipv4Addr::LOCALHOST,
-            started: SystemTime::now(),
-            reconfigured: SystemTime::now(),
-            peers: &peers,
-            rib: &rib,
-            recovery: None,
-            fib: None,
-        };
+        let ctx = context(&rib, &peers);
         let (reply, effects) = execute("disable Mesh_198_51_100_2", &ctx);
         assert_eq!(reply.lines[0], Line::new(9, "Mesh_198_51_100_2: disabled"));
         assert_eq!(effects, vec![Effect::Disable(0)]);
@@ -864,15 +869,7 @@ mod tests {
             &Config::parse("router_id = \"127.0.0.1\"\nasn = 1\noriginate = [\"198.18.0.0/26\"]\n")
                 .unwrap(),
         );
-        let ctx = Context {
-            router_id: Ipv4Addr::LOCALHOST,
-            started: SystemTime::now(),
-            reconfigured: SystemTime::now(),
-            peers: &[],
-            rib: &rib,
-            recovery: None,
-            fib: None,
-        };
+        let ctx = context(&rib, &[]);
         let lines = execute("show memory", &ctx).0.lines;
         let texts: Vec<&str> = lines.iter().map(|l| l.text.as_str()).collect();
         assert_eq!(texts[0], "BIRD memory usage");
@@ -894,13 +891,8 @@ mod tests {
     fn unknown_commands() {
         let rib = Rib::new(&Config::parse("router_id = \"127.0.0.1\"\nasn = 1\n").unwrap());
         let ctx = Context {
-            router_id: Ipv4Addr::LOCALHOST,
-            started: SystemTime::now(),
-            reconfigured: SystemTime::now(),
-            peers: &[],
-            rib: &rib,
             recovery: Some((236, 240)),
-            fib: None,
+            ..context(&rib, &[])
         };
         assert_eq!(
             execute("bogus command", &ctx).0.lines,
@@ -943,15 +935,7 @@ mod tests {
             nets.join(",")
         );
         let rib = Rib::new(&Config::parse(&text).unwrap());
-        let ctx = Context {
-            router_id: Ipv4Addr::LOCALHOST,
-            started: SystemTime::now(),
-            reconfigured: SystemTime::now(),
-            peers: &[],
-            rib: &rib,
-            recovery: None,
-            fib: None,
-        };
+        let ctx = context(&rib, &[]);
         // Every chunk of a reply, as the client's task asks for them.
         let whole = |cmd: &str| {
             let mut reply = execute(cmd, &ctx).0;
