@@ -13,7 +13,9 @@
 //! * `show status` is asked `--samples` (20) times, 100 ms apart, on one connection while
 //!   those clients wait: the time from writing the command to reading the reply's last line.
 //! * One client reads a whole `show route`: the time from writing the command to the reply's
-//!   last line, and the routes in it (lines whose first word is a prefix).
+//!   last line, and the routes in it (lines whose first word is a prefix). Meanwhile another
+//!   connection asks `show status` every 20 ms: its latencies show how long the daemon's loop
+//!   is held by the reply's work.
 //! * The RSS and the peak RSS (VmHWM) over the baseline, with the silent clients still
 //!   connected.
 //!
@@ -81,6 +83,8 @@ struct Row {
     base_kib: u64,
     silent_growth_kib: i64,
     status_ms: Vec<f64>,
+    /// While one client reads a whole `show route`.
+    status_reading_ms: Vec<f64>,
     full_secs: f64,
     full_routes: usize,
     full_bytes: usize,
@@ -265,6 +269,20 @@ fn measure(args: &Args, name: &str, me: Ipv4Addr, peer: Ipv4Addr) -> anyhow::Res
         std::thread::sleep(Duration::from_millis(100));
     }
 
+    // `show status` every 20 ms on another connection while one client reads a whole reply.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut prober = Cli::connect(&d.socket)?;
+    let halt = std::sync::Arc::clone(&stop);
+    let probe = std::thread::spawn(move || -> anyhow::Result<Vec<f64>> {
+        let mut ms = Vec::new();
+        while !halt.load(std::sync::atomic::Ordering::Relaxed) {
+            let asked = Instant::now();
+            prober.ask("show status", |_| {})?;
+            ms.push(asked.elapsed().as_secs_f64() * 1e3);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(ms)
+    });
     let mut reader = Cli::connect(&d.socket)?;
     let asked = Instant::now();
     let mut routes = 0;
@@ -273,6 +291,10 @@ fn measure(args: &Args, name: &str, me: Ipv4Addr, peer: Ipv4Addr) -> anyhow::Res
         routes += usize::from(first.parse::<ipnet::Ipv4Net>().is_ok());
     })?;
     row.full_secs = asked.elapsed().as_secs_f64();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    row.status_reading_ms = probe
+        .join()
+        .map_err(|_| anyhow::anyhow!("the show status prober panicked"))??;
     row.full_routes = routes;
     row.after_growth_kib = growth(&d)?;
     row.peak_growth_kib = common::status_kib(d.pid(), "VmHWM:")? as i64 - row.base_kib as i64;
@@ -320,21 +342,27 @@ fn run(args: &Args) -> anyhow::Result<bool> {
     );
     let _ = writeln!(
         out,
-        "| daemon | table loaded | RSS | RSS growth, silent clients | `show status` median / max | one reader's `show route` | routes in it | RSS growth after | peak RSS growth |\n\
-         |---|---|---|---|---|---|---|---|---|"
+        "| daemon | table loaded | RSS | RSS growth, silent clients | `show status` median / max | `show status` during the reader's `show route` (samples) | one reader's `show route` | routes in it | RSS growth after | peak RSS growth |\n\
+         |---|---|---|---|---|---|---|---|---|---|"
     );
-    for r in &rows {
-        let mut ms = r.status_ms.clone();
+    let spread = |v: &[f64]| {
+        let mut ms = v.to_vec();
         ms.sort_by(f64::total_cmp);
         let median = ms.get(ms.len() / 2).copied().unwrap_or(0.0);
         let max = ms.last().copied().unwrap_or(0.0);
+        format!("{median:.1} / {max:.1} ms")
+    };
+    for r in &rows {
         let _ = writeln!(
             out,
-            "| {} | {:.1} s | {:.0} MiB | {:.1} MiB | {median:.1} / {max:.1} ms | {:.2} s ({:.0} MiB) | {} | {:.1} MiB | {:.1} MiB |",
+            "| {} | {:.1} s | {:.0} MiB | {:.1} MiB | {} | {} ({}) | {:.2} s ({:.0} MiB) | {} | {:.1} MiB | {:.1} MiB |",
             r.daemon,
             r.load_secs,
             mib(r.base_kib as i64),
             mib(r.silent_growth_kib),
+            spread(&r.status_ms),
+            spread(&r.status_reading_ms),
+            r.status_reading_ms.len(),
             r.full_secs,
             r.full_bytes as f64 / 1048576.0,
             r.full_routes,

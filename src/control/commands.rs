@@ -408,7 +408,7 @@ pub struct RouteWalk {
 
 /// The next chunk of a walk: at most one pass over the table and `CHUNK_LINES` lines.
 pub fn resume(mut walk: RouteWalk, ctx: &Context) -> Reply {
-    let ifs = Interfaces::read();
+    let rows = Rows::new(ctx);
     let mut lines = Vec::new();
     let mut passed = false;
     while lines.len() < CHUNK_LINES {
@@ -423,14 +423,7 @@ pub fn resume(mut walk: RouteWalk, ctx: &Context) -> Reply {
             passed = true;
             continue;
         };
-        route_rows(
-            ctx,
-            &key,
-            walk.all,
-            walk.protocol.as_deref(),
-            &ifs,
-            &mut lines,
-        );
+        rows.of(&key, walk.all, walk.protocol.as_deref(), &mut lines);
     }
     if walk.next.is_empty() && walk.passed_end {
         lines.push(Line::new(0, ""));
@@ -519,11 +512,11 @@ fn show_route(ctx: &Context, args: &[&str]) -> Reply {
             return resume(walk, ctx);
         }
     };
-    let ifs = Interfaces::read();
+    let rows = Rows::new(ctx);
     let mut out = Vec::new();
     let (mut routes, mut networks) = (0, 0);
     for key in &keys {
-        let shown = route_rows(ctx, key, all, protocol, &ifs, &mut out);
+        let shown = rows.of(key, all, protocol, &mut out);
         routes += shown;
         networks += usize::from(shown > 0);
     }
@@ -559,60 +552,90 @@ fn protocol_of<'a>(ctx: &'a Context, path: &Path) -> (&'a str, Option<&'a Status
     (name, peer)
 }
 
-/// The rows of a prefix's paths from `protocol` (every protocol when `None`), with their
-/// attributes when `all`: the number of paths shown.
-fn route_rows(
-    ctx: &Context,
-    key: &(Family, IpNet),
-    all: bool,
-    protocol: Option<&str>,
-    ifs: &Interfaces,
-    out: &mut Vec<Line>,
-) -> usize {
-    let Some(entry) = ctx.rib.table.get(key) else {
-        return 0;
-    };
-    let net = key.1;
-    let refused = ctx
-        .fib
-        .as_ref()
-        .is_some_and(|f| f.stats.refused.contains_key(&net));
-    let mut shown = 0;
-    for (rank, path) in entry.paths().iter().enumerate() {
-        let (name, peer) = protocol_of(ctx, path);
-        if protocol.is_some_and(|p| p != name) {
-            continue;
+/// What route rows read, worked out once a reply or chunk: the interfaces next hops are on,
+/// and each protocol's time (one clock reading for all its rows).
+struct Rows<'c, 'a> {
+    ctx: &'c Context<'a>,
+    ifs: Interfaces,
+    /// Each peer's `since`, by id.
+    peers_since: Vec<String>,
+    /// The kernel and static protocols': the daemon's start.
+    started: String,
+}
+
+impl<'c, 'a> Rows<'c, 'a> {
+    fn new(ctx: &'c Context<'a>) -> Rows<'c, 'a> {
+        Rows {
+            ctx,
+            ifs: Interfaces::read(),
+            peers_since: ctx
+                .peers
+                .iter()
+                .map(|p| p.as_ref().map(|p| since(p.since)).unwrap_or_default())
+                .collect(),
+            started: since(ctx.started),
         }
-        let prefix = if shown == 0 {
-            net.to_string()
-        } else {
-            String::new()
-        };
-        // BIRD marks the route in the kernel `*`, or `!` when the kernel refused it.
-        let primary = match (rank, refused) {
-            (0, true) => " !",
-            (0, false) => " *",
-            _ => "",
-        };
-        let row = match (path.source(), peer) {
-            (PathSource::Kernel, _) => format!(
-                "{prefix:<18} {} [kernel1 {}]{primary} (10)",
-                kernel_via(&path.attrs),
-                since(ctx.started)
-            ),
-            (_, Some(peer)) => route_row(peer, &prefix, path, primary, ifs),
-            _ => format!(
-                "{prefix:<18} blackhole [static1 {}]{primary} (200)",
-                since(ctx.started)
-            ),
-        };
-        out.push(Line::new(1007, row));
-        if all {
-            out.extend(route_details(path));
-        }
-        shown += 1;
     }
-    shown
+
+    /// The rows of a prefix's paths from `protocol` (every protocol when `None`), with their
+    /// attributes when `all`: the number of paths shown.
+    fn of(
+        &self,
+        key: &(Family, IpNet),
+        all: bool,
+        protocol: Option<&str>,
+        out: &mut Vec<Line>,
+    ) -> usize {
+        let ctx = self.ctx;
+        let Some(entry) = ctx.rib.table.get(key) else {
+            return 0;
+        };
+        let net = key.1;
+        let refused = ctx
+            .fib
+            .as_ref()
+            .is_some_and(|f| f.stats.refused.contains_key(&net));
+        let mut shown = 0;
+        for (rank, path) in entry.paths().iter().enumerate() {
+            let (name, peer) = protocol_of(ctx, path);
+            if protocol.is_some_and(|p| p != name) {
+                continue;
+            }
+            let prefix = if shown == 0 {
+                net.to_string()
+            } else {
+                String::new()
+            };
+            // BIRD marks the route in the kernel `*`, or `!` when the kernel refused it.
+            let primary = match (rank, refused) {
+                (0, true) => " !",
+                (0, false) => " *",
+                _ => "",
+            };
+            let started = &self.started;
+            let row = match (path.source(), peer) {
+                (PathSource::Kernel, _) => format!(
+                    "{prefix:<18} {} [kernel1 {started}]{primary} (10)",
+                    kernel_via(&path.attrs),
+                ),
+                (_, Some(peer)) => {
+                    let since = path
+                        .source()
+                        .peer_id()
+                        .and_then(|id| self.peers_since.get(id))
+                        .map_or("", String::as_str);
+                    route_row(peer, since, &prefix, path, primary, &self.ifs)
+                }
+                _ => format!("{prefix:<18} blackhole [static1 {started}]{primary} (200)"),
+            };
+            out.push(Line::new(1007, row));
+            if all {
+                out.extend(route_details(path));
+            }
+            shown += 1;
+        }
+        shown
+    }
 }
 
 /// `show route all` attribute lines, as BIRD 1.6 prints them.
@@ -700,7 +723,15 @@ fn kernel_via(a: &AttrSet) -> String {
     }
 }
 
-fn route_row(peer: &Status, prefix: &str, path: &Path, primary: &str, ifs: &Interfaces) -> String {
+/// A BGP path's row; `since` is the peer's protocol time.
+fn route_row(
+    peer: &Status,
+    since: &str,
+    prefix: &str,
+    path: &Path,
+    primary: &str,
+    ifs: &Interfaces,
+) -> String {
     let a = &path.attrs;
     // BIRD shows the origin AS: the last AS of the path.
     let origin_as = a
@@ -724,9 +755,8 @@ fn route_row(peer: &Status, prefix: &str, path: &Path, primary: &str, ifs: &Inte
     };
     let stale = if path.stale() { "s" } else { "" };
     format!(
-        "{prefix:<18} {via} [{} {}]{primary} (100{stale}/0) [{origin_as}{origin}]",
+        "{prefix:<18} {via} [{} {since}]{primary} (100{stale}/0) [{origin_as}{origin}]",
         peer.name,
-        since(peer.since)
     )
 }
 

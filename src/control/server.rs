@@ -167,18 +167,20 @@ impl Framer {
     /// Frames reply lines; when `end`, the last gets `DDDD ` and ends the reply, otherwise
     /// the reply goes on in the next call.
     pub fn frame(&mut self, lines: &[Line], end: bool) -> String {
-        let mut s = String::new();
+        use std::fmt::Write as _;
+        let mut s = String::with_capacity(lines.iter().map(|l| l.text.len() + 6).sum());
         for (i, l) in lines.iter().enumerate() {
             let text = truncate(&l.text, 500);
-            if end && i + 1 == lines.len() {
-                s.push_str(&format!("{:04} {text}\n", l.code));
+            // Writing to a String cannot fail.
+            let _ = if end && i + 1 == lines.len() {
                 self.last = None;
+                writeln!(s, "{:04} {text}", l.code)
             } else if self.last == Some(l.code) {
-                s.push_str(&format!(" {text}\n"));
+                writeln!(s, " {text}")
             } else {
-                s.push_str(&format!("{:04}-{text}\n", l.code));
                 self.last = Some(l.code);
-            }
+                writeln!(s, "{:04}-{text}", l.code)
+            };
         }
         s
     }
