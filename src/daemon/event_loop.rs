@@ -63,9 +63,8 @@ impl Daemon {
                         self.send(out).await;
                     }
                 }
-                Some((cmd, reply)) = inputs.ctl_rx.recv() => {
-                    let lines = self.command(&cmd).await;
-                    let _ = reply.send(lines);
+                Some((ask, reply)) = inputs.ctl_rx.recv() => {
+                    let _ = reply.send(self.ask(ask).await);
                     if self.shutdown {
                         break;
                     }

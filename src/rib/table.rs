@@ -309,11 +309,10 @@ impl Table {
         self.map.part_keys(i)
     }
 
-    /// Every prefix in order (family, then address and length), for display.
-    pub fn sorted_keys(&self) -> Vec<(Family, IpNet)> {
-        let mut keys: Vec<(Family, IpNet)> = self.keys().collect();
-        keys.sort_unstable();
-        keys
+    /// The `n` first prefixes after `after` in order (family, then address and length), for
+    /// showing the table a chunk at a time.
+    pub fn first_after(&self, after: Option<&(Family, IpNet)>, n: usize) -> Vec<(Family, IpNet)> {
+        self.map.first_after(after, n)
     }
 
     /// The longest prefix of a unicast or multicast family that holds `addr` (one lookup per
@@ -392,7 +391,7 @@ mod tests {
         assert_eq!(t.len(), keys.len());
         let mut sorted = keys.clone();
         sorted.sort();
-        assert_eq!(t.sorted_keys(), sorted);
+        assert_eq!(t.first_after(None, keys.len()), sorted);
         assert_eq!(
             t.longest_match("198.18.1.5".parse().unwrap()),
             Some(keys[1]),
