@@ -9,5 +9,6 @@ pub mod notify;
 pub mod policy;
 pub mod prefix_map;
 pub mod rib;
+pub mod route;
 pub mod session;
 pub mod wire;

@@ -388,7 +388,8 @@ fn restart_changes_nothing(name: &str, term: bool) {
 #[test]
 fn refused_requests_are_attributed() {
     use std::os::fd::AsRawFd;
-    use wren::fib::netlink::{Hop, KernelRoute, Netlink, Request, Table, Target};
+    use wren::fib::netlink::{Netlink, Request, Table};
+    use wren::route::{Hop, KernelRoute, Target};
     let mut lab = Lab::new("wk3");
     let (ns, _) = lab.pair();
     let via = |net: &str, gw: &str| {
@@ -520,7 +521,8 @@ fn random_churn_leaves_the_kernel_equal_to_the_rib() {
     use std::collections::HashMap;
     use std::os::fd::AsRawFd;
     use wren::fib::kernel::Fib;
-    use wren::fib::netlink::{Hop, KernelRoute, Netlink, Table, Target};
+    use wren::fib::netlink::{Netlink, Table};
+    use wren::route::{Hop, KernelRoute, Target};
 
     let mut lab = Lab::new("wk5");
     let (ns, _) = lab.pair();

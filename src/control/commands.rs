@@ -6,10 +6,10 @@ use std::net::{IpAddr, Ipv4Addr};
 use ipnet::IpNet;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::fib::kernel::Interfaces;
 use crate::rib::Rib;
 use crate::rib::attrs::AttrSet;
 use crate::rib::table::{Path, PathSource};
+use crate::route::{Interfaces, KernelStats};
 use crate::session::{State, Status};
 use crate::wire::attr::{Origin, SegmentKind};
 use crate::wire::{Afi, Family, Safi};
@@ -37,7 +37,7 @@ pub struct Context<'a> {
 
 /// What the commands read of the FIB thread.
 pub struct FibView {
-    pub stats: crate::fib::kernel::Stats,
+    pub stats: KernelStats,
     /// Nothing queued and nothing refused: the kernel holds what the RIB wants.
     pub in_sync: bool,
 }
@@ -433,7 +433,7 @@ fn show_route(ctx: &Context, args: &[&str]) -> Vec<Line> {
         (None, None) => ctx.rib.table.sorted_keys(),
     };
     let wanted = exact.is_some() || longest.is_some();
-    let ifs = Interfaces::read();
+    let ifs = ctx.rib.interfaces();
     let refused = |net: &IpNet| {
         ctx.fib
             .as_ref()
@@ -478,7 +478,7 @@ fn show_route(ctx: &Context, args: &[&str]) -> Vec<Line> {
                     kernel_via(&path.attrs),
                     since(ctx.started)
                 ),
-                (_, Some(peer)) => route_row(peer, &prefix, path, primary, &ifs),
+                (_, Some(peer)) => route_row(peer, &prefix, path, primary, ifs),
                 _ => format!(
                     "{prefix:<18} blackhole [static1 {}]{primary} (200)",
                     since(ctx.started)
@@ -591,7 +591,13 @@ fn kernel_via(a: &AttrSet) -> String {
     }
 }
 
-fn route_row(peer: &Status, prefix: &str, path: &Path, primary: &str, ifs: &Interfaces) -> String {
+fn route_row(
+    peer: &Status,
+    prefix: &str,
+    path: &Path,
+    primary: &str,
+    ifs: Option<&Interfaces>,
+) -> String {
     let a = &path.attrs;
     // BIRD shows the origin AS: the last AS of the path.
     let origin_as = a
@@ -608,7 +614,7 @@ fn route_row(peer: &Status, prefix: &str, path: &Path, primary: &str, ifs: &Inte
     // hop, as BIRD's recursive resolution finds it.
     let via = match a.next_hop {
         None => "unreachable".to_string(),
-        Some(n) => match ifs.device(n) {
+        Some(n) => match ifs.and_then(|i| i.device(n)) {
             Some(dev) => format!("via {n} on {dev}"),
             None => format!("via {n}"),
         },

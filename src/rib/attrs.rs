@@ -5,7 +5,7 @@ use std::hash::BuildHasher;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
-use rustc_hash::{FxBuildHasher, FxHashMap};
+use rustc_hash::{FxBuildHasher, FxHashMap, FxHashSet};
 use smallvec::SmallVec;
 
 use super::table::PathSource;
@@ -339,6 +339,15 @@ impl Interner {
 
     pub fn len(&self) -> usize {
         self.len
+    }
+
+    /// The next hops of the sets held.
+    pub fn next_hops(&self) -> FxHashSet<IpAddr> {
+        self.sets
+            .values()
+            .flatten()
+            .filter_map(|a| a.next_hop)
+            .collect()
     }
 
     /// Bytes the interned sets hold (for `show memory`).

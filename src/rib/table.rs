@@ -35,10 +35,11 @@ impl PathSource {
     }
 }
 
-/// `Path::bits`: the transmit identifier in the low bits, two flags in the high ones.
+/// `Path::bits`: the transmit identifier in the low bits, three flags in the high ones.
 const STALE: u32 = 1 << 31;
 const MULTIPATH: u32 = 1 << 30;
-const TX_ID: u32 = MULTIPATH - 1;
+const UNREACHABLE: u32 = 1 << 29;
+const TX_ID: u32 = UNREACHABLE - 1;
 
 /// One path: 16 bytes. Its source is in its attribute set (`AttrSet::source`).
 #[derive(Debug, Clone)]
@@ -76,6 +77,15 @@ impl Path {
 
     pub(super) fn set_multipath(&mut self, on: bool) {
         self.set(MULTIPATH, on);
+    }
+
+    /// Whether its next hop resolved when it was last decided (RFC 4271 §9.1.2.1).
+    pub fn reachable(&self) -> bool {
+        self.bits & UNREACHABLE == 0
+    }
+
+    pub(super) fn set_reachable(&mut self, on: bool) {
+        self.set(UNREACHABLE, !on);
     }
 
     fn set(&mut self, flag: u32, on: bool) {

@@ -662,8 +662,7 @@ proptest! {
 /// peer's route for the same prefix, and goes when the kernel no longer has it.
 #[test]
 fn learned_kernel_routes() {
-    use crate::fib::kernel::Learning;
-    use crate::fib::netlink::{Alien, AlienKind};
+    use crate::route::{Alien, AlienKind, Learning};
     let felix = |n: &str| Alien {
         net: net(n),
         kind: AlienKind::Unicast,
