@@ -6,9 +6,9 @@ use std::net::{IpAddr, Ipv4Addr};
 use ipnet::IpNet;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::attrs::{AttrSet, PathSource};
 use crate::rib::Rib;
-use crate::rib::attrs::AttrSet;
-use crate::rib::table::{Path, PathSource};
+use crate::rib::table::Path;
 use crate::route::{Interfaces, KernelStats};
 use crate::session::{State, Status};
 use crate::wire::attr::{Origin, SegmentKind};

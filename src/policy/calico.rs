@@ -7,8 +7,8 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
+use crate::attrs::AttrSet;
 use crate::config::{Config, Encapsulation, Pool};
-use crate::rib::attrs::AttrSet;
 
 use super::{AnyCommunity, parse_community};
 

@@ -12,7 +12,7 @@ use crate::route::{Hop, Interfaces, KernelRoute, Target};
 use crate::wire::Family;
 
 use super::Rib;
-use super::table::PathSource;
+use crate::attrs::PathSource;
 
 impl Rib {
     /// Marks every prefix for the FIB (next hops resolve differently, a pool's encapsulation

@@ -5,7 +5,6 @@
 //! Adj-RIB-Out copy is kept (as in BIRD 2).
 
 pub mod adj_out;
-pub mod attrs;
 pub mod best;
 mod kernel;
 mod nexthop;
@@ -29,11 +28,11 @@ use crate::session::{PeerId, Session};
 use crate::wire::attr::Origin;
 use crate::wire::{Family, RouteRefresh, Update};
 
+use crate::attrs::{AttrSet, Interner, PathSource};
 use adj_out::{Changes, Group, GroupKey};
-use attrs::{AttrSet, Interner};
 use best::Candidate;
 use nexthop::NextHops;
-use table::{Entry, Path, PathSource, Table};
+use table::{Entry, Path, Table};
 
 /// A peer as the RIB sees it.
 #[derive(Debug)]

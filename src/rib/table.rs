@@ -6,34 +6,9 @@ use std::sync::Arc;
 
 use ipnet::IpNet;
 
-use super::attrs::AttrSet;
+use crate::attrs::{AttrSet, PathSource};
 use crate::prefix_map::PrefixMap;
-use crate::session::PeerId;
 use crate::wire::{Afi, Family, Safi};
-
-/// Who a path came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum PathSource {
-    /// Originated by this node.
-    Local,
-    /// A peer, by its index (`PeerId`).
-    Peer(u32),
-    /// Another protocol's route in the kernel table (BIRD's `learn`).
-    Kernel,
-}
-
-impl PathSource {
-    pub fn peer(id: PeerId) -> PathSource {
-        PathSource::Peer(u32::try_from(id).unwrap_or(u32::MAX))
-    }
-
-    pub fn peer_id(self) -> Option<PeerId> {
-        match self {
-            PathSource::Peer(id) => Some(id as PeerId),
-            PathSource::Local | PathSource::Kernel => None,
-        }
-    }
-}
 
 /// `Path::bits`: the transmit identifier in the low bits, three flags in the high ones.
 const STALE: u32 = 1 << 31;
