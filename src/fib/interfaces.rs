@@ -59,12 +59,20 @@ impl Links {
     }
 
     /// What the RIB needs of them: the connected subnets of links that are up, and `tunl0`.
+    /// IPv6 link-local subnets are left out: a BGP next hop is never one (RFC 2545 carries the
+    /// link-local address beside the global one), and every new pod interface has one.
     pub fn interfaces(&self) -> Interfaces {
+        let link_local = |s: &IpNet| matches!(s, IpNet::V6(n) if n.addr().is_unicast_link_local());
         let mut subnets: Vec<(IpNet, String)> = self
             .0
             .values()
             .filter(|l| l.up)
-            .flat_map(|l| l.subnets.iter().map(|s| (*s, l.name.clone())))
+            .flat_map(|l| {
+                l.subnets
+                    .iter()
+                    .filter(|s| !link_local(s))
+                    .map(|s| (*s, l.name.clone()))
+            })
             .collect();
         subnets.sort();
         Interfaces {
@@ -103,6 +111,10 @@ mod tests {
                 index: 7,
                 subnet: net("198.51.100.0/24"),
             },
+            InterfaceChange::Address {
+                index: 7,
+                subnet: net("fe80::/64"),
+            },
             InterfaceChange::Link {
                 index: 7,
                 name: "eth0".into(),
@@ -110,6 +122,7 @@ mod tests {
             },
         ]);
         let i = l.interfaces();
+        assert_eq!(i.subnets.len(), 2, "{i:?}");
         assert_eq!(i.device("198.51.100.9".parse().unwrap()), Some("eth0"));
         assert!(i.connected("127.0.0.5".parse().unwrap()));
         assert_eq!(i.tunl0, None);
