@@ -108,6 +108,25 @@ impl Lab {
         (a, b)
     }
 
+    /// Namespace `c` on a veth to `a` (203.0.113.3 and 203.0.113.1, 2001:db8:2::3 and ::1).
+    fn third(&mut self, a: &str) -> String {
+        let c = self.ns("c");
+        let p = self.prefix.clone();
+        self.link(
+            a,
+            &c,
+            &format!("{p}ac"),
+            &format!("{p}ca"),
+            [
+                "203.0.113.1/24",
+                "2001:db8:2::1/64",
+                "203.0.113.3/24",
+                "2001:db8:2::3/64",
+            ],
+        );
+        c
+    }
+
     fn start(&mut self, ns: &str, name: &str, config: &str, flags: &[&str]) -> usize {
         let wrend = Path::new(env!("CARGO_BIN_EXE_wrend"));
         let node =
@@ -184,20 +203,7 @@ fn config(id: &str, blocks: &[&str], peers: &[(&str, u32)]) -> String {
 /// B and C both announce the anycast block 198.19.9.0/26: A installs it with two next hops.
 fn three_nodes(lab: &mut Lab) -> (String, String, String) {
     let (a, b) = lab.pair();
-    let c = lab.ns("c");
-    let p = lab.prefix.clone();
-    lab.link(
-        &a,
-        &c,
-        &format!("{p}ac"),
-        &format!("{p}ca"),
-        [
-            "203.0.113.1/24",
-            "2001:db8:2::1/64",
-            "203.0.113.3/24",
-            "2001:db8:2::3/64",
-        ],
-    );
+    let c = lab.third(&a);
     // The contract's tunl0: an ipip device, which this kernel lacks; the route request is the same.
     ip(&[
         "-n",
@@ -704,20 +710,8 @@ fn reload_rewrites_routes_when_encapsulation_changes() {
 fn unreachable_next_hop_gives_way_to_a_reachable_path() {
     let mut lab = Lab::new("wk8");
     let (a, b) = lab.pair();
-    let c = lab.ns("c");
+    let c = lab.third(&a);
     let p = lab.prefix.clone();
-    lab.link(
-        &a,
-        &c,
-        &format!("{p}ac"),
-        &format!("{p}ca"),
-        [
-            "203.0.113.1/24",
-            "2001:db8:2::1/64",
-            "203.0.113.3/24",
-            "2001:db8:2::3/64",
-        ],
-    );
     let long_hold = |c: String| c.replace("hold_time = 9", "hold_time = 240");
     let a_conf = config(
         "198.51.100.1",
