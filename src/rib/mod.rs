@@ -19,6 +19,7 @@ use ipnet::IpNet;
 use rustc_hash::{FxHashMap, FxHashSet};
 use smallvec::SmallVec;
 
+use crate::attrs::{AttrSet, Interner, PathSource};
 use crate::config::{Config, Peer as PeerConfig};
 use crate::policy;
 use crate::policy::calico::Calico;
@@ -28,7 +29,6 @@ use crate::session::{PeerId, Session};
 use crate::wire::attr::Origin;
 use crate::wire::{Family, RouteRefresh, Update};
 
-use crate::attrs::{AttrSet, Interner, PathSource};
 use adj_out::{Changes, Group, GroupKey};
 use best::Candidate;
 use nexthop::NextHops;
