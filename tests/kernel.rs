@@ -708,7 +708,7 @@ fn reload_rewrites_routes_when_encapsulation_changes() {
 /// path takes over again.
 #[test]
 fn unreachable_next_hop_gives_way_to_a_reachable_path() {
-    let mut lab = Lab::new("wk8");
+    let mut lab = Lab::new("wk9");
     let (a, b) = lab.pair();
     let c = lab.third(&a);
     let p = lab.prefix.clone();
