@@ -172,7 +172,8 @@ mod inner {
     use super::*;
 
     use wren::fib::kernel::Fib;
-    use wren::fib::netlink::{Hop, KernelRoute, Netlink, Request, Table, Target};
+    use wren::fib::netlink::{Netlink, Request, Table};
+    use wren::route::{Hop, KernelRoute, Target};
 
     const TABLE: Table = Table {
         id: TABLE_ID as u32,

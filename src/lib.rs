@@ -41,6 +41,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod attrs;
 pub mod config;
 pub mod control;
 pub mod daemon;
@@ -50,6 +51,7 @@ pub mod notify;
 pub mod policy;
 pub mod prefix_map;
 pub mod rib;
+pub mod route;
 pub mod session;
 #[allow(unsafe_code)]
 pub mod sys;

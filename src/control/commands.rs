@@ -7,11 +7,11 @@ use std::net::{IpAddr, Ipv4Addr};
 use ipnet::IpNet;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::attrs::{AttrSet, PathSource};
 use crate::config::ImportLimit;
-use crate::fib::kernel::Interfaces;
 use crate::rib::Rib;
-use crate::rib::attrs::AttrSet;
-use crate::rib::table::{Path, PathSource};
+use crate::rib::table::Path;
+use crate::route::{Interfaces, KernelStats};
 use crate::session::{State, Status};
 use crate::sys;
 use crate::wire::attr::{Origin, SegmentKind};
@@ -40,7 +40,7 @@ pub struct Context<'a> {
 
 /// What the commands read of the FIB thread.
 pub struct FibView {
-    pub stats: crate::fib::kernel::Stats,
+    pub stats: KernelStats,
     /// Nothing queued and nothing refused: the kernel holds what the RIB wants.
     pub in_sync: bool,
 }
@@ -632,7 +632,7 @@ fn protocol_of<'a>(ctx: &'a Context, path: &Path) -> (&'a str, Option<&'a Status
 /// and each protocol's time (one clock reading for all its rows).
 struct Rows<'c, 'a> {
     ctx: &'c Context<'a>,
-    ifs: Interfaces,
+    ifs: Option<&'c Interfaces>,
     /// Each peer's `since`, by id.
     peers_since: Vec<String>,
     /// The kernel and static protocols': the daemon's start.
@@ -643,7 +643,7 @@ impl<'c, 'a> Rows<'c, 'a> {
     fn new(ctx: &'c Context<'a>) -> Rows<'c, 'a> {
         Rows {
             ctx,
-            ifs: Interfaces::read(),
+            ifs: ctx.rib.interfaces(),
             peers_since: ctx
                 .peers
                 .iter()
@@ -700,7 +700,7 @@ impl<'c, 'a> Rows<'c, 'a> {
                         .peer_id()
                         .and_then(|id| self.peers_since.get(id))
                         .map_or("", String::as_str);
-                    route_row(peer, since, &prefix, path, primary, &self.ifs)
+                    route_row(peer, since, &prefix, path, primary, self.ifs)
                 }
                 _ => format!("{prefix:<18} blackhole [static1 {started}]{primary} (200)"),
             };
@@ -806,7 +806,7 @@ fn route_row(
     prefix: &str,
     path: &Path,
     primary: &str,
-    ifs: &Interfaces,
+    ifs: Option<&Interfaces>,
 ) -> String {
     let a = &path.attrs;
     // BIRD shows the origin AS: the last AS of the path.
@@ -824,7 +824,7 @@ fn route_row(
     // hop, as BIRD's recursive resolution finds it.
     let via = match a.next_hop {
         None => "unreachable".to_string(),
-        Some(n) => match ifs.device(n) {
+        Some(n) => match ifs.and_then(|i| i.device(n)) {
             Some(dev) => format!("via {n} on {dev}"),
             None => format!("via {n}"),
         },

@@ -96,8 +96,10 @@ impl Daemon {
             }),
             fib: self.fib.as_ref().map(|f| {
                 let in_sync = f.in_sync() && !self.rib.fib_pending();
-                let stats = f.stats.lock().unwrap_or_else(|p| p.into_inner()).clone();
-                commands::FibView { stats, in_sync }
+                commands::FibView {
+                    stats: f.stats(),
+                    in_sync,
+                }
             }),
         }
     }

@@ -109,6 +109,12 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         config,
     };
     (d.set_log_level)(d.config.log_level);
+    // Next hops resolve against the node's interfaces from the start (with no kernel
+    // followed, every next hop counts as reachable).
+    if let Some(ifs) = d.fib.as_ref().and_then(|f| f.interfaces.as_ref()) {
+        let ifs = ifs.borrow().clone();
+        d.rib.set_interfaces(ifs);
+    }
     for addr in d.config.listen.addresses.clone() {
         let at = SocketAddr::new(addr, d.config.listen.port);
         let l = Arc::new(listen::open(at, &[]).with_context(|| format!("listening on {at}"))?);
@@ -140,7 +146,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         ctl_rx,
         metrics_rx,
         watchdog: notify::watchdog_interval().map(tokio::time::interval),
-        interfaces_changed: d.fib.as_ref().map(|f| f.interfaces_changed.clone()),
+        interfaces: d.fib.as_mut().and_then(|f| f.interfaces.take()),
         fib_drained: d.fib.as_ref().map(|f| f.drained.clone()),
         learned: d.fib.as_mut().and_then(|f| f.learned.take()),
         again: d.fib.as_mut().and_then(|f| f.again.take()),

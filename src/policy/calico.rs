@@ -7,8 +7,8 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
+use crate::attrs::AttrSet;
 use crate::config::{AnyCommunity, Config, Encapsulation, Pool};
-use crate::rib::attrs::AttrSet;
 
 /// The node's Calico settings, as the RIB and FIB apply them.
 #[derive(Debug, Clone, Default)]

@@ -16,7 +16,7 @@ use ipnet::IpNet;
 use rustc_hash::{FxHashMap, FxHashSet};
 use tracing::warn;
 
-use super::attrs::AttrSet;
+use crate::attrs::AttrSet;
 use crate::policy::reflect::Target;
 use crate::session::PeerId;
 use crate::wire::attr::MpUnreach;

@@ -5,9 +5,10 @@
 //! Adj-RIB-Out copy is kept (as in BIRD 2).
 
 pub mod adj_out;
-pub mod attrs;
 pub mod best;
+mod kernel;
 pub mod limit;
+mod nexthop;
 pub mod table;
 
 use std::collections::BTreeSet;
@@ -20,21 +21,21 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use smallvec::SmallVec;
 use tracing::warn;
 
+use crate::attrs::{AttrSet, Interner, PathSource};
 use crate::config::{Config, Peer as PeerConfig};
-use crate::fib::kernel::Learning;
-use crate::fib::netlink::Alien;
 use crate::policy;
 use crate::policy::calico::Calico;
 use crate::policy::reflect::{Source, Speaker, Target};
 use crate::prefix_map;
+use crate::route::{Alien, AlienKind, Interfaces, Learning};
 use crate::session::{PeerId, Session};
 use crate::wire::attr::Origin;
 use crate::wire::{Family, RouteRefresh, Update};
 
 use adj_out::{Changes, Group, GroupKey};
-use attrs::{AttrSet, Interner};
 use best::Candidate;
-use table::{Entry, Path, PathSource, Table};
+use nexthop::NextHops;
+use table::{Entry, Path, Table};
 
 /// A peer as the RIB sees it.
 #[derive(Debug)]
@@ -82,8 +83,8 @@ pub struct Rib {
     export: Exporter,
     /// Prefixes touched since the last flush, with what they had before.
     dirty: FxHashMap<(Family, IpNet), Before>,
-    /// Prefixes whose best or multipath set changed, for the FIB.
-    pub fib_dirty: FxHashSet<(Family, IpNet)>,
+    /// Prefixes whose best or multipath set changed, for the FIB (`kernel`).
+    fib_dirty: FxHashSet<(Family, IpNet)>,
     /// Every prefix is to be worked out again for the FIB, from this part of the table on
     /// (`sweep_fib`).
     fib_sweep: Option<usize>,
@@ -91,6 +92,10 @@ pub struct Rib {
     exceeded: Vec<limit::Exceeded>,
     /// Per peer, the prefixes whose best path is its (BIRD's "preferred" routes).
     preferred: Vec<usize>,
+    /// How next hops resolve (RFC 4271 §9.1.2.1).
+    next_hops: NextHops,
+    /// The metric of the routes written to the kernel.
+    kernel_metric: Option<u32>,
 }
 
 /// A prefix's leading paths as the last decision ranked them, noted before its first change
@@ -178,7 +183,7 @@ impl View<'_> {
                 .and_then(|x| x.session.as_ref().map(|s| s.remote.bgp_id))
                 .unwrap_or(self.speaker.router_id),
             peer_addr: peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |x| x.config.address),
-            reachable: true,
+            reachable: p.reachable(),
         }
     }
 
@@ -308,6 +313,7 @@ struct Settle<'a> {
     groups: &'a mut [Option<Group>],
     fib_dirty: &'a mut FxHashSet<(Family, IpNet)>,
     preferred: &'a mut [usize],
+    next_hops: &'a mut NextHops,
 }
 
 impl Settle<'_> {
@@ -316,6 +322,12 @@ impl Settle<'_> {
     /// before with the same identifier, source and attribute set is sent the same way, so
     /// only changed paths are rewritten; after a policy change both sides are.
     fn prefix(&mut self, key: (Family, IpNet), e: &mut Entry, before: &Before) {
+        // A peer's next hop must resolve (RFC 4271 §9.1.2.1); our own routes and the
+        // kernel's need no resolving.
+        for p in e.paths_mut() {
+            let hop = p.attrs.next_hop.filter(|_| p.source().peer_id().is_some());
+            p.set_reachable(hop.is_none_or(|a| self.next_hops.reachable(a)));
+        }
         self.view.decide(e);
         if !before.same_multipath(e) {
             self.fib_dirty.insert(key);
@@ -414,35 +426,6 @@ impl Settle<'_> {
 }
 
 impl Rib {
-    /// Marks every prefix for the FIB (next hops resolve differently, a pool's encapsulation
-    /// changed), a part of the table at a time as the FIB takes them (`fib_refill`), so a
-    /// million routes are never all marked at once.
-    pub fn sweep_fib(&mut self) {
-        self.fib_sweep = Some(0);
-    }
-
-    /// Tops `fib_dirty` up to `room` prefixes from a sweep under way.
-    pub fn fib_refill(&mut self, room: usize) {
-        while let Some(i) = self.fib_sweep
-            && self.fib_dirty.len() < room
-        {
-            self.fib_dirty.extend(self.table.part_keys(i));
-            self.fib_sweep = (i + 1 < prefix_map::PARTS).then_some(i + 1);
-        }
-    }
-
-    /// Whether changes wait for the FIB.
-    pub fn fib_pending(&self) -> bool {
-        !self.fib_dirty.is_empty() || self.fib_sweep.is_some()
-    }
-
-    /// Forgets what waits for the FIB (there is none).
-    pub fn fib_forget(&mut self) {
-        self.fib_dirty.clear();
-        self.fib_sweep = None;
-        self.release_work_space();
-    }
-
     pub fn new(config: &Config) -> Rib {
         let mut rib = Rib {
             speaker: Speaker {
@@ -462,6 +445,8 @@ impl Rib {
             fib_sweep: None,
             exceeded: Vec::new(),
             preferred: Vec::new(),
+            next_hops: NextHops::default(),
+            kernel_metric: config.kernel.metric,
         };
         for p in &config.peers {
             rib.add_peer(p.clone());
@@ -562,6 +547,7 @@ impl Rib {
             groups: &mut self.groups,
             fib_dirty: &mut self.fib_dirty,
             preferred: &mut self.preferred,
+            next_hops: &mut self.next_hops,
         };
         let mut empty = Vec::new();
         for (key, e) in self.table.iter_mut() {
@@ -889,9 +875,11 @@ impl Rib {
     /// Other protocols' routes in the kernel table (BIRD's `learn`, contract §3.6): each is a
     /// path of preference 10, exported by Calico's rules (a Felix workload /32 borrowed from
     /// another node's block goes out; one inside our own block does not), never written back.
+    /// A unicast one also resolves next hops inside it (`gateway recursive`).
     pub fn learn(&mut self, l: Learning) -> Vec<Outgoing> {
         let keep = self.keep();
-        let set = |rib: &mut Rib, a: &Alien| {
+        let mut flipped = FxHashSet::default();
+        let set = |rib: &mut Rib, a: &Alien, flipped: &mut FxHashSet<IpAddr>| {
             let mut attrs = AttrSet::local();
             attrs.source = PathSource::Kernel;
             attrs.origin = Origin::Incomplete;
@@ -905,8 +893,10 @@ impl Rib {
                 note(&mut rib.dirty, key, e, keep);
                 e.upsert(0, attrs);
             }
+            let unicast = a.kind == AlienKind::Unicast;
+            flipped.extend(rib.next_hops.set_learned(a.net, Some(unicast)));
         };
-        let forget = |rib: &mut Rib, net: IpNet| {
+        let forget = |rib: &mut Rib, net: IpNet, flipped: &mut FxHashSet<IpAddr>| {
             let key = (Family::unicast_of(&net), net);
             if let Some(e) = rib.table.get_mut(&key)
                 && e.has(PathSource::Kernel, |_| true)
@@ -914,6 +904,7 @@ impl Rib {
                 note(&mut rib.dirty, key, e, keep);
                 e.remove(PathSource::Kernel, |_| true);
             }
+            flipped.extend(rib.next_hops.set_learned(net, None));
         };
         match l {
             Learning::All(all) => {
@@ -925,16 +916,49 @@ impl Rib {
                     .map(|(k, _)| k.1)
                     .collect();
                 for net in gone {
-                    forget(self, net);
+                    forget(self, net, &mut flipped);
                 }
                 for a in &all {
-                    set(self, a);
+                    set(self, a, &mut flipped);
                 }
             }
-            Learning::Learned(a) => set(self, &a),
-            Learning::Forgotten(net) => forget(self, net),
+            Learning::Learned(a) => set(self, &a, &mut flipped),
+            Learning::Forgotten(net) => forget(self, net, &mut flipped),
         }
+        self.resolve_again(&flipped);
         self.flush()
+    }
+
+    /// The node's interfaces as the FIB thread reports them: next hops resolve against their
+    /// connected subnets, and kernel routes are worked out again (a next hop's subnet, a
+    /// pool's cross-subnet encapsulation and `tunl0` decide how they are written).
+    pub fn set_interfaces(&mut self, ifs: Interfaces) -> Vec<Outgoing> {
+        let flipped = self.next_hops.set_interfaces(ifs);
+        self.resolve_again(&flipped);
+        self.sweep_fib();
+        self.flush()
+    }
+
+    /// The node's interfaces, when the kernel is followed (for `show route`'s `on IF`).
+    pub fn interfaces(&self) -> Option<&Interfaces> {
+        self.next_hops.interfaces()
+    }
+
+    /// Marks for a new decision exactly the prefixes with a peer's path through one of
+    /// `flipped`, next hops that became reachable or unreachable.
+    fn resolve_again(&mut self, flipped: &FxHashSet<IpAddr>) {
+        if flipped.is_empty() {
+            return;
+        }
+        let keep = self.keep();
+        let through = |p: &Path| {
+            p.source().peer_id().is_some() && p.attrs.next_hop.is_some_and(|a| flipped.contains(&a))
+        };
+        for (key, e) in self.table.iter_mut() {
+            if e.paths().iter().any(through) {
+                note(&mut self.dirty, key, e, keep);
+            }
+        }
     }
 
     fn withdraw(&mut self, id: PeerId, key: (Family, IpNet), rx_id: u32, keep: usize) {
@@ -1010,6 +1034,7 @@ impl Rib {
             groups: &mut self.groups,
             fib_dirty: &mut self.fib_dirty,
             preferred: &mut self.preferred,
+            next_hops: &mut self.next_hops,
         };
         for (key, before) in dirty.drain() {
             let Some(e) = self.table.get_mut(&key) else {
@@ -1023,6 +1048,11 @@ impl Rib {
         self.dirty = dirty;
         self.export.cache.clear();
         self.release_work_space();
+        // Next hops no attribute set has any more are forgotten once they outnumber the sets.
+        if self.next_hops.remembered() > 2 * self.interner.len() + 64 {
+            let in_use = self.interner.next_hops();
+            self.next_hops.retain(|a| in_use.contains(a));
+        }
         self.outgoing()
     }
 

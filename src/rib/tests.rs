@@ -781,8 +781,7 @@ proptest! {
 /// peer's route for the same prefix, and goes when the kernel no longer has it.
 #[test]
 fn learned_kernel_routes() {
-    use crate::fib::kernel::Learning;
-    use crate::fib::netlink::{Alien, AlienKind};
+    use crate::route::{Alien, AlienKind, Learning};
     let felix = |n: &str| Alien {
         net: net(n),
         kind: AlienKind::Unicast,
@@ -941,4 +940,89 @@ fn import_limit_changes_without_a_reset() {
         false,
     );
     assert_eq!(rib.received(0), 2);
+}
+
+/// RFC 4271 §9.1.2.1: a path whose next hop does not resolve loses to one that does, however
+/// much better it is otherwise; when its next hop becomes reachable (a learned kernel route
+/// holds it: `gateway recursive`; or a connected subnet: `gateway direct`), it takes over and
+/// the kernel is handed the new route.
+#[test]
+fn unreachable_next_hop_loses_until_it_resolves() {
+    use crate::route::{Alien, AlienKind, Hop, Interfaces, KernelRoute, Learning, Target};
+    let eth0 = |more: &[&str]| Interfaces {
+        subnets: std::iter::once("198.51.100.0/24")
+            .chain(more.iter().copied())
+            .map(|s| (net(s), "eth0".to_string()))
+            .collect(),
+        tunl0: None,
+    };
+    let mut rib = Rib::new(&config(""));
+    rib.set_interfaces(eth0(&[]));
+    up(&mut rib, 0);
+    up(&mut rib, 1);
+    // Peer .2's path is shorter, but its next hop is on no subnet of ours.
+    let pod = "198.18.7.0/26";
+    rib.update(0, &announce(&[pod], [203, 0, 113, 2], &[]), false);
+    rib.update(1, &announce(&[pod], [198, 51, 100, 3], &[65001]), false);
+    let key = (Family::IPV4_UNICAST, net(pod));
+    let best = |rib: &Rib| {
+        rib.table
+            .get(&key)
+            .and_then(|e| e.best())
+            .map(|p| p.source())
+    };
+    let kernel = |rib: &mut Rib| {
+        let changes = rib.kernel_changes(1 << 20);
+        changes
+            .into_iter()
+            .find(|(n, _)| *n == net(pod))
+            .map(|(_, r)| r)
+    };
+    let via = |gw: &str| {
+        Some(Some(KernelRoute {
+            net: net(pod),
+            metric: None,
+            target: Target::Via(vec![Hop {
+                gateway: gw.parse().unwrap(),
+                oif: None,
+                onlink: false,
+            }]),
+        }))
+    };
+    assert_eq!(best(&rib), Some(PathSource::peer(1)));
+    assert_eq!(kernel(&mut rib), via("198.51.100.3"));
+    // A learned route holds the next hop: it resolves recursively, and peer .2 takes over.
+    let route = Alien {
+        net: net("203.0.113.0/24"),
+        kind: AlienKind::Unicast,
+        gateway: Some("198.51.100.254".parse().unwrap()),
+        device: Some("eth0".into()),
+        metric: None,
+    };
+    rib.learn(Learning::Learned(route));
+    assert_eq!(best(&rib), Some(PathSource::peer(0)));
+    assert_eq!(kernel(&mut rib), via("203.0.113.2"));
+    // It goes: back to peer .3.
+    rib.learn(Learning::Forgotten(net("203.0.113.0/24")));
+    assert_eq!(best(&rib), Some(PathSource::peer(1)));
+    assert_eq!(kernel(&mut rib), via("198.51.100.3"));
+    // An address on 203.0.113.0/24 makes it directly connected.
+    rib.set_interfaces(eth0(&["203.0.113.0/24"]));
+    assert_eq!(best(&rib), Some(PathSource::peer(0)));
+    assert_eq!(kernel(&mut rib), via("203.0.113.2"));
+}
+
+/// With the kernel not followed (`[kernel] enabled = false`), every next hop is reachable.
+#[test]
+fn next_hops_reachable_without_a_kernel() {
+    let mut rib = Rib::new(&config(""));
+    up(&mut rib, 0);
+    up(&mut rib, 1);
+    let pod = "198.18.7.0/26";
+    rib.update(0, &announce(&[pod], [203, 0, 113, 2], &[]), false);
+    rib.update(1, &announce(&[pod], [198, 51, 100, 3], &[]), false);
+    let key = (Family::IPV4_UNICAST, net(pod));
+    let e = rib.table.get(&key).unwrap();
+    assert_eq!(e.best().map(|p| p.source()), Some(PathSource::peer(0)));
+    assert!(e.paths().iter().all(Path::reachable));
 }
