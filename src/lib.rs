@@ -1,5 +1,6 @@
 //! wren: a BGP speaker for Kubernetes nodes, a drop-in for Calico's BIRD.
 
+pub mod accept;
 pub mod config;
 pub mod control;
 pub mod daemon;

@@ -50,6 +50,8 @@ pub struct Peer {
     rib: mpsc::Sender<ToRib>,
     conn: Option<Conn>,
     dialling: Option<JoinHandle<io::Result<TcpStream>>>,
+    /// The one incoming connection waiting for its OPEN to settle a collision.
+    colliding: Option<JoinHandle<()>>,
     timers: HashMap<Timer, Instant>,
     rbuf: BytesMut,
     /// A message for the RIB that waits for channel space; reading pauses meanwhile.
@@ -78,6 +80,7 @@ impl Peer {
             rib,
             conn: None,
             dialling: None,
+            colliding: None,
             timers: HashMap::new(),
             // Allocated on the first read: a configured peer that never connects costs nothing.
             rbuf: BytesMut::new(),
@@ -226,14 +229,29 @@ impl Peer {
             }
             ToPeer::Incoming(stream) => self.incoming(*stream).await,
             ToPeer::IncomingOpen(c) => {
+                self.colliding = None;
                 let (stream, open, rest) = *c;
                 self.collision(stream, open, rest).await
             }
         }
     }
 
-    /// A connection from the peer's address arrived at the listener.
+    /// Whether an incoming connection has been accepted whose OPEN has not arrived yet: the
+    /// session's own in OpenSent, or one waiting to settle a collision.
+    fn incoming_pending(&self) -> bool {
+        let unopened =
+            self.fsm.state() == State::OpenSent && self.conn.as_ref().is_some_and(|c| !c.outgoing);
+        unopened || self.colliding.as_ref().is_some_and(|h| !h.is_finished())
+    }
+
+    /// A connection from the peer's address arrived at the listener. At most one incoming
+    /// connection waits for its OPEN at a time, as in BIRD (`bgp_incoming_connection`): more
+    /// are closed at once, so connections from the peer's address cannot pile up.
     async fn incoming(&mut self, stream: TcpStream) {
+        if self.incoming_pending() {
+            debug!(peer = %self.cfg.name, "refused a connection: one is already waiting for its OPEN");
+            return;
+        }
         match self.fsm.state() {
             State::Connect | State::Active => {
                 if let Err(e) =
@@ -251,7 +269,7 @@ impl Peer {
             State::OpenSent | State::OpenConfirm | State::Established => {
                 // RFC 4271 §6.8: decide once the new connection's OPEN names its identifier.
                 let back = self.self_tx.clone();
-                tokio::spawn(async move {
+                self.colliding = Some(tokio::spawn(async move {
                     if let Ok(Ok(Some((s, open, rest)))) =
                         tokio::time::timeout(COLLISION_OPEN_WAIT, read_open(stream)).await
                     {
@@ -259,7 +277,7 @@ impl Peer {
                             .send(ToPeer::IncomingOpen(Box::new((s, open, rest))))
                             .await;
                     }
-                });
+                }));
             }
             State::Idle => debug!(peer = %self.cfg.name, "refused a connection while idle"),
         }
