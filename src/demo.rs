@@ -79,6 +79,11 @@ impl Node {
         c.command(cmd).ok().map(|r| render(&r))
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Whether the process is still running.
     pub fn running(&mut self) -> Result<(), String> {
         match self.child.try_wait() {
