@@ -66,6 +66,17 @@ fn established(node: &Node) -> Result<(), String> {
     }
 }
 
+/// Waits up to `secs` for `probe`, failing the test with what it last saw.
+fn until(what: &str, secs: u64, probe: impl FnMut() -> Result<(), String>) {
+    wait_until(what, Duration::from_secs(secs), probe).unwrap_or_else(|e| panic!("{e}"));
+}
+
+fn answers(node: &Node) -> Result<(), String> {
+    node.ask("show status")
+        .map(|_| ())
+        .ok_or_else(|| format!("{} does not answer", node.name))
+}
+
 /// A TCP connection to `to` from address `from`; `None` when it does not complete in time.
 fn connect_from(from: Ipv4Addr, to: SocketAddr) -> Option<TcpStream> {
     let s = Socket::new(Domain::IPV4, Type::STREAM, None).ok()?;
@@ -132,8 +143,7 @@ fn out_of_descriptors_no_spin_and_recovery() {
     )
     .expect("start a");
     let b = Node::spawn(wrend(), &dir.0, "b", &config(161, 160, "")).expect("start b");
-    wait_until("session up", Duration::from_secs(20), || established(&a))
-        .unwrap_or_else(|e| panic!("{e}"));
+    until("session up", 20, || established(&a));
 
     // What it holds now, and a few more: the attack takes the rest.
     let pid = a.pid();
@@ -153,15 +163,14 @@ fn out_of_descriptors_no_spin_and_recovery() {
     held.extend((0..200).filter_map(|_| connect_from([127, 0, 0, 161].into(), bgp)));
     held.extend((0..50).filter_map(|_| connect_from([127, 0, 0, 169].into(), bgp)));
     assert!(held.len() > 250, "only {} connections made", held.len());
-    wait_until("EMFILE", Duration::from_secs(5), || {
+    until("EMFILE", 5, || {
         let s = std::fs::read_to_string(&log).unwrap_or_default();
         if s.contains("Too many open files") {
             Ok(())
         } else {
             Err("no accept error logged".to_string())
         }
-    })
-    .unwrap_or_else(|e| panic!("{e}"));
+    });
 
     // The peer resets its session while this node cannot take a connection.
     assert!(
@@ -188,12 +197,9 @@ fn out_of_descriptors_no_spin_and_recovery() {
 
     drop(held);
     let start = Instant::now();
-    wait_until(
-        "session back",
-        Duration::from_secs(3 * CONNECT_RETRY + 2),
-        || established(&a),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    // One retry interval, plus the accept loop's longest wait (1 s), the connect delay (1 s)
+    // and the OPEN exchange.
+    until("session back", CONNECT_RETRY + 3, || established(&a));
     eprintln!(
         "session back {:.1} s after the attack ended",
         start.elapsed().as_secs_f64()
@@ -207,10 +213,7 @@ fn one_pending_connection_per_peer() {
     let dir = Dir::new("pending");
     // The peer at .163 does not run: the node dials it in vain and waits in Active.
     let a = Node::spawn(wrend(), &dir.0, "a", &config(162, 163, "")).expect("start a");
-    wait_until("listening", Duration::from_secs(10), || {
-        a.ask("show status").map(|_| ()).ok_or("no answer".into())
-    })
-    .unwrap_or_else(|e| panic!("{e}"));
+    until("listening", 10, || answers(&a));
     let to = SocketAddr::new([127, 0, 0, 162].into(), PORT);
 
     let conns: Vec<TcpStream> = (0..50)
@@ -243,10 +246,7 @@ fn one_pending_connection_per_peer() {
 fn control_socket_not_stolen() {
     let dir = Dir::new("socket");
     let mut a = Node::spawn(wrend(), &dir.0, "a", &config(164, 165, "")).expect("start a");
-    wait_until("a answers", Duration::from_secs(10), || {
-        a.ask("show status").map(|_| ()).ok_or("no answer".into())
-    })
-    .unwrap_or_else(|e| panic!("{e}"));
+    until("a answers", 10, || answers(&a));
 
     // Same socket, another address: only the socket is shared.
     let conf = dir.0.join("second.toml");
@@ -269,21 +269,18 @@ fn control_socket_not_stolen() {
     a.kill();
     assert!(a.socket.exists());
     let b = Node::spawn(wrend(), &dir.0, "a", &config(164, 165, "")).expect("start b");
-    wait_until("b answers on the stale path", Duration::from_secs(10), || {
-        b.ask("show status").map(|_| ()).ok_or("no answer".into())
-    })
-    .unwrap_or_else(|e| panic!("{e}"));
+    until("b answers on the stale path", 10, || answers(&b));
 
     // b's socket file is removed by hand and c binds the path anew; b's exit leaves c's.
     std::fs::remove_file(&b.socket).expect("remove b's socket file");
     let c = Node::spawn(wrend(), &dir.0, "a", &config(166, 167, "")).expect("start c");
-    wait_until("c answers", Duration::from_secs(10), || {
-        c.ask("show status").map(|_| ()).ok_or("no answer".into())
-    })
-    .unwrap_or_else(|e| panic!("{e}"));
+    until("c answers", 10, || answers(&c));
     let mut b = b;
     b.stop();
-    assert!(c.ask("show status").is_some(), "b's exit removed c's socket");
+    assert!(
+        c.ask("show status").is_some(),
+        "b's exit removed c's socket"
+    );
     drop(c);
 }
 
@@ -293,10 +290,7 @@ fn control_socket_not_stolen() {
 fn control_clients_capped() {
     let dir = Dir::new("clients");
     let a = Node::spawn(wrend(), &dir.0, "a", &config(168, 169, "")).expect("start a");
-    wait_until("a answers", Duration::from_secs(10), || {
-        a.ask("show status").map(|_| ()).ok_or("no answer".into())
-    })
-    .unwrap_or_else(|e| panic!("{e}"));
+    until("a answers", 10, || answers(&a));
     let first_line = |s: &mut UnixStream| -> String {
         let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
         let mut out = Vec::new();
@@ -319,8 +313,44 @@ fn control_clients_capped() {
     assert_eq!(first_line(&mut extra), "8014 Too many clients");
     assert_eq!(first_line(&mut extra), "", "not closed");
     drop(idle);
-    wait_until("served again", Duration::from_secs(5), || {
-        a.ask("show status").map(|_| ()).ok_or("no answer".into())
-    })
-    .unwrap_or_else(|e| panic!("{e}"));
+    until("served again", 5, || answers(&a));
+}
+
+/// The metrics endpoint serves at most 16 connections: more are closed at once, and one that
+/// sends no request is closed after the header-read timeout (5 s); scrapes work throughout.
+#[test]
+fn metrics_connections_bounded() {
+    let dir = Dir::new("metrics");
+    let metrics: SocketAddr = "127.0.0.172:9326".parse().expect("address");
+    let a = Node::spawn(
+        wrend(),
+        &dir.0,
+        "a",
+        &config(172, 173, &format!("metrics = \"{metrics}\"")),
+    )
+    .expect("start a");
+    until("a answers", 10, || answers(&a));
+    let from: Ipv4Addr = [127, 0, 0, 1].into();
+    let idle: Vec<TcpStream> = (0..16)
+        .filter_map(|_| connect_from(from, metrics))
+        .collect();
+    assert_eq!(idle.len(), 16);
+    // Let the endpoint take all sixteen before the seventeenth comes.
+    std::thread::sleep(Duration::from_millis(300));
+    let extra = connect_from(from, metrics).expect("connect");
+    assert!(closed_within(&extra, Duration::from_secs(1)), "17th kept");
+    let start = Instant::now();
+    assert!(
+        idle.iter()
+            .all(|c| closed_within(c, Duration::from_secs(8))),
+        "idle connections kept past the header timeout"
+    );
+    assert!(start.elapsed() > Duration::from_secs(3), "closed too soon");
+    let mut s = connect_from(from, metrics).expect("connect");
+    std::io::Write::write_all(&mut s, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").expect("send");
+    let mut reply = String::new();
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    s.read_to_string(&mut reply).expect("reply");
+    assert!(reply.starts_with("HTTP/1.1 200 OK"), "{reply}");
+    assert!(reply.contains("\nwren_peers 1\n"), "{reply}");
 }
