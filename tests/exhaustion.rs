@@ -53,6 +53,14 @@ fn config(me: u8, peer: u8, extra: &str) -> String {
     )
 }
 
+/// Node `a` at 127.0.0.`me` as [`config`] makes it, with its metrics endpoint on port 9325.
+fn with_metrics(dir: &Dir, me: u8, peer: u8) -> (Node, SocketAddr) {
+    let metrics = SocketAddr::new([127, 0, 0, me].into(), 9325);
+    let conf = config(me, peer, &format!("metrics = \"{metrics}\""));
+    let a = Node::spawn(wrend(), &dir.0, "a", &conf).expect("start a");
+    (a, metrics)
+}
+
 fn wrend() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_wrend"))
 }
@@ -134,14 +142,7 @@ fn log_lines(path: &Path) -> usize {
 #[test]
 fn out_of_descriptors_no_spin_and_recovery() {
     let dir = Dir::new("fds");
-    let metrics: SocketAddr = "127.0.0.160:9325".parse().expect("address");
-    let a = Node::spawn(
-        wrend(),
-        &dir.0,
-        "a",
-        &config(160, 161, &format!("metrics = \"{metrics}\"")),
-    )
-    .expect("start a");
+    let (a, metrics) = with_metrics(&dir, 160, 161);
     let b = Node::spawn(wrend(), &dir.0, "b", &config(161, 160, "")).expect("start b");
     until("session up", 20, || established(&a));
 
@@ -321,14 +322,7 @@ fn control_clients_capped() {
 #[test]
 fn metrics_connections_bounded() {
     let dir = Dir::new("metrics");
-    let metrics: SocketAddr = "127.0.0.172:9326".parse().expect("address");
-    let a = Node::spawn(
-        wrend(),
-        &dir.0,
-        "a",
-        &config(172, 173, &format!("metrics = \"{metrics}\"")),
-    )
-    .expect("start a");
+    let (a, metrics) = with_metrics(&dir, 172, 173);
     until("a answers", 10, || answers(&a));
     let from: Ipv4Addr = [127, 0, 0, 1].into();
     let idle: Vec<TcpStream> = (0..16)
