@@ -3,6 +3,8 @@
 //! control socket and takes its peer back once the attack ends; connections from a peer's
 //! address cannot pile up; a second daemon never takes a live daemon's control socket.
 
+// Each test binary uses a part of the shared helpers.
+#[allow(unused_imports)]
 mod common;
 
 use std::io::{ErrorKind, Read};
