@@ -317,6 +317,11 @@ pub fn render(ctx: &Context) -> String {
             ),
         ]);
     }
+    encode(families)
+}
+
+/// The families in the text exposition format (0.0.4).
+fn encode(families: Vec<Family>) -> String {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(Scrape(families)));
     let mut out = String::with_capacity(4096);
@@ -333,5 +338,36 @@ fn state_number(s: State) -> u64 {
         State::OpenSent => 4,
         State::OpenConfirm => 5,
         State::Established => 6,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The text is what the hand-written encoder produced: HELP and TYPE under the full name
+    /// (a counter's `_total` included), labels in order, values escaped.
+    #[test]
+    fn exposition_format_unchanged() {
+        let mut peer = Family::new(
+            "wren_peer_updates_received_total",
+            MetricType::Counter,
+            "UPDATE messages received.",
+        );
+        peer.samples.push((
+            vec![("peer", "a\"b\\c".into()), ("address", "192.0.2.1".into())],
+            7,
+        ));
+        let out = encode(vec![
+            Family::one("wren_peers", MetricType::Gauge, "Enabled peers.", 2),
+            peer,
+        ]);
+        assert_eq!(
+            out,
+            "# HELP wren_peers Enabled peers.\n# TYPE wren_peers gauge\nwren_peers 2\n\
+             # HELP wren_peer_updates_received_total UPDATE messages received.\n\
+             # TYPE wren_peer_updates_received_total counter\n\
+             wren_peer_updates_received_total{peer=\"a\\\"b\\\\c\",address=\"192.0.2.1\"} 7\n"
+        );
     }
 }
