@@ -236,19 +236,17 @@ impl Peer {
         }
     }
 
-    /// Whether an incoming connection has been accepted whose OPEN has not arrived yet: the
-    /// session's own in OpenSent, or one waiting to settle a collision.
-    fn incoming_pending(&self) -> bool {
-        let unopened =
-            self.fsm.state() == State::OpenSent && self.conn.as_ref().is_some_and(|c| !c.outgoing);
-        unopened || self.colliding.as_ref().is_some_and(|h| !h.is_finished())
+    /// Whether a connection beside the session's is waiting for its OPEN to settle a collision.
+    fn collision_pending(&self) -> bool {
+        self.colliding.as_ref().is_some_and(|h| !h.is_finished())
     }
 
-    /// A connection from the peer's address arrived at the listener. At most one incoming
-    /// connection waits for its OPEN at a time, as in BIRD (`bgp_incoming_connection`): more
-    /// are closed at once, so connections from the peer's address cannot pile up.
+    /// A connection from the peer's address arrived at the listener. Beside the session's own
+    /// connection at most one more waits for its OPEN, as in BIRD (`bgp_incoming_connection`
+    /// keeps one incoming connection): more are closed at once, so connections from the
+    /// peer's address cannot pile up.
     async fn incoming(&mut self, stream: TcpStream) {
-        if self.incoming_pending() {
+        if self.collision_pending() {
             debug!(peer = %self.cfg.name, "refused a connection: one is already waiting for its OPEN");
             return;
         }
