@@ -41,6 +41,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod accept;
 pub mod attrs;
 pub mod config;
 pub mod control;

@@ -2,17 +2,19 @@
 //! (contract §4.1): `DDDD-` opens a run of lines with one code, ` ` continues it, `DDDD ` ends
 //! the reply.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::unix::OwnedWriteHalf;
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{mpsc, oneshot};
-use tracing::{debug, warn};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tracing::debug;
 
 use super::Line;
 use super::commands::{Reply, RouteWalk};
+use crate::accept::Backoff;
 
 /// Longest command line BIRD accepts.
 const MAX_COMMAND: usize = 4096;
@@ -38,27 +40,76 @@ pub fn hello() -> String {
     format!("BIRD {} ready.", super::commands::version())
 }
 
-/// Listens on `path` (replacing a stale socket file) with mode 0660.
-pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
+/// Clients served at once; more get BIRD's "too many clients" line and are closed.
+const MAX_CLIENTS: usize = 64;
+
+/// A control socket this process bound: the path and the identity (device, inode) of the
+/// socket file it made there. Dropped, it removes the file if it is still that one, never
+/// one another process made since.
+pub struct Owned {
+    path: PathBuf,
+    id: (u64, u64),
+}
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        if file_id(&self.path).is_some_and(|id| id == self.id) {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+fn file_id(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(path)
+        .ok()
+        .map(|m| (m.dev(), m.ino()))
+}
+
+/// Listens on `path` with mode 0660. A socket file that answers belongs to a running daemon:
+/// refuse, as BIRD does; one that does not (left by a daemon that died) is replaced.
+pub fn bind(path: &Path) -> std::io::Result<(UnixListener, Owned)> {
     use std::os::unix::fs::PermissionsExt;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let _ = std::fs::remove_file(path);
+    if std::os::unix::net::UnixStream::connect(path).is_ok() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::AddrInUse,
+            format!("another instance is running on {}", path.display()),
+        ));
+    }
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
     let l = UnixListener::bind(path)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
-    Ok(l)
+    let id = file_id(path).ok_or_else(|| std::io::Error::other("socket file vanished"))?;
+    let owned = Owned {
+        path: path.to_path_buf(),
+        id,
+    };
+    Ok((l, owned))
 }
 
-/// Serves clients forever, one task each.
+/// Serves clients forever, one task each, at most [`MAX_CLIENTS`] at once. Out of file
+/// descriptors, a spare one is given up to take an operator's connection.
 pub async fn run(listener: UnixListener, daemon: mpsc::Sender<Request>) {
+    let clients = Arc::new(Semaphore::new(MAX_CLIENTS));
+    let mut backoff = Backoff::with_spare("control socket");
     loop {
-        match listener.accept().await {
-            Ok((stream, _)) => {
-                tokio::spawn(client(stream, daemon.clone()));
-            }
-            Err(e) => warn!("control socket accept: {e}"),
-        }
+        let (stream, _) = backoff.accept(|| listener.accept()).await;
+        let Ok(permit) = clients.clone().try_acquire_owned() else {
+            // The client is not waited for: the line goes out if the socket has room.
+            let _ = stream.try_write(b"8014 Too many clients\n");
+            continue;
+        };
+        let daemon = daemon.clone();
+        tokio::spawn(async move {
+            client(stream, daemon).await;
+            drop(permit);
+        });
     }
 }
 

@@ -72,6 +72,16 @@ struct Daemon {
 /// Runs until SIGTERM or SIGINT, then sends every peer a Cease and returns.
 pub async fn run(opts: Options) -> anyhow::Result<()> {
     let config = opts.config;
+    // First, before touching the kernel: a second daemon started by mistake stops here.
+    let (ctl_tx, ctl_rx) = mpsc::channel::<server::Request>(64);
+    let mut sockets = Vec::new();
+    for path in &opts.control {
+        let (l, owned) =
+            server::bind(path).with_context(|| format!("control socket {}", path.display()))?;
+        info!("control socket {}", path.display());
+        tokio::spawn(server::run(l, ctl_tx.clone()));
+        sockets.push(owned); // removes the socket file when dropped
+    }
     // Decoded messages waiting for the RIB. A full-table UPDATE holds about 15 KB of
     // prefixes: a short queue keeps the sessions' lead (and its memory) small, and the peers
     // stop reading meanwhile (TCP back-pressure).
@@ -125,12 +135,6 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     for p in d.config.peers.clone() {
         d.add_peer(p).await;
     }
-    let (ctl_tx, ctl_rx) = mpsc::channel::<server::Request>(64);
-    for path in &opts.control {
-        let l = server::bind(path).with_context(|| format!("control socket {}", path.display()))?;
-        info!("control socket {}", path.display());
-        tokio::spawn(server::run(l, ctl_tx.clone()));
-    }
     let (metrics_tx, metrics_rx) = mpsc::channel::<metrics::Request>(16);
     if let Some(at) = d.config.metrics {
         let l = TcpListener::bind(at)
@@ -164,9 +168,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     }
     // Let the writers put the Ceases on the wire. Kernel routes stay (BIRD's `persist`).
     tokio::time::sleep(Duration::from_millis(300)).await;
-    for p in &opts.control {
-        let _ = std::fs::remove_file(p);
-    }
+    drop(sockets);
     Ok(())
 }
 
