@@ -37,7 +37,7 @@ use clap::Parser;
 #[path = "../tests/harness/mod.rs"]
 mod harness;
 
-use harness::bench::{CargoArgs, checkout, count_label, machine};
+use harness::bench::{checkout, count_label, machine};
 use harness::feeder;
 use harness::proc::{reset_peak_rss, status_kib};
 
@@ -61,12 +61,10 @@ struct Args {
     bird: PathBuf,
     #[arg(long)]
     out: Option<PathBuf>,
-    #[command(flatten)]
-    cargo: CargoArgs,
 }
 
 fn main() -> ExitCode {
-    harness::bench::main("control", true, |a: &Args| &a.cargo, run)
+    harness::bench::main("control", true, &[], run)
 }
 
 /// One daemon's figures.

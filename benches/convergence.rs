@@ -35,8 +35,9 @@
 //!
 //! Options (after `--`): `--routes 10000,100000`, `--runs floor,ip,wrend,bird2,bird16`,
 //! `--reps 1` (the table shows the median install run), `--len L`, `--nice -10`,
-//! `--wait-quiet 30`, `--deadline 600` (seconds for one phase), `--wrend PATH`, `--bird2
-//! PATH`, `--bird16 PATH`, `--out FILE`. Needs root; under `cargo test` it does nothing.
+//! `--wait-quiet 30` (seconds to wait for under a tenth of a core busy over 2 s),
+//! `--deadline 600` (seconds for one phase), `--wrend PATH`, `--bird2 PATH`, `--bird16 PATH`,
+//! `--out FILE`. Needs root; under `cargo test` it does nothing.
 //! Work files (configurations, logs, the sender's log) go to
 //! `target/tmp/convergence/RUN-N/`, the report to `target/tmp/convergence/results.md`.
 
@@ -47,7 +48,7 @@ use std::process::ExitCode;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, anyhow, bail};
+use anyhow::{Context as _, bail};
 use clap::Parser;
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
@@ -56,7 +57,7 @@ use serde::{Deserialize, Serialize};
 mod harness;
 
 use harness::bench::{Client, count_label, stopped};
-use harness::kernel::{GATEWAY, SPACE, SPACE_LEN, auto_len, capacity, route};
+use harness::kernel::{GATEWAY, prefix_len, route};
 use harness::netns::{Namespaces, try_ip};
 use harness::proc::{Proc, RESULT};
 
@@ -75,27 +76,16 @@ const POLL: Duration = Duration::from_millis(10);
 const SETTLE: Duration = Duration::from_secs(1);
 
 fn main() -> ExitCode {
-    let argv: Vec<String> = std::env::args().collect();
-    let inner = match argv.get(1).map(String::as_str) {
-        Some(SENDER_CMD) => Some(sender::main(&argv[2..])),
-        Some(REF_CMD) => Some(reference(&argv[2..])),
-        _ => None,
-    };
-    if let Some(r) = inner {
-        return match r {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("convergence (inner): {e:#}");
-                ExitCode::FAILURE
-            }
-        };
-    }
-    harness::bench::main("convergence", true, |a: &Args| &a.cargo, controller::run)
+    harness::bench::main(
+        "convergence",
+        true,
+        &[(SENDER_CMD, sender::main), (REF_CMD, reference)],
+        controller::run,
+    )
 }
 
 #[derive(Parser, Debug)]
 #[command(
-    name = "convergence",
     about = "N routes over iBGP into the kernel: wrend, BIRD 2, BIRD 1.6.8, the floor, ip -batch"
 )]
 struct Args {
@@ -115,13 +105,8 @@ struct Args {
     /// Prefix length for every N (default: the shortest of /26 or longer that holds N).
     #[arg(long)]
     len: Option<u8>,
-    /// Nice value of the receiver, the sender and the reference runs.
-    #[arg(long, default_value_t = -10, allow_hyphen_values = true)]
-    nice: i32,
-    /// Before each run, wait up to this many seconds for the machine to be quiet (under a
-    /// tenth of a core busy over 2 s).
-    #[arg(long, default_value_t = 30)]
-    wait_quiet: u64,
+    #[command(flatten)]
+    timing: harness::bench::Timing,
     /// Start the receivers with `-R` (graceful-restart recovery), as calico-node always
     /// does: measures a node's restart rather than a session coming up on a running node.
     #[arg(long)]
@@ -129,20 +114,11 @@ struct Args {
     /// Give up on one phase after this many seconds.
     #[arg(long, default_value_t = 600)]
     deadline: u64,
-    /// wrend to measure (default: the one `cargo bench` builds with this bench).
-    #[arg(long, default_value = env!("CARGO_BIN_EXE_wrend"))]
-    wrend: PathBuf,
-    /// BIRD 2 (Debian's bird2).
-    #[arg(long, default_value = "/usr/sbin/bird")]
-    bird2: PathBuf,
-    /// BIRD 1.6.8 (`sudo bash tests/peers/install.sh` unpacks it there).
-    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/target/peers/bird16/usr/sbin/bird"))]
-    bird16: PathBuf,
+    #[command(flatten)]
+    daemons: harness::bench::Daemons,
     /// Also write the report (markdown) here.
     #[arg(long)]
     out: Option<PathBuf>,
-    #[command(flatten)]
-    cargo: harness::bench::CargoArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -183,11 +159,7 @@ impl Run {
 /// CLOCK_MONOTONIC in nanoseconds: the same clock in every process of the machine, so the
 /// sender's "TCP up" and the controller's "all in the kernel" can be subtracted.
 fn mono_ns() -> u64 {
-    // SAFETY: an all-zero timespec is valid for clock_gettime to fill.
-    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
-    // SAFETY: a valid timespec to fill.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    harness::proc::clock(libc::CLOCK_MONOTONIC).as_nanos() as u64
 }
 
 /// `__convergence_ref METHOD N LEN DIR`: the floor or `ip -batch`, install then withdraw,
@@ -513,12 +485,7 @@ mod controller {
         let mut rows = Vec::new();
         let mut seq = 0;
         'all: for &n in &args.routes {
-            let len = match args.len {
-                Some(l) if (SPACE_LEN..=32).contains(&l) && capacity(l) >= n => l,
-                Some(l) => bail!("{n} /{l} blocks do not fit in {SPACE}/{SPACE_LEN}"),
-                None => auto_len(n)
-                    .ok_or_else(|| anyhow!("{n} routes do not fit in {SPACE}/{SPACE_LEN}"))?,
-            };
+            let len = prefix_len(n, args.len)?;
             let mut reps: Vec<Vec<Row>> = vec![Vec::new(); args.runs.len()];
             for rep in 0..args.reps {
                 for (i, &r) in args.runs.iter().enumerate() {
@@ -569,9 +536,9 @@ mod controller {
 
     fn binary(args: &Args, r: Run) -> &Path {
         match r {
-            Run::Bird2 => &args.bird2,
-            Run::Bird16 => &args.bird16,
-            _ => &args.wrend,
+            Run::Bird2 => &args.daemons.bird2,
+            Run::Bird16 => &args.daemons.bird16,
+            _ => &args.daemons.wrend,
         }
     }
 
@@ -638,7 +605,7 @@ mod controller {
             ..Row::default()
         };
         row.quiet = harness::bench::wait_quiet(
-            Duration::from_secs(args.wait_quiet),
+            Duration::from_secs(args.timing.wait_quiet),
             0.10,
             Duration::from_secs(2),
         )?;
@@ -656,7 +623,7 @@ mod controller {
             let log = dir.join("ref.log");
             let busy0 = harness::proc::machine_busy_secs()?;
             let t0 = Instant::now();
-            let mut p = Proc::spawn(&net.recv, &argv, &log, true, args.nice)?;
+            let mut p = Proc::spawn(&net.recv, &argv, &log, true, args.timing.nice)?;
             let deadline = Instant::now() + Duration::from_secs(2 * args.deadline);
             let o: harness::kernel::Outcome = p.result(&log, deadline)?;
             row.machine_busy_cores =
@@ -701,7 +668,7 @@ mod controller {
         ]);
         let log = dir.join("receiver.log");
         let spawned = Instant::now();
-        let mut receiver = Proc::spawn(&net.recv, &argv, &log, false, args.nice)?;
+        let mut receiver = Proc::spawn(&net.recv, &argv, &log, false, args.timing.nice)?;
         let rpid = receiver.pid();
         loop {
             receiver.check_alive(&log)?;
@@ -721,7 +688,7 @@ mod controller {
         // The sender, routes encoded, waiting.
         let slog = dir.join("sender.log");
         let sargv = [exe, SENDER_CMD.to_string(), n.to_string(), len.to_string()];
-        let mut sender = Proc::spawn(&net.send, &sargv, &slog, true, args.nice)?;
+        let mut sender = Proc::spawn(&net.send, &sargv, &slog, true, args.timing.nice)?;
         let lines = sender.lines()?;
         let line = |prefix: &str, sender: &mut Proc, limit: Duration| -> anyhow::Result<String> {
             let until = Instant::now() + limit;

@@ -33,7 +33,7 @@
 //! (main table prefixes, less those before the install) and must be N, then 0; requests the
 //! kernel refused are counted. Methods are interleaved within each repetition and the table
 //! shows the median of `--reps` runs; before each run the bench waits (up to `--wait-quiet`
-//! seconds) for the machine to be under a quarter busy, and inner runs go at nice -10.
+//! seconds) for the machine to be under a quarter busy over 1 s, and inner runs go at nice -10.
 //!
 //! Besides wall time the report gives each method's CPU seconds (user / system), context
 //! switches, minor page faults and the inner process's peak RSS (which includes the bench's
@@ -58,8 +58,8 @@ mod harness;
 
 use harness::bench::{count_label, wait_quiet};
 use harness::kernel::{
-    GATEWAY, LOCAL, Outcome, PROTOCOL, Phase, SPACE, SPACE_LEN, TABLE_ID, auto_len, capacity,
-    floor, ip_batch, prefixes, route, timed,
+    GATEWAY, LOCAL, Outcome, PROTOCOL, Phase, TABLE_ID, floor, ip_batch, prefix_len, prefixes,
+    route, timed,
 };
 use harness::netns::{Namespaces, try_ip};
 use harness::proc::{Proc, RESULT};
@@ -69,26 +69,13 @@ const NS_PREFIX: &str = "wfib-";
 const INNER_CMD: &str = "__fib_inner";
 
 fn main() -> ExitCode {
-    let argv: Vec<String> = std::env::args().collect();
-    if argv.get(1).map(String::as_str) == Some(INNER_CMD) {
-        return match inner::main(&argv[2..]) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("fib (inner): {e:#}");
-                ExitCode::FAILURE
-            }
-        };
-    }
-    harness::bench::main(
-        "fib",
-        true,
-        |a: &Args| &a.cargo,
-        |a| controller::run(a).map(|()| true),
-    )
+    harness::bench::main::<Args>("fib", true, &[(INNER_CMD, inner::main)], |a| {
+        controller::run(a).map(|()| true)
+    })
 }
 
 #[derive(Parser, Debug)]
-#[command(name = "fib", about = "Kernel route install/withdraw throughput")]
+#[command(about = "Kernel route install/withdraw throughput")]
 struct Args {
     /// Numbers of routes, comma separated.
     #[arg(long, value_delimiter = ',', default_value = "10000,100000,1000000")]
@@ -106,21 +93,14 @@ struct Args {
     /// Prefix length for every N (default: the shortest of /26 or longer that holds N).
     #[arg(long)]
     len: Option<u8>,
-    /// Nice value of the inner runs.
-    #[arg(long, default_value_t = -10, allow_hyphen_values = true)]
-    nice: i32,
-    /// Before each run, wait up to this many seconds for the machine to be under a quarter
-    /// busy (over 1 s).
-    #[arg(long, default_value_t = 30)]
-    wait_quiet: u64,
+    #[command(flatten)]
+    timing: harness::bench::Timing,
     /// Give up on one inner run after this many seconds.
     #[arg(long, default_value_t = 600)]
     deadline: u64,
     /// Also write the markdown report here.
     #[arg(long)]
     out: Option<PathBuf>,
-    #[command(flatten)]
-    cargo: harness::bench::CargoArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -263,18 +243,13 @@ mod controller {
         let mut rows: Vec<Row> = Vec::new();
         let mut seq = 0;
         for &n in &args.routes {
-            let len = match args.len {
-                Some(l) if (SPACE_LEN..=32).contains(&l) && capacity(l) >= n => l,
-                Some(l) => bail!("{n} /{l} blocks do not fit in {SPACE}/{SPACE_LEN}"),
-                None => auto_len(n)
-                    .ok_or_else(|| anyhow!("{n} routes do not fit in {SPACE}/{SPACE_LEN}"))?,
-            };
+            let len = prefix_len(n, args.len)?;
             let mut runs: Vec<Vec<Outcome>> = vec![Vec::new(); args.methods.len()];
             for rep in 0..args.reps {
                 for (i, &m) in args.methods.iter().enumerate() {
                     // Under a quarter of the machine busy over 1 s.
                     let busy = wait_quiet(
-                        Duration::from_secs(args.wait_quiet),
+                        Duration::from_secs(args.timing.wait_quiet),
                         cores as f64 / 4.0,
                         Duration::from_secs(1),
                     )?
@@ -342,6 +317,16 @@ mod controller {
         withdraw: Phase,
     }
 
+    impl Row {
+        /// `of` this row ÷ `of` the floor's row of the same N, to two places ("–" without
+        /// one).
+        fn vs_floor(&self, rows: &[Row], of: impl Fn(&Row) -> f64) -> String {
+            rows.iter()
+                .find(|f| f.n == self.n && f.method == Method::Floor)
+                .map_or("–".into(), |f| format!("{:.2}", of(self) / of(f)))
+        }
+    }
+
     /// The median of each field over the runs (each field on its own).
     fn median(runs: &[Outcome], phase: impl Fn(&Outcome) -> Phase) -> Phase {
         let mid = |f: &dyn Fn(&Phase) -> f64| {
@@ -389,11 +374,6 @@ mod controller {
         );
         let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
         for r in rows {
-            let floor = rows
-                .iter()
-                .find(|f| f.n == r.n && f.method == Method::Floor);
-            let ratio =
-                |mine: f64, f: Option<f64>| f.map_or("–".into(), |f| format!("{:.2}", mine / f));
             let _ = writeln!(
                 s,
                 "| {} | /{} | {} | {:.3} | {:.0} | {:.3} | {:.0} | {} | {} |",
@@ -404,8 +384,8 @@ mod controller {
                 r.n as f64 / r.install.wall,
                 r.withdraw.wall,
                 r.n as f64 / r.withdraw.wall,
-                ratio(r.install.wall, floor.map(|f| f.install.wall)),
-                ratio(r.withdraw.wall, floor.map(|f| f.withdraw.wall)),
+                r.vs_floor(rows, |x| x.install.wall),
+                r.vs_floor(rows, |x| x.withdraw.wall),
             );
         }
         let _ = writeln!(
@@ -422,11 +402,6 @@ mod controller {
         );
         let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
         for r in rows {
-            let floor = rows
-                .iter()
-                .find(|f| f.n == r.n && f.method == Method::Floor);
-            let ratio =
-                |mine: f64, f: Option<f64>| f.map_or("–".into(), |f| format!("{:.2}", mine / f));
             let _ = writeln!(
                 s,
                 "| {} | {} | {:.3} ({:.3} / {:.3}) | {} | {:.3} ({:.3} / {:.3}) | {} | {}/{}; {}/{} \
@@ -436,11 +411,11 @@ mod controller {
                 r.install.cpu,
                 r.install.user,
                 r.install.sys,
-                ratio(r.install.cpu, floor.map(|f| f.install.cpu)),
+                r.vs_floor(rows, |x| x.install.cpu),
                 r.withdraw.cpu,
                 r.withdraw.user,
                 r.withdraw.sys,
-                ratio(r.withdraw.cpu, floor.map(|f| f.withdraw.cpu)),
+                r.vs_floor(rows, |x| x.withdraw.cpu),
                 r.install.vcsw,
                 r.install.ivcsw,
                 r.withdraw.vcsw,
@@ -470,7 +445,7 @@ mod controller {
             dir.display().to_string(),
         ];
         let log = dir.join("inner.log");
-        let mut p = Proc::spawn(ns, &argv, &log, true, args.nice)?;
+        let mut p = Proc::spawn(ns, &argv, &log, true, args.timing.nice)?;
         let deadline = Instant::now() + Duration::from_secs(args.deadline);
         p.result(&log, deadline)
             .with_context(|| format!("{} N={n}", m.arg()))

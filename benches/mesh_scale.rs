@@ -41,9 +41,10 @@
 //! kernel's SYN backoff), `--spread SECONDS` (0: every peer dials at the same instant;
 //! otherwise peer k's first dial comes SECONDS · k / N after the start, as nodes restarting
 //! over a few seconds would), `--no-kernel`, `--nice N` (-10, receiver and client),
-//! `--wait-quiet SECONDS` (30: wait for other load to end before each run), `--wrend PATH`,
-//! `--bird2 PATH`, `--bird16 PATH`, `--frr DIR` (/usr/lib/frr), `--out FILE`. Needs root. Under `cargo test` (no
-//! `--bench` argument) it does nothing. Work files and logs (configurations, receiver and
+//! `--wait-quiet SECONDS` (30: wait for other load to end before each run, under 10 % of a
+//! core busy over 2 s), `--wrend PATH`, `--bird2 PATH`, `--bird16 PATH`, `--frr DIR`
+//! (/usr/lib/frr), `--out FILE`. Needs root. Under `cargo test` (no `--bench` argument) it
+//! does nothing. Work files and logs (configurations, receiver and
 //! client logs, `progress.tsv` once a second, `ss` snapshots) go to
 //! `target/tmp/mesh_scale/SPEAKER-N/`; the report to `target/tmp/mesh_scale/results.md`.
 
@@ -101,18 +102,16 @@ fn block(k: usize) -> ipnet::Ipv4Net {
 }
 
 fn main() -> ExitCode {
-    let argv: Vec<String> = std::env::args().collect();
-    if argv.get(1).map(String::as_str) == Some(CLIENT_CMD) {
-        return client::main(&argv[2..]);
-    }
-    harness::bench::main("mesh_scale", true, |a: &Args| &a.cargo, controller::run)
+    harness::bench::main(
+        "mesh_scale",
+        true,
+        &[(CLIENT_CMD, client::main)],
+        controller::run,
+    )
 }
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "mesh_scale",
-    about = "N peers dialling one BGP speaker at once"
-)]
+#[command(about = "N peers dialling one BGP speaker at once")]
 struct Args {
     /// Numbers of peers, comma separated.
     #[arg(long, value_delimiter = ',', default_value = "100,300,1000")]
@@ -140,35 +139,20 @@ struct Args {
     /// (peer k dials at SPREAD · k / N).
     #[arg(long, default_value_t = 0.0)]
     spread: f64,
-    /// Nice value for the receiver and the client (the same for every receiver), so that
-    /// other work on the machine disturbs the timings less.
-    #[arg(long, default_value_t = -10, allow_hyphen_values = true)]
-    nice: i32,
-    /// Before each run, wait up to this many seconds for the machine to be quiet (under 10 %
-    /// of a core busy over 2 s).
-    #[arg(long, default_value_t = 30)]
-    wait_quiet: u64,
+    #[command(flatten)]
+    timing: harness::bench::Timing,
     /// Receivers do not write kernel routes (wrend `[kernel] enabled = false`; BIRD without
     /// a kernel protocol).
     #[arg(long)]
     no_kernel: bool,
-    /// wrend to measure (default: the one `cargo bench` builds with this bench).
-    #[arg(long, default_value = env!("CARGO_BIN_EXE_wrend"))]
-    wrend: PathBuf,
-    /// BIRD 2 (Debian's bird2).
-    #[arg(long, default_value = "/usr/sbin/bird")]
-    bird2: PathBuf,
-    /// BIRD 1.6.8 (`sudo bash tests/peers/install.sh` unpacks it there).
-    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/target/peers/bird16/usr/sbin/bird"))]
-    bird16: PathBuf,
+    #[command(flatten)]
+    daemons: harness::bench::Daemons,
     /// FRR's daemons (`zebra` and `bgpd`, Debian's frr) are in this directory.
     #[arg(long, default_value = "/usr/lib/frr")]
     frr: PathBuf,
     /// Also write the report (markdown) here.
     #[arg(long)]
     out: Option<PathBuf>,
-    #[command(flatten)]
-    cargo: harness::bench::CargoArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -238,10 +222,10 @@ impl ClientReport {
 mod client {
     use std::io::BufRead;
     use std::net::{IpAddr, SocketAddr};
-    use std::process::ExitCode;
     use std::sync::{Arc, Mutex, OnceLock};
     use std::time::Duration;
 
+    use anyhow::bail;
     use bytes::BytesMut;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::{TcpSocket, TcpStream};
@@ -250,7 +234,7 @@ mod client {
     use wren::wire::{Message, Negotiated, Prefix, Update, decode};
 
     use super::{ASN, ClientReport, RETRY, block, peer_addr};
-    use crate::harness::bgp;
+    use crate::harness::{self, bgp};
 
     struct Shared {
         t0: OnceLock<Instant>,
@@ -279,7 +263,7 @@ mod client {
 
     /// `__mesh_scale_client PEERS TARGET CONNECT_TIMEOUT_SECS HOLD KEEPALIVE SPREAD_MS`; then
     /// "go" / "stop" on stdin.
-    pub fn main(args: &[String]) -> ExitCode {
+    pub fn main(args: &[String]) -> anyhow::Result<()> {
         let parsed = (|| -> Option<(usize, SocketAddr, u64, u16, u16, u64)> {
             Some((
                 args.first()?.parse().ok()?,
@@ -291,21 +275,10 @@ mod client {
             ))
         })();
         let Some((peers, target, timeout, hold, keepalive, spread_ms)) = parsed else {
-            eprintln!(
-                "client: usage: {} PEERS TARGET TIMEOUT HOLD KEEPALIVE SPREAD_MS",
+            bail!(
+                "usage: {} PEERS TARGET TIMEOUT HOLD KEEPALIVE SPREAD_MS",
                 super::CLIENT_CMD
             );
-            return ExitCode::FAILURE;
-        };
-        let rt = match tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(rt) => rt,
-            Err(e) => {
-                eprintln!("client: runtime: {e}");
-                return ExitCode::FAILURE;
-            }
         };
         let shared = Arc::new(Shared {
             t0: OnceLock::new(),
@@ -318,13 +291,7 @@ mod client {
             hold,
             keepalive,
         });
-        match rt.block_on(run(shared)) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("client: {e:#}");
-                ExitCode::FAILURE
-            }
-        }
+        harness::bench::block_on(run(shared))
     }
 
     async fn run(shared: Arc<Shared>) -> anyhow::Result<()> {
@@ -711,9 +678,9 @@ mod controller {
 
     fn binary(args: &Args, s: Speaker) -> PathBuf {
         match s {
-            Speaker::Wrend => args.wrend.clone(),
-            Speaker::Bird2 => args.bird2.clone(),
-            Speaker::Bird16 => args.bird16.clone(),
+            Speaker::Wrend => args.daemons.wrend.clone(),
+            Speaker::Bird2 => args.daemons.bird2.clone(),
+            Speaker::Bird16 => args.daemons.bird16.clone(),
             Speaker::Frr => args.frr.join("bgpd"),
         }
     }
@@ -732,7 +699,7 @@ mod controller {
         };
 
         let q = wait_quiet(
-            Duration::from_secs(args.wait_quiet),
+            Duration::from_secs(args.timing.wait_quiet),
             0.10,
             Duration::from_secs(2),
         )?;
@@ -786,7 +753,13 @@ mod controller {
             args.keepalive.to_string(),
             ((args.spread * 1000.0) as u64).to_string(),
         ];
-        let mut client = Proc::spawn(&net.peers, &client_argv, &client_log, true, args.nice)?;
+        let mut client = Proc::spawn(
+            &net.peers,
+            &client_argv,
+            &client_log,
+            true,
+            args.timing.nice,
+        )?;
         let lines = client.lines()?;
         let ready_by = Instant::now() + Duration::from_secs(60);
         loop {
@@ -1047,7 +1020,7 @@ mod controller {
                     .to_vec()
                 };
                 let zlog = dir.join("zebra.log");
-                let zebra = Proc::spawn(ns, &daemon("zebra"), &zlog, false, args.nice)?;
+                let zebra = Proc::spawn(ns, &daemon("zebra"), &zlog, false, args.timing.nice)?;
                 let zsock = dir.join("zserv.api");
                 let t = Instant::now();
                 while !zsock.exists() {
@@ -1061,7 +1034,7 @@ mod controller {
                     // bgpd's `--no_kernel`: nothing goes to zebra's FIB.
                     bgpd_argv.push("-n".into());
                 }
-                let bgpd = Proc::spawn(ns, &bgpd_argv, &log, false, args.nice)?;
+                let bgpd = Proc::spawn(ns, &bgpd_argv, &log, false, args.timing.nice)?;
                 return Ok(Receiver {
                     procs: vec![(zebra, zlog), (bgpd, log.clone())],
                     control: Control::Vtysh(dir.to_path_buf()),
@@ -1089,7 +1062,7 @@ mod controller {
                     dir.join("pid").display().to_string(),
                 ]);
             }
-            let p = Proc::spawn(ns, &argv, &log, false, args.nice)?;
+            let p = Proc::spawn(ns, &argv, &log, false, args.timing.nice)?;
             Ok(Receiver {
                 procs: vec![(p, log.clone())],
                 control: Control::Cli(ctl, None),
@@ -1478,7 +1451,7 @@ mod controller {
             h,
             "wren checkout: {}; wrend binary: {}; {}",
             harness::bench::checkout(),
-            args.wrend.display(),
+            args.daemons.wrend.display(),
             versions.join("; ")
         )?;
         write!(
@@ -1504,10 +1477,20 @@ mod controller {
         Ok(h)
     }
 
-    fn secs(v: Option<f64>, reached: usize, n: usize, deadline: u64) -> String {
-        match v {
-            Some(s) => format!("{s:.2}"),
-            None => format!("not in {deadline} s ({reached}/{n})"),
+    impl Outcome {
+        /// Seconds to all Established, all blocks in the RIB and (when measured) all in the
+        /// kernel; for one not reached, how far it got by the deadline.
+        fn times(&self) -> (String, String, Option<String>) {
+            let secs = |v: Option<f64>, reached: usize| match v {
+                Some(s) => format!("{s:.2}"),
+                None => format!("not in {} s ({reached}/{})", self.deadline, self.peers),
+            };
+            (
+                secs(self.established, self.established_reached),
+                secs(self.rib, self.rib_reached),
+                self.kernel_measured
+                    .then(|| secs(self.kernel, self.kernel_reached)),
+            )
         }
     }
 
@@ -1515,19 +1498,11 @@ mod controller {
         if let Some(e) = &o.error {
             return format!("  FAILED: {e} (files in {})", o.dir.display());
         }
+        let (established, rib, kernel) = o.times();
         format!(
-            "  Established {} s, RIB {} s, kernel {}, RSS {:.1} MiB, CPU {:.2} s, expiries {}, \
-             ListenDrops {}, idle {}",
-            secs(o.established, o.established_reached, o.peers, o.deadline),
-            secs(o.rib, o.rib_reached, o.peers, o.deadline),
-            if o.kernel_measured {
-                format!(
-                    "{} s",
-                    secs(o.kernel, o.kernel_reached, o.peers, o.deadline)
-                )
-            } else {
-                "-".into()
-            },
+            "  Established {established} s, RIB {rib} s, kernel {}, RSS {:.1} MiB, CPU {:.2} s, \
+             expiries {}, ListenDrops {}, idle {}",
+            kernel.map_or("-".into(), |k| format!("{k} s")),
             o.peak_rss_kib as f64 / 1024.0,
             o.cpu_converge,
             o.client.hold_expiries(),
@@ -1569,18 +1544,13 @@ mod controller {
                 );
                 continue;
             }
+            let (established, rib, kernel) = o.times();
             let _ = writeln!(
                 r,
-                "| {} | {} | {} | {} | {} | {:.1} | {:.2} | {} | {} | {} | {} |",
+                "| {} | {} | {established} | {rib} | {} | {:.1} | {:.2} | {} | {} | {} | {} |",
                 o.speaker,
                 o.peers,
-                secs(o.established, o.established_reached, o.peers, o.deadline),
-                secs(o.rib, o.rib_reached, o.peers, o.deadline),
-                if o.kernel_measured {
-                    secs(o.kernel, o.kernel_reached, o.peers, o.deadline)
-                } else {
-                    "–".into()
-                },
+                kernel.unwrap_or_else(|| "–".into()),
                 o.peak_rss_kib as f64 / 1024.0,
                 o.cpu_converge,
                 o.client.hold_expiries(),

@@ -83,20 +83,16 @@ const INPROC_CMD: &str = "__rib_inproc";
 const SENDER_CMD: &str = "__rib_sender";
 
 fn main() -> ExitCode {
-    let argv: Vec<String> = std::env::args().collect();
-    match argv.get(1).map(String::as_str) {
-        Some(INPROC_CMD) => return inproc::main(&argv[2..]),
-        Some(SENDER_CMD) => return sender::main(&argv[2..]),
-        _ => {}
-    }
-    harness::bench::main("rib", false, |a: &Args| &a.cargo, controller::run)
+    harness::bench::main(
+        "rib",
+        false,
+        &[(INPROC_CMD, inproc::main), (SENDER_CMD, sender::main)],
+        controller::run,
+    )
 }
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "rib",
-    about = "RIB ingest, memory and churn; BIRD 2 and wrend end to end"
-)]
+#[command(about = "RIB ingest, memory and churn; BIRD 2 and wrend end to end")]
 struct Args {
     /// Prefixes per feeder (the same prefixes from both).
     #[arg(long, default_value_t = 1_000_000)]
@@ -140,8 +136,6 @@ struct Args {
     /// Also write the report (markdown) here.
     #[arg(long)]
     out: Option<std::path::PathBuf>,
-    #[command(flatten)]
-    cargo: harness::bench::CargoArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -462,6 +456,8 @@ mod data {
 mod proc_stat {
     use std::time::Duration;
 
+    use crate::harness::proc::clock;
+
     /// A `/proc/self/status` field in KiB (0 when it cannot be read).
     pub fn self_kib(key: &str) -> u64 {
         crate::harness::proc::status_kib(std::process::id() as i32, key).unwrap_or(0)
@@ -482,24 +478,12 @@ mod proc_stat {
 
     /// CPU time (user + system) of this process.
     pub fn self_cpu() -> Duration {
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: a valid timespec to fill.
-        unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
-        Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+        clock(libc::CLOCK_PROCESS_CPUTIME_ID)
     }
 
     /// CPU time of the calling thread.
     pub fn thread_cpu() -> Duration {
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: a valid timespec to fill.
-        unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-        Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+        clock(libc::CLOCK_THREAD_CPUTIME_ID)
     }
 }
 
@@ -574,9 +558,9 @@ struct InprocResult {
 
 mod inproc {
     use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-    use std::process::ExitCode;
     use std::time::{Duration, Instant};
 
+    use anyhow::bail;
     use wren::config::{Config, PeerDefaults};
     use wren::rib::Rib;
     use wren::session::Session;
@@ -589,24 +573,15 @@ mod inproc {
         Churn, FEEDERS, InprocParams, InprocResult, LOCAL, LOCAL_ASN, Load, MESH_BASE, Scenario,
     };
 
-    pub fn main(args: &[String]) -> ExitCode {
+    pub fn main(args: &[String]) -> anyhow::Result<()> {
         let Some(p) = args
             .first()
             .and_then(|a| serde_json::from_str::<InprocParams>(a).ok())
         else {
-            eprintln!("inproc: usage: {} JSON", super::INPROC_CMD);
-            return ExitCode::FAILURE;
+            bail!("usage: {} JSON", super::INPROC_CMD);
         };
-        match run(&p) {
-            Ok(r) => {
-                println!("{}", serde_json::to_string(&r).expect("json"));
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("inproc: {e:#}");
-                ExitCode::FAILURE
-            }
-        }
+        println!("{}", serde_json::to_string(&run(&p)?)?);
+        Ok(())
     }
 
     fn config(p: &InprocParams) -> anyhow::Result<Config> {
@@ -854,10 +829,10 @@ fn feeder_open(i: usize) -> wren::wire::Open {
 mod sender {
     use std::io::BufRead;
     use std::net::{IpAddr, SocketAddr};
-    use std::process::ExitCode;
     use std::sync::Arc;
     use std::time::Duration;
 
+    use anyhow::bail;
     use bytes::BytesMut;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpSocket;
@@ -873,31 +848,14 @@ mod sender {
     /// `__rib_sender PARAMS_JSON`; on stdin `send I` (feeder I's UPDATEs and End-of-RIB),
     /// `stop`. Prints `ready` once both sessions are Established and `sent I MS` after each
     /// feed is written.
-    pub fn main(args: &[String]) -> ExitCode {
+    pub fn main(args: &[String]) -> anyhow::Result<()> {
         let Some(p) = args
             .first()
             .and_then(|a| serde_json::from_str::<data::Params>(a).ok())
         else {
-            eprintln!("sender: usage: {} JSON", super::SENDER_CMD);
-            return ExitCode::FAILURE;
+            bail!("usage: {} JSON", super::SENDER_CMD);
         };
-        let rt = match tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(rt) => rt,
-            Err(e) => {
-                eprintln!("sender: runtime: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
-        match rt.block_on(run(p)) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("sender: {e:#}");
-                ExitCode::FAILURE
-            }
-        }
+        crate::harness::bench::block_on(run(p))
     }
 
     async fn run(p: data::Params) -> anyhow::Result<()> {

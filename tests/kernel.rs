@@ -205,15 +205,12 @@ fn config(id: &str, blocks: &[&str], peers: &[(&str, u32)]) -> String {
     c
 }
 
-/// A (198.51.100.1) between B (198.51.100.2, with a tunl0 device) and C (203.0.113.3).
-/// B and C both announce the anycast block 198.19.9.0/26: A installs it with two next hops.
-fn three_nodes(lab: &mut Lab) -> (String, String, String) {
-    let (a, b) = lab.pair();
-    let c = lab.third(&a);
-    // The contract's tunl0: an ipip device, which this kernel lacks; the route request is the same.
+/// Calico's `tunl0` in `ns`, up: the contract's is an ipip device, which this kernel lacks; a
+/// veth of that name gets the same route requests.
+fn tunl0(ns: &str) {
     ip(&[
         "-n",
-        &b,
+        ns,
         "link",
         "add",
         "tunl0",
@@ -223,7 +220,15 @@ fn three_nodes(lab: &mut Lab) -> (String, String, String) {
         "name",
         "tunl0-peer",
     ]);
-    ip(&["-n", &b, "link", "set", "tunl0", "up"]);
+    ip(&["-n", ns, "link", "set", "tunl0", "up"]);
+}
+
+/// A (198.51.100.1) between B (198.51.100.2, with a tunl0 device) and C (203.0.113.3).
+/// B and C both announce the anycast block 198.19.9.0/26: A installs it with two next hops.
+fn three_nodes(lab: &mut Lab) -> (String, String, String) {
+    let (a, b) = lab.pair();
+    let c = lab.third(&a);
+    tunl0(&b);
     lab.start(
         &a,
         "a",
@@ -490,19 +495,7 @@ fn links_addresses_and_drift_are_followed() {
     wait_until(&a, "the ECMP route again", both_hops);
 
     // tunl0 appears after start: IP-in-IP pool routes move onto it, without a restart.
-    ip(&[
-        "-n",
-        &a,
-        "link",
-        "add",
-        "tunl0",
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "tunl0-peer",
-    ]);
-    ip(&["-n", &a, "link", "set", "tunl0", "up"]);
+    tunl0(&a);
     wait_routes(
         &a,
         false,

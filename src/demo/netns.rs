@@ -37,6 +37,14 @@ fn pod_addr(i: usize) -> Ipv4Addr {
     Ipv4Addr::from(u32::from(b.network()) + 2)
 }
 
+/// Every pod's default gateway, as Calico sets it (link-local, on the pod's eth0).
+const GATEWAY: &str = "169.254.1.1";
+
+/// `ip -n NS ARGS…`.
+fn ip(ns: &str, args: &[&str]) -> Result<String, String> {
+    run(&[&["ip", "-n", ns], args].concat())
+}
+
 fn run(args: &[&str]) -> Result<String, String> {
     let out = Command::new(args[0])
         .args(&args[1..])
@@ -80,7 +88,7 @@ impl Lab {
         let ns = format!("{}-{name}", self.prefix);
         run(&["ip", "netns", "add", &ns])?;
         self.spaces.push(ns.clone());
-        run(&["ip", "-n", &ns, "link", "set", "lo", "up"])?;
+        ip(&ns, &["link", "set", "lo", "up"])?;
         Ok(ns)
     }
 
@@ -99,8 +107,8 @@ impl Lab {
             nodes: Vec::new(),
         };
         let fabric = lab.ns("fabric")?;
-        run(&["ip", "-n", &fabric, "link", "add", "br0", "type", "bridge"])?;
-        run(&["ip", "-n", &fabric, "link", "set", "br0", "up"])?;
+        ip(&fabric, &["link", "add", "br0", "type", "bridge"])?;
+        ip(&fabric, &["link", "set", "br0", "up"])?;
         for i in 0..n {
             let node = lab.ns(&format!("node{i}"))?;
             let pod = lab.ns(&format!("pod{i}"))?;
@@ -111,20 +119,9 @@ impl Lab {
                 "ip", "link", "add", "eth0", "netns", &node, "type", "veth", "peer", "name", &port,
                 "netns", &fabric,
             ])?;
-            run(&[
-                "ip", "-n", &fabric, "link", "set", &port, "master", "br0", "up",
-            ])?;
-            run(&[
-                "ip",
-                "-n",
-                &node,
-                "addr",
-                "add",
-                &format!("{me}/24"),
-                "dev",
-                "eth0",
-            ])?;
-            run(&["ip", "-n", &node, "link", "set", "eth0", "up"])?;
+            ip(&fabric, &["link", "set", &port, "master", "br0", "up"])?;
+            ip(&node, &["addr", "add", &format!("{me}/24"), "dev", "eth0"])?;
+            ip(&node, &["link", "set", "eth0", "up"])?;
             in_netns(&node, || {
                 std::fs::write("/proc/sys/net/ipv4/ip_forward", "1")
                     .map_err(|e| format!("net.ipv4.ip_forward in {node}: {e}"))
@@ -134,64 +131,25 @@ impl Lab {
                 "ip", "link", "add", &cali, "netns", &node, "type", "veth", "peer", "name", "eth0",
                 "netns", &pod,
             ])?;
-            run(&["ip", "-n", &node, "link", "set", &cali, "up"])?;
+            ip(&node, &["link", "set", &cali, "up"])?;
             // The pod's gateway. Calico answers it by proxy ARP, which needs a default
             // route on the node; these nodes have none, so the address sits on cali.
-            run(&[
-                "ip",
-                "-n",
+            ip(
                 &node,
-                "addr",
-                "add",
-                "169.254.1.1/32",
-                "dev",
-                &cali,
-            ])?;
-            run(&[
-                "ip",
-                "-n",
-                &node,
-                "route",
-                "add",
-                &format!("{pod_ip}/32"),
-                "dev",
-                &cali,
-            ])?;
-            run(&[
-                "ip",
-                "-n",
+                &["addr", "add", &format!("{GATEWAY}/32"), "dev", &cali],
+            )?;
+            let pod_host = format!("{pod_ip}/32");
+            ip(&node, &["route", "add", &pod_host, "dev", &cali])?;
+            ip(&pod, &["addr", "add", &pod_host, "dev", "eth0"])?;
+            ip(&pod, &["link", "set", "eth0", "up"])?;
+            ip(
                 &pod,
-                "addr",
-                "add",
-                &format!("{pod_ip}/32"),
-                "dev",
-                "eth0",
-            ])?;
-            run(&["ip", "-n", &pod, "link", "set", "eth0", "up"])?;
-            run(&[
-                "ip",
-                "-n",
+                &["route", "add", GATEWAY, "dev", "eth0", "scope", "link"],
+            )?;
+            ip(
                 &pod,
-                "route",
-                "add",
-                "169.254.1.1",
-                "dev",
-                "eth0",
-                "scope",
-                "link",
-            ])?;
-            run(&[
-                "ip",
-                "-n",
-                &pod,
-                "route",
-                "add",
-                "default",
-                "via",
-                "169.254.1.1",
-                "dev",
-                "eth0",
-            ])?;
+                &["route", "add", "default", "via", GATEWAY, "dev", "eth0"],
+            )?;
             let node_proc = Node::spawn_in(
                 Some(&node),
                 wrend,
@@ -239,7 +197,7 @@ impl Lab {
     /// Node `i`'s `proto bird` routes, as `ip route` prints them.
     pub fn kernel(&self, i: usize) -> String {
         let ns = format!("{}-node{i}", self.prefix);
-        run(&["ip", "-n", &ns, "route", "show", "proto", "bird"]).unwrap_or_default()
+        ip(&ns, &["route", "show", "proto", "bird"]).unwrap_or_default()
     }
 
     /// Pings every other pod from pod 0 (one ICMP echo each, sent from pod 0's namespace):

@@ -1,12 +1,14 @@
 //! What the bench binaries share beyond processes and namespaces: their start under `cargo
-//! bench` (root, filters), signals that end every wait, waiting for a quiet machine,
+//! bench` (root, filters, helper processes) and common options, signals that end every wait, waiting for a quiet machine,
 //! control-socket counts, and the report's header lines.
 
+use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail};
+use anyhow::{Context as _, anyhow, bail};
+use clap::{Args as _, FromArgMatches as _};
 
 pub use wren::control::client::Client;
 
@@ -56,7 +58,7 @@ pub fn sleep(d: Duration) -> anyhow::Result<()> {
     }
 }
 
-/// The arguments `cargo bench` passes to every bench binary (flattened into each one's).
+/// The arguments `cargo bench` passes to every bench binary ([`main`] adds them to each one's).
 #[derive(clap::Args, Debug)]
 pub struct CargoArgs {
     /// Passed by `cargo bench`.
@@ -67,24 +69,71 @@ pub struct CargoArgs {
     pub filters: Vec<String>,
 }
 
-/// A bench binary's start. `cargo test --all-targets` runs bench binaries too, without
-/// `--bench`: then it says so and does nothing. Nothing either when `cargo bench FILTER` names
-/// another bench (the filter is passed to every bench binary); exit 2 without root when
-/// `needs_root` (the `rib` bench's root parts are optional). Then `run` with the parsed
-/// arguments, whose error is reported; `Ok(false)` is a failed run.
+/// The options of the benches that time processes (flattened into their arguments).
+#[derive(clap::Args, Debug)]
+pub struct Timing {
+    /// Nice value of the processes measured and of the bench's own helpers, so that other
+    /// work on the machine disturbs the timings less.
+    #[arg(long, default_value_t = -10, allow_hyphen_values = true)]
+    pub nice: i32,
+    /// Before each run, wait up to this many seconds for the machine to be quiet (how
+    /// quiet: the bench's doc).
+    #[arg(long, default_value_t = 30)]
+    pub wait_quiet: u64,
+}
+
+/// The BGP daemons a bench sets side by side (flattened into its arguments).
+#[derive(clap::Args, Debug)]
+pub struct Daemons {
+    /// wrend to measure (default: the one `cargo bench` builds with this bench).
+    #[arg(long, default_value = env!("CARGO_BIN_EXE_wrend"))]
+    pub wrend: PathBuf,
+    /// BIRD 2 (Debian's bird2).
+    #[arg(long, default_value = "/usr/sbin/bird")]
+    pub bird2: PathBuf,
+    /// BIRD 1.6.8 (`sudo bash tests/peers/install.sh` unpacks it there).
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/target/peers/bird16/usr/sbin/bird"))]
+    pub bird16: PathBuf,
+}
+
+/// A bench's helper process: the bench binary run again with this hidden first argument
+/// (a BGP sender, a client, a run inside a namespace), given the arguments after it.
+pub type Inner = (&'static str, fn(&[String]) -> anyhow::Result<()>);
+
+/// A bench binary's start. Run as one of its `inner` helpers, that helper, whose error is
+/// reported. `cargo test --all-targets` runs bench binaries too, without `--bench`: then it
+/// says so and does nothing. Nothing either when `cargo bench FILTER` names another bench
+/// (the filter is passed to every bench binary); exit 2 without root when `needs_root` (the
+/// `rib` bench's root parts are optional). Then `run` with the arguments (`name` is the
+/// command's), whose error is reported; `Ok(false)` is a failed run.
 pub fn main<A: clap::Parser>(
-    name: &str,
+    name: &'static str,
     needs_root: bool,
-    cargo: impl Fn(&A) -> &CargoArgs,
+    inner: &[Inner],
     run: impl FnOnce(&A) -> anyhow::Result<bool>,
 ) -> ExitCode {
-    if !std::env::args().any(|a| a == "--bench") {
+    let argv: Vec<String> = std::env::args().collect();
+    if let Some((cmd, helper)) = inner
+        .iter()
+        .find(|(cmd, _)| argv.get(1).map(String::as_str) == Some(*cmd))
+    {
+        return match helper(&argv[2..]) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("{name} {cmd}: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if !argv.iter().any(|a| a == "--bench") {
         eprintln!("{name}: not run as a test; `sudo bash tests/cargo.sh bench --bench {name}`");
         return ExitCode::SUCCESS;
     }
-    let args = A::parse();
-    let filters = &cargo(&args).filters;
-    if !filters.is_empty() && !filters.iter().any(|f| name.contains(f.as_str())) {
+    let matches = CargoArgs::augment_args(A::command().name(name)).get_matches();
+    let parsed = A::from_arg_matches(&matches)
+        .and_then(|args| Ok((args, CargoArgs::from_arg_matches(&matches)?)));
+    let (args, cargo) = parsed.unwrap_or_else(|e| e.exit());
+    if !cargo.filters.is_empty() && !cargo.filters.iter().any(|f| name.contains(f.as_str())) {
         return ExitCode::SUCCESS;
     }
     if needs_root && !is_root() {
@@ -102,6 +151,15 @@ pub fn main<A: clap::Parser>(
             ExitCode::FAILURE
         }
     }
+}
+
+/// Runs a helper's BGP sessions on a single-threaded runtime.
+pub fn block_on<T>(f: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("tokio runtime")?
+        .block_on(f)
 }
 
 // --- the control socket (BIRD's CLI protocol, through wren's own client)

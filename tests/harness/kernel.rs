@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use anyhow::{Context as _, anyhow};
+use anyhow::{Context as _, anyhow, bail};
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
@@ -61,9 +61,16 @@ pub fn capacity(len: u8) -> usize {
     1usize << (len - SPACE_LEN)
 }
 
-/// The shortest prefix length, /26 or longer, at which N blocks fit.
-pub fn auto_len(n: usize) -> Option<u8> {
-    (MIN_LEN..=32).find(|&l| capacity(l) >= n)
+/// The prefix length of N blocks: `len` when they fit at it, else (no `len`) the shortest,
+/// /26 or longer, at which they fit.
+pub fn prefix_len(n: usize, len: Option<u8>) -> anyhow::Result<u8> {
+    match len {
+        Some(l) if (SPACE_LEN..=32).contains(&l) && capacity(l) >= n => Ok(l),
+        Some(l) => bail!("{n} /{l} blocks do not fit in {SPACE}/{SPACE_LEN}"),
+        None => (MIN_LEN..=32)
+            .find(|&l| capacity(l) >= n)
+            .ok_or_else(|| anyhow!("{n} routes do not fit in {SPACE}/{SPACE_LEN}")),
+    }
 }
 
 /// Resource use of this process (or of its waited-for children) so far.

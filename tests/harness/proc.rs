@@ -617,6 +617,18 @@ impl Drop for Proc {
 /// What an inner run prints before its JSON outcome.
 pub const RESULT: &str = "RESULT ";
 
+/// The time of a `clock_gettime` clock (CLOCK_MONOTONIC, this process's or this thread's CPU
+/// time).
+pub fn clock(id: libc::clockid_t) -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid timespec to fill.
+    unsafe { libc::clock_gettime(id, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
 /// utime + stime of all threads, dead ones included (10 ms resolution).
 pub fn cpu_secs(pid: i32) -> anyhow::Result<f64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
