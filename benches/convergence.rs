@@ -48,7 +48,7 @@ use std::process::ExitCode;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, bail};
+use anyhow::bail;
 use clap::Parser;
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
@@ -524,10 +524,7 @@ mod controller {
             }
         }
         let report = report(args, &rows, started.elapsed(), &load_before);
-        println!("{report}");
-        let out = args.out.clone().unwrap_or_else(|| base.join("results.md"));
-        std::fs::write(&out, &report).with_context(|| format!("writing {}", out.display()))?;
-        eprintln!("convergence: report written to {}", out.display());
+        harness::bench::write_report("convergence", &report, args.out.as_deref(), &base)?;
         if stopped() {
             bail!("interrupted");
         }

@@ -66,7 +66,7 @@ use serde::{Deserialize, Serialize};
 mod harness;
 
 use harness::bench::{Client, cmd_out, established, route_count, sleep, stopped, wait_quiet};
-use harness::netns::{Namespaces, try_ip};
+use harness::netns::{RecvPeers, try_ip};
 use harness::proc::{Proc, cpu_secs, listening, machine_busy_secs, netstat, status_kib};
 
 /// First simulated peer; peer k has `PEER_BASE + k`.
@@ -666,10 +666,7 @@ mod controller {
         }
         let took = started.elapsed();
         let report = report(&header, &outcomes, took, args);
-        println!("{report}");
-        let out = args.out.clone().unwrap_or_else(|| base.join("results.md"));
-        std::fs::write(&out, &report).with_context(|| format!("writing {}", out.display()))?;
-        eprintln!("mesh_scale: report written to {}", out.display());
+        harness::bench::write_report("mesh_scale", &report, args.out.as_deref(), &base)?;
         if stopped() {
             bail!("interrupted");
         }
@@ -711,31 +708,25 @@ mod controller {
         }
         o.quiet_wait = (q.waited, q.quiet);
         // Guards drop in reverse order: client, receiver, namespaces.
-        let net = Netns::create(n, dir)?;
+        let net = netns(n, dir)?;
         let spawned = Instant::now();
         let mut receiver = Receiver::start(args, s, n, kernel, dir, &net.recv)?;
         let log = receiver.log.clone();
         let rpid = receiver.main_pid();
 
         // Ready: the control socket answers and the BGP port is listening.
-        while !receiver.control_ready() {
-            receiver.check_alive()?;
-            wait(
-                spawned,
-                Duration::from_secs(30),
-                "the receiver's control socket",
-            )?;
-            sleep(Duration::from_millis(50))?;
-        }
-        while !listening(rpid, 179) {
-            receiver.check_alive()?;
-            wait(
-                spawned,
-                Duration::from_secs(30),
-                "the receiver to listen on port 179",
-            )?;
-            sleep(Duration::from_millis(50))?;
-        }
+        let mut ready = |what: &str, ok: &dyn Fn(&mut Receiver) -> bool| {
+            while !ok(&mut receiver) {
+                receiver.check_alive()?;
+                wait(spawned, Duration::from_secs(30), what)?;
+                sleep(Duration::from_millis(50))?;
+            }
+            anyhow::Ok(())
+        };
+        ready("the receiver's control socket", &|r| r.control_ready())?;
+        ready("the receiver to listen on port 179", &|_| {
+            listening(rpid, 179)
+        })?;
         sleep(Duration::from_secs(1))?;
         receiver.check_alive()?;
         let base_routes = receiver.route_count()?;
@@ -1286,71 +1277,44 @@ mod controller {
 
     // --- namespaces
 
-    /// The receiver's and the peers' namespaces; deleted on drop.
-    struct Netns {
-        recv: String,
-        peers: String,
-        _guard: Namespaces,
-    }
-
-    impl Netns {
-        fn create(n: usize, dir: &Path) -> anyhow::Result<Netns> {
-            let id = std::process::id();
-            let (recv, peers) = (format!("{NS_PREFIX}r-{id}"), format!("{NS_PREFIX}p-{id}"));
-            let g = Netns {
-                _guard: Namespaces::create(&[recv.clone(), peers.clone()])?,
-                recv,
-                peers,
-            };
-            try_ip(&[
-                "link",
-                "add",
-                "vr",
-                "netns",
-                &g.recv,
-                "address",
-                RECEIVER_MAC,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                "vp",
-                "netns",
-                &g.peers,
-                "address",
-                PEERS_MAC,
-            ])?;
-            // The peers are on the link: next hops `via 198.18.x.y` are valid kernel
-            // routes, and permanent neighbour entries stand in for ARP (the neighbour
-            // table's gc_thresh limits are shared by all namespaces).
-            let mut recv = format!(
-                "link set lo up\nlink set vr up\naddr add {RECEIVER}/24 dev vr\n\
+    /// The receiver's and the peers' namespaces, the veth's ends up with their addresses and
+    /// permanent neighbour entries for every peer.
+    fn netns(n: usize, dir: &Path) -> anyhow::Result<RecvPeers> {
+        let g = RecvPeers::create(
+            NS_PREFIX,
+            &["address", RECEIVER_MAC],
+            &["address", PEERS_MAC],
+        )?;
+        // The peers are on the link: next hops `via 198.18.x.y` are valid kernel
+        // routes, and permanent neighbour entries stand in for ARP (the neighbour
+        // table's gc_thresh limits are shared by all namespaces).
+        let mut recv = format!(
+            "link set lo up\nlink set vr up\naddr add {RECEIVER}/24 dev vr\n\
                  addr add {RECEIVER_ONLINK} dev vr\n"
+        );
+        for k in 0..n {
+            let _ = writeln!(
+                recv,
+                "neigh replace {} lladdr {PEERS_MAC} dev vr nud permanent",
+                peer_addr(k)
             );
-            for k in 0..n {
-                let _ = writeln!(
-                    recv,
-                    "neigh replace {} lladdr {PEERS_MAC} dev vr nud permanent",
-                    peer_addr(k)
-                );
-            }
-            let mut peers = format!(
-                "link set lo up\nlink set vp up\naddr add {PEERS_END}/24 dev vp\n\
-                 neigh replace {RECEIVER} lladdr {RECEIVER_MAC} dev vp nud permanent\n"
-            );
-            for k in 0..n {
-                let _ = writeln!(peers, "addr add {}/32 dev vp", peer_addr(k));
-            }
-            for (ns, batch, file) in [
-                (&g.recv, recv, "ip-recv.batch"),
-                (&g.peers, peers, "ip-peers.batch"),
-            ] {
-                let path = dir.join(file);
-                std::fs::write(&path, batch)?;
-                try_ip(&["-n", ns, "-batch", &path.display().to_string()])?;
-            }
-            Ok(g)
         }
+        let mut peers = format!(
+            "link set lo up\nlink set vp up\naddr add {PEERS_END}/24 dev vp\n\
+                 neigh replace {RECEIVER} lladdr {RECEIVER_MAC} dev vp nud permanent\n"
+        );
+        for k in 0..n {
+            let _ = writeln!(peers, "addr add {}/32 dev vp", peer_addr(k));
+        }
+        for (ns, batch, file) in [
+            (&g.recv, recv, "ip-recv.batch"),
+            (&g.peers, peers, "ip-peers.batch"),
+        ] {
+            let path = dir.join(file);
+            std::fs::write(&path, batch)?;
+            try_ip(&["-n", ns, "-batch", &path.display().to_string()])?;
+        }
+        Ok(g)
     }
 
     fn which(cmd: &str) -> anyhow::Result<()> {

@@ -1031,10 +1031,12 @@ mod controller {
     use std::sync::mpsc;
     use std::time::{Duration, Instant};
 
-    use anyhow::{Context as _, anyhow, bail};
+    use anyhow::{anyhow, bail};
 
-    use super::harness::bench::{Client, catch_signals, check_stop, cmd_out, machine, route_count};
-    use super::harness::netns::{Namespaces, remove_stale_namespaces, try_ip};
+    use super::harness::bench::{
+        Client, catch_signals, check_stop, cmd_out, machine, route_count, write_report,
+    };
+    use super::harness::netns::{RecvPeers, remove_stale_namespaces, try_ip};
     use super::harness::proc::{Proc, cpu_secs, status_kib};
     use super::{
         Args, Daemon, DaemonResult, Detect, FEEDERS, INPROC_CMD, InprocParams, InprocResult, LOCAL,
@@ -1117,10 +1119,7 @@ mod controller {
             }
         }
         let report = report(args, &inproc, &daemons, started.elapsed());
-        println!("{report}");
-        let out = args.out.clone().unwrap_or_else(|| base.join("results.md"));
-        std::fs::write(&out, &report).with_context(|| format!("writing {}", out.display()))?;
-        eprintln!("rib: report written to {}", out.display());
+        write_report("rib", &report, args.out.as_deref(), &base)?;
         Ok(ok)
     }
 
@@ -1163,7 +1162,7 @@ mod controller {
             ..DaemonResult::default()
         };
         // Guards drop in reverse order: sender, daemon, namespaces.
-        let net = Netns::create()?;
+        let net = netns()?;
         let ctl = dir.join("ctl");
         let conf = dir.join(match d {
             Daemon::Bird2 => "bird.conf",
@@ -1373,48 +1372,30 @@ mod controller {
 
     // --- namespaces
 
-    /// The daemon's and the feeders' namespaces, joined by a veth; deleted on drop.
-    struct Netns {
-        recv: String,
-        peers: String,
-        _guard: Namespaces,
-    }
-
-    impl Netns {
-        fn create() -> anyhow::Result<Netns> {
-            let id = std::process::id();
-            let (recv, peers) = (format!("{NS_PREFIX}r-{id}"), format!("{NS_PREFIX}p-{id}"));
-            let g = Netns {
-                _guard: Namespaces::create(&[recv.clone(), peers.clone()])?,
-                recv,
-                peers,
-            };
-            try_ip(&[
-                "link", "add", "vr", "netns", &g.recv, "type", "veth", "peer", "name", "vp",
-                "netns", &g.peers,
-            ])?;
-            let local = format!("{LOCAL}/24");
-            for args in [
-                vec!["-n", &g.recv, "link", "set", "vr", "up"],
-                vec!["-n", &g.recv, "addr", "add", &local, "dev", "vr"],
-                vec!["-n", &g.peers, "link", "set", "vp", "up"],
-            ] {
-                try_ip(&args)?;
-            }
-            for (addr, _) in FEEDERS {
-                try_ip(&[
-                    "-n",
-                    &g.peers,
-                    "addr",
-                    "add",
-                    &format!("{addr}/24"),
-                    "dev",
-                    "vp",
-                    "nodad",
-                ])?;
-            }
-            Ok(g)
+    /// The receiver's and the feeders' namespaces, the feeders' addresses on their end.
+    fn netns() -> anyhow::Result<RecvPeers> {
+        let g = RecvPeers::create(NS_PREFIX, &[], &[])?;
+        let local = format!("{LOCAL}/24");
+        for args in [
+            vec!["-n", &g.recv, "link", "set", "vr", "up"],
+            vec!["-n", &g.recv, "addr", "add", &local, "dev", "vr"],
+            vec!["-n", &g.peers, "link", "set", "vp", "up"],
+        ] {
+            try_ip(&args)?;
         }
+        for (addr, _) in FEEDERS {
+            try_ip(&[
+                "-n",
+                &g.peers,
+                "addr",
+                "add",
+                &format!("{addr}/24"),
+                "dev",
+                "vp",
+                "nodad",
+            ])?;
+        }
+        Ok(g)
     }
 
     // --- the report

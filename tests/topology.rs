@@ -79,11 +79,19 @@ fn top_of_rack_ebgp_frr() {
     converges("tor", "tor.clab.yml");
 }
 
-/// The hold time the faults topology configures.
-fn hold_time(fab: &Fabric) -> Duration {
+/// The faults topology up and converged, and the hold time it configures.
+fn faults(id: &str) -> (Fabric, Duration) {
+    let fab = Fabric::up(id, "faults.clab.yml");
+    converged(&fab);
     let c = fab.node("node1").wren.as_ref().expect("node1 runs wrend");
     let hold = c.peers.first().map_or(240, |p| p.settings.hold_time);
-    Duration::from_secs(hold.into())
+    (fab, Duration::from_secs(hold.into()))
+}
+
+/// Sets node3's one link (eth1) `up` or `down`; down, no FIN reaches anyone.
+fn node3_link(fab: &Fabric, state: &str) {
+    let ns3 = fab.ns("node3");
+    fab.must(fab.run_in(&ns3, "ip", &["link", "set", "eth1", state]));
 }
 
 /// Withdrawal must come within the hold time; this much more covers polling and `ip route`.
@@ -94,15 +102,12 @@ const SLACK: Duration = Duration::from_secs(2);
 /// routes and pings return.
 #[test]
 fn faults_node_killed_then_back() {
-    let fab = Fabric::up("fkill", "faults.clab.yml");
-    converged(&fab);
-    let hold = hold_time(&fab);
-    let ns3 = fab.ns("node3");
-    fab.must(fab.run_in(&ns3, "ip", &["link", "set", "eth1", "down"]));
+    let (fab, hold) = faults("fkill");
+    node3_link(&fab, "down");
     fab.kill("node3");
     withdrawn_within_hold(&fab, "node3 dead", hold);
     kernels_converge(&fab, &["node3"]);
-    fab.must(fab.run_in(&ns3, "ip", &["link", "set", "eth1", "up"]));
+    node3_link(&fab, "up");
     fab.start("node3", true);
     converged(&fab);
 }
@@ -227,14 +232,11 @@ fn ping_counts(out: &str) -> Option<(u32, u32)> {
 /// back up: sessions, routes and pings return.
 #[test]
 fn faults_link_cut_then_restored() {
-    let fab = Fabric::up("flink", "faults.clab.yml");
-    converged(&fab);
-    let hold = hold_time(&fab);
-    let ns3 = fab.ns("node3");
-    fab.must(fab.run_in(&ns3, "ip", &["link", "set", "eth1", "down"]));
+    let (fab, hold) = faults("flink");
+    node3_link(&fab, "down");
     withdrawn_within_hold(&fab, "link cut", hold);
     kernels_converge(&fab, &["node3"]);
-    fab.must(fab.run_in(&ns3, "ip", &["link", "set", "eth1", "up"]));
+    node3_link(&fab, "up");
     converged(&fab);
 }
 

@@ -2,7 +2,7 @@
 //! bench` (root, filters, helper processes) and common options, signals that end every wait, waiting for a quiet machine,
 //! control-socket counts, and the report's header lines.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -218,6 +218,20 @@ pub fn wait_quiet(limit: Duration, max_cores: f64, window: Duration) -> anyhow::
 }
 
 // --- the report
+
+/// Prints the report and writes it to `out`, by default `dir/results.md`.
+pub fn write_report(
+    name: &str,
+    report: &str,
+    out: Option<&Path>,
+    dir: &Path,
+) -> anyhow::Result<()> {
+    println!("{report}");
+    let out = out.map_or_else(|| dir.join("results.md"), Path::to_path_buf);
+    std::fs::write(&out, report).with_context(|| format!("writing {}", out.display()))?;
+    eprintln!("{name}: report written to {}", out.display());
+    Ok(())
+}
 
 /// A command's stdout and stderr, trimmed (or why it could not run).
 pub fn cmd_out(cmd: &str, args: &[&str]) -> String {

@@ -160,3 +160,32 @@ impl Drop for Namespaces {
         }
     }
 }
+
+/// A receiver's namespace and its peers' (`{prefix}r-PID`, `{prefix}p-PID`), joined by a
+/// veth: `vr` in the receiver's, `vp` in the peers', both down; deleted on drop.
+pub struct RecvPeers {
+    pub recv: String,
+    pub peers: String,
+    _guard: Namespaces,
+}
+
+impl RecvPeers {
+    /// The two namespaces and the veth, each end given its own extra arguments (`address MAC`).
+    pub fn create(prefix: &str, recv_args: &[&str], peers_args: &[&str]) -> anyhow::Result<Self> {
+        let id = std::process::id();
+        let (recv, peers) = (format!("{prefix}r-{id}"), format!("{prefix}p-{id}"));
+        let g = RecvPeers {
+            _guard: Namespaces::create(&[recv.clone(), peers.clone()])?,
+            recv,
+            peers,
+        };
+        let veth = [
+            &["link", "add", "vr", "netns", &g.recv][..],
+            recv_args,
+            &["type", "veth", "peer", "name", "vp", "netns", &g.peers],
+            peers_args,
+        ];
+        try_ip(&veth.concat())?;
+        Ok(g)
+    }
+}
