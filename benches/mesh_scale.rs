@@ -220,7 +220,6 @@ impl ClientReport {
 // The light client: runs inside the peers' namespace.
 
 mod client {
-    use std::io::BufRead;
     use std::net::{IpAddr, SocketAddr};
     use std::sync::{Arc, Mutex, OnceLock};
     use std::time::Duration;
@@ -229,7 +228,7 @@ mod client {
     use bytes::BytesMut;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::{TcpSocket, TcpStream};
-    use tokio::sync::{mpsc, watch};
+    use tokio::sync::watch;
     use tokio::time::Instant;
     use wren::wire::{Message, Negotiated, Prefix, Update, decode};
 
@@ -296,15 +295,7 @@ mod client {
 
     async fn run(shared: Arc<Shared>) -> anyhow::Result<()> {
         // Commands from stdin, read by a plain thread.
-        let (cmd_tx, mut cmd_rx) = mpsc::unbounded_channel::<String>();
-        std::thread::spawn(move || {
-            for line in std::io::stdin().lock().lines() {
-                let Ok(line) = line else { break };
-                if cmd_tx.send(line.trim().to_string()).is_err() {
-                    break;
-                }
-            }
-        });
+        let mut cmd_rx = harness::bench::stdin_lines();
         let (go_tx, go_rx) = watch::channel(false);
         // Every socket is bound before the start, so the dial is N connect() calls.
         for k in 0..shared.peers {

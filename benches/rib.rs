@@ -827,7 +827,6 @@ fn feeder_open(i: usize) -> wren::wire::Open {
 // The BGP sender: runs in the feeders' namespace.
 
 mod sender {
-    use std::io::BufRead;
     use std::net::{IpAddr, SocketAddr};
     use std::sync::Arc;
     use std::time::Duration;
@@ -837,7 +836,7 @@ mod sender {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpSocket;
     use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-    use tokio::sync::{Mutex, mpsc};
+    use tokio::sync::Mutex;
     use tokio::time::Instant;
     use wren::wire::{Message, Negotiated, decode};
 
@@ -865,15 +864,7 @@ mod sender {
             .collect();
         drop(nets);
         let eor = Arc::new(data::end_of_rib());
-        let (cmd_tx, mut cmd_rx) = mpsc::unbounded_channel::<String>();
-        std::thread::spawn(move || {
-            for line in std::io::stdin().lock().lines() {
-                let Ok(line) = line else { break };
-                if cmd_tx.send(line.trim().to_string()).is_err() {
-                    break;
-                }
-            }
-        });
+        let mut cmd_rx = crate::harness::bench::stdin_lines();
         let mut writers = Vec::new();
         for i in 0..FEEDERS.len() {
             writers.push(establish(i).await?);

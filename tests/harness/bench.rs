@@ -162,6 +162,20 @@ pub fn block_on<T>(f: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result
         .block_on(f)
 }
 
+/// A helper's commands: its standard input's lines, trimmed, read by a plain thread.
+pub fn stdin_lines() -> tokio::sync::mpsc::UnboundedReceiver<String> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line.trim().to_string()).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
 // --- the control socket (BIRD's CLI protocol, through wren's own client)
 
 /// Routes in "N of M routes for K networks", summed over the tables shown.
