@@ -50,10 +50,8 @@ impl Pair {
             let node = Node::spawn(wrend, &pair.dir, name, &c).expect("start wrend");
             pair.nodes.push(node);
         }
-        pair.wait("convergence", |p| {
-            p.nodes[0]
-                .ask("show status")
-                .is_some_and(|s| s.contains("Converged: yes (End-of-RIB from 1 of 1 peers"))
+        pair.wait("convergence", 0, "show status", |s| {
+            s.contains("Converged: yes (End-of-RIB from 1 of 1 peers")
         });
         pair
     }
@@ -62,9 +60,10 @@ impl Pair {
         &self.nodes[0].socket
     }
 
-    fn wait(&self, what: &str, ok: impl Fn(&Pair) -> bool) {
+    /// Waits until node `i`'s answer to `cmd` is `ok`.
+    fn wait(&self, what: &str, i: usize, cmd: &str, ok: impl Fn(&str) -> bool) {
         let end = Instant::now() + Duration::from_secs(20);
-        while !ok(self) {
+        while !self.nodes[i].ask(cmd).is_some_and(|s| ok(&s)) {
             assert!(
                 Instant::now() < end,
                 "{what} not reached; logs in {}",
@@ -182,17 +181,13 @@ fn real_bird_clients_read_every_command() {
         let client = &clients[0];
         let (_, out) = run(client, pair.socket(), "disable Mesh_127_0_0_81");
         assert!(out.contains("Mesh_127_0_0_81: disabled"), "{out}");
-        pair.wait("the peer down", |p| {
-            p.nodes[1]
-                .ask("show protocols")
-                .is_some_and(|s| !s.contains("Established"))
+        pair.wait("the peer down", 1, "show protocols", |s| {
+            !s.contains("Established")
         });
         let (_, out) = run(client, pair.socket(), "enable Mesh_127_0_0_81");
         assert!(out.contains("Mesh_127_0_0_81: enabled"), "{out}");
-        pair.wait("the peer back", |p| {
-            p.nodes[0]
-                .ask("show status")
-                .is_some_and(|s| s.contains("Converged: yes"))
+        pair.wait("the peer back", 0, "show status", |s| {
+            s.contains("Converged: yes")
         });
     }
 }
@@ -293,10 +288,8 @@ fn metrics_log_level_and_down() {
         std::thread::sleep(Duration::from_millis(50));
     }
     // B saw a Cease, not a hold-timer expiry.
-    pair.wait("B to see A go", |p| {
-        p.nodes[1]
-            .ask("show protocols")
-            .is_some_and(|s| s.contains("Received: Cease / Administrative Shutdown"))
+    pair.wait("B to see A go", 1, "show protocols", |s| {
+        s.contains("Received: Cease / Administrative Shutdown")
     });
 }
 
