@@ -58,7 +58,8 @@ pub fn sleep(d: Duration) -> anyhow::Result<()> {
     }
 }
 
-/// The arguments `cargo bench` passes to every bench binary ([`main`] adds them to each one's).
+// The arguments `cargo bench` passes to every bench binary; `main` adds them to each one's.
+// (Not a doc comment: clap would make it the bench's `about`.)
 #[derive(clap::Args, Debug)]
 pub struct CargoArgs {
     /// Passed by `cargo bench`.
@@ -72,12 +73,12 @@ pub struct CargoArgs {
 /// The options of the benches that time processes (flattened into their arguments).
 #[derive(clap::Args, Debug)]
 pub struct Timing {
-    /// Nice value of the processes measured and of the bench's own helpers, so that other
-    /// work on the machine disturbs the timings less.
+    /// Nice value of the processes measured and of the bench's own helpers (receiver, sender,
+    /// client, inner runs), so that other work on the machine disturbs the timings less.
     #[arg(long, default_value_t = -10, allow_hyphen_values = true)]
     pub nice: i32,
-    /// Before each run, wait up to this many seconds for the machine to be quiet (how
-    /// quiet: the bench's doc).
+    /// Before each run, wait up to this many seconds for the machine to be quiet (fib: under
+    /// a quarter of the cores busy over 1 s; the others: under a tenth of a core over 2 s).
     #[arg(long, default_value_t = 30)]
     pub wait_quiet: u64,
 }
