@@ -1,6 +1,7 @@
-//! The daemon: wiring (this file: peer tasks, listeners, the RIB, the FIB thread, the control
-//! socket), the event loop that feeds the RIB (`event_loop`), configuration reload (`reload`)
-//! and control commands (`control`).
+//! The daemon: wiring (this file: listeners, the RIB, the FIB thread, the control socket),
+//! the peer registry that adds and removes peers everywhere at once (`peers`), the event loop
+//! that feeds the RIB (`event_loop`), configuration reload (`reload`) and control commands
+//! (`control`).
 
 mod control;
 mod event_loop;
