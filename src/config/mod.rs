@@ -2,6 +2,8 @@
 //! (contract §2.7): hold 240 s, connect delay 2 s, connect retry 5 s, error wait 5..30 s,
 //! graceful restart on with 120 s, add-path rx+tx.
 
+pub mod bird;
+
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 

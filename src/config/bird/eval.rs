@@ -1,0 +1,633 @@
+//! A small interpreter for BIRD 1.6 filters and functions over one route.
+//!
+//! Semantics follow BIRD 1.6 `filter/filter.c`: the first `accept` or `reject` ends the whole
+//! filter, also from inside a called function; a function that reaches its end (or `return`)
+//! continues in its caller; a filter that ends without a verdict rejects; reading an unset
+//! BGP community list gives an empty list while any other unset attribute is void, and void
+//! in a comparison is a runtime error, which rejects the route; `&&` and `||` short-circuit.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use super::ast::*;
+use super::glob;
+
+/// The route a filter sees, with the attributes Calico's filters read and write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub net: IpNet,
+    pub source: Source,
+    /// The interface the route leaves through; `None` for blackholes and unresolved routes.
+    pub ifname: Option<String>,
+    /// The resolved next hop (`gw`).
+    pub gw: Option<IpAddr>,
+    /// The address of the neighbour the route came from (`from`).
+    pub from: Option<IpAddr>,
+    pub preference: u32,
+    pub bgp_next_hop: Option<IpAddr>,
+    pub bgp_path: Option<Vec<u32>>,
+    pub bgp_local_pref: Option<u32>,
+    pub bgp_med: Option<u32>,
+    pub bgp_origin: Option<u32>,
+    pub bgp_community: Option<Vec<(u32, u32)>>,
+    pub bgp_large_community: Option<Vec<(u32, u32, u32)>>,
+    pub krt_metric: Option<u32>,
+    /// Calico's fork: `Some("tunl0")` writes the kernel route through that device, onlink.
+    pub krt_tunnel: Option<String>,
+}
+
+impl Route {
+    /// A route as BIRD 1.6 originates it from `source`, with that source's default
+    /// preference (direct 240, static 200, BGP 100, kernel 10) and nothing else set.
+    pub fn new(net: IpNet, source: Source) -> Route {
+        let preference = match source {
+            Source::Device | Source::StaticDevice => 240,
+            Source::Static => 200,
+            Source::Bgp => 100,
+            Source::Inherit => 10,
+            _ => 0,
+        };
+        Route {
+            net,
+            source,
+            ifname: None,
+            gw: None,
+            from: None,
+            preference,
+            bgp_next_hop: None,
+            bgp_path: None,
+            bgp_local_pref: None,
+            bgp_med: None,
+            bgp_origin: None,
+            bgp_community: None,
+            bgp_large_community: None,
+            krt_metric: None,
+            krt_tunnel: None,
+        }
+    }
+}
+
+/// What a filter decided, and the route as it left the filter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub accepted: bool,
+    pub route: Route,
+    /// A runtime error (the route was rejected because of it), with its position.
+    pub error: Option<String>,
+    /// What `print` statements printed, in order.
+    pub printed: Vec<String>,
+}
+
+/// Deepest function call nesting; BIRD has no limit but a loop in the config must not
+/// overflow wren's stack.
+const MAX_CALL_DEPTH: usize = 64;
+
+/// Runs filters of one configuration.
+pub struct Evaluator<'c> {
+    functions: HashMap<&'c str, &'c Function>,
+    filters: HashMap<&'c str, &'c Filter>,
+}
+
+/// A runtime value.
+#[derive(Debug, Clone, PartialEq)]
+enum Value {
+    Void,
+    Int(i64),
+    Bool(bool),
+    Str(String),
+    Ip(IpAddr),
+    Prefix(IpNet),
+    Pair(u32, u32),
+    Lc(u32, u32, u32),
+    Source(Source),
+    Clist(Vec<(u32, u32)>),
+    Lclist(Vec<(u32, u32, u32)>),
+    Path(Vec<u32>),
+    PathMask(Vec<PathItem>),
+    Set(Vec<SetValue>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum SetValue {
+    Prefix { net: IpNet, lo: u8, hi: u8 },
+    Value(Value),
+}
+
+/// How a statement ended.
+enum Flow {
+    Next,
+    Return,
+    Verdict(bool),
+}
+
+struct Run<'a> {
+    route: Route,
+    printed: Vec<String>,
+    vars: Vec<HashMap<&'a str, Value>>,
+}
+
+type Fail = String;
+
+impl<'c> Evaluator<'c> {
+    pub fn new(config: &'c Config) -> Evaluator<'c> {
+        let mut functions = HashMap::new();
+        let mut filters = HashMap::new();
+        for i in &config.items {
+            match &i.kind {
+                ItemKind::Function(f) => {
+                    functions.insert(f.name.as_str(), f);
+                }
+                ItemKind::Filter(f) => {
+                    filters.insert(f.name.as_str(), f);
+                }
+                _ => {}
+            }
+        }
+        Evaluator { functions, filters }
+    }
+
+    /// Runs an `import`/`export` clause: `all` accepts, `none` rejects, a named or inline
+    /// filter runs.
+    pub fn run(&self, clause: &FilterRef, route: Route) -> Outcome {
+        match clause {
+            FilterRef::All => done(true, route, None, Vec::new()),
+            FilterRef::None => done(false, route, None, Vec::new()),
+            FilterRef::Named(n, _) => match self.filters.get(n.as_str()) {
+                Some(f) => self.run_body(&f.body, route),
+                None => done(
+                    false,
+                    route,
+                    Some(format!("{n}: no such filter")),
+                    Vec::new(),
+                ),
+            },
+            FilterRef::Inline(body) => self.run_body(body, route),
+        }
+    }
+
+    /// Runs the named filter.
+    pub fn run_filter(&self, name: &str, route: Route) -> Outcome {
+        self.run(&FilterRef::Named(name.to_string(), dummy_pos()), route)
+    }
+
+    /// Runs a filter body on `route`.
+    pub fn run_body(&self, body: &[Stmt], route: Route) -> Outcome {
+        let mut run = Run {
+            route,
+            printed: Vec::new(),
+            vars: vec![HashMap::new()],
+        };
+        let (accepted, error) = match self.stmts(body, &mut run, 0) {
+            Ok(Flow::Verdict(v)) => (v, None),
+            // BIRD: "Filter did not return accept nor reject. Make up your mind" → reject.
+            Ok(Flow::Next | Flow::Return) => (false, None),
+            Err(e) => (false, Some(e)),
+        };
+        done(accepted, run.route, error, run.printed)
+    }
+
+    fn stmts<'a>(
+        &'a self,
+        body: &'a [Stmt],
+        run: &mut Run<'a>,
+        depth: usize,
+    ) -> Result<Flow, Fail> {
+        for s in body {
+            match self.stmt(s, run, depth)? {
+                Flow::Next => {}
+                other => return Ok(other),
+            }
+        }
+        Ok(Flow::Next)
+    }
+
+    fn stmt<'a>(&'a self, s: &'a Stmt, run: &mut Run<'a>, depth: usize) -> Result<Flow, Fail> {
+        let at = |m: String| format!("{}: {m}", s.pos);
+        match &s.kind {
+            StmtKind::If { cond, then, els } => match self.expr(cond, run, depth)? {
+                Value::Bool(true) => self.stmt(then, run, depth),
+                Value::Bool(false) => match els {
+                    Some(e) => self.stmt(e, run, depth),
+                    None => Ok(Flow::Next),
+                },
+                v => Err(at(format!("If requires bool expression, got {v:?}"))),
+            },
+            StmtKind::Block(b) => self.stmts(b, run, depth),
+            StmtKind::Accept => Ok(Flow::Verdict(true)),
+            StmtKind::Reject => Ok(Flow::Verdict(false)),
+            StmtKind::Return(e) => {
+                if let Some(e) = e {
+                    self.expr(e, run, depth)?;
+                }
+                Ok(Flow::Return)
+            }
+            StmtKind::Print(es) => {
+                let mut line = Vec::new();
+                for e in es {
+                    line.push(show(&self.expr(e, run, depth)?));
+                }
+                run.printed.push(line.join(" "));
+                Ok(Flow::Next)
+            }
+            StmtKind::Call { name, args } => {
+                self.call(name, args, &s.pos, run, depth).map(|f| match f {
+                    Flow::Verdict(v) => Flow::Verdict(v),
+                    _ => Flow::Next,
+                })
+            }
+            StmtKind::Assign { attr, value } => {
+                let v = self.expr(value, run, depth)?;
+                assign(&mut run.route, *attr, v).map_err(at)?;
+                Ok(Flow::Next)
+            }
+            StmtKind::Method { attr, method, arg } => {
+                let v = self.expr(arg, run, depth)?;
+                apply_method(&mut run.route, *attr, *method, v).map_err(at)?;
+                Ok(Flow::Next)
+            }
+            StmtKind::Case { subject, arms } => {
+                let v = self.expr(subject, run, depth)?;
+                for arm in arms {
+                    let mut hit = arm.values.is_empty();
+                    for want in &arm.values {
+                        if self.expr(want, run, depth)? == v {
+                            hit = true;
+                        }
+                    }
+                    if hit {
+                        return self.stmts(&arm.body, run, depth);
+                    }
+                }
+                Ok(Flow::Next)
+            }
+        }
+    }
+
+    /// Calls a function; its `accept`/`reject` ends the whole filter, its end or `return`
+    /// comes back here.
+    fn call<'a>(
+        &'a self,
+        name: &str,
+        args: &'a [Expr],
+        pos: &Pos,
+        run: &mut Run<'a>,
+        depth: usize,
+    ) -> Result<Flow, Fail> {
+        let f = self
+            .functions
+            .get(name)
+            .ok_or_else(|| format!("{pos}: {name}: no such function"))?;
+        if f.params.len() != args.len() || depth >= MAX_CALL_DEPTH {
+            return Err(format!("{pos}: {name}: bad call"));
+        }
+        let mut frame = HashMap::new();
+        for (p, a) in f.params.iter().zip(args) {
+            frame.insert(p.name.as_str(), self.expr(a, run, depth)?);
+        }
+        run.vars.push(frame);
+        let r = self.stmts(&f.body, run, depth + 1);
+        run.vars.pop();
+        r
+    }
+
+    fn expr<'a>(&'a self, e: &'a Expr, run: &mut Run<'a>, depth: usize) -> Result<Value, Fail> {
+        let at = |m: String| format!("{}: {m}", e.pos);
+        Ok(match &e.kind {
+            ExprKind::Int(n) => Value::Int(*n),
+            ExprKind::Bool(b) => Value::Bool(*b),
+            ExprKind::Str(s) => Value::Str(s.clone()),
+            ExprKind::Ip(a) => Value::Ip(*a),
+            ExprKind::Prefix(p) => Value::Prefix(*p),
+            ExprKind::Source(s) => Value::Source(*s),
+            ExprKind::Tuple(xs) => {
+                let mut n = Vec::new();
+                for x in xs {
+                    match self.expr(x, run, depth)? {
+                        Value::Int(i) => n.push(u32::try_from(i).map_err(|_| {
+                            at(format!(
+                                "Can't operate with value out of bounds in pair constructor: {i}"
+                            ))
+                        })?),
+                        v => return Err(at(format!("Pair members must be integers, got {v:?}"))),
+                    }
+                }
+                match n[..] {
+                    [a, b] => Value::Pair(a, b),
+                    [a, b, c] => Value::Lc(a, b, c),
+                    _ => return Err(at("Tuples have two or three members".into())),
+                }
+            }
+            ExprKind::Set(items) => {
+                let mut out = Vec::new();
+                for i in items {
+                    out.push(match i {
+                        SetItem::Prefix { net, lo, hi } => SetValue::Prefix {
+                            net: *net,
+                            lo: *lo,
+                            hi: *hi,
+                        },
+                        SetItem::Value(v) => SetValue::Value(self.expr(v, run, depth)?),
+                    });
+                }
+                Value::Set(out)
+            }
+            ExprKind::PathMask(m) => Value::PathMask(m.clone()),
+            ExprKind::Attr(a) => read(&run.route, *a),
+            ExprKind::Var(name) => run
+                .vars
+                .last()
+                .and_then(|f| f.get(name.as_str()))
+                .cloned()
+                .ok_or_else(|| at(format!("{name}: variable not set")))?,
+            ExprKind::Call { name, args } => {
+                // BIRD 1.6 functions used as values: Calico never does; the call's verdict
+                // cannot propagate from inside an expression.
+                match self.call(name, args, &e.pos, run, depth)? {
+                    Flow::Verdict(_) => {
+                        return Err(at(format!("{name}: accept/reject inside an expression")));
+                    }
+                    _ => Value::Void,
+                }
+            }
+            ExprKind::Defined(x) => Value::Bool(self.expr(x, run, depth)? != Value::Void),
+            ExprKind::Not(x) => match self.expr(x, run, depth)? {
+                Value::Bool(b) => Value::Bool(!b),
+                v => return Err(at(format!("! requires bool, got {v:?}"))),
+            },
+            ExprKind::Binary { op, lhs, rhs } => {
+                let l = self.expr(lhs, run, depth)?;
+                if let (BinOp::And | BinOp::Or, Value::Bool(b)) = (op, &l) {
+                    // Short circuit, as BIRD's `&&`/`||`.
+                    if (*op == BinOp::And) != *b {
+                        return Ok(Value::Bool(*b));
+                    }
+                }
+                let r = self.expr(rhs, run, depth)?;
+                binary(*op, l, r).map_err(at)?
+            }
+        })
+    }
+}
+
+fn done(accepted: bool, route: Route, error: Option<String>, printed: Vec<String>) -> Outcome {
+    Outcome {
+        accepted,
+        route,
+        error,
+        printed,
+    }
+}
+
+fn dummy_pos() -> Pos {
+    Pos {
+        file: std::sync::Arc::from("<call>"),
+        line: 0,
+        col: 0,
+    }
+}
+
+fn show(v: &Value) -> String {
+    match v {
+        Value::Int(i) => i.to_string(),
+        Value::Bool(b) => if *b { "TRUE" } else { "FALSE" }.to_string(),
+        Value::Str(s) => s.clone(),
+        Value::Ip(a) => a.to_string(),
+        Value::Prefix(p) => p.to_string(),
+        Value::Pair(a, b) => format!("({a},{b})"),
+        Value::Lc(a, b, c) => format!("({a}, {b}, {c})"),
+        other => format!("{other:?}"),
+    }
+}
+
+fn opt_int(v: Option<u32>) -> Value {
+    v.map_or(Value::Void, |n| Value::Int(i64::from(n)))
+}
+
+/// Reads an attribute; unset community lists read as empty lists (BIRD 1.6 `f_run`, EA case).
+fn read(r: &Route, a: Attr) -> Value {
+    match a {
+        Attr::Net => Value::Prefix(r.net),
+        Attr::Source => Value::Source(r.source),
+        Attr::Ifname => r.ifname.clone().map_or(Value::Void, Value::Str),
+        Attr::Gw => r.gw.map_or(Value::Void, Value::Ip),
+        Attr::From => r.from.map_or(Value::Void, Value::Ip),
+        Attr::Preference => Value::Int(i64::from(r.preference)),
+        Attr::BgpNextHop => r.bgp_next_hop.map_or(Value::Void, Value::Ip),
+        Attr::BgpPath => r.bgp_path.clone().map_or(Value::Void, Value::Path),
+        Attr::BgpLocalPref => opt_int(r.bgp_local_pref),
+        Attr::BgpMed => opt_int(r.bgp_med),
+        Attr::BgpOrigin => opt_int(r.bgp_origin),
+        Attr::BgpCommunity => Value::Clist(r.bgp_community.clone().unwrap_or_default()),
+        Attr::BgpLargeCommunity => Value::Lclist(r.bgp_large_community.clone().unwrap_or_default()),
+        Attr::KrtMetric => opt_int(r.krt_metric),
+        Attr::KrtTunnel => r.krt_tunnel.clone().map_or(Value::Void, Value::Str),
+    }
+}
+
+/// An integer stored into a 32-bit attribute wraps as BIRD's C assignment does.
+fn as_u32(v: &Value, what: &str) -> Result<u32, String> {
+    match v {
+        Value::Int(i) => Ok(*i as u32),
+        other => Err(format!("{what} requires an integer, got {other:?}")),
+    }
+}
+
+fn assign(r: &mut Route, a: Attr, v: Value) -> Result<(), String> {
+    match a {
+        Attr::Preference => {
+            let p = as_u32(&v, "preference")?;
+            if p > 0xFFFF {
+                return Err("Setting preference value out of bounds".into());
+            }
+            r.preference = p;
+        }
+        Attr::BgpLocalPref => r.bgp_local_pref = Some(as_u32(&v, "bgp_local_pref")?),
+        Attr::BgpMed => r.bgp_med = Some(as_u32(&v, "bgp_med")?),
+        Attr::BgpOrigin => r.bgp_origin = Some(as_u32(&v, "bgp_origin")?),
+        Attr::KrtMetric => r.krt_metric = Some(as_u32(&v, "krt_metric")?),
+        Attr::KrtTunnel => match v {
+            Value::Str(s) => r.krt_tunnel = Some(s),
+            other => return Err(format!("krt_tunnel requires a string, got {other:?}")),
+        },
+        Attr::BgpNextHop => match v {
+            Value::Ip(ip) => r.bgp_next_hop = Some(ip),
+            other => return Err(format!("bgp_next_hop requires an address, got {other:?}")),
+        },
+        Attr::Gw => match v {
+            Value::Ip(ip) => r.gw = Some(ip),
+            other => return Err(format!("gw requires an address, got {other:?}")),
+        },
+        Attr::From => match v {
+            Value::Ip(ip) => r.from = Some(ip),
+            other => return Err(format!("from requires an address, got {other:?}")),
+        },
+        Attr::BgpPath => match v {
+            Value::Path(p) => r.bgp_path = Some(p),
+            other => return Err(format!("bgp_path requires a path, got {other:?}")),
+        },
+        Attr::BgpCommunity => match v {
+            Value::Clist(c) => r.bgp_community = Some(c),
+            other => return Err(format!("bgp_community requires a list, got {other:?}")),
+        },
+        Attr::BgpLargeCommunity => match v {
+            Value::Lclist(c) => r.bgp_large_community = Some(c),
+            other => {
+                return Err(format!(
+                    "bgp_large_community requires a list, got {other:?}"
+                ));
+            }
+        },
+        Attr::Net | Attr::Source | Attr::Ifname => {
+            return Err("attribute is read-only".into());
+        }
+    }
+    Ok(())
+}
+
+fn apply_method(r: &mut Route, a: Attr, m: Method, v: Value) -> Result<(), String> {
+    match (a, m, v) {
+        (Attr::BgpCommunity, Method::Add, Value::Pair(x, y)) => {
+            let list = r.bgp_community.get_or_insert_with(Vec::new);
+            if !list.contains(&(x, y)) {
+                list.push((x, y));
+            }
+        }
+        (Attr::BgpCommunity, Method::Delete, Value::Pair(x, y)) => {
+            if let Some(list) = &mut r.bgp_community {
+                list.retain(|c| *c != (x, y));
+            }
+        }
+        (Attr::BgpLargeCommunity, Method::Add, Value::Lc(x, y, z)) => {
+            let list = r.bgp_large_community.get_or_insert_with(Vec::new);
+            if !list.contains(&(x, y, z)) {
+                list.push((x, y, z));
+            }
+        }
+        (Attr::BgpLargeCommunity, Method::Delete, Value::Lc(x, y, z)) => {
+            if let Some(list) = &mut r.bgp_large_community {
+                list.retain(|c| *c != (x, y, z));
+            }
+        }
+        (Attr::BgpPath, Method::Prepend, Value::Int(n)) => {
+            let asn = u32::try_from(n).map_err(|_| format!("AS number out of range: {n}"))?;
+            r.bgp_path.get_or_insert_with(Vec::new).insert(0, asn);
+        }
+        (a, m, v) => return Err(format!("Can't apply {m:?} to {a:?} with {v:?}")),
+    }
+    Ok(())
+}
+
+fn binary(op: BinOp, l: Value, r: Value) -> Result<Value, String> {
+    use Value::*;
+    let cmp = |l: &Value, r: &Value| -> Result<std::cmp::Ordering, String> {
+        match (l, r) {
+            (Int(a), Int(b)) => Ok(a.cmp(b)),
+            (Ip(a), Ip(b)) => Ok(a.cmp(b)),
+            (Str(a), Str(b)) => Ok(a.cmp(b)),
+            (Pair(a, b), Pair(c, d)) => Ok((a, b).cmp(&(c, d))),
+            _ => Err(format!(
+                "Can't compare values of incompatible types {l:?} and {r:?}"
+            )),
+        }
+    };
+    Ok(match op {
+        BinOp::And | BinOp::Or => match (l, r) {
+            (Bool(_), Bool(b)) => Bool(b),
+            (l, r) => {
+                return Err(format!(
+                    "{} requires bools, got {l:?} and {r:?}",
+                    op.symbol()
+                ));
+            }
+        },
+        BinOp::Eq | BinOp::Ne => {
+            let eq = match (&l, &r) {
+                (Prefix(a), Prefix(b)) => a == b,
+                (Source(a), Source(b)) => a == b,
+                (Bool(a), Bool(b)) => a == b,
+                (Void, _) | (_, Void) => {
+                    return Err(format!(
+                        "Can't compare values of incompatible types {l:?} and {r:?}"
+                    ));
+                }
+                _ => cmp(&l, &r)? == std::cmp::Ordering::Equal,
+            };
+            Bool(eq == (op == BinOp::Eq))
+        }
+        BinOp::Lt => Bool(cmp(&l, &r)?.is_lt()),
+        BinOp::Gt => Bool(cmp(&l, &r)?.is_gt()),
+        BinOp::Le => Bool(cmp(&l, &r)?.is_le()),
+        BinOp::Ge => Bool(cmp(&l, &r)?.is_ge()),
+        BinOp::Match => Bool(matches(&l, &r)?),
+        BinOp::NotMatch => Bool(!matches(&l, &r)?),
+        BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div => match (l, r) {
+            (Int(a), Int(b)) => Int(match op {
+                BinOp::Add => a.wrapping_add(b),
+                BinOp::Sub => a.wrapping_sub(b),
+                BinOp::Mul => a.wrapping_mul(b),
+                _ if b == 0 => return Err("Division by zero".into()),
+                _ => a.wrapping_div(b),
+            }),
+            (l, r) => {
+                return Err(format!(
+                    "Integers expected for {}, got {l:?} and {r:?}",
+                    op.symbol()
+                ));
+            }
+        },
+    })
+}
+
+/// Whether `inner` lies inside `outer` (`net ~ P`: P itself included).
+fn prefix_within(inner: &IpNet, outer: &IpNet) -> bool {
+    outer.contains(inner)
+}
+
+/// BIRD 1.6 prefix pattern `net{lo,hi}`: `p` matches when its length is in lo..=hi and the
+/// first min(len(net), len(p)) bits of both agree.
+fn pattern_matches(p: &IpNet, net: &IpNet, lo: u8, hi: u8) -> bool {
+    let len = p.prefix_len();
+    let m = len.min(net.prefix_len());
+    let head = |n: &IpNet| IpNet::new(n.network(), m).map(|x| x.trunc()).ok();
+    (lo..=hi).contains(&len) && head(p).is_some() && head(p) == head(net)
+}
+
+/// BIRD's `~`: containment, glob, membership, path mask.
+fn matches(l: &Value, r: &Value) -> Result<bool, String> {
+    use Value::*;
+    Ok(match (l, r) {
+        (Prefix(a), Prefix(b)) => prefix_within(a, b),
+        (Ip(a), Prefix(b)) => b.contains(a),
+        (Str(s), Str(p)) => glob::matches(p, s),
+        (Pair(a, b), Clist(c)) => c.contains(&(*a, *b)),
+        (Lc(a, b, c), Lclist(l)) => l.contains(&(*a, *b, *c)),
+        (Path(p), PathMask(m)) => path_matches(p, m),
+        (x, Set(items)) => items.iter().any(|i| match (i, x) {
+            (SetValue::Prefix { net, lo, hi }, Prefix(p)) => pattern_matches(p, net, *lo, *hi),
+            (SetValue::Value(v), x) => v == x,
+            _ => false,
+        }),
+        _ => return Err(format!("~ applied on unknown type pair {l:?} and {r:?}")),
+    })
+}
+
+/// `[= 65000 * =]`: `*` any run of ASes, `?` exactly one.
+fn path_matches(path: &[u32], mask: &[PathItem]) -> bool {
+    // Dynamic programming over (mask position, path position): linear memory, no recursion.
+    let mut row = vec![false; path.len() + 1];
+    row[0] = true;
+    for item in mask {
+        let mut next = vec![false; path.len() + 1];
+        for j in 0..=path.len() {
+            next[j] = match item {
+                PathItem::AnySeq => row[j] || (j > 0 && next[j - 1]),
+                PathItem::AnyOne => j > 0 && row[j - 1],
+                PathItem::Asn(a) => j > 0 && row[j - 1] && path[j - 1] == *a,
+            };
+        }
+        row = next;
+    }
+    row[path.len()]
+}

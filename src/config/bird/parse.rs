@@ -1,0 +1,1296 @@
+//! The grammar: tokens from [`super::lex`] into the [`ast`](super::ast), with `include`
+//! spliced in place. Follows BIRD 1.6's `config.Y`/`filter/config.Y` for the subset Calico
+//! renders; anything else is an error at the token where it starts.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ipnet::IpNet;
+
+use super::ast::*;
+use super::glob;
+use super::lex::{Tok, Token, lex};
+use super::{Error, Pos};
+
+/// BIRD 1.6 refuses to nest includes deeper than this (`MAX_INCLUDE_DEPTH`).
+const MAX_INCLUDE_DEPTH: usize = 8;
+
+/// Deepest nesting of blocks and parentheses accepted, so a hostile file cannot overflow the stack.
+const MAX_NESTING: usize = 64;
+
+/// Parses `path` and everything it includes. Syntax only: symbols are resolved by
+/// [`super::check`].
+pub fn parse_file(path: &Path) -> Result<Config, Error> {
+    let file: Arc<str> = Arc::from(path.to_string_lossy().as_ref());
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        let pos = Pos {
+            file: file.clone(),
+            line: 0,
+            col: 0,
+        };
+        Error::new(
+            &pos,
+            format!("Unable to open configuration file {file}: {}", os_msg(&e)),
+        )
+    })?;
+    let mut items = Vec::new();
+    parse_text(file, path, &text, 0, &mut items, &mut AutoNames::new())?;
+    Ok(Config { items })
+}
+
+/// Parses configuration text as if it were the file `name` (tests, `-p` on stdin).
+pub fn parse_str(name: &str, text: &str) -> Result<Config, Error> {
+    let mut items = Vec::new();
+    parse_text(
+        Arc::from(name),
+        Path::new(name),
+        text,
+        0,
+        &mut items,
+        &mut AutoNames::new(),
+    )?;
+    Ok(Config { items })
+}
+
+/// `No such file or directory`, without Rust's ` (os error 2)` tail.
+fn os_msg(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
+}
+
+/// BIRD numbers unnamed protocols per type across the whole configuration (`kernel1`, …).
+type AutoNames = HashMap<&'static str, u32>;
+
+fn parse_text(
+    file: Arc<str>,
+    path: &Path,
+    text: &str,
+    depth: usize,
+    items: &mut Vec<Item>,
+    names: &mut AutoNames,
+) -> Result<(), Error> {
+    let mut p = Parser {
+        toks: lex(&file, text)?,
+        i: 0,
+        names,
+        params: Vec::new(),
+        nesting: 0,
+    };
+    while !p.at_eof() {
+        let pos = p.pos();
+        if p.eat_kw("include") {
+            let (name, npos) = p.string()?;
+            p.expect(";")?;
+            let base = path.parent().filter(|b| !b.as_os_str().is_empty());
+            let base = base.unwrap_or(Path::new("."));
+            include(&pos, &npos, base, &name, depth, items, p.names)?;
+        } else {
+            items.push(p.item()?);
+        }
+    }
+    Ok(())
+}
+
+/// `include "name"`: relative to the including file's directory; a pattern may match
+/// nothing, a plain name must exist (BIRD 1.6 `cf_include`).
+fn include(
+    pos: &Pos,
+    npos: &Pos,
+    base: &Path,
+    name: &str,
+    depth: usize,
+    items: &mut Vec<Item>,
+    names: &mut AutoNames,
+) -> Result<(), Error> {
+    if depth + 1 >= MAX_INCLUDE_DEPTH {
+        return Err(Error::new(npos, "Max include depth reached"));
+    }
+    let full = base.join(name);
+    let files = if glob::is_pattern(name) {
+        expand(&full)
+    } else {
+        vec![full]
+    };
+    for f in files {
+        let text = std::fs::read_to_string(&f).map_err(|e| {
+            let msg = format!(
+                "Unable to open included file {}: {}",
+                f.display(),
+                os_msg(&e)
+            );
+            Error::new(pos, msg)
+        })?;
+        let file: Arc<str> = Arc::from(f.to_string_lossy().as_ref());
+        parse_text(file, &f, &text, depth + 1, items, names)?;
+    }
+    Ok(())
+}
+
+/// The files a pattern matches: wildcards in the last component only, sorted like glob(3).
+fn expand(pattern: &Path) -> Vec<PathBuf> {
+    let dir = pattern.parent().unwrap_or(Path::new("."));
+    let Some(pat) = pattern
+        .file_name()
+        .map(|p| p.to_string_lossy().into_owned())
+    else {
+        return Vec::new();
+    };
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter(|e| {
+                    let n = e.file_name().to_string_lossy().into_owned();
+                    // glob(3) hides dot files unless the pattern asks for them.
+                    (pat.starts_with('.') || !n.starts_with('.')) && glob::matches(&pat, &n)
+                })
+                .map(|e| e.path())
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+struct Parser<'n> {
+    toks: Vec<Token>,
+    i: usize,
+    names: &'n mut AutoNames,
+    /// Parameters of the function being parsed: the only variables Calico's files use.
+    params: Vec<String>,
+    nesting: usize,
+}
+
+type R<T> = Result<T, Error>;
+
+impl Parser<'_> {
+    // ---- token helpers ----
+
+    fn peek(&self) -> &Tok {
+        &self.toks[self.i.min(self.toks.len() - 1)].tok
+    }
+
+    fn peek_at(&self, n: usize) -> &Tok {
+        &self.toks[(self.i + n).min(self.toks.len() - 1)].tok
+    }
+
+    fn pos(&self) -> Pos {
+        self.toks[self.i.min(self.toks.len() - 1)].pos.clone()
+    }
+
+    fn at_eof(&self) -> bool {
+        matches!(self.peek(), Tok::Eof)
+    }
+
+    fn bump(&mut self) -> Token {
+        let t = self.toks[self.i.min(self.toks.len() - 1)].clone();
+        if self.i < self.toks.len() - 1 {
+            self.i += 1;
+        }
+        t
+    }
+
+    fn err<T>(&self, msg: impl Into<String>) -> R<T> {
+        Err(Error::new(&self.pos(), msg))
+    }
+
+    /// "syntax error" with what was found, at the current token.
+    fn unexpected<T>(&self, wanted: &str) -> R<T> {
+        let found = match self.peek() {
+            Tok::Sym(s) => format!("`{s}`"),
+            Tok::Str(s) => format!("\"{s}\""),
+            Tok::Num(n) => n.to_string(),
+            Tok::Ip4(a) => a.to_string(),
+            Tok::Ip6(a) => a.to_string(),
+            Tok::Punct(p) => format!("`{p}`"),
+            Tok::Eof => "end of file".to_string(),
+        };
+        self.err(format!(
+            "syntax error, unexpected {found}, expecting {wanted}"
+        ))
+    }
+
+    fn is_punct(&self, p: &str) -> bool {
+        matches!(self.peek(), Tok::Punct(q) if *q == p)
+    }
+
+    fn eat(&mut self, p: &str) -> bool {
+        if self.is_punct(p) {
+            self.bump();
+            true
+        } else {
+            false
+        }
+    }
+
+    fn expect(&mut self, p: &str) -> R<()> {
+        if self.eat(p) {
+            Ok(())
+        } else {
+            self.unexpected(&format!("`{p}`"))
+        }
+    }
+
+    fn is_kw(&self, k: &str) -> bool {
+        matches!(self.peek(), Tok::Sym(s) if s == k)
+    }
+
+    fn eat_kw(&mut self, k: &str) -> bool {
+        if self.is_kw(k) {
+            self.bump();
+            true
+        } else {
+            false
+        }
+    }
+
+    fn expect_kw(&mut self, k: &str) -> R<()> {
+        if self.eat_kw(k) {
+            Ok(())
+        } else {
+            self.unexpected(&format!("`{k}`"))
+        }
+    }
+
+    fn symbol(&mut self) -> R<(String, Pos)> {
+        let pos = self.pos();
+        match self.peek().clone() {
+            Tok::Sym(s) => {
+                self.bump();
+                Ok((s, pos))
+            }
+            _ => self.unexpected("a name"),
+        }
+    }
+
+    fn string(&mut self) -> R<(String, Pos)> {
+        let pos = self.pos();
+        match self.peek().clone() {
+            Tok::Str(s) => {
+                self.bump();
+                Ok((s, pos))
+            }
+            _ => self.unexpected("a string"),
+        }
+    }
+
+    fn number(&mut self) -> R<u64> {
+        match self.peek().clone() {
+            Tok::Num(n) => {
+                self.bump();
+                Ok(n)
+            }
+            _ => self.unexpected("a number"),
+        }
+    }
+
+    fn u32(&mut self) -> R<u32> {
+        let pos = self.pos();
+        let n = self.number()?;
+        u32::try_from(n).map_err(|_| Error::new(&pos, format!("Number out of range: {n}")))
+    }
+
+    fn u16(&mut self, what: &str) -> R<u16> {
+        let pos = self.pos();
+        let n = self.number()?;
+        u16::try_from(n).map_err(|_| Error::new(&pos, format!("Invalid {what}: {n}")))
+    }
+
+    fn ip(&mut self) -> R<IpAddr> {
+        match self.peek().clone() {
+            Tok::Ip4(a) => {
+                self.bump();
+                Ok(IpAddr::V4(a))
+            }
+            Tok::Ip6(a) => {
+                self.bump();
+                Ok(IpAddr::V6(a))
+            }
+            _ => self.unexpected("an IP address"),
+        }
+    }
+
+    fn ip4(&mut self) -> R<Ipv4Addr> {
+        match self.peek().clone() {
+            Tok::Ip4(a) => {
+                self.bump();
+                Ok(a)
+            }
+            _ => self.unexpected("an IPv4 address"),
+        }
+    }
+
+    /// `IP/LEN`, refusing a length past the family's width and host bits (BIRD: "Invalid
+    /// network prefix").
+    fn prefix(&mut self) -> R<IpNet> {
+        let pos = self.pos();
+        let ip = self.ip()?;
+        self.expect("/")?;
+        let len = self.number()?;
+        let text = format!("{ip}/{len}");
+        let net = u8::try_from(len)
+            .ok()
+            .and_then(|l| IpNet::new(ip, l).ok())
+            .ok_or_else(|| Error::new(&pos, format!("Invalid network prefix: {text}.")))?;
+        if net.network() != ip {
+            return Err(Error::new(&pos, format!("Invalid prefix: {text}.")));
+        }
+        Ok(net)
+    }
+
+    /// BIRD's optional bool: nothing means yes.
+    fn opt_bool(&mut self) -> R<bool> {
+        let v = match self.peek() {
+            Tok::Sym(s) => match s.as_str() {
+                "on" | "yes" | "true" => Some(true),
+                "off" | "no" | "false" => Some(false),
+                _ => None,
+            },
+            _ => None,
+        };
+        if v.is_some() {
+            self.bump();
+        }
+        Ok(v.unwrap_or(true))
+    }
+
+    fn enter(&mut self) -> R<()> {
+        self.nesting += 1;
+        if self.nesting > MAX_NESTING {
+            return self.err("Nesting too deep");
+        }
+        Ok(())
+    }
+
+    fn leave(&mut self) {
+        self.nesting -= 1;
+    }
+
+    // ---- top level ----
+
+    fn item(&mut self) -> R<Item> {
+        let pos = self.pos();
+        let kind = match self.peek().clone() {
+            Tok::Sym(s) => match s.as_str() {
+                "router" => {
+                    self.bump();
+                    self.expect_kw("id")?;
+                    let id = self.ip4()?;
+                    self.expect(";")?;
+                    ItemKind::RouterId(id)
+                }
+                "listen" => self.listen()?,
+                "log" => self.log()?,
+                "debug" => {
+                    self.bump();
+                    self.expect_kw("protocols")?;
+                    let d = self.debug_value()?;
+                    self.expect(";")?;
+                    ItemKind::DebugProtocols(d)
+                }
+                "function" => self.function()?,
+                "filter" => {
+                    self.bump();
+                    let (name, _) = self.symbol()?;
+                    let body = self.block_body()?;
+                    ItemKind::Filter(Filter { name, body })
+                }
+                "template" => {
+                    self.bump();
+                    ItemKind::Template(self.proto(true)?)
+                }
+                "protocol" => {
+                    self.bump();
+                    ItemKind::Protocol(self.proto(false)?)
+                }
+                _ => return self.unexpected("a top-level statement"),
+            },
+            _ => return self.unexpected("a top-level statement"),
+        };
+        Ok(Item { pos, kind })
+    }
+
+    fn listen(&mut self) -> R<ItemKind> {
+        self.bump();
+        self.expect_kw("bgp")?;
+        let (mut address, mut port) = (None, None);
+        loop {
+            if self.eat_kw("address") {
+                address = Some(self.ip()?);
+            } else if self.eat_kw("port") {
+                port = Some(self.u16("port")?);
+            } else {
+                break;
+            }
+        }
+        self.expect(";")?;
+        Ok(ItemKind::Listen { address, port })
+    }
+
+    fn log(&mut self) -> R<ItemKind> {
+        self.bump();
+        let target = if self.eat_kw("stderr") {
+            LogTarget::Stderr
+        } else if self.eat_kw("syslog") {
+            let name = if self.eat_kw("name") {
+                Some(self.string()?.0)
+            } else {
+                None
+            };
+            LogTarget::Syslog(name)
+        } else if let Tok::Str(_) = self.peek() {
+            LogTarget::File(self.string()?.0)
+        } else {
+            return self.unexpected("`stderr`, `syslog` or a file name");
+        };
+        let classes = if self.eat_kw("all") {
+            vec!["all".to_string()]
+        } else {
+            self.name_list()?
+        };
+        self.expect(";")?;
+        Ok(ItemKind::Log { target, classes })
+    }
+
+    /// `{ a, b, c }`.
+    fn name_list(&mut self) -> R<Vec<String>> {
+        self.expect("{")?;
+        let mut out = vec![self.symbol()?.0];
+        while self.eat(",") {
+            out.push(self.symbol()?.0);
+        }
+        self.expect("}")?;
+        Ok(out)
+    }
+
+    fn debug_value(&mut self) -> R<Debug> {
+        if self.eat_kw("all") {
+            Ok(Debug::All)
+        } else if self.eat_kw("off") {
+            Ok(Debug::Off)
+        } else if self.is_punct("{") {
+            const CLASSES: [&str; 6] = [
+                "states",
+                "routes",
+                "filters",
+                "interfaces",
+                "events",
+                "packets",
+            ];
+            let pos = self.pos();
+            let list = self.name_list()?;
+            if let Some(bad) = list.iter().find(|c| !CLASSES.contains(&c.as_str())) {
+                return Err(Error::new(&pos, format!("Unknown debug class `{bad}`")));
+            }
+            Ok(Debug::Classes(list))
+        } else {
+            self.unexpected("`all`, `off` or `{`")
+        }
+    }
+
+    fn function(&mut self) -> R<ItemKind> {
+        self.bump();
+        let (name, _) = self.symbol()?;
+        self.expect("(")?;
+        let mut params = Vec::new();
+        if !self.is_punct(")") {
+            loop {
+                let pos = self.pos();
+                let (ty, _) = self.symbol()?;
+                const TYPES: [&str; 9] = [
+                    "bool", "int", "ip", "prefix", "pair", "quad", "string", "ec", "lc",
+                ];
+                if !TYPES.contains(&ty.as_str()) {
+                    return Err(Error::new(&pos, format!("Unknown type `{ty}`")));
+                }
+                let (pname, _) = self.symbol()?;
+                params.push(Param {
+                    pos,
+                    ty,
+                    name: pname,
+                });
+                if !self.eat(",") {
+                    break;
+                }
+            }
+        }
+        self.expect(")")?;
+        if !self.is_punct("{") {
+            return self.err("Local variable declarations are not supported");
+        }
+        self.params = params.iter().map(|p| p.name.clone()).collect();
+        let body = self.block_body();
+        self.params.clear();
+        Ok(ItemKind::Function(Function {
+            name,
+            params,
+            body: body?,
+        }))
+    }
+
+    // ---- protocols ----
+
+    fn proto(&mut self, template: bool) -> R<Proto> {
+        let pos = self.pos();
+        let (kw, _) = self.symbol()?;
+        let ty = match kw.as_str() {
+            "kernel" => ProtoType::Kernel,
+            "device" => ProtoType::Device,
+            "direct" => ProtoType::Direct,
+            "static" => ProtoType::Static,
+            "bgp" => ProtoType::Bgp,
+            other => {
+                return Err(Error::new(
+                    &pos,
+                    format!("Unsupported protocol type `{other}`"),
+                ));
+            }
+        };
+        let name = match self.peek() {
+            Tok::Sym(s) if s != "from" => Some(self.symbol()?.0),
+            _ if template => return self.unexpected("a template name"),
+            _ => None,
+        };
+        let from = if self.eat_kw("from") {
+            Some(self.symbol()?)
+        } else {
+            None
+        };
+        let (name, auto_named) = match name {
+            Some(n) => (n, false),
+            None => {
+                let n = self.names.entry(ty.keyword()).or_insert(0);
+                *n += 1;
+                (format!("{}{}", ty.keyword(), n), true)
+            }
+        };
+        self.expect("{")?;
+        let mut options = Vec::new();
+        while !self.eat("}") {
+            if self.eat(";") {
+                continue;
+            }
+            let pos = self.pos();
+            let kind = self.option(ty)?;
+            self.expect(";")?;
+            options.push(Opt { pos, kind });
+        }
+        Ok(Proto {
+            ty,
+            name,
+            auto_named,
+            from,
+            options,
+        })
+    }
+
+    /// One protocol option, without its `;`.
+    fn option(&mut self, ty: ProtoType) -> R<OptKind> {
+        use ProtoType::*;
+        let pos = self.pos();
+        let Tok::Sym(word) = self.peek().clone() else {
+            return self.unexpected("a protocol option");
+        };
+        self.bump();
+        let kind =
+            match (word.as_str(), ty) {
+                ("debug", _) => OptKind::Debug(self.debug_value()?),
+                ("description", _) => OptKind::Description(self.string()?.0),
+                ("import", _) if self.eat_kw("limit") => OptKind::ImportLimit(self.u32()?),
+                ("import", _) => OptKind::Import(self.filter_ref()?),
+                ("export", _) => OptKind::Export(self.filter_ref()?),
+                ("learn", Kernel) => OptKind::Learn(self.opt_bool()?),
+                ("persist", Kernel) => OptKind::Persist(self.opt_bool()?),
+                ("scan", Kernel | Device) => {
+                    self.expect_kw("time")?;
+                    OptKind::ScanTime(self.u32()?)
+                }
+                ("device", Kernel) => {
+                    self.expect_kw("routes")?;
+                    OptKind::DeviceRoutes(self.opt_bool()?)
+                }
+                ("merge", Kernel) => {
+                    self.expect_kw("paths")?;
+                    let on = self.opt_bool()?;
+                    let limit = if self.eat_kw("limit") {
+                        Some(self.u32()?)
+                    } else {
+                        None
+                    };
+                    OptKind::MergePaths { on, limit }
+                }
+                ("kernel", Kernel) => {
+                    self.expect_kw("table")?;
+                    OptKind::KernelTable(self.u32()?)
+                }
+                ("graceful", Kernel) => {
+                    self.expect_kw("restart")?;
+                    OptKind::GracefulRestart(self.opt_bool()?)
+                }
+                ("graceful", Bgp) => {
+                    self.expect_kw("restart")?;
+                    if self.eat_kw("time") {
+                        OptKind::GracefulRestartTime(self.u32()?)
+                    } else {
+                        OptKind::GracefulRestart(self.opt_bool()?)
+                    }
+                }
+                ("interface", Direct) => OptKind::Interface(self.iface_patterns()?),
+                ("route", Static) => {
+                    let prefix = self.prefix()?;
+                    let target = if self.eat_kw("blackhole") {
+                        RouteTarget::Blackhole
+                    } else if self.eat_kw("unreachable") {
+                        RouteTarget::Unreachable
+                    } else if self.eat_kw("prohibit") {
+                        RouteTarget::Prohibit
+                    } else if self.eat_kw("via") {
+                        RouteTarget::Via(self.ip()?)
+                    } else {
+                        return self.unexpected("`blackhole`, `unreachable`, `prohibit` or `via`");
+                    };
+                    OptKind::Route { prefix, target }
+                }
+                ("local", Bgp) => {
+                    let address = match self.peek() {
+                        Tok::Ip4(_) | Tok::Ip6(_) => Some(self.ip()?),
+                        _ => None,
+                    };
+                    self.expect_kw("as")?;
+                    OptKind::LocalAs {
+                        address,
+                        asn: self.u32()?,
+                    }
+                }
+                ("neighbor", Bgp) => {
+                    let address = self.ip()?;
+                    let port = if self.eat_kw("port") {
+                        Some(self.u16("port")?)
+                    } else {
+                        None
+                    };
+                    self.expect_kw("as")?;
+                    OptKind::Neighbor {
+                        address,
+                        port,
+                        asn: self.u32()?,
+                    }
+                }
+                ("multihop", Bgp) => {
+                    let hops =
+                        match self.peek() {
+                            Tok::Num(_) => {
+                                let p = self.pos();
+                                let n = self.number()?;
+                                Some(u8::try_from(n).ok().filter(|n| *n > 0).ok_or_else(|| {
+                                    Error::new(&p, "Multihop must be in range 1-255")
+                                })?)
+                            }
+                            _ => None,
+                        };
+                    OptKind::Multihop(hops)
+                }
+                ("ttl", Bgp) => {
+                    self.expect_kw("security")?;
+                    OptKind::TtlSecurity(self.opt_bool()?)
+                }
+                ("gateway", Bgp) => {
+                    if self.eat_kw("direct") {
+                        OptKind::Gateway(Gateway::Direct)
+                    } else if self.eat_kw("recursive") {
+                        OptKind::Gateway(Gateway::Recursive)
+                    } else {
+                        return self.unexpected("`direct` or `recursive`");
+                    }
+                }
+                ("next", Bgp) => {
+                    self.expect_kw("hop")?;
+                    if self.eat_kw("self") {
+                        OptKind::NextHopSelf
+                    } else if self.eat_kw("keep") {
+                        OptKind::NextHopKeep
+                    } else {
+                        return self.unexpected("`self` or `keep`");
+                    }
+                }
+                ("add", Bgp) => {
+                    self.expect_kw("paths")?;
+                    if self.eat_kw("rx") {
+                        OptKind::AddPaths {
+                            rx: true,
+                            tx: false,
+                        }
+                    } else if self.eat_kw("tx") {
+                        OptKind::AddPaths {
+                            rx: false,
+                            tx: true,
+                        }
+                    } else {
+                        let on = self.opt_bool()?;
+                        OptKind::AddPaths { rx: on, tx: on }
+                    }
+                }
+                ("connect", Bgp) => {
+                    if self.eat_kw("delay") {
+                        self.expect_kw("time")?;
+                        OptKind::ConnectDelayTime(self.u32()?)
+                    } else {
+                        self.expect_kw("retry")?;
+                        self.expect_kw("time")?;
+                        OptKind::ConnectRetryTime(self.u32()?)
+                    }
+                }
+                ("error", Bgp) => {
+                    if self.eat_kw("forget") {
+                        self.expect_kw("time")?;
+                        OptKind::ErrorForgetTime(self.u32()?)
+                    } else {
+                        self.expect_kw("wait")?;
+                        self.expect_kw("time")?;
+                        let lo = self.u32()?;
+                        self.expect(",")?;
+                        OptKind::ErrorWaitTime(lo, self.u32()?)
+                    }
+                }
+                ("hold", Bgp) => {
+                    self.expect_kw("time")?;
+                    OptKind::HoldTime(self.u32()?)
+                }
+                ("startup", Bgp) => {
+                    self.expect_kw("hold")?;
+                    self.expect_kw("time")?;
+                    OptKind::StartupHoldTime(self.u32()?)
+                }
+                ("keepalive", Bgp) => {
+                    self.expect_kw("time")?;
+                    OptKind::KeepaliveTime(self.u32()?)
+                }
+                ("source", Bgp) => {
+                    self.expect_kw("address")?;
+                    OptKind::SourceAddress(self.ip()?)
+                }
+                ("passive", Bgp) => OptKind::Passive(self.opt_bool()?),
+                ("password", Bgp) => OptKind::Password(self.string()?.0),
+                ("rr", Bgp) => {
+                    if self.eat_kw("client") {
+                        OptKind::RrClient(self.opt_bool()?)
+                    } else {
+                        self.expect_kw("cluster")?;
+                        self.expect_kw("id")?;
+                        match self.peek().clone() {
+                            Tok::Num(n) => {
+                                self.bump();
+                                let n = u32::try_from(n)
+                                    .map_err(|_| Error::new(&pos, "Cluster ID out of range"))?;
+                                OptKind::RrClusterId(Ipv4Addr::from(n))
+                            }
+                            _ => OptKind::RrClusterId(self.ip4()?),
+                        }
+                    }
+                }
+                ("allow", Bgp) => {
+                    self.expect_kw("local")?;
+                    self.expect_kw("as")?;
+                    let n = match self.peek() {
+                        Tok::Num(_) => Some(self.u32()?),
+                        _ => None,
+                    };
+                    OptKind::AllowLocalAs(n)
+                }
+                _ => {
+                    return Err(Error::new(
+                        &pos,
+                        format!("Unknown option `{word}` in a {} protocol", ty.keyword()),
+                    ));
+                }
+            };
+        Ok(kind)
+    }
+
+    fn filter_ref(&mut self) -> R<FilterRef> {
+        if self.eat_kw("all") {
+            return Ok(FilterRef::All);
+        }
+        if self.eat_kw("none") {
+            return Ok(FilterRef::None);
+        }
+        if self.is_kw("where") {
+            return self.err("`where` filters are not supported");
+        }
+        self.expect_kw("filter")?;
+        if self.is_punct("{") {
+            return Ok(FilterRef::Inline(self.block_body()?));
+        }
+        let (name, pos) = self.symbol()?;
+        Ok(FilterRef::Named(name, pos))
+    }
+
+    fn iface_patterns(&mut self) -> R<Vec<IfacePattern>> {
+        let mut out = Vec::new();
+        loop {
+            let exclude = self.eat("-");
+            let (glob, _) = self.string()?;
+            out.push(IfacePattern { exclude, glob });
+            if !self.eat(",") {
+                return Ok(out);
+            }
+        }
+    }
+
+    // ---- statements ----
+
+    /// `{ stmt* }`.
+    fn block_body(&mut self) -> R<Vec<Stmt>> {
+        self.expect("{")?;
+        self.enter()?;
+        let mut out = Vec::new();
+        while !self.eat("}") {
+            if self.eat(";") {
+                continue;
+            }
+            out.push(self.stmt()?);
+        }
+        self.leave();
+        Ok(out)
+    }
+
+    fn stmt(&mut self) -> R<Stmt> {
+        let pos = self.pos();
+        if self.is_punct("{") {
+            return Ok(Stmt {
+                pos,
+                kind: StmtKind::Block(self.block_body()?),
+            });
+        }
+        let Tok::Sym(word) = self.peek().clone() else {
+            return self.unexpected("a statement");
+        };
+        let kind = match word.as_str() {
+            "if" => {
+                self.bump();
+                let cond = self.expr()?;
+                self.expect_kw("then")?;
+                self.enter()?;
+                let then = Box::new(self.stmt()?);
+                let els = if self.eat_kw("else") {
+                    Some(Box::new(self.stmt()?))
+                } else {
+                    None
+                };
+                self.leave();
+                StmtKind::If { cond, then, els }
+            }
+            "accept" | "reject" => {
+                self.bump();
+                // BIRD allows a message after the verdict; it is only printed.
+                if !self.is_punct(";") {
+                    self.expr()?;
+                }
+                self.expect(";")?;
+                if word == "accept" {
+                    StmtKind::Accept
+                } else {
+                    StmtKind::Reject
+                }
+            }
+            "return" => {
+                self.bump();
+                let e = if self.is_punct(";") {
+                    None
+                } else {
+                    Some(self.expr()?)
+                };
+                self.expect(";")?;
+                StmtKind::Return(e)
+            }
+            "print" | "printn" => {
+                self.bump();
+                let mut args = vec![self.expr()?];
+                while self.eat(",") {
+                    args.push(self.expr()?);
+                }
+                self.expect(";")?;
+                StmtKind::Print(args)
+            }
+            "case" => self.case()?,
+            _ => {
+                self.bump();
+                if self.is_punct("(") {
+                    let args = self.args()?;
+                    self.expect(";")?;
+                    StmtKind::Call { name: word, args }
+                } else if self.eat("=") {
+                    let attr = self.attr(&word, &pos)?;
+                    let value = self.expr()?;
+                    self.expect(";")?;
+                    StmtKind::Assign { attr, value }
+                } else if self.eat(".") {
+                    let attr = self.attr(&word, &pos)?;
+                    let mpos = self.pos();
+                    let (m, _) = self.symbol()?;
+                    let method = match m.as_str() {
+                        "add" => Method::Add,
+                        "delete" => Method::Delete,
+                        "prepend" => Method::Prepend,
+                        _ => return Err(Error::new(&mpos, format!("Unknown method `{m}`"))),
+                    };
+                    self.expect("(")?;
+                    let arg = self.expr()?;
+                    self.expect(")")?;
+                    self.expect(";")?;
+                    if let Some(msg) = method_mismatch(attr, method) {
+                        return Err(Error::new(&mpos, msg));
+                    }
+                    StmtKind::Method { attr, method, arg }
+                } else {
+                    return self.unexpected("`(`, `=` or `.`");
+                }
+            }
+        };
+        Ok(Stmt { pos, kind })
+    }
+
+    /// An attribute named in an assignment or method call.
+    fn attr(&self, name: &str, pos: &Pos) -> R<Attr> {
+        if self.params.iter().any(|p| p == name) {
+            return Err(Error::new(
+                pos,
+                "Assigning to function arguments is not supported",
+            ));
+        }
+        let attr = Attr::from_name(name)
+            .ok_or_else(|| Error::new(pos, format!("{name}: unknown attribute")))?;
+        if !attr.writable() {
+            return Err(Error::new(pos, format!("{name}: attribute is read-only")));
+        }
+        Ok(attr)
+    }
+
+    fn case(&mut self) -> R<StmtKind> {
+        self.bump();
+        let subject = self.expr()?;
+        self.expect("{")?;
+        self.enter()?;
+        let mut arms: Vec<CaseArm> = Vec::new();
+        while !self.eat("}") {
+            let values = if self.eat_kw("else") {
+                Vec::new()
+            } else {
+                let mut v = vec![self.primary()?];
+                while self.eat(",") {
+                    v.push(self.primary()?);
+                }
+                v
+            };
+            self.expect(":")?;
+            let mut body = Vec::new();
+            while !self.is_punct("}") && !self.arm_starts() {
+                if self.eat(";") {
+                    continue;
+                }
+                body.push(self.stmt()?);
+            }
+            arms.push(CaseArm { values, body });
+        }
+        self.leave();
+        Ok(StmtKind::Case { subject, arms })
+    }
+
+    /// Whether the tokens ahead begin a new `case` arm (`value [, value]* :` or `else :`).
+    fn arm_starts(&self) -> bool {
+        let mut n = 0;
+        loop {
+            match (self.peek_at(n), self.peek_at(n + 1)) {
+                (Tok::Sym(s), Tok::Punct(":")) if s == "else" => return true,
+                (
+                    Tok::Num(_) | Tok::Sym(_) | Tok::Ip4(_) | Tok::Ip6(_) | Tok::Str(_),
+                    Tok::Punct(":"),
+                ) => {
+                    return true;
+                }
+                (Tok::Num(_) | Tok::Sym(_) | Tok::Str(_), Tok::Punct(",")) => n += 2,
+                _ => return false,
+            }
+        }
+    }
+
+    fn args(&mut self) -> R<Vec<Expr>> {
+        self.expect("(")?;
+        let mut args = Vec::new();
+        if !self.eat(")") {
+            loop {
+                args.push(self.expr()?);
+                if self.eat(")") {
+                    break;
+                }
+                self.expect(",")?;
+            }
+        }
+        Ok(args)
+    }
+
+    // ---- expressions (BIRD 1.6 precedence: `&&`/`||` lowest and equal, then comparisons,
+    //      then `+ -`, then `* /`, then `!`) ----
+
+    fn expr(&mut self) -> R<Expr> {
+        self.enter()?;
+        let r = self.logic();
+        self.leave();
+        r
+    }
+
+    fn logic(&mut self) -> R<Expr> {
+        let mut lhs = self.comparison()?;
+        loop {
+            let op = if self.is_punct("&&") {
+                BinOp::And
+            } else if self.is_punct("||") {
+                BinOp::Or
+            } else {
+                return Ok(lhs);
+            };
+            let pos = self.pos();
+            self.bump();
+            let rhs = self.comparison()?;
+            lhs = binary(pos, op, lhs, rhs);
+        }
+    }
+
+    fn comparison(&mut self) -> R<Expr> {
+        let lhs = self.sum()?;
+        let op = match self.peek() {
+            Tok::Punct("=") => BinOp::Eq,
+            Tok::Punct("!=") => BinOp::Ne,
+            Tok::Punct("<") => BinOp::Lt,
+            Tok::Punct(">") => BinOp::Gt,
+            Tok::Punct("<=") => BinOp::Le,
+            Tok::Punct(">=") => BinOp::Ge,
+            Tok::Punct("~") => BinOp::Match,
+            Tok::Punct("!~") => BinOp::NotMatch,
+            _ => return Ok(lhs),
+        };
+        let pos = self.pos();
+        self.bump();
+        let rhs = self.sum()?;
+        Ok(binary(pos, op, lhs, rhs))
+    }
+
+    fn sum(&mut self) -> R<Expr> {
+        let mut lhs = self.product()?;
+        loop {
+            let op = match self.peek() {
+                Tok::Punct("+") => BinOp::Add,
+                Tok::Punct("-") => BinOp::Sub,
+                _ => return Ok(lhs),
+            };
+            let pos = self.pos();
+            self.bump();
+            let rhs = self.product()?;
+            lhs = binary(pos, op, lhs, rhs);
+        }
+    }
+
+    fn product(&mut self) -> R<Expr> {
+        let mut lhs = self.unary()?;
+        loop {
+            let op = match self.peek() {
+                Tok::Punct("*") => BinOp::Mul,
+                Tok::Punct("/") => BinOp::Div,
+                _ => return Ok(lhs),
+            };
+            let pos = self.pos();
+            self.bump();
+            let rhs = self.unary()?;
+            lhs = binary(pos, op, lhs, rhs);
+        }
+    }
+
+    fn unary(&mut self) -> R<Expr> {
+        let pos = self.pos();
+        if self.eat("!") {
+            self.enter()?;
+            let e = self.unary();
+            self.leave();
+            return Ok(Expr {
+                pos,
+                kind: ExprKind::Not(Box::new(e?)),
+            });
+        }
+        self.primary()
+    }
+
+    fn primary(&mut self) -> R<Expr> {
+        let pos = self.pos();
+        let kind = match self.peek().clone() {
+            Tok::Num(n) => {
+                self.bump();
+                ExprKind::Int(
+                    i64::try_from(n)
+                        .map_err(|_| Error::new(&pos, format!("Number out of range: {n}")))?,
+                )
+            }
+            Tok::Str(s) => {
+                self.bump();
+                ExprKind::Str(s)
+            }
+            Tok::Ip4(_) | Tok::Ip6(_) => {
+                if matches!(self.peek_at(1), Tok::Punct("/")) {
+                    ExprKind::Prefix(self.prefix()?)
+                } else {
+                    ExprKind::Ip(self.ip()?)
+                }
+            }
+            Tok::Punct("(") => {
+                self.bump();
+                self.enter()?;
+                let first = self.expr()?;
+                let kind = if self.eat(",") {
+                    let mut items = vec![first];
+                    loop {
+                        items.push(self.expr()?);
+                        if !self.eat(",") {
+                            break;
+                        }
+                    }
+                    if items.len() > 3 {
+                        return Err(Error::new(&pos, "Tuples have two or three members"));
+                    }
+                    ExprKind::Tuple(items)
+                } else {
+                    first.kind
+                };
+                self.expect(")")?;
+                self.leave();
+                kind
+            }
+            Tok::Punct("[") => self.set()?,
+            Tok::Sym(s) => {
+                self.bump();
+                match s.as_str() {
+                    "true" => ExprKind::Bool(true),
+                    "false" => ExprKind::Bool(false),
+                    "defined" => {
+                        self.expect("(")?;
+                        let e = self.expr()?;
+                        self.expect(")")?;
+                        ExprKind::Defined(Box::new(e))
+                    }
+                    _ if self.is_punct("(") => ExprKind::Call {
+                        name: s,
+                        args: self.args()?,
+                    },
+                    _ if self.params.contains(&s) => ExprKind::Var(s),
+                    _ => {
+                        if let Some(src) = Source::from_name(&s) {
+                            ExprKind::Source(src)
+                        } else if let Some(a) = Attr::from_name(&s) {
+                            ExprKind::Attr(a)
+                        } else {
+                            return Err(Error::new(
+                                &pos,
+                                format!("{s}: unknown attribute or variable"),
+                            ));
+                        }
+                    }
+                }
+            }
+            _ => return self.unexpected("an expression"),
+        };
+        Ok(Expr { pos, kind })
+    }
+
+    /// `[ … ]`: a path mask `[= … =]` or a set.
+    fn set(&mut self) -> R<ExprKind> {
+        self.bump();
+        if self.eat("=") {
+            let mut items = Vec::new();
+            loop {
+                match self.peek().clone() {
+                    Tok::Punct("=") if matches!(self.peek_at(1), Tok::Punct("]")) => {
+                        self.bump();
+                        self.bump();
+                        return Ok(ExprKind::PathMask(items));
+                    }
+                    Tok::Punct("*") => {
+                        self.bump();
+                        items.push(PathItem::AnySeq);
+                    }
+                    Tok::Punct("?") => {
+                        self.bump();
+                        items.push(PathItem::AnyOne);
+                    }
+                    Tok::Num(_) => items.push(PathItem::Asn(self.u32()?)),
+                    _ => return self.unexpected("an AS number, `*`, `?` or `=]`"),
+                }
+            }
+        }
+        let mut items = Vec::new();
+        if self.eat("]") {
+            return Ok(ExprKind::Set(items));
+        }
+        self.enter()?;
+        loop {
+            let is_prefix = matches!(self.peek(), Tok::Ip4(_) | Tok::Ip6(_))
+                && matches!(self.peek_at(1), Tok::Punct("/"));
+            if is_prefix {
+                let net = self.prefix()?;
+                let len = net.prefix_len();
+                let (lo, hi) = if self.eat("+") {
+                    (len, net.max_prefix_len())
+                } else if self.eat("-") {
+                    (0, len)
+                } else if self.is_punct("{") {
+                    let pos = self.pos();
+                    self.bump();
+                    let lo = self.number()?;
+                    self.expect(",")?;
+                    let hi = self.number()?;
+                    self.expect("}")?;
+                    let max = u64::from(net.max_prefix_len());
+                    if lo > hi || hi > max {
+                        return Err(Error::new(&pos, "Invalid prefix pattern range"));
+                    }
+                    (lo as u8, hi as u8)
+                } else {
+                    (len, len)
+                };
+                items.push(SetItem::Prefix { net, lo, hi });
+            } else {
+                items.push(SetItem::Value(self.primary()?));
+            }
+            if self.eat("]") {
+                break;
+            }
+            self.expect(",")?;
+        }
+        self.leave();
+        Ok(ExprKind::Set(items))
+    }
+}
+
+fn binary(pos: Pos, op: BinOp, lhs: Expr, rhs: Expr) -> Expr {
+    Expr {
+        pos,
+        kind: ExprKind::Binary {
+            op,
+            lhs: Box::new(lhs),
+            rhs: Box::new(rhs),
+        },
+    }
+}
+
+/// Methods exist only on the list attributes: `add`/`delete` on community lists, `prepend`
+/// on the AS path.
+fn method_mismatch(attr: Attr, method: Method) -> Option<&'static str> {
+    let ok = match method {
+        Method::Add | Method::Delete => {
+            matches!(attr, Attr::BgpCommunity | Attr::BgpLargeCommunity)
+        }
+        Method::Prepend => attr == Attr::BgpPath,
+    };
+    (!ok).then_some("This method does not apply to this attribute")
+}
