@@ -336,6 +336,41 @@ def main():
             w(os.path.join(d, "bird6.cfg"), bird_cfg(s, "6"))
             w(os.path.join(d, "bird6_aggr.cfg"), aggr_cfg(s, "6"))
             w(os.path.join(d, "bird6_ipam.cfg"), ipam_cfg(s, "6"))
+    broken()
+
+
+# Broken variants of v3.32/mesh3: (file, text, replacement, marker). `expect` holds where the
+# error is: the marker's FILE:LINE:COL, which both wren and BIRD must report (BIRD's column
+# counts differently, so tests compare its file and line).
+BROKEN = {
+    "typo": ("bird.cfg", "  scan time 2;\n}\nprotocol direct", "  scan tme 2;\n}\nprotocol direct", "tme"),
+    "missing-include": ("bird.cfg", 'include "bird_aggr.cfg"', 'include "bird_agr.cfg"', 'include "bird_agr'),
+    "undefined-filter": ("bird.cfg", "filter calico_kernel_programming;", "filter calico_kernel_programing;",
+                         "calico_kernel_programing"),
+    "undefined-function": ("bird_ipam.cfg", "  calico_aggr();", "  calico_agr();", "calico_agr()"),
+    "prefix-33": ("bird_ipam.cfg", "( net ~ 192.168.0.0/16 )", "( net ~ 192.168.0.0/33 )", "192.168.0.0/33"),
+    "unknown-attribute": ("bird_ipam.cfg", "defined(ifname)", "defined(ifnam)", "ifnam)"),
+    "wrong-arg-count": ("bird.cfg", "calico_export_to_bgp_peers(true);", "calico_export_to_bgp_peers(true, 1);",
+                        "calico_export_to_bgp_peers(true, 1)"),
+    "duplicate-protocol": ("bird.cfg", "protocol bgp Mesh_10_192_0_4", "protocol bgp Mesh_10_192_0_2",
+                           "protocol bgp Mesh_10_192_0_2 from bgp_template {\n  ttl security off;\n  multihop;\n  neighbor 10.192.0.4"),
+}
+
+
+def broken():
+    src = os.path.join(ROOT, "v3.32", "mesh3")
+    for name, (fname, old, new, marker) in BROKEN.items():
+        d = os.path.join(ROOT, "broken", name)
+        for f in ("bird.cfg", "bird_aggr.cfg", "bird_ipam.cfg"):
+            text = open(os.path.join(src, f)).read()
+            if f == fname:
+                assert old in text, (name, old)
+                text = text.replace(old, new, 1)
+                i = text.index(marker)
+                line = text.count("\n", 0, i) + 1
+                col = i - (text.rfind("\n", 0, i) + 1) + 1
+                w(os.path.join(d, "expect"), f"{f}:{line}:{col}\n")
+            w(os.path.join(d, f), text)
 
 
 if __name__ == "__main__":

@@ -631,3 +631,194 @@ fn path_matches(path: &[u32], mask: &[PathItem]) -> bool {
     }
     row[path.len()]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{check, parse};
+    use super::*;
+
+    fn config(text: &str) -> Config {
+        let c = parse::parse_str("t.cfg", text).unwrap();
+        check::check(&c).unwrap();
+        c
+    }
+
+    fn route(net: &str, source: Source) -> Route {
+        Route::new(net.parse().unwrap(), source)
+    }
+
+    /// Runs filter `f` of `text` on `r`.
+    fn run(text: &str, r: Route) -> Outcome {
+        let c = config(text);
+        Evaluator::new(&c).run_filter("f", r)
+    }
+
+    #[test]
+    fn first_verdict_ends_the_filter() {
+        let o = run(
+            "filter f { accept; krt_metric = 5; reject; }",
+            route("10.0.0.0/8", Source::Static),
+        );
+        assert!(o.accepted);
+        assert_eq!(o.route.krt_metric, None);
+        let o = run(
+            "filter f { reject; accept; }",
+            route("10.0.0.0/8", Source::Static),
+        );
+        assert!(!o.accepted);
+    }
+
+    #[test]
+    fn functions_return_into_the_caller_and_their_verdict_ends_the_filter() {
+        let text = "function g(bool b) { if b then accept; krt_metric = 7; return 0; krt_metric = 9; }\n\
+                    filter f { g(false); if krt_metric = 7 then bgp_med = 1; g(true); reject; }";
+        let o = run(text, route("10.0.0.0/8", Source::Static));
+        assert!(o.accepted);
+        assert_eq!(o.route.krt_metric, Some(7));
+        assert_eq!(o.route.bgp_med, Some(1));
+    }
+
+    #[test]
+    fn a_filter_without_verdict_rejects() {
+        let o = run(
+            "function g() { } filter f { g(); }",
+            route("10.0.0.0/8", Source::Static),
+        );
+        assert!(!o.accepted);
+        assert_eq!(o.error, None);
+    }
+
+    #[test]
+    fn defined_and_unset_attributes() {
+        let text = "filter f { if defined(bgp_local_pref) then reject;\n\
+                    if (1, 2) ~ bgp_community then reject;\n\
+                    if !defined(krt_metric) && defined(preference) then accept; reject; }";
+        assert!(run(text, route("10.0.0.0/8", Source::Static)).accepted);
+        let mut r = route("10.0.0.0/8", Source::Bgp);
+        r.bgp_local_pref = Some(100);
+        assert!(!run(text, r).accepted);
+    }
+
+    #[test]
+    fn void_in_a_comparison_is_a_runtime_error_that_rejects() {
+        let o = run(
+            "filter f { if krt_metric < 1024 then accept; accept; }",
+            route("10.0.0.0/8", Source::Static),
+        );
+        assert!(!o.accepted);
+        assert!(o.error.unwrap().starts_with("t.cfg:1:15: "));
+    }
+
+    #[test]
+    fn and_or_short_circuit_with_equal_precedence() {
+        // Guarded read of an unset attribute: no runtime error.
+        let o = run(
+            "filter f { if defined(krt_metric) && krt_metric < 5 then reject; accept; }",
+            route("10.0.0.0/8", Source::Static),
+        );
+        assert!(o.accepted && o.error.is_none());
+        // BIRD 1.6 parses `a || b && c` as `(a || b) && c`.
+        let o = run(
+            "filter f { if true || false && false then accept; reject; }",
+            route("10.0.0.0/8", Source::Static),
+        );
+        assert!(!o.accepted);
+    }
+
+    #[test]
+    fn integer_arithmetic_and_assignment() {
+        let mut r = route("10.0.0.0/8", Source::Bgp);
+        r.bgp_local_pref = Some(100);
+        let o = run(
+            "filter f { krt_metric = 2147483647 - bgp_local_pref; preference = 2 * 100 / 4 + 150; accept; }",
+            r,
+        );
+        assert_eq!(o.route.krt_metric, Some(2147483547));
+        assert_eq!(o.route.preference, 200);
+    }
+
+    #[test]
+    fn prefix_tests_and_sets() {
+        let text = "filter f { if net ~ [ 10.0.0.0/8{16,24}, 172.16.0.0/12+, 192.0.2.0/24- ] then accept; reject; }";
+        for (net, want) in [
+            ("10.1.2.0/24", true),
+            ("10.1.2.0/25", false),
+            ("10.0.0.0/8", false),
+            ("172.16.4.0/30", true),
+            ("192.0.0.0/16", true),
+            ("192.0.2.0/24", true),
+            ("192.0.2.0/25", false),
+            ("193.0.0.0/8", false),
+        ] {
+            assert_eq!(
+                run(text, route(net, Source::Static)).accepted,
+                want,
+                "{net}"
+            );
+        }
+        let text = "filter f { if net = 10.0.0.0/8 then reject; if net ~ 10.0.0.0/8 then accept; if net !~ 11.0.0.0/8 then reject; if net != 11.0.0.0/8 then accept; reject; }";
+        assert!(!run(text, route("10.0.0.0/8", Source::Static)).accepted);
+        assert!(run(text, route("10.1.0.0/16", Source::Static)).accepted);
+        assert!(!run(text, route("12.0.0.0/8", Source::Static)).accepted);
+        assert!(run(text, route("11.1.0.0/16", Source::Static)).accepted);
+    }
+
+    #[test]
+    fn sources_interfaces_next_hops() {
+        let text = "filter f { if source ~ [ RTS_BGP, RTS_STATIC ] && source != RTS_STATIC then accept;\n\
+                    if defined(ifname) && ifname ~ \"cali*\" then reject;\n\
+                    if bgp_next_hop ~ 10.192.0.0/24 then accept; reject; }";
+        assert!(run(text, route("10.0.0.0/8", Source::Bgp)).accepted);
+        let mut r = route("10.0.0.0/8", Source::Inherit);
+        r.ifname = Some("cali1234".into());
+        r.bgp_next_hop = Some("10.192.0.9".parse().unwrap());
+        assert!(!run(text, r.clone()).accepted);
+        r.ifname = Some("eth0".into());
+        assert!(run(text, r).accepted);
+    }
+
+    #[test]
+    fn communities_and_paths() {
+        let text = "filter f { bgp_community.add((65000, 100)); bgp_community.add((65000, 100));\n\
+                    bgp_large_community.add((1, 2, 3)); bgp_path.prepend(65001);\n\
+                    if (65000, 100) ~ bgp_community && (1, 2, 3) ~ bgp_large_community\n\
+                       && bgp_path ~ [= 65001 * =] && bgp_path ~ [= ? 65000 =] then accept; reject; }";
+        let mut r = route("10.0.0.0/8", Source::Bgp);
+        r.bgp_path = Some(vec![65000]);
+        let o = run(text, r);
+        assert!(o.accepted, "{o:?}");
+        assert_eq!(o.route.bgp_community, Some(vec![(65000, 100)]));
+        assert_eq!(o.route.bgp_large_community, Some(vec![(1, 2, 3)]));
+        assert_eq!(o.route.bgp_path, Some(vec![65001, 65000]));
+        assert!(!path_matches(
+            &[1, 2, 3],
+            &[PathItem::Asn(1), PathItem::Asn(3)]
+        ));
+        assert!(path_matches(
+            &[1, 2, 3],
+            &[PathItem::AnySeq, PathItem::Asn(3)]
+        ));
+        assert!(path_matches(&[], &[PathItem::AnySeq]));
+    }
+
+    #[test]
+    fn case_and_print() {
+        let text = "filter f { case bgp_local_pref { 100, 200: print \"low\", net; accept; else: reject; } }";
+        let mut r = route("10.0.0.0/8", Source::Bgp);
+        r.bgp_local_pref = Some(200);
+        let o = run(text, r.clone());
+        assert!(o.accepted);
+        assert_eq!(o.printed, vec!["low 10.0.0.0/8".to_string()]);
+        r.bgp_local_pref = Some(300);
+        assert!(!run(text, r).accepted);
+    }
+
+    #[test]
+    fn runaway_recursion_is_an_error_not_a_crash() {
+        let o = run(
+            "function g() { g(); } filter f { g(); accept; }",
+            route("10.0.0.0/8", Source::Static),
+        );
+        assert!(!o.accepted && o.error.is_some());
+    }
+}

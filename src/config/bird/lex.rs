@@ -245,8 +245,8 @@ mod tests {
     #[test]
     fn positions_skip_comments() {
         let t = lex(&Arc::from("f"), "# c\n /* x\n y */ ab;").unwrap();
-        assert_eq!((t[0].pos.line, t[0].pos.col), (3, 6));
-        assert_eq!((t[1].pos.line, t[1].pos.col), (3, 8));
+        assert_eq!((t[0].pos.line, t[0].pos.col), (3, 7));
+        assert_eq!((t[1].pos.line, t[1].pos.col), (3, 9));
     }
 
     #[test]

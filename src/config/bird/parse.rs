@@ -1053,10 +1053,9 @@ impl Parser<'_> {
             } else {
                 return Ok(lhs);
             };
-            let pos = self.pos();
             self.bump();
             let rhs = self.comparison()?;
-            lhs = binary(pos, op, lhs, rhs);
+            lhs = binary(op, lhs, rhs);
         }
     }
 
@@ -1073,10 +1072,9 @@ impl Parser<'_> {
             Tok::Punct("!~") => BinOp::NotMatch,
             _ => return Ok(lhs),
         };
-        let pos = self.pos();
         self.bump();
         let rhs = self.sum()?;
-        Ok(binary(pos, op, lhs, rhs))
+        Ok(binary(op, lhs, rhs))
     }
 
     fn sum(&mut self) -> R<Expr> {
@@ -1087,10 +1085,9 @@ impl Parser<'_> {
                 Tok::Punct("-") => BinOp::Sub,
                 _ => return Ok(lhs),
             };
-            let pos = self.pos();
             self.bump();
             let rhs = self.product()?;
-            lhs = binary(pos, op, lhs, rhs);
+            lhs = binary(op, lhs, rhs);
         }
     }
 
@@ -1102,10 +1099,9 @@ impl Parser<'_> {
                 Tok::Punct("/") => BinOp::Div,
                 _ => return Ok(lhs),
             };
-            let pos = self.pos();
             self.bump();
             let rhs = self.unary()?;
-            lhs = binary(pos, op, lhs, rhs);
+            lhs = binary(op, lhs, rhs);
         }
     }
 
@@ -1272,9 +1268,10 @@ impl Parser<'_> {
     }
 }
 
-fn binary(pos: Pos, op: BinOp, lhs: Expr, rhs: Expr) -> Expr {
+/// A binary expression sits where its left operand starts.
+fn binary(op: BinOp, lhs: Expr, rhs: Expr) -> Expr {
     Expr {
-        pos,
+        pos: lhs.pos.clone(),
         kind: ExprKind::Binary {
             op,
             lhs: Box::new(lhs),

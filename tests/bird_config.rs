@@ -1,0 +1,524 @@
+//! BIRD 1.6's configuration language as Calico's confd writes it (contract §2, §3): the
+//! corpus in tests/bird/ (≤3.31 and 3.32+ shapes, written by tests/bird/gen.py) parses with
+//! wren and with BIRD 1.6.8's own `bird -p`, the broken variants are refused by both at the
+//! same place, and Calico's kernel and export filters give BIRD's verdicts on sample routes.
+//!
+//!     sudo bash tests/peers/install.sh      # once: BIRD 1.6.8 unpacked under target/peers
+//!     cargo test --test bird_config         # no root, no namespaces, no lock
+//!
+//! `krt_tunnel` exists only in Calico's fork of BIRD, so the copies fed to stock BIRD have
+//! each `krt_tunnel = …;` replaced by a `print` (an empty statement is not valid in 1.6).
+
+mod harness;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use harness::peers::bird16_dir;
+use wren::config::bird::ast::{Config, FilterRef, OptKind, ProtoType, Source};
+use wren::config::bird::eval::{Evaluator, Outcome, Route};
+use wren::config::bird::{self, Error};
+
+fn corpus() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/bird")
+}
+
+/// Every scenario directory of both Calico shapes.
+fn scenarios() -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for shape in ["v3.31", "v3.32"] {
+        let mut dirs: Vec<PathBuf> = std::fs::read_dir(corpus().join(shape))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        dirs.sort();
+        out.extend(dirs);
+    }
+    assert!(out.len() >= 26, "corpus incomplete: {out:?}");
+    out
+}
+
+/// The main files of a scenario: bird.cfg and/or bird6.cfg.
+fn mains(dir: &Path) -> Vec<PathBuf> {
+    let v: Vec<PathBuf> = ["bird.cfg", "bird6.cfg"]
+        .iter()
+        .map(|f| dir.join(f))
+        .filter(|p| p.exists())
+        .collect();
+    assert!(!v.is_empty(), "{} has no main file", dir.display());
+    v
+}
+
+/// Copies a scenario's files into a fresh directory, with `krt_tunnel` assignments replaced
+/// for stock BIRD.
+fn stock_copy(dir: &Path, tag: &str) -> PathBuf {
+    let out = std::env::temp_dir().join(format!(
+        "wren-birdcfg.{}.{tag}.{}",
+        std::process::id(),
+        dir.file_name().unwrap().to_string_lossy()
+    ));
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).unwrap();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        let text = std::fs::read_to_string(&p).unwrap();
+        let text = text
+            .lines()
+            .map(|l| match l.find("krt_tunnel = ") {
+                Some(i) => format!("{}print \"krt_tunnel\";", &l[..i]),
+                None => l.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        std::fs::write(out.join(p.file_name().unwrap()), text).unwrap();
+    }
+    out
+}
+
+/// Runs BIRD 1.6.8's `bird -p -c FILE` (or `bird6`) from `/`, so includes resolve from the
+/// file's own directory. Returns the exit success and stderr.
+fn bird_p(file: &Path) -> (bool, String) {
+    let prog = if file
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .starts_with("bird6")
+    {
+        "bird6"
+    } else {
+        "bird"
+    };
+    let out = Command::new(bird16_dir().join(prog))
+        .args(["-p", "-c"])
+        .arg(file)
+        .current_dir("/")
+        .output()
+        .unwrap_or_else(|e| panic!("BIRD 1.6.8 missing (run tests/peers/install.sh): {e}"));
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn load(file: &Path) -> Config {
+    bird::load(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+}
+
+#[test]
+fn every_corpus_file_parses_with_wren() {
+    for dir in scenarios() {
+        for main in mains(&dir) {
+            let c = load(&main);
+            let protos = c.protocols();
+            let names: Vec<&str> = protos.iter().map(|p| p.proto.name.as_str()).collect();
+            // BIRD's automatic names, which `show protocols` prints.
+            for n in ["kernel1", "device1", "direct1"] {
+                assert!(names.contains(&n), "{}: {names:?}", main.display());
+            }
+            // Every BGP protocol got its neighbor and AS through `from bgp_template`.
+            for p in protos.iter().filter(|p| p.proto.ty == ProtoType::Bgp) {
+                assert!(
+                    p.last(|o| matches!(o, OptKind::LocalAs { .. }).then_some(()))
+                        .is_some()
+                );
+                assert_eq!(
+                    p.last(|o| matches!(o, OptKind::ConnectRetryTime(5)).then_some(())),
+                    Some(())
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn every_corpus_file_passes_bird_1_6_8() {
+    for dir in scenarios() {
+        let copy = stock_copy(&dir, "ok");
+        for main in mains(&dir) {
+            let file = copy.join(main.file_name().unwrap());
+            let (ok, err) = bird_p(&file);
+            assert!(ok, "BIRD 1.6.8 refuses {}: {err}", main.display());
+        }
+        std::fs::remove_dir_all(&copy).unwrap();
+    }
+}
+
+/// Where wren's error is, relative to the scenario directory: `FILE:LINE:COL`.
+fn short(e: &Error, dir: &Path) -> String {
+    let file = Path::new(&*e.pos.file);
+    let rel = file.strip_prefix(dir).unwrap_or(file);
+    format!("{}:{}:{}", rel.display(), e.pos.line, e.pos.col)
+}
+
+#[test]
+fn broken_variants_are_refused_by_both_at_the_same_place() {
+    let mut seen = 0;
+    for e in std::fs::read_dir(corpus().join("broken")).unwrap() {
+        let dir = e.unwrap().path();
+        let expect = std::fs::read_to_string(dir.join("expect")).unwrap();
+        let expect = expect.trim();
+        let err = bird::load(&dir.join("bird.cfg"))
+            .err()
+            .unwrap_or_else(|| panic!("wren accepts {}", dir.display()));
+        assert_eq!(short(&err, &dir), expect, "{}: {err}", dir.display());
+        // BIRD's own shape of the message.
+        let want = format!("bird: {}/{expect} {}", dir.display(), err.msg);
+        assert_eq!(err.bird_line("bird"), want);
+
+        let copy = stock_copy(&dir, "broken");
+        let (ok, stderr) = bird_p(&copy.join("bird.cfg"));
+        assert!(!ok, "BIRD accepts {}", dir.display());
+        // BIRD counts columns differently (after its lookahead token): compare file and line.
+        let (file, line) = expect.rsplit_once(':').unwrap().0.split_once(':').unwrap();
+        let want = format!("bird: {}:{line}:", copy.join(file).display());
+        assert!(
+            stderr.starts_with(&want),
+            "{}: BIRD says {stderr}, want {want}",
+            dir.display()
+        );
+        std::fs::remove_dir_all(&copy).unwrap();
+        seen += 1;
+    }
+    assert_eq!(seen, 8);
+}
+
+/// confd checks `.bird.cfgNNNN` in the config directory while running elsewhere: includes
+/// resolve against the staged file's directory, not the working directory.
+#[test]
+fn staged_copy_resolves_includes_from_its_own_directory() {
+    let src = corpus().join("v3.32/mesh3");
+    let dir = stock_copy(&src, "staged");
+    let staged = dir.join(".bird.cfg1234");
+    std::fs::rename(dir.join("bird.cfg"), &staged).unwrap();
+    let c = load(&staged);
+    assert!(c.function("calico_aggr").is_some());
+    let (ok, err) = bird_p(&staged);
+    assert!(ok, "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn include_globs_splice_every_match_in_order() {
+    let dir = std::env::temp_dir().join(format!("wren-birdcfg.{}.glob", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("peers")).unwrap();
+    std::fs::write(
+        dir.join("bird.cfg"),
+        "router id 10.0.0.1;\ntemplate bgp t { local as 64512; }\ninclude \"peers/*.cfg\";\ninclude \"none-*.cfg\";\n",
+    )
+    .unwrap();
+    for (f, ip) in [
+        ("b.cfg", "10.0.0.3"),
+        ("a.cfg", "10.0.0.2"),
+        (".hidden.cfg", "x"),
+    ] {
+        let name = format!("p{}", f.len());
+        std::fs::write(
+            dir.join("peers").join(f),
+            format!(
+                "protocol bgp {name}_{} from t {{ neighbor {ip} as 64512; }}\n",
+                f.as_bytes()[0]
+            ),
+        )
+        .unwrap();
+    }
+    let c = load(&dir.join("bird.cfg"));
+    let names: Vec<String> = c.protocols().iter().map(|p| p.proto.name.clone()).collect();
+    assert_eq!(names, ["p5_97", "p5_98"]);
+    assert!(bird_p(&dir.join("bird.cfg")).0);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+// ---- Calico's filters on sample routes (contract §3) ----
+
+fn route(net: &str, source: Source) -> Route {
+    Route::new(net.parse().unwrap(), source)
+}
+
+fn bgp_route(net: &str, next_hop: &str) -> Route {
+    let mut r = route(net, Source::Bgp);
+    r.bgp_next_hop = Some(next_hop.parse().unwrap());
+    r.bgp_path = Some(Vec::new());
+    r
+}
+
+/// The kernel protocol's export clause of `shape/scenario`, run on `r`.
+fn kernel(shape: &str, scenario: &str, r: Route) -> Outcome {
+    let c = load(&corpus().join(shape).join(scenario).join("bird.cfg"));
+    let protos = c.protocols();
+    let k = protos
+        .iter()
+        .find(|p| p.proto.ty == ProtoType::Kernel)
+        .unwrap();
+    let clause = k.last(|o| match o {
+        OptKind::Export(f) => Some(f.clone()),
+        _ => None,
+    });
+    Evaluator::new(&c).run(&clause.unwrap_or(FilterRef::None), r)
+}
+
+/// The export clause of BGP protocol `peer` in `shape/scenario`, run on `r`.
+fn export(shape: &str, scenario: &str, peer: &str, r: Route) -> Outcome {
+    clause(shape, scenario, peer, r, true)
+}
+
+fn import(shape: &str, scenario: &str, peer: &str, r: Route) -> Outcome {
+    clause(shape, scenario, peer, r, false)
+}
+
+fn clause(shape: &str, scenario: &str, peer: &str, r: Route, export: bool) -> Outcome {
+    let main = corpus().join(shape).join(scenario);
+    let main = mains(&main).remove(0);
+    let c = load(&main);
+    let protos = c.protocols();
+    let p = protos.iter().find(|p| p.proto.name == peer).unwrap();
+    let f = p
+        .last(|o| match (o, export) {
+            (OptKind::Export(f), true) | (OptKind::Import(f), false) => Some(f.clone()),
+            _ => None,
+        })
+        .unwrap();
+    Evaluator::new(&c).run(&f, r)
+}
+
+#[test]
+fn kernel_filter_sets_krt_tunnel_per_ipip_mode() {
+    for shape in ["v3.31", "v3.32"] {
+        // IPIP Always: through tunl0.
+        let o = kernel(shape, "ipip", bgp_route("192.168.30.0/26", "10.192.0.2"));
+        assert!(o.accepted);
+        assert_eq!(o.route.krt_tunnel.as_deref(), Some("tunl0"));
+        // CrossSubnet: plain on the node's subnet, tunnelled off it.
+        let o = kernel(shape, "ipip", bgp_route("172.16.5.0/26", "10.192.0.2"));
+        assert_eq!(
+            (o.accepted, o.route.krt_tunnel.as_deref()),
+            (true, Some(""))
+        );
+        let o = kernel(shape, "ipip", bgp_route("172.16.5.0/26", "10.192.1.4"));
+        assert_eq!(
+            (o.accepted, o.route.krt_tunnel.as_deref()),
+            (true, Some("tunl0"))
+        );
+        // VXLAN: Felix programs it.
+        assert!(!kernel(shape, "ipip", bgp_route("10.244.1.0/26", "10.192.0.2")).accepted);
+        // Outside every pool (a ToR default route): accepted, no tunnel.
+        let o = kernel(shape, "ipip", bgp_route("0.0.0.0/0", "10.192.0.1"));
+        assert_eq!((o.accepted, o.route.krt_tunnel), (true, None));
+        // Own block blackhole (static): in the pool, accepted (krt_tunnel ignored for blackholes).
+        assert!(kernel(shape, "ipip", route("192.168.20.64/26", Source::Static)).accepted);
+        // Service CIDRs never reach the kernel.
+        assert!(!kernel(shape, "services", route("10.96.0.0/12", Source::Static)).accepted);
+        assert!(!kernel(shape, "services", bgp_route("10.96.0.10/32", "10.192.0.2")).accepted);
+    }
+}
+
+#[test]
+fn kernel_filter_metric_from_local_pref_in_3_32() {
+    // 3.32+: BGP routes get krt_metric = 2^31-1 - LOCAL_PREF, default 1024; below 1024
+    // they get preference 200 (contract §3.7).
+    let mut r = bgp_route("192.168.30.0/26", "10.192.0.2");
+    let o = kernel("v3.32", "mesh3", r.clone());
+    assert_eq!((o.route.krt_metric, o.route.preference), (Some(1024), 100));
+    r.bgp_local_pref = Some(2147483647 - 500);
+    let o = kernel("v3.32", "mesh3", r.clone());
+    assert_eq!((o.route.krt_metric, o.route.preference), (Some(500), 200));
+    // ≤3.31 sets no metric.
+    assert_eq!(kernel("v3.31", "mesh3", r).route.krt_metric, None);
+}
+
+#[test]
+fn export_advertises_blocks_not_workloads() {
+    for shape in ["v3.31", "v3.32"] {
+        let peer = "Mesh_10_192_0_2";
+        // Own block (static blackhole): exported.
+        let o = export(
+            shape,
+            "mesh3",
+            peer,
+            route("192.168.20.64/26", Source::Static),
+        );
+        assert!(o.accepted, "{shape}: {o:?}");
+        // A workload /32 inside it (learned from the kernel): never.
+        let mut w = route("192.168.20.70/32", Source::Inherit);
+        w.ifname = Some("cali12345".into());
+        assert!(!export(shape, "mesh3", peer, w).accepted);
+        // A block reflected from another node: inside the pool, exported.
+        assert!(
+            export(
+                shape,
+                "mesh3",
+                peer,
+                bgp_route("192.168.30.0/26", "10.192.0.4")
+            )
+            .accepted
+        );
+        // Node subnet and default route: dropped by the trailing reject.
+        let mut d = route("10.192.0.0/24", Source::Device);
+        d.ifname = Some("eth0".into());
+        assert!(!export(shape, "mesh3", peer, d).accepted);
+        // A Felix tunnel-device route in the pool: not to iBGP peers.
+        let mut t = route("192.168.40.0/26", Source::Inherit);
+        t.ifname = Some("vxlan.calico".into());
+        assert!(!export(shape, "mesh3", peer, t.clone()).accepted);
+        // eBPF-local routes: never.
+        t.ifname = Some("bpfout.cali".into());
+        assert!(!export(shape, "mesh3", peer, t).accepted);
+        // Disabled pool: refused even for the node's own block in it.
+        let o = export(
+            shape,
+            "disable-export",
+            peer,
+            route("10.10.0.0/26", Source::Static),
+        );
+        assert!(!o.accepted);
+        assert!(
+            export(
+                shape,
+                "disable-export",
+                peer,
+                route("192.168.20.64/26", Source::Static)
+            )
+            .accepted
+        );
+        // Services: advertised.
+        assert!(
+            export(
+                shape,
+                "services",
+                peer,
+                route("10.96.0.0/12", Source::Static)
+            )
+            .accepted
+        );
+        assert!(
+            export(
+                shape,
+                "services",
+                peer,
+                route("203.0.113.7/32", Source::Static)
+            )
+            .accepted
+        );
+    }
+}
+
+#[test]
+fn export_to_ebgp_tor_and_rr_specifics() {
+    for shape in ["v3.31", "v3.32"] {
+        // Felix tunnel routes are refused only toward iBGP peers (`internal_peer`).
+        let mut t = route("192.168.40.0/26", Source::Inherit);
+        t.ifname = Some("vxlan.calico".into());
+        assert!(export(shape, "tor-ebgp", "Global_10_192_0_254", t).accepted);
+        // On a route reflector, per-service LB /32s from clients are re-advertised.
+        let lb = bgp_route("172.30.0.5/32", "10.192.0.10");
+        assert!(export(shape, "rr-node", "Node_10_192_0_10", lb.clone()).accepted);
+        assert!(!export(shape, "rr-client", "Node_10_192_0_9", lb).accepted);
+    }
+}
+
+#[test]
+fn export_adds_communities_and_the_3_32_prelude() {
+    for shape in ["v3.31", "v3.32"] {
+        let o = export(
+            shape,
+            "communities",
+            "Mesh_10_192_0_2",
+            route("192.168.20.64/26", Source::Static),
+        );
+        assert!(o.accepted);
+        assert_eq!(o.route.bgp_community, Some(vec![(65000, 100), (65000, 7)]));
+        assert_eq!(o.route.bgp_large_community, Some(vec![(65000, 200, 300)]));
+        let prelude = (o.route.krt_metric, o.route.bgp_local_pref);
+        if shape == "v3.32" {
+            // Node priority travels in LOCAL_PREF: 2^31-1 - 1024.
+            assert_eq!(prelude, (Some(1024), Some(2147482623)));
+        } else {
+            assert_eq!(prelude, (None, None));
+        }
+    }
+}
+
+#[test]
+fn bgpfilter_functions_run_before_calicos_rules() {
+    for shape in ["v3.31", "v3.32"] {
+        let imp = |r| import(shape, "bgpfilter", "Global_10_192_0_254", r);
+        // Prefix sets with {a,b}, + and -.
+        assert!(imp(bgp_route("10.1.2.0/24", "10.192.0.254")).accepted);
+        assert!(imp(bgp_route("192.0.0.0/16", "10.192.0.254")).accepted);
+        // Outside 44.1.0.0/16 and the sets: `net !~ …` rejects.
+        assert!(!imp(bgp_route("10.1.2.0/25", "10.192.0.254")).accepted);
+        // Inside it: accepted by `source ~ [ RTS_BGP, RTS_STATIC ]`.
+        assert!(imp(bgp_route("44.1.9.0/24", "10.192.0.254")).accepted);
+        // A kernel route there reads the unset AS path: a runtime error, so rejected.
+        let o = imp(route("44.1.9.0/24", Source::Inherit));
+        assert!(!o.accepted && o.error.is_some());
+
+        // Export: the filter's accept ends the whole export filter (before Calico's rules).
+        let exp = |r| export(shape, "bgpfilter", "Global_10_192_0_254", r);
+        let mut r = bgp_route("198.51.100.0/24", "10.192.0.7");
+        r.bgp_local_pref = Some(2147483547);
+        let o = exp(r);
+        assert!(o.accepted);
+        if shape == "v3.31" {
+            assert_eq!(o.route.bgp_community, Some(vec![(65001, 200)]));
+            assert_eq!(o.route.bgp_large_community, Some(vec![(65001, 2, 3)]));
+            assert_eq!(o.route.bgp_path, Some(vec![65001]));
+        } else {
+            // 3.32+'s prelude turned LOCAL_PREF into krt_metric and back: still 2147483547.
+            assert_eq!(o.route.krt_metric, Some(100));
+        }
+        // `ifname ~ "eth*"` rejects; an empty function falls through to Calico's rules.
+        let mut d = route("192.168.20.64/26", Source::Static);
+        d.ifname = Some("eth1".into());
+        assert!(!exp(d).accepted);
+        let o = export(
+            shape,
+            "bgpfilter",
+            "Mesh_10_192_0_2",
+            route("192.168.20.64/26", Source::Static),
+        );
+        assert!(o.accepted);
+    }
+}
+
+#[test]
+fn ipv6_with_and_without_peers() {
+    for shape in ["v3.31", "v3.32"] {
+        let c = load(&corpus().join(shape).join("ipv6-none/bird6.cfg"));
+        assert!(c.protocols().iter().all(|p| p.proto.ty != ProtoType::Bgp));
+        assert!(c.template("bgp_template").is_none());
+        let peer = "Mesh_fd80_24e2__2";
+        let o = export(
+            shape,
+            "ipv6-peers",
+            peer,
+            route("fd00:10:244:0:1::/122", Source::Static),
+        );
+        assert!(o.accepted);
+        assert_eq!(o.route.bgp_community, Some(vec![(65000, 6)]));
+        let o = clause(
+            shape,
+            "ipv6-peers",
+            "Global_2001_db8__1",
+            route("fd00:96::/112", Source::Static),
+            true,
+        );
+        assert!(o.accepted);
+        let c = load(&corpus().join(shape).join("ipv6-peers/bird6.cfg"));
+        let k = Evaluator::new(&c);
+        assert!(
+            !k.run_filter(
+                "calico_kernel_programming",
+                bgp_route("fd00:10:245::/122", "fd80:24e2::2")
+            )
+            .accepted
+        );
+        assert!(
+            k.run_filter(
+                "calico_kernel_programming",
+                bgp_route("fd00:10:244:0:2::40/122", "fd80:24e2::2")
+            )
+            .accepted
+        );
+    }
+}
