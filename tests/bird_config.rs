@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use harness::peers::bird16_dir;
-use wren::config::bird::ast::{Config, FilterRef, OptKind, ProtoType, Source};
+use wren::config::bird::ast::{Config, Family, FilterRef, OptKind, ProtoType, Source};
 use wren::config::bird::eval::{Evaluator, Outcome, Route};
 use wren::config::bird::{self, Error};
 
@@ -58,9 +58,19 @@ fn stock_copy(dir: &Path, tag: &str) -> PathBuf {
         dir.file_name().unwrap().to_string_lossy()
     ));
     let _ = std::fs::remove_dir_all(&out);
-    std::fs::create_dir_all(&out).unwrap();
-    for e in std::fs::read_dir(dir).unwrap() {
+    copy_tree(dir, &out);
+    out
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
         let p = e.unwrap().path();
+        let dest = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            copy_tree(&p, &dest);
+            continue;
+        }
         let text = std::fs::read_to_string(&p).unwrap();
         let text = text
             .lines()
@@ -70,23 +80,16 @@ fn stock_copy(dir: &Path, tag: &str) -> PathBuf {
             })
             .collect::<Vec<_>>()
             .join("\n");
-        std::fs::write(out.join(p.file_name().unwrap()), text).unwrap();
+        std::fs::write(dest, text).unwrap();
     }
-    out
 }
 
 /// Runs BIRD 1.6.8's `bird -p -c FILE` (or `bird6`) from `/`, so includes resolve from the
 /// file's own directory. Returns the exit success and stderr.
 fn bird_p(file: &Path) -> (bool, String) {
-    let prog = if file
-        .file_name()
-        .unwrap()
-        .to_string_lossy()
-        .starts_with("bird6")
-    {
-        "bird6"
-    } else {
-        "bird"
+    let prog = match family(file) {
+        Family::V6 => "bird6",
+        Family::V4 => "bird",
     };
     let out = Command::new(bird16_dir().join(prog))
         .args(["-p", "-c"])
@@ -100,8 +103,21 @@ fn bird_p(file: &Path) -> (bool, String) {
     )
 }
 
+/// The family a main file is for: bird6*.cfg is IPv6.
+fn family(file: &Path) -> Family {
+    match file
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .starts_with("bird6")
+    {
+        true => Family::V6,
+        false => Family::V4,
+    }
+}
+
 fn load(file: &Path) -> Config {
-    bird::load(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+    bird::load(file, family(file)).unwrap_or_else(|e| panic!("{}: {e}", file.display()))
 }
 
 #[test]
@@ -143,6 +159,32 @@ fn every_corpus_file_passes_bird_1_6_8() {
     }
 }
 
+/// A configuration with every construct of the list (and the option forms BIRD's
+/// grammar allows around them) is accepted by both.
+#[test]
+fn all_constructs_parse_with_wren_and_bird() {
+    let file = corpus().join("extra/all-constructs/bird.cfg");
+    let c = load(&file);
+    // The glob include brought in both functions, in name order.
+    assert!(c.function("from_glob").is_some() && c.filter("glob_filter").is_some());
+    let names: Vec<String> = c.protocols().iter().map(|p| p.proto.name.clone()).collect();
+    assert_eq!(
+        names,
+        [
+            "kernel1",
+            "device1",
+            "direct1",
+            "static1",
+            "bgp_x-y_V4",
+            "rr_client",
+            "numeric_cluster",
+            "ebgp_direct"
+        ]
+    );
+    let (ok, err) = bird_p(&file);
+    assert!(ok, "{err}");
+}
+
 /// Where wren's error is, relative to the scenario directory: `FILE:LINE:COL`.
 fn short(e: &Error, dir: &Path) -> String {
     let file = Path::new(&*e.pos.file);
@@ -157,7 +199,7 @@ fn broken_variants_are_refused_by_both_at_the_same_place() {
         let dir = e.unwrap().path();
         let expect = std::fs::read_to_string(dir.join("expect")).unwrap();
         let expect = expect.trim();
-        let err = bird::load(&dir.join("bird.cfg"))
+        let err = bird::load(&dir.join("bird.cfg"), Family::V4)
             .err()
             .unwrap_or_else(|| panic!("wren accepts {}", dir.display()));
         assert_eq!(short(&err, &dir), expect, "{}: {err}", dir.display());
@@ -521,4 +563,133 @@ fn ipv6_with_and_without_peers() {
             .accepted
         );
     }
+}
+
+/// Runs every variant `mutate` makes of each file of `scenarios` (the variant replaces the
+/// file) through wren and BIRD 1.6.8 and returns where their verdicts differ.
+fn differential(
+    tag: &str,
+    scenarios: &[&str],
+    mutate: fn(&str) -> Vec<(String, String)>,
+) -> (usize, Vec<String>) {
+    let mut mismatches = Vec::new();
+    let mut tried = 0;
+    for scenario in scenarios {
+        let src = corpus().join(scenario);
+        for file in std::fs::read_dir(&src).unwrap() {
+            let file = file.unwrap().path();
+            if file.is_dir() {
+                continue;
+            }
+            let name = file.file_name().unwrap().to_string_lossy().into_owned();
+            let main = match family(&file) {
+                Family::V6 => "bird6.cfg",
+                Family::V4 => "bird.cfg",
+            };
+            let text = std::fs::read_to_string(&file).unwrap();
+            for (what, variant) in mutate(&text) {
+                // Stock BIRD sees krt_tunnel lines replaced, which would hide the cut.
+                if what.contains("krt_tunnel") || cut_line(&text, &variant).contains("krt_tunnel") {
+                    continue;
+                }
+                let dir = stock_copy(&src, tag);
+                std::fs::write(dir.join(&name), &variant).unwrap();
+                let wren = bird::load(&dir.join(main), family(&file));
+                let stock = stock_copy(&dir, &format!("{tag}-stock"));
+                let (bird_ok, err) = bird_p(&stock.join(main));
+                if wren.is_ok() != bird_ok {
+                    mismatches.push(format!(
+                        "{scenario}/{name} {what}: wren {:?}, BIRD {bird_ok} {err}",
+                        wren.err().map(|e| e.to_string())
+                    ));
+                }
+                tried += 1;
+                std::fs::remove_dir_all(&dir).unwrap();
+                std::fs::remove_dir_all(&stock).unwrap();
+            }
+        }
+    }
+    (tried, mismatches)
+}
+
+/// The first line of `text` that `variant` changed.
+fn cut_line<'a>(text: &'a str, variant: &str) -> &'a str {
+    let at = text
+        .bytes()
+        .zip(variant.bytes())
+        .position(|(a, b)| a != b)
+        .unwrap_or(variant.len());
+    let start = text[..at].rfind('\n').map_or(0, |n| n + 1);
+    text[start..].lines().next().unwrap_or("")
+}
+
+/// Every variant with one line deleted is accepted by wren exactly when BIRD 1.6.8 accepts
+/// it, so wren neither ignores nor invents errors.
+#[test]
+fn line_deletions_get_the_same_verdict_from_wren_and_bird() {
+    let (tried, mismatches) = differential(
+        "lines",
+        &[
+            "v3.31/ipip",
+            "v3.32/bgpfilter",
+            "v3.32/rr-node",
+            "v3.32/ipv6-peers",
+        ],
+        |text| {
+            let lines: Vec<&str> = text.lines().collect();
+            (0..lines.len())
+                .map(|skip| {
+                    let mut v = lines.clone();
+                    let gone = v.remove(skip);
+                    (
+                        format!("without line {}: `{}`", skip + 1, gone.trim()),
+                        v.join("\n"),
+                    )
+                })
+                .collect()
+        },
+    );
+    assert!(tried > 200);
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+}
+
+/// The same, one word (a whitespace-separated run) deleted at a time: finer cuts inside
+/// statements, options and expressions.
+#[test]
+fn word_deletions_get_the_same_verdict_from_wren_and_bird() {
+    let (tried, mismatches) = differential(
+        "words",
+        &[
+            "v3.32/bgpfilter",
+            "v3.31/tor-ebgp",
+            "v3.32/ipv6-peers",
+            "v3.31/ipip",
+            "v3.31/rr-node",
+            "v3.32/listen-port",
+            "extra/all-constructs",
+        ],
+        |text| {
+            let mut out = Vec::new();
+            let mut start = None;
+            for (i, c) in text.char_indices().chain([(text.len(), ' ')]) {
+                match (c.is_whitespace(), start) {
+                    (false, None) => start = Some(i),
+                    (true, Some(s)) => {
+                        let word = &text[s..i];
+                        // Comments are not code: cutting words out of them proves nothing.
+                        let line_start = text[..s].rfind('\n').map_or(0, |n| n + 1);
+                        if !text[line_start..s].contains('#') && !word.starts_with('#') {
+                            let variant = format!("{}{}", &text[..s], &text[i..]);
+                            out.push((format!("without `{word}` at byte {s}"), variant));
+                        }
+                        start = None;
+                    }
+                    _ => {}
+                }
+            }
+            out
+        },
+    );
+    assert!(tried > 500, "{tried}");
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
 }

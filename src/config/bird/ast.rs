@@ -22,9 +22,20 @@ impl fmt::Display for Pos {
     }
 }
 
+/// The address family a configuration is for: BIRD 1.6 is two programs, `bird` (IPv4) and
+/// `bird6` (IPv6), and each accepts only its own family's addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    V4,
+    V6,
+}
+
 /// A whole configuration: the main file with every include spliced in, in file order.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Config {
+    /// The main file.
+    pub file: Arc<str>,
+    pub family: Family,
     pub items: Vec<Item>,
 }
 
@@ -197,7 +208,10 @@ pub enum OptKind {
         port: Option<u16>,
         asn: u32,
     },
+    /// `multihop [N]`; bare means 64.
     Multihop(Option<u8>),
+    /// `direct`: the neighbor is directly connected (no multihop).
+    Direct,
     TtlSecurity(bool),
     Gateway(Gateway),
     NextHopSelf,
@@ -217,7 +231,7 @@ pub enum OptKind {
     SourceAddress(IpAddr),
     Passive(bool),
     Password(String),
-    RrClient(bool),
+    RrClient,
     RrClusterId(Ipv4Addr),
     AllowLocalAs(Option<u32>),
     ImportLimit(u32),
@@ -237,6 +251,7 @@ pub enum StmtKind {
         then: Box<Stmt>,
         els: Option<Box<Stmt>>,
     },
+    /// `{ … }` after `then` or `else`.
     Block(Vec<Stmt>),
     Accept,
     Reject,

@@ -45,19 +45,86 @@ pub fn check(config: &Config) -> Result<(), Error> {
             _ => {}
         }
     }
+    // bird6 cannot derive a router id from an interface (BIRD 1.6 `config_parse`, which
+    // reports it at the main file's start).
+    if config.family == Family::V6 && config.router_id().is_none() {
+        let pos = Pos {
+            file: config.file.clone(),
+            line: 1,
+            col: 1,
+        };
+        return Err(Error::new(
+            &pos,
+            "Router ID must be configured manually on IPv6 routers",
+        ));
+    }
     for r in config.protocols() {
         if r.proto.ty == ProtoType::Bgp {
-            if r.last(|o| matches!(o, OptKind::Neighbor { .. }).then_some(()))
-                .is_none()
-            {
-                return Err(Error::new(r.pos, "Neighbor must be configured"));
-            }
-            if r.last(|o| matches!(o, OptKind::LocalAs { .. }).then_some(()))
-                .is_none()
-            {
-                return Err(Error::new(r.pos, "Local AS number must be set"));
-            }
+            bgp(&r)?;
         }
+    }
+    Ok(())
+}
+
+/// BIRD 1.6 `bgp_check_config`, run on each BGP protocol (not on templates) once its
+/// options, template included, are known.
+fn bgp(r: &Resolved<'_>) -> Result<(), Error> {
+    let fail = |msg: &str| Err(Error::new(r.pos, msg));
+    let local = r.last(|o| match o {
+        OptKind::LocalAs { asn, .. } => Some(*asn),
+        _ => None,
+    });
+    let neighbor = r.last(|o| match o {
+        OptKind::Neighbor { address, asn, .. } => Some((*address, *asn)),
+        _ => None,
+    });
+    let mut neighbors = r
+        .options
+        .iter()
+        .filter(|o| matches!(o.kind, OptKind::Neighbor { .. }));
+    if let (Some(_), Some(second)) = (neighbors.next(), neighbors.next()) {
+        return Err(Error::new(
+            &second.pos,
+            "Only one neighbor per BGP instance is allowed",
+        ));
+    }
+    let Some(local) = local.filter(|a| *a != 0) else {
+        return fail("Local AS number must be set");
+    };
+    let Some((address, remote)) = neighbor.filter(|(a, _)| !a.is_unspecified()) else {
+        return fail("Neighbor must be configured");
+    };
+    if remote == 0 {
+        return fail("Remote AS number must be set");
+    }
+    let link_local = match address {
+        std::net::IpAddr::V6(a) => a.is_unicast_link_local(),
+        std::net::IpAddr::V4(_) => false,
+    };
+    if link_local {
+        return fail("Link-local neighbor address requires specified interface");
+    }
+    let internal = local == remote;
+    if !internal
+        && r.last(|o| matches!(o, OptKind::RrClient).then_some(()))
+            .is_some()
+    {
+        return fail("Only internal neighbor can be RR client");
+    }
+    // iBGP is multihop (TTL 64) unless told otherwise, eBGP direct.
+    let multihop = r
+        .last(|o| match o {
+            OptKind::Multihop(n) => Some(n.unwrap_or(64)),
+            OptKind::Direct => Some(0),
+            _ => None,
+        })
+        .unwrap_or(if internal { 64 } else { 0 });
+    let gateway = r.last(|o| match o {
+        OptKind::Gateway(g) => Some(*g),
+        _ => None,
+    });
+    if multihop > 0 && gateway == Some(Gateway::Direct) {
+        return fail("Multihop BGP cannot use direct gateway mode");
     }
     Ok(())
 }

@@ -638,7 +638,7 @@ mod tests {
     use super::*;
 
     fn config(text: &str) -> Config {
-        let c = parse::parse_str("t.cfg", text).unwrap();
+        let c = parse::parse_str("t.cfg", text, Family::V4).unwrap();
         check::check(&c).unwrap();
         c
     }

@@ -15,8 +15,10 @@ use super::{Error, Pos};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Tok {
-    /// A bare or `'quoted'` symbol (keywords are symbols too; the parser tells them apart).
+    /// A bare symbol (keywords are symbols too; the parser tells them apart).
     Sym(String),
+    /// A `'quoted'` symbol: a name, never a keyword.
+    Quoted(String),
     Str(String),
     Num(u64),
     Ip4(Ipv4Addr),
@@ -183,7 +185,7 @@ fn quoted_symbol(i: &str) -> IResult<&str, Lexed> {
             take_while1(|c: char| c != '\'' && c != '\n'),
             char('\''),
         ),
-        |s: &str| Ok(Tok::Sym(s.to_string())),
+        |s: &str| Ok(Tok::Quoted(s.to_string())),
     )
     .parse(i)
 }
@@ -233,7 +235,7 @@ mod tests {
                 Tok::Ip4("10.0.0.1".parse().unwrap()),
                 Tok::Num(64512),
                 Tok::Sym("fd80_x".into()),
-                Tok::Sym("a-b".into()),
+                Tok::Quoted("a-b".into()),
                 Tok::Str("s".into()),
                 Tok::Punct("!~"),
                 Tok::Ip6("::1".parse().unwrap()),

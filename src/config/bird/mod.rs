@@ -7,13 +7,14 @@ pub mod ast;
 pub mod check;
 pub mod eval;
 pub mod glob;
+mod keywords;
 mod lex;
 pub mod parse;
 
 use std::fmt;
 use std::path::Path;
 
-pub use ast::Pos;
+pub use ast::{Family, Pos};
 
 /// A configuration error at a place in a file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,9 +45,10 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-/// Reads `path` with its includes, parses and checks it: what `bird -p -c path` does.
-pub fn load(path: &Path) -> Result<ast::Config, Error> {
-    let config = parse::parse_file(path)?;
+/// Reads `path` with its includes, parses and checks it: what `bird -p -c path` (or
+/// `bird6 -p`) does.
+pub fn load(path: &Path, family: Family) -> Result<ast::Config, Error> {
+    let config = parse::parse_file(path, family)?;
     check::check(&config)?;
     Ok(config)
 }

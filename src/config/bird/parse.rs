@@ -11,6 +11,7 @@ use ipnet::IpNet;
 
 use super::ast::*;
 use super::glob;
+use super::keywords::is_keyword;
 use super::lex::{Tok, Token, lex};
 use super::{Error, Pos};
 
@@ -20,9 +21,9 @@ const MAX_INCLUDE_DEPTH: usize = 8;
 /// Deepest nesting of blocks and parentheses accepted, so a hostile file cannot overflow the stack.
 const MAX_NESTING: usize = 64;
 
-/// Parses `path` and everything it includes. Syntax only: symbols are resolved by
-/// [`super::check`].
-pub fn parse_file(path: &Path) -> Result<Config, Error> {
+/// Parses `path` and everything it includes, for `bird` (IPv4) or `bird6` (IPv6). Syntax
+/// only: symbols are resolved by [`super::check`].
+pub fn parse_file(path: &Path, family: Family) -> Result<Config, Error> {
     let file: Arc<str> = Arc::from(path.to_string_lossy().as_ref());
     let text = std::fs::read_to_string(path).map_err(|e| {
         let pos = Pos {
@@ -30,28 +31,29 @@ pub fn parse_file(path: &Path) -> Result<Config, Error> {
             line: 0,
             col: 0,
         };
-        Error::new(
-            &pos,
-            format!("Unable to open configuration file {file}: {}", os_msg(&e)),
-        )
+        let msg = format!("Unable to open configuration file {file}: {}", os_msg(&e));
+        Error::new(&pos, msg)
     })?;
-    let mut items = Vec::new();
-    parse_text(file, path, &text, 0, &mut items, &mut AutoNames::new())?;
-    Ok(Config { items })
+    parse_root(file, path, &text, family)
 }
 
 /// Parses configuration text as if it were the file `name` (tests, `-p` on stdin).
-pub fn parse_str(name: &str, text: &str) -> Result<Config, Error> {
-    let mut items = Vec::new();
-    parse_text(
-        Arc::from(name),
-        Path::new(name),
-        text,
-        0,
-        &mut items,
-        &mut AutoNames::new(),
-    )?;
-    Ok(Config { items })
+pub fn parse_str(name: &str, text: &str, family: Family) -> Result<Config, Error> {
+    parse_root(Arc::from(name), Path::new(name), text, family)
+}
+
+fn parse_root(file: Arc<str>, path: &Path, text: &str, family: Family) -> Result<Config, Error> {
+    let mut ctx = Ctx {
+        family,
+        names: HashMap::new(),
+        items: Vec::new(),
+    };
+    parse_text(file.clone(), path, text, 0, &mut ctx)?;
+    Ok(Config {
+        file,
+        family,
+        items: ctx.items,
+    })
 }
 
 /// `No such file or directory`, without Rust's ` (os error 2)` tail.
@@ -63,21 +65,25 @@ fn os_msg(e: &std::io::Error) -> String {
     }
 }
 
-/// BIRD numbers unnamed protocols per type across the whole configuration (`kernel1`, …).
-type AutoNames = HashMap<&'static str, u32>;
+/// What every file of one configuration shares.
+struct Ctx {
+    family: Family,
+    /// BIRD numbers unnamed protocols per type across all files (`kernel1`, …).
+    names: HashMap<&'static str, u32>,
+    items: Vec<Item>,
+}
 
 fn parse_text(
     file: Arc<str>,
     path: &Path,
     text: &str,
     depth: usize,
-    items: &mut Vec<Item>,
-    names: &mut AutoNames,
+    ctx: &mut Ctx,
 ) -> Result<(), Error> {
     let mut p = Parser {
         toks: lex(&file, text)?,
         i: 0,
-        names,
+        ctx,
         params: Vec::new(),
         nesting: 0,
     };
@@ -88,9 +94,10 @@ fn parse_text(
             p.expect(";")?;
             let base = path.parent().filter(|b| !b.as_os_str().is_empty());
             let base = base.unwrap_or(Path::new("."));
-            include(&pos, &npos, base, &name, depth, items, p.names)?;
+            include(&pos, &npos, base, &name, depth, p.ctx)?;
         } else {
-            items.push(p.item()?);
+            let item = p.item()?;
+            p.ctx.items.push(item);
         }
     }
     Ok(())
@@ -104,8 +111,7 @@ fn include(
     base: &Path,
     name: &str,
     depth: usize,
-    items: &mut Vec<Item>,
-    names: &mut AutoNames,
+    ctx: &mut Ctx,
 ) -> Result<(), Error> {
     if depth + 1 >= MAX_INCLUDE_DEPTH {
         return Err(Error::new(npos, "Max include depth reached"));
@@ -126,7 +132,7 @@ fn include(
             Error::new(pos, msg)
         })?;
         let file: Arc<str> = Arc::from(f.to_string_lossy().as_ref());
-        parse_text(file, &f, &text, depth + 1, items, names)?;
+        parse_text(file, &f, &text, depth + 1, ctx)?;
     }
     Ok(())
 }
@@ -156,10 +162,10 @@ fn expand(pattern: &Path) -> Vec<PathBuf> {
     out
 }
 
-struct Parser<'n> {
+struct Parser<'c> {
     toks: Vec<Token>,
     i: usize,
-    names: &'n mut AutoNames,
+    ctx: &'c mut Ctx,
     /// Parameters of the function being parsed: the only variables Calico's files use.
     params: Vec<String>,
     nesting: usize,
@@ -202,6 +208,7 @@ impl Parser<'_> {
     fn unexpected<T>(&self, wanted: &str) -> R<T> {
         let found = match self.peek() {
             Tok::Sym(s) => format!("`{s}`"),
+            Tok::Quoted(s) => format!("'{s}'"),
             Tok::Str(s) => format!("\"{s}\""),
             Tok::Num(n) => n.to_string(),
             Tok::Ip4(a) => a.to_string(),
@@ -267,6 +274,22 @@ impl Parser<'_> {
         }
     }
 
+    /// A name being defined or referred to (function, filter, template, protocol, parameter):
+    /// a bare symbol that is not a keyword, or a quoted one.
+    fn name(&mut self) -> R<(String, Pos)> {
+        let pos = self.pos();
+        match self.peek().clone() {
+            Tok::Sym(s) if is_keyword(&s) => self.err(format!(
+                "syntax error, `{s}` is a keyword and cannot be a name (quote it: '{s}')"
+            )),
+            Tok::Sym(s) | Tok::Quoted(s) => {
+                self.bump();
+                Ok((s, pos))
+            }
+            _ => self.unexpected("a name"),
+        }
+    }
+
     fn string(&mut self) -> R<(String, Pos)> {
         let pos = self.pos();
         match self.peek().clone() {
@@ -300,18 +323,18 @@ impl Parser<'_> {
         u16::try_from(n).map_err(|_| Error::new(&pos, format!("Invalid {what}: {n}")))
     }
 
+    /// An address of the configuration's family: BIRD 1.6 is built for one family, and the
+    /// other one's addresses are a syntax error there.
     fn ip(&mut self) -> R<IpAddr> {
-        match self.peek().clone() {
-            Tok::Ip4(a) => {
-                self.bump();
-                Ok(IpAddr::V4(a))
-            }
-            Tok::Ip6(a) => {
-                self.bump();
-                Ok(IpAddr::V6(a))
-            }
-            _ => self.unexpected("an IP address"),
-        }
+        let ip = match (self.peek().clone(), self.ctx.family) {
+            (Tok::Ip4(a), Family::V4) => IpAddr::V4(a),
+            (Tok::Ip6(a), Family::V6) => IpAddr::V6(a),
+            (Tok::Ip4(_), Family::V6) => return self.err("IPv4 address in an IPv6 configuration"),
+            (Tok::Ip6(_), Family::V4) => return self.err("IPv6 address in an IPv4 configuration"),
+            _ => return self.unexpected("an IP address"),
+        };
+        self.bump();
+        Ok(ip)
     }
 
     fn ip4(&mut self) -> R<Ipv4Addr> {
@@ -342,7 +365,8 @@ impl Parser<'_> {
         Ok(net)
     }
 
-    /// BIRD's optional bool: nothing means yes.
+    /// BIRD's optional bool: `on`/`off`/`yes`/`no`/`true`/`false`, a number (non-zero is
+    /// yes), or nothing, which means yes.
     fn opt_bool(&mut self) -> R<bool> {
         let v = match self.peek() {
             Tok::Sym(s) => match s.as_str() {
@@ -350,6 +374,7 @@ impl Parser<'_> {
                 "off" | "no" | "false" => Some(false),
                 _ => None,
             },
+            Tok::Num(n) => Some(*n != 0),
             _ => None,
         };
         if v.is_some() {
@@ -395,7 +420,7 @@ impl Parser<'_> {
                 "function" => self.function()?,
                 "filter" => {
                     self.bump();
-                    let (name, _) = self.symbol()?;
+                    let (name, _) = self.name()?;
                     let body = self.block_body()?;
                     ItemKind::Filter(Filter { name, body })
                 }
@@ -494,7 +519,7 @@ impl Parser<'_> {
 
     fn function(&mut self) -> R<ItemKind> {
         self.bump();
-        let (name, _) = self.symbol()?;
+        let (name, _) = self.name()?;
         self.expect("(")?;
         let mut params = Vec::new();
         if !self.is_punct(")") {
@@ -507,13 +532,13 @@ impl Parser<'_> {
                 if !TYPES.contains(&ty.as_str()) {
                     return Err(Error::new(&pos, format!("Unknown type `{ty}`")));
                 }
-                let (pname, _) = self.symbol()?;
+                let (pname, _) = self.name()?;
                 params.push(Param {
                     pos,
                     ty,
                     name: pname,
                 });
-                if !self.eat(",") {
+                if !self.eat(";") {
                     break;
                 }
             }
@@ -551,19 +576,20 @@ impl Parser<'_> {
             }
         };
         let name = match self.peek() {
-            Tok::Sym(s) if s != "from" => Some(self.symbol()?.0),
+            Tok::Sym(s) if s == "from" => None,
+            Tok::Sym(_) | Tok::Quoted(_) => Some(self.name()?.0),
             _ if template => return self.unexpected("a template name"),
             _ => None,
         };
         let from = if self.eat_kw("from") {
-            Some(self.symbol()?)
+            Some(self.name()?)
         } else {
             None
         };
         let (name, auto_named) = match name {
             Some(n) => (n, false),
             None => {
-                let n = self.names.entry(ty.keyword()).or_insert(0);
+                let n = self.ctx.names.entry(ty.keyword()).or_insert(0);
                 *n += 1;
                 (format!("{}{}", ty.keyword(), n), true)
             }
@@ -694,6 +720,7 @@ impl Parser<'_> {
                         };
                     OptKind::Multihop(hops)
                 }
+                ("direct", Bgp) => OptKind::Direct,
                 ("ttl", Bgp) => {
                     self.expect_kw("security")?;
                     OptKind::TtlSecurity(self.opt_bool()?)
@@ -777,7 +804,7 @@ impl Parser<'_> {
                 ("password", Bgp) => OptKind::Password(self.string()?.0),
                 ("rr", Bgp) => {
                     if self.eat_kw("client") {
-                        OptKind::RrClient(self.opt_bool()?)
+                        OptKind::RrClient
                     } else {
                         self.expect_kw("cluster")?;
                         self.expect_kw("id")?;
@@ -825,7 +852,7 @@ impl Parser<'_> {
         if self.is_punct("{") {
             return Ok(FilterRef::Inline(self.block_body()?));
         }
-        let (name, pos) = self.symbol()?;
+        let (name, pos) = self.name()?;
         Ok(FilterRef::Named(name, pos))
     }
 
@@ -858,7 +885,9 @@ impl Parser<'_> {
         Ok(out)
     }
 
-    fn stmt(&mut self) -> R<Stmt> {
+    /// What follows `then` or `else`: one statement or a `{ … }` block (BIRD 1.6 `block`;
+    /// a block is not a statement of its own).
+    fn then_part(&mut self) -> R<Stmt> {
         let pos = self.pos();
         if self.is_punct("{") {
             return Ok(Stmt {
@@ -866,8 +895,24 @@ impl Parser<'_> {
                 kind: StmtKind::Block(self.block_body()?),
             });
         }
-        let Tok::Sym(word) = self.peek().clone() else {
-            return self.unexpected("a statement");
+        self.stmt()
+    }
+
+    fn stmt(&mut self) -> R<Stmt> {
+        let pos = self.pos();
+        let word = match self.peek().clone() {
+            Tok::Sym(w) => w,
+            // A quoted name can only be called here (Calico's BGPFilter functions).
+            Tok::Quoted(name) => {
+                self.bump();
+                let args = self.args()?;
+                self.expect(";")?;
+                return Ok(Stmt {
+                    pos,
+                    kind: StmtKind::Call { name, args },
+                });
+            }
+            _ => return self.unexpected("a statement"),
         };
         let kind = match word.as_str() {
             "if" => {
@@ -875,9 +920,9 @@ impl Parser<'_> {
                 let cond = self.expr()?;
                 self.expect_kw("then")?;
                 self.enter()?;
-                let then = Box::new(self.stmt()?);
+                let then = Box::new(self.then_part()?);
                 let els = if self.eat_kw("else") {
-                    Some(Box::new(self.stmt()?))
+                    Some(Box::new(self.then_part()?))
                 } else {
                     None
                 };
@@ -1164,6 +1209,19 @@ impl Parser<'_> {
                 kind
             }
             Tok::Punct("[") => self.set()?,
+            Tok::Quoted(s) => {
+                self.bump();
+                if self.is_punct("(") {
+                    ExprKind::Call {
+                        name: s,
+                        args: self.args()?,
+                    }
+                } else if self.params.contains(&s) {
+                    ExprKind::Var(s)
+                } else {
+                    return Err(Error::new(&pos, format!("{s}: unknown variable")));
+                }
+            }
             Tok::Sym(s) => {
                 self.bump();
                 match s.as_str() {
