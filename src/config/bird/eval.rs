@@ -80,9 +80,9 @@ pub struct Outcome {
     pub printed: Vec<String>,
 }
 
-/// Deepest function call nesting; BIRD has no limit but a loop in the config must not
-/// overflow wren's stack.
-const MAX_CALL_DEPTH: usize = 64;
+/// Deepest evaluation nesting (statements, expressions and calls together): BIRD has no
+/// limit, but a recursive function in the config must not overflow wren's stack.
+const MAX_EVAL_DEPTH: usize = 256;
 
 /// Runs filters of one configuration.
 pub struct Evaluator<'c> {
@@ -123,6 +123,8 @@ enum Flow {
 }
 
 struct Run<'a> {
+    /// Current evaluation nesting, bounded by [`MAX_EVAL_DEPTH`].
+    level: usize,
     route: Route,
     printed: Vec<String>,
     vars: Vec<HashMap<&'a str, Value>>,
@@ -175,11 +177,12 @@ impl<'c> Evaluator<'c> {
     /// Runs a filter body on `route`.
     pub fn run_body(&self, body: &[Stmt], route: Route) -> Outcome {
         let mut run = Run {
+            level: 0,
             route,
             printed: Vec::new(),
             vars: vec![HashMap::new()],
         };
-        let (accepted, error) = match self.stmts(body, &mut run, 0) {
+        let (accepted, error) = match self.stmts(body, &mut run) {
             Ok(Flow::Verdict(v)) => (v, None),
             // BIRD: "Filter did not return accept nor reject. Make up your mind" → reject.
             Ok(Flow::Next | Flow::Return) => (false, None),
@@ -188,14 +191,9 @@ impl<'c> Evaluator<'c> {
         done(accepted, run.route, error, run.printed)
     }
 
-    fn stmts<'a>(
-        &'a self,
-        body: &'a [Stmt],
-        run: &mut Run<'a>,
-        depth: usize,
-    ) -> Result<Flow, Fail> {
+    fn stmts<'a>(&'a self, body: &'a [Stmt], run: &mut Run<'a>) -> Result<Flow, Fail> {
         for s in body {
-            match self.stmt(s, run, depth)? {
+            match self.stmt(s, run)? {
                 Flow::Next => {}
                 other => return Ok(other),
             }
@@ -203,61 +201,63 @@ impl<'c> Evaluator<'c> {
         Ok(Flow::Next)
     }
 
-    fn stmt<'a>(&'a self, s: &'a Stmt, run: &mut Run<'a>, depth: usize) -> Result<Flow, Fail> {
+    fn stmt<'a>(&'a self, s: &'a Stmt, run: &mut Run<'a>) -> Result<Flow, Fail> {
+        nested(run, &s.pos, |run| self.stmt_inner(s, run))
+    }
+
+    fn stmt_inner<'a>(&'a self, s: &'a Stmt, run: &mut Run<'a>) -> Result<Flow, Fail> {
         let at = |m: String| format!("{}: {m}", s.pos);
         match &s.kind {
-            StmtKind::If { cond, then, els } => match self.expr(cond, run, depth)? {
-                Value::Bool(true) => self.stmt(then, run, depth),
+            StmtKind::If { cond, then, els } => match self.expr(cond, run)? {
+                Value::Bool(true) => self.stmt(then, run),
                 Value::Bool(false) => match els {
-                    Some(e) => self.stmt(e, run, depth),
+                    Some(e) => self.stmt(e, run),
                     None => Ok(Flow::Next),
                 },
                 v => Err(at(format!("If requires bool expression, got {v:?}"))),
             },
-            StmtKind::Block(b) => self.stmts(b, run, depth),
+            StmtKind::Block(b) => self.stmts(b, run),
             StmtKind::Accept => Ok(Flow::Verdict(true)),
             StmtKind::Reject => Ok(Flow::Verdict(false)),
             StmtKind::Return(e) => {
                 if let Some(e) = e {
-                    self.expr(e, run, depth)?;
+                    self.expr(e, run)?;
                 }
                 Ok(Flow::Return)
             }
             StmtKind::Print(es) => {
                 let mut line = Vec::new();
                 for e in es {
-                    line.push(show(&self.expr(e, run, depth)?));
+                    line.push(show(&self.expr(e, run)?));
                 }
                 run.printed.push(line.join(" "));
                 Ok(Flow::Next)
             }
-            StmtKind::Call { name, args } => {
-                self.call(name, args, &s.pos, run, depth).map(|f| match f {
-                    Flow::Verdict(v) => Flow::Verdict(v),
-                    _ => Flow::Next,
-                })
-            }
+            StmtKind::Call { name, args } => self.call(name, args, &s.pos, run).map(|f| match f {
+                Flow::Verdict(v) => Flow::Verdict(v),
+                _ => Flow::Next,
+            }),
             StmtKind::Assign { attr, value } => {
-                let v = self.expr(value, run, depth)?;
+                let v = self.expr(value, run)?;
                 assign(&mut run.route, *attr, v).map_err(at)?;
                 Ok(Flow::Next)
             }
             StmtKind::Method { attr, method, arg } => {
-                let v = self.expr(arg, run, depth)?;
+                let v = self.expr(arg, run)?;
                 apply_method(&mut run.route, *attr, *method, v).map_err(at)?;
                 Ok(Flow::Next)
             }
             StmtKind::Case { subject, arms } => {
-                let v = self.expr(subject, run, depth)?;
+                let v = self.expr(subject, run)?;
                 for arm in arms {
                     let mut hit = arm.values.is_empty();
                     for want in &arm.values {
-                        if self.expr(want, run, depth)? == v {
+                        if self.expr(want, run)? == v {
                             hit = true;
                         }
                     }
                     if hit {
-                        return self.stmts(&arm.body, run, depth);
+                        return self.stmts(&arm.body, run);
                     }
                 }
                 Ok(Flow::Next)
@@ -273,26 +273,29 @@ impl<'c> Evaluator<'c> {
         args: &'a [Expr],
         pos: &Pos,
         run: &mut Run<'a>,
-        depth: usize,
     ) -> Result<Flow, Fail> {
         let f = self
             .functions
             .get(name)
             .ok_or_else(|| format!("{pos}: {name}: no such function"))?;
-        if f.params.len() != args.len() || depth >= MAX_CALL_DEPTH {
+        if f.params.len() != args.len() {
             return Err(format!("{pos}: {name}: bad call"));
         }
         let mut frame = HashMap::new();
         for (p, a) in f.params.iter().zip(args) {
-            frame.insert(p.name.as_str(), self.expr(a, run, depth)?);
+            frame.insert(p.name.as_str(), self.expr(a, run)?);
         }
         run.vars.push(frame);
-        let r = self.stmts(&f.body, run, depth + 1);
+        let r = self.stmts(&f.body, run);
         run.vars.pop();
         r
     }
 
-    fn expr<'a>(&'a self, e: &'a Expr, run: &mut Run<'a>, depth: usize) -> Result<Value, Fail> {
+    fn expr<'a>(&'a self, e: &'a Expr, run: &mut Run<'a>) -> Result<Value, Fail> {
+        nested(run, &e.pos, |run| self.expr_inner(e, run))
+    }
+
+    fn expr_inner<'a>(&'a self, e: &'a Expr, run: &mut Run<'a>) -> Result<Value, Fail> {
         let at = |m: String| format!("{}: {m}", e.pos);
         Ok(match &e.kind {
             ExprKind::Int(n) => Value::Int(*n),
@@ -304,7 +307,7 @@ impl<'c> Evaluator<'c> {
             ExprKind::Tuple(xs) => {
                 let mut n = Vec::new();
                 for x in xs {
-                    match self.expr(x, run, depth)? {
+                    match self.expr(x, run)? {
                         Value::Int(i) => n.push(u32::try_from(i).map_err(|_| {
                             at(format!(
                                 "Can't operate with value out of bounds in pair constructor: {i}"
@@ -328,7 +331,7 @@ impl<'c> Evaluator<'c> {
                             lo: *lo,
                             hi: *hi,
                         },
-                        SetItem::Value(v) => SetValue::Value(self.expr(v, run, depth)?),
+                        SetItem::Value(v) => SetValue::Value(self.expr(v, run)?),
                     });
                 }
                 Value::Set(out)
@@ -344,31 +347,46 @@ impl<'c> Evaluator<'c> {
             ExprKind::Call { name, args } => {
                 // BIRD 1.6 functions used as values: Calico never does; the call's verdict
                 // cannot propagate from inside an expression.
-                match self.call(name, args, &e.pos, run, depth)? {
+                match self.call(name, args, &e.pos, run)? {
                     Flow::Verdict(_) => {
                         return Err(at(format!("{name}: accept/reject inside an expression")));
                     }
                     _ => Value::Void,
                 }
             }
-            ExprKind::Defined(x) => Value::Bool(self.expr(x, run, depth)? != Value::Void),
-            ExprKind::Not(x) => match self.expr(x, run, depth)? {
+            ExprKind::Defined(x) => Value::Bool(self.expr(x, run)? != Value::Void),
+            ExprKind::Not(x) => match self.expr(x, run)? {
                 Value::Bool(b) => Value::Bool(!b),
                 v => return Err(at(format!("! requires bool, got {v:?}"))),
             },
             ExprKind::Binary { op, lhs, rhs } => {
-                let l = self.expr(lhs, run, depth)?;
+                let l = self.expr(lhs, run)?;
                 if let (BinOp::And | BinOp::Or, Value::Bool(b)) = (op, &l) {
                     // Short circuit, as BIRD's `&&`/`||`.
                     if (*op == BinOp::And) != *b {
                         return Ok(Value::Bool(*b));
                     }
                 }
-                let r = self.expr(rhs, run, depth)?;
+                let r = self.expr(rhs, run)?;
                 binary(*op, l, r).map_err(at)?
             }
         })
     }
+}
+
+/// Runs `f` one level deeper, refusing past [`MAX_EVAL_DEPTH`].
+fn nested<'a, T>(
+    run: &mut Run<'a>,
+    pos: &Pos,
+    f: impl FnOnce(&mut Run<'a>) -> Result<T, Fail>,
+) -> Result<T, Fail> {
+    if run.level >= MAX_EVAL_DEPTH {
+        return Err(format!("{pos}: Filter nested too deep"));
+    }
+    run.level += 1;
+    let r = f(run);
+    run.level -= 1;
+    r
 }
 
 fn done(accepted: bool, route: Route, error: Option<String>, printed: Vec<String>) -> Outcome {
@@ -820,5 +838,15 @@ mod tests {
             route("10.0.0.0/8", Source::Static),
         );
         assert!(!o.accepted && o.error.is_some());
+    }
+
+    #[test]
+    fn recursion_through_deep_expressions_is_an_error_not_a_crash() {
+        // Each call of g nests 36 expression levels (18 sums of parentheses) before calling g again.
+        let deep = format!("{}g(){}", "1 + (".repeat(18), ")".repeat(18));
+        let text = format!("function g() {{ print {deep}; }} filter f {{ g(); accept; }}");
+        let o = run(&text, route("10.0.0.0/8", Source::Static));
+        assert!(!o.accepted);
+        assert!(o.error.unwrap().ends_with("Filter nested too deep"));
     }
 }

@@ -18,7 +18,8 @@ use super::{Error, Pos};
 /// BIRD 1.6 refuses to nest includes deeper than this (`MAX_INCLUDE_DEPTH`).
 const MAX_INCLUDE_DEPTH: usize = 8;
 
-/// Deepest nesting of blocks and parentheses accepted, so a hostile file cannot overflow the stack.
+/// Deepest nesting of blocks, parentheses and operator chains accepted, so a hostile file
+/// cannot overflow the stack when it is parsed, checked, evaluated or dropped.
 const MAX_NESTING: usize = 64;
 
 /// Parses `path` and everything it includes, for `bird` (IPv4) or `bird6` (IPv6). Syntax
@@ -1089,19 +1090,30 @@ impl Parser<'_> {
     }
 
     fn logic(&mut self) -> R<Expr> {
-        let mut lhs = self.comparison()?;
-        loop {
-            let op = if self.is_punct("&&") {
-                BinOp::And
-            } else if self.is_punct("||") {
-                BinOp::Or
-            } else {
-                return Ok(lhs);
+        self.chain(Self::comparison, &[("&&", BinOp::And), ("||", BinOp::Or)])
+    }
+
+    /// A left-associative run `next (op next)*` of one precedence level. Each operator
+    /// deepens the tree by one, so it counts toward the nesting limit.
+    fn chain(&mut self, next: fn(&mut Self) -> R<Expr>, ops: &[(&str, BinOp)]) -> R<Expr> {
+        let mut lhs = next(self)?;
+        let mut depth = 0;
+        let result = loop {
+            let Some(&(_, op)) = ops.iter().find(|(p, _)| self.is_punct(p)) else {
+                break Ok(lhs);
             };
             self.bump();
-            let rhs = self.comparison()?;
-            lhs = binary(op, lhs, rhs);
-        }
+            if let Err(e) = self.enter() {
+                break Err(e);
+            }
+            depth += 1;
+            match next(self) {
+                Ok(rhs) => lhs = binary(op, lhs, rhs),
+                Err(e) => break Err(e),
+            }
+        };
+        self.nesting -= depth;
+        result
     }
 
     fn comparison(&mut self) -> R<Expr> {
@@ -1123,31 +1135,11 @@ impl Parser<'_> {
     }
 
     fn sum(&mut self) -> R<Expr> {
-        let mut lhs = self.product()?;
-        loop {
-            let op = match self.peek() {
-                Tok::Punct("+") => BinOp::Add,
-                Tok::Punct("-") => BinOp::Sub,
-                _ => return Ok(lhs),
-            };
-            self.bump();
-            let rhs = self.product()?;
-            lhs = binary(op, lhs, rhs);
-        }
+        self.chain(Self::product, &[("+", BinOp::Add), ("-", BinOp::Sub)])
     }
 
     fn product(&mut self) -> R<Expr> {
-        let mut lhs = self.unary()?;
-        loop {
-            let op = match self.peek() {
-                Tok::Punct("*") => BinOp::Mul,
-                Tok::Punct("/") => BinOp::Div,
-                _ => return Ok(lhs),
-            };
-            self.bump();
-            let rhs = self.unary()?;
-            lhs = binary(op, lhs, rhs);
-        }
+        self.chain(Self::unary, &[("*", BinOp::Mul), ("/", BinOp::Div)])
     }
 
     fn unary(&mut self) -> R<Expr> {
@@ -1348,4 +1340,227 @@ fn method_mismatch(attr: Attr, method: Method) -> Option<&'static str> {
         Method::Prepend => attr == Attr::BgpPath,
     };
     (!ok).then_some("This method does not apply to this attribute")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::check::check;
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, Error> {
+        parse_str("t.cfg", text, Family::V4)
+    }
+
+    /// The error of `text` (parse or check), as `LINE:COL: message`.
+    fn error(text: &str) -> String {
+        let e = parse(text)
+            .and_then(|c| check(&c).map(|_| c))
+            .err()
+            .unwrap_or_else(|| panic!("accepted: {text}"));
+        format!("{}:{}: {}", e.pos.line, e.pos.col, e.msg)
+    }
+
+    const BGP: &str = "template bgp t { local as 64512; }\n";
+
+    #[test]
+    fn templates_auto_names_and_quoted_symbols() {
+        let c = parse(&format!(
+            "{BGP}protocol bgp 'Mesh_x-y' from t {{ neighbor 10.0.0.2 as 64512; passive on; }}\n\
+             protocol kernel {{ learn; }}\nprotocol kernel {{ persist; }}\nprotocol device {{ }}"
+        ))
+        .unwrap();
+        check(&c).unwrap();
+        let protos = c.protocols();
+        let names: Vec<&str> = protos.iter().map(|p| p.proto.name.as_str()).collect();
+        assert_eq!(names, ["Mesh_x-y", "kernel1", "kernel2", "device1"]);
+        // The template's options come first, the protocol's own after.
+        let kinds: Vec<String> = protos[0]
+            .options
+            .iter()
+            .map(|o| format!("{:?}", o.kind))
+            .collect();
+        assert_eq!(kinds[0], "LocalAs { address: None, asn: 64512 }");
+        assert_eq!(kinds[2], "Passive(true)");
+        assert_eq!(
+            (protos[0].options[2].pos.line, protos[0].options[2].pos.col),
+            (2, 62)
+        );
+    }
+
+    #[test]
+    fn statements_and_expressions_keep_positions() {
+        let c = parse("filter f {\n  if net ~ 10.0.0.0/8 then\n    accept;\n}").unwrap();
+        let ItemKind::Filter(f) = &c.items[0].kind else {
+            panic!()
+        };
+        let StmtKind::If { cond, then, .. } = &f.body[0].kind else {
+            panic!()
+        };
+        assert_eq!((f.body[0].pos.line, f.body[0].pos.col), (2, 3));
+        assert_eq!((cond.pos.line, cond.pos.col), (2, 6));
+        let ExprKind::Binary { rhs, .. } = &cond.kind else {
+            panic!()
+        };
+        assert_eq!((rhs.pos.line, rhs.pos.col), (2, 12));
+        assert_eq!((then.pos.line, then.pos.col), (3, 5));
+    }
+
+    #[test]
+    fn syntax_errors_point_at_the_token() {
+        assert_eq!(
+            error("protocol device {\n  scan tme 2;\n}"),
+            "2:8: syntax error, unexpected `tme`, expecting `time`"
+        );
+        assert_eq!(
+            error("protocol device { frobnicate; }"),
+            "1:19: Unknown option `frobnicate` in a device protocol"
+        );
+        assert_eq!(
+            error("protocol ospf { }"),
+            "1:10: Unsupported protocol type `ospf`"
+        );
+        assert_eq!(
+            error("filter f { if net ~ 10.0.0.0/33 then accept; }"),
+            "1:21: Invalid network prefix: 10.0.0.0/33."
+        );
+        assert_eq!(
+            error("filter f { if net ~ 10.0.0.1/8 then accept; }"),
+            "1:21: Invalid prefix: 10.0.0.1/8."
+        );
+        assert_eq!(
+            error("filter f { if defined(bgp_nexthop) then accept; }"),
+            "1:23: bgp_nexthop: unknown attribute or variable"
+        );
+        assert_eq!(
+            error("filter f { net = 10.0.0.0/8; }"),
+            "1:12: net: attribute is read-only"
+        );
+        assert_eq!(
+            error("filter f { bgp_path.add(1); }"),
+            "1:21: This method does not apply to this attribute"
+        );
+        assert_eq!(
+            error("function local() { }"),
+            "1:10: syntax error, `local` is a keyword and cannot be a name (quote it: 'local')"
+        );
+        assert_eq!(
+            error("protocol kernel { import where net ~ 10.0.0.0/8; }"),
+            "1:26: `where` filters are not supported"
+        );
+        assert_eq!(error("listen bgp port 70000;"), "1:17: Invalid port: 70000");
+        assert_eq!(
+            error("router id fd00::1;"),
+            "1:11: syntax error, unexpected fd00::1, expecting an IPv4 address"
+        );
+        assert_eq!(
+            error("protocol static { route fd00::/64 blackhole; }"),
+            "1:25: IPv6 address in an IPv4 configuration"
+        );
+        assert_eq!(
+            error("filter f { accept;"),
+            "1:19: syntax error, unexpected end of file, expecting a statement"
+        );
+        assert!(
+            parse_str(
+                "t",
+                "protocol static { route 10.0.0.0/8 blackhole; }",
+                Family::V6
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn semantic_errors_point_at_the_use() {
+        assert_eq!(
+            error("protocol kernel {\n  export filter nope;\n}"),
+            "2:17: nope: no such filter"
+        );
+        assert_eq!(
+            error("filter f { g(); accept; }"),
+            "1:12: g: no such function"
+        );
+        // BIRD resolves symbols in one pass: a function must come before its caller.
+        assert_eq!(
+            error("filter f { g(); }\nfunction g() { }"),
+            "1:12: g: no such function"
+        );
+        assert_eq!(
+            error("function g(bool b) { }\nfilter f { g(true, false); }"),
+            "2:12: g: takes 1 argument(s), 2 given"
+        );
+        assert_eq!(
+            error("filter g { accept; }\nfilter f { g(); }"),
+            "2:12: g: not a function"
+        );
+        assert_eq!(
+            error(&format!(
+                "{BGP}protocol bgp p from t {{ neighbor 10.0.0.1 as 1; }}\nprotocol bgp p from t {{ neighbor 10.0.0.2 as 1; }}"
+            )),
+            "3:1: p: symbol already defined"
+        );
+        assert_eq!(
+            error("protocol bgp p from t { }"),
+            "1:21: t: no such template"
+        );
+        assert_eq!(
+            error("template kernel k { }\nprotocol bgp p from k { }"),
+            "2:21: Inherited template has different protocol type"
+        );
+        assert_eq!(
+            error(&format!("{BGP}protocol bgp p from t {{ }}")),
+            "2:1: Neighbor must be configured"
+        );
+        assert_eq!(
+            error("protocol bgp p { neighbor 10.0.0.1 as 1; }"),
+            "1:1: Local AS number must be set"
+        );
+        assert_eq!(
+            error(&format!(
+                "{BGP}protocol bgp p from t {{ neighbor 10.0.0.1 as 1; rr client; }}"
+            )),
+            "2:1: Only internal neighbor can be RR client"
+        );
+        assert_eq!(
+            error(&format!(
+                "{BGP}protocol bgp p from t {{ neighbor 10.0.0.1 as 64512; gateway direct; }}"
+            )),
+            "2:1: Multihop BGP cannot use direct gateway mode"
+        );
+        let v6 = parse_str("t6", "protocol device { }", Family::V6).unwrap();
+        assert_eq!(
+            check(&v6).unwrap_err().to_string(),
+            "t6:1:1: Router ID must be configured manually on IPv6 routers"
+        );
+    }
+
+    #[test]
+    fn hostile_nesting_is_refused_not_a_stack_overflow() {
+        for text in [
+            format!("filter f {{ if {}true then accept; }}", "(".repeat(100_000)),
+            format!("filter f {{ if {}true then accept; }}", "!".repeat(100_000)),
+            format!("filter f {{ krt_metric = 1{}; }}", " + 1".repeat(100_000)),
+            format!("filter f {{ {} accept; }}", "if true then ".repeat(100_000)),
+            format!(
+                "filter f {{ if net ~ {}10.0.0.0/8 then accept; }}",
+                "[ ".repeat(100_000)
+            ),
+        ] {
+            assert!(
+                error(&text).ends_with("Nesting too deep"),
+                "{}",
+                &text[..40]
+            );
+        }
+    }
+
+    #[test]
+    fn includes_nest_to_a_limit() {
+        let dir = std::env::temp_dir().join(format!("wren-birdparse.{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("loop.cfg"), "include \"loop.cfg\";\n").unwrap();
+        let e = parse_file(&dir.join("loop.cfg"), Family::V4).unwrap_err();
+        assert_eq!(e.msg, "Max include depth reached");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
