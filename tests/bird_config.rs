@@ -304,6 +304,11 @@ fn export(shape: &str, scenario: &str, peer: &str, r: Route) -> Outcome {
     clause(shape, scenario, peer, r, true)
 }
 
+/// Whether the export clause accepts `r`.
+fn exported(shape: &str, scenario: &str, peer: &str, r: Route) -> bool {
+    export(shape, scenario, peer, r).accepted
+}
+
 fn import(shape: &str, scenario: &str, peer: &str, r: Route) -> Outcome {
     clause(shape, scenario, peer, r, false)
 }
@@ -383,28 +388,25 @@ fn export_advertises_blocks_not_workloads() {
         // A workload /32 inside it (learned from the kernel): never.
         let mut w = route("192.168.20.70/32", Source::Inherit);
         w.ifname = Some("cali12345".into());
-        assert!(!export(shape, "mesh3", peer, w).accepted);
+        assert!(!exported(shape, "mesh3", peer, w));
         // A block reflected from another node: inside the pool, exported.
-        assert!(
-            export(
-                shape,
-                "mesh3",
-                peer,
-                bgp_route("192.168.30.0/26", "10.192.0.4")
-            )
-            .accepted
-        );
+        assert!(exported(
+            shape,
+            "mesh3",
+            peer,
+            bgp_route("192.168.30.0/26", "10.192.0.4")
+        ));
         // Node subnet and default route: dropped by the trailing reject.
         let mut d = route("10.192.0.0/24", Source::Device);
         d.ifname = Some("eth0".into());
-        assert!(!export(shape, "mesh3", peer, d).accepted);
+        assert!(!exported(shape, "mesh3", peer, d));
         // A Felix tunnel-device route in the pool: not to iBGP peers.
         let mut t = route("192.168.40.0/26", Source::Inherit);
         t.ifname = Some("vxlan.calico".into());
-        assert!(!export(shape, "mesh3", peer, t.clone()).accepted);
+        assert!(!exported(shape, "mesh3", peer, t.clone()));
         // eBPF-local routes: never.
         t.ifname = Some("bpfout.cali".into());
-        assert!(!export(shape, "mesh3", peer, t).accepted);
+        assert!(!exported(shape, "mesh3", peer, t));
         // Disabled pool: refused even for the node's own block in it.
         let o = export(
             shape,
@@ -413,34 +415,25 @@ fn export_advertises_blocks_not_workloads() {
             route("10.10.0.0/26", Source::Static),
         );
         assert!(!o.accepted);
-        assert!(
-            export(
-                shape,
-                "disable-export",
-                peer,
-                route("192.168.20.64/26", Source::Static)
-            )
-            .accepted
-        );
+        assert!(exported(
+            shape,
+            "disable-export",
+            peer,
+            route("192.168.20.64/26", Source::Static)
+        ));
         // Services: advertised.
-        assert!(
-            export(
-                shape,
-                "services",
-                peer,
-                route("10.96.0.0/12", Source::Static)
-            )
-            .accepted
-        );
-        assert!(
-            export(
-                shape,
-                "services",
-                peer,
-                route("203.0.113.7/32", Source::Static)
-            )
-            .accepted
-        );
+        assert!(exported(
+            shape,
+            "services",
+            peer,
+            route("10.96.0.0/12", Source::Static)
+        ));
+        assert!(exported(
+            shape,
+            "services",
+            peer,
+            route("203.0.113.7/32", Source::Static)
+        ));
     }
 }
 
@@ -450,11 +443,11 @@ fn export_to_ebgp_tor_and_rr_specifics() {
         // Felix tunnel routes are refused only toward iBGP peers (`internal_peer`).
         let mut t = route("192.168.40.0/26", Source::Inherit);
         t.ifname = Some("vxlan.calico".into());
-        assert!(export(shape, "tor-ebgp", "Global_10_192_0_254", t).accepted);
+        assert!(exported(shape, "tor-ebgp", "Global_10_192_0_254", t));
         // On a route reflector, per-service LB /32s from clients are re-advertised.
         let lb = bgp_route("172.30.0.5/32", "10.192.0.10");
-        assert!(export(shape, "rr-node", "Node_10_192_0_10", lb.clone()).accepted);
-        assert!(!export(shape, "rr-client", "Node_10_192_0_9", lb).accepted);
+        assert!(exported(shape, "rr-node", "Node_10_192_0_10", lb.clone()));
+        assert!(!exported(shape, "rr-client", "Node_10_192_0_9", lb));
     }
 }
 

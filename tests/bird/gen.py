@@ -324,18 +324,14 @@ SCENARIOS6 = {
 
 def main():
     for shape, v32 in (("v3.31", False), ("v3.32", True)):
-        for name, s in SCENARIOS.items():
-            s = dict(s, v32=v32)
-            d = os.path.join(ROOT, shape, name)
-            w(os.path.join(d, "bird.cfg"), bird_cfg(s, "4"))
-            w(os.path.join(d, "bird_aggr.cfg"), aggr_cfg(s, "4"))
-            w(os.path.join(d, "bird_ipam.cfg"), ipam_cfg(s, "4"))
-        for name, s in SCENARIOS6.items():
-            s = dict(s, v32=v32)
-            d = os.path.join(ROOT, shape, name)
-            w(os.path.join(d, "bird6.cfg"), bird_cfg(s, "6"))
-            w(os.path.join(d, "bird6_aggr.cfg"), aggr_cfg(s, "6"))
-            w(os.path.join(d, "bird6_ipam.cfg"), ipam_cfg(s, "6"))
+        for fam, scenarios in (("4", SCENARIOS), ("6", SCENARIOS6)):
+            sfx = "" if fam == "4" else "6"
+            for name, s in scenarios.items():
+                s = dict(s, v32=v32)
+                d = os.path.join(ROOT, shape, name)
+                w(os.path.join(d, f"bird{sfx}.cfg"), bird_cfg(s, fam))
+                w(os.path.join(d, f"bird{sfx}_aggr.cfg"), aggr_cfg(s, fam))
+                w(os.path.join(d, f"bird{sfx}_ipam.cfg"), ipam_cfg(s, fam))
     broken()
 
 

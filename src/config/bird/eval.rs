@@ -444,62 +444,31 @@ fn read(r: &Route, a: Attr) -> Value {
     }
 }
 
-/// An integer stored into a 32-bit attribute wraps as BIRD's C assignment does.
-fn as_u32(v: &Value, what: &str) -> Result<u32, String> {
-    match v {
-        Value::Int(i) => Ok(*i as u32),
-        other => Err(format!("{what} requires an integer, got {other:?}")),
-    }
-}
-
+/// Writes an attribute. An integer stored into a 32-bit attribute wraps, as BIRD's C
+/// assignment does.
 fn assign(r: &mut Route, a: Attr, v: Value) -> Result<(), String> {
-    match a {
-        Attr::Preference => {
-            let p = as_u32(&v, "preference")?;
-            if p > 0xFFFF {
+    match (a, v) {
+        (Attr::Preference, Value::Int(i)) => {
+            if !(0..=0xFFFF).contains(&i) {
                 return Err("Setting preference value out of bounds".into());
             }
-            r.preference = p;
+            r.preference = i as u32;
         }
-        Attr::BgpLocalPref => r.bgp_local_pref = Some(as_u32(&v, "bgp_local_pref")?),
-        Attr::BgpMed => r.bgp_med = Some(as_u32(&v, "bgp_med")?),
-        Attr::BgpOrigin => r.bgp_origin = Some(as_u32(&v, "bgp_origin")?),
-        Attr::KrtMetric => r.krt_metric = Some(as_u32(&v, "krt_metric")?),
-        Attr::KrtTunnel => match v {
-            Value::Str(s) => r.krt_tunnel = Some(s),
-            other => return Err(format!("krt_tunnel requires a string, got {other:?}")),
-        },
-        Attr::BgpNextHop => match v {
-            Value::Ip(ip) => r.bgp_next_hop = Some(ip),
-            other => return Err(format!("bgp_next_hop requires an address, got {other:?}")),
-        },
-        Attr::Gw => match v {
-            Value::Ip(ip) => r.gw = Some(ip),
-            other => return Err(format!("gw requires an address, got {other:?}")),
-        },
-        Attr::From => match v {
-            Value::Ip(ip) => r.from = Some(ip),
-            other => return Err(format!("from requires an address, got {other:?}")),
-        },
-        Attr::BgpPath => match v {
-            Value::Path(p) => r.bgp_path = Some(p),
-            other => return Err(format!("bgp_path requires a path, got {other:?}")),
-        },
-        Attr::BgpCommunity => match v {
-            Value::Clist(c) => r.bgp_community = Some(c),
-            other => return Err(format!("bgp_community requires a list, got {other:?}")),
-        },
-        Attr::BgpLargeCommunity => match v {
-            Value::Lclist(c) => r.bgp_large_community = Some(c),
-            other => {
-                return Err(format!(
-                    "bgp_large_community requires a list, got {other:?}"
-                ));
-            }
-        },
-        Attr::Net | Attr::Source | Attr::Ifname => {
+        (Attr::BgpLocalPref, Value::Int(i)) => r.bgp_local_pref = Some(i as u32),
+        (Attr::BgpMed, Value::Int(i)) => r.bgp_med = Some(i as u32),
+        (Attr::BgpOrigin, Value::Int(i)) => r.bgp_origin = Some(i as u32),
+        (Attr::KrtMetric, Value::Int(i)) => r.krt_metric = Some(i as u32),
+        (Attr::KrtTunnel, Value::Str(s)) => r.krt_tunnel = Some(s),
+        (Attr::BgpNextHop, Value::Ip(ip)) => r.bgp_next_hop = Some(ip),
+        (Attr::Gw, Value::Ip(ip)) => r.gw = Some(ip),
+        (Attr::From, Value::Ip(ip)) => r.from = Some(ip),
+        (Attr::BgpPath, Value::Path(p)) => r.bgp_path = Some(p),
+        (Attr::BgpCommunity, Value::Clist(c)) => r.bgp_community = Some(c),
+        (Attr::BgpLargeCommunity, Value::Lclist(c)) => r.bgp_large_community = Some(c),
+        (Attr::Net | Attr::Source | Attr::Ifname, _) => {
             return Err("attribute is read-only".into());
         }
+        (a, v) => return Err(format!("Attribute {a:?} cannot hold {v:?}")),
     }
     Ok(())
 }

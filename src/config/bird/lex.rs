@@ -177,29 +177,22 @@ fn symbol(i: &str) -> IResult<&str, Lexed> {
     .parse(i)
 }
 
-/// `'bgp_x-y_importFilterV4'`: BIRD allows any characters but a quote and a newline.
+/// Text between two `q`s on one line (BIRD has no escapes in either form).
+fn quoted(q: char) -> impl Fn(&str) -> IResult<&str, &str> {
+    move |i| delimited(char(q), take_while(|c: char| c != q && c != '\n'), char(q)).parse(i)
+}
+
+/// `'bgp_x-y_importFilterV4'`: a name of any characters but a quote and a newline.
 fn quoted_symbol(i: &str) -> IResult<&str, Lexed> {
-    map(
-        delimited(
-            char('\''),
-            take_while1(|c: char| c != '\'' && c != '\n'),
-            char('\''),
-        ),
-        |s: &str| Ok(Tok::Quoted(s.to_string())),
-    )
-    .parse(i)
+    let (r, s) = quoted('\'')(i)?;
+    if s.is_empty() {
+        return Ok((r, Err("Empty quoted symbol".to_string())));
+    }
+    Ok((r, Ok(Tok::Quoted(s.to_string()))))
 }
 
 fn string(i: &str) -> IResult<&str, Lexed> {
-    map(
-        delimited(
-            char('"'),
-            take_while(|c: char| c != '"' && c != '\n'),
-            char('"'),
-        ),
-        |s: &str| Ok(Tok::Str(s.to_string())),
-    )
-    .parse(i)
+    map(quoted('"'), |s: &str| Ok(Tok::Str(s.to_string()))).parse(i)
 }
 
 fn punct(i: &str) -> IResult<&str, Lexed> {

@@ -226,21 +226,22 @@ impl Parser<'_> {
         matches!(self.peek(), Tok::Punct(q) if *q == p)
     }
 
-    fn eat(&mut self, p: &str) -> bool {
-        if self.is_punct(p) {
+    /// Consumes the current token when `yes`.
+    fn eat_if(&mut self, yes: bool) -> bool {
+        if yes {
             self.bump();
-            true
-        } else {
-            false
         }
+        yes
+    }
+
+    fn eat(&mut self, p: &str) -> bool {
+        self.eat_if(self.is_punct(p))
     }
 
     fn expect(&mut self, p: &str) -> R<()> {
-        if self.eat(p) {
-            Ok(())
-        } else {
-            self.unexpected(&format!("`{p}`"))
-        }
+        self.eat(p)
+            .then_some(())
+            .map_or_else(|| self.unexpected(&format!("`{p}`")), Ok)
     }
 
     fn is_kw(&self, k: &str) -> bool {
@@ -248,68 +249,69 @@ impl Parser<'_> {
     }
 
     fn eat_kw(&mut self, k: &str) -> bool {
-        if self.is_kw(k) {
-            self.bump();
-            true
-        } else {
-            false
-        }
+        self.eat_if(self.is_kw(k))
     }
 
     fn expect_kw(&mut self, k: &str) -> R<()> {
-        if self.eat_kw(k) {
-            Ok(())
-        } else {
-            self.unexpected(&format!("`{k}`"))
+        self.eat_kw(k)
+            .then_some(())
+            .map_or_else(|| self.unexpected(&format!("`{k}`")), Ok)
+    }
+
+    /// The current token's value if `pick` takes it (consuming it), else a syntax error
+    /// naming what was `wanted`.
+    fn take<T>(&mut self, wanted: &str, pick: impl FnOnce(&Tok) -> Option<T>) -> R<T> {
+        match pick(self.peek()) {
+            Some(v) => {
+                self.bump();
+                Ok(v)
+            }
+            None => self.unexpected(wanted),
         }
     }
 
+    /// A bare symbol: a keyword or an option word.
     fn symbol(&mut self) -> R<(String, Pos)> {
         let pos = self.pos();
-        match self.peek().clone() {
-            Tok::Sym(s) => {
-                self.bump();
-                Ok((s, pos))
-            }
-            _ => self.unexpected("a name"),
-        }
+        let s = self.take("a name", |t| match t {
+            Tok::Sym(s) => Some(s.clone()),
+            _ => None,
+        })?;
+        Ok((s, pos))
     }
 
     /// A name being defined or referred to (function, filter, template, protocol, parameter):
     /// a bare symbol that is not a keyword, or a quoted one.
     fn name(&mut self) -> R<(String, Pos)> {
         let pos = self.pos();
-        match self.peek().clone() {
-            Tok::Sym(s) if is_keyword(&s) => self.err(format!(
+        if let Tok::Sym(s) = self.peek()
+            && is_keyword(s)
+        {
+            return self.err(format!(
                 "syntax error, `{s}` is a keyword and cannot be a name (quote it: '{s}')"
-            )),
-            Tok::Sym(s) | Tok::Quoted(s) => {
-                self.bump();
-                Ok((s, pos))
-            }
-            _ => self.unexpected("a name"),
+            ));
         }
+        let s = self.take("a name", |t| match t {
+            Tok::Sym(s) | Tok::Quoted(s) => Some(s.clone()),
+            _ => None,
+        })?;
+        Ok((s, pos))
     }
 
     fn string(&mut self) -> R<(String, Pos)> {
         let pos = self.pos();
-        match self.peek().clone() {
-            Tok::Str(s) => {
-                self.bump();
-                Ok((s, pos))
-            }
-            _ => self.unexpected("a string"),
-        }
+        let s = self.take("a string", |t| match t {
+            Tok::Str(s) => Some(s.clone()),
+            _ => None,
+        })?;
+        Ok((s, pos))
     }
 
     fn number(&mut self) -> R<u64> {
-        match self.peek().clone() {
-            Tok::Num(n) => {
-                self.bump();
-                Ok(n)
-            }
-            _ => self.unexpected("a number"),
-        }
+        self.take("a number", |t| match t {
+            Tok::Num(n) => Some(*n),
+            _ => None,
+        })
     }
 
     fn u32(&mut self) -> R<u32> {
@@ -339,13 +341,10 @@ impl Parser<'_> {
     }
 
     fn ip4(&mut self) -> R<Ipv4Addr> {
-        match self.peek().clone() {
-            Tok::Ip4(a) => {
-                self.bump();
-                Ok(a)
-            }
-            _ => self.unexpected("an IPv4 address"),
-        }
+        self.take("an IPv4 address", |t| match t {
+            Tok::Ip4(a) => Some(*a),
+            _ => None,
+        })
     }
 
     /// `IP/LEN`, refusing a length past the family's width and host bits (BIRD: "Invalid
