@@ -15,8 +15,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use harness::peers::bird16_dir;
-use wren::config::bird::ast::{Config, Family, FilterRef, OptKind, ProtoType, Source};
+use wren::config::bird::ast::{
+    Config, Family, FilterRef, Gateway, ItemKind, OptKind, ProtoType, Source,
+};
 use wren::config::bird::eval::{Evaluator, Outcome, Route};
+use wren::config::bird::protocols::{GracefulRestart, NextHop, protocols};
 use wren::config::bird::{self, Error};
 
 fn corpus() -> PathBuf {
@@ -685,4 +688,187 @@ fn word_deletions_get_the_same_verdict_from_wren_and_bird() {
     );
     assert!(tried > 500, "{tried}");
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+}
+
+/// The protocols as the conversion into wren's model will read them: Calico's options with
+/// BIRD 1.6's defaults behind them (contract §2.1, §2.4–§2.7).
+#[test]
+fn calico_options_as_plain_data() {
+    for shape in ["v3.31", "v3.32"] {
+        let c = load(&corpus().join(shape).join("tor-ebgp/bird.cfg"));
+        let p = protocols(&c).unwrap();
+        let tor = p
+            .bgp
+            .iter()
+            .find(|b| b.common.name == "Global_10_192_0_254")
+            .unwrap();
+        assert_eq!(
+            (tor.local_as, tor.peer_as, tor.internal()),
+            (65001, 65000, false)
+        );
+        assert_eq!(
+            (tor.multihop, tor.ttl_security, tor.next_hop),
+            (1, true, NextHop::Keep)
+        );
+        assert_eq!(tor.source_address, Some("10.192.0.3".parse().unwrap()));
+        assert_eq!(
+            (
+                tor.connect_delay_time,
+                tor.connect_retry_time,
+                tor.error_wait_time
+            ),
+            (2, 5, (5, 30))
+        );
+        assert_eq!(
+            (
+                tor.hold_time,
+                tor.graceful_restart,
+                tor.graceful_restart_time
+            ),
+            (240, GracefulRestart::On, 120)
+        );
+        assert_eq!(
+            (tor.add_paths_rx, tor.add_paths_tx, tor.gateway),
+            (true, true, Gateway::Recursive)
+        );
+        assert_eq!(tor.allow_local_as, Some(1));
+        assert_eq!(tor.keepalive_time, (shape == "v3.32").then_some(10));
+        assert!(matches!(tor.common.import, FilterRef::Inline(_)));
+        assert_eq!(tor.common.description, Some("Connection to BGP peer"));
+        let node = p
+            .bgp
+            .iter()
+            .find(|b| b.common.name == "Node_10_192_1_254")
+            .unwrap();
+        assert_eq!(
+            (node.local_as, node.next_hop, node.multihop),
+            (65002, NextHop::SelfAddress, 64)
+        );
+        // Static: the block blackhole and the reachableBy route.
+        let routes: Vec<String> = p.statics[0]
+            .routes
+            .iter()
+            .map(|(n, t)| format!("{n} {t:?}"))
+            .collect();
+        assert_eq!(
+            routes,
+            [
+                "192.168.20.64/26 Blackhole",
+                "10.192.0.254/32 Via(10.192.0.1)"
+            ]
+        );
+        // Kernel, device, direct as §2.1 says.
+        let k = &p.kernel[0];
+        assert_eq!(
+            (
+                k.learn,
+                k.persist,
+                k.scan_time,
+                k.merge_paths,
+                k.graceful_restart
+            ),
+            (true, true, 2, Some(None), true)
+        );
+        assert!(
+            matches!(&k.common.export, FilterRef::Named(n, _) if n == "calico_kernel_programming")
+        );
+        assert!(matches!(k.common.import, FilterRef::All));
+        assert_eq!(p.device[0].scan_time, 2);
+        let ifs: Vec<(bool, &str)> = p.direct[0]
+            .interfaces
+            .iter()
+            .map(|i| (i.exclude, i.glob.as_str()))
+            .collect();
+        assert_eq!(ifs, [(true, "cali*"), (true, "kube-ipvs*"), (false, "*")]);
+
+        // Mesh: the passive rule, password and GR time.
+        let c = load(&corpus().join(shape).join("mesh-password-gr/bird.cfg"));
+        let p = protocols(&c).unwrap();
+        let passive: Vec<(&str, bool)> = p.bgp.iter().map(|b| (b.common.name, b.passive)).collect();
+        assert_eq!(
+            passive,
+            [("Mesh_10_192_0_2", false), ("Mesh_10_192_0_4", true)]
+        );
+        for b in &p.bgp {
+            assert_eq!(
+                (b.password, b.graceful_restart_time, b.multihop),
+                (Some("s3cr3t-mesh"), 300, 64)
+            );
+            assert!(b.internal() && b.import_limit.is_none());
+        }
+        // Route reflector.
+        let c = load(&corpus().join(shape).join("rr-node/bird.cfg"));
+        let p = protocols(&c).unwrap();
+        assert!(
+            p.bgp
+                .iter()
+                .all(|b| b.rr_client && b.rr_cluster_id == Some("244.0.0.1".parse().unwrap()))
+        );
+        // Ports.
+        let c = load(&corpus().join(shape).join("listen-port/bird.cfg"));
+        assert!(c.items.iter().any(|i| matches!(
+            i.kind,
+            ItemKind::Listen {
+                address: Some(_),
+                port: Some(1790)
+            }
+        )));
+        assert!(protocols(&c).unwrap().bgp.iter().all(|b| b.port == 1790));
+        // bird6: IPv6 neighbors, eBGP with TTL security.
+        let c = load(&corpus().join(shape).join("ipv6-peers/bird6.cfg"));
+        let p = protocols(&c).unwrap();
+        let g = p
+            .bgp
+            .iter()
+            .find(|b| b.common.name == "Global_2001_db8__1")
+            .unwrap();
+        assert_eq!(
+            (g.neighbor, g.multihop, g.ttl_security),
+            ("2001:db8::1".parse().unwrap(), 2, true)
+        );
+        assert_eq!(p.statics[0].routes.len(), 2);
+    }
+    // BIRD's own defaults where Calico sets nothing.
+    let c = load(&corpus().join("extra/all-constructs/bird.cfg"));
+    let p = protocols(&c).unwrap();
+    let direct = p
+        .bgp
+        .iter()
+        .find(|b| b.common.name == "ebgp_direct")
+        .unwrap();
+    assert_eq!(
+        (direct.gateway, direct.port, direct.keepalive_time),
+        (Gateway::Direct, 179, Some(30))
+    );
+    let rr = p.bgp.iter().find(|b| b.common.name == "rr_client").unwrap();
+    assert_eq!(
+        (
+            rr.allow_local_as,
+            rr.import_limit,
+            rr.add_paths_rx,
+            rr.add_paths_tx
+        ),
+        (Some(2), Some(1000), false, true)
+    );
+    let x = p
+        .bgp
+        .iter()
+        .find(|b| b.common.name == "bgp_x-y_V4")
+        .unwrap();
+    assert_eq!(
+        (x.allow_local_as, x.port, x.password),
+        (Some(u32::MAX), 1790, Some("md5 secret"))
+    );
+    assert_eq!(x.source_address, Some("198.51.100.1".parse().unwrap()));
+    assert!(matches!(x.common.import, FilterRef::None));
+    let n = p
+        .bgp
+        .iter()
+        .find(|b| b.common.name == "numeric_cluster")
+        .unwrap();
+    assert_eq!(
+        (n.rr_cluster_id, n.passive),
+        (Some("0.0.16.0".parse().unwrap()), true)
+    );
+    assert_eq!(p.kernel[0].merge_paths, Some(Some(8)));
 }

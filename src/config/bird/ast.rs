@@ -191,6 +191,8 @@ pub enum OptKind {
     KernelTable(u32),
     // kernel and bgp
     GracefulRestart(bool),
+    /// bgp `graceful restart aware`: helper only (BIRD 1.6's default).
+    GracefulRestartAware,
     // direct
     Interface(Vec<IfacePattern>),
     // static

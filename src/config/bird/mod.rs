@@ -1,7 +1,8 @@
 //! BIRD 1.6's configuration language, the subset Calico's confd renders (contract §2.10):
 //! [`lex`] turns text into positioned tokens (nom), [`parse`] builds the [`ast`] and splices
-//! includes, [`check`] resolves symbols the way BIRD's single pass does, and [`eval`] runs
-//! filters and functions on a route with BIRD 1.6 semantics.
+//! includes, [`check`] resolves symbols the way BIRD's single pass does, [`protocols`] gives
+//! each protocol's options as plain data with BIRD's defaults, and [`eval`] runs filters and
+//! functions on a route with BIRD 1.6 semantics.
 
 pub mod ast;
 pub mod check;
@@ -10,6 +11,7 @@ pub mod glob;
 mod keywords;
 mod lex;
 pub mod parse;
+pub mod protocols;
 
 use std::fmt;
 use std::path::Path;
