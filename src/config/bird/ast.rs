@@ -302,7 +302,8 @@ pub struct Expr {
 
 #[derive(Debug, Clone)]
 pub enum ExprKind {
-    Int(i64),
+    /// BIRD's integers are 32 bits.
+    Int(u32),
     Bool(bool),
     Str(String),
     Ip(IpAddr),

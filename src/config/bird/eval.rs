@@ -6,6 +6,7 @@
 //! BGP community list gives an empty list while any other unset attribute is void, and void
 //! in a comparison is a runtime error, which rejects the route; `&&` and `||` short-circuit.
 
+use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::net::IpAddr;
 
@@ -94,7 +95,8 @@ pub struct Evaluator<'c> {
 #[derive(Debug, Clone, PartialEq)]
 enum Value {
     Void,
-    Int(i64),
+    /// 32 bits, wrapping like BIRD's C `int`, compared unsigned (`uint_cmp`).
+    Int(u32),
     Bool(bool),
     Str(String),
     Ip(IpAddr),
@@ -308,15 +310,17 @@ impl<'c> Evaluator<'c> {
                 let mut n = Vec::new();
                 for x in xs {
                     match self.expr(x, run)? {
-                        Value::Int(i) => n.push(u32::try_from(i).map_err(|_| {
-                            at(format!(
-                                "Can't operate with value out of bounds in pair constructor: {i}"
-                            ))
-                        })?),
+                        Value::Int(i) => n.push(i),
                         v => return Err(at(format!("Pair members must be integers, got {v:?}"))),
                     }
                 }
                 match n[..] {
+                    // A standard community has two 16-bit halves (BIRD `FI_PAIR_CONSTRUCT`).
+                    [a, b] if a > 0xFFFF || b > 0xFFFF => {
+                        return Err(at(
+                            "Can't operate with value out of bounds in pair constructor".into(),
+                        ));
+                    }
                     [a, b] => Value::Pair(a, b),
                     [a, b, c] => Value::Lc(a, b, c),
                     _ => return Err(at("Tuples have two or three members".into())),
@@ -420,7 +424,7 @@ fn show(v: &Value) -> String {
 }
 
 fn opt_int(v: Option<u32>) -> Value {
-    v.map_or(Value::Void, |n| Value::Int(i64::from(n)))
+    v.map_or(Value::Void, Value::Int)
 }
 
 /// Reads an attribute; unset community lists read as empty lists (BIRD 1.6 `f_run`, EA case).
@@ -431,7 +435,7 @@ fn read(r: &Route, a: Attr) -> Value {
         Attr::Ifname => r.ifname.clone().map_or(Value::Void, Value::Str),
         Attr::Gw => r.gw.map_or(Value::Void, Value::Ip),
         Attr::From => r.from.map_or(Value::Void, Value::Ip),
-        Attr::Preference => Value::Int(i64::from(r.preference)),
+        Attr::Preference => Value::Int(r.preference),
         Attr::BgpNextHop => r.bgp_next_hop.map_or(Value::Void, Value::Ip),
         Attr::BgpPath => r.bgp_path.clone().map_or(Value::Void, Value::Path),
         Attr::BgpLocalPref => opt_int(r.bgp_local_pref),
@@ -444,20 +448,19 @@ fn read(r: &Route, a: Attr) -> Value {
     }
 }
 
-/// Writes an attribute. An integer stored into a 32-bit attribute wraps, as BIRD's C
-/// assignment does.
+/// Writes an attribute.
 fn assign(r: &mut Route, a: Attr, v: Value) -> Result<(), String> {
     match (a, v) {
         (Attr::Preference, Value::Int(i)) => {
-            if !(0..=0xFFFF).contains(&i) {
+            if i > 0xFFFF {
                 return Err("Setting preference value out of bounds".into());
             }
-            r.preference = i as u32;
+            r.preference = i;
         }
-        (Attr::BgpLocalPref, Value::Int(i)) => r.bgp_local_pref = Some(i as u32),
-        (Attr::BgpMed, Value::Int(i)) => r.bgp_med = Some(i as u32),
-        (Attr::BgpOrigin, Value::Int(i)) => r.bgp_origin = Some(i as u32),
-        (Attr::KrtMetric, Value::Int(i)) => r.krt_metric = Some(i as u32),
+        (Attr::BgpLocalPref, Value::Int(i)) => r.bgp_local_pref = Some(i),
+        (Attr::BgpMed, Value::Int(i)) => r.bgp_med = Some(i),
+        (Attr::BgpOrigin, Value::Int(i)) => r.bgp_origin = Some(i),
+        (Attr::KrtMetric, Value::Int(i)) => r.krt_metric = Some(i),
         (Attr::KrtTunnel, Value::Str(s)) => r.krt_tunnel = Some(s),
         (Attr::BgpNextHop, Value::Ip(ip)) => r.bgp_next_hop = Some(ip),
         (Attr::Gw, Value::Ip(ip)) => r.gw = Some(ip),
@@ -497,8 +500,7 @@ fn apply_method(r: &mut Route, a: Attr, m: Method, v: Value) -> Result<(), Strin
                 list.retain(|c| *c != (x, y, z));
             }
         }
-        (Attr::BgpPath, Method::Prepend, Value::Int(n)) => {
-            let asn = u32::try_from(n).map_err(|_| format!("AS number out of range: {n}"))?;
+        (Attr::BgpPath, Method::Prepend, Value::Int(asn)) => {
             r.bgp_path.get_or_insert_with(Vec::new).insert(0, asn);
         }
         (a, m, v) => return Err(format!("Can't apply {m:?} to {a:?} with {v:?}")),
@@ -506,47 +508,50 @@ fn apply_method(r: &mut Route, a: Attr, m: Method, v: Value) -> Result<(), Strin
     Ok(())
 }
 
+/// BIRD 1.6 `val_compare`: void sorts before everything ("hack for else"), integers and
+/// bools compare unsigned, other mixed types are an error.
+fn compare(l: &Value, r: &Value) -> Result<Ordering, String> {
+    use Value::*;
+    Ok(match (l, r) {
+        (Void, Void) => Ordering::Equal,
+        (Void, _) => Ordering::Less,
+        (_, Void) => Ordering::Greater,
+        (Int(a), Int(b)) => a.cmp(b),
+        (Bool(a), Bool(b)) => a.cmp(b),
+        (Pair(a, b), Pair(c, d)) => (a, b).cmp(&(c, d)),
+        (Lc(a, b, c), Lc(d, e, f)) => (a, b, c).cmp(&(d, e, f)),
+        (Ip(a), Ip(b)) => a.cmp(b),
+        (Str(a), Str(b)) => a.cmp(b),
+        (Prefix(a), Prefix(b)) => (a.network(), a.prefix_len()).cmp(&(b.network(), b.prefix_len())),
+        (Source(a), Source(b)) if a == b => Ordering::Equal,
+        _ => {
+            return Err(format!(
+                "Can't compare values of incompatible types {l:?} and {r:?}"
+            ));
+        }
+    })
+}
+
 fn binary(op: BinOp, l: Value, r: Value) -> Result<Value, String> {
     use Value::*;
-    let cmp = |l: &Value, r: &Value| -> Result<std::cmp::Ordering, String> {
-        match (l, r) {
-            (Int(a), Int(b)) => Ok(a.cmp(b)),
-            (Ip(a), Ip(b)) => Ok(a.cmp(b)),
-            (Str(a), Str(b)) => Ok(a.cmp(b)),
-            (Pair(a, b), Pair(c, d)) => Ok((a, b).cmp(&(c, d))),
-            _ => Err(format!(
-                "Can't compare values of incompatible types {l:?} and {r:?}"
-            )),
-        }
-    };
     Ok(match op {
         BinOp::And | BinOp::Or => match (l, r) {
             (Bool(_), Bool(b)) => Bool(b),
-            (l, r) => {
-                return Err(format!(
-                    "{} requires bools, got {l:?} and {r:?}",
-                    op.symbol()
-                ));
-            }
+            _ => return Err("Can't do boolean operation on non-booleans".into()),
         },
+        // `val_same`: values that cannot be compared are simply not the same.
         BinOp::Eq | BinOp::Ne => {
-            let eq = match (&l, &r) {
-                (Prefix(a), Prefix(b)) => a == b,
-                (Source(a), Source(b)) => a == b,
-                (Bool(a), Bool(b)) => a == b,
-                (Void, _) | (_, Void) => {
-                    return Err(format!(
-                        "Can't compare values of incompatible types {l:?} and {r:?}"
-                    ));
-                }
-                _ => cmp(&l, &r)? == std::cmp::Ordering::Equal,
+            let same = match compare(&l, &r) {
+                Ok(o) => o == Ordering::Equal,
+                Err(_) => l == r,
             };
-            Bool(eq == (op == BinOp::Eq))
+            Bool(same == (op == BinOp::Eq))
         }
-        BinOp::Lt => Bool(cmp(&l, &r)?.is_lt()),
-        BinOp::Gt => Bool(cmp(&l, &r)?.is_gt()),
-        BinOp::Le => Bool(cmp(&l, &r)?.is_le()),
-        BinOp::Ge => Bool(cmp(&l, &r)?.is_ge()),
+        // BIRD parses `a > b` as `b < a` and `a >= b` as `b <= a`.
+        BinOp::Lt => Bool(compare(&l, &r)? == Ordering::Less),
+        BinOp::Gt => Bool(compare(&r, &l)? == Ordering::Less),
+        BinOp::Le => Bool(compare(&l, &r)? != Ordering::Greater),
+        BinOp::Ge => Bool(compare(&r, &l)? != Ordering::Greater),
         BinOp::Match => Bool(matches(&l, &r)?),
         BinOp::NotMatch => Bool(!matches(&l, &r)?),
         BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div => match (l, r) {
@@ -554,8 +559,9 @@ fn binary(op: BinOp, l: Value, r: Value) -> Result<Value, String> {
                 BinOp::Add => a.wrapping_add(b),
                 BinOp::Sub => a.wrapping_sub(b),
                 BinOp::Mul => a.wrapping_mul(b),
-                _ if b == 0 => return Err("Division by zero".into()),
-                _ => a.wrapping_div(b),
+                _ if b == 0 => return Err("Mother told me not to divide by 0".into()),
+                // C's signed division on the 32 bits.
+                _ => (a as i32).wrapping_div(b as i32) as u32,
             }),
             (l, r) => {
                 return Err(format!(
@@ -687,13 +693,48 @@ mod tests {
     }
 
     #[test]
-    fn void_in_a_comparison_is_a_runtime_error_that_rejects() {
-        let o = run(
-            "filter f { if krt_metric < 1024 then accept; accept; }",
-            route("10.0.0.0/8", Source::Static),
-        );
+    fn void_sorts_first_and_void_matching_is_a_runtime_error() {
+        // BIRD 1.6 `val_compare`: an unset attribute is less than anything.
+        let r = || route("10.0.0.0/8", Source::Static);
+        let verdict = |test: &str| {
+            run(
+                &format!("filter f {{ if {test} then accept; reject; }}"),
+                r(),
+            )
+        };
+        for (test, want) in [
+            ("krt_metric < 1024", true),
+            ("krt_metric <= 0", true),
+            ("krt_metric > 0", false),
+            ("krt_metric >= 0", false),
+            ("krt_metric = 1024", false),
+            ("krt_metric != 1024", true),
+            ("ifname = \"eth0\"", false),
+        ] {
+            let o = verdict(test);
+            assert_eq!((o.accepted, o.error), (want, None), "{test}");
+        }
+        let o = verdict("bgp_next_hop ~ 10.0.0.0/8");
         assert!(!o.accepted);
         assert!(o.error.unwrap().starts_with("t.cfg:1:15: "));
+        // Mixed types that cannot be ordered are an error for `<`, merely unequal for `=`.
+        assert!(verdict("net = 5").error.is_none());
+        assert!(verdict("net < 5").error.is_some());
+    }
+
+    #[test]
+    fn integers_are_32_bits_compared_unsigned() {
+        let o = run(
+            "filter f { bgp_med = 0 - 1; if bgp_med > 4000000000 && 7 / 2 = 3 then accept; reject; }",
+            route("10.0.0.0/8", Source::Static),
+        );
+        assert!(o.accepted, "{o:?}");
+        assert_eq!(o.route.bgp_med, Some(u32::MAX));
+        let o = run(
+            "filter f { bgp_community.add((65536, 1)); accept; }",
+            route("10.0.0.0/8", Source::Static),
+        );
+        assert!(!o.accepted && o.error.is_some());
     }
 
     #[test]

@@ -1161,8 +1161,7 @@ impl Parser<'_> {
             Tok::Num(n) => {
                 self.bump();
                 ExprKind::Int(
-                    i64::try_from(n)
-                        .map_err(|_| Error::new(&pos, format!("Number out of range: {n}")))?,
+                    u32::try_from(n).map_err(|_| Error::new(&pos, "Number out of range"))?,
                 )
             }
             Tok::Str(s) => {
