@@ -902,6 +902,11 @@ protocol static samples {
   route 0.0.0.0/0 blackhole;
 }
 filter export_ibgp { calico_export_to_bgp_peers(true); reject; }
+filter route_fields {
+  if defined(ifname) && ifname = "" && defined(gw) && defined(bgp_community)
+     && !defined(bgp_path) && !defined(krt_metric) && krt_metric < 1 then accept;
+  reject;
+}
 filter export_ebgp { calico_export_to_bgp_peers(false); reject; }
 "#;
 
@@ -1034,7 +1039,12 @@ fn wren_filters(dir: &Path, filters: &[&str]) -> Vec<std::collections::BTreeMap<
 
 #[test]
 fn filters_give_what_bird_1_6_8_gives() {
-    let filters = ["export_ibgp", "export_ebgp", "calico_kernel_programming"];
+    let filters = [
+        "export_ibgp",
+        "export_ebgp",
+        "calico_kernel_programming",
+        "route_fields",
+    ];
     let mut compared = 0;
     for scenario in [
         "v3.31/communities",

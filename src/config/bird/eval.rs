@@ -20,7 +20,8 @@ use super::glob;
 pub struct Route {
     pub net: IpNet,
     pub source: Source,
-    /// The interface the route leaves through; `None` for blackholes and unresolved routes.
+    /// The interface the route leaves through; `None` for blackholes and unresolved routes
+    /// (filters then read `""`).
     pub ifname: Option<String>,
     /// The resolved next hop (`gw`).
     pub gw: Option<IpAddr>,
@@ -427,14 +428,20 @@ fn opt_int(v: Option<u32>) -> Value {
     v.map_or(Value::Void, Value::Int)
 }
 
-/// Reads an attribute; unset community lists read as empty lists (BIRD 1.6 `f_run`, EA case).
+/// Reads an attribute. Route fields are always defined (no interface reads as `""`, no
+/// gateway as the zero address); unset community lists read as empty lists, other unset
+/// BGP and kernel attributes as void (BIRD 1.6 `f_run`).
 fn read(r: &Route, a: Attr) -> Value {
+    let zero = || match r.net {
+        IpNet::V4(_) => IpAddr::from([0u8; 4]),
+        IpNet::V6(_) => IpAddr::from([0u8; 16]),
+    };
     match a {
         Attr::Net => Value::Prefix(r.net),
         Attr::Source => Value::Source(r.source),
-        Attr::Ifname => r.ifname.clone().map_or(Value::Void, Value::Str),
-        Attr::Gw => r.gw.map_or(Value::Void, Value::Ip),
-        Attr::From => r.from.map_or(Value::Void, Value::Ip),
+        Attr::Ifname => Value::Str(r.ifname.clone().unwrap_or_default()),
+        Attr::Gw => Value::Ip(r.gw.unwrap_or_else(zero)),
+        Attr::From => Value::Ip(r.from.unwrap_or_else(zero)),
         Attr::Preference => Value::Int(r.preference),
         Attr::BgpNextHop => r.bgp_next_hop.map_or(Value::Void, Value::Ip),
         Attr::BgpPath => r.bgp_path.clone().map_or(Value::Void, Value::Path),
