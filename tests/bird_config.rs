@@ -890,8 +890,13 @@ protocol static samples {
   import filter {
     if net = 192.168.30.0/26 then bgp_local_pref = 100;
     if net = 172.16.5.0/26 then { bgp_community.add((65000, 1)); bgp_local_pref = 2147483547; }
+    if net = 10.1.2.0/24 then { bgp_community.add((65000, 100)); bgp_large_community.add((65000, 1, 2)); }
     accept;
   };
+  route 10.1.2.0/24 blackhole;
+  route 10.1.2.0/25 blackhole;
+  route 44.1.9.0/24 blackhole;
+  route 192.0.0.0/16 blackhole;
   route 192.168.20.70/32 blackhole;
   route 192.168.30.0/26 blackhole;
   route 172.16.5.0/26 blackhole;
@@ -950,8 +955,19 @@ fn filter_lab(scenario: &str, fam: Family) -> (PathBuf, PathBuf) {
             out
         })
         .collect::<String>();
+    // BGPFilter functions (bird.cfg, before the peers), each run by a filter of its own.
+    let bgp_filters: String = main
+        .split_inclusive('\n')
+        .skip_while(|l| !l.starts_with("# -------------- BGP Filters"))
+        .take_while(|l| !l.starts_with("protocol bgp"))
+        .collect();
+    let wrappers: String = bgp_filters
+        .lines()
+        .filter_map(|l| l.strip_prefix("function '")?.split_once('\''))
+        .map(|(name, _)| format!("filter 'lab_{name}' {{ '{name}'(); accept; }}\n"))
+        .collect();
     let text = format!(
-        "router id 10.192.0.3;\n{communities}include \"bird{sfx}_aggr.cfg\";\ninclude \"bird{sfx}_ipam.cfg\";\n{samples}{LAB_FILTERS}"
+        "router id 10.192.0.3;\n{communities}include \"bird{sfx}_aggr.cfg\";\ninclude \"bird{sfx}_ipam.cfg\";\n{samples}{LAB_FILTERS}{bgp_filters}{wrappers}"
     );
     // The name tells `family` which BIRD runs it.
     let lab = dir.join(format!("bird{sfx}-lab.cfg"));
@@ -1053,7 +1069,7 @@ fn wren_filters(lab: &Path, filters: &[&str]) -> Vec<std::collections::BTreeMap<
         .map(|f| {
             table
                 .iter()
-                .map(|r| eval.run_filter(f, r.clone()))
+                .map(|r| eval.run_filter(f.trim_matches('\''), r.clone()))
                 .filter(|o| o.accepted)
                 .map(|o| {
                     let r = o.route;
@@ -1087,10 +1103,23 @@ fn filters_give_what_bird_1_6_8_gives() {
         ("v3.31/disable-export", Family::V4),
         ("v3.32/services", Family::V4),
         ("v3.31/rr-node", Family::V4),
+        ("v3.31/bgpfilter", Family::V4),
+        ("v3.32/bgpfilter", Family::V4),
         ("v3.31/ipv6-peers", Family::V6),
         ("v3.32/ipv6-peers", Family::V6),
     ] {
         let (dir, lab) = filter_lab(scenario, fam);
+        let text = std::fs::read_to_string(&lab).unwrap();
+        let extra: Vec<String> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("filter '")?.split_once('\''))
+            .map(|(name, _)| format!("'{name}'"))
+            .collect();
+        let filters: Vec<&str> = filters
+            .iter()
+            .copied()
+            .chain(extra.iter().map(|s| s.as_str()))
+            .collect();
         let bird = bird_filters(&lab, &filters);
         let wren = wren_filters(&lab, &filters);
         // The kernel filter passes most routes: an empty answer means a broken lab.

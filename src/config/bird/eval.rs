@@ -507,9 +507,11 @@ fn apply_method(r: &mut Route, a: Attr, m: Method, v: Value) -> Result<(), Strin
                 list.retain(|c| *c != (x, y, z));
             }
         }
-        (Attr::BgpPath, Method::Prepend, Value::Int(asn)) => {
-            r.bgp_path.get_or_insert_with(Vec::new).insert(0, asn);
-        }
+        // Unlike the community lists, an unset AS path is void, not empty (`FI_PATH_PREPEND`).
+        (Attr::BgpPath, Method::Prepend, Value::Int(asn)) => match &mut r.bgp_path {
+            Some(path) => path.insert(0, asn),
+            None => return Err("Can't prepend to non-path".into()),
+        },
         (a, m, v) => return Err(format!("Can't apply {m:?} to {a:?} with {v:?}")),
     }
     Ok(())
@@ -834,6 +836,12 @@ mod tests {
             &[PathItem::AnySeq, PathItem::Asn(3)]
         ));
         assert!(path_matches(&[], &[PathItem::AnySeq]));
+        // A route without an AS path (not from BGP) cannot be prepended to.
+        let o = run(
+            "filter f { bgp_path.prepend(1); accept; }",
+            route("10.0.0.0/8", Source::Static),
+        );
+        assert!(!o.accepted && o.error.unwrap().ends_with("Can't prepend to non-path"));
     }
 
     #[test]
