@@ -1190,6 +1190,17 @@ impl Parser<'_> {
                     if items.len() > 3 {
                         return Err(Error::new(&pos, "Tuples have two or three members"));
                     }
+                    // A constant community half must fit 16 bits (BIRD checks it here).
+                    if items.len() == 2 {
+                        for item in &items {
+                            if let ExprKind::Int(n) = item.kind
+                                && n > 0xFFFF
+                            {
+                                let msg = format!("Value {n} out of range (0-65535)");
+                                return Err(Error::new(&item.pos, msg));
+                            }
+                        }
+                    }
                     ExprKind::Tuple(items)
                 } else {
                     first.kind
@@ -1453,6 +1464,10 @@ mod tests {
         assert_eq!(
             error("protocol static { route fd00::/64 blackhole; }"),
             "1:25: IPv6 address in an IPv4 configuration"
+        );
+        assert_eq!(
+            error("filter f { bgp_community.add((65536, 1)); }"),
+            "1:33: Value 65536 out of range (0-65535)"
         );
         assert_eq!(
             error("filter f { accept;"),
