@@ -740,7 +740,7 @@ mod tests {
         assert!(o.accepted, "{o:?}");
         assert_eq!(o.route.bgp_med, Some(u32::MAX));
         let o = run(
-            "filter f { bgp_community.add((65536, 1)); accept; }",
+            "filter f { bgp_community.add((65535 + 1, 1)); accept; }",
             route("10.0.0.0/8", Source::Static),
         );
         assert!(!o.accepted && o.error.is_some());

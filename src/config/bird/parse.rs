@@ -1467,7 +1467,7 @@ mod tests {
         );
         assert_eq!(
             error("filter f { bgp_community.add((65536, 1)); }"),
-            "1:33: Value 65536 out of range (0-65535)"
+            "1:31: Value 65536 out of range (0-65535)"
         );
         assert_eq!(
             error("filter f { accept;"),
