@@ -3,8 +3,10 @@
 //! the function declares, and a BGP protocol names its neighbor and AS.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 
 use super::ast::*;
+use super::protocols;
 use super::{Error, Pos};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,42 +90,26 @@ fn bgp(r: &Resolved<'_>) -> Result<(), Error> {
             "Only one neighbor per BGP instance is allowed",
         ));
     }
-    let Some(local) = local.filter(|a| *a != 0) else {
+    if local.is_none_or(|a| a == 0) {
         return fail("Local AS number must be set");
-    };
-    let Some((address, remote)) = neighbor.filter(|(a, _)| !a.is_unspecified()) else {
+    }
+    if neighbor.is_none_or(|(a, _)| a.is_unspecified()) {
         return fail("Neighbor must be configured");
-    };
-    if remote == 0 {
+    }
+    if neighbor.is_some_and(|(_, asn)| asn == 0) {
         return fail("Remote AS number must be set");
     }
-    let link_local = match address {
-        std::net::IpAddr::V6(a) => a.is_unicast_link_local(),
-        std::net::IpAddr::V4(_) => false,
+    let Some(b) = protocols::bgp(r) else {
+        return fail("Neighbor must be configured");
     };
-    if link_local {
+    if matches!(b.neighbor, IpAddr::V6(a) if a.is_unicast_link_local()) {
         return fail("Link-local neighbor address requires specified interface");
     }
-    let internal = local == remote;
-    if !internal
-        && r.last(|o| matches!(o, OptKind::RrClient).then_some(()))
-            .is_some()
-    {
+    if !b.internal() && b.rr_client {
         return fail("Only internal neighbor can be RR client");
     }
-    // iBGP is multihop (TTL 64) unless told otherwise, eBGP direct.
-    let multihop = r
-        .last(|o| match o {
-            OptKind::Multihop(n) => Some(n.unwrap_or(64)),
-            OptKind::Direct => Some(0),
-            _ => None,
-        })
-        .unwrap_or(if internal { 64 } else { 0 });
-    let gateway = r.last(|o| match o {
-        OptKind::Gateway(g) => Some(*g),
-        _ => None,
-    });
-    if multihop > 0 && gateway == Some(Gateway::Direct) {
+    // Direct is only the default without multihop, so here it was asked for.
+    if b.multihop > 0 && b.gateway == Gateway::Direct {
         return fail("Multihop BGP cannot use direct gateway mode");
     }
     Ok(())

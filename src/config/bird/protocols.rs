@@ -171,7 +171,7 @@ pub fn protocols(config: &Config) -> Option<Protocols<'_>> {
                     })
                     .collect(),
             }),
-            ProtoType::Bgp => out.bgp.push(bgp(&r, common)?),
+            ProtoType::Bgp => out.bgp.push(bgp(&r)?),
         }
     }
     Some(out)
@@ -250,7 +250,8 @@ fn kernel<'c>(r: &Resolved<'c>, common: Common<'c>) -> Kernel<'c> {
     }
 }
 
-fn bgp<'c>(r: &Resolved<'c>, common: Common<'c>) -> Option<Bgp<'c>> {
+/// One BGP protocol's options; `None` without `local as` or `neighbor`.
+pub fn bgp<'c>(r: &Resolved<'c>) -> Option<Bgp<'c>> {
     let local_as = r.last(|o| match o {
         OptKind::LocalAs { asn, .. } => Some(*asn),
         _ => None,
@@ -275,7 +276,7 @@ fn bgp<'c>(r: &Resolved<'c>, common: Common<'c>) -> Option<Bgp<'c>> {
         })
         .unwrap_or((false, false));
     Some(Bgp {
-        common,
+        common: common(r),
         local_as,
         neighbor,
         port: port.unwrap_or(179),
