@@ -984,15 +984,17 @@ fn bird_filters(lab: &Path, filters: &[&str]) -> Vec<std::collections::BTreeMap<
         Family::V4 => ("bird", "birdc"),
         Family::V6 => ("bird6", "birdc6"),
     };
-    let mut child = Command::new(bird16_dir().join(daemon))
-        .arg("-d")
-        .arg("-c")
-        .arg(lab)
-        .arg("-s")
-        .arg(&sock)
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let _bird = Killed(
+        Command::new(bird16_dir().join(daemon))
+            .arg("-d")
+            .arg("-c")
+            .arg(lab)
+            .arg("-s")
+            .arg(&sock)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let birdc = |cmd: &str| {
         let out = Command::new(bird16_dir().join(client))
             .arg("-s")
@@ -1012,9 +1014,17 @@ fn bird_filters(lab: &Path, filters: &[&str]) -> Vec<std::collections::BTreeMap<
         .iter()
         .map(|f| parse_show_route(&birdc(&format!("show route filter {f} all"))))
         .collect();
-    child.kill().unwrap();
-    child.wait().unwrap();
     out
+}
+
+/// The BIRD this test started, killed (and reaped) however the test ends.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 fn parse_show_route(text: &str) -> std::collections::BTreeMap<String, Seen> {
