@@ -1010,11 +1010,10 @@ fn bird_filters(lab: &Path, filters: &[&str]) -> Vec<std::collections::BTreeMap<
         assert!(std::time::Instant::now() < deadline, "BIRD did not come up");
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    let out = filters
+    filters
         .iter()
         .map(|f| parse_show_route(&birdc(&format!("show route filter {f} all"))))
-        .collect();
-    out
+        .collect()
 }
 
 /// The BIRD this test started, killed (and reaped) however the test ends.
