@@ -1,5 +1,5 @@
 //! Convergence of N routes into the kernel, wrend against BIRD 2 and BIRD 1.6.8, with the
-//! kernel's floor and `ip -batch` in the same run: `sudo -E cargo bench --bench convergence`.
+//! kernel's floor and `ip -batch` in the same run: `sudo bash tests/cargo.sh bench --bench convergence`.
 //!
 //! For each N (default 10k and 100k; `--routes 10000,100000,1000000` adds 1M) and each run
 //! kind, two fresh network namespaces (`wcv-r-PID-K`, `wcv-s-PID-K`) are joined by a veth:

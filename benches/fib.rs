@@ -1,4 +1,4 @@
-//! Kernel route install and withdraw throughput: `sudo -E cargo bench --bench fib`.
+//! Kernel route install and withdraw throughput: `sudo bash tests/cargo.sh bench --bench fib`.
 //!
 //! For each N (default 10k, 100k, 1M) and each method, a fresh network namespace
 //! (`wfib-PID-K`) gets a veth pair, `wf0` (198.51.100.1/24, up) and `wf1` (up, no address),
@@ -172,7 +172,8 @@ mod inner {
     use super::*;
 
     use wren::fib::kernel::Fib;
-    use wren::fib::netlink::{Hop, KernelRoute, Netlink, Request, Table, Target};
+    use wren::fib::netlink::{Netlink, Request, Table};
+    use wren::route::{Hop, KernelRoute, Target};
 
     const TABLE: Table = Table {
         id: TABLE_ID as u32,

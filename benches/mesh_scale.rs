@@ -1,4 +1,4 @@
-//! Many peers dialling one speaker at once: `sudo -E cargo bench --bench mesh_scale`.
+//! Many peers dialling one speaker at once: `sudo bash tests/cargo.sh bench --bench mesh_scale`.
 //!
 //! For each N (default 100, 300, 1000) and each receiver (wrend, BIRD 2, BIRD 1.6.8, FRR) this
 //! builds two network namespaces joined by one veth:

@@ -1,5 +1,5 @@
 //! RIB ingest, memory and churn: `cargo bench --bench rib` (the daemon comparison needs root:
-//! `sudo -E cargo bench --bench rib`).
+//! `sudo bash tests/cargo.sh bench --bench rib`).
 //!
 //! The input, the same for every measurement (deterministic from `--seed`):
 //!
@@ -22,9 +22,9 @@
 //! and the two eBGP feeders. Feeder A's UPDATEs, then B's, go through exactly what the daemon's
 //! RIB task does per message: `wire::decode` with the session's `rx` encoding, `Rib::update`
 //! (import, decision, export to every update group and encoding of the outgoing UPDATEs), and
-//! clearing `fib_dirty` as the daemon does with `[kernel] enabled = false`. Not included: the
-//! socket reads and framing, the channel from the session task to the RIB task, writing the
-//! outgoing bytes. Scenarios:
+//! forgetting what waits for the FIB (`fib_forget`) as the daemon does with `[kernel]
+//! enabled = false`. Not included: the socket reads and framing, the channel from the session
+//! task to the RIB task, writing the outgoing bytes. Scenarios:
 //!
 //! * `export`: a pool `0.0.0.0/0`, so that Calico's export rules pass every learned prefix:
 //!   each change is exported to both update groups (the worst case: all 1M prefixes
@@ -674,7 +674,7 @@ mod inproc {
             panic!("bench UPDATE does not decode");
         };
         let out = rib.update(id, &u, false);
-        rib.fib_dirty.clear();
+        rib.fib_forget();
         out.iter().map(|o| o.bytes.len() as u64).sum()
     }
 
@@ -1153,7 +1153,9 @@ mod controller {
                     }
                 }
             } else {
-                eprintln!("rib: not root: daemons skipped (`sudo -E cargo bench --bench rib`)");
+                eprintln!(
+                    "rib: not root: daemons skipped (`sudo bash tests/cargo.sh bench --bench rib`)"
+                );
             }
         }
         let report = report(args, &inproc, &daemons, started.elapsed());

@@ -79,6 +79,11 @@ impl Node {
         c.command(cmd).ok().map(|r| render(&r))
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Whether the process is still running.
     pub fn running(&mut self) -> Result<(), String> {
         match self.child.try_wait() {
@@ -101,9 +106,7 @@ impl Node {
     /// Stops the process as an operator would (SIGTERM: a Cease to every peer, kernel routes
     /// kept), and kills it if it has not gone within two seconds.
     pub fn stop(&mut self) {
-        if let Ok(pid) = i32::try_from(self.child.id()) {
-            // SAFETY: signalling our own child, which has not been reaped yet.
-            unsafe { libc::kill(pid, libc::SIGTERM) };
+        if crate::sys::terminate(self.child.id()).is_ok() {
             let end = Instant::now() + Duration::from_secs(2);
             while Instant::now() < end {
                 if !matches!(self.child.try_wait(), Ok(None)) {
@@ -235,11 +238,11 @@ impl Cluster {
     pub fn wait(&mut self, limit: Duration) -> Result<Duration, String> {
         let start = Instant::now();
         while !self.converged() {
-            for (_, _, n) in &mut self.nodes {
-                n.running()?;
-            }
             if STOP.load(Ordering::Relaxed) {
                 return Err("interrupted".into());
+            }
+            for (_, _, n) in &mut self.nodes {
+                n.running()?;
             }
             if start.elapsed() > limit {
                 return Err(format!(

@@ -33,13 +33,7 @@ pub fn reloading() {
 }
 
 fn monotonic_usec() -> u128 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: a valid clock id and a pointer to a timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    (ts.tv_sec as u128) * 1_000_000 + (ts.tv_nsec as u128) / 1000
+    crate::sys::monotonic().as_micros()
 }
 
 /// Half the watchdog interval systemd asked for ($WATCHDOG_USEC), if any.

@@ -3,6 +3,7 @@
 //! and a probe, and growing the map never copies (or holds twice) more than one shard.
 //! The RIB's table and the FIB's record of the kernel are both one.
 
+use std::collections::BinaryHeap;
 use std::hash::Hash;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -14,10 +15,14 @@ use crate::wire::{Afi, Family, Safi};
 type Map<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 /// An integer key for a prefix of one address family.
-trait Key: Copy + Eq + Hash {
+trait Key: Copy + Ord + Hash {
     fn prefix(self) -> Option<(Family, IpNet)>;
     /// A hash for choosing the shard (independent of the bits the map's own hash uses).
     fn spread(self) -> u64;
+    /// The key's place in prefix order within its address family: SAFI, address, length,
+    /// as `(Family, IpNet)` sorts.
+    fn order(self) -> Self::Order;
+    type Order: Ord + Copy;
 }
 
 const SHARDS: usize = 64;
@@ -49,6 +54,13 @@ impl Key for u64 {
     fn spread(self) -> u64 {
         (self ^ self >> 32).wrapping_mul(SPREAD)
     }
+
+    type Order = u64;
+
+    /// The key's bits are already SAFI, address, length.
+    fn order(self) -> u64 {
+        self
+    }
 }
 
 impl Key for (u128, u16) {
@@ -64,6 +76,12 @@ impl Key for (u128, u16) {
     fn spread(self) -> u64 {
         let folded = (self.0 as u64) ^ ((self.0 >> 64) as u64) ^ u64::from(self.1);
         folded.spread()
+    }
+
+    type Order = (u16, u128, u16);
+
+    fn order(self) -> (u16, u128, u16) {
+        (self.1 >> 8, self.0, self.1 & 0xff)
     }
 }
 
@@ -129,6 +147,32 @@ impl<K: Key, V> Shards<K, V> {
             .get(i)
             .map(|m| m.keys().filter_map(|k| k.prefix()).collect())
             .unwrap_or_default()
+    }
+
+    /// The `n` first keys in prefix order after `after`, in order: one pass over every key,
+    /// keeping the `n` smallest in a heap.
+    fn first_after(&self, after: Option<K::Order>, n: usize) -> Vec<(Family, IpNet)> {
+        let mut heap: BinaryHeap<(K::Order, K)> = BinaryHeap::with_capacity(n);
+        if n == 0 {
+            return Vec::new();
+        }
+        for k in self.maps.iter().flat_map(|m| m.keys()) {
+            let o = k.order();
+            if after.is_some_and(|a| o <= a) {
+                continue;
+            }
+            if heap.len() < n {
+                heap.push((o, *k));
+            } else if let Some(mut top) = heap.peek_mut()
+                && o < top.0
+            {
+                *top = (o, *k);
+            }
+        }
+        heap.into_sorted_vec()
+            .into_iter()
+            .filter_map(|(_, k)| k.prefix())
+            .collect()
     }
 
     fn iter(&self) -> impl Iterator<Item = ((Family, IpNet), &V)> {
@@ -221,8 +265,13 @@ impl<V> PrefixMap<V> {
         with_map!(self.map_mut, key, |m, k| m.insert(k, value))
     }
 
+    /// Removes a prefix; a shard left mostly empty gives its memory back (`shrink_sparse`).
     pub fn remove(&mut self, key: &(Family, IpNet)) -> Option<V> {
-        with_map!(self.map_mut, key, |m, k| m.remove(&k))
+        with_map!(self.map_mut, key, |m, k| {
+            let v = m.remove(&k);
+            shrink_sparse(m, 64);
+            v
+        })
     }
 
     /// The value for a prefix, created by `default` if missing.
@@ -250,6 +299,28 @@ impl<V> PrefixMap<V> {
         self.iter().map(|(_, v)| v)
     }
 
+    /// The `n` first prefixes after `after` (from the first when `None`) in the order
+    /// `(Family, IpNet)` sorts: for walking the map in order a chunk at a time while it
+    /// changes, each chunk one pass over the keys and no copy of them all.
+    pub fn first_after(&self, after: Option<&(Family, IpNet)>, n: usize) -> Vec<(Family, IpNet)> {
+        let mut out: Vec<(Family, IpNet)> = Vec::with_capacity(n);
+        let v6_after = match after {
+            Some((f, IpNet::V6(net))) => Some(v6_key(f.safi, net).order()),
+            Some((f, IpNet::V4(net))) => {
+                out.extend(self.v4.first_after(Some(v4_key(f.safi, net)), n));
+                None
+            }
+            None => {
+                out.extend(self.v4.first_after(None, n));
+                None
+            }
+        };
+        // IPv6 sorts after every IPv4 prefix.
+        let left = n - out.len();
+        out.extend(self.v6.first_after(v6_after, left));
+        out
+    }
+
     /// The prefixes of part `i` of `PARTS` (one shard), for walking a large map a part at a
     /// time while it changes.
     pub fn part_keys(&self, i: usize) -> Vec<(Family, IpNet)> {
@@ -258,6 +329,19 @@ impl<V> PrefixMap<V> {
         } else {
             self.v6.part_keys(i - SHARDS)
         }
+    }
+}
+
+/// Shrinks a map of more than `floor` slots that is under a quarter full to twice what it
+/// holds (at least `floor`), so that a table emptied (a full-table peer gone) returns its
+/// memory, and one that refills does not reallocate at once. A shrink copies what is left,
+/// after three quarters of the slots were emptied: the cost per removal stays constant.
+pub fn shrink_sparse<K: Eq + Hash, V, S: std::hash::BuildHasher>(
+    m: &mut std::collections::HashMap<K, V, S>,
+    floor: usize,
+) {
+    if m.capacity() > floor && m.len() < m.capacity() / 4 {
+        m.shrink_to((m.len() * 2).max(floor));
     }
 }
 
@@ -323,5 +407,60 @@ mod tests {
         let mut parts: Vec<_> = (0..PARTS).flat_map(|i| m.part_keys(i)).collect();
         parts.sort();
         assert_eq!(parts, vec![keys[5]], "every part walked: the map");
+    }
+
+    #[test]
+    fn emptied_map_gives_its_memory_back() {
+        let mut m = PrefixMap::new();
+        let key = |i: u32| {
+            let net = Ipv4Net::new(Ipv4Addr::from(0x6440_0000 + i), 32).unwrap();
+            (Family::IPV4_UNICAST, IpNet::V4(net))
+        };
+        for i in 0..100_000 {
+            m.insert(&key(i), i);
+        }
+        let full = m.bytes();
+        for i in 10..100_000 {
+            m.remove(&key(i));
+        }
+        assert_eq!(m.len(), 10);
+        assert!(
+            m.bytes() < full / 10,
+            "{} bytes of {full} left for 10 prefixes (a few slots a shard)",
+            m.bytes()
+        );
+    }
+
+    #[test]
+    fn walks_in_order_a_chunk_at_a_time() {
+        let mut m = PrefixMap::new();
+        let mut keys = sample_keys();
+        // More IPv6 multicast and IPv4 prefixes sharing an address with others.
+        keys.push((
+            Family {
+                afi: Afi::IPV6,
+                safi: Safi::MULTICAST,
+            },
+            "2001:db8::/32".parse().unwrap(),
+        ));
+        keys.push((Family::IPV4_UNICAST, "198.18.0.0/16".parse().unwrap()));
+        for k in &keys {
+            m.insert(k, ());
+        }
+        keys.sort();
+        for n in 1..=keys.len() + 1 {
+            let mut walked: Vec<(Family, IpNet)> = Vec::new();
+            let mut after = None;
+            loop {
+                let chunk = m.first_after(after.as_ref(), n);
+                walked.extend(&chunk);
+                after = chunk.last().copied();
+                if chunk.len() < n {
+                    break;
+                }
+            }
+            assert_eq!(walked, keys, "chunks of {n}");
+        }
+        assert_eq!(m.first_after(keys.last(), 3), Vec::new());
     }
 }

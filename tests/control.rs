@@ -368,3 +368,113 @@ fn abusive_clients_harm_nothing() {
     let r = c.command("show route count").expect("reply after it");
     assert!(r.iter().any(|l| l.text.contains("2 of 2 routes")), "{r:?}");
 }
+
+/// The daemon's resident memory, from /proc.
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .expect("VmRSS of wrend")
+}
+
+/// Ten clients that ask for `show route` of 100k routes and never read cost the daemon a
+/// chunk each, not a reply each: its RSS grows by less than 10 MiB, `show status` from
+/// another client is answered meanwhile, a client that reads gets every route in order, and
+/// the ten are dropped once their sockets have taken nothing for 30 s.
+#[test]
+fn clients_that_never_read_hold_one_chunk() {
+    use std::io::BufRead;
+    use std::os::unix::net::UnixStream;
+    const ROUTES: usize = 100_000;
+    let dir = std::env::temp_dir().join(format!("wren-control-unread-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let mut pair = Pair {
+        dir: dir.clone(),
+        nodes: Vec::new(),
+    };
+    let config = "router_id = \"127.0.0.90\"\nasn = 64512\n[kernel]\nenabled = false\n\
+        [listen]\naddresses = [\"127.0.0.90\"]\nport = 1179\n\
+        [[peer]]\nname = \"Feeder\"\naddress = \"127.0.0.91\"\nasn = 64512\nport = 1179\npassive = true\n";
+    let wrend = Path::new(env!("CARGO_BIN_EXE_wrend"));
+    let node = Node::spawn(wrend, &dir, "a", config).expect("start wrend");
+    pair.nodes.push(node);
+    let nets: Vec<_> = (0..ROUTES).map(|k| harness::feeder::block(k, 28)).collect();
+    let _feed = harness::feeder::feed(
+        "127.0.0.91".parse().unwrap(),
+        "127.0.0.90:1179".parse().unwrap(),
+        64512,
+        &nets,
+    )
+    .expect("feed wrend");
+    let node = &pair.nodes[0];
+    let all_in = format!("{ROUTES} of {ROUTES} routes");
+    let end = Instant::now() + Duration::from_secs(60);
+    while !node
+        .ask("show route count")
+        .is_some_and(|r| r.contains(&all_in))
+    {
+        assert!(
+            Instant::now() < end,
+            "routes not in; logs in {}",
+            dir.display()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let pid = node.pid();
+    std::thread::sleep(Duration::from_millis(500));
+    let before = rss_kib(pid);
+
+    let silent: Vec<UnixStream> = (0..10)
+        .map(|_| {
+            let mut s = UnixStream::connect(&node.socket).expect("connect");
+            s.write_all(b"show route\n").expect("ask");
+            s
+        })
+        .collect();
+    // Time for each to be answered as far as its socket takes.
+    std::thread::sleep(Duration::from_secs(2));
+    let grown = rss_kib(pid).saturating_sub(before);
+    assert!(
+        grown <= 10 * 1024,
+        "RSS grew {grown} KiB for ten silent clients"
+    );
+
+    let asked = Instant::now();
+    let status = node.ask("show status").expect("show status answered");
+    assert!(status.contains("Daemon is up and running"), "{status}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(2),
+        "show status took {:?} beside the silent clients",
+        asked.elapsed()
+    );
+
+    let mut c = wren::control::client::Client::connect(&node.socket).expect("connect");
+    let reply = c.command("show route").expect("a whole show route");
+    let shown: Vec<ipnet::Ipv4Net> = reply
+        .iter()
+        .filter(|l| l.code == 1007)
+        .filter_map(|l| l.text.split(' ').next()?.parse().ok())
+        .collect();
+    assert_eq!(shown, nets, "every route once, in prefix order");
+    assert_eq!(reply.last().map(|l| l.code), Some(0));
+    let grown = rss_kib(pid).saturating_sub(before);
+    assert!(grown <= 10 * 1024, "RSS grew {grown} KiB");
+
+    // 30 s without taking anything: each silent client is dropped, its reply cut short.
+    std::thread::sleep(Duration::from_secs(32));
+    for s in silent {
+        s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+        let mut r = std::io::BufReader::new(s);
+        let (mut last, mut line) = (String::new(), String::new());
+        while r.read_line(&mut line).is_ok_and(|n| n > 0) {
+            std::mem::swap(&mut last, &mut line);
+            line.clear();
+        }
+        assert!(
+            !last.is_empty() && !last.starts_with("0000 "),
+            "dropped before the end of the reply: {last:?}"
+        );
+    }
+}

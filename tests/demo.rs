@@ -64,3 +64,48 @@ fn root_demo_routes_and_pings_in_namespaces() {
     let left = String::from_utf8_lossy(&left.stdout);
     assert!(!left.contains(prefix), "namespaces left behind:\n{left}");
 }
+
+/// Ctrl-C while the root demo builds its namespaces and waits: the terminal's SIGINT reaches
+/// wrenc, its `ip` commands and the nodes alike. wrenc says "interrupted" (not the failure of
+/// a command the signal killed) and leaves no namespace behind.
+#[test]
+fn ctrl_c_during_the_demo_says_interrupted() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::process::CommandExt;
+    // SAFETY: geteuid has no preconditions.
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "the namespace demo needs root"
+    );
+    for delay in [Duration::from_millis(150), Duration::from_millis(1200)] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wrenc"))
+            .args(["demo", "--nodes", "3"])
+            .process_group(0)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run wrenc demo");
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut first = String::new();
+        stdout.read_line(&mut first).expect("first line");
+        assert!(first.starts_with("wren demo:"), "{first}");
+        std::thread::sleep(delay);
+        let pgid = child.id() as i32;
+        // SAFETY: signalling the process group of our own child, as a terminal's Ctrl-C does.
+        assert_eq!(unsafe { libc::kill(-pgid, libc::SIGINT) }, 0);
+        let out = child.wait_with_output().expect("wait for wrenc");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "after {delay:?}: {err}");
+        assert_eq!(err.trim(), "wrenc: interrupted", "after {delay:?}");
+        let left = std::process::Command::new("ip")
+            .args(["netns", "list"])
+            .output()
+            .expect("ip netns list");
+        let left = String::from_utf8_lossy(&left.stdout);
+        assert!(
+            !left.contains(&format!("wd{pgid}-")),
+            "namespaces left behind after {delay:?}:\n{left}"
+        );
+    }
+}

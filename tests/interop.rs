@@ -95,6 +95,11 @@ mod bird16 {
     common_tests!(Kind::Bird16, "bird16");
 
     #[test]
+    fn show_protocols_all_matches_bird() {
+        scenarios::show_protocols_all_like_bird16("bird16-spa");
+    }
+
+    #[test]
     fn md5_same_password_wrend_dials() {
         scenarios::md5_match("bird16-md5w", KIND, Dial::Wren);
     }
@@ -142,6 +147,16 @@ mod gobgp {
     #[test]
     fn graceful_restart_of_peer() {
         scenarios::gr_peer_killed("gobgp-grp", KIND);
+    }
+
+    #[test]
+    fn own_route_not_sent_back_to_an_ebgp_peer() {
+        scenarios::own_route_not_sent_back("gobgp-own", KIND, false);
+    }
+
+    #[test]
+    fn own_route_not_reflected_back_to_a_client() {
+        scenarios::own_route_not_sent_back("gobgp-ownrr", KIND, true);
     }
 }
 

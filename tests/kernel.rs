@@ -65,9 +65,15 @@ impl Lab {
         }
     }
 
+    /// Namespace `name` of this test, unique to this run (the pid is in its name, so that two
+    /// runs on one machine keep apart). One left by a killed run whose pid came round again
+    /// is deleted first, quietly.
     fn ns(&mut self, name: &str) -> String {
-        let ns = format!("{}-{name}", self.prefix);
-        let _ = Command::new("ip").args(["netns", "del", &ns]).status();
+        let ns = format!("{}-{}-{name}", self.prefix, std::process::id());
+        let _ = Command::new("ip")
+            .args(["netns", "del", &ns])
+            .stderr(Stdio::null())
+            .status();
         ip(&["netns", "add", &ns]);
         ip(&["-n", &ns, "link", "set", "lo", "up"]);
         self.spaces.push(ns.clone());
@@ -106,6 +112,25 @@ impl Lab {
             ],
         );
         (a, b)
+    }
+
+    /// Namespace `c` on a veth to `a` (203.0.113.3 and 203.0.113.1, 2001:db8:2::3 and ::1).
+    fn third(&mut self, a: &str) -> String {
+        let c = self.ns("c");
+        let p = self.prefix.clone();
+        self.link(
+            a,
+            &c,
+            &format!("{p}ac"),
+            &format!("{p}ca"),
+            [
+                "203.0.113.1/24",
+                "2001:db8:2::1/64",
+                "203.0.113.3/24",
+                "2001:db8:2::3/64",
+            ],
+        );
+        c
     }
 
     fn start(&mut self, ns: &str, name: &str, config: &str, flags: &[&str]) -> usize {
@@ -184,20 +209,7 @@ fn config(id: &str, blocks: &[&str], peers: &[(&str, u32)]) -> String {
 /// B and C both announce the anycast block 198.19.9.0/26: A installs it with two next hops.
 fn three_nodes(lab: &mut Lab) -> (String, String, String) {
     let (a, b) = lab.pair();
-    let c = lab.ns("c");
-    let p = lab.prefix.clone();
-    lab.link(
-        &a,
-        &c,
-        &format!("{p}ac"),
-        &format!("{p}ca"),
-        [
-            "203.0.113.1/24",
-            "2001:db8:2::1/64",
-            "203.0.113.3/24",
-            "2001:db8:2::3/64",
-        ],
-    );
+    let c = lab.third(&a);
     // The contract's tunl0: an ipip device, which this kernel lacks; the route request is the same.
     ip(&[
         "-n",
@@ -388,7 +400,8 @@ fn restart_changes_nothing(name: &str, term: bool) {
 #[test]
 fn refused_requests_are_attributed() {
     use std::os::fd::AsRawFd;
-    use wren::fib::netlink::{Hop, KernelRoute, Netlink, Request, Table, Target};
+    use wren::fib::netlink::{Netlink, Request, Table};
+    use wren::route::{Hop, KernelRoute, Target};
     let mut lab = Lab::new("wk3");
     let (ns, _) = lab.pair();
     let via = |net: &str, gw: &str| {
@@ -520,7 +533,8 @@ fn random_churn_leaves_the_kernel_equal_to_the_rib() {
     use std::collections::HashMap;
     use std::os::fd::AsRawFd;
     use wren::fib::kernel::Fib;
-    use wren::fib::netlink::{Hop, KernelRoute, Netlink, Table, Target};
+    use wren::fib::netlink::{Netlink, Table};
+    use wren::route::{Hop, KernelRoute, Target};
 
     let mut lab = Lab::new("wk5");
     let (ns, _) = lab.pair();
@@ -691,4 +705,54 @@ fn reload_rewrites_routes_when_encapsulation_changes() {
         false,
         &[&format!("198.18.1.0/26 via 198.51.100.1 dev {p}ba")],
     );
+}
+
+/// RFC 4271 §9.1.2.1: A hears the anycast block 198.19.9.0/26 from C over iBGP (the shorter
+/// AS path: the better route) and from B over eBGP. When A's link to C goes down, C's next
+/// hop no longer resolves while the session still stands (a long hold time): A chooses B's
+/// path and installs it, rather than keeping C's unreachable one. When the link is back, C's
+/// path takes over again.
+#[test]
+fn unreachable_next_hop_gives_way_to_a_reachable_path() {
+    let mut lab = Lab::new("wk9");
+    let (a, b) = lab.pair();
+    let c = lab.third(&a);
+    let p = lab.prefix.clone();
+    let long_hold = |c: String| c.replace("hold_time = 9", "hold_time = 240");
+    let a_conf = config(
+        "198.51.100.1",
+        &[],
+        &[("198.51.100.2", 65002), ("203.0.113.3", 64512)],
+    );
+    lab.start(&a, "a", &long_hold(a_conf), &[]);
+    let b_conf = config(
+        "198.51.100.2",
+        &["198.19.9.0/26"],
+        &[("198.51.100.1", 64512)],
+    );
+    let b_conf = b_conf.replace("asn = 64512\noriginate", "asn = 65002\noriginate");
+    lab.start(&b, "b", &b_conf, &[]);
+    let c_conf = config("203.0.113.3", &["198.19.9.0/26"], &[("203.0.113.1", 64512)]);
+    lab.start(&c, "c", &long_hold(c_conf), &[]);
+    let via_c = format!("198.19.9.0/26 via 203.0.113.3 dev {p}ac");
+    let via_b = format!("198.19.9.0/26 via 198.51.100.2 dev {p}ab");
+    wait_routes(&a, false, &[&via_c]);
+    // B's path is there, and loses on its longer AS path.
+    let end = Instant::now() + Duration::from_secs(30);
+    while !lab.nodes[0]
+        .ask("show route 198.19.9.0/26")
+        .is_some_and(|r| r.contains("via 198.51.100.2"))
+    {
+        assert!(Instant::now() < end, "B's path never reached A");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    ip(&["-n", &a, "link", "set", &format!("{p}ac"), "down"]);
+    wait_routes(&a, false, &[&via_b]);
+    let shown = lab.nodes[0].ask("show protocols").expect("A answers");
+    assert!(
+        shown.lines().filter(|l| l.contains("Established")).count() == 2,
+        "both sessions still up:\n{shown}"
+    );
+    ip(&["-n", &a, "link", "set", &format!("{p}ac"), "up"]);
+    wait_routes(&a, false, &[&via_c]);
 }

@@ -3,111 +3,41 @@
 //! Needs no privileges: wrend listens on 127.0.0.1 at a free port, peers dial from other
 //! 127.0.0.0/8 addresses.
 
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, TcpStream};
-use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::net::Ipv4Addr;
+use std::time::Duration;
 
+use wren::wire::attr::Origin;
 use wren::wire::open::OptParam;
-use wren::wire::{Capability, Message, Negotiated, Open};
+use wren::wire::{Attr, Capability, Message, Negotiated, Open, PathAttribute, Prefix, Update};
 
 mod harness;
 use harness::bgp::{self, Raw};
+use harness::loopback::{Wrend, wait_for};
 
 const ASN: u32 = 64512;
 /// Peer addresses: .3 is the well-behaved peer, .10 and up one per malformed case.
 const GOOD: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 3);
 
-struct Wrend {
-    child: Child,
-    dir: PathBuf,
-    port: u16,
-}
-
-impl Drop for Wrend {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
+/// wrend's config: every peer passive, the good one and one per case; `last` is added to
+/// the last peer's table.
+fn config(port: u16, cases: usize, last: &str) -> String {
+    let mut cfg = format!(
+        "router_id = \"127.0.0.1\"\nasn = {ASN}\noriginate = [\"203.0.113.0/26\"]\n\
+         [kernel]\nenabled = false\n[listen]\naddresses = [\"127.0.0.1\"]\nport = {port}\n\
+         [defaults]\npassive = true\nhold_time = 30\nerror_wait = [1, 1]\n"
+    );
+    for i in 0..=cases {
+        let addr = if i == 0 { GOOD } else { case_addr(i - 1) };
+        cfg.push_str(&format!(
+            "[[peer]]\nname = \"p{i}\"\naddress = \"{addr}\"\nasn = {ASN}\n"
+        ));
     }
-}
-
-impl Wrend {
-    fn start(cases: usize) -> Wrend {
-        let port = free_port();
-        let dir = std::env::temp_dir().join(format!("wren-malformed-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let mut cfg = format!(
-            "router_id = \"127.0.0.1\"\nasn = {ASN}\noriginate = [\"203.0.113.0/26\"]\n\
-             [kernel]\nenabled = false\n[listen]\naddresses = [\"127.0.0.1\"]\nport = {port}\n\
-             [defaults]\npassive = true\nhold_time = 30\nerror_wait = [1, 1]\n"
-        );
-        for i in 0..=cases {
-            let addr = if i == 0 { GOOD } else { case_addr(i - 1) };
-            cfg.push_str(&format!(
-                "[[peer]]\nname = \"p{i}\"\naddress = \"{addr}\"\nasn = {ASN}\n"
-            ));
-        }
-        let conf = dir.join("wren.toml");
-        std::fs::write(&conf, cfg).expect("config");
-        let child = Command::new(env!("CARGO_BIN_EXE_wrend"))
-            .arg("-c")
-            .arg(&conf)
-            .arg("-s")
-            .arg(dir.join("ctl"))
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start wrend");
-        let w = Wrend { child, dir, port };
-        wait_for(
-            || TcpStream::connect(("127.0.0.1", port)).is_ok(),
-            "wrend listening",
-        );
-        w
-    }
-
-    fn control(&self, cmd: &str) -> String {
-        let mut s = UnixStream::connect(self.dir.join("ctl")).expect("control socket");
-        s.set_read_timeout(Some(Duration::from_secs(5))).ok();
-        s.write_all(format!("{cmd}\n").as_bytes())
-            .expect("write command");
-        let mut out = String::new();
-        let mut buf = [0u8; 4096];
-        // The hello, then the reply ends with a line "DDDD " (code and a space).
-        while !out
-            .lines()
-            .skip(1)
-            .any(|l| l.len() >= 5 && l.as_bytes()[4] == b' ')
-        {
-            let n = s.read(&mut buf).expect("read reply");
-            if n == 0 {
-                break;
-            }
-            out.push_str(&String::from_utf8_lossy(&buf[..n]));
-        }
-        out
-    }
+    cfg.push_str(last);
+    cfg
 }
 
 fn case_addr(i: usize) -> Ipv4Addr {
     Ipv4Addr::new(127, 0, 0, 10 + i as u8)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-fn wait_for(mut ok: impl FnMut() -> bool, what: &str) {
-    let end = Instant::now() + Duration::from_secs(10);
-    while !ok() {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// The OPEN every case's peer sends (iBGP, hold time 30).
@@ -360,7 +290,8 @@ fn message_cases() -> Vec<Case> {
 #[test]
 fn malformed_messages_get_the_rfc_notification_and_other_peers_stay_up() {
     let cases = cases();
-    let wrend = Wrend::start(cases.len());
+    let n = cases.len();
+    let wrend = Wrend::start("malformed", |port| config(port, n, ""));
     let mut good = Raw::connect(GOOD, wrend.port);
     good.establish(GOOD);
     wait_for(
@@ -418,5 +349,94 @@ fn malformed_messages_get_the_rfc_notification_and_other_peers_stay_up() {
         let row = wrend.control("show protocols p0");
         assert!(row.contains("Established"), "after {}: {row}", c.name);
     }
-    assert!(Path::new(&wrend.dir).exists());
+    assert!(wrend.dir.exists());
+}
+
+/// Peer p1 (limit 3 with `action`) is sent four routes: the session ends with Cease "Maximum
+/// Number of Prefixes Reached" carrying AFI, SAFI and the limit (RFC 4486 §4).
+fn exceed_import_limit(action: &str) -> (Wrend, Raw) {
+    let last = format!("import_limit = 3\nimport_limit_action = \"{action}\"\n");
+    let wrend = Wrend::start("malformed", |port| config(port, 1, &last));
+    let mut good = Raw::connect(GOOD, wrend.port);
+    good.establish(GOOD);
+    let limited = case_addr(0);
+    let mut raw = Raw::connect(limited, wrend.port);
+    raw.establish(limited);
+    // BIRD 1.6's two lines (continuation lines of a 1006 reply start with a space).
+    let detail = wrend.control("show protocols all p1");
+    assert!(
+        detail.contains(&format!(
+            "\n   Import limit:   3\n     Action:       {action}\n"
+        )),
+        "{detail}"
+    );
+    let nets = [
+        "198.18.1.0/24",
+        "198.18.2.0/24",
+        "198.18.3.0/24",
+        "198.18.4.0/24",
+    ];
+    let u = Update {
+        withdrawn: Default::default(),
+        attributes: vec![
+            PathAttribute::new(Attr::Origin {
+                origin: Origin::Igp,
+            }),
+            PathAttribute::new(Attr::AsPath {
+                segments: Vec::new(),
+            }),
+            PathAttribute::new(Attr::NextHop { next_hop: limited }),
+        ]
+        .into(),
+        nlri: (nets.iter())
+            .map(|n| Prefix {
+                net: n.parse().expect("prefix"),
+                path_id: None,
+            })
+            .collect(),
+    };
+    raw.send_msg(&Message::Update(u));
+    let n = raw.notification().expect("a NOTIFICATION");
+    assert_eq!((n.code, n.subcode), (6, 1), "{n}");
+    assert_eq!(n.data, [0, 1, 1, 0, 0, 0, 3], "AFI 1, SAFI 1, limit 3");
+    assert!(raw.recv().is_none(), "connection closed after the Cease");
+    (wrend, good)
+}
+
+/// `action disable`: the peer stays down until `enable`; the other session never notices.
+#[test]
+fn import_limit_disable_sends_cease_1_and_waits_for_enable() {
+    let (wrend, mut good) = exceed_import_limit("disable");
+    let limited = case_addr(0);
+    let row = wrend.control("show protocols p1");
+    assert!(!row.contains("Established"), "{row}");
+    let mut again = Raw::connect(limited, wrend.port);
+    again.send_msg(&Message::Open(open(limited)));
+    assert!(
+        !matches!(again.recv(), Some(Message::Open(_))),
+        "a disabled peer answered"
+    );
+    assert!(wrend.control("enable p1").contains("p1: enabled"));
+    let mut back = Raw::connect(limited, wrend.port);
+    back.establish(limited);
+    wait_for(
+        || wrend.control("show protocols p1").contains("Established"),
+        "p1 Established after enable",
+    );
+    good.send_msg(&Message::Keepalive);
+    let row = wrend.control("show protocols p0");
+    assert!(row.contains("Established"), "{row}");
+}
+
+/// `action restart`: after the Cease the peer is taken back without `enable`.
+#[test]
+fn import_limit_restart_sends_cease_1_and_takes_the_peer_back() {
+    let (wrend, _good) = exceed_import_limit("restart");
+    let limited = case_addr(0);
+    let mut back = Raw::connect(limited, wrend.port);
+    back.establish(limited);
+    wait_for(
+        || wrend.control("show protocols p1").contains("Established"),
+        "p1 Established again",
+    );
 }

@@ -1,6 +1,7 @@
 //! Live reload with real wrend processes over loopback: with three peers Established, one
 //! peer's settings change and one peer is added; the two untouched sessions never leave
-//! Established. A broken file changes nothing and says where it is broken.
+//! Established, and the changed one is told why (Cease "Other Configuration Change"). A
+//! broken file changes nothing and says where it is broken.
 
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -49,6 +50,20 @@ fn wait(what: &str, ok: impl Fn() -> bool) {
     }
 }
 
+/// Waits for a node's log to hold `needle`.
+fn logged(dir: &Path, node: &str, needle: &str) {
+    let read = || std::fs::read_to_string(dir.join(format!("{node}.log"))).unwrap_or_default();
+    let end = Instant::now() + Duration::from_secs(20);
+    while !read().contains(needle) {
+        assert!(
+            Instant::now() < end,
+            "{node}'s log never said {needle:?}:\n{}",
+            read()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 #[test]
 fn reload_keeps_untouched_sessions_up() {
     let dir = std::env::temp_dir().join(format!("wren-reload-{}", std::process::id()));
@@ -90,7 +105,7 @@ fn reload_keeps_untouched_sessions_up() {
     )
     .expect("write");
     let reply = a_node.ask("configure").unwrap_or_default();
-    assert!(reply.contains("line 3, column 1"), "{reply}");
+    assert!(reply.contains("a.toml:3:1: unknown field"), "{reply}");
     assert_eq!(row(a_node, "P61"), before_b);
 
     // D's hold time changes, E is added; B and C are untouched.
@@ -104,6 +119,20 @@ fn reload_keeps_untouched_sessions_up() {
     wait("D and E Established", || {
         row(a_node, "P63").contains("Established") && row(a_node, "P64").contains("Established")
     });
+    // RFC 4486 §4: a peer reset for new settings is told "Other Configuration Change",
+    // not "Peer De-configured" (which a remote counts as an error and backs off from).
+    let log =
+        |name: &str| std::fs::read_to_string(dir.join(format!("{name}.log"))).unwrap_or_default();
+    // Not inside a Hard Reset (RFC 8538 §5): D keeps A's routes while the session returns.
+    logged(&dir, "d", "Received: Cease / Other Configuration Change");
+    assert!(!log("d").contains("(data 03"), "{}", log("d"));
+    for untouched in ["b", "c"] {
+        assert!(
+            !log(untouched).contains("Received: Cease"),
+            "{}",
+            log(untouched)
+        );
+    }
     assert_eq!(row(a_node, "P61"), before_b, "B's session was reset");
     assert_eq!(row(a_node, "P62"), before_c, "C's session was reset");
     let routes = a_node.ask("show route").unwrap_or_default();
@@ -133,5 +162,8 @@ fn reload_keeps_untouched_sessions_up() {
             .ask("show protocols")
             .is_some_and(|r| !r.contains("P63"))
     );
+    // The end of the peering: a Hard Reset (RFC 8538 §5) whose data starts with the
+    // original subcode.
+    logged(&dir, "d", "Received: Cease / Hard Reset (data 03");
     assert_eq!(row(a_node, "P61"), before_b);
 }

@@ -82,7 +82,8 @@ fn top_of_rack_ebgp_frr() {
 /// The hold time the faults topology configures.
 fn hold_time(fab: &Fabric) -> Duration {
     let c = fab.node("node1").wren.as_ref().expect("node1 runs wrend");
-    Duration::from_secs(c.defaults.hold_time.into())
+    let hold = c.peers.first().map_or(240, |p| p.settings.hold_time);
+    Duration::from_secs(hold.into())
 }
 
 /// Withdrawal must come within the hold time; this much more covers polling and `ip route`.

@@ -1,5 +1,7 @@
 //! wrenc: wren's client and offline tools.
 
+#![deny(unsafe_code)]
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -95,8 +97,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         None => interactive(&cli.socket),
-        Some(Command::Decode(a)) => run(a, decode_line),
-        Some(Command::Encode(a)) => run(a, encode_line),
+        Some(Command::Decode(a)) => run(a, Codec::Decode),
+        Some(Command::Encode(a)) => run(a, Codec::Encode),
         Some(Command::Demo { nodes, loopback }) => demo(*nodes, *loopback),
         Some(Command::Control(words)) => control(&cli.socket, &words.join(" ")),
     };
@@ -158,12 +160,28 @@ fn interactive(socket: &std::path::Path) -> anyhow::Result<bool> {
 }
 
 fn demo(nodes: usize, loopback: bool) -> anyhow::Result<bool> {
+    use std::sync::atomic::Ordering;
     let wrend = std::env::current_exe()?.with_file_name("wrend");
-    ctrlc::set_handler(|| wren::demo::STOP.store(true, std::sync::atomic::Ordering::Relaxed))?;
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
+    ctrlc::set_handler(|| wren::demo::STOP.store(true, Ordering::Relaxed))?;
+    let result = demo_mode(nodes, loopback, &wrend);
+    // Ctrl-C reaches the nodes and the commands the demo runs as well, whose failures
+    // would otherwise be the message.
+    if wren::demo::STOP.load(Ordering::Relaxed) {
+        anyhow::bail!("interrupted");
+    }
+    result
+}
+
+fn demo_mode(nodes: usize, loopback: bool, wrend: &std::path::Path) -> anyhow::Result<bool> {
+    let root = wren::sys::is_root();
     if root && !loopback {
-        return demo_in_namespaces(nodes, &wrend);
+        if wren::demo::netns::have_ip() {
+            return demo_in_namespaces(nodes, wrend);
+        }
+        println!(
+            "(`ip` not found: the namespace demo needs iproute2 (apt-get install iproute2); \
+             running on loopback instead)"
+        );
     }
     println!("wren demo: starting {nodes} wrend nodes in an iBGP full mesh on 127.0.0.10..");
     if !root {
@@ -171,7 +189,7 @@ fn demo(nodes: usize, loopback: bool) -> anyhow::Result<bool> {
             "(not root: loopback only, kernel untouched; run as root for namespaces, kernel routes and pings)"
         );
     }
-    let mut cluster = Cluster::start(nodes, &wrend).map_err(anyhow::Error::msg)?;
+    let mut cluster = Cluster::start(nodes, wrend).map_err(anyhow::Error::msg)?;
     let took = cluster
         .wait(Duration::from_secs(30))
         .map_err(anyhow::Error::msg)?;
@@ -213,34 +231,67 @@ fn demo_in_namespaces(nodes: usize, wrend: &std::path::Path) -> anyhow::Result<b
     Ok(ok)
 }
 
-/// Converts one message line; `Err` is the message for standard error.
-type Convert = fn(&str, &Negotiated) -> Result<String, String>;
-
-fn decode_line(line: &str, neg: &Negotiated) -> Result<String, String> {
-    let (_, msg) = text::decode_hex(line, neg).map_err(|e| e.to_string())?;
-    serde_json::to_string(&msg).map_err(|e| e.to_string())
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Codec {
+    /// Hex to JSON.
+    Decode,
+    /// JSON to hex.
+    Encode,
 }
 
-fn encode_line(line: &str, neg: &Negotiated) -> Result<String, String> {
-    let msg: Message = serde_json::from_str(line).map_err(|e| format!("bad JSON: {e}"))?;
-    msg.to_bytes(neg)
-        .map(hex::encode)
-        .map_err(|e| e.to_string())
+impl Codec {
+    /// Converts one message line; `Err` is the message for standard error.
+    fn convert(self, line: &str, neg: &Negotiated) -> Result<String, String> {
+        match self {
+            Codec::Decode => {
+                let (_, msg) = text::decode_hex(line, neg).map_err(|e| e.to_string())?;
+                serde_json::to_string(&msg).map_err(|e| e.to_string())
+            }
+            Codec::Encode => {
+                let msg: Message =
+                    serde_json::from_str(line).map_err(|e| format!("bad JSON: {e}"))?;
+                msg.to_bytes(neg)
+                    .map(hex::encode)
+                    .map_err(|e| e.to_string())
+            }
+        }
+    }
 }
 
-/// Converts every line, passing comments and directives through so that
-/// `wrenc decode | wrenc encode` gives back its input. Returns whether every line converted.
-fn run(args: &CodecArgs, convert: Convert) -> anyhow::Result<bool> {
+/// A `#!` directive line (`#! as2`, `#! add-path=ipv4`) as `decode` prints it, so that its
+/// output is JSON throughout and `wrenc encode` still reads the session's options back.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Directive {
+    directive: String,
+}
+
+/// Converts every line. `decode` prints JSON only: a message per line, directives as
+/// [`Directive`] objects, comments dropped. `encode` turns those objects back into `#!`
+/// lines and passes comments through, so `wrenc decode | wrenc encode` gives back the
+/// input's messages and directives. Returns whether every line converted.
+fn run(args: &CodecArgs, codec: Codec) -> anyhow::Result<bool> {
+    let decoding = codec == Codec::Decode;
     let mut neg = args.negotiated()?;
     let (name, input) = args.input()?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut ok = true;
     for (n, line) in input.lines().enumerate() {
-        let line = line.with_context(|| format!("reading {name}"))?;
+        let mut line = line.with_context(|| format!("reading {name}"))?;
+        if !decoding && let Ok(d) = serde_json::from_str::<Directive>(&line) {
+            line = format!("#! {}", d.directive);
+        }
         let converted = match text::classify(&line, &mut neg) {
+            Ok(Line::Comment) if decoding => continue,
+            Ok(Line::Directive) if decoding => {
+                let words = line.trim().trim_start_matches("#!").trim();
+                Ok(serde_json::to_string(&Directive {
+                    directive: words.to_string(),
+                })?)
+            }
             Ok(Line::Comment | Line::Directive) => Ok(line.clone()),
-            Ok(Line::Message(m)) => convert(m, &neg),
+            Ok(Line::Message(m)) => codec.convert(m, &neg),
             Err(e) => Err(e),
         };
         match converted {

@@ -1,6 +1,8 @@
 //! wrend: the wren daemon. Accepts BIRD's flags too (`-c`, `-s`, `-p`, `-R`, `-d`), so it
 //! can stand where Calico runs `bird`.
 
+#![deny(unsafe_code)]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -38,12 +40,9 @@ struct Args {
 /// tables' shards (each up to a few MiB, reallocated as they grow) come from the heap and
 /// leave holes it rarely gives back. A fixed threshold keeps them mapped, so what the
 /// tables free goes back to the kernel: 10-15 MiB less resident at a million routes.
+/// Called before any thread starts.
 fn fix_mmap_threshold() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets an allocator parameter; called before any thread starts.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
-    }
+    wren::sys::set_mmap_threshold(128 * 1024);
 }
 
 fn main() -> ExitCode {
@@ -62,7 +61,8 @@ fn main() -> ExitCode {
     let mut config = match Config::load(&args.config) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("wrend: {e}");
+            // FILE:LINE:COL: message, as every configuration error.
+            eprintln!("{e}");
             return ExitCode::FAILURE;
         }
     };

@@ -1,16 +1,19 @@
 //! The commands: `show status`, `show protocols [all] [NAME]`, `show route [count]`, in
 //! BIRD 1.6.8's layout (contract §4.3), which Calico's parsers read.
 
+use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr};
 
 use ipnet::IpNet;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::fib::kernel::Interfaces;
+use crate::attrs::{AttrSet, PathSource};
+use crate::config::ImportLimit;
 use crate::rib::Rib;
-use crate::rib::attrs::AttrSet;
-use crate::rib::table::{Path, PathSource};
+use crate::rib::table::Path;
+use crate::route::{Interfaces, KernelStats};
 use crate::session::{State, Status};
+use crate::sys;
 use crate::wire::attr::{Origin, SegmentKind};
 use crate::wire::{Afi, Family, Safi};
 
@@ -37,7 +40,7 @@ pub struct Context<'a> {
 
 /// What the commands read of the FIB thread.
 pub struct FibView {
-    pub stats: crate::fib::kernel::Stats,
+    pub stats: KernelStats,
     /// Nothing queued and nothing refused: the kernel holds what the RIB wants.
     pub in_sync: bool,
 }
@@ -97,13 +100,27 @@ pub enum Effect {
     ReloadOut(usize),
 }
 
-/// Runs one command line: the reply, and what the daemon must do.
-pub fn execute(cmd: &str, ctx: &Context) -> (Vec<Line>, Vec<Effect>) {
+/// A reply: its lines and, when it goes on, where (the client's task asks for the next chunk
+/// once its socket has taken these lines).
+#[derive(Debug)]
+pub struct Reply {
+    pub lines: Vec<Line>,
+    pub more: Option<RouteWalk>,
+}
+
+impl From<Vec<Line>> for Reply {
+    fn from(lines: Vec<Line>) -> Reply {
+        Reply { lines, more: None }
+    }
+}
+
+/// Runs one command line: the reply (or its first chunk), and what the daemon must do.
+pub fn execute(cmd: &str, ctx: &Context) -> (Reply, Vec<Effect>) {
     let words: Vec<&str> = cmd.split_whitespace().collect();
     let reply = match words.as_slice() {
         ["show", "status"] => show_status(ctx),
         ["show", "protocols", rest @ ..] => show_protocols(ctx, rest),
-        ["show", "route", rest @ ..] => show_route(ctx, rest),
+        ["show", "route", rest @ ..] => return (show_route(ctx, rest), Vec::new()),
         ["show", "memory"] => show_memory(ctx),
         ["enable", name] => return act(ctx, name, 11, "enabled", &[Effect::Enable]),
         ["disable", name] => return act(ctx, name, 9, "disabled", &[Effect::Disable]),
@@ -121,7 +138,7 @@ pub fn execute(cmd: &str, ctx: &Context) -> (Vec<Line>, Vec<Effect>) {
         ["reload", "out", name] => return act(ctx, name, 15, "reloading", &[Effect::ReloadOut]),
         _ => vec![Line::new(9001, "syntax error")],
     };
-    (reply, Vec::new())
+    (reply.into(), Vec::new())
 }
 
 /// `enable|disable|restart|reload NAME` (or `all`): one `P: done` line per protocol.
@@ -131,7 +148,7 @@ fn act(
     code: u16,
     done: &str,
     effects: &[fn(usize) -> Effect],
-) -> (Vec<Line>, Vec<Effect>) {
+) -> (Reply, Vec<Effect>) {
     let ids: Vec<(usize, &str)> = ctx
         .peers
         .iter()
@@ -141,7 +158,7 @@ fn act(
         .collect();
     if ids.is_empty() {
         return (
-            vec![Line::new(9002, format!("{name} is not a protocol"))],
+            vec![Line::new(9002, format!("{name} is not a protocol"))].into(),
             Vec::new(),
         );
     }
@@ -154,7 +171,7 @@ fn act(
         .iter()
         .flat_map(|(i, _)| effects.iter().map(move |e| e(*i)))
         .collect();
-    (lines, effects)
+    (lines.into(), effects)
 }
 
 fn show_status(ctx: &Context) -> Vec<Line> {
@@ -238,10 +255,25 @@ fn show_protocols(ctx: &Context, args: &[&str]) -> Vec<Line> {
     for (id, p) in selected {
         out.push(Line::new(1002, protocol_row(p)));
         if all {
-            let imported = ctx.rib.received(id);
-            let exported = ctx.rib.advertised(id);
+            let routes = Routes {
+                imported: ctx.rib.received(id),
+                exported: ctx.rib.advertised(id),
+                preferred: ctx.rib.preferred(id),
+            };
+            let peer = ctx.rib.peers.get(id);
+            let local = Local {
+                ibgp: peer.is_some_and(|x| x.config.asn == ctx.rib.speaker.asn),
+                multihop: peer.is_some_and(|x| {
+                    let s = &x.config.settings;
+                    x.config.asn == ctx.rib.speaker.asn
+                        || s.ttl.is_some_and(|t| t > 1)
+                        || s.ttl_security.is_some()
+                }),
+                rr_client: peer.is_some_and(|x| x.config.settings.rr_client),
+                source: peer.and_then(|x| x.local).map(|a| a.ip().to_canonical()),
+            };
             out.extend(
-                protocol_details(p, imported, exported)
+                protocol_details(p, &routes, &local, ctx.rib.import_limit(id))
                     .into_iter()
                     .map(|t| Line::new(1006, t)),
             );
@@ -251,14 +283,16 @@ fn show_protocols(ctx: &Context, args: &[&str]) -> Vec<Line> {
     out
 }
 
-/// `show memory` in BIRD's layout: the routing table and the attribute sets as measured by
-/// the RIB, the total the allocator has handed out, and the rest (sessions, buffers, queues)
-/// as "Protocols".
+/// `show memory` in BIRD's layout. "Routing tables" is what the RIB's table holds (its
+/// allocated slots and the path lists of prefixes with several paths), "Route attributes"
+/// what the interned attribute sets hold; both shrink as routes go. "Total" is the heap
+/// in use (the allocator's count of bytes handed out and not freed: not RSS, which also
+/// counts code, stacks and free pages not yet returned), and "Protocols" the rest of it:
+/// sessions and their buffers, queued UPDATEs, the FIB's record of the kernel, the RIB's
+/// work space.
 fn show_memory(ctx: &Context) -> Vec<Line> {
     let (tables, attributes) = ctx.rib.memory();
-    // SAFETY: mallinfo2 only reads the allocator's counters.
-    let m = unsafe { libc::mallinfo2() };
-    let total = (m.uordblks + m.hblkhd).max(tables + attributes);
+    let total = sys::heap_in_use().unwrap_or(0).max(tables + attributes);
     let rows = [
         ("Routing tables:", tables),
         ("Route attributes:", attributes),
@@ -324,17 +358,53 @@ fn bgp_info(p: &Status) -> String {
     format!("{word:<14}{err}")
 }
 
-fn protocol_details(p: &Status, imported: usize, exported: usize) -> Vec<String> {
+/// A protocol's route counts as BIRD's `Routes:` line gives them: paths taken in, paths
+/// sent, and prefixes whose best route is this protocol's.
+struct Routes {
+    imported: usize,
+    exported: usize,
+    preferred: usize,
+}
+
+/// Our side of a session, for BIRD's `Session:` and `Source address:` lines.
+struct Local {
+    ibgp: bool,
+    /// TTL above 1: iBGP (BIRD's default) or a configured multihop or TTL security.
+    multihop: bool,
+    rr_client: bool,
+    source: Option<IpAddr>,
+}
+
+/// The detail lines of `show protocols all` for a BGP peer, as BIRD 1.6's
+/// `bgp_show_proto_info` prints them for a peer of Calico's `bgp_template` (a description,
+/// inline — so unnamed — import and export filters).
+fn protocol_details(
+    p: &Status,
+    r: &Routes,
+    local: &Local,
+    limit: Option<(ImportLimit, bool)>,
+) -> Vec<String> {
     let mut d = vec![
         "  Description:    Connection to BGP peer".to_string(),
         "  Preference:     100".to_string(),
-        "  Input filter:   ACCEPT".to_string(),
-        "  Output filter:  ACCEPT".to_string(),
-        format!("  Routes:         {imported} imported, {exported} exported, 0 preferred"),
+        "  Input filter:   (unnamed)".to_string(),
+        "  Output filter:  (unnamed)".to_string(),
+    ];
+    // BIRD 1.6's `proto_show_limit`, between the filters and the route counts.
+    if let Some((l, hit)) = limit {
+        let hit = if hit { " [HIT]" } else { "" };
+        d.push(format!("  {:<16}{}{hit}", "Import limit:", l.max));
+        d.push(format!("    Action:       {}", l.action.name()));
+    }
+    d.extend([
+        format!(
+            "  Routes:         {} imported, {} exported, {} preferred",
+            r.imported, r.exported, r.preferred
+        ),
         format!("  BGP state:          {}", bgp_info(p).trim_end()),
         format!("    Neighbor address: {}", p.address),
         format!("    Neighbor AS:      {}", p.asn),
-    ];
+    ]);
     if let Some(s) = &p.session {
         d.push(format!("    Neighbor ID:      {}", s.remote.bgp_id));
         let mut caps = Vec::new();
@@ -344,8 +414,13 @@ fn protocol_details(p: &Status, imported: usize, exported: usize) -> Vec<String>
         if s.enhanced_route_refresh {
             caps.push("enhanced-refresh");
         }
-        if s.peer_graceful_restart.is_some() {
-            caps.push("restart-able");
+        // BIRD: able when the capability lists a family whose state it keeps, else aware.
+        if let Some(g) = &s.peer_graceful_restart {
+            caps.push(if g.families.is_empty() {
+                "restart-aware"
+            } else {
+                "restart-able"
+            });
         }
         if s.rx.four_octet_as {
             caps.push("AS4");
@@ -357,6 +432,22 @@ fn protocol_details(p: &Status, imported: usize, exported: usize) -> Vec<String>
             caps.push("add-path-tx");
         }
         d.push(format!("    Neighbor caps:    {}", caps.join(" ")));
+        let mut session = vec![if local.ibgp { "internal" } else { "external" }];
+        for (on, word) in [
+            (local.multihop, "multihop"),
+            (local.rr_client, "route-reflector"),
+            (s.rx.four_octet_as, "AS4"),
+            (s.rx.add_path_ipv4 || s.rx.add_path_ipv6, "add-path-rx"),
+            (s.tx.add_path_ipv4 || s.tx.add_path_ipv6, "add-path-tx"),
+        ] {
+            if on {
+                session.push(word);
+            }
+        }
+        d.push(format!("    Session:          {}", session.join(" ")));
+        if let Some(a) = local.source {
+            d.push(format!("    Source address:   {a}"));
+        }
         d.push(format!("    Hold timer:       {}", s.hold_time));
         d.push(format!("    Keepalive timer:  {}", s.keepalive));
     }
@@ -367,8 +458,62 @@ fn protocol_details(p: &Status, imported: usize, exported: usize) -> Vec<String>
     d
 }
 
+/// Prefixes one pass over the table picks for `show route` (the pass reads every key once),
+/// kept in the walk until shown: at 1M routes, 250 passes of a few milliseconds each.
+const SCAN: usize = 4096;
+/// Lines one chunk of `show route` holds at most (plus one prefix's): the daemon's work
+/// between two chunks, and about 48 KiB of text held for a client that does not read.
+const CHUNK_LINES: usize = 512;
+
+/// `show route [all] [protocol NAME]` over the whole table, shown a chunk at a time in prefix
+/// order as the client takes it (as BIRD's `rt_show_cont` walks its table with an iterator):
+/// the walk holds which prefixes come next, never rows, so a client that does not read costs
+/// one chunk. Routes that change during the walk are shown as they are when their chunk is
+/// made.
+#[derive(Debug)]
+pub struct RouteWalk {
+    all: bool,
+    protocol: Option<String>,
+    /// Prefixes the last pass picked and not yet shown, in order.
+    next: VecDeque<(Family, IpNet)>,
+    /// The last prefix picked: the next pass starts after it.
+    after: Option<(Family, IpNet)>,
+    /// The last pass reached the end of the table.
+    passed_end: bool,
+}
+
+/// The next chunk of a walk: at most one pass over the table and `CHUNK_LINES` lines.
+pub fn resume(mut walk: RouteWalk, ctx: &Context) -> Reply {
+    let rows = Rows::new(ctx);
+    let mut lines = Vec::new();
+    let mut passed = false;
+    while lines.len() < CHUNK_LINES {
+        let Some(key) = walk.next.pop_front() else {
+            if walk.passed_end || passed {
+                break;
+            }
+            let keys = ctx.rib.table.first_after(walk.after.as_ref(), SCAN);
+            walk.passed_end = keys.len() < SCAN;
+            walk.after = keys.last().copied().or(walk.after);
+            walk.next = keys.into();
+            passed = true;
+            continue;
+        };
+        rows.of(&key, walk.all, walk.protocol.as_deref(), &mut lines);
+    }
+    if walk.next.is_empty() && walk.passed_end {
+        lines.push(Line::new(0, ""));
+        return lines.into();
+    }
+    Reply {
+        lines,
+        more: Some(walk),
+    }
+}
+
 /// `show route [all] [count] [for ADDR] [PREFIX] [protocol NAME]`.
-fn show_route(ctx: &Context, args: &[&str]) -> Vec<Line> {
+fn show_route(ctx: &Context, args: &[&str]) -> Reply {
+    let syntax = || vec![Line::new(9001, "syntax error")].into();
     let (mut all, mut count) = (false, false);
     let mut exact: Option<IpNet> = None;
     let mut lookup: Option<IpAddr> = None;
@@ -386,7 +531,7 @@ fn show_route(ctx: &Context, args: &[&str]) -> Vec<Line> {
                     .or_else(|| x.parse::<IpNet>().ok().map(|n| n.addr()))
                 {
                     Some(a) => lookup = Some(a),
-                    None => return vec![Line::new(9001, "syntax error")],
+                    None => return syntax(),
                 }
             }
             ("protocol", Some(name)) => {
@@ -395,28 +540,17 @@ fn show_route(ctx: &Context, args: &[&str]) -> Vec<Line> {
             }
             (other, _) => match other.parse::<IpNet>() {
                 Ok(n) => exact = Some(n),
-                Err(_) => return vec![Line::new(9001, "syntax error")],
+                Err(_) => return syntax(),
             },
         }
     }
     // `for ADDR`: the longest prefix holding the address (one lookup per length).
     let longest = lookup.and_then(|a| ctx.rib.table.longest_match(a));
     if lookup.is_some() && longest.is_none() {
-        return vec![Line::new(8001, "Network not in table")];
+        return vec![Line::new(8001, "Network not in table")].into();
     }
-    if count && exact.is_none() && longest.is_none() && protocol.is_none() {
-        // Counted without formatting a row: the RIB task answers at once even at 1M routes.
-        let (mut routes, mut networks) = (0, 0);
-        for e in ctx.rib.table.values() {
-            routes += e.paths().len();
-            networks += usize::from(!e.is_empty());
-        }
-        return vec![Line::new(
-            14,
-            format!("{routes} of {routes} routes for {networks} networks"),
-        )];
-    }
-    // One prefix is looked up directly; the whole table is shown sorted.
+    // One prefix is looked up directly; the whole table is counted in one pass without
+    // formatting a row, or shown a chunk at a time.
     let keys: Vec<(Family, IpNet)> = match (exact, longest) {
         (Some(net), _) => {
             let afi = match net {
@@ -430,34 +564,116 @@ fn show_route(ctx: &Context, args: &[&str]) -> Vec<Line> {
                 .collect()
         }
         (None, Some(key)) => vec![key],
-        (None, None) => ctx.rib.table.sorted_keys(),
+        (None, None) if count => {
+            let (mut routes, mut networks) = (0, 0);
+            for e in ctx.rib.table.values() {
+                let shown = e
+                    .paths()
+                    .iter()
+                    .filter(|p| protocol.is_none_or(|want| protocol_of(ctx, p).0 == want))
+                    .count();
+                routes += shown;
+                networks += usize::from(shown > 0);
+            }
+            return vec![route_count(routes, networks)].into();
+        }
+        (None, None) => {
+            let walk = RouteWalk {
+                all,
+                protocol: protocol.map(str::to_string),
+                next: VecDeque::new(),
+                after: None,
+                passed_end: false,
+            };
+            return resume(walk, ctx);
+        }
     };
-    let wanted = exact.is_some() || longest.is_some();
-    let ifs = Interfaces::read();
-    let refused = |net: &IpNet| {
-        ctx.fib
-            .as_ref()
-            .is_some_and(|f| f.stats.refused.contains_key(net))
-    };
+    let rows = Rows::new(ctx);
     let mut out = Vec::new();
     let (mut routes, mut networks) = (0, 0);
     for key in &keys {
+        let shown = rows.of(key, all, protocol, &mut out);
+        routes += shown;
+        networks += usize::from(shown > 0);
+    }
+    if routes == 0 {
+        return vec![Line::new(8001, "Network not in table")].into();
+    }
+    if count {
+        return vec![route_count(routes, networks)].into();
+    }
+    out.push(Line::new(0, ""));
+    out.into()
+}
+
+fn route_count(routes: usize, networks: usize) -> Line {
+    Line::new(
+        14,
+        format!("{routes} of {routes} routes for {networks} networks"),
+    )
+}
+
+/// The protocol a path is from, as BIRD names it, and its peer's status for a BGP path.
+fn protocol_of<'a>(ctx: &'a Context, path: &Path) -> (&'a str, Option<&'a Status>) {
+    let peer = path
+        .source()
+        .peer_id()
+        .and_then(|id| ctx.peers.get(id))
+        .and_then(Option::as_ref);
+    let name = match (path.source(), peer) {
+        (PathSource::Kernel, _) => "kernel1",
+        (_, Some(p)) => p.name.as_str(),
+        _ => "static1",
+    };
+    (name, peer)
+}
+
+/// What route rows read, worked out once a reply or chunk: the interfaces next hops are on,
+/// and each protocol's time (one clock reading for all its rows).
+struct Rows<'c, 'a> {
+    ctx: &'c Context<'a>,
+    ifs: Option<&'c Interfaces>,
+    /// Each peer's `since`, by id.
+    peers_since: Vec<String>,
+    /// The kernel and static protocols': the daemon's start.
+    started: String,
+}
+
+impl<'c, 'a> Rows<'c, 'a> {
+    fn new(ctx: &'c Context<'a>) -> Rows<'c, 'a> {
+        Rows {
+            ctx,
+            ifs: ctx.rib.interfaces(),
+            peers_since: ctx
+                .peers
+                .iter()
+                .map(|p| p.as_ref().map(|p| since(p.since)).unwrap_or_default())
+                .collect(),
+            started: since(ctx.started),
+        }
+    }
+
+    /// The rows of a prefix's paths from `protocol` (every protocol when `None`), with their
+    /// attributes when `all`: the number of paths shown.
+    fn of(
+        &self,
+        key: &(Family, IpNet),
+        all: bool,
+        protocol: Option<&str>,
+        out: &mut Vec<Line>,
+    ) -> usize {
+        let ctx = self.ctx;
         let Some(entry) = ctx.rib.table.get(key) else {
-            continue;
+            return 0;
         };
         let net = key.1;
+        let refused = ctx
+            .fib
+            .as_ref()
+            .is_some_and(|f| f.stats.refused.contains_key(&net));
         let mut shown = 0;
         for (rank, path) in entry.paths().iter().enumerate() {
-            let peer = path
-                .source()
-                .peer_id()
-                .and_then(|id| ctx.peers.get(id))
-                .and_then(Option::as_ref);
-            let name = match (path.source(), peer) {
-                (PathSource::Kernel, _) => "kernel1",
-                (_, Some(p)) => p.name.as_str(),
-                _ => "static1",
-            };
+            let (name, peer) = protocol_of(ctx, path);
             if protocol.is_some_and(|p| p != name) {
                 continue;
             }
@@ -467,22 +683,26 @@ fn show_route(ctx: &Context, args: &[&str]) -> Vec<Line> {
                 String::new()
             };
             // BIRD marks the route in the kernel `*`, or `!` when the kernel refused it.
-            let primary = match (rank, refused(&net)) {
+            let primary = match (rank, refused) {
                 (0, true) => " !",
                 (0, false) => " *",
                 _ => "",
             };
+            let started = &self.started;
             let row = match (path.source(), peer) {
                 (PathSource::Kernel, _) => format!(
-                    "{prefix:<18} {} [kernel1 {}]{primary} (10)",
+                    "{prefix:<18} {} [kernel1 {started}]{primary} (10)",
                     kernel_via(&path.attrs),
-                    since(ctx.started)
                 ),
-                (_, Some(peer)) => route_row(peer, &prefix, path, primary, &ifs),
-                _ => format!(
-                    "{prefix:<18} blackhole [static1 {}]{primary} (200)",
-                    since(ctx.started)
-                ),
+                (_, Some(peer)) => {
+                    let since = path
+                        .source()
+                        .peer_id()
+                        .and_then(|id| self.peers_since.get(id))
+                        .map_or("", String::as_str);
+                    route_row(peer, since, &prefix, path, primary, self.ifs)
+                }
+                _ => format!("{prefix:<18} blackhole [static1 {started}]{primary} (200)"),
             };
             out.push(Line::new(1007, row));
             if all {
@@ -490,20 +710,8 @@ fn show_route(ctx: &Context, args: &[&str]) -> Vec<Line> {
             }
             shown += 1;
         }
-        routes += shown;
-        networks += usize::from(shown > 0);
+        shown
     }
-    if wanted && routes == 0 {
-        return vec![Line::new(8001, "Network not in table")];
-    }
-    if count {
-        return vec![Line::new(
-            14,
-            format!("{routes} of {routes} routes for {networks} networks"),
-        )];
-    }
-    out.push(Line::new(0, ""));
-    out
 }
 
 /// `show route all` attribute lines, as BIRD 1.6 prints them.
@@ -591,7 +799,15 @@ fn kernel_via(a: &AttrSet) -> String {
     }
 }
 
-fn route_row(peer: &Status, prefix: &str, path: &Path, primary: &str, ifs: &Interfaces) -> String {
+/// A BGP path's row; `since` is the peer's protocol time.
+fn route_row(
+    peer: &Status,
+    since: &str,
+    prefix: &str,
+    path: &Path,
+    primary: &str,
+    ifs: Option<&Interfaces>,
+) -> String {
     let a = &path.attrs;
     // BIRD shows the origin AS: the last AS of the path.
     let origin_as = a
@@ -608,16 +824,15 @@ fn route_row(peer: &Status, prefix: &str, path: &Path, primary: &str, ifs: &Inte
     // hop, as BIRD's recursive resolution finds it.
     let via = match a.next_hop {
         None => "unreachable".to_string(),
-        Some(n) => match ifs.device(n) {
+        Some(n) => match ifs.and_then(|i| i.device(n)) {
             Some(dev) => format!("via {n} on {dev}"),
             None => format!("via {n}"),
         },
     };
     let stale = if path.stale() { "s" } else { "" };
     format!(
-        "{prefix:<18} {via} [{} {}]{primary} (100{stale}/0) [{origin_as}{origin}]",
+        "{prefix:<18} {via} [{} {since}]{primary} (100{stale}/0) [{origin_as}{origin}]",
         peer.name,
-        since(peer.since)
     )
 }
 
@@ -641,14 +856,11 @@ fn datetime(t: SystemTime) -> String {
 fn civil(t: SystemTime) -> (String, String) {
     let secs = t
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0) as libc::time_t;
-    // SAFETY: an all-zero `tm` is valid; localtime_r writes into it and only reads `secs`.
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    // SAFETY: both pointers are valid for the call; localtime_r is the thread-safe variant.
-    if unsafe { libc::localtime_r(&secs, &mut tm) }.is_null() {
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(0))
+        .unwrap_or(0);
+    let Some(tm) = sys::local_time(secs) else {
         return ("1970-01-01".into(), "00:00:00".into());
-    }
+    };
     (
         format!(
             "{:04}-{:02}-{:02}",
@@ -670,11 +882,7 @@ mod tests {
     fn civil_dates_in_local_time() {
         let t = UNIX_EPOCH + Duration::from_secs(1_795_510_641); // 2026-11-24 08:57:21 UTC
         let (date, time) = civil(t);
-        // SAFETY: as in `civil`.
-        let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-        let secs = 1_795_510_641 as libc::time_t;
-        // SAFETY: valid pointers.
-        unsafe { libc::localtime_r(&secs, &mut tm) };
+        let tm = sys::local_time(1_795_510_641).expect("a representable time");
         let utc_secs = 8 * 3600 + 57 * 60 + 21;
         let local_secs = i64::from(tm.tm_hour * 3600 + tm.tm_min * 60 + tm.tm_sec);
         assert_eq!(
@@ -685,6 +893,19 @@ mod tests {
         assert_eq!((date.len(), time.len()), (10, 8));
         if tm.tm_gmtoff == 0 {
             assert_eq!((date.as_str(), time.as_str()), ("2026-11-24", "08:57:21"));
+        }
+    }
+
+    /// What the commands read, for a RIB and peers.
+    fn context<'a>(rib: &'a Rib, peers: &'a [Option<Status>]) -> Context<'a> {
+        Context {
+            router_id: Ipv4Addr::LOCALHOST,
+            started: SystemTime::now(),
+            reconfigured: SystemTime::now(),
+            peers,
+            rib,
+            recovery: None,
+            fib: None,
         }
     }
 
@@ -726,17 +947,9 @@ mod tests {
     fn peer_commands_name_their_effects() {
         let rib = Rib::new(&Config::parse("router_id = \"127.0.0.1\"\nasn = 1\n").unwrap());
         let peers = [Some(status(State::Established, None)), None];
-        let ctx = Context {
-            router_id: Ipv4Addr::LOCALHOST,
-            started: SystemTime::now(),
-            reconfigured: SystemTime::now(),
-            peers: &peers,
-            rib: &rib,
-            recovery: None,
-            fib: None,
-        };
-        let (lines, effects) = execute("disable Mesh_198_51_100_2", &ctx);
-        assert_eq!(lines[0], Line::new(9, "Mesh_198_51_100_2: disabled"));
+        let ctx = context(&rib, &peers);
+        let (reply, effects) = execute("disable Mesh_198_51_100_2", &ctx);
+        assert_eq!(reply.lines[0], Line::new(9, "Mesh_198_51_100_2: disabled"));
         assert_eq!(effects, vec![Effect::Disable(0)]);
         let (_, effects) = execute("reload all", &ctx);
         assert_eq!(effects, vec![Effect::ReloadIn(0), Effect::ReloadOut(0)]);
@@ -755,16 +968,8 @@ mod tests {
             &Config::parse("router_id = \"127.0.0.1\"\nasn = 1\noriginate = [\"198.18.0.0/26\"]\n")
                 .unwrap(),
         );
-        let ctx = Context {
-            router_id: Ipv4Addr::LOCALHOST,
-            started: SystemTime::now(),
-            reconfigured: SystemTime::now(),
-            peers: &[],
-            rib: &rib,
-            recovery: None,
-            fib: None,
-        };
-        let (lines, _) = execute("show memory", &ctx);
+        let ctx = context(&rib, &[]);
+        let lines = execute("show memory", &ctx).0.lines;
         let texts: Vec<&str> = lines.iter().map(|l| l.text.as_str()).collect();
         assert_eq!(texts[0], "BIRD memory usage");
         for (i, what) in [
@@ -785,23 +990,18 @@ mod tests {
     fn unknown_commands() {
         let rib = Rib::new(&Config::parse("router_id = \"127.0.0.1\"\nasn = 1\n").unwrap());
         let ctx = Context {
-            router_id: Ipv4Addr::LOCALHOST,
-            started: SystemTime::now(),
-            reconfigured: SystemTime::now(),
-            peers: &[],
-            rib: &rib,
             recovery: Some((236, 240)),
-            fib: None,
+            ..context(&rib, &[])
         };
         assert_eq!(
-            execute("bogus command", &ctx).0,
+            execute("bogus command", &ctx).0.lines,
             vec![Line::new(9001, "syntax error")]
         );
         assert_eq!(
-            execute("show protocols nosuch", &ctx).0,
+            execute("show protocols nosuch", &ctx).0.lines,
             vec![Line::new(9002, "nosuch is not a protocol")]
         );
-        let status = execute("show status", &ctx).0;
+        let status = execute("show status", &ctx).0.lines;
         assert_eq!(status.last().unwrap().code, 13);
         assert!(
             status
@@ -818,6 +1018,64 @@ mod tests {
             1011,
             "Converged: yes (End-of-RIB from 0 of 0 peers, kernel not written)"
         )));
-        assert_eq!(execute("disable nosuch", &ctx).0[0].code, 9002);
+        assert_eq!(execute("disable nosuch", &ctx).0.lines[0].code, 9002);
+    }
+
+    #[test]
+    fn show_route_goes_in_chunks_in_prefix_order() {
+        // More prefixes than one pass picks, given in reverse order.
+        let n = SCAN + 904;
+        let nets: Vec<String> = (0..n as u32)
+            .rev()
+            .map(|i| format!("\"{}/30\"", Ipv4Addr::from(0x6440_0000 + (i << 2))))
+            .collect();
+        let text = format!(
+            "router_id = \"127.0.0.1\"\nasn = 1\noriginate = [{}]\n",
+            nets.join(",")
+        );
+        let rib = Rib::new(&Config::parse(&text).unwrap());
+        let ctx = context(&rib, &[]);
+        // Every chunk of a reply, as the client's task asks for them.
+        let whole = |cmd: &str| {
+            let mut reply = execute(cmd, &ctx).0;
+            let (mut lines, mut chunks) = (Vec::new(), 0);
+            loop {
+                assert!(reply.lines.len() <= CHUNK_LINES + 1, "{cmd}");
+                lines.append(&mut reply.lines);
+                chunks += 1;
+                match reply.more {
+                    Some(walk) => reply = resume(walk, &ctx),
+                    None => return (lines, chunks),
+                }
+            }
+        };
+        for (cmd, per_route) in [("show route", 1), ("show route all protocol static1", 2)] {
+            let (mut lines, chunks) = whole(cmd);
+            assert!(
+                chunks > n * per_route / CHUNK_LINES,
+                "{cmd}: {chunks} chunks"
+            );
+            assert_eq!(lines.pop(), Some(Line::new(0, "")));
+            assert_eq!(lines.len(), n * per_route, "{cmd}");
+            let shown: Vec<u32> = lines
+                .iter()
+                .filter(|l| l.code == 1007)
+                .map(|l| {
+                    let net: ipnet::Ipv4Net = l.text.split(' ').next().unwrap().parse().unwrap();
+                    u32::from(net.network())
+                })
+                .collect();
+            let want: Vec<u32> = (0..n as u32).map(|i| 0x6440_0000 + (i << 2)).collect();
+            assert_eq!(shown, want, "{cmd}: every prefix once, in order");
+        }
+        assert_eq!(
+            execute("show route count protocol static1", &ctx).0.lines,
+            vec![Line::new(14, format!("{n} of {n} routes for {n} networks"))]
+        );
+        assert_eq!(
+            whole("show route protocol nosuch").0,
+            vec![Line::new(0, "")],
+            "a walk that shows nothing still ends"
+        );
     }
 }

@@ -1,15 +1,28 @@
 //! The Prometheus endpoint: `GET /metrics` answered in the text exposition format (0.0.4)
 //! with per-peer session state and counters, RIB and FIB sizes, and convergence — what
-//! Calico users run a bird_exporter sidecar for today.
+//! Calico users run a bird_exporter sidecar for today. HTTP is hyper's; the format is
+//! prometheus-client's encoder; the figures come from the daemon over a channel.
 
-use std::fmt::Write as _;
+use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, oneshot};
-use tracing::warn;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet, prometheus_text};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, mpsc, oneshot};
 
+use crate::accept::Backoff;
 use crate::session::State;
 
 use super::commands::{Context, Convergence, version};
@@ -17,290 +30,303 @@ use super::commands::{Context, Convergence, version};
 /// A scrape: the daemon answers with the rendered text.
 pub type Request = oneshot::Sender<String>;
 
-/// Longest request head read; a scrape's is a few hundred bytes.
-const MAX_HEAD: usize = 8192;
+/// Connections served at once; more are closed as soon as they are accepted.
+const MAX_CONNECTIONS: usize = 16;
+/// Time a client has to send its request head.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// Time a whole exchange may take, connection to last byte of the answer.
+const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// Serves scrapes forever, one task each.
+/// Serves scrapes forever, one task per connection, one request per connection.
 pub async fn run(listener: TcpListener, daemon: mpsc::Sender<Request>) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut backoff = Backoff::new("metrics endpoint");
     loop {
-        match listener.accept().await {
-            Ok((stream, _)) => {
-                tokio::spawn(serve(stream, daemon.clone()));
-            }
-            Err(e) => warn!("metrics accept: {e}"),
-        }
+        let (stream, _) = backoff.accept(|| listener.accept()).await;
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            continue; // dropped: closed
+        };
+        let daemon = daemon.clone();
+        tokio::spawn(async move {
+            let conn = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .keep_alive(false)
+                .serve_connection(
+                    TokioIo::new(stream),
+                    service_fn(|req| answer(req, daemon.clone())),
+                );
+            let _ = tokio::time::timeout(EXCHANGE_TIMEOUT, conn).await;
+            drop(slot);
+        });
     }
 }
 
-async fn serve(mut stream: TcpStream, daemon: mpsc::Sender<Request>) {
-    let mut head = Vec::with_capacity(512);
-    let mut buf = [0u8; 1024];
-    let read = async {
-        while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < MAX_HEAD {
-            match stream.read(&mut buf).await {
-                Ok(0) | Err(_) => return false,
-                Ok(n) => head.extend_from_slice(&buf[..n]),
-            }
-        }
-        true
-    };
-    if !tokio::time::timeout(Duration::from_secs(5), read)
-        .await
-        .unwrap_or(false)
-    {
-        return;
-    }
-    let line = head.split(|b| *b == b'\r').next().unwrap_or_default();
-    let mut words = line.split(|b| *b == b' ');
-    let (method, path) = (words.next(), words.next());
-    let (status, body) = match (method, path) {
-        (Some(b"GET"), Some(b"/metrics")) => {
+async fn answer(
+    req: hyper::Request<Incoming>,
+    daemon: mpsc::Sender<Request>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let (status, body) = match (req.method(), req.uri().path()) {
+        (&Method::GET, "/metrics") => {
             let (tx, rx) = oneshot::channel();
-            if daemon.send(tx).await.is_err() {
-                return;
-            }
-            match rx.await {
-                Ok(text) => ("200 OK", text),
-                Err(_) => ("503 Service Unavailable", "shutting down\n".to_string()),
+            let text = match daemon.send(tx).await {
+                Ok(()) => rx.await.ok(),
+                Err(_) => None,
+            };
+            match text {
+                Some(text) => (StatusCode::OK, text),
+                None => (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n".into()),
             }
         }
-        (Some(b"GET"), _) => ("404 Not Found", "try /metrics\n".to_string()),
-        _ => ("405 Method Not Allowed", String::new()),
+        (&Method::GET, _) => (StatusCode::NOT_FOUND, "try /metrics\n".into()),
+        _ => (StatusCode::METHOD_NOT_ALLOWED, String::new()),
     };
-    let reply = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static(prometheus_text::CONTENT_TYPE),
     );
-    let _ = stream.write_all(reply.as_bytes()).await;
+    Ok(r)
 }
 
-/// A metric family: its HELP and TYPE lines, then samples.
-struct Family<'a> {
-    out: &'a mut String,
+/// Label names and values of one sample.
+type Labels = Vec<(&'static str, String)>;
+
+/// One metric family as the exposition format lists it: HELP, TYPE, then samples. A
+/// counter's name ends in `_total`, which the encoder adds itself.
+#[derive(Debug)]
+struct Family {
+    name: &'static str,
+    kind: MetricType,
+    help: &'static str,
+    samples: Vec<(Labels, u64)>,
 }
 
-impl<'a> Family<'a> {
-    fn new(out: &'a mut String, name: &str, kind: &str, help: &str) -> Family<'a> {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        Family { out }
+impl Family {
+    fn new(name: &'static str, kind: MetricType, help: &'static str) -> Family {
+        Family {
+            name,
+            kind,
+            help,
+            samples: Vec::new(),
+        }
     }
 
-    fn sample(&mut self, name: &str, labels: &str, value: impl std::fmt::Display) {
-        let _ = writeln!(self.out, "{name}{labels} {value}");
+    fn one(name: &'static str, kind: MetricType, help: &'static str, v: u64) -> Family {
+        Family {
+            samples: vec![(Vec::new(), v)],
+            ..Family::new(name, kind, help)
+        }
     }
 }
 
-/// Label values escaped as the exposition format requires.
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+/// Every family of one scrape, in order, handed to the encoder.
+#[derive(Debug)]
+struct Scrape(Vec<Family>);
+
+impl Collector for Scrape {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        for f in &self.0 {
+            let name = match f.kind {
+                MetricType::Counter => f.name.strip_suffix("_total").unwrap_or(f.name),
+                _ => f.name,
+            };
+            let mut m = encoder.encode_descriptor(name, f.help, None, f.kind)?;
+            for (labels, v) in &f.samples {
+                let mut sample = m.encode_family(labels)?;
+                match f.kind {
+                    MetricType::Counter => sample.encode_counter::<NoLabelSet, _, u64>(v, None)?,
+                    _ => sample.encode_gauge(v)?,
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Renders every metric from the daemon's state.
 pub fn render(ctx: &Context) -> String {
-    let mut out = String::with_capacity(4096);
-    let peers: Vec<(usize, String, &crate::session::Status)> = ctx
+    use MetricType::{Counter, Gauge};
+    let peers: Vec<(usize, &crate::session::Status)> = ctx
         .peers
         .iter()
         .enumerate()
         .filter_map(|(id, p)| p.as_ref().map(|p| (id, p)))
-        .map(|(id, p)| {
-            let labels = format!(
-                "{{peer=\"{}\",address=\"{}\",asn=\"{}\"}}",
-                escape(&p.name),
-                p.address,
-                p.asn
-            );
-            (id, labels, p)
-        })
         .collect();
-    let prefixes = ctx.rib.table.len();
-    let paths: usize = ctx.rib.table.values().map(|e| e.paths().len()).sum();
-
-    Family::new(&mut out, "wren_info", "gauge", "Version and router ID.").sample(
-        "wren_info",
-        &format!(
-            "{{version=\"{}\",router_id=\"{}\"}}",
-            version(),
-            ctx.router_id
-        ),
-        1,
-    );
+    let labels = |p: &crate::session::Status| -> Labels {
+        vec![
+            ("peer", p.name.clone()),
+            ("address", p.address.to_string()),
+            ("asn", p.asn.to_string()),
+        ]
+    };
+    let per_peer = |name, kind, help, get: &dyn Fn(usize, &crate::session::Status) -> u64| {
+        let mut f = Family::new(name, kind, help);
+        f.samples = peers
+            .iter()
+            .map(|(id, p)| (labels(p), get(*id, p)))
+            .collect();
+        f
+    };
     let c = Convergence::of(ctx);
-    Family::new(
-        &mut out,
-        "wren_converged",
-        "gauge",
-        "1 when every enabled peer sent End-of-RIB and the kernel holds what the RIB wants.",
-    )
-    .sample("wren_converged", "", u8::from(c.converged()));
-    Family::new(
-        &mut out,
-        "wren_peers_end_of_rib",
-        "gauge",
-        "Enabled peers whose End-of-RIB arrived for every family.",
-    )
-    .sample("wren_peers_end_of_rib", "", c.end_of_rib);
-    Family::new(&mut out, "wren_peers", "gauge", "Enabled peers.").sample(
-        "wren_peers",
-        "",
-        c.peers,
-    );
-
     let now = SystemTime::now();
-    type Getter = fn(&crate::session::Status) -> u64;
-    let per_peer: [(&str, &str, &str, Getter); 8] = [
-        (
+    let mut info = Family::new("wren_info", Gauge, "Version and router ID.");
+    info.samples.push((
+        vec![
+            ("version", version().to_string()),
+            ("router_id", ctx.router_id.to_string()),
+        ],
+        1,
+    ));
+    let mut families = vec![
+        info,
+        Family::one(
+            "wren_converged",
+            Gauge,
+            "1 when every enabled peer sent End-of-RIB and the kernel holds what the RIB wants.",
+            u64::from(c.converged()),
+        ),
+        Family::one(
+            "wren_peers_end_of_rib",
+            Gauge,
+            "Enabled peers whose End-of-RIB arrived for every family.",
+            c.end_of_rib as u64,
+        ),
+        Family::one("wren_peers", Gauge, "Enabled peers.", c.peers as u64),
+        per_peer(
             "wren_peer_state",
-            "gauge",
+            Gauge,
             "BGP FSM state (RFC 4271 §8.2.2): 1 Idle, 2 Connect, 3 Active, 4 OpenSent, 5 OpenConfirm, 6 Established.",
-            |p| state_number(p.state),
+            &|_, p| state_number(p.state),
         ),
-        (
+        per_peer(
             "wren_peer_up",
-            "gauge",
+            Gauge,
             "1 when the session is Established.",
-            |p| u64::from(p.state == State::Established),
+            &|_, p| u64::from(p.state == State::Established),
         ),
-        (
+        per_peer(
             "wren_peer_messages_received_total",
-            "counter",
+            Counter,
             "BGP messages received.",
-            |p| p.messages_in,
+            &|_, p| p.messages_in,
         ),
-        (
+        per_peer(
             "wren_peer_messages_sent_total",
-            "counter",
+            Counter,
             "BGP messages sent.",
-            |p| p.messages_out,
+            &|_, p| p.messages_out,
         ),
-        (
+        per_peer(
             "wren_peer_updates_received_total",
-            "counter",
+            Counter,
             "UPDATE messages received.",
-            |p| p.updates_in,
+            &|_, p| p.updates_in,
         ),
-        (
+        per_peer(
             "wren_peer_updates_sent_total",
-            "counter",
+            Counter,
             "UPDATE messages sent.",
-            |p| p.updates_out,
+            &|_, p| p.updates_out,
         ),
-        (
+        per_peer(
             "wren_peer_prefixes_received_total",
-            "counter",
+            Counter,
             "Prefixes announced by the peer, repeats included.",
-            |p| p.prefixes_in,
+            &|_, p| p.prefixes_in,
         ),
-        ("wren_peer_enabled", "gauge", "0 after `disable`.", |p| {
+        per_peer("wren_peer_enabled", Gauge, "0 after `disable`.", &|_, p| {
             u64::from(p.enabled)
         }),
-    ];
-    for (name, kind, help, get) in per_peer {
-        let mut f = Family::new(&mut out, name, kind, help);
-        for (_, labels, p) in &peers {
-            f.sample(name, labels, get(p));
-        }
-    }
-    let mut f = Family::new(
-        &mut out,
-        "wren_peer_uptime_seconds",
-        "gauge",
-        "Seconds in the current state.",
-    );
-    for (_, labels, p) in &peers {
-        let secs = now.duration_since(p.since).unwrap_or_default().as_secs();
-        f.sample("wren_peer_uptime_seconds", labels, secs);
-    }
-    let mut f = Family::new(
-        &mut out,
-        "wren_peer_prefixes_accepted",
-        "gauge",
-        "Paths from the peer held in the RIB (its Adj-RIB-In after import rules).",
-    );
-    for (id, labels, _) in &peers {
-        f.sample("wren_peer_prefixes_accepted", labels, ctx.rib.received(*id));
-    }
-    let mut f = Family::new(
-        &mut out,
-        "wren_peer_prefixes_advertised",
-        "gauge",
-        "Prefixes advertised to the peer.",
-    );
-    for (id, labels, _) in &peers {
-        f.sample(
+        per_peer(
+            "wren_peer_uptime_seconds",
+            Gauge,
+            "Seconds in the current state.",
+            &|_, p| now.duration_since(p.since).unwrap_or_default().as_secs(),
+        ),
+        per_peer(
+            "wren_peer_prefixes_accepted",
+            Gauge,
+            "Paths from the peer held in the RIB (its Adj-RIB-In after import rules).",
+            &|id, _| ctx.rib.received(id) as u64,
+        ),
+        per_peer(
             "wren_peer_prefixes_advertised",
-            labels,
-            ctx.rib.advertised(*id),
-        );
-    }
-
-    Family::new(
-        &mut out,
-        "wren_rib_prefixes",
-        "gauge",
-        "Prefixes in the RIB.",
-    )
-    .sample("wren_rib_prefixes", "", prefixes);
-    Family::new(&mut out, "wren_rib_paths", "gauge", "Paths in the RIB.").sample(
-        "wren_rib_paths",
-        "",
-        paths,
-    );
-    Family::new(
-        &mut out,
-        "wren_update_groups",
-        "gauge",
-        "Update groups (peers sharing one outbound policy).",
-    )
-    .sample("wren_update_groups", "", ctx.rib.group_count());
+            Gauge,
+            "Prefixes advertised to the peer.",
+            &|id, _| ctx.rib.advertised(id) as u64,
+        ),
+        Family::one(
+            "wren_rib_prefixes",
+            Gauge,
+            "Prefixes in the RIB.",
+            ctx.rib.table.len() as u64,
+        ),
+        Family::one(
+            "wren_rib_paths",
+            Gauge,
+            "Paths in the RIB.",
+            ctx.rib.table.values().map(|e| e.paths().len() as u64).sum(),
+        ),
+        Family::one(
+            "wren_update_groups",
+            Gauge,
+            "Update groups (peers sharing one outbound policy).",
+            ctx.rib.group_count() as u64,
+        ),
+    ];
     if let Some(fib) = &ctx.fib {
         let s = &fib.stats;
-        let kernel: [(&str, &str, &str, u64); 5] = [
-            (
+        families.extend([
+            Family::one(
                 "wren_fib_routes",
-                "gauge",
+                Gauge,
                 "Routes wren holds in the kernel table.",
                 s.installed as u64,
             ),
-            (
+            Family::one(
                 "wren_fib_requests_total",
-                "counter",
+                Counter,
                 "Netlink route requests sent.",
                 s.requests,
             ),
-            (
+            Family::one(
                 "wren_fib_errors_total",
-                "counter",
+                Counter,
                 "Route requests the kernel refused.",
                 s.errors,
             ),
-            (
+            Family::one(
                 "wren_fib_refused_routes",
-                "gauge",
+                Gauge,
                 "Wanted routes the kernel refuses now (retried on link and address changes).",
                 s.refused.len() as u64,
             ),
-            (
+            Family::one(
                 "wren_fib_repaired_total",
-                "counter",
+                Counter,
                 "Routes of ours deleted by someone else and put back.",
                 s.repaired,
             ),
-        ];
-        for (name, kind, help, v) in kernel {
-            Family::new(&mut out, name, kind, help).sample(name, "", v);
-        }
-        Family::new(
-            &mut out,
-            "wren_fib_in_sync",
-            "gauge",
-            "1 when the kernel holds what the RIB wants.",
-        )
-        .sample("wren_fib_in_sync", "", u8::from(fib.in_sync));
+            Family::one(
+                "wren_fib_in_sync",
+                Gauge,
+                "1 when the kernel holds what the RIB wants.",
+                u64::from(fib.in_sync),
+            ),
+        ]);
     }
+    encode(families)
+}
+
+/// The families in the text exposition format (0.0.4).
+fn encode(families: Vec<Family>) -> String {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(Scrape(families)));
+    let mut out = String::with_capacity(4096);
+    // Writing to a String cannot fail.
+    let _ = prometheus_text::encode(&mut out, &registry);
     out
 }
 
@@ -312,5 +338,36 @@ fn state_number(s: State) -> u64 {
         State::OpenSent => 4,
         State::OpenConfirm => 5,
         State::Established => 6,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The text is what the hand-written encoder produced: HELP and TYPE under the full name
+    /// (a counter's `_total` included), labels in order, values escaped.
+    #[test]
+    fn exposition_format_unchanged() {
+        let mut peer = Family::new(
+            "wren_peer_updates_received_total",
+            MetricType::Counter,
+            "UPDATE messages received.",
+        );
+        peer.samples.push((
+            vec![("peer", "a\"b\\c".into()), ("address", "192.0.2.1".into())],
+            7,
+        ));
+        let out = encode(vec![
+            Family::one("wren_peers", MetricType::Gauge, "Enabled peers.", 2),
+            peer,
+        ]);
+        assert_eq!(
+            out,
+            "# HELP wren_peers Enabled peers.\n# TYPE wren_peers gauge\nwren_peers 2\n\
+             # HELP wren_peer_updates_received_total UPDATE messages received.\n\
+             # TYPE wren_peer_updates_received_total counter\n\
+             wren_peer_updates_received_total{peer=\"a\\\"b\\\\c\",address=\"192.0.2.1\"} 7\n"
+        );
     }
 }

@@ -2,56 +2,126 @@
 //! (contract §4.1): `DDDD-` opens a run of lines with one code, ` ` continues it, `DDDD ` ends
 //! the reply.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::unix::OwnedWriteHalf;
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{mpsc, oneshot};
-use tracing::warn;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tracing::debug;
 
 use super::Line;
+use super::commands::{Reply, RouteWalk};
+use crate::accept::Backoff;
 
 /// Longest command line BIRD accepts.
 const MAX_COMMAND: usize = 4096;
 
-/// A command for the daemon, with where to send its reply.
-pub type Request = (String, oneshot::Sender<Vec<Line>>);
+/// A client whose socket takes nothing of its reply for this long is dropped, with what is
+/// left of the reply.
+const STALLED: Duration = Duration::from_secs(30);
+
+/// What a client asks the daemon.
+#[derive(Debug)]
+pub enum Ask {
+    /// A command line.
+    Command(String),
+    /// The next chunk of a reply that goes on, once the client has taken the last one.
+    More(RouteWalk),
+}
+
+/// A question for the daemon, with where to send its reply.
+pub type Request = (Ask, oneshot::Sender<Reply>);
 
 /// The hello line's text; it must start with `BIRD` and contain `ready` (contract §4.1).
 pub fn hello() -> String {
     format!("BIRD {} ready.", super::commands::version())
 }
 
-/// Listens on `path` (replacing a stale socket file) with mode 0660.
-pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
-    use std::os::unix::fs::PermissionsExt;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let _ = std::fs::remove_file(path);
-    let l = UnixListener::bind(path)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
-    Ok(l)
+/// Clients served at once; more get BIRD's "too many clients" line and are closed.
+const MAX_CLIENTS: usize = 64;
+
+/// A control socket this process bound: the path and the identity (device, inode) of the
+/// socket file it made there. Dropped, it removes the file if it is still that one, never
+/// one another process made since.
+pub struct Owned {
+    path: PathBuf,
+    id: (u64, u64),
 }
 
-/// Serves clients forever, one task each.
-pub async fn run(listener: UnixListener, daemon: mpsc::Sender<Request>) {
-    loop {
-        match listener.accept().await {
-            Ok((stream, _)) => {
-                tokio::spawn(client(stream, daemon.clone()));
-            }
-            Err(e) => warn!("control socket accept: {e}"),
+impl Drop for Owned {
+    fn drop(&mut self) {
+        if file_id(&self.path).is_some_and(|id| id == self.id) {
+            let _ = std::fs::remove_file(&self.path);
         }
     }
 }
 
+fn file_id(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(path)
+        .ok()
+        .map(|m| (m.dev(), m.ino()))
+}
+
+/// Listens on `path` with mode 0660. A socket file that answers belongs to a running daemon:
+/// refuse, as BIRD does; one that does not (left by a daemon that died) is replaced.
+pub fn bind(path: &Path) -> std::io::Result<(UnixListener, Owned)> {
+    use std::os::unix::fs::PermissionsExt;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    if std::os::unix::net::UnixStream::connect(path).is_ok() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::AddrInUse,
+            format!("another instance is running on {}", path.display()),
+        ));
+    }
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let l = UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+    let id = file_id(path).ok_or_else(|| std::io::Error::other("socket file vanished"))?;
+    let owned = Owned {
+        path: path.to_path_buf(),
+        id,
+    };
+    Ok((l, owned))
+}
+
+/// Serves clients forever, one task each, at most [`MAX_CLIENTS`] at once. Out of file
+/// descriptors, a spare one is given up to take an operator's connection.
+pub async fn run(listener: UnixListener, daemon: mpsc::Sender<Request>) {
+    let clients = Arc::new(Semaphore::new(MAX_CLIENTS));
+    let mut backoff = Backoff::with_spare("control socket");
+    loop {
+        let (stream, _) = backoff.accept(|| listener.accept()).await;
+        let Ok(permit) = clients.clone().try_acquire_owned() else {
+            // The client is not waited for: the line goes out if the socket has room.
+            let _ = stream.try_write(b"8014 Too many clients\n");
+            continue;
+        };
+        let daemon = daemon.clone();
+        tokio::spawn(async move {
+            client(stream, daemon).await;
+            drop(permit);
+        });
+    }
+}
+
+/// One client: a command at a time, each reply written a chunk at a time. The next chunk is
+/// asked for only once the socket has taken the last, so a client holds at most one chunk
+/// besides what its socket buffers, and the daemon answers others between chunks.
 async fn client(stream: UnixStream, daemon: mpsc::Sender<Request>) {
     let (r, mut w) = stream.into_split();
     let mut reader = BufReader::new(r);
     let mut framer = Framer::default();
-    let mut out = framer.frame(&[Line::new(1, hello())]);
-    if w.write_all(out.as_bytes()).await.is_err() {
+    let hello = framer.frame(&[Line::new(1, hello())], true);
+    if !send(&mut w, &hello).await {
         return;
     }
     let mut buf = Vec::new();
@@ -62,28 +132,64 @@ async fn client(stream: UnixStream, daemon: mpsc::Sender<Request>) {
             Ok(0) | Err(_) => return,
             Ok(_) => {}
         }
-        let reply = if buf.len() > MAX_COMMAND && !buf.ends_with(b"\n") {
+        let mut reply: Reply = if buf.len() > MAX_COMMAND && !buf.ends_with(b"\n") {
+            // As BIRD: the line is dropped unread and the session goes on.
             if skip_line(&mut reader).await.is_err() {
                 return;
             }
-            vec![Line::new(9000, "Command too long")]
+            vec![Line::new(9000, "Command too long")].into()
         } else {
             let cmd = String::from_utf8_lossy(&buf).trim().to_string();
             if cmd.is_empty() {
                 continue;
             }
-            let (tx, rx) = oneshot::channel();
-            if daemon.send((cmd, tx)).await.is_err() {
+            match ask(&daemon, Ask::Command(cmd)).await {
+                Some(r) => r,
+                None => return,
+            }
+        };
+        loop {
+            let Reply { lines, more } = reply;
+            let text = framer.frame(&lines, more.is_none());
+            drop(lines);
+            if !send(&mut w, &text).await {
                 return;
             }
-            rx.await
-                .unwrap_or_else(|_| vec![Line::new(8000, "Shutdown in progress")])
-        };
-        out = framer.frame(&reply);
-        if w.write_all(out.as_bytes()).await.is_err() {
-            return;
+            match more {
+                None => break,
+                Some(walk) => match ask(&daemon, Ask::More(walk)).await {
+                    Some(r) => reply = r,
+                    None => return,
+                },
+            }
         }
     }
+}
+
+/// Asks the daemon; `None` when it has gone.
+async fn ask(daemon: &mpsc::Sender<Request>, what: Ask) -> Option<Reply> {
+    let (tx, rx) = oneshot::channel();
+    daemon.send((what, tx)).await.ok()?;
+    Some(
+        rx.await
+            .unwrap_or_else(|_| vec![Line::new(8000, "Shutdown in progress")].into()),
+    )
+}
+
+/// Writes all of `text`; false when the client has gone or took nothing for `STALLED`.
+async fn send(w: &mut OwnedWriteHalf, text: &str) -> bool {
+    let mut left = text.as_bytes();
+    while !left.is_empty() {
+        match tokio::time::timeout(STALLED, w.write(left)).await {
+            Ok(Ok(n)) if n > 0 => left = &left[n..],
+            Ok(_) => return false,
+            Err(_) => {
+                debug!("control client took nothing for {STALLED:?}: dropped");
+                return false;
+            }
+        }
+    }
+    true
 }
 
 /// Discards input up to and including the next newline, without keeping it.
@@ -109,20 +215,23 @@ pub struct Framer {
 }
 
 impl Framer {
-    /// Frames a reply; its last line gets `DDDD `.
-    pub fn frame(&mut self, lines: &[Line]) -> String {
-        let mut s = String::new();
+    /// Frames reply lines; when `end`, the last gets `DDDD ` and ends the reply, otherwise
+    /// the reply goes on in the next call.
+    pub fn frame(&mut self, lines: &[Line], end: bool) -> String {
+        use std::fmt::Write as _;
+        let mut s = String::with_capacity(lines.iter().map(|l| l.text.len() + 6).sum());
         for (i, l) in lines.iter().enumerate() {
             let text = truncate(&l.text, 500);
-            if i + 1 == lines.len() {
-                s.push_str(&format!("{:04} {text}\n", l.code));
+            // Writing to a String cannot fail.
+            let _ = if end && i + 1 == lines.len() {
                 self.last = None;
+                writeln!(s, "{:04} {text}", l.code)
             } else if self.last == Some(l.code) {
-                s.push_str(&format!(" {text}\n"));
+                writeln!(s, " {text}")
             } else {
-                s.push_str(&format!("{:04}-{text}\n", l.code));
                 self.last = Some(l.code);
-            }
+                writeln!(s, "{:04}-{text}", l.code)
+            };
         }
         s
     }
@@ -154,12 +263,19 @@ mod tests {
             Line::new(0, ""),
         ];
         assert_eq!(
-            f.frame(&lines),
+            f.frame(&lines, true),
             "2002-name     proto    table    state  since       info\n1002-a\n b\n0000 \n"
         );
         assert_eq!(
-            f.frame(&[Line::new(9001, "syntax error")]),
+            f.frame(&[Line::new(9001, "syntax error")], true),
             "9001 syntax error\n"
         );
+        // The same reply in chunks frames as it does whole.
+        let chunked: String = [&lines[..2], &lines[2..3], &[], &lines[3..]]
+            .iter()
+            .enumerate()
+            .map(|(i, part)| f.frame(part, i == 3))
+            .collect();
+        assert_eq!(chunked, f.frame(&lines, true));
     }
 }

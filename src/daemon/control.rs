@@ -7,15 +7,28 @@ use tracing::info;
 
 use super::Daemon;
 use crate::config::{Config, LogLevel};
-use crate::control::{Line, commands};
+use crate::control::Line;
+use crate::control::commands::{self, Reply};
+use crate::control::server::Ask;
 use crate::session::{Status, ToPeer};
 use crate::wire::Notification;
 use crate::wire::RouteRefresh;
 use crate::wire::notification::cease;
 
 impl Daemon {
+    /// What a control client asked: a command, or the next chunk of a long reply.
+    pub(super) async fn ask(&mut self, ask: Ask) -> Reply {
+        match ask {
+            Ask::Command(cmd) => self.command(&cmd).await,
+            Ask::More(walk) => {
+                let statuses = self.statuses();
+                commands::resume(walk, &self.context(&statuses))
+            }
+        }
+    }
+
     /// A control socket command: its reply, after carrying out what it asked for.
-    pub(super) async fn command(&mut self, cmd: &str) -> Vec<Line> {
+    async fn command(&mut self, cmd: &str) -> Reply {
         match cmd.split_whitespace().collect::<Vec<_>>().as_slice() {
             ["configure"] | ["configure", "soft"] => {
                 let mut lines = vec![Line::new(
@@ -24,17 +37,17 @@ impl Daemon {
                 )];
                 match self.reload().await {
                     Ok(()) => lines.push(Line::new(3, "Reconfigured")),
-                    Err(e) => lines.push(Line::new(8002, e)),
+                    Err(e) => lines.push(Line::new(8002, e.to_string())),
                 }
-                return lines;
+                return lines.into();
             }
             ["down"] => {
                 info!("shutdown requested on the control socket");
                 self.shutdown = true;
-                return vec![Line::new(7, "Shutdown requested")];
+                return vec![Line::new(7, "Shutdown requested")].into();
             }
             ["log", "level", level] => {
-                return match LogLevel::parse(level) {
+                let lines = match LogLevel::parse(level) {
                     Some(l) => {
                         (self.set_log_level)(l);
                         info!(level = ?l, "log level changed on the control socket");
@@ -45,6 +58,7 @@ impl Daemon {
                         "syntax error: log level error|warn|info|debug|trace",
                     )],
                 };
+                return lines.into();
             }
             ["configure", "check"] => {
                 let mut lines = vec![Line::new(
@@ -53,19 +67,19 @@ impl Daemon {
                 )];
                 match Config::load(&self.config_path) {
                     Ok(_) => lines.push(Line::new(20, "Configuration OK")),
-                    Err(e) => lines.push(Line::new(8002, e)),
+                    Err(e) => lines.push(Line::new(8002, e.to_string())),
                 }
-                return lines;
+                return lines.into();
             }
             _ => {}
         }
         let statuses = self.statuses();
-        let (lines, effects) = commands::execute(cmd, &self.context(&statuses));
+        let (reply, effects) = commands::execute(cmd, &self.context(&statuses));
         for e in effects {
             self.apply(e).await;
         }
         self.sync_kernel();
-        lines
+        reply
     }
 
     /// What the control commands and the metrics read.
@@ -82,8 +96,10 @@ impl Daemon {
             }),
             fib: self.fib.as_ref().map(|f| {
                 let in_sync = f.in_sync() && !self.rib.fib_pending();
-                let stats = f.stats.lock().unwrap_or_else(|p| p.into_inner()).clone();
-                commands::FibView { stats, in_sync }
+                commands::FibView {
+                    stats: f.stats(),
+                    in_sync,
+                }
             }),
         }
     }

@@ -5,18 +5,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::signal::unix::Signal;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::Daemon;
+use crate::config::LimitAction;
 use crate::control::{metrics, server};
 use crate::fib;
-use crate::fib::kernel::Learning;
 use crate::notify;
 use crate::rib::Outgoing;
+use crate::route::{Interfaces, Learning};
 use crate::session::{PeerId, ToPeer, ToRib};
-use crate::wire::Family;
 
 /// What the event loop waits on, besides the daemon's own timers.
 pub(super) struct Inputs {
@@ -24,7 +24,7 @@ pub(super) struct Inputs {
     pub ctl_rx: mpsc::Receiver<server::Request>,
     pub metrics_rx: mpsc::Receiver<metrics::Request>,
     pub watchdog: Option<tokio::time::Interval>,
-    pub interfaces_changed: Option<Arc<tokio::sync::Notify>>,
+    pub interfaces: Option<watch::Receiver<Interfaces>>,
     pub fib_drained: Option<Arc<tokio::sync::Notify>>,
     pub learned: Option<mpsc::UnboundedReceiver<Learning>>,
     pub again: Option<mpsc::UnboundedReceiver<Vec<ipnet::IpNet>>>,
@@ -47,7 +47,7 @@ impl Daemon {
                 self.finish_sync();
             }
             tokio::select! {
-                Some(m) = inputs.rib_rx.recv(), if self.rib.fib_dirty.len() < fib::BACKLOG => {
+                Some(m) = inputs.rib_rx.recv(), if self.rib.fib_backlog() < fib::BACKLOG => {
                     self.handle_peer_event(m).await
                 }
                 () = sleep_until(self.sync_deadline), if self.sync_deadline.is_some() => {
@@ -62,9 +62,8 @@ impl Daemon {
                         self.send(out).await;
                     }
                 }
-                Some((cmd, reply)) = inputs.ctl_rx.recv() => {
-                    let lines = self.command(&cmd).await;
-                    let _ = reply.send(lines);
+                Some((ask, reply)) = inputs.ctl_rx.recv() => {
+                    let _ = reply.send(self.ask(ask).await);
                     if self.shutdown {
                         break;
                     }
@@ -79,7 +78,7 @@ impl Daemon {
                     }
                 }
                 Some(nets) = recv(&mut inputs.again), if inputs.again.is_some() => {
-                    self.rib.fib_dirty.extend(nets.into_iter().map(|n| (Family::unicast_of(&n), n)));
+                    self.rib.fib_again(nets);
                     self.sync_kernel();
                 }
                 Some(l) = recv(&mut inputs.learned), if inputs.learned.is_some() => {
@@ -87,11 +86,10 @@ impl Daemon {
                     self.send(out).await;
                 }
                 () = notified(&inputs.fib_drained), if inputs.fib_drained.is_some() => self.sync_kernel(),
-                () = notified(&inputs.interfaces_changed), if inputs.interfaces_changed.is_some() => {
-                    // Next hops resolve differently now (a device went down, `tunl0` appeared):
-                    // every route is worked out again.
-                    self.rib.sweep_fib();
-                    self.sync_kernel();
+                Some(ifs) = changed(&mut inputs.interfaces), if inputs.interfaces.is_some() => {
+                    // Next hops resolve differently now (a device went down, `tunl0` appeared).
+                    let out = self.rib.set_interfaces(ifs);
+                    self.send(out).await;
                 }
                 _ = tick(&mut inputs.watchdog), if inputs.watchdog.is_some() => notify::notify("WATCHDOG=1"),
                 _ = inputs.term.recv() => break,
@@ -138,6 +136,15 @@ impl Daemon {
             }
         };
         self.send(out).await;
+        for e in self.rib.take_exceeded() {
+            // BIRD's `restart` and `disable` import limit actions: the session ends with Cease
+            // "Maximum Number of Prefixes Reached"; `restart` starts it again, `disable`
+            // leaves it down until `enable`.
+            self.to_peer(e.peer, ToPeer::Stop(e.notification())).await;
+            if e.limit.action == LimitAction::Restart {
+                self.to_peer(e.peer, ToPeer::Start).await;
+            }
+        }
     }
 
     /// Start-up is over: stale kernel routes go, and a restarting speaker stops saying so.
@@ -154,7 +161,7 @@ impl Daemon {
     pub(super) fn sync_kernel(&mut self) {
         match &self.fib {
             Some(f) => {
-                f.sync(&mut self.rib);
+                f.apply(self.rib.kernel_changes(f.room()));
                 // Leftover routes go only once every wanted route has been handed over.
                 if self.fib_finish && !self.rib.fib_pending() {
                     self.fib_finish = false;
@@ -196,6 +203,17 @@ async fn tick(i: &mut Option<tokio::time::Interval>) {
 async fn recv<T>(rx: &mut Option<mpsc::UnboundedReceiver<T>>) -> Option<T> {
     match rx {
         Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The next value of a watched one; `None` once its sender is gone.
+async fn changed<T: Clone>(rx: &mut Option<watch::Receiver<T>>) -> Option<T> {
+    match rx {
+        Some(rx) => match rx.changed().await {
+            Ok(()) => Some(rx.borrow_and_update().clone()),
+            Err(_) => None,
+        },
         None => std::future::pending().await,
     }
 }

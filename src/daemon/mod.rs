@@ -72,6 +72,16 @@ struct Daemon {
 /// Runs until SIGTERM or SIGINT, then sends every peer a Cease and returns.
 pub async fn run(opts: Options) -> anyhow::Result<()> {
     let config = opts.config;
+    // First, before touching the kernel: a second daemon started by mistake stops here.
+    let (ctl_tx, ctl_rx) = mpsc::channel::<server::Request>(64);
+    let mut sockets = Vec::new();
+    for path in &opts.control {
+        let (l, owned) =
+            server::bind(path).with_context(|| format!("control socket {}", path.display()))?;
+        info!("control socket {}", path.display());
+        tokio::spawn(server::run(l, ctl_tx.clone()));
+        sockets.push(owned); // removes the socket file when dropped
+    }
     // Decoded messages waiting for the RIB. A full-table UPDATE holds about 15 KB of
     // prefixes: a short queue keeps the sessions' lead (and its memory) small, and the peers
     // stop reading meanwhile (TCP back-pressure).
@@ -109,6 +119,12 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         config,
     };
     (d.set_log_level)(d.config.log_level);
+    // Next hops resolve against the node's interfaces from the start (with no kernel
+    // followed, every next hop counts as reachable).
+    if let Some(ifs) = d.fib.as_ref().and_then(|f| f.interfaces.as_ref()) {
+        let ifs = ifs.borrow().clone();
+        d.rib.set_interfaces(ifs);
+    }
     for addr in d.config.listen.addresses.clone() {
         let at = SocketAddr::new(addr, d.config.listen.port);
         let l = Arc::new(listen::open(at, &[]).with_context(|| format!("listening on {at}"))?);
@@ -116,14 +132,8 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         tokio::spawn(listen::run(l.clone(), d.directory.clone()));
         d.listeners.push(l);
     }
-    for p in d.config.peers() {
+    for p in d.config.peers.clone() {
         d.add_peer(p).await;
-    }
-    let (ctl_tx, ctl_rx) = mpsc::channel::<server::Request>(64);
-    for path in &opts.control {
-        let l = server::bind(path).with_context(|| format!("control socket {}", path.display()))?;
-        info!("control socket {}", path.display());
-        tokio::spawn(server::run(l, ctl_tx.clone()));
     }
     let (metrics_tx, metrics_rx) = mpsc::channel::<metrics::Request>(16);
     if let Some(at) = d.config.metrics {
@@ -140,7 +150,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         ctl_rx,
         metrics_rx,
         watchdog: notify::watchdog_interval().map(tokio::time::interval),
-        interfaces_changed: d.fib.as_ref().map(|f| f.interfaces_changed.clone()),
+        interfaces: d.fib.as_mut().and_then(|f| f.interfaces.take()),
         fib_drained: d.fib.as_ref().map(|f| f.drained.clone()),
         learned: d.fib.as_mut().and_then(|f| f.learned.take()),
         again: d.fib.as_mut().and_then(|f| f.again.take()),
@@ -158,9 +168,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     }
     // Let the writers put the Ceases on the wire. Kernel routes stay (BIRD's `persist`).
     tokio::time::sleep(Duration::from_millis(300)).await;
-    for p in &opts.control {
-        let _ = std::fs::remove_file(p);
-    }
+    drop(sockets);
     Ok(())
 }
 
@@ -191,12 +199,19 @@ impl Daemon {
         self.handles.push(Some(h));
     }
 
-    /// Stops a peer with Cease "peer de-configured" (RFC 8203) and drops its routes.
-    pub(super) async fn remove_peer(&mut self, id: PeerId) {
+    /// Stops a peer with a Cease (RFC 4486 §4: "Peer De-configured" when it is removed,
+    /// "Other Configuration Change" when it starts again with new settings; RFC 8203 text)
+    /// and drops its routes.
+    pub(super) async fn remove_peer(&mut self, id: PeerId, subcode: u8) {
         let Some(Some(h)) = self.handles.get_mut(id).map(Option::take) else {
             return;
         };
-        let n = Notification::shutdown(cease::PEER_DECONFIGURED, "peer de-configured");
+        let text = if subcode == cease::PEER_DECONFIGURED {
+            "peer de-configured"
+        } else {
+            "configuration changed"
+        };
+        let n = Notification::shutdown(subcode, text);
         let _ = h.commands.send(ToPeer::Stop(n)).await;
         let address = h.status.lock().map(|s| s.address).ok();
         if let (Some(a), Ok(mut dir)) = (address, self.directory.write()) {

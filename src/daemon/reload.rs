@@ -1,19 +1,21 @@
-//! Configuration reload (SIGHUP, `configure`): the difference between the running and the
-//! new configuration, applied.
+//! Configuration reload (SIGHUP, `configure`): the new model is read, `config::diff` says
+//! what changed, and this applies it.
 
 use std::time::SystemTime;
 
 use tracing::info;
 
 use super::Daemon;
-use crate::config::{Config, Peer as PeerConfig};
+use crate::config::{Config, diff};
 use crate::notify;
 use crate::session::PeerId;
+use crate::wire::notification::cease;
 
 impl Daemon {
     /// Reads the configuration file again and applies the difference: unchanged peers keep
-    /// their sessions; removed peers get a Cease; new or changed ones start; policy changes
-    /// are re-exported. A bad file changes nothing.
+    /// their sessions; removed peers get a Cease "Peer De-configured", changed ones a Cease
+    /// "Other Configuration Change" and a new session, unless only settings the RIB applies
+    /// changed; policy changes are re-exported. A bad file changes nothing.
     pub(super) async fn reload(&mut self) -> Result<(), String> {
         notify::reloading();
         let result = self.apply_config().await;
@@ -22,56 +24,60 @@ impl Daemon {
     }
 
     async fn apply_config(&mut self) -> Result<(), String> {
-        let new = Config::load(&self.config_path)?;
-        if (new.asn, new.router_id, &new.listen, new.metrics)
-            != (
-                self.config.asn,
-                self.config.router_id,
-                &self.config.listen,
-                self.config.metrics,
-            )
-        {
-            return Err("changing asn, router_id, listen or metrics needs a restart".into());
+        let mut new = Config::load(&self.config_path).map_err(|e| e.to_string())?;
+        // `wrend -F` chose whether the kernel is written; the file does not change that.
+        new.kernel.enabled = self.config.kernel.enabled;
+        let changes = diff::diff(&self.config, &new)?;
+        if let Some(level) = changes.log_level {
+            (self.set_log_level)(level);
+            info!(?level, "log level changed");
         }
-        if new.log_level != self.config.log_level {
-            (self.set_log_level)(new.log_level);
-            info!(level = ?new.log_level, "log level changed");
+        for p in &changes.removed {
+            if let Some(id) = self.peer_id(p) {
+                self.remove_peer(id, cease::PEER_DECONFIGURED).await;
+            }
         }
-        let wanted = new.peers();
-        let current: Vec<(PeerId, PeerConfig)> = self
-            .rib
-            .peers
-            .iter()
-            .enumerate()
-            .filter(|(_, p)| !p.removed)
-            .map(|(id, p)| (id, p.config.clone()))
-            .collect();
-        let (mut kept, mut gone) = (0, 0);
-        for (id, p) in &current {
-            if wanted.contains(p) {
-                kept += 1;
+        for c in &changes.changed {
+            let Some(id) = self.peer_id(&c.old) else {
+                continue;
+            };
+            info!(peer = %c.new.name, settings = ?c.settings, reset = c.reset, "peer changed");
+            if c.reset {
+                self.remove_peer(id, cease::OTHER_CONFIGURATION_CHANGE)
+                    .await;
+                self.add_peer(c.new.clone()).await;
             } else {
-                gone += 1;
-                self.remove_peer(*id).await;
+                self.rib.set_peer_config(id, c.new.clone());
             }
         }
-        let mut added = 0;
-        for p in wanted {
-            if !current.iter().any(|(_, c)| *c == p) {
-                added += 1;
-                self.add_peer(p).await;
-            }
+        for p in &changes.added {
+            self.add_peer(p.clone()).await;
         }
-        let out = self.rib.reconfigure(&new);
-        // A pool's encapsulation may have changed how its routes are written: every kernel
-        // route is worked out again (unchanged ones cost no request).
-        if new.pools != self.config.pools {
+        let out = if changes.policy {
+            self.rib.reconfigure(&new)
+        } else {
+            Vec::new()
+        };
+        if changes.pools {
+            // A pool's encapsulation may have changed how its routes are written: every
+            // kernel route is worked out again (unchanged ones cost no request).
             self.rib.sweep_fib();
         }
         self.config = new;
         self.reconfigured = SystemTime::now();
         self.send(out).await;
-        info!(kept, removed = gone, added, "configuration reloaded");
+        info!(
+            added = changes.added.len(),
+            removed = changes.removed.len(),
+            changed = changes.changed.len(),
+            "configuration reloaded"
+        );
         Ok(())
+    }
+
+    /// The running peer with `p`'s address and port.
+    fn peer_id(&self, p: &crate::config::Peer) -> Option<PeerId> {
+        (self.rib.peers.iter())
+            .position(|x| !x.removed && (x.config.address, x.config.port) == (p.address, p.port))
     }
 }

@@ -5,10 +5,8 @@
 //! number) are kept untouched while still wanted and removed only once start-up sync is over,
 //! so a restart changes nothing in the data plane. On shutdown routes stay (BIRD's `persist`).
 
-use std::collections::BTreeMap;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::io;
-use std::net::IpAddr;
 
 use ipnet::IpNet;
 use tokio::sync::mpsc::UnboundedSender;
@@ -17,29 +15,9 @@ use tracing::{info, warn};
 use crate::prefix_map::PrefixMap;
 use crate::wire::Family;
 
-use super::netlink::{Alien, KernelEvent, KernelRoute, Netlink, Request, Table, Target};
+use crate::route::{KernelRoute, KernelStats, Learning, Target};
 
-/// Other protocols' routes, for the RIB (BIRD's `learn`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Learning {
-    /// Every alien route in the table now (at start and after each full read).
-    All(Vec<Alien>),
-    Learned(Alien),
-    Forgotten(IpNet),
-}
-
-/// What the daemon reads of the FIB: for `show route`, `show status` and the metrics.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Stats {
-    pub installed: usize,
-    pub requests: u64,
-    pub errors: u64,
-    /// Prefixes whose wanted route the kernel refused, with its reason; retried whenever
-    /// links or addresses change and at every reconcile.
-    pub refused: BTreeMap<IpNet, String>,
-    /// Drift repaired: routes of ours someone else deleted or changed, put back.
-    pub repaired: u64,
-}
+use super::netlink::{InterfaceChange, KernelEvent, Netlink, Request, Table};
 
 /// `Held`'s top bit: this run wants the route (as opposed to a leftover of a previous run).
 const WANTED: u64 = 1 << 63;
@@ -112,7 +90,7 @@ pub struct Fib {
     /// Where to ask for prefixes whose wanted route must be sent again (a route deleted
     /// behind our back, one that went missing); `None`: nobody to ask.
     again: Option<UnboundedSender<Vec<IpNet>>>,
-    pub stats: Stats,
+    pub stats: KernelStats,
 }
 
 impl Fib {
@@ -131,13 +109,18 @@ impl Fib {
             synced: false,
             learner: None,
             again: None,
-            stats: Stats::default(),
+            stats: KernelStats::default(),
         })
     }
 
     /// The netlink port of our requests (see `Monitor::open`).
     pub fn port(&self) -> u32 {
         self.nl.port()
+    }
+
+    /// Every link and interface address now (for `super::interfaces`).
+    pub fn interfaces(&mut self) -> io::Result<Vec<InterfaceChange>> {
+        self.nl.dump_interfaces()
     }
 
     /// Learns other protocols' routes from now on: all of them at once now, then each change.
@@ -202,7 +185,8 @@ impl Fib {
 
     /// Follows a kernel notification. A route of ours deleted by someone else (`ip route
     /// del`, or the kernel flushing a device's IPv6 routes) is asked for again when still
-    /// wanted. Link and address changes re-read the table.
+    /// wanted. Lost notifications re-read the table; link and address changes are the
+    /// thread's (`super::interfaces`), which then calls `reconcile`.
     pub fn event(&mut self, e: KernelEvent) {
         match e {
             KernelEvent::Deleted(r) => {
@@ -218,7 +202,8 @@ impl Fib {
             }
             KernelEvent::Learned(a) => self.tell(Learning::Learned(a)),
             KernelEvent::Forgotten(net) => self.tell(Learning::Forgotten(net)),
-            KernelEvent::Interfaces | KernelEvent::Overrun => self.reconcile(),
+            // The thread's: it reads the table again once for a whole batch.
+            KernelEvent::Interface(_) | KernelEvent::Overrun => {}
         }
         self.stats.installed = self.held.len();
     }
@@ -328,109 +313,5 @@ impl Fib {
             }
         }
         self.stats.installed = self.held.len();
-    }
-}
-
-/// The node's interfaces, for resolving how a next hop is reached.
-#[derive(Debug, Clone, Default)]
-pub struct Interfaces {
-    /// Connected subnets (address and prefix length of each interface address) of links
-    /// that are up, with the interface's name.
-    subnets: Vec<(IpNet, String)>,
-}
-
-impl Interfaces {
-    /// Reads the interface addresses now (getifaddrs).
-    pub fn read() -> Interfaces {
-        let mut subnets = Vec::new();
-        let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
-        // SAFETY: getifaddrs fills `head` with a list we walk read-only and then free.
-        if unsafe { libc::getifaddrs(&mut head) } != 0 {
-            return Interfaces::default();
-        }
-        let mut cur = head;
-        while !cur.is_null() {
-            // SAFETY: `cur` is a node of the list getifaddrs returned.
-            let ifa = unsafe { &*cur };
-            // A next hop on a link that is down or has no carrier is not reachable (BIRD's
-            // device protocol tracks the same flags).
-            let up = ifa.ifa_flags & (libc::IFF_UP | libc::IFF_RUNNING) as u32
-                == (libc::IFF_UP | libc::IFF_RUNNING) as u32;
-            if up
-                && let (Some(addr), Some(mask)) =
-                    (sockaddr_ip(ifa.ifa_addr), sockaddr_ip(ifa.ifa_netmask))
-            {
-                let len = match mask {
-                    IpAddr::V4(m) => u32::from(m).count_ones(),
-                    IpAddr::V6(m) => u128::from(m).count_ones(),
-                };
-                // SAFETY: getifaddrs gives every entry a NUL-terminated name.
-                let name = unsafe { std::ffi::CStr::from_ptr(ifa.ifa_name) };
-                if let Ok(n) = IpNet::new(addr, len as u8) {
-                    subnets.push((n.trunc(), name.to_string_lossy().into_owned()));
-                }
-            }
-            cur = ifa.ifa_next;
-        }
-        // SAFETY: freeing the list getifaddrs allocated, once.
-        unsafe { libc::freeifaddrs(head) };
-        Interfaces { subnets }
-    }
-
-    /// Whether `a` is on a directly connected subnet.
-    pub fn connected(&self, a: IpAddr) -> bool {
-        self.device(a).is_some()
-    }
-
-    /// The interface whose connected subnet holds `a` (the longest match): BIRD's `on IFACE`.
-    pub fn device(&self, a: IpAddr) -> Option<&str> {
-        self.subnets
-            .iter()
-            .filter(|(n, _)| n.contains(&a) && n.prefix_len() < n.max_prefix_len())
-            .max_by_key(|(n, _)| n.prefix_len())
-            .map(|(_, name)| name.as_str())
-    }
-}
-
-fn sockaddr_ip(sa: *const libc::sockaddr) -> Option<IpAddr> {
-    if sa.is_null() {
-        return None;
-    }
-    // SAFETY: non-null sockaddr from getifaddrs; the family says which struct it is.
-    unsafe {
-        match i32::from((*sa).sa_family) {
-            libc::AF_INET => {
-                let s = &*(sa as *const libc::sockaddr_in);
-                Some(IpAddr::from(u32::from_be(s.sin_addr.s_addr).to_be_bytes()))
-            }
-            libc::AF_INET6 => {
-                let s = &*(sa as *const libc::sockaddr_in6);
-                Some(IpAddr::from(s.sin6_addr.s6_addr))
-            }
-            _ => None,
-        }
-    }
-}
-
-/// The index of interface `name`, if it exists (e.g. `tunl0`).
-pub fn if_index(name: &str) -> Option<u32> {
-    let c = std::ffi::CString::new(name).ok()?;
-    // SAFETY: a valid NUL-terminated string.
-    let i = unsafe { libc::if_nametoindex(c.as_ptr()) };
-    (i != 0).then_some(i)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn loopback_is_connected() {
-        let i = Interfaces::read();
-        assert!(i.connected("127.0.0.5".parse().unwrap()));
-        assert_eq!(i.device("127.0.0.5".parse().unwrap()), Some("lo"));
-        assert!(!i.connected("198.18.255.254".parse().unwrap()));
-        assert!(if_index("lo").is_some());
-        assert!(if_index("no-such-device").is_none());
     }
 }

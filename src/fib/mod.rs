@@ -1,6 +1,7 @@
 //! The kernel routing table: what the RIB's best routes become (`proto bird` routes in the
 //! main table, as Calico's BIRD writes them), kept in step over rtnetlink by one thread.
 
+pub mod interfaces;
 pub mod kernel;
 pub mod netlink;
 
@@ -10,17 +11,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ipnet::IpNet;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 use tracing::{info, warn};
 
 use crate::config::KernelConfig;
-use crate::policy::calico::KernelKind;
-use crate::rib::Rib;
-use crate::rib::table::PathSource;
-use crate::wire::Family;
+use crate::route::{Interfaces, KernelRoute, KernelStats, Learning};
 
-use kernel::{Fib, Interfaces, Learning, Stats, if_index};
-use netlink::{Hop, KernelEvent, KernelRoute, Monitor, Table, Target};
+use interfaces::Links;
+use kernel::Fib;
+use netlink::{KernelEvent, Monitor, Table};
 
 /// Changes per message to the FIB thread.
 const APPLY_SLICE: usize = 8192;
@@ -46,11 +45,12 @@ pub enum Command {
 /// The daemon's handle on the FIB thread.
 pub struct Handle {
     tx: mpsc::Sender<Command>,
-    pub stats: Arc<Mutex<Stats>>,
+    stats: Arc<Mutex<KernelStats>>,
     /// Commands sent and not yet carried out.
     queued: Arc<AtomicUsize>,
-    /// Links or addresses changed: next hops must be resolved again (e.g. `tunl0` came up).
-    pub interfaces_changed: Arc<Notify>,
+    /// The node's interfaces, as the thread follows them; changed when links or addresses
+    /// change how next hops are reached (e.g. `tunl0` came up), for the daemon to take.
+    pub interfaces: Option<watch::Receiver<Interfaces>>,
     /// The FIB thread carried out a command: there is room for more changes.
     pub drained: Arc<Notify>,
     /// Other protocols' routes (`learn`), for the daemon to take.
@@ -58,7 +58,6 @@ pub struct Handle {
     /// Prefixes whose wanted route the kernel lost (deleted behind our back, gone at a
     /// reconcile, refused earlier): the daemon sends them again.
     pub again: Option<tokio::sync::mpsc::UnboundedReceiver<Vec<IpNet>>>,
-    config: KernelConfig,
 }
 
 impl Handle {
@@ -71,6 +70,10 @@ impl Handle {
         };
         let mut fib = Fib::open(table)?;
         let mut monitor = Monitor::open(table, fib.port())?;
+        // Read after subscribing, so that no change falls between the two.
+        let mut links = Links::default();
+        links.reset(fib.interfaces()?);
+        let (interfaces_tx, interfaces) = watch::channel(links.interfaces());
         // One read of the table answers any number of overruns reported before it starts.
         let overrun = Arc::new(AtomicBool::new(false));
         let overrun_seen = overrun.clone();
@@ -84,11 +87,8 @@ impl Handle {
         let (tx, rx) = mpsc::channel::<Command>();
         let stats = Arc::new(Mutex::new(fib.stats.clone()));
         let queued = Arc::new(AtomicUsize::new(0));
-        let interfaces_changed = Arc::new(Notify::new());
         let drained = Arc::new(Notify::new());
-        let (shared, pending, changed) =
-            (stats.clone(), queued.clone(), interfaces_changed.clone());
-        let room = drained.clone();
+        let (shared, pending, room) = (stats.clone(), queued.clone(), drained.clone());
         let every = (config.reconcile_interval > 0)
             .then(|| Duration::from_secs(u64::from(config.reconcile_interval)));
         std::thread::Builder::new()
@@ -111,16 +111,13 @@ impl Handle {
                         Some(Command::Apply(changes)) => fib.apply(changes),
                         Some(Command::FinishSync) => fib.finish_sync(),
                         Some(Command::Kernel(events)) => {
-                            let interfaces = events.contains(&KernelEvent::Interfaces);
-                            for e in events {
-                                if e == KernelEvent::Overrun {
-                                    overrun_seen.store(false, Ordering::Release);
-                                }
-                                fib.event(e);
-                            }
-                            if interfaces {
-                                changed.notify_one();
-                            }
+                            kernel_events(&mut fib, &mut links, events, &overrun_seen);
+                            let now = links.interfaces();
+                            interfaces_tx.send_if_modified(|was| {
+                                let changed = *was != now;
+                                *was = now;
+                                changed
+                            });
                         }
                         None => fib.reconcile(),
                     }
@@ -160,11 +157,10 @@ impl Handle {
             tx,
             stats,
             queued,
-            interfaces_changed,
+            interfaces: Some(interfaces),
             drained,
             learned,
             again: Some(again),
-            config: config.clone(),
         })
     }
 
@@ -187,38 +183,26 @@ impl Handle {
                 .is_empty()
     }
 
-    /// Sends the kernel the routes for prefixes whose best paths changed, as far as the
-    /// FIB thread has room: at most `QUEUED` slices wait for it. The rest stay marked in the
-    /// RIB (coalescing repeated changes to a prefix) until it asks for more
-    /// (`Handle::drained`), so a fast feed never piles up wanted routes in memory.
-    pub fn sync(&self, rib: &mut Rib) {
-        let room = QUEUED.saturating_sub(self.queued.load(Ordering::Acquire)) * APPLY_SLICE;
-        rib.fib_refill(room);
-        if rib.fib_dirty.is_empty() || room == 0 {
-            return;
-        }
-        let mut keys: Vec<_> = if rib.fib_dirty.len() <= room {
-            let all = std::mem::take(&mut rib.fib_dirty);
-            all.into_iter().collect()
-        } else {
-            let some: Vec<_> = rib.fib_dirty.iter().take(room).copied().collect();
-            for k in &some {
-                rib.fib_dirty.remove(k);
-            }
-            some
-        };
-        // In address order: the kernel's trie takes a run of neighbouring prefixes with
-        // fewer node resizes than the same prefixes in hash order.
-        keys.sort_unstable();
-        let ifs = Interfaces::read();
-        let tunl0 = if_index("tunl0");
-        for slice in keys.chunks(APPLY_SLICE) {
-            let changes = slice
-                .iter()
-                .map(|key| (key.1, desired(rib, key, &ifs, tunl0, self.config.metric)))
-                .collect();
+    /// How many changes the FIB thread has room for: at most `QUEUED` slices wait for it.
+    /// The RIB keeps the rest marked (coalescing repeated changes to a prefix) until the
+    /// thread asks for more (`Handle::drained`), so a fast feed never piles up wanted routes
+    /// in memory.
+    pub fn room(&self) -> usize {
+        QUEUED.saturating_sub(self.queued.load(Ordering::Acquire)) * APPLY_SLICE
+    }
+
+    /// Hands the thread the RIB's changes (at most `room`), a slice per message.
+    pub fn apply(&self, mut changes: Vec<(IpNet, Option<KernelRoute>)>) {
+        while !changes.is_empty() {
+            let rest = changes.split_off(changes.len().min(APPLY_SLICE));
             self.send(Command::Apply(changes));
+            changes = rest;
         }
+    }
+
+    /// The thread's figures now.
+    pub fn stats(&self) -> KernelStats {
+        self.stats.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     pub fn finish_sync(&self) {
@@ -232,60 +216,34 @@ fn cmd_counted(cmd: &Option<Command>) -> bool {
     matches!(cmd, Some(Command::Apply(_) | Command::FinishSync))
 }
 
-/// The kernel route for a prefix: its best path and the equal-cost ones, written the way
-/// Calico's export filter says for its pool (contract §3.7).
-pub fn desired(
-    rib: &Rib,
-    key: &(Family, IpNet),
-    ifs: &Interfaces,
-    tunl0: Option<u32>,
-    metric: Option<u32>,
-) -> Option<KernelRoute> {
-    let net = key.1;
-    let entry = rib.table.get(key)?;
-    // A route learned from the kernel is never written back (contract §3.6).
-    let best = entry.best().filter(|b| b.source() != PathSource::Kernel)?;
-    let local = best.source() == PathSource::Local;
-    let kind = rib
-        .calico
-        .kernel_kind(&net, local, best.attrs.next_hop, |a| ifs.connected(a));
-    // Paths from different peers may share a next hop (a client of two reflectors): the
-    // kernel route has each next hop once, as BIRD's `merge paths` writes it.
-    let hops = |tunnel: bool| -> Vec<Hop> {
-        let mut hops: Vec<Hop> = Vec::new();
-        for gateway in entry.multipath().filter_map(|p| p.attrs.next_hop) {
-            if !hops.iter().any(|h| h.gateway == gateway) {
-                hops.push(Hop {
-                    gateway,
-                    oif: if tunnel { tunl0 } else { None },
-                    onlink: tunnel,
-                });
+/// Follows the kernel's notifications: route events go to the FIB, link and address changes
+/// to the thread's view of the interfaces. After either of those or lost notifications the
+/// table is read again, once: the kernel flushes a device's IPv4 routes without telling.
+fn kernel_events(
+    fib: &mut Fib,
+    links: &mut Links,
+    events: Vec<KernelEvent>,
+    overrun_seen: &AtomicBool,
+) {
+    let mut reread = false;
+    for e in events {
+        match e {
+            KernelEvent::Interface(c) => {
+                links.apply(c);
+                reread = true;
             }
+            KernelEvent::Overrun => {
+                overrun_seen.store(false, Ordering::Release);
+                match fib.interfaces() {
+                    Ok(all) => links.reset(all),
+                    Err(e) => warn!("reading links and addresses: {e}"),
+                }
+                reread = true;
+            }
+            e => fib.event(e),
         }
-        hops
-    };
-    // A plain next hop must be on a connected subnet of a link that is up (BIRD's direct
-    // gateway check): hops that are not drop out of an ECMP route. When none is, the route is
-    // left to the kernel's own resolution (multihop peers), which refuses it if unreachable.
-    let reachable = |mut h: Vec<Hop>| {
-        if h.iter().any(|h| ifs.connected(h.gateway)) {
-            h.retain(|h| ifs.connected(h.gateway));
-        }
-        h
-    };
-    let target = match kind {
-        KernelKind::Skip => return None,
-        KernelKind::Blackhole => Target::Blackhole,
-        // Without a tunl0 device the route goes plain, as BIRD's krt_tunnel does.
-        KernelKind::Tunnel if tunl0.is_some() => Target::Via(hops(true)),
-        KernelKind::Tunnel | KernelKind::Plain => Target::Via(reachable(hops(false))),
-    };
-    if matches!(&target, Target::Via(h) if h.is_empty()) {
-        return None;
     }
-    Some(KernelRoute {
-        net,
-        metric,
-        target,
-    })
+    if reread {
+        fib.reconcile();
+    }
 }

@@ -9,6 +9,8 @@ use netlink_packet_core::{
     NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_REPLACE, NLM_F_REQUEST, NetlinkBuffer,
     NetlinkHeader, NetlinkMessage, NetlinkPayload,
 };
+use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteNextHop,
     RouteNextHopFlags, RouteProtocol, RouteScope, RouteType,
@@ -16,52 +18,8 @@ use netlink_packet_route::route::{
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{Socket, protocols::NETLINK_ROUTE};
 
-/// A route as wren writes it to the kernel.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KernelRoute {
-    pub net: IpNet,
-    pub metric: Option<u32>,
-    pub target: Target,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
-    /// `blackhole PREFIX` (own blocks).
-    Blackhole,
-    /// One next hop, or several (ECMP, `RTA_MULTIPATH`).
-    Via(Vec<Hop>),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Hop {
-    pub gateway: IpAddr,
-    /// Output interface; `None` lets the kernel resolve it from the connected subnet.
-    pub oif: Option<u32>,
-    /// `onlink`: the gateway is reachable on `oif` without a connected subnet (IP-in-IP).
-    pub onlink: bool,
-}
-
-impl KernelRoute {
-    /// Whether `installed` (as dumped from the kernel) already is this route: the kernel
-    /// fills in what wren left to it (the resolved interface, IPv6's default metric).
-    pub fn satisfied_by(&self, installed: &KernelRoute) -> bool {
-        if self.net != installed.net || self.metric.is_some_and(|m| Some(m) != installed.metric) {
-            return false;
-        }
-        match (&self.target, &installed.target) {
-            (Target::Blackhole, Target::Blackhole) => true,
-            (Target::Via(want), Target::Via(have)) => {
-                want.len() == have.len()
-                    && want.iter().zip(have).all(|(w, h)| {
-                        w.gateway == h.gateway
-                            && w.onlink == h.onlink
-                            && w.oif.is_none_or(|o| Some(o) == h.oif)
-                    })
-            }
-            _ => false,
-        }
-    }
-}
+use crate::route::{Alien, AlienKind, Hop, KernelRoute, Target};
+use crate::sys;
 
 /// Where routes go: table and protocol number (12, `proto bird`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -333,44 +291,124 @@ impl Netlink {
         for af in [AddressFamily::Inet, AddressFamily::Inet6] {
             let mut req = RouteMessage::default();
             req.header.address_family = af;
-            let mut out = Vec::new();
-            let seq = self.emit(
-                &mut out,
-                RouteNetlinkMessage::GetRoute(req),
-                NLM_F_REQUEST | NLM_F_DUMP,
-            );
-            self.sock.send(&out, 0)?;
-            'recv: loop {
-                let n = self.sock.recv(&mut &mut self.buf[..], 0)?;
-                let mut at = 0;
-                while at < n {
-                    let Ok(b) = NetlinkBuffer::new_checked(&self.buf[at..n]) else {
-                        break;
-                    };
-                    let len = b.length() as usize;
-                    if len == 0 {
-                        break;
+            self.each_dumped(RouteNetlinkMessage::GetRoute(req), |m| {
+                if let RouteNetlinkMessage::NewRoute(m) = m {
+                    routes.extend(ours(&m, table));
+                    aliens.extend(alien(&m, table));
+                }
+            })?;
+        }
+        Ok((routes, aliens))
+    }
+
+    /// Every link and every interface address now, as changes to an empty view.
+    pub fn dump_interfaces(&mut self) -> io::Result<Vec<InterfaceChange>> {
+        let mut out = Vec::new();
+        let each = |m: RouteNetlinkMessage| out.extend(interface_change(m));
+        self.each_dumped(RouteNetlinkMessage::GetLink(LinkMessage::default()), each)?;
+        let each = |m: RouteNetlinkMessage| out.extend(interface_change(m));
+        self.each_dumped(
+            RouteNetlinkMessage::GetAddress(AddressMessage::default()),
+            each,
+        )?;
+        Ok(out)
+    }
+
+    /// Sends a dump request and hands each message of the answer to `each`.
+    fn each_dumped(
+        &mut self,
+        req: RouteNetlinkMessage,
+        mut each: impl FnMut(RouteNetlinkMessage),
+    ) -> io::Result<()> {
+        let mut out = Vec::new();
+        let seq = self.emit(&mut out, req, NLM_F_REQUEST | NLM_F_DUMP);
+        self.sock.send(&out, 0)?;
+        loop {
+            let n = self.sock.recv(&mut &mut self.buf[..], 0)?;
+            let mut at = 0;
+            while at < n {
+                let Ok(b) = NetlinkBuffer::new_checked(&self.buf[at..n]) else {
+                    break;
+                };
+                let len = b.length() as usize;
+                if len == 0 {
+                    break;
+                }
+                let msg =
+                    NetlinkMessage::<RouteNetlinkMessage>::deserialize(&self.buf[at..at + len]);
+                at += (len + 3) & !3;
+                match msg.map(|m| (m.header.sequence_number, m.payload)) {
+                    Ok((s, NetlinkPayload::Done(_))) if s == seq => return Ok(()),
+                    Ok((s, NetlinkPayload::Error(e))) if s == seq => {
+                        return Err(io::Error::from_raw_os_error(e.code.map_or(0, |c| -c.get())));
                     }
-                    let msg =
-                        NetlinkMessage::<RouteNetlinkMessage>::deserialize(&self.buf[at..at + len]);
-                    at += (len + 3) & !3;
-                    match msg.map(|m| (m.header.sequence_number, m.payload)) {
-                        Ok((s, NetlinkPayload::Done(_))) if s == seq => break 'recv,
-                        Ok((s, NetlinkPayload::Error(e))) if s == seq => {
-                            return Err(io::Error::from_raw_os_error(
-                                e.code.map_or(0, |c| -c.get()),
-                            ));
-                        }
-                        Ok((_, NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(m)))) => {
-                            routes.extend(ours(&m, table));
-                            aliens.extend(alien(&m, table));
-                        }
-                        _ => {}
-                    }
+                    Ok((_, NetlinkPayload::InnerMessage(m))) => each(m),
+                    _ => {}
                 }
             }
         }
-        Ok((routes, aliens))
+    }
+}
+
+/// A link or an interface address that appeared, changed or went, as the kernel tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InterfaceChange {
+    /// A link and whether it carries traffic (`IFF_UP` and `IFF_RUNNING`, the flags BIRD's
+    /// device protocol follows).
+    Link {
+        index: u32,
+        name: String,
+        up: bool,
+    },
+    LinkGone(u32),
+    /// An address of link `index` with its prefix length: a connected subnet.
+    Address {
+        index: u32,
+        subnet: IpNet,
+    },
+    AddressGone {
+        index: u32,
+        subnet: IpNet,
+    },
+}
+
+/// A link or address message read as a change; `None` for anything else.
+fn interface_change(m: RouteNetlinkMessage) -> Option<InterfaceChange> {
+    let link = |l: &LinkMessage| {
+        let name = l.attributes.iter().find_map(|a| match a {
+            LinkAttribute::IfName(n) => Some(n.clone()),
+            _ => None,
+        });
+        let up = l.header.flags.contains(LinkFlags::Up | LinkFlags::Running);
+        (l.header.index, name.unwrap_or_default(), up)
+    };
+    // IFA_LOCAL is the interface's own address (on point-to-point links IFA_ADDRESS is the
+    // remote's), as getifaddrs reads it.
+    let subnet = |a: &AddressMessage| {
+        let local = a.attributes.iter().find_map(|x| match x {
+            AddressAttribute::Local(ip) => Some(*ip),
+            _ => None,
+        });
+        let address = a.attributes.iter().find_map(|x| match x {
+            AddressAttribute::Address(ip) => Some(*ip),
+            _ => None,
+        });
+        let net = IpNet::new(local.or(address)?, a.header.prefix_len).ok()?;
+        Some((a.header.index, net.trunc()))
+    };
+    match m {
+        RouteNetlinkMessage::NewLink(l) => {
+            let (index, name, up) = link(&l);
+            Some(InterfaceChange::Link { index, name, up })
+        }
+        RouteNetlinkMessage::DelLink(l) => Some(InterfaceChange::LinkGone(l.header.index)),
+        RouteNetlinkMessage::NewAddress(a) => {
+            subnet(&a).map(|(index, subnet)| InterfaceChange::Address { index, subnet })
+        }
+        RouteNetlinkMessage::DelAddress(a) => {
+            subnet(&a).map(|(index, subnet)| InterfaceChange::AddressGone { index, subnet })
+        }
+        _ => None,
     }
 }
 
@@ -385,16 +423,7 @@ fn table_of(m: &RouteMessage) -> u32 {
 /// A receive buffer past `net.core.rmem_max` when we may (CAP_NET_ADMIN), for large dumps
 /// and bursts of notifications; without the capability the capped size stays.
 fn force_rcvbuf(sock: &Socket, bytes: libc::c_int) {
-    // SAFETY: a valid fd and a pointer to an int of the stated size.
-    unsafe {
-        libc::setsockopt(
-            std::os::fd::AsRawFd::as_raw_fd(sock),
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUFFORCE,
-            &bytes as *const libc::c_int as *const libc::c_void,
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
+    let _ = sys::setsockopt_int(sock, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, bytes);
 }
 
 /// A classic BPF socket filter that drops the echoes of our own requests (their `nlmsg_pid`
@@ -420,7 +449,7 @@ fn drop_own_echoes(sock: &Socket, protocol: u8, own_port: u32) -> io::Result<()>
     // targets served).
     let kind = u32::from(u16::from_be_bytes(RTM_NEWROUTE.to_ne_bytes()));
     let port = u32::from_be_bytes(own_port.to_ne_bytes());
-    let mut prog = [
+    let prog = [
         op(ld_w, 0, 0, 12),                 // nlmsg_pid
         op(jeq, 4, 0, port),                // our own request's echo: drop
         op(ld_h, 0, 0, 4),                  // nlmsg_type
@@ -430,26 +459,7 @@ fn drop_own_echoes(sock: &Socket, protocol: u8, own_port: u32) -> io::Result<()>
         op(ret, 0, 0, 0),                   // drop
         op(ret, 0, 0, u32::MAX),            // keep
     ];
-    let fprog = libc::sock_fprog {
-        len: prog.len() as u16,
-        filter: prog.as_mut_ptr(),
-    };
-    // SAFETY: a valid fd; `fprog` points at `prog`, which outlives the call (the kernel copies
-    // the program).
-    let r = unsafe {
-        libc::setsockopt(
-            std::os::fd::AsRawFd::as_raw_fd(sock),
-            libc::SOL_SOCKET,
-            libc::SO_ATTACH_FILTER,
-            &fprog as *const libc::sock_fprog as *const libc::c_void,
-            std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
-        )
-    };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    sys::attach_filter(sock, &prog)
 }
 
 /// A route message of `table` with its protocol, read back; `None` for anything else.
@@ -457,27 +467,6 @@ fn ours(m: &RouteMessage, table: Table) -> Option<KernelRoute> {
     (table_of(m) == table.id && u8::from(m.header.protocol) == table.protocol)
         .then(|| parse(m))
         .flatten()
-}
-
-/// A route another protocol put in the table — Felix's workload routes (`dev caliX`, proto
-/// 80), static, boot, DHCP — learned as BIRD's kernel protocol `learn` does (contract §3.6)
-/// and never written back.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Alien {
-    pub net: IpNet,
-    pub kind: AlienKind,
-    pub gateway: Option<IpAddr>,
-    /// The output interface's name (`dev IF`), for Calico's export rules on device names.
-    pub device: Option<String>,
-    pub metric: Option<u32>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AlienKind {
-    Unicast,
-    Blackhole,
-    Unreachable,
-    Prohibit,
 }
 
 /// Whether BIRD's `learn` imports this route: our table, another protocol than ours and than
@@ -536,21 +525,9 @@ fn alien(m: &RouteMessage, table: Table) -> Option<Alien> {
         net: IpNet::new(dst, m.header.destination_prefix_length).ok()?,
         kind,
         gateway,
-        device: oif.and_then(if_name),
+        device: oif.and_then(sys::if_name),
         metric,
     })
-}
-
-/// The name of interface `index`.
-fn if_name(index: u32) -> Option<String> {
-    let mut buf = [0u8; libc::IF_NAMESIZE];
-    // SAFETY: `buf` has room for IF_NAMESIZE bytes, as if_indextoname requires.
-    let p = unsafe { libc::if_indextoname(index, buf.as_mut_ptr().cast()) };
-    if p.is_null() {
-        return None;
-    }
-    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
-    Some(String::from_utf8_lossy(&buf[..end]).into_owned())
 }
 
 /// What the kernel announced on the monitor socket.
@@ -563,7 +540,7 @@ pub enum KernelEvent {
     /// Another protocol's route for this prefix went.
     Forgotten(IpNet),
     /// A link or an address changed: how next hops are reached may have changed.
-    Interfaces,
+    Interface(InterfaceChange),
     /// Notifications were lost (ENOBUFS): the table must be read again.
     Overrun,
 }
@@ -622,8 +599,10 @@ impl Monitor {
             // struct rtmsg follows the 16-byte header: protocol is its sixth octet.
             let our_protocol = msg.get(21) == Some(&table.protocol);
             if (RTM_NEWLINK..=RTM_DELADDR).contains(&kind) {
-                if events.last() != Some(&KernelEvent::Interfaces) {
-                    events.push(KernelEvent::Interfaces);
+                if let Ok(m) = NetlinkMessage::<RouteNetlinkMessage>::deserialize(msg)
+                    && let NetlinkPayload::InnerMessage(inner) = m.payload
+                {
+                    events.extend(interface_change(inner).map(KernelEvent::Interface));
                 }
             } else if (kind == RTM_DELROUTE || (kind == RTM_NEWROUTE && !our_protocol))
                 && let Ok(m) = NetlinkMessage::<RouteNetlinkMessage>::deserialize(msg)
@@ -721,28 +700,5 @@ mod tests {
             assert_eq!(parse(&m).as_ref(), Some(&r));
             assert!(r.satisfied_by(&r));
         }
-    }
-
-    #[test]
-    fn kernel_filled_fields_do_not_count_as_differences() {
-        let want = KernelRoute {
-            net: "198.18.0.64/26".parse().unwrap(),
-            metric: None,
-            target: Target::Via(vec![Hop {
-                gateway: "198.51.100.2".parse().unwrap(),
-                oif: None,
-                onlink: false,
-            }]),
-        };
-        let mut have = want.clone();
-        have.metric = Some(1024);
-        if let Target::Via(h) = &mut have.target {
-            h[0].oif = Some(4);
-        }
-        assert!(want.satisfied_by(&have));
-        if let Target::Via(h) = &mut have.target {
-            h[0].gateway = "198.51.100.3".parse().unwrap();
-        }
-        assert!(!want.satisfied_by(&have));
     }
 }

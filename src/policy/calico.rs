@@ -7,10 +7,8 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use crate::config::{Config, Encapsulation, Pool};
-use crate::rib::attrs::AttrSet;
-
-use super::{AnyCommunity, parse_community};
+use crate::attrs::AttrSet;
+use crate::config::{AnyCommunity, Config, Encapsulation, Pool};
 
 /// The node's Calico settings, as the RIB and FIB apply them.
 #[derive(Debug, Clone, Default)]
@@ -53,18 +51,8 @@ impl Calico {
             blocks: c.originate.clone(),
             services: c.services.clone(),
             pools: c.pools.clone(),
-            communities: c
-                .communities
-                .iter()
-                .map(|pc| {
-                    // Checked when the configuration was loaded.
-                    let list = pc
-                        .communities
-                        .iter()
-                        .filter_map(|t| parse_community(t).ok())
-                        .collect();
-                    (pc.prefix, list)
-                })
+            communities: (c.communities.iter())
+                .map(|pc| (pc.prefix, pc.communities.clone()))
                 .collect(),
         }
     }
@@ -169,10 +157,7 @@ mod tests {
                 pool("198.19.0.0/16", Encapsulation::None, false),
                 pool("2001:db8:1::/48", Encapsulation::Vxlan, true),
             ],
-            communities: vec![(
-                net("198.18.0.0/16"),
-                vec![parse_community("65000:1").unwrap()],
-            )],
+            communities: vec![(net("198.18.0.0/16"), vec!["65000:1".parse().unwrap()])],
         }
     }
 

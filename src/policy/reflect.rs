@@ -4,8 +4,8 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use crate::attrs::AttrSet;
 use crate::config::NextHopMode;
-use crate::rib::attrs::AttrSet;
 use crate::wire::Family;
 use crate::wire::attr::flags;
 

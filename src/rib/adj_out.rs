@@ -3,15 +3,20 @@
 //! RIB works out what changed from the paths a prefix had before (see `Rib::flush`) and queues
 //! it here. Announcements with the same attribute set travel in one UPDATE, packed up to the
 //! size the session allows.
+//!
+//! A route is never sent back to the peer it came from (BIRD rejects it in its BGP export
+//! hook, FRR in `subgroup_announce_check`): a member that is the source of one of a
+//! prefix's paths gets that prefix apart from the group's shared UPDATEs, as its own
+//! difference with its own paths left out.
 
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use ipnet::IpNet;
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use tracing::warn;
 
-use super::attrs::AttrSet;
+use crate::attrs::AttrSet;
 use crate::policy::reflect::Target;
 use crate::session::PeerId;
 use crate::wire::attr::MpUnreach;
@@ -44,10 +49,22 @@ impl GroupKey {
 pub struct Group {
     pub key: GroupKey,
     pub members: Vec<PeerId>,
-    /// Paths advertised to the members (for `show protocols`).
+    /// Paths advertised to the members (for `show protocols`), their own paths included.
     pub advertised: usize,
-    /// Changes queued for the members since the last flush.
-    pub pending: Changes,
+    /// Per member, how many of `advertised` are its own paths and so not sent to it.
+    withheld: FxHashMap<PeerId, usize>,
+    /// Changes queued for every member since the last flush, but for the prefixes in `own`.
+    pending: Changes,
+    /// Members that are the source of a path of a changed prefix: those prefixes, and what
+    /// the member gets for them instead.
+    own: FxHashMap<PeerId, Own>,
+}
+
+/// A member's changes for prefixes one of whose paths it sent.
+#[derive(Debug, Default)]
+struct Own {
+    nets: FxHashSet<(Family, IpNet)>,
+    changes: Changes,
 }
 
 /// Announcements and withdrawals waiting to be encoded.
@@ -77,6 +94,29 @@ impl Changes {
         });
         self.announce[i].2.push(p);
     }
+
+    pub fn withdraw(&mut self, f: Family, p: Prefix) {
+        self.withdraw.push((f, p));
+    }
+
+    /// These changes but for the prefixes in `own.nets`, and `own.changes` for them.
+    fn with_own(&self, own: &Own) -> Changes {
+        let shared = |f: &Family, p: &Prefix| !own.nets.contains(&(*f, p.net));
+        let mut out = Changes::default();
+        for (f, a, ps) in &self.announce {
+            for p in ps.iter().filter(|p| shared(f, p)) {
+                out.announce(*f, a, *p);
+            }
+        }
+        for (f, a, ps) in &own.changes.announce {
+            for p in ps {
+                out.announce(*f, a, *p);
+            }
+        }
+        let withdrawn = self.withdraw.iter().filter(|(f, p)| shared(f, p));
+        out.withdraw = withdrawn.chain(&own.changes.withdraw).copied().collect();
+        out
+    }
 }
 
 impl Group {
@@ -85,7 +125,41 @@ impl Group {
             key,
             members: Vec::new(),
             advertised: 0,
+            withheld: FxHashMap::default(),
             pending: Changes::default(),
+            own: FxHashMap::default(),
+        }
+    }
+
+    /// Paths advertised to member `id`.
+    pub fn advertised_to(&self, id: PeerId) -> usize {
+        let withheld = self.withheld.get(&id).copied().unwrap_or(0);
+        self.advertised.saturating_sub(withheld)
+    }
+
+    /// Counts `n` more (or fewer) of member `id`'s own paths among those advertised.
+    pub fn withhold(&mut self, id: PeerId, n: isize) {
+        let w = self.withheld.entry(id).or_default();
+        *w = w.saturating_add_signed(n);
+    }
+
+    /// A member leaves.
+    pub fn leave(&mut self, id: PeerId) {
+        self.members.retain(|m| *m != id);
+        self.withheld.remove(&id);
+        self.own.remove(&id);
+    }
+
+    /// Prefix `key` goes to member `id` as queued with `to: Some(id)`, not as for the
+    /// others.
+    pub fn set_apart(&mut self, id: PeerId, key: (Family, IpNet)) {
+        self.own.entry(id).or_default().nets.insert(key);
+    }
+
+    fn queue(&mut self, to: Option<PeerId>) -> &mut Changes {
+        match to {
+            None => &mut self.pending,
+            Some(id) => &mut self.own.entry(id).or_default().changes,
         }
     }
 
@@ -98,17 +172,49 @@ impl Group {
         }
     }
 
-    /// Queues an announcement (or a replacement) of path `id` of `net`.
-    pub fn announce(&mut self, f: Family, net: IpNet, id: u32, attrs: &Arc<AttrSet>) {
+    /// Queues an announcement (or a replacement) of path `id` of `net`, for every member
+    /// (`to`: `None`) or for one set apart.
+    pub fn announce(
+        &mut self,
+        to: Option<PeerId>,
+        f: Family,
+        net: IpNet,
+        id: u32,
+        attrs: &Arc<AttrSet>,
+    ) {
         let p = self.prefix(f, net, id);
-        self.pending.announce(f, attrs, p);
+        self.queue(to).announce(f, attrs, p);
     }
 
     /// Queues the withdrawal of path `id` of `net`. RFC 7911: an identifier no longer used
     /// is withdrawn; without add-path, the prefix when nothing replaces it.
-    pub fn withdraw(&mut self, f: Family, net: IpNet, id: u32) {
+    pub fn withdraw(&mut self, to: Option<PeerId>, f: Family, net: IpNet, id: u32) {
         let p = self.prefix(f, net, id);
-        self.pending.withdraw.push((f, p));
+        self.queue(to).withdraw(f, p);
+    }
+
+    /// The queued changes, encoded: one message run for the members with nothing set
+    /// apart, and one for each member with something.
+    pub fn take_encoded(&mut self) -> Vec<(Vec<PeerId>, Bytes)> {
+        let changes = std::mem::take(&mut self.pending);
+        let own = std::mem::take(&mut self.own);
+        let mut out = Vec::new();
+        let shared: Vec<PeerId> = self
+            .members
+            .iter()
+            .filter(|m| !own.contains_key(m))
+            .copied()
+            .collect();
+        if !changes.is_empty() && !shared.is_empty() {
+            out.push((shared, self.encode(&changes)));
+        }
+        for (id, o) in own.iter().filter(|(id, _)| self.members.contains(id)) {
+            let mine = changes.with_own(o);
+            if !mine.is_empty() {
+                out.push((vec![*id], self.encode(&mine)));
+            }
+        }
+        out
     }
 
     /// Encodes changes as UPDATEs (withdrawals first), packed to the session's size limit.
@@ -287,7 +393,7 @@ mod tests {
             )
             .parse()
             .unwrap();
-            g.announce(Family::IPV4_UNICAST, net, 0, &a);
+            g.announce(None, Family::IPV4_UNICAST, net, 0, &a);
         }
         let c = std::mem::take(&mut g.pending);
         let bytes = g.encode(&c);
@@ -300,7 +406,7 @@ mod tests {
         );
         // A withdrawal.
         let net: IpNet = "198.18.0.0/26".parse().unwrap();
-        g.withdraw(Family::IPV4_UNICAST, net, 0);
+        g.withdraw(None, Family::IPV4_UNICAST, net, 0);
         let c = std::mem::take(&mut g.pending);
         let updates = decoded(&g, &g.encode(&c));
         assert_eq!(updates[0].withdrawn.len(), 1);
@@ -319,11 +425,11 @@ mod tests {
             ..AttrSet::local()
         });
         let net: IpNet = "198.18.0.0/26".parse().unwrap();
-        g.announce(Family::IPV4_UNICAST, net, 1, &a);
-        g.announce(Family::IPV4_UNICAST, net, 2, &b);
+        g.announce(None, Family::IPV4_UNICAST, net, 1, &a);
+        g.announce(None, Family::IPV4_UNICAST, net, 2, &b);
         let c = std::mem::take(&mut g.pending);
         assert_eq!(decoded(&g, &g.encode(&c)).len(), 2);
-        g.withdraw(Family::IPV4_UNICAST, net, 2);
+        g.withdraw(None, Family::IPV4_UNICAST, net, 2);
         let c = std::mem::take(&mut g.pending);
         let u = decoded(&g, &g.encode(&c));
         assert_eq!(u.len(), 1);

@@ -7,7 +7,7 @@
 use std::cmp::Ordering;
 use std::net::{IpAddr, Ipv4Addr};
 
-use super::attrs::AttrSet;
+use crate::attrs::AttrSet;
 
 /// What the decision needs to know about a path besides its attributes.
 #[derive(Debug, Clone, Copy)]

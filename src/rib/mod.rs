@@ -5,8 +5,10 @@
 //! Adj-RIB-Out copy is kept (as in BIRD 2).
 
 pub mod adj_out;
-pub mod attrs;
 pub mod best;
+mod kernel;
+pub mod limit;
+mod nexthop;
 pub mod table;
 
 use std::collections::BTreeSet;
@@ -17,22 +19,23 @@ use bytes::Bytes;
 use ipnet::IpNet;
 use rustc_hash::{FxHashMap, FxHashSet};
 use smallvec::SmallVec;
+use tracing::warn;
 
+use crate::attrs::{AttrSet, Interner, PathSource};
 use crate::config::{Config, Peer as PeerConfig};
-use crate::fib::kernel::Learning;
-use crate::fib::netlink::Alien;
 use crate::policy;
 use crate::policy::calico::Calico;
 use crate::policy::reflect::{Source, Speaker, Target};
 use crate::prefix_map;
+use crate::route::{Alien, AlienKind, Interfaces, Learning};
 use crate::session::{PeerId, Session};
 use crate::wire::attr::Origin;
 use crate::wire::{Family, RouteRefresh, Update};
 
 use adj_out::{Changes, Group, GroupKey};
-use attrs::{AttrSet, Interner};
 use best::Candidate;
-use table::{Entry, Path, PathSource, Table};
+use nexthop::NextHops;
+use table::{Entry, Path, Table};
 
 /// A peer as the RIB sees it.
 #[derive(Debug)]
@@ -48,6 +51,8 @@ pub struct PeerInfo {
     stale: usize,
     /// The BGP identifier of its last session.
     bgp_id: Option<Ipv4Addr>,
+    /// Its import limit was exceeded this session (BIRD's `[HIT]`).
+    pub limit_hit: bool,
     group: Option<usize>,
     /// De-configured: its id stays, unused.
     pub removed: bool,
@@ -78,11 +83,19 @@ pub struct Rib {
     export: Exporter,
     /// Prefixes touched since the last flush, with what they had before.
     dirty: FxHashMap<(Family, IpNet), Before>,
-    /// Prefixes whose best or multipath set changed, for the FIB.
-    pub fib_dirty: FxHashSet<(Family, IpNet)>,
+    /// Prefixes whose best or multipath set changed, for the FIB (`kernel`).
+    fib_dirty: FxHashSet<(Family, IpNet)>,
     /// Every prefix is to be worked out again for the FIB, from this part of the table on
     /// (`sweep_fib`).
     fib_sweep: Option<usize>,
+    /// Peers whose import limit tears their session down, for the daemon to act on.
+    exceeded: Vec<limit::Exceeded>,
+    /// Per peer, the prefixes whose best path is its (BIRD's "preferred" routes).
+    preferred: Vec<usize>,
+    /// How next hops resolve (RFC 4271 §9.1.2.1).
+    next_hops: NextHops,
+    /// The metric of the routes written to the kernel.
+    kernel_metric: Option<u32>,
 }
 
 /// A prefix's leading paths as the last decision ranked them, noted before its first change
@@ -170,7 +183,7 @@ impl View<'_> {
                 .and_then(|x| x.session.as_ref().map(|s| s.remote.bgp_id))
                 .unwrap_or(self.speaker.router_id),
             peer_addr: peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |x| x.config.address),
-            reachable: true,
+            reachable: p.reachable(),
         }
     }
 
@@ -245,6 +258,13 @@ type ExportKey = (usize, Family, PathSource, usize, u64, bool);
 /// A path as a group is sent it: (path identifier, source, source attributes).
 type Sent<'p> = SmallVec<[(u32, PathSource, &'p Arc<AttrSet>); 1]>;
 
+/// `sent` without the paths of `src`, and how many those were.
+fn without<'p>(sent: &Sent<'p>, src: PathSource) -> (Sent<'p>, isize) {
+    let kept: Sent = sent.iter().filter(|x| x.1 != src).copied().collect();
+    let n = (sent.len() - kept.len()) as isize;
+    (kept, n)
+}
+
 /// Rewrites paths for update groups: each attribute set once per group and flush, since most
 /// prefixes of an UPDATE share one. Rewritten sets live only until they are encoded, so they
 /// are not interned.
@@ -292,6 +312,8 @@ struct Settle<'a> {
     export: &'a mut Exporter,
     groups: &'a mut [Option<Group>],
     fib_dirty: &'a mut FxHashSet<(Family, IpNet)>,
+    preferred: &'a mut [usize],
+    next_hops: &'a mut NextHops,
 }
 
 impl Settle<'_> {
@@ -300,14 +322,32 @@ impl Settle<'_> {
     /// before with the same identifier, source and attribute set is sent the same way, so
     /// only changed paths are rewritten; after a policy change both sides are.
     fn prefix(&mut self, key: (Family, IpNet), e: &mut Entry, before: &Before) {
+        // A peer's next hop must resolve (RFC 4271 §9.1.2.1); our own routes and the
+        // kernel's need no resolving.
+        for p in e.paths_mut() {
+            let hop = p.attrs.next_hop.filter(|_| p.source().peer_id().is_some());
+            p.set_reachable(hop.is_none_or(|a| self.next_hops.reachable(a)));
+        }
         self.view.decide(e);
         if !before.same_multipath(e) {
             self.fib_dirty.insert(key);
         }
+        let was_best = before.0.first().and_then(|s| s.source.peer_id());
+        let is_best = e.best().and_then(|p| p.source().peer_id());
+        if was_best != is_best {
+            if let Some(n) = was_best.and_then(|id| self.preferred.get_mut(id)) {
+                *n = n.saturating_sub(1);
+            }
+            if let Some(n) = is_best.and_then(|id| self.preferred.get_mut(id)) {
+                *n += 1;
+            }
+        }
         let (f, net) = key;
         let old = self.old.unwrap_or(self.view);
         let (mut was_ok, mut is_ok) = (None, None);
-        for (gi, g) in self.groups.iter_mut().enumerate() {
+        // Out of `self` while `queue` borrows it.
+        let groups = std::mem::take(&mut self.groups);
+        for (gi, g) in groups.iter_mut().enumerate() {
             let Some(g) = g else { continue };
             if !g.key.families.contains(&f) {
                 continue;
@@ -324,62 +364,68 @@ impl Settle<'_> {
                 true => self.view.exported(&g.key, f, current(e)),
                 false => Sent::new(),
             };
-            for &(id, src, a) in &is {
-                let prev = was.iter().find(|(i, ..)| *i == id);
-                let same = prev.is_some_and(|(_, s, b)| *s == src && Arc::ptr_eq(a, b));
-                if self.old.is_none() && same {
-                    continue;
-                }
-                let Some(now) = self.export.rewrite(&self.view, gi, &g.key, &key, src, a) else {
-                    continue;
-                };
-                if let Some(&(_, s, b)) = prev.filter(|_| self.old.is_some()) {
-                    let then = self.export.rewrite(&old, gi, &g.key, &key, s, b);
-                    if then.is_some_and(|t| *t == *now) {
-                        continue;
-                    }
-                }
-                g.announce(f, net, id, &now);
-            }
-            for &(id, ..) in &was {
-                if !is.iter().any(|(i, ..)| *i == id) {
-                    g.withdraw(f, net, id);
-                }
-            }
+            self.queue(gi, g, key, &was, &is, None);
             g.advertised = (g.advertised + is.len()).saturating_sub(was.len());
+            // A member that sent one of these paths gets the prefix apart, its own paths
+            // left out (see `adj_out`).
+            let mut sources: SmallVec<[PeerId; 2]> = was
+                .iter()
+                .chain(&is)
+                .filter_map(|(_, src, _)| src.peer_id())
+                .filter(|m| self.view.peers.get(*m).is_some_and(|p| p.group == Some(gi)))
+                .collect();
+            sources.sort_unstable();
+            sources.dedup();
+            for m in sources {
+                let src = PathSource::peer(m);
+                let ((was_m, was_own), (is_m, is_own)) = (without(&was, src), without(&is, src));
+                g.set_apart(m, key);
+                g.withhold(m, is_own - was_own);
+                self.queue(gi, g, key, &was_m, &is_m, Some(m));
+            }
+        }
+        self.groups = groups;
+    }
+
+    /// Queues for group `gi` (every member, or only `to`) the difference between the paths
+    /// it was sent for `key` and those it is sent now.
+    fn queue(
+        &mut self,
+        gi: usize,
+        g: &mut Group,
+        key: (Family, IpNet),
+        was: &Sent,
+        is: &Sent,
+        to: Option<PeerId>,
+    ) {
+        let (f, net) = key;
+        let old = self.old.unwrap_or(self.view);
+        for &(id, src, a) in is {
+            let prev = was.iter().find(|(i, ..)| *i == id);
+            let same = prev.is_some_and(|(_, s, b)| *s == src && Arc::ptr_eq(a, b));
+            if self.old.is_none() && same {
+                continue;
+            }
+            let Some(now) = self.export.rewrite(&self.view, gi, &g.key, &key, src, a) else {
+                continue;
+            };
+            if let Some(&(_, s, b)) = prev.filter(|_| self.old.is_some()) {
+                let then = self.export.rewrite(&old, gi, &g.key, &key, s, b);
+                if then.is_some_and(|t| *t == *now) {
+                    continue;
+                }
+            }
+            g.announce(to, f, net, id, &now);
+        }
+        for &(id, ..) in was {
+            if !is.iter().any(|(i, ..)| *i == id) {
+                g.withdraw(to, f, net, id);
+            }
         }
     }
 }
 
 impl Rib {
-    /// Marks every prefix for the FIB (next hops resolve differently, a pool's encapsulation
-    /// changed), a part of the table at a time as the FIB takes them (`fib_refill`), so a
-    /// million routes are never all marked at once.
-    pub fn sweep_fib(&mut self) {
-        self.fib_sweep = Some(0);
-    }
-
-    /// Tops `fib_dirty` up to `room` prefixes from a sweep under way.
-    pub fn fib_refill(&mut self, room: usize) {
-        while let Some(i) = self.fib_sweep
-            && self.fib_dirty.len() < room
-        {
-            self.fib_dirty.extend(self.table.part_keys(i));
-            self.fib_sweep = (i + 1 < prefix_map::PARTS).then_some(i + 1);
-        }
-    }
-
-    /// Whether changes wait for the FIB.
-    pub fn fib_pending(&self) -> bool {
-        !self.fib_dirty.is_empty() || self.fib_sweep.is_some()
-    }
-
-    /// Forgets what waits for the FIB (there is none).
-    pub fn fib_forget(&mut self) {
-        self.fib_dirty.clear();
-        self.fib_sweep = None;
-    }
-
     pub fn new(config: &Config) -> Rib {
         let mut rib = Rib {
             speaker: Speaker {
@@ -397,9 +443,13 @@ impl Rib {
             dirty: FxHashMap::default(),
             fib_dirty: FxHashSet::default(),
             fib_sweep: None,
+            exceeded: Vec::new(),
+            preferred: Vec::new(),
+            next_hops: NextHops::default(),
+            kernel_metric: config.kernel.metric,
         };
-        for p in config.peers() {
-            rib.add_peer(p);
+        for p in &config.peers {
+            rib.add_peer(p.clone());
         }
         rib.originate();
         rib.flush();
@@ -443,10 +493,19 @@ impl Rib {
             received: 0,
             stale: 0,
             bgp_id: None,
+            limit_hit: false,
             group: None,
             removed: false,
         });
+        self.preferred.push(0);
         self.peers.len() - 1
+    }
+
+    /// New settings for a peer that keep its session (its import limit).
+    pub fn set_peer_config(&mut self, id: PeerId, config: PeerConfig) {
+        if let Some(p) = self.peers.get_mut(id) {
+            p.config = config;
+        }
     }
 
     /// A de-configured peer: its routes go at once.
@@ -487,6 +546,8 @@ impl Rib {
             export: &mut self.export,
             groups: &mut self.groups,
             fib_dirty: &mut self.fib_dirty,
+            preferred: &mut self.preferred,
+            next_hops: &mut self.next_hops,
         };
         let mut empty = Vec::new();
         for (key, e) in self.table.iter_mut() {
@@ -502,7 +563,19 @@ impl Rib {
         dirty.clear();
         self.dirty = dirty;
         self.export.cache.clear();
+        self.release_work_space();
         self.outgoing()
+    }
+
+    /// Gives back what a large flush (a peer's whole table gone) made the work maps grow
+    /// to; the few thousand slots an ordinary UPDATE needs stay.
+    fn release_work_space(&mut self) {
+        const KEEP: usize = 4096;
+        prefix_map::shrink_sparse(&mut self.dirty, KEEP);
+        prefix_map::shrink_sparse(&mut self.export.cache, KEEP);
+        if self.fib_dirty.is_empty() && self.fib_dirty.capacity() > KEEP {
+            self.fib_dirty.shrink_to(KEEP);
+        }
     }
 
     /// A session came up: it joins its update group and gets the group's routes (computed
@@ -539,14 +612,15 @@ impl Rib {
         if let Some(p) = self.peers.get_mut(id) {
             p.group = Some(gi);
         }
-        let dump = self.dump(gi, &families);
+        let (dump, withheld) = self.dump(gi, &families, id);
         let Some(g) = self.groups[gi].as_mut() else {
             return out;
         };
         if existing.is_none() {
-            g.advertised = dump.announced();
+            g.advertised = dump.announced() + withheld;
         }
         g.members.push(id);
+        g.withhold(id, withheld as isize);
         let mut bytes = g.encode(&dump).to_vec();
         bytes.extend_from_slice(&g.end_of_rib());
         out.push(Outgoing {
@@ -556,13 +630,16 @@ impl Rib {
         out
     }
 
-    /// Everything group `gi` is sent (for `families`), computed from the table, as for a new
-    /// member or a route refresh.
-    fn dump(&mut self, gi: usize, families: &[Family]) -> Changes {
+    /// Everything member `to` of group `gi` is sent (for `families`), computed from the
+    /// table, as for a new member or a route refresh; and how many of the group's paths are
+    /// its own and left out.
+    fn dump(&mut self, gi: usize, families: &[Family], to: PeerId) -> (Changes, usize) {
         let mut out = Changes::default();
+        let mut withheld = 0;
         let Some(g) = self.groups.get(gi).and_then(Option::as_ref) else {
-            return out;
+            return (out, withheld);
         };
+        let own = PathSource::peer(to);
         let view = View {
             speaker: &self.speaker,
             calico: &self.calico,
@@ -575,13 +652,15 @@ impl Rib {
                 continue;
             }
             for (id, src, a) in view.exported(&g.key, key.0, current(e)) {
-                if let Some(now) = self.export.rewrite(&view, gi, &g.key, &key, src, a) {
+                if src == own {
+                    withheld += 1;
+                } else if let Some(now) = self.export.rewrite(&view, gi, &g.key, &key, src, a) {
                     out.announce(key.0, &now, g.prefix(key.0, key.1, id));
                 }
             }
         }
         self.export.cache.clear();
-        out
+        (out, withheld)
     }
 
     /// The session went down. When the connection was lost (`graceful`) and the peer can
@@ -597,6 +676,7 @@ impl Rib {
                 .is_some_and(|g| !g.families.is_empty());
         p.session = None;
         p.local = None;
+        p.limit_hit = false;
         if keep_routes {
             p.stale = p.received;
         } else {
@@ -606,13 +686,14 @@ impl Rib {
         if let Some(gi) = p.group.take()
             && let Some(g) = self.groups[gi].as_mut()
         {
-            g.members.retain(|m| *m != id);
+            g.leave(id);
             if g.members.is_empty() {
                 self.groups[gi] = None;
             }
         }
         let src = PathSource::peer(id);
         let keep = self.keep();
+        let mut gone = 0;
         for (key, e) in self.table.iter_mut() {
             if !e.has(src, |_| true) {
                 continue;
@@ -624,10 +705,23 @@ impl Rib {
                 }
             } else {
                 note(&mut self.dirty, key, e, keep);
-                e.remove(src, |_| true);
+                gone += e.remove(src, |_| true);
             }
         }
-        self.flush()
+        let out = self.flush();
+        self.release(gone);
+        out
+    }
+
+    /// After `gone` paths went at once: the attribute sets only they used go too, and the
+    /// heap returns what a large table took.
+    fn release(&mut self, gone: usize) {
+        /// Fewer than this and there is little to give back.
+        const MANY: usize = 10_000;
+        self.interner.sweep();
+        if gone >= MANY {
+            crate::sys::trim_heap();
+        }
     }
 
     /// Drops a peer's paths that are still stale (its restart time ran out, or its
@@ -652,7 +746,9 @@ impl Rib {
             p.stale = p.stale.saturating_sub(gone);
             p.received = p.received.saturating_sub(gone);
         }
-        self.flush()
+        let out = self.flush();
+        self.release(gone);
+        out
     }
 
     /// Applies a peer's UPDATE. `withdraw_all`: RFC 7606 treat-as-withdraw.
@@ -716,6 +812,10 @@ impl Rib {
         keep: usize,
     ) {
         let src = PathSource::peer(id);
+        let fresh = (self.table.get(&key)).is_none_or(|e| !e.has(src, |x| x.rx_id == rx_id));
+        if fresh && !self.admit(id, key.0) {
+            return;
+        }
         let e = self.table.entry(&key);
         if e.holds(src, rx_id, &a) {
             return;
@@ -732,12 +832,54 @@ impl Rib {
         }
     }
 
+    /// Whether a new route from peer `id` is imported under its import limit; a session the
+    /// limit tears down is noted for `take_exceeded`.
+    fn admit(&mut self, id: PeerId, family: Family) -> bool {
+        let Some(p) = self.peers.get_mut(id) else {
+            return false;
+        };
+        let limit = p.config.settings.import_limit();
+        let first = !p.limit_hit;
+        let verdict = limit::admit(limit, p.received, &mut p.limit_hit);
+        if let Some(l) = limit.filter(|_| first && p.limit_hit) {
+            // BIRD's words for it.
+            warn!(peer = %p.config.name, "hits route import limit ({}), action: {}", l.max, l.action.name());
+        }
+        match verdict {
+            limit::Verdict::Accept => true,
+            limit::Verdict::Drop => false,
+            limit::Verdict::Tear => {
+                if let Some(limit) = limit {
+                    self.exceeded.push(limit::Exceeded {
+                        peer: id,
+                        family,
+                        limit,
+                    });
+                }
+                false
+            }
+        }
+    }
+
+    /// Peers whose import limit was exceeded with `restart` or `disable` since the last call.
+    pub fn take_exceeded(&mut self) -> Vec<limit::Exceeded> {
+        std::mem::take(&mut self.exceeded)
+    }
+
+    /// Peer `id`'s import limit and whether it was hit this session.
+    pub fn import_limit(&self, id: PeerId) -> Option<(crate::config::ImportLimit, bool)> {
+        let p = self.peers.get(id)?;
+        Some((p.config.settings.import_limit()?, p.limit_hit))
+    }
+
     /// Other protocols' routes in the kernel table (BIRD's `learn`, contract §3.6): each is a
     /// path of preference 10, exported by Calico's rules (a Felix workload /32 borrowed from
     /// another node's block goes out; one inside our own block does not), never written back.
+    /// A unicast one also resolves next hops inside it (`gateway recursive`).
     pub fn learn(&mut self, l: Learning) -> Vec<Outgoing> {
         let keep = self.keep();
-        let set = |rib: &mut Rib, a: &Alien| {
+        let mut flipped = FxHashSet::default();
+        let set = |rib: &mut Rib, a: &Alien, flipped: &mut FxHashSet<IpAddr>| {
             let mut attrs = AttrSet::local();
             attrs.source = PathSource::Kernel;
             attrs.origin = Origin::Incomplete;
@@ -751,8 +893,10 @@ impl Rib {
                 note(&mut rib.dirty, key, e, keep);
                 e.upsert(0, attrs);
             }
+            let unicast = a.kind == AlienKind::Unicast;
+            flipped.extend(rib.next_hops.set_learned(a.net, Some(unicast)));
         };
-        let forget = |rib: &mut Rib, net: IpNet| {
+        let forget = |rib: &mut Rib, net: IpNet, flipped: &mut FxHashSet<IpAddr>| {
             let key = (Family::unicast_of(&net), net);
             if let Some(e) = rib.table.get_mut(&key)
                 && e.has(PathSource::Kernel, |_| true)
@@ -760,6 +904,7 @@ impl Rib {
                 note(&mut rib.dirty, key, e, keep);
                 e.remove(PathSource::Kernel, |_| true);
             }
+            flipped.extend(rib.next_hops.set_learned(net, None));
         };
         match l {
             Learning::All(all) => {
@@ -771,16 +916,49 @@ impl Rib {
                     .map(|(k, _)| k.1)
                     .collect();
                 for net in gone {
-                    forget(self, net);
+                    forget(self, net, &mut flipped);
                 }
                 for a in &all {
-                    set(self, a);
+                    set(self, a, &mut flipped);
                 }
             }
-            Learning::Learned(a) => set(self, &a),
-            Learning::Forgotten(net) => forget(self, net),
+            Learning::Learned(a) => set(self, &a, &mut flipped),
+            Learning::Forgotten(net) => forget(self, net, &mut flipped),
         }
+        self.resolve_again(&flipped);
         self.flush()
+    }
+
+    /// The node's interfaces as the FIB thread reports them: next hops resolve against their
+    /// connected subnets, and kernel routes are worked out again (a next hop's subnet, a
+    /// pool's cross-subnet encapsulation and `tunl0` decide how they are written).
+    pub fn set_interfaces(&mut self, ifs: Interfaces) -> Vec<Outgoing> {
+        let flipped = self.next_hops.set_interfaces(ifs);
+        self.resolve_again(&flipped);
+        self.sweep_fib();
+        self.flush()
+    }
+
+    /// The node's interfaces, when the kernel is followed (for `show route`'s `on IF`).
+    pub fn interfaces(&self) -> Option<&Interfaces> {
+        self.next_hops.interfaces()
+    }
+
+    /// Marks for a new decision exactly the prefixes with a peer's path through one of
+    /// `flipped`, next hops that became reachable or unreachable.
+    fn resolve_again(&mut self, flipped: &FxHashSet<IpAddr>) {
+        if flipped.is_empty() {
+            return;
+        }
+        let keep = self.keep();
+        let through = |p: &Path| {
+            p.source().peer_id().is_some() && p.attrs.next_hop.is_some_and(|a| flipped.contains(&a))
+        };
+        for (key, e) in self.table.iter_mut() {
+            if e.paths().iter().any(through) {
+                note(&mut self.dirty, key, e, keep);
+            }
+        }
     }
 
     fn withdraw(&mut self, id: PeerId, key: (Family, IpNet), rx_id: u32, keep: usize) {
@@ -821,7 +999,7 @@ impl Rib {
         if request.subtype != RouteRefresh::REQUEST || !wanted {
             return Vec::new();
         }
-        let dump = self.dump(gi, &[f]);
+        let (dump, _) = self.dump(gi, &[f], id);
         let Some(g) = self.groups[gi].as_ref() else {
             return Vec::new();
         };
@@ -855,6 +1033,8 @@ impl Rib {
             export: &mut self.export,
             groups: &mut self.groups,
             fib_dirty: &mut self.fib_dirty,
+            preferred: &mut self.preferred,
+            next_hops: &mut self.next_hops,
         };
         for (key, before) in dirty.drain() {
             let Some(e) = self.table.get_mut(&key) else {
@@ -867,6 +1047,12 @@ impl Rib {
         }
         self.dirty = dirty;
         self.export.cache.clear();
+        self.release_work_space();
+        // Next hops no attribute set has any more are forgotten once they outnumber the sets.
+        if self.next_hops.remembered() > 2 * self.interner.len() + 64 {
+            let in_use = self.interner.next_hops();
+            self.next_hops.retain(|a| in_use.contains(a));
+        }
         self.outgoing()
     }
 
@@ -874,13 +1060,8 @@ impl Rib {
     fn outgoing(&mut self) -> Vec<Outgoing> {
         let mut out = Vec::new();
         for g in self.groups.iter_mut().flatten() {
-            let changes = std::mem::take(&mut g.pending);
-            if !changes.is_empty() {
-                out.push(Outgoing {
-                    peers: g.members.clone(),
-                    bytes: g.encode(&changes),
-                });
-            }
+            let runs = g.take_encoded().into_iter();
+            out.extend(runs.map(|(peers, bytes)| Outgoing { peers, bytes }));
         }
         out
     }
@@ -940,13 +1121,18 @@ impl Rib {
         self.peers.get(id).map_or(0, |p| p.received)
     }
 
+    /// Prefixes whose best path is the peer's (BIRD's "preferred").
+    pub fn preferred(&self, id: PeerId) -> usize {
+        self.preferred.get(id).copied().unwrap_or(0)
+    }
+
     /// Paths a peer's group advertises to it.
     pub fn advertised(&self, id: PeerId) -> usize {
         self.peers
             .get(id)
             .and_then(|p| p.group)
             .and_then(|gi| self.groups[gi].as_ref())
-            .map_or(0, |g| g.advertised)
+            .map_or(0, |g| g.advertised_to(id))
     }
 }
 

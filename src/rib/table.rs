@@ -6,39 +6,15 @@ use std::sync::Arc;
 
 use ipnet::IpNet;
 
-use super::attrs::AttrSet;
+use crate::attrs::{AttrSet, PathSource};
 use crate::prefix_map::PrefixMap;
-use crate::session::PeerId;
 use crate::wire::{Afi, Family, Safi};
 
-/// Who a path came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum PathSource {
-    /// Originated by this node.
-    Local,
-    /// A peer, by its index (`PeerId`).
-    Peer(u32),
-    /// Another protocol's route in the kernel table (BIRD's `learn`).
-    Kernel,
-}
-
-impl PathSource {
-    pub fn peer(id: PeerId) -> PathSource {
-        PathSource::Peer(u32::try_from(id).unwrap_or(u32::MAX))
-    }
-
-    pub fn peer_id(self) -> Option<PeerId> {
-        match self {
-            PathSource::Peer(id) => Some(id as PeerId),
-            PathSource::Local | PathSource::Kernel => None,
-        }
-    }
-}
-
-/// `Path::bits`: the transmit identifier in the low bits, two flags in the high ones.
+/// `Path::bits`: the transmit identifier in the low bits, three flags in the high ones.
 const STALE: u32 = 1 << 31;
 const MULTIPATH: u32 = 1 << 30;
-const TX_ID: u32 = MULTIPATH - 1;
+const UNREACHABLE: u32 = 1 << 29;
+const TX_ID: u32 = UNREACHABLE - 1;
 
 /// One path: 16 bytes. Its source is in its attribute set (`AttrSet::source`).
 #[derive(Debug, Clone)]
@@ -76,6 +52,15 @@ impl Path {
 
     pub(super) fn set_multipath(&mut self, on: bool) {
         self.set(MULTIPATH, on);
+    }
+
+    /// Whether its next hop resolved when it was last decided (RFC 4271 §9.1.2.1).
+    pub fn reachable(&self) -> bool {
+        self.bits & UNREACHABLE == 0
+    }
+
+    pub(super) fn set_reachable(&mut self, on: bool) {
+        self.set(UNREACHABLE, !on);
     }
 
     fn set(&mut self, flag: u32, on: bool) {
@@ -309,11 +294,10 @@ impl Table {
         self.map.part_keys(i)
     }
 
-    /// Every prefix in order (family, then address and length), for display.
-    pub fn sorted_keys(&self) -> Vec<(Family, IpNet)> {
-        let mut keys: Vec<(Family, IpNet)> = self.keys().collect();
-        keys.sort_unstable();
-        keys
+    /// The `n` first prefixes after `after` in order (family, then address and length), for
+    /// showing the table a chunk at a time.
+    pub fn first_after(&self, after: Option<&(Family, IpNet)>, n: usize) -> Vec<(Family, IpNet)> {
+        self.map.first_after(after, n)
     }
 
     /// The longest prefix of a unicast or multicast family that holds `addr` (one lookup per
@@ -392,7 +376,7 @@ mod tests {
         assert_eq!(t.len(), keys.len());
         let mut sorted = keys.clone();
         sorted.sort();
-        assert_eq!(t.sorted_keys(), sorted);
+        assert_eq!(t.first_after(None, keys.len()), sorted);
         assert_eq!(
             t.longest_match("198.18.1.5".parse().unwrap()),
             Some(keys[1]),

@@ -6,13 +6,14 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use proptest::prelude::*;
 
 use super::*;
-use crate::config::{Config, PeerDefaults};
+use crate::config::{Config, LimitAction, PeerDefaults};
 use crate::session::caps::local_open;
 use crate::wire::attr::{Origin, Segment, SegmentKind};
 use crate::wire::{Attr, Message, Negotiated, PathAttribute, Prefix, decode, frame};
 
 /// Node 198.51.100.1 in AS 64512 with block 198.18.1.0/26 in pool 198.18.0.0/16. Peers: .2
-/// and .3 iBGP (mesh), .4 eBGP (AS 65000), .5 iBGP route-reflector client.
+/// and .3 iBGP (mesh, or route-reflector clients with `CLIENTS`), .4 eBGP (AS 65000), .5
+/// iBGP route-reflector client (with a cluster id).
 fn config(extra: &str) -> Config {
     config_with_pool("198.18.0.0/16", extra)
 }
@@ -29,9 +30,11 @@ cidr = "{pool}"
 [[peer]]
 address = "198.51.100.2"
 asn = 64512
+rr_client = {clients}
 [[peer]]
 address = "198.51.100.3"
 asn = 64512
+rr_client = {clients}
 [[peer]]
 address = "198.51.100.4"
 asn = 65000
@@ -40,10 +43,14 @@ address = "198.51.100.5"
 asn = 64512
 rr_client = {rr}
 "#,
-        rr = extra.contains("cluster_id")
+        rr = extra.contains("cluster_id"),
+        clients = extra.contains(CLIENTS),
     ))
     .unwrap()
 }
+
+/// `extra` for a route reflector whose peers .2 and .3 are clients too.
+const CLIENTS: &str = "cluster_id = \"244.0.0.1\"\n# .2 and .3 are clients";
 
 fn session(rib: &Rib, id: PeerId) -> Session {
     let p = &rib.peers[id].config;
@@ -519,6 +526,104 @@ fn withdrawals_only_for_what_was_advertised() {
     assert_eq!(rib.advertised(2), 2, "own block and 198.18.3.0/26");
 }
 
+/// A route never goes back to the peer it came from (as in BIRD and FRR): not to a reflector
+/// client, not to an eBGP peer; when the best path moves from one client to another, the
+/// first gets the second's path and the second a withdrawal of the first's, and back.
+#[test]
+fn routes_never_go_back_to_their_source() {
+    let mut rib = Rib::new(&config(CLIENTS));
+    for id in 0..4 {
+        up(&mut rib, id);
+    }
+    let x = net("198.18.2.0/26");
+    let out = rib.update(
+        0,
+        &announce(&["198.18.2.0/26"], [198, 51, 100, 2], &[]),
+        false,
+    );
+    assert!(
+        sent_to(&rib, &out, 0).is_empty(),
+        "not reflected to its client"
+    );
+    for id in 1..4 {
+        assert_eq!(announced(&sent_to(&rib, &out, id)), vec![x], "to peer {id}");
+    }
+    let out = rib.update(
+        2,
+        &announce(&["198.18.3.0/26"], [198, 51, 100, 4], &[65000]),
+        false,
+    );
+    assert!(
+        sent_to(&rib, &out, 2).is_empty(),
+        "not back to the eBGP peer"
+    );
+    assert_eq!(
+        announced(&sent_to(&rib, &out, 0)),
+        vec![net("198.18.3.0/26")]
+    );
+    assert_eq!(rib.advertised(2), 2, "own block and the client's route");
+    assert_eq!((rib.preferred(0), rib.preferred(2)), (1, 1));
+    assert_eq!(rib.advertised(0), 2, "own block and the eBGP route");
+    assert_eq!(rib.advertised(1), 3);
+    let next_hop =
+        |u: &Update| AttrSet::from_update(u, Family::IPV4_UNICAST, &Negotiated::default()).next_hop;
+    // The best path moves from client .2 to client .3.
+    let mut lp = announce(&["198.18.2.0/26"], [198, 51, 100, 3], &[]);
+    lp.attributes
+        .push(PathAttribute::new(Attr::LocalPref { local_pref: 200 }));
+    let out = rib.update(1, &lp, false);
+    let to_a = sent_to(&rib, &out, 0);
+    assert_eq!(announced(&to_a), vec![x]);
+    assert_eq!(next_hop(&to_a[0]), Some(IpAddr::from([198, 51, 100, 3])));
+    let to_b = sent_to(&rib, &out, 1);
+    assert!(announced(&to_b).is_empty(), "{to_b:?}");
+    let withdrawn: Vec<IpNet> = to_b
+        .iter()
+        .flat_map(|u| u.withdrawals().map(|(_, p)| p.net))
+        .collect();
+    assert_eq!(withdrawn, vec![x], "the client loses the other's path");
+    assert_eq!(announced(&sent_to(&rib, &out, 3)), vec![x]);
+    assert_eq!((rib.advertised(0), rib.advertised(1)), (3, 2));
+    assert_eq!(
+        (rib.preferred(0), rib.preferred(1)),
+        (0, 1),
+        "BIRD's preferred"
+    );
+    // .3 withdraws: .2's path is best again; .2 loses .3's, .3 gets .2's.
+    let mut w = Update::default();
+    w.withdrawn.push(Prefix {
+        net: x,
+        path_id: Some(1),
+    });
+    let out = rib.update(1, &w, false);
+    let to_a = sent_to(&rib, &out, 0);
+    assert!(announced(&to_a).is_empty());
+    assert_eq!(to_a.iter().map(|u| u.withdrawn.len()).sum::<usize>(), 1);
+    let to_b = sent_to(&rib, &out, 1);
+    assert_eq!(announced(&to_b), vec![x]);
+    assert_eq!(next_hop(&to_b[0]), Some(IpAddr::from([198, 51, 100, 2])));
+    assert_eq!((rib.advertised(0), rib.advertised(1)), (2, 3));
+    assert_eq!((rib.preferred(0), rib.preferred(1)), (1, 0));
+    // A client that joins again gets everything but its own route, and so does a refresh.
+    rib.down(0, false);
+    rib.update(
+        1,
+        &announce(&["198.18.4.0/26"], [198, 51, 100, 3], &[]),
+        false,
+    );
+    let out = up(&mut rib, 0);
+    let mut held = Held::new();
+    apply(&mut held, &sent_to(&rib, &out, 0)).unwrap();
+    rib.update(
+        0,
+        &announce(&["198.18.2.0/26"], [198, 51, 100, 2], &[]),
+        false,
+    );
+    assert_eq!(refreshed(&mut rib, 0), held);
+    assert!(!held.contains_key(&(x, None)));
+    assert_eq!(rib.advertised(0), held.len());
+}
+
 #[test]
 fn stale_paths_counted_and_end_of_rib_without_them_is_free() {
     let mut rib = Rib::new(&config(""));
@@ -614,8 +719,14 @@ proptest! {
     fn what_peers_hold_is_what_the_table_exports(
         ops in proptest::collection::vec((0usize..3, 0u8..8, any::<bool>(), 0u32..3), 1..40),
         add_path in any::<bool>(),
+        reflect in any::<bool>(),
     ) {
-        let extra = if add_path { "[defaults]\nadd_paths_send = 2" } else { "" };
+        let extra = format!(
+            "{}\n{}",
+            if reflect { CLIENTS } else { "" },
+            if add_path { "[defaults]\nadd_paths_send = 2" } else { "" },
+        );
+        let extra = extra.as_str();
         let mut rib = Rib::new(&config(extra));
         let mut held: Vec<Held> = vec![Held::new(); 3];
         for (id, h) in held.iter_mut().enumerate() {
@@ -652,7 +763,15 @@ proptest! {
             prop_assert!(r.is_ok(), "{:?}", r);
         }
         for (id, h) in held.iter().enumerate() {
+            // Never a peer's own path: its next hop (iBGP) or its AS (eBGP).
+            let own_nh = IpAddr::from([198, 51, 100, 2 + id as u8]);
+            let own = h.values().find(|a| {
+                a.next_hop == Some(own_nh) || (id == 2 && a.as_path.iter().any(|s| s.asns.contains(&65000)))
+            });
+            prop_assert!(own.is_none(), "peer {} holds its own path {:?}", id, own);
             prop_assert_eq!(&refreshed(&mut rib, id), h);
+            let best = rib.table.values().filter(|e| e.best().is_some_and(|p| p.source() == PathSource::peer(id)));
+            prop_assert_eq!(rib.preferred(id), best.count());
             prop_assert_eq!(rib.advertised(id), h.len());
         }
     }
@@ -662,8 +781,7 @@ proptest! {
 /// peer's route for the same prefix, and goes when the kernel no longer has it.
 #[test]
 fn learned_kernel_routes() {
-    use crate::fib::kernel::Learning;
-    use crate::fib::netlink::{Alien, AlienKind};
+    use crate::route::{Alien, AlienKind, Learning};
     let felix = |n: &str| Alien {
         net: net(n),
         kind: AlienKind::Unicast,
@@ -712,4 +830,199 @@ fn learned_kernel_routes() {
             .get(&key)
             .is_some_and(|e| e.paths().iter().all(|p| p.source() != PathSource::Kernel))
     );
+}
+
+/// A RIB whose peer 0 has an import limit of 2 with `action`; its session is up.
+fn limited(action: LimitAction) -> Rib {
+    let mut c = config("");
+    c.peers[0].settings.import_limit = Some(2);
+    c.peers[0].settings.import_limit_action = action;
+    let mut rib = Rib::new(&c);
+    up(&mut rib, 0);
+    rib
+}
+
+/// Three routes from a peer with import limit 2: what each action imports and asks for.
+#[test]
+fn import_limit_actions() {
+    let three = announce(
+        &["10.1.0.0/24", "10.2.0.0/24", "10.3.0.0/24"],
+        [198, 51, 100, 2],
+        &[],
+    );
+    for (action, received, hit, torn) in [
+        (LimitAction::Warn, 3, true, false),
+        (LimitAction::Block, 2, true, false),
+        (LimitAction::Restart, 2, true, true),
+        (LimitAction::Disable, 2, true, true),
+    ] {
+        let mut rib = limited(action);
+        rib.update(0, &three, false);
+        assert_eq!(rib.received(0), received, "{action:?}");
+        let limit = rib.import_limit(0).map(|(l, hit)| (l.max, hit));
+        assert_eq!(limit, Some((2, hit)), "{action:?}");
+        let exceeded = rib.take_exceeded();
+        assert_eq!(exceeded.len(), usize::from(torn), "{action:?}");
+        if let Some(e) = exceeded.first() {
+            assert_eq!((e.peer, e.family), (0, Family::IPV4_UNICAST));
+            assert_eq!(e.notification().data, [0, 1, 1, 0, 0, 0, 2]);
+        }
+        assert!(rib.take_exceeded().is_empty());
+        // The other peers have no limit.
+        up(&mut rib, 1);
+        rib.update(1, &three, false);
+        assert_eq!(rib.received(1), 3, "{action:?}");
+    }
+}
+
+/// `block`: a route beyond the limit is not imported; once the count falls, new routes are
+/// imported again; a route the peer replaces does not count twice.
+#[test]
+fn import_limit_block_lifts_when_the_count_falls() {
+    let mut rib = limited(LimitAction::Block);
+    rib.update(
+        0,
+        &announce(&["10.1.0.0/24", "10.2.0.0/24"], [198, 51, 100, 2], &[]),
+        false,
+    );
+    rib.update(
+        0,
+        &announce(&["10.1.0.0/24"], [198, 51, 100, 9], &[]),
+        false,
+    );
+    rib.update(
+        0,
+        &announce(&["10.3.0.0/24"], [198, 51, 100, 2], &[]),
+        false,
+    );
+    let held = |rib: &Rib| {
+        (rib.table.get(&(Family::IPV4_UNICAST, net("10.3.0.0/24")))).is_some_and(|e| !e.is_empty())
+    };
+    assert_eq!(rib.received(0), 2);
+    assert!(!held(&rib));
+    let w = Update {
+        withdrawn: vec![Prefix {
+            net: net("10.1.0.0/24"),
+            path_id: Some(1),
+        }]
+        .into(),
+        ..Update::default()
+    };
+    rib.update(0, &w, false);
+    rib.update(
+        0,
+        &announce(&["10.3.0.0/24"], [198, 51, 100, 2], &[]),
+        false,
+    );
+    assert_eq!(rib.received(0), 2);
+    assert!(held(&rib));
+    assert_eq!(rib.import_limit(0).map(|l| l.1), Some(false));
+}
+
+/// A new limit applies to the running session: no reset, the next route is judged by it.
+#[test]
+fn import_limit_changes_without_a_reset() {
+    let mut rib = Rib::new(&config(""));
+    up(&mut rib, 0);
+    rib.update(
+        0,
+        &announce(&["10.1.0.0/24", "10.2.0.0/24"], [198, 51, 100, 2], &[]),
+        false,
+    );
+    let mut p = rib.peers[0].config.clone();
+    p.settings.import_limit = Some(2);
+    p.settings.import_limit_action = LimitAction::Block;
+    rib.set_peer_config(0, p);
+    assert!(rib.peers[0].session.is_some());
+    rib.update(
+        0,
+        &announce(&["10.3.0.0/24"], [198, 51, 100, 2], &[]),
+        false,
+    );
+    assert_eq!(rib.received(0), 2);
+}
+
+/// RFC 4271 §9.1.2.1: a path whose next hop does not resolve loses to one that does, however
+/// much better it is otherwise; when its next hop becomes reachable (a learned kernel route
+/// holds it: `gateway recursive`; or a connected subnet: `gateway direct`), it takes over and
+/// the kernel is handed the new route.
+#[test]
+fn unreachable_next_hop_loses_until_it_resolves() {
+    use crate::route::{Alien, AlienKind, Hop, Interfaces, KernelRoute, Learning, Target};
+    let eth0 = |more: &[&str]| Interfaces {
+        subnets: std::iter::once("198.51.100.0/24")
+            .chain(more.iter().copied())
+            .map(|s| (net(s), "eth0".to_string()))
+            .collect(),
+        tunl0: None,
+    };
+    let mut rib = Rib::new(&config(""));
+    rib.set_interfaces(eth0(&[]));
+    up(&mut rib, 0);
+    up(&mut rib, 1);
+    // Peer .2's path is shorter, but its next hop is on no subnet of ours.
+    let pod = "198.18.7.0/26";
+    rib.update(0, &announce(&[pod], [203, 0, 113, 2], &[]), false);
+    rib.update(1, &announce(&[pod], [198, 51, 100, 3], &[65001]), false);
+    let key = (Family::IPV4_UNICAST, net(pod));
+    let best = |rib: &Rib| {
+        rib.table
+            .get(&key)
+            .and_then(|e| e.best())
+            .map(|p| p.source())
+    };
+    let kernel = |rib: &mut Rib| {
+        let changes = rib.kernel_changes(1 << 20);
+        changes
+            .into_iter()
+            .find(|(n, _)| *n == net(pod))
+            .map(|(_, r)| r)
+    };
+    let via = |gw: &str| {
+        Some(Some(KernelRoute {
+            net: net(pod),
+            metric: None,
+            target: Target::Via(vec![Hop {
+                gateway: gw.parse().unwrap(),
+                oif: None,
+                onlink: false,
+            }]),
+        }))
+    };
+    assert_eq!(best(&rib), Some(PathSource::peer(1)));
+    assert_eq!(kernel(&mut rib), via("198.51.100.3"));
+    // A learned route holds the next hop: it resolves recursively, and peer .2 takes over.
+    let route = Alien {
+        net: net("203.0.113.0/24"),
+        kind: AlienKind::Unicast,
+        gateway: Some("198.51.100.254".parse().unwrap()),
+        device: Some("eth0".into()),
+        metric: None,
+    };
+    rib.learn(Learning::Learned(route));
+    assert_eq!(best(&rib), Some(PathSource::peer(0)));
+    assert_eq!(kernel(&mut rib), via("203.0.113.2"));
+    // It goes: back to peer .3.
+    rib.learn(Learning::Forgotten(net("203.0.113.0/24")));
+    assert_eq!(best(&rib), Some(PathSource::peer(1)));
+    assert_eq!(kernel(&mut rib), via("198.51.100.3"));
+    // An address on 203.0.113.0/24 makes it directly connected.
+    rib.set_interfaces(eth0(&["203.0.113.0/24"]));
+    assert_eq!(best(&rib), Some(PathSource::peer(0)));
+    assert_eq!(kernel(&mut rib), via("203.0.113.2"));
+}
+
+/// With the kernel not followed (`[kernel] enabled = false`), every next hop is reachable.
+#[test]
+fn next_hops_reachable_without_a_kernel() {
+    let mut rib = Rib::new(&config(""));
+    up(&mut rib, 0);
+    up(&mut rib, 1);
+    let pod = "198.18.7.0/26";
+    rib.update(0, &announce(&[pod], [203, 0, 113, 2], &[]), false);
+    rib.update(1, &announce(&[pod], [198, 51, 100, 3], &[]), false);
+    let key = (Family::IPV4_UNICAST, net(pod));
+    let e = rib.table.get(&key).unwrap();
+    assert_eq!(e.best().map(|p| p.source()), Some(PathSource::peer(0)));
+    assert!(e.paths().iter().all(Path::reachable));
 }

@@ -192,6 +192,7 @@ impl Fsm {
                 if self.state != State::Idle {
                     let reason = format!("Shutdown: {n}");
                     let flush = matches!(event_kind, EventKind::Stop)
+                        && n.hard_reset_suggested()
                         && self
                             .session
                             .as_ref()

@@ -6,10 +6,10 @@ use std::sync::{Arc, RwLock};
 
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
-use tracing::{info, warn};
 
 use super::ToPeer;
 use super::socket;
+use crate::accept::{Backoff, RateLimited};
 
 /// Peers by address, shared with the listener tasks (replaced whole on reload).
 pub type Directory = Arc<RwLock<HashMap<IpAddr, mpsc::Sender<ToPeer>>>>;
@@ -25,23 +25,19 @@ pub fn open(addr: SocketAddr, keys: &[(IpAddr, String)]) -> std::io::Result<TcpL
     Ok(l)
 }
 
-/// Accepts connections forever; ones from unknown addresses are closed at once.
+/// Accepts connections forever. Ones from unknown addresses are closed at once, as are ones
+/// a peer task has no room for; the peer task keeps at most one waiting for its OPEN.
 pub async fn run(listener: Arc<TcpListener>, peers: Directory) {
+    let mut backoff = Backoff::new("BGP listener");
+    let mut unknown = RateLimited::new("BGP listener");
     loop {
-        let (stream, from) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                warn!("accept: {e}");
-                continue;
-            }
-        };
+        let (stream, from) = backoff.accept(|| listener.accept()).await;
         let ip = from.ip().to_canonical();
         let peer = peers.read().ok().and_then(|p| p.get(&ip).cloned());
         match peer {
-            Some(tx) => {
-                let _ = tx.send(ToPeer::Incoming(Box::new(stream))).await;
-            }
-            None => info!("connection from unknown address {ip} refused"),
+            // Never wait on a busy peer task: the listener serves every peer.
+            Some(tx) => drop(tx.try_send(ToPeer::Incoming(Box::new(stream)))),
+            None => unknown.warn(format_args!("connection from unknown address {ip} refused")),
         }
     }
 }

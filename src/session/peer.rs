@@ -49,6 +49,8 @@ pub struct Peer {
     rib: mpsc::Sender<ToRib>,
     conn: Option<Conn>,
     dialling: Option<JoinHandle<io::Result<TcpStream>>>,
+    /// The one incoming connection waiting for its OPEN to settle a collision.
+    colliding: Option<JoinHandle<()>>,
     timers: HashMap<Timer, Instant>,
     rbuf: BytesMut,
     /// A message for the RIB that waits for channel space; reading pauses meanwhile.
@@ -77,6 +79,7 @@ impl Peer {
             rib,
             conn: None,
             dialling: None,
+            colliding: None,
             timers: HashMap::new(),
             // Allocated on the first read: a configured peer that never connects costs nothing.
             rbuf: BytesMut::new(),
@@ -187,14 +190,27 @@ impl Peer {
             ToPeer::Send(bytes) => self.event(Event::Updates(bytes)).await,
             ToPeer::Incoming(stream) => self.incoming(*stream).await,
             ToPeer::IncomingOpen(c) => {
+                self.colliding = None;
                 let (stream, open, rest) = *c;
                 self.collision(stream, open, rest).await
             }
         }
     }
 
-    /// A connection from the peer's address arrived at the listener.
+    /// Whether a connection beside the session's is waiting for its OPEN to settle a collision.
+    fn collision_pending(&self) -> bool {
+        self.colliding.as_ref().is_some_and(|h| !h.is_finished())
+    }
+
+    /// A connection from the peer's address arrived at the listener. Beside the session's own
+    /// connection at most one more waits for its OPEN, as in BIRD (`bgp_incoming_connection`
+    /// keeps one incoming connection): more are closed at once, so connections from the
+    /// peer's address cannot pile up.
     async fn incoming(&mut self, stream: TcpStream) {
+        if self.collision_pending() {
+            debug!(peer = %self.cfg.name, "refused a connection: one is already waiting for its OPEN");
+            return;
+        }
         match self.fsm.state() {
             State::Connect | State::Active => {
                 if let Err(e) =
@@ -212,7 +228,7 @@ impl Peer {
             State::OpenSent | State::OpenConfirm | State::Established => {
                 // RFC 4271 §6.8: decide once the new connection's OPEN names its identifier.
                 let back = self.self_tx.clone();
-                tokio::spawn(async move {
+                self.colliding = Some(tokio::spawn(async move {
                     if let Ok(Ok(Some((s, open, rest)))) =
                         tokio::time::timeout(COLLISION_OPEN_WAIT, read_open(stream)).await
                     {
@@ -220,7 +236,7 @@ impl Peer {
                             .send(ToPeer::IncomingOpen(Box::new((s, open, rest))))
                             .await;
                     }
-                });
+                }));
             }
             State::Idle => debug!(peer = %self.cfg.name, "refused a connection while idle"),
         }

@@ -8,6 +8,8 @@ use std::os::fd::AsRawFd;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
+use crate::sys;
+
 /// Per-connection options.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Options {
@@ -15,20 +17,6 @@ pub struct Options {
     /// GTSM: the peer is at most this many hops away (RFC 5082 §3).
     pub ttl_security: Option<u8>,
 }
-
-/// Linux's `struct tcp_md5sig` (include/uapi/linux/tcp.h).
-#[repr(C)]
-struct TcpMd5Sig {
-    addr: libc::sockaddr_storage,
-    flags: u8,
-    prefixlen: u8,
-    keylen: u16,
-    ifindex: i32,
-    key: [u8; MD5_MAX_KEY],
-}
-
-/// TCP_MD5SIG_MAXKEYLEN.
-const MD5_MAX_KEY: usize = 80;
 
 /// Sets (or with `None` clears) the MD5 key used with `peer` on socket `fd` (RFC 2385;
 /// Linux `TCP_MD5SIG`). On a listening socket it applies to connections from `peer`. An IPv6
@@ -43,59 +31,8 @@ pub fn set_md5(
         IpAddr::V4(a) if v6_socket => IpAddr::V6(a.to_ipv6_mapped()),
         other => other,
     };
-    let key = key.unwrap_or("").as_bytes();
-    if key.len() > MD5_MAX_KEY {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "MD5 key longer than 80 bytes",
-        ));
-    }
-    // SAFETY: TcpMd5Sig is plain old data; all-zero is a valid value.
-    let mut sig: TcpMd5Sig = unsafe { std::mem::zeroed() };
     let addr = SockAddr::from(SocketAddr::new(peer, 0));
-    // SAFETY: both are sockaddr_storage-sized buffers; we copy only addr.len() bytes.
-    unsafe {
-        std::ptr::copy_nonoverlapping(
-            addr.as_ptr() as *const u8,
-            &mut sig.addr as *mut libc::sockaddr_storage as *mut u8,
-            addr.len() as usize,
-        );
-    }
-    sig.keylen = key.len() as u16;
-    sig.key[..key.len()].copy_from_slice(key);
-    // SAFETY: valid fd, pointer and length of a properly initialised struct.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_MD5SIG,
-            &sig as *const TcpMd5Sig as *const libc::c_void,
-            std::mem::size_of::<TcpMd5Sig>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
-fn setsockopt_int(fd: &impl AsRawFd, level: i32, name: i32, value: i32) -> io::Result<()> {
-    // SAFETY: valid fd and a pointer to an int of the stated size.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            level,
-            name,
-            &value as *const i32 as *const libc::c_void,
-            std::mem::size_of::<i32>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    sys::set_tcp_md5sig(fd, &addr, key.unwrap_or("").as_bytes())
 }
 
 /// Applies TTL and GTSM to a socket of family `v6`. GTSM sends with TTL 255 and drops
@@ -111,10 +48,10 @@ pub fn apply(fd: &impl AsRawFd, v6: bool, o: &Options) -> io::Result<()> {
         (libc::IPPROTO_IP, libc::IP_TTL, libc::IP_MINTTL)
     };
     if let Some(hops) = o.ttl_security {
-        setsockopt_int(fd, level, ttl_opt, 255)?;
-        setsockopt_int(fd, level, min_opt, 255 - i32::from(hops.min(254)))?;
+        sys::setsockopt_int(fd, level, ttl_opt, 255)?;
+        sys::setsockopt_int(fd, level, min_opt, 255 - i32::from(hops.min(254)))?;
     } else if let Some(ttl) = o.ttl {
-        setsockopt_int(fd, level, ttl_opt, i32::from(ttl))?;
+        sys::setsockopt_int(fd, level, ttl_opt, i32::from(ttl))?;
     }
     Ok(())
 }

@@ -108,6 +108,22 @@ impl Notification {
         Notification::new(Code::Cease, subcode, data)
     }
 
+    /// Whether this Cease goes as a Hard Reset when the N bit was negotiated (RFC 8538 §5's
+    /// table): yes for the end of the peering (prefix limit, shutdown, de-configured, reset),
+    /// no for "Other Configuration Change" and the other transient ones, after which the
+    /// peer keeps our routes while we come back.
+    pub fn hard_reset_suggested(&self) -> bool {
+        self.code != Code::Cease as u8
+            || matches!(
+                self.subcode,
+                cease::MAX_PREFIXES
+                    | cease::ADMINISTRATIVE_SHUTDOWN
+                    | cease::PEER_DECONFIGURED
+                    | cease::ADMINISTRATIVE_RESET
+                    | cease::HARD_RESET
+            )
+    }
+
     /// This Cease wrapped in a Hard Reset (RFC 8538 §3): the receiver flushes our routes
     /// even with graceful restart for NOTIFICATIONs. The data is the original subcode and
     /// data.
@@ -253,6 +269,14 @@ pub fn describe(code: u8, subcode: u8) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hard_reset_as_rfc_8538_section_5_suggests() {
+        let hard = |sub| Notification::shutdown(sub, "").hard_reset_suggested();
+        assert!(hard(cease::MAX_PREFIXES) && hard(cease::PEER_DECONFIGURED));
+        assert!(!hard(cease::OTHER_CONFIGURATION_CHANGE));
+        assert!(!hard(cease::CONNECTION_COLLISION_RESOLUTION));
+    }
 
     #[test]
     fn shutdown_message_round_trip() {

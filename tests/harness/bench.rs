@@ -79,7 +79,7 @@ pub fn main<A: clap::Parser>(
     run: impl FnOnce(&A) -> anyhow::Result<bool>,
 ) -> ExitCode {
     if !std::env::args().any(|a| a == "--bench") {
-        eprintln!("{name}: not run as a test; `sudo -E cargo bench --bench {name}`");
+        eprintln!("{name}: not run as a test; `sudo bash tests/cargo.sh bench --bench {name}`");
         return ExitCode::SUCCESS;
     }
     let args = A::parse();
@@ -90,7 +90,7 @@ pub fn main<A: clap::Parser>(
     if needs_root && !is_root() {
         eprintln!(
             "{name}: needs root (network namespaces, veth pairs); \
-             run `sudo -E cargo bench --bench {name}`"
+             run `sudo bash tests/cargo.sh bench --bench {name}`"
         );
         return ExitCode::from(2);
     }

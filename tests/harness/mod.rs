@@ -10,8 +10,10 @@
 
 pub mod bench;
 pub mod bgp;
+pub mod feeder;
 pub mod kernel;
 pub mod lab;
+pub mod loopback;
 pub mod netns;
 pub mod peers;
 pub mod proc;

@@ -114,6 +114,11 @@ pub struct PeerOpts {
     pub password: Option<String>,
     pub graceful_restart: bool,
     pub hold_time: u16,
+    /// In wrend's AS (GoBGP only; the others' AS is fixed).
+    pub ibgp: bool,
+    /// BIRD 1.6 with the parts of Calico's `bgp_template` that `show protocols all` shows
+    /// (description, inline import and export filters).
+    pub calico: bool,
 }
 
 impl PeerOpts {
@@ -124,6 +129,8 @@ impl PeerOpts {
             password: None,
             graceful_restart: true,
             hold_time: 9,
+            ibgp: false,
+            calico: false,
         }
     }
     fn keepalive(&self) -> u16 {
@@ -353,6 +360,14 @@ impl Peer {
         cli(None, &system_bin("bgpctl"), &a)
     }
 
+    /// BIRD 1.6's `birdc` (IPv4) against another control socket (wrend's).
+    pub fn bird16_birdc(ctl: &std::path::Path, cmd: &str) -> Result<String, String> {
+        let ctl = ctl.display().to_string();
+        let mut args = vec!["-s", ctl.as_str()];
+        args.extend(cmd.split_whitespace());
+        cli(None, &bird16_dir().join("birdc"), &args)
+    }
+
     /// The peer's own view of its session with wrend.
     pub fn status_text(&self, lab: &Lab) -> Result<String, String> {
         let wren = self.opts.fam.wren();
@@ -502,6 +517,16 @@ impl Peer {
                 r.raw.trim()
             )),
             _ => Ok(r),
+        }
+    }
+
+    /// The routes the peer holds from wrend (its Adj-RIB-In), as its CLI lists them (GoBGP
+    /// only: the others show what they accepted, not what they were sent).
+    pub fn adj_in(&self, lab: &Lab) -> Result<String, String> {
+        let fam = self.opts.fam;
+        match self.kind {
+            Kind::Gobgp => self.gobgp(lab, &["neighbor", fam.wren(), "adj-in", "-a", fam.afi()]),
+            k => Err(format!("no Adj-RIB-In listing for {k:?}")),
         }
     }
 
@@ -696,10 +721,25 @@ fn bird16_conf(lab: &Lab, o: &PeerOpts) -> String {
         Fam::V4 => PEER_NET_V4_STATIC,
         Fam::V6 => PEER_NET_V6_STATIC,
     };
+    // Calico's template: multihop (its iBGP default), recursive next hops (resolved through
+    // `protocol direct`), a description, inline filters.
+    let (session, direct) = if o.calico {
+        (
+            "  description \"Connection to BGP peer\";\n  multihop;\n  gateway recursive;\n\
+             import filter { accept; };\n\
+             export filter { if source = RTS_STATIC then accept; reject; };\n",
+            "protocol direct { interface \"*\"; }\n",
+        )
+    } else {
+        (
+            "  direct;\n  gateway direct;\n  import all;\n  export where source = RTS_STATIC;\n",
+            "",
+        )
+    };
     let mut bgp = format!(
-        "  local {} as {WREN_ASN};\n  neighbor {} as {WREN_ASN};\n  direct;\n\
-         source address {};\n  import all;\n  export where source = RTS_STATIC;\n\
-         next hop self;\n  gateway direct;\n  add paths on;\n\
+        "  local {} as {WREN_ASN};\n  neighbor {} as {WREN_ASN};\n\
+         source address {};\n{session}\
+         next hop self;\n  add paths on;\n\
          hold time {}; keepalive time {};\n\
          connect delay time 1; connect retry time 3; error wait time 1, 5;\n",
         fam.peer(),
@@ -721,7 +761,7 @@ fn bird16_conf(lab: &Lab, o: &PeerOpts) -> String {
     }
     format!(
         "router id {PEER_ID};\nlog \"{}/bird16.out\" all;\n\
-         protocol device {{ scan time 10; }}\n\
+         protocol device {{ scan time 10; }}\n{direct}\
          protocol static st {{ route {net} blackhole; }}\n\
          protocol bgp wren {{\n{bgp}}}\n",
         lab.dir.display()
@@ -738,7 +778,7 @@ fn gobgp_conf(o: &PeerOpts) -> String {
         "[global.config]\n  as = {}\n  router-id = \"{PEER_ID}\"\n  port = 179\n\
          local-address-list = [\"{}\"]\n\n\
          [[neighbors]]\n  [neighbors.config]\n    neighbor-address = \"{}\"\n    peer-as = {WREN_ASN}\n",
-        Kind::Gobgp.asn(),
+        if o.ibgp { WREN_ASN } else { Kind::Gobgp.asn() },
         fam.peer(),
         fam.wren(),
     );

@@ -19,6 +19,9 @@ pub struct WrenConf {
     pub password: Option<String>,
     pub hold_time: u16,
     pub graceful_restart: bool,
+    /// wrend exports the peer's routes (their /24 is a Calico pool), and an iBGP peer is its
+    /// route-reflector client.
+    pub reflect: bool,
 }
 
 impl WrenConf {
@@ -30,6 +33,7 @@ impl WrenConf {
             password: None,
             hold_time: 9,
             graceful_restart: true,
+            reflect: false,
         }
     }
 
@@ -58,9 +62,18 @@ impl WrenConf {
         if let Some(pw) = &self.password {
             let _ = writeln!(peer, "password = \"{pw}\"");
         }
+        let mut reflect = String::new();
+        if self.reflect {
+            let _ = writeln!(peer, "rr_client = {}", self.peer_asn == WREN_ASN);
+            let pool = match self.fam {
+                Fam::V4 => "203.0.113.0/24",
+                Fam::V6 => "2001:db8:1::/64",
+            };
+            reflect = format!("cluster_id = \"{WREN_V4}\"\n[[pool]]\ncidr = \"{pool}\"\n\n");
+        }
         format!(
             "router_id = \"{WREN_V4}\"\nasn = {WREN_ASN}\n\
-             originate = [\"{WREN_NET4}\", \"{WREN_NET6}\"]\n\n\
+             originate = [\"{WREN_NET4}\", \"{WREN_NET6}\"]\n{reflect}\n\
              [listen]\naddresses = [\"::\"]\nport = 179\n\n\
              [defaults]\nhold_time = {}\nconnect_delay = 1\nconnect_retry = 3\n\
              error_wait = [1, 5]\nrestart_time = 120\n\n{peer}",

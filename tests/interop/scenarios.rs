@@ -2,6 +2,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::harness::lab::WREN_ASN;
 use crate::harness::lab::{ESTABLISH, Fam, Lab};
 use crate::harness::peers::{Kind, Peer, PeerOpts, wait_established, wait_routes};
 use crate::harness::proc::{holds_for, wait_until};
@@ -316,4 +317,115 @@ pub fn restart_state_cleared_after_recovery(id: &str, kind: Kind) {
              completed; it should be set only until the restart is over (RFC 4724 §3)",
         );
     }
+}
+
+/// wrend never sends a peer its own route back (issue 13; BIRD and FRR don't): the peer's
+/// prefix is exportable (its /24 is a pool), yet what the peer holds from wrend is wrend's
+/// prefix only. `ibgp`: the peer is wrend's route-reflector client (it would get its route
+/// with ORIGINATOR_ID = itself); otherwise an eBGP peer.
+pub fn own_route_not_sent_back(id: &str, kind: Kind, ibgp: bool) {
+    let lab = lab(id, kind);
+    let mut w = WrenConf::new(Fam::V4, if ibgp { WREN_ASN } else { kind.asn() });
+    w.reflect = true;
+    let mut p = PeerOpts::new(Fam::V4);
+    p.ibgp = ibgp;
+    p.passive = true;
+    let (wren, peer) = start(&lab, kind, w, p);
+    wait_established(&lab, &wren, &peer);
+    wait_routes(&lab, &wren, &peer);
+    let (own, theirs) = (Fam::V4.peer_net(), Fam::V4.wren_net());
+    let r = holds_for(
+        &format!("the peer holds {theirs} from wrend and not its own {own}"),
+        Duration::from_secs(3),
+        || {
+            let held = peer.adj_in(&lab)?;
+            match (held.contains(theirs), held.contains(own)) {
+                (true, false) => Ok(()),
+                _ => Err(format!("its Adj-RIB-In from wrend:\n{held}")),
+            }
+        },
+    );
+    lab.must(r);
+}
+
+/// `show protocols all` for the BGP peer, wrend's against BIRD 1.6.8's, line by line: the
+/// two peer with each other (both AS 64512, each announcing one block, BIRD with Calico's
+/// description, multihop and inline filters), so each shows the same kind of session from
+/// its side. What must differ is normalised: the protocol name and the time in the first
+/// row, the addresses and router IDs (each shows the other's), and the timers' remaining
+/// seconds. Two differences are left, on purpose:
+///
+/// - BIRD's "Route change stats" table (5 lines) is not compared: wrend does not print it.
+///   Its export rows count every route any of BIRD's protocols puts in its table (here
+///   4 received, 2 rejected, 1 filtered: the static block, the peer's own route, the
+///   `direct` interface routes), which wren, with no device, direct or static protocols,
+///   has no counterpart for; and calico-node reads none of it (contract §4.3).
+/// - The timers: wrend prints the hold and keepalive times the session negotiated
+///   (`Hold timer: 9`), not BIRD's remaining/total (`5/9`): the timers run in the session
+///   task, which does not report them. Both normalise to `N/9`.
+pub fn show_protocols_all_like_bird16(id: &str) {
+    let kind = Kind::Bird16;
+    let lab = lab(id, kind);
+    let (w, mut p) = confs(kind, Fam::V4, Dial::Both);
+    p.calico = true;
+    let (wren, peer) = start(&lab, kind, w, p);
+    wait_established(&lab, &wren, &peer);
+    wait_routes(&lab, &wren, &peer);
+    // Both sides have sent and taken in everything (End-of-RIB included).
+    std::thread::sleep(Duration::from_secs(2));
+    let ours = lab.must(Peer::bird16_birdc(
+        &wren.ctl,
+        &format!("show protocols all {}", wren.name),
+    ));
+    let bird = lab.must(peer.status_text(&lab));
+    let (a, b) = (protocol_block(&ours), protocol_block(&bird));
+    let none = String::new();
+    let diff: Vec<String> = (0..a.len().max(b.len()))
+        .map(|i| (a.get(i).unwrap_or(&none), b.get(i).unwrap_or(&none)))
+        .filter(|(x, y)| x != y)
+        .map(|(x, y)| format!("wrend: {x:?}\nBIRD:  {y:?}"))
+        .collect();
+    if !diff.is_empty() {
+        lab.fail(&format!(
+            "`show protocols all` differs from BIRD 1.6.8's:\n{}\n\nwrend:\n{ours}\nBIRD 1.6.8:\n{bird}",
+            diff.join("\n")
+        ));
+    }
+}
+
+/// The lines of `show protocols all NAME` as birdc prints them (from the header row on),
+/// with what must differ between two speakers replaced.
+fn protocol_block(out: &str) -> Vec<String> {
+    // The router IDs are the addresses.
+    let addresses = [Fam::V4.wren(), Fam::V4.peer()];
+    const CHANGE_STATS: [&str; 5] = [
+        "  Route change stats:",
+        "    Import updates:",
+        "    Import withdraws:",
+        "    Export updates:",
+        "    Export withdraws:",
+    ];
+    out.lines()
+        .skip_while(|l| !l.starts_with("name "))
+        .filter(|l| !CHANGE_STATS.iter().any(|s| l.starts_with(s)))
+        .map(|l| {
+            let mut l = l.to_string();
+            if !l.starts_with(' ') && !l.starts_with("name ") && !l.is_empty() {
+                // The row: NAME BGP master up HH:MM:SS INFO.
+                let cols: Vec<&str> = l.split_whitespace().collect();
+                l = format!("NAME {} TIME {}", cols[1..4].join(" "), cols[5..].join(" "));
+            }
+            for a in addresses {
+                l = l.replace(a, "ADDR");
+            }
+            for timer in ["Hold timer:", "Keepalive timer:"] {
+                if let Some(at) = l.find(timer) {
+                    let value = l[at + timer.len()..].trim();
+                    let total = value.rsplit('/').next().unwrap_or("").to_string();
+                    l = format!("{}{timer} N/{total}", &l[..at]);
+                }
+            }
+            l
+        })
+        .collect()
 }

@@ -4,8 +4,8 @@
 #   sudo bash tests/peers/install.sh
 #
 #   - BIRD 2 (Debian bird2), GoBGP (gobgpd), FRRouting (frr), OpenBGPD (openbgpd),
-#     iproute2 (network namespaces, veth), procps (kill) and iputils-ping (the topology
-#     tests' pod-to-pod pings), from apt;
+#     iproute2 (network namespaces, veth), procps (kill), iputils-ping (the topology
+#     tests' pod-to-pod pings) and jq (`wrenc decode | jq`), from apt;
 #   - BIRD 1.6 (Debian bird: `bird` for IPv4 and `bird6` for IPv6), unpacked into
 #     target/peers/bird16 with `apt-get download` + `dpkg -x`, because the package
 #     conflicts with bird2.
@@ -38,9 +38,10 @@ declare -A PROBE=(
     [iproute2]=/usr/sbin/ip
     [procps]=/usr/bin/pkill
     [iputils-ping]=/usr/bin/ping
+    [jq]=/usr/bin/jq
 )
 need=()
-for p in bird2 gobgpd frr openbgpd iproute2 procps iputils-ping; do
+for p in bird2 gobgpd frr openbgpd iproute2 procps iputils-ping jq; do
     # a package counts as installed when dpkg says so and its binary is there
     if dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' \
         && [ -e "${PROBE[$p]}" ]; then

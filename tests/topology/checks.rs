@@ -76,7 +76,7 @@ pub fn one_connection_per_peer(fab: &Fabric, name: &str) -> Result<(), String> {
             Some((strip(la), lp.to_string(), strip(pa)))
         })
         .collect();
-    for p in config.peers() {
+    for p in &config.peers {
         let peer = p.address.to_string();
         let to_peer: Vec<_> = conns.iter().filter(|c| c.2 == peer).collect();
         if to_peer.len() != 1 {

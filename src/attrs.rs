@@ -1,20 +1,44 @@
-//! Path attributes as the RIB keeps them: decoded once, normalised (4-octet AS path), and
-//! interned so that the thousands of routes that share a set share one copy.
+//! Path attributes as the RIB keeps them and policy reads and rewrites them: decoded once,
+//! normalised (4-octet AS path), and interned so that the thousands of routes that share a
+//! set share one copy. Below both `rib` and `policy`, so neither imports the other's.
 
 use std::hash::BuildHasher;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
-use rustc_hash::{FxBuildHasher, FxHashMap};
+use rustc_hash::{FxBuildHasher, FxHashMap, FxHashSet};
 use smallvec::SmallVec;
 
-use super::table::PathSource;
-
+use crate::session::PeerId;
 use crate::wire::attr::{
     Community, ExtCommunity, LargeCommunity, MpReach, Origin, Segment, SegmentKind, flags,
 };
 use crate::wire::open::AS_TRANS;
 use crate::wire::{Attr, Family, Negotiated, PathAttribute, Prefix, Update};
+
+/// Who a path came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PathSource {
+    /// Originated by this node.
+    Local,
+    /// A peer, by its index (`PeerId`).
+    Peer(u32),
+    /// Another protocol's route in the kernel table (BIRD's `learn`).
+    Kernel,
+}
+
+impl PathSource {
+    pub fn peer(id: PeerId) -> PathSource {
+        PathSource::Peer(u32::try_from(id).unwrap_or(u32::MAX))
+    }
+
+    pub fn peer_id(self) -> Option<PeerId> {
+        match self {
+            PathSource::Peer(id) => Some(id as PeerId),
+            PathSource::Local | PathSource::Kernel => None,
+        }
+    }
+}
 
 /// One route's attributes, and where it came from: as BIRD's cached `rta` holds its
 /// `rte_src`, the source is part of the shared set, so a path is only a pointer to it, its
@@ -323,13 +347,7 @@ impl Interner {
             return existing.clone();
         }
         if self.len >= self.sweep_at {
-            // Sets only the interner holds are no longer used by any route.
-            self.sets.retain(|_, bucket| {
-                bucket.retain(|s| Arc::strong_count(s) > 1);
-                !bucket.is_empty()
-            });
-            self.len = self.sets.values().map(|b| b.len()).sum();
-            self.sweep_at = (self.len * 2).max(1024);
+            self.sweep();
         }
         let arc = Arc::new(a);
         self.sets.entry(hash).or_default().push(arc.clone());
@@ -337,8 +355,29 @@ impl Interner {
         arc
     }
 
+    /// Drops the sets no route uses any more (only the interner holds them), and gives back
+    /// the slots they took when most are gone.
+    pub fn sweep(&mut self) {
+        self.sets.retain(|_, bucket| {
+            bucket.retain(|s| Arc::strong_count(s) > 1);
+            !bucket.is_empty()
+        });
+        self.len = self.sets.values().map(|b| b.len()).sum();
+        self.sweep_at = (self.len * 2).max(1024);
+        crate::prefix_map::shrink_sparse(&mut self.sets, 64);
+    }
+
     pub fn len(&self) -> usize {
         self.len
+    }
+
+    /// The next hops of the sets held.
+    pub fn next_hops(&self) -> FxHashSet<IpAddr> {
+        self.sets
+            .values()
+            .flatten()
+            .filter_map(|a| a.next_hop)
+            .collect()
     }
 
     /// Bytes the interned sets hold (for `show memory`).

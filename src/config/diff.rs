@@ -1,0 +1,328 @@
+//! Reload as one pure function: from the running model and a new one, the smallest set of
+//! changes to apply. A peer is the same peer while its address and port stay; its session is
+//! reset only when a setting the session uses changed.
+
+use super::{Config, LogLevel, Peer, PeerDefaults};
+
+/// What a reload changes.
+#[derive(Debug, Default, PartialEq)]
+pub struct Changes {
+    pub log_level: Option<LogLevel>,
+    /// New peers.
+    pub added: Vec<Peer>,
+    /// Peers no longer configured (as they were configured).
+    pub removed: Vec<Peer>,
+    pub changed: Vec<PeerChange>,
+    /// Origination, services, pools, communities, cluster id or paths per prefix changed:
+    /// every prefix is decided and exported again.
+    pub policy: bool,
+    /// Pools changed: every kernel route is worked out again (encapsulation).
+    pub pools: bool,
+}
+
+/// A peer whose settings changed.
+#[derive(Debug, PartialEq)]
+pub struct PeerChange {
+    pub old: Peer,
+    pub new: Peer,
+    /// The settings that changed, by name.
+    pub settings: Vec<&'static str>,
+    /// A setting the session was opened with changed: it must be reset, with Cease "Other
+    /// Configuration Change" (RFC 4486 §4). Otherwise the new settings apply at once.
+    pub reset: bool,
+}
+
+/// Settings the RIB applies as routes arrive; every other one is the session's.
+const WITHOUT_RESET: [&str; 2] = ["import_limit", "import_limit_action"];
+
+/// The changes from `running` to `new`, or why they need a restart (the running
+/// configuration then stays).
+pub fn diff(running: &Config, new: &Config) -> Result<Changes, String> {
+    let restart: Vec<&str> = [
+        ("asn", running.asn != new.asn),
+        ("router_id", running.router_id != new.router_id),
+        ("listen", running.listen != new.listen),
+        ("metrics", running.metrics != new.metrics),
+        ("kernel", running.kernel != new.kernel),
+    ]
+    .into_iter()
+    .filter_map(|(name, changed)| changed.then_some(name))
+    .collect();
+    if !restart.is_empty() {
+        return Err(format!(
+            "changing {} needs a restart; the running configuration stays",
+            restart.join(", ")
+        ));
+    }
+    let same = |a: &Peer, b: &Peer| (a.address, a.port) == (b.address, b.port);
+    let mut c = Changes {
+        log_level: (running.log_level != new.log_level).then_some(new.log_level),
+        policy: (
+            &running.originate,
+            &running.services,
+            &running.pools,
+            &running.communities,
+            running.cluster_id,
+            running.max_paths,
+        ) != (
+            &new.originate,
+            &new.services,
+            &new.pools,
+            &new.communities,
+            new.cluster_id,
+            new.max_paths,
+        ),
+        pools: running.pools != new.pools,
+        ..Changes::default()
+    };
+    for old in &running.peers {
+        match new.peers.iter().find(|p| same(p, old)) {
+            None => c.removed.push(old.clone()),
+            Some(p) if p == old => {}
+            Some(p) => {
+                let settings = changed_settings(old, p);
+                c.changed.push(PeerChange {
+                    reset: settings.iter().any(|s| !WITHOUT_RESET.contains(s)),
+                    old: old.clone(),
+                    new: p.clone(),
+                    settings,
+                });
+            }
+        }
+    }
+    c.added = (new.peers.iter())
+        .filter(|p| !running.peers.iter().any(|old| same(old, p)))
+        .cloned()
+        .collect();
+    Ok(c)
+}
+
+/// The names of the settings that differ between two configurations of one peer.
+fn changed_settings(a: &Peer, b: &Peer) -> Vec<&'static str> {
+    let (x, y): (&PeerDefaults, &PeerDefaults) = (&a.settings, &b.settings);
+    let mut out = Vec::new();
+    let mut note = |name, differs: bool| {
+        if differs {
+            out.push(name);
+        }
+    };
+    note("name", a.name != b.name);
+    note("asn", a.asn != b.asn);
+    note("hold_time", x.hold_time != y.hold_time);
+    note("keepalive", x.keepalive != y.keepalive);
+    note("connect_delay", x.connect_delay != y.connect_delay);
+    note("connect_retry", x.connect_retry != y.connect_retry);
+    note("error_wait", x.error_wait != y.error_wait);
+    note("passive", x.passive != y.passive);
+    note("password", x.password != y.password);
+    note("source_address", x.source_address != y.source_address);
+    note("ttl", x.ttl != y.ttl);
+    note("ttl_security", x.ttl_security != y.ttl_security);
+    note("graceful_restart", x.graceful_restart != y.graceful_restart);
+    note("restart_time", x.restart_time != y.restart_time);
+    note("add_paths", x.add_paths != y.add_paths);
+    note("add_paths_send", x.add_paths_send != y.add_paths_send);
+    note("rr_client", x.rr_client != y.rr_client);
+    note("next_hop", x.next_hop != y.next_hop);
+    note("allow_local_as", x.allow_local_as != y.allow_local_as);
+    note("import_limit", x.import_limit != y.import_limit);
+    note(
+        "import_limit_action",
+        x.import_limit_action != y.import_limit_action,
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEAD: &str = "router_id = \"198.51.100.1\"\nasn = 64512\n";
+
+    fn model(extra: &str) -> Config {
+        Config::parse(&format!("{HEAD}{extra}")).expect("valid")
+    }
+
+    fn peer(last: u8, extra: &str) -> String {
+        format!("[[peer]]\naddress = \"198.51.100.{last}\"\nasn = 64512\n{extra}")
+    }
+
+    /// What changed, in short: (added, removed, changed with its settings and reset).
+    type Summary = (
+        Vec<String>,
+        Vec<String>,
+        Vec<(String, Vec<&'static str>, bool)>,
+    );
+
+    fn summary(c: &Changes) -> Summary {
+        let names = |v: &[Peer]| v.iter().map(|p| p.name.clone()).collect();
+        (
+            names(&c.added),
+            names(&c.removed),
+            (c.changed.iter())
+                .map(|p| (p.new.name.clone(), p.settings.clone(), p.reset))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn peers_as_a_table() {
+        let two = format!("{}{}", peer(2, ""), peer(3, ""));
+        let n = |s: &str| s.to_string();
+        let cases: Vec<(&str, String, String, Summary)> = vec![
+            (
+                "nothing",
+                two.clone(),
+                two.clone(),
+                (vec![], vec![], vec![]),
+            ),
+            (
+                "one added",
+                peer(2, ""),
+                two.clone(),
+                (vec![n("Node_198_51_100_3")], vec![], vec![]),
+            ),
+            (
+                "one removed",
+                two.clone(),
+                peer(3, ""),
+                (vec![], vec![n("Node_198_51_100_2")], vec![]),
+            ),
+            (
+                "hold time: reset",
+                two.clone(),
+                format!("{}{}", peer(2, "hold_time = 90\n"), peer(3, "")),
+                (
+                    vec![],
+                    vec![],
+                    vec![(n("Node_198_51_100_2"), vec!["hold_time"], true)],
+                ),
+            ),
+            (
+                "a default that every peer inherits",
+                two.clone(),
+                format!("[defaults]\npassword = \"k\"\n{two}"),
+                (
+                    vec![],
+                    vec![],
+                    vec![
+                        (n("Node_198_51_100_2"), vec!["password"], true),
+                        (n("Node_198_51_100_3"), vec!["password"], true),
+                    ],
+                ),
+            ),
+            (
+                "import limit: no reset",
+                two.clone(),
+                format!(
+                    "{}{}",
+                    peer(2, "import_limit = 10\nimport_limit_action = \"warn\"\n"),
+                    peer(3, "")
+                ),
+                (
+                    vec![],
+                    vec![],
+                    vec![(
+                        n("Node_198_51_100_2"),
+                        vec!["import_limit", "import_limit_action"],
+                        false,
+                    )],
+                ),
+            ),
+            (
+                "import limit and AS: reset",
+                peer(2, ""),
+                "[[peer]]\naddress = \"198.51.100.2\"\nasn = 64513\nimport_limit = 5\n".into(),
+                (
+                    vec![],
+                    vec![],
+                    vec![(n("Node_198_51_100_2"), vec!["asn", "import_limit"], true)],
+                ),
+            ),
+            (
+                "another port is another peer",
+                peer(2, ""),
+                peer(2, "port = 1179\n"),
+                (
+                    vec![n("Node_198_51_100_2")],
+                    vec![n("Node_198_51_100_2")],
+                    vec![],
+                ),
+            ),
+            (
+                "renamed: reset",
+                peer(2, ""),
+                peer(2, "name = \"Mesh\"\n"),
+                (vec![], vec![], vec![(n("Mesh"), vec!["name"], true)]),
+            ),
+        ];
+        for (what, old, new, want) in cases {
+            let c = diff(&model(&old), &model(&new)).expect(what);
+            assert_eq!(summary(&c), want, "{what}");
+            assert!(!c.policy && !c.pools && c.log_level.is_none(), "{what}");
+        }
+    }
+
+    #[test]
+    fn policy_and_log_level() {
+        let cases = [
+            ("", "", false, false, None),
+            ("", "originate = [\"203.0.113.0/26\"]\n", true, false, None),
+            ("", "services = [\"10.96.0.0/12\"]\n", true, false, None),
+            ("", "cluster_id = \"1.2.3.4\"\n", true, false, None),
+            ("", "max_paths = 4\n", true, false, None),
+            ("", "[[pool]]\ncidr = \"10.0.0.0/16\"\n", true, true, None),
+            (
+                "",
+                "[[communities]]\nprefix = \"10.0.0.0/8\"\ncommunities = [\"1:1\"]\n",
+                true,
+                false,
+                None,
+            ),
+            (
+                "",
+                "log_level = \"debug\"\n",
+                false,
+                false,
+                Some(LogLevel::Debug),
+            ),
+        ];
+        for (old, new, policy, pools, level) in cases {
+            let c = diff(&model(old), &model(new)).expect(new);
+            assert_eq!(
+                (c.policy, c.pools, c.log_level),
+                (policy, pools, level),
+                "{new}"
+            );
+            assert!(c.added.is_empty() && c.removed.is_empty() && c.changed.is_empty());
+        }
+    }
+
+    #[test]
+    fn refuses_what_needs_a_restart() {
+        let cases = [
+            ("asn = 64513\n", "asn"),
+            ("router_id = \"198.51.100.9\"\n", "router_id"),
+            ("[listen]\nport = 1179\n", "listen"),
+            ("metrics = \"127.0.0.1:9900\"\n", "metrics"),
+            ("[kernel]\ntable = 100\n", "kernel"),
+        ];
+        for (new, what) in cases {
+            let text = if new.starts_with("asn") || new.starts_with("router_id") {
+                let other = if new.starts_with("asn") {
+                    "router_id = \"198.51.100.1\"\n"
+                } else {
+                    "asn = 64512\n"
+                };
+                format!("{other}{new}")
+            } else {
+                format!("{HEAD}{new}")
+            };
+            let e = diff(&model(""), &Config::parse(&text).expect("valid")).unwrap_err();
+            assert_eq!(
+                e,
+                format!("changing {what} needs a restart; the running configuration stays")
+            );
+        }
+    }
+}

@@ -1,0 +1,370 @@
+//! What the daemon runs: the configuration model every source (the TOML file today, BIRD's
+//! language and a Calico datastore later) produces. Values are typed and peers resolved (their
+//! defaults applied); where an item was written is kept by its source, not here.
+//!
+//! Defaults follow what Calico's generated BIRD config sets (contract §2.7): hold 240 s,
+//! connect delay 2 s, connect retry 5 s, error wait 5..30 s, graceful restart on with 120 s,
+//! add-path rx+tx.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use ipnet::IpNet;
+use serde::Deserialize;
+
+use crate::wire::attr::{Community, LargeCommunity};
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// BGP identifier (RFC 4271 §4.2).
+    pub router_id: Ipv4Addr,
+    /// Local AS number.
+    pub asn: u32,
+    pub listen: Listen,
+    /// Prefixes this node originates (its IPAM blocks: IPv4 /26, IPv6 /122 in Calico):
+    /// announced, installed as blackholes, and nothing more specific inside them is exported.
+    pub originate: Vec<IpNet>,
+    /// Service ranges (cluster, external, load-balancer IPs): announced, never installed.
+    pub services: Vec<IpNet>,
+    /// IP pools: which learned routes are exported and how they reach the kernel.
+    pub pools: Vec<Pool>,
+    /// Communities added to exported prefixes inside a range (Calico's prefixAdvertisements).
+    pub communities: Vec<PrefixCommunities>,
+    /// Route reflector cluster ID (RFC 4456): set on a reflector, whose `rr_client` peers get
+    /// reflected routes.
+    pub cluster_id: Option<Ipv4Addr>,
+    /// Most equal-cost paths installed for one prefix (BIRD's `merge paths`).
+    pub max_paths: usize,
+    pub kernel: KernelConfig,
+    /// Least severe log messages written (stderr, for journald); a reload changes it.
+    pub log_level: LogLevel,
+    /// Address of the Prometheus text endpoint (`GET /metrics`); off when absent.
+    pub metrics: Option<SocketAddr>,
+    /// Every peer, its defaults applied.
+    pub peers: Vec<Peer>,
+}
+
+/// One item of the model, for a source to say where it was written (`FILE:LINE:COL`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Item {
+    /// A top-level setting, by its name (`router_id`, `asn`, `cluster_id`, `max_paths`).
+    Setting(&'static str),
+    Originate(usize),
+    Service(usize),
+    Pool(usize),
+    /// A `[[communities]]` range, or one community in it.
+    Communities(usize, Option<usize>),
+    /// A peer, or one of its settings by name.
+    Peer(usize, Option<&'static str>),
+}
+
+/// Log verbosity, most to least severe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Error,
+    Warn,
+    #[default]
+    Info,
+    Debug,
+    Trace,
+}
+
+impl LogLevel {
+    pub fn parse(s: &str) -> Option<LogLevel> {
+        Some(match s {
+            "error" => LogLevel::Error,
+            "warn" => LogLevel::Warn,
+            "info" => LogLevel::Info,
+            "debug" => LogLevel::Debug,
+            "trace" => LogLevel::Trace,
+            _ => return None,
+        })
+    }
+}
+
+/// How routes reach the kernel.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KernelConfig {
+    /// False: nothing is written (for unprivileged runs and the demo).
+    pub enabled: bool,
+    /// Routing table (254 is main).
+    pub table: u32,
+    /// Protocol number on our routes (12 is `proto bird`).
+    pub protocol: u8,
+    /// Route metric; none by default, as Calico's BIRD.
+    pub metric: Option<u32>,
+    /// Longest wait for every peer's End-of-RIB before routes left by a previous run go.
+    pub startup_wait: u16,
+    /// Seconds between full reads of the kernel table that repair drift (0: never). Between
+    /// them wren follows the kernel's notifications, as no periodic scan is needed.
+    pub reconcile_interval: u32,
+    /// Learn other protocols' routes in the table (BIRD's `learn`, as Calico configures it):
+    /// Felix's workload routes, so /32s borrowed from other nodes' blocks are advertised.
+    pub learn: bool,
+}
+
+impl Default for KernelConfig {
+    fn default() -> Self {
+        KernelConfig {
+            enabled: true,
+            table: 254,
+            protocol: 12,
+            metric: None,
+            startup_wait: 120,
+            reconcile_interval: 3600,
+            learn: true,
+        }
+    }
+}
+
+/// An IP pool (Calico IPPool).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pool {
+    pub cidr: IpNet,
+    #[serde(default)]
+    pub encapsulation: Encapsulation,
+    /// Whether routes inside the pool are exported to peers (`disableBGPExport` negated).
+    #[serde(default = "yes")]
+    pub bgp_export: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// How routes inside a pool reach the kernel (contract §3.7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Encapsulation {
+    /// Plain `via NEXT_HOP`.
+    #[default]
+    None,
+    /// `via NEXT_HOP dev tunl0 onlink`.
+    Ipip,
+    /// IP-in-IP only when the next hop is not on a connected subnet.
+    IpipCrossSubnet,
+    /// Felix programs these routes: wren leaves them out of the kernel.
+    Vxlan,
+    VxlanCrossSubnet,
+}
+
+/// Communities for exported prefixes inside `prefix`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PrefixCommunities {
+    pub prefix: IpNet,
+    pub communities: Vec<AnyCommunity>,
+}
+
+/// A community as configured: `ASN:VALUE` (RFC 1997) or `A:B:C` (RFC 8092).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnyCommunity {
+    Standard(Community),
+    Large(LargeCommunity),
+}
+
+impl std::str::FromStr for AnyCommunity {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<AnyCommunity, String> {
+        match s.matches(':').count() {
+            1 => s.parse().map(AnyCommunity::Standard),
+            2 => s.parse().map(AnyCommunity::Large),
+            _ => Err(format!("{s:?} is neither ASN:VALUE nor A:B:C")),
+        }
+    }
+}
+
+/// Where wrend accepts BGP connections.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Listen {
+    /// Addresses to listen on; empty means no listener (every peer dials out).
+    pub addresses: Vec<IpAddr>,
+    pub port: u16,
+}
+
+impl Default for Listen {
+    fn default() -> Self {
+        Listen {
+            addresses: vec![IpAddr::from([0u16; 8])],
+            port: 179,
+        }
+    }
+}
+
+/// Session settings of a peer (and, in the TOML file, the `[defaults]` table).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PeerDefaults {
+    /// Proposed hold time in seconds (0, or at least 3; RFC 4271 §4.2).
+    pub hold_time: u16,
+    /// Keepalive interval; a third of the negotiated hold time when unset.
+    pub keepalive: Option<u16>,
+    /// Wait before the first connection attempt (BIRD's `connect delay time`).
+    pub connect_delay: u16,
+    /// ConnectRetry timer (RFC 4271 §10; BIRD's `connect retry time`).
+    pub connect_retry: u16,
+    /// Idle time after an error, doubling from the first value up to the second (BIRD's
+    /// `error wait time`).
+    pub error_wait: [u16; 2],
+    /// Wait for the peer to connect; never dial.
+    pub passive: bool,
+    /// TCP MD5 signature key (RFC 2385).
+    pub password: Option<String>,
+    /// Local address the session uses (and binds to when dialling).
+    pub source_address: Option<IpAddr>,
+    /// IP TTL for the session's packets; 1 for directly connected eBGP, 64 for multihop.
+    pub ttl: Option<u8>,
+    /// GTSM (RFC 5082): send TTL 255 and require at least 255 - hops on receipt.
+    pub ttl_security: Option<u8>,
+    /// Graceful restart (RFC 4724) and its restart time.
+    pub graceful_restart: bool,
+    pub restart_time: u16,
+    /// Add-path (RFC 7911): "off", "rx", "tx" or "both".
+    pub add_paths: AddPaths,
+    /// Most paths per prefix sent when add-path send is negotiated.
+    pub add_paths_send: usize,
+    /// A route reflector client (RFC 4456); needs `cluster_id`.
+    pub rr_client: bool,
+    /// NEXT_HOP toward this peer: "auto" (self for eBGP, keep for iBGP), "self" or "keep".
+    pub next_hop: NextHopMode,
+    /// Occurrences of our AS accepted in a received AS_PATH (Calico's numAllowedLocalASNumbers).
+    pub allow_local_as: usize,
+    /// Most routes accepted from the peer (BIRD's `import limit`); none when unset.
+    pub import_limit: Option<u32>,
+    /// What happens when the import limit is exceeded (BIRD's `action`; `disable` as BIRD's
+    /// default).
+    pub import_limit_action: LimitAction,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NextHopMode {
+    Auto,
+    #[serde(rename = "self")]
+    Myself,
+    Keep,
+}
+
+impl Default for PeerDefaults {
+    fn default() -> Self {
+        PeerDefaults {
+            hold_time: 240,
+            keepalive: None,
+            connect_delay: 2,
+            connect_retry: 5,
+            error_wait: [5, 30],
+            passive: false,
+            password: None,
+            source_address: None,
+            ttl: None,
+            ttl_security: None,
+            graceful_restart: true,
+            restart_time: 120,
+            add_paths: AddPaths::Both,
+            add_paths_send: 1,
+            rr_client: false,
+            next_hop: NextHopMode::Auto,
+            allow_local_as: 0,
+            import_limit: None,
+            import_limit_action: LimitAction::Disable,
+        }
+    }
+}
+
+impl PeerDefaults {
+    /// The import limit with its action, if one is set.
+    pub fn import_limit(&self) -> Option<ImportLimit> {
+        self.import_limit.map(|max| ImportLimit {
+            max,
+            action: self.import_limit_action,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AddPaths {
+    Off,
+    Rx,
+    Tx,
+    Both,
+}
+
+/// BIRD's `import limit N action A`: at most `max` routes accepted from a peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImportLimit {
+    pub max: u32,
+    pub action: LimitAction,
+}
+
+/// What exceeding an import limit does (BIRD's limit actions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LimitAction {
+    /// Log once; keep accepting.
+    Warn,
+    /// Drop routes beyond the limit until the count falls.
+    Block,
+    /// Cease "Maximum Number of Prefixes Reached" (RFC 4486 §4), then connect again.
+    Restart,
+    /// The same Cease, then stay down until `enable`.
+    Disable,
+}
+
+impl LimitAction {
+    /// The word BIRD shows in `show protocols all`.
+    pub fn name(self) -> &'static str {
+        match self {
+            LimitAction::Warn => "warn",
+            LimitAction::Block => "block",
+            LimitAction::Restart => "restart",
+            LimitAction::Disable => "disable",
+        }
+    }
+}
+
+/// A peer with its settings resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Peer {
+    /// Protocol name as BIRD would show it (e.g. `Mesh_198_51_100_2`).
+    pub name: String,
+    pub address: IpAddr,
+    /// TCP port the peer listens on.
+    pub port: u16,
+    pub asn: u32,
+    pub settings: PeerDefaults,
+}
+
+/// Calico's naming for a peer without an explicit name: `Node_` and the address with its
+/// separators turned into underscores (contract §2.3).
+pub fn default_name(address: IpAddr) -> String {
+    let flat: String = address
+        .to_string()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    format!("Node_{flat}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn communities() {
+        assert_eq!(
+            "65000:100".parse(),
+            Ok(AnyCommunity::Standard(Community(65000 << 16 | 100)))
+        );
+        assert_eq!(
+            "1:2:3".parse(),
+            Ok(AnyCommunity::Large(LargeCommunity([1, 2, 3])))
+        );
+        assert!("x".parse::<AnyCommunity>().is_err());
+        assert!("70000:1".parse::<AnyCommunity>().is_err());
+    }
+}

@@ -1,0 +1,426 @@
+//! The TOML source: wrend's configuration file, as serde structs shaped like the file, turned
+//! into the model. Where each item was written is worked out only when there is an error to
+//! place.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
+
+use ::toml::Spanned;
+use ::toml::de::{DeTable, DeValue};
+use ipnet::IpNet;
+use serde::Deserialize;
+
+use super::{
+    AddPaths, Config, Error, Item, KernelConfig, LimitAction, Listen, LogLevel, NextHopMode, Peer,
+    PeerDefaults, Pool, PrefixCommunities, default_name, validate,
+};
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    router_id: Ipv4Addr,
+    asn: u32,
+    #[serde(default)]
+    listen: Listen,
+    #[serde(default)]
+    originate: Vec<IpNet>,
+    #[serde(default)]
+    services: Vec<IpNet>,
+    #[serde(default, rename = "pool")]
+    pools: Vec<Pool>,
+    #[serde(default)]
+    communities: Vec<Communities>,
+    cluster_id: Option<Ipv4Addr>,
+    #[serde(default = "default_max_paths")]
+    max_paths: usize,
+    #[serde(default)]
+    kernel: KernelConfig,
+    #[serde(default)]
+    log_level: LogLevel,
+    metrics: Option<SocketAddr>,
+    /// Settings every peer inherits unless it sets its own.
+    #[serde(default)]
+    defaults: PeerDefaults,
+    #[serde(default, rename = "peer")]
+    peers: Vec<PeerConfig>,
+}
+
+fn default_max_paths() -> usize {
+    16
+}
+
+/// A `[[communities]]` range: `ASN:VALUE` standard or `A:B:C` large communities.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Communities {
+    prefix: IpNet,
+    communities: Vec<String>,
+}
+
+/// One `[[peer]]`: its address and AS, a name, and any settings that differ from
+/// `[defaults]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PeerConfig {
+    /// Protocol name as BIRD would show it; derived from the address when unset.
+    name: Option<String>,
+    address: IpAddr,
+    asn: u32,
+    #[serde(default = "bgp_port")]
+    port: u16,
+    hold_time: Option<u16>,
+    keepalive: Option<u16>,
+    connect_delay: Option<u16>,
+    connect_retry: Option<u16>,
+    error_wait: Option<[u16; 2]>,
+    passive: Option<bool>,
+    password: Option<String>,
+    source_address: Option<IpAddr>,
+    ttl: Option<u8>,
+    ttl_security: Option<u8>,
+    graceful_restart: Option<bool>,
+    restart_time: Option<u16>,
+    add_paths: Option<AddPaths>,
+    add_paths_send: Option<usize>,
+    rr_client: Option<bool>,
+    next_hop: Option<NextHopMode>,
+    allow_local_as: Option<usize>,
+    import_limit: Option<u32>,
+    import_limit_action: Option<LimitAction>,
+}
+
+fn bgp_port() -> u16 {
+    179
+}
+
+/// Reads and checks a configuration file.
+pub fn load(path: &Path) -> Result<Config, Error> {
+    let file = Some(path.display().to_string());
+    let text = std::fs::read_to_string(path).map_err(|e| Error {
+        file: file.clone(),
+        at: None,
+        message: e.to_string(),
+    })?;
+    parse(file.as_deref(), &text)
+}
+
+/// Parses and checks configuration text; `file` names it in errors.
+pub fn parse(file: Option<&str>, text: &str) -> Result<Config, Error> {
+    let error = |at, message| Error {
+        file: file.map(str::to_string),
+        at,
+        message,
+    };
+    let f: File = ::toml::from_str(text).map_err(|e| {
+        let message = format!("{}{}", e.message().trim_end(), suggestion(e.message()));
+        error(e.span().map(|s| line_col(text, s.start)), message)
+    })?;
+    let config = f.into_model().and_then(|c| validate::check(&c).map(|()| c));
+    config.map_err(|(item, message)| error(Positions::of(text).find(item), message))
+}
+
+impl File {
+    fn into_model(self) -> Result<Config, (Item, String)> {
+        let communities = (self.communities.into_iter().enumerate())
+            .map(|(i, r)| {
+                let list = (r.communities.iter().enumerate())
+                    .map(|(j, text)| {
+                        text.parse().map_err(|e| {
+                            (
+                                Item::Communities(i, Some(j)),
+                                format!("communities for {}: {e}", r.prefix),
+                            )
+                        })
+                    })
+                    .collect::<Result<_, _>>()?;
+                Ok(PrefixCommunities {
+                    prefix: r.prefix,
+                    communities: list,
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        let peers = self
+            .peers
+            .iter()
+            .map(|p| resolve(&self.defaults, p))
+            .collect();
+        Ok(Config {
+            router_id: self.router_id,
+            asn: self.asn,
+            listen: self.listen,
+            originate: self.originate,
+            services: self.services,
+            pools: self.pools,
+            communities,
+            cluster_id: self.cluster_id,
+            max_paths: self.max_paths,
+            kernel: self.kernel,
+            log_level: self.log_level,
+            metrics: self.metrics,
+            peers,
+        })
+    }
+}
+
+/// A peer's settings: its own where it sets them, `[defaults]` otherwise.
+fn resolve(d: &PeerDefaults, p: &PeerConfig) -> Peer {
+    Peer {
+        name: p.name.clone().unwrap_or_else(|| default_name(p.address)),
+        address: p.address,
+        port: p.port,
+        asn: p.asn,
+        settings: PeerDefaults {
+            hold_time: p.hold_time.unwrap_or(d.hold_time),
+            keepalive: p.keepalive.or(d.keepalive),
+            connect_delay: p.connect_delay.unwrap_or(d.connect_delay),
+            connect_retry: p.connect_retry.unwrap_or(d.connect_retry),
+            error_wait: p.error_wait.unwrap_or(d.error_wait),
+            passive: p.passive.unwrap_or(d.passive),
+            password: p.password.clone().or_else(|| d.password.clone()),
+            source_address: p.source_address.or(d.source_address),
+            ttl: p.ttl.or(d.ttl),
+            ttl_security: p.ttl_security.or(d.ttl_security),
+            graceful_restart: p.graceful_restart.unwrap_or(d.graceful_restart),
+            restart_time: p.restart_time.unwrap_or(d.restart_time),
+            add_paths: p.add_paths.unwrap_or(d.add_paths),
+            add_paths_send: p.add_paths_send.unwrap_or(d.add_paths_send),
+            rr_client: p.rr_client.unwrap_or(d.rr_client),
+            next_hop: p.next_hop.unwrap_or(d.next_hop),
+            allow_local_as: p.allow_local_as.unwrap_or(d.allow_local_as),
+            import_limit: p.import_limit.or(d.import_limit),
+            import_limit_action: p.import_limit_action.unwrap_or(d.import_limit_action),
+        },
+    }
+}
+
+/// Where each key and array element of the file starts, by dotted path (`peer.1.hold_time`,
+/// `originate.0`).
+struct Positions {
+    at: HashMap<String, (usize, usize)>,
+}
+
+impl Positions {
+    fn of(text: &str) -> Positions {
+        let mut p = Positions { at: HashMap::new() };
+        if let Ok(root) = DeTable::parse(text) {
+            p.table(text, "", root.get_ref());
+        }
+        p
+    }
+
+    fn table(&mut self, text: &str, prefix: &str, t: &DeTable) {
+        for (key, value) in t.iter() {
+            let path = format!("{prefix}{}", key.get_ref());
+            self.at
+                .insert(path.clone(), line_col(text, key.span().start));
+            self.value(text, &path, value);
+        }
+    }
+
+    fn value(&mut self, text: &str, path: &str, v: &Spanned<DeValue>) {
+        match v.get_ref() {
+            DeValue::Table(t) => self.table(text, &format!("{path}."), t),
+            DeValue::Array(a) => {
+                for (i, e) in a.iter().enumerate() {
+                    let path = format!("{path}.{i}");
+                    self.at.insert(path.clone(), line_col(text, e.span().start));
+                    self.value(text, &path, e);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Where `item` was written: the nearest key the file has for it (a peer's setting it
+    /// inherits is placed at `[defaults]`).
+    fn find(&self, item: Item) -> Option<(usize, usize)> {
+        let candidates = match item {
+            Item::Setting(name) => vec![name.to_string()],
+            Item::Originate(i) => vec![format!("originate.{i}")],
+            Item::Service(i) => vec![format!("services.{i}")],
+            Item::Pool(i) => vec![format!("pool.{i}.cidr"), format!("pool.{i}")],
+            Item::Communities(i, Some(j)) => vec![format!("communities.{i}.communities.{j}")],
+            Item::Communities(i, None) => {
+                vec![
+                    format!("communities.{i}.prefix"),
+                    format!("communities.{i}"),
+                ]
+            }
+            Item::Peer(i, field) => {
+                let mut c: Vec<String> = field
+                    .map(|f| vec![format!("peer.{i}.{f}"), format!("defaults.{f}")])
+                    .unwrap_or_default();
+                c.extend([format!("peer.{i}.address"), format!("peer.{i}")]);
+                c
+            }
+        };
+        candidates.iter().find_map(|k| self.at.get(k).copied())
+    }
+}
+
+/// Line and column (from 1, in characters) of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = text.get(..offset).unwrap_or(text);
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    (
+        before.matches('\n').count() + 1,
+        before[line_start..].chars().count() + 1,
+    )
+}
+
+/// For serde's "unknown field `x`, expected one of `a`, `b`": "; did you mean `a`?".
+fn suggestion(message: &str) -> String {
+    let Some(rest) = message.strip_prefix("unknown field `") else {
+        return String::new();
+    };
+    let Some((unknown, expected)) = rest.split_once('`') else {
+        return String::new();
+    };
+    expected
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(|k| (strsim::jaro_winkler(unknown, k), k))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map_or_else(String::new, |(_, k)| format!("; did you mean `{k}`?"))
+}
+
+/// The model of a file that parses, unchecked (for the checks' own tests).
+#[cfg(test)]
+pub(super) fn model(text: &str) -> Config {
+    let f: File = ::toml::from_str(text).expect("parses");
+    f.into_model().expect("converts")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MESH: &str = r#"
+router_id = "198.51.100.1"
+asn = 64512
+originate = ["203.0.113.0/26", "2001:db8:1::/122"]
+
+[defaults]
+password = "s3cret"
+
+[[peer]]
+address = "198.51.100.2"
+asn = 64512
+passive = true
+
+[[peer]]
+name = "Global_tor"
+address = "2001:db8::1"
+asn = 64513
+hold_time = 9
+import_limit = 1000
+import_limit_action = "block"
+"#;
+
+    #[test]
+    fn parses_with_defaults() {
+        let c = Config::parse(MESH).unwrap();
+        let peers = &c.peers;
+        assert_eq!(peers[0].name, "Node_198_51_100_2");
+        assert!(peers[0].settings.passive);
+        assert_eq!(peers[0].settings.hold_time, 240);
+        assert_eq!(peers[0].settings.password.as_deref(), Some("s3cret"));
+        assert_eq!(peers[0].settings.import_limit(), None);
+        assert_eq!(peers[1].name, "Global_tor");
+        assert_eq!(peers[1].settings.hold_time, 9);
+        assert_eq!(peers[1].settings.connect_retry, 5);
+        assert_eq!(
+            peers[1].settings.import_limit(),
+            Some(super::super::ImportLimit {
+                max: 1000,
+                action: LimitAction::Block
+            })
+        );
+        assert_eq!(c.listen.port, 179);
+    }
+
+    #[test]
+    fn every_example_in_config_parses() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+        let mut n = 0;
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let path = e.unwrap().path();
+            if path.extension().is_some_and(|x| x == "toml") {
+                Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+                n += 1;
+            }
+        }
+        assert!(n >= 6, "{n} examples");
+    }
+
+    #[test]
+    fn parse_errors_name_line_and_column() {
+        let e = Config::parse("router_id = \"198.51.100.1\"\nasn = 1\nholdtime = 3\n").unwrap_err();
+        assert!(e.to_string().starts_with("3:1: "), "{e}");
+        assert!(e.message.contains("holdtime"), "{e}");
+        let e = Config::parse(
+            "router_id = \"198.51.100.1\"\nasn = 1\n[[peer]]\naddress = \"198.51.100.2\"\nasn = 1\nhold_tim = 9\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.at, Some((6, 1)));
+        assert!(e.message.ends_with("did you mean `hold_time`?"), "{e}");
+        let e = Config::parse("router_id = \"x\"\nasn = 1\n").unwrap_err();
+        assert_eq!(e.at, Some((1, 13)), "{e}");
+        let e = parse(Some("a.toml"), "router_id = \"x\"\nasn = 1\n").unwrap_err();
+        assert!(e.to_string().starts_with("a.toml:1:13: "), "{e}");
+    }
+
+    /// Errors found after parsing are placed at the key they are about, or at `[defaults]`
+    /// when the peer inherits the setting, in the same format as parse errors.
+    #[test]
+    fn semantic_errors_name_line_and_column() {
+        let at = |text: &str| parse(Some("w.toml"), text).unwrap_err().to_string();
+        let head = "router_id = \"198.51.100.1\"\nasn = 1\n";
+        let peer = "[[peer]]\naddress = \"198.51.100.2\"\nasn = 1\n";
+        let e = at(&format!("{head}{peer}hold_time = 2\n"));
+        assert!(
+            e.starts_with("w.toml:6:1: peer Node_198_51_100_2: hold_time"),
+            "{e}"
+        );
+        let e = at(&format!("{head}[defaults]\nhold_time = 2\n{peer}"));
+        assert!(e.starts_with("w.toml:4:1: "), "{e}");
+        let other = "[[peer]]\naddress = \"198.51.100.3\"\nasn = 1\n";
+        let e = at(&format!("{head}{peer}name = \"a\"\n{other}name = \"a\"\n"));
+        assert!(e.starts_with("w.toml:10:1: peer name a used twice"), "{e}");
+        let e = at(&format!("{head}{peer}{peer}"));
+        assert!(
+            e.starts_with("w.toml:7:1: ") && e.contains("already peer"),
+            "{e}"
+        );
+        let e = at(&format!("{head}{peer}password = \"{}\"\n", "p".repeat(81)));
+        assert!(
+            e.starts_with("w.toml:6:1: ") && e.contains("password"),
+            "{e}"
+        );
+        let e = at(&format!("{head}{peer}rr_client = true\n"));
+        assert!(
+            e.starts_with("w.toml:6:1: ") && e.contains("cluster_id"),
+            "{e}"
+        );
+        let e = at("router_id = \"0.0.0.0\"\nasn = 1\n");
+        assert!(e.starts_with("w.toml:1:1: router_id"), "{e}");
+        let e = at(&format!(
+            "{head}originate = [\"10.0.0.0/8\", \"10.0.0.1/24\"]\n"
+        ));
+        assert!(
+            e.starts_with("w.toml:3:28: 10.0.0.1/24 has host bits"),
+            "{e}"
+        );
+        let e = at(&format!(
+            "{head}[[communities]]\nprefix = \"10.0.0.0/8\"\ncommunities = [\"1:1\", \"x\"]\n"
+        ));
+        assert!(
+            e.starts_with("w.toml:5:23: communities for 10.0.0.0/8"),
+            "{e}"
+        );
+    }
+}
