@@ -33,9 +33,12 @@
 //! ```
 //!
 //! Modules: [`wire`] the codec; [`session`] the state machine, peer tasks, listener and
-//! socket options; [`rib`] and [`policy`] the table, decision and Calico's rules;
-//! [`prefix_map`] the prefix-keyed map both the RIB and the FIB use; [`fib`] the kernel
-//! table; [`control`] the CLI protocol and metrics; [`config`] the configuration;
+//! socket options; [`accept`] how every accept loop backs off; [`rib`] and [`policy`] the
+//! table, decision and Calico's rules; [`attrs`] the interned attribute sets both read;
+//! [`prefix_map`] the prefix-keyed map both the RIB and the FIB use; [`route`] what the RIB
+//! hands the FIB and the FIB reports back (kernel routes, learned routes, interfaces,
+//! figures), and nothing more; [`fib`] the kernel table; [`control`] the CLI protocol and
+//! metrics; [`config`] the configuration model, its TOML source, checks and reload diff;
 //! [`daemon`] the wiring and the event loop; [`notify`] systemd; [`demo`] the README's demo;
 //! [`sys`] every call into the C library (the only `unsafe` in the crate).
 
