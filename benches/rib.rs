@@ -606,7 +606,7 @@ mod inproc {
     }
 
     fn session(rib: &Rib, id: usize) -> Session {
-        let p = &rib.peers[id].config;
+        let p = &rib.peer(id).expect("configured").config;
         let me = local_open(LOCAL_ASN, LOCAL, &p.settings, false);
         let IpAddr::V4(a) = p.address else {
             unreachable!("IPv4 peers")
@@ -654,9 +654,8 @@ mod inproc {
     }
 
     fn load(rib: &mut Rib, id: usize, feed: &Feed, eor: &[u8], prefixes: usize) -> Load {
-        let rx = rib.peers[id]
-            .session
-            .as_ref()
+        let rx = (rib.peer(id))
+            .and_then(|p| p.session.as_ref())
             .map(|s| s.rx)
             .expect("feeder up");
         let mut times = Vec::with_capacity(feed.msgs.len());
@@ -710,8 +709,12 @@ mod inproc {
         let gen_secs = started.elapsed().as_secs_f64();
 
         let mut rib = Rib::new(&config);
+        // Numbered as the daemon's registry numbers them at start.
+        for (id, peer) in config.peers.iter().enumerate() {
+            rib.add_peer(id, peer.clone());
+        }
         let local = SocketAddr::from((LOCAL, 179));
-        for id in (FEEDERS.len()..rib.peers.len()).chain(0..FEEDERS.len()) {
+        for id in (FEEDERS.len()..config.peers.len()).chain(0..FEEDERS.len()) {
             let s = session(&rib, id);
             rib.up(id, s, local);
         }
@@ -722,7 +725,9 @@ mod inproc {
             ..InprocResult::default()
         };
         // Decoding alone, for its share of the time.
-        let rx = rib.peers[0].session.as_ref().map(|s| s.rx).expect("up");
+        let rx = (rib.peer(0).and_then(|p| p.session.as_ref()))
+            .map(|s| s.rx)
+            .expect("up");
         let t = Instant::now();
         let mut n = 0;
         for i in 0..feeds[0].msgs.len() {
@@ -750,7 +755,11 @@ mod inproc {
         r.hwm_kib = self_kib("VmHWM:");
 
         if churn_count > 0 {
-            let rx = [0, 1].map(|id| rib.peers[id].session.as_ref().map(|s| s.rx).expect("up"));
+            let rx = [0, 1].map(|id| {
+                (rib.peer(id).and_then(|p| p.session.as_ref()))
+                    .map(|s| s.rx)
+                    .expect("up")
+            });
             let period = Duration::from_secs_f64(1.0 / p.churn_rate as f64);
             let mut lat = Vec::with_capacity(churn_count);
             let mut due_lat = Vec::with_capacity(churn_count);

@@ -342,12 +342,18 @@ pub struct Peer {
 /// Calico's naming for a peer without an explicit name: `Node_` and the address with its
 /// separators turned into underscores (contract §2.3).
 pub fn default_name(address: IpAddr) -> String {
+    peer_name("Node", address)
+}
+
+/// Calico's protocol name for a peer: `KIND_` (`Mesh`, `Global`, `Node`) and the address with
+/// its separators turned into underscores (contract §2.3).
+pub fn peer_name(kind: &str, address: IpAddr) -> String {
     let flat: String = address
         .to_string()
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
         .collect();
-    format!("Node_{flat}")
+    format!("{kind}_{flat}")
 }
 
 #[cfg(test)]

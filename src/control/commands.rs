@@ -62,23 +62,10 @@ impl Convergence {
                 .get(id)
                 .is_some_and(|p| p.as_ref().is_some_and(|p| p.enabled))
         };
-        let live: Vec<_> = ctx
-            .rib
-            .peers
-            .iter()
-            .enumerate()
-            .filter(|(id, p)| !p.removed && enabled(*id))
-            .collect();
+        let live: Vec<_> = ctx.rib.peers().filter(|(id, _)| enabled(*id)).collect();
         Convergence {
             peers: live.len(),
-            end_of_rib: live
-                .iter()
-                .filter(|(_, p)| {
-                    p.session
-                        .as_ref()
-                        .is_some_and(|s| s.families.iter().all(|f| p.end_of_rib.contains(f)))
-                })
-                .count(),
+            end_of_rib: live.iter().filter(|(_, p)| p.synced()).count(),
             kernel_in_sync: ctx.fib.as_ref().map(|f| f.in_sync),
         }
     }
@@ -205,17 +192,7 @@ fn show_status(ctx: &Context) -> Vec<Line> {
     ));
     // calico-node's bird-ready reads a 0024 line as "graceful restart in progress".
     if let Some((left, total)) = ctx.recovery {
-        let waiting = ctx
-            .rib
-            .peers
-            .iter()
-            .filter(|p| !p.removed)
-            .filter(|p| {
-                !p.session
-                    .as_ref()
-                    .is_some_and(|s| s.families.iter().all(|f| p.end_of_rib.contains(f)))
-            })
-            .count();
+        let waiting = ctx.rib.peers().filter(|(_, p)| !p.synced()).count();
         out.push(Line::new(24, "Graceful restart recovery in progress"));
         out.push(Line::new(
             24,
@@ -260,7 +237,7 @@ fn show_protocols(ctx: &Context, args: &[&str]) -> Vec<Line> {
                 exported: ctx.rib.advertised(id),
                 preferred: ctx.rib.preferred(id),
             };
-            let peer = ctx.rib.peers.get(id);
+            let peer = ctx.rib.peer(id);
             let local = Local {
                 ibgp: peer.is_some_and(|x| x.config.asn == ctx.rib.speaker.asn),
                 multihop: peer.is_some_and(|x| {

@@ -21,7 +21,7 @@ impl Daemon {
         match ask {
             Ask::Command(cmd) => self.command(&cmd).await,
             Ask::More(walk) => {
-                let statuses = self.statuses();
+                let statuses = self.peers.statuses();
                 commands::resume(walk, &self.context(&statuses))
             }
         }
@@ -73,7 +73,7 @@ impl Daemon {
             }
             _ => {}
         }
-        let statuses = self.statuses();
+        let statuses = self.peers.statuses();
         let (reply, effects) = commands::execute(cmd, &self.context(&statuses));
         for e in effects {
             self.apply(e).await;
@@ -129,8 +129,7 @@ impl Daemon {
             Effect::ReloadOut(id) => {
                 let families = self
                     .rib
-                    .peers
-                    .get(id)
+                    .peer(id)
                     .and_then(|p| p.session.as_ref())
                     .map(|s| s.families.clone());
                 for f in families.unwrap_or_default() {

@@ -37,11 +37,7 @@ impl Daemon {
     /// Runs until SIGTERM, SIGINT or `down`.
     pub(super) async fn event_loop(&mut self, mut inputs: Inputs) {
         loop {
-            let next_flush = self
-                .stale_deadline
-                .iter()
-                .min_by_key(|(_, at)| **at)
-                .map(|(p, at)| (*p, *at));
+            let next_flush = self.peers.next_stale();
             if self.sync_deadline.is_some() && self.rib.initial_sync_done() {
                 info!("End-of-RIB from every peer: start-up sync over");
                 self.finish_sync();
@@ -56,7 +52,7 @@ impl Daemon {
                 }
                 () = sleep_until(next_flush.map(|(_, at)| at)), if next_flush.is_some() => {
                     if let Some((peer, _)) = next_flush {
-                        self.stale_deadline.remove(&peer);
+                        self.peers.stale_over(peer);
                         info!(peer, "graceful restart time over: dropping stale routes");
                         let out = self.rib.flush_stale(peer, None);
                         self.send(out).await;
@@ -69,7 +65,7 @@ impl Daemon {
                     }
                 }
                 Some(reply) = inputs.metrics_rx.recv() => {
-                    let statuses = self.statuses();
+                    let statuses = self.peers.statuses();
                     let _ = reply.send(metrics::render(&self.context(&statuses)));
                 }
                 _ = inputs.hup.recv() => {
@@ -108,15 +104,14 @@ impl Daemon {
             ToRib::Down { peer, graceful } => {
                 let restart = self
                     .rib
-                    .peers
-                    .get(peer)
+                    .peer(peer)
                     .and_then(|p| p.session.as_ref())
                     .and_then(|s| s.peer_graceful_restart.as_ref())
                     .map(|g| g.restart_time)
                     .filter(|_| graceful);
                 if let Some(t) = restart {
-                    self.stale_deadline
-                        .insert(peer, Instant::now() + Duration::from_secs(u64::from(t)));
+                    let at = Instant::now() + Duration::from_secs(u64::from(t));
+                    self.peers.stale_until(peer, at);
                 }
                 self.rib.down(peer, graceful)
             }
@@ -125,7 +120,7 @@ impl Daemon {
                 update,
                 withdraw_all,
             } => {
-                if let (Some(f), Some(p)) = (update.end_of_rib(), self.rib.peers.get(peer)) {
+                if let (Some(f), Some(p)) = (update.end_of_rib(), self.rib.peer(peer)) {
                     info!(peer = %p.config.name, family = %f, "End-of-RIB received");
                 }
                 self.rib.update(peer, &update, withdraw_all)
@@ -153,8 +148,8 @@ impl Daemon {
         self.fib_finish = true;
         self.sync_kernel();
         self.restarting = false;
-        for h in self.handles.iter().flatten() {
-            let _ = h.commands.try_send(ToPeer::RestartComplete);
+        for peer in self.peers.commands() {
+            let _ = peer.try_send(ToPeer::RestartComplete);
         }
     }
 
@@ -177,17 +172,13 @@ impl Daemon {
         self.sync_kernel();
         for o in out {
             for id in o.peers {
-                if let Some(Some(h)) = self.handles.get(id) {
-                    let _ = h.commands.send(ToPeer::Send(o.bytes.clone())).await;
-                }
+                self.peers.send(id, ToPeer::Send(o.bytes.clone())).await;
             }
         }
     }
 
     pub(super) async fn to_peer(&self, id: PeerId, m: ToPeer) {
-        if let Some(Some(h)) = self.handles.get(id) {
-            let _ = h.commands.send(m).await;
-        }
+        self.peers.send(id, m).await;
     }
 }
 

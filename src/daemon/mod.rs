@@ -1,15 +1,15 @@
-//! The daemon: wiring (this file: peer tasks, listeners, the RIB, the FIB thread, the control
-//! socket), the event loop that feeds the RIB (`event_loop`), configuration reload (`reload`)
-//! and control commands (`control`).
+//! The daemon: wiring (this file: listeners, the RIB, the FIB thread, the control socket),
+//! the peer registry that adds and removes peers everywhere at once (`peers`), the event loop
+//! that feeds the RIB (`event_loop`), configuration reload (`reload`) and control commands
+//! (`control`).
 
 mod control;
 mod event_loop;
+mod peers;
 mod reload;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
@@ -17,14 +17,14 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tracing::{info, warn};
+use tracing::info;
 
-use crate::config::{Config, LogLevel, Peer as PeerConfig};
+use crate::config::{Config, LogLevel};
 use crate::control::{metrics, server};
 use crate::fib;
 use crate::notify;
 use crate::rib::Rib;
-use crate::session::{self, Handle, PeerId, Status, ToPeer, ToRib, listen, socket};
+use crate::session::{PeerId, ToPeer, ToRib};
 use crate::wire::Notification;
 use crate::wire::notification::cease;
 
@@ -51,15 +51,10 @@ struct Daemon {
     restarting: bool,
     started: SystemTime,
     reconfigured: SystemTime,
-    /// Indexed by peer id; `None` once de-configured.
-    handles: Vec<Option<Handle>>,
-    directory: listen::Directory,
-    listeners: Vec<Arc<TcpListener>>,
-    rib_tx: mpsc::Sender<ToRib>,
+    /// The peers: their tasks, the listeners, and the only way in and out of the RIB's peers.
+    peers: peers::Peers,
     rib: Rib,
     fib: Option<fib::Handle>,
-    /// Graceful restart (RFC 4724 §4.2): when to drop a restarting peer's stale routes.
-    stale_deadline: HashMap<PeerId, Instant>,
     /// Start-up sync ends on every peer's End-of-RIB, or at this time at the latest.
     sync_deadline: Option<Instant>,
     set_log_level: Box<dyn Fn(LogLevel) + Send>,
@@ -96,10 +91,8 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         None
     };
     let mut d = Daemon {
-        rib: Rib::new(&Config {
-            peers: Vec::new(),
-            ..config.clone()
-        }),
+        rib: Rib::new(&config),
+        peers: peers::Peers::new(config.asn, config.router_id, rib_tx),
         sync_deadline: Some(
             Instant::now() + Duration::from_secs(u64::from(config.kernel.startup_wait)),
         ),
@@ -107,12 +100,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         restarting: opts.restarting,
         started: SystemTime::now(),
         reconfigured: SystemTime::now(),
-        handles: Vec::new(),
-        directory: Arc::new(RwLock::new(HashMap::new())),
-        listeners: Vec::new(),
-        rib_tx,
         fib,
-        stale_deadline: HashMap::new(),
         set_log_level: opts.set_log_level,
         shutdown: false,
         fib_finish: false,
@@ -127,13 +115,11 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     }
     for addr in d.config.listen.addresses.clone() {
         let at = SocketAddr::new(addr, d.config.listen.port);
-        let l = Arc::new(listen::open(at, &[]).with_context(|| format!("listening on {at}"))?);
+        (d.peers.listen(at)).with_context(|| format!("listening on {at}"))?;
         info!("listening on {at}");
-        tokio::spawn(listen::run(l.clone(), d.directory.clone()));
-        d.listeners.push(l);
     }
     for p in d.config.peers.clone() {
-        d.add_peer(p).await;
+        d.peers.add(&mut d.rib, p, d.restarting).await;
     }
     let (metrics_tx, metrics_rx) = mpsc::channel::<metrics::Request>(16);
     if let Some(at) = d.config.metrics {
@@ -162,9 +148,9 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     drop(metrics_tx);
     info!("shutting down");
     notify::notify("STOPPING=1");
-    for h in d.handles.iter().flatten() {
+    for peer in d.peers.commands() {
         let n = Notification::shutdown(cease::ADMINISTRATIVE_SHUTDOWN, "wren shutting down");
-        let _ = h.commands.send(ToPeer::Shutdown(n)).await;
+        let _ = peer.send(ToPeer::Shutdown(n)).await;
     }
     // Let the writers put the Ceases on the wire. Kernel routes stay (BIRD's `persist`).
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -173,73 +159,17 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
 }
 
 impl Daemon {
-    /// Starts a peer task and its RIB state; its MD5 key goes on every listener.
-    pub(super) async fn add_peer(&mut self, p: PeerConfig) {
-        let id = self.rib.add_peer(p.clone());
-        if let Some(key) = &p.settings.password {
-            for l in &self.listeners {
-                let v6 = l.local_addr().is_ok_and(|a| a.is_ipv6());
-                if let Err(e) = socket::set_md5(l.as_ref(), v6, p.address, Some(key)) {
-                    warn!(peer = %p.name, "MD5 key on the listener: {e}");
-                }
-            }
-        }
-        let h = session::spawn(
-            id,
-            p.clone(),
-            self.config.asn,
-            self.config.router_id,
-            self.restarting,
-            self.rib_tx.clone(),
-        );
-        if let Ok(mut dir) = self.directory.write() {
-            dir.insert(p.address, h.commands.clone());
-        }
-        let _ = h.commands.send(ToPeer::Start).await;
-        self.handles.push(Some(h));
-    }
-
     /// Stops a peer with a Cease (RFC 4486 §4: "Peer De-configured" when it is removed,
     /// "Other Configuration Change" when it starts again with new settings; RFC 8203 text)
     /// and drops its routes.
     pub(super) async fn remove_peer(&mut self, id: PeerId, subcode: u8) {
-        let Some(Some(h)) = self.handles.get_mut(id).map(Option::take) else {
-            return;
-        };
         let text = if subcode == cease::PEER_DECONFIGURED {
             "peer de-configured"
         } else {
             "configuration changed"
         };
         let n = Notification::shutdown(subcode, text);
-        let _ = h.commands.send(ToPeer::Stop(n)).await;
-        let address = h.status.lock().map(|s| s.address).ok();
-        if let (Some(a), Ok(mut dir)) = (address, self.directory.write()) {
-            dir.remove(&a);
-        }
-        let had_key = self
-            .rib
-            .peers
-            .get(id)
-            .is_some_and(|p| p.config.settings.password.is_some());
-        if let (true, Some(a)) = (had_key, address) {
-            for l in &self.listeners {
-                let v6 = l.local_addr().is_ok_and(|x| x.is_ipv6());
-                let _ = socket::set_md5(l.as_ref(), v6, a, None);
-            }
-        }
-        let out = self.rib.remove_peer(id);
+        let out = self.peers.remove(&mut self.rib, id, n).await;
         self.send(out).await;
-    }
-
-    /// Every peer's status now, indexed by peer id.
-    pub(super) fn statuses(&self) -> Vec<Option<Status>> {
-        self.handles
-            .iter()
-            .map(|h| {
-                h.as_ref()
-                    .map(|h| h.status.lock().unwrap_or_else(|e| e.into_inner()).clone())
-            })
-            .collect()
     }
 }

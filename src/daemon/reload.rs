@@ -8,7 +8,6 @@ use tracing::info;
 use super::Daemon;
 use crate::config::{Config, diff};
 use crate::notify;
-use crate::session::PeerId;
 use crate::wire::notification::cease;
 
 impl Daemon {
@@ -33,25 +32,29 @@ impl Daemon {
             info!(?level, "log level changed");
         }
         for p in &changes.removed {
-            if let Some(id) = self.peer_id(p) {
+            if let Some(id) = self.peers.find(p) {
                 self.remove_peer(id, cease::PEER_DECONFIGURED).await;
             }
         }
         for c in &changes.changed {
-            let Some(id) = self.peer_id(&c.old) else {
+            let Some(id) = self.peers.find(&c.old) else {
                 continue;
             };
             info!(peer = %c.new.name, settings = ?c.settings, reset = c.reset, "peer changed");
             if c.reset {
                 self.remove_peer(id, cease::OTHER_CONFIGURATION_CHANGE)
                     .await;
-                self.add_peer(c.new.clone()).await;
+                (self.peers)
+                    .add(&mut self.rib, c.new.clone(), self.restarting)
+                    .await;
             } else {
-                self.rib.set_peer_config(id, c.new.clone());
+                (self.peers).set_config(&mut self.rib, id, c.new.clone());
             }
         }
         for p in &changes.added {
-            self.add_peer(p.clone()).await;
+            (self.peers)
+                .add(&mut self.rib, p.clone(), self.restarting)
+                .await;
         }
         let out = if changes.policy {
             self.rib.reconfigure(&new)
@@ -73,11 +76,5 @@ impl Daemon {
             "configuration reloaded"
         );
         Ok(())
-    }
-
-    /// The running peer with `p`'s address and port.
-    fn peer_id(&self, p: &crate::config::Peer) -> Option<PeerId> {
-        (self.rib.peers.iter())
-            .position(|x| !x.removed && (x.config.address, x.config.port) == (p.address, p.port))
     }
 }

@@ -28,7 +28,7 @@ use crate::policy::calico::Calico;
 use crate::policy::reflect::{Source, Speaker, Target};
 use crate::prefix_map;
 use crate::route::{Alien, AlienKind, Interfaces, Learning};
-use crate::session::{PeerId, Session};
+use crate::session::{PeerId, PeerMap, Session};
 use crate::wire::attr::Origin;
 use crate::wire::{Family, RouteRefresh, Update};
 
@@ -54,13 +54,17 @@ pub struct PeerInfo {
     /// Its import limit was exceeded this session (BIRD's `[HIT]`).
     pub limit_hit: bool,
     group: Option<usize>,
-    /// De-configured: its id stays, unused.
-    pub removed: bool,
 }
 
 impl PeerInfo {
     fn ebgp(&self, local_asn: u32) -> bool {
         self.config.asn != local_asn
+    }
+
+    /// Up, with End-of-RIB received for each family of its session (RFC 4724 §4.1).
+    pub fn synced(&self) -> bool {
+        (self.session.as_ref())
+            .is_some_and(|s| s.families.iter().all(|f| self.end_of_rib.contains(f)))
     }
 }
 
@@ -76,7 +80,8 @@ pub struct Rib {
     pub speaker: Speaker,
     pub calico: Calico,
     pub max_paths: usize,
-    pub peers: Vec<PeerInfo>,
+    /// The configured peers, at the ids the daemon's registry gave them.
+    peers: PeerMap<PeerInfo>,
     pub table: Table,
     interner: Interner,
     groups: Vec<Option<Group>>,
@@ -162,7 +167,7 @@ fn current(e: &Entry) -> impl Iterator<Item = (PathSource, u32, &Arc<AttrSet>)> 
 struct View<'a> {
     speaker: &'a Speaker,
     calico: &'a Calico,
-    peers: &'a [PeerInfo],
+    peers: &'a PeerMap<PeerInfo>,
     max_paths: usize,
     /// The policy before a reconfiguration (its rewrites are cached apart).
     old: bool,
@@ -435,7 +440,7 @@ impl Rib {
             },
             calico: Calico::from_config(config),
             max_paths: config.max_paths,
-            peers: Vec::new(),
+            peers: PeerMap::default(),
             table: Table::new(),
             interner: Interner::default(),
             groups: Vec::new(),
@@ -448,9 +453,6 @@ impl Rib {
             next_hops: NextHops::default(),
             kernel_metric: config.kernel.metric,
         };
-        for p in &config.peers {
-            rib.add_peer(p.clone());
-        }
         rib.originate();
         rib.flush();
         rib
@@ -483,22 +485,26 @@ impl Rib {
         }
     }
 
-    /// A new peer; its id is the next index.
-    pub fn add_peer(&mut self, config: PeerConfig) -> PeerId {
-        self.peers.push(PeerInfo {
-            config,
-            session: None,
-            local: None,
-            end_of_rib: Vec::new(),
-            received: 0,
-            stale: 0,
-            bgp_id: None,
-            limit_hit: false,
-            group: None,
-            removed: false,
-        });
-        self.preferred.push(0);
-        self.peers.len() - 1
+    /// A new peer, at the id the daemon's registry gave it (the RIB allocates none).
+    pub fn add_peer(&mut self, id: PeerId, config: PeerConfig) {
+        self.peers.insert(
+            id,
+            PeerInfo {
+                config,
+                session: None,
+                local: None,
+                end_of_rib: Vec::new(),
+                received: 0,
+                stale: 0,
+                bgp_id: None,
+                limit_hit: false,
+                group: None,
+            },
+        );
+        if self.preferred.len() <= id {
+            self.preferred.resize(id + 1, 0);
+        }
+        self.preferred[id] = 0;
     }
 
     /// New settings for a peer that keep its session (its import limit).
@@ -508,13 +514,21 @@ impl Rib {
         }
     }
 
-    /// A de-configured peer: its routes go at once.
+    /// A de-configured peer: its routes go at once, then its state.
     pub fn remove_peer(&mut self, id: PeerId) -> Vec<Outgoing> {
         let out = self.down(id, false);
-        if let Some(p) = self.peers.get_mut(id) {
-            p.removed = true;
-        }
+        self.peers.remove(id);
         out
+    }
+
+    /// A configured peer's state.
+    pub fn peer(&self, id: PeerId) -> Option<&PeerInfo> {
+        self.peers.get(id)
+    }
+
+    /// Every configured peer, by id.
+    pub fn peers(&self) -> impl Iterator<Item = (PeerId, &PeerInfo)> {
+        self.peers.iter()
     }
 
     /// New policy (blocks, services, pools, communities, reflection): our own routes follow,
@@ -1099,11 +1113,7 @@ impl Rib {
     /// Whether every configured peer is up and has sent End-of-RIB for each family of its
     /// session: the RIB holds what the network has (RFC 4724 §4.1).
     pub fn initial_sync_done(&self) -> bool {
-        self.peers.iter().filter(|p| !p.removed).all(|p| {
-            p.session
-                .as_ref()
-                .is_some_and(|s| s.families.iter().all(|f| p.end_of_rib.contains(f)))
-        })
+        self.peers.values().all(PeerInfo::synced)
     }
 
     /// The number of update groups (for `show memory` and tests).

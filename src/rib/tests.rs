@@ -52,8 +52,18 @@ rr_client = {rr}
 /// `extra` for a route reflector whose peers .2 and .3 are clients too.
 const CLIENTS: &str = "cluster_id = \"244.0.0.1\"\n# .2 and .3 are clients";
 
+/// A RIB with `config`'s peers, each at its index as id (as the daemon's registry numbers
+/// them at start).
+fn with_peers(config: &Config) -> Rib {
+    let mut rib = Rib::new(config);
+    for (id, p) in config.peers.iter().enumerate() {
+        rib.add_peer(id, p.clone());
+    }
+    rib
+}
+
 fn session(rib: &Rib, id: PeerId) -> Session {
-    let p = &rib.peers[id].config;
+    let p = &rib.peer(id).unwrap().config;
     let me = local_open(
         rib.speaker.asn,
         rib.speaker.router_id,
@@ -72,7 +82,7 @@ fn up(rib: &mut Rib, id: PeerId) -> Vec<Outgoing> {
 
 /// The UPDATEs a peer is sent in `out` (End-of-RIB markers left out).
 fn sent_to(rib: &Rib, out: &[Outgoing], id: PeerId) -> Vec<Update> {
-    let tx = rib.peers[id].session.as_ref().unwrap().tx;
+    let tx = rib.peer(id).unwrap().session.as_ref().unwrap().tx;
     let mut updates = Vec::new();
     for o in out.iter().filter(|o| o.peers.contains(&id)) {
         let mut rest = &o.bytes[..];
@@ -134,7 +144,7 @@ fn announce(nets: &[&str], nh: [u8; 4], path: &[u32]) -> Update {
 
 #[test]
 fn own_block_goes_to_everyone_with_next_hop_self() {
-    let mut rib = Rib::new(&config(""));
+    let mut rib = with_peers(&config(""));
     let out = up(&mut rib, 0);
     let us = sent_to(&rib, &out, 0);
     assert_eq!(announced(&us), vec![net("198.18.1.0/26")]);
@@ -151,7 +161,7 @@ fn own_block_goes_to_everyone_with_next_hop_self() {
 
 #[test]
 fn ibgp_split_horizon_in_a_mesh() {
-    let mut rib = Rib::new(&config(""));
+    let mut rib = with_peers(&config(""));
     for id in 0..3 {
         up(&mut rib, id);
     }
@@ -191,7 +201,7 @@ fn ibgp_split_horizon_in_a_mesh() {
 
 #[test]
 fn route_reflection() {
-    let mut rib = Rib::new(&config("cluster_id = \"244.0.0.1\""));
+    let mut rib = with_peers(&config("cluster_id = \"244.0.0.1\""));
     for id in [0, 3] {
         up(&mut rib, id);
     }
@@ -232,7 +242,7 @@ fn route_reflection() {
 
 #[test]
 fn calico_export_rules() {
-    let mut rib = Rib::new(&config(""));
+    let mut rib = with_peers(&config(""));
     up(&mut rib, 2);
     let out = rib.update(
         2,
@@ -270,7 +280,7 @@ fn calico_export_rules() {
 
 #[test]
 fn ebgp_loop_and_allowance() {
-    let mut rib = Rib::new(&config(""));
+    let mut rib = with_peers(&config(""));
     up(&mut rib, 2);
     rib.update(
         2,
@@ -285,7 +295,7 @@ fn ebgp_loop_and_allowance() {
 
 #[test]
 fn ecmp_set_and_withdrawal() {
-    let mut rib = Rib::new(&config(""));
+    let mut rib = with_peers(&config(""));
     up(&mut rib, 0);
     up(&mut rib, 1);
     rib.update(
@@ -313,7 +323,7 @@ fn ecmp_set_and_withdrawal() {
 
 #[test]
 fn graceful_restart_keeps_then_flushes() {
-    let mut rib = Rib::new(&config(""));
+    let mut rib = with_peers(&config(""));
     up(&mut rib, 0);
     up(&mut rib, 2);
     rib.update(
@@ -351,7 +361,7 @@ proptest! {
         seed in any::<u64>(),
     ) {
         let run = |order: &[usize]| {
-            let mut rib = Rib::new(&config(""));
+            let mut rib = with_peers(&config(""));
             for id in 0..3 {
                 up(&mut rib, id);
             }
@@ -392,7 +402,7 @@ proptest! {
 
         // Withdraw everything each peer announced: only our block is left.
         order.sort();
-        let mut rib = Rib::new(&config(""));
+        let mut rib = with_peers(&config(""));
         for id in 0..3 {
             up(&mut rib, id);
         }
@@ -408,9 +418,47 @@ proptest! {
     }
 }
 
+/// A removed peer's routes go with it, and a message its task sent before it stopped (read
+/// after the removal) finds no peer: it neither joins a group nor adds routes.
+#[test]
+fn removed_peer_leaves_nothing_behind() {
+    let mut rib = with_peers(&config(""));
+    up(&mut rib, 0);
+    up(&mut rib, 2);
+    let out = rib.update(
+        2,
+        &announce(&["198.18.3.0/26"], [198, 51, 100, 4], &[65000]),
+        false,
+    );
+    assert_eq!(
+        announced(&sent_to(&rib, &out, 0)),
+        vec![net("198.18.3.0/26")]
+    );
+    let s = session(&rib, 2);
+    let out = rib.remove_peer(2);
+    let gone: Vec<IpNet> = sent_to(&rib, &out, 0)
+        .iter()
+        .flat_map(|u| u.withdrawals().map(|(_, p)| p.net))
+        .collect();
+    assert_eq!(gone, vec![net("198.18.3.0/26")]);
+    assert!(rib.peer(2).is_none() && rib.received(2) == 0);
+    let late = rib.up(2, s, SocketAddr::from(([198, 51, 100, 1], 179)));
+    assert!(late.is_empty());
+    assert_eq!(rib.group_count(), 1, "only peer 0's group");
+    assert!(rib.peers().all(|(id, _)| id != 2));
+    // A peer configured again comes under a new id.
+    let again = config("").peers[2].clone();
+    rib.add_peer(4, again);
+    let out = up(&mut rib, 4);
+    assert_eq!(
+        announced(&sent_to(&rib, &out, 4)),
+        vec![net("198.18.1.0/26")]
+    );
+}
+
 #[test]
 fn end_of_rib_from_every_peer_ends_initial_sync() {
-    let mut rib = Rib::new(&config(""));
+    let mut rib = with_peers(&config(""));
     for id in 0..4 {
         up(&mut rib, id);
     }
@@ -418,7 +466,7 @@ fn end_of_rib_from_every_peer_ends_initial_sync() {
     for id in 0..4 {
         for f in [Family::IPV4_UNICAST, Family::IPV6_UNICAST] {
             let eor = Update::end_of_rib_for(f);
-            let tx = rib.peers[id].session.as_ref().unwrap().rx;
+            let tx = rib.peer(id).unwrap().session.as_ref().unwrap().rx;
             let bytes = Message::Update(eor).to_bytes(&tx).unwrap();
             let Message::Update(u) = decode(&bytes, &tx).unwrap() else {
                 panic!()
@@ -466,7 +514,7 @@ fn refreshed(rib: &mut Rib, id: PeerId) -> Held {
 
 #[test]
 fn withdrawals_only_for_what_was_advertised() {
-    let mut rib = Rib::new(&config(""));
+    let mut rib = with_peers(&config(""));
     for id in 0..3 {
         up(&mut rib, id);
     }
@@ -531,7 +579,7 @@ fn withdrawals_only_for_what_was_advertised() {
 /// first gets the second's path and the second a withdrawal of the first's, and back.
 #[test]
 fn routes_never_go_back_to_their_source() {
-    let mut rib = Rib::new(&config(CLIENTS));
+    let mut rib = with_peers(&config(CLIENTS));
     for id in 0..4 {
         up(&mut rib, id);
     }
@@ -626,7 +674,7 @@ fn routes_never_go_back_to_their_source() {
 
 #[test]
 fn stale_paths_counted_and_end_of_rib_without_them_is_free() {
-    let mut rib = Rib::new(&config(""));
+    let mut rib = with_peers(&config(""));
     up(&mut rib, 0);
     rib.update(
         0,
@@ -634,23 +682,23 @@ fn stale_paths_counted_and_end_of_rib_without_them_is_free() {
         false,
     );
     rib.down(0, true);
-    assert_eq!(rib.peers[0].stale, 2);
+    assert_eq!(rib.peer(0).unwrap().stale, 2);
     up(&mut rib, 0);
     rib.update(
         0,
         &announce(&["198.18.2.0/26"], [198, 51, 100, 2], &[]),
         false,
     );
-    assert_eq!((rib.peers[0].stale, rib.received(0)), (1, 2));
+    assert_eq!((rib.peer(0).unwrap().stale, rib.received(0)), (1, 2));
     rib.update(0, &Update::default(), false);
-    assert_eq!((rib.peers[0].stale, rib.received(0)), (0, 1));
+    assert_eq!((rib.peer(0).unwrap().stale, rib.received(0)), (0, 1));
     let key = (Family::IPV4_UNICAST, net("198.18.3.0/26"));
     assert!(!rib.table.contains_key(&key));
 }
 
 #[test]
 fn stale_paths_go_when_the_peer_returns_with_another_identifier() {
-    let mut rib = Rib::new(&config("cluster_id = \"244.0.0.1\""));
+    let mut rib = with_peers(&config("cluster_id = \"244.0.0.1\""));
     up(&mut rib, 0);
     up(&mut rib, 3);
     rib.update(
@@ -681,7 +729,7 @@ fn stale_paths_go_when_the_peer_returns_with_another_identifier() {
 
 #[test]
 fn new_member_and_refresh_get_what_the_group_was_sent() {
-    let mut rib = Rib::new(&config(""));
+    let mut rib = with_peers(&config(""));
     let mut held = Held::new();
     let out = up(&mut rib, 0);
     apply(&mut held, &sent_to(&rib, &out, 0)).unwrap();
@@ -727,7 +775,7 @@ proptest! {
             if add_path { "[defaults]\nadd_paths_send = 2" } else { "" },
         );
         let extra = extra.as_str();
-        let mut rib = Rib::new(&config(extra));
+        let mut rib = with_peers(&config(extra));
         let mut held: Vec<Held> = vec![Held::new(); 3];
         for (id, h) in held.iter_mut().enumerate() {
             let out = up(&mut rib, id);
@@ -789,7 +837,7 @@ fn learned_kernel_routes() {
         device: Some("cali1".into()),
         metric: None,
     };
-    let mut rib = Rib::new(&config(""));
+    let mut rib = with_peers(&config(""));
     up(&mut rib, 0);
     up(&mut rib, 1);
     // A pod IP borrowed from another node's block is announced; one inside our block is not.
@@ -837,7 +885,7 @@ fn limited(action: LimitAction) -> Rib {
     let mut c = config("");
     c.peers[0].settings.import_limit = Some(2);
     c.peers[0].settings.import_limit_action = action;
-    let mut rib = Rib::new(&c);
+    let mut rib = with_peers(&c);
     up(&mut rib, 0);
     rib
 }
@@ -922,18 +970,18 @@ fn import_limit_block_lifts_when_the_count_falls() {
 /// A new limit applies to the running session: no reset, the next route is judged by it.
 #[test]
 fn import_limit_changes_without_a_reset() {
-    let mut rib = Rib::new(&config(""));
+    let mut rib = with_peers(&config(""));
     up(&mut rib, 0);
     rib.update(
         0,
         &announce(&["10.1.0.0/24", "10.2.0.0/24"], [198, 51, 100, 2], &[]),
         false,
     );
-    let mut p = rib.peers[0].config.clone();
+    let mut p = rib.peer(0).unwrap().config.clone();
     p.settings.import_limit = Some(2);
     p.settings.import_limit_action = LimitAction::Block;
     rib.set_peer_config(0, p);
-    assert!(rib.peers[0].session.is_some());
+    assert!(rib.peer(0).unwrap().session.is_some());
     rib.update(
         0,
         &announce(&["10.3.0.0/24"], [198, 51, 100, 2], &[]),
@@ -956,7 +1004,7 @@ fn unreachable_next_hop_loses_until_it_resolves() {
             .collect(),
         tunl0: None,
     };
-    let mut rib = Rib::new(&config(""));
+    let mut rib = with_peers(&config(""));
     rib.set_interfaces(eth0(&[]));
     up(&mut rib, 0);
     up(&mut rib, 1);
@@ -1015,7 +1063,7 @@ fn unreachable_next_hop_loses_until_it_resolves() {
 /// With the kernel not followed (`[kernel] enabled = false`), every next hop is reachable.
 #[test]
 fn next_hops_reachable_without_a_kernel() {
-    let mut rib = Rib::new(&config(""));
+    let mut rib = with_peers(&config(""));
     up(&mut rib, 0);
     up(&mut rib, 1);
     let pod = "198.18.7.0/26";

@@ -5,6 +5,7 @@ pub mod caps;
 pub mod fsm;
 pub mod listen;
 pub mod peer;
+pub mod peer_map;
 pub mod socket;
 
 use std::net::IpAddr;
@@ -20,8 +21,9 @@ use crate::wire::{Notification, Open, RouteRefresh, Update};
 
 pub use caps::Session;
 pub use fsm::State;
+pub use peer_map::PeerMap;
 
-/// Index of a peer in the daemon's peer table.
+/// A peer's number, given by the daemon's peer registry (`daemon::peers`) and never reused.
 pub type PeerId = usize;
 
 /// Commands to a peer task.

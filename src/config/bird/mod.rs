@@ -1,0 +1,56 @@
+//! BIRD 1.6's configuration language, the subset Calico's confd renders (contract §2.10):
+//! [`lex`] turns text into positioned tokens (nom), [`parse`] builds the [`ast`] and splices
+//! includes, [`check`] resolves symbols the way BIRD's single pass does, [`protocols`] gives
+//! each protocol's options as plain data with BIRD's defaults, and [`eval`] runs filters and
+//! functions on a route with BIRD 1.6 semantics.
+
+pub mod ast;
+pub mod check;
+pub mod eval;
+pub mod glob;
+mod keywords;
+mod lex;
+pub mod parse;
+pub mod protocols;
+
+use std::fmt;
+use std::path::Path;
+
+pub use ast::{Family, Pos};
+
+/// A configuration error at a place in a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    pub pos: Pos,
+    pub msg: String,
+}
+
+impl Error {
+    pub fn new(pos: &Pos, msg: impl Into<String>) -> Error {
+        Error {
+            pos: pos.clone(),
+            msg: msg.into(),
+        }
+    }
+
+    /// The line BIRD 1.6 prints for a configuration error: `bird: FILE:LINE:COL message`.
+    pub fn bird_line(&self, program: &str) -> String {
+        format!("{program}: {} {}", self.pos, self.msg)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.pos, self.msg)
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Reads `path` with its includes, parses and checks it: what `bird -p -c path` (or
+/// `bird6 -p`) does.
+pub fn load(path: &Path, family: Family) -> Result<ast::Config, Error> {
+    let config = parse::parse_file(path, family)?;
+    check::check(&config)?;
+    Ok(config)
+}

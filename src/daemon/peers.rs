@@ -1,0 +1,262 @@
+//! The peer registry: the one owner of peer ids. Adding a peer gives it the next id, starts
+//! its task, enters it in the listeners' directory, puts its MD5 key on every listener and
+//! its state in the RIB; removing it undoes all of that in the same call. Nothing else adds
+//! or removes a peer, so the peer tasks, the directory, the keys and the RIB cannot drift
+//! apart. A removed peer's id is never given again: a message its task sent before it
+//! stopped finds nothing under that id rather than another peer.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, RwLock};
+
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tracing::warn;
+
+use crate::config::Peer as PeerConfig;
+use crate::rib::{Outgoing, Rib};
+use crate::session::{self, Handle, PeerId, PeerMap, Status, ToPeer, ToRib, listen, socket};
+use crate::wire::Notification;
+
+/// A configured peer: how it is configured and its task.
+struct Peer {
+    config: PeerConfig,
+    handle: Handle,
+}
+
+pub(super) struct Peers {
+    peers: PeerMap<Peer>,
+    /// The listeners' view: the task of each peer address.
+    directory: listen::Directory,
+    listeners: Vec<Arc<TcpListener>>,
+    /// Graceful restart (RFC 4724 §4.2): when to drop a restarting peer's stale routes.
+    stale_deadline: HashMap<PeerId, Instant>,
+    /// This speaker's AS and BGP identifier (a change needs a restart: `config::diff`).
+    asn: u32,
+    router_id: Ipv4Addr,
+    rib_tx: mpsc::Sender<ToRib>,
+}
+
+impl Peers {
+    pub(super) fn new(asn: u32, router_id: Ipv4Addr, rib_tx: mpsc::Sender<ToRib>) -> Peers {
+        Peers {
+            peers: PeerMap::default(),
+            directory: Arc::new(RwLock::new(HashMap::new())),
+            listeners: Vec::new(),
+            stale_deadline: HashMap::new(),
+            asn,
+            router_id,
+            rib_tx,
+        }
+    }
+
+    /// Listens at `at`, handing each connection to the peer task of its source address;
+    /// the MD5 keys of the peers so far go on the new socket.
+    pub(super) fn listen(&mut self, at: SocketAddr) -> std::io::Result<()> {
+        let keys: Vec<(IpAddr, String)> = (self.peers.values())
+            .filter_map(|p| Some((p.config.address, p.config.settings.password.clone()?)))
+            .collect();
+        let l = Arc::new(listen::open(at, &keys)?);
+        tokio::spawn(listen::run(l.clone(), self.directory.clone()));
+        self.listeners.push(l);
+        Ok(())
+    }
+
+    /// Adds a peer under a new id and starts its session (with the Restart State bit while
+    /// `restarting`, RFC 4724 §3).
+    pub(super) async fn add(&mut self, rib: &mut Rib, config: PeerConfig, restarting: bool) {
+        let id = self.peers.ids();
+        let handle = session::spawn(
+            id,
+            config.clone(),
+            self.asn,
+            self.router_id,
+            restarting,
+            self.rib_tx.clone(),
+        );
+        if let Some(key) = &config.settings.password {
+            self.set_key(&config, Some(key));
+        }
+        if let Ok(mut dir) = self.directory.write() {
+            dir.insert(config.address, handle.commands.clone());
+        }
+        rib.add_peer(id, config.clone());
+        let _ = handle.commands.send(ToPeer::Start).await;
+        let given = self.peers.push(Peer { config, handle });
+        debug_assert_eq!(given, id);
+    }
+
+    /// Stops a peer with `cease` and removes it everywhere; the RIB's messages withdrawing
+    /// its routes are returned for the other peers.
+    pub(super) async fn remove(
+        &mut self,
+        rib: &mut Rib,
+        id: PeerId,
+        cease: Notification,
+    ) -> Vec<Outgoing> {
+        let Some(p) = self.peers.remove(id) else {
+            return Vec::new();
+        };
+        let _ = p.handle.commands.send(ToPeer::Stop(cease)).await;
+        if let Ok(mut dir) = self.directory.write() {
+            dir.remove(&p.config.address);
+        }
+        if p.config.settings.password.is_some() {
+            self.set_key(&p.config, None);
+        }
+        self.stale_deadline.remove(&id);
+        rib.remove_peer(id)
+    }
+
+    /// New settings for a peer that keep its session (`config::diff`'s `reset: false`).
+    pub(super) fn set_config(&mut self, rib: &mut Rib, id: PeerId, config: PeerConfig) {
+        if let Some(p) = self.peers.get_mut(id) {
+            p.config = config.clone();
+            rib.set_peer_config(id, config);
+        }
+    }
+
+    /// Sets (or clears) the MD5 key for `p`'s address on every listener (RFC 2385).
+    fn set_key(&self, p: &PeerConfig, key: Option<&str>) {
+        for l in &self.listeners {
+            let v6 = l.local_addr().is_ok_and(|a| a.is_ipv6());
+            if let Err(e) = socket::set_md5(l.as_ref(), v6, p.address, key)
+                && key.is_some()
+            {
+                warn!(peer = %p.name, "MD5 key on the listener: {e}");
+            }
+        }
+    }
+
+    /// The configured peer at `p`'s address and port (a peer's identity across reloads).
+    pub(super) fn find(&self, p: &PeerConfig) -> Option<PeerId> {
+        let same = |x: &PeerConfig| (x.address, x.port) == (p.address, p.port);
+        self.peers
+            .iter()
+            .find(|(_, x)| same(&x.config))
+            .map(|(id, _)| id)
+    }
+
+    /// Queues a command to a peer's task (none once it is removed).
+    pub(super) async fn send(&self, id: PeerId, m: ToPeer) {
+        if let Some(p) = self.peers.get(id) {
+            let _ = p.handle.commands.send(m).await;
+        }
+    }
+
+    /// Every peer task's command queue.
+    pub(super) fn commands(&self) -> impl Iterator<Item = &mpsc::Sender<ToPeer>> {
+        self.peers.values().map(|p| &p.handle.commands)
+    }
+
+    /// Every peer's status now, indexed by peer id (`None` for a removed one).
+    pub(super) fn statuses(&self) -> Vec<Option<Status>> {
+        (self.peers).map(|p| {
+            p.handle
+                .status
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone()
+        })
+    }
+
+    /// Peer `id`'s stale routes go at `at` unless it comes back first.
+    pub(super) fn stale_until(&mut self, id: PeerId, at: Instant) {
+        if self.peers.get(id).is_some() {
+            self.stale_deadline.insert(id, at);
+        }
+    }
+
+    /// The first stale-route deadline, and whose.
+    pub(super) fn next_stale(&self) -> Option<(PeerId, Instant)> {
+        (self.stale_deadline.iter())
+            .min_by_key(|(_, at)| **at)
+            .map(|(p, at)| (*p, *at))
+    }
+
+    /// Peer `id`'s stale-route deadline passed.
+    pub(super) fn stale_over(&mut self, id: PeerId) {
+        self.stale_deadline.remove(&id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::session::State;
+
+    /// A node with two passive peers (their tasks wait for a connection and dial nobody).
+    fn config() -> Config {
+        Config::parse(
+            r#"
+router_id = "198.51.100.1"
+asn = 64512
+[defaults]
+passive = true
+[[peer]]
+address = "198.51.100.2"
+asn = 64512
+[[peer]]
+address = "198.51.100.3"
+asn = 64512
+"#,
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn one_registry_for_tasks_directory_and_rib() {
+        let c = config();
+        let (rib_tx, _rib_rx) = mpsc::channel(8);
+        let mut rib = Rib::new(&c);
+        let mut peers = Peers::new(c.asn, c.router_id, rib_tx);
+        for p in &c.peers {
+            peers.add(&mut rib, p.clone(), false).await;
+        }
+        let (a, b) = (&c.peers[0], &c.peers[1]);
+        assert_eq!((peers.find(a), peers.find(b)), (Some(0), Some(1)));
+        assert_eq!(rib.peers().map(|(id, _)| id).collect::<Vec<_>>(), [0, 1]);
+        let dir = |peers: &Peers| {
+            let d = peers.directory.read().unwrap();
+            (d.contains_key(&a.address), d.contains_key(&b.address))
+        };
+        assert_eq!(dir(&peers), (true, true));
+        let statuses = peers.statuses();
+        assert_eq!(statuses.len(), 2);
+        assert!(statuses.iter().flatten().all(|s| s.state == State::Idle));
+
+        peers.stale_until(0, Instant::now());
+        let cease = Notification::shutdown(0, "");
+        peers.remove(&mut rib, 0, cease.clone()).await;
+        assert_eq!((peers.find(a), rib.peer(0).map(|_| ())), (None, None));
+        assert_eq!(dir(&peers), (false, true));
+        assert_eq!(
+            peers.next_stale(),
+            None,
+            "a removed peer's timer goes with it"
+        );
+        assert!(peers.remove(&mut rib, 0, cease).await.is_empty());
+        // Back with its old address: a new id, not the removed one's.
+        peers.add(&mut rib, a.clone(), false).await;
+        assert_eq!(peers.find(a), Some(2));
+        assert_eq!(rib.peers().map(|(id, _)| id).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(dir(&peers), (true, true));
+        let statuses = peers.statuses();
+        assert_eq!(statuses.len(), 3);
+        assert!(statuses[0].is_none() && statuses[2].is_some());
+        assert_eq!(peers.commands().count(), 2);
+        // A stale timer is kept only for a configured peer.
+        peers.stale_until(0, Instant::now());
+        peers.stale_until(1, Instant::now());
+        assert_eq!(peers.next_stale().map(|(id, _)| id), Some(1));
+        peers.stale_over(1);
+        assert_eq!(peers.next_stale(), None);
+
+        let mut limited = b.clone();
+        limited.settings.import_limit = Some(10);
+        peers.set_config(&mut rib, 1, limited);
+        assert!(rib.import_limit(1).is_some());
+    }
+}
