@@ -10,7 +10,7 @@ use clap::Parser;
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::prelude::*;
 use tracing_subscriber::reload;
-use wren::config::{Config, LogLevel};
+use wren::config::{LogLevel, Source};
 use wren::daemon;
 
 #[derive(Parser)]
@@ -58,7 +58,8 @@ fn main() -> ExitCode {
                 .with_target(false),
         )
         .init();
-    let mut config = match Config::load(&args.config) {
+    let source = Source::Toml(args.config.clone());
+    let mut config = match source.load() {
         Ok(c) => c,
         Err(e) => {
             // FILE:LINE:COL: message, as every configuration error.
@@ -85,7 +86,7 @@ fn main() -> ExitCode {
     };
     let opts = daemon::Options {
         config,
-        config_path: args.config,
+        source,
         control: args.socket,
         restarting: args.restarting,
         set_log_level: Box::new(move |l| {

@@ -13,9 +13,36 @@ mod model;
 pub mod toml;
 pub mod validate;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub use model::*;
+
+/// Where the running configuration comes from, so that a reload (SIGHUP, `configure`) reads
+/// the same source again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// wren's TOML file.
+    Toml(PathBuf),
+    /// BIRD 1.6's language, as confd renders `bird.cfg` (IPv4) or `bird6.cfg` (IPv6).
+    Bird(PathBuf, bird::Family),
+}
+
+impl Source {
+    /// The file read.
+    pub fn path(&self) -> &Path {
+        match self {
+            Source::Toml(p) | Source::Bird(p, _) => p,
+        }
+    }
+
+    /// Reads, parses and checks the source into the model.
+    pub fn load(&self) -> Result<Config, Error> {
+        match self {
+            Source::Toml(p) => toml::load(p),
+            Source::Bird(p, family) => bird::load_model(p, *family),
+        }
+    }
+}
 
 /// A configuration error, where it was found: `FILE:LINE:COL: message` — the one format of
 /// every error, from parsing or from the semantic checks.

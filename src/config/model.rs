@@ -42,6 +42,54 @@ pub struct Config {
     pub metrics: Option<SocketAddr>,
     /// Every peer, its defaults applied.
     pub peers: Vec<Peer>,
+    /// Named route filters (Calico's BGPFilter resources) that peers refer to by name.
+    pub filters: Vec<BgpFilter>,
+}
+
+/// A Calico BGPFilter (`projectcalico.org/v3` `BGPFilterSpec`): four rule lists, one per
+/// direction and family. A peer's filters run in the order the peer lists them; in a list the
+/// first rule that matches a route decides; a route no rule decides goes on to Calico's own
+/// rules (export: `calico_export_to_bgp_peers`; import: accepted), as confd renders them
+/// (contract §3.2, §3.5).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct BgpFilter {
+    pub name: String,
+    pub import_v4: Vec<FilterRule>,
+    pub export_v4: Vec<FilterRule>,
+    pub import_v6: Vec<FilterRule>,
+    pub export_v6: Vec<FilterRule>,
+}
+
+/// One BGPFilter rule (`BGPFilterRuleV4`/`V6`): every condition set must hold.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FilterRule {
+    pub action: RuleAction,
+    /// The prefix the route is compared with, and how.
+    pub cidr: Option<(MatchOperator, IpNet)>,
+    /// Bounds on the route's prefix length (only with `In`/`NotIn`), both inclusive.
+    pub prefix_length: Option<(Option<u8>, Option<u8>)>,
+    /// `RemotePeers`: only routes learned from BGP peers.
+    pub from_peers: bool,
+    /// Only routes through an interface whose name matches this glob (`*` wildcard).
+    pub interface: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuleAction {
+    Accept,
+    Reject,
+}
+
+/// How a rule's CIDR is compared (`BGPFilterMatchOperator`): `Equal` the same prefix, `In`
+/// the prefix or one inside it, and their negations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MatchOperator {
+    Equal,
+    NotEqual,
+    In,
+    NotIn,
 }
 
 /// One item of the model, for a source to say where it was written (`FILE:LINE:COL`).
@@ -238,6 +286,11 @@ pub struct PeerDefaults {
     /// What happens when the import limit is exceeded (BIRD's `action`; `disable` as BIRD's
     /// default).
     pub import_limit_action: LimitAction,
+    /// The AS this session speaks as when it is not the node's (BIRD's `local as N`;
+    /// Calico's BGPPeer `localASNumber`).
+    pub local_asn: Option<u32>,
+    /// Names of the `filters` applied to this peer's routes, in order (BGPPeer `filters`).
+    pub filters: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
@@ -271,6 +324,8 @@ impl Default for PeerDefaults {
             allow_local_as: 0,
             import_limit: None,
             import_limit_action: LimitAction::Disable,
+            local_asn: None,
+            filters: Vec::new(),
         }
     }
 }

@@ -160,6 +160,7 @@ impl File {
             log_level: self.log_level,
             metrics: self.metrics,
             peers,
+            filters: Vec::new(),
         })
     }
 }
@@ -191,6 +192,8 @@ fn resolve(d: &PeerDefaults, p: &PeerConfig) -> Peer {
             allow_local_as: p.allow_local_as.unwrap_or(d.allow_local_as),
             import_limit: p.import_limit.or(d.import_limit),
             import_limit_action: p.import_limit_action.unwrap_or(d.import_limit_action),
+            local_asn: None,
+            filters: Vec::new(),
         },
     }
 }

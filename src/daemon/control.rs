@@ -6,7 +6,7 @@ use tokio::time::Instant;
 use tracing::info;
 
 use super::Daemon;
-use crate::config::{Config, LogLevel};
+use crate::config::LogLevel;
 use crate::control::Line;
 use crate::control::commands::{self, Reply};
 use crate::control::server::Ask;
@@ -33,7 +33,10 @@ impl Daemon {
             ["configure"] | ["configure", "soft"] => {
                 let mut lines = vec![Line::new(
                     2,
-                    format!("Reading configuration from {}", self.config_path.display()),
+                    format!(
+                        "Reading configuration from {}",
+                        self.source.path().display()
+                    ),
                 )];
                 match self.reload().await {
                     Ok(()) => lines.push(Line::new(3, "Reconfigured")),
@@ -63,9 +66,12 @@ impl Daemon {
             ["configure", "check"] => {
                 let mut lines = vec![Line::new(
                     2,
-                    format!("Reading configuration from {}", self.config_path.display()),
+                    format!(
+                        "Reading configuration from {}",
+                        self.source.path().display()
+                    ),
                 )];
-                match Config::load(&self.config_path) {
+                match self.source.load() {
                     Ok(_) => lines.push(Line::new(20, "Configuration OK")),
                     Err(e) => lines.push(Line::new(8002, e.to_string())),
                 }

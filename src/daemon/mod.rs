@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::info;
 
-use crate::config::{Config, LogLevel};
+use crate::config::{Config, LogLevel, Source};
 use crate::control::{metrics, server};
 use crate::fib;
 use crate::notify;
@@ -35,7 +35,7 @@ const RIB_QUEUE: usize = 64;
 pub struct Options {
     pub config: Config,
     /// Where the configuration was read from (for SIGHUP and `configure`).
-    pub config_path: PathBuf,
+    pub source: Source,
     /// Control socket paths (BIRD's `-s`; Calico's bird.ctl and bird6.ctl may both be given).
     pub control: Vec<PathBuf>,
     /// Started with `-R`: tell peers we restarted (RFC 4724 §3 Restart State).
@@ -47,7 +47,7 @@ pub struct Options {
 
 struct Daemon {
     config: Config,
-    config_path: PathBuf,
+    source: Source,
     restarting: bool,
     started: SystemTime,
     reconfigured: SystemTime,
@@ -96,7 +96,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         sync_deadline: Some(
             Instant::now() + Duration::from_secs(u64::from(config.kernel.startup_wait)),
         ),
-        config_path: opts.config_path,
+        source: opts.source,
         restarting: opts.restarting,
         started: SystemTime::now(),
         reconfigured: SystemTime::now(),

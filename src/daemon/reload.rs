@@ -6,7 +6,7 @@ use std::time::SystemTime;
 use tracing::info;
 
 use super::Daemon;
-use crate::config::{Config, diff};
+use crate::config::diff;
 use crate::notify;
 use crate::wire::notification::cease;
 
@@ -23,7 +23,7 @@ impl Daemon {
     }
 
     async fn apply_config(&mut self) -> Result<(), String> {
-        let mut new = Config::load(&self.config_path).map_err(|e| e.to_string())?;
+        let mut new = self.source.load().map_err(|e| e.to_string())?;
         // `wrend -F` chose whether the kernel is written; the file does not change that.
         new.kernel.enabled = self.config.kernel.enabled;
         let changes = diff::diff(&self.config, &new)?;

@@ -54,3 +54,27 @@ pub fn load(path: &Path, family: Family) -> Result<ast::Config, Error> {
     check::check(&config)?;
     Ok(config)
 }
+
+/// Reads a BIRD configuration and turns it into wren's model: what `bird -c path` runs.
+pub fn load_model(path: &Path, family: Family) -> Result<super::Config, super::Error> {
+    let config = load(path, family).map_err(|e| e.into_config_error())?;
+    Err(super::Error {
+        file: Some(path.display().to_string()),
+        at: None,
+        message: format!(
+            "{} items parsed; turning BIRD's language into the model is not built yet",
+            config.items.len()
+        ),
+    })
+}
+
+impl Error {
+    /// The same error in the one format of every configuration error.
+    pub fn into_config_error(self) -> super::Error {
+        super::Error {
+            file: Some(self.pos.file.to_string()),
+            at: Some((self.pos.line as usize, self.pos.col as usize)),
+            message: self.msg,
+        }
+    }
+}

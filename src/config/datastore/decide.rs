@@ -114,6 +114,7 @@ pub fn decide(node: &str, r: &Resources) -> Result<Decision, String> {
         log_level: log_level(severity.unwrap_or("")),
         metrics: None,
         peers: d.peers,
+        filters: Vec::new(),
     };
     validate::check(&config).map_err(|(_, message)| format!("node {node}: {message}"))?;
     Ok(Decision {
