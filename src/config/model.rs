@@ -61,7 +61,7 @@ pub struct BgpFilter {
 }
 
 /// One BGPFilter rule (`BGPFilterRuleV4`/`V6`): every condition set must hold.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct FilterRule {
     pub action: RuleAction,
     /// The prefix the route is compared with, and how.
@@ -74,7 +74,7 @@ pub struct FilterRule {
     pub interface: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RuleAction {
     Accept,
@@ -83,7 +83,7 @@ pub enum RuleAction {
 
 /// How a rule's CIDR is compared (`BGPFilterMatchOperator`): `Equal` the same prefix, `In`
 /// the prefix or one inside it, and their negations.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum MatchOperator {
     Equal,
@@ -104,6 +104,9 @@ pub enum Item {
     Communities(usize, Option<usize>),
     /// A peer, or one of its settings by name.
     Peer(usize, Option<&'static str>),
+    /// A `[[filters]]` table, or one rule of one of its lists (`import_v4`, …) by index, or
+    /// one key of that rule.
+    Filter(usize, Option<(&'static str, usize, Option<&'static str>)>),
 }
 
 /// Log verbosity, most to least severe.
@@ -287,7 +290,8 @@ pub struct PeerDefaults {
     /// default).
     pub import_limit_action: LimitAction,
     /// The AS this session speaks as when it is not the node's (BIRD's `local as N`;
-    /// Calico's BGPPeer `localASNumber`).
+    /// Calico's BGPPeer `localASNumber`); `local_as` in the TOML file.
+    #[serde(rename = "local_as")]
     pub local_asn: Option<u32>,
     /// Names of the `filters` applied to this peer's routes, in order (BGPPeer `filters`).
     pub filters: Vec<String>,

@@ -12,8 +12,9 @@ use ipnet::IpNet;
 use serde::Deserialize;
 
 use super::{
-    AddPaths, Config, Error, Item, KernelConfig, LimitAction, Listen, LogLevel, NextHopMode, Peer,
-    PeerDefaults, Pool, PrefixCommunities, default_name, validate,
+    AddPaths, BgpFilter, Config, Error, FilterRule, Item, KernelConfig, LimitAction, Listen,
+    LogLevel, MatchOperator, NextHopMode, Peer, PeerDefaults, Pool, PrefixCommunities, RuleAction,
+    default_name, validate,
 };
 
 /// The whole file.
@@ -45,6 +46,97 @@ struct File {
     defaults: PeerDefaults,
     #[serde(default, rename = "peer")]
     peers: Vec<PeerConfig>,
+    /// Named route filters (Calico's BGPFilter) that peers list in `filters`.
+    #[serde(default)]
+    filters: Vec<FilterConfig>,
+}
+
+/// A `[[filters]]` table: a name and four rule lists, each rule an inline table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FilterConfig {
+    name: String,
+    #[serde(default)]
+    import_v4: Vec<RuleConfig>,
+    #[serde(default)]
+    export_v4: Vec<RuleConfig>,
+    #[serde(default)]
+    import_v6: Vec<RuleConfig>,
+    #[serde(default)]
+    export_v6: Vec<RuleConfig>,
+}
+
+/// One filter rule: `{ action = "reject", cidr = "10.0.0.0/8", match = "in",
+/// prefix_length_min = 16, prefix_length_max = 24, from_peers = true, interface = "eth*" }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleConfig {
+    action: RuleAction,
+    cidr: Option<IpNet>,
+    #[serde(rename = "match")]
+    operator: Option<MatchOperator>,
+    prefix_length_min: Option<u8>,
+    prefix_length_max: Option<u8>,
+    #[serde(default)]
+    from_peers: bool,
+    interface: Option<String>,
+}
+
+impl FilterConfig {
+    /// The model's filter; `i` is its index, for errors.
+    fn into_model(self, i: usize) -> Result<BgpFilter, (Item, String)> {
+        let name = self.name;
+        let list = |key: &'static str, rules: Vec<RuleConfig>| {
+            (rules.into_iter().enumerate())
+                .map(|(j, r)| r.into_model(&name, key, (i, j)))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        Ok(BgpFilter {
+            import_v4: list("import_v4", self.import_v4)?,
+            export_v4: list("export_v4", self.export_v4)?,
+            import_v6: list("import_v6", self.import_v6)?,
+            export_v6: list("export_v6", self.export_v6)?,
+            name,
+        })
+    }
+}
+
+impl RuleConfig {
+    /// Calico's rule shape: `cidr` and `match` come together (its CEL validation on
+    /// `BGPFilterRuleV4`), and a prefix length needs them.
+    fn into_model(
+        self,
+        filter: &str,
+        list: &'static str,
+        (i, j): (usize, usize),
+    ) -> Result<FilterRule, (Item, String)> {
+        let at = |key| Item::Filter(i, Some((list, j, key)));
+        let cidr = match (self.cidr, self.operator) {
+            (Some(c), Some(op)) => Some((op, c)),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err((
+                    at(Some("cidr")),
+                    format!("filter {filter}: {list} rule {}: cidr needs match", j + 1),
+                ));
+            }
+            (None, Some(_)) => {
+                return Err((
+                    at(Some("match")),
+                    format!("filter {filter}: {list} rule {}: match needs cidr", j + 1),
+                ));
+            }
+        };
+        let prefix_length = (self.prefix_length_min.is_some() || self.prefix_length_max.is_some())
+            .then_some((self.prefix_length_min, self.prefix_length_max));
+        Ok(FilterRule {
+            action: self.action,
+            cidr,
+            prefix_length,
+            from_peers: self.from_peers,
+            interface: self.interface,
+        })
+    }
 }
 
 fn default_max_paths() -> usize {
@@ -89,6 +181,8 @@ struct PeerConfig {
     allow_local_as: Option<usize>,
     import_limit: Option<u32>,
     import_limit_action: Option<LimitAction>,
+    local_as: Option<u32>,
+    filters: Option<Vec<String>>,
 }
 
 fn bgp_port() -> u16 {
@@ -146,6 +240,9 @@ impl File {
             .iter()
             .map(|p| resolve(&self.defaults, p))
             .collect();
+        let filters = (self.filters.into_iter().enumerate())
+            .map(|(i, f)| f.into_model(i))
+            .collect::<Result<_, _>>()?;
         Ok(Config {
             router_id: self.router_id,
             asn: self.asn,
@@ -160,7 +257,7 @@ impl File {
             log_level: self.log_level,
             metrics: self.metrics,
             peers,
-            filters: Vec::new(),
+            filters,
         })
     }
 }
@@ -192,8 +289,8 @@ fn resolve(d: &PeerDefaults, p: &PeerConfig) -> Peer {
             allow_local_as: p.allow_local_as.unwrap_or(d.allow_local_as),
             import_limit: p.import_limit.or(d.import_limit),
             import_limit_action: p.import_limit_action.unwrap_or(d.import_limit_action),
-            local_asn: None,
-            filters: Vec::new(),
+            local_asn: p.local_as.or(d.local_asn),
+            filters: p.filters.clone().unwrap_or_else(|| d.filters.clone()),
         },
     }
 }
@@ -256,6 +353,15 @@ impl Positions {
                     .map(|f| vec![format!("peer.{i}.{f}"), format!("defaults.{f}")])
                     .unwrap_or_default();
                 c.extend([format!("peer.{i}.address"), format!("peer.{i}")]);
+                c
+            }
+            Item::Filter(i, rule) => {
+                let mut c = Vec::new();
+                if let Some((list, j, key)) = rule {
+                    c.extend(key.map(|k| format!("filters.{i}.{list}.{j}.{k}")));
+                    c.push(format!("filters.{i}.{list}.{j}"));
+                }
+                c.extend([format!("filters.{i}.name"), format!("filters.{i}")]);
                 c
             }
         };
@@ -425,5 +531,90 @@ import_limit_action = "block"
             e.starts_with("w.toml:5:23: communities for 10.0.0.0/8"),
             "{e}"
         );
+    }
+
+    /// Filters and per-peer filter lists and local AS, and their errors placed at the key.
+    #[test]
+    fn filters_parse_and_errors_name_line_and_column() {
+        let text = r#"router_id = "198.51.100.1"
+asn = 64512
+
+[defaults]
+filters = ["edge"]
+
+[[filters]]
+name = "edge"
+import_v4 = [
+  { action = "reject", cidr = "10.0.0.0/8", match = "in", prefix_length_min = 16, prefix_length_max = 24 },
+  { action = "accept", from_peers = true },
+]
+export_v6 = [{ action = "accept", interface = "cali*" }]
+
+[[peer]]
+address = "198.51.100.2"
+asn = 65000
+local_as = 65001
+
+[[peer]]
+address = "198.51.100.3"
+asn = 64512
+filters = []
+"#;
+        let c = Config::parse(text).unwrap();
+        assert_eq!(c.filters.len(), 1);
+        let f = &c.filters[0];
+        assert_eq!(f.name, "edge");
+        assert_eq!(
+            f.import_v4[0],
+            super::super::FilterRule {
+                action: RuleAction::Reject,
+                cidr: Some((MatchOperator::In, "10.0.0.0/8".parse().unwrap())),
+                prefix_length: Some((Some(16), Some(24))),
+                from_peers: false,
+                interface: None,
+            }
+        );
+        assert!(f.import_v4[1].from_peers && f.import_v4[1].cidr.is_none());
+        assert_eq!(f.export_v6[0].interface.as_deref(), Some("cali*"));
+        assert!(f.export_v4.is_empty() && f.import_v6.is_empty());
+        assert_eq!(c.peers[0].settings.filters, ["edge"], "from [defaults]");
+        assert_eq!(c.peers[0].settings.local_asn, Some(65001));
+        assert!(c.peers[1].settings.filters.is_empty(), "its own list wins");
+        assert_eq!(c.peers[1].settings.local_asn, None);
+
+        let at = |t: &str| parse(Some("f.toml"), t).unwrap_err().to_string();
+        let head = "router_id = \"198.51.100.1\"\nasn = 1\n";
+        let peer = "[[peer]]\naddress = \"198.51.100.2\"\nasn = 1\n";
+        let e = at(&format!("{head}{peer}filters = [\"x\"]\n"));
+        assert!(
+            e.starts_with("f.toml:6:1: peer Node_198_51_100_2: no filter named x"),
+            "{e}"
+        );
+        let e = at(&format!(
+            "{head}[[filters]]\nname = \"a\"\nexport_v4 = [\n  {{ action = \"accept\" }},\n  {{ action = \"reject\", cidr = \"2001:db8::/32\", match = \"in\" }},\n]\n"
+        ));
+        assert!(
+            e.starts_with("f.toml:7:24: filter a: export_v4 rule 2: 2001:db8::/32 is not an IPv4"),
+            "{e}"
+        );
+        let e = at(&format!(
+            "{head}[[filters]]\nname = \"a\"\nimport_v4 = [{{ action = \"reject\", cidr = \"10.0.0.0/8\" }}]\n"
+        ));
+        assert!(
+            e.starts_with("f.toml:5:35: filter a: import_v4 rule 1: cidr needs match"),
+            "{e}"
+        );
+        let e = at(&format!(
+            "{head}[[filters]]\nname = \"a\"\n[[filters]]\nname = \"a\"\n"
+        ));
+        assert!(e.starts_with("f.toml:6:1: filter name a used twice"), "{e}");
+        let e = at(&format!(
+            "{head}[[filters]]\nname = \"a\"\nimport_v4 = [{{ action = \"drop\" }}]\n"
+        ));
+        assert!(e.starts_with("f.toml:5:25: "), "{e}");
+        let e = at(&format!(
+            "{head}[[filters]]\nname = \"a\"\nimport_v4 = [{{ action = \"accept\", ifname = \"x\" }}]\n"
+        ));
+        assert!(e.starts_with("f.toml:5:") && e.contains("interface"), "{e}");
     }
 }

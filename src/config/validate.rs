@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use ipnet::IpNet;
 
-use super::{Config, Item};
+use super::{BgpFilter, Config, FilterRule, Item, MatchOperator};
 
 /// At most this many `[[communities]]` ranges (a prefix's ranges are a 64-bit mask).
 const MAX_COMMUNITY_RANGES: usize = 64;
@@ -61,7 +61,90 @@ pub fn check(c: &Config) -> Result<(), (Item, String)> {
     for (item, net) in prefixes {
         host_bits(net).map_err(|e| (item, e))?;
     }
+    filters(&c.filters)?;
     peers(c)
+}
+
+/// BGPFilter checks (`bgpfilter.go`'s validation): unique names; in each list, a CIDR of the
+/// list's family without host bits; a prefix length only with `in`/`not-in`, within the
+/// family's range, min <= max.
+fn filters(filters: &[BgpFilter]) -> Result<(), (Item, String)> {
+    let mut names = HashMap::new();
+    for (i, f) in filters.iter().enumerate() {
+        if let Some(first) = names.insert(f.name.as_str(), i) {
+            return Err((
+                Item::Filter(i, None),
+                format!(
+                    "filter name {} used twice (first by filter {})",
+                    f.name,
+                    first + 1
+                ),
+            ));
+        }
+        let lists = [
+            ("import_v4", &f.import_v4, false),
+            ("export_v4", &f.export_v4, false),
+            ("import_v6", &f.import_v6, true),
+            ("export_v6", &f.export_v6, true),
+        ];
+        for (list, rules, v6) in lists {
+            for (j, r) in rules.iter().enumerate() {
+                rule(r, v6).map_err(|(key, e)| {
+                    (
+                        Item::Filter(i, Some((list, j, Some(key)))),
+                        format!("filter {}: {list} rule {}: {e}", f.name, j + 1),
+                    )
+                })?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One rule of a list of the family `v6` says; the error names the key it is about.
+fn rule(r: &FilterRule, v6: bool) -> Result<(), (&'static str, String)> {
+    let family = if v6 { "IPv6" } else { "IPv4" };
+    let longest = if v6 { 128 } else { 32 };
+    if let Some((_, net)) = &r.cidr {
+        if net.addr().is_ipv6() != v6 {
+            return Err(("cidr", format!("{net} is not an {family} prefix")));
+        }
+        host_bits(net).map_err(|e| ("cidr", e))?;
+    }
+    if r.interface.as_deref().is_some_and(str::is_empty) {
+        return Err(("interface", "interface must not be empty".into()));
+    }
+    let Some((min, max)) = r.prefix_length else {
+        return Ok(());
+    };
+    let key = if min.is_some() {
+        "prefix_length_min"
+    } else {
+        "prefix_length_max"
+    };
+    match r.cidr {
+        Some((MatchOperator::In | MatchOperator::NotIn, _)) => {}
+        _ => {
+            return Err((
+                key,
+                "a prefix length needs a cidr with match \"in\" or \"not-in\"".into(),
+            ));
+        }
+    }
+    for (key, v) in [("prefix_length_min", min), ("prefix_length_max", max)] {
+        if v.is_some_and(|v| v > longest) {
+            return Err((key, format!("{key} is at most {longest} for {family}")));
+        }
+    }
+    if let (Some(lo), Some(hi)) = (min, max)
+        && lo > hi
+    {
+        return Err((
+            "prefix_length_min",
+            format!("prefix_length_min {lo} is above prefix_length_max {hi}"),
+        ));
+    }
+    Ok(())
 }
 
 /// A prefix with bits set after its length is refused rather than truncated: it is most
@@ -123,6 +206,22 @@ fn peers(c: &Config) -> Result<(), (Item, String)> {
             return Err((
                 at("add_paths_send"),
                 format!("peer {name}: add_paths_send must be at least 1"),
+            ));
+        }
+        if s.local_asn == Some(0) {
+            return Err((
+                at("local_as"),
+                format!("peer {name}: local_as must not be 0 (RFC 7607)"),
+            ));
+        }
+        if let Some(missing) = s
+            .filters
+            .iter()
+            .find(|n| !c.filters.iter().any(|f| f.name == **n))
+        {
+            return Err((
+                at("filters"),
+                format!("peer {name}: no filter named {missing}"),
             ));
         }
         if s.import_limit == Some(0) {
@@ -233,5 +332,90 @@ mod tests {
         let other = "[[peer]]\naddress = \"198.51.100.3\"\nasn = 64512\n";
         let (item, _) = error(&format!("{peer}name = \"x\"\n{other}name = \"x\"\n"));
         assert_eq!(item, Item::Peer(1, Some("name")));
+    }
+
+    #[test]
+    fn refuses_bad_filters() {
+        let peer = "[[peer]]\naddress = \"198.51.100.2\"\nasn = 64512\n";
+        let (item, msg) = error(&format!("{peer}local_as = 0\n"));
+        assert_eq!(item, Item::Peer(0, Some("local_as")));
+        assert!(msg.contains("local_as"), "{msg}");
+        let (item, msg) = error(&format!("{peer}filters = [\"nope\"]\n"));
+        assert_eq!(item, Item::Peer(0, Some("filters")));
+        assert!(msg.contains("no filter named nope"), "{msg}");
+        let f = |rules: &str| format!("[[filters]]\nname = \"f\"\n{rules}\n");
+        let (item, msg) = error(&format!("{}{}", f(""), f("")));
+        assert_eq!(item, Item::Filter(1, None));
+        assert!(msg.contains("used twice"), "{msg}");
+        for (rules, list, key, says) in [
+            (
+                "import_v4 = [{ action = \"accept\", cidr = \"2001:db8::/32\", match = \"in\" }]",
+                "import_v4",
+                "cidr",
+                "not an IPv4 prefix",
+            ),
+            (
+                "export_v6 = [{ action = \"accept\", cidr = \"10.0.0.0/8\", match = \"in\" }]",
+                "export_v6",
+                "cidr",
+                "not an IPv6 prefix",
+            ),
+            (
+                "import_v4 = [{ action = \"accept\", cidr = \"10.0.0.1/8\", match = \"equal\" }]",
+                "import_v4",
+                "cidr",
+                "host bits",
+            ),
+            (
+                "import_v4 = [{ action = \"reject\", cidr = \"10.0.0.0/8\", match = \"equal\", prefix_length_max = 24 }]",
+                "import_v4",
+                "prefix_length_max",
+                "needs a cidr with match",
+            ),
+            (
+                "import_v4 = [{ action = \"reject\", prefix_length_min = 24 }]",
+                "import_v4",
+                "prefix_length_min",
+                "needs a cidr with match",
+            ),
+            (
+                "export_v4 = [{ action = \"reject\", cidr = \"10.0.0.0/8\", match = \"in\", prefix_length_max = 33 }]",
+                "export_v4",
+                "prefix_length_max",
+                "at most 32",
+            ),
+            (
+                "import_v6 = [{ action = \"reject\", cidr = \"2001:db8::/32\", match = \"not-in\", prefix_length_min = 129 }]",
+                "import_v6",
+                "prefix_length_min",
+                "at most 128",
+            ),
+            (
+                "import_v4 = [{ action = \"reject\", cidr = \"10.0.0.0/8\", match = \"in\", prefix_length_min = 24, prefix_length_max = 16 }]",
+                "import_v4",
+                "prefix_length_min",
+                "above prefix_length_max",
+            ),
+            (
+                "import_v4 = [{ action = \"reject\" }, { action = \"reject\", interface = \"\" }]",
+                "import_v4",
+                "interface",
+                "must not be empty",
+            ),
+        ] {
+            let (item, msg) = error(&f(rules));
+            let j = usize::from(key == "interface");
+            assert_eq!(item, Item::Filter(0, Some((list, j, Some(key)))), "{rules}");
+            assert!(msg.contains(says), "{rules}: {msg}");
+        }
+        let good = f(
+            "import_v4 = [{ action = \"reject\", cidr = \"10.0.0.0/8\", match = \"in\", prefix_length_min = 16, prefix_length_max = 24 }]\nexport_v6 = [{ action = \"accept\", from_peers = true, interface = \"eth*\" }]",
+        );
+        let c = crate::config::toml::model(&format!(
+            "{BASE}{good}[defaults]\nfilters = [\"f\"]\n{peer}local_as = 65001\n"
+        ));
+        assert_eq!(check(&c), Ok(()));
+        assert_eq!(c.peers[0].settings.filters, ["f"]);
+        assert_eq!(c.peers[0].settings.local_asn, Some(65001));
     }
 }
