@@ -18,6 +18,9 @@ pub struct Changes {
     pub policy: bool,
     /// Pools changed: every kernel route is worked out again (encapsulation).
     pub pools: bool,
+    /// The named filters changed: peers naming them have their routes filtered again, their
+    /// sessions kept.
+    pub filters: bool,
 }
 
 /// A peer whose settings changed.
@@ -32,8 +35,10 @@ pub struct PeerChange {
     pub reset: bool,
 }
 
-/// Settings the RIB applies as routes arrive; every other one is the session's.
-const WITHOUT_RESET: [&str; 2] = ["import_limit", "import_limit_action"];
+/// Settings the RIB applies as routes arrive (a changed filter list re-runs the peer's import
+/// and export, as BIRD's reconfiguration does with a changed filter); every other one is the
+/// session's (`local_as` among them: the OPEN carries it).
+const WITHOUT_RESET: [&str; 3] = ["import_limit", "import_limit_action", "filters"];
 
 /// The changes from `running` to `new`, or why they need a restart (the running
 /// configuration then stays).
@@ -73,6 +78,7 @@ pub fn diff(running: &Config, new: &Config) -> Result<Changes, String> {
             new.max_paths,
         ),
         pools: running.pools != new.pools,
+        filters: running.filters != new.filters,
         ..Changes::default()
     };
     for old in &running.peers {
@@ -130,6 +136,8 @@ fn changed_settings(a: &Peer, b: &Peer) -> Vec<&'static str> {
         "import_limit_action",
         x.import_limit_action != y.import_limit_action,
     );
+    note("local_as", x.local_asn != y.local_asn);
+    note("filters", x.filters != y.filters);
     out
 }
 
@@ -250,6 +258,26 @@ mod tests {
                 ),
             ),
             (
+                "a peer's filter list: no reset",
+                format!("{F}{}", peer(2, "")),
+                format!("{F}{}", peer(2, "filters = [\"f\"]\n")),
+                (
+                    vec![],
+                    vec![],
+                    vec![(n("Node_198_51_100_2"), vec!["filters"], false)],
+                ),
+            ),
+            (
+                "local AS: reset",
+                peer(2, ""),
+                peer(2, "local_as = 65001\n"),
+                (
+                    vec![],
+                    vec![],
+                    vec![(n("Node_198_51_100_2"), vec!["local_as"], true)],
+                ),
+            ),
+            (
                 "renamed: reset",
                 peer(2, ""),
                 peer(2, "name = \"Mesh\"\n"),
@@ -259,9 +287,30 @@ mod tests {
         for (what, old, new, want) in cases {
             let c = diff(&model(&old), &model(&new)).expect(what);
             assert_eq!(summary(&c), want, "{what}");
-            assert!(!c.policy && !c.pools && c.log_level.is_none(), "{what}");
+            assert!(!c.policy && !c.pools && !c.filters, "{what}");
+            assert!(c.log_level.is_none(), "{what}");
         }
     }
+
+    /// A filter's rules changing touches no peer's settings: the peers naming it are
+    /// filtered again, their sessions kept.
+    #[test]
+    fn filter_definitions() {
+        let with = |rules: &str| {
+            model(&format!(
+                "[[filters]]\nname = \"f\"\n{rules}\n{}",
+                peer(2, "filters = [\"f\"]\n")
+            ))
+        };
+        let old = with("");
+        let new = with("import_v4 = [{ action = \"reject\" }]");
+        let c = diff(&old, &new).unwrap();
+        assert!(c.filters && !c.policy);
+        assert!(c.changed.is_empty() && c.added.is_empty() && c.removed.is_empty());
+        assert!(!diff(&old, &old).unwrap().filters);
+    }
+
+    const F: &str = "[[filters]]\nname = \"f\"\n";
 
     #[test]
     fn policy_and_log_level() {

@@ -8,6 +8,7 @@ use tracing::info;
 use super::Daemon;
 use crate::config::diff;
 use crate::notify;
+use crate::session::ToPeer;
 use crate::wire::notification::cease;
 
 impl Daemon {
@@ -30,6 +31,9 @@ impl Daemon {
         if let Some(level) = changes.log_level {
             (self.set_log_level)(level);
             info!(?level, "log level changed");
+        }
+        if changes.filters {
+            self.rib.set_filters(&new.filters);
         }
         for p in &changes.removed {
             if let Some(id) = self.peers.find(p) {
@@ -56,11 +60,22 @@ impl Daemon {
                 .add(&mut self.rib, p.clone(), self.restarting)
                 .await;
         }
-        let out = if changes.policy {
+        let mut out = if changes.policy {
             self.rib.reconfigure(&new)
         } else {
             Vec::new()
         };
+        // Peers whose filters changed (their list, or a filter they name) are filtered again
+        // with their sessions kept; refused routes are not kept, so a changed import filter
+        // asks the peer for its routes again (ROUTE-REFRESH, RFC 2918).
+        let ids: Vec<_> = self.rib.peers().map(|(id, _)| id).collect();
+        for id in ids {
+            let (o, refresh) = self.rib.refilter(id);
+            out.extend(o);
+            if refresh {
+                self.to_peer(id, ToPeer::RequestRefresh).await;
+            }
+        }
         if changes.pools {
             // A pool's encapsulation may have changed how its routes are written: every
             // kernel route is worked out again (unchanged ones cost no request).

@@ -36,6 +36,8 @@ pub struct Target {
     /// The session's own addresses: the next hop when it is "self".
     pub local_v4: Option<Ipv4Addr>,
     pub local_v6: Option<Ipv6Addr>,
+    /// The AS the session speaks as, when not the speaker's (BIRD's `local as`).
+    pub local_asn: Option<u32>,
 }
 
 impl Speaker {
@@ -98,7 +100,8 @@ impl Speaker {
             // RFC 4271 §5.1.2: our AS goes first; §5.1.5: no LOCAL_PREF; RFC 4456 §8: the
             // reflection attributes stay inside the AS; §5.1.4: a MED learned from another
             // AS is not passed to a third one.
-            out.prepend(self.asn);
+            // With `local as N`, BIRD prepends N, the session's AS, and not the node's.
+            out.prepend(to.local_asn.unwrap_or(self.asn));
             out.local_pref = None;
             out.originator_id = None;
             out.cluster_list.clear();
@@ -161,6 +164,7 @@ mod tests {
             next_hop,
             local_v4: Some(Ipv4Addr::new(198, 51, 100, 1)),
             local_v6: None,
+            local_asn: None,
         }
     }
 

@@ -17,6 +17,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use tracing::warn;
 
 use crate::attrs::AttrSet;
+use crate::policy::filter::Direction;
 use crate::policy::reflect::Target;
 use crate::session::PeerId;
 use crate::wire::attr::MpUnreach;
@@ -33,6 +34,8 @@ pub struct GroupKey {
     pub families: Vec<Family>,
     /// Paths per prefix sent (more than 1 only with add-path send).
     pub send_max: usize,
+    /// The members' BGPFilter export rules, run before Calico's export rules.
+    pub export: Arc<Direction>,
 }
 
 impl GroupKey {
@@ -354,6 +357,7 @@ mod tests {
                 next_hop: NextHopMode::Auto,
                 local_v4: Some("198.51.100.1".parse().unwrap()),
                 local_v6: None,
+                local_asn: None,
             },
             tx: Negotiated {
                 add_path_ipv4: add_path,
@@ -361,6 +365,7 @@ mod tests {
             },
             families: vec![Family::IPV4_UNICAST, Family::IPV6_UNICAST],
             send_max: 1,
+            export: Arc::default(),
         })
     }
 

@@ -22,9 +22,10 @@ use smallvec::SmallVec;
 use tracing::warn;
 
 use crate::attrs::{AttrSet, Interner, PathSource};
-use crate::config::{Config, Peer as PeerConfig};
+use crate::config::{BgpFilter, Config, Peer as PeerConfig, RuleAction};
 use crate::policy;
 use crate::policy::calico::Calico;
+use crate::policy::filter::{PeerRules, RouteFacts};
 use crate::policy::reflect::{Source, Speaker, Target};
 use crate::prefix_map;
 use crate::route::{Alien, AlienKind, Interfaces, Learning};
@@ -54,11 +55,20 @@ pub struct PeerInfo {
     /// Its import limit was exceeded this session (BIRD's `[HIT]`).
     pub limit_hit: bool,
     group: Option<usize>,
+    /// Its BGPFilter rules, resolved from the filters it names.
+    rules: Arc<PeerRules>,
 }
 
 impl PeerInfo {
-    fn ebgp(&self, local_asn: u32) -> bool {
-        self.config.asn != local_asn
+    /// The AS its session speaks as: its `local_asn`, or the node's.
+    fn local_asn(&self, node_asn: u32) -> u32 {
+        self.config.settings.local_asn.unwrap_or(node_asn)
+    }
+
+    /// eBGP when the peer's AS is not the one the session speaks as (BIRD decides with
+    /// `local as` too).
+    fn ebgp(&self, node_asn: u32) -> bool {
+        self.config.asn != self.local_asn(node_asn)
     }
 
     /// Up, with End-of-RIB received for each family of its session (RFC 4724 §4.1).
@@ -101,6 +111,8 @@ pub struct Rib {
     next_hops: NextHops,
     /// The metric of the routes written to the kernel.
     kernel_metric: Option<u32>,
+    /// The named filters peers refer to.
+    filters: Vec<BgpFilter>,
 }
 
 /// A prefix's leading paths as the last decision ranked them, noted before its first change
@@ -214,21 +226,27 @@ impl View<'_> {
     }
 
     /// The paths a group is sent for a prefix ranked this way: of the best (or up to
-    /// `send_max` with add-path), those the speaker exports to it. Calico's rules are checked
-    /// by the caller.
+    /// `send_max` with add-path), those the speaker exports to it and its filters let out.
+    /// `calico`: whether Calico's prefix rules export `net` (`Calico::exports`, worked out
+    /// once per prefix by the caller).
     fn exported<'p>(
         &self,
         g: &GroupKey,
-        f: Family,
+        (f, net): (Family, &IpNet),
+        calico: bool,
         paths: impl Iterator<Item = (PathSource, u32, &'p Arc<AttrSet>)>,
     ) -> Sent<'p> {
+        let rules = g.export.rules(f);
+        if !calico && rules.is_empty() {
+            return Sent::new();
+        }
         let add_path = g.add_path(f);
         let n = if add_path { g.send_max } else { 1 };
         paths
             .take(n)
             .filter(|(src, _, a)| {
                 self.speaker.exports(&self.source(*src), &g.target, f, a)
-                    && policy::calico::exports_device(a.device.as_deref(), g.target.ibgp)
+                    && lets_out(rules, g.target.ibgp, calico, net, *src, a)
             })
             .map(|(src, id, a)| (if add_path { id } else { 0 }, src, a))
             .collect()
@@ -254,6 +272,41 @@ impl View<'_> {
                 }
             }
         }
+    }
+}
+
+/// A peer's import filter (contract §3.5 as confd renders it with BGPFilters): its BGPFilter
+/// import rules for the family, the first match deciding; a route none decides is accepted.
+fn imports(rules: &PeerRules, f: Family, net: &IpNet) -> bool {
+    let facts = RouteFacts {
+        net,
+        from_peer: true,
+        device: None,
+    };
+    rules.import.decide(f, &facts) != Some(RuleAction::Reject)
+}
+
+/// A peer's export filter (contract §3.2 as confd renders it with BGPFilters): its BGPFilter
+/// rules first, an `accept` exporting even what Calico's rules would not; then, when no
+/// rule decides, `calico_export_to_bgp_peers` (the prefix rules in `calico`, the device
+/// rules here).
+fn lets_out(
+    rules: &[crate::config::FilterRule],
+    ibgp: bool,
+    calico: bool,
+    net: &IpNet,
+    src: PathSource,
+    a: &AttrSet,
+) -> bool {
+    let device = a.device.as_deref();
+    let facts = RouteFacts {
+        net,
+        from_peer: src.peer_id().is_some(),
+        device,
+    };
+    match policy::filter::first_match(rules, &facts) {
+        Some(action) => action == RuleAction::Accept,
+        None => calico && policy::calico::exports_device(device, ibgp),
     }
 }
 
@@ -357,18 +410,10 @@ impl Settle<'_> {
             if !g.key.families.contains(&f) {
                 continue;
             }
-            let was_ok =
-                *was_ok.get_or_insert_with(|| !before.0.is_empty() && old.calico.exports(&net));
-            let is_ok =
-                *is_ok.get_or_insert_with(|| !e.is_empty() && self.view.calico.exports(&net));
-            let was = match was_ok {
-                true => old.exported(&g.key, f, before.paths()),
-                false => Sent::new(),
-            };
-            let is = match is_ok {
-                true => self.view.exported(&g.key, f, current(e)),
-                false => Sent::new(),
-            };
+            let was_ok = *was_ok.get_or_insert_with(|| old.calico.exports(&net));
+            let is_ok = *is_ok.get_or_insert_with(|| self.view.calico.exports(&net));
+            let was = old.exported(&g.key, (f, &net), was_ok, before.paths());
+            let is = self.view.exported(&g.key, (f, &net), is_ok, current(e));
             self.queue(gi, g, key, &was, &is, None);
             g.advertised = (g.advertised + is.len()).saturating_sub(was.len());
             // A member that sent one of these paths gets the prefix apart, its own paths
@@ -452,6 +497,7 @@ impl Rib {
             preferred: Vec::new(),
             next_hops: NextHops::default(),
             kernel_metric: config.kernel.metric,
+            filters: config.filters.clone(),
         };
         rib.originate();
         rib.flush();
@@ -487,9 +533,11 @@ impl Rib {
 
     /// A new peer, at the id the daemon's registry gave it (the RIB allocates none).
     pub fn add_peer(&mut self, id: PeerId, config: PeerConfig) {
+        let rules = Arc::new(PeerRules::of(&config.settings.filters, &self.filters));
         self.peers.insert(
             id,
             PeerInfo {
+                rules,
                 config,
                 session: None,
                 local: None,
@@ -662,10 +710,11 @@ impl Rib {
             old: false,
         };
         for (key, e) in self.table.iter() {
-            if !families.contains(&key.0) || e.is_empty() || !self.calico.exports(&key.1) {
+            if !families.contains(&key.0) || e.is_empty() {
                 continue;
             }
-            for (id, src, a) in view.exported(&g.key, key.0, current(e)) {
+            let calico = self.calico.exports(&key.1);
+            for (id, src, a) in view.exported(&g.key, (key.0, &key.1), calico, current(e)) {
                 if src == own {
                     withheld += 1;
                 } else if let Some(now) = self.export.rewrite(&view, gi, &g.key, &key, src, a) {
@@ -783,6 +832,12 @@ impl Rib {
         }
         let ebgp = p.ebgp(self.speaker.asn);
         let allow = p.config.settings.allow_local_as;
+        // The loop check counts the AS the session speaks as (BIRD's `local as`).
+        let me = Speaker {
+            asn: p.local_asn(self.speaker.asn),
+            ..self.speaker
+        };
+        let rules = p.rules.clone();
         let keep = self.keep();
         for (f, pfx) in u.withdrawals() {
             self.withdraw(id, (f, pfx.net), pfx.path_id.unwrap_or(0), keep);
@@ -800,17 +855,15 @@ impl Rib {
                 None => {
                     let mut a = AttrSet::from_update(u, f, &rx);
                     a.source = PathSource::peer(id);
-                    let a = self
-                        .speaker
-                        .accepts(&a, ebgp, allow)
-                        .then(|| self.interner.intern(a));
+                    let a = me.accepts(&a, ebgp, allow).then(|| self.interner.intern(a));
                     by_family.push((f, a.clone()));
                     a
                 }
             };
-            match attrs {
+            match attrs.filter(|_| imports(&rules, f, &pfx.net)) {
                 Some(a) => self.announce(id, key, rx_id, a, keep),
-                // A loop: the route is not usable, and replaces any earlier one.
+                // A loop, or refused by the peer's import filter: the route is not usable,
+                // and replaces any earlier one.
                 None => self.withdraw(id, key, rx_id, keep),
             }
         }
@@ -873,6 +926,132 @@ impl Rib {
                 false
             }
         }
+    }
+
+    /// The named filters peers refer to (a reload's new definitions; `refilter` applies them
+    /// to a peer).
+    pub fn set_filters(&mut self, filters: &[BgpFilter]) {
+        self.filters = filters.to_vec();
+    }
+
+    /// Applies peer `id`'s filters again, after its filter list or a filter it names
+    /// changed, without touching its session. Export: the peer moves to the update group of
+    /// its new rules and is sent the difference (withdrawals for what it no longer gets, the
+    /// rest announced again). Import: its routes the new rules refuse go; the result says
+    /// whether its import rules changed, for the caller to ask the peer for its routes again
+    /// (ROUTE-REFRESH, RFC 2918), since refused routes are not kept.
+    pub fn refilter(&mut self, id: PeerId) -> (Vec<Outgoing>, bool) {
+        let Some(p) = self.peers.get_mut(id) else {
+            return (Vec::new(), false);
+        };
+        let rules = Arc::new(PeerRules::of(&p.config.settings.filters, &self.filters));
+        if rules == p.rules {
+            return (Vec::new(), false);
+        }
+        let import_changed = rules.import != p.rules.import;
+        p.rules = rules.clone();
+        let mut out = Vec::new();
+        if import_changed {
+            let src = PathSource::peer(id);
+            let keep = self.keep();
+            let mut gone = 0;
+            for (key, e) in self.table.iter_mut() {
+                if e.has(src, |_| true) && !imports(&rules, key.0, &key.1) {
+                    note(&mut self.dirty, key, e, keep);
+                    gone += e.remove(src, |_| true);
+                }
+            }
+            if let Some(p) = self.peers.get_mut(id) {
+                p.received = p.received.saturating_sub(gone);
+                p.stale = p.stale.min(p.received);
+            }
+            out = self.flush();
+            self.release(gone);
+        }
+        out.extend(self.regroup(id));
+        (out, import_changed)
+    }
+
+    /// Moves an up peer whose export rules changed into the update group of its new key,
+    /// sending it what differs from what its old group sent it.
+    fn regroup(&mut self, id: PeerId) -> Vec<Outgoing> {
+        let Some(old_gi) = self.peers.get(id).and_then(|p| p.group) else {
+            return Vec::new();
+        };
+        let Some(key) = self.group_key(id) else {
+            return Vec::new();
+        };
+        if self.groups[old_gi].as_ref().is_some_and(|g| g.key == key) {
+            return Vec::new();
+        }
+        let families = key.families.clone();
+        let was = self.sent(old_gi, &families, id);
+        if let Some(g) = self.groups[old_gi].as_mut() {
+            g.leave(id);
+            if g.members.is_empty() {
+                self.groups[old_gi] = None;
+            }
+        }
+        let existing = self
+            .groups
+            .iter()
+            .position(|g| g.as_ref().is_some_and(|g| g.key == key));
+        let gi = existing.unwrap_or_else(|| {
+            self.groups.push(Some(Group::new(key)));
+            self.groups.len() - 1
+        });
+        if let Some(p) = self.peers.get_mut(id) {
+            p.group = Some(gi);
+        }
+        let (mut dump, withheld) = self.dump(gi, &families, id);
+        let is = self.sent(gi, &families, id);
+        let Some(g) = self.groups[gi].as_mut() else {
+            return Vec::new();
+        };
+        if existing.is_none() {
+            g.advertised = dump.announced() + withheld;
+        }
+        g.members.push(id);
+        g.withhold(id, withheld as isize);
+        for &(f, net, path) in was.difference(&is) {
+            dump.withdraw(f, g.prefix(f, net, path));
+        }
+        if dump.is_empty() {
+            return Vec::new();
+        }
+        vec![Outgoing {
+            peers: vec![id],
+            bytes: g.encode(&dump),
+        }]
+    }
+
+    /// Which paths (family, prefix, path identifier) member `to` of group `gi` is sent.
+    fn sent(&self, gi: usize, families: &[Family], to: PeerId) -> FxHashSet<(Family, IpNet, u32)> {
+        let Some(g) = self.groups.get(gi).and_then(Option::as_ref) else {
+            return FxHashSet::default();
+        };
+        let own = PathSource::peer(to);
+        let view = View {
+            speaker: &self.speaker,
+            calico: &self.calico,
+            peers: &self.peers,
+            max_paths: self.max_paths,
+            old: false,
+        };
+        let mut out = FxHashSet::default();
+        for (key, e) in self.table.iter() {
+            if !families.contains(&key.0) || e.is_empty() {
+                continue;
+            }
+            let calico = self.calico.exports(&key.1);
+            let sent = view.exported(&g.key, (key.0, &key.1), calico, current(e));
+            out.extend(
+                (sent.iter())
+                    .filter(|(_, src, _)| *src != own)
+                    .map(|(id, ..)| (key.0, key.1, *id)),
+            );
+        }
+        out
     }
 
     /// Peers whose import limit was exceeded with `restart` or `disable` since the last call.
@@ -1088,6 +1267,7 @@ impl Rib {
         let add_path_send = s.tx.add_path_ipv4 || s.tx.add_path_ipv6;
         Some(GroupKey {
             target: Target {
+                local_asn: p.config.settings.local_asn,
                 ibgp: !p.ebgp(self.speaker.asn),
                 rr_client: p.config.settings.rr_client,
                 next_hop: p.config.settings.next_hop,
@@ -1107,6 +1287,7 @@ impl Rib {
             } else {
                 1
             },
+            export: Arc::new(p.rules.export.clone()),
         })
     }
 

@@ -1074,3 +1074,223 @@ fn next_hops_reachable_without_a_kernel() {
     assert_eq!(e.best().map(|p| p.source()), Some(PathSource::peer(0)));
     assert!(e.paths().iter().all(Path::reachable));
 }
+
+/// Filters for the BGPFilter tests: `in` refuses 198.18.8.0/26 on import; `out` exports
+/// 192.0.2.0/24 (outside every pool: Calico's rules would not) and keeps our own block in
+/// (Calico's rules would export it); `felix` keeps routes through `cali*` devices in.
+const FILTERS: &str = r#"
+[[filters]]
+name = "in"
+import_v4 = [{ action = "reject", cidr = "198.18.8.0/26", match = "equal" }]
+[[filters]]
+name = "out"
+export_v4 = [
+  { action = "accept", cidr = "192.0.2.0/24", match = "equal" },
+  { action = "reject", cidr = "198.18.1.0/26", match = "equal" },
+]
+[[filters]]
+name = "felix"
+export_v4 = [{ action = "reject", interface = "cali*" }]
+"#;
+
+/// `config` with FILTERS, and peer `id` given the filters `names`.
+fn filtered(peers: &[(PeerId, &[&str])]) -> Config {
+    let mut c = config(FILTERS);
+    for (id, names) in peers {
+        c.peers[*id].settings.filters = names.iter().map(|n| n.to_string()).collect();
+    }
+    c
+}
+
+fn has(rib: &Rib, n: &str) -> bool {
+    rib.table.contains_key(&(Family::IPV4_UNICAST, net(n)))
+}
+
+#[test]
+fn bgp_filter_import_reject_keeps_a_route_out_without_touching_the_session() {
+    let mut rib = with_peers(&filtered(&[(2, &["in"])]));
+    up(&mut rib, 2);
+    up(&mut rib, 0);
+    let out = rib.update(
+        2,
+        &announce(
+            &["198.18.8.0/26", "198.18.9.0/26"],
+            [198, 51, 100, 4],
+            &[65000],
+        ),
+        false,
+    );
+    assert!(!has(&rib, "198.18.8.0/26"), "refused by the import rule");
+    assert!(has(&rib, "198.18.9.0/26"), "no rule decides: accepted");
+    assert_eq!(announced(&sent_to(&rib, &out, 0)), [net("198.18.9.0/26")]);
+    assert!(rib.take_exceeded().is_empty());
+    assert!(rib.peer(2).unwrap().session.is_some());
+    assert_eq!(rib.received(2), 1);
+    // The same prefix from a peer without the filter is accepted.
+    up(&mut rib, 1);
+    rib.update(
+        1,
+        &announce(&["198.18.8.0/26"], [198, 51, 100, 3], &[]),
+        false,
+    );
+    assert!(has(&rib, "198.18.8.0/26"));
+    // A route accepted before and refused now (the peer re-announces it) goes.
+    let out = rib.update(
+        2,
+        &announce(
+            &["198.18.9.0/26", "198.18.8.0/26"],
+            [198, 51, 100, 4],
+            &[65000],
+        ),
+        false,
+    );
+    assert!(sent_to(&rib, &out, 0).is_empty(), "nothing changed");
+}
+
+#[test]
+fn bgp_filter_export_rules_run_before_calicos() {
+    let mut rib = with_peers(&filtered(&[(0, &["out"])]));
+    up(&mut rib, 2);
+    rib.update(
+        2,
+        &announce(
+            &["192.0.2.0/24", "198.18.9.0/26", "203.0.113.0/24"],
+            [198, 51, 100, 4],
+            &[65000],
+        ),
+        false,
+    );
+    let out = [up(&mut rib, 0), up(&mut rib, 1)].concat();
+    let mut filtered = announced(&sent_to(&rib, &out, 0));
+    filtered.sort();
+    // accept: exported though outside every pool; reject: our own block is kept in; no
+    // rule decides for 198.18.9.0/26 or 203.0.113.0/24: Calico's rules.
+    assert_eq!(filtered, [net("192.0.2.0/24"), net("198.18.9.0/26")]);
+    let mut plain = announced(&sent_to(&rib, &out, 1));
+    plain.sort();
+    assert_eq!(plain, [net("198.18.1.0/26"), net("198.18.9.0/26")]);
+    let group = |id| rib.peer(id).unwrap().group;
+    assert_ne!(group(0), group(1), "other rules, another update group");
+}
+
+#[test]
+fn bgp_filter_interface_rule_matches_kernel_routes_only() {
+    use crate::route::{Alien, AlienKind, Learning};
+    let mut rib = with_peers(&filtered(&[(0, &["felix"])]));
+    up(&mut rib, 0);
+    up(&mut rib, 1);
+    up(&mut rib, 2);
+    let felix = Alien {
+        net: net("198.18.7.5/32"),
+        kind: AlienKind::Unicast,
+        gateway: None,
+        device: Some("cali1".into()),
+        metric: None,
+    };
+    let out = rib.learn(Learning::Learned(felix));
+    assert!(sent_to(&rib, &out, 0).is_empty(), "through cali1: rejected");
+    assert_eq!(announced(&sent_to(&rib, &out, 1)), [net("198.18.7.5/32")]);
+    // A BGP route has no interface: the rule does not match it.
+    let out = rib.update(
+        2,
+        &announce(&["198.18.9.0/26"], [198, 51, 100, 4], &[65000]),
+        false,
+    );
+    assert_eq!(announced(&sent_to(&rib, &out, 0)), [net("198.18.9.0/26")]);
+}
+
+#[test]
+fn bgp_filter_change_refilters_without_a_reset() {
+    let mut c = filtered(&[]);
+    let mut rib = with_peers(&c);
+    up(&mut rib, 2);
+    rib.update(
+        2,
+        &announce(
+            &["192.0.2.0/24", "198.18.8.0/26", "198.18.9.0/26"],
+            [198, 51, 100, 4],
+            &[65000],
+        ),
+        false,
+    );
+    let mut held = Held::new();
+    let out = up(&mut rib, 0);
+    apply(&mut held, &sent_to(&rib, &out, 0)).unwrap();
+    let keys = |h: &Held| h.keys().map(|k| k.0).collect::<Vec<_>>();
+    assert_eq!(
+        keys(&held),
+        [
+            net("198.18.1.0/26"),
+            net("198.18.8.0/26"),
+            net("198.18.9.0/26")
+        ]
+    );
+    // Export: peer 0 gets `out`; it is sent the difference at once.
+    c.peers[0].settings.filters = vec!["out".into()];
+    rib.set_peer_config(0, c.peers[0].clone());
+    let (out, refresh) = rib.refilter(0);
+    assert!(!refresh, "import rules unchanged");
+    apply(&mut held, &sent_to(&rib, &out, 0)).unwrap();
+    assert_eq!(
+        keys(&held),
+        [
+            net("192.0.2.0/24"),
+            net("198.18.8.0/26"),
+            net("198.18.9.0/26")
+        ]
+    );
+    assert_eq!(held, refreshed(&mut rib, 0), "what a refresh would give");
+    assert!(rib.peer(0).unwrap().session.is_some());
+    assert_eq!(rib.refilter(0).0.len(), 0, "nothing changed: nothing sent");
+    // Import: peer 2 gets `in`; the route it refuses goes at once, and the peer is to be
+    // asked for its routes again (for those refused before, which are not kept).
+    c.peers[2].settings.filters = vec!["in".into()];
+    rib.set_peer_config(2, c.peers[2].clone());
+    let (out, refresh) = rib.refilter(2);
+    assert!(refresh);
+    assert!(!has(&rib, "198.18.8.0/26"));
+    apply(&mut held, &sent_to(&rib, &out, 0)).unwrap();
+    assert_eq!(keys(&held), [net("192.0.2.0/24"), net("198.18.9.0/26")]);
+    assert_eq!(rib.received(2), 2);
+    // A filter's definition changes under the same name.
+    let mut filters = c.filters.clone();
+    filters[0].import_v4.clear();
+    rib.set_filters(&filters);
+    assert!(rib.refilter(2).1);
+    rib.update(
+        2,
+        &announce(&["198.18.8.0/26"], [198, 51, 100, 4], &[65000]),
+        false,
+    );
+    assert!(has(&rib, "198.18.8.0/26"), "accepted again");
+}
+
+#[test]
+fn local_as_decides_ibgp_and_is_prepended() {
+    let mut c = config("");
+    // .4 (AS 65000) with local AS 65001: eBGP, and 65001 is what it sees first.
+    c.peers[2].settings.local_asn = Some(65001);
+    // .2 (AS 64512 as the node) with local AS 65002: eBGP for it.
+    c.peers[0].settings.local_asn = Some(65002);
+    let mut rib = with_peers(&c);
+    assert!(rib.peer(0).unwrap().ebgp(rib.speaker.asn));
+    let out = up(&mut rib, 2);
+    let us = sent_to(&rib, &out, 2);
+    let a = AttrSet::from_update(&us[0], Family::IPV4_UNICAST, &Negotiated::default());
+    let path: Vec<u32> = a.as_path.iter().flat_map(|s| s.asns.clone()).collect();
+    assert_eq!(path, [65001]);
+    assert_eq!(a.local_pref, None);
+    // A route with the local AS in its path is a loop for that session, not the node's AS.
+    rib.update(
+        2,
+        &announce(&["198.18.8.0/26"], [198, 51, 100, 4], &[65000, 65001]),
+        false,
+    );
+    assert!(!has(&rib, "198.18.8.0/26"));
+    rib.update(
+        2,
+        &announce(&["198.18.9.0/26"], [198, 51, 100, 4], &[65000, 64512]),
+        false,
+    );
+    assert!(has(&rib, "198.18.9.0/26"));
+}

@@ -111,6 +111,9 @@ pub fn spawn(
     rib: mpsc::Sender<ToRib>,
 ) -> Handle {
     let s = &cfg.settings;
+    // BIRD's `local as N` (Calico's `localASNumber`): the session opens as N (OPEN My AS and
+    // the 4-octet AS capability, RFC 6793) and is iBGP or eBGP against N.
+    let local_asn = s.local_asn.unwrap_or(local_asn);
     let params = fsm::Params {
         local_open: caps::local_open(local_asn, router_id, s, restarting),
         local_asn,
