@@ -81,21 +81,27 @@ fn filters(filters: &[BgpFilter]) -> Result<(), (Item, String)> {
                 ),
             ));
         }
-        let lists = [
-            ("import_v4", &f.import_v4, false),
-            ("export_v4", &f.export_v4, false),
-            ("import_v6", &f.import_v6, true),
-            ("export_v6", &f.export_v6, true),
-        ];
-        for (list, rules, v6) in lists {
-            for (j, r) in rules.iter().enumerate() {
-                rule(r, v6).map_err(|(key, e)| {
-                    (
-                        Item::Filter(i, Some((list, j, Some(key)))),
-                        format!("filter {}: {list} rule {}: {e}", f.name, j + 1),
-                    )
-                })?;
-            }
+        filter(i, f)?;
+    }
+    Ok(())
+}
+
+/// The rules of filter `f`, the `i`th of the configuration.
+pub fn filter(i: usize, f: &BgpFilter) -> Result<(), (Item, String)> {
+    let lists = [
+        ("import_v4", &f.import_v4, false),
+        ("export_v4", &f.export_v4, false),
+        ("import_v6", &f.import_v6, true),
+        ("export_v6", &f.export_v6, true),
+    ];
+    for (list, rules, v6) in lists {
+        for (j, r) in rules.iter().enumerate() {
+            rule(r, v6).map_err(|(key, e)| {
+                (
+                    Item::Filter(i, Some((list, j, Some(key)))),
+                    format!("filter {}: {list} rule {}: {e}", f.name, j + 1),
+                )
+            })?;
         }
     }
     Ok(())

@@ -12,19 +12,25 @@
 //!   that fails MD5 on the far side shows as down with the warning beside it, where refusing
 //!   the whole node's configuration would take every other session down with it. wren reads
 //!   no Secret API, as confd in etcd mode has no Kubernetes client either.
-//! - `localASNumber` other than the node's AS, `reachableBy`, `filters` (BGPFilter) and
-//!   `localWorkloadSelector` peers.
+//! - `reachableBy` and `localWorkloadSelector` peers;
+//! - BGPFilter rules using what the model has no place for (`peerType`, `communities`,
+//!   `asPathPrefix`, `priority`, `operations`): the whole filter is left out (dropping one
+//!   rule would change what the others decide), and peers naming it run without it, as
+//!   confd skips a filter it cannot read (`buildImportFilter`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr};
 
 use ipnet::IpNet;
 
-use super::resources::{BgpConfigurationSpec, BgpPeer, Password, Resources};
+use super::resources::{
+    BgpConfigurationSpec, BgpFilter as FilterResource, BgpFilterRule, BgpPeer, Password, Resources,
+};
 use super::selector::Selector;
 use crate::config::{
-    AnyCommunity, Config, Encapsulation, KernelConfig, Listen, LogLevel, NextHopMode, Peer,
-    PeerDefaults, Pool, PrefixCommunities, peer_name, validate,
+    AnyCommunity, BgpFilter, Config, Encapsulation, FilterRule, KernelConfig, Listen, LogLevel,
+    MatchOperator, NextHopMode, Peer, PeerDefaults, Pool, PrefixCommunities, RuleAction, peer_name,
+    validate,
 };
 
 /// The AS when neither the Node nor the default BGPConfiguration sets one (confd's default
@@ -65,12 +71,15 @@ pub fn decide(node: &str, r: &Resources) -> Result<Decision, String> {
         )
     })?;
     let mine = cluster.node_config(node);
+    let mut warnings = Vec::new();
+    let filters = filters(r, &mut warnings);
     let mut d = Decider {
         cluster: &cluster,
         me,
         asn: cluster.asn(me),
-        warnings: Vec::new(),
+        warnings,
         peers: Vec::new(),
+        filters: &filters,
     };
     d.mesh();
     d.explicit(r);
@@ -114,7 +123,7 @@ pub fn decide(node: &str, r: &Resources) -> Result<Decision, String> {
         log_level: log_level(severity.unwrap_or("")),
         metrics: None,
         peers: d.peers,
-        filters: Vec::new(),
+        filters: filters.clone(),
     };
     validate::check(&config).map_err(|(_, message)| format!("node {node}: {message}"))?;
     Ok(Decision {
@@ -247,6 +256,100 @@ struct Decider<'a, 'c> {
     asn: u32,
     warnings: Vec<String>,
     peers: Vec<Peer>,
+    /// The BGPFilters the model carries.
+    filters: &'c [BgpFilter],
+}
+
+/// Every BGPFilter as the model's filter, by name; one the model cannot carry is left out
+/// with a warning.
+fn filters(r: &Resources, warnings: &mut Vec<String>) -> Vec<BgpFilter> {
+    let mut out = Vec::new();
+    for (name, f) in &r.bgp_filters {
+        match filter(name, f).and_then(|m| {
+            validate::filter(out.len(), &m)
+                .map(|()| m)
+                .map_err(|(_, e)| e)
+        }) {
+            Ok(m) => out.push(m),
+            Err(e) => warnings.push(format!("BGPFilter {name}: {e}; left out")),
+        }
+    }
+    out
+}
+
+/// A BGPFilter resource as the model's filter.
+fn filter(name: &str, f: &FilterResource) -> Result<BgpFilter, String> {
+    let list = |what: &str, rules: &[BgpFilterRule]| {
+        (rules.iter().enumerate())
+            .map(|(j, r)| rule(r).map_err(|e| format!("{what} rule {}: {e}", j + 1)))
+            .collect::<Result<Vec<_>, _>>()
+    };
+    let s = &f.spec;
+    Ok(BgpFilter {
+        name: name.to_string(),
+        import_v4: list("importV4", &s.import_v4)?,
+        export_v4: list("exportV4", &s.export_v4)?,
+        import_v6: list("importV6", &s.import_v6)?,
+        export_v6: list("exportV6", &s.export_v6)?,
+    })
+}
+
+/// One rule, read as `filterStatement` renders it (`template_funcs.go`): `cidr` with
+/// `matchOperator`, `prefixLength` only beside a CIDR (ignored without one, as Calico
+/// documents), `source: RemotePeers`, `interface`.
+fn rule(r: &BgpFilterRule) -> Result<FilterRule, String> {
+    for (set, field) in [
+        (!r.peer_type.is_empty(), "peerType"),
+        (r.communities.is_some(), "communities"),
+        (!r.as_path_prefix.is_empty(), "asPathPrefix"),
+        (r.priority.is_some(), "priority"),
+        (!r.operations.is_empty(), "operations"),
+    ] {
+        if set {
+            return Err(format!("{field} is not supported by wren"));
+        }
+    }
+    let action = match r.action.as_str() {
+        "Accept" => RuleAction::Accept,
+        "Reject" => RuleAction::Reject,
+        other => return Err(format!("unknown action {other:?}")),
+    };
+    let operator = match r.match_operator.as_str() {
+        "" => None,
+        "Equal" => Some(MatchOperator::Equal),
+        "NotEqual" => Some(MatchOperator::NotEqual),
+        "In" => Some(MatchOperator::In),
+        "NotIn" => Some(MatchOperator::NotIn),
+        other => return Err(format!("unknown matchOperator {other:?}")),
+    };
+    let cidr = match (r.cidr.as_str(), operator) {
+        ("", None) => None,
+        (text, Some(op)) if !text.is_empty() => {
+            let net: IpNet = text.parse().map_err(|_| format!("bad cidr {text:?}"))?;
+            Some((op, net))
+        }
+        _ => return Err("cidr and matchOperator must both be set or both be empty".into()),
+    };
+    let bound = |v: Option<i32>| {
+        v.map(|n| u8::try_from(n).map_err(|_| format!("prefix length {n} out of range")))
+            .transpose()
+    };
+    let prefix_length = match r.prefix_length.filter(|_| cidr.is_some()) {
+        Some(p) if p.min.is_some() || p.max.is_some() => Some((bound(p.min)?, bound(p.max)?)),
+        _ => None,
+    };
+    let from_peers = match r.source.as_str() {
+        "" => false,
+        "RemotePeers" => true,
+        other => return Err(format!("unknown source {other:?}")),
+    };
+    Ok(FilterRule {
+        action,
+        cidr,
+        prefix_length,
+        from_peers,
+        interface: (!r.interface.is_empty()).then(|| r.interface.clone()),
+    })
 }
 
 impl<'a> Decider<'a, '_> {
@@ -512,18 +615,25 @@ impl<'a> Decider<'a, '_> {
             self.warn(format!("BGPPeer {from}: no asNumber; left out"));
             return;
         }
+        // `local as N` when set (`buildPeerFromData`): the session's AS, against which
+        // iBGP/eBGP is decided.
         let local_asn = c.local_asn.unwrap_or(self.asn);
-        if local_asn != self.asn {
-            self.warn(format!(
-                "BGPPeer {from}: localASNumber {local_asn} differs from the node's AS {}, which \
-                 the model cannot carry yet; left out",
-                self.asn
-            ));
-            return;
+        // Filters in the peer's order; one that is missing or left out is skipped, as confd
+        // skips a BGPFilter it cannot read.
+        let mut filters = Vec::new();
+        for name in &s.filters {
+            if self.filters.iter().any(|f| f.name == *name) {
+                filters.push(name.clone());
+            } else {
+                self.warn(format!(
+                    "BGPPeer {from}: BGPFilter {name} is not applied (not in the datastore, or \
+                     left out) (peer {})",
+                    c.ip
+                ));
+            }
         }
         for (set, what) in [
             (!s.reachable_by.is_empty(), "reachableBy"),
-            (!s.filters.is_empty(), "filters (BGPFilter)"),
             (s.password.as_ref().is_some_and(secret), "password"),
         ] {
             if set {
@@ -557,6 +667,8 @@ impl<'a> Decider<'a, '_> {
             allow_local_as: c.allow_local_as as usize,
             // Reflect to iBGP peers outside this reflector's cluster (contract §2.5).
             rr_client: !ebgp && self.me.rr.is_some() && c.rr != self.me.rr,
+            local_asn: (local_asn != self.asn).then_some(local_asn),
+            filters,
             ..PeerDefaults::default()
         };
         match s.ttl_security.filter(|&n| n > 0) {

@@ -7,7 +7,7 @@
 //!   (`/calico/ipam/v2/host/<node>/ipv4|ipv6/block/<cidr, '/' as '-'>`), `block.go`
 //!   (`/calico/ipam/v2/assignment/ipv4|ipv6/block/<cidr>`);
 //! - values: the v3 API types in `api/pkg/apis/projectcalico/v3` (`bgpconfig.go`, `bgppeer.go`,
-//!   `ippool.go`), the Node in `libcalico-go/lib/apis/internalapi/node.go`, the IPAM values in
+//!   `bgpfilter.go`, `ippool.go`), the Node in `libcalico-go/lib/apis/internalapi/node.go`, the IPAM values in
 //!   the model files above.
 //!
 //! Unknown fields are ignored, as Go's `encoding/json` does. A value that does not parse is an
@@ -178,6 +178,54 @@ pub struct BgpPeerSpec {
     pub local_workload_selector: String,
     /// `Auto` (the default) or `Manual`.
     pub reverse_peering: Option<String>,
+}
+
+/// A BGPFilter (`bgpfilter.go`): four ordered rule lists.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct BgpFilter {
+    pub metadata: Metadata,
+    pub spec: BgpFilterSpec,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct BgpFilterSpec {
+    pub export_v4: Vec<BgpFilterRule>,
+    pub import_v4: Vec<BgpFilterRule>,
+    pub export_v6: Vec<BgpFilterRule>,
+    pub import_v6: Vec<BgpFilterRule>,
+}
+
+/// `BGPFilterRuleV4`/`V6`. The match fields newer Calico added beyond wren's model
+/// (`peerType`, `communities`, `asPathPrefix`, `priority`) and `operations` are read so that
+/// a rule using them is known, not silently widened.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct BgpFilterRule {
+    /// `Accept` or `Reject`.
+    pub action: String,
+    pub cidr: String,
+    /// `Equal`, `NotEqual`, `In` or `NotIn`; set exactly when `cidr` is.
+    pub match_operator: String,
+    pub prefix_length: Option<PrefixLength>,
+    /// `RemotePeers` or empty.
+    pub source: String,
+    pub interface: String,
+    pub peer_type: String,
+    pub communities: Option<serde_json::Value>,
+    #[serde(rename = "asPathPrefix")]
+    pub as_path_prefix: Vec<serde_json::Value>,
+    pub priority: Option<serde_json::Value>,
+    pub operations: Vec<serde_json::Value>,
+}
+
+/// `BGPFilterPrefixLengthV4`/`V6` (int32 in Calico).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct PrefixLength {
+    pub min: Option<i32>,
+    pub max: Option<i32>,
 }
 
 /// An IPPool (`ippool.go`).
@@ -354,6 +402,7 @@ pub struct Resources {
     pub nodes: BTreeMap<String, Node>,
     pub bgp_configurations: BTreeMap<String, BgpConfiguration>,
     pub bgp_peers: BTreeMap<String, BgpPeer>,
+    pub bgp_filters: BTreeMap<String, BgpFilter>,
     pub ip_pools: BTreeMap<String, IpPool>,
     /// Block affinities by node, then block.
     pub affinities: BTreeMap<String, BTreeMap<IpNet, BlockAffinity>>,
@@ -366,6 +415,7 @@ enum Key {
     Node(String),
     BgpConfiguration(String),
     BgpPeer(String),
+    BgpFilter(String),
     IpPool(String),
     Affinity(String, IpNet),
     Block(IpNet),
@@ -387,6 +437,7 @@ impl Key {
                 "nodes" => Some(Key::Node(name)),
                 "bgpconfigurations" => Some(Key::BgpConfiguration(name)),
                 "bgppeers" => Some(Key::BgpPeer(name)),
+                "bgpfilters" => Some(Key::BgpFilter(name)),
                 "ippools" => Some(Key::IpPool(name)),
                 _ => None,
             });
@@ -453,6 +504,9 @@ impl Resources {
             Key::BgpPeer(name) => {
                 self.bgp_peers.insert(name, json(key, value)?);
             }
+            Key::BgpFilter(name) => {
+                self.bgp_filters.insert(name, json(key, value)?);
+            }
             Key::IpPool(name) => {
                 self.ip_pools.insert(name, json(key, value)?);
             }
@@ -476,6 +530,7 @@ impl Resources {
             Key::Node(name) => drop(self.nodes.remove(&name)),
             Key::BgpConfiguration(name) => drop(self.bgp_configurations.remove(&name)),
             Key::BgpPeer(name) => drop(self.bgp_peers.remove(&name)),
+            Key::BgpFilter(name) => drop(self.bgp_filters.remove(&name)),
             Key::IpPool(name) => drop(self.ip_pools.remove(&name)),
             Key::Affinity(host, cidr) => {
                 if let Some(blocks) = self.affinities.get_mut(&host) {

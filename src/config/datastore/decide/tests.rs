@@ -467,12 +467,12 @@ fn node_scoped_peers_and_what_is_left_out() {
             "a",
             vec![
                 (s("Global_198_51_100_2"), 65002, false, false),
+                (s("Global_198_51_100_3"), 65003, false, false),
                 (s("Global_198_51_100_4"), 65004, false, false),
                 (s("Node_198_51_100_1"), 65001, false, false),
             ],
             vec![
-                "local-as",
-                "filtered",
+                "filtered: BGPFilter f is not applied",
                 "v6-tor",
                 "bad-ip",
                 "bad-selector",
@@ -484,9 +484,10 @@ fn node_scoped_peers_and_what_is_left_out() {
             "b",
             vec![
                 (s("Global_198_51_100_2"), 65002, false, false),
+                (s("Global_198_51_100_3"), 65003, false, false),
                 (s("Global_198_51_100_4"), 65004, false, false),
             ],
-            vec!["local-as"],
+            vec![],
         ),
     ];
     for (name, peers, warned) in table {
@@ -500,7 +501,122 @@ fn node_scoped_peers_and_what_is_left_out() {
             );
         }
         assert_eq!(peer(&d, "Global_198_51_100_2").settings.restart_time, 1);
+        let local = &peer(&d, "Global_198_51_100_3").settings;
+        assert_eq!(local.local_asn, Some(65100));
+        assert!(peer(&d, "Global_198_51_100_4").settings.filters.is_empty());
+        assert!(!d.warnings.iter().any(|w| w.contains("local-as")), "{name}");
     }
+}
+
+fn bgp_filter(name: &str, spec: Value) -> (String, Value) {
+    (
+        format!("{V3}/bgpfilters/{name}"),
+        json!({"kind": "BGPFilter", "apiVersion": "projectcalico.org/v3",
+               "metadata": {"name": name}, "spec": spec}),
+    )
+}
+
+/// BGPFilters as calicoctl stores them, named by BGPPeers in their order; `localASNumber`
+/// makes the session's AS, and iBGP/eBGP is decided against it (`buildPeerFromData`).
+#[test]
+fn bgp_filters_and_local_as() {
+    use crate::config::{FilterRule, MatchOperator, RuleAction};
+    let r = resources(&[
+        plain("a", "10.0.0.1"),
+        config(
+            "default",
+            json!({"nodeToNodeMeshEnabled": false, "asNumber": 64512}),
+        ),
+        bgp_filter(
+            "edge",
+            json!({
+                "importV4": [
+                    {"action": "Reject", "cidr": "10.0.0.0/8", "matchOperator": "In",
+                     "prefixLength": {"min": 16, "max": 24}},
+                    {"action": "Accept", "source": "RemotePeers"}
+                ],
+                "exportV4": [{"action": "Accept", "interface": "cali*"}],
+                "exportV6": [{"action": "Reject", "cidr": "2001:db8::/32",
+                              "matchOperator": "NotEqual"}]
+            }),
+        ),
+        bgp_filter("second", json!({"importV4": [{"action": "Reject"}]})),
+        bgp_filter(
+            "priorities",
+            json!({"exportV4": [{"action": "Accept", "priority": 512}]}),
+        ),
+        bgp_filter(
+            "wrong-family",
+            json!({"importV4": [{"action": "Accept", "cidr": "2001:db8::/32",
+                                 "matchOperator": "In"}]}),
+        ),
+        bgp_filter(
+            "half",
+            json!({"importV4": [{"action": "Accept", "cidr": "10.0.0.0/8"}]}),
+        ),
+        bgp_peer(
+            "tor",
+            json!({"peerIP": "198.51.100.1", "asNumber": 65000, "localASNumber": 65001,
+                   "filters": ["second", "edge", "priorities", "absent"]}),
+        ),
+        bgp_peer(
+            "same-as-local",
+            json!({"peerIP": "198.51.100.2", "asNumber": 65010, "localASNumber": 65010,
+                   "keepOriginalNextHop": true}),
+        ),
+    ]);
+    let d = decide("a", &r).unwrap();
+    let names: Vec<&str> = d.config.filters.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["edge", "second"]);
+    let edge = &d.config.filters[0];
+    assert_eq!(
+        edge.import_v4,
+        [
+            FilterRule {
+                action: RuleAction::Reject,
+                cidr: Some((MatchOperator::In, "10.0.0.0/8".parse().unwrap())),
+                prefix_length: Some((Some(16), Some(24))),
+                from_peers: false,
+                interface: None,
+            },
+            FilterRule {
+                action: RuleAction::Accept,
+                cidr: None,
+                prefix_length: None,
+                from_peers: true,
+                interface: None,
+            }
+        ]
+    );
+    assert_eq!(edge.export_v4[0].interface.as_deref(), Some("cali*"));
+    assert_eq!(
+        edge.export_v6[0].cidr,
+        Some((MatchOperator::NotEqual, "2001:db8::/32".parse().unwrap()))
+    );
+    let tor = peer(&d, "Global_198_51_100_1");
+    assert_eq!(tor.settings.filters, [s("second"), s("edge")]);
+    assert_eq!(tor.settings.local_asn, Some(65001));
+    // AS 65010 from local AS 65010: iBGP, so the legacy keepOriginalNextHop (eBGP only)
+    // does not apply.
+    let same = peer(&d, "Global_198_51_100_2");
+    assert_eq!(same.settings.local_asn, Some(65010));
+    assert_eq!(same.settings.next_hop, NextHopMode::Auto);
+    for w in [
+        "BGPFilter priorities: exportV4 rule 1: priority is not supported",
+        "BGPFilter wrong-family: filter wrong-family: import_v4 rule 1: 2001:db8::/32 is not an IPv4",
+        "BGPFilter half: importV4 rule 1: cidr and matchOperator",
+        "BGPPeer tor: BGPFilter priorities is not applied",
+        "BGPPeer tor: BGPFilter absent is not applied",
+    ] {
+        assert!(
+            d.warnings.iter().any(|x| x.starts_with(w)),
+            "no warning {w}: {:?}",
+            d.warnings
+        );
+    }
+    assert_eq!(d.warnings.len(), 5, "{:?}", d.warnings);
+    // The model it gives passes the model's checks as it is (filters named exist).
+    assert_eq!(validate::check(&d.config), Ok(()));
 }
 
 #[test]
