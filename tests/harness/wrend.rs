@@ -22,6 +22,8 @@ pub struct WrenConf {
     /// wrend exports the peer's routes (their /24 is a Calico pool), and an iBGP peer is its
     /// route-reflector client.
     pub reflect: bool,
+    /// TOML written after the peer's table: more of its settings, then other tables.
+    pub extra: String,
 }
 
 impl WrenConf {
@@ -34,6 +36,7 @@ impl WrenConf {
             hold_time: 9,
             graceful_restart: true,
             reflect: false,
+            extra: String::new(),
         }
     }
 
@@ -76,8 +79,8 @@ impl WrenConf {
              originate = [\"{WREN_NET4}\", \"{WREN_NET6}\"]\n{reflect}\n\
              [listen]\naddresses = [\"::\"]\nport = 179\n\n\
              [defaults]\nhold_time = {}\nconnect_delay = 1\nconnect_retry = 3\n\
-             error_wait = [1, 5]\nrestart_time = 120\n\n{peer}",
-            self.hold_time
+             error_wait = [1, 5]\nrestart_time = 120\n\n{peer}{}",
+            self.hold_time, self.extra
         )
     }
 }
