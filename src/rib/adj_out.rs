@@ -102,6 +102,11 @@ impl Changes {
         self.withdraw.push((f, p));
     }
 
+    /// Every prefix announced.
+    pub fn announced_prefixes(&self) -> impl Iterator<Item = (Family, Prefix)> + '_ {
+        (self.announce.iter()).flat_map(|(f, _, ps)| ps.iter().map(move |p| (*f, *p)))
+    }
+
     /// These changes but for the prefixes in `own.nets`, and `own.changes` for them.
     fn with_own(&self, own: &Own) -> Changes {
         let shared = |f: &Family, p: &Prefix| !own.nets.contains(&(*f, p.net));

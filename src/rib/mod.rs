@@ -31,7 +31,7 @@ use crate::prefix_map;
 use crate::route::{Alien, AlienKind, Interfaces, Learning};
 use crate::session::{PeerId, PeerMap, Session};
 use crate::wire::attr::Origin;
-use crate::wire::{Family, RouteRefresh, Update};
+use crate::wire::{Family, Prefix, RouteRefresh, Update};
 
 use adj_out::{Changes, Group, GroupKey};
 use best::Candidate;
@@ -410,10 +410,20 @@ impl Settle<'_> {
             if !g.key.families.contains(&f) {
                 continue;
             }
-            let was_ok = *was_ok.get_or_insert_with(|| old.calico.exports(&net));
-            let is_ok = *is_ok.get_or_insert_with(|| self.view.calico.exports(&net));
-            let was = old.exported(&g.key, (f, &net), was_ok, before.paths());
-            let is = self.view.exported(&g.key, (f, &net), is_ok, current(e));
+            let was = match before.0.is_empty() {
+                true => Sent::new(),
+                false => {
+                    let ok = *was_ok.get_or_insert_with(|| old.calico.exports(&net));
+                    old.exported(&g.key, (f, &net), ok, before.paths())
+                }
+            };
+            let is = match e.is_empty() {
+                true => Sent::new(),
+                false => {
+                    let ok = *is_ok.get_or_insert_with(|| self.view.calico.exports(&net));
+                    self.view.exported(&g.key, (f, &net), ok, current(e))
+                }
+            };
             self.queue(gi, g, key, &was, &is, None);
             g.advertised = (g.advertised + is.len()).saturating_sub(was.len());
             // A member that sent one of these paths gets the prefix apart, its own paths
@@ -662,6 +672,22 @@ impl Rib {
         let Some(key) = self.group_key(id) else {
             return out;
         };
+        let (gi, dump) = self.join(id, key);
+        let Some(g) = self.groups[gi].as_ref() else {
+            return out;
+        };
+        let mut bytes = g.encode(&dump).to_vec();
+        bytes.extend_from_slice(&g.end_of_rib());
+        out.push(Outgoing {
+            peers: vec![id],
+            bytes: bytes.into(),
+        });
+        out
+    }
+
+    /// Peer `id` joins the update group of `key` (a new one when no group has it): the
+    /// group's index, and everything the peer is to be sent, computed from the table.
+    fn join(&mut self, id: PeerId, key: GroupKey) -> (usize, Changes) {
         let existing = self
             .groups
             .iter()
@@ -675,21 +701,27 @@ impl Rib {
             p.group = Some(gi);
         }
         let (dump, withheld) = self.dump(gi, &families, id);
-        let Some(g) = self.groups[gi].as_mut() else {
-            return out;
-        };
-        if existing.is_none() {
-            g.advertised = dump.announced() + withheld;
+        if let Some(g) = self.groups[gi].as_mut() {
+            if existing.is_none() {
+                g.advertised = dump.announced() + withheld;
+            }
+            g.members.push(id);
+            g.withhold(id, withheld as isize);
         }
-        g.members.push(id);
-        g.withhold(id, withheld as isize);
-        let mut bytes = g.encode(&dump).to_vec();
-        bytes.extend_from_slice(&g.end_of_rib());
-        out.push(Outgoing {
-            peers: vec![id],
-            bytes: bytes.into(),
-        });
-        out
+        (gi, dump)
+    }
+
+    /// Peer `id` leaves its update group, which goes with its last member.
+    fn leave(&mut self, id: PeerId) {
+        let Some(gi) = self.peers.get_mut(id).and_then(|p| p.group.take()) else {
+            return;
+        };
+        if let Some(g) = self.groups[gi].as_mut() {
+            g.leave(id);
+            if g.members.is_empty() {
+                self.groups[gi] = None;
+            }
+        }
     }
 
     /// Everything member `to` of group `gi` is sent (for `families`), computed from the
@@ -746,14 +778,7 @@ impl Rib {
             p.received = 0;
             p.stale = 0;
         }
-        if let Some(gi) = p.group.take()
-            && let Some(g) = self.groups[gi].as_mut()
-        {
-            g.leave(id);
-            if g.members.is_empty() {
-                self.groups[gi] = None;
-            }
-        }
+        self.leave(id);
         let src = PathSource::peer(id);
         let keep = self.keep();
         let mut gone = 0;
@@ -985,36 +1010,16 @@ impl Rib {
             return Vec::new();
         }
         let families = key.families.clone();
-        let was = self.sent(old_gi, &families, id);
-        if let Some(g) = self.groups[old_gi].as_mut() {
-            g.leave(id);
-            if g.members.is_empty() {
-                self.groups[old_gi] = None;
-            }
-        }
-        let existing = self
-            .groups
-            .iter()
-            .position(|g| g.as_ref().is_some_and(|g| g.key == key));
-        let gi = existing.unwrap_or_else(|| {
-            self.groups.push(Some(Group::new(key)));
-            self.groups.len() - 1
-        });
-        if let Some(p) = self.peers.get_mut(id) {
-            p.group = Some(gi);
-        }
-        let (mut dump, withheld) = self.dump(gi, &families, id);
-        let is = self.sent(gi, &families, id);
-        let Some(g) = self.groups[gi].as_mut() else {
+        let (was, _) = self.dump(old_gi, &families, id);
+        self.leave(id);
+        let (gi, mut dump) = self.join(id, key);
+        let is: FxHashSet<(Family, Prefix)> = dump.announced_prefixes().collect();
+        let Some(g) = self.groups[gi].as_ref() else {
             return Vec::new();
         };
-        if existing.is_none() {
-            g.advertised = dump.announced() + withheld;
-        }
-        g.members.push(id);
-        g.withhold(id, withheld as isize);
-        for &(f, net, path) in was.difference(&is) {
-            dump.withdraw(f, g.prefix(f, net, path));
+        // Both groups have this session's encoding, so a prefix is written alike in both.
+        for (f, p) in was.announced_prefixes().filter(|x| !is.contains(x)) {
+            dump.withdraw(f, p);
         }
         if dump.is_empty() {
             return Vec::new();
@@ -1023,35 +1028,6 @@ impl Rib {
             peers: vec![id],
             bytes: g.encode(&dump),
         }]
-    }
-
-    /// Which paths (family, prefix, path identifier) member `to` of group `gi` is sent.
-    fn sent(&self, gi: usize, families: &[Family], to: PeerId) -> FxHashSet<(Family, IpNet, u32)> {
-        let Some(g) = self.groups.get(gi).and_then(Option::as_ref) else {
-            return FxHashSet::default();
-        };
-        let own = PathSource::peer(to);
-        let view = View {
-            speaker: &self.speaker,
-            calico: &self.calico,
-            peers: &self.peers,
-            max_paths: self.max_paths,
-            old: false,
-        };
-        let mut out = FxHashSet::default();
-        for (key, e) in self.table.iter() {
-            if !families.contains(&key.0) || e.is_empty() {
-                continue;
-            }
-            let calico = self.calico.exports(&key.1);
-            let sent = view.exported(&g.key, (key.0, &key.1), calico, current(e));
-            out.extend(
-                (sent.iter())
-                    .filter(|(_, src, _)| *src != own)
-                    .map(|(id, ..)| (key.0, key.1, *id)),
-            );
-        }
-        out
     }
 
     /// Peers whose import limit was exceeded with `restart` or `disable` since the last call.
