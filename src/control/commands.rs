@@ -239,10 +239,10 @@ fn show_protocols(ctx: &Context, args: &[&str]) -> Vec<Line> {
             };
             let peer = ctx.rib.peer(id);
             let local = Local {
-                ibgp: peer.is_some_and(|x| x.config.asn == ctx.rib.speaker.asn),
+                ibgp: peer.is_some_and(|x| !x.ebgp(ctx.rib.speaker.asn)),
                 multihop: peer.is_some_and(|x| {
                     let s = &x.config.settings;
-                    x.config.asn == ctx.rib.speaker.asn
+                    !x.ebgp(ctx.rib.speaker.asn)
                         || s.ttl.is_some_and(|t| t > 1)
                         || s.ttl_security.is_some()
                 }),

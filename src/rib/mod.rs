@@ -67,7 +67,7 @@ impl PeerInfo {
 
     /// eBGP when the peer's AS is not the one the session speaks as (BIRD decides with
     /// `local as` too).
-    fn ebgp(&self, node_asn: u32) -> bool {
+    pub fn ebgp(&self, node_asn: u32) -> bool {
         self.config.asn != self.local_asn(node_asn)
     }
 
