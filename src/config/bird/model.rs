@@ -2,8 +2,12 @@
 //! (router id, `listen bgp`, the kernel protocol, every `protocol bgp` as a peer), and what
 //! Calico expresses in filters (blocks, services, pools, communities) is found by running the
 //! filters ([`super::probe`]) and checked against the model. Every statement takes effect or
-//! is refused at its place; the few that need nothing from wren are named where they are
-//! accepted.
+//! is refused at its place. Accepted with nothing to carry, because wren does the job without
+//! being told: `scan time` (kernel, device: wren follows the kernel's notifications), the
+//! `direct` protocol (wren reads connected subnets from the kernel to resolve next hops),
+//! `description`, and `debug` other than `debug all` (which raises the log level to debug).
+
+use std::collections::HashMap;
 
 use ipnet::IpNet;
 
@@ -52,11 +56,13 @@ pub fn convert(config: &ast::Config) -> Result<Config, Error> {
     let (listen, log_level) = globals(config)?;
     let typed = protocols::protocols(config)
         .ok_or_else(|| Error::new(&start, "a BGP protocol without neighbor or local AS"))?;
-    let resolved: Vec<Resolved<'_>> = config.protocols();
-    let find = |name: &str| resolved.iter().find(|r| r.proto.name == name);
+    let resolved: HashMap<&str, Resolved<'_>> = (config.protocols().into_iter())
+        .map(|r| (r.proto.name.as_str(), r))
+        .collect();
+    let find = |name: &str| resolved.get(name);
 
     let mut log_level = log_level;
-    for r in &resolved {
+    for r in resolved.values() {
         raise(
             &mut log_level,
             r.last(|o| match o {
@@ -336,9 +342,6 @@ fn refuse_uncarried(b: &Bgp<'_>, r: &Resolved<'_>) -> Result<(), Error> {
             OptKind::ErrorForgetTime(_) => {
                 "`error forget time`: wren's error wait resets when a session is up"
             }
-            OptKind::Gateway(ast::Gateway::Direct) if b.multihop > 0 => {
-                "`gateway direct` on a multihop session: wren resolves next hops recursively"
-            }
             _ => continue,
         };
         return Err(Error::new(&o.pos, why));
@@ -462,4 +465,96 @@ pub fn family_of(path: &std::path::Path) -> ast::Family {
         .and_then(|n| n.to_str())
         .is_some_and(|n| n.trim_start_matches('.').starts_with("bird6"));
     if v6 { ast::Family::V6 } else { ast::Family::V4 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{check, parse};
+    use super::*;
+
+    const BASE: &str = "router id 10.0.0.1;\n\
+        protocol kernel { learn; persist; export all; graceful restart; }\n\
+        template bgp t { local as 65000; graceful restart; }\n";
+
+    fn convert_text(text: &str) -> Result<Config, String> {
+        let c = parse::parse_str("t.cfg", text, ast::Family::V4).map_err(|e| e.to_string())?;
+        check::check(&c).map_err(|e| e.to_string())?;
+        convert(&c).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn statements_without_a_counterpart_are_refused_where_written() {
+        for (extra, at) in [
+            ("log syslog all;", "t.cfg:4:1:"),
+            ("protocol kernel k2 { persist; }", "t.cfg:4:1:"),
+            (
+                "protocol static { route 10.1.0.0/16 via 10.0.0.2; }",
+                "t.cfg:4:19:",
+            ),
+            (
+                "protocol bgp a { local as 1; neighbor 10.0.0.2 as 2; }",
+                "t.cfg:4:1:",
+            ),
+            (
+                "protocol bgp a from t { neighbor 10.0.0.2 as 2; startup hold time 5; }",
+                "t.cfg:4:49:",
+            ),
+            (
+                "protocol bgp a from t { neighbor 10.0.0.2 as 65000; rr client; rr cluster id 1.1.1.1; }\n\
+                 protocol bgp b from t { neighbor 10.0.0.3 as 65000; rr client; rr cluster id 2.2.2.2; }",
+                "t.cfg:5:64:",
+            ),
+            (
+                "protocol bgp a from t { neighbor 10.0.0.2 as 2; hold time 70000; }",
+                "t.cfg:4:49:",
+            ),
+        ] {
+            let e = convert_text(&format!("{BASE}{extra}\n")).unwrap_err();
+            assert!(e.starts_with(at), "{extra}: {e}");
+        }
+        let e = convert_text("protocol kernel { learn; }").unwrap_err();
+        assert!(e.starts_with("t.cfg:1:1: no `router id`"), "{e}");
+        let e = convert_text("router id 10.0.0.1; protocol kernel { learn; }").unwrap_err();
+        assert!(e.contains("without `persist`"), "{e}");
+    }
+
+    #[test]
+    fn node_as_per_peer_local_as_and_session_settings() {
+        let m = convert_text(&format!(
+            "{BASE}protocol bgp a from t {{ neighbor 10.0.0.2 as 65000; }}\n\
+             protocol bgp b from t {{ neighbor 10.0.0.3 as 65000; hold time 9; keepalive time 3; }}\n\
+             protocol bgp c from t {{ local as 65009; neighbor 10.0.0.4 port 1790 as 7; \
+             ttl security on; multihop 2; allow local as; import limit 100; add paths rx; \
+             graceful restart time 30; password \"k\"; passive on; }}\n\
+             protocol bgp d from t {{ neighbor 10.0.0.5 as 8; graceful restart off; direct; }}\n"
+        ))
+        .unwrap();
+        assert_eq!(m.asn, 65000);
+        assert_eq!(m.max_paths, 1, "no merge paths");
+        assert_eq!(m.kernel.startup_wait, GRACEFUL_RESTART_WAIT);
+        let a = &m.peers[0].settings;
+        assert_eq!(
+            (a.ttl, a.local_asn, a.connect_delay, a.connect_retry),
+            (Some(64), None, 5, 120)
+        );
+        assert_eq!((a.error_wait, a.add_paths), ([60, 300], AddPaths::Off));
+        let b = &m.peers[1].settings;
+        assert_eq!((b.hold_time, b.keepalive), (9, Some(3)));
+        let c = &m.peers[2];
+        assert_eq!(
+            (c.port, c.asn, c.settings.local_asn),
+            (1790, 7, Some(65009))
+        );
+        let s = &c.settings;
+        assert_eq!((s.ttl_security, s.ttl), (Some(2), None));
+        assert_eq!(s.allow_local_as, u32::MAX as usize);
+        assert_eq!(
+            (s.import_limit, s.add_paths, s.restart_time),
+            (Some(100), AddPaths::Rx, 30)
+        );
+        assert_eq!((s.password.as_deref(), s.passive), (Some("k"), true));
+        let d = &m.peers[3].settings;
+        assert!(!d.graceful_restart);
+        assert_eq!(d.ttl, None, "direct eBGP: the engine's TTL 1");
+    }
 }

@@ -9,6 +9,11 @@
 //! next hops inside each prefix and outside all of them, as kernel routes through a workload
 //! and Felix's tunnel devices, and the static routes themselves.
 //!
+//! IP-in-IP CrossSubnet: the kernel filter names the node's subnet (`bgp_next_hop ~ SUBNET`,
+//! as confd writes it); the model decides by the subnets the kernel reports as connected,
+//! the same thing, so the check takes the next hops the filter treats as on the subnet as
+//! the connected ones.
+//!
 //! Not probed, because the model keeps them in the engine rather than the filters: kernel
 //! routes through `tunl0` (the engine's iBGP rule for Felix-owned IP-in-IP is master's, newer
 //! than the 3.31/3.32 filters), and the 3.32 `krt_metric`/`bgp_local_pref` coupling (probe
@@ -646,5 +651,57 @@ fn expr(e: &Expr, out: &mut Vec<(IpNet, Pos)>) {
             expr(rhs, out);
         }
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net(s: &str) -> IpNet {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn probe_subnets_lie_inside_and_at_both_ends() {
+        let got: Vec<IpNet> = children(net("192.168.0.0/16"), 32).collect();
+        assert_eq!(
+            got,
+            [
+                "192.168.128.0/17",
+                "192.168.0.0/17",
+                "192.168.255.192/26",
+                "192.168.0.0/26"
+            ]
+            .iter()
+            .map(|s| net(s))
+            .chain([net("192.168.255.254/32"), net("192.168.0.1/32")])
+            .collect::<Vec<_>>()
+        );
+        // A /0 spans the whole space without overflowing; a host route has no subnets.
+        assert!(children(net("::/0"), 128).all(|c| c.prefix_len() > 0));
+        assert!(children(net("0.0.0.0/0"), 32).any(|c| c == net("255.255.255.254/32")));
+        assert_eq!(children(net("10.0.0.1/32"), 32).count(), 0);
+        assert_eq!(
+            children(net("10.0.0.0/31"), 32).collect::<Vec<_>>(),
+            vec![net("10.0.0.0/32"), net("10.0.0.1/32")]
+        );
+    }
+
+    #[test]
+    fn clauses_that_read_the_same_have_one_shape() {
+        let parse = |text: &str| {
+            super::super::parse::parse_str("t.cfg", text, ast::Family::V4)
+                .unwrap()
+                .filter("f")
+                .map(|f| FilterRef::Inline(f.body.clone()))
+                .unwrap()
+        };
+        let a = parse("filter f { if net ~ 10.0.0.0/8 then accept; reject; }");
+        let b = parse("\n\n  filter f {\n if net ~ 10.0.0.0/8\n then accept; reject; }");
+        let c = parse("filter f { if net ~ 10.0.0.0/9 then accept; reject; }");
+        assert_eq!(shape(&a), shape(&b));
+        assert_ne!(shape(&a), shape(&c));
+        assert!(!shape(&a).contains("col:"), "{}", shape(&a));
     }
 }
