@@ -79,8 +79,9 @@ fn edited_copy(
 }
 
 /// tor-ebgp without its reachableBy route (`route P via GW`), which the model does not carry.
-fn tor_without_via(shape: &str) -> PathBuf {
-    edited_copy(shape, "tor-ebgp", "novia", |_, text| {
+/// `tag` names the copy, so tests running at once do not share it.
+fn tor_without_via(shape: &str, tag: &str) -> PathBuf {
+    edited_copy(shape, "tor-ebgp", tag, |_, text| {
         text.lines()
             .filter(|l| !l.contains(" via "))
             .map(|l| format!("{l}\n"))
@@ -90,15 +91,12 @@ fn tor_without_via(shape: &str) -> PathBuf {
 
 /// Every scenario of both Calico shapes and the hand-written extras.
 fn scenarios() -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for shape in ["v3.31", "v3.32", "extra"] {
-        let mut dirs: Vec<PathBuf> = std::fs::read_dir(corpus().join(shape))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        dirs.sort();
-        out.extend(dirs);
-    }
+    let shapes = ["v3.31", "v3.32", "extra"].map(|s| corpus().join(s));
+    let mut out: Vec<PathBuf> = (shapes.iter())
+        .flat_map(|s| std::fs::read_dir(s).unwrap())
+        .map(|e| e.unwrap().path())
+        .collect();
+    out.sort();
     assert!(out.len() >= 29, "corpus incomplete: {out:?}");
     out
 }
@@ -151,7 +149,10 @@ fn the_toml_convert_prints_reads_back_to_the_same_model() {
         .filter(|d| refused_at(d).is_none())
         .map(|d| main_file(d))
         .collect();
-    let tor = [tor_without_via("v3.31"), tor_without_via("v3.32")];
+    let tor = [
+        tor_without_via("v3.31", "trip"),
+        tor_without_via("v3.32", "trip"),
+    ];
     files.extend(tor.iter().map(|d| d.join("bird.cfg")));
     assert!(files.len() >= 25);
     for f in &files {
@@ -253,7 +254,7 @@ fn route_reflector_and_its_client() {
 #[test]
 fn tor_ebgp_ttl_security_next_hop_local_as() {
     for shape in ["v3.31", "v3.32"] {
-        let dir = tor_without_via(shape);
+        let dir = tor_without_via(shape, "tor");
         let m = convert(&dir.join("bird.cfg")).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(m.asn, 65001, "the template's local as");
@@ -339,17 +340,17 @@ fn pool_with_bgp_export_disabled() {
     }
 }
 
+fn encapsulation(m: &Config, cidr: &str) -> Encapsulation {
+    let pool = m.pools.iter().find(|p| p.cidr == net(cidr));
+    pool.unwrap_or_else(|| panic!("no pool {cidr}"))
+        .encapsulation
+}
+
 #[test]
 fn pools_with_their_encapsulation() {
     for shape in ["v3.31", "v3.32"] {
         let m = model(shape, "ipip");
-        let encap = |cidr: &str| {
-            m.pools
-                .iter()
-                .find(|p| p.cidr == net(cidr))
-                .unwrap()
-                .encapsulation
-        };
+        let encap = |cidr: &str| encapsulation(&m, cidr);
         assert_eq!(encap("192.168.0.0/16"), Encapsulation::Ipip, "{shape}");
         assert_eq!(encap("172.16.0.0/16"), Encapsulation::IpipCrossSubnet);
         assert_eq!(encap("10.244.0.0/16"), Encapsulation::Vxlan);
@@ -367,13 +368,7 @@ fn ipv6_with_and_without_peers() {
         let m = model(shape, "ipv6-peers");
         assert_eq!(m.originate, vec![net("fd00:10:244:0:1::/122")]);
         assert_eq!(m.services, vec![net("fd00:96::/112")]);
-        let encap = |cidr: &str| {
-            m.pools
-                .iter()
-                .find(|p| p.cidr == net(cidr))
-                .unwrap()
-                .encapsulation
-        };
+        let encap = |cidr: &str| encapsulation(&m, cidr);
         assert_eq!(encap("fd00:10:244::/64"), Encapsulation::None);
         assert_eq!(encap("fd00:10:245::/64"), Encapsulation::Vxlan);
         assert_eq!(m.peers.len(), 3);
@@ -476,75 +471,70 @@ fn broken_inputs_are_refused_at_their_place() {
     assert_eq!(seen, 8);
 }
 
-/// Runs a mesh3 copy with one line of `file` changed; the error's place and message.
-fn sabotaged(shape: &str, file: &str, from: &str, to: &str) -> (String, String) {
-    let dir = edited_copy(shape, "mesh3", "sabotage", |name, text| {
-        if name == file {
-            assert!(text.contains(from), "{name} has no {from:?}");
-            text.replacen(from, to, 1)
-        } else {
-            text
-        }
-    });
-    let err = convert(&dir.join("bird.cfg")).expect_err("the changed filter converts");
-    let out = (place(&err, &dir), err.message.clone());
-    std::fs::remove_dir_all(&dir).unwrap();
-    out
-}
-
 #[test]
 fn filters_the_model_cannot_carry_are_refused_at_their_place() {
-    // Export: routes through eth* held back from every peer, which no model rule says.
-    let (at, msg) = sabotaged(
-        "v3.32",
-        "bird_ipam.cfg",
-        "  reject_local_routes();\n",
-        "  reject_local_routes();\n  if ifname ~ \"eth*\" then reject;\n",
-    );
-    assert_eq!(at, "bird.cfg:52:3", "{msg}");
-    assert!(msg.contains("export filter of Mesh_10_192_0_2"), "{msg}");
-    // Export: a prefix inside a pool held back only on the way out.
-    let (at, msg) = sabotaged(
-        "v3.31",
-        "bird_ipam.cfg",
-        "  calico_aggr();\n",
-        "  calico_aggr();\n  if net ~ 192.168.7.0/24 then reject;\n",
-    );
-    assert_eq!(at, "bird.cfg:45:3", "{msg}");
-    assert!(msg.contains("192.168.7.0/24"), "{msg}");
-    // Kernel: one part of a pool tunnelled, the rest not.
-    let (at, msg) = sabotaged(
-        "v3.32",
-        "bird_ipam.cfg",
-        "    krt_tunnel = \"\";\n",
-        "    if net ~ 192.168.64.0/18 then krt_tunnel = \"tunl0\"; else krt_tunnel = \"\";\n",
-    );
-    assert_eq!(at, "bird.cfg:18:3", "{msg}");
-    assert!(
-        msg.contains("kernel export filter writes through tunl0"),
-        "{msg}"
-    );
-    // Import: routes from a peer refused.
-    let (at, msg) = sabotaged(
-        "v3.31",
-        "bird.cfg",
-        "  import all;        # trust the mesh",
-        "  import filter { if net ~ 192.168.0.0/16 then reject; accept; };",
-    );
-    assert_eq!(at, "bird.cfg:44:3", "{msg}");
-    assert!(
-        msg.contains("import filter of Mesh_10_192_0_2 rejects"),
-        "{msg}"
-    );
-    // A session option without a counterpart.
-    let (at, msg) = sabotaged(
-        "v3.32",
-        "bird.cfg",
-        "  connect delay time 2;",
-        "  connect delay time 2;\n  startup hold time 30;",
-    );
-    assert_eq!(at, "bird.cfg:38:3", "{msg}");
-    assert!(msg.contains("startup hold time"), "{msg}");
+    // (shape, file, line changed, into, refused at, message contains)
+    let cases = [
+        // Export: routes through eth* held back from every peer, which no model rule says.
+        (
+            "v3.32",
+            "bird_ipam.cfg",
+            "  reject_local_routes();\n",
+            "  reject_local_routes();\n  if ifname ~ \"eth*\" then reject;\n",
+            "bird.cfg:52:3",
+            "export filter of Mesh_10_192_0_2",
+        ),
+        // Export: a prefix inside a pool held back only on the way out.
+        (
+            "v3.31",
+            "bird_ipam.cfg",
+            "  calico_aggr();\n",
+            "  calico_aggr();\n  if net ~ 192.168.7.0/24 then reject;\n",
+            "bird.cfg:45:3",
+            "192.168.7.0/24",
+        ),
+        // Kernel: one part of a pool tunnelled, the rest not.
+        (
+            "v3.32",
+            "bird_ipam.cfg",
+            "    krt_tunnel = \"\";\n",
+            "    if net ~ 192.168.64.0/18 then krt_tunnel = \"tunl0\"; else krt_tunnel = \"\";\n",
+            "bird.cfg:18:3",
+            "kernel export filter writes through tunl0",
+        ),
+        // Import: routes from a peer refused.
+        (
+            "v3.31",
+            "bird.cfg",
+            "  import all;        # trust the mesh",
+            "  import filter { if net ~ 192.168.0.0/16 then reject; accept; };",
+            "bird.cfg:44:3",
+            "import filter of Mesh_10_192_0_2 rejects",
+        ),
+        // A session option without a counterpart.
+        (
+            "v3.32",
+            "bird.cfg",
+            "  connect delay time 2;",
+            "  connect delay time 2;\n  startup hold time 30;",
+            "bird.cfg:38:3",
+            "startup hold time",
+        ),
+    ];
+    for (shape, file, from, to, at, says) in cases {
+        let dir = edited_copy(shape, "mesh3", "sabotage", |name, text| {
+            if name == file {
+                assert!(text.contains(from), "{name} has no {from:?}");
+                text.replacen(from, to, 1)
+            } else {
+                text
+            }
+        });
+        let err = convert(&dir.join("bird.cfg")).expect_err("the changed filter converts");
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(place(&err, &dir), at, "{to}: {err}");
+        assert!(err.message.contains(says), "{to}: {err}");
+    }
 }
 
 #[test]
