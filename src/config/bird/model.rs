@@ -115,7 +115,7 @@ pub fn convert(config: &ast::Config) -> Result<Config, Error> {
     }
 
     let filters = bgpfilter::filters(config)?;
-    let asn = most_common_local_as(&typed.bgp).unwrap_or(NO_BGP_ASN);
+    let asn = node_asn(config, &typed.bgp).unwrap_or(NO_BGP_ASN);
     if let Some(b) = typed.bgp.first() {
         places.push((Item::Setting("asn"), b.common.pos.clone()));
     }
@@ -322,16 +322,26 @@ fn kernel<'c>(
     Ok((kernel, max_paths, clause))
 }
 
-/// The AS most peers speak as (the first on a tie): the node's AS.
-fn most_common_local_as(bgp: &[Bgp<'_>]) -> Option<u32> {
-    let count = |asn: u32| bgp.iter().filter(|b| b.local_as == asn).count();
-    let mut best: Option<u32> = None;
-    for b in bgp {
-        if best.is_none_or(|a| count(b.local_as) > count(a)) {
-            best = Some(b.local_as);
+/// The node's AS: the `local as` of a BGP template (Calico's `bgp_template` carries the
+/// node's AS, a peer's own `local as` overrides it), else the AS most peers speak as (the
+/// first on a tie). A peer added with its own `local as` never changes it.
+fn node_asn(config: &ast::Config, bgp: &[Bgp<'_>]) -> Option<u32> {
+    let template = config.items.iter().find_map(|i| match &i.kind {
+        ItemKind::Template(t) if t.ty == ast::ProtoType::Bgp => {
+            t.options.iter().rev().find_map(|o| match o.kind {
+                OptKind::LocalAs { asn, .. } => Some(asn),
+                _ => None,
+            })
         }
+        _ => None,
+    });
+    let mut count: HashMap<u32, usize> = HashMap::new();
+    for b in bgp {
+        *count.entry(b.local_as).or_default() += 1;
     }
-    best
+    let most = |a: &&Bgp<'_>| count.get(&a.local_as).copied().unwrap_or(0);
+    let first_most = bgp.iter().rev().max_by_key(most).map(|b| b.local_as);
+    template.or(first_most)
 }
 
 /// BIRD options the model has no counterpart for, refused where written.
@@ -556,5 +566,26 @@ mod tests {
         let d = &m.peers[3].settings;
         assert!(!d.graceful_restart);
         assert_eq!(d.ttl, None, "direct eBGP: the engine's TTL 1");
+        // Without a template: the AS most peers speak as, the first on a tie.
+        let peer = |name: &str, local: u32, n: u8| {
+            format!(
+                "protocol bgp {name} {{ local as {local}; neighbor 10.0.0.{n} as 9; graceful restart; }}\n"
+            )
+        };
+        let m = convert_text(&format!(
+            "router id 10.0.0.1;\n{}{}{}",
+            peer("a", 1, 2),
+            peer("b", 2, 3),
+            peer("c", 2, 4)
+        ))
+        .unwrap();
+        assert_eq!((m.asn, m.peers[0].settings.local_asn), (2, Some(1)));
+        let m = convert_text(&format!(
+            "router id 10.0.0.1;\n{}{}",
+            peer("a", 3, 2),
+            peer("b", 4, 3)
+        ))
+        .unwrap();
+        assert_eq!((m.asn, m.peers[1].settings.local_asn), (3, Some(4)));
     }
 }
