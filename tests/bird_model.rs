@@ -21,7 +21,7 @@ use ipnet::IpNet;
 use wren::config::bird::{Family, family_of};
 use wren::config::{
     AnyCommunity, Config, Encapsulation, Error, FilterRule, MatchOperator, NextHopMode, Peer,
-    RuleAction, Source, toml, write,
+    RuleAction, Source, diff::diff, toml, write,
 };
 
 fn corpus() -> PathBuf {
@@ -511,6 +511,30 @@ fn filters_the_model_cannot_carry_are_refused_at_their_place() {
             "bird.cfg:44:3",
             "import filter of Mesh_10_192_0_2 rejects",
         ),
+        // The 3.32 prelude without its default metric: `2147483647 - krt_metric` on an
+        // unset metric is a runtime error, so BIRD announces none of the node's own routes.
+        (
+            "v3.32",
+            "bird.cfg",
+            "      if (!defined(krt_metric)) then { krt_metric = 1024; }\n",
+            "",
+            "bird.cfg:52:3",
+            "keeps back the static route 192.168.20.64/26",
+        ),
+        // A ≤3.31-shaped peer among 3.32 functions: without the prelude krt_metric is unset,
+        // which sorts below 1024, so `net ~ BLOCK && krt_metric < 1024` announces every
+        // route inside the block.
+        (
+            "v3.32",
+            "bird.cfg",
+            "protocol bgp Mesh_10_192_0_4 from bgp_template {",
+            "protocol bgp Mesh_10_192_0_9 from bgp_template {\n  multihop;\n  \
+             neighbor 10.192.0.9 as 64512;\n  \
+             export filter { calico_export_to_bgp_peers(true); reject; };\n}\n\
+             protocol bgp Mesh_10_192_0_4 from bgp_template {",
+            "bird.cfg:66:3",
+            "Mesh_10_192_0_9 announces a BGP route for 192.168.20.",
+        ),
         // A session option without a counterpart.
         (
             "v3.32",
@@ -522,16 +546,8 @@ fn filters_the_model_cannot_carry_are_refused_at_their_place() {
         ),
     ];
     for (shape, file, from, to, at, says) in cases {
-        let dir = edited_copy(shape, "mesh3", "sabotage", |name, text| {
-            if name == file {
-                assert!(text.contains(from), "{name} has no {from:?}");
-                text.replacen(from, to, 1)
-            } else {
-                text
-            }
-        });
-        let err = convert(&dir.join("bird.cfg")).expect_err("the changed filter converts");
-        std::fs::remove_dir_all(&dir).unwrap();
+        let (dir, got) = convert_edited(shape, "sabotage", &[(file, from, to)]);
+        let err = got.expect_err("the changed filter converts");
         assert_eq!(place(&err, &dir), at, "{to}: {err}");
         assert!(err.message.contains(says), "{to}: {err}");
     }
@@ -552,4 +568,98 @@ fn the_family_follows_calicos_file_names() {
         Family::V4
     );
     assert_eq!(family_of(Path::new("bird.cfg")), Family::V4);
+}
+
+/// mesh3 of `shape` with `edits` (file, text, replacement) applied, converted; the copy's
+/// directory (removed again) for the error's place.
+fn convert_edited(
+    shape: &str,
+    tag: &str,
+    edits: &[(&str, &str, &str)],
+) -> (PathBuf, Result<Config, Error>) {
+    let dir = edited_copy(shape, "mesh3", tag, |name, mut text| {
+        for (file, from, to) in edits {
+            if name == *file {
+                assert!(text.contains(from), "{name} has no {from:?}");
+                text = text.replacen(from, to, 1);
+            }
+        }
+        text
+    });
+    let got = convert(&dir.join("bird.cfg"));
+    std::fs::remove_dir_all(&dir).unwrap();
+    (dir, got)
+}
+
+/// mesh3 (3.32) with `edits` applied, as the model.
+fn mesh3_edited(tag: &str, edits: &[(&str, &str, &str)]) -> Config {
+    convert_edited("v3.32", tag, edits)
+        .1
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// confd's rewrite and SIGHUP is one diff of the model (contract §6.2): a new block is a
+/// policy change that resets no session, a new password resets that peer only, a new peer
+/// is added and nothing else moves.
+#[test]
+fn a_confd_rewrite_is_one_diff_of_the_model() {
+    let running = model("v3.32", "mesh3");
+    let block = "  if ( net ~ 192.168.20.64/26 ) then { reject; }\n";
+    let new = mesh3_edited(
+        "block",
+        &[
+            (
+                "bird_aggr.cfg",
+                "  route 192.168.20.64/26 blackhole;\n",
+                "  route 192.168.20.64/26 blackhole;\n  route 192.168.21.0/26 blackhole;\n",
+            ),
+            (
+                "bird_aggr.cfg",
+                block,
+                "  if ( net ~ 192.168.20.64/26 ) then { reject; }\n\
+                 if ( net = 192.168.21.0/26 ) then { accept; }\n\
+                 if ( net ~ 192.168.21.0/26 && krt_metric < 1024 ) then { accept; }\n\
+                 if ( net ~ 192.168.21.0/26 ) then { reject; }\n",
+            ),
+        ],
+    );
+    assert_eq!(new.originate.len(), 2);
+    let c = diff(&running, &new).unwrap();
+    assert!(c.policy && !c.pools);
+    assert!(c.added.is_empty() && c.removed.is_empty() && c.changed.is_empty());
+
+    let new = mesh3_edited(
+        "password",
+        &[(
+            "bird.cfg",
+            "  passive on; # the peer dials\n",
+            "  passive on; # the peer dials\n  password \"new\";\n",
+        )],
+    );
+    let c = diff(&running, &new).unwrap();
+    assert!(!c.policy && c.added.is_empty());
+    assert_eq!(c.changed.len(), 1);
+    assert_eq!(c.changed[0].new.name, "Mesh_10_192_0_4");
+    assert!(c.changed[0].reset);
+
+    // A copy of the first mesh peer, for another node.
+    let text = std::fs::read_to_string(corpus().join("v3.32/mesh3/bird.cfg")).unwrap();
+    let first = &text[text.find("protocol bgp Mesh_10_192_0_2").unwrap()
+        ..text.find("protocol bgp Mesh_10_192_0_4").unwrap()];
+    let mesh = |a: &str| {
+        first
+            .replace("10.192.0.2", a)
+            .replace("Mesh_10_192_0_2", &format!("Mesh_{}", a.replace('.', "_")))
+    };
+    let added = format!("  passive on; # the peer dials\n}}\n{}", mesh("10.192.0.9"));
+    let new = mesh3_edited(
+        "peer",
+        &[("bird.cfg", "  passive on; # the peer dials\n}\n", &added)],
+    );
+    let c = diff(&running, &new).unwrap();
+    assert_eq!(
+        c.added.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
+        vec!["Mesh_10_192_0_9"]
+    );
+    assert!(c.changed.is_empty() && c.removed.is_empty() && !c.policy);
 }
