@@ -136,3 +136,149 @@ fn rule(r: &FilterRule) -> Result<Value> {
     }
     Ok(Value::Table(t))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{
+        AddPaths, Encapsulation, LimitAction, LogLevel, MatchOperator, NextHopMode, Peer, Pool,
+        PrefixCommunities, RuleAction, toml,
+    };
+    use super::*;
+
+    fn rule(action: RuleAction) -> FilterRule {
+        FilterRule {
+            action,
+            cidr: None,
+            prefix_length: None,
+            from_peers: false,
+            interface: None,
+        }
+    }
+
+    /// A model with every setting away from its default reads back from its text.
+    #[test]
+    fn every_setting_reads_back() {
+        let net = |s: &str| s.parse().unwrap();
+        let ip = |s: &str| s.parse().unwrap();
+        let first = PeerDefaults {
+            hold_time: 90,
+            keepalive: Some(30),
+            connect_delay: 1,
+            connect_retry: 3,
+            error_wait: [1, 2],
+            passive: true,
+            password: Some("k\"ey".into()),
+            source_address: Some(ip("10.0.0.1")),
+            ttl: Some(3),
+            ttl_security: None,
+            graceful_restart: false,
+            restart_time: 60,
+            add_paths: AddPaths::Rx,
+            add_paths_send: 4,
+            rr_client: true,
+            next_hop: NextHopMode::Keep,
+            allow_local_as: 2,
+            import_limit: Some(10),
+            import_limit_action: LimitAction::Restart,
+            local_asn: Some(65001),
+            filters: vec!["f".into()],
+        };
+        let second = PeerDefaults {
+            ttl_security: Some(1),
+            add_paths: AddPaths::Off,
+            next_hop: NextHopMode::Myself,
+            ..PeerDefaults::default()
+        };
+        let pool = |cidr: &str, encapsulation, bgp_export| Pool {
+            cidr: net(cidr),
+            encapsulation,
+            bgp_export,
+        };
+        let c = Config {
+            router_id: "10.0.0.1".parse().unwrap(),
+            asn: 65000,
+            listen: Listen {
+                addresses: vec![ip("10.0.0.1"), ip("2001:db8::1")],
+                port: 1179,
+            },
+            originate: vec![net("10.1.0.0/26"), net("2001:db8:1::/122")],
+            services: vec![net("10.96.0.0/12")],
+            pools: vec![
+                pool("10.1.0.0/16", Encapsulation::Ipip, true),
+                pool("10.2.0.0/16", Encapsulation::IpipCrossSubnet, false),
+                pool("10.3.0.0/16", Encapsulation::Vxlan, true),
+                pool("10.4.0.0/16", Encapsulation::VxlanCrossSubnet, true),
+                pool("10.5.0.0/16", Encapsulation::None, true),
+            ],
+            communities: vec![PrefixCommunities {
+                prefix: net("10.1.0.0/16"),
+                communities: vec!["65000:1".parse().unwrap(), "1:2:3".parse().unwrap()],
+            }],
+            cluster_id: Some("1.1.1.1".parse().unwrap()),
+            max_paths: 4,
+            kernel: KernelConfig {
+                enabled: false,
+                table: 100,
+                protocol: 99,
+                metric: Some(5),
+                startup_wait: 7,
+                reconcile_interval: 60,
+                learn: false,
+            },
+            log_level: LogLevel::Trace,
+            metrics: Some("127.0.0.1:9179".parse().unwrap()),
+            peers: vec![
+                Peer {
+                    name: "a".into(),
+                    address: ip("10.0.0.2"),
+                    port: 1790,
+                    asn: 65002,
+                    settings: first,
+                },
+                Peer {
+                    name: "b".into(),
+                    address: ip("2001:db8::2"),
+                    port: 179,
+                    asn: 65000,
+                    settings: second,
+                },
+            ],
+            filters: vec![BgpFilter {
+                name: "f".into(),
+                import_v4: vec![FilterRule {
+                    cidr: Some((MatchOperator::In, net("10.0.0.0/8"))),
+                    prefix_length: Some((Some(16), None)),
+                    from_peers: true,
+                    ..rule(RuleAction::Accept)
+                }],
+                export_v4: vec![FilterRule {
+                    interface: Some("eth*".into()),
+                    ..rule(RuleAction::Reject)
+                }],
+                import_v6: vec![FilterRule {
+                    cidr: Some((MatchOperator::NotEqual, net("2001:db8::/32"))),
+                    prefix_length: Some((None, Some(64))),
+                    ..rule(RuleAction::Reject)
+                }],
+                export_v6: vec![FilterRule {
+                    cidr: Some((MatchOperator::NotIn, net("2001:db8::/32"))),
+                    ..rule(RuleAction::Accept)
+                }],
+            }],
+        };
+        let text = to_toml(&c).unwrap();
+        assert_eq!(toml::parse(None, &text), Ok(c), "{text}");
+    }
+
+    /// Settings at their default are left out.
+    #[test]
+    fn defaults_are_left_out() {
+        let c = toml::parse(None, "router_id = \"10.0.0.1\"\nasn = 65000\n").unwrap();
+        let text = to_toml(&c).unwrap();
+        assert_eq!(
+            text,
+            "asn = 65000\nlog_level = \"info\"\nmax_paths = 16\nrouter_id = \"10.0.0.1\"\n"
+        );
+        assert_eq!(toml::parse(None, &text), Ok(c));
+    }
+}
