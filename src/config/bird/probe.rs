@@ -149,8 +149,11 @@ impl<'c> Prober<'c> {
                 }
             }
         }
-        let mut next_hops: Vec<IpAddr> = (all.iter())
-            .filter(|n| n.prefix_len() + 2 <= max)
+        // A next hop in each prefix a filter names (the node's subnet among them), not in
+        // the node's own blocks and services, where no peer lives.
+        let mut next_hops: Vec<IpAddr> = (literals.iter())
+            .map(|(n, _)| n)
+            .filter(|n| n.prefix_len() + 2 <= max && !statics.iter().any(|(s, _)| s == *n))
             .filter_map(|n| nth(n, 1))
             .collect();
         next_hops.push(outside);
