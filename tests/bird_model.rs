@@ -663,3 +663,37 @@ fn a_confd_rewrite_is_one_diff_of_the_model() {
     );
     assert!(c.changed.is_empty() && c.removed.is_empty() && !c.policy);
 }
+
+/// Shapes of Calico's master renderer (projectcalico/calico confd/tests/compiled_templates):
+/// a /32 block aggregated but not originated, and pools whose routes Felix programs (the
+/// kernel filter rejects the whole pool, own blocks included).
+#[test]
+fn calico_master_shapes_convert() {
+    let m = mesh3_edited(
+        "slash32",
+        &[(
+            "bird_aggr.cfg",
+            "  if ( net ~ 192.168.20.64/26 ) then { reject; }\n",
+            "  if ( net ~ 192.168.20.64/26 ) then { reject; }\n\
+             # Block 10.2.0.1/32 is implicitly confirmed.\n\
+             if ( net = 10.2.0.1/32 ) then { accept; }\n\
+             if ( net ~ 10.2.0.1/32 && krt_metric < 1024 ) then { accept; }\n\
+             if ( net ~ 10.2.0.1/32 ) then { reject; }\n",
+        )],
+    );
+    assert_eq!(m.originate, vec![net("192.168.20.64/26")]);
+    let single = m.pools.iter().find(|p| p.cidr == net("10.2.0.1/32"));
+    assert!(single.is_some_and(|p| p.bgp_export), "{:?}", m.pools);
+
+    let m = mesh3_edited(
+        "felix",
+        &[(
+            "bird_ipam.cfg",
+            "    krt_tunnel = \"\";\n    accept;\n",
+            "    reject; # Cluster routes are handled by Felix.\n",
+        )],
+    );
+    assert_eq!(m.originate, vec![net("192.168.20.64/26")], "still a block");
+    assert!(m.services.is_empty());
+    assert_eq!(encapsulation(&m, "192.168.0.0/16"), Encapsulation::Vxlan);
+}

@@ -204,23 +204,20 @@ impl<'c> Prober<'c> {
         Ok(facts)
     }
 
-    /// A service range is a static blackhole the kernel filter keeps out of the kernel
-    /// (Calico's `/rejectcidrs`); without a kernel filter, one whose inside is exported
-    /// (a block aggregates: nothing inside it is).
+    /// A service range is a static blackhole whose inside is exported too (a block
+    /// aggregates: nothing inside it is, contract §3.2); a single address has no inside and
+    /// is a service when exported itself (Calico originates no /32 blocks). Without peers,
+    /// one the kernel filter keeps out of the kernel (Calico's `/rejectcidrs`).
     fn is_service(&self, net: IpNet) -> bool {
-        if let Some(k) = &self.kernel {
-            return !self
-                .eval
-                .run(&k.filter, Route::new(net, ast::Source::Static))
-                .accepted;
-        }
         let max = if net.addr().is_ipv6() { 128 } else { 32 };
-        let Some(host) = children(net, max).last() else {
-            return false;
-        };
-        self.peers.first().is_some_and(|p| {
-            let r = kernel_route(host, KERNEL_DEVICES[0]);
-            self.eval.run(&p.export.filter, r).accepted
+        if let Some(p) = self.peers.first() {
+            let inside = children(net, max).last().unwrap_or(net);
+            let r = kernel_route(inside, KERNEL_DEVICES[0]);
+            return self.eval.run(&p.export.filter, r).accepted;
+        }
+        self.kernel.as_ref().is_some_and(|k| {
+            let r = Route::new(net, ast::Source::Static);
+            !self.eval.run(&k.filter, r).accepted
         })
     }
 
@@ -237,9 +234,14 @@ impl<'c> Prober<'c> {
             .map(|(n, _)| *n)
             .filter(|n| *n != net && net.contains(n))
             .collect();
-        let Some(inside) =
+        // A single address (Calico's /32 block, which it aggregates without originating)
+        // is probed as itself.
+        let inside = if net.prefix_len() == max {
+            Some(net).filter(|_| others.is_empty())
+        } else {
             children(net, max).find(|c| !others.iter().any(|o| o.contains(c) || c.contains(o)))
-        else {
+        };
+        let Some(inside) = inside else {
             return Ok(None);
         };
         let seen: Vec<(IpAddr, Kernel)> = match &self.kernel {
