@@ -697,3 +697,46 @@ fn calico_master_shapes_convert() {
     assert!(m.services.is_empty());
     assert_eq!(encapsulation(&m, "192.168.0.0/16"), Encapsulation::Vxlan);
 }
+
+/// `wrenc convert` through the real binary: the TOML it prints is the model; a refusal is
+/// `wrenc: FILE:LINE:COL: message` and exit 1; `--ipv6` reads a file of any name as bird6.
+#[test]
+fn wrenc_convert_prints_the_model_and_refuses_at_its_place() {
+    let wrenc = |args: &[&Path]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_wrenc"))
+            .arg("convert")
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    let file = corpus().join("v3.31/ipip/bird.cfg");
+    let (code, stdout, stderr) = wrenc(&[&file]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.starts_with("# wren's configuration, converted from "));
+    assert_eq!(toml::parse(None, &stdout), Ok(convert(&file).unwrap()));
+
+    let tor = corpus().join("v3.32/tor-ebgp");
+    let (code, stdout, stderr) = wrenc(&[&tor.join("bird.cfg")]);
+    assert_eq!(code, Some(1));
+    assert!(stdout.is_empty());
+    let want = format!("wrenc: {}:4:3: ", tor.join("bird_aggr.cfg").display());
+    assert!(stderr.starts_with(&want), "{stderr}");
+
+    let v6 = edited_copy("v3.32", "ipv6-peers", "renamed", |_, t| t);
+    std::fs::rename(v6.join("bird6.cfg"), v6.join("main.cfg")).unwrap();
+    let (code, stdout, stderr) = wrenc(&[v6.join("main.cfg").as_path(), Path::new("--ipv6")]);
+    let (plain, _, _) = wrenc(&[&v6.join("main.cfg")]);
+    std::fs::remove_dir_all(&v6).unwrap();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("Global_2001_db8__1"));
+    assert_eq!(
+        plain,
+        Some(1),
+        "read as IPv4, bird6's addresses are refused"
+    );
+}
