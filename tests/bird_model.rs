@@ -740,3 +740,19 @@ fn wrenc_convert_prints_the_model_and_refuses_at_its_place() {
         "read as IPv4, bird6's addresses are refused"
     );
 }
+
+/// A filter that names the default route (so every address lies inside some prefix it
+/// writes) is still probed and converts.
+#[test]
+fn a_filter_naming_the_default_route_still_converts() {
+    let m = mesh3_edited(
+        "default",
+        &[(
+            "bird_ipam.cfg",
+            "  reject_local_routes();\n",
+            "  if net = 0.0.0.0/0 then reject;\n  reject_local_routes();\n",
+        )],
+    );
+    assert_eq!(m.originate, vec![net("192.168.20.64/26")]);
+    assert_eq!(m.pools.len(), 1);
+}

@@ -110,24 +110,19 @@ impl<'c> Prober<'c> {
         statics: Vec<(IpNet, Pos)>,
     ) -> Result<Prober<'c>, Error> {
         let v6 = config.family == ast::Family::V6;
-        let mut literals: Vec<(IpNet, Pos)> = Vec::new();
-        for (net, pos) in prefix_literals(config) {
-            if net.addr().is_ipv6() == v6 && !literals.iter().any(|(n, _)| *n == net) {
-                literals.push((net, pos));
-            }
-        }
+        let found = prefix_literals(config);
+        let mut seen = HashSet::new();
+        let literals: Vec<(IpNet, Pos)> = (found.all.into_iter())
+            .filter(|(n, _)| n.addr().is_ipv6() == v6 && seen.insert(*n))
+            .collect();
         let all: Vec<IpNet> = (literals.iter().chain(&statics)).map(|(n, _)| *n).collect();
-        let outside = OUTSIDE
-            .iter()
+        // The documentation address inside the fewest prefixes (none, unless a filter names
+        // a default route).
+        let outside = (OUTSIDE.iter())
             .filter_map(|a| a.parse::<IpAddr>().ok())
-            .find(|a| a.is_ipv6() == v6 && !all.iter().any(|n| n.contains(a)))
-            .ok_or_else(|| {
-                Error::new(
-                    &start(config),
-                    "every documentation address is inside a prefix of this configuration; \
-                     wren cannot probe its filters",
-                )
-            })?;
+            .filter(|a| a.is_ipv6() == v6)
+            .min_by_key(|a| all.iter().filter(|n| n.contains(a)).count())
+            .ok_or_else(|| Error::new(&start(config), "no address to probe the filters with"))?;
         let max = if v6 { 128 } else { 32 };
         let default = IpNet::new(
             if v6 {
@@ -141,23 +136,24 @@ impl<'c> Prober<'c> {
         let outside_net = IpNet::new(outside, if v6 { 64 } else { 24 })
             .map(|n| n.trunc())
             .map_err(|e| Error::new(&start(config), e.to_string()))?;
-        let mut nets = vec![default, outside_net];
-        for n in &all {
-            for p in std::iter::once(*n).chain(children(*n, max)) {
-                if !nets.contains(&p) {
-                    nets.push(p);
-                }
-            }
-        }
-        // A next hop in each prefix a filter names (the node's subnet among them), not in
-        // the node's own blocks and services, where no peer lives.
-        let mut next_hops: Vec<IpAddr> = (literals.iter())
-            .map(|(n, _)| n)
-            .filter(|n| n.prefix_len() + 2 <= max && !statics.iter().any(|(s, _)| s == *n))
-            .filter_map(|n| nth(n, 1))
+        let mut seen = HashSet::new();
+        let nets: Vec<IpNet> = [default, outside_net]
+            .into_iter()
+            .chain(
+                all.iter()
+                    .flat_map(|n| std::iter::once(*n).chain(children(*n, max))),
+            )
+            .filter(|n| seen.insert(*n))
             .collect();
-        next_hops.push(outside);
-        next_hops.dedup();
+        // A next hop inside each prefix a next hop is compared with (the node's subnet for
+        // IP-in-IP CrossSubnet), and one outside them all.
+        let mut seen = HashSet::new();
+        let next_hops: Vec<IpAddr> = (found.next_hop.iter())
+            .filter(|n| n.addr().is_ipv6() == v6)
+            .filter_map(|n| nth(n, u128::from(n.prefix_len() < max)))
+            .chain([outside])
+            .filter(|a| seen.insert(*a))
+            .collect();
         Ok(Prober {
             eval: Evaluator::new(config),
             kernel,
@@ -586,9 +582,18 @@ fn shape(f: &FilterRef) -> String {
     out
 }
 
-/// Every prefix written in a filter, function or inline clause, with its place.
-fn prefix_literals(config: &ast::Config) -> Vec<(IpNet, Pos)> {
-    let mut out = Vec::new();
+/// The prefixes written in a configuration's filters.
+#[derive(Default)]
+struct Literals {
+    /// Every prefix, with its place.
+    all: Vec<(IpNet, Pos)>,
+    /// Those a next hop is compared with (`bgp_next_hop ~ SUBNET`).
+    next_hop: Vec<IpNet>,
+}
+
+/// Every prefix written in a filter, function or inline clause.
+fn prefix_literals(config: &ast::Config) -> Literals {
+    let mut out = Literals::default();
     for item in &config.items {
         match &item.kind {
             ItemKind::Function(f) => stmts(&f.body, &mut out),
@@ -608,7 +613,7 @@ fn prefix_literals(config: &ast::Config) -> Vec<(IpNet, Pos)> {
     out
 }
 
-fn stmts(body: &[Stmt], out: &mut Vec<(IpNet, Pos)>) {
+fn stmts(body: &[Stmt], out: &mut Literals) {
     for s in body {
         match &s.kind {
             StmtKind::If { cond, then, els } => {
@@ -636,13 +641,13 @@ fn stmts(body: &[Stmt], out: &mut Vec<(IpNet, Pos)>) {
     }
 }
 
-fn expr(e: &Expr, out: &mut Vec<(IpNet, Pos)>) {
+fn expr(e: &Expr, out: &mut Literals) {
     match &e.kind {
-        ExprKind::Prefix(p) => out.push((p.trunc(), e.pos.clone())),
+        ExprKind::Prefix(p) => out.all.push((p.trunc(), e.pos.clone())),
         ExprKind::Set(items) => {
             for i in items {
                 match i {
-                    SetItem::Prefix { net, .. } => out.push((net.trunc(), e.pos.clone())),
+                    SetItem::Prefix { net, .. } => out.all.push((net.trunc(), e.pos.clone())),
                     SetItem::Value(v) => expr(v, out),
                 }
             }
@@ -652,8 +657,13 @@ fn expr(e: &Expr, out: &mut Vec<(IpNet, Pos)>) {
         }
         ExprKind::Defined(x) | ExprKind::Not(x) => expr(x, out),
         ExprKind::Binary { lhs, rhs, .. } => {
+            let before = out.all.len();
             expr(lhs, out);
             expr(rhs, out);
+            if let ExprKind::Attr(ast::Attr::BgpNextHop) = lhs.kind {
+                let found: Vec<IpNet> = out.all[before..].iter().map(|(n, _)| *n).collect();
+                out.next_hop.extend(found);
+            }
         }
         _ => {}
     }
