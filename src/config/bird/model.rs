@@ -38,7 +38,6 @@ pub fn convert(config: &ast::Config) -> Result<Config, Error> {
         line: 1,
         col: 1,
     };
-    let mut places: Vec<(Item, Pos)> = Vec::new();
     let (router_id, id_pos) = config
         .items
         .iter()
@@ -52,16 +51,12 @@ pub fn convert(config: &ast::Config) -> Result<Config, Error> {
                 "no `router id`: wren does not pick one from an interface; write it",
             )
         })?;
-    places.push((Item::Setting("router_id"), id_pos));
-    let (listen, log_level) = globals(config)?;
+    let (listen, mut log_level) = globals(config)?;
     let typed = protocols::protocols(config)
         .ok_or_else(|| Error::new(&start, "a BGP protocol without neighbor or local AS"))?;
     let resolved: HashMap<&str, Resolved<'_>> = (config.protocols().into_iter())
         .map(|r| (r.proto.name.as_str(), r))
         .collect();
-    let find = |name: &str| resolved.get(name);
-
-    let mut log_level = log_level;
     for r in resolved.values() {
         raise(
             &mut log_level,
@@ -71,7 +66,6 @@ pub fn convert(config: &ast::Config) -> Result<Config, Error> {
             }),
         );
     }
-
     let (kernel, max_paths, kernel_clause) = match typed.kernel.as_slice() {
         [] => (
             KernelConfig {
@@ -82,7 +76,7 @@ pub fn convert(config: &ast::Config) -> Result<Config, Error> {
             1,
             None,
         ),
-        [k] => kernel(k, find(k.common.name))?,
+        [k] => kernel(k, resolved.get(k.common.name))?,
         [_, second, ..] => {
             return Err(Error::new(
                 second.common.pos,
@@ -90,87 +84,12 @@ pub fn convert(config: &ast::Config) -> Result<Config, Error> {
             ));
         }
     };
-
-    let mut statics: Vec<(IpNet, Pos)> = Vec::new();
-    for s in &typed.statics {
-        let r = find(s.common.name);
-        if !matches!(s.common.import, FilterRef::All) {
-            return Err(Error::new(
-                opt_pos(r, s.common.pos, |o| matches!(o, OptKind::Import(_))),
-                "a static protocol's import filter: wren originates every static route",
-            ));
-        }
-        for o in r.map(|r| r.options.clone()).unwrap_or_default() {
-            if let OptKind::Route { prefix, target } = &o.kind {
-                if *target != RouteTarget::Blackhole {
-                    return Err(Error::new(
-                        &o.pos,
-                        "a static route other than `blackhole` (Calico's reachableBy `via`): \
-                         wren's model carries only blackholes (blocks and service ranges)",
-                    ));
-                }
-                statics.push((prefix.trunc(), o.pos.clone()));
-            }
-        }
-    }
-
-    let filters = bgpfilter::filters(config)?;
+    let statics = statics(&typed.statics, &resolved)?;
     let asn = node_asn(config, &typed.bgp).unwrap_or(NO_BGP_ASN);
-    if let Some(b) = typed.bgp.first() {
-        places.push((Item::Setting("asn"), b.common.pos.clone()));
-    }
-    let mut peers = Vec::new();
-    let mut clauses = Vec::new();
-    let mut cluster_id: Option<(std::net::Ipv4Addr, &Pos)> = None;
-    let mut any_rr_client = false;
-    for b in &typed.bgp {
-        let Some(r) = find(b.common.name) else {
-            continue;
-        };
-        refuse_uncarried(b, r)?;
-        if let Some(id) = b.rr_cluster_id {
-            let here = opt_pos(Some(r), r.pos, |o| matches!(o, OptKind::RrClusterId(_)));
-            match cluster_id {
-                Some((other, at)) if other != id => {
-                    return Err(Error::new(
-                        here,
-                        format!("rr cluster id {id}: wren has one cluster id, {other} (at {at})"),
-                    ));
-                }
-                _ => cluster_id = Some((id, here)),
-            }
-        }
-        any_rr_client |= b.rr_client;
-        let (import, import_names) = clause(&b.common.import, r, true)?;
-        let (export, export_names) = clause(&b.common.export, r, false)?;
-        let mut settings = settings(b, r)?;
-        settings.local_asn = (b.local_as != asn).then_some(b.local_as);
-        settings.filters = bgpfilter::merge_names(import_names, export_names);
-        for name in &settings.filters {
-            if !filters.iter().any(|f| &f.name == name) {
-                return Err(Error::new(
-                    r.pos,
-                    format!("no BGPFilter functions for {name}"),
-                ));
-            }
-        }
-        places.push((Item::Peer(peers.len(), None), r.pos.clone()));
-        peers.push(Peer {
-            name: b.common.name.to_string(),
-            address: b.neighbor,
-            port: b.port,
-            asn: b.peer_as,
-            settings,
-        });
-        clauses.push(PeerClauses {
-            name: b.common.name,
-            internal: b.internal(),
-            import,
-            export,
-        });
-    }
+    let sessions = sessions(&typed.bgp, &resolved, asn)?;
+    let filters = bgpfilter::filters(config)?;
 
-    let prober = Prober::new(config, kernel_clause, clauses, statics)?;
+    let prober = Prober::new(config, kernel_clause, sessions.clauses, statics)?;
     let facts = prober.facts()?;
     let model = Config {
         router_id,
@@ -181,42 +100,30 @@ pub fn convert(config: &ast::Config) -> Result<Config, Error> {
         pools: facts.pools.iter().map(|(p, _)| p.clone()).collect(),
         communities: facts.communities.iter().map(|(c, _)| c.clone()).collect(),
         // BIRD: a reflector without `rr cluster id` uses its router id (RFC 4456 §7).
-        cluster_id: cluster_id
-            .map(|(id, _)| id)
-            .or(any_rr_client.then_some(router_id)),
+        cluster_id: (sessions.cluster_id.map(|(id, _)| id))
+            .or(sessions.rr_clients.then_some(router_id)),
         max_paths,
         kernel,
         log_level,
         metrics: None,
-        peers,
+        peers: sessions.peers,
         filters,
     };
     prober.check(&model, &facts.connected)?;
+
+    // Where each item of the model was written, for the model's own checks.
+    let mut places: Vec<(Item, Pos)> = vec![(Item::Setting("router_id"), id_pos)];
     places.extend(
-        facts
-            .originate
-            .iter()
-            .enumerate()
-            .map(|(i, (_, p))| (Item::Originate(i), p.clone())),
+        typed
+            .bgp
+            .first()
+            .map(|b| (Item::Setting("asn"), b.common.pos.clone())),
     );
-    places.extend(
-        facts
-            .services
-            .iter()
-            .enumerate()
-            .map(|(i, (_, p))| (Item::Service(i), p.clone())),
-    );
-    places.extend(
-        facts
-            .pools
-            .iter()
-            .enumerate()
-            .map(|(i, (_, p))| (Item::Pool(i), p.clone())),
-    );
-    places.extend(
-        (facts.communities.iter().enumerate())
-            .map(|(i, (_, p))| (Item::Communities(i, None), p.clone())),
-    );
+    places.extend(sessions.places);
+    places.extend(indexed(&facts.originate, Item::Originate));
+    places.extend(indexed(&facts.services, Item::Service));
+    places.extend(indexed(&facts.pools, Item::Pool));
+    places.extend(indexed(&facts.communities, |i| Item::Communities(i, None)));
     validate::check(&model).map_err(|(item, msg)| {
         let general = match item {
             Item::Peer(i, Some(_)) => Item::Peer(i, None),
@@ -229,6 +136,109 @@ pub fn convert(config: &ast::Config) -> Result<Config, Error> {
         Error::new(at, msg)
     })?;
     Ok(model)
+}
+
+/// The model's items of one kind with their places.
+fn indexed<'a, T>(
+    list: &'a [(T, Pos)],
+    item: impl Fn(usize) -> Item + 'a,
+) -> impl Iterator<Item = (Item, Pos)> + 'a {
+    (list.iter().enumerate()).map(move |(i, (_, p))| (item(i), p.clone()))
+}
+
+/// The static protocols' routes: blackholes (blocks and service ranges, told apart by the
+/// filters).
+fn statics(
+    list: &[protocols::Static<'_>],
+    resolved: &HashMap<&str, Resolved<'_>>,
+) -> Result<Vec<(IpNet, Pos)>, Error> {
+    let mut out = Vec::new();
+    for s in list {
+        let r = resolved.get(s.common.name);
+        if !matches!(s.common.import, FilterRef::All) {
+            return Err(Error::new(
+                opt_pos(r, s.common.pos, |o| matches!(o, OptKind::Import(_))),
+                "a static protocol's import filter: wren originates every static route",
+            ));
+        }
+        for o in r.iter().flat_map(|r| &r.options) {
+            if let OptKind::Route { prefix, target } = &o.kind {
+                if *target != RouteTarget::Blackhole {
+                    return Err(Error::new(
+                        &o.pos,
+                        "a static route other than `blackhole` (Calico's reachableBy `via`): \
+                         wren's model carries only blackholes (blocks and service ranges)",
+                    ));
+                }
+                out.push((prefix.trunc(), o.pos.clone()));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The BGP protocols as peers, with the clauses to probe and the places of the peers.
+struct Sessions<'c> {
+    peers: Vec<Peer>,
+    clauses: Vec<PeerClauses<'c>>,
+    places: Vec<(Item, Pos)>,
+    cluster_id: Option<(std::net::Ipv4Addr, &'c Pos)>,
+    /// Some peer is a route reflector client.
+    rr_clients: bool,
+}
+
+fn sessions<'c>(
+    bgp: &[Bgp<'c>],
+    resolved: &HashMap<&str, Resolved<'c>>,
+    asn: u32,
+) -> Result<Sessions<'c>, Error> {
+    let mut out = Sessions {
+        peers: Vec::new(),
+        clauses: Vec::new(),
+        places: Vec::new(),
+        cluster_id: None,
+        rr_clients: false,
+    };
+    for b in bgp {
+        let Some(r) = resolved.get(b.common.name) else {
+            continue;
+        };
+        refuse_uncarried(b, r)?;
+        if let Some(id) = b.rr_cluster_id {
+            let here = opt_pos(Some(r), r.pos, |o| matches!(o, OptKind::RrClusterId(_)));
+            match out.cluster_id {
+                Some((other, at)) if other != id => {
+                    return Err(Error::new(
+                        here,
+                        format!("rr cluster id {id}: wren has one cluster id, {other} (at {at})"),
+                    ));
+                }
+                _ => out.cluster_id = Some((id, here)),
+            }
+        }
+        out.rr_clients |= b.rr_client;
+        let (import, import_names) = clause(&b.common.import, r, true)?;
+        let (export, export_names) = clause(&b.common.export, r, false)?;
+        let mut settings = settings(b, r)?;
+        settings.local_asn = (b.local_as != asn).then_some(b.local_as);
+        settings.filters = bgpfilter::merge_names(import_names, export_names);
+        out.places
+            .push((Item::Peer(out.peers.len(), None), r.pos.clone()));
+        out.peers.push(Peer {
+            name: b.common.name.to_string(),
+            address: b.neighbor,
+            port: b.port,
+            asn: b.peer_as,
+            settings,
+        });
+        out.clauses.push(PeerClauses {
+            name: b.common.name,
+            internal: b.internal(),
+            import,
+            export,
+        });
+    }
+    Ok(out)
 }
 
 /// `listen bgp`, `log` and top-level `debug protocols`.
