@@ -181,7 +181,9 @@ struct PeerConfig {
     allow_local_as: Option<usize>,
     import_limit: Option<u32>,
     import_limit_action: Option<LimitAction>,
+    /// The AS this session speaks as, when not the node's.
     local_as: Option<u32>,
+    /// Names of `[[filters]]` for this peer, in order.
     filters: Option<Vec<String>>,
 }
 
