@@ -23,6 +23,8 @@ struct Etcd {
     dir: PathBuf,
     client: u16,
     peer: u16,
+    /// Serves `https://` and asks for a client certificate (files in `dir`).
+    tls: bool,
 }
 
 fn free_port() -> u16 {
@@ -33,7 +35,7 @@ fn free_port() -> u16 {
 }
 
 impl Etcd {
-    fn start() -> Etcd {
+    fn start(tls: bool) -> Etcd {
         let (client, peer) = (free_port(), free_port());
         let dir = std::env::temp_dir().join(format!("wren-etcd-{}-{client}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("etcd dir");
@@ -42,20 +44,35 @@ impl Etcd {
             dir,
             client,
             peer,
+            tls,
         };
+        if tls {
+            certificates(&e.dir);
+        }
         e.run();
         e
+    }
+
+    fn file(&self, name: &str) -> String {
+        self.dir.join(name).display().to_string()
     }
 
     /// Starts (or starts again) the member on its data directory.
     fn run(&mut self) {
         let url = |p| format!("http://127.0.0.1:{p}");
         let log = std::fs::File::create(self.dir.join("etcd.log")).expect("etcd log");
-        let child = Command::new("etcd")
+        let mut cmd = Command::new("etcd");
+        if self.tls {
+            cmd.arg(format!("--cert-file={}", self.file("server.pem")))
+                .arg(format!("--key-file={}", self.file("server.key")))
+                .arg(format!("--trusted-ca-file={}", self.file("ca.pem")))
+                .arg("--client-cert-auth");
+        }
+        let child = cmd
             .arg("--name=wren")
             .arg(format!("--data-dir={}", self.dir.join("data").display()))
-            .arg(format!("--listen-client-urls={}", url(self.client)))
-            .arg(format!("--advertise-client-urls={}", url(self.client)))
+            .arg(format!("--listen-client-urls={}", self.endpoint()))
+            .arg(format!("--advertise-client-urls={}", self.endpoint()))
             .arg(format!("--listen-peer-urls={}", url(self.peer)))
             .arg(format!("--initial-advertise-peer-urls={}", url(self.peer)))
             .arg(format!("--initial-cluster=wren={}", url(self.peer)))
@@ -75,11 +92,18 @@ impl Etcd {
     }
 
     fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.client)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.client)
     }
 
     fn ctl(&self, args: &[&str]) -> Result<String, String> {
-        let out = Command::new("etcdctl")
+        let mut cmd = Command::new("etcdctl");
+        if self.tls {
+            cmd.arg(format!("--cacert={}", self.file("ca.pem")))
+                .arg(format!("--cert={}", self.file("client.pem")))
+                .arg(format!("--key={}", self.file("client.key")));
+        }
+        let out = cmd
             .env("ETCDCTL_API", "3")
             .arg(format!("--endpoints={}", self.endpoint()))
             .arg("--dial-timeout=1s")
@@ -102,6 +126,74 @@ impl Drop for Etcd {
     fn drop(&mut self) {
         self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A CA, a server certificate for 127.0.0.1 and a client certificate, made with openssl.
+fn certificates(dir: &Path) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .current_dir(dir)
+            .args(args)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=wren test CA",
+    ]);
+    std::fs::write(dir.join("server.ext"), "subjectAltName=IP:127.0.0.1\n").expect("ext");
+    std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").expect("ext");
+    for who in ["server", "client"] {
+        run(&[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &format!("{who}.key"),
+            "-out",
+            &format!("{who}.csr"),
+            "-subj",
+            &format!("/CN={who}"),
+        ]);
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            &format!("{who}.csr"),
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-out",
+            &format!("{who}.pem"),
+            "-extfile",
+            &format!("{who}.ext"),
+        ]);
     }
 }
 
@@ -167,7 +259,7 @@ fn datastore_file(etcd: &Etcd, state: &Path, metrics: u16) -> String {
 /// the saved state and says so; etcd back, it reads again and follows.
 #[test]
 fn reads_follows_and_survives_etcd() {
-    let mut etcd = Etcd::start();
+    let mut etcd = Etcd::start(false);
     let state = etcd.dir.join("state");
     let metrics = free_port();
     let first_port = std::cell::Cell::new(0);
@@ -203,6 +295,17 @@ fn reads_follows_and_survives_etcd() {
     .unwrap();
     assert!(!ds.contains("10.65.0.64/26"), "{ds}");
     contains(&w.control("show protocols"), &["Mesh_127_0_0_12"]).unwrap();
+    let wrenc = Command::new(env!("CARGO_BIN_EXE_wrenc"))
+        .arg("-s")
+        .arg(w.dir.join("ctl"))
+        .args(["show", "datastore"])
+        .output()
+        .expect("wrenc");
+    contains(
+        &String::from_utf8_lossy(&wrenc.stdout),
+        &["block 10.65.0.0/26"],
+    )
+    .unwrap();
     let text = scrape(metrics);
     contains(
         &text,
@@ -240,9 +343,14 @@ fn reads_follows_and_survives_etcd() {
     .unwrap();
     contains(&scrape(metrics), &["wren_datastore_connected 0"]).unwrap();
 
-    // A wrend started while etcd is down runs the saved state.
+    // A wrend started while etcd is down runs the saved state, once the last change is
+    // on disk (written off the event loop, after it applied).
+    eventually("the applied state saved", || {
+        let saved =
+            std::fs::read_to_string(state.join("datastore.json")).map_err(|e| e.to_string())?;
+        contains(&saved, &["\"format\":1", "nodes/n3", "10.65.1.0-26"])
+    });
     drop(w);
-    assert!(state.join("datastore.json").exists());
     let w = Wrend::start_on(
         "datastore-saved",
         first_port.get(),
@@ -275,4 +383,40 @@ fn reads_follows_and_survives_etcd() {
     });
     let protocols = w.control("show protocols");
     assert!(!protocols.contains("Mesh_127_0_0_12"), "{protocols}");
+}
+
+/// An `https://` etcd that asks for a client certificate: read with the CA, certificate and
+/// key files Calico's `ETCD_CA_CERT_FILE`, `ETCD_CERT_FILE` and `ETCD_KEY_FILE` name, and
+/// followed through the watch over TLS.
+#[test]
+fn reads_over_tls_with_a_client_certificate() {
+    let etcd = Etcd::start(true);
+    let file = |port: u16| {
+        etcd.put(
+            &format!("{RESOURCES}/bgpconfigurations/default"),
+            &bgp_configuration(port),
+        );
+        etcd.put(&format!("{RESOURCES}/nodes/n1"), &node("n1", "127.0.0.1"));
+        format!(
+            "[datastore]\nkind = \"etcdv3\"\nendpoints = [\"{}\"]\nnode = \"n1\"\nstate_dir = \"{}\"\nca_file = \"{}\"\ncert_file = \"{}\"\nkey_file = \"{}\"\n[kernel]\nenabled = false\n",
+            etcd.endpoint(),
+            etcd.file("state"),
+            etcd.file("ca.pem"),
+            etcd.file("client.pem"),
+            etcd.file("client.key"),
+        )
+    };
+    let w = Wrend::start("datastore-tls", file);
+    contains(
+        &w.control("show datastore"),
+        &[
+            "Connected: connected to https://127.0.0.1:",
+            "router id 127.0.0.1",
+        ],
+    )
+    .unwrap();
+    etcd.put(&format!("{RESOURCES}/nodes/n2"), &node("n2", "127.0.0.12"));
+    eventually("a node written over TLS", || {
+        contains(&w.control("show protocols"), &["Mesh_127_0_0_12"])
+    });
 }

@@ -185,7 +185,9 @@ impl Task {
 
     /// One watch message's events.
     fn events(&mut self, events: Vec<Event>, revision: i64) {
+        let mut any = false;
         for e in events.into_iter().filter(|e| wanted(&e.key)) {
+            any = true;
             self.note(&e.key);
             let value = e.value.map(|v| String::from_utf8_lossy(&v).into_owned());
             let result = self
@@ -207,7 +209,11 @@ impl Task {
             }
         }
         self.up(revision);
-        self.decide(revision, false);
+        // Other resources in the watched range (workload endpoints, policies) change
+        // nothing decided.
+        if any {
+            self.decide(revision, false);
+        }
     }
 
     fn note(&mut self, key: &str) {
