@@ -434,7 +434,7 @@ import_limit_action = "block"
         for e in std::fs::read_dir(&dir).unwrap() {
             let path = e.unwrap().path();
             if path.extension().is_some_and(|x| x == "toml") {
-                Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+                Source::load(&path).unwrap_or_else(|e| panic!("{e}"));
                 n += 1;
             }
         }
