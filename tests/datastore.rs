@@ -131,69 +131,31 @@ impl Drop for Etcd {
 
 /// A CA, a server certificate for 127.0.0.1 and a client certificate, made with openssl.
 fn certificates(dir: &Path) {
-    let run = |args: &[&str]| {
+    let run = |args: &str| {
         let out = Command::new("openssl")
             .current_dir(dir)
-            .args(args)
+            .args(args.split_whitespace())
             .output()
             .expect("openssl");
         assert!(
             out.status.success(),
-            "openssl {args:?}: {}",
+            "openssl {args}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
     };
-    run(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=wren test CA",
-    ]);
+    let key = "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes";
+    run(&format!(
+        "req -x509 {key} -keyout ca.key -out ca.pem -days 2 -subj /CN=wren-test-ca"
+    ));
     std::fs::write(dir.join("server.ext"), "subjectAltName=IP:127.0.0.1\n").expect("ext");
     std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").expect("ext");
     for who in ["server", "client"] {
-        run(&[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &format!("{who}.key"),
-            "-out",
-            &format!("{who}.csr"),
-            "-subj",
-            &format!("/CN={who}"),
-        ]);
-        run(&[
-            "x509",
-            "-req",
-            "-in",
-            &format!("{who}.csr"),
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-out",
-            &format!("{who}.pem"),
-            "-extfile",
-            &format!("{who}.ext"),
-        ]);
+        run(&format!(
+            "req {key} -keyout {who}.key -out {who}.csr -subj /CN={who}"
+        ));
+        run(&format!(
+            "x509 -req -in {who}.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -out {who}.pem -extfile {who}.ext"
+        ));
     }
 }
 

@@ -314,7 +314,10 @@ mod tests {
         assert_eq!(peers(&rx), ["Mesh_198_51_100_2"]);
         let other = "/calico/resources/v3/projectcalico.org/workloadendpoints/ns/pod";
         t.events(vec![put(other, "{}")], 6);
-        assert_eq!((rx.borrow().state.generation, rx.borrow().status.revision), (1, 6));
+        assert_eq!(
+            (rx.borrow().state.generation, rx.borrow().status.revision),
+            (1, 6)
+        );
         t.events(vec![put(&format!("{NODES}c"), &node("198.51.100.3"))], 7);
         let s = rx.borrow().state.clone();
         assert_eq!((s.generation, s.revision), (2, 7));
