@@ -381,4 +381,8 @@ fn reads_over_tls_with_a_client_certificate() {
     eventually("a node written over TLS", || {
         contains(&w.control("show protocols"), &["Mesh_127_0_0_12"])
     });
+    // `configure` in datastore mode reads the file again and applies the newest state.
+    contains(&w.control("configure check"), &["Configuration OK"]).unwrap();
+    contains(&w.control("configure"), &["Reconfigured"]).unwrap();
+    contains(&w.control("show protocols"), &["Mesh_127_0_0_12"]).unwrap();
 }
