@@ -56,7 +56,7 @@ enum Command {
         ipv6: bool,
     },
     /// Any other words are a command for the daemon, as birdc takes them
-    /// (`wrenc show protocols`, `wrenc show route`).
+    /// (`wrenc show protocols`, `wrenc show route`, `wrenc show datastore`).
     #[command(external_subcommand)]
     Control(Vec<String>),
 }
@@ -125,13 +125,13 @@ fn main() -> ExitCode {
 /// `wrenc convert`: the model of a BIRD configuration, printed as TOML; a configuration
 /// error is printed as `FILE:LINE:COL: message` and fails.
 fn convert(file: &std::path::Path, ipv6: bool) -> anyhow::Result<bool> {
-    use wren::config::{Source, bird};
+    use wren::config::bird;
     let family = if ipv6 {
         bird::Family::V6
     } else {
         bird::family_of(file)
     };
-    match Source::Bird(file.to_path_buf(), family).load() {
+    match bird::load_model(file, family) {
         Ok(model) => {
             let text = wren::config::write::to_toml(&model)?;
             print!(

@@ -2,6 +2,8 @@
 //! changes to apply. A peer is the same peer while its address and port stay; its session is
 //! reset only when a setting the session uses changed.
 
+use std::collections::HashMap;
+
 use super::{Config, LogLevel, Peer, PeerDefaults};
 
 /// What a reload changes.
@@ -43,23 +45,17 @@ const WITHOUT_RESET: [&str; 3] = ["import_limit", "import_limit_action", "filter
 /// The changes from `running` to `new`, or why they need a restart (the running
 /// configuration then stays).
 pub fn diff(running: &Config, new: &Config) -> Result<Changes, String> {
-    let restart: Vec<&str> = [
-        ("asn", running.asn != new.asn),
-        ("router_id", running.router_id != new.router_id),
-        ("listen", running.listen != new.listen),
-        ("metrics", running.metrics != new.metrics),
-        ("kernel", running.kernel != new.kernel),
-    ]
-    .into_iter()
-    .filter_map(|(name, changed)| changed.then_some(name))
-    .collect();
+    let restart = needs_restart(running, new);
     if !restart.is_empty() {
         return Err(format!(
             "changing {} needs a restart; the running configuration stays",
             restart.join(", ")
         ));
     }
-    let same = |a: &Peer, b: &Peer| (a.address, a.port) == (b.address, b.port);
+    // Peers by address and port, so a datastore's thousands of peers diff in linear time.
+    let key = |p: &Peer| (p.address, p.port);
+    let running_peers: HashMap<_, &Peer> = running.peers.iter().map(|p| (key(p), p)).collect();
+    let new_peers: HashMap<_, &Peer> = new.peers.iter().map(|p| (key(p), p)).collect();
     let mut c = Changes {
         log_level: (running.log_level != new.log_level).then_some(new.log_level),
         policy: (
@@ -82,7 +78,7 @@ pub fn diff(running: &Config, new: &Config) -> Result<Changes, String> {
         ..Changes::default()
     };
     for old in &running.peers {
-        match new.peers.iter().find(|p| same(p, old)) {
+        match new_peers.get(&key(old)).copied() {
             None => c.removed.push(old.clone()),
             Some(p) if p == old => {}
             Some(p) => {
@@ -97,10 +93,38 @@ pub fn diff(running: &Config, new: &Config) -> Result<Changes, String> {
         }
     }
     c.added = (new.peers.iter())
-        .filter(|p| !running.peers.iter().any(|old| same(old, p)))
+        .filter(|p| !running_peers.contains_key(&key(p)))
         .cloned()
         .collect();
     Ok(c)
+}
+
+/// The settings that changed and only a restart applies.
+fn needs_restart(running: &Config, new: &Config) -> Vec<&'static str> {
+    [
+        ("asn", running.asn != new.asn),
+        ("router_id", running.router_id != new.router_id),
+        ("listen", running.listen != new.listen),
+        ("metrics", running.metrics != new.metrics),
+        ("kernel", running.kernel != new.kernel),
+    ]
+    .into_iter()
+    .filter_map(|(name, changed)| changed.then_some(name))
+    .collect()
+}
+
+/// Keeps the running values of the settings only a restart applies in `new`, so the rest of
+/// it can apply; the names of those that differed. For a source that changes under a running
+/// daemon (the datastore), where refusing the whole change would leave every other part
+/// of it out too.
+pub fn keep_running(running: &Config, new: &mut Config) -> Vec<&'static str> {
+    let kept = needs_restart(running, new);
+    new.asn = running.asn;
+    new.router_id = running.router_id;
+    new.listen = running.listen.clone();
+    new.metrics = running.metrics;
+    new.kernel = running.kernel.clone();
+    kept
 }
 
 /// The names of the settings that differ between two configurations of one peer.
@@ -144,6 +168,20 @@ fn changed_settings(a: &Peer, b: &Peer) -> Vec<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keeps_what_needs_a_restart() {
+        let running = Config::parse(&format!(
+            "{HEAD}[[peer]]\naddress = \"198.51.100.2\"\nasn = 64512\n"
+        ))
+        .unwrap();
+        let mut new = Config::parse("router_id = \"198.51.100.9\"\nasn = 64999\n[[peer]]\naddress = \"198.51.100.3\"\nasn = 64512\n").unwrap();
+        assert_eq!(keep_running(&running, &mut new), vec!["asn", "router_id"]);
+        assert_eq!((new.asn, new.router_id), (running.asn, running.router_id));
+        let c = diff(&running, &new).unwrap();
+        assert_eq!((c.added.len(), c.removed.len()), (1, 1));
+        assert!(keep_running(&running, &mut new).is_empty());
+    }
 
     const HEAD: &str = "router_id = \"198.51.100.1\"\nasn = 64512\n";
 

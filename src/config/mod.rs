@@ -4,7 +4,8 @@
 //! configuration language as Calico's confd renders it (parse, checks, filter interpreter)
 //! into the same model; `write` prints a model as the TOML file (`wrenc convert`). `datastore` reads
 //! Calico's resources as stored in etcd and makes confd's decisions for one node, producing
-//! the model; the etcd client and the daemon's wiring are the next step.
+//! the model; a TOML file with a `[datastore]` table (`Contents::Datastore`) says where they
+//! are, and `crate::datastore` reads and follows them.
 
 pub mod bird;
 pub mod datastore;
@@ -36,11 +37,23 @@ impl Source {
         }
     }
 
-    /// Reads, parses and checks the source into the model.
-    pub fn load(&self) -> Result<Config, Error> {
+    /// Reads, parses and checks the source: the model, or (TOML only) where the datastore is.
+    pub fn read(&self) -> Result<Contents, Error> {
         match self {
-            Source::Toml(p) => toml::load(p),
-            Source::Bird(p, family) => bird::load_model(p, *family),
+            Source::Toml(p) => toml::load_source(p),
+            Source::Bird(p, family) => bird::load_model(p, *family).map(Contents::Model),
+        }
+    }
+
+    /// The model the source holds; a TOML file that names a datastore instead is an error.
+    pub fn load(&self) -> Result<Config, Error> {
+        match self.read()? {
+            Contents::Model(c) => Ok(c),
+            Contents::Datastore(_) => Err(Error {
+                file: Some(self.path().display().to_string()),
+                at: None,
+                message: "holds a [datastore] table, not a model".into(),
+            }),
         }
     }
 }
@@ -72,6 +85,14 @@ impl std::fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+/// What a configuration source holds: the whole model, or where to read it from (a TOML
+/// file with a `[datastore]` table).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Contents {
+    Model(Config),
+    Datastore(datastore::Local),
+}
 
 impl Config {
     /// Reads and checks a TOML configuration file.

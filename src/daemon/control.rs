@@ -71,7 +71,7 @@ impl Daemon {
                         self.source.path().display()
                     ),
                 )];
-                match self.source.load() {
+                match self.source.read() {
                     Ok(_) => lines.push(Line::new(20, "Configuration OK")),
                     Err(e) => lines.push(Line::new(8002, e.to_string())),
                 }
@@ -107,6 +107,7 @@ impl Daemon {
                     in_sync,
                 }
             }),
+            datastore: self.datastore.as_ref().map(|m| m.report()),
         }
     }
 

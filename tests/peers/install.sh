@@ -5,7 +5,8 @@
 #
 #   - BIRD 2 (Debian bird2), GoBGP (gobgpd), FRRouting (frr), OpenBGPD (openbgpd),
 #     iproute2 (network namespaces, veth), procps (kill), iputils-ping (the topology
-#     tests' pod-to-pod pings) and jq (`wrenc decode | jq`), from apt;
+#     tests' pod-to-pod pings), jq (`wrenc decode | jq`) and etcd (etcd-server and
+#     etcd-client: the datastore tests' etcd and etcdctl), from apt;
 #   - BIRD 1.6 (Debian bird: `bird` for IPv4 and `bird6` for IPv6), unpacked into
 #     target/peers/bird16 with `apt-get download` + `dpkg -x`, because the package
 #     conflicts with bird2.
@@ -39,9 +40,11 @@ declare -A PROBE=(
     [procps]=/usr/bin/pkill
     [iputils-ping]=/usr/bin/ping
     [jq]=/usr/bin/jq
+    [etcd-server]=/usr/bin/etcd
+    [etcd-client]=/usr/bin/etcdctl
 )
 need=()
-for p in bird2 gobgpd frr openbgpd iproute2 procps iputils-ping jq; do
+for p in bird2 gobgpd frr openbgpd iproute2 procps iputils-ping jq etcd-server etcd-client; do
     # a package counts as installed when dpkg says so and its binary is there
     if dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' \
         && [ -e "${PROBE[$p]}" ]; then
@@ -79,9 +82,9 @@ if [ ${#need[@]} -gt 0 ]; then
     done
 fi
 
-# The packages' own services must not hold port 179 in the root namespace.
+# The packages' own services must not hold port 179 (or etcd's 2379) in the root namespace.
 if [ -d /run/systemd/system ]; then
-    for svc in bird frr openbgpd gobgpd; do
+    for svc in bird frr openbgpd gobgpd etcd; do
         if systemctl is-active --quiet "$svc" 2>/dev/null; then
             log "stopping and disabling the system service $svc"
             systemctl stop "$svc" || true
