@@ -130,6 +130,8 @@ fn changed_settings(a: &Peer, b: &Peer) -> Vec<&'static str> {
         "import_limit_action",
         x.import_limit_action != y.import_limit_action,
     );
+    // The AS the session speaks as is in its OPEN (RFC 4271 §4.2).
+    note("local_asn", x.local_asn != y.local_asn);
     out
 }
 
@@ -254,6 +256,16 @@ mod tests {
                 peer(2, ""),
                 peer(2, "name = \"Mesh\"\n"),
                 (vec![], vec![], vec![(n("Mesh"), vec!["name"], true)]),
+            ),
+            (
+                "the AS the session speaks as: reset",
+                peer(2, ""),
+                peer(2, "local_as = 65001\n"),
+                (
+                    vec![],
+                    vec![],
+                    vec![(n("Node_198_51_100_2"), vec!["local_asn"], true)],
+                ),
             ),
         ];
         for (what, old, new, want) in cases {
