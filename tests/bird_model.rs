@@ -535,6 +535,15 @@ fn filters_the_model_cannot_carry_are_refused_at_their_place() {
             "bird.cfg:66:3",
             "Mesh_10_192_0_9 announces a BGP route for 192.168.20.",
         ),
+        // A community only on the node's own static routes: wren's ranges add by prefix.
+        (
+            "v3.32",
+            "bird.cfg",
+            "function apply_communities ()\n{\n}",
+            "function apply_communities ()\n{\n  if source = RTS_STATIC then bgp_community.add((1, 1));\n}",
+            "bird.cfg:53:3",
+            "announces the static route 192.168.20.64/26 with communities 1:1, wren's model would announce it:",
+        ),
         // A session option without a counterpart.
         (
             "v3.32",

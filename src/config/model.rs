@@ -216,6 +216,15 @@ pub enum AnyCommunity {
     Large(LargeCommunity),
 }
 
+impl std::fmt::Display for AnyCommunity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AnyCommunity::Standard(c) => c.fmt(f),
+            AnyCommunity::Large(c) => c.fmt(f),
+        }
+    }
+}
+
 impl std::str::FromStr for AnyCommunity {
     type Err = String;
 

@@ -5,7 +5,7 @@
 use ::toml::{Table, Value};
 use serde::Serialize;
 
-use super::{AnyCommunity, BgpFilter, Config, FilterRule, KernelConfig, Listen, PeerDefaults};
+use super::{BgpFilter, Config, FilterRule, KernelConfig, Listen, PeerDefaults};
 
 type Result<T> = std::result::Result<T, ::toml::ser::Error>;
 
@@ -37,14 +37,7 @@ pub fn to_toml(c: &Config) -> Result<String> {
     let communities = c.communities.iter().map(|pc| {
         let mut t = Table::new();
         t.insert("prefix".into(), pc.prefix.to_string().into());
-        let list = pc.communities.iter().map(|c| match c {
-            AnyCommunity::Standard(s) => s.to_string(),
-            AnyCommunity::Large(l) => l.to_string(),
-        });
-        t.insert(
-            "communities".into(),
-            Value::Array(list.map(Value::from).collect()),
-        );
+        t.insert("communities".into(), strings(&pc.communities));
         Value::Table(t)
     });
     t.insert("communities".into(), Value::Array(communities.collect()));

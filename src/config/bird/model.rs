@@ -524,6 +524,16 @@ mod tests {
                  protocol bgp b from t { neighbor 10.0.0.3 as 65000; rr client; rr cluster id 2.2.2.2; }",
                 "t.cfg:5:64:",
             ),
+            // The model's own checks, placed at the protocol.
+            (
+                "protocol bgp a from t { neighbor 10.0.0.2 as 2; }\n\
+                 protocol bgp b from t { neighbor 10.0.0.2 as 2; }",
+                "t.cfg:5:1: peer b: neighbour 10.0.0.2 port 179 is already peer a",
+            ),
+            (
+                "protocol bgp a from t { neighbor 10.0.0.2 as 2; password \"0123456789012345678901234567890123456789012345678901234567890123456789012345678901\"; }",
+                "t.cfg:4:1: peer a: password longer than 80 bytes",
+            ),
             (
                 "protocol bgp a from t { neighbor 10.0.0.2 as 2; hold time 70000; }",
                 "t.cfg:4:49:",

@@ -429,48 +429,44 @@ impl<'c> Prober<'c> {
                 .then_some(r.ifname.as_deref())
                 .flatten();
             let wren = calico.exports(&r.net) && exports_device(device, p.internal);
-            let mut want: Vec<AnyCommunity> = Vec::new();
-            for (range, list) in &calico.communities {
-                if range.contains(&r.net) {
-                    want.extend(
-                        list.iter()
-                            .filter(|c| !want.contains(c))
-                            .copied()
-                            .collect::<Vec<_>>(),
-                    );
-                }
-            }
+            let want: Vec<AnyCommunity> = (calico.communities.iter())
+                .filter(|(range, _)| range.contains(&r.net))
+                .flat_map(|(_, list)| list.iter().copied())
+                .collect();
             let got = added(&o.route);
-            let same_communities =
-                !wren || got.len() == want.len() && got.iter().all(|c| want.contains(c));
+            let same = |a: &[AnyCommunity], b: &[AnyCommunity]| a.iter().all(|c| b.contains(c));
+            let same_communities = !wren || same(&got, &want) && same(&want, &got);
             if o.accepted != wren || !same_communities {
                 return Err(Error::new(
                     p.export.pos,
                     format!(
-                        "the export filter of {} {} {}{}, wren's model would {}: the filter \
-                         does something the model cannot carry",
+                        "the export filter of {} {}, wren's model would {}: the filter does \
+                         something the model cannot carry",
                         p.name,
-                        if o.accepted {
-                            "announces"
-                        } else {
-                            "keeps back"
-                        },
-                        describe(&r),
-                        if o.accepted {
-                            format!(" with communities {got:?}")
-                        } else {
-                            String::new()
-                        },
-                        if wren {
-                            format!("announce it with communities {want:?}")
-                        } else {
-                            "keep it back".into()
-                        }
+                        announces(
+                            o.accepted,
+                            &got,
+                            &format!("announces {}", describe(&r)),
+                            &format!("keeps back {}", describe(&r)),
+                        ),
+                        announces(wren, &want, "announce it", "keep it back"),
                     ),
                 ));
             }
         }
         Ok(())
+    }
+}
+
+/// What an export decision did: `yes` (with the communities added, if any) or `no`.
+fn announces(accepted: bool, communities: &[AnyCommunity], yes: &str, no: &str) -> String {
+    if !accepted {
+        return no.to_string();
+    }
+    let list: Vec<String> = communities.iter().map(|c| c.to_string()).collect();
+    match list.is_empty() {
+        true => yes.to_string(),
+        false => format!("{yes} with communities {}", list.join(", ")),
     }
 }
 
