@@ -223,3 +223,75 @@ fn local_as_opens_the_session_and_leads_the_as_path() {
     let mine = lab.must(lab.wren_cmd(&w, &format!("show route {LET_IN} all")));
     assert!(mine.contains("BGP.as_path: 65000"), "{mine}");
 }
+
+/// The reload's answer to a changed import rule, per peer (loopback, raw peers): one that
+/// announced route refresh is sent ROUTE-REFRESH and keeps its session; one that did not is
+/// reset with Cease "Other Configuration Change" (refused routes are not kept, so there is
+/// no other way to get them back, as BIRD restarts such a protocol).
+#[test]
+fn a_changed_import_rule_refreshes_or_resets() {
+    use std::net::Ipv4Addr;
+
+    use harness::bgp::{self, Raw};
+    use harness::loopback::Wrend;
+    use wren::wire::notification::{Code, cease};
+    use wren::wire::{Capability, Message};
+
+    let (refresh, plain) = (Ipv4Addr::new(127, 0, 0, 51), Ipv4Addr::new(127, 0, 0, 52));
+    let config = |port: u16, refused: &str| {
+        let mut c = format!(
+            "router_id = \"127.0.0.1\"\nasn = {WREN_ASN}\n\
+             [kernel]\nenabled = false\n[listen]\naddresses = [\"127.0.0.1\"]\nport = {port}\n\
+             [defaults]\npassive = true\nhold_time = 30\nfilters = [\"in\"]\n"
+        );
+        for a in [refresh, plain] {
+            c.push_str(&format!("[[peer]]\naddress = \"{a}\"\nasn = {WREN_ASN}\n"));
+        }
+        c.push_str(&format!(
+            "[[filters]]\nname = \"in\"\n\
+             import_v4 = [{{ action = \"reject\", cidr = \"{refused}\", match = \"equal\" }}]\n"
+        ));
+        c
+    };
+    let wrend = Wrend::start("filters", |port| config(port, KEPT_OUT));
+    let up = |from: Ipv4Addr, caps: &[Capability]| {
+        let mut r = Raw::connect(from, wrend.port);
+        r.send_msg(&Message::Open(bgp::open(WREN_ASN, from, 30, caps)));
+        assert!(matches!(r.recv(), Some(Message::Open(_))), "wrend's OPEN");
+        assert!(matches!(r.recv(), Some(Message::Keepalive)));
+        r.send_msg(&Message::Keepalive);
+        r
+    };
+    let mut a = up(refresh, &[Capability::RouteRefresh]);
+    let mut b = up(plain, &[]);
+    harness::loopback::wait_for(
+        || {
+            wrend
+                .control("show protocols")
+                .matches("Established")
+                .count()
+                == 2
+        },
+        "both sessions Established",
+    );
+
+    std::fs::write(wrend.dir.join("wren.toml"), config(wrend.port, LET_IN)).expect("config");
+    let reply = wrend.control("configure");
+    assert!(reply.contains("Reconfigured"), "{reply}");
+    let asked = std::iter::from_fn(|| a.recv())
+        .find_map(|m| match m {
+            Message::RouteRefresh(r) => Some(r),
+            Message::Notification(n) => panic!("the refresh-capable peer was reset: {n:?}"),
+            _ => None,
+        })
+        .expect("a ROUTE-REFRESH");
+    assert_eq!(
+        (asked.afi, asked.safi),
+        (wren::wire::Afi::IPV4, wren::wire::Safi::UNICAST)
+    );
+    let n = b.notification().expect("a NOTIFICATION");
+    assert_eq!(
+        (n.code, n.subcode),
+        (Code::Cease as u8, cease::OTHER_CONFIGURATION_CHANGE)
+    );
+}

@@ -76,14 +76,30 @@ impl Daemon {
             Vec::new()
         };
         // Peers whose filters changed (their list, or a filter they name) are filtered again
-        // with their sessions kept; refused routes are not kept, so a changed import filter
-        // asks the peer for its routes again (ROUTE-REFRESH, RFC 2918).
+        // with their sessions kept. Refused routes are not kept, so a changed import filter
+        // asks the peer for its routes again (ROUTE-REFRESH, RFC 2918); a peer that cannot
+        // refresh is reset, as BIRD restarts a protocol whose import filter changed when the
+        // peer has no route refresh.
         let ids: Vec<_> = self.rib.peers().map(|(id, _)| id).collect();
         for id in ids {
             let (o, refresh) = self.rib.refilter(id);
             out.extend(o);
-            if refresh {
-                self.to_peer(id, ToPeer::RequestRefresh).await;
+            let Some(p) = self.rib.peer(id).filter(|_| refresh) else {
+                continue;
+            };
+            match p.session.as_ref().map(|s| s.route_refresh) {
+                Some(true) => self.to_peer(id, ToPeer::RequestRefresh).await,
+                Some(false) => {
+                    let config = p.config.clone();
+                    info!(peer = %config.name, "import filter changed, no route refresh: reset");
+                    self.remove_peer(id, cease::OTHER_CONFIGURATION_CHANGE)
+                        .await;
+                    (self.peers)
+                        .add(&mut self.rib, config, self.restarting)
+                        .await;
+                }
+                // No session: its routes come through the new filter when it comes up.
+                None => {}
             }
         }
         if changes.pools {

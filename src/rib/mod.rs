@@ -22,7 +22,7 @@ use smallvec::SmallVec;
 use tracing::warn;
 
 use crate::attrs::{AttrSet, Interner, PathSource};
-use crate::config::{BgpFilter, Config, Peer as PeerConfig, RuleAction};
+use crate::config::{BgpFilter, Config, FilterRule, Peer as PeerConfig, RuleAction};
 use crate::policy;
 use crate::policy::calico::Calico;
 use crate::policy::filter::{PeerRules, RouteFacts};
@@ -291,7 +291,7 @@ fn imports(rules: &PeerRules, f: Family, net: &IpNet) -> bool {
 /// rule decides, `calico_export_to_bgp_peers` (the prefix rules in `calico`, the device
 /// rules here).
 fn lets_out(
-    rules: &[crate::config::FilterRule],
+    rules: &[FilterRule],
     ibgp: bool,
     calico: bool,
     net: &IpNet,
@@ -979,16 +979,18 @@ impl Rib {
         if import_changed {
             let src = PathSource::peer(id);
             let keep = self.keep();
-            let mut gone = 0;
+            let (mut gone, mut stale) = (0, 0);
             for (key, e) in self.table.iter_mut() {
                 if e.has(src, |_| true) && !imports(&rules, key.0, &key.1) {
                     note(&mut self.dirty, key, e, keep);
+                    stale += e.remove(src, Path::stale);
                     gone += e.remove(src, |_| true);
                 }
             }
+            gone += stale;
             if let Some(p) = self.peers.get_mut(id) {
                 p.received = p.received.saturating_sub(gone);
-                p.stale = p.stale.min(p.received);
+                p.stale = p.stale.saturating_sub(stale);
             }
             out = self.flush();
             self.release(gone);

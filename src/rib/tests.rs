@@ -1294,3 +1294,29 @@ fn local_as_decides_ibgp_and_is_prepended() {
     );
     assert!(has(&rib, "198.18.9.0/26"));
 }
+
+#[test]
+fn refilter_counts_the_stale_paths_it_drops() {
+    let mut c = filtered(&[]);
+    let mut rib = with_peers(&c);
+    up(&mut rib, 2);
+    rib.update(
+        2,
+        &announce(
+            &["198.18.8.0/26", "198.18.9.0/26"],
+            [198, 51, 100, 4],
+            &[65000],
+        ),
+        false,
+    );
+    rib.down(2, true);
+    assert_eq!((rib.peer(2).unwrap().stale, rib.received(2)), (2, 2));
+    c.peers[2].settings.filters = vec!["in".into()];
+    rib.set_peer_config(2, c.peers[2].clone());
+    assert!(rib.refilter(2).1);
+    assert!(!has(&rib, "198.18.8.0/26") && has(&rib, "198.18.9.0/26"));
+    assert_eq!((rib.peer(2).unwrap().stale, rib.received(2)), (1, 1));
+    rib.flush_stale(2, None);
+    assert_eq!((rib.peer(2).unwrap().stale, rib.received(2)), (0, 0));
+    assert!(!has(&rib, "198.18.9.0/26"));
+}

@@ -561,6 +561,37 @@ mod tests {
     const NODE: &str = "/calico/resources/v3/projectcalico.org/nodes/node-a";
 
     #[test]
+    fn bgp_filters_come_and_go() {
+        let mut r = Resources::default();
+        let key = "/calico/resources/v3/projectcalico.org/bgpfilters/edge";
+        let value = br#"{"kind":"BGPFilter","metadata":{"name":"edge"},"spec":{"exportV6":[
+            {"action":"Reject","cidr":"2001:db8::/32","matchOperator":"In",
+             "prefixLength":{"max":64},"futureField":1}]}}"#;
+        assert_eq!(r.apply(key, Some(value)), Ok(true));
+        let rule = &r.bgp_filters["edge"].spec.export_v6[0];
+        assert_eq!(
+            (rule.action.as_str(), rule.match_operator.as_str()),
+            ("Reject", "In")
+        );
+        let max = PrefixLength {
+            min: None,
+            max: Some(64),
+        };
+        assert_eq!(rule.prefix_length, Some(max));
+        let e = r
+            .apply(key, Some(br#"{"spec": {"importV4": 3}}"#))
+            .unwrap_err();
+        assert_eq!(e.file.as_deref(), Some(key));
+        assert_eq!(
+            r.bgp_filters["edge"].spec.export_v6.len(),
+            1,
+            "kept as it was"
+        );
+        assert_eq!(r.apply(key, None), Ok(true));
+        assert!(r.bgp_filters.is_empty());
+    }
+
+    #[test]
     fn reads_a_node_as_calico_writes_it() {
         let mut r = Resources::default();
         let value = br#"{"kind":"Node","apiVersion":"projectcalico.org/v3",

@@ -800,3 +800,48 @@ fn a_joining_node_adds_one_session_everywhere_and_resets_none() {
         assert_eq!(c.policy, i == 1, "{me}");
     }
 }
+
+/// A BGPFilter edited in the datastore, or a BGPPeer's filter list, re-filters without a
+/// reset; a BGPPeer's localASNumber resets only that peer (`config::diff`).
+#[test]
+fn filter_edits_reset_nothing_and_local_as_resets_its_peer() {
+    use crate::config::diff::diff;
+    let rule = |cidr: &str| {
+        bgp_filter(
+            "edge",
+            json!({"importV4": [{"action": "Reject", "cidr": cidr, "matchOperator": "Equal"}]}),
+        )
+    };
+    let tor = |extra: Value| {
+        let mut spec = json!({"peerIP": "198.51.100.1", "asNumber": 65001});
+        if let (Some(spec), Value::Object(extra)) = (spec.as_object_mut(), extra) {
+            spec.extend(extra);
+        }
+        bgp_peer("tor", spec)
+    };
+    let base = [plain("a", "10.0.0.1"), plain("b", "10.0.0.2")];
+    let at = |extra: [(String, Value); 2]| {
+        let entries: Vec<_> = base.iter().cloned().chain(extra).collect();
+        decide("a", &resources(&entries)).unwrap().config
+    };
+    let old = at([rule("10.1.0.0/16"), tor(json!({"filters": ["edge"]}))]);
+    let edited = at([rule("10.2.0.0/16"), tor(json!({"filters": ["edge"]}))]);
+    let c = diff(&old, &edited).unwrap();
+    assert!(c.filters && c.changed.is_empty() && !c.policy, "{c:?}");
+    let unlisted = at([rule("10.2.0.0/16"), tor(json!({}))]);
+    let c = diff(&edited, &unlisted).unwrap();
+    let changed: Vec<_> = (c.changed.iter())
+        .map(|p| (p.new.name.as_str(), p.settings.clone(), p.reset))
+        .collect();
+    assert_eq!(changed, [("Global_198_51_100_1", vec!["filters"], false)]);
+    let local = at([rule("10.2.0.0/16"), tor(json!({"localASNumber": 65100}))]);
+    let c = diff(&unlisted, &local).unwrap();
+    let changed: Vec<_> = (c.changed.iter())
+        .map(|p| (p.new.name.as_str(), p.settings.clone(), p.reset))
+        .collect();
+    assert_eq!(changed, [("Global_198_51_100_1", vec!["local_as"], true)]);
+    assert!(
+        c.added.is_empty() && c.removed.is_empty(),
+        "the mesh peer stays"
+    );
+}
