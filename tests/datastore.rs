@@ -381,8 +381,21 @@ fn reads_over_tls_with_a_client_certificate() {
     eventually("a node written over TLS", || {
         contains(&w.control("show protocols"), &["Mesh_127_0_0_12"])
     });
+    // A new router ID needs a restart: the old one keeps running, and the rest applies.
+    etcd.put(&format!("{RESOURCES}/nodes/n1"), &node("n1", "127.0.0.2"));
+    etcd.put(&format!("{RESOURCES}/nodes/n3"), &node("n3", "127.0.0.13"));
+    eventually("the router ID kept, the new peer added", || {
+        contains(
+            &w.control("show datastore"),
+            &[
+                "router_id kept until a restart",
+                "router id 127.0.0.1",
+                "Mesh_127_0_0_13",
+            ],
+        )
+    });
     // `configure` in datastore mode reads the file again and applies the newest state.
     contains(&w.control("configure check"), &["Configuration OK"]).unwrap();
-    contains(&w.control("configure"), &["Reconfigured"]).unwrap();
+    contains(&w.control("configure"), &["needs a restart"]).unwrap();
     contains(&w.control("show protocols"), &["Mesh_127_0_0_12"]).unwrap();
 }
