@@ -66,9 +66,12 @@ impl Daemon {
             }
         }
         for p in &changes.added {
-            (self.peers)
-                .add(&mut self.rib, p.clone(), self.restarting)
-                .await;
+            // BIRD's `connect delay` lets a node settle after it starts; a peer added to a
+            // running node (a node joining the mesh) is dialled at once, so it is up in well
+            // under a second rather than after the delay.
+            let mut p = p.clone();
+            p.settings.connect_delay = 0;
+            (self.peers).add(&mut self.rib, p, self.restarting).await;
         }
         let mut out = if changes.policy {
             self.rib.reconfigure(&new)
