@@ -5,15 +5,17 @@
 #
 #   - BIRD 2 (Debian bird2), GoBGP (gobgpd), FRRouting (frr), OpenBGPD (openbgpd),
 #     iproute2 (network namespaces, veth), procps (kill), iputils-ping (the topology
-#     tests' pod-to-pod pings) and jq (`wrenc decode | jq`), from apt;
+#     tests' pod-to-pod pings), jq (`wrenc decode | jq`) and etcd (etcd-server, etcd-client:
+#     the datastore tests' etcd v3), from apt;
 #   - BIRD 1.6 (Debian bird: `bird` for IPv4 and `bird6` for IPv6), unpacked into
 #     target/peers/bird16 with `apt-get download` + `dpkg -x`, because the package
 #     conflicts with bird2.
 #
 # Idempotent: what is already there is left alone. Needs root and Debian's apt. Services
-# that the packages would start (bird, frr, bgpd) are kept from starting while installing
-# (policy-rc.d), and any that were started anyway are stopped, so nothing binds TCP port 179
-# in the root namespace; the tests run their own daemons inside network namespaces.
+# that the packages would start (bird, frr, bgpd, etcd) are kept from starting while
+# installing (policy-rc.d), and any that were started anyway are stopped, so nothing binds
+# TCP port 179 (or etcd's 2379) in the root namespace; the tests run their own daemons
+# inside network namespaces.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -39,9 +41,11 @@ declare -A PROBE=(
     [procps]=/usr/bin/pkill
     [iputils-ping]=/usr/bin/ping
     [jq]=/usr/bin/jq
+    [etcd-server]=/usr/bin/etcd
+    [etcd-client]=/usr/bin/etcdctl
 )
 need=()
-for p in bird2 gobgpd frr openbgpd iproute2 procps iputils-ping jq; do
+for p in bird2 gobgpd frr openbgpd iproute2 procps iputils-ping jq etcd-server etcd-client; do
     # a package counts as installed when dpkg says so and its binary is there
     if dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' \
         && [ -e "${PROBE[$p]}" ]; then
@@ -81,7 +85,7 @@ fi
 
 # The packages' own services must not hold port 179 in the root namespace.
 if [ -d /run/systemd/system ]; then
-    for svc in bird frr openbgpd gobgpd; do
+    for svc in bird frr openbgpd gobgpd etcd; do
         if systemctl is-active --quiet "$svc" 2>/dev/null; then
             log "stopping and disabling the system service $svc"
             systemctl stop "$svc" || true
