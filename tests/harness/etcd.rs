@@ -3,17 +3,16 @@
 //! at will (on the same data: revisions and compactions survive), and a small client for its
 //! JSON gateway (grpc-gateway's `/v3/kv/…`, etcd's `api/etcdserverpb/rpc.proto`) that writes,
 //! deletes and compacts. The client connects from a thread that entered the namespace
-//! (setns(2)), so the test process itself stays in the root namespace.
+//! ([`in_netns`]), so the test process itself stays in the root namespace.
 
-use std::fs::File;
 use std::io::{Read as _, Write as _};
 use std::net::{IpAddr, SocketAddr, TcpStream};
-use std::os::fd::AsRawFd as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use super::netns::in_netns;
 use super::proc::{ProcId, Procs, require_binaries, system_bin, wait_until};
 
 /// The client port wrend is given.
@@ -224,7 +223,10 @@ impl Client {
     fn post(&self, path: &str, body: &Value) -> Result<Value, String> {
         let what = format!("etcd {} {path}", self.addr);
         let body = body.to_string();
-        let mut s = connect_in(&self.ns, self.addr).map_err(|e| format!("{what}: {e}"))?;
+        let mut s = in_netns(&self.ns, || {
+            TcpStream::connect_timeout(&self.addr, REQUEST_TIMEOUT)
+        })
+        .map_err(|e| format!("{what}: {e}"))?;
         let _ = s.set_read_timeout(Some(REQUEST_TIMEOUT));
         let _ = s.set_write_timeout(Some(REQUEST_TIMEOUT));
         let head = format!(
@@ -267,25 +269,6 @@ fn prefix_end(prefix: &[u8]) -> Vec<u8> {
         }
     }
     vec![0]
-}
-
-/// Connects to `addr` from inside network namespace `ns`: a thread enters the namespace
-/// (setns(2) changes only the calling thread's) and makes the socket, which keeps that
-/// namespace wherever it is used.
-pub fn connect_in(ns: &str, addr: SocketAddr) -> std::io::Result<TcpStream> {
-    let path = Path::new("/run/netns").join(ns);
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            let f = File::open(&path)?;
-            // SAFETY: setns on this thread only, with a namespace file descriptor we opened.
-            if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            TcpStream::connect_timeout(&addr, REQUEST_TIMEOUT)
-        })
-        .join()
-        .unwrap_or_else(|_| Err(std::io::Error::other("the connecting thread panicked")))
-    })
 }
 
 /// The status and body of an HTTP/1.1 answer read to its end (plain or chunked).

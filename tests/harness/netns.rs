@@ -3,8 +3,9 @@
 //! test or bench makes carries its process id, so two runs on one machine never touch each
 //! other's namespaces.
 
-use std::fs;
+use std::fs::{self, File};
 use std::net::IpAddr;
+use std::os::fd::AsRawFd as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -61,6 +62,32 @@ pub fn add_netns(ns: &str, sysctls: &[&str]) {
         netns_exec(ns, &["sysctl", "-qw", s]);
     }
     ip(&["-n", ns, "link", "set", "lo", "up"]);
+}
+
+/// Runs `f` on a thread inside network namespace `ns`: setns(2) changes only the calling
+/// thread's namespace, and the sockets `f` makes stay in `ns` wherever they are used (so a
+/// test in the root namespace can talk to, or hold sessions from, addresses in `ns`).
+pub fn in_netns<T: Send>(
+    ns: &str,
+    f: impl FnOnce() -> std::io::Result<T> + Send,
+) -> std::io::Result<T> {
+    let path = Path::new("/run/netns").join(ns);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let file = File::open(&path)?;
+            // SAFETY: setns on this thread only, with a namespace file descriptor we opened.
+            if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            f()
+        })
+        .join()
+        .unwrap_or_else(|_| {
+            Err(std::io::Error::other(
+                "the thread in the namespace panicked",
+            ))
+        })
+    })
 }
 
 /// Wires a pod in namespace `pod` to its node in `node` as Calico does: a veth `cali0` on the
