@@ -49,6 +49,7 @@ pub mod attrs;
 pub mod config;
 pub mod control;
 pub mod daemon;
+pub mod datastore;
 pub mod demo;
 pub mod fib;
 pub mod notify;

@@ -10,13 +10,13 @@ use clap::Parser;
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::prelude::*;
 use tracing_subscriber::reload;
-use wren::config::{Config, LogLevel};
-use wren::daemon;
+use wren::config::{LogLevel, Source};
+use wren::{daemon, datastore};
 
 #[derive(Parser)]
 #[command(name = "wrend", version, about = "wren BGP daemon")]
 struct Args {
-    /// Configuration file (TOML).
+    /// Configuration file (TOML): the whole model, or a `[datastore]` table.
     #[arg(short = 'c', long = "config", default_value = "/etc/wren/wren.toml")]
     config: PathBuf,
     /// Control socket path; may be given more than once.
@@ -58,17 +58,14 @@ fn main() -> ExitCode {
                 .with_target(false),
         )
         .init();
-    let mut config = match Config::load(&args.config) {
-        Ok(c) => c,
+    let source = match Source::load(&args.config) {
+        Ok(s) => s,
         Err(e) => {
             // FILE:LINE:COL: message, as every configuration error.
             eprintln!("{e}");
             return ExitCode::FAILURE;
         }
     };
-    if let Some(mode) = &args.fib {
-        config.kernel.enabled = mode == "kernel";
-    }
     if args.check {
         println!("{}: configuration OK", args.config.display());
         return ExitCode::SUCCESS;
@@ -83,6 +80,38 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let kernel = args.fib.as_deref().map(|mode| mode == "kernel");
+    let (config, datastore) = match source {
+        Source::Model(mut config) => {
+            if let Some(on) = kernel {
+                config.kernel.enabled = on;
+            }
+            (config, None)
+        }
+        Source::Datastore(mut local) => {
+            if let Some(on) = kernel {
+                local.kernel.enabled = on;
+            }
+            // Waits for etcd, or for the saved state when etcd does not answer.
+            let (node, feed) = match runtime.block_on(datastore::start(&local.datastore)) {
+                Ok(started) => started,
+                Err(e) => {
+                    eprintln!("wrend: datastore: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let decided = feed.borrow().state.decision.clone();
+            let config = match decided {
+                Ok(d) => local.overlay(d.config),
+                Err(e) => {
+                    eprintln!("wrend: datastore: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let start = daemon::DatastoreStart { local, node, feed };
+            (config, Some(start))
+        }
+    };
     let opts = daemon::Options {
         config,
         config_path: args.config,
@@ -91,6 +120,7 @@ fn main() -> ExitCode {
         set_log_level: Box::new(move |l| {
             let _ = level.modify(|f| *f = level_filter(l));
         }),
+        datastore,
     };
     match runtime.block_on(daemon::run(opts)) {
         Ok(()) => ExitCode::SUCCESS,

@@ -38,16 +38,7 @@ const WITHOUT_RESET: [&str; 2] = ["import_limit", "import_limit_action"];
 /// The changes from `running` to `new`, or why they need a restart (the running
 /// configuration then stays).
 pub fn diff(running: &Config, new: &Config) -> Result<Changes, String> {
-    let restart: Vec<&str> = [
-        ("asn", running.asn != new.asn),
-        ("router_id", running.router_id != new.router_id),
-        ("listen", running.listen != new.listen),
-        ("metrics", running.metrics != new.metrics),
-        ("kernel", running.kernel != new.kernel),
-    ]
-    .into_iter()
-    .filter_map(|(name, changed)| changed.then_some(name))
-    .collect();
+    let restart = needs_restart(running, new);
     if !restart.is_empty() {
         return Err(format!(
             "changing {} needs a restart; the running configuration stays",
@@ -97,6 +88,34 @@ pub fn diff(running: &Config, new: &Config) -> Result<Changes, String> {
     Ok(c)
 }
 
+/// The settings that changed and only a restart applies.
+fn needs_restart(running: &Config, new: &Config) -> Vec<&'static str> {
+    [
+        ("asn", running.asn != new.asn),
+        ("router_id", running.router_id != new.router_id),
+        ("listen", running.listen != new.listen),
+        ("metrics", running.metrics != new.metrics),
+        ("kernel", running.kernel != new.kernel),
+    ]
+    .into_iter()
+    .filter_map(|(name, changed)| changed.then_some(name))
+    .collect()
+}
+
+/// Keeps the running values of the settings only a restart applies in `new`, so the rest of
+/// it can apply; the names of those that differed. For a source that changes under a running
+/// daemon (the datastore), where refusing the whole change would leave every other part
+/// of it out too.
+pub fn keep_running(running: &Config, new: &mut Config) -> Vec<&'static str> {
+    let kept = needs_restart(running, new);
+    new.asn = running.asn;
+    new.router_id = running.router_id;
+    new.listen = running.listen.clone();
+    new.metrics = running.metrics;
+    new.kernel = running.kernel.clone();
+    kept
+}
+
 /// The names of the settings that differ between two configurations of one peer.
 fn changed_settings(a: &Peer, b: &Peer) -> Vec<&'static str> {
     let (x, y): (&PeerDefaults, &PeerDefaults) = (&a.settings, &b.settings);
@@ -136,6 +155,17 @@ fn changed_settings(a: &Peer, b: &Peer) -> Vec<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keeps_what_needs_a_restart() {
+        let running = Config::parse(&format!("{HEAD}[[peer]]\naddress = \"198.51.100.2\"\nasn = 64512\n")).unwrap();
+        let mut new = Config::parse("router_id = \"198.51.100.9\"\nasn = 64999\n[[peer]]\naddress = \"198.51.100.3\"\nasn = 64512\n").unwrap();
+        assert_eq!(keep_running(&running, &mut new), vec!["asn", "router_id"]);
+        assert_eq!((new.asn, new.router_id), (running.asn, running.router_id));
+        let c = diff(&running, &new).unwrap();
+        assert_eq!((c.added.len(), c.removed.len()), (1, 1));
+        assert!(keep_running(&running, &mut new).is_empty());
+    }
 
     const HEAD: &str = "router_id = \"198.51.100.1\"\nasn = 64512\n";
 

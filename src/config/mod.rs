@@ -45,6 +45,21 @@ impl std::fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// What a configuration file holds: the whole model, or where to read it from (a file with
+/// a `[datastore]` table).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Source {
+    Model(Config),
+    Datastore(datastore::Local),
+}
+
+impl Source {
+    /// Reads and checks a TOML configuration file of either kind.
+    pub fn load(path: &Path) -> Result<Source, Error> {
+        toml::load_source(path)
+    }
+}
+
 impl Config {
     /// Reads and checks a TOML configuration file.
     pub fn load(path: &Path) -> Result<Config, Error> {

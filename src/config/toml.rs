@@ -11,8 +11,9 @@ use ::toml::de::{DeTable, DeValue};
 use ipnet::IpNet;
 use serde::Deserialize;
 
+use super::datastore::Local;
 use super::{
-    AddPaths, Config, Error, Item, KernelConfig, LimitAction, Listen, LogLevel, NextHopMode, Peer,
+    AddPaths, Config, Source, Error, Item, KernelConfig, LimitAction, Listen, LogLevel, NextHopMode, Peer,
     PeerDefaults, Pool, PrefixCommunities, default_name, validate,
 };
 
@@ -97,28 +98,63 @@ fn bgp_port() -> u16 {
 
 /// Reads and checks a configuration file.
 pub fn load(path: &Path) -> Result<Config, Error> {
+    let (file, text) = read(path)?;
+    parse(file.as_deref(), &text)
+}
+
+/// Reads and checks a configuration file that holds the model or a `[datastore]` table.
+pub fn load_source(path: &Path) -> Result<Source, Error> {
+    let (file, text) = read(path)?;
+    parse_source(file.as_deref(), &text)
+}
+
+fn read(path: &Path) -> Result<(Option<String>, String), Error> {
     let file = Some(path.display().to_string());
     let text = std::fs::read_to_string(path).map_err(|e| Error {
         file: file.clone(),
         at: None,
         message: e.to_string(),
     })?;
-    parse(file.as_deref(), &text)
+    Ok((file, text))
 }
 
 /// Parses and checks configuration text; `file` names it in errors.
 pub fn parse(file: Option<&str>, text: &str) -> Result<Config, Error> {
-    let error = |at, message| Error {
-        file: file.map(str::to_string),
-        at,
-        message,
-    };
-    let f: File = ::toml::from_str(text).map_err(|e| {
-        let message = format!("{}{}", e.message().trim_end(), suggestion(e.message()));
-        error(e.span().map(|s| line_col(text, s.start)), message)
-    })?;
+    let f: File = deserialize(file, text)?;
     let config = f.into_model().and_then(|c| validate::check(&c).map(|()| c));
-    config.map_err(|(item, message)| error(Positions::of(text).find(item), message))
+    config.map_err(|(item, message)| Error {
+        file: file.map(str::to_string),
+        at: Positions::of(text).find(item),
+        message,
+    })
+}
+
+/// Parses configuration text of either kind: a file with a `[datastore]` table takes only
+/// the settings no datastore resource carries beside it (`metrics`, `[kernel]`).
+pub fn parse_source(file: Option<&str>, text: &str) -> Result<Source, Error> {
+    let datastore = ::toml::from_str::<::toml::Table>(text)
+        .is_ok_and(|t| t.contains_key("datastore"));
+    if !datastore {
+        return parse(file, text).map(Source::Model);
+    }
+    let local: Local = deserialize(file, text)?;
+    if local.datastore.endpoints.is_empty() {
+        return Err(Error {
+            file: file.map(str::to_string),
+            at: Positions::of(text).at.get("datastore.endpoints").copied(),
+            message: "datastore: endpoints is empty".into(),
+        });
+    }
+    Ok(Source::Datastore(local))
+}
+
+/// The file as `T`; errors at their line and column, with a suggestion for a misspelt key.
+fn deserialize<T: serde::de::DeserializeOwned>(file: Option<&str>, text: &str) -> Result<T, Error> {
+    ::toml::from_str(text).map_err(|e| Error {
+        file: file.map(str::to_string),
+        at: e.span().map(|s| line_col(text, s.start)),
+        message: format!("{}{}", e.message().trim_end(), suggestion(e.message())),
+    })
 }
 
 impl File {
@@ -320,6 +356,42 @@ hold_time = 9
 import_limit = 1000
 import_limit_action = "block"
 "#;
+
+    /// A file with only `[datastore]` is a whole configuration; beside it only what no
+    /// resource carries, and mistakes are placed at their line and column.
+    #[test]
+    fn datastore_files() {
+        let ds = "[datastore]\nkind = \"etcdv3\"\nendpoints = [\"http://127.0.0.1:2379\"]\n";
+        let Ok(Source::Datastore(local)) = parse_source(None, ds) else {
+            panic!("not a datastore file");
+        };
+        let s = &local.datastore;
+        assert_eq!(s.endpoints[0].to_string(), "http://127.0.0.1:2379");
+        assert_eq!(s.state_dir, std::path::Path::new("/var/lib/wren"));
+        assert_eq!((s.node.as_deref(), local.metrics), (None, None));
+        assert!(local.kernel.enabled);
+        let full = format!(
+            "metrics = \"127.0.0.1:9324\"\n{ds}node = \"n1\"\nca_file = \"/ca.pem\"\nstate_dir = \"/tmp/w\"\n[kernel]\nenabled = false\n"
+        );
+        let Ok(Source::Datastore(local)) = parse_source(None, &full) else {
+            panic!("not a datastore file");
+        };
+        assert_eq!(local.datastore.node.as_deref(), Some("n1"));
+        assert!(!local.kernel.enabled && local.metrics.is_some());
+        let at = |text: &str| parse_source(Some("d.toml"), text).unwrap_err().to_string();
+        let e = at(&format!("router_id = \"198.51.100.1\"\n{ds}"));
+        assert!(e.starts_with("d.toml:1:1: unknown field `router_id`"), "{e}");
+        let e = at("[datastore]\nkind = \"kubernetes\"\nendpoints = []\n");
+        assert!(e.starts_with("d.toml:2:8: unknown variant `kubernetes`"), "{e}");
+        let e = at("[datastore]\nkind = \"etcdv3\"\nendpoints = [\"etcd:2379\"]\n");
+        assert!(e.starts_with("d.toml:3:14: ") && e.contains("http://HOST:PORT"), "{e}");
+        let e = at("[datastore]\nkind = \"etcdv3\"\nendpoints = []\n");
+        assert_eq!(e, "d.toml:3:1: datastore: endpoints is empty");
+        let e = at(&format!("{ds}nodename = \"x\"\n"));
+        assert!(e.starts_with("d.toml:4:1: ") && e.ends_with("did you mean `node`?"), "{e}");
+        // A model file is still one.
+        assert!(matches!(parse_source(None, MESH), Ok(Source::Model(_))));
+    }
 
     #[test]
     fn parses_with_defaults() {

@@ -36,6 +36,8 @@ pub struct Context<'a> {
     pub recovery: Option<(u64, u64)>,
     /// The kernel side; `None` when wren leaves the kernel alone.
     pub fib: Option<FibView>,
+    /// The datastore, when the configuration comes from one.
+    pub datastore: Option<&'a crate::datastore::Report>,
 }
 
 /// What the commands read of the FIB thread.
@@ -109,6 +111,7 @@ pub fn execute(cmd: &str, ctx: &Context) -> (Reply, Vec<Effect>) {
         ["show", "protocols", rest @ ..] => show_protocols(ctx, rest),
         ["show", "route", rest @ ..] => return (show_route(ctx, rest), Vec::new()),
         ["show", "memory"] => show_memory(ctx),
+        ["show", "datastore"] => super::datastore::show(ctx.datastore, datetime),
         ["enable", name] => return act(ctx, name, 11, "enabled", &[Effect::Enable]),
         ["disable", name] => return act(ctx, name, 9, "disabled", &[Effect::Disable]),
         ["restart", name] => return act(ctx, name, 6, "restarted", &[Effect::Restart]),
@@ -190,6 +193,9 @@ fn show_status(ctx: &Context) -> Vec<Line> {
             c.peers
         ),
     ));
+    if let Some(r) = ctx.datastore {
+        out.push(super::datastore::status_line(r));
+    }
     // calico-node's bird-ready reads a 0024 line as "graceful restart in progress".
     if let Some((left, total)) = ctx.recovery {
         let waiting = ctx.rib.peers().filter(|(_, p)| !p.synced()).count();
@@ -883,6 +889,7 @@ mod tests {
             rib,
             recovery: None,
             fib: None,
+            datastore: None,
         }
     }
 

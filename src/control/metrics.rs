@@ -276,6 +276,35 @@ pub fn render(ctx: &Context) -> String {
             ctx.rib.group_count() as u64,
         ),
     ];
+    if let Some(d) = ctx.datastore {
+        let seconds = |t: SystemTime| t.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        families.extend([
+            Family::one(
+                "wren_datastore_connected",
+                Gauge,
+                "1 while the datastore (etcd) answers.",
+                u64::from(d.connected),
+            ),
+            Family::one(
+                "wren_datastore_from_saved",
+                Gauge,
+                "1 while running from the state saved before, etcd not read since start.",
+                u64::from(d.from_saved),
+            ),
+            Family::one(
+                "wren_datastore_revision",
+                Gauge,
+                "etcd revision of the datastore state applied.",
+                u64::try_from(d.applied_revision).unwrap_or(0),
+            ),
+            Family::one(
+                "wren_datastore_last_apply_timestamp_seconds",
+                Gauge,
+                "When a datastore change was last applied (Unix time).",
+                d.applied_at.map_or(0, seconds),
+            ),
+        ]);
+    }
     if let Some(fib) = &ctx.fib {
         let s = &fib.stats;
         families.extend([

@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod commands;
+pub mod datastore;
 pub mod metrics;
 pub mod server;
 

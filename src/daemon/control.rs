@@ -6,7 +6,7 @@ use tokio::time::Instant;
 use tracing::info;
 
 use super::Daemon;
-use crate::config::{Config, LogLevel};
+use crate::config::{LogLevel, Source};
 use crate::control::Line;
 use crate::control::commands::{self, Reply};
 use crate::control::server::Ask;
@@ -65,7 +65,7 @@ impl Daemon {
                     2,
                     format!("Reading configuration from {}", self.config_path.display()),
                 )];
-                match Config::load(&self.config_path) {
+                match Source::load(&self.config_path) {
                     Ok(_) => lines.push(Line::new(20, "Configuration OK")),
                     Err(e) => lines.push(Line::new(8002, e.to_string())),
                 }
@@ -101,6 +101,7 @@ impl Daemon {
                     in_sync,
                 }
             }),
+            datastore: self.datastore.as_ref().map(|m| m.report()),
         }
     }
 

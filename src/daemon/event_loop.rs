@@ -31,6 +31,8 @@ pub(super) struct Inputs {
     pub term: Signal,
     pub int: Signal,
     pub hup: Signal,
+    /// The datastore's watch task, in datastore mode.
+    pub datastore: Option<watch::Receiver<crate::datastore::View>>,
 }
 
 impl Daemon {
@@ -87,6 +89,10 @@ impl Daemon {
                     let out = self.rib.set_interfaces(ifs);
                     self.send(out).await;
                 }
+                view = changed(&mut inputs.datastore), if inputs.datastore.is_some() => match view {
+                    Some(view) => self.datastore_changed(view).await,
+                    None => inputs.datastore = None,
+                },
                 _ = tick(&mut inputs.watchdog), if inputs.watchdog.is_some() => notify::notify("WATCHDOG=1"),
                 _ = inputs.term.recv() => break,
                 _ = inputs.int.recv() => break,

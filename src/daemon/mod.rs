@@ -4,6 +4,7 @@
 //! (`control`).
 
 mod control;
+mod datastore;
 mod event_loop;
 mod peers;
 mod reload;
@@ -28,6 +29,8 @@ use crate::session::{PeerId, ToPeer, ToRib};
 use crate::wire::Notification;
 use crate::wire::notification::cease;
 
+pub use datastore::Start as DatastoreStart;
+
 /// Messages from the sessions queued for the RIB task, for all peers together.
 const RIB_QUEUE: usize = 64;
 
@@ -43,6 +46,8 @@ pub struct Options {
     /// Changes the log level of the running process (the config's `log_level`, or `log
     /// level LEVEL` on the control socket).
     pub set_log_level: Box<dyn Fn(LogLevel) + Send>,
+    /// Started in datastore mode: `config` is the datastore's first decision.
+    pub datastore: Option<DatastoreStart>,
 }
 
 struct Daemon {
@@ -62,11 +67,21 @@ struct Daemon {
     shutdown: bool,
     /// Start-up sync is over, to be told to the FIB once the RIB's changes are all sent.
     fib_finish: bool,
+    /// The datastore side, in datastore mode.
+    datastore: Option<datastore::Mode>,
 }
 
 /// Runs until SIGTERM or SIGINT, then sends every peer a Cease and returns.
 pub async fn run(opts: Options) -> anyhow::Result<()> {
     let config = opts.config;
+    let (mode, feed) = match opts.datastore {
+        Some(s) => {
+            let view = s.feed.borrow().clone();
+            let mode = datastore::Mode::new(s.local, s.node, view, &config);
+            (Some(mode), Some(s.feed))
+        }
+        None => (None, None),
+    };
     // First, before touching the kernel: a second daemon started by mistake stops here.
     let (ctl_tx, ctl_rx) = mpsc::channel::<server::Request>(64);
     let mut sockets = Vec::new();
@@ -104,6 +119,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         set_log_level: opts.set_log_level,
         shutdown: false,
         fib_finish: false,
+        datastore: mode,
         config,
     };
     (d.set_log_level)(d.config.log_level);
@@ -143,6 +159,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         term: signal(SignalKind::terminate())?,
         int: signal(SignalKind::interrupt())?,
         hup: signal(SignalKind::hangup())?,
+        datastore: feed,
     };
     d.event_loop(inputs).await;
     drop(metrics_tx);

@@ -1,12 +1,12 @@
-//! Configuration reload (SIGHUP, `configure`): the new model is read, `config::diff` says
-//! what changed, and this applies it.
+//! Configuration reload (SIGHUP, `configure`) and datastore changes: the new model is read
+//! (or decided from the datastore), `config::diff` says what changed, and this applies it.
 
 use std::time::SystemTime;
 
 use tracing::info;
 
 use super::Daemon;
-use crate::config::{Config, diff};
+use crate::config::{Config, Source, diff};
 use crate::notify;
 use crate::wire::notification::cease;
 
@@ -23,7 +23,17 @@ impl Daemon {
     }
 
     async fn apply_config(&mut self) -> Result<(), String> {
-        let mut new = Config::load(&self.config_path).map_err(|e| e.to_string())?;
+        let source = Source::load(&self.config_path).map_err(|e| e.to_string())?;
+        let new = match (source, &self.datastore) {
+            (Source::Model(c), None) => c,
+            (Source::Datastore(local), Some(_)) => self.datastore_model(local)?,
+            _ => return Err("switching between a datastore and a file needs a restart".into()),
+        };
+        self.apply_model(new).await.map(drop)
+    }
+
+    /// Applies the difference between the running model and `new`; on error nothing changed.
+    pub(super) async fn apply_model(&mut self, mut new: Config) -> Result<diff::Changes, String> {
         // `wrend -F` chose whether the kernel is written; the file does not change that.
         new.kernel.enabled = self.config.kernel.enabled;
         let changes = diff::diff(&self.config, &new)?;
@@ -73,8 +83,8 @@ impl Daemon {
             added = changes.added.len(),
             removed = changes.removed.len(),
             changed = changes.changed.len(),
-            "configuration reloaded"
+            "configuration applied"
         );
-        Ok(())
+        Ok(changes)
     }
 }
