@@ -507,6 +507,21 @@ fn configure(birdc: &Path, ctl: &Path) -> anyhow::Result<Duration> {
     Ok(took)
 }
 
+/// Checks that BIRD runs `want` BGP protocols (the configuration really holds the peers).
+fn bgp_protocols(birdc: &Path, ctl: &Path, want: usize) -> anyhow::Result<()> {
+    let out = Command::new(birdc)
+        .args(["-s", &ctl.display().to_string(), "show", "protocols"])
+        .output()?;
+    let have = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.split_whitespace().nth(1) == Some("BGP"))
+        .count();
+    if have != want {
+        bail!("BIRD runs {have} BGP protocols, expected {want}");
+    }
+    Ok(())
+}
+
 fn bird_run(args: &Args, speaker: &str, dir: &Path) -> anyhow::Result<String> {
     let bird = if speaker == "bird16" {
         &args.daemons.bird16
@@ -554,11 +569,15 @@ fn bird_run(args: &Args, speaker: &str, dir: &Path) -> anyhow::Result<String> {
         Duration::from_secs(2),
     )?;
     let (mut adds, mut removes, mut cpu) = (Vec::new(), Vec::new(), 0.0);
-    for _ in 0..args.repeat {
+    bgp_protocols(&birdc, &ctl, args.bird_peers)?;
+    for r in 0..args.repeat {
         std::fs::write(&conf, &more)?;
         let c0 = cpu_secs(p.pid())?;
         adds.push(configure(&birdc, &ctl)?);
         cpu += cpu_secs(p.pid())? - c0;
+        if r == 0 {
+            bgp_protocols(&birdc, &ctl, args.bird_peers + 1)?;
+        }
         sleep(Duration::from_millis(500))?;
         std::fs::write(&conf, &base)?;
         removes.push(configure(&birdc, &ctl)?);

@@ -159,6 +159,16 @@ impl Drop for NsGuard {
 #[test]
 fn mesh_from_etcd_node_joins_and_leaves() {
     let c = mesh_cluster("mesh", 5);
+    let shown = c.must(c.show(1, "show datastore"));
+    for want in [
+        format!("block {}", block(1)),
+        format!("peer {} {}", session_name("Mesh", 2), node_ip(2)),
+        format!("router id {}", node_ip(1)),
+    ] {
+        if !shown.contains(&want) {
+            c.fail(&format!("node1's `show datastore` lacks {want:?}: {shown}"));
+        }
+    }
     let before = c.snapshot();
 
     c.add_host(6);
@@ -253,9 +263,9 @@ fn etcd_down_then_back_with_changes() {
     std::thread::sleep(Duration::from_secs(5));
     c.no_resets("etcd down for 5 s", &before, &[]);
     routes_and_pings(&c, |j| vec![block(j)]);
-    for cmd in ["show status", "show datastore"] {
-        let out = c.show(1, cmd).unwrap_or_else(|e| e);
-        c.log(&format!("node1 `{cmd}` with etcd down:\n{out}"));
+    let status = c.must(c.show(1, "show status"));
+    if !status.contains("Datastore: not connected") {
+        c.fail(&format!("node1's `show status` with etcd down: {status}"));
     }
 
     c.kill(3);
@@ -264,6 +274,12 @@ fn etcd_down_then_back_with_changes() {
     c.wait_sessions("node3 restarted with etcd down", |k| mesh(&five, k));
     routes_and_pings(&c, |j| vec![block(j)]);
     c.no_resets("node3 restarted with etcd down", &before, &[3]);
+    let status = c.must(c.show(3, "show status"));
+    if !status.contains("running from the saved state") {
+        c.fail(&format!(
+            "node3's `show status` after a start with etcd down: {status}"
+        ));
+    }
 
     let before = c.snapshot();
     c.etcd.run_on(PRIVATE_PORT);
@@ -284,6 +300,12 @@ fn etcd_down_then_back_with_changes() {
         }
     });
     c.no_resets("etcd back with changes", &before, &[6]);
+    for k in 1..=5 {
+        let status = c.must(c.show(k, "show status"));
+        if !status.contains("Datastore: connected") {
+            c.fail(&format!("node{k}'s `show status` with etcd back: {status}"));
+        }
+    }
 }
 
 /// Changes made and compacted while wrend could not watch: its watch, from a revision

@@ -158,7 +158,10 @@ mod tests {
 
     #[test]
     fn keeps_what_needs_a_restart() {
-        let running = Config::parse(&format!("{HEAD}[[peer]]\naddress = \"198.51.100.2\"\nasn = 64512\n")).unwrap();
+        let running = Config::parse(&format!(
+            "{HEAD}[[peer]]\naddress = \"198.51.100.2\"\nasn = 64512\n"
+        ))
+        .unwrap();
         let mut new = Config::parse("router_id = \"198.51.100.9\"\nasn = 64999\n[[peer]]\naddress = \"198.51.100.3\"\nasn = 64512\n").unwrap();
         assert_eq!(keep_running(&running, &mut new), vec!["asn", "router_id"]);
         assert_eq!((new.asn, new.router_id), (running.asn, running.router_id));

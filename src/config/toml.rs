@@ -13,8 +13,8 @@ use serde::Deserialize;
 
 use super::datastore::Local;
 use super::{
-    AddPaths, Config, Source, Error, Item, KernelConfig, LimitAction, Listen, LogLevel, NextHopMode, Peer,
-    PeerDefaults, Pool, PrefixCommunities, default_name, validate,
+    AddPaths, Config, Error, Item, KernelConfig, LimitAction, Listen, LogLevel, NextHopMode, Peer,
+    PeerDefaults, Pool, PrefixCommunities, Source, default_name, validate,
 };
 
 /// The whole file.
@@ -132,8 +132,8 @@ pub fn parse(file: Option<&str>, text: &str) -> Result<Config, Error> {
 /// Parses configuration text of either kind: a file with a `[datastore]` table takes only
 /// the settings no datastore resource carries beside it (`metrics`, `[kernel]`).
 pub fn parse_source(file: Option<&str>, text: &str) -> Result<Source, Error> {
-    let datastore = ::toml::from_str::<::toml::Table>(text)
-        .is_ok_and(|t| t.contains_key("datastore"));
+    let datastore =
+        ::toml::from_str::<::toml::Table>(text).is_ok_and(|t| t.contains_key("datastore"));
     if !datastore {
         return parse(file, text).map(Source::Model);
     }
@@ -380,15 +380,27 @@ import_limit_action = "block"
         assert!(!local.kernel.enabled && local.metrics.is_some());
         let at = |text: &str| parse_source(Some("d.toml"), text).unwrap_err().to_string();
         let e = at(&format!("router_id = \"198.51.100.1\"\n{ds}"));
-        assert!(e.starts_with("d.toml:1:1: unknown field `router_id`"), "{e}");
+        assert!(
+            e.starts_with("d.toml:1:1: unknown field `router_id`"),
+            "{e}"
+        );
         let e = at("[datastore]\nkind = \"kubernetes\"\nendpoints = []\n");
-        assert!(e.starts_with("d.toml:2:8: unknown variant `kubernetes`"), "{e}");
+        assert!(
+            e.starts_with("d.toml:2:8: unknown variant `kubernetes`"),
+            "{e}"
+        );
         let e = at("[datastore]\nkind = \"etcdv3\"\nendpoints = [\"etcd:2379\"]\n");
-        assert!(e.starts_with("d.toml:3:14: ") && e.contains("http://HOST:PORT"), "{e}");
+        assert!(
+            e.starts_with("d.toml:3:14: ") && e.contains("http://HOST:PORT"),
+            "{e}"
+        );
         let e = at("[datastore]\nkind = \"etcdv3\"\nendpoints = []\n");
         assert_eq!(e, "d.toml:3:1: datastore: endpoints is empty");
         let e = at(&format!("{ds}nodename = \"x\"\n"));
-        assert!(e.starts_with("d.toml:4:1: ") && e.ends_with("did you mean `node`?"), "{e}");
+        assert!(
+            e.starts_with("d.toml:4:1: ") && e.ends_with("did you mean `node`?"),
+            "{e}"
+        );
         // A model file is still one.
         assert!(matches!(parse_source(None, MESH), Ok(Source::Model(_))));
     }

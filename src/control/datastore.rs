@@ -13,7 +13,10 @@ pub fn show(r: Option<&Report>, datetime: fn(std::time::SystemTime) -> String) -
         return vec![Line::new(8003, "No datastore: the configuration is a file")];
     };
     let mut out = vec![
-        Line::new(CODE, format!("Datastore: etcdv3 {}, node {}", r.endpoint, r.node)),
+        Line::new(
+            CODE,
+            format!("Datastore: etcdv3 {}, node {}", r.endpoint, r.node),
+        ),
         Line::new(CODE, format!("Connected: {}", connection(r))),
         Line::new(
             CODE,

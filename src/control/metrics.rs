@@ -277,7 +277,10 @@ pub fn render(ctx: &Context) -> String {
         ),
     ];
     if let Some(d) = ctx.datastore {
-        let seconds = |t: SystemTime| t.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let seconds = |t: SystemTime| {
+            t.duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs())
+        };
         families.extend([
             Family::one(
                 "wren_datastore_connected",

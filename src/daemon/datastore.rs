@@ -119,7 +119,10 @@ impl Daemon {
         let decided = match &state.decision {
             Ok(d) => d,
             Err(e) => {
-                warn!("datastore revision {}: {e}; the running configuration stays", state.revision);
+                warn!(
+                    "datastore revision {}: {e}; the running configuration stays",
+                    state.revision
+                );
                 m.report.error = Some(e.clone());
                 return;
             }
@@ -138,14 +141,21 @@ impl Daemon {
                 let Some(m) = &mut self.datastore else {
                     return;
                 };
-                info!(revision = state.revision, "datastore change applied: {what}");
+                info!(
+                    revision = state.revision,
+                    "datastore change applied: {what}"
+                );
                 m.report.applied_at = Some(SystemTime::now());
                 m.report.applied = format!(
                     "{what}: {} peers added, {} removed, {} changed{}",
                     c.added.len(),
                     c.removed.len(),
                     c.changed.len(),
-                    if c.policy { ", announcements changed" } else { "" }
+                    if c.policy {
+                        ", announcements changed"
+                    } else {
+                        ""
+                    }
                 );
                 if !kept.is_empty() {
                     m.report.applied += &format!(" ({} kept until a restart)", kept.join(", "));

@@ -144,10 +144,13 @@ impl Client {
     }
 
     async fn connect_to(&self, ep: &Endpoint) -> Result<Sender, Error> {
-        let tcp = timeout(CONNECT_TIMEOUT, TcpStream::connect((ep.host.as_str(), ep.port)))
-            .await
-            .map_err(|_| Error::Timeout)?
-            .map_err(|e| Error::Connect(e.to_string()))?;
+        let tcp = timeout(
+            CONNECT_TIMEOUT,
+            TcpStream::connect((ep.host.as_str(), ep.port)),
+        )
+        .await
+        .map_err(|_| Error::Timeout)?
+        .map_err(|e| Error::Connect(e.to_string()))?;
         let _ = tcp.set_nodelay(true);
         let keepalive = socket2::TcpKeepalive::new()
             .with_time(KEEPALIVE)
@@ -177,7 +180,12 @@ impl Client {
 
     /// Every key in `[start, end)` at one revision, read in pages over one connection:
     /// the keys and that revision. On failure the next endpoint is tried next time.
-    pub async fn range(&mut self, start: &str, end: &str, revision: i64) -> Result<(Vec<Kv>, i64), Error> {
+    pub async fn range(
+        &mut self,
+        start: &str,
+        end: &str,
+        revision: i64,
+    ) -> Result<(Vec<Kv>, i64), Error> {
         let mut sender = self.connect().await?;
         let result = range_pages(&mut sender, &self.endpoint().clone(), start, end, revision).await;
         if result.is_err() {
@@ -257,8 +265,7 @@ fn tls_config(files: &Settings) -> Result<rustls::ClientConfig, Error> {
                 .map_err(|e| err("certificate", cert, &e))?
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| err("certificate", cert, &e))?;
-            let key_der =
-                PrivateKeyDer::from_pem_file(key).map_err(|e| err("key", key, &e))?;
+            let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| err("key", key, &e))?;
             builder
                 .with_client_auth_cert(chain, key_der)
                 .map_err(|e| err("certificate and key", cert, &e))
@@ -530,8 +537,12 @@ fn decode_range(bytes: &[u8]) -> Result<Page, Error> {
         serde_json::from_slice(bytes).map_err(|e| Error::Decode(e.to_string()))?;
     let kvs = (r.kvs.into_iter())
         .map(|kv| {
-            let key = B64.decode(&kv.key).map_err(|e| Error::Decode(e.to_string()))?;
-            let value = B64.decode(&kv.value).map_err(|e| Error::Decode(e.to_string()))?;
+            let key = B64
+                .decode(&kv.key)
+                .map_err(|e| Error::Decode(e.to_string()))?;
+            let value = B64
+                .decode(&kv.value)
+                .map_err(|e| Error::Decode(e.to_string()))?;
             Ok(Kv {
                 key: String::from_utf8_lossy(&key).into_owned(),
                 value,

@@ -113,8 +113,7 @@ pub fn load(path: &Path, node: &str) -> Result<Option<Saved>, String> {
             v.format
         ));
     }
-    let s: Saved =
-        serde_json::from_slice(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let s: Saved = serde_json::from_slice(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     if s.node != node {
         return Err(format!(
             "{}: saved for node {}, not {node}",

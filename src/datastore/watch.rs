@@ -100,7 +100,11 @@ impl Task {
                 }
             }
             let (start, end) = watch_range();
-            let mut watch = match self.client.watch(start, &end, self.state.revision + 1).await {
+            let mut watch = match self
+                .client
+                .watch(start, &end, self.state.revision + 1)
+                .await
+            {
                 Ok(w) => w,
                 Err(e) => {
                     // Compacted, or etcd gone: read again once it answers (a restored etcd
@@ -187,7 +191,9 @@ impl Task {
             let result = self
                 .resources
                 .apply(&e.key, value.as_deref().map(str::as_bytes));
-            self.state.malformed.retain(|m| !m.starts_with(&format!("{}:", e.key)));
+            self.state
+                .malformed
+                .retain(|m| !m.starts_with(&format!("{}:", e.key)));
             match (result, value) {
                 (Ok(_), Some(v)) => drop(self.state.kvs.insert(e.key, v)),
                 (Ok(_), None) => drop(self.state.kvs.remove(&e.key)),

@@ -355,7 +355,8 @@ impl Cluster {
             if l.port() != 179 && r.port() != 179 {
                 continue;
             }
-            if map.insert(r.ip(), (l, r)).is_some() {
+            // A listener on `[::]` shows IPv4 peers as `::ffff:a.b.c.d`.
+            if map.insert(r.ip().to_canonical(), (l, r)).is_some() {
                 return Err(format!("node{k}: two connections with {}", r.ip()));
             }
         }

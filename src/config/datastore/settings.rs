@@ -177,7 +177,13 @@ mod tests {
         assert_eq!((v6.host.as_str(), v6.port), ("::1", 2380));
         assert_eq!(v6.to_string(), "http://[::1]:2380");
         assert_eq!(e("http://etcd").map(|e| e.port), Ok(2379));
-        for bad in ["etcd:2379", "ftp://x", "http://:1", "http://x:y", "http://[::1"] {
+        for bad in [
+            "etcd:2379",
+            "ftp://x",
+            "http://:1",
+            "http://x:y",
+            "http://[::1",
+        ] {
             assert!(e(bad).is_err(), "{bad}");
         }
     }

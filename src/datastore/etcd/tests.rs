@@ -107,10 +107,8 @@ fn prefix_ends() {
 
 #[test]
 fn tls_files_are_checked() {
-    let mut s: Settings = ::toml::from_str(
-        "kind = \"etcdv3\"\nendpoints = [\"https://127.0.0.1:2379\"]\n",
-    )
-    .unwrap();
+    let mut s: Settings =
+        ::toml::from_str("kind = \"etcdv3\"\nendpoints = [\"https://127.0.0.1:2379\"]\n").unwrap();
     assert!(matches!(tls_config(&s), Err(Error::Tls(_))));
     s.ca_file = Some("/nonexistent/ca.pem".into());
     let e = tls_config(&s).unwrap_err().to_string();
