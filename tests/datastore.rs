@@ -26,7 +26,9 @@ use std::time::Duration;
 use ipnet::{IpNet, Ipv4Net};
 use serde_json::json;
 
-use cluster::{ASN, Cluster, block, calico_node, node_ip, node_name, second_block, session_name};
+use cluster::{
+    ASN, Cluster, block, calico_node, node_ip, node_name, pod_ip, second_block, session_name,
+};
 use harness::calico::{CalicoNode, Writer, affinity_key, block_entries, node_entries};
 use harness::etcd::{CLIENT_PORT, Etcd, PRIVATE_PORT};
 use harness::netns::{add_netns, del_netns};
@@ -310,7 +312,9 @@ fn etcd_down_then_back_with_changes() {
 
 /// Changes made and compacted while wrend could not watch: its watch, from a revision
 /// that no longer exists, is cancelled; wrend reads the datastore again and applies only
-/// the difference (node2 gains a block, node5 loses its own), with 0 session resets.
+/// the difference, with 0 session resets: node2 gains a block, node5 loses its block's
+/// affinity (its pod's address is then one it holds outside its blocks, which Calico's BIRD
+/// exports as a /32 from the kernel route to the pod: so does wren).
 #[test]
 fn compaction_cancels_the_watch_then_reread() {
     let mut c = mesh_cluster("compact", 5);
@@ -323,36 +327,23 @@ fn compaction_cancels_the_watch_then_reread() {
     // Churn that comes and goes: revisions the watch never saw.
     for i in 0..20 {
         let name = format!("churn-{i}");
-        c.must(w.bgp_peer(
-            &name,
-            json!({"peerIP": "203.0.113.1", "asNumber": 65000, "node": "nobody"}),
-        ));
+        let spec = json!({"peerIP": "203.0.113.1", "asNumber": 65000, "node": "nobody"});
+        c.must(w.bgp_peer(&name, spec));
         c.must(etcd.delete(&harness::calico::resource_key("bgppeers", &name)));
     }
     let rev = c.must(etcd.revision());
     c.must(etcd.compact(rev));
     c.log(&format!("compacted etcd at revision {rev}"));
     c.etcd.restart_on(CLIENT_PORT);
-    compacted_routes(&c);
-    c.no_resets("watch compacted, datastore re-read", &before, &[]);
-}
-
-/// The kernels after the compaction test's changes: node2 has two blocks, node5's block is
-/// gone from every other node.
-fn compacted_routes(c: &Cluster) {
-    let blocks = |j: u8| match j {
+    routes_and_pings(&c, |j| match j {
         2 => vec![block(2), second_block(2)],
-        5 => vec![],
+        5 => vec![Ipv4Net::from(pod_ip(5))],
         j => vec![block(j)],
-    };
-    for k in c.running() {
-        let want: Vec<(Ipv4Net, u8)> = c
-            .running()
-            .into_iter()
-            .filter(|&j| j != k)
-            .flat_map(|j| blocks(j).into_iter().map(move |b| (b, j)))
-            .collect();
-        c.wait_kernel(k, &want);
-    }
-    c.log("node2's second block everywhere, node5's block gone everywhere");
+    });
+    c.no_resets("watch compacted, datastore re-read", &before, &[]);
+    let logged = (1..=5).any(|k| {
+        std::fs::read_to_string(c.dir.join(format!("{}.log", node_name(k))))
+            .is_ok_and(|l| l.contains("compact"))
+    });
+    c.log(&format!("a wrend log mentions the compaction: {logged}"));
 }

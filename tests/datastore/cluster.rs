@@ -442,7 +442,13 @@ impl Cluster {
             .filter_map(|l| {
                 let t: Vec<&str> = l.split_whitespace().collect();
                 let via = t.iter().position(|w| *w == "via")?;
-                Some((t[0].to_string(), t.get(via + 1)?.to_string()))
+                // `ip route` prints a host route without its `/32`.
+                let prefix = if t[0].contains('/') {
+                    t[0].to_string()
+                } else {
+                    format!("{}/32", t[0])
+                };
+                Some((prefix, t.get(via + 1)?.to_string()))
             })
             .collect())
     }
