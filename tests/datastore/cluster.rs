@@ -252,6 +252,18 @@ impl Cluster {
         }
     }
 
+    /// Node k's wrend in the process table.
+    pub fn wrend_proc(&self, k: u8) -> ProcId {
+        self.wrend.borrow()[&k]
+    }
+
+    /// Sends `sig` (a name: STOP, CONT) to node k's wrend.
+    pub fn signal(&self, k: u8, sig: &str) {
+        if let Some(&p) = self.wrend.borrow().get(&k) {
+            self.procs.signal(p, sig);
+        }
+    }
+
     /// Writes node k's Node resource and its block, adds its host and starts its wrend.
     pub fn join(&self, node: &CalicoNode, k: u8) {
         let etcd = self.client();

@@ -146,6 +146,26 @@ pub fn ip_pool(name: &str, cidr: Ipv4Net) -> Value {
     )
 }
 
+/// A WorkloadEndpoint (a pod's interface: the churn of a busy cluster, which wren watches
+/// past and drops) carrying `padding` bytes in an annotation.
+pub fn workload_endpoint(namespace: &str, name: &str, padding: usize) -> Value {
+    let mut v = resource(
+        "WorkloadEndpoint",
+        name,
+        &BTreeMap::new(),
+        json!({
+            "orchestrator": "k8s",
+            "node": "node1",
+            "pod": name,
+            "endpoint": "eth0",
+            "interfaceName": format!("cali{:011x}", fnv(name)),
+        }),
+    );
+    v["metadata"]["namespace"] = json!(namespace);
+    v["metadata"]["annotations"] = json!({"padding": "x".repeat(padding)});
+    v
+}
+
 /// A confirmed affinity.
 pub fn affinity() -> Value {
     json!({"state": "confirmed", "deleted": false})
