@@ -26,6 +26,7 @@ use crate::harness::netns::{add_netns, del_netns, ip_lines, remove_stale_namespa
 use crate::harness::proc::{
     ProcId, Procs, cli, require_binaries, require_root, system_bin, wait_until, work_dir,
 };
+use crate::harness::wrend::{wren_bin, wrenc_bin};
 
 /// How long sessions may take to come up (Calico's connect delay and retry timers).
 pub const ESTABLISH: Duration = Duration::from_secs(30);
@@ -110,14 +111,6 @@ impl Deref for Cluster {
     }
 }
 
-pub fn wrend_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_wrend"))
-}
-
-pub fn wrenc_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_wrenc"))
-}
-
 impl Cluster {
     /// The fabric and etcd, with the cluster's `default` BGPConfiguration (`mesh` on or off)
     /// and its pool written; no node yet.
@@ -132,7 +125,7 @@ impl Cluster {
             system_bin("ping"),
             system_bin("ss"),
             crate::harness::etcd::etcd_bin(),
-            wrend_bin(),
+            wren_bin(),
             wrenc_bin(),
         ]);
         remove_stale_namespaces("ds", "datastore");
@@ -231,7 +224,7 @@ impl Cluster {
             "-s".to_string(),
             ctl.display().to_string(),
         ];
-        let p = self.spawn(&node_name(k), &self.ns(k), &wrend_bin(), &args);
+        let p = self.spawn(&node_name(k), &self.ns(k), &wren_bin(), &args);
         self.wrend.borrow_mut().insert(k, p);
         let r = wait_until(&format!("node{k}: control socket"), ESTABLISH, || {
             if !self.alive(p) {
