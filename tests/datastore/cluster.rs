@@ -117,7 +117,7 @@ impl Cluster {
     pub fn new(id: &str, mesh: bool) -> Cluster {
         require_root(
             "the datastore tests need root (network namespaces, veth, bridges, BGP on port \
-             179): run `sudo cargo test --test datastore`, after `sudo bash tests/peers/install.sh`",
+             179): run `sudo cargo test --test datastore_cluster`, after `sudo bash tests/peers/install.sh`",
         );
         require_binaries(&[
             system_bin("ip"),

@@ -3,7 +3,7 @@
 //! AS, peers, blocks) written into etcd as calicoctl and Calico's IPAM store it.
 //!
 //!     sudo bash tests/peers/install.sh      # once: etcd-server, BIRD, FRR, …
-//!     sudo cargo test --test datastore
+//!     sudo cargo test --test datastore_cluster
 //!
 //! They need root and Debian's etcd-server, and fail (never skip) without them. Work files
 //! (wrend and etcd logs, configs, state directories, etcd's data) stay in
