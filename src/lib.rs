@@ -30,6 +30,10 @@
 //!     (daemon::control acts: configure, enable, disable, down; control::commands renders)
 //!   metrics endpoint (control::metrics) ─ request + reply channel ─► loop
 //!   SIGHUP / `configure`: config (read and checked) ─► daemon::reload (running vs new)
+//!   etcd ─ range read, one watch (datastore::etcd) ─► datastore::watch task: Calico's
+//!     resources, this node's model decided (config::datastore) ─ newest state only (a
+//!     tokio watch channel) ─► loop: daemon::datastore ─► daemon::reload's apply (running
+//!     vs new) ─► the saved state (datastore::state, written off the loop)
 //! ```
 //!
 //! Modules: [`wire`] the codec; [`session`] the state machine, peer tasks, listener and
@@ -39,6 +43,7 @@
 //! hands the FIB and the FIB reports back (kernel routes, learned routes, interfaces,
 //! figures), and nothing more; [`fib`] the kernel table; [`control`] the CLI protocol and
 //! metrics; [`config`] the configuration model, its TOML source, checks and reload diff;
+//! [`datastore`] the etcd client and the task that follows Calico's datastore;
 //! [`daemon`] the wiring and the event loop; [`notify`] systemd; [`demo`] the README's demo;
 //! [`sys`] every call into the C library (the only `unsafe` in the crate).
 

@@ -47,7 +47,7 @@ enum Command {
         loopback: bool,
     },
     /// Any other words are a command for the daemon, as birdc takes them
-    /// (`wrenc show protocols`, `wrenc show route`).
+    /// (`wrenc show protocols`, `wrenc show route`, `wrenc show datastore`).
     #[command(external_subcommand)]
     Control(Vec<String>),
 }

@@ -4,7 +4,8 @@
 //! configuration language as Calico's confd renders it (parse, checks, filter interpreter);
 //! turning it into the model is the next step of the Calico drop-in. `datastore` reads
 //! Calico's resources as stored in etcd and makes confd's decisions for one node, producing
-//! the model; the etcd client and the daemon's wiring are the next step.
+//! the model; a TOML file with a `[datastore]` table (`Source::Datastore`) says where they
+//! are, and `crate::datastore` reads and follows them.
 
 pub mod bird;
 pub mod datastore;

@@ -391,7 +391,7 @@ import_limit_action = "block"
         );
         let e = at("[datastore]\nkind = \"etcdv3\"\nendpoints = [\"etcd:2379\"]\n");
         assert!(
-            e.starts_with("d.toml:3:14: ") && e.contains("http://HOST:PORT"),
+            e.starts_with("d.toml:3:13: ") && e.contains("http://HOST:PORT"),
             "{e}"
         );
         let e = at("[datastore]\nkind = \"etcdv3\"\nendpoints = []\n");
@@ -434,7 +434,7 @@ import_limit_action = "block"
         for e in std::fs::read_dir(&dir).unwrap() {
             let path = e.unwrap().path();
             if path.extension().is_some_and(|x| x == "toml") {
-                Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+                Source::load(&path).unwrap_or_else(|e| panic!("{e}"));
                 n += 1;
             }
         }

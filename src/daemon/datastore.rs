@@ -33,6 +33,8 @@ pub(super) struct Mode {
     report: Report,
     /// Saves each applied state.
     writer: watch::Sender<Option<Arc<State>>>,
+    /// Why the newest state was not applied.
+    refused: Option<String>,
 }
 
 impl Mode {
@@ -50,9 +52,10 @@ impl Mode {
             },
             view: view.clone(),
             writer,
+            refused: None,
         };
         m.computed(&view.state, running);
-        m.status(&view);
+        m.status();
         if !view.state.saved {
             m.writer.send_replace(Some(view.state));
         }
@@ -63,13 +66,14 @@ impl Mode {
         &self.report
     }
 
-    fn status(&mut self, view: &View) {
-        let r = &mut self.report;
+    /// The connection's status as the newest view says, and why a state was refused.
+    fn status(&mut self) {
+        let (r, view) = (&mut self.report, &self.view);
         r.endpoint = view.status.endpoint.clone();
         r.connected = view.status.connected;
         r.revision = view.status.revision;
         r.from_saved = view.state.saved;
-        r.error = view.status.error.clone();
+        r.error = view.status.error.clone().or_else(|| self.refused.clone());
     }
 
     /// What was decided for this node, as it now runs.
@@ -109,8 +113,8 @@ impl Daemon {
         let Some(m) = &mut self.datastore else {
             return;
         };
-        m.status(&view);
         m.view = view.clone();
+        m.status();
         let state = view.state;
         if state.generation == m.applied {
             return;
@@ -123,7 +127,8 @@ impl Daemon {
                     "datastore revision {}: {e}; the running configuration stays",
                     state.revision
                 );
-                m.report.error = Some(e.clone());
+                m.refused = Some(e.clone());
+                m.status();
                 return;
             }
         };
@@ -145,6 +150,8 @@ impl Daemon {
                     revision = state.revision,
                     "datastore change applied: {what}"
                 );
+                m.refused = None;
+                m.status();
                 m.report.applied_at = Some(SystemTime::now());
                 m.report.applied = format!(
                     "{what}: {} peers added, {} removed, {} changed{}",
@@ -166,7 +173,8 @@ impl Daemon {
             Err(e) => {
                 warn!("datastore revision {} not applied: {e}", state.revision);
                 if let Some(m) = &mut self.datastore {
-                    m.report.error = Some(e);
+                    m.refused = Some(e);
+                    m.status();
                 }
             }
         }

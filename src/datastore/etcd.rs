@@ -42,6 +42,10 @@ const PAGE: u64 = 500;
 pub const MAX_MESSAGE: usize = 64 << 20;
 /// TCP keepalive on every connection, so a watch on a vanished host ends.
 const KEEPALIVE: Duration = Duration::from_secs(10);
+/// Longest silence on a watch before it counts as lost: etcd sends a progress notification
+/// on an idle watch every 10 minutes by default (`progress_notify`, etcd's
+/// `--experimental-watch-progress-notify-interval`), so a hung etcd is noticed.
+const WATCH_SILENCE: Duration = Duration::from_secs(11 * 60);
 
 /// What went wrong talking to etcd.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -369,7 +373,9 @@ impl Watch {
     /// watch: `Compacted` when etcd cancelled it for a compacted revision.
     pub async fn next(&mut self) -> Result<WatchMessage, Error> {
         loop {
-            let m = self.message().await?;
+            let m = timeout(WATCH_SILENCE, self.message())
+                .await
+                .map_err(|_| Error::Timeout)??;
             if m.canceled {
                 return Err(m.error());
             }

@@ -185,7 +185,9 @@ impl Task {
 
     /// One watch message's events.
     fn events(&mut self, events: Vec<Event>, revision: i64) {
+        let mut any = false;
         for e in events.into_iter().filter(|e| wanted(&e.key)) {
+            any = true;
             self.note(&e.key);
             let value = e.value.map(|v| String::from_utf8_lossy(&v).into_owned());
             let result = self
@@ -207,7 +209,11 @@ impl Task {
             }
         }
         self.up(revision);
-        self.decide(revision, false);
+        // Other resources in the watched range (workload endpoints, policies) change
+        // nothing decided.
+        if any {
+            self.decide(revision, false);
+        }
     }
 
     fn note(&mut self, key: &str) {
@@ -231,5 +237,127 @@ impl Task {
         self.state.changed_count = std::mem::take(&mut self.changed_count);
         let state = Arc::new(self.state.clone());
         self.tx.send_modify(|v| v.state = state);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::datastore::Settings;
+
+    const NODES: &str = "/calico/resources/v3/projectcalico.org/nodes/";
+
+    fn node(ip: &str) -> String {
+        format!(r#"{{"kind":"Node","spec":{{"bgp":{{"ipv4Address":"{ip}/24"}}}}}}"#)
+    }
+
+    fn put(key: &str, value: &str) -> Event {
+        Event {
+            key: key.into(),
+            value: Some(value.as_bytes().to_vec()),
+            mod_revision: 0,
+        }
+    }
+
+    /// A task on a state of two nodes (its client never connects here).
+    fn task() -> (Task, channel::Receiver<View>) {
+        let settings: Settings =
+            ::toml::from_str("kind = \"etcdv3\"\nendpoints = [\"http://127.0.0.1:1\"]\n").unwrap();
+        let kvs = BTreeMap::from([
+            (format!("{NODES}a"), node("198.51.100.1")),
+            (format!("{NODES}b"), node("198.51.100.2")),
+        ]);
+        let (resources, malformed) = resources_of(&kvs);
+        let first = State {
+            generation: 1,
+            revision: 5,
+            decision: decide("a", &resources),
+            kvs,
+            malformed,
+            changed: Vec::new(),
+            changed_count: 0,
+            saved: false,
+        };
+        assert!(first.decision.is_ok());
+        let (tx, rx) = channel::channel(View {
+            status: Status {
+                endpoint: String::new(),
+                connected: true,
+                revision: 5,
+                error: None,
+            },
+            state: Arc::new(first.clone()),
+        });
+        let task = Task {
+            client: Client::new(&settings).unwrap(),
+            node: "a".into(),
+            resources,
+            state: first,
+            changed: Vec::new(),
+            changed_count: 0,
+            tx,
+        };
+        (task, rx)
+    }
+
+    fn peers(rx: &channel::Receiver<View>) -> Vec<String> {
+        let v = rx.borrow();
+        let d = v.state.decision.as_ref().unwrap();
+        d.config.peers.iter().map(|p| p.name.clone()).collect()
+    }
+
+    /// A new decision is published once per change that alters it; events outside the
+    /// keys read, or that decide the same, publish nothing new.
+    #[test]
+    fn publishes_only_changed_decisions() {
+        let (mut t, rx) = task();
+        assert_eq!(peers(&rx), ["Mesh_198_51_100_2"]);
+        let other = "/calico/resources/v3/projectcalico.org/workloadendpoints/ns/pod";
+        t.events(vec![put(other, "{}")], 6);
+        assert_eq!(
+            (rx.borrow().state.generation, rx.borrow().status.revision),
+            (1, 6)
+        );
+        t.events(vec![put(&format!("{NODES}c"), &node("198.51.100.3"))], 7);
+        let s = rx.borrow().state.clone();
+        assert_eq!((s.generation, s.revision), (2, 7));
+        assert_eq!(s.changed, [format!("{NODES}c")]);
+        assert_eq!(peers(&rx), ["Mesh_198_51_100_2", "Mesh_198_51_100_3"]);
+        // The same value again: nothing decided differently.
+        t.events(vec![put(&format!("{NODES}c"), &node("198.51.100.3"))], 8);
+        assert_eq!(rx.borrow().state.generation, 2);
+        // A deletion.
+        let del = Event {
+            key: format!("{NODES}b"),
+            value: None,
+            mod_revision: 9,
+        };
+        t.events(vec![del], 9);
+        assert_eq!(peers(&rx), ["Mesh_198_51_100_3"]);
+        assert!(!rx.borrow().state.kvs.contains_key(&format!("{NODES}b")));
+    }
+
+    /// A value that cannot be read leaves its resource out, is named, and is forgotten
+    /// once a good value replaces it; a full read says which keys changed.
+    #[test]
+    fn malformed_values_and_full_reads() {
+        let (mut t, rx) = task();
+        t.events(vec![put(&format!("{NODES}b"), "{\"spec\": 7}")], 6);
+        let s = rx.borrow().state.clone();
+        assert_eq!(s.malformed.len(), 1, "{s:?}");
+        assert!(s.malformed[0].starts_with(&format!("{NODES}b:")), "{s:?}");
+        assert!(peers(&rx).is_empty());
+        t.events(vec![put(&format!("{NODES}b"), &node("198.51.100.2"))], 7);
+        assert!(rx.borrow().state.malformed.is_empty());
+        assert_eq!(peers(&rx), ["Mesh_198_51_100_2"]);
+
+        let mut kvs = t.state.kvs.clone();
+        kvs.remove(&format!("{NODES}b"));
+        kvs.insert(format!("{NODES}d"), node("198.51.100.4"));
+        t.replace(kvs, 20);
+        let s = rx.borrow().state.clone();
+        assert_eq!(s.revision, 20);
+        assert_eq!(s.changed, [format!("{NODES}d"), format!("{NODES}b")]);
+        assert_eq!(peers(&rx), ["Mesh_198_51_100_4"]);
     }
 }

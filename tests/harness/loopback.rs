@@ -31,10 +31,17 @@ impl Wrend {
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
             .expect("free port");
+        let text = config(port);
+        Wrend::start_on(name, port, text)
+    }
+
+    /// Starts wrend with `config`, whose BGP port is `port` (a configuration from
+    /// elsewhere, such as a datastore), and waits until it listens there.
+    pub fn start_on(name: &str, port: u16, config: String) -> Wrend {
         let dir = (std::env::temp_dir()).join(format!("wren-{name}-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let conf = dir.join("wren.toml");
-        std::fs::write(&conf, config(port)).expect("config");
+        std::fs::write(&conf, config).expect("config");
         let child = Command::new(env!("CARGO_BIN_EXE_wrend"))
             .arg("-c")
             .arg(&conf)

@@ -5,8 +5,8 @@
 #
 #   - BIRD 2 (Debian bird2), GoBGP (gobgpd), FRRouting (frr), OpenBGPD (openbgpd),
 #     iproute2 (network namespaces, veth), procps (kill), iputils-ping (the topology
-#     tests' pod-to-pod pings), jq (`wrenc decode | jq`) and etcd (etcd-server, etcd-client:
-#     the datastore tests' etcd v3), from apt;
+#     tests' pod-to-pod pings), jq (`wrenc decode | jq`) and etcd (etcd-server and
+#     etcd-client: the datastore tests' etcd and etcdctl), from apt;
 #   - BIRD 1.6 (Debian bird: `bird` for IPv4 and `bird6` for IPv6), unpacked into
 #     target/peers/bird16 with `apt-get download` + `dpkg -x`, because the package
 #     conflicts with bird2.
@@ -83,7 +83,7 @@ if [ ${#need[@]} -gt 0 ]; then
     done
 fi
 
-# The packages' own services must not hold port 179 in the root namespace.
+# The packages' own services must not hold port 179 (or etcd's 2379) in the root namespace.
 if [ -d /run/systemd/system ]; then
     for svc in bird frr openbgpd gobgpd etcd; do
         if systemctl is-active --quiet "$svc" 2>/dev/null; then
