@@ -3,7 +3,9 @@
 //! test or bench makes carries its process id, so two runs on one machine never touch each
 //! other's namespaces.
 
-use std::fs;
+use std::fs::{self, File};
+use std::net::IpAddr;
+use std::os::fd::AsRawFd as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -60,6 +62,62 @@ pub fn add_netns(ns: &str, sysctls: &[&str]) {
         netns_exec(ns, &["sysctl", "-qw", s]);
     }
     ip(&["-n", ns, "link", "set", "lo", "up"]);
+}
+
+/// Runs `f` on a thread inside network namespace `ns`: setns(2) changes only the calling
+/// thread's namespace, and the sockets `f` makes stay in `ns` wherever they are used (so a
+/// test in the root namespace can talk to, or hold sessions from, addresses in `ns`).
+pub fn in_netns<T: Send>(
+    ns: &str,
+    f: impl FnOnce() -> std::io::Result<T> + Send,
+) -> std::io::Result<T> {
+    let path = Path::new("/run/netns").join(ns);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let file = File::open(&path)?;
+            // SAFETY: setns on this thread only, with a namespace file descriptor we opened.
+            if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            f()
+        })
+        .join()
+        .unwrap_or_else(|_| {
+            Err(std::io::Error::other(
+                "the thread in the namespace panicked",
+            ))
+        })
+    })
+}
+
+/// Wires a pod in namespace `pod` to its node in `node` as Calico does: a veth `cali0` on the
+/// node (no address but the pod's gateway 169.254.1.1/32 and fe80::1), `eth0` in the pod with
+/// the pod's addresses `addrs`, a default route to that gateway, and a host route to each pod
+/// address on the node.
+pub fn wire_pod(node: &str, pod: &str, addrs: &[IpAddr]) {
+    ip_lines(&[
+        format!("link add name cali0 netns {node} type veth peer name eth0 netns {pod}"),
+        format!("-n {node} addr add 169.254.1.1/32 dev cali0"),
+        format!("-n {node} addr add fe80::1/64 dev cali0 nodad"),
+        format!("-n {node} link set cali0 up"),
+        format!("-n {pod} link set eth0 up"),
+    ]);
+    for a in addrs {
+        if a.is_ipv6() {
+            ip_lines(&[
+                format!("-n {pod} addr add {a}/128 dev eth0 nodad"),
+                format!("-n {pod} -6 route add default via fe80::1 dev eth0"),
+                format!("-n {node} route add {a}/128 dev cali0"),
+            ]);
+        } else {
+            ip_lines(&[
+                format!("-n {pod} addr add {a}/32 dev eth0"),
+                format!("-n {pod} route add 169.254.1.1 dev eth0 scope link"),
+                format!("-n {pod} route add default via 169.254.1.1 dev eth0"),
+                format!("-n {node} route add {a}/32 dev cali0"),
+            ]);
+        }
+    }
 }
 
 /// Deletes namespace `ns` if it exists (no "Cannot remove namespace file" when it does not).

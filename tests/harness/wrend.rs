@@ -123,6 +123,10 @@ pub fn wren_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_wrend"))
 }
 
+pub fn wrenc_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_wrenc"))
+}
+
 /// BIRD 2's client, which speaks to wrend's control socket too.
 pub fn birdc_bin() -> PathBuf {
     system_bin("birdc")

@@ -12,9 +12,10 @@
 #     conflicts with bird2.
 #
 # Idempotent: what is already there is left alone. Needs root and Debian's apt. Services
-# that the packages would start (bird, frr, bgpd) are kept from starting while installing
-# (policy-rc.d), and any that were started anyway are stopped, so nothing binds TCP port 179
-# in the root namespace; the tests run their own daemons inside network namespaces.
+# that the packages would start (bird, frr, bgpd, etcd) are kept from starting while
+# installing (policy-rc.d), and any that were started anyway are stopped, so nothing binds
+# TCP port 179 (or etcd's 2379) in the root namespace; the tests run their own daemons
+# inside network namespaces.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)

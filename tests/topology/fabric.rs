@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use crate::clab::{Node, Speaker, Topo};
 use crate::harness::netns::{
-    add_netns, del_netns, ip, ip_lines, netns_exec, remove_stale_namespaces,
+    add_netns, del_netns, ip, netns_exec, remove_stale_namespaces, wire_pod,
 };
 use crate::harness::peers::{bird16_dir, frr_args, frr_bgpd, frr_zebra};
 use crate::harness::proc::{
@@ -162,34 +162,9 @@ impl Fabric {
         }
     }
 
-    /// Wires node `n`'s pod as Calico does: a veth `cali0` on the node (no address but the
-    /// pod's gateway 169.254.1.1/32 and fe80::1), `eth0` in the pod with the pod's addresses,
-    /// a default route to that gateway, and a host route to the pod on the node.
+    /// Wires node `n`'s pod as Calico does ([`wire_pod`]).
     fn pod(&self, n: &Node) {
-        let (node, pod) = (self.ns(&n.name), self.pod_ns(&n.name));
-        ip_lines(&[
-            format!("link add name cali0 netns {node} type veth peer name eth0 netns {pod}"),
-            format!("-n {node} addr add 169.254.1.1/32 dev cali0"),
-            format!("-n {node} addr add fe80::1/64 dev cali0 nodad"),
-            format!("-n {node} link set cali0 up"),
-            format!("-n {pod} link set eth0 up"),
-        ]);
-        for a in &n.pods {
-            if a.is_ipv6() {
-                ip_lines(&[
-                    format!("-n {pod} addr add {a}/128 dev eth0 nodad"),
-                    format!("-n {pod} -6 route add default via fe80::1 dev eth0"),
-                    format!("-n {node} route add {a}/128 dev cali0"),
-                ]);
-            } else {
-                ip_lines(&[
-                    format!("-n {pod} addr add {a}/32 dev eth0"),
-                    format!("-n {pod} route add 169.254.1.1 dev eth0 scope link"),
-                    format!("-n {pod} route add default via 169.254.1.1 dev eth0"),
-                    format!("-n {node} route add {a}/32 dev cali0"),
-                ]);
-            }
-        }
+        wire_pod(&self.ns(&n.name), &self.pod_ns(&n.name), &n.pods);
     }
 
     fn ctl(&self, node: &str) -> PathBuf {
