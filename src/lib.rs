@@ -46,6 +46,7 @@
 
 pub mod accept;
 pub mod attrs;
+pub mod bfd;
 pub mod config;
 pub mod control;
 pub mod daemon;
