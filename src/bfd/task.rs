@@ -23,7 +23,6 @@ use super::auth::{self, RxSeq};
 use super::fsm::{Action, Event, Session, jittered};
 use super::packet::{PORT_MULTIHOP, PORT_SINGLE_HOP, Packet, State};
 use super::{Command, Info, Notice, Request};
-use crate::session::socket::{self, Options};
 use crate::sys;
 
 /// RFC 5881 §4: the source port range.
@@ -66,11 +65,8 @@ fn listener(at: SocketAddr, multihop: bool) -> io::Result<UdpSocket> {
         s.set_only_v6(true)?;
     }
     if !multihop {
-        let gtsm = Options {
-            ttl: None,
-            ttl_security: Some(0),
-        };
-        socket::apply(&s, at.is_ipv6(), &gtsm)?;
+        let (level, _, min) = ttl_options(at.is_ipv6());
+        sys::setsockopt_int(&s, level, min, 255)?;
     }
     s.set_nonblocking(true)?;
     s.bind(&at.into())?;
@@ -89,11 +85,8 @@ fn sender(r: &Request, rng: &mut Rng) -> io::Result<StdSocket> {
         Type::DGRAM,
         None,
     )?;
-    let ttl = Options {
-        ttl: Some(255),
-        ttl_security: None,
-    };
-    socket::apply(&s, v6, &ttl)?;
+    let (level, ttl, _) = ttl_options(v6);
+    sys::setsockopt_int(&s, level, ttl, 255)?;
     s.set_nonblocking(true)?;
     let span = u32::from(SOURCE_PORTS.end() - SOURCE_PORTS.start()) + 1;
     let first = rng.next() % span;
@@ -107,6 +100,18 @@ fn sender(r: &Request, rng: &mut Rng) -> io::Result<StdSocket> {
         }
     }
     Err(last)
+}
+
+/// The level, the TTL option and the minimum-TTL option of a family.
+fn ttl_options(v6: bool) -> (libc::c_int, libc::c_int, libc::c_int) {
+    match v6 {
+        true => (
+            libc::IPPROTO_IPV6,
+            libc::IPV6_UNICAST_HOPS,
+            libc::IPV6_MINHOPCOUNT,
+        ),
+        false => (libc::IPPROTO_IP, libc::IP_TTL, libc::IP_MINTTL),
+    }
 }
 
 /// One session and what runs it.

@@ -32,8 +32,9 @@ pub struct PeerChange {
     pub reset: bool,
 }
 
-/// Settings the RIB applies as routes arrive; every other one is the session's.
-const WITHOUT_RESET: [&str; 2] = ["import_limit", "import_limit_action"];
+/// Settings the RIB applies as routes arrive, and BFD (whose session runs beside BGP's and
+/// takes new timers with a Poll Sequence, RFC 5880 §6.8.3); every other one is the session's.
+const WITHOUT_RESET: [&str; 3] = ["import_limit", "import_limit_action", "bfd"];
 
 /// The changes from `running` to `new`, or why they need a restart (the running
 /// configuration then stays).
@@ -130,6 +131,7 @@ fn changed_settings(a: &Peer, b: &Peer) -> Vec<&'static str> {
         "import_limit_action",
         x.import_limit_action != y.import_limit_action,
     );
+    note("bfd", x.bfd != y.bfd);
     out
 }
 
@@ -238,6 +240,32 @@ mod tests {
                     vec![],
                     vec![(n("Node_198_51_100_2"), vec!["asn", "import_limit"], true)],
                 ),
+            ),
+            (
+                "BFD on: no reset",
+                peer(2, ""),
+                peer(2, "bfd = true\n"),
+                (
+                    vec![],
+                    vec![],
+                    vec![(n("Node_198_51_100_2"), vec!["bfd"], false)],
+                ),
+            ),
+            (
+                "[bfd] timers: no reset",
+                format!("[bfd]\nmin_tx = 300\n{}", peer(2, "bfd = true\n")),
+                format!("[bfd]\nmin_tx = 100\n{}", peer(2, "bfd = true\n")),
+                (
+                    vec![],
+                    vec![],
+                    vec![(n("Node_198_51_100_2"), vec!["bfd"], false)],
+                ),
+            ),
+            (
+                "[bfd] timers of a peer without BFD: nothing",
+                format!("[bfd]\nmin_tx = 300\n{}", peer(2, "")),
+                format!("[bfd]\nmin_tx = 100\n{}", peer(2, "")),
+                (vec![], vec![], vec![]),
             ),
             (
                 "another port is another peer",
