@@ -159,6 +159,70 @@ fn authenticated(id: &str, wren_kind: &str, bird_kind: &'static str, wren_key: &
     lab.log("different keys: BFD and BGP down for 10 s");
 }
 
+/// A reload that slows wrend's BFD to 300 ms (a Poll Sequence, RFC 5880 §6.8.3) and back
+/// changes the timers without a false Down: BFD and BGP stay up throughout, the BGP session
+/// is not reset and no BFD state change is logged.
+fn reload_without_a_flap(id: &str) {
+    let (lab, wren, peer) = lab_up(
+        id,
+        Kind::Bird2,
+        Fam::V4,
+        peer_bfd(false, None),
+        wren_bfd(false, None),
+    );
+    wait_bfd_and_bgp(&lab, &wren, &peer);
+    let since = lab.must(lab.wren_row(&wren)).raw;
+    for (from, to, interval) in [
+        ("min_tx = 100", "min_tx = 300", "0.300"),
+        ("min_tx = 300", "min_tx = 100", "0.100"),
+    ] {
+        lab.write(
+            "wren.toml",
+            &std::fs::read_to_string(&wren.config)
+                .unwrap_or_default()
+                .replace(from, to),
+        );
+        let out = lab.must(lab.wren_cmd(&wren, "configure"));
+        if !out.contains("Reconfigured") {
+            lab.fail(&format!("configure: {out}"));
+        }
+        let r = wait_until(
+            "the new interval applies",
+            Duration::from_secs(5),
+            || match lab.wren_bfd(&wren)? {
+                (s, i, _) if s == "Up" && i == interval => Ok(()),
+                other => Err(format!("{other:?}")),
+            },
+        );
+        lab.must(r);
+        lab.log(&format!("reloaded: {to}, interval {interval}"));
+    }
+    let r = holds_for(
+        "BFD and BGP stay up after the reloads",
+        Duration::from_secs(2),
+        || {
+            peer.bfd_up()?;
+            let row = lab.wren_row(&wren)?;
+            match row.raw == since {
+                true => Ok(()),
+                false => Err(format!(
+                    "the BGP session changed: {:?} (was {since:?})",
+                    row.raw
+                )),
+            }
+        },
+    );
+    lab.must(r);
+    let log = std::fs::read_to_string(lab.log_path(wren.proc)).unwrap_or_default();
+    let changes = log
+        .lines()
+        .filter(|l| l.contains("BFD session Up ->"))
+        .count();
+    if changes != 0 {
+        lab.fail(&format!("{changes} BFD Downs through the reloads"));
+    }
+}
+
 mod bird2 {
     use super::*;
 
@@ -175,6 +239,11 @@ mod bird2 {
     #[test]
     fn ipv4_multihop() {
         up_then_frozen("bfd-bm", Kind::Bird2, Fam::V4, true);
+    }
+
+    #[test]
+    fn reload_changes_timers_without_a_flap() {
+        reload_without_a_flap("bfd-rel");
     }
 
     #[test]
