@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use checks::{converged, established, kernels_converge, withdrawn_everywhere};
 use fabric::Fabric;
+use harness::netns::{monitor_deletions, seconds_of_day};
 use harness::proc::wait_until;
 
 /// Builds topology `file`, waits for all three checks to pass.
@@ -277,20 +278,10 @@ fn withdrawn_within_bfd(
     let blocks: Vec<String> = (fab.node("node3").blocks.iter())
         .map(|b| b.to_string())
         .collect();
-    let failed = failed
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs_f64()
-        % 86_400.0;
+    let failed = seconds_of_day(failed);
     for (name, p) in monitors {
         let text = std::fs::read_to_string(fab.log_path(*p)).unwrap_or_default();
-        let deleted = text.lines().find_map(|l| {
-            let (stamp, event) = l.strip_prefix('[')?.split_once("] ")?;
-            let block = event.strip_prefix("Deleted ")?.split_whitespace().next()?;
-            blocks.iter().any(|b| b == block).then_some(())?;
-            seconds_of_day(stamp)
-        });
-        let Some(at) = deleted else {
+        let Some(at) = monitor_deletions(&text, &blocks).first().copied() else {
             fab.fail(&format!("{name}: no deletion of {blocks:?} in {text:?}"));
         };
         let took = Duration::from_secs_f64((at - failed).max(0.0));
@@ -305,16 +296,6 @@ fn withdrawn_within_bfd(
             ));
         }
     }
-}
-
-/// `2026-12-06T23:05:24.846712` → seconds since midnight.
-fn seconds_of_day(stamp: &str) -> Option<f64> {
-    let (_, time) = stamp.split_once('T')?;
-    let mut parts = time.split(':');
-    let h: f64 = parts.next()?.parse().ok()?;
-    let m: f64 = parts.next()?.parse().ok()?;
-    let s: f64 = parts.next()?.parse().ok()?;
-    Some(h * 3600.0 + m * 60.0 + s)
 }
 
 /// BFD at 100 ms x 3 (hold time 30 s): node3's wrend is frozen with SIGSTOP; the other
