@@ -152,26 +152,10 @@ fn digest(kind: AuthType, b: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bfd::packet::{Diag, State};
+    use crate::bfd::packet::State;
 
     fn packet() -> Packet {
-        Packet {
-            version: 1,
-            diag: Diag::NONE,
-            state: State::Up,
-            poll: false,
-            final_: false,
-            cpi: false,
-            demand: false,
-            multipoint: false,
-            detect_mult: 3,
-            my_disc: 9,
-            your_disc: 4,
-            desired_min_tx: 100_000,
-            required_min_rx: 100_000,
-            required_min_echo_rx: 0,
-            auth: None,
-        }
+        Packet::sample(State::Up, 9, 4)
     }
 
     fn key(kind: AuthType) -> Key {

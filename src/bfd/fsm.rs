@@ -278,23 +278,7 @@ mod tests {
     };
 
     fn from_peer(state: State) -> Packet {
-        Packet {
-            version: 1,
-            diag: Diag::NONE,
-            state,
-            poll: false,
-            final_: false,
-            cpi: false,
-            demand: false,
-            multipoint: false,
-            detect_mult: 3,
-            my_disc: 77,
-            your_disc: 5,
-            desired_min_tx: 100_000,
-            required_min_rx: 100_000,
-            required_min_echo_rx: 0,
-            auth: None,
-        }
+        Packet::sample(state, 77, 5)
     }
 
     fn changes(actions: &[Action]) -> Vec<(State, State, Diag)> {

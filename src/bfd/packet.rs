@@ -312,6 +312,30 @@ impl Packet {
     }
 }
 
+#[cfg(test)]
+impl Packet {
+    /// A packet of the tests: `state`, Detect Mult 3, 100 ms both ways, no authentication.
+    pub fn sample(state: State, my_disc: u32, your_disc: u32) -> Packet {
+        Packet {
+            version: VERSION,
+            diag: Diag::NONE,
+            state,
+            poll: false,
+            final_: false,
+            cpi: false,
+            demand: false,
+            multipoint: false,
+            detect_mult: 3,
+            my_disc,
+            your_disc,
+            desired_min_tx: 100_000,
+            required_min_rx: 100_000,
+            required_min_echo_rx: 0,
+            auth: None,
+        }
+    }
+}
+
 /// The authentication section: `s` is every octet after the mandatory section up to
 /// `Length`, which must be exactly `Auth Len` long.
 fn decode_auth(s: &[u8]) -> Result<Auth, Error> {

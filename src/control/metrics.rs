@@ -407,4 +407,31 @@ mod tests {
              wren_peer_updates_received_total{peer=\"a\\\"b\\\\c\",address=\"192.0.2.1\"} 7\n"
         );
     }
+
+    #[test]
+    fn bfd_state_and_flaps() {
+        let s = crate::bfd::Info {
+            peer: "198.51.100.2".parse().unwrap(),
+            multihop: false,
+            interface: None,
+            state: crate::bfd::State::Up,
+            remote_state: crate::bfd::State::Up,
+            diag: crate::bfd::Diag::NONE,
+            since: SystemTime::now(),
+            interval: std::time::Duration::from_millis(100),
+            timeout: std::time::Duration::from_millis(300),
+            local_disc: 1,
+            remote_disc: 2,
+            flaps: 4,
+        };
+        let out = encode(bfd_families(&[s]).into());
+        let labels = "{address=\"198.51.100.2\",hop=\"single\"}";
+        for line in [
+            format!("wren_bfd_session_state{labels} 3"),
+            format!("wren_bfd_session_up{labels} 1"),
+            format!("wren_bfd_session_flaps_total{labels} 4"),
+        ] {
+            assert!(out.lines().any(|l| l == line), "{line} not in {out}");
+        }
+    }
 }
