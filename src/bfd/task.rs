@@ -125,8 +125,8 @@ struct Entry {
     rx_seq: RxSeq,
     last_rx: Option<Instant>,
     interval: Option<Duration>,
-    next_tx: Option<Instant>,
-    detect_at: Option<Instant>,
+    tx: Deadline,
+    detect: Deadline,
     notify: watch::Sender<Notice>,
     clients: usize,
     flaps: u64,
@@ -292,8 +292,8 @@ impl Task {
                 rx_seq: RxSeq::default(),
                 last_rx: None,
                 interval: None,
-                next_tx: None,
-                detect_at: None,
+                tx: Deadline::default(),
+                detect: Deadline::default(),
                 notify,
                 clients: 1,
                 flaps: 0,
@@ -355,31 +355,39 @@ impl Task {
             let Some(e) = self.sessions.get_mut(&disc) else {
                 continue;
             };
-            match timer {
-                Timer::Transmit if e.next_tx == Some(at) => {
+            match (e.deadline(timer).fire(at), timer) {
+                (Fired::Stale, _) => {}
+                (Fired::Again(t), _) => self.timers.push(Reverse((t, disc, timer))),
+                (Fired::Due, Timer::Transmit) => {
                     let p = e.fsm.packet();
                     e.send(p);
                     self.schedule_tx(disc, now);
                 }
-                Timer::Detect if e.detect_at == Some(at) => {
-                    e.detect_at = None;
+                (Fired::Due, Timer::Detect) => {
                     let a = e.fsm.handle(Event::DetectExpired);
                     self.perform(disc, a, now);
                 }
-                _ => {}
             }
+        }
+    }
+
+    /// Sets one of a session's deadlines, adding a heap entry only when it needs one.
+    fn arm(&mut self, disc: u32, timer: Timer, at: Option<Instant>) {
+        let Some(e) = self.sessions.get_mut(&disc) else {
+            return;
+        };
+        if let Some(t) = e.deadline(timer).set(at) {
+            self.timers.push(Reverse((t, disc, timer)));
         }
     }
 
     fn schedule_tx(&mut self, disc: u32, now: Instant) {
         let r = self.rng.next();
-        let Some(e) = self.sessions.get_mut(&disc) else {
+        let Some(e) = self.sessions.get(&disc) else {
             return;
         };
-        e.next_tx = (e.interval).map(|i| now + jittered(i, e.fsm.timers().multiplier, r));
-        if let Some(at) = e.next_tx {
-            self.timers.push(Reverse((at, disc, Timer::Transmit)));
-        }
+        let at = (e.interval).map(|i| now + jittered(i, e.fsm.timers().multiplier, r));
+        self.arm(disc, Timer::Transmit, at);
     }
 
     fn perform(&mut self, disc: u32, actions: Vec<Action>, now: Instant) {
@@ -393,12 +401,7 @@ impl Task {
                     e.interval = i;
                     self.schedule_tx(disc, now);
                 }
-                Action::Detect(d) => {
-                    e.detect_at = d.map(|d| now + d);
-                    if let Some(at) = e.detect_at {
-                        self.timers.push(Reverse((at, disc, Timer::Detect)));
-                    }
-                }
+                Action::Detect(d) => self.arm(disc, Timer::Detect, d.map(|d| now + d)),
                 Action::Changed { from, to, diag } => {
                     info!(
                         peer = %e.req.peer,
@@ -422,7 +425,67 @@ impl Task {
     }
 }
 
+/// A session's deadline and its one entry in the timer heap: a later deadline waits for
+/// that entry (queued again when it comes up) and only an earlier one adds another, so a
+/// peer's packets, however many, cannot grow the heap.
+#[derive(Debug, Default)]
+struct Deadline {
+    at: Option<Instant>,
+    queued: Option<Instant>,
+}
+
+/// What a heap entry coming up means for its deadline.
+#[derive(Debug, PartialEq, Eq)]
+enum Fired {
+    /// Not the deadline's entry any more.
+    Stale,
+    /// The deadline moved later: queue it again at this time.
+    Again(Instant),
+    Due,
+}
+
+impl Deadline {
+    /// Sets (or with `None` clears) the deadline; `Some(t)` when an entry for `t` must go
+    /// into the heap.
+    fn set(&mut self, at: Option<Instant>) -> Option<Instant> {
+        self.at = at;
+        match (at, self.queued) {
+            (None, _) => None,
+            (Some(at), Some(q)) if q <= at => None,
+            (Some(at), _) => {
+                self.queued = Some(at);
+                Some(at)
+            }
+        }
+    }
+
+    /// The heap entry for `t` came up.
+    fn fire(&mut self, t: Instant) -> Fired {
+        if self.queued != Some(t) {
+            return Fired::Stale;
+        }
+        self.queued = None;
+        match self.at {
+            None => Fired::Stale,
+            Some(at) if at <= t => {
+                self.at = None;
+                Fired::Due
+            }
+            Some(at) => {
+                self.queued = Some(at);
+                Fired::Again(at)
+            }
+        }
+    }
+}
+
 impl Entry {
+    fn deadline(&mut self, t: Timer) -> &mut Deadline {
+        match t {
+            Timer::Transmit => &mut self.tx,
+            Timer::Detect => &mut self.detect,
+        }
+    }
     /// Sends a packet, signed when the session has a key (every packet takes the next
     /// sequence number: §6.7.3 requires it for the meticulous types and allows it for the
     /// others).
@@ -488,5 +551,33 @@ impl Rng {
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 32) as u32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_deadline_keeps_one_heap_entry() {
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let mut d = Deadline::default();
+        assert_eq!(d.set(Some(ms(300))), Some(ms(300)));
+        // Every packet pushes detection later: no new entry.
+        for n in 301..400 {
+            assert_eq!(d.set(Some(ms(n))), None);
+        }
+        assert_eq!(d.fire(ms(300)), Fired::Again(ms(399)));
+        assert_eq!(d.fire(ms(399)), Fired::Due);
+        // Earlier than the entry: a new one, and the old one comes up stale.
+        d.set(Some(ms(500)));
+        assert_eq!(d.set(Some(ms(450))), Some(ms(450)));
+        assert_eq!(d.fire(ms(450)), Fired::Due);
+        assert_eq!(d.fire(ms(500)), Fired::Stale);
+        // Cleared: the entry comes up stale.
+        d.set(Some(ms(600)));
+        d.set(None);
+        assert_eq!(d.fire(ms(600)), Fired::Stale);
     }
 }
