@@ -5,8 +5,8 @@
 //! the interop tests (two namespaces joined by a veth): the detector in the first
 //! (198.51.100.1) with BFD on its iBGP session to BIRD 2 in the second (198.51.100.2), which
 //! announces 203.0.113.64/26; the detector installs it in its kernel (wrend `proto bird`,
-//! BIRD 2's kernel protocol, FRR's zebra `proto bgp`). Each trial waits for the route,
-//! lets BFD settle, freezes the BIRD 2 peer (SIGSTOP) and times from just before the signal
+//! BIRD 2's kernel protocol, FRR's zebra `proto bgp`). Each trial waits for the route and
+//! for the peer's BFD session Up, lets BFD settle (2 s and ten intervals), freezes the BIRD 2 peer (SIGSTOP) and times from just before the signal
 //! to the route's deletion as the detector's kernel logs it (`ip -ts monitor route`), then
 //! thaws the peer. FRR's detector is zebra, bgpd and bfdd (its BFD peer configured in
 //! bfdd with the same timers).
@@ -132,8 +132,12 @@ fn trials(who: &str, ms: u32, n: usize) -> anyhow::Result<Vec<f64>> {
         );
         r.map_err(anyhow::Error::msg)
             .with_context(|| format!("{who} trial {i}"))?;
-        // BFD Up at the fast rate: past the Poll Sequence that follows Up.
-        harness::bench::sleep(Duration::from_millis(1500 + 10 * u64::from(ms)))?;
+        // BFD Up on both sides (the peer Up means the detector is at least Init, Up with
+        // the peer's next packet), then at the fast rate: past the Poll Sequence after Up.
+        let r = wait_until("BFD Up", Duration::from_secs(60), || peer.bfd_up());
+        r.map_err(anyhow::Error::msg)
+            .with_context(|| format!("{who} trial {i}"))?;
+        harness::bench::sleep(Duration::from_millis(2000 + 10 * u64::from(ms)))?;
         let seen = deletions(&lab, monitor, &net).len();
         let failed = SystemTime::now();
         peer.stop(&lab);
