@@ -371,14 +371,14 @@ min_rx = 300
 auth = "keyed-sha1"
 password = "k"
 [[peer]]
-address = "198.51.100.2"
+address = "198.51.100.12"
 asn = 64512
 [[peer]]
-address = "198.51.100.3"
+address = "198.51.100.13"
 asn = 64512
 bfd = { min_tx = 50, multihop = true }
 [[peer]]
-address = "198.51.100.4"
+address = "198.51.100.14"
 asn = 64512
 bfd = false
 "#,
