@@ -2,7 +2,7 @@
 //!
 //! # The map: from TCP bytes to a kernel route
 //!
-//! A handful of tokio tasks and two threads, joined by channels; the RIB has one owner, the
+//! A handful of tokio tasks and three threads, joined by channels; the RIB has one owner, the
 //! daemon's event loop, so nothing in it is locked.
 //!
 //! ```text
@@ -26,6 +26,9 @@
 //!        └─► back to the loop: routes to send again (deleted behind our back), other
 //!            protocols' routes (`learn`), interfaces changed (next hops to resolve again)
 //!
+//!   BFD thread "wren-bfd" (bfd: UDP 3784/4784, every session's timers) ─ state per
+//!   session (watch) ─► its peer task: Down ends the session at once (RFC 5882)
+//!
 //!   control socket (control::server, task per client) ─ command + reply channel ─► loop
 //!     (daemon::control acts: configure, enable, disable, down; control::commands renders)
 //!   metrics endpoint (control::metrics) ─ request + reply channel ─► loop
@@ -37,7 +40,7 @@
 //! ```
 //!
 //! Modules: [`wire`] the codec; [`session`] the state machine, peer tasks, listener and
-//! socket options; [`accept`] how every accept loop backs off; [`rib`] and [`policy`] the
+//! socket options; [`bfd`] failure detection for the sessions; [`accept`] how every accept loop backs off; [`rib`] and [`policy`] the
 //! table, decision and Calico's rules; [`attrs`] the interned attribute sets both read;
 //! [`prefix_map`] the prefix-keyed map both the RIB and the FIB use; [`route`] what the RIB
 //! hands the FIB and the FIB reports back (kernel routes, learned routes, interfaces,
@@ -51,6 +54,7 @@
 
 pub mod accept;
 pub mod attrs;
+pub mod bfd;
 pub mod config;
 pub mod control;
 pub mod daemon;

@@ -181,7 +181,8 @@ fn all_constructs_parse_with_wren_and_bird() {
             "bgp_x-y_V4",
             "rr_client",
             "numeric_cluster",
-            "ebgp_direct"
+            "ebgp_direct",
+            "bfd1"
         ]
     );
     let (ok, err) = bird_p(&file);

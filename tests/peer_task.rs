@@ -1,8 +1,9 @@
 //! The peer task in tokio's paused time over real loopback connections: the hold timer
 //! counts the peer's silence, not a RIB that is behind; a sent UPDATE restarts the
 //! KeepaliveTimer (RFC 4271 §8.2.2 Established); a connection collision keeps the
-//! connection the machine chooses (RFC 4271 §6.8) and sends the other a Cease. Time
-//! advances only when every task waits, so the tests take no real time.
+//! connection the machine chooses (RFC 4271 §6.8) and sends the other a Cease; BFD gates
+//! the session (RFC 5882). Time advances only when every task waits, so the tests take no
+//! real time.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
@@ -329,4 +330,61 @@ async fn a_dial_under_way_does_not_replace_the_connection_a_collision_took() {
         "the session's connection: {quiet:?}"
     );
     assert_eq!(h.status.lock().expect("status").state, State::Established);
+}
+
+/// BGP as BFD's client (RFC 5882 §4.3): started, the session waits for its BFD session to
+/// come Up; once Established, the peer's AdminDown changes nothing (§3.2), but BFD Down
+/// ends the session at once (no NOTIFICATION, its routes withdrawn rather than kept for a
+/// graceful restart) and it stays down until BFD is Up again.
+#[tokio::test(start_paused = true)]
+async fn bfd_gates_the_session() {
+    use wren::bfd::{Diag, Notice, State as Bfd};
+    let notice = |state, diag, remote_admin_down| Notice {
+        state,
+        diag,
+        remote_admin_down,
+    };
+    fine_clock();
+    let (cfg, settings) = peer(true, 179);
+    let (rib_tx, mut rib) = mpsc::channel(16);
+    let h = spawn(0, cfg, ASN, ME, false, rib_tx);
+    let (bfd, rx) = tokio::sync::watch::channel(notice(Bfd::Down, Diag::NONE, false));
+    h.commands.send(ToPeer::Bfd(Some(rx))).await.expect("bfd");
+    h.commands.send(ToPeer::Start).await.expect("start");
+    sleep(Duration::from_secs(10)).await;
+    assert_eq!(h.status.lock().expect("status").state, State::Idle);
+    bfd.send_replace(notice(Bfd::Init, Diag::NONE, false));
+    sleep(Duration::from_secs(1)).await;
+    assert_eq!(h.status.lock().expect("status").state, State::Idle);
+    bfd.send_replace(notice(Bfd::Up, Diag::NONE, false));
+    reach(&h, State::Active, 5).await;
+    let (mut r, mut w) = connect_to(&h).await;
+    assert!(matches!(r.recv().await, Some(Message::Open(_))));
+    send(&mut w, open_from(PEER, &settings)).await;
+    assert_eq!(r.recv().await, Some(Message::Keepalive));
+    send(&mut w, Message::Keepalive).await;
+    reach(&h, State::Established, 5).await;
+    assert!(matches!(rib.recv().await, Some(ToRib::Up { .. })));
+
+    bfd.send_replace(notice(Bfd::Down, Diag::NEIGHBOR_DOWN, true));
+    sleep(Duration::from_secs(2)).await;
+    assert_eq!(h.status.lock().expect("status").state, State::Established);
+
+    bfd.send_replace(notice(Bfd::Up, Diag::NONE, false));
+    bfd.send_replace(notice(Bfd::Down, Diag::DETECTION_EXPIRED, false));
+    reach(&h, State::Idle, 1).await;
+    assert!(matches!(
+        rib.recv().await,
+        Some(ToRib::Down {
+            graceful: false,
+            ..
+        })
+    ));
+    assert_eq!(r.recv().await, None, "closed without a NOTIFICATION");
+    let error = h.status.lock().expect("status").last_error.clone();
+    assert_eq!(error.as_deref(), Some("Error: BFD session down"));
+    sleep(Duration::from_secs(30)).await;
+    assert_eq!(h.status.lock().expect("status").state, State::Idle);
+    bfd.send_replace(notice(Bfd::Up, Diag::NONE, false));
+    reach(&h, State::Active, 5).await;
 }

@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use checks::{converged, established, kernels_converge, withdrawn_everywhere};
 use fabric::Fabric;
+use harness::netns::{monitor_deletions, seconds_of_day};
 use harness::proc::wait_until;
 
 /// Builds topology `file`, waits for all three checks to pass.
@@ -235,6 +236,90 @@ fn faults_link_cut_then_restored() {
     let (fab, hold) = faults("flink");
     node3_link(&fab, "down");
     withdrawn_within_hold(&fab, "link cut", hold);
+    kernels_converge(&fab, &["node3"]);
+    node3_link(&fab, "up");
+    converged(&fab);
+}
+
+/// The faults-bfd mesh up and converged, with `ip -ts monitor route` on node1 and node2.
+fn faults_bfd(id: &str) -> (Fabric, Vec<(String, harness::proc::ProcId)>) {
+    let fab = Fabric::up(id, "faults-bfd.clab.yml");
+    converged(&fab);
+    let monitors = ["node1", "node2"]
+        .iter()
+        .map(|n| {
+            let p = fab.spawn_in(
+                &format!("monitor-{n}"),
+                &fab.ns(n),
+                "env",
+                &["TZ=UTC", "ip", "-ts", "monitor", "route"],
+            );
+            (n.to_string(), p)
+        })
+        .collect();
+    // `ip monitor` subscribes as it starts.
+    sleep(Duration::from_millis(500));
+    (fab, monitors)
+}
+
+/// BFD at 100 ms x 3: 300 ms; the kernels must lose node3's blocks within it and 100 ms more.
+const BFD_DETECTION: Duration = Duration::from_millis(300);
+const BFD_SLACK: Duration = Duration::from_millis(100);
+
+/// node3's blocks leave node1's and node2's kernels within the BFD detection time plus
+/// 100 ms of `failed` (UTC), by the kernels' own timestamps (`ip -ts monitor route`).
+fn withdrawn_within_bfd(
+    fab: &Fabric,
+    monitors: &[(String, harness::proc::ProcId)],
+    what: &str,
+    failed: std::time::SystemTime,
+) {
+    withdrawn_everywhere(fab, "node3", Duration::from_secs(10));
+    let blocks: Vec<String> = (fab.node("node3").blocks.iter())
+        .map(|b| b.to_string())
+        .collect();
+    let failed = seconds_of_day(failed);
+    for (name, p) in monitors {
+        let text = std::fs::read_to_string(fab.log_path(*p)).unwrap_or_default();
+        let Some(at) = monitor_deletions(&text, &blocks).first().copied() else {
+            fab.fail(&format!("{name}: no deletion of {blocks:?} in {text:?}"));
+        };
+        let took = Duration::from_secs_f64((at - failed).max(0.0));
+        fab.log(&format!(
+            "{what}: {name}'s kernel lost node3's block {} ms after the failure",
+            took.as_millis()
+        ));
+        if took > BFD_DETECTION + BFD_SLACK {
+            fab.fail(&format!(
+                "{name}: {} ms, more than the 300 ms detection time + 100 ms",
+                took.as_millis()
+            ));
+        }
+    }
+}
+
+/// BFD at 100 ms x 3 (hold time 30 s): node3's wrend is frozen with SIGSTOP; the other
+/// kernels lose its blocks within the detection time + 100 ms; thawed, its sessions and
+/// routes return.
+#[test]
+fn faults_bfd_node_frozen_then_thawed() {
+    let (fab, monitors) = faults_bfd("bfdstop");
+    let failed = std::time::SystemTime::now();
+    fab.signal_node("node3", "STOP");
+    withdrawn_within_bfd(&fab, &monitors, "node3 frozen", failed);
+    kernels_converge(&fab, &["node3"]);
+    fab.signal_node("node3", "CONT");
+    converged(&fab);
+}
+
+/// BFD at 100 ms x 3: node3's link goes down; the other kernels lose its blocks within the
+/// detection time + 100 ms; back up, sessions, routes and pings return.
+#[test]
+fn faults_bfd_link_cut_then_restored() {
+    let (fab, monitors) = faults_bfd("bfdlink");
+    let failed = std::time::SystemTime::now();
+    node3_link(&fab, "down");
+    withdrawn_within_bfd(&fab, &monitors, "link cut", failed);
     kernels_converge(&fab, &["node3"]);
     node3_link(&fab, "up");
     converged(&fab);

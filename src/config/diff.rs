@@ -38,9 +38,10 @@ pub struct PeerChange {
 }
 
 /// Settings the RIB applies as routes arrive (a changed filter list re-runs the peer's import
-/// and export, as BIRD's reconfiguration does with a changed filter); every other one is the
-/// session's (`local_as` among them: the OPEN carries it).
-const WITHOUT_RESET: [&str; 3] = ["import_limit", "import_limit_action", "filters"];
+/// and export, as BIRD's reconfiguration does with a changed filter), and BFD (whose session
+/// runs beside BGP's and takes new timers with a Poll Sequence, RFC 5880 §6.8.3); every other
+/// one is the session's (`local_as` among them: the OPEN carries it).
+const WITHOUT_RESET: [&str; 4] = ["import_limit", "import_limit_action", "filters", "bfd"];
 
 /// The changes from `running` to `new`, or why they need a restart (the running
 /// configuration then stays).
@@ -162,6 +163,7 @@ fn changed_settings(a: &Peer, b: &Peer) -> Vec<&'static str> {
     );
     note("local_as", x.local_asn != y.local_asn);
     note("filters", x.filters != y.filters);
+    note("bfd", x.bfd != y.bfd);
     out
 }
 
@@ -284,6 +286,32 @@ mod tests {
                     vec![],
                     vec![(n("Node_198_51_100_2"), vec!["asn", "import_limit"], true)],
                 ),
+            ),
+            (
+                "BFD on: no reset",
+                peer(2, ""),
+                peer(2, "bfd = true\n"),
+                (
+                    vec![],
+                    vec![],
+                    vec![(n("Node_198_51_100_2"), vec!["bfd"], false)],
+                ),
+            ),
+            (
+                "[bfd] timers: no reset",
+                format!("[bfd]\nmin_tx = 300\n{}", peer(2, "bfd = true\n")),
+                format!("[bfd]\nmin_tx = 100\n{}", peer(2, "bfd = true\n")),
+                (
+                    vec![],
+                    vec![],
+                    vec![(n("Node_198_51_100_2"), vec!["bfd"], false)],
+                ),
+            ),
+            (
+                "[bfd] timers of a peer without BFD: nothing",
+                format!("[bfd]\nmin_tx = 300\n{}", peer(2, "")),
+                format!("[bfd]\nmin_tx = 100\n{}", peer(2, "")),
+                (vec![], vec![], vec![]),
             ),
             (
                 "another port is another peer",

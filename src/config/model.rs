@@ -304,6 +304,8 @@ pub struct PeerDefaults {
     pub local_asn: Option<u32>,
     /// Names of the `filters` applied to this peer's routes, in order (BGPPeer `filters`).
     pub filters: Vec<String>,
+    /// BFD for this peer (RFC 5882): `true`, or a table of settings over the `[bfd]` ones.
+    pub bfd: PeerBfd,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
@@ -339,6 +341,7 @@ impl Default for PeerDefaults {
             import_limit_action: LimitAction::Disable,
             local_asn: None,
             filters: Vec::new(),
+            bfd: PeerBfd::default(),
         }
     }
 }
@@ -391,6 +394,107 @@ impl LimitAction {
             LimitAction::Block => "block",
             LimitAction::Restart => "restart",
             LimitAction::Disable => "disable",
+        }
+    }
+}
+
+/// A peer's BFD (RFC 5882): off, or on with these settings. Written `bfd = true`,
+/// `bfd = false` or `bfd = { min_tx = 50, ... }`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(from = "BfdSwitch")]
+pub struct PeerBfd(pub Option<BfdOptions>);
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum BfdSwitch {
+    Flag(bool),
+    Table(BfdOptions),
+}
+
+impl Serialize for PeerBfd {
+    /// Written back the way it reads: `false`, `true` for BIRD's defaults, or the table.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match &self.0 {
+            None => s.serialize_bool(false),
+            Some(o) if *o == BfdOptions::default() => s.serialize_bool(true),
+            Some(o) => o.serialize(s),
+        }
+    }
+}
+
+impl From<BfdSwitch> for PeerBfd {
+    fn from(s: BfdSwitch) -> PeerBfd {
+        PeerBfd(match s {
+            BfdSwitch::Flag(on) => on.then(BfdOptions::default),
+            BfdSwitch::Table(t) => Some(t),
+        })
+    }
+}
+
+/// BFD settings (RFC 5880): the `[bfd]` table, and a peer's own over it. What neither sets
+/// is BIRD's default (`min rx interval 10 ms`, `min tx interval 100 ms`, `multiplier 5`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BfdOptions {
+    /// Desired Min TX Interval while Up, in milliseconds.
+    pub min_tx: Option<u32>,
+    /// Required Min RX Interval, in milliseconds.
+    pub min_rx: Option<u32>,
+    /// Detect Mult.
+    pub multiplier: Option<u8>,
+    /// Multihop BFD over UDP 4784 (RFC 5883) rather than single-hop (RFC 5881).
+    pub multihop: Option<bool>,
+    /// Authentication (RFC 5880 §6.7); needs `password`.
+    pub auth: Option<BfdAuth>,
+    pub password: Option<String>,
+    /// Auth Key ID (1 when unset).
+    pub key_id: Option<u8>,
+}
+
+impl BfdOptions {
+    /// These settings where set, `under`'s otherwise.
+    pub fn over(&self, under: &BfdOptions) -> BfdOptions {
+        BfdOptions {
+            min_tx: self.min_tx.or(under.min_tx),
+            min_rx: self.min_rx.or(under.min_rx),
+            multiplier: self.multiplier.or(under.multiplier),
+            multihop: self.multihop.or(under.multihop),
+            auth: self.auth.or(under.auth),
+            password: self.password.clone().or_else(|| under.password.clone()),
+            key_id: self.key_id.or(under.key_id),
+        }
+    }
+
+    pub fn min_tx(&self) -> u32 {
+        self.min_tx.unwrap_or(100)
+    }
+
+    pub fn min_rx(&self) -> u32 {
+        self.min_rx.unwrap_or(10)
+    }
+
+    pub fn multiplier(&self) -> u8 {
+        self.multiplier.unwrap_or(5)
+    }
+}
+
+/// BFD authentication types (RFC 5880 §6.7), as BIRD names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BfdAuth {
+    Simple,
+    KeyedMd5,
+    MeticulousKeyedMd5,
+    KeyedSha1,
+    MeticulousKeyedSha1,
+}
+
+impl BfdAuth {
+    /// The longest key the type takes (§4.2–§4.4).
+    pub fn max_key(self) -> usize {
+        match self {
+            BfdAuth::KeyedSha1 | BfdAuth::MeticulousKeyedSha1 => 20,
+            _ => 16,
         }
     }
 }

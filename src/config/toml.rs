@@ -13,9 +13,9 @@ use serde::Deserialize;
 
 use super::datastore::Local;
 use super::{
-    AddPaths, BgpFilter, Config, Contents, Error, FilterRule, Item, KernelConfig, LimitAction,
-    Listen, LogLevel, MatchOperator, NextHopMode, Peer, PeerDefaults, Pool, PrefixCommunities,
-    RuleAction, default_name, validate,
+    AddPaths, BfdOptions, BgpFilter, Config, Contents, Error, FilterRule, Item, KernelConfig,
+    LimitAction, Listen, LogLevel, MatchOperator, NextHopMode, Peer, PeerBfd, PeerDefaults, Pool,
+    PrefixCommunities, RuleAction, default_name, validate,
 };
 
 /// The whole file.
@@ -45,6 +45,9 @@ struct File {
     /// Settings every peer inherits unless it sets its own.
     #[serde(default)]
     defaults: PeerDefaults,
+    /// BFD settings of every peer with `bfd` on, unless it sets its own.
+    #[serde(default)]
+    bfd: BfdOptions,
     #[serde(default, rename = "peer")]
     peers: Vec<PeerConfig>,
     /// Named route filters (Calico's BGPFilter) that peers list in `filters`.
@@ -186,6 +189,7 @@ struct PeerConfig {
     local_as: Option<u32>,
     /// Names of `[[filters]]` for this peer, in order.
     filters: Option<Vec<String>>,
+    bfd: Option<PeerBfd>,
 }
 
 fn bgp_port() -> u16 {
@@ -276,7 +280,7 @@ impl File {
         let peers = self
             .peers
             .iter()
-            .map(|p| resolve(&self.defaults, p))
+            .map(|p| resolve(&self.defaults, &self.bfd, p))
             .collect();
         let filters = (self.filters.into_iter().enumerate())
             .map(|(i, f)| f.into_model(i))
@@ -300,8 +304,15 @@ impl File {
     }
 }
 
-/// A peer's settings: its own where it sets them, `[defaults]` otherwise.
-fn resolve(d: &PeerDefaults, p: &PeerConfig) -> Peer {
+/// A peer's settings: its own where it sets them, `[defaults]` otherwise (and for BFD,
+/// `[bfd]` under both).
+fn resolve(d: &PeerDefaults, bfd: &BfdOptions, p: &PeerConfig) -> Peer {
+    let dflt = d.bfd.0.clone();
+    let on = match p.bfd.as_ref().map(|b| b.0.as_ref()) {
+        None => dflt,
+        Some(None) => None,
+        Some(Some(own)) => Some(own.over(&dflt.unwrap_or_default())),
+    };
     Peer {
         name: p.name.clone().unwrap_or_else(|| default_name(p.address)),
         address: p.address,
@@ -329,6 +340,7 @@ fn resolve(d: &PeerDefaults, p: &PeerConfig) -> Peer {
             import_limit_action: p.import_limit_action.unwrap_or(d.import_limit_action),
             local_asn: p.local_as.or(d.local_asn),
             filters: p.filters.clone().unwrap_or_else(|| d.filters.clone()),
+            bfd: PeerBfd(on.map(|o| o.over(bfd))),
         },
     }
 }
@@ -536,6 +548,63 @@ import_limit_action = "block"
             })
         );
         assert_eq!(c.listen.port, 179);
+    }
+
+    /// A peer's own BFD settings over `[defaults]`'s over `[bfd]`'s, then BIRD's defaults;
+    /// `bfd = false` turns a default on off.
+    #[test]
+    fn bfd_settings_resolve() {
+        let c = Config::parse(
+            r#"
+router_id = "198.51.100.1"
+asn = 64512
+[defaults]
+bfd = { multiplier = 3 }
+[bfd]
+min_tx = 300
+min_rx = 300
+auth = "keyed-sha1"
+password = "k"
+[[peer]]
+address = "198.51.100.12"
+asn = 64512
+[[peer]]
+address = "198.51.100.13"
+asn = 64512
+bfd = { min_tx = 50, multihop = true }
+[[peer]]
+address = "198.51.100.14"
+asn = 64512
+bfd = false
+"#,
+        )
+        .unwrap();
+        let b = |i: usize| c.peers[i].settings.bfd.0.clone();
+        let first = b(0).unwrap();
+        assert_eq!(
+            (first.min_tx(), first.min_rx(), first.multiplier()),
+            (300, 300, 3)
+        );
+        assert_eq!(first.auth, Some(super::super::BfdAuth::KeyedSha1));
+        let second = b(1).unwrap();
+        assert_eq!((second.min_tx(), second.multiplier()), (50, 3));
+        assert_eq!(second.multihop, Some(true));
+        assert_eq!(b(2), None);
+        let plain = Config::parse(
+            "router_id = \"198.51.100.1\"\nasn = 1\n[[peer]]\naddress = \"198.51.100.2\"\nasn = 1\nbfd = true\n",
+        )
+        .unwrap();
+        let bird = plain.peers[0].settings.bfd.0.clone().unwrap();
+        assert_eq!(
+            (bird.min_tx(), bird.min_rx(), bird.multiplier()),
+            (100, 10, 5)
+        );
+        let e = Config::parse(
+            "router_id = \"198.51.100.1\"\nasn = 1\n[[peer]]\naddress = \"198.51.100.2\"\nasn = 1\nbfd = { multiplier = 0 }\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().starts_with("6:1: "), "{e}");
+        assert!(e.message.contains("multiplier"), "{e}");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use ipnet::IpNet;
 
-use super::{BgpFilter, Config, FilterRule, Item, MatchOperator};
+use super::{BfdOptions, BgpFilter, Config, FilterRule, Item, MatchOperator};
 
 /// At most this many `[[communities]]` ranges (a prefix's ranges are a 64-bit mask).
 const MAX_COMMUNITY_RANGES: usize = 64;
@@ -153,6 +153,30 @@ fn rule(r: &FilterRule, v6: bool) -> Result<(), (&'static str, String)> {
     Ok(())
 }
 
+/// Longest BFD interval taken, in milliseconds (the wire carries microseconds in 32 bits).
+const MAX_BFD_INTERVAL: u32 = 60_000;
+
+/// BFD timers within what the wire carries (RFC 5880 §4.1: Detect Mult is non-zero), and a
+/// key that fits its type (§4.2–§4.4).
+fn bfd(b: &BfdOptions) -> Result<(), String> {
+    for (name, ms) in [("min_tx", b.min_tx()), ("min_rx", b.min_rx())] {
+        if !(1..=MAX_BFD_INTERVAL).contains(&ms) {
+            return Err(format!("{name} must be 1 to {MAX_BFD_INTERVAL} ms"));
+        }
+    }
+    if b.multiplier() == 0 {
+        return Err("multiplier must be at least 1".into());
+    }
+    match (b.auth, &b.password) {
+        (None, _) => Ok(()),
+        (Some(a), Some(pw)) if (1..=a.max_key()).contains(&pw.len()) => Ok(()),
+        (Some(a), _) => Err(format!(
+            "{a:?} needs a password of 1 to {} bytes",
+            a.max_key()
+        )),
+    }
+}
+
 /// A prefix with bits set after its length is refused rather than truncated: it is most
 /// likely a typo for another prefix.
 fn host_bits(net: &IpNet) -> Result<(), String> {
@@ -235,6 +259,9 @@ fn peers(c: &Config) -> Result<(), (Item, String)> {
                 at("import_limit"),
                 format!("peer {name}: import_limit must be at least 1"),
             ));
+        }
+        if let Some(b) = &s.bfd.0 {
+            bfd(b).map_err(|e| (at("bfd"), format!("peer {name}: bfd: {e}")))?;
         }
         if let Some(first) = addresses.insert((p.address, p.port), i) {
             // Two sessions to one neighbour would collide with each other for ever.

@@ -133,8 +133,8 @@ fn rule(r: &FilterRule) -> Result<Value> {
 #[cfg(test)]
 mod tests {
     use super::super::{
-        AddPaths, Encapsulation, LimitAction, LogLevel, MatchOperator, NextHopMode, Peer, Pool,
-        PrefixCommunities, RuleAction, toml,
+        AddPaths, BfdAuth, BfdOptions, Encapsulation, LimitAction, LogLevel, MatchOperator,
+        NextHopMode, Peer, PeerBfd, Pool, PrefixCommunities, RuleAction, toml,
     };
     use super::*;
 
@@ -175,8 +175,16 @@ mod tests {
             import_limit_action: LimitAction::Restart,
             local_asn: Some(65001),
             filters: vec!["f".into()],
+            bfd: PeerBfd(Some(BfdOptions {
+                min_tx: Some(50),
+                multiplier: Some(3),
+                auth: Some(BfdAuth::MeticulousKeyedSha1),
+                password: Some("k".into()),
+                ..BfdOptions::default()
+            })),
         };
         let second = PeerDefaults {
+            bfd: PeerBfd(Some(BfdOptions::default())),
             ttl_security: Some(1),
             add_paths: AddPaths::Off,
             next_hop: NextHopMode::Myself,

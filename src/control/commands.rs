@@ -8,6 +8,7 @@ use ipnet::IpNet;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::attrs::{AttrSet, PathSource};
+use crate::bfd;
 use crate::config::ImportLimit;
 use crate::rib::Rib;
 use crate::rib::table::Path;
@@ -38,6 +39,8 @@ pub struct Context<'a> {
     pub fib: Option<FibView>,
     /// The datastore, when the configuration comes from one.
     pub datastore: Option<&'a crate::datastore::Report>,
+    /// BFD sessions (read from the BFD thread only for the commands that show them).
+    pub bfd: &'a [bfd::Info],
 }
 
 /// What the commands read of the FIB thread.
@@ -112,6 +115,7 @@ pub fn execute(cmd: &str, ctx: &Context) -> (Reply, Vec<Effect>) {
         ["show", "route", rest @ ..] => return (show_route(ctx, rest), Vec::new()),
         ["show", "memory"] => show_memory(ctx),
         ["show", "datastore"] => super::datastore::show(ctx.datastore, datetime),
+        ["show", "bfd", "sessions"] => show_bfd_sessions(ctx),
         ["enable", name] => return act(ctx, name, 11, "enabled", &[Effect::Enable]),
         ["disable", name] => return act(ctx, name, 9, "disabled", &[Effect::Disable]),
         ["restart", name] => return act(ctx, name, 6, "restarted", &[Effect::Restart]),
@@ -261,6 +265,37 @@ fn show_protocols(ctx: &Context, args: &[&str]) -> Vec<Line> {
                     .map(|t| Line::new(1006, t)),
             );
         }
+    }
+    out.push(Line::new(0, ""));
+    out
+}
+
+/// BIRD 2's `show bfd sessions` (`bfd_show_sessions`), under the name BIRD gives an
+/// unnamed `protocol bfd`; times as `show protocols` prints them.
+fn show_bfd_sessions(ctx: &Context) -> Vec<Line> {
+    let mut out = vec![
+        Line::new(1020, "bfd1:"),
+        Line::new(
+            1020,
+            format!(
+                "{:<25} {:<10} {:<10} {:<12}  {:>8} {:>8}",
+                "IP address", "Interface", "State", "Since", "Interval", "Timeout"
+            ),
+        ),
+    ];
+    for s in ctx.bfd {
+        out.push(Line::new(
+            1020,
+            format!(
+                "{:<25} {:<10} {:<10} {:<12}  {:>7.3}  {:>7.3}",
+                s.peer.to_string(),
+                s.interface.as_deref().unwrap_or("---"),
+                s.state.name(),
+                since(s.since),
+                s.interval.as_secs_f64(),
+                s.timeout.as_secs_f64()
+            ),
+        ));
     }
     out.push(Line::new(0, ""));
     out
@@ -890,6 +925,7 @@ mod tests {
             recovery: None,
             fib: None,
             datastore: None,
+            bfd: &[],
         }
     }
 
@@ -968,6 +1004,42 @@ mod tests {
             assert!(texts[i + 1].starts_with(what), "{texts:?}");
         }
         assert_eq!(lines.last().map(|l| l.code), Some(0));
+    }
+
+    #[test]
+    fn bfd_sessions_in_bird_2_layout() {
+        let rib = Rib::new(&Config::parse("router_id = \"127.0.0.1\"\nasn = 1\n").unwrap());
+        let sessions = [bfd::Info {
+            peer: "198.51.100.2".parse().unwrap(),
+            multihop: false,
+            interface: Some("eth0".into()),
+            state: bfd::State::Up,
+            remote_state: bfd::State::Up,
+            diag: bfd::Diag::NONE,
+            since: SystemTime::now(),
+            interval: std::time::Duration::from_millis(100),
+            timeout: std::time::Duration::from_millis(300),
+            local_disc: 1,
+            remote_disc: 2,
+            flaps: 0,
+        }];
+        let ctx = Context {
+            bfd: &sessions,
+            ..context(&rib, &[])
+        };
+        let lines = execute("show bfd sessions", &ctx).0.lines;
+        let texts: Vec<&str> = lines.iter().map(|l| l.text.as_str()).collect();
+        assert_eq!(texts[0], "bfd1:");
+        assert_eq!(
+            texts[1],
+            "IP address                Interface  State      Since         Interval  Timeout"
+        );
+        assert!(texts[2].starts_with("198.51.100.2              eth0       Up         "));
+        assert!(texts[2].ends_with("    0.100    0.300"), "{:?}", texts[2]);
+        assert_eq!(
+            lines.iter().map(|l| l.code).collect::<Vec<_>>(),
+            [1020, 1020, 1020, 0]
+        );
     }
 
     #[test]

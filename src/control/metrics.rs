@@ -349,7 +349,44 @@ pub fn render(ctx: &Context) -> String {
             ),
         ]);
     }
+    families.extend(bfd_families(ctx.bfd));
     encode(families)
+}
+
+/// Each BFD session's state and flaps (RFC 5880), by peer address and hop mode.
+fn bfd_families(sessions: &[crate::bfd::Info]) -> [Family; 3] {
+    use MetricType::{Counter, Gauge};
+    let per_session = |name, kind, help, get: &dyn Fn(&crate::bfd::Info) -> u64| {
+        let mut f = Family::new(name, kind, help);
+        f.samples = (sessions.iter())
+            .map(|s| {
+                let hops = if s.multihop { "multi" } else { "single" };
+                let labels = vec![("address", s.peer.to_string()), ("hop", hops.to_string())];
+                (labels, get(s))
+            })
+            .collect();
+        f
+    };
+    [
+        per_session(
+            "wren_bfd_session_state",
+            Gauge,
+            "BFD state (RFC 5880 §4.1): 0 AdminDown, 1 Down, 2 Init, 3 Up.",
+            &|s| s.state as u64,
+        ),
+        per_session(
+            "wren_bfd_session_up",
+            Gauge,
+            "1 when the BFD session is Up.",
+            &|s| u64::from(s.state == crate::bfd::State::Up),
+        ),
+        per_session(
+            "wren_bfd_session_flaps_total",
+            Counter,
+            "Times the BFD session left Up.",
+            &|s| s.flaps,
+        ),
+    ]
 }
 
 /// The families in the text exposition format (0.0.4).
@@ -401,5 +438,32 @@ mod tests {
              # TYPE wren_peer_updates_received_total counter\n\
              wren_peer_updates_received_total{peer=\"a\\\"b\\\\c\",address=\"192.0.2.1\"} 7\n"
         );
+    }
+
+    #[test]
+    fn bfd_state_and_flaps() {
+        let s = crate::bfd::Info {
+            peer: "198.51.100.2".parse().unwrap(),
+            multihop: false,
+            interface: None,
+            state: crate::bfd::State::Up,
+            remote_state: crate::bfd::State::Up,
+            diag: crate::bfd::Diag::NONE,
+            since: SystemTime::now(),
+            interval: std::time::Duration::from_millis(100),
+            timeout: std::time::Duration::from_millis(300),
+            local_disc: 1,
+            remote_disc: 2,
+            flaps: 4,
+        };
+        let out = encode(bfd_families(&[s]).into());
+        let labels = "{address=\"198.51.100.2\",hop=\"single\"}";
+        for line in [
+            format!("wren_bfd_session_state{labels} 3"),
+            format!("wren_bfd_session_up{labels} 1"),
+            format!("wren_bfd_session_flaps_total{labels} 4"),
+        ] {
+            assert!(out.lines().any(|l| l == line), "{line} not in {out}");
+        }
     }
 }

@@ -6,6 +6,7 @@ use tokio::time::Instant;
 use tracing::info;
 
 use super::Daemon;
+use crate::bfd;
 use crate::config::LogLevel;
 use crate::control::Line;
 use crate::control::commands::{self, Reply};
@@ -22,7 +23,7 @@ impl Daemon {
             Ask::Command(cmd) => self.command(&cmd).await,
             Ask::More(walk) => {
                 let statuses = self.peers.statuses();
-                commands::resume(walk, &self.context(&statuses))
+                commands::resume(walk, &self.context(&statuses, &[]))
             }
         }
     }
@@ -80,7 +81,12 @@ impl Daemon {
             _ => {}
         }
         let statuses = self.peers.statuses();
-        let (reply, effects) = commands::execute(cmd, &self.context(&statuses));
+        // Only the commands that show BFD ask its thread.
+        let bfd = match cmd.contains("bfd") {
+            true => self.peers.bfd_sessions().await,
+            false => Vec::new(),
+        };
+        let (reply, effects) = commands::execute(cmd, &self.context(&statuses, &bfd));
         for e in effects {
             self.apply(e).await;
         }
@@ -89,7 +95,11 @@ impl Daemon {
     }
 
     /// What the control commands and the metrics read.
-    pub(super) fn context<'a>(&'a self, statuses: &'a [Option<Status>]) -> commands::Context<'a> {
+    pub(super) fn context<'a>(
+        &'a self,
+        statuses: &'a [Option<Status>],
+        bfd: &'a [bfd::Info],
+    ) -> commands::Context<'a> {
         commands::Context {
             router_id: self.config.router_id,
             started: self.started,
@@ -108,6 +118,7 @@ impl Daemon {
                 }
             }),
             datastore: self.datastore.as_ref().map(|m| m.report()),
+            bfd,
         }
     }
 

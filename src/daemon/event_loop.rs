@@ -68,7 +68,8 @@ impl Daemon {
                 }
                 Some(reply) = inputs.metrics_rx.recv() => {
                     let statuses = self.peers.statuses();
-                    let _ = reply.send(metrics::render(&self.context(&statuses)));
+                    let bfd = self.peers.bfd_sessions().await;
+                    let _ = reply.send(metrics::render(&self.context(&statuses, &bfd)));
                 }
                 _ = inputs.hup.recv() => {
                     if let Err(e) = self.reload().await {

@@ -10,11 +10,12 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, RwLock};
 
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tracing::warn;
 
-use crate::config::Peer as PeerConfig;
+use crate::bfd::{self, Bfd};
+use crate::config::{BfdAuth, Peer as PeerConfig};
 use crate::rib::{Outgoing, Rib};
 use crate::session::{self, Handle, PeerId, PeerMap, Status, ToPeer, ToRib, listen, socket};
 use crate::wire::Notification;
@@ -36,6 +37,8 @@ pub(super) struct Peers {
     asn: u32,
     router_id: Ipv4Addr,
     rib_tx: mpsc::Sender<ToRib>,
+    /// The BFD thread, started with the first peer that asks for BFD.
+    bfd: Option<Bfd>,
 }
 
 impl Peers {
@@ -48,6 +51,7 @@ impl Peers {
             asn,
             router_id,
             rib_tx,
+            bfd: None,
         }
     }
 
@@ -67,6 +71,7 @@ impl Peers {
     /// `restarting`, RFC 4724 §3).
     pub(super) async fn add(&mut self, rib: &mut Rib, config: PeerConfig, restarting: bool) {
         let id = self.peers.ids();
+        let bfd = self.bfd_session(&config).await;
         let handle = session::spawn(
             id,
             config.clone(),
@@ -75,6 +80,10 @@ impl Peers {
             restarting,
             self.rib_tx.clone(),
         );
+        if bfd.is_some() {
+            // Ahead of Start: the session waits for BFD to come Up (RFC 5882 §4.3).
+            let _ = handle.commands.send(ToPeer::Bfd(bfd)).await;
+        }
         if let Some(key) = &config.settings.password {
             self.set_key(&config, Some(key));
         }
@@ -105,15 +114,62 @@ impl Peers {
         if p.config.settings.password.is_some() {
             self.set_key(&p.config, None);
         }
+        if let (Some(r), Some(b)) = (bfd_request(&p.config), &self.bfd) {
+            b.remove(r.peer, r.multihop).await;
+        }
         self.stale_deadline.remove(&id);
         rib.remove_peer(id)
     }
 
-    /// New settings for a peer that keep its session (`config::diff`'s `reset: false`).
-    pub(super) fn set_config(&mut self, rib: &mut Rib, id: PeerId, config: PeerConfig) {
+    /// New settings for a peer that keep its session (`config::diff`'s `reset: false`):
+    /// new BFD timers or key go to the running BFD session (RFC 5880 §6.8.3 polls the
+    /// peer); BFD turned on or off, or moved to another hop mode, gives the peer task its
+    /// new session.
+    pub(super) async fn set_config(&mut self, rib: &mut Rib, id: PeerId, config: PeerConfig) {
+        let Some(old) = self.peers.get(id).map(|p| p.config.clone()) else {
+            return;
+        };
+        match (bfd_request(&old), bfd_request(&config)) {
+            (None, None) => {}
+            (Some(o), Some(n)) if o.peer == n.peer && o.multihop == n.multihop => {
+                if let (true, Some(b)) = (o != n, &self.bfd) {
+                    b.update(n).await;
+                }
+            }
+            (o, _) => {
+                if let (Some(o), Some(b)) = (o, &self.bfd) {
+                    b.remove(o.peer, o.multihop).await;
+                }
+                let rx = self.bfd_session(&config).await;
+                self.send(id, ToPeer::Bfd(rx)).await;
+            }
+        }
         if let Some(p) = self.peers.get_mut(id) {
             p.config = config.clone();
             rib.set_peer_config(id, config);
+        }
+    }
+
+    /// Opens `p`'s BFD session if it asks for one, starting the BFD thread on first use.
+    async fn bfd_session(&mut self, p: &PeerConfig) -> Option<watch::Receiver<bfd::Notice>> {
+        let r = bfd_request(p)?;
+        if self.bfd.is_none() {
+            match Bfd::start() {
+                Ok(b) => self.bfd = Some(b),
+                Err(e) => {
+                    warn!(peer = %p.name, "BFD cannot start, the session runs without it: {e}");
+                    return None;
+                }
+            }
+        }
+        self.bfd.as_ref()?.add(r).await
+    }
+
+    /// Every BFD session (for `show bfd sessions` and the metrics).
+    pub(super) async fn bfd_sessions(&self) -> Vec<bfd::Info> {
+        match &self.bfd {
+            Some(b) => b.sessions().await,
+            None => Vec::new(),
         }
     }
 
@@ -179,6 +235,34 @@ impl Peers {
     pub(super) fn stale_over(&mut self, id: PeerId) {
         self.stale_deadline.remove(&id);
     }
+}
+
+/// The BFD session a peer with BFD on asks for (RFC 5882); intervals in microseconds, as
+/// on the wire.
+fn bfd_request(p: &PeerConfig) -> Option<bfd::Request> {
+    let o = p.settings.bfd.0.as_ref()?;
+    let kind = |a| match a {
+        BfdAuth::Simple => bfd::packet::AuthType::SimplePassword,
+        BfdAuth::KeyedMd5 => bfd::packet::AuthType::KeyedMd5,
+        BfdAuth::MeticulousKeyedMd5 => bfd::packet::AuthType::MeticulousKeyedMd5,
+        BfdAuth::KeyedSha1 => bfd::packet::AuthType::KeyedSha1,
+        BfdAuth::MeticulousKeyedSha1 => bfd::packet::AuthType::MeticulousKeyedSha1,
+    };
+    Some(bfd::Request {
+        peer: p.address,
+        local: p.settings.source_address,
+        multihop: o.multihop.unwrap_or(false),
+        timers: bfd::Timers {
+            min_tx: o.min_tx().saturating_mul(1000),
+            min_rx: o.min_rx().saturating_mul(1000),
+            multiplier: o.multiplier(),
+        },
+        key: (o.auth.zip(o.password.as_ref())).map(|(a, pw)| bfd::auth::Key {
+            kind: kind(a),
+            id: o.key_id.unwrap_or(1),
+            secret: pw.as_bytes().to_vec(),
+        }),
+    })
 }
 
 #[cfg(test)]
@@ -256,7 +340,7 @@ asn = 64512
 
         let mut limited = b.clone();
         limited.settings.import_limit = Some(10);
-        peers.set_config(&mut rib, 1, limited);
+        peers.set_config(&mut rib, 1, limited).await;
         assert!(rib.import_limit(1).is_some());
     }
 }

@@ -62,7 +62,9 @@ impl Daemon {
                     .add(&mut self.rib, c.new.clone(), self.restarting)
                     .await;
             } else {
-                (self.peers).set_config(&mut self.rib, id, c.new.clone());
+                (self.peers)
+                    .set_config(&mut self.rib, id, c.new.clone())
+                    .await;
             }
         }
         for p in &changes.added {

@@ -72,6 +72,10 @@ pub enum Event {
     RequestRefresh,
     /// Our restart is over (RFC 4724 §3): later OPENs no longer carry the Restart State bit.
     RestartComplete,
+    /// The forwarding path to the peer failed (its BFD session went Down, RFC 5882 §4.3):
+    /// the session goes at once, its routes with it (a dead peer is no graceful restart),
+    /// and it stays down until started again.
+    PathDown,
 }
 
 /// What the peer task must do.
@@ -223,6 +227,13 @@ impl Fsm {
             }
             Event::RequestRefresh => self.request_refresh(&mut out),
             Event::RestartComplete => self.restart_complete(),
+            Event::PathDown => {
+                self.enabled = false;
+                if self.state != State::Idle {
+                    self.transport_lost = false;
+                    self.go_idle(&mut out, "Error: BFD session down".into(), true);
+                }
+            }
         }
         out
     }
@@ -778,6 +789,35 @@ mod tests {
             assert!(a.contains(&Action::Disconnect));
             assert!(a.contains(&Action::Start(Timer::IdleHold, 5)));
         }
+    }
+
+    /// RFC 5882 §4.3: BFD Down takes the session down at once, not as a graceful restart
+    /// even when the peer could restart gracefully, and it stays down until started again.
+    #[test]
+    fn path_down_ends_the_session_for_good() {
+        let mut f = established(false);
+        assert!(
+            f.session()
+                .is_some_and(|s| s.peer_graceful_restart.is_some())
+        );
+        let a = f.handle(Event::PathDown);
+        assert!(a.contains(&Action::Disconnect));
+        assert!(a.iter().any(|a| matches!(
+            a,
+            Action::Down {
+                graceful: false,
+                ..
+            }
+        )));
+        assert!(!a.iter().any(|a| matches!(a, Action::Start(..))));
+        assert!(sends(&a).is_empty(), "the path is gone: no NOTIFICATION");
+        assert_eq!(f.state(), State::Idle);
+        assert!(f.handle(Event::Expired(Timer::IdleHold)).is_empty());
+        f.handle(Event::Start);
+        assert_eq!(f.state(), State::Active);
+        // Before a session, it only keeps the machine from starting.
+        let mut f = Fsm::new(params(false));
+        assert!(f.handle(Event::PathDown).is_empty());
     }
 
     #[test]

@@ -14,8 +14,9 @@ use std::time::SystemTime;
 
 use bytes::{Bytes, BytesMut};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
+use crate::bfd;
 use crate::config::Peer as PeerConfig;
 use crate::wire::{Notification, Open, RouteRefresh, Update};
 
@@ -46,6 +47,8 @@ pub enum ToPeer {
     Incoming(Box<TcpStream>),
     /// A colliding connection and the OPEN it sent, with any bytes read after it.
     IncomingOpen(Box<(TcpStream, Open, BytesMut)>),
+    /// The peer's BFD session to follow from now on, or none (a reload turned BFD on or off).
+    Bfd(Option<watch::Receiver<bfd::Notice>>),
 }
 
 /// What peer tasks tell the RIB.

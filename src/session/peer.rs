@@ -12,11 +12,12 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+use crate::bfd;
 use crate::config::Peer as PeerConfig;
 use crate::wire::{self, Message, Negotiated, Open};
 
@@ -57,6 +58,13 @@ pub struct Peer {
     pending: Option<ToRib>,
     rx: Negotiated,
     tx: Negotiated,
+    /// The peer's BFD session, if it has one (RFC 5882).
+    bfd: Option<watch::Receiver<bfd::Notice>>,
+    /// Whether BFD lets the session run: after Up (or the peer's AdminDown, which is no
+    /// failure, RFC 5882 §3.2), until Down.
+    path_up: bool,
+    /// The operator wants the session (Start, not Stop).
+    wanted: bool,
 }
 
 impl Peer {
@@ -86,6 +94,9 @@ impl Peer {
             pending: None,
             rx: opening(),
             tx: opening(),
+            path_up: true,
+            bfd: None,
+            wanted: false,
         }
     }
 
@@ -106,6 +117,7 @@ impl Peer {
                 permit = rib.reserve_owned(), if self.pending.is_some() => Wake::Rib(permit.ok()),
                 r = dial_result(&mut self.dialling), if self.dialling.is_some() => Wake::Dialled(r),
                 r = read_some(&mut self.conn, &mut self.rbuf), if reading => Wake::Read(r),
+                n = bfd_change(&mut self.bfd), if self.bfd.is_some() => Wake::Bfd(n),
             };
             // What a wake-up does runs in its own allocation: the task itself, idle most of
             // the time, stays small (a thousand peers hold a thousand of them).
@@ -167,23 +179,71 @@ impl Peer {
                 self.event(Event::Closed).await;
             }
             Wake::Read(Ok(_)) => self.drain_frames().await,
+            Wake::Bfd(n) => self.bfd(n).await,
         }
         true
+    }
+
+    /// RFC 5882 §4.3: BFD Down ends the session at once and keeps it down until BFD is Up
+    /// again; the peer's AdminDown is no failure (§3.2). Without its BFD session (the
+    /// client removed it, or the thread ended) the session runs on its own.
+    async fn bfd(&mut self, n: Option<bfd::Notice>) {
+        let up = match n {
+            None => {
+                self.bfd = None;
+                true
+            }
+            Some(n) if n.state == bfd::State::Up || n.remote_admin_down => true,
+            Some(n) if n.state == bfd::State::Down => {
+                if self.path_up && self.fsm.state() != State::Idle {
+                    warn!(peer = %self.cfg.name, "BFD session down ({}): closing", n.diag.text());
+                }
+                false
+            }
+            Some(_) => return,
+        };
+        if up == self.path_up {
+            return;
+        }
+        self.path_up = up;
+        if !up {
+            self.event(Event::PathDown).await;
+        } else if self.wanted {
+            self.event(Event::Start).await;
+        }
     }
 
     async fn command(&mut self, c: ToPeer) {
         match c {
             ToPeer::Start => {
                 self.count(|s| s.enabled = true);
-                self.event(Event::Start).await
+                self.wanted = true;
+                if self.path_up {
+                    self.event(Event::Start).await
+                }
             }
             ToPeer::Stop(n) => {
                 self.count(|s| s.enabled = false);
+                self.wanted = false;
                 self.event(Event::Stop(n)).await
             }
             ToPeer::Shutdown(n) => {
                 self.count(|s| s.enabled = false);
+                self.wanted = false;
                 self.event(Event::Shutdown(n)).await
+            }
+            ToPeer::Bfd(rx) => {
+                // A session already up stays: only a later Down or restart waits for BFD.
+                self.path_up = rx
+                    .as_ref()
+                    .is_none_or(|r| r.borrow().state == bfd::State::Up)
+                    || self.fsm.state() != State::Idle;
+                self.bfd = rx;
+                if !self.path_up {
+                    self.event(Event::PathDown).await
+                } else if self.wanted {
+                    self.event(Event::Start).await
+                }
             }
             ToPeer::RestartComplete => self.event(Event::RestartComplete).await,
             ToPeer::RequestRefresh => self.event(Event::RequestRefresh).await,
@@ -493,6 +553,15 @@ enum Wake {
     Rib(Option<mpsc::OwnedPermit<ToRib>>),
     Dialled(io::Result<TcpStream>),
     Read(io::Result<usize>),
+    /// The BFD session changed, or is gone.
+    Bfd(Option<bfd::Notice>),
+}
+
+/// The BFD session's next change; `None` once it is gone.
+async fn bfd_change(rx: &mut Option<watch::Receiver<bfd::Notice>>) -> Option<bfd::Notice> {
+    let r = rx.as_mut()?;
+    r.changed().await.ok()?;
+    Some(*r.borrow_and_update())
 }
 
 /// Before the OPENs are exchanged nothing is negotiated.

@@ -247,3 +247,27 @@ impl RecvPeers {
         Ok(g)
     }
 }
+
+/// When `ip -ts monitor route` (run with `TZ=UTC`) saw each route of `prefixes` deleted, in
+/// seconds since midnight UTC, in the order logged.
+pub fn monitor_deletions(log: &str, prefixes: &[String]) -> Vec<f64> {
+    log.lines()
+        .filter_map(|l| {
+            let (stamp, event) = l.strip_prefix('[')?.split_once("] ")?;
+            let net = event.strip_prefix("Deleted ")?.split_whitespace().next()?;
+            prefixes.iter().any(|p| p == net).then_some(())?;
+            let (_, time) = stamp.split_once('T')?;
+            let mut hms = time.split(':').map(|x| x.parse::<f64>().ok());
+            Some(hms.next()?? * 3600.0 + hms.next()?? * 60.0 + hms.next()??)
+        })
+        .collect()
+}
+
+/// `t` in seconds since midnight UTC, to compare with [`monitor_deletions`].
+pub fn seconds_of_day(t: std::time::SystemTime) -> f64 {
+    let secs = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64();
+    secs % 86_400.0
+}

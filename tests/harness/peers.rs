@@ -36,6 +36,10 @@ pub fn frr_bgpd() -> PathBuf {
     PathBuf::from("/usr/lib/frr/bgpd")
 }
 
+pub fn frr_bfdd() -> PathBuf {
+    PathBuf::from("/usr/lib/frr/bfdd")
+}
+
 /// Arguments for an FRR daemon (zebra or bgpd) with its own zserv socket, vty folder and pid
 /// file under `dir` (owned by user frr: FRR refuses to run as root), logging to
 /// `dir/<daemon>.out`, and no vty TCP port.
@@ -119,6 +123,21 @@ pub struct PeerOpts {
     /// BIRD 1.6 with the parts of Calico's `bgp_template` that `show protocols all` shows
     /// (description, inline import and export filters).
     pub calico: bool,
+    /// BFD on the session (BIRD 2's `protocol bfd`, FRR's bfdd).
+    pub bfd: Option<PeerBfd>,
+}
+
+/// The peer's BFD session with wrend.
+#[derive(Clone, Debug)]
+pub struct PeerBfd {
+    /// Min TX and min RX interval alike.
+    pub interval_ms: u32,
+    pub multiplier: u8,
+    /// RFC 5883 (the BGP session becomes multihop too).
+    pub multihop: bool,
+    /// BIRD's authentication type (`keyed md5`, `meticulous keyed sha1`, ...) and password
+    /// (key ID 1).
+    pub auth: Option<(&'static str, String)>,
 }
 
 impl PeerOpts {
@@ -131,6 +150,7 @@ impl PeerOpts {
             hold_time: 9,
             ibgp: false,
             calico: false,
+            bfd: None,
         }
     }
     fn keepalive(&self) -> u16 {
@@ -155,6 +175,8 @@ pub struct Peer {
     pub main: ProcId,
     /// FRR's zebra.
     pub zebra: Option<ProcId>,
+    /// FRR's bfdd.
+    pub bfdd: Option<ProcId>,
     /// Control socket (BIRD, OpenBGPD) or vty directory (FRR).
     ctl: PathBuf,
     config: PathBuf,
@@ -197,11 +219,15 @@ impl Peer {
             opts,
             main: 0,
             zebra: None,
+            bfdd: None,
             ctl,
             config,
         };
         if kind == Kind::Frr {
             p.start_zebra(lab);
+            if let Some(b) = &p.opts.bfd {
+                p.start_bfdd(lab, b.clone());
+            }
         }
         p.run(lab, false);
         p
@@ -225,6 +251,57 @@ impl Peer {
             }
         });
         lab.must(r);
+    }
+
+    /// FRR's bfdd beside zebra, its one peer wrend (its own control socket in the lab).
+    fn start_bfdd(&mut self, lab: &Lab, b: PeerBfd) {
+        let fam = self.opts.fam;
+        let conf = lab.write(
+            "frr/bfdd.conf",
+            &format!(
+                "bfd\n peer {}{} local-address {}\n  receive-interval {}\n  \
+                 transmit-interval {}\n  detect-multiplier {}\n  no shutdown\n !\n!\n",
+                fam.wren(),
+                if b.multihop { " multihop" } else { "" },
+                fam.peer(),
+                b.interval_ms,
+                b.interval_ms,
+                b.multiplier
+            ),
+        );
+        let mut args = frr_args("bfdd", &conf, &self.ctl);
+        args.extend([
+            "--bfdctl".into(),
+            format!("{}/bfdd.sock", self.ctl.display()),
+        ]);
+        self.bfdd = Some(lab.spawn("bfdd", &lab.ns_peer, &frr_bfdd(), &args));
+    }
+
+    /// The peer's view of its BFD session with wrend.
+    pub fn bfd_text(&self) -> Result<String, String> {
+        match self.kind {
+            Kind::Frr => self.vtysh(&["show bfd peers"]),
+            _ => self.birdc("show bfd sessions"),
+        }
+    }
+
+    /// Ok when the peer shows its BFD session with wrend Up.
+    pub fn bfd_up(&self) -> Result<(), String> {
+        let s = self.bfd_text()?;
+        let wren = self.opts.fam.wren();
+        let up = match self.kind {
+            Kind::Frr => s
+                .split("peer ")
+                .any(|b| b.starts_with(wren) && b.contains("Status: up")),
+            _ => s.lines().any(|l| {
+                let t: Vec<&str> = l.split_whitespace().collect();
+                t.first() == Some(&wren) && t.get(2) == Some(&"Up")
+            }),
+        };
+        match up {
+            true => Ok(()),
+            false => Err(format!("{:?}'s BFD session is not Up: {s}", self.kind)),
+        }
     }
 
     /// Starts (or restarts, after a kill) the BGP daemon; `restarting` uses the daemon's
@@ -311,11 +388,18 @@ impl Peer {
         lab.kill(self.main);
     }
 
+    /// SIGSTOP to the BGP daemon (and FRR's bfdd: the whole peer freezes).
     pub fn stop(&self, lab: &Lab) {
         lab.signal(self.main, "STOP");
+        if let Some(b) = self.bfdd {
+            lab.signal(b, "STOP");
+        }
     }
 
     pub fn cont(&self, lab: &Lab) {
+        if let Some(b) = self.bfdd {
+            lab.signal(b, "CONT");
+        }
         lab.signal(self.main, "CONT");
     }
 
@@ -686,13 +770,15 @@ fn bird2_conf(lab: &Lab, o: &PeerOpts) -> String {
         Fam::V4 => ("ipv4", PEER_NET_V4_STATIC),
         Fam::V6 => ("ipv6", PEER_NET_V6_STATIC),
     };
+    let multihop = o.bfd.as_ref().is_some_and(|b| b.multihop);
     let mut bgp = format!(
-        "  local {} as {WREN_ASN};\n  neighbor {} as {WREN_ASN};\n  direct;\n\
+        "  local {} as {WREN_ASN};\n  neighbor {} as {WREN_ASN};\n  {};\n\
          hold time {}; keepalive time {};\n\
          connect delay time 1; connect retry time 3; error wait time 1, 5;\n\
          graceful restart {};\n",
         fam.peer(),
         fam.wren(),
+        if multihop { "multihop" } else { "direct" },
         o.hold_time,
         o.keepalive(),
         if o.graceful_restart { "on" } else { "off" },
@@ -703,13 +789,38 @@ fn bird2_conf(lab: &Lab, o: &PeerOpts) -> String {
     if let Some(pw) = &o.password {
         let _ = writeln!(bgp, "  password \"{pw}\";");
     }
+    let mut bfd = String::new();
+    if let Some(b) = &o.bfd {
+        bgp.push_str("  bfd on;\n");
+        let mut opts = format!(
+            "min rx interval {0} ms; min tx interval {0} ms; multiplier {1};",
+            b.interval_ms, b.multiplier
+        );
+        if let Some((kind, pw)) = &b.auth {
+            let _ = write!(
+                opts,
+                " authentication {kind}; password \"{pw}\" {{ id 1; }};"
+            );
+        }
+        bfd = format!(
+            "protocol bfd {{\n  interface \"*\" {{ {opts} }};\n  multihop {{ {opts} }};\n}}\n"
+        );
+    }
+    // Multihop BGP resolves its next hops through the connected routes.
+    let (gateway, direct) = match multihop {
+        true => (
+            "recursive",
+            "protocol direct { ipv4; ipv6; interface \"*\"; }\n",
+        ),
+        false => ("direct", ""),
+    };
     format!(
         "router id {PEER_ID};\nlog \"{}/bird.out\" all;\n\
-         protocol device {{ scan time 10; }}\n\
+         protocol device {{ scan time 10; }}\n{direct}{bfd}\
          protocol static st {{ {channel}; route {net} blackhole; }}\n\
          protocol bgp wren {{\n{bgp}  {channel} {{ import all; export where source = RTS_STATIC; \
-         next hop self; gateway direct; }};\n}}\n",
-        lab.dir.display()
+         next hop self; gateway {gateway}; }};\n}}\n",
+        lab.dir.display(),
     )
 }
 
@@ -829,6 +940,9 @@ fn frr_conf(lab: &Lab, o: &PeerOpts) -> String {
     }
     if let Some(pw) = &o.password {
         let _ = writeln!(n, " neighbor {w} password {pw}");
+    }
+    if o.bfd.is_some() {
+        let _ = writeln!(n, " neighbor {w} bfd");
     }
     format!(
         "frr defaults traditional\nhostname peer\nlog file {}/frr/bgpd.log\n!\n\

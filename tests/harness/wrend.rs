@@ -24,6 +24,8 @@ pub struct WrenConf {
     pub reflect: bool,
     /// TOML written after the peer's table: more of its settings, then other tables.
     pub extra: String,
+    /// The peer's `bfd` setting as TOML (`true`, `{ min_tx = 100, ... }`), if any.
+    pub bfd: Option<String>,
 }
 
 impl WrenConf {
@@ -37,6 +39,7 @@ impl WrenConf {
             graceful_restart: true,
             reflect: false,
             extra: String::new(),
+            bfd: None,
         }
     }
 
@@ -64,6 +67,9 @@ impl WrenConf {
         );
         if let Some(pw) = &self.password {
             let _ = writeln!(peer, "password = \"{pw}\"");
+        }
+        if let Some(bfd) = &self.bfd {
+            let _ = writeln!(peer, "bfd = {bfd}");
         }
         let mut reflect = String::new();
         if self.reflect {
@@ -262,6 +268,23 @@ impl Lab {
                 if s { "stale (100s/0)" } else { "not stale" }
             )),
             _ => Ok(r),
+        }
+    }
+
+    /// wrend's `show bfd sessions` row for its peer: (state, interval, timeout).
+    pub fn wren_bfd(&self, w: &Wren) -> Result<(String, String, String), String> {
+        let out = self.wren_cmd(w, "show bfd sessions")?;
+        let peer = w.conf.fam.peer();
+        let t: Vec<&str> = (out.lines())
+            .find(|l| l.split_whitespace().next() == Some(peer))
+            .ok_or_else(|| format!("no BFD session with {peer}: {out:?}"))?
+            .split_whitespace()
+            .collect();
+        match t.as_slice() {
+            [_, _, state, _, interval, timeout] => {
+                Ok((state.to_string(), interval.to_string(), timeout.to_string()))
+            }
+            _ => Err(format!("malformed `show bfd sessions` row {t:?}")),
         }
     }
 

@@ -234,6 +234,12 @@ impl Fabric {
         self.procs.kill(p);
     }
 
+    /// Sends `sig` (`STOP`, `CONT`) to node `name`'s speaker.
+    pub fn signal_node(&self, name: &str, sig: &str) {
+        let p = self.running.borrow()[name];
+        self.procs.signal(p, sig);
+    }
+
     /// Starts `program args` in node `name`'s namespace as a tracked process (e.g. `ip
     /// monitor`, `ping`), logging to `<dir>/<label>.log`.
     pub fn spawn_in(&self, label: &str, ns: &str, program: &str, args: &[&str]) -> ProcId {

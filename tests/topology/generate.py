@@ -34,7 +34,7 @@ def passive(peer, me):
 
 
 def wrend_toml(n, fams, peers, *, asn=AS, cluster=None, kind="Mesh", pools=("none", "ipip"),
-               hold=None, comment=""):
+               hold=None, bfd=None, comment=""):
     """peers: list of (last octet, asn, rr_client)."""
     blocks = []
     if "4" in fams:
@@ -59,6 +59,9 @@ def wrend_toml(n, fams, peers, *, asn=AS, cluster=None, kind="Mesh", pools=("non
     if hold:
         out += [f"hold_time = {hold}", f"keepalive = {max(1, hold // 3)}",
                 "restart_time = 30"]
+    if bfd:
+        out += ["bfd = true", "", "[bfd]", f"min_tx = {bfd[0]}", f"min_rx = {bfd[0]}",
+                f"multiplier = {bfd[1]}"]
     out.append("")
     for fam in ("4", "6"):
         if fam not in fams:
@@ -148,12 +151,12 @@ def links_for(nodes):
     return [(f"{nd['name']}:eth1", f"br:br-{nd['name']}") for nd in nodes]
 
 
-def mesh(name, fams, comment, count=5, hold=None, pools=("none", "ipip")):
+def mesh(name, fams, comment, count=5, hold=None, pools=("none", "ipip"), bfd=None):
     octets = [10 + i for i in range(1, count + 1)]
     nodes = []
     for i, n in enumerate(octets):
         peers = [(p, AS, False) for p in octets if p != n]
-        toml = wrend_toml(n, fams, peers, hold=hold, pools=pools,
+        toml = wrend_toml(n, fams, peers, hold=hold, pools=pools, bfd=bfd,
                           comment=f"node{i + 1} of the {name} topology (node-to-node mesh).")
         nodes.append(wren_node(name, f"node{i + 1}", n, fams, toml, pools))
     clab(name, comment, nodes, links_for(nodes))
@@ -292,3 +295,6 @@ tor()
 mesh("faults", "4", """Fault injection: a 3-node wrend mesh with a 3 s hold time (keepalive 1 s) and a 30 s
 graceful-restart time. The test kills a node, restarts wrend under graceful restart, and
 cuts a link.""", count=3, hold=3, pools=("none",))
+mesh("faults-bfd", "4", """The faults mesh with BFD at 100 ms x 3 on every session and a 30 s hold time: a frozen
+node or a cut link must leave every other kernel within the detection time, not the hold time.""",
+     count=3, hold=30, pools=("none",), bfd=(100, 3))

@@ -103,6 +103,7 @@ pub enum ProtoType {
     Direct,
     Static,
     Bgp,
+    Bfd,
 }
 
 impl ProtoType {
@@ -113,6 +114,7 @@ impl ProtoType {
             ProtoType::Direct => "direct",
             ProtoType::Static => "static",
             ProtoType::Bgp => "bgp",
+            ProtoType::Bfd => "bfd",
         }
     }
 }
@@ -237,6 +239,35 @@ pub enum OptKind {
     RrClusterId(Ipv4Addr),
     AllowLocalAs(Option<u32>),
     ImportLimit(u32),
+    /// bgp `bfd on|off` (RFC 5882).
+    Bfd(bool),
+    // bfd
+    /// `interface PATTERNS { SESSION };`
+    BfdInterface(Vec<IfacePattern>, BfdSession),
+    /// `multihop { SESSION };`
+    BfdMultihop(BfdSession),
+    /// `neighbor IP [local IP] [dev "IF"] [multihop on|off];`
+    BfdNeighbor {
+        address: IpAddr,
+        local: Option<IpAddr>,
+        dev: Option<String>,
+        multihop: bool,
+    },
+}
+
+/// BFD session options of a `protocol bfd` block (BIRD's `bfd_iface_opt`); intervals in
+/// microseconds. Unset ones keep BIRD's defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BfdSession {
+    pub min_rx: Option<u32>,
+    pub min_tx: Option<u32>,
+    pub idle_tx: Option<u32>,
+    pub multiplier: Option<u8>,
+    pub passive: Option<bool>,
+    /// `authentication none` is `Some(None)`.
+    pub auth: Option<Option<crate::config::BfdAuth>>,
+    /// `password "KEY" [{ id N; }]`, in order.
+    pub passwords: Vec<(String, Option<u8>)>,
 }
 
 /// Filter statements.

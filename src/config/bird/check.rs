@@ -112,6 +112,9 @@ fn bgp(r: &Resolved<'_>) -> Result<(), Error> {
     if b.multihop > 0 && b.gateway == Gateway::Direct {
         return fail("Multihop BGP cannot use direct gateway mode");
     }
+    if b.multihop > 0 && b.bfd && b.source_address.is_none() {
+        return fail("Multihop BGP with BFD requires specified source address");
+    }
     Ok(())
 }
 

@@ -14,6 +14,7 @@ use super::glob;
 use super::keywords::is_keyword;
 use super::lex::{Tok, Token, lex};
 use super::{Error, Pos};
+use crate::config::BfdAuth;
 
 /// BIRD 1.6 refuses to nest includes deeper than this (`MAX_INCLUDE_DEPTH`).
 const MAX_INCLUDE_DEPTH: usize = 8;
@@ -568,6 +569,7 @@ impl Parser<'_> {
             "direct" => ProtoType::Direct,
             "static" => ProtoType::Static,
             "bgp" => ProtoType::Bgp,
+            "bfd" => ProtoType::Bfd,
             other => {
                 return Err(Error::new(
                     &pos,
@@ -819,6 +821,33 @@ impl Parser<'_> {
                         }
                     }
                 }
+                ("bfd", Bgp) => OptKind::Bfd(self.opt_bool()?),
+                ("interface", Bfd) => {
+                    let patterns = self.iface_patterns()?;
+                    OptKind::BfdInterface(patterns, self.bfd_session()?)
+                }
+                ("multihop", Bfd) => OptKind::BfdMultihop(self.bfd_session()?),
+                ("neighbor", Bfd) => {
+                    let address = self.ip()?;
+                    let (mut local, mut dev, mut multihop) = (None, None, false);
+                    loop {
+                        if self.eat_kw("local") {
+                            local = Some(self.ip()?);
+                        } else if self.eat_kw("dev") {
+                            dev = Some(self.string()?.0);
+                        } else if self.eat_kw("multihop") {
+                            multihop = self.opt_bool()?;
+                        } else {
+                            break;
+                        }
+                    }
+                    OptKind::BfdNeighbor {
+                        address,
+                        local,
+                        dev,
+                        multihop,
+                    }
+                }
                 ("allow", Bgp) => {
                     self.expect_kw("local")?;
                     self.expect_kw("as")?;
@@ -854,6 +883,118 @@ impl Parser<'_> {
         }
         let (name, pos) = self.name()?;
         Ok(FilterRef::Named(name, pos))
+    }
+
+    /// `{ OPTION; ... }` of a BFD interface or multihop block (BIRD's `bfd_iface_opt`).
+    fn bfd_session(&mut self) -> R<BfdSession> {
+        let mut s = BfdSession::default();
+        if !self.eat("{") {
+            return Ok(s);
+        }
+        while !self.eat("}") {
+            if self.eat(";") {
+                continue;
+            }
+            let Tok::Sym(word) = self.peek().clone() else {
+                return self.unexpected("a BFD option");
+            };
+            self.bump();
+            match word.as_str() {
+                "interval" => {
+                    let t = self.interval_us()?;
+                    (s.min_rx, s.min_tx) = (Some(t), Some(t));
+                }
+                "min" if self.eat_kw("rx") => {
+                    self.expect_kw("interval")?;
+                    s.min_rx = Some(self.interval_us()?);
+                }
+                "min" => {
+                    self.expect_kw("tx")?;
+                    self.expect_kw("interval")?;
+                    s.min_tx = Some(self.interval_us()?);
+                }
+                "idle" => {
+                    self.expect_kw("tx")?;
+                    self.expect_kw("interval")?;
+                    s.idle_tx = Some(self.interval_us()?);
+                }
+                "multiplier" => {
+                    let pos = self.pos();
+                    let n = self.number()?;
+                    s.multiplier =
+                        Some(u8::try_from(n).ok().filter(|n| *n > 0).ok_or_else(|| {
+                            Error::new(&pos, "Multiplier must be in range 1-255")
+                        })?);
+                }
+                "passive" => s.passive = Some(self.opt_bool()?),
+                "authentication" => s.auth = Some(self.bfd_auth()?),
+                "password" => {
+                    let (key, _) = self.string()?;
+                    let mut id = None;
+                    if self.eat("{") {
+                        while !self.eat("}") {
+                            if self.eat(";") {
+                                continue;
+                            }
+                            self.expect_kw("id")?;
+                            let pos = self.pos();
+                            let n = self.number()?;
+                            id = Some(u8::try_from(n).map_err(|_| {
+                                Error::new(&pos, "Password ID must be in range 0-255")
+                            })?);
+                        }
+                    }
+                    s.passwords.push((key, id));
+                }
+                other => {
+                    return Err(Error::new(
+                        &self.pos(),
+                        format!("Unknown BFD option `{other}`"),
+                    ));
+                }
+            }
+            self.expect(";")?;
+        }
+        Ok(s)
+    }
+
+    /// `none`, `simple`, `[meticulous] keyed md5|sha1` (RFC 5880 §6.7).
+    fn bfd_auth(&mut self) -> R<Option<BfdAuth>> {
+        if self.eat_kw("none") {
+            return Ok(None);
+        }
+        if self.eat_kw("simple") {
+            return Ok(Some(BfdAuth::Simple));
+        }
+        let meticulous = self.eat_kw("meticulous");
+        self.expect_kw("keyed")?;
+        Ok(Some(match (meticulous, self.eat_kw("md5")) {
+            (false, true) => BfdAuth::KeyedMd5,
+            (true, true) => BfdAuth::MeticulousKeyedMd5,
+            (m, false) => {
+                self.expect_kw("sha1")?;
+                match m {
+                    false => BfdAuth::KeyedSha1,
+                    true => BfdAuth::MeticulousKeyedSha1,
+                }
+            }
+        }))
+    }
+
+    /// BIRD's `expr_us`: a number and its unit, `s`, `ms` or `us`, in microseconds.
+    fn interval_us(&mut self) -> R<u32> {
+        let pos = self.pos();
+        let n = self.number()?;
+        let unit = match self.peek() {
+            Tok::Sym(u) if u == "s" => 1_000_000,
+            Tok::Sym(u) if u == "ms" => 1_000,
+            Tok::Sym(u) if u == "us" => 1,
+            _ => return self.unexpected("`s`, `ms` or `us`"),
+        };
+        self.bump();
+        n.checked_mul(unit)
+            .and_then(|v| u32::try_from(v).ok())
+            .ok_or_else(|| Error::new(&pos, format!("Number out of range: {n}")))
     }
 
     fn iface_patterns(&mut self) -> R<Vec<IfacePattern>> {
@@ -1394,6 +1535,54 @@ mod tests {
             (protos[0].options[2].pos.line, protos[0].options[2].pos.col),
             (2, 62)
         );
+    }
+
+    /// `protocol bfd` and `bfd on` parse to typed views; a multihop BGP session with BFD
+    /// needs its source address (BIRD 1.6 `bgp_check_config`); bad units and multipliers
+    /// are refused.
+    #[test]
+    fn bfd_protocol_and_bgp_option() {
+        use super::super::protocols::protocols;
+        let text = "protocol bfd {\n\
+             interface \"eth*\", -\"lo\" { min rx interval 100 ms; min tx interval 1 s; \
+             multiplier 3; authentication meticulous keyed sha1; password \"k\" { id 2; }; };\n\
+             multihop { interval 300 ms; authentication none; };\n\
+             neighbor 10.0.0.9 local 10.0.0.1 multihop on;\n}\n\
+             protocol bgp b { local as 64512; neighbor 10.0.0.2 as 64512; \
+             source address 10.0.0.1; bfd on; }\n";
+        let c = parse(text).unwrap();
+        check(&c).unwrap();
+        let p = protocols(&c).unwrap();
+        assert!(p.bgp[0].bfd);
+        let bfd = &p.bfd[0];
+        assert_eq!(bfd.common.name, "bfd1");
+        let (patterns, s) = bfd.interfaces[0];
+        assert_eq!(patterns.len(), 2);
+        assert_eq!(
+            (s.min_rx, s.min_tx, s.multiplier),
+            (Some(100_000), Some(1_000_000), Some(3))
+        );
+        assert_eq!(s.auth, Some(Some(BfdAuth::MeticulousKeyedSha1)));
+        assert_eq!(s.passwords, [("k".to_string(), Some(2))]);
+        let m = bfd.multihop.unwrap();
+        assert_eq!(
+            (m.min_rx, m.min_tx, m.auth),
+            (Some(300_000), Some(300_000), Some(None))
+        );
+        assert!(matches!(
+            bfd.neighbors[0],
+            OptKind::BfdNeighbor {
+                multihop: true,
+                local: Some(_),
+                ..
+            }
+        ));
+        assert_eq!(
+            error("protocol bgp b { local as 64512; neighbor 10.0.0.2 as 64512; bfd on; }"),
+            "1:1: Multihop BGP with BFD requires specified source address"
+        );
+        assert!(error("protocol bfd { interface \"*\" { interval 100; }; }").contains("`ms`"));
+        assert!(error("protocol bfd { multihop { multiplier 0; }; }").contains("Multiplier"));
     }
 
     #[test]

@@ -16,6 +16,17 @@ pub struct Protocols<'c> {
     pub direct: Vec<Direct<'c>>,
     pub statics: Vec<Static<'c>>,
     pub bgp: Vec<Bgp<'c>>,
+    pub bfd: Vec<Bfd<'c>>,
+}
+
+/// A `protocol bfd`: session options per interface pattern (first match decides), for
+/// multihop sessions, and configured neighbors.
+#[derive(Debug, Clone)]
+pub struct Bfd<'c> {
+    pub common: Common<'c>,
+    pub interfaces: Vec<(&'c [IfacePattern], &'c BfdSession)>,
+    pub multihop: Option<&'c BfdSession>,
+    pub neighbors: Vec<&'c OptKind>,
 }
 
 /// Options every protocol has.
@@ -121,6 +132,8 @@ pub struct Bgp<'c> {
     /// local as` alone means any number of times (BIRD stores -1; here `u32::MAX`).
     pub allow_local_as: Option<u32>,
     pub import_limit: Option<u32>,
+    /// `bfd on`: the session follows a BFD session (RFC 5882).
+    pub bfd: bool,
 }
 
 impl Bgp<'_> {
@@ -139,6 +152,7 @@ pub fn protocols(config: &Config) -> Option<Protocols<'_>> {
         direct: Vec::new(),
         statics: Vec::new(),
         bgp: Vec::new(),
+        bfd: Vec::new(),
     };
     for r in config.protocols() {
         let common = common(&r);
@@ -172,6 +186,23 @@ pub fn protocols(config: &Config) -> Option<Protocols<'_>> {
                     .collect(),
             }),
             ProtoType::Bgp => out.bgp.push(bgp(&r)?),
+            ProtoType::Bfd => out.bfd.push(Bfd {
+                common,
+                interfaces: (r.options.iter())
+                    .filter_map(|o| match &o.kind {
+                        OptKind::BfdInterface(p, s) => Some((p.as_slice(), s)),
+                        _ => None,
+                    })
+                    .collect(),
+                multihop: r.options.iter().rev().find_map(|o| match &o.kind {
+                    OptKind::BfdMultihop(s) => Some(s),
+                    _ => None,
+                }),
+                neighbors: (r.options.iter())
+                    .map(|o| &o.kind)
+                    .filter(|k| matches!(k, OptKind::BfdNeighbor { .. }))
+                    .collect(),
+            }),
         }
     }
     Some(out)
@@ -396,6 +427,10 @@ pub fn bgp<'c>(r: &Resolved<'c>) -> Option<Bgp<'c>> {
             .flatten(),
         import_limit: r.last(|o| match o {
             OptKind::ImportLimit(n) => Some(*n),
+            _ => None,
+        }),
+        bfd: flag(r, |o| match o {
+            OptKind::Bfd(b) => Some(*b),
             _ => None,
         }),
     })
