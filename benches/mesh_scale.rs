@@ -232,6 +232,9 @@ struct ClientReport {
     /// UPDATEs and prefixes (announced or withdrawn) received by all clients.
     updates: u64,
     prefixes: u64,
+    /// Prefixes withdrawn, and the other blocks all clients hold now.
+    withdrawn: u64,
+    held: u64,
 }
 
 impl ClientReport {
@@ -527,6 +530,9 @@ mod client {
         own: u64,
         updates: u64,
         prefixes: u64,
+        withdrawn: u64,
+        /// `count` as the report has it.
+        reported_count: usize,
         /// Whether the report counts this client as holding everything.
         reported_full: bool,
     }
@@ -541,6 +547,8 @@ mod client {
                 own: 0,
                 updates: 0,
                 prefixes: 0,
+                withdrawn: 0,
+                reported_count: 0,
                 reported_full: false,
             }
         }
@@ -553,6 +561,9 @@ mod client {
                 r.own_routes_back += std::mem::take(&mut self.own);
                 r.updates += std::mem::take(&mut self.updates);
                 r.prefixes += std::mem::take(&mut self.prefixes);
+                r.withdrawn += std::mem::take(&mut self.withdrawn);
+                r.held = (r.held + self.count as u64).saturating_sub(self.reported_count as u64);
+                self.reported_count = self.count;
                 if full != self.reported_full {
                     self.reported_full = full;
                     if full {
@@ -579,6 +590,7 @@ mod client {
         /// A prefix announced (`on`) or withdrawn: its length and address octets.
         fn prefix(&mut self, v6: bool, len: u8, addr: &[u8], on: bool) {
             self.prefixes += 1;
+            self.withdrawn += u64::from(!on);
             let (k, want) = if v6 {
                 let mut b = [0u8; 16];
                 b[..addr.len()].copy_from_slice(addr);
@@ -1774,8 +1786,14 @@ mod controller {
             let (held, after) = held_times(o);
             eprintln!(
                 "  reflected: all held {held} s, {after} s after all Established, own routes \
-                 back {}, UPDATEs {} ({} prefixes), client CPU {:.2} s",
-                o.client.own_routes_back, o.client.updates, o.client.prefixes, o.client_cpu
+                 back {}, UPDATEs {} ({} prefixes, {} withdrawn), blocks held at the end {}, \
+                 client CPU {:.2} s",
+                o.client.own_routes_back,
+                o.client.updates,
+                o.client.prefixes,
+                o.client.withdrawn,
+                o.client.held,
+                o.client_cpu
             );
         }
         let (established, rib, kernel) = o.times();

@@ -767,12 +767,9 @@ impl Rib {
 
     /// Applies a peer's UPDATE. `withdraw_all`: RFC 7606 treat-as-withdraw.
     pub fn update(&mut self, id: PeerId, u: &Update, withdraw_all: bool) -> Vec<Outgoing> {
-        let Some(p) = self.peers.get(id) else {
+        if self.peers.get(id).is_none_or(|p| p.session.is_none()) {
             return Vec::new();
-        };
-        let Some(rx) = p.session.as_ref().map(|s| s.rx) else {
-            return Vec::new();
-        };
+        }
         if let Some(f) = u.end_of_rib() {
             if let Some(p) = self.peers.get_mut(id)
                 && !p.end_of_rib.contains(&f)
@@ -781,6 +778,20 @@ impl Rib {
             }
             return self.flush_stale(id, Some(f));
         }
+        self.receive(id, u, withdraw_all);
+        self.flush()
+    }
+
+    /// Applies a peer's UPDATE other than an End-of-RIB, and sends nothing yet: the next
+    /// [`Rib::flush_changes`] (or any call that returns messages) decides and encodes what
+    /// changed, once for every UPDATE received since.
+    pub fn receive(&mut self, id: PeerId, u: &Update, withdraw_all: bool) {
+        let Some(p) = self.peers.get(id) else {
+            return;
+        };
+        let Some(rx) = p.session.as_ref().map(|s| s.rx) else {
+            return;
+        };
         let ebgp = p.ebgp(self.speaker.asn);
         let allow = p.config.settings.allow_local_as;
         let keep = self.keep();
@@ -814,6 +825,10 @@ impl Rib {
                 None => self.withdraw(id, key, rx_id, keep),
             }
         }
+    }
+
+    /// What changed since the last messages were returned, decided and encoded.
+    pub fn flush_changes(&mut self) -> Vec<Outgoing> {
         self.flush()
     }
 
