@@ -109,7 +109,8 @@ impl Daemon {
                     peer,
                     update,
                     withdraw_all,
-                } if update.end_of_rib().is_none() => {
+                } => {
+                    self.end_of_rib(peer, &update);
                     self.rib.receive(peer, &update, withdraw_all);
                     pending = true;
                 }
@@ -132,6 +133,12 @@ impl Daemon {
         }
         if pending {
             self.send_changes().await;
+        }
+    }
+
+    fn end_of_rib(&self, peer: PeerId, update: &crate::wire::Update) {
+        if let (Some(f), Some(p)) = (update.end_of_rib(), self.rib.peer(peer)) {
+            info!(peer = %p.config.name, family = %f, "End-of-RIB received");
         }
     }
 
@@ -167,9 +174,7 @@ impl Daemon {
                 update,
                 withdraw_all,
             } => {
-                if let (Some(f), Some(p)) = (update.end_of_rib(), self.rib.peer(peer)) {
-                    info!(peer = %p.config.name, family = %f, "End-of-RIB received");
-                }
+                self.end_of_rib(peer, &update);
                 self.rib.update(peer, &update, withdraw_all)
             }
             ToRib::Refresh { peer, request } => {

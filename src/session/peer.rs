@@ -641,7 +641,36 @@ fn count_messages(mut b: &[u8]) -> (u64, u64) {
 
 #[cfg(test)]
 mod tests {
-    use super::count_messages;
+    use bytes::Bytes;
+    use tokio::io::AsyncReadExt;
+    use tokio::net::{TcpListener, TcpStream};
+    use tokio::sync::mpsc;
+
+    use super::{WRITE_QUEUE, count_messages, writer};
+
+    /// A full queue of messages of many sizes, some larger than a batch, arrives whole and in
+    /// order however the writer gathers them, and the socket closes when the queue goes.
+    #[tokio::test]
+    async fn writer_sends_everything_queued_in_order() {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (c, a) = tokio::join!(TcpStream::connect(l.local_addr().unwrap()), l.accept());
+        let (_, w) = c.unwrap().into_split();
+        let (tx, rx) = mpsc::channel(WRITE_QUEUE);
+        let mut want = Vec::new();
+        for i in 0..WRITE_QUEUE {
+            let len = [19, 4096, 70_000, 23][i % 4] + i;
+            let b: Vec<u8> = (0..len).map(|j| (i + j) as u8).collect();
+            want.extend_from_slice(&b);
+            tx.try_send(Bytes::from(b)).unwrap();
+        }
+        drop(tx);
+        let task = tokio::spawn(writer(w, rx));
+        let mut got = Vec::new();
+        a.unwrap().0.read_to_end(&mut got).await.unwrap();
+        task.await.unwrap();
+        assert_eq!(got.len(), want.len());
+        assert!(got == want, "bytes out of order");
+    }
 
     #[test]
     fn counts_messages_in_a_batch() {
