@@ -97,32 +97,18 @@ impl Daemon {
         }
     }
 
-    /// `first` and what else the sessions have queued, up to [`RIB_BATCH`] messages: plain
-    /// UPDATEs are applied and what they changed is sent once for all of them, so an update
-    /// group's members get one message for many peers' routes (a reflector's clients each get
-    /// every other client's).
+    /// `first` and what else the sessions have queued, up to [`RIB_BATCH`] messages: UPDATEs
+    /// are applied and what they changed is sent once for all of them, so an update group's
+    /// members get one message for many peers' routes (a reflector's clients each get every
+    /// other client's).
     async fn handle_peer_events(&mut self, first: ToRib, rx: &mut mpsc::Receiver<ToRib>) {
         let (mut m, mut taken, mut pending) = (first, 1, false);
         loop {
-            match m {
-                ToRib::Update {
-                    peer,
-                    update,
-                    withdraw_all,
-                } => {
-                    self.end_of_rib(peer, &update);
-                    self.rib.receive(peer, &update, withdraw_all);
-                    pending = true;
-                }
-                other => {
-                    // What came before goes out first, as it would have unbatched.
-                    if pending {
-                        self.send_changes().await;
-                    }
-                    self.handle_peer_event(other).await;
-                    pending = false;
-                }
+            // What came before a session going up or down goes out first, as unbatched.
+            if pending && !matches!(m, ToRib::Update { .. }) {
+                self.send_changes().await;
             }
+            pending = self.handle_peer_event(m).await;
             if taken == RIB_BATCH || self.rib.fib_backlog() >= fib::BACKLOG {
                 break;
             }
@@ -136,19 +122,15 @@ impl Daemon {
         }
     }
 
-    fn end_of_rib(&self, peer: PeerId, update: &crate::wire::Update) {
-        if let (Some(f), Some(p)) = (update.end_of_rib(), self.rib.peer(peer)) {
-            info!(peer = %p.config.name, family = %f, "End-of-RIB received");
-        }
-    }
-
     async fn send_changes(&mut self) {
         let out = self.rib.flush_changes();
         self.send(out).await;
         self.act_on_exceeded().await;
     }
 
-    pub(super) async fn handle_peer_event(&mut self, m: ToRib) {
+    /// Applies one message from a session; `true` for an UPDATE, whose changes wait for
+    /// `send_changes`.
+    async fn handle_peer_event(&mut self, m: ToRib) -> bool {
         let out = match m {
             ToRib::Up {
                 peer,
@@ -174,8 +156,11 @@ impl Daemon {
                 update,
                 withdraw_all,
             } => {
-                self.end_of_rib(peer, &update);
-                self.rib.update(peer, &update, withdraw_all)
+                if let (Some(f), Some(p)) = (update.end_of_rib(), self.rib.peer(peer)) {
+                    info!(peer = %p.config.name, family = %f, "End-of-RIB received");
+                }
+                self.rib.receive(peer, &update, withdraw_all);
+                return true;
             }
             ToRib::Refresh { peer, request } => {
                 info!(peer, ?request, "route refresh requested");
@@ -184,6 +169,7 @@ impl Daemon {
         };
         self.send(out).await;
         self.act_on_exceeded().await;
+        false
     }
 
     async fn act_on_exceeded(&mut self) {
