@@ -33,11 +33,21 @@
 //! receiver, or the client's own hold timer), connect errors and SYN retransmissions seen by
 //! the client, and then — nothing polled — the receiver's CPU over an idle window.
 //!
+//! With `--reflector` (issue 18) the receiver is a Calico route-reflector node: cluster ID set,
+//! every peer a route-reflector client, pools 100.64.0.0/10 and 2001:db8:100::/40 (wrend),
+//! both families (BIRD 2: ipv4 and ipv6 channels; FRR: both address families). Each peer also
+//! offers IPv6 unicast, announces its /122 (2001:db8:100::/122 + 64k, next hop
+//! 2001:db8:18::k+1, on the receiver's link with a permanent neighbour entry) and End-of-RIB
+//! for it, and counts in place every block reflected to it: the client says when every peer
+//! holds all 2N − 2 other blocks, and reports its own blocks sent back, UPDATEs, prefixes and
+//! withdrawals; the report adds the time from the last Established and the client's CPU.
+//! BIRD 1.6 (IPv6 in a second daemon) is not a reflector here.
+//!
 //! Options (after `--`): `--peers 100,300,1000`, `--speakers wrend,bird2,bird16,frr`,
 //! `--hold SECONDS` (9) and `--keepalive SECONDS` (3) for the receiver and every peer (Calico's
 //! BIRD: 240 and 80; make `--idle` a multiple of the keepalive then, as sessions that came up
 //! together send their keepalives together), `--idle SECONDS` (60), `--deadline SECONDS`
-//! (180), `--connect-timeout SECONDS` (0: the
+//! (180), `--reflector`, `--connect-timeout SECONDS` (0: the
 //! kernel's SYN backoff), `--spread SECONDS` (0: every peer dials at the same instant;
 //! otherwise peer k's first dial comes SECONDS · k / N after the start, as nodes restarting
 //! over a few seconds would), `--no-kernel`, `--nice N` (-10, receiver and client),
