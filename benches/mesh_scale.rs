@@ -33,11 +33,21 @@
 //! receiver, or the client's own hold timer), connect errors and SYN retransmissions seen by
 //! the client, and then — nothing polled — the receiver's CPU over an idle window.
 //!
+//! With `--reflector` (issue 18) the receiver is a Calico route-reflector node: cluster ID set,
+//! every peer a route-reflector client, pools 100.64.0.0/10 and 2001:db8:100::/40 (wrend),
+//! both families (BIRD 2: ipv4 and ipv6 channels; FRR: both address families). Each peer also
+//! offers IPv6 unicast, announces its /122 (2001:db8:100::/122 + 64k, next hop
+//! 2001:db8:18::k+1, on the receiver's link with a permanent neighbour entry) and End-of-RIB
+//! for it, and counts in place every block reflected to it: the client says when every peer
+//! holds all 2N − 2 other blocks, and reports its own blocks sent back, UPDATEs, prefixes and
+//! withdrawals; the report adds the time from the last Established and the client's CPU.
+//! BIRD 1.6 (IPv6 in a second daemon) is not a reflector here.
+//!
 //! Options (after `--`): `--peers 100,300,1000`, `--speakers wrend,bird2,bird16,frr`,
 //! `--hold SECONDS` (9) and `--keepalive SECONDS` (3) for the receiver and every peer (Calico's
 //! BIRD: 240 and 80; make `--idle` a multiple of the keepalive then, as sessions that came up
 //! together send their keepalives together), `--idle SECONDS` (60), `--deadline SECONDS`
-//! (180), `--connect-timeout SECONDS` (0: the
+//! (180), `--reflector`, `--connect-timeout SECONDS` (0: the
 //! kernel's SYN backoff), `--spread SECONDS` (0: every peer dials at the same instant;
 //! otherwise peer k's first dial comes SECONDS · k / N after the start, as nodes restarting
 //! over a few seconds would), `--no-kernel`, `--nice N` (-10, receiver and client),
@@ -52,7 +62,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::Write;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::sync::mpsc as std_mpsc;
@@ -93,12 +103,29 @@ const POLL: Duration = Duration::from_millis(100);
 /// Quiet time between convergence and the idle window.
 const SETTLE: Duration = Duration::from_secs(2);
 
+/// Reflector mode: peer k's IPv6 address is `PEER6_BASE + k + 1` (2001:db8:18::/64), its
+/// /122 block `BLOCK6_BASE + 64 k`.
+const PEER6_BASE: u128 = 0x2001_0db8_0018_0000_0000_0000_0000_0000;
+const BLOCK6_BASE: u128 = 0x2001_0db8_0100_0000_0000_0000_0000_0000;
+/// The reflector's address on the peers' IPv6 subnet, where their next hops resolve.
+const RECEIVER6_ONLINK: &str = "2001:db8:18::ffff:fffe/64";
+/// The reflector's cluster ID (RFC 4456 §7).
+const CLUSTER_ID: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 100);
+
 fn peer_addr(k: usize) -> Ipv4Addr {
     Ipv4Addr::from_bits(PEER_BASE + k as u32)
 }
 
 fn block(k: usize) -> ipnet::Ipv4Net {
     ipnet::Ipv4Net::new(Ipv4Addr::from_bits(BLOCK_BASE + 64 * k as u32), 26).expect("prefix")
+}
+
+fn peer_addr6(k: usize) -> Ipv6Addr {
+    Ipv6Addr::from_bits(PEER6_BASE + k as u128 + 1)
+}
+
+fn block6(k: usize) -> ipnet::Ipv6Net {
+    ipnet::Ipv6Net::new(Ipv6Addr::from_bits(BLOCK6_BASE + 64 * k as u128), 122).expect("prefix")
 }
 
 fn main() -> ExitCode {
@@ -145,6 +172,10 @@ struct Args {
     /// a kernel protocol).
     #[arg(long)]
     no_kernel: bool,
+    /// The receiver is a route reflector (cluster ID set, every peer a client) and every
+    /// peer also announces a /122 and counts the blocks reflected to it.
+    #[arg(long)]
+    reflector: bool,
     #[command(flatten)]
     daemons: harness::bench::Daemons,
     /// FRR's daemons (`zebra` and `bgpd`, Debian's frr) are in this directory.
@@ -202,6 +233,18 @@ struct ClientReport {
     flaps: u64,
     /// Malformed messages from the receiver.
     malformed: u64,
+    /// Reflector mode: when every client first held all 2N − 2 other blocks, ms after the dial.
+    all_held_ms: Option<u64>,
+    /// Clients that hold all 2N − 2 other blocks now.
+    full: usize,
+    /// Reflector mode: a client's own blocks sent back to it.
+    own_routes_back: u64,
+    /// UPDATEs and prefixes (announced or withdrawn) received by all clients.
+    updates: u64,
+    prefixes: u64,
+    /// Prefixes withdrawn, and the other blocks all clients hold now.
+    withdrawn: u64,
+    held: u64,
 }
 
 impl ClientReport {
@@ -230,9 +273,14 @@ mod client {
     use tokio::net::{TcpSocket, TcpStream};
     use tokio::sync::watch;
     use tokio::time::Instant;
-    use wren::wire::{Message, Negotiated, Prefix, Update, decode};
+    use wren::wire::attr::{MpReach, MpUnreach};
+    use wren::wire::{
+        Afi, Attr, Capability, Message, Negotiated, PathAttribute, Prefix, Safi, Update, decode,
+    };
 
-    use super::{ASN, ClientReport, RETRY, block, peer_addr};
+    use super::{
+        ASN, BLOCK_BASE, BLOCK6_BASE, ClientReport, RETRY, block, block6, peer_addr, peer_addr6,
+    };
     use crate::harness::{self, bgp};
 
     struct Shared {
@@ -248,6 +296,8 @@ mod client {
         /// Proposed hold time and keepalive interval, in seconds.
         hold: u16,
         keepalive: u16,
+        /// Reflector mode: announce a /122 too and count what is reflected.
+        reflector: bool,
     }
 
     impl Shared {
@@ -260,10 +310,11 @@ mod client {
         }
     }
 
-    /// `__mesh_scale_client PEERS TARGET CONNECT_TIMEOUT_SECS HOLD KEEPALIVE SPREAD_MS`; then
-    /// "go" / "stop" on stdin.
+    /// `__mesh_scale_client PEERS TARGET CONNECT_TIMEOUT_SECS HOLD KEEPALIVE SPREAD_MS
+    /// REFLECTOR`; then "go" / "stop" on stdin. In reflector mode it prints "held" once every
+    /// peer holds all the others' blocks.
     pub fn main(args: &[String]) -> anyhow::Result<()> {
-        let parsed = (|| -> Option<(usize, SocketAddr, u64, u16, u16, u64)> {
+        let parsed = (|| -> Option<(usize, SocketAddr, u64, u16, u16, u64, bool)> {
             Some((
                 args.first()?.parse().ok()?,
                 args.get(1)?.parse().ok()?,
@@ -271,11 +322,12 @@ mod client {
                 args.get(3)?.parse().ok()?,
                 args.get(4)?.parse().ok()?,
                 args.get(5)?.parse().ok()?,
+                args.get(6)?.parse().ok()?,
             ))
         })();
-        let Some((peers, target, timeout, hold, keepalive, spread_ms)) = parsed else {
+        let Some((peers, target, timeout, hold, keepalive, spread_ms, reflector)) = parsed else {
             bail!(
-                "usage: {} PEERS TARGET TIMEOUT HOLD KEEPALIVE SPREAD_MS",
+                "usage: {} PEERS TARGET TIMEOUT HOLD KEEPALIVE SPREAD_MS REFLECTOR",
                 super::CLIENT_CMD
             );
         };
@@ -289,6 +341,7 @@ mod client {
             target,
             hold,
             keepalive,
+            reflector,
         });
         harness::bench::block_on(run(shared))
     }
@@ -401,7 +454,11 @@ mod client {
     async fn session(k: usize, mut stream: TcpStream, shared: &Shared) {
         let _ = stream.set_nodelay(true);
         let mut established = false;
-        let end = run_session(k, &mut stream, shared, &mut established).await;
+        let mut held = Held::new(k, shared.peers);
+        let end = run_session(k, &mut stream, shared, &mut established, &mut held).await;
+        // The session's routes are gone with it.
+        held.count = 0;
+        held.flush(shared);
         shared.with(|r| {
             match end {
                 End::Notification(c, s) => {
@@ -427,15 +484,198 @@ mod client {
         });
     }
 
-    fn open(k: usize, hold: u16) -> Message {
-        Message::Open(bgp::open(ASN, peer_addr(k), hold, &[]))
+    fn open(k: usize, hold: u16, reflector: bool) -> Message {
+        let v6 = Capability::Multiprotocol {
+            afi: Afi::IPV6,
+            safi: Safi::UNICAST,
+        };
+        let extra = if reflector { &[v6][..] } else { &[] };
+        Message::Open(bgp::open(ASN, peer_addr(k), hold, extra))
     }
 
-    fn announcement(k: usize) -> Update {
-        Update {
+    /// Peer k's /26, End-of-RIB; in reflector mode its /122 (next hop its IPv6 address) and
+    /// IPv6's End-of-RIB too (RFC 4724 §2).
+    fn announcements(k: usize, reflector: bool) -> Vec<Message> {
+        let v4 = Update {
             withdrawn: Default::default(),
             attributes: bgp::ibgp_attributes(peer_addr(k)).into(),
             nlri: [Prefix::new(ipnet::IpNet::V4(block(k)))].into(),
+        };
+        let mut out = vec![Message::Update(v4), Message::Update(Update::default())];
+        if reflector {
+            let mut attributes = bgp::ibgp_attributes(peer_addr(k));
+            attributes.retain(|a| !matches!(a.value, Attr::NextHop { .. }));
+            attributes.push(PathAttribute::new(Attr::MpReach(Box::new(MpReach {
+                afi: Afi::IPV6,
+                safi: Safi::UNICAST,
+                next_hop: peer_addr6(k).into(),
+                link_local: None,
+                reserved: 0,
+                nlri: [Prefix::new(ipnet::IpNet::V6(block6(k)))].into(),
+            }))));
+            let eor = PathAttribute::new(Attr::MpUnreach(Box::new(MpUnreach {
+                afi: Afi::IPV6,
+                safi: Safi::UNICAST,
+                withdrawn: Vec::new(),
+            })));
+            out.push(Message::Update(Update {
+                attributes: attributes.into(),
+                ..Update::default()
+            }));
+            out.push(Message::Update(Update {
+                attributes: vec![eor].into(),
+                ..Update::default()
+            }));
+        }
+        out
+    }
+
+    /// The blocks one client holds: bit 2k is peer k's /26, bit 2k + 1 its /122. The counts
+    /// go to the report at [`Held::flush`].
+    struct Held {
+        me: usize,
+        peers: usize,
+        bits: Vec<u64>,
+        count: usize,
+        own: u64,
+        updates: u64,
+        prefixes: u64,
+        withdrawn: u64,
+        /// `count` as the report has it.
+        reported_count: usize,
+        /// Whether the report counts this client as holding everything.
+        reported_full: bool,
+    }
+
+    impl Held {
+        fn new(me: usize, peers: usize) -> Held {
+            Held {
+                me,
+                peers,
+                bits: vec![0; (2 * peers).div_ceil(64)],
+                count: 0,
+                own: 0,
+                updates: 0,
+                prefixes: 0,
+                withdrawn: 0,
+                reported_count: 0,
+                reported_full: false,
+            }
+        }
+
+        /// Adds the counts since the last flush to the report; the first time every client
+        /// holds everything, notes the time and the client's CPU and says "held".
+        fn flush(&mut self, shared: &Shared) {
+            let full = self.full();
+            let now_all = shared.with(|r| {
+                r.own_routes_back += std::mem::take(&mut self.own);
+                r.updates += std::mem::take(&mut self.updates);
+                r.prefixes += std::mem::take(&mut self.prefixes);
+                r.withdrawn += std::mem::take(&mut self.withdrawn);
+                r.held = (r.held + self.count as u64).saturating_sub(self.reported_count as u64);
+                self.reported_count = self.count;
+                if full != self.reported_full {
+                    self.reported_full = full;
+                    if full {
+                        r.full += 1;
+                    } else {
+                        r.full -= 1;
+                    }
+                }
+                if r.full == shared.peers && r.all_held_ms.is_none() {
+                    r.all_held_ms = Some(shared.since_t0());
+                    return true;
+                }
+                false
+            });
+            if now_all {
+                println!("held");
+            }
+        }
+
+        fn full(&self) -> bool {
+            self.count == 2 * (self.peers - 1)
+        }
+
+        /// A prefix announced (`on`) or withdrawn: its length and address octets.
+        fn prefix(&mut self, v6: bool, len: u8, addr: &[u8], on: bool) {
+            self.prefixes += 1;
+            self.withdrawn += u64::from(!on);
+            let (k, want) = if v6 {
+                let mut b = [0u8; 16];
+                b[..addr.len()].copy_from_slice(addr);
+                let off = u128::from_be_bytes(b).wrapping_sub(BLOCK6_BASE);
+                ((off / 64) as usize, 122)
+            } else {
+                let mut b = [0u8; 4];
+                b[..addr.len()].copy_from_slice(addr);
+                let off = u32::from_be_bytes(b).wrapping_sub(BLOCK_BASE);
+                ((off / 64) as usize, 26)
+            };
+            if len != want || k >= self.peers {
+                return;
+            }
+            if k == self.me {
+                self.own += u64::from(on);
+                return;
+            }
+            let i = 2 * k + usize::from(v6);
+            let (w, bit) = (i / 64, 1u64 << (i % 64));
+            let was = self.bits[w] & bit != 0;
+            if on && !was {
+                self.bits[w] |= bit;
+                self.count += 1;
+            } else if !on && was {
+                self.bits[w] &= !bit;
+                self.count -= 1;
+            }
+        }
+
+        /// Prefixes back to back (RFC 4271 §4.3), no path IDs.
+        fn prefixes(&mut self, v6: bool, mut b: &[u8], on: bool) -> Option<()> {
+            while let Some((&len, rest)) = b.split_first() {
+                let n = usize::from(len).div_ceil(8);
+                if n > if v6 { 16 } else { 4 } {
+                    return None;
+                }
+                self.prefix(v6, len, rest.get(..n)?, on);
+                b = rest.get(n..)?;
+            }
+            Some(())
+        }
+
+        /// One UPDATE's withdrawn routes, MP_REACH / MP_UNREACH (RFC 4760) and NLRI, read in
+        /// place: the reflector's whole table reaches every client, so no message is built.
+        fn update(&mut self, msg: &[u8]) -> Option<()> {
+            self.updates += 1;
+            let body = msg.get(19..)?;
+            let wlen = usize::from(u16::from_be_bytes([*body.first()?, *body.get(1)?]));
+            self.prefixes(false, body.get(2..2 + wlen)?, false)?;
+            let rest = body.get(2 + wlen..)?;
+            let alen = usize::from(u16::from_be_bytes([*rest.first()?, *rest.get(1)?]));
+            let mut attrs = rest.get(2..2 + alen)?;
+            self.prefixes(false, rest.get(2 + alen..)?, true)?;
+            while let [flags, code, tail @ ..] = attrs {
+                let (len, tail) = if flags & 0x10 != 0 {
+                    let l = usize::from(u16::from_be_bytes([*tail.first()?, *tail.get(1)?]));
+                    (l, tail.get(2..)?)
+                } else {
+                    (usize::from(*tail.first()?), tail.get(1..)?)
+                };
+                let value = tail.get(..len)?;
+                attrs = tail.get(len..)?;
+                let v6 = value.get(..3) == Some(&[0, 2, 1]);
+                match code {
+                    // MP_REACH_NLRI: AFI, SAFI, next hop length and next hop, reserved.
+                    14 if v6 => {
+                        let nh = usize::from(*value.get(3)?);
+                        self.prefixes(true, value.get(5 + nh..)?, true)?;
+                    }
+                    15 if v6 => self.prefixes(true, value.get(3..)?, false)?,
+                    _ => {}
+                }
+            }
+            Some(())
         }
     }
 
@@ -448,12 +688,13 @@ mod client {
         stream: &mut TcpStream,
         shared: &Shared,
         established: &mut bool,
+        held: &mut Held,
     ) -> End {
         // The peer's 2-octet/4-octet encoding does not matter for what is sent here (empty
         // AS_PATH); framing only needs the standard lengths.
         let neg = Negotiated::default();
         if stream
-            .write_all(&bytes(&[open(k, shared.hold)], &neg))
+            .write_all(&bytes(&[open(k, shared.hold, shared.reflector)], &neg))
             .await
             .is_err()
         {
@@ -483,6 +724,13 @@ mod client {
                             Ok(None) => break,
                             Err(_) => return End::Malformed,
                         };
+                        // UPDATE (RFC 4271 §4.1 type 2), counted in place.
+                        if shared.reflector && msg.get(18) == Some(&2) {
+                            if held.update(&msg).is_none() {
+                                return End::Malformed;
+                            }
+                            continue;
+                        }
                         let out = match decode(&msg, &neg) {
                             Ok(Message::Open(o)) => {
                                 let h = o.hold_time.min(shared.hold);
@@ -500,10 +748,7 @@ mod client {
                             Ok(Message::Keepalive) if open_confirm && !*established => {
                                 *established = true;
                                 became_established(k, shared);
-                                vec![
-                                    Message::Update(announcement(k)),
-                                    Message::Update(Update::default()),
-                                ]
+                                announcements(k, shared.reflector)
                             }
                             Ok(Message::Notification(n)) => return End::Notification(n.code, n.subcode),
                             Ok(_) => Vec::new(),
@@ -517,6 +762,9 @@ mod client {
                                 next_ka = Instant::now() + keepalive.unwrap_or_default();
                             }
                         }
+                    }
+                    if shared.reflector {
+                        held.flush(shared);
                     }
                 }
                 () = tokio::time::sleep_until(next_ka), if keepalive.is_some() => {
@@ -568,6 +816,10 @@ mod controller {
         /// Seconds after the dial; `None` when not reached by the deadline.
         established: Option<f64>,
         established_reached: usize,
+        /// Reflector mode: seconds after the dial until every client held all other blocks.
+        held: Option<f64>,
+        /// The client process's CPU time from the dial until convergence.
+        client_cpu: f64,
         rib: Option<f64>,
         rib_reached: usize,
         kernel: Option<f64>,
@@ -607,6 +859,9 @@ mod controller {
         }
         if args.hold < 3 || args.keepalive == 0 || args.keepalive > args.hold {
             bail!("--hold must be at least 3 and --keepalive 1..=hold");
+        }
+        if args.reflector && args.speakers.contains(&Speaker::Bird16) {
+            bail!("--reflector: BIRD 1.6 carries IPv6 in a second daemon; use wrend,bird2,frr");
         }
         for s in &args.speakers {
             let bin = binary(args, *s);
@@ -677,6 +932,8 @@ mod controller {
         let _ = std::fs::remove_dir_all(dir);
         std::fs::create_dir_all(dir)?;
         let kernel = !args.no_kernel;
+        // Blocks per peer in the receiver's table.
+        let blocks = if args.reflector { 2 } else { 1 };
         let mut o = Outcome {
             speaker: s.name(),
             peers: n,
@@ -699,7 +956,7 @@ mod controller {
         }
         o.quiet_wait = (q.waited, q.quiet);
         // Guards drop in reverse order: client, receiver, namespaces.
-        let net = netns(n, dir)?;
+        let net = netns(n, args.reflector, dir)?;
         let spawned = Instant::now();
         let mut receiver = Receiver::start(args, s, n, kernel, dir, &net.recv)?;
         let log = receiver.log.clone();
@@ -734,6 +991,7 @@ mod controller {
             args.hold.to_string(),
             args.keepalive.to_string(),
             ((args.spread * 1000.0) as u64).to_string(),
+            args.reflector.to_string(),
         ];
         let mut client = Proc::spawn(
             &net.peers,
@@ -769,6 +1027,7 @@ mod controller {
         let cstat0 = netstat(cpid)?;
         o.rss_before_kib = receiver.kib("VmRSS:")?;
         let cpu0 = receiver.cpu()?;
+        let client_cpu0 = cpu_secs(cpid)?;
         o.cpu_startup = cpu0;
         let busy0 = machine_busy_secs()?;
 
@@ -796,11 +1055,18 @@ mod controller {
                     o.established = Some(t0.elapsed().as_secs_f64());
                 }
             }
+            if args.reflector && o.held.is_none() {
+                while let Ok(l) = lines.try_recv() {
+                    if l == "held" {
+                        o.held = Some(t0.elapsed().as_secs_f64());
+                    }
+                }
+            }
             if o.rib.is_none() {
                 let q = Instant::now();
                 o.rib_reached = receiver.route_count()?.saturating_sub(base_routes);
                 note_poll(&mut o, &mut poll_total, q.elapsed());
-                if o.rib_reached >= n {
+                if o.rib_reached >= n * blocks {
                     o.rib = Some(t0.elapsed().as_secs_f64());
                 }
             }
@@ -810,8 +1076,10 @@ mod controller {
                     o.kernel = Some(t0.elapsed().as_secs_f64());
                 }
             }
-            let done =
-                o.established.is_some() && o.rib.is_some() && (!kernel || o.kernel.is_some());
+            let done = o.established.is_some()
+                && o.rib.is_some()
+                && (!kernel || o.kernel.is_some())
+                && (!args.reflector || o.held.is_some());
             if tick.is_multiple_of(10) || done {
                 let drops = netstat(rpid)?
                     .get("TcpExt.ListenDrops")
@@ -822,7 +1090,7 @@ mod controller {
                     "{:.1}\t{}\t{}\t{}\t{:.2}\t{}",
                     t0.elapsed().as_secs_f64(),
                     o.established.map_or(o.established_reached, |_| n),
-                    o.rib.map_or(o.rib_reached, |_| n),
+                    o.rib.map_or(o.rib_reached, |_| n * blocks),
                     o.kernel.map_or(o.kernel_reached, |_| n),
                     receiver.cpu()? - cpu0,
                     drops.saturating_sub(rstat0.get("TcpExt.ListenDrops").copied().unwrap_or(0)),
@@ -841,6 +1109,7 @@ mod controller {
             }
         }
         o.cpu_converge = receiver.cpu()? - cpu0;
+        o.client_cpu = cpu_secs(cpid)? - client_cpu0;
         o.sockets_recv = socket_states(&net.recv, &dir.join("ss-receiver.txt"));
         o.sockets_peers = socket_states(&net.peers, &dir.join("ss-peers.txt"));
         o.machine_busy_converge = machine_busy_secs()? - busy0;
@@ -976,7 +1245,7 @@ mod controller {
                 std::fs::write(dir.join("zebra.conf"), "hostname receiver\n")?;
                 std::fs::write(
                     dir.join("bgpd.conf"),
-                    config(s, n, kernel, dir, (hold, keepalive)),
+                    config(s, n, kernel, args.reflector, dir, (hold, keepalive)),
                 )?;
                 let d = dir.display().to_string();
                 let daemon = |name: &str| -> Vec<String> {
@@ -1029,7 +1298,10 @@ mod controller {
             } else {
                 "bird.conf"
             });
-            std::fs::write(&conf, config(s, n, kernel, dir, (hold, keepalive)))?;
+            std::fs::write(
+                &conf,
+                config(s, n, kernel, args.reflector, dir, (hold, keepalive)),
+            )?;
             let mut argv: Vec<String> = vec![
                 binary(args, s).display().to_string(),
                 "-c".into(),
@@ -1083,8 +1355,8 @@ mod controller {
             }
         }
 
-        /// FRR's `show bgp ipv4 unicast summary json`: per peer, its state and prefixes
-        /// received.
+        /// FRR's `show bgp summary json`: per peer, its state and prefixes received in all
+        /// families.
         fn summary(&self) -> anyhow::Result<Vec<(String, usize)>> {
             let Control::Vtysh(dir) = &self.control else {
                 bail!("not FRR");
@@ -1092,27 +1364,26 @@ mod controller {
             let out = Command::new("vtysh")
                 .arg("--vty_socket")
                 .arg(dir)
-                .args(["-c", "show bgp ipv4 unicast summary json"])
+                .args(["-c", "show bgp summary json"])
                 .output()
                 .context("running vtysh")?;
             if !out.status.success() {
                 bail!("vtysh: {}", String::from_utf8_lossy(&out.stderr).trim());
             }
             let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-            let peers = v
-                .get("peers")
-                .and_then(|p| p.as_object())
+            let peers = |family: &str| v.get(family)?.get("peers")?.as_object();
+            let v4 = peers("ipv4Unicast")
                 .ok_or_else(|| anyhow::anyhow!("no peers in vtysh's summary"))?;
-            Ok(peers
-                .values()
-                .map(|p| {
-                    (
-                        p.get("state")
-                            .and_then(|s| s.as_str())
-                            .unwrap_or("")
-                            .to_string(),
-                        p.get("pfxRcd").and_then(|n| n.as_u64()).unwrap_or(0) as usize,
-                    )
+            let v6 = peers("ipv6Unicast");
+            let received = |p: &serde_json::Value| {
+                p.get("pfxRcd").and_then(|n| n.as_u64()).unwrap_or(0) as usize
+            };
+            Ok(v4
+                .iter()
+                .map(|(addr, p)| {
+                    let state = p.get("state").and_then(|s| s.as_str()).unwrap_or("");
+                    let more = v6.and_then(|m| m.get(addr)).map_or(0, received);
+                    (state.to_string(), received(p) + more)
                 })
                 .collect())
         }
@@ -1169,20 +1440,34 @@ mod controller {
         }
     }
 
-    /// FRR's bgpd.conf: one passive iBGP neighbour per simulated node, in one peer group.
-    fn frr_config(n: usize, (hold, keepalive): (u16, u16)) -> String {
+    /// FRR's bgpd.conf: one passive iBGP neighbour per simulated node, in one peer group; as
+    /// a reflector, every one a client in both families.
+    fn frr_config(n: usize, reflector: bool, (hold, keepalive): (u16, u16)) -> String {
         let mut c = format!(
             "frr defaults traditional\nhostname receiver\n!\nrouter bgp {ASN}\n \
              bgp router-id {RECEIVER}\n no bgp default ipv4-unicast\n \
              neighbor MESH peer-group\n neighbor MESH remote-as {ASN}\n neighbor MESH passive\n \
              neighbor MESH timers {keepalive} {hold}\n"
         );
+        if reflector {
+            let _ = writeln!(c, " bgp cluster-id {CLUSTER_ID}");
+        }
         for k in 0..n {
             let _ = writeln!(c, " neighbor {} peer-group MESH", peer_addr(k));
         }
-        c.push_str(
-            " address-family ipv4 unicast\n  neighbor MESH activate\n exit-address-family\n!\n",
-        );
+        let families: &[&str] = if reflector {
+            &["ipv4", "ipv6"]
+        } else {
+            &["ipv4"]
+        };
+        for f in families {
+            let _ = writeln!(c, " address-family {f} unicast\n  neighbor MESH activate");
+            if reflector {
+                let _ = writeln!(c, "  neighbor MESH route-reflector-client");
+            }
+            c.push_str(" exit-address-family\n");
+        }
+        c.push_str("!\n");
         c
     }
 
@@ -1196,12 +1481,13 @@ mod controller {
         s: Speaker,
         n: usize,
         kernel: bool,
+        reflector: bool,
         dir: &Path,
         (hold, keepalive): (u16, u16),
     ) -> String {
         let mut c = String::new();
         match s {
-            Speaker::Frr => return frr_config(n, (hold, keepalive)),
+            Speaker::Frr => return frr_config(n, reflector, (hold, keepalive)),
             Speaker::Wrend => {
                 let _ = write!(
                     c,
@@ -1209,6 +1495,18 @@ mod controller {
                      [listen]\naddresses = [\"{RECEIVER}\"]\nport = 179\n\n\
                      [defaults]\nhold_time = {hold}\nkeepalive = {keepalive}\npassive = true\n"
                 );
+                if reflector {
+                    // Calico passes learned routes on only inside its pools (contract §3.2).
+                    let _ = write!(
+                        c,
+                        "rr_client = true\n\n[[pool]]\ncidr = \"100.64.0.0/10\"\n\n\
+                         [[pool]]\ncidr = \"2001:db8:100::/40\"\n"
+                    );
+                    c = c.replace(
+                        "originate = []\n",
+                        &format!("cluster_id = \"{CLUSTER_ID}\"\noriginate = []\n"),
+                    );
+                }
                 // Kernel routes are on by default (`[kernel] enabled = true`).
                 if !kernel {
                     let _ = write!(c, "\n[kernel]\nenabled = false\n");
@@ -1243,10 +1541,28 @@ mod controller {
                         let _ = writeln!(c, "protocol kernel {{ import none; {export} }}");
                     }
                 }
-                let channel = if v2 {
-                    "  ipv4 { import all; export none; };\n"
+                let channel = if reflector {
+                    // The clients' IPv6 next hops resolve through the link as the IPv4 ones.
+                    let _ = writeln!(
+                        c,
+                        "protocol static {{ ipv6; route 2001:db8:18::/64 via \"vr\"; }}"
+                    );
+                    if kernel {
+                        let _ = writeln!(
+                            c,
+                            "protocol kernel {{ ipv6 {{ import none; \
+                             export where net ~ [ 2001:db8:100::/40+ ]; }}; }}"
+                        );
+                    }
+                    format!(
+                        "  rr client;\n  rr cluster id {CLUSTER_ID};\n  \
+                         ipv4 {{ import all; export where source = RTS_BGP; }};\n  \
+                         ipv6 {{ import all; export where source = RTS_BGP; }};\n"
+                    )
+                } else if v2 {
+                    "  ipv4 { import all; export none; };\n".to_string()
                 } else {
-                    "  import all;\n  export none;\n"
+                    "  import all;\n  export none;\n".to_string()
                 };
                 let _ = write!(
                     c,
@@ -1270,7 +1586,7 @@ mod controller {
 
     /// The receiver's and the peers' namespaces, the veth's ends up with their addresses and
     /// permanent neighbour entries for every peer.
-    fn netns(n: usize, dir: &Path) -> anyhow::Result<RecvPeers> {
+    fn netns(n: usize, reflector: bool, dir: &Path) -> anyhow::Result<RecvPeers> {
         let g = RecvPeers::create(
             NS_PREFIX,
             &["address", RECEIVER_MAC],
@@ -1289,6 +1605,16 @@ mod controller {
                 "neigh replace {} lladdr {PEERS_MAC} dev vr nud permanent",
                 peer_addr(k)
             );
+        }
+        if reflector {
+            let _ = writeln!(recv, "addr add {RECEIVER6_ONLINK} dev vr nodad");
+            for k in 0..n {
+                let _ = writeln!(
+                    recv,
+                    "neigh replace {} lladdr {PEERS_MAC} dev vr nud permanent",
+                    peer_addr6(k)
+                );
+            }
         }
         let mut peers = format!(
             "link set lo up\nlink set vp up\naddr add {PEERS_END}/24 dev vp\n\
@@ -1449,9 +1775,36 @@ mod controller {
         }
     }
 
+    /// Reflector mode: seconds from the dial and from the last client's Established (its
+    /// own view) until every client held every other block.
+    fn held_times(o: &Outcome) -> (String, String) {
+        match (o.held, o.client.all_established_ms) {
+            (Some(h), Some(e)) => (format!("{h:.2}"), format!("{:.2}", h - e as f64 / 1000.0)),
+            (Some(h), None) => (format!("{h:.2}"), "–".into()),
+            (None, _) => (
+                format!("not in {} s ({}/{})", o.deadline, o.client.full, o.peers),
+                "–".into(),
+            ),
+        }
+    }
+
     fn summary_line(o: &Outcome) -> String {
         if let Some(e) = &o.error {
             return format!("  FAILED: {e} (files in {})", o.dir.display());
+        }
+        if o.held.is_some() || o.client.updates > 0 {
+            let (held, after) = held_times(o);
+            eprintln!(
+                "  reflected: all held {held} s, {after} s after all Established, own routes \
+                 back {}, UPDATEs {} ({} prefixes, {} withdrawn), blocks held at the end {}, \
+                 client CPU {:.2} s",
+                o.client.own_routes_back,
+                o.client.updates,
+                o.client.prefixes,
+                o.client.withdrawn,
+                o.client.held,
+                o.client_cpu
+            );
         }
         let (established, rib, kernel) = o.times();
         format!(
@@ -1513,6 +1866,31 @@ mod controller {
                 o.syn_retrans,
                 o.idle_pct.map_or("–".into(), |p| format!("{p:.3}")),
             );
+        }
+        if args.reflector {
+            let _ = writeln!(
+                r,
+                "\nReflected (every client holds the 2N − 2 other blocks):\n\n\
+                 | reflector | clients | all held, from the dial (s) | all held, after all Established (s) \
+                 | own routes sent back | UPDATEs received by all clients | prefixes in them \
+                 | clients' CPU dial→converged (s) | reflector CPU dial→converged (s) | peak RSS (MiB) |\n\
+                 |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+            );
+            for o in outcomes.iter().filter(|o| o.error.is_none()) {
+                let (held, after) = held_times(o);
+                let _ = writeln!(
+                    r,
+                    "| {} | {} | {held} | {after} | {} | {} | {} | {:.2} | {:.2} | {:.1} |",
+                    o.speaker,
+                    o.peers,
+                    o.client.own_routes_back,
+                    o.client.updates,
+                    o.client.prefixes,
+                    o.client_cpu,
+                    o.cpu_converge,
+                    o.peak_rss_kib as f64 / 1024.0,
+                );
+            }
         }
         let _ = writeln!(r, "\nDetails:\n");
         let _ = writeln!(

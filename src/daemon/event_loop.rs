@@ -18,6 +18,9 @@ use crate::rib::Outgoing;
 use crate::route::{Interfaces, Learning};
 use crate::session::{PeerId, ToPeer, ToRib};
 
+/// Most messages from the sessions the RIB takes before it sends what they changed.
+const RIB_BATCH: usize = 256;
+
 /// What the event loop waits on, besides the daemon's own timers.
 pub(super) struct Inputs {
     pub rib_rx: mpsc::Receiver<ToRib>,
@@ -46,7 +49,7 @@ impl Daemon {
             }
             tokio::select! {
                 Some(m) = inputs.rib_rx.recv(), if self.rib.fib_backlog() < fib::BACKLOG => {
-                    self.handle_peer_event(m).await
+                    self.handle_peer_events(m, &mut inputs.rib_rx).await
                 }
                 () = sleep_until(self.sync_deadline), if self.sync_deadline.is_some() => {
                     info!("start-up wait over before every peer's End-of-RIB");
@@ -101,7 +104,40 @@ impl Daemon {
         }
     }
 
-    pub(super) async fn handle_peer_event(&mut self, m: ToRib) {
+    /// `first` and what else the sessions have queued, up to [`RIB_BATCH`] messages: UPDATEs
+    /// are applied and what they changed is sent once for all of them, so an update group's
+    /// members get one message for many peers' routes (a reflector's clients each get every
+    /// other client's).
+    async fn handle_peer_events(&mut self, first: ToRib, rx: &mut mpsc::Receiver<ToRib>) {
+        let (mut m, mut taken, mut pending) = (first, 1, false);
+        loop {
+            // What came before a session going up or down goes out first, as unbatched.
+            if pending && !matches!(m, ToRib::Update { .. }) {
+                self.send_changes().await;
+            }
+            pending = self.handle_peer_event(m).await;
+            if taken == RIB_BATCH || self.rib.fib_backlog() >= fib::BACKLOG {
+                break;
+            }
+            match rx.try_recv() {
+                Ok(next) => (m, taken) = (next, taken + 1),
+                Err(_) => break,
+            }
+        }
+        if pending {
+            self.send_changes().await;
+        }
+    }
+
+    async fn send_changes(&mut self) {
+        let out = self.rib.flush_changes();
+        self.send(out).await;
+        self.act_on_exceeded().await;
+    }
+
+    /// Applies one message from a session; `true` for an UPDATE, whose changes wait for
+    /// `send_changes`.
+    async fn handle_peer_event(&mut self, m: ToRib) -> bool {
         let out = match m {
             ToRib::Up {
                 peer,
@@ -130,7 +166,8 @@ impl Daemon {
                 if let (Some(f), Some(p)) = (update.end_of_rib(), self.rib.peer(peer)) {
                     info!(peer = %p.config.name, family = %f, "End-of-RIB received");
                 }
-                self.rib.update(peer, &update, withdraw_all)
+                self.rib.receive(peer, &update, withdraw_all);
+                return true;
             }
             ToRib::Refresh { peer, request } => {
                 info!(peer, ?request, "route refresh requested");
@@ -138,6 +175,11 @@ impl Daemon {
             }
         };
         self.send(out).await;
+        self.act_on_exceeded().await;
+        false
+    }
+
+    async fn act_on_exceeded(&mut self) {
         for e in self.rib.take_exceeded() {
             // BIRD's `restart` and `disable` import limit actions: the session ends with Cease
             // "Maximum Number of Prefixes Reached"; `restart` starts it again, `disable`

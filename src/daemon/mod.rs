@@ -32,7 +32,7 @@ use crate::wire::notification::cease;
 pub use datastore::Start as DatastoreStart;
 
 /// Messages from the sessions queued for the RIB task, for all peers together.
-const RIB_QUEUE: usize = 64;
+const RIB_QUEUE: usize = 256;
 
 /// How the daemon was started.
 pub struct Options {
@@ -93,8 +93,10 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         sockets.push(owned); // removes the socket file when dropped
     }
     // Decoded messages waiting for the RIB. A full-table UPDATE holds about 15 KB of
-    // prefixes: a short queue keeps the sessions' lead (and its memory) small, and the peers
-    // stop reading meanwhile (TCP back-pressure).
+    // prefixes: a short queue keeps the sessions' lead (and its memory, at most about 4 MB)
+    // small, and the peers stop reading meanwhile (TCP back-pressure). The RIB takes what is
+    // queued in one batch: at 256 a reflector's 3000 clients converge in half the time of 64
+    // (benches/README.md).
     let (rib_tx, rib_rx) = mpsc::channel::<ToRib>(RIB_QUEUE);
     let fib = if config.kernel.enabled {
         Some(

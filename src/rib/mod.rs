@@ -105,6 +105,9 @@ pub struct Rib {
     fib_sweep: Option<usize>,
     /// Peers whose import limit tears their session down, for the daemon to act on.
     exceeded: Vec<limit::Exceeded>,
+    /// Stale paths an End-of-RIB dropped since the last [`Rib::flush_changes`]: memory to give
+    /// back once their changes are out.
+    stale_gone: usize,
     /// Per peer, the prefixes whose best path is its (BIRD's "preferred" routes).
     preferred: Vec<usize>,
     /// How next hops resolve (RFC 4271 §9.1.2.1).
@@ -504,6 +507,7 @@ impl Rib {
             fib_dirty: FxHashSet::default(),
             fib_sweep: None,
             exceeded: Vec::new(),
+            stale_gone: 0,
             preferred: Vec::new(),
             next_hops: NextHops::default(),
             kernel_metric: config.kernel.metric,
@@ -815,12 +819,17 @@ impl Rib {
     /// Drops a peer's paths that are still stale (its restart time ran out, or its
     /// End-of-RIB arrived for `family`). Without stale paths the table is not walked.
     pub fn flush_stale(&mut self, id: PeerId, family: Option<Family>) -> Vec<Outgoing> {
-        let Some(p) = self.peers.get(id) else {
-            return Vec::new();
-        };
-        if p.stale == 0 {
+        if self.peers.get(id).is_none_or(|p| p.stale == 0) {
             return Vec::new();
         }
+        let gone = self.drop_stale(id, family);
+        let out = self.flush();
+        self.release(gone);
+        out
+    }
+
+    /// Takes a peer's stale paths out of the table; how many went.
+    fn drop_stale(&mut self, id: PeerId, family: Option<Family>) -> usize {
         let src = PathSource::peer(id);
         let keep = self.keep();
         let mut gone = 0;
@@ -834,26 +843,37 @@ impl Rib {
             p.stale = p.stale.saturating_sub(gone);
             p.received = p.received.saturating_sub(gone);
         }
-        let out = self.flush();
-        self.release(gone);
-        out
+        gone
     }
 
     /// Applies a peer's UPDATE. `withdraw_all`: RFC 7606 treat-as-withdraw.
     pub fn update(&mut self, id: PeerId, u: &Update, withdraw_all: bool) -> Vec<Outgoing> {
+        self.receive(id, u, withdraw_all);
+        self.flush_changes()
+    }
+
+    /// Applies a peer's UPDATE, and sends nothing yet: the next [`Rib::flush_changes`] (or
+    /// any call that returns messages) decides and encodes what changed, once for every
+    /// UPDATE received since. An End-of-RIB drops the peer's paths still stale in its family
+    /// (RFC 4724 §4.2).
+    pub fn receive(&mut self, id: PeerId, u: &Update, withdraw_all: bool) {
         let Some(p) = self.peers.get(id) else {
-            return Vec::new();
+            return;
         };
         let Some(rx) = p.session.as_ref().map(|s| s.rx) else {
-            return Vec::new();
+            return;
         };
         if let Some(f) = u.end_of_rib() {
+            let stale = p.stale > 0;
             if let Some(p) = self.peers.get_mut(id)
                 && !p.end_of_rib.contains(&f)
             {
                 p.end_of_rib.push(f);
             }
-            return self.flush_stale(id, Some(f));
+            if stale {
+                self.stale_gone += self.drop_stale(id, Some(f));
+            }
+            return;
         }
         let ebgp = p.ebgp(self.speaker.asn);
         let allow = p.config.settings.allow_local_as;
@@ -892,7 +912,16 @@ impl Rib {
                 None => self.withdraw(id, key, rx_id, keep),
             }
         }
-        self.flush()
+    }
+
+    /// What changed since the last messages were returned, decided and encoded.
+    pub fn flush_changes(&mut self) -> Vec<Outgoing> {
+        let out = self.flush();
+        let gone = std::mem::take(&mut self.stale_gone);
+        if gone > 0 {
+            self.release(gone);
+        }
+        out
     }
 
     fn announce(

@@ -1320,3 +1320,54 @@ fn refilter_counts_the_stale_paths_it_drops() {
     assert_eq!((rib.peer(2).unwrap().stale, rib.received(2)), (0, 0));
     assert!(!has(&rib, "198.18.9.0/26"));
 }
+
+#[test]
+fn updates_received_together_go_out_once_and_never_back() {
+    let mut rib = with_peers(&config(CLIENTS));
+    for id in [0, 1, 3] {
+        up(&mut rib, id);
+    }
+    // .5 comes back after a graceful restart with a stale route its End-of-RIB drops.
+    rib.update(
+        3,
+        &announce(&["198.18.9.0/26"], [198, 51, 100, 5], &[]),
+        false,
+    );
+    rib.down(3, true);
+    up(&mut rib, 3);
+    let (a, b, stale) = (
+        net("198.18.2.0/26"),
+        net("198.18.3.0/26"),
+        net("198.18.9.0/26"),
+    );
+    rib.receive(
+        0,
+        &announce(&["198.18.2.0/26"], [198, 51, 100, 2], &[]),
+        false,
+    );
+    rib.receive(
+        1,
+        &announce(&["198.18.3.0/26"], [198, 51, 100, 3], &[]),
+        false,
+    );
+    rib.receive(3, &Update::default(), false);
+    assert_eq!(
+        rib.peer(3).unwrap().stale,
+        0,
+        "End-of-RIB drops the stale path"
+    );
+    let out = rib.flush_changes();
+    for id in [0, 1, 3] {
+        let runs = out.iter().filter(|o| o.peers.contains(&id)).count();
+        assert_eq!(runs, 1, "peer {id} is sent one run of messages");
+    }
+    assert_eq!(announced(&sent_to(&rib, &out, 0)), vec![b]);
+    assert_eq!(announced(&sent_to(&rib, &out, 1)), vec![a]);
+    let to_c = sent_to(&rib, &out, 3);
+    assert_eq!(announced(&to_c), vec![a, b]);
+    let withdrawn: Vec<IpNet> = (sent_to(&rib, &out, 0).iter())
+        .flat_map(|u| u.withdrawals().map(|(_, p)| p.net))
+        .collect();
+    assert_eq!(withdrawn, vec![stale], "the stale route is withdrawn");
+    assert!(rib.flush_changes().is_empty(), "nothing twice");
+}
