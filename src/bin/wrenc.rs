@@ -46,6 +46,15 @@ enum Command {
         #[arg(long)]
         loopback: bool,
     },
+    /// Print the TOML configuration a BIRD configuration (`bird.cfg` as Calico's confd
+    /// renders it) becomes: reading it gives wren the same model.
+    Convert {
+        /// The BIRD configuration file; `bird6*.cfg` is read as IPv6.
+        file: PathBuf,
+        /// Read the file as bird6 does (IPv6) whatever its name.
+        #[arg(long)]
+        ipv6: bool,
+    },
     /// Any other words are a command for the daemon, as birdc takes them
     /// (`wrenc show protocols`, `wrenc show route`).
     #[command(external_subcommand)]
@@ -100,6 +109,7 @@ fn main() -> ExitCode {
         Some(Command::Decode(a)) => run(a, Codec::Decode),
         Some(Command::Encode(a)) => run(a, Codec::Encode),
         Some(Command::Demo { nodes, loopback }) => demo(*nodes, *loopback),
+        Some(Command::Convert { file, ipv6 }) => convert(file, *ipv6),
         Some(Command::Control(words)) => control(&cli.socket, &words.join(" ")),
     };
     match result {
@@ -108,6 +118,27 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("wrenc: {e:#}");
             ExitCode::from(2)
+        }
+    }
+}
+
+/// `wrenc convert`: the model of a BIRD configuration, printed as TOML; a configuration
+/// error is printed as `FILE:LINE:COL: message` and fails.
+fn convert(file: &std::path::Path, ipv6: bool) -> anyhow::Result<bool> {
+    use wren::config::{Source, bird};
+    let family = if ipv6 {
+        bird::Family::V6
+    } else {
+        bird::family_of(file)
+    };
+    match Source::Bird(file.to_path_buf(), family).load() {
+        Ok(model) => {
+            print!("{}", wren::config::write::to_toml(&model)?);
+            Ok(true)
+        }
+        Err(e) => {
+            eprintln!("wrenc: {e}");
+            Ok(false)
         }
     }
 }

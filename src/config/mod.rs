@@ -1,8 +1,8 @@
 //! Configuration: the model the daemon runs (`model`), the sources that produce it (`toml`
 //! today), the semantic checks made once on the model (`validate`) and the difference
 //! between a running and a new model that a reload applies (`diff`). `bird` reads BIRD 1.6's
-//! configuration language as Calico's confd renders it (parse, checks, filter interpreter);
-//! turning it into the model is the next step of the Calico drop-in. `datastore` reads
+//! configuration language as Calico's confd renders it (parse, checks, filter interpreter)
+//! into the same model; `write` prints a model as the TOML file (`wrenc convert`). `datastore` reads
 //! Calico's resources as stored in etcd and makes confd's decisions for one node, producing
 //! the model; the etcd client and the daemon's wiring are the next step.
 
@@ -12,6 +12,7 @@ pub mod diff;
 mod model;
 pub mod toml;
 pub mod validate;
+pub mod write;
 
 use std::path::{Path, PathBuf};
 

@@ -12,8 +12,9 @@ use ipnet::IpNet;
 use serde::Deserialize;
 
 use super::{
-    AddPaths, Config, Error, Item, KernelConfig, LimitAction, Listen, LogLevel, NextHopMode, Peer,
-    PeerDefaults, Pool, PrefixCommunities, default_name, validate,
+    AddPaths, BgpFilter, Config, Error, FilterRule, Item, KernelConfig, LimitAction, Listen,
+    LogLevel, MatchOperator, NextHopMode, Peer, PeerDefaults, Pool, PrefixCommunities, RuleAction,
+    default_name, validate,
 };
 
 /// The whole file.
@@ -45,6 +46,63 @@ struct File {
     defaults: PeerDefaults,
     #[serde(default, rename = "peer")]
     peers: Vec<PeerConfig>,
+    /// Calico's BGPFilter resources, by name.
+    #[serde(default)]
+    filters: Vec<FilterConfig>,
+}
+
+/// A `[[filters]]` table: rule lists by direction and family.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FilterConfig {
+    name: String,
+    #[serde(default)]
+    import_v4: Vec<RuleConfig>,
+    #[serde(default)]
+    export_v4: Vec<RuleConfig>,
+    #[serde(default)]
+    import_v6: Vec<RuleConfig>,
+    #[serde(default)]
+    export_v6: Vec<RuleConfig>,
+}
+
+/// One rule: `cidr` with `match` (both or neither), prefix length bounds, `from_peers`,
+/// `interface`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleConfig {
+    action: RuleAction,
+    cidr: Option<IpNet>,
+    #[serde(rename = "match")]
+    operator: Option<MatchOperator>,
+    prefix_length_min: Option<u8>,
+    prefix_length_max: Option<u8>,
+    #[serde(default)]
+    from_peers: bool,
+    interface: Option<String>,
+}
+
+impl RuleConfig {
+    fn into_rule(self, filter: &str) -> Result<FilterRule, (Item, String)> {
+        let cidr = match (self.operator, self.cidr) {
+            (Some(op), Some(c)) => Some((op, c)),
+            (None, None) => None,
+            _ => {
+                return Err((
+                    Item::Setting("filters"),
+                    format!("filter {filter}: a rule's `cidr` and `match` go together"),
+                ));
+            }
+        };
+        let bounds = (self.prefix_length_min, self.prefix_length_max);
+        Ok(FilterRule {
+            action: self.action,
+            cidr,
+            prefix_length: (bounds != (None, None)).then_some(bounds),
+            from_peers: self.from_peers,
+            interface: self.interface,
+        })
+    }
 }
 
 fn default_max_paths() -> usize {
@@ -89,6 +147,10 @@ struct PeerConfig {
     allow_local_as: Option<usize>,
     import_limit: Option<u32>,
     import_limit_action: Option<LimitAction>,
+    /// The AS this session speaks as, when not the node's.
+    local_as: Option<u32>,
+    /// Names of `[[filters]]` for this peer, in order.
+    filters: Option<Vec<String>>,
 }
 
 fn bgp_port() -> u16 {
@@ -146,6 +208,22 @@ impl File {
             .iter()
             .map(|p| resolve(&self.defaults, p))
             .collect();
+        let filters = (self.filters.into_iter())
+            .map(|f| {
+                let list = |rules: Vec<RuleConfig>| {
+                    (rules.into_iter())
+                        .map(|r| r.into_rule(&f.name))
+                        .collect::<Result<Vec<_>, _>>()
+                };
+                Ok(BgpFilter {
+                    import_v4: list(f.import_v4)?,
+                    export_v4: list(f.export_v4)?,
+                    import_v6: list(f.import_v6)?,
+                    export_v6: list(f.export_v6)?,
+                    name: f.name,
+                })
+            })
+            .collect::<Result<_, _>>()?;
         Ok(Config {
             router_id: self.router_id,
             asn: self.asn,
@@ -160,7 +238,7 @@ impl File {
             log_level: self.log_level,
             metrics: self.metrics,
             peers,
-            filters: Vec::new(),
+            filters,
         })
     }
 }
@@ -192,8 +270,8 @@ fn resolve(d: &PeerDefaults, p: &PeerConfig) -> Peer {
             allow_local_as: p.allow_local_as.unwrap_or(d.allow_local_as),
             import_limit: p.import_limit.or(d.import_limit),
             import_limit_action: p.import_limit_action.unwrap_or(d.import_limit_action),
-            local_asn: None,
-            filters: Vec::new(),
+            local_asn: p.local_as.or(d.local_asn),
+            filters: p.filters.clone().unwrap_or_else(|| d.filters.clone()),
         },
     }
 }

@@ -2,21 +2,27 @@
 //! [`lex`] turns text into positioned tokens (nom), [`parse`] builds the [`ast`] and splices
 //! includes, [`check`] resolves symbols the way BIRD's single pass does, [`protocols`] gives
 //! each protocol's options as plain data with BIRD's defaults, and [`eval`] runs filters and
-//! functions on a route with BIRD 1.6 semantics.
+//! functions on a route with BIRD 1.6 semantics. [`model`] turns the result into wren's
+//! configuration model, with [`bgpfilter`] for Calico's BGPFilter functions and [`probe`]
+//! finding (and checking) what Calico's filters do by running them.
 
 pub mod ast;
+pub mod bgpfilter;
 pub mod check;
 pub mod eval;
 pub mod glob;
 mod keywords;
 mod lex;
+mod model;
 pub mod parse;
+mod probe;
 pub mod protocols;
 
 use std::fmt;
 use std::path::Path;
 
 pub use ast::{Family, Pos};
+pub use model::family_of;
 
 /// A configuration error at a place in a file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,15 +63,9 @@ pub fn load(path: &Path, family: Family) -> Result<ast::Config, Error> {
 
 /// Reads a BIRD configuration and turns it into wren's model: what `bird -c path` runs.
 pub fn load_model(path: &Path, family: Family) -> Result<super::Config, super::Error> {
-    let config = load(path, family).map_err(|e| e.into_config_error())?;
-    Err(super::Error {
-        file: Some(path.display().to_string()),
-        at: None,
-        message: format!(
-            "{} items parsed; turning BIRD's language into the model is not built yet",
-            config.items.len()
-        ),
-    })
+    load(path, family)
+        .and_then(|config| model::convert(&config))
+        .map_err(Error::into_config_error)
 }
 
 impl Error {

@@ -1,0 +1,650 @@
+//! What Calico's filters do, found by running them (contract §3): which static blackholes
+//! are the node's blocks and which are service ranges, the pools with their encapsulation and
+//! BGP export, and the communities added on export; then the check that wren's model decides
+//! as the filters do on every probe route, so a filter the model cannot carry is refused at
+//! its place instead of being silently replaced by wren's own rules.
+//!
+//! The probe routes are built from every prefix written in the configuration: each prefix,
+//! subnets at its start and end (a /26 or /122 block, single addresses), as BGP routes with
+//! next hops inside each prefix and outside all of them, as kernel routes through a workload
+//! and Felix's tunnel devices, and the static routes themselves.
+//!
+//! Not probed, because the model keeps them in the engine rather than the filters: kernel
+//! routes through `tunl0` (the engine's iBGP rule for Felix-owned IP-in-IP is master's, newer
+//! than the 3.31/3.32 filters), and the 3.32 `krt_metric`/`bgp_local_pref` coupling (probe
+//! routes carry LOCAL_PREF 100 and no kernel metric).
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use super::ast::{self, Expr, ExprKind, FilterRef, ItemKind, OptKind, SetItem, Stmt, StmtKind};
+use super::eval::{Evaluator, Outcome, Route};
+use super::{Error, Pos};
+use crate::config::{AnyCommunity, Config, Encapsulation, Pool, PrefixCommunities};
+use crate::policy::calico::{Calico, KernelKind, exports_device};
+use crate::wire::attr::{Community, LargeCommunity};
+
+/// Devices of the kernel routes probed: a workload, Felix's VXLAN and WireGuard devices,
+/// an eBPF-local one, and the uplink.
+const KERNEL_DEVICES: [&str; 5] = [
+    "cali1a2b3c4d5e6",
+    "vxlan.calico",
+    "wireguard.cali",
+    "bpfin.cali",
+    "eth0",
+];
+
+/// Addresses tried, in order, as a next hop outside every prefix of the configuration.
+const OUTSIDE: [&str; 6] = [
+    "198.51.100.77",
+    "203.0.113.77",
+    "192.0.2.77",
+    "2001:db8:ffff::77",
+    "2001:db8:fffe::77",
+    "2001:db8:fffd::77",
+];
+
+/// A filter clause to run, and where it was written.
+pub struct Clause<'c> {
+    pub filter: FilterRef,
+    pub pos: &'c Pos,
+}
+
+/// A peer's import and export clauses without its BGPFilter calls.
+pub struct PeerClauses<'c> {
+    pub name: &'c str,
+    /// Same AS at both ends (BIRD's `internal`, Calico's `calico_export_to_bgp_peers(true)`).
+    pub internal: bool,
+    pub import: Clause<'c>,
+    pub export: Clause<'c>,
+}
+
+/// The node's routing facts derived from the filters, each with where it was written.
+#[derive(Debug, Default)]
+pub struct Facts {
+    pub originate: Vec<(IpNet, Pos)>,
+    pub services: Vec<(IpNet, Pos)>,
+    pub pools: Vec<(Pool, Pos)>,
+    pub communities: Vec<(PrefixCommunities, Pos)>,
+    /// Next hops the kernel filter treats as on a connected subnet (IP-in-IP CrossSubnet).
+    pub connected: HashSet<IpAddr>,
+}
+
+/// The probes of one configuration and the filters they run through.
+pub struct Prober<'c> {
+    eval: Evaluator<'c>,
+    kernel: Option<Clause<'c>>,
+    peers: Vec<PeerClauses<'c>>,
+    /// Every prefix written in a filter or function, with its first place.
+    literals: Vec<(IpNet, Pos)>,
+    /// Static blackhole routes, with their places.
+    statics: Vec<(IpNet, Pos)>,
+    nets: Vec<IpNet>,
+    next_hops: Vec<IpAddr>,
+    outside: IpAddr,
+}
+
+/// What the kernel filter does with a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Kernel {
+    Reject,
+    Tunnel,
+    /// Accepted with `krt_tunnel = ""`.
+    Plain,
+    /// Accepted, `krt_tunnel` untouched.
+    Untouched,
+}
+
+impl<'c> Prober<'c> {
+    pub fn new(
+        config: &'c ast::Config,
+        kernel: Option<Clause<'c>>,
+        peers: Vec<PeerClauses<'c>>,
+        statics: Vec<(IpNet, Pos)>,
+    ) -> Result<Prober<'c>, Error> {
+        let v6 = config.family == ast::Family::V6;
+        let mut literals: Vec<(IpNet, Pos)> = Vec::new();
+        for (net, pos) in prefix_literals(config) {
+            if net.addr().is_ipv6() == v6 && !literals.iter().any(|(n, _)| *n == net) {
+                literals.push((net, pos));
+            }
+        }
+        let all: Vec<IpNet> = (literals.iter().chain(&statics)).map(|(n, _)| *n).collect();
+        let outside = OUTSIDE
+            .iter()
+            .filter_map(|a| a.parse::<IpAddr>().ok())
+            .find(|a| a.is_ipv6() == v6 && !all.iter().any(|n| n.contains(a)))
+            .ok_or_else(|| {
+                Error::new(
+                    &start(config),
+                    "every documentation address is inside a prefix of this configuration; \
+                     wren cannot probe its filters",
+                )
+            })?;
+        let max = if v6 { 128 } else { 32 };
+        let default = IpNet::new(
+            if v6 {
+                [0u16; 8].into()
+            } else {
+                [0u8; 4].into()
+            },
+            0,
+        )
+        .map_err(|e| Error::new(&start(config), e.to_string()))?;
+        let outside_net = IpNet::new(outside, if v6 { 64 } else { 24 })
+            .map(|n| n.trunc())
+            .map_err(|e| Error::new(&start(config), e.to_string()))?;
+        let mut nets = vec![default, outside_net];
+        for n in &all {
+            for p in std::iter::once(*n).chain(children(*n, max)) {
+                if !nets.contains(&p) {
+                    nets.push(p);
+                }
+            }
+        }
+        let mut next_hops: Vec<IpAddr> = (all.iter())
+            .filter(|n| n.prefix_len() + 2 <= max)
+            .filter_map(|n| nth(n, 1))
+            .collect();
+        next_hops.push(outside);
+        next_hops.dedup();
+        Ok(Prober {
+            eval: Evaluator::new(config),
+            kernel,
+            peers,
+            literals,
+            statics,
+            nets,
+            next_hops,
+            outside,
+        })
+    }
+
+    /// Blocks and services, pools and communities, as the filters treat them.
+    pub fn facts(&self) -> Result<Facts, Error> {
+        let mut facts = Facts::default();
+        for (net, pos) in &self.statics {
+            if self.is_service(*net) {
+                facts.services.push((*net, pos.clone()));
+            } else {
+                facts.originate.push((*net, pos.clone()));
+            }
+        }
+        // Widest first: a prefix inside a pool is part of it (Calico's pools do not overlap),
+        // and where the filters treat it otherwise the check says so.
+        let mut order: Vec<usize> = (0..self.literals.len()).collect();
+        order.sort_by_key(|&i| self.literals[i].0.prefix_len());
+        let mut pools: Vec<(usize, Pool)> = Vec::new();
+        for i in order {
+            let (net, pos) = &self.literals[i];
+            if self.statics.iter().any(|(s, _)| s == net)
+                || pools.iter().any(|(_, p)| p.cidr.contains(net))
+            {
+                continue;
+            }
+            if let Some(pool) = self.pool(*net, pos, &mut facts.connected)? {
+                pools.push((i, pool));
+            }
+        }
+        pools.sort_by_key(|(i, _)| *i);
+        facts.pools = (pools.into_iter())
+            .map(|(i, p)| (p, self.literals[i].1.clone()))
+            .collect();
+        facts.communities = self.communities();
+        Ok(facts)
+    }
+
+    /// A service range is a static blackhole the kernel filter keeps out of the kernel
+    /// (Calico's `/rejectcidrs`); without a kernel filter, one whose inside is exported
+    /// (a block aggregates: nothing inside it is).
+    fn is_service(&self, net: IpNet) -> bool {
+        if let Some(k) = &self.kernel {
+            return !self
+                .eval
+                .run(&k.filter, Route::new(net, ast::Source::Static))
+                .accepted;
+        }
+        let max = if net.addr().is_ipv6() { 128 } else { 32 };
+        let Some(host) = children(net, max).last() else {
+            return false;
+        };
+        self.peers.first().is_some_and(|p| {
+            let r = kernel_route(host, KERNEL_DEVICES[0]);
+            self.eval.run(&p.export.filter, r).accepted
+        })
+    }
+
+    /// `net` as a pool, when the kernel filter or the peers' export filters single out the
+    /// routes inside it.
+    fn pool(
+        &self,
+        net: IpNet,
+        pos: &Pos,
+        connected: &mut HashSet<IpAddr>,
+    ) -> Result<Option<Pool>, Error> {
+        let max = if net.addr().is_ipv6() { 128 } else { 32 };
+        let others: Vec<IpNet> = (self.literals.iter().chain(&self.statics))
+            .map(|(n, _)| *n)
+            .filter(|n| *n != net && net.contains(n))
+            .collect();
+        let Some(inside) =
+            children(net, max).find(|c| !others.iter().any(|o| o.contains(c) || c.contains(o)))
+        else {
+            return Ok(None);
+        };
+        let seen: Vec<(IpAddr, Kernel)> = match &self.kernel {
+            Some(k) => (self.next_hops.iter())
+                .map(|nh| {
+                    (
+                        *nh,
+                        kernel_verdict(&self.eval.run(&k.filter, bgp_route(inside, *nh))),
+                    )
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        let exported = (self.peers.iter()).any(|p| {
+            (self
+                .eval
+                .run(&p.export.filter, bgp_route(inside, self.outside)))
+            .accepted
+        });
+        let kinds: HashSet<Kernel> = seen.iter().map(|(_, k)| *k).collect();
+        if !exported && kinds.iter().all(|k| *k == Kernel::Untouched) {
+            return Ok(None);
+        }
+        let has = |k| kinds.contains(&k);
+        let encapsulation = if kinds.is_empty() || !has(Kernel::Reject) && !has(Kernel::Tunnel) {
+            Encapsulation::None
+        } else if kinds.len() == 1 && has(Kernel::Reject) {
+            Encapsulation::Vxlan
+        } else if kinds.len() == 1 {
+            Encapsulation::Ipip
+        } else if !has(Kernel::Reject) && !has(Kernel::Untouched) {
+            connected.extend(
+                seen.iter()
+                    .filter(|(_, k)| *k == Kernel::Plain)
+                    .map(|(a, _)| *a),
+            );
+            Encapsulation::IpipCrossSubnet
+        } else {
+            return Err(Error::new(
+                pos,
+                format!(
+                    "the kernel filter treats routes inside {net} by next hop in a way no \
+                     pool encapsulation of wren's model carries"
+                ),
+            ));
+        };
+        Ok(Some(Pool {
+            cidr: net,
+            encapsulation,
+            bgp_export: exported || self.peers.is_empty(),
+        }))
+    }
+
+    /// The communities the export filters add, as ranges: each prefix written in the
+    /// configuration with what its routes get beyond what wider ranges already give.
+    fn communities(&self) -> Vec<(PrefixCommunities, Pos)> {
+        let Some(peer) = self.peers.first() else {
+            return Vec::new();
+        };
+        let mut ranges: Vec<(IpNet, Pos)> = self.literals.clone();
+        ranges.sort_by_key(|(n, _)| n.prefix_len());
+        let mut out: Vec<(PrefixCommunities, Pos)> = Vec::new();
+        for (net, pos) in ranges {
+            let o = self
+                .eval
+                .run(&peer.export.filter, bgp_route(net, self.outside));
+            let wider: Vec<AnyCommunity> = (out.iter())
+                .filter(|(r, _)| r.prefix.contains(&net))
+                .flat_map(|(r, _)| r.communities.iter().copied())
+                .collect();
+            let own: Vec<AnyCommunity> = added(&o.route)
+                .into_iter()
+                .filter(|c| !wider.contains(c))
+                .collect();
+            if !own.is_empty() {
+                out.push((
+                    PrefixCommunities {
+                        prefix: net,
+                        communities: own,
+                    },
+                    pos,
+                ));
+            }
+        }
+        out
+    }
+
+    /// Runs every probe through the filters and through the model's rules: the first route
+    /// they decide differently is an error at the filter's place.
+    pub fn check(&self, model: &Config, connected: &HashSet<IpAddr>) -> Result<(), Error> {
+        let calico = Calico::from_config(model);
+        if let Some(k) = &self.kernel {
+            self.check_kernel(k, &calico, connected)?;
+        }
+        // Peers with the same clauses and kind decide alike: each shape is probed once.
+        let mut done: HashSet<(bool, String, String)> = HashSet::new();
+        for p in &self.peers {
+            let key = (p.internal, shape(&p.import.filter), shape(&p.export.filter));
+            if done.insert(key) {
+                self.check_peer(p, &calico)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn check_kernel(
+        &self,
+        k: &Clause<'_>,
+        calico: &Calico,
+        connected: &HashSet<IpAddr>,
+    ) -> Result<(), Error> {
+        let differ = |route: &Route, bird: Kernel, wren: KernelKind| {
+            Error::new(
+                k.pos,
+                format!(
+                    "the kernel export filter {} {}, wren's model would {}: the filter does \
+                     something the model cannot carry",
+                    match bird {
+                        Kernel::Reject => "keeps out",
+                        Kernel::Tunnel => "writes through tunl0",
+                        Kernel::Plain | Kernel::Untouched => "writes",
+                    },
+                    describe(route),
+                    match wren {
+                        KernelKind::Skip => "keep it out",
+                        KernelKind::Tunnel => "write it through tunl0",
+                        KernelKind::Plain => "write it",
+                        KernelKind::Blackhole => "write a blackhole",
+                    }
+                ),
+            )
+        };
+        for (net, _) in &self.statics {
+            let r = Route::new(*net, ast::Source::Static);
+            let bird = kernel_verdict(&self.eval.run(&k.filter, r.clone()));
+            let wren = calico.kernel_kind(net, calico.blocks.contains(net), None, |_| false);
+            let same = match bird {
+                Kernel::Reject => wren == KernelKind::Skip,
+                _ => wren == KernelKind::Blackhole,
+            };
+            if !same {
+                return Err(differ(&r, bird, wren));
+            }
+        }
+        for net in &self.nets {
+            for nh in &self.next_hops {
+                let r = bgp_route(*net, *nh);
+                let bird = kernel_verdict(&self.eval.run(&k.filter, r.clone()));
+                let wren = calico.kernel_kind(net, false, Some(*nh), |a| connected.contains(&a));
+                let same = match bird {
+                    Kernel::Reject => wren == KernelKind::Skip,
+                    Kernel::Tunnel => wren == KernelKind::Tunnel,
+                    Kernel::Plain | Kernel::Untouched => wren == KernelKind::Plain,
+                };
+                if !same {
+                    return Err(differ(&r, bird, wren));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn check_peer(&self, p: &PeerClauses<'_>, calico: &Calico) -> Result<(), Error> {
+        for net in &self.nets {
+            let r = bgp_route(*net, self.outside);
+            let o = self.eval.run(&p.import.filter, r.clone());
+            if !o.accepted {
+                return Err(Error::new(
+                    p.import.pos,
+                    format!(
+                        "the import filter of {} rejects {}: wren accepts every route from a \
+                         peer that its BGPFilter rules do not reject",
+                        p.name,
+                        describe(&r)
+                    ),
+                ));
+            }
+        }
+        let mut routes: Vec<Route> = (self.statics.iter())
+            .map(|(n, _)| Route::new(*n, ast::Source::Static))
+            .collect();
+        for net in &self.nets {
+            routes.push(bgp_route(*net, self.outside));
+            routes.extend(KERNEL_DEVICES.iter().map(|d| kernel_route(*net, d)));
+        }
+        for r in routes {
+            let o = self.eval.run(&p.export.filter, r.clone());
+            let device = (r.source == ast::Source::Inherit)
+                .then_some(r.ifname.as_deref())
+                .flatten();
+            let wren = calico.exports(&r.net) && exports_device(device, p.internal);
+            let mut want: Vec<AnyCommunity> = Vec::new();
+            for (range, list) in &calico.communities {
+                if range.contains(&r.net) {
+                    want.extend(
+                        list.iter()
+                            .filter(|c| !want.contains(c))
+                            .copied()
+                            .collect::<Vec<_>>(),
+                    );
+                }
+            }
+            let got = added(&o.route);
+            let same_communities =
+                !wren || got.len() == want.len() && got.iter().all(|c| want.contains(c));
+            if o.accepted != wren || !same_communities {
+                return Err(Error::new(
+                    p.export.pos,
+                    format!(
+                        "the export filter of {} {} {}{}, wren's model would {}: the filter \
+                         does something the model cannot carry",
+                        p.name,
+                        if o.accepted {
+                            "announces"
+                        } else {
+                            "keeps back"
+                        },
+                        describe(&r),
+                        if o.accepted {
+                            format!(" with communities {got:?}")
+                        } else {
+                            String::new()
+                        },
+                        if wren {
+                            format!("announce it with communities {want:?}")
+                        } else {
+                            "keep it back".into()
+                        }
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The main file's first position, for errors about the whole configuration.
+fn start(config: &ast::Config) -> Pos {
+    Pos {
+        file: config.file.clone(),
+        line: 1,
+        col: 1,
+    }
+}
+
+/// A BGP route for `net` from a peer at `nh`, as a peer's UPDATE gives it.
+fn bgp_route(net: IpNet, nh: IpAddr) -> Route {
+    let mut r = Route::new(net, ast::Source::Bgp);
+    r.from = Some(nh);
+    r.gw = Some(nh);
+    r.bgp_next_hop = Some(nh);
+    r.ifname = Some("eth0".into());
+    r.bgp_local_pref = Some(100);
+    r.bgp_path = Some(vec![65000]);
+    r.bgp_origin = Some(0);
+    r
+}
+
+/// A route learned from the kernel (Felix's) through `device`.
+fn kernel_route(net: IpNet, device: &str) -> Route {
+    let mut r = Route::new(net, ast::Source::Inherit);
+    r.ifname = Some(device.into());
+    r
+}
+
+fn describe(r: &Route) -> String {
+    match (r.source, &r.ifname, r.bgp_next_hop) {
+        (ast::Source::Bgp, _, Some(nh)) => format!("a BGP route for {} via {nh}", r.net),
+        (ast::Source::Inherit, Some(d), _) => format!("a kernel route for {} dev {d}", r.net),
+        _ => format!("the static route {}", r.net),
+    }
+}
+
+fn kernel_verdict(o: &Outcome) -> Kernel {
+    match (o.accepted, o.route.krt_tunnel.as_deref()) {
+        (false, _) => Kernel::Reject,
+        (true, None) => Kernel::Untouched,
+        (true, Some("")) => Kernel::Plain,
+        (true, Some(_)) => Kernel::Tunnel,
+    }
+}
+
+/// The communities on a route as it left a filter.
+fn added(r: &Route) -> Vec<AnyCommunity> {
+    let standard = (r.bgp_community.iter().flatten())
+        .map(|(a, b)| AnyCommunity::Standard(Community(a << 16 | b)));
+    let large = (r.bgp_large_community.iter().flatten())
+        .map(|(a, b, c)| AnyCommunity::Large(LargeCommunity([*a, *b, *c])));
+    standard.chain(large).collect()
+}
+
+/// The `n`th address of a prefix.
+fn nth(net: &IpNet, n: u128) -> Option<IpAddr> {
+    match net.network() {
+        IpAddr::V4(a) => u32::try_from(n)
+            .ok()
+            .and_then(|n| u32::from(a).checked_add(n))
+            .map(|x| IpAddr::V4(x.into())),
+        IpAddr::V6(a) => u128::from(a).checked_add(n).map(|x| IpAddr::V6(x.into())),
+    }
+}
+
+/// Probe subnets of `net`: the last and first subnet half a bit longer, of block length
+/// (/26, /122) and single addresses (the last but one, never the network address).
+fn children(net: IpNet, max: u8) -> impl Iterator<Item = IpNet> {
+    let block = if max == 32 { 26 } else { 122 };
+    let len = net.prefix_len();
+    let size = |bits: u8| 1u128.checked_shl(u32::from(bits)).unwrap_or(0);
+    let mut out = Vec::new();
+    for t in [len + 1, block, max] {
+        if t <= len || t > max {
+            continue;
+        }
+        // Wrapping: a /0 spans 2^128, which is 0 in u128.
+        let last = size(max - len).wrapping_sub(size(max - t));
+        let offsets = if t == max {
+            vec![last.saturating_sub(1), 1]
+        } else {
+            vec![last, 0]
+        };
+        for off in offsets {
+            if let Some(p) = nth(&net, off).and_then(|a| IpNet::new(a, t).ok())
+                && !out.contains(&p)
+            {
+                out.push(p);
+            }
+        }
+    }
+    out.into_iter()
+}
+
+/// A filter's text without positions: peers whose clauses read the same decide alike.
+fn shape(f: &FilterRef) -> String {
+    let text = format!("{f:?}");
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text.as_str();
+    while let Some(i) = rest.find("Pos {") {
+        out.push_str(&rest[..i]);
+        rest = rest[i..].find('}').map_or("", |j| &rest[i + j + 1..]);
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Every prefix written in a filter, function or inline clause, with its place.
+fn prefix_literals(config: &ast::Config) -> Vec<(IpNet, Pos)> {
+    let mut out = Vec::new();
+    for item in &config.items {
+        match &item.kind {
+            ItemKind::Function(f) => stmts(&f.body, &mut out),
+            ItemKind::Filter(f) => stmts(&f.body, &mut out),
+            ItemKind::Protocol(p) | ItemKind::Template(p) => {
+                for o in &p.options {
+                    if let OptKind::Import(FilterRef::Inline(b))
+                    | OptKind::Export(FilterRef::Inline(b)) = &o.kind
+                    {
+                        stmts(b, &mut out);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+fn stmts(body: &[Stmt], out: &mut Vec<(IpNet, Pos)>) {
+    for s in body {
+        match &s.kind {
+            StmtKind::If { cond, then, els } => {
+                expr(cond, out);
+                stmts(std::slice::from_ref(then), out);
+                if let Some(e) = els {
+                    stmts(std::slice::from_ref(e), out);
+                }
+            }
+            StmtKind::Block(b) => stmts(b, out),
+            StmtKind::Return(Some(e)) => expr(e, out),
+            StmtKind::Print(es) | StmtKind::Call { args: es, .. } => {
+                es.iter().for_each(|e| expr(e, out))
+            }
+            StmtKind::Assign { value: e, .. } | StmtKind::Method { arg: e, .. } => expr(e, out),
+            StmtKind::Case { subject, arms } => {
+                expr(subject, out);
+                for a in arms {
+                    a.values.iter().for_each(|e| expr(e, out));
+                    stmts(&a.body, out);
+                }
+            }
+            StmtKind::Accept | StmtKind::Reject | StmtKind::Return(None) => {}
+        }
+    }
+}
+
+fn expr(e: &Expr, out: &mut Vec<(IpNet, Pos)>) {
+    match &e.kind {
+        ExprKind::Prefix(p) => out.push((p.trunc(), e.pos.clone())),
+        ExprKind::Set(items) => {
+            for i in items {
+                match i {
+                    SetItem::Prefix { net, .. } => out.push((net.trunc(), e.pos.clone())),
+                    SetItem::Value(v) => expr(v, out),
+                }
+            }
+        }
+        ExprKind::Tuple(xs) | ExprKind::Call { args: xs, .. } => {
+            xs.iter().for_each(|x| expr(x, out))
+        }
+        ExprKind::Defined(x) | ExprKind::Not(x) => expr(x, out),
+        ExprKind::Binary { lhs, rhs, .. } => {
+            expr(lhs, out);
+            expr(rhs, out);
+        }
+        _ => {}
+    }
+}
