@@ -52,6 +52,7 @@ pub mod daemon;
 pub mod demo;
 pub mod fib;
 pub mod notify;
+pub mod personality;
 pub mod policy;
 pub mod prefix_map;
 pub mod rib;

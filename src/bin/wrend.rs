@@ -1,5 +1,6 @@
-//! wrend: the wren daemon. Accepts BIRD's flags too (`-c`, `-s`, `-p`, `-R`, `-d`), so it
-//! can stand where Calico runs `bird`.
+//! wrend: the wren daemon, and, by the name it is started as (`wren::personality`), BIRD
+//! 1.6's programs in calico-node's image: `bird`/`bird6` (the daemon on BIRD's configuration
+//! language, one family each) and `birdcl`/`birdcl6`/`birdc` (the client).
 
 #![deny(unsafe_code)]
 
@@ -10,8 +11,10 @@ use clap::Parser;
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::prelude::*;
 use tracing_subscriber::reload;
-use wren::config::{LogLevel, Source};
+use wren::config::bird::Family;
+use wren::config::{Config, LogLevel, Source};
 use wren::daemon;
+use wren::personality::{self, BirdArgs, ClientArgs, Personality};
 
 #[derive(Parser)]
 #[command(name = "wrend", version, about = "wren BGP daemon")]
@@ -46,18 +49,22 @@ fn fix_mmap_threshold() {
 }
 
 fn main() -> ExitCode {
-    fix_mmap_threshold();
-    let args = Args::parse();
-    let (filter, level) = reload::Layer::new(LevelFilter::INFO);
-    tracing_subscriber::registry()
-        .with(filter)
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
-                .with_ansi(false)
-                .with_target(false),
-        )
-        .init();
+    let argv0 = std::env::args_os().next().unwrap_or_default();
+    match Personality::of(&argv0) {
+        Personality::Wrend => wrend(Args::parse()),
+        Personality::Bird(family) => bird(BirdArgs::parse(), family),
+        Personality::Client(family) => {
+            let args = ClientArgs::parse();
+            let socket = args
+                .socket
+                .unwrap_or_else(|| personality::default_socket(family).into());
+            wren::control::birdcl::run(&socket, &args.words)
+        }
+    }
+}
+
+/// wren's own daemon on its TOML configuration.
+fn wrend(args: Args) -> ExitCode {
     let source = Source::Toml(args.config.clone());
     let mut config = match source.load() {
         Ok(c) => c,
@@ -74,21 +81,74 @@ fn main() -> ExitCode {
         println!("{}: configuration OK", args.config.display());
         return ExitCode::SUCCESS;
     }
+    serve(config, source, args.socket, args.restarting, "wrend")
+}
+
+/// `bird`/`bird6`: BIRD's flags and messages, the configuration in BIRD's language.
+fn bird(args: BirdArgs, family: Family) -> ExitCode {
+    let path = args.config_path(family);
+    if args.parse_only {
+        // As BIRD: nothing printed when the file is valid.
+        return match personality::check(&path, family) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(line) => {
+                eprintln!("{line}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let source = Source::Bird(path, family);
+    let config = match source.load() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{}", personality::bird_message(&e));
+            return ExitCode::FAILURE;
+        }
+    };
+    let socket = args.socket_path(family);
+    serve(
+        config,
+        source,
+        vec![socket],
+        args.restarting,
+        personality::BIRD,
+    )
+}
+
+/// Runs the daemon until it is told to stop.
+fn serve(
+    config: Config,
+    source: Source,
+    control: Vec<PathBuf>,
+    restarting: bool,
+    program: &str,
+) -> ExitCode {
+    fix_mmap_threshold();
+    let (filter, level) = reload::Layer::new(LevelFilter::INFO);
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(false)
+                .with_target(false),
+        )
+        .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("wrend: cannot start the runtime: {e}");
+            eprintln!("{program}: cannot start the runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
     let opts = daemon::Options {
         config,
         source,
-        control: args.socket,
-        restarting: args.restarting,
+        control,
+        restarting,
         set_log_level: Box::new(move |l| {
             let _ = level.modify(|f| *f = level_filter(l));
         }),
@@ -96,7 +156,7 @@ fn main() -> ExitCode {
     match runtime.block_on(daemon::run(opts)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("wrend: {e:#}");
+            eprintln!("{program}: {e:#}");
             ExitCode::FAILURE
         }
     }

@@ -40,7 +40,21 @@ impl Source {
     pub fn load(&self) -> Result<Config, Error> {
         match self {
             Source::Toml(p) => toml::load(p),
-            Source::Bird(p, family) => bird::load_model(p, *family),
+            Source::Bird(p, family) => {
+                let mut config = bird::load_model(p, *family)?;
+                // `bird` and `bird6` share the node's table, a family each.
+                config.kernel.family = Some(AddressFamily::from(*family));
+                Ok(config)
+            }
+        }
+    }
+}
+
+impl From<bird::Family> for AddressFamily {
+    fn from(f: bird::Family) -> AddressFamily {
+        match f {
+            bird::Family::V4 => AddressFamily::Ipv4,
+            bird::Family::V6 => AddressFamily::Ipv6,
         }
     }
 }

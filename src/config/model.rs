@@ -151,6 +151,28 @@ pub struct KernelConfig {
     /// Learn other protocols' routes in the table (BIRD's `learn`, as Calico configures it):
     /// Felix's workload routes, so /32s borrowed from other nodes' blocks are advertised.
     pub learn: bool,
+    /// Only this family's routes are read, learned and written; `None`: both. Calico runs
+    /// `bird` (IPv4) and `bird6` (IPv6) side by side on one node, each owning its family's
+    /// `proto bird` routes (contract §2.8), so neither may prune the other's.
+    pub family: Option<AddressFamily>,
+}
+
+/// An IP address family (`family = "ipv4"` in `[kernel]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AddressFamily {
+    Ipv4,
+    Ipv6,
+}
+
+impl AddressFamily {
+    /// Whether `net` is of this family.
+    pub fn holds(self, net: &IpNet) -> bool {
+        matches!(
+            (self, net),
+            (AddressFamily::Ipv4, IpNet::V4(_)) | (AddressFamily::Ipv6, IpNet::V6(_))
+        )
+    }
 }
 
 impl Default for KernelConfig {
@@ -163,6 +185,7 @@ impl Default for KernelConfig {
             startup_wait: 120,
             reconcile_interval: 3600,
             learn: true,
+            family: None,
         }
     }
 }
