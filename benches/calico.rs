@@ -69,6 +69,9 @@ struct Args {
     /// Runs of each `bird -p`.
     #[arg(long, default_value_t = 30)]
     runs: usize,
+    /// Changes applied per trigger (SIGHUP, configure), each to another peer.
+    #[arg(long, default_value_t = 5)]
+    reloads: usize,
     /// Seconds to watch the other sessions after a change applied.
     #[arg(long, default_value_t = 3)]
     settle: u64,
@@ -141,20 +144,27 @@ fn run(args: &Args) -> anyhow::Result<bool> {
         let _ = writeln!(
             report,
             "{} peers Established; one peer's `hold time` changed per reload.\n\n\
-             | daemon | trigger | reply | to applied (the peer's reset) | other sessions reset \
-             | load before |\n|---|---|--:|--:|--:|---|",
+             | daemon | trigger | changes | reply, median (max) | to applied (the peer's reset), \
+             median (max) | other sessions reset | load before |\n|---|---|--:|--:|--:|--:|---|",
             args.peers
         );
         for d in &args.daemons {
             for r in reload(args, d, &scale, &dir)? {
-                ok &= r.others == 0 && r.applied.is_some();
+                let applied: Vec<f64> = r.applied.iter().flatten().copied().collect();
+                let missed = r.applied.len() - applied.len();
+                ok &= r.others == 0 && missed == 0;
                 let _ = writeln!(
                     report,
-                    "| {d} | {} | {} | {} | {} | {} |",
+                    "| {d} | {} | {} | {} | {}{} | {} | {} |",
                     r.trigger,
-                    r.reply.map_or("–".into(), |t| format!("{:.1} ms", t * 1e3)),
-                    r.applied
-                        .map_or("not applied".into(), |t| format!("{:.1} ms", t * 1e3)),
+                    r.applied.len(),
+                    median_max(&r.reply),
+                    median_max(&applied),
+                    if missed > 0 {
+                        format!(", {missed} not applied")
+                    } else {
+                        String::new()
+                    },
                     r.others,
                     r.load
                 );
@@ -274,13 +284,23 @@ fn parse_times(args: &Args, d: &str, file: &Path, dir: &Path) -> anyhow::Result<
 
 struct ReloadRow {
     trigger: &'static str,
-    /// Seconds from the trigger to `configure`'s reply (socket only).
-    reply: Option<f64>,
-    /// Seconds from the trigger to the changed peer's session closing.
-    applied: Option<f64>,
-    /// Other sessions that closed.
+    /// Seconds from each trigger to `configure`'s reply (socket only).
+    reply: Vec<f64>,
+    /// Seconds from each trigger to the changed peer's session closing (None: it did not).
+    applied: Vec<Option<f64>>,
+    /// Other sessions that closed, over all the changes.
     others: usize,
     load: String,
+}
+
+/// "median (max)" in milliseconds.
+fn median_max(v: &[f64]) -> String {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    match (v.get(v.len() / 2), v.last()) {
+        (Some(m), Some(x)) => format!("{:.1} ({:.1}) ms", m * 1e3, x * 1e3),
+        _ => "–".into(),
+    }
 }
 
 /// The node and its peers' namespaces, joined by a veth, the peers on the node's subnet
@@ -399,42 +419,38 @@ fn reload(args: &Args, d: &str, scale: &Path, dir: &Path) -> anyhow::Result<Vec<
     }
     eprintln!("calico: {d}: {} sessions Established", args.peers);
     let mut rows = Vec::new();
-    for (i, trigger) in ["SIGHUP", "configure"].into_iter().enumerate() {
-        let k = args.peers / 2 + i;
-        let load = loadavg();
-        change_peer(&cfg, k)?;
-        let t0 = clock(libc::CLOCK_MONOTONIC);
-        let reply = match trigger {
-            "SIGHUP" => {
+    let mut k = args.peers / 2;
+    for trigger in ["SIGHUP", "configure"] {
+        let mut row = ReloadRow {
+            trigger,
+            reply: Vec::new(),
+            applied: Vec::new(),
+            others: 0,
+            load: loadavg(),
+        };
+        for _ in 0..args.reloads {
+            k += 1;
+            change_peer(&cfg, k)?;
+            let t0 = clock(libc::CLOCK_MONOTONIC);
+            if trigger == "SIGHUP" {
                 // SAFETY: signalling our own child by its pid.
                 unsafe { libc::kill(daemon.pid(), libc::SIGHUP) };
-                None
-            }
-            _ => {
+            } else {
                 let r = cli.command("configure")?;
-                let took = clock(libc::CLOCK_MONOTONIC) - t0;
+                row.reply
+                    .push((clock(libc::CLOCK_MONOTONIC) - t0).as_secs_f64());
+                let text = wren::control::client::render(&r);
                 eprintln!(
                     "calico: {d}: configure: {}",
-                    wren::control::client::render(&r).trim()
+                    text.trim().replace('\n', " / ")
                 );
-                Some(took.as_secs_f64())
             }
-        };
-        let (applied, others) = resets(
-            &lines,
-            k,
-            t0,
-            Duration::from_secs(args.settle),
-            &mut daemon,
-            &work,
-        )?;
-        rows.push(ReloadRow {
-            trigger,
-            reply,
-            applied,
-            others,
-            load,
-        });
+            let settle = Duration::from_secs(args.settle);
+            let (applied, others) = resets(&lines, k, t0, settle, &mut daemon, &work)?;
+            row.applied.push(applied);
+            row.others += others;
+        }
+        rows.push(row);
     }
     daemon.stop(Duration::from_secs(5));
     peers.stop(Duration::from_secs(5));
