@@ -37,7 +37,7 @@ mod harness;
 
 use harness::bench::{Client, Daemons, Timing, checkout, established, machine, wait_quiet};
 use harness::feeder::{self, Feeder};
-use harness::netns::{RecvPeers, try_ip};
+use harness::netns::{RecvPeers, ip_batch};
 use harness::peers::copy_for_stock_bird;
 use harness::proc::{Proc, clock};
 
@@ -319,14 +319,8 @@ fn namespaces(n: usize, dir: &Path) -> anyhow::Result<RecvPeers> {
         let _ = writeln!(peers, "addr add {}/32 dev vp", peer_addr(k));
     }
     peers += &format!("route add {NODE}/32 dev vp\n");
-    for (ns, text, file) in [
-        (&g.recv, node, "node.batch"),
-        (&g.peers, peers, "peers.batch"),
-    ] {
-        let path = dir.join(file);
-        std::fs::write(&path, text)?;
-        try_ip(&["-n", ns, "-batch", &path.display().to_string()])?;
-    }
+    ip_batch(&g.recv, &node, &dir.join("node.batch"))?;
+    ip_batch(&g.peers, &peers, &dir.join("peers.batch"))?;
     Ok(g)
 }
 
