@@ -21,7 +21,7 @@ use ipnet::IpNet;
 use wren::config::bird::{Family, family_of};
 use wren::config::{
     AnyCommunity, Config, Encapsulation, Error, FilterRule, MatchOperator, NextHopMode, Peer,
-    RuleAction, Source, toml, write,
+    RuleAction, Source, diff::diff, toml, write,
 };
 
 fn corpus() -> PathBuf {
@@ -79,8 +79,9 @@ fn edited_copy(
 }
 
 /// tor-ebgp without its reachableBy route (`route P via GW`), which the model does not carry.
-fn tor_without_via(shape: &str) -> PathBuf {
-    edited_copy(shape, "tor-ebgp", "novia", |_, text| {
+/// `tag` names the copy, so tests running at once do not share it.
+fn tor_without_via(shape: &str, tag: &str) -> PathBuf {
+    edited_copy(shape, "tor-ebgp", tag, |_, text| {
         text.lines()
             .filter(|l| !l.contains(" via "))
             .map(|l| format!("{l}\n"))
@@ -90,15 +91,12 @@ fn tor_without_via(shape: &str) -> PathBuf {
 
 /// Every scenario of both Calico shapes and the hand-written extras.
 fn scenarios() -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for shape in ["v3.31", "v3.32", "extra"] {
-        let mut dirs: Vec<PathBuf> = std::fs::read_dir(corpus().join(shape))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        dirs.sort();
-        out.extend(dirs);
-    }
+    let shapes = ["v3.31", "v3.32", "extra"].map(|s| corpus().join(s));
+    let mut out: Vec<PathBuf> = (shapes.iter())
+        .flat_map(|s| std::fs::read_dir(s).unwrap())
+        .map(|e| e.unwrap().path())
+        .collect();
+    out.sort();
     assert!(out.len() >= 29, "corpus incomplete: {out:?}");
     out
 }
@@ -151,7 +149,10 @@ fn the_toml_convert_prints_reads_back_to_the_same_model() {
         .filter(|d| refused_at(d).is_none())
         .map(|d| main_file(d))
         .collect();
-    let tor = [tor_without_via("v3.31"), tor_without_via("v3.32")];
+    let tor = [
+        tor_without_via("v3.31", "trip"),
+        tor_without_via("v3.32", "trip"),
+    ];
     files.extend(tor.iter().map(|d| d.join("bird.cfg")));
     assert!(files.len() >= 25);
     for f in &files {
@@ -253,7 +254,7 @@ fn route_reflector_and_its_client() {
 #[test]
 fn tor_ebgp_ttl_security_next_hop_local_as() {
     for shape in ["v3.31", "v3.32"] {
-        let dir = tor_without_via(shape);
+        let dir = tor_without_via(shape, "tor");
         let m = convert(&dir.join("bird.cfg")).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(m.asn, 65001, "the template's local as");
@@ -339,17 +340,17 @@ fn pool_with_bgp_export_disabled() {
     }
 }
 
+fn encapsulation(m: &Config, cidr: &str) -> Encapsulation {
+    let pool = m.pools.iter().find(|p| p.cidr == net(cidr));
+    pool.unwrap_or_else(|| panic!("no pool {cidr}"))
+        .encapsulation
+}
+
 #[test]
 fn pools_with_their_encapsulation() {
     for shape in ["v3.31", "v3.32"] {
         let m = model(shape, "ipip");
-        let encap = |cidr: &str| {
-            m.pools
-                .iter()
-                .find(|p| p.cidr == net(cidr))
-                .unwrap()
-                .encapsulation
-        };
+        let encap = |cidr: &str| encapsulation(&m, cidr);
         assert_eq!(encap("192.168.0.0/16"), Encapsulation::Ipip, "{shape}");
         assert_eq!(encap("172.16.0.0/16"), Encapsulation::IpipCrossSubnet);
         assert_eq!(encap("10.244.0.0/16"), Encapsulation::Vxlan);
@@ -367,13 +368,7 @@ fn ipv6_with_and_without_peers() {
         let m = model(shape, "ipv6-peers");
         assert_eq!(m.originate, vec![net("fd00:10:244:0:1::/122")]);
         assert_eq!(m.services, vec![net("fd00:96::/112")]);
-        let encap = |cidr: &str| {
-            m.pools
-                .iter()
-                .find(|p| p.cidr == net(cidr))
-                .unwrap()
-                .encapsulation
-        };
+        let encap = |cidr: &str| encapsulation(&m, cidr);
         assert_eq!(encap("fd00:10:244::/64"), Encapsulation::None);
         assert_eq!(encap("fd00:10:245::/64"), Encapsulation::Vxlan);
         assert_eq!(m.peers.len(), 3);
@@ -476,75 +471,95 @@ fn broken_inputs_are_refused_at_their_place() {
     assert_eq!(seen, 8);
 }
 
-/// Runs a mesh3 copy with one line of `file` changed; the error's place and message.
-fn sabotaged(shape: &str, file: &str, from: &str, to: &str) -> (String, String) {
-    let dir = edited_copy(shape, "mesh3", "sabotage", |name, text| {
-        if name == file {
-            assert!(text.contains(from), "{name} has no {from:?}");
-            text.replacen(from, to, 1)
-        } else {
-            text
-        }
-    });
-    let err = convert(&dir.join("bird.cfg")).expect_err("the changed filter converts");
-    let out = (place(&err, &dir), err.message.clone());
-    std::fs::remove_dir_all(&dir).unwrap();
-    out
-}
-
 #[test]
 fn filters_the_model_cannot_carry_are_refused_at_their_place() {
-    // Export: routes through eth* held back from every peer, which no model rule says.
-    let (at, msg) = sabotaged(
-        "v3.32",
-        "bird_ipam.cfg",
-        "  reject_local_routes();\n",
-        "  reject_local_routes();\n  if ifname ~ \"eth*\" then reject;\n",
-    );
-    assert_eq!(at, "bird.cfg:52:3", "{msg}");
-    assert!(msg.contains("export filter of Mesh_10_192_0_2"), "{msg}");
-    // Export: a prefix inside a pool held back only on the way out.
-    let (at, msg) = sabotaged(
-        "v3.31",
-        "bird_ipam.cfg",
-        "  calico_aggr();\n",
-        "  calico_aggr();\n  if net ~ 192.168.7.0/24 then reject;\n",
-    );
-    assert_eq!(at, "bird.cfg:45:3", "{msg}");
-    assert!(msg.contains("192.168.7.0/24"), "{msg}");
-    // Kernel: one part of a pool tunnelled, the rest not.
-    let (at, msg) = sabotaged(
-        "v3.32",
-        "bird_ipam.cfg",
-        "    krt_tunnel = \"\";\n",
-        "    if net ~ 192.168.64.0/18 then krt_tunnel = \"tunl0\"; else krt_tunnel = \"\";\n",
-    );
-    assert_eq!(at, "bird.cfg:18:3", "{msg}");
-    assert!(
-        msg.contains("kernel export filter writes through tunl0"),
-        "{msg}"
-    );
-    // Import: routes from a peer refused.
-    let (at, msg) = sabotaged(
-        "v3.31",
-        "bird.cfg",
-        "  import all;        # trust the mesh",
-        "  import filter { if net ~ 192.168.0.0/16 then reject; accept; };",
-    );
-    assert_eq!(at, "bird.cfg:44:3", "{msg}");
-    assert!(
-        msg.contains("import filter of Mesh_10_192_0_2 rejects"),
-        "{msg}"
-    );
-    // A session option without a counterpart.
-    let (at, msg) = sabotaged(
-        "v3.32",
-        "bird.cfg",
-        "  connect delay time 2;",
-        "  connect delay time 2;\n  startup hold time 30;",
-    );
-    assert_eq!(at, "bird.cfg:38:3", "{msg}");
-    assert!(msg.contains("startup hold time"), "{msg}");
+    // (shape, file, line changed, into, refused at, message contains)
+    let cases = [
+        // Export: routes through eth* held back from every peer, which no model rule says.
+        (
+            "v3.32",
+            "bird_ipam.cfg",
+            "  reject_local_routes();\n",
+            "  reject_local_routes();\n  if ifname ~ \"eth*\" then reject;\n",
+            "bird.cfg:52:3",
+            "export filter of Mesh_10_192_0_2",
+        ),
+        // Export: a prefix inside a pool held back only on the way out.
+        (
+            "v3.31",
+            "bird_ipam.cfg",
+            "  calico_aggr();\n",
+            "  calico_aggr();\n  if net ~ 192.168.7.0/24 then reject;\n",
+            "bird.cfg:45:3",
+            "192.168.7.0/24",
+        ),
+        // Kernel: one part of a pool tunnelled, the rest not.
+        (
+            "v3.32",
+            "bird_ipam.cfg",
+            "    krt_tunnel = \"\";\n",
+            "    if net ~ 192.168.64.0/18 then krt_tunnel = \"tunl0\"; else krt_tunnel = \"\";\n",
+            "bird.cfg:18:3",
+            "kernel export filter writes through tunl0",
+        ),
+        // Import: routes from a peer refused.
+        (
+            "v3.31",
+            "bird.cfg",
+            "  import all;        # trust the mesh",
+            "  import filter { if net ~ 192.168.0.0/16 then reject; accept; };",
+            "bird.cfg:44:3",
+            "import filter of Mesh_10_192_0_2 rejects",
+        ),
+        // The 3.32 prelude without its default metric: `2147483647 - krt_metric` on an
+        // unset metric is a runtime error, so BIRD announces none of the node's own routes.
+        (
+            "v3.32",
+            "bird.cfg",
+            "      if (!defined(krt_metric)) then { krt_metric = 1024; }\n",
+            "",
+            "bird.cfg:52:3",
+            "keeps back the static route 192.168.20.64/26",
+        ),
+        // A ≤3.31-shaped peer among 3.32 functions: without the prelude krt_metric is unset,
+        // which sorts below 1024, so `net ~ BLOCK && krt_metric < 1024` announces every
+        // route inside the block.
+        (
+            "v3.32",
+            "bird.cfg",
+            "protocol bgp Mesh_10_192_0_4 from bgp_template {",
+            "protocol bgp Mesh_10_192_0_9 from bgp_template {\n  multihop;\n  \
+             neighbor 10.192.0.9 as 64512;\n  \
+             export filter { calico_export_to_bgp_peers(true); reject; };\n}\n\
+             protocol bgp Mesh_10_192_0_4 from bgp_template {",
+            "bird.cfg:66:3",
+            "Mesh_10_192_0_9 announces a BGP route for 192.168.20.",
+        ),
+        // A community only on the node's own static routes: wren's ranges add by prefix.
+        (
+            "v3.32",
+            "bird.cfg",
+            "function apply_communities ()\n{\n}",
+            "function apply_communities ()\n{\n  if source = RTS_STATIC then bgp_community.add((1, 1));\n}",
+            "bird.cfg:53:3",
+            "announces the static route 192.168.20.64/26 with communities 1:1, wren's model would announce it:",
+        ),
+        // A session option without a counterpart.
+        (
+            "v3.32",
+            "bird.cfg",
+            "  connect delay time 2;",
+            "  connect delay time 2;\n  startup hold time 30;",
+            "bird.cfg:38:3",
+            "startup hold time",
+        ),
+    ];
+    for (shape, file, from, to, at, says) in cases {
+        let (dir, got) = convert_edited(shape, "sabotage", &[(file, from, to)]);
+        let err = got.expect_err("the changed filter converts");
+        assert_eq!(place(&err, &dir), at, "{to}: {err}");
+        assert!(err.message.contains(says), "{to}: {err}");
+    }
 }
 
 #[test]
@@ -562,4 +577,191 @@ fn the_family_follows_calicos_file_names() {
         Family::V4
     );
     assert_eq!(family_of(Path::new("bird.cfg")), Family::V4);
+}
+
+/// mesh3 of `shape` with `edits` (file, text, replacement) applied, converted; the copy's
+/// directory (removed again) for the error's place.
+fn convert_edited(
+    shape: &str,
+    tag: &str,
+    edits: &[(&str, &str, &str)],
+) -> (PathBuf, Result<Config, Error>) {
+    let dir = edited_copy(shape, "mesh3", tag, |name, mut text| {
+        for (file, from, to) in edits {
+            if name == *file {
+                assert!(text.contains(from), "{name} has no {from:?}");
+                text = text.replacen(from, to, 1);
+            }
+        }
+        text
+    });
+    let got = convert(&dir.join("bird.cfg"));
+    std::fs::remove_dir_all(&dir).unwrap();
+    (dir, got)
+}
+
+/// mesh3 (3.32) with `edits` applied, as the model.
+fn mesh3_edited(tag: &str, edits: &[(&str, &str, &str)]) -> Config {
+    convert_edited("v3.32", tag, edits)
+        .1
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// confd's rewrite and SIGHUP is one diff of the model (contract §6.2): a new block is a
+/// policy change that resets no session, a new password resets that peer only, a new peer
+/// is added and nothing else moves.
+#[test]
+fn a_confd_rewrite_is_one_diff_of_the_model() {
+    let running = model("v3.32", "mesh3");
+    let block = "  if ( net ~ 192.168.20.64/26 ) then { reject; }\n";
+    let new = mesh3_edited(
+        "block",
+        &[
+            (
+                "bird_aggr.cfg",
+                "  route 192.168.20.64/26 blackhole;\n",
+                "  route 192.168.20.64/26 blackhole;\n  route 192.168.21.0/26 blackhole;\n",
+            ),
+            (
+                "bird_aggr.cfg",
+                block,
+                "  if ( net ~ 192.168.20.64/26 ) then { reject; }\n\
+                 if ( net = 192.168.21.0/26 ) then { accept; }\n\
+                 if ( net ~ 192.168.21.0/26 && krt_metric < 1024 ) then { accept; }\n\
+                 if ( net ~ 192.168.21.0/26 ) then { reject; }\n",
+            ),
+        ],
+    );
+    assert_eq!(new.originate.len(), 2);
+    let c = diff(&running, &new).unwrap();
+    assert!(c.policy && !c.pools);
+    assert!(c.added.is_empty() && c.removed.is_empty() && c.changed.is_empty());
+
+    let new = mesh3_edited(
+        "password",
+        &[(
+            "bird.cfg",
+            "  passive on; # the peer dials\n",
+            "  passive on; # the peer dials\n  password \"new\";\n",
+        )],
+    );
+    let c = diff(&running, &new).unwrap();
+    assert!(!c.policy && c.added.is_empty());
+    assert_eq!(c.changed.len(), 1);
+    assert_eq!(c.changed[0].new.name, "Mesh_10_192_0_4");
+    assert!(c.changed[0].reset);
+
+    // A copy of the first mesh peer, for another node.
+    let text = std::fs::read_to_string(corpus().join("v3.32/mesh3/bird.cfg")).unwrap();
+    let first = &text[text.find("protocol bgp Mesh_10_192_0_2").unwrap()
+        ..text.find("protocol bgp Mesh_10_192_0_4").unwrap()];
+    let mesh = |a: &str| {
+        first
+            .replace("10.192.0.2", a)
+            .replace("Mesh_10_192_0_2", &format!("Mesh_{}", a.replace('.', "_")))
+    };
+    let added = format!("  passive on; # the peer dials\n}}\n{}", mesh("10.192.0.9"));
+    let new = mesh3_edited(
+        "peer",
+        &[("bird.cfg", "  passive on; # the peer dials\n}\n", &added)],
+    );
+    let c = diff(&running, &new).unwrap();
+    assert_eq!(
+        c.added.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
+        vec!["Mesh_10_192_0_9"]
+    );
+    assert!(c.changed.is_empty() && c.removed.is_empty() && !c.policy);
+}
+
+/// Shapes of Calico's master renderer (projectcalico/calico confd/tests/compiled_templates):
+/// a /32 block aggregated but not originated, and pools whose routes Felix programs (the
+/// kernel filter rejects the whole pool, own blocks included).
+#[test]
+fn calico_master_shapes_convert() {
+    let m = mesh3_edited(
+        "slash32",
+        &[(
+            "bird_aggr.cfg",
+            "  if ( net ~ 192.168.20.64/26 ) then { reject; }\n",
+            "  if ( net ~ 192.168.20.64/26 ) then { reject; }\n\
+             # Block 10.2.0.1/32 is implicitly confirmed.\n\
+             if ( net = 10.2.0.1/32 ) then { accept; }\n\
+             if ( net ~ 10.2.0.1/32 && krt_metric < 1024 ) then { accept; }\n\
+             if ( net ~ 10.2.0.1/32 ) then { reject; }\n",
+        )],
+    );
+    assert_eq!(m.originate, vec![net("192.168.20.64/26")]);
+    let single = m.pools.iter().find(|p| p.cidr == net("10.2.0.1/32"));
+    assert!(single.is_some_and(|p| p.bgp_export), "{:?}", m.pools);
+
+    let m = mesh3_edited(
+        "felix",
+        &[(
+            "bird_ipam.cfg",
+            "    krt_tunnel = \"\";\n    accept;\n",
+            "    reject; # Cluster routes are handled by Felix.\n",
+        )],
+    );
+    assert_eq!(m.originate, vec![net("192.168.20.64/26")], "still a block");
+    assert!(m.services.is_empty());
+    assert_eq!(encapsulation(&m, "192.168.0.0/16"), Encapsulation::Vxlan);
+}
+
+/// `wrenc convert` through the real binary: the TOML it prints is the model; a refusal is
+/// `wrenc: FILE:LINE:COL: message` and exit 1; `--ipv6` reads a file of any name as bird6.
+#[test]
+fn wrenc_convert_prints_the_model_and_refuses_at_its_place() {
+    let wrenc = |args: &[&Path]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_wrenc"))
+            .arg("convert")
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    let file = corpus().join("v3.31/ipip/bird.cfg");
+    let (code, stdout, stderr) = wrenc(&[&file]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.starts_with("# wren's configuration, converted from "));
+    assert_eq!(toml::parse(None, &stdout), Ok(convert(&file).unwrap()));
+
+    let tor = corpus().join("v3.32/tor-ebgp");
+    let (code, stdout, stderr) = wrenc(&[&tor.join("bird.cfg")]);
+    assert_eq!(code, Some(1));
+    assert!(stdout.is_empty());
+    let want = format!("wrenc: {}:4:3: ", tor.join("bird_aggr.cfg").display());
+    assert!(stderr.starts_with(&want), "{stderr}");
+
+    let v6 = edited_copy("v3.32", "ipv6-peers", "renamed", |_, t| t);
+    std::fs::rename(v6.join("bird6.cfg"), v6.join("main.cfg")).unwrap();
+    let (code, stdout, stderr) = wrenc(&[v6.join("main.cfg").as_path(), Path::new("--ipv6")]);
+    let (plain, _, _) = wrenc(&[&v6.join("main.cfg")]);
+    std::fs::remove_dir_all(&v6).unwrap();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("Global_2001_db8__1"));
+    assert_eq!(
+        plain,
+        Some(1),
+        "read as IPv4, bird6's addresses are refused"
+    );
+}
+
+/// A filter that names the default route (so every address lies inside some prefix it
+/// writes) is still probed and converts.
+#[test]
+fn a_filter_naming_the_default_route_still_converts() {
+    let m = mesh3_edited(
+        "default",
+        &[(
+            "bird_ipam.cfg",
+            "  reject_local_routes();\n",
+            "  if net = 0.0.0.0/0 then reject;\n  reject_local_routes();\n",
+        )],
+    );
+    assert_eq!(m.originate, vec![net("192.168.20.64/26")]);
+    assert_eq!(m.pools.len(), 1);
 }

@@ -133,7 +133,11 @@ fn convert(file: &std::path::Path, ipv6: bool) -> anyhow::Result<bool> {
     };
     match Source::Bird(file.to_path_buf(), family).load() {
         Ok(model) => {
-            print!("{}", wren::config::write::to_toml(&model)?);
+            let text = wren::config::write::to_toml(&model)?;
+            print!(
+                "# wren's configuration, converted from {}\n{text}",
+                file.display()
+            );
             Ok(true)
         }
         Err(e) => {

@@ -9,7 +9,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use ipnet::IpNet;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::wire::attr::{Community, LargeCommunity};
 
@@ -74,7 +74,7 @@ pub struct FilterRule {
     pub interface: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RuleAction {
     Accept,
@@ -83,7 +83,7 @@ pub enum RuleAction {
 
 /// How a rule's CIDR is compared (`BGPFilterMatchOperator`): `Equal` the same prefix, `In`
 /// the prefix or one inside it, and their negations.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum MatchOperator {
     Equal,
@@ -107,7 +107,7 @@ pub enum Item {
 }
 
 /// Log verbosity, most to least severe.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogLevel {
     Error,
@@ -132,7 +132,7 @@ impl LogLevel {
 }
 
 /// How routes reach the kernel.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct KernelConfig {
     /// False: nothing is written (for unprivileged runs and the demo).
@@ -191,7 +191,7 @@ impl Default for KernelConfig {
 }
 
 /// An IP pool (Calico IPPool).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Pool {
     pub cidr: IpNet,
@@ -207,7 +207,7 @@ fn yes() -> bool {
 }
 
 /// How routes inside a pool reach the kernel (contract §3.7).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Encapsulation {
     /// Plain `via NEXT_HOP`.
@@ -236,6 +236,15 @@ pub enum AnyCommunity {
     Large(LargeCommunity),
 }
 
+impl std::fmt::Display for AnyCommunity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AnyCommunity::Standard(c) => c.fmt(f),
+            AnyCommunity::Large(c) => c.fmt(f),
+        }
+    }
+}
+
 impl std::str::FromStr for AnyCommunity {
     type Err = String;
 
@@ -249,7 +258,7 @@ impl std::str::FromStr for AnyCommunity {
 }
 
 /// Where wrend accepts BGP connections.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Listen {
     /// Addresses to listen on; empty means no listener (every peer dials out).
@@ -267,7 +276,7 @@ impl Default for Listen {
 }
 
 /// Session settings of a peer (and, in the TOML file, the `[defaults]` table).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PeerDefaults {
     /// Proposed hold time in seconds (0, or at least 3; RFC 4271 §4.2).
@@ -316,7 +325,7 @@ pub struct PeerDefaults {
     pub filters: Vec<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum NextHopMode {
     Auto,
@@ -363,7 +372,7 @@ impl PeerDefaults {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AddPaths {
     Off,
@@ -380,7 +389,7 @@ pub struct ImportLimit {
 }
 
 /// What exceeding an import limit does (BIRD's limit actions).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LimitAction {
     /// Log once; keep accepting.

@@ -1,16 +1,16 @@
 //! The model written back as wren's TOML file (`wrenc convert`): reading the text with
 //! [`super::toml`] gives the same model. Settings at their default are left out, so the file
-//! shows what a configuration changes.
+//! shows what a configuration changes; the model's serde names are the file's keys.
 
 use ::toml::{Table, Value};
+use serde::Serialize;
 
-use super::{
-    AddPaths, BgpFilter, Config, Encapsulation, FilterRule, KernelConfig, Listen, LogLevel,
-    MatchOperator, NextHopMode, PeerDefaults, RuleAction,
-};
+use super::{BgpFilter, Config, FilterRule, KernelConfig, Listen, PeerDefaults};
+
+type Result<T> = std::result::Result<T, ::toml::ser::Error>;
 
 /// The TOML text of a model.
-pub fn to_toml(c: &Config) -> Result<String, ::toml::ser::Error> {
+pub fn to_toml(c: &Config) -> Result<String> {
     let mut t = Table::new();
     t.insert("router_id".into(), c.router_id.to_string().into());
     t.insert("asn".into(), i64::from(c.asn).into());
@@ -18,65 +18,53 @@ pub fn to_toml(c: &Config) -> Result<String, ::toml::ser::Error> {
         t.insert("cluster_id".into(), id.to_string().into());
     }
     t.insert("max_paths".into(), int(c.max_paths));
-    if c.log_level != LogLevel::default() {
-        t.insert("log_level".into(), log_level(c.log_level).into());
-    }
+    t.insert("log_level".into(), Value::try_from(c.log_level)?);
     if let Some(m) = c.metrics {
         t.insert("metrics".into(), m.to_string().into());
     }
     t.insert("originate".into(), strings(&c.originate));
-    if !c.services.is_empty() {
-        t.insert("services".into(), strings(&c.services));
-    }
-    if c.listen != Listen::default() {
-        let mut l = Table::new();
-        l.insert("addresses".into(), strings(&c.listen.addresses));
-        l.insert("port".into(), i64::from(c.listen.port).into());
-        t.insert("listen".into(), l.into());
-    }
-    t.insert("kernel".into(), kernel(&c.kernel).into());
-    let pools = c.pools.iter().map(|p| {
-        let mut t = Table::new();
-        t.insert("cidr".into(), p.cidr.to_string().into());
-        if p.encapsulation != Encapsulation::None {
-            t.insert(
-                "encapsulation".into(),
-                encapsulation(p.encapsulation).into(),
-            );
-        }
-        if !p.bgp_export {
-            t.insert("bgp_export".into(), false.into());
-        }
-        t
-    });
-    tables(&mut t, "pool", pools);
+    t.insert("services".into(), strings(&c.services));
+    t.insert(
+        "listen".into(),
+        changed(&c.listen, &Listen::default())?.into(),
+    );
+    t.insert(
+        "kernel".into(),
+        changed(&c.kernel, &KernelConfig::default())?.into(),
+    );
+    let pools = (c.pools.iter()).map(Value::try_from);
+    t.insert("pool".into(), Value::Array(pools.collect::<Result<_>>()?));
     let communities = c.communities.iter().map(|pc| {
         let mut t = Table::new();
         t.insert("prefix".into(), pc.prefix.to_string().into());
-        let list = pc.communities.iter().map(|c| match c {
-            super::AnyCommunity::Standard(s) => s.to_string(),
-            super::AnyCommunity::Large(l) => l.to_string(),
-        });
-        t.insert(
-            "communities".into(),
-            Value::Array(list.map(Value::from).collect()),
-        );
-        t
+        t.insert("communities".into(), strings(&pc.communities));
+        Value::Table(t)
     });
-    tables(&mut t, "communities", communities);
-    tables(&mut t, "filters", c.filters.iter().map(filter));
+    t.insert("communities".into(), Value::Array(communities.collect()));
+    let filters = c.filters.iter().map(filter);
+    t.insert(
+        "filters".into(),
+        filters.collect::<Result<Vec<_>>>()?.into(),
+    );
     let peers = c.peers.iter().map(|p| {
-        let mut t = Table::new();
+        let mut t = changed(&p.settings, &PeerDefaults::default())?;
+        // A peer's own key for the model's `local_asn`.
+        if let Some(asn) = t.remove("local_asn") {
+            t.insert("local_as".into(), asn);
+        }
         t.insert("name".into(), p.name.clone().into());
         t.insert("address".into(), p.address.to_string().into());
         t.insert("asn".into(), i64::from(p.asn).into());
-        if p.port != 179 {
-            t.insert("port".into(), i64::from(p.port).into());
-        }
-        settings(&mut t, &p.settings);
-        t
+        t.insert("port".into(), i64::from(p.port).into());
+        Ok(Value::Table(t))
     });
-    tables(&mut t, "peer", peers);
+    t.insert("peer".into(), peers.collect::<Result<Vec<_>>>()?.into());
+    // Empty lists and tables say nothing the reader's defaults do not.
+    t.retain(|_, v| match v {
+        Value::Array(a) => !a.is_empty(),
+        Value::Table(t) => !t.is_empty(),
+        _ => true,
+    });
     ::toml::to_string(&t)
 }
 
@@ -88,128 +76,18 @@ fn strings<T: ToString>(xs: &[T]) -> Value {
     Value::Array(xs.iter().map(|x| Value::from(x.to_string())).collect())
 }
 
-/// `[[name]]` tables, left out when there are none.
-fn tables(t: &mut Table, name: &str, items: impl Iterator<Item = Table>) {
-    let list: Vec<Value> = items.map(Value::Table).collect();
-    if !list.is_empty() {
-        t.insert(name.into(), Value::Array(list));
-    }
-}
-
-fn kernel(k: &KernelConfig) -> Table {
-    let d = KernelConfig::default();
-    let mut t = Table::new();
-    t.insert("enabled".into(), k.enabled.into());
-    t.insert("learn".into(), k.learn.into());
-    t.insert("startup_wait".into(), i64::from(k.startup_wait).into());
-    if k.table != d.table {
-        t.insert("table".into(), i64::from(k.table).into());
-    }
-    if k.protocol != d.protocol {
-        t.insert("protocol".into(), i64::from(k.protocol).into());
-    }
-    if let Some(m) = k.metric {
-        t.insert("metric".into(), i64::from(m).into());
-    }
-    if k.reconcile_interval != d.reconcile_interval {
-        t.insert(
-            "reconcile_interval".into(),
-            i64::from(k.reconcile_interval).into(),
-        );
-    }
-    t
-}
-
-/// A peer's settings that differ from `[defaults]` (which the file leaves at wren's).
-fn settings(t: &mut Table, s: &PeerDefaults) {
-    let d = PeerDefaults::default();
-    let mut put = |key: &str, differs: bool, v: Value| {
-        if differs {
-            t.insert(key.into(), v);
-        }
+/// The keys of `value` whose values differ from `default`'s.
+fn changed<T: Serialize>(value: &T, default: &T) -> Result<Table> {
+    let (Value::Table(mut t), Value::Table(d)) =
+        (Value::try_from(value)?, Value::try_from(default)?)
+    else {
+        return Ok(Table::new());
     };
-    put(
-        "hold_time",
-        s.hold_time != d.hold_time,
-        i64::from(s.hold_time).into(),
-    );
-    if let Some(k) = s.keepalive {
-        put("keepalive", true, i64::from(k).into());
-    }
-    put(
-        "connect_delay",
-        s.connect_delay != d.connect_delay,
-        i64::from(s.connect_delay).into(),
-    );
-    put(
-        "connect_retry",
-        s.connect_retry != d.connect_retry,
-        i64::from(s.connect_retry).into(),
-    );
-    put(
-        "error_wait",
-        s.error_wait != d.error_wait,
-        Value::Array(s.error_wait.iter().map(|w| i64::from(*w).into()).collect()),
-    );
-    put("passive", s.passive, true.into());
-    if let Some(p) = &s.password {
-        put("password", true, p.clone().into());
-    }
-    if let Some(a) = s.source_address {
-        put("source_address", true, a.to_string().into());
-    }
-    if let Some(n) = s.ttl {
-        put("ttl", true, i64::from(n).into());
-    }
-    if let Some(n) = s.ttl_security {
-        put("ttl_security", true, i64::from(n).into());
-    }
-    put(
-        "graceful_restart",
-        s.graceful_restart != d.graceful_restart,
-        s.graceful_restart.into(),
-    );
-    put(
-        "restart_time",
-        s.restart_time != d.restart_time,
-        i64::from(s.restart_time).into(),
-    );
-    put(
-        "add_paths",
-        s.add_paths != d.add_paths,
-        add_paths(s.add_paths).into(),
-    );
-    put(
-        "add_paths_send",
-        s.add_paths_send != d.add_paths_send,
-        int(s.add_paths_send),
-    );
-    put("rr_client", s.rr_client, true.into());
-    put(
-        "next_hop",
-        s.next_hop != d.next_hop,
-        next_hop(s.next_hop).into(),
-    );
-    put(
-        "allow_local_as",
-        s.allow_local_as != d.allow_local_as,
-        int(s.allow_local_as),
-    );
-    if let Some(n) = s.import_limit {
-        put("import_limit", true, i64::from(n).into());
-    }
-    put(
-        "import_limit_action",
-        s.import_limit_action != d.import_limit_action,
-        s.import_limit_action.name().into(),
-    );
-    if let Some(asn) = s.local_asn {
-        put("local_as", true, i64::from(asn).into());
-    }
-    put("filters", !s.filters.is_empty(), strings(&s.filters));
+    t.retain(|k, v| d.get(k) != Some(v));
+    Ok(t)
 }
 
-fn filter(f: &BgpFilter) -> Table {
+fn filter(f: &BgpFilter) -> Result<Value> {
     let mut t = Table::new();
     t.insert("name".into(), f.name.clone().into());
     for (key, rules) in [
@@ -219,31 +97,21 @@ fn filter(f: &BgpFilter) -> Table {
         ("export_v6", &f.export_v6),
     ] {
         if !rules.is_empty() {
-            t.insert(
-                key.into(),
-                Value::Array(rules.iter().map(|r| rule(r).into()).collect()),
-            );
+            let list = rules.iter().map(rule).collect::<Result<Vec<_>>>()?;
+            t.insert(key.into(), list.into());
         }
     }
-    t
+    Ok(Value::Table(t))
 }
 
-fn rule(r: &FilterRule) -> Table {
+/// A rule as the `[[filters]]` tables write it: `cidr` with `match`, the prefix length as
+/// two bounds.
+fn rule(r: &FilterRule) -> Result<Value> {
     let mut t = Table::new();
-    let action = match r.action {
-        RuleAction::Accept => "accept",
-        RuleAction::Reject => "reject",
-    };
-    t.insert("action".into(), action.into());
+    t.insert("action".into(), Value::try_from(r.action)?);
     if let Some((op, cidr)) = r.cidr {
         t.insert("cidr".into(), cidr.to_string().into());
-        let op = match op {
-            MatchOperator::Equal => "equal",
-            MatchOperator::NotEqual => "not-equal",
-            MatchOperator::In => "in",
-            MatchOperator::NotIn => "not-in",
-        };
-        t.insert("match".into(), op.into());
+        t.insert("match".into(), Value::try_from(op)?);
     }
     if let Some((lo, hi)) = r.prefix_length {
         if let Some(lo) = lo {
@@ -259,42 +127,151 @@ fn rule(r: &FilterRule) -> Table {
     if let Some(i) = &r.interface {
         t.insert("interface".into(), i.clone().into());
     }
-    t
+    Ok(Value::Table(t))
 }
 
-fn log_level(l: LogLevel) -> &'static str {
-    match l {
-        LogLevel::Error => "error",
-        LogLevel::Warn => "warn",
-        LogLevel::Info => "info",
-        LogLevel::Debug => "debug",
-        LogLevel::Trace => "trace",
+#[cfg(test)]
+mod tests {
+    use super::super::{
+        AddPaths, Encapsulation, LimitAction, LogLevel, MatchOperator, NextHopMode, Peer, Pool,
+        PrefixCommunities, RuleAction, toml,
+    };
+    use super::*;
+
+    fn rule(action: RuleAction) -> FilterRule {
+        FilterRule {
+            action,
+            cidr: None,
+            prefix_length: None,
+            from_peers: false,
+            interface: None,
+        }
     }
-}
 
-fn encapsulation(e: Encapsulation) -> &'static str {
-    match e {
-        Encapsulation::None => "none",
-        Encapsulation::Ipip => "ipip",
-        Encapsulation::IpipCrossSubnet => "ipip-cross-subnet",
-        Encapsulation::Vxlan => "vxlan",
-        Encapsulation::VxlanCrossSubnet => "vxlan-cross-subnet",
+    /// A model with every setting away from its default reads back from its text.
+    #[test]
+    fn every_setting_reads_back() {
+        let net = |s: &str| s.parse().unwrap();
+        let ip = |s: &str| s.parse().unwrap();
+        let first = PeerDefaults {
+            hold_time: 90,
+            keepalive: Some(30),
+            connect_delay: 1,
+            connect_retry: 3,
+            error_wait: [1, 2],
+            passive: true,
+            password: Some("k\"ey".into()),
+            source_address: Some(ip("10.0.0.1")),
+            ttl: Some(3),
+            ttl_security: None,
+            graceful_restart: false,
+            restart_time: 60,
+            add_paths: AddPaths::Rx,
+            add_paths_send: 4,
+            rr_client: true,
+            next_hop: NextHopMode::Keep,
+            allow_local_as: 2,
+            import_limit: Some(10),
+            import_limit_action: LimitAction::Restart,
+            local_asn: Some(65001),
+            filters: vec!["f".into()],
+        };
+        let second = PeerDefaults {
+            ttl_security: Some(1),
+            add_paths: AddPaths::Off,
+            next_hop: NextHopMode::Myself,
+            ..PeerDefaults::default()
+        };
+        let pool = |cidr: &str, encapsulation, bgp_export| Pool {
+            cidr: net(cidr),
+            encapsulation,
+            bgp_export,
+        };
+        let c = Config {
+            router_id: "10.0.0.1".parse().unwrap(),
+            asn: 65000,
+            listen: Listen {
+                addresses: vec![ip("10.0.0.1"), ip("2001:db8::1")],
+                port: 1179,
+            },
+            originate: vec![net("10.1.0.0/26"), net("2001:db8:1::/122")],
+            services: vec![net("10.96.0.0/12")],
+            pools: vec![
+                pool("10.1.0.0/16", Encapsulation::Ipip, true),
+                pool("10.2.0.0/16", Encapsulation::IpipCrossSubnet, false),
+                pool("10.3.0.0/16", Encapsulation::Vxlan, true),
+                pool("10.4.0.0/16", Encapsulation::VxlanCrossSubnet, true),
+                pool("10.5.0.0/16", Encapsulation::None, true),
+            ],
+            communities: vec![PrefixCommunities {
+                prefix: net("10.1.0.0/16"),
+                communities: vec!["65000:1".parse().unwrap(), "1:2:3".parse().unwrap()],
+            }],
+            cluster_id: Some("1.1.1.1".parse().unwrap()),
+            max_paths: 4,
+            kernel: KernelConfig {
+                enabled: false,
+                table: 100,
+                protocol: 99,
+                metric: Some(5),
+                startup_wait: 7,
+                reconcile_interval: 60,
+                learn: false,
+            },
+            log_level: LogLevel::Trace,
+            metrics: Some("127.0.0.1:9179".parse().unwrap()),
+            peers: vec![
+                Peer {
+                    name: "a".into(),
+                    address: ip("10.0.0.2"),
+                    port: 1790,
+                    asn: 65002,
+                    settings: first,
+                },
+                Peer {
+                    name: "b".into(),
+                    address: ip("2001:db8::2"),
+                    port: 179,
+                    asn: 65000,
+                    settings: second,
+                },
+            ],
+            filters: vec![BgpFilter {
+                name: "f".into(),
+                import_v4: vec![FilterRule {
+                    cidr: Some((MatchOperator::In, net("10.0.0.0/8"))),
+                    prefix_length: Some((Some(16), None)),
+                    from_peers: true,
+                    ..rule(RuleAction::Accept)
+                }],
+                export_v4: vec![FilterRule {
+                    interface: Some("eth*".into()),
+                    ..rule(RuleAction::Reject)
+                }],
+                import_v6: vec![FilterRule {
+                    cidr: Some((MatchOperator::NotEqual, net("2001:db8::/32"))),
+                    prefix_length: Some((None, Some(64))),
+                    ..rule(RuleAction::Reject)
+                }],
+                export_v6: vec![FilterRule {
+                    cidr: Some((MatchOperator::NotIn, net("2001:db8::/32"))),
+                    ..rule(RuleAction::Accept)
+                }],
+            }],
+        };
+        let text = to_toml(&c).unwrap();
+        assert_eq!(toml::parse(None, &text), Ok(c), "{text}");
     }
-}
 
-fn add_paths(a: AddPaths) -> &'static str {
-    match a {
-        AddPaths::Off => "off",
-        AddPaths::Rx => "rx",
-        AddPaths::Tx => "tx",
-        AddPaths::Both => "both",
-    }
-}
-
-fn next_hop(n: NextHopMode) -> &'static str {
-    match n {
-        NextHopMode::Auto => "auto",
-        NextHopMode::Myself => "self",
-        NextHopMode::Keep => "keep",
+    /// Settings at their default are left out.
+    #[test]
+    fn defaults_are_left_out() {
+        let c = toml::parse(None, "router_id = \"10.0.0.1\"\nasn = 65000\n").unwrap();
+        let text = to_toml(&c).unwrap();
+        assert_eq!(
+            text,
+            "asn = 65000\nlog_level = \"info\"\nmax_paths = 16\nrouter_id = \"10.0.0.1\"\n"
+        );
+        assert_eq!(toml::parse(None, &text), Ok(c));
     }
 }

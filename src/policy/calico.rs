@@ -121,11 +121,16 @@ impl Calico {
         if self.services.iter().any(|s| s.contains(net)) {
             return KernelKind::Skip;
         }
+        let encapsulation = self.pool_of(net).map(|p| p.encapsulation);
+        // Felix programs VXLAN pools, the blackholes of its own blocks included (`proto 80`,
+        // contract §3.7, §3.8): the kernel filter rejects the whole pool.
+        if let Some(Encapsulation::Vxlan | Encapsulation::VxlanCrossSubnet) = encapsulation {
+            return KernelKind::Skip;
+        }
         if local {
             return KernelKind::Blackhole;
         }
-        match self.pool_of(net).map(|p| p.encapsulation) {
-            Some(Encapsulation::Vxlan | Encapsulation::VxlanCrossSubnet) => KernelKind::Skip,
+        match encapsulation {
             Some(Encapsulation::Ipip) => KernelKind::Tunnel,
             Some(Encapsulation::IpipCrossSubnet) if !next_hop.is_some_and(connected) => {
                 KernelKind::Tunnel
@@ -219,6 +224,11 @@ mod tests {
         );
         assert_eq!(
             c.kernel_kind(&net("2001:db8:1::40/122"), false, Some(nh), on_link),
+            KernelKind::Skip
+        );
+        // An own block in a VXLAN pool: Felix writes its blackhole.
+        assert_eq!(
+            c.kernel_kind(&net("2001:db8:1::/122"), true, None, on_link),
             KernelKind::Skip
         );
         assert_eq!(

@@ -120,7 +120,8 @@ pub fn merge_names(import: Vec<String>, export: Vec<String>) -> Vec<String> {
     out
 }
 
-/// One `if CONDITIONS then accept|reject;` rule.
+/// One `if CONDITIONS then accept|reject;` rule, or a bare `accept;`/`reject;` (a rule
+/// without conditions).
 fn rule(s: &Stmt) -> Result<FilterRule, Error> {
     let refuse = || {
         Error::new(
@@ -128,13 +129,22 @@ fn rule(s: &Stmt) -> Result<FilterRule, Error> {
             "a BGPFilter rule wren carries is `if CONDITIONS then accept;` or `… then reject;`",
         )
     };
-    let StmtKind::If {
-        cond,
-        then,
-        els: None,
-    } = &s.kind
-    else {
-        return Err(refuse());
+    let any = |action| FilterRule {
+        action,
+        cidr: None,
+        prefix_length: None,
+        from_peers: false,
+        interface: None,
+    };
+    let (cond, then) = match &s.kind {
+        StmtKind::Accept => return Ok(any(RuleAction::Accept)),
+        StmtKind::Reject => return Ok(any(RuleAction::Reject)),
+        StmtKind::If {
+            cond,
+            then,
+            els: None,
+        } => (cond, then),
+        _ => return Err(refuse()),
     };
     let action = match &then.kind {
         StmtKind::Accept => RuleAction::Accept,
@@ -156,13 +166,7 @@ fn rule(s: &Stmt) -> Result<FilterRule, Error> {
         },
         _ => return Err(refuse()),
     };
-    let mut r = FilterRule {
-        action,
-        cidr: None,
-        prefix_length: None,
-        from_peers: false,
-        interface: None,
-    };
+    let mut r = any(action);
     let mut atoms = Vec::new();
     conjuncts(cond, &mut atoms);
     let mut seen: HashMap<&'static str, &Pos> = HashMap::new();
@@ -284,7 +288,7 @@ mod tests {
              if ((net ~ [ 10.1.0.0/16{20,24} ]) && ((defined(source))&&(source ~ [ RTS_BGP ]))) then { reject; }\n\
              if ((net != 10.2.0.0/16) && ((defined(ifname))&&(ifname ~ \"eth*\"))) then { accept; }\n\
              }\n\
-             function 'bgp_tor-1_exportFilterV4'() { if ((net !~ 10.0.0.0/8)) then { reject; } }\n\
+             function 'bgp_tor-1_exportFilterV4'() { if ((net !~ 10.0.0.0/8)) then { reject; } accept; }\n\
              function 'bgp_empty_importFilterV4'() { }\n",
         );
         let f = filters(&c).unwrap();
@@ -317,7 +321,18 @@ mod tests {
                 },
             ]
         );
-        assert_eq!(f[0].export_v4.len(), 1);
+        // A rule without conditions, as Calico renders one: every route.
+        assert_eq!(f[0].export_v4.len(), 2);
+        assert_eq!(
+            f[0].export_v4[1],
+            FilterRule {
+                action: RuleAction::Accept,
+                cidr: None,
+                prefix_length: None,
+                from_peers: false,
+                interface: None,
+            }
+        );
         assert_eq!(
             f[1],
             BgpFilter {
@@ -350,7 +365,7 @@ mod tests {
                 "if (net ~ 10.0.0.0/8) && (net ~ 11.0.0.0/8) then { accept; }",
                 "t.cfg:2:26:",
             ),
-            ("accept;", "t.cfg:2:1:"),
+            ("print \"x\";", "t.cfg:2:1:"),
         ] {
             let c = config(&format!("function 'bgp_x_importFilterV4'() {{\n{body}\n}}"));
             let e = filters(&c).unwrap_err().to_string();

@@ -2,8 +2,12 @@
 //! (router id, `listen bgp`, the kernel protocol, every `protocol bgp` as a peer), and what
 //! Calico expresses in filters (blocks, services, pools, communities) is found by running the
 //! filters ([`super::probe`]) and checked against the model. Every statement takes effect or
-//! is refused at its place; the few that need nothing from wren are named where they are
-//! accepted.
+//! is refused at its place. Accepted with nothing to carry, because wren does the job without
+//! being told: `scan time` (kernel, device: wren follows the kernel's notifications), the
+//! `direct` protocol (wren reads connected subnets from the kernel to resolve next hops),
+//! `description`, and `debug` other than `debug all` (which raises the log level to debug).
+
+use std::collections::HashMap;
 
 use ipnet::IpNet;
 
@@ -34,7 +38,6 @@ pub fn convert(config: &ast::Config) -> Result<Config, Error> {
         line: 1,
         col: 1,
     };
-    let mut places: Vec<(Item, Pos)> = Vec::new();
     let (router_id, id_pos) = config
         .items
         .iter()
@@ -48,15 +51,13 @@ pub fn convert(config: &ast::Config) -> Result<Config, Error> {
                 "no `router id`: wren does not pick one from an interface; write it",
             )
         })?;
-    places.push((Item::Setting("router_id"), id_pos));
-    let (listen, log_level) = globals(config)?;
+    let (listen, mut log_level) = globals(config)?;
     let typed = protocols::protocols(config)
         .ok_or_else(|| Error::new(&start, "a BGP protocol without neighbor or local AS"))?;
-    let resolved: Vec<Resolved<'_>> = config.protocols();
-    let find = |name: &str| resolved.iter().find(|r| r.proto.name == name);
-
-    let mut log_level = log_level;
-    for r in &resolved {
+    let resolved: HashMap<&str, Resolved<'_>> = (config.protocols().into_iter())
+        .map(|r| (r.proto.name.as_str(), r))
+        .collect();
+    for r in resolved.values() {
         raise(
             &mut log_level,
             r.last(|o| match o {
@@ -65,7 +66,6 @@ pub fn convert(config: &ast::Config) -> Result<Config, Error> {
             }),
         );
     }
-
     let (kernel, max_paths, kernel_clause) = match typed.kernel.as_slice() {
         [] => (
             KernelConfig {
@@ -76,7 +76,7 @@ pub fn convert(config: &ast::Config) -> Result<Config, Error> {
             1,
             None,
         ),
-        [k] => kernel(k, find(k.common.name))?,
+        [k] => kernel(k, resolved.get(k.common.name))?,
         [_, second, ..] => {
             return Err(Error::new(
                 second.common.pos,
@@ -84,87 +84,12 @@ pub fn convert(config: &ast::Config) -> Result<Config, Error> {
             ));
         }
     };
-
-    let mut statics: Vec<(IpNet, Pos)> = Vec::new();
-    for s in &typed.statics {
-        let r = find(s.common.name);
-        if !matches!(s.common.import, FilterRef::All) {
-            return Err(Error::new(
-                opt_pos(r, s.common.pos, |o| matches!(o, OptKind::Import(_))),
-                "a static protocol's import filter: wren originates every static route",
-            ));
-        }
-        for o in r.map(|r| r.options.clone()).unwrap_or_default() {
-            if let OptKind::Route { prefix, target } = &o.kind {
-                if *target != RouteTarget::Blackhole {
-                    return Err(Error::new(
-                        &o.pos,
-                        "a static route other than `blackhole` (Calico's reachableBy `via`): \
-                         wren's model carries only blackholes (blocks and service ranges)",
-                    ));
-                }
-                statics.push((prefix.trunc(), o.pos.clone()));
-            }
-        }
-    }
-
+    let statics = statics(&typed.statics, &resolved)?;
+    let asn = node_asn(config, &typed.bgp).unwrap_or(NO_BGP_ASN);
+    let sessions = sessions(&typed.bgp, &resolved, asn)?;
     let filters = bgpfilter::filters(config)?;
-    let asn = most_common_local_as(&typed.bgp).unwrap_or(NO_BGP_ASN);
-    if let Some(b) = typed.bgp.first() {
-        places.push((Item::Setting("asn"), b.common.pos.clone()));
-    }
-    let mut peers = Vec::new();
-    let mut clauses = Vec::new();
-    let mut cluster_id: Option<(std::net::Ipv4Addr, &Pos)> = None;
-    let mut any_rr_client = false;
-    for b in &typed.bgp {
-        let Some(r) = find(b.common.name) else {
-            continue;
-        };
-        refuse_uncarried(b, r)?;
-        if let Some(id) = b.rr_cluster_id {
-            let here = opt_pos(Some(r), r.pos, |o| matches!(o, OptKind::RrClusterId(_)));
-            match cluster_id {
-                Some((other, at)) if other != id => {
-                    return Err(Error::new(
-                        here,
-                        format!("rr cluster id {id}: wren has one cluster id, {other} (at {at})"),
-                    ));
-                }
-                _ => cluster_id = Some((id, here)),
-            }
-        }
-        any_rr_client |= b.rr_client;
-        let (import, import_names) = clause(&b.common.import, r, true)?;
-        let (export, export_names) = clause(&b.common.export, r, false)?;
-        let mut settings = settings(b, r)?;
-        settings.local_asn = (b.local_as != asn).then_some(b.local_as);
-        settings.filters = bgpfilter::merge_names(import_names, export_names);
-        for name in &settings.filters {
-            if !filters.iter().any(|f| &f.name == name) {
-                return Err(Error::new(
-                    r.pos,
-                    format!("no BGPFilter functions for {name}"),
-                ));
-            }
-        }
-        places.push((Item::Peer(peers.len(), None), r.pos.clone()));
-        peers.push(Peer {
-            name: b.common.name.to_string(),
-            address: b.neighbor,
-            port: b.port,
-            asn: b.peer_as,
-            settings,
-        });
-        clauses.push(PeerClauses {
-            name: b.common.name,
-            internal: b.internal(),
-            import,
-            export,
-        });
-    }
 
-    let prober = Prober::new(config, kernel_clause, clauses, statics)?;
+    let prober = Prober::new(config, kernel_clause, sessions.clauses, statics)?;
     let facts = prober.facts()?;
     let model = Config {
         router_id,
@@ -175,42 +100,30 @@ pub fn convert(config: &ast::Config) -> Result<Config, Error> {
         pools: facts.pools.iter().map(|(p, _)| p.clone()).collect(),
         communities: facts.communities.iter().map(|(c, _)| c.clone()).collect(),
         // BIRD: a reflector without `rr cluster id` uses its router id (RFC 4456 §7).
-        cluster_id: cluster_id
-            .map(|(id, _)| id)
-            .or(any_rr_client.then_some(router_id)),
+        cluster_id: (sessions.cluster_id.map(|(id, _)| id))
+            .or(sessions.rr_clients.then_some(router_id)),
         max_paths,
         kernel,
         log_level,
         metrics: None,
-        peers,
+        peers: sessions.peers,
         filters,
     };
     prober.check(&model, &facts.connected)?;
+
+    // Where each item of the model was written, for the model's own checks.
+    let mut places: Vec<(Item, Pos)> = vec![(Item::Setting("router_id"), id_pos)];
     places.extend(
-        facts
-            .originate
-            .iter()
-            .enumerate()
-            .map(|(i, (_, p))| (Item::Originate(i), p.clone())),
+        typed
+            .bgp
+            .first()
+            .map(|b| (Item::Setting("asn"), b.common.pos.clone())),
     );
-    places.extend(
-        facts
-            .services
-            .iter()
-            .enumerate()
-            .map(|(i, (_, p))| (Item::Service(i), p.clone())),
-    );
-    places.extend(
-        facts
-            .pools
-            .iter()
-            .enumerate()
-            .map(|(i, (_, p))| (Item::Pool(i), p.clone())),
-    );
-    places.extend(
-        (facts.communities.iter().enumerate())
-            .map(|(i, (_, p))| (Item::Communities(i, None), p.clone())),
-    );
+    places.extend(sessions.places);
+    places.extend(indexed(&facts.originate, Item::Originate));
+    places.extend(indexed(&facts.services, Item::Service));
+    places.extend(indexed(&facts.pools, Item::Pool));
+    places.extend(indexed(&facts.communities, |i| Item::Communities(i, None)));
     validate::check(&model).map_err(|(item, msg)| {
         let general = match item {
             Item::Peer(i, Some(_)) => Item::Peer(i, None),
@@ -223,6 +136,109 @@ pub fn convert(config: &ast::Config) -> Result<Config, Error> {
         Error::new(at, msg)
     })?;
     Ok(model)
+}
+
+/// The model's items of one kind with their places.
+fn indexed<'a, T>(
+    list: &'a [(T, Pos)],
+    item: impl Fn(usize) -> Item + 'a,
+) -> impl Iterator<Item = (Item, Pos)> + 'a {
+    (list.iter().enumerate()).map(move |(i, (_, p))| (item(i), p.clone()))
+}
+
+/// The static protocols' routes: blackholes (blocks and service ranges, told apart by the
+/// filters).
+fn statics(
+    list: &[protocols::Static<'_>],
+    resolved: &HashMap<&str, Resolved<'_>>,
+) -> Result<Vec<(IpNet, Pos)>, Error> {
+    let mut out = Vec::new();
+    for s in list {
+        let r = resolved.get(s.common.name);
+        if !matches!(s.common.import, FilterRef::All) {
+            return Err(Error::new(
+                opt_pos(r, s.common.pos, |o| matches!(o, OptKind::Import(_))),
+                "a static protocol's import filter: wren originates every static route",
+            ));
+        }
+        for o in r.iter().flat_map(|r| &r.options) {
+            if let OptKind::Route { prefix, target } = &o.kind {
+                if *target != RouteTarget::Blackhole {
+                    return Err(Error::new(
+                        &o.pos,
+                        "a static route other than `blackhole` (Calico's reachableBy `via`): \
+                         wren's model carries only blackholes (blocks and service ranges)",
+                    ));
+                }
+                out.push((prefix.trunc(), o.pos.clone()));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The BGP protocols as peers, with the clauses to probe and the places of the peers.
+struct Sessions<'c> {
+    peers: Vec<Peer>,
+    clauses: Vec<PeerClauses<'c>>,
+    places: Vec<(Item, Pos)>,
+    cluster_id: Option<(std::net::Ipv4Addr, &'c Pos)>,
+    /// Some peer is a route reflector client.
+    rr_clients: bool,
+}
+
+fn sessions<'c>(
+    bgp: &[Bgp<'c>],
+    resolved: &HashMap<&str, Resolved<'c>>,
+    asn: u32,
+) -> Result<Sessions<'c>, Error> {
+    let mut out = Sessions {
+        peers: Vec::new(),
+        clauses: Vec::new(),
+        places: Vec::new(),
+        cluster_id: None,
+        rr_clients: false,
+    };
+    for b in bgp {
+        let Some(r) = resolved.get(b.common.name) else {
+            continue;
+        };
+        refuse_uncarried(b, r)?;
+        if let Some(id) = b.rr_cluster_id {
+            let here = opt_pos(Some(r), r.pos, |o| matches!(o, OptKind::RrClusterId(_)));
+            match out.cluster_id {
+                Some((other, at)) if other != id => {
+                    return Err(Error::new(
+                        here,
+                        format!("rr cluster id {id}: wren has one cluster id, {other} (at {at})"),
+                    ));
+                }
+                _ => out.cluster_id = Some((id, here)),
+            }
+        }
+        out.rr_clients |= b.rr_client;
+        let (import, import_names) = clause(&b.common.import, r, true)?;
+        let (export, export_names) = clause(&b.common.export, r, false)?;
+        let mut settings = settings(b, r)?;
+        settings.local_asn = (b.local_as != asn).then_some(b.local_as);
+        settings.filters = bgpfilter::merge_names(import_names, export_names);
+        out.places
+            .push((Item::Peer(out.peers.len(), None), r.pos.clone()));
+        out.peers.push(Peer {
+            name: b.common.name.to_string(),
+            address: b.neighbor,
+            port: b.port,
+            asn: b.peer_as,
+            settings,
+        });
+        out.clauses.push(PeerClauses {
+            name: b.common.name,
+            internal: b.internal(),
+            import,
+            export,
+        });
+    }
+    Ok(out)
 }
 
 /// `listen bgp`, `log` and top-level `debug protocols`.
@@ -316,16 +332,26 @@ fn kernel<'c>(
     Ok((kernel, max_paths, clause))
 }
 
-/// The AS most peers speak as (the first on a tie): the node's AS.
-fn most_common_local_as(bgp: &[Bgp<'_>]) -> Option<u32> {
-    let count = |asn: u32| bgp.iter().filter(|b| b.local_as == asn).count();
-    let mut best: Option<u32> = None;
-    for b in bgp {
-        if best.is_none_or(|a| count(b.local_as) > count(a)) {
-            best = Some(b.local_as);
+/// The node's AS: the `local as` of a BGP template (Calico's `bgp_template` carries the
+/// node's AS, a peer's own `local as` overrides it), else the AS most peers speak as (the
+/// first on a tie). A peer added with its own `local as` never changes it.
+fn node_asn(config: &ast::Config, bgp: &[Bgp<'_>]) -> Option<u32> {
+    let template = config.items.iter().find_map(|i| match &i.kind {
+        ItemKind::Template(t) if t.ty == ast::ProtoType::Bgp => {
+            t.options.iter().rev().find_map(|o| match o.kind {
+                OptKind::LocalAs { asn, .. } => Some(asn),
+                _ => None,
+            })
         }
+        _ => None,
+    });
+    let mut count: HashMap<u32, usize> = HashMap::new();
+    for b in bgp {
+        *count.entry(b.local_as).or_default() += 1;
     }
-    best
+    let most = |a: &&Bgp<'_>| count.get(&a.local_as).copied().unwrap_or(0);
+    let first_most = bgp.iter().rev().max_by_key(most).map(|b| b.local_as);
+    template.or(first_most)
 }
 
 /// BIRD options the model has no counterpart for, refused where written.
@@ -335,9 +361,6 @@ fn refuse_uncarried(b: &Bgp<'_>, r: &Resolved<'_>) -> Result<(), Error> {
             OptKind::StartupHoldTime(_) => "`startup hold time`: wren proposes one hold time",
             OptKind::ErrorForgetTime(_) => {
                 "`error forget time`: wren's error wait resets when a session is up"
-            }
-            OptKind::Gateway(ast::Gateway::Direct) if b.multihop > 0 => {
-                "`gateway direct` on a multihop session: wren resolves next hops recursively"
             }
             _ => continue,
         };
@@ -462,4 +485,117 @@ pub fn family_of(path: &std::path::Path) -> ast::Family {
         .and_then(|n| n.to_str())
         .is_some_and(|n| n.trim_start_matches('.').starts_with("bird6"));
     if v6 { ast::Family::V6 } else { ast::Family::V4 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{check, parse};
+    use super::*;
+
+    const BASE: &str = "router id 10.0.0.1;\n\
+        protocol kernel { learn; persist; export all; graceful restart; }\n\
+        template bgp t { local as 65000; graceful restart; }\n";
+
+    fn convert_text(text: &str) -> Result<Config, String> {
+        let c = parse::parse_str("t.cfg", text, ast::Family::V4).map_err(|e| e.to_string())?;
+        check::check(&c).map_err(|e| e.to_string())?;
+        convert(&c).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn statements_without_a_counterpart_are_refused_where_written() {
+        for (extra, at) in [
+            ("log syslog all;", "t.cfg:4:1:"),
+            ("protocol kernel k2 { persist; }", "t.cfg:4:1:"),
+            (
+                "protocol static { route 10.1.0.0/16 via 10.0.0.2; }",
+                "t.cfg:4:19:",
+            ),
+            (
+                "protocol bgp a { local as 1; neighbor 10.0.0.2 as 2; }",
+                "t.cfg:4:1:",
+            ),
+            (
+                "protocol bgp a from t { neighbor 10.0.0.2 as 2; startup hold time 5; }",
+                "t.cfg:4:49:",
+            ),
+            (
+                "protocol bgp a from t { neighbor 10.0.0.2 as 65000; rr client; rr cluster id 1.1.1.1; }\n\
+                 protocol bgp b from t { neighbor 10.0.0.3 as 65000; rr client; rr cluster id 2.2.2.2; }",
+                "t.cfg:5:64:",
+            ),
+            (
+                "protocol bgp a from t { neighbor 10.0.0.2 as 2; hold time 70000; }",
+                "t.cfg:4:49:",
+            ),
+        ] {
+            let e = convert_text(&format!("{BASE}{extra}\n")).unwrap_err();
+            assert!(e.starts_with(at), "{extra}: {e}");
+        }
+        let e = convert_text("protocol kernel { learn; }").unwrap_err();
+        assert!(e.starts_with("t.cfg:1:1: no `router id`"), "{e}");
+        let e = convert_text("router id 10.0.0.1; protocol kernel { learn; }").unwrap_err();
+        assert!(e.contains("without `persist`"), "{e}");
+    }
+
+    #[test]
+    fn node_as_per_peer_local_as_and_session_settings() {
+        let m = convert_text(&format!(
+            "{BASE}protocol bgp a from t {{ neighbor 10.0.0.2 as 65000; }}\n\
+             protocol bgp b from t {{ neighbor 10.0.0.3 as 65000; hold time 9; keepalive time 3; }}\n\
+             protocol bgp c from t {{ local as 65009; neighbor 10.0.0.4 port 1790 as 7; \
+             ttl security on; multihop 2; allow local as; import limit 100; add paths rx; \
+             graceful restart time 30; password \"k\"; passive on; }}\n\
+             protocol bgp d from t {{ neighbor 10.0.0.5 as 8; graceful restart off; direct; }}\n"
+        ))
+        .unwrap();
+        assert_eq!(m.asn, 65000);
+        assert_eq!(m.max_paths, 1, "no merge paths");
+        assert_eq!(m.kernel.startup_wait, GRACEFUL_RESTART_WAIT);
+        let a = &m.peers[0].settings;
+        assert_eq!(
+            (a.ttl, a.local_asn, a.connect_delay, a.connect_retry),
+            (Some(64), None, 5, 120)
+        );
+        assert_eq!((a.error_wait, a.add_paths), ([60, 300], AddPaths::Off));
+        let b = &m.peers[1].settings;
+        assert_eq!((b.hold_time, b.keepalive), (9, Some(3)));
+        let c = &m.peers[2];
+        assert_eq!(
+            (c.port, c.asn, c.settings.local_asn),
+            (1790, 7, Some(65009))
+        );
+        let s = &c.settings;
+        assert_eq!((s.ttl_security, s.ttl), (Some(2), None));
+        assert_eq!(s.allow_local_as, u32::MAX as usize);
+        assert_eq!(
+            (s.import_limit, s.add_paths, s.restart_time),
+            (Some(100), AddPaths::Rx, 30)
+        );
+        assert_eq!((s.password.as_deref(), s.passive), (Some("k"), true));
+        let d = &m.peers[3].settings;
+        assert!(!d.graceful_restart);
+        assert_eq!(d.ttl, None, "direct eBGP: the engine's TTL 1");
+        // Without a template: the AS most peers speak as, the first on a tie.
+        let peer = |name: &str, local: u32, n: u8| {
+            format!(
+                "protocol bgp {name} {{ local as {local}; neighbor 10.0.0.{n} as 9; graceful restart; }}\n"
+            )
+        };
+        let m = convert_text(&format!(
+            "router id 10.0.0.1;\n{}{}{}",
+            peer("a", 1, 2),
+            peer("b", 2, 3),
+            peer("c", 2, 4)
+        ))
+        .unwrap();
+        assert_eq!((m.asn, m.peers[0].settings.local_asn), (2, Some(1)));
+        let m = convert_text(&format!(
+            "router id 10.0.0.1;\n{}{}",
+            peer("a", 3, 2),
+            peer("b", 4, 3)
+        ))
+        .unwrap();
+        assert_eq!((m.asn, m.peers[1].settings.local_asn), (3, Some(4)));
+    }
 }

@@ -9,6 +9,11 @@
 //! next hops inside each prefix and outside all of them, as kernel routes through a workload
 //! and Felix's tunnel devices, and the static routes themselves.
 //!
+//! IP-in-IP CrossSubnet: the kernel filter names the node's subnet (`bgp_next_hop ~ SUBNET`,
+//! as confd writes it); the model decides by the subnets the kernel reports as connected,
+//! the same thing, so the check takes the next hops the filter treats as on the subnet as
+//! the connected ones.
+//!
 //! Not probed, because the model keeps them in the engine rather than the filters: kernel
 //! routes through `tunl0` (the engine's iBGP rule for Felix-owned IP-in-IP is master's, newer
 //! than the 3.31/3.32 filters), and the 3.32 `krt_metric`/`bgp_local_pref` coupling (probe
@@ -105,24 +110,19 @@ impl<'c> Prober<'c> {
         statics: Vec<(IpNet, Pos)>,
     ) -> Result<Prober<'c>, Error> {
         let v6 = config.family == ast::Family::V6;
-        let mut literals: Vec<(IpNet, Pos)> = Vec::new();
-        for (net, pos) in prefix_literals(config) {
-            if net.addr().is_ipv6() == v6 && !literals.iter().any(|(n, _)| *n == net) {
-                literals.push((net, pos));
-            }
-        }
+        let found = prefix_literals(config);
+        let mut seen = HashSet::new();
+        let literals: Vec<(IpNet, Pos)> = (found.all.into_iter())
+            .filter(|(n, _)| n.addr().is_ipv6() == v6 && seen.insert(*n))
+            .collect();
         let all: Vec<IpNet> = (literals.iter().chain(&statics)).map(|(n, _)| *n).collect();
-        let outside = OUTSIDE
-            .iter()
+        // The documentation address inside the fewest prefixes (none, unless a filter names
+        // a default route).
+        let outside = (OUTSIDE.iter())
             .filter_map(|a| a.parse::<IpAddr>().ok())
-            .find(|a| a.is_ipv6() == v6 && !all.iter().any(|n| n.contains(a)))
-            .ok_or_else(|| {
-                Error::new(
-                    &start(config),
-                    "every documentation address is inside a prefix of this configuration; \
-                     wren cannot probe its filters",
-                )
-            })?;
+            .filter(|a| a.is_ipv6() == v6)
+            .min_by_key(|a| all.iter().filter(|n| n.contains(a)).count())
+            .ok_or_else(|| Error::new(&start(config), "no address to probe the filters with"))?;
         let max = if v6 { 128 } else { 32 };
         let default = IpNet::new(
             if v6 {
@@ -136,20 +136,24 @@ impl<'c> Prober<'c> {
         let outside_net = IpNet::new(outside, if v6 { 64 } else { 24 })
             .map(|n| n.trunc())
             .map_err(|e| Error::new(&start(config), e.to_string()))?;
-        let mut nets = vec![default, outside_net];
-        for n in &all {
-            for p in std::iter::once(*n).chain(children(*n, max)) {
-                if !nets.contains(&p) {
-                    nets.push(p);
-                }
-            }
-        }
-        let mut next_hops: Vec<IpAddr> = (all.iter())
-            .filter(|n| n.prefix_len() + 2 <= max)
-            .filter_map(|n| nth(n, 1))
+        let mut seen = HashSet::new();
+        let nets: Vec<IpNet> = [default, outside_net]
+            .into_iter()
+            .chain(
+                all.iter()
+                    .flat_map(|n| std::iter::once(*n).chain(children(*n, max))),
+            )
+            .filter(|n| seen.insert(*n))
             .collect();
-        next_hops.push(outside);
-        next_hops.dedup();
+        // A next hop inside each prefix a next hop is compared with (the node's subnet for
+        // IP-in-IP CrossSubnet), and one outside them all.
+        let mut seen = HashSet::new();
+        let next_hops: Vec<IpAddr> = (found.next_hop.iter())
+            .filter(|n| n.addr().is_ipv6() == v6)
+            .filter_map(|n| nth(n, u128::from(n.prefix_len() < max)))
+            .chain([outside])
+            .filter(|a| seen.insert(*a))
+            .collect();
         Ok(Prober {
             eval: Evaluator::new(config),
             kernel,
@@ -196,23 +200,20 @@ impl<'c> Prober<'c> {
         Ok(facts)
     }
 
-    /// A service range is a static blackhole the kernel filter keeps out of the kernel
-    /// (Calico's `/rejectcidrs`); without a kernel filter, one whose inside is exported
-    /// (a block aggregates: nothing inside it is).
+    /// A service range is a static blackhole whose inside is exported too (a block
+    /// aggregates: nothing inside it is, contract §3.2); a single address has no inside and
+    /// is a service when exported itself (Calico originates no /32 blocks). Without peers,
+    /// one the kernel filter keeps out of the kernel (Calico's `/rejectcidrs`).
     fn is_service(&self, net: IpNet) -> bool {
-        if let Some(k) = &self.kernel {
-            return !self
-                .eval
-                .run(&k.filter, Route::new(net, ast::Source::Static))
-                .accepted;
-        }
         let max = if net.addr().is_ipv6() { 128 } else { 32 };
-        let Some(host) = children(net, max).last() else {
-            return false;
-        };
-        self.peers.first().is_some_and(|p| {
-            let r = kernel_route(host, KERNEL_DEVICES[0]);
-            self.eval.run(&p.export.filter, r).accepted
+        if let Some(p) = self.peers.first() {
+            let inside = children(net, max).last().unwrap_or(net);
+            let r = kernel_route(inside, KERNEL_DEVICES[0]);
+            return self.eval.run(&p.export.filter, r).accepted;
+        }
+        self.kernel.as_ref().is_some_and(|k| {
+            let r = Route::new(net, ast::Source::Static);
+            !self.eval.run(&k.filter, r).accepted
         })
     }
 
@@ -229,9 +230,14 @@ impl<'c> Prober<'c> {
             .map(|(n, _)| *n)
             .filter(|n| *n != net && net.contains(n))
             .collect();
-        let Some(inside) =
+        // A single address (Calico's /32 block, which it aggregates without originating)
+        // is probed as itself.
+        let inside = if net.prefix_len() == max {
+            Some(net).filter(|_| others.is_empty())
+        } else {
             children(net, max).find(|c| !others.iter().any(|o| o.contains(c) || c.contains(o)))
-        else {
+        };
+        let Some(inside) = inside else {
             return Ok(None);
         };
         let seen: Vec<(IpAddr, Kernel)> = match &self.kernel {
@@ -423,48 +429,44 @@ impl<'c> Prober<'c> {
                 .then_some(r.ifname.as_deref())
                 .flatten();
             let wren = calico.exports(&r.net) && exports_device(device, p.internal);
-            let mut want: Vec<AnyCommunity> = Vec::new();
-            for (range, list) in &calico.communities {
-                if range.contains(&r.net) {
-                    want.extend(
-                        list.iter()
-                            .filter(|c| !want.contains(c))
-                            .copied()
-                            .collect::<Vec<_>>(),
-                    );
-                }
-            }
+            let want: Vec<AnyCommunity> = (calico.communities.iter())
+                .filter(|(range, _)| range.contains(&r.net))
+                .flat_map(|(_, list)| list.iter().copied())
+                .collect();
             let got = added(&o.route);
-            let same_communities =
-                !wren || got.len() == want.len() && got.iter().all(|c| want.contains(c));
+            let same = |a: &[AnyCommunity], b: &[AnyCommunity]| a.iter().all(|c| b.contains(c));
+            let same_communities = !wren || same(&got, &want) && same(&want, &got);
             if o.accepted != wren || !same_communities {
                 return Err(Error::new(
                     p.export.pos,
                     format!(
-                        "the export filter of {} {} {}{}, wren's model would {}: the filter \
-                         does something the model cannot carry",
+                        "the export filter of {} {}, wren's model would {}: the filter does \
+                         something the model cannot carry",
                         p.name,
-                        if o.accepted {
-                            "announces"
-                        } else {
-                            "keeps back"
-                        },
-                        describe(&r),
-                        if o.accepted {
-                            format!(" with communities {got:?}")
-                        } else {
-                            String::new()
-                        },
-                        if wren {
-                            format!("announce it with communities {want:?}")
-                        } else {
-                            "keep it back".into()
-                        }
+                        announces(
+                            o.accepted,
+                            &got,
+                            &format!("announces {}", describe(&r)),
+                            &format!("keeps back {}", describe(&r)),
+                        ),
+                        announces(wren, &want, "announce it", "keep it back"),
                     ),
                 ));
             }
         }
         Ok(())
+    }
+}
+
+/// What an export decision did: `yes` (with the communities added, if any) or `no`.
+fn announces(accepted: bool, communities: &[AnyCommunity], yes: &str, no: &str) -> String {
+    if !accepted {
+        return no.to_string();
+    }
+    let list: Vec<String> = communities.iter().map(|c| c.to_string()).collect();
+    match list.is_empty() {
+        true => yes.to_string(),
+        false => format!("{yes} with communities {}", list.join(", ")),
     }
 }
 
@@ -576,9 +578,18 @@ fn shape(f: &FilterRef) -> String {
     out
 }
 
-/// Every prefix written in a filter, function or inline clause, with its place.
-fn prefix_literals(config: &ast::Config) -> Vec<(IpNet, Pos)> {
-    let mut out = Vec::new();
+/// The prefixes written in a configuration's filters.
+#[derive(Default)]
+struct Literals {
+    /// Every prefix, with its place.
+    all: Vec<(IpNet, Pos)>,
+    /// Those a next hop is compared with (`bgp_next_hop ~ SUBNET`).
+    next_hop: Vec<IpNet>,
+}
+
+/// Every prefix written in a filter, function or inline clause.
+fn prefix_literals(config: &ast::Config) -> Literals {
+    let mut out = Literals::default();
     for item in &config.items {
         match &item.kind {
             ItemKind::Function(f) => stmts(&f.body, &mut out),
@@ -598,7 +609,7 @@ fn prefix_literals(config: &ast::Config) -> Vec<(IpNet, Pos)> {
     out
 }
 
-fn stmts(body: &[Stmt], out: &mut Vec<(IpNet, Pos)>) {
+fn stmts(body: &[Stmt], out: &mut Literals) {
     for s in body {
         match &s.kind {
             StmtKind::If { cond, then, els } => {
@@ -626,13 +637,13 @@ fn stmts(body: &[Stmt], out: &mut Vec<(IpNet, Pos)>) {
     }
 }
 
-fn expr(e: &Expr, out: &mut Vec<(IpNet, Pos)>) {
+fn expr(e: &Expr, out: &mut Literals) {
     match &e.kind {
-        ExprKind::Prefix(p) => out.push((p.trunc(), e.pos.clone())),
+        ExprKind::Prefix(p) => out.all.push((p.trunc(), e.pos.clone())),
         ExprKind::Set(items) => {
             for i in items {
                 match i {
-                    SetItem::Prefix { net, .. } => out.push((net.trunc(), e.pos.clone())),
+                    SetItem::Prefix { net, .. } => out.all.push((net.trunc(), e.pos.clone())),
                     SetItem::Value(v) => expr(v, out),
                 }
             }
@@ -642,9 +653,66 @@ fn expr(e: &Expr, out: &mut Vec<(IpNet, Pos)>) {
         }
         ExprKind::Defined(x) | ExprKind::Not(x) => expr(x, out),
         ExprKind::Binary { lhs, rhs, .. } => {
+            let before = out.all.len();
             expr(lhs, out);
             expr(rhs, out);
+            if let ExprKind::Attr(ast::Attr::BgpNextHop) = lhs.kind {
+                let found: Vec<IpNet> = out.all[before..].iter().map(|(n, _)| *n).collect();
+                out.next_hop.extend(found);
+            }
         }
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net(s: &str) -> IpNet {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn probe_subnets_lie_inside_and_at_both_ends() {
+        let got: Vec<IpNet> = children(net("192.168.0.0/16"), 32).collect();
+        assert_eq!(
+            got,
+            [
+                "192.168.128.0/17",
+                "192.168.0.0/17",
+                "192.168.255.192/26",
+                "192.168.0.0/26"
+            ]
+            .iter()
+            .map(|s| net(s))
+            .chain([net("192.168.255.254/32"), net("192.168.0.1/32")])
+            .collect::<Vec<_>>()
+        );
+        // A /0 spans the whole space without overflowing; a host route has no subnets.
+        assert!(children(net("::/0"), 128).all(|c| c.prefix_len() > 0));
+        assert!(children(net("0.0.0.0/0"), 32).any(|c| c == net("255.255.255.254/32")));
+        assert_eq!(children(net("10.0.0.1/32"), 32).count(), 0);
+        assert_eq!(
+            children(net("10.0.0.0/31"), 32).collect::<Vec<_>>(),
+            vec![net("10.0.0.0/32"), net("10.0.0.1/32")]
+        );
+    }
+
+    #[test]
+    fn clauses_that_read_the_same_have_one_shape() {
+        let parse = |text: &str| {
+            super::super::parse::parse_str("t.cfg", text, ast::Family::V4)
+                .unwrap()
+                .filter("f")
+                .map(|f| FilterRef::Inline(f.body.clone()))
+                .unwrap()
+        };
+        let a = parse("filter f { if net ~ 10.0.0.0/8 then accept; reject; }");
+        let b = parse("\n\n  filter f {\n if net ~ 10.0.0.0/8\n then accept; reject; }");
+        let c = parse("filter f { if net ~ 10.0.0.0/9 then accept; reject; }");
+        assert_eq!(shape(&a), shape(&b));
+        assert_ne!(shape(&a), shape(&c));
+        assert!(!shape(&a).contains("col:"), "{}", shape(&a));
     }
 }
