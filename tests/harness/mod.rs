@@ -10,6 +10,7 @@
 
 pub mod bench;
 pub mod bgp;
+pub mod calico;
 pub mod feeder;
 pub mod kernel;
 pub mod lab;
