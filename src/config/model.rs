@@ -158,7 +158,7 @@ pub struct KernelConfig {
 }
 
 /// An IP address family (`family = "ipv4"` in `[kernel]`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AddressFamily {
     Ipv4,

@@ -133,8 +133,8 @@ fn rule(r: &FilterRule) -> Result<Value> {
 #[cfg(test)]
 mod tests {
     use super::super::{
-        AddPaths, Encapsulation, LimitAction, LogLevel, MatchOperator, NextHopMode, Peer, Pool,
-        PrefixCommunities, RuleAction, toml,
+        AddPaths, AddressFamily, Encapsulation, LimitAction, LogLevel, MatchOperator, NextHopMode,
+        Peer, Pool, PrefixCommunities, RuleAction, toml,
     };
     use super::*;
 
@@ -217,6 +217,7 @@ mod tests {
                 startup_wait: 7,
                 reconcile_interval: 60,
                 learn: false,
+                family: Some(AddressFamily::Ipv6),
             },
             log_level: LogLevel::Trace,
             metrics: Some("127.0.0.1:9179".parse().unwrap()),
