@@ -33,6 +33,8 @@ use std::time::Duration;
 use checks::converged;
 use clab::{Node, Speaker};
 use fabric::Fabric;
+use harness::calico;
+use harness::lab::Fam;
 use harness::proc::{holds_for, wait_until};
 
 const TOPOLOGY: &str = "calico-mixed.clab.yml";
@@ -332,46 +334,18 @@ fn bgp_rows(text: &str) -> Vec<Vec<&str>> {
         .collect()
 }
 
-/// calico-node's checks (contract §5) against node `name`'s `bird.ctl` and `bird6.ctl`,
-/// through BIRD 1.6.8's birdc. Live: `show status` answers and its output starts with
-/// `BIRD`. Ready, within the threshold after the node's start: every BGP row named
-/// `Global_…`, `Node_…` or `Mesh_…` has info `Established`, and `show status` has no
-/// graceful-restart recovery block (`0024`).
+/// calico-node's checks (contract §5, `harness::calico`) against node `name`'s `bird.ctl`
+/// and `bird6.ctl`, as right after calico-node's start (the strict rule: every peer
+/// Established and no graceful restart pending): `-bird-ready` on the socket, `-bird-live`
+/// through BIRD 1.6.8's birdc.
 fn calico_ready(fab: &Fabric, name: &str) -> Result<(), String> {
-    for v6 in [false, true] {
-        let ask = |cmd: &str| match v6 {
-            false => fab.show(name, cmd),
-            true => fab.show6(name, cmd),
-        };
-        let status = ask("show status")?;
-        if !status.starts_with("BIRD") {
-            return Err(format!("{name}: bird-live: `show status` is {status:?}"));
-        }
-        if status.contains("Graceful restart recovery") {
-            return Err(format!("{name}: bird-ready: graceful restart in progress"));
-        }
-        let protocols = ask("show protocols")?;
-        let peers: Vec<_> = bgp_rows(&protocols)
-            .into_iter()
-            .filter(|r| {
-                ["Global_", "Node_", "Mesh_"]
-                    .iter()
-                    .any(|p| r[0].starts_with(p))
-            })
-            .collect();
-        if peers.is_empty() {
-            return Err(format!("{name}: no peers in {protocols:?}"));
-        }
-        let down: Vec<_> = peers
-            .iter()
-            .filter(|r| r.get(5) != Some(&"Established"))
-            .map(|r| r[0])
-            .collect();
-        if !down.is_empty() {
-            return Err(format!(
-                "{name}: bird-ready: BGP not established with {down:?}"
-            ));
-        }
+    let nodename = fab.dir.join("nodename");
+    fs::write(&nodename, name).map_err(|e| e.to_string())?;
+    let birdc = harness::peers::bird16_dir().join("birdc");
+    for (socket, fam) in [(fab.ctl(name), Fam::V4), (fab.ctl6(name), Fam::V6)] {
+        calico::bird_ready(&socket, fam, &nodename, calico::THRESHOLD)
+            .map_err(|e| format!("{name}: bird-ready ({fam:?}): {e}"))?;
+        calico::bird_live(&birdc, &socket).map_err(|e| format!("{name}: bird-live: {e}"))?;
     }
     Ok(())
 }

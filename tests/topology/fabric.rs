@@ -240,12 +240,13 @@ impl Fabric {
         }
     }
 
-    fn ctl(&self, node: &str) -> PathBuf {
+    /// Node `node`'s control socket (a Calico node's `bird.ctl`).
+    pub fn ctl(&self, node: &str) -> PathBuf {
         self.dir.join(format!("{node}.ctl"))
     }
 
     /// A Calico node's `bird6.ctl`.
-    fn ctl6(&self, node: &str) -> PathBuf {
+    pub fn ctl6(&self, node: &str) -> PathBuf {
         self.dir.join(format!("{node}-6.ctl"))
     }
 
