@@ -28,6 +28,7 @@ mod harness;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 use checks::converged;
@@ -36,6 +37,7 @@ use fabric::Fabric;
 use harness::calico;
 use harness::lab::Fam;
 use harness::proc::{holds_for, wait_until};
+use ipnet::IpNet;
 
 const TOPOLOGY: &str = "calico-mixed.clab.yml";
 /// How long a reload may take to show (a session reset and back, a route everywhere).
@@ -67,16 +69,19 @@ fn mixed_mesh_identical_tables_and_ready() {
     fab.log("every node ready and live by calico-node's rules, through BIRD 1.6.8's birdc");
 }
 
-/// confd adds a block on a BIRD node and on a wren node (bird_aggr.cfg rewritten, bird.cfg
-/// written again unchanged, SIGHUP): every other node installs the block, and no session
-/// anywhere resets.
+/// confd adds a block on a BIRD node and on a wren node, IPv4 then IPv6 (bird_aggr.cfg
+/// rewritten, bird.cfg written again unchanged, SIGHUP; the same with the bird6 files and
+/// `bird6`): every other node installs the block, and no session anywhere resets.
 #[test]
 fn reload_block_added_resets_nothing() {
     let fab = Fabric::up("cmixblk", TOPOLOGY);
     converged(&fab);
-    for name in reloaders(&fab) {
+    for (name, v6) in reloaders(&fab)
+        .into_iter()
+        .flat_map(|n| [(n.clone(), false), (n, true)])
+    {
         let before = sinces(&fab);
-        let block = add_block(&fab, &name);
+        let block = add_block(&fab, &name, v6);
         let r = wait_until(&format!("{block} of {name} everywhere"), APPLY, || {
             block_everywhere(&fab, &name, &block)
         });
@@ -206,48 +211,53 @@ fn confd_write(path: &std::path::Path, text: &str) {
     fs::rename(&staged, path).unwrap();
 }
 
-/// confd's output after a new block is affine to node `name`: bird_aggr.cfg with the block's
-/// blackhole and its `calico_aggr` lines, bird.cfg written again (unchanged), then SIGHUP to
-/// `bird`. Returns the block.
-fn add_block(fab: &Fabric, name: &str) -> String {
-    let node = fab.node(name);
-    let old = node
+/// confd's output after a new block of one family (`v6`) is affine to node `name`:
+/// bird_aggr.cfg (bird6_aggr.cfg) with the block's blackhole and its `calico_aggr` lines,
+/// bird.cfg (bird6.cfg) written again unchanged, then SIGHUP to `bird` (`bird6`). Returns the
+/// block: the one after the node's block of that family.
+fn add_block(fab: &Fabric, name: &str, v6: bool) -> IpNet {
+    let old = *fab
+        .node(name)
         .blocks
         .iter()
-        .find(|b| b.addr().is_ipv4())
-        .unwrap()
-        .to_string();
-    let block = old.replace(".0/26", ".64/26");
+        .find(|b| b.addr().is_ipv6() == v6)
+        .unwrap();
+    let next = match old {
+        IpNet::V4(b) => IpAddr::from(Ipv4Addr::from_bits(b.broadcast().to_bits() + 1)),
+        IpNet::V6(b) => IpAddr::from(Ipv6Addr::from_bits(b.broadcast().to_bits() + 1)),
+    };
+    let block = IpNet::new(next, old.prefix_len()).unwrap();
+    let (old_s, block_s) = (old.to_string(), block.to_string());
+    let sfx = if v6 { "6" } else { "" };
     let dir = fab.confd(name);
-    let aggr = fs::read_to_string(dir.join("bird_aggr.cfg")).unwrap();
+    let aggr = dir.join(format!("bird{sfx}_aggr.cfg"));
     let mut out = String::new();
     // Each statement about the old block (its route, its `calico_aggr` tests) gets a twin.
-    for l in aggr.lines() {
+    for l in fs::read_to_string(&aggr).unwrap().lines() {
         out.push_str(l);
         out.push('\n');
-        if l.contains(&old) && !l.trim_start().starts_with('#') {
-            out.push_str(&l.replace(&old, &block));
+        if l.contains(&old_s) && !l.trim_start().starts_with('#') {
+            out.push_str(&l.replace(&old_s, &block_s));
             out.push('\n');
         }
     }
-    assert_eq!(out.matches(&block).count(), 4, "bird_aggr.cfg:\n{out}");
-    confd_write(&dir.join("bird_aggr.cfg"), &out);
-    let main = fs::read_to_string(dir.join("bird.cfg")).unwrap();
-    confd_write(&dir.join("bird.cfg"), &main);
-    fab.signal(fab.daemons(name)[0], "HUP");
+    assert_eq!(
+        out.matches(&block_s).count(),
+        4,
+        "{}:\n{out}",
+        aggr.display()
+    );
+    confd_write(&aggr, &out);
+    let main = dir.join(format!("bird{sfx}.cfg"));
+    confd_write(&main, &fs::read_to_string(&main).unwrap());
+    fab.signal(fab.daemons(name)[usize::from(v6)], "HUP");
     block
 }
 
 /// Ok when node `owner`'s kernel has `block` as a blackhole and every other node's routes it
-/// via `owner`'s address.
-fn block_everywhere(fab: &Fabric, owner: &str, block: &str) -> Result<(), String> {
-    let via = fab
-        .node(owner)
-        .addrs
-        .iter()
-        .find(|a| a.is_ipv4())
-        .unwrap()
-        .to_string();
+/// via `owner`'s address of that family.
+fn block_everywhere(fab: &Fabric, owner: &str, block: &IpNet) -> Result<(), String> {
+    let via = fab.node(owner).addr_for(block).unwrap();
     for n in &fab.topo.nodes {
         let routes = fab.kernel_routes(&n.name)?;
         let want = if n.name == owner {
