@@ -4,7 +4,7 @@
 //! etcd-server) holds N Calico Nodes (labels `rack-0`…`rack-9`), N IPAM blocks (a /26 each
 //! in 10.0.0.0/8, with their affinities), 50 BGPPeers (40 selecting a rack with
 //! `nodeSelector`, 10 global), the `default` BGPConfiguration (mesh on) and an IPPool, written
-//! as calicoctl stores them (`tests/harness/calico.rs`). wrend runs in a namespace of its own
+//! as calicoctl stores them (`tests/harness/resources.rs`). wrend runs in a namespace of its own
 //! as the node in the middle of the address range, from a file holding only `[datastore]`:
 //! - **start**: from spawning wrend to its control socket answering, and to `show protocols`
 //!   listing every session the datastore asks of it (N − 1 mesh peers, 4 rack peers, 10
@@ -49,11 +49,11 @@ mod harness;
 use harness::bench::{
     Client, Daemons, Timing, check_stop, checkout, machine, sleep, wait_quiet, write_report,
 };
-use harness::calico::{CalicoNode, Writer, bgp_configuration, bgp_peer, ip_pool, node_entries};
 use harness::etcd::Etcd;
 use harness::feeder::{Feeder, feed};
 use harness::netns::{RecvPeers, in_netns, try_ip};
 use harness::proc::{Proc, cpu_secs, status_kib};
+use harness::resources::{CalicoNode, Writer, bgp_configuration, bgp_peer, ip_pool, node_entries};
 
 const ASN: u32 = 64512;
 /// wrend's (and BIRD's) node address.
@@ -241,7 +241,7 @@ fn wren_run(args: &Args, n: usize, dir: &Path) -> anyhow::Result<String> {
     for i in 0..n {
         kvs.extend(node_entries(&lay.node(i), &[Layout::block(i)]));
     }
-    let key = harness::calico::resource_key;
+    let key = harness::resources::resource_key;
     for p in 0..args.bgp_peers {
         let name = format!("peer-{p:02}");
         let mut spec = json!({"peerIP": format!("203.0.113.{}", p + 1), "asNumber": 65000 + p});

@@ -158,6 +158,7 @@ mod inner {
     const TABLE: Table = Table {
         id: TABLE_ID as u32,
         protocol: PROTOCOL,
+        family: None,
     };
 
     /// Args: METHOD N LEN DIR NICE.

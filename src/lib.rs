@@ -62,6 +62,7 @@ pub mod datastore;
 pub mod demo;
 pub mod fib;
 pub mod notify;
+pub mod personality;
 pub mod policy;
 pub mod prefix_map;
 pub mod rib;

@@ -11,6 +11,15 @@ use std::time::Duration;
 
 use socket2::SockAddr;
 
+/// An I/O error as BIRD shows it: the system's message without Rust's "(os error N)".
+pub fn os_message(e: &io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
+}
+
 /// Whether the process runs as root (effective uid 0).
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.

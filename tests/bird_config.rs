@@ -14,7 +14,7 @@ mod harness;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use harness::peers::bird16_dir;
+use harness::peers::{bird16_dir, copy_for_stock_bird};
 use wren::config::bird::ast::{
     Config, Family, FilterRef, Gateway, ItemKind, OptKind, ProtoType, Source,
 };
@@ -61,30 +61,8 @@ fn stock_copy(dir: &Path, tag: &str) -> PathBuf {
         dir.file_name().unwrap().to_string_lossy()
     ));
     let _ = std::fs::remove_dir_all(&out);
-    copy_tree(dir, &out);
+    copy_for_stock_bird(dir, &out);
     out
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let p = e.unwrap().path();
-        let dest = to.join(p.file_name().unwrap());
-        if p.is_dir() {
-            copy_tree(&p, &dest);
-            continue;
-        }
-        let text = std::fs::read_to_string(&p).unwrap();
-        let text = text
-            .lines()
-            .map(|l| match l.find("krt_tunnel = ") {
-                Some(i) => format!("{}print \"krt_tunnel\";", &l[..i]),
-                None => l.to_string(),
-            })
-            .collect::<Vec<_>>()
-            .join("\n");
-        std::fs::write(dest, text).unwrap();
-    }
 }
 
 /// Runs BIRD 1.6.8's `bird -p -c FILE` (or `bird6`) from `/`, so includes resolve from the

@@ -29,12 +29,12 @@ use serde_json::json;
 use cluster::{
     ASN, Cluster, block, calico_node, node_ip, node_name, pod_ip, second_block, session_name,
 };
-use harness::calico::{
-    CalicoNode, Writer, affinity_key, block_entries, node_entries, workload_endpoint,
-};
 use harness::etcd::{CLIENT_PORT, Etcd, PRIVATE_PORT};
 use harness::netns::{add_netns, del_netns};
 use harness::proc::require_root;
+use harness::resources::{
+    CalicoNode, Writer, affinity_key, block_entries, node_entries, workload_endpoint,
+};
 use wren::config::datastore::{Resources, decide};
 
 /// Sessions of node k in a full mesh of `nodes`.
@@ -100,8 +100,8 @@ fn harness_etcd_and_calico_writer() {
         kvs.extend(node_entries(n, &[block(i as u8 + 1)]));
     }
     kvs.push((
-        harness::calico::resource_key("bgpconfigurations", "default"),
-        harness::calico::bgp_configuration(true, ASN)
+        harness::resources::resource_key("bgpconfigurations", "default"),
+        harness::resources::bgp_configuration(true, ASN)
             .to_string()
             .into_bytes(),
     ));
@@ -331,7 +331,7 @@ fn compaction_cancels_the_watch_then_reread() {
         let name = format!("churn-{i}");
         let spec = json!({"peerIP": "203.0.113.1", "asNumber": 65000, "node": "nobody"});
         c.must(w.bgp_peer(&name, spec));
-        c.must(etcd.delete(&harness::calico::resource_key("bgppeers", &name)));
+        c.must(etcd.delete(&harness::resources::resource_key("bgppeers", &name)));
     }
     let rev = c.must(etcd.revision());
     c.must(etcd.compact(rev));
@@ -386,7 +386,7 @@ fn compaction_cancels_a_running_watch() {
     let w = Writer(&etcd);
     for i in 0..400 {
         let name = format!("pod-{i}");
-        let key = harness::calico::resource_key("workloadendpoints", &format!("default/{name}"));
+        let key = harness::resources::resource_key("workloadendpoints", &format!("default/{name}"));
         c.must(w.put(&key, &workload_endpoint("default", &name, 100 << 10)));
     }
     c.must(w.put_all(&block_entries(&node_name(2), second_block(2))));

@@ -437,6 +437,7 @@ fn refused_requests_are_attributed() {
             Table {
                 id: 254,
                 protocol: 12,
+                family: None,
             },
             &reqs,
         )
@@ -450,6 +451,60 @@ fn refused_requests_are_attributed() {
         r.contains("198.18.1.0/26") && r.contains("198.18.3.0/26") && !r.contains("198.18.2.0/26"),
         "{r}"
     );
+}
+
+/// Calico runs `bird` and `bird6` side by side on one node, each owning one family's `proto
+/// bird` routes: a FIB restricted to IPv4 neither reads, writes nor prunes IPv6 routes, and
+/// one restricted to IPv6 leaves IPv4 alone, so each one's start-up sync keeps the other's.
+#[test]
+fn a_family_each_keeps_the_other_familys_routes() {
+    use std::os::fd::AsRawFd;
+    use wren::config::AddressFamily;
+    use wren::fib::kernel::Fib;
+    use wren::fib::netlink::Table;
+    use wren::route::{KernelRoute, Target};
+
+    let mut lab = Lab::new("wk6");
+    let (ns, _) = lab.pair();
+    let table = |family| Table {
+        id: 254,
+        protocol: 12,
+        family: Some(family),
+    };
+    let blackhole = |net: &str| KernelRoute {
+        net: net.parse().unwrap(),
+        metric: None,
+        target: Target::Blackhole,
+    };
+    let nsfile = std::fs::File::open(format!("/var/run/netns/{ns}")).expect("netns file");
+    std::thread::spawn(move || {
+        // SAFETY: moves only this new thread into the namespace.
+        assert_eq!(
+            unsafe { libc::setns(nsfile.as_raw_fd(), libc::CLONE_NEWNET) },
+            0
+        );
+        let v4 = blackhole("198.18.1.0/26");
+        let v6 = blackhole("2001:db8:1::/122");
+        let mut bird6 = Fib::open(table(AddressFamily::Ipv6)).expect("open the FIB");
+        bird6.apply(vec![(v6.net, Some(v6.clone())), (v4.net, Some(v4.clone()))]);
+        bird6.finish_sync();
+        // bird starts after bird6: its sync must not take bird6's route.
+        let mut bird = Fib::open(table(AddressFamily::Ipv4)).expect("open the FIB");
+        bird.apply(vec![(v4.net, Some(v4.clone()))]);
+        bird.finish_sync();
+        bird.reconcile();
+        // And a restarted bird6 sees only its own.
+        let mut bird6 = Fib::open(table(AddressFamily::Ipv6)).expect("open the FIB");
+        bird6.apply(vec![(v6.net, Some(v6))]);
+        bird6.finish_sync();
+        bird6.reconcile();
+    })
+    .join()
+    .expect("thread");
+    let (v4, v6) = (routes(&ns, false), routes(&ns, true));
+    assert_eq!(v4.trim(), "blackhole 198.18.1.0/26", "{v4}");
+    assert!(v6.starts_with("blackhole 2001:db8:1::/122"), "{v6}");
+    assert_eq!(v6.lines().count(), 1, "{v6}");
 }
 
 /// Event-driven FIB: a route deleted behind wren's back comes back; a link going down takes
@@ -534,6 +589,7 @@ fn random_churn_leaves_the_kernel_equal_to_the_rib() {
     const TABLE: Table = Table {
         id: 254,
         protocol: 12,
+        family: None,
     };
     let nsfile = std::fs::File::open(format!("/var/run/netns/{ns}")).expect("netns file");
     let outcome = std::thread::spawn(move || {

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use std::time::Duration;
-use wren::control::client::{Client, render};
+use wren::control::client::{self, Client, render};
 use wren::demo::Cluster;
 use wren::wire::text::{self, Line};
 use wren::wire::{Message, Negotiated};
@@ -157,40 +157,13 @@ fn control(socket: &std::path::Path, cmd: &str) -> anyhow::Result<bool> {
     Ok(reply.last().is_some_and(|l| l.code < 8000))
 }
 
-/// `birdc`'s interactive mode: the hello, then a prompt; each line goes to the daemon and
-/// its reply is printed. Line editing and history (kept in ~/.wrenc_history); `quit`,
-/// `exit` or end of input leave.
+/// `birdc`'s interactive mode: the hello, then a prompt (history in ~/.wrenc_history).
 fn interactive(socket: &std::path::Path) -> anyhow::Result<bool> {
-    use rustyline::error::ReadlineError;
     let mut c =
         Client::connect(socket).with_context(|| format!("connecting to {}", socket.display()))?;
     println!("{}", c.hello);
-    let mut editor = rustyline::DefaultEditor::new()?;
     let history = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".wrenc_history"));
-    if let Some(h) = &history {
-        let _ = editor.load_history(h);
-    }
-    loop {
-        let line = match editor.readline("wrenc> ") {
-            Ok(l) => l,
-            Err(ReadlineError::Interrupted) => continue,
-            Err(ReadlineError::Eof) => break,
-            Err(e) => return Err(e.into()),
-        };
-        let cmd = line.trim();
-        match cmd {
-            "" => continue,
-            "quit" | "exit" => break,
-            _ => {}
-        }
-        let _ = editor.add_history_entry(cmd);
-        let reply = c.command(cmd)?;
-        print!("{}", render(&reply));
-        std::io::stdout().flush()?;
-    }
-    if let Some(h) = &history {
-        let _ = editor.save_history(h);
-    }
+    client::interactive(&mut c, "wrenc> ", history, |l| Some(l.to_string()))?;
     Ok(true)
 }
 

@@ -1,5 +1,6 @@
-//! wrend: the wren daemon. Accepts BIRD's flags too (`-c`, `-s`, `-p`, `-R`, `-d`), so it
-//! can stand where Calico runs `bird`.
+//! wrend: the wren daemon, and, by the name it is started as (`wren::personality`), BIRD
+//! 1.6's programs in calico-node's image: `bird`/`bird6` (the daemon on BIRD's configuration
+//! language, one family each) and `birdcl`/`birdcl6`/`birdc` (the client).
 
 #![deny(unsafe_code)]
 
@@ -10,7 +11,9 @@ use clap::Parser;
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::prelude::*;
 use tracing_subscriber::reload;
+use wren::config::bird::Family;
 use wren::config::{Contents, LogLevel, Source};
+use wren::personality::{self, BirdArgs, ClientArgs, Personality};
 use wren::{daemon, datastore};
 
 #[derive(Parser)]
@@ -46,20 +49,24 @@ fn fix_mmap_threshold() {
 }
 
 fn main() -> ExitCode {
-    fix_mmap_threshold();
-    let args = Args::parse();
-    let (filter, level) = reload::Layer::new(LevelFilter::INFO);
-    tracing_subscriber::registry()
-        .with(filter)
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
-                .with_ansi(false)
-                .with_target(false),
-        )
-        .init();
+    let argv0 = std::env::args_os().next().unwrap_or_default();
+    match Personality::of(&argv0) {
+        Personality::Wrend => wrend(Args::parse()),
+        Personality::Bird(family) => bird(BirdArgs::parse(), family),
+        Personality::Client(family) => {
+            let args = ClientArgs::parse();
+            let socket = args
+                .socket
+                .unwrap_or_else(|| personality::default_socket(family).into());
+            wren::control::birdcl::run(&socket, &args.words)
+        }
+    }
+}
+
+/// wren's own daemon on its TOML configuration.
+fn wrend(args: Args) -> ExitCode {
     let source = Source::Toml(args.config.clone());
-    let contents = match source.read() {
+    let mut contents = match source.read() {
         Ok(c) => c,
         Err(e) => {
             // FILE:LINE:COL: message, as every configuration error.
@@ -71,33 +78,84 @@ fn main() -> ExitCode {
         println!("{}: configuration OK", args.config.display());
         return ExitCode::SUCCESS;
     }
+    if let Some(mode) = &args.fib {
+        let kernel = match &mut contents {
+            Contents::Model(c) => &mut c.kernel,
+            Contents::Datastore(local) => &mut local.kernel,
+        };
+        kernel.enabled = mode == "kernel";
+    }
+    serve(contents, source, args.socket, args.restarting, "wrend")
+}
+
+/// `bird`/`bird6`: BIRD's flags and messages, the configuration in BIRD's language.
+fn bird(args: BirdArgs, family: Family) -> ExitCode {
+    let path = args.config_path(family);
+    if args.parse_only {
+        // As BIRD: nothing printed when the file is valid.
+        return match personality::check(&path, family) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(line) => {
+                eprintln!("{line}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let source = Source::Bird(path, family);
+    let config = match source.load() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{}", personality::bird_message(&e));
+            return ExitCode::FAILURE;
+        }
+    };
+    let socket = args.socket_path(family);
+    serve(
+        Contents::Model(config),
+        source,
+        vec![socket],
+        args.restarting,
+        personality::BIRD,
+    )
+}
+
+/// Runs the daemon until it is told to stop.
+fn serve(
+    contents: Contents,
+    source: Source,
+    control: Vec<PathBuf>,
+    restarting: bool,
+    program: &str,
+) -> ExitCode {
+    fix_mmap_threshold();
+    let (filter, level) = reload::Layer::new(LevelFilter::INFO);
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(false)
+                .with_target(false),
+        )
+        .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("wrend: cannot start the runtime: {e}");
+            eprintln!("{program}: cannot start the runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let kernel = args.fib.as_deref().map(|mode| mode == "kernel");
     let (config, datastore) = match contents {
-        Contents::Model(mut config) => {
-            if let Some(on) = kernel {
-                config.kernel.enabled = on;
-            }
-            (config, None)
-        }
-        Contents::Datastore(mut local) => {
-            if let Some(on) = kernel {
-                local.kernel.enabled = on;
-            }
+        Contents::Model(config) => (config, None),
+        Contents::Datastore(local) => {
             // Waits for etcd, or for the saved state when etcd does not answer.
             let (node, feed) = match runtime.block_on(datastore::start(&local.datastore)) {
                 Ok(started) => started,
                 Err(e) => {
-                    eprintln!("wrend: datastore: {e}");
+                    eprintln!("{program}: datastore: {e}");
                     return ExitCode::FAILURE;
                 }
             };
@@ -105,7 +163,7 @@ fn main() -> ExitCode {
             let config = match decided {
                 Ok(d) => local.overlay(d.config),
                 Err(e) => {
-                    eprintln!("wrend: datastore: {e}");
+                    eprintln!("{program}: datastore: {e}");
                     return ExitCode::FAILURE;
                 }
             };
@@ -116,8 +174,8 @@ fn main() -> ExitCode {
     let opts = daemon::Options {
         config,
         source,
-        control: args.socket,
-        restarting: args.restarting,
+        control,
+        restarting,
         set_log_level: Box::new(move |l| {
             let _ = level.modify(|f| *f = level_filter(l));
         }),
@@ -126,7 +184,7 @@ fn main() -> ExitCode {
     match runtime.block_on(daemon::run(opts)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("wrend: {e:#}");
+            eprintln!("{program}: {e:#}");
             ExitCode::FAILURE
         }
     }

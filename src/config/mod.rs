@@ -58,6 +58,15 @@ impl Source {
     }
 }
 
+impl From<bird::Family> for AddressFamily {
+    fn from(f: bird::Family) -> AddressFamily {
+        match f {
+            bird::Family::V4 => AddressFamily::Ipv4,
+            bird::Family::V6 => AddressFamily::Ipv6,
+        }
+    }
+}
+
 /// A configuration error, where it was found: `FILE:LINE:COL: message` — the one format of
 /// every error, from parsing or from the semantic checks.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -154,6 +154,28 @@ pub struct KernelConfig {
     /// Learn other protocols' routes in the table (BIRD's `learn`, as Calico configures it):
     /// Felix's workload routes, so /32s borrowed from other nodes' blocks are advertised.
     pub learn: bool,
+    /// Only this family's routes are read, learned and written; `None`: both. Calico runs
+    /// `bird` (IPv4) and `bird6` (IPv6) side by side on one node, each owning its family's
+    /// `proto bird` routes (contract §2.8), so neither may prune the other's.
+    pub family: Option<AddressFamily>,
+}
+
+/// An IP address family (`family = "ipv4"` in `[kernel]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AddressFamily {
+    Ipv4,
+    Ipv6,
+}
+
+impl AddressFamily {
+    /// Whether `net` is of this family.
+    pub fn holds(self, net: &IpNet) -> bool {
+        matches!(
+            (self, net),
+            (AddressFamily::Ipv4, IpNet::V4(_)) | (AddressFamily::Ipv6, IpNet::V6(_))
+        )
+    }
 }
 
 impl Default for KernelConfig {
@@ -166,6 +188,7 @@ impl Default for KernelConfig {
             startup_wait: 120,
             reconcile_interval: 3600,
             learn: true,
+            family: None,
         }
     }
 }
@@ -244,6 +267,10 @@ pub struct Listen {
     /// Addresses to listen on; empty means no listener (every peer dials out).
     pub addresses: Vec<IpAddr>,
     pub port: u16,
+    /// IPv6 addresses take IPv6 connections only (`IPV6_V6ONLY`), so that another process can
+    /// take IPv4 on the same port: `bird6` beside `bird`, as BIRD 1.6's two daemons do.
+    /// Otherwise an IPv6 wildcard takes both families.
+    pub v6_only: bool,
 }
 
 impl Default for Listen {
@@ -251,6 +278,7 @@ impl Default for Listen {
         Listen {
             addresses: vec![IpAddr::from([0u16; 8])],
             port: 179,
+            v6_only: false,
         }
     }
 }

@@ -133,8 +133,8 @@ fn rule(r: &FilterRule) -> Result<Value> {
 #[cfg(test)]
 mod tests {
     use super::super::{
-        AddPaths, BfdAuth, BfdOptions, Encapsulation, LimitAction, LogLevel, MatchOperator,
-        NextHopMode, Peer, PeerBfd, Pool, PrefixCommunities, RuleAction, toml,
+        AddPaths, AddressFamily, BfdAuth, BfdOptions, Encapsulation, LimitAction, LogLevel,
+        MatchOperator, NextHopMode, Peer, PeerBfd, Pool, PrefixCommunities, RuleAction, toml,
     };
     use super::*;
 
@@ -201,6 +201,7 @@ mod tests {
             listen: Listen {
                 addresses: vec![ip("10.0.0.1"), ip("2001:db8::1")],
                 port: 1179,
+                v6_only: true,
             },
             originate: vec![net("10.1.0.0/26"), net("2001:db8:1::/122")],
             services: vec![net("10.96.0.0/12")],
@@ -225,6 +226,7 @@ mod tests {
                 startup_wait: 7,
                 reconcile_interval: 60,
                 learn: false,
+                family: Some(AddressFamily::Ipv6),
             },
             log_level: LogLevel::Trace,
             metrics: Some("127.0.0.1:9179".parse().unwrap()),

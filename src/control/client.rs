@@ -1,8 +1,9 @@
-//! A client of the control socket, as `birdcl` is: send one command, read the reply.
+//! A client of the control socket, as `birdcl` is: send one command, read the reply; and
+//! the terminal session `wrenc` and `birdcl` give (line editing, history).
 
 use std::io::{self, BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// One reply line with its code (the code of the run it continues, for ` ` lines).
@@ -99,4 +100,47 @@ pub fn render(lines: &[ReplyLine]) -> String {
         s.push('\n');
     }
     s
+}
+
+/// `birdc`'s interactive mode on a terminal, past the hello: a prompt; each line, as
+/// `prepare` turns it into a command (`None`: nothing to send), goes to the daemon and its
+/// reply is printed. Line editing, and history kept in `history` when given; `quit`, `exit`
+/// or end of input leave.
+pub fn interactive(
+    client: &mut Client,
+    prompt: &str,
+    history: Option<PathBuf>,
+    prepare: impl Fn(&str) -> Option<String>,
+) -> io::Result<()> {
+    use rustyline::error::ReadlineError;
+    let mut editor = rustyline::DefaultEditor::new().map_err(io::Error::other)?;
+    if let Some(h) = &history {
+        let _ = editor.load_history(h);
+    }
+    loop {
+        let line = match editor.readline(prompt) {
+            Ok(l) => l,
+            Err(ReadlineError::Interrupted) => continue,
+            Err(ReadlineError::Eof) => break,
+            Err(e) => return Err(io::Error::other(e)),
+        };
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let _ = editor.add_history_entry(line);
+        let Some(cmd) = prepare(line) else {
+            continue;
+        };
+        if cmd == "quit" || cmd == "exit" {
+            break;
+        }
+        let reply = client.command(&cmd)?;
+        print!("{}", render(&reply));
+        io::stdout().flush()?;
+    }
+    if let Some(h) = &history {
+        let _ = editor.save_history(h);
+    }
+    Ok(())
 }

@@ -240,7 +240,7 @@ fn show_protocols(ctx: &Context, args: &[&str]) -> Vec<Line> {
         "name     proto    table    state  since       info",
     )];
     for (id, p) in selected {
-        out.push(Line::new(1002, protocol_row(p)));
+        out.push(Line::new(1002, protocol_row(p, ctx.recovery.is_some())));
         if all {
             let routes = Routes {
                 imported: ctx.rib.received(id),
@@ -337,12 +337,16 @@ fn size(mut v: usize) -> String {
     format!("{v:>4} {}", ["B", "kB", "MB", "GB"][unit])
 }
 
-/// `%-8s %-8s %-8s %-5s  %-10s  %s`: name, proto, table, state, since, info.
-fn protocol_row(p: &Status) -> String {
-    let state = if p.state == State::Established {
-        "up"
-    } else {
-        "start"
+/// `%-8s %-8s %-8s %-5s  %-10s  %s`: name, proto, table, state, since, info. The state is
+/// BIRD 1.6's `proto_state_name`: `down` when disabled, `start` until Established, then
+/// `wait` while a `-R` start's recovery holds back every graceful-restart protocol's export
+/// (until every End-of-RIB is in or the wait timer fires), and `up`.
+fn protocol_row(p: &Status, recovering: bool) -> String {
+    let state = match p.state {
+        _ if !p.enabled => "down",
+        State::Established if recovering => "wait",
+        State::Established => "up",
+        _ => "start",
     };
     format!(
         "{:<8} {:<8} {:<8} {:<5}  {:<10}  {}",
@@ -949,18 +953,27 @@ mod tests {
 
     #[test]
     fn protocol_rows_tokenise_as_calico_expects() {
-        let up = protocol_row(&status(State::Established, None));
+        let up = protocol_row(&status(State::Established, None), false);
         let t: Vec<&str> = up.split_whitespace().collect();
         assert_eq!(t[..3], ["Mesh_198_51_100_2", "BGP", "master"]);
         assert_eq!(t[3], "up");
         assert_eq!(t[5], "Established");
         assert!(up.ends_with("Established   "), "{up:?}");
-        let down = protocol_row(&status(State::Active, Some("Socket: Connection refused")));
+        let down = protocol_row(
+            &status(State::Active, Some("Socket: Connection refused")),
+            false,
+        );
         assert!(
             down.ends_with("Active        Socket: Connection refused"),
             "{down:?}"
         );
         assert_eq!(down.split_whitespace().nth(3), Some("start"));
+        // During a -R start's recovery an Established peer waits, as in BIRD 1.6.
+        let waiting = protocol_row(&status(State::Established, None), true);
+        let t: Vec<&str> = waiting.split_whitespace().collect();
+        assert_eq!((t[3], t[5]), ("wait", "Established"), "{waiting:?}");
+        let connecting = protocol_row(&status(State::Connect, None), true);
+        assert_eq!(connecting.split_whitespace().nth(3), Some("start"));
     }
 
     #[test]
@@ -975,8 +988,10 @@ mod tests {
         assert_eq!(effects, vec![Effect::ReloadIn(0), Effect::ReloadOut(0)]);
         let mut down = status(State::Established, None);
         down.enabled = false;
-        let row = protocol_row(&down);
+        let row = protocol_row(&down, false);
         assert_eq!(row.split_whitespace().count(), 5, "{row:?}");
+        // BIRD 1.6 shows a disabled protocol `down`.
+        assert_eq!(row.split_whitespace().nth(3), Some("down"), "{row:?}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The control socket: BIRD's CLI protocol on a Unix socket, so `birdc`, `birdcl`, calico-node
 //! and calicoctl work against wren.
 
+pub mod birdcl;
 pub mod client;
 pub mod commands;
 pub mod datastore;

@@ -133,7 +133,8 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     }
     for addr in d.config.listen.addresses.clone() {
         let at = SocketAddr::new(addr, d.config.listen.port);
-        (d.peers.listen(at)).with_context(|| format!("listening on {at}"))?;
+        (d.peers.listen(at, d.config.listen.v6_only))
+            .with_context(|| format!("listening on {at}"))?;
         info!("listening on {at}");
     }
     for p in d.config.peers.clone() {

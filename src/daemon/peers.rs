@@ -57,11 +57,11 @@ impl Peers {
 
     /// Listens at `at`, handing each connection to the peer task of its source address;
     /// the MD5 keys of the peers so far go on the new socket.
-    pub(super) fn listen(&mut self, at: SocketAddr) -> std::io::Result<()> {
+    pub(super) fn listen(&mut self, at: SocketAddr, v6_only: bool) -> std::io::Result<()> {
         let keys: Vec<(IpAddr, String)> = (self.peers.values())
             .filter_map(|p| Some((p.config.address, p.config.settings.password.clone()?)))
             .collect();
-        let l = Arc::new(listen::open(at, &keys)?);
+        let l = Arc::new(listen::open(at, v6_only, &keys)?);
         tokio::spawn(listen::run(l.clone(), self.directory.clone()));
         self.listeners.push(l);
         Ok(())

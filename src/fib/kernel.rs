@@ -152,11 +152,15 @@ impl Fib {
 
     /// Applies RIB changes in order: `None` means the prefix is no longer wanted. What is
     /// held is updated as each request is queued, so a prefix changed twice in one batch
-    /// gets its requests in order; failures are rolled back.
+    /// gets its requests in order; failures are rolled back. Prefixes of a family the table
+    /// does not serve are another process's and left alone.
     pub fn apply(&mut self, changes: Vec<(IpNet, Option<KernelRoute>)>) {
         let mut reqs = Vec::new();
         let mut before = Vec::new();
         for (net, want) in changes {
+            if !self.table.holds(&net) {
+                continue;
+            }
             let have = self.held.get(&net);
             match want {
                 Some(r) => {

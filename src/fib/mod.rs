@@ -67,6 +67,7 @@ impl Handle {
         let table = Table {
             id: config.table,
             protocol: config.protocol,
+            family: config.family,
         };
         let mut fib = Fib::open(table)?;
         let mut monitor = Monitor::open(table, fib.port())?;

@@ -18,14 +18,41 @@ use netlink_packet_route::route::{
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{Socket, protocols::NETLINK_ROUTE};
 
+use crate::config::AddressFamily as IpFamily;
 use crate::route::{Alien, AlienKind, Hop, KernelRoute, Target};
 use crate::sys;
 
-/// Where routes go: table and protocol number (12, `proto bird`).
+/// Where routes go: table and protocol number (12, `proto bird`), and the one family served
+/// when another process owns the other's routes (`bird` and `bird6`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Table {
     pub id: u32,
     pub protocol: u8,
+    pub family: Option<IpFamily>,
+}
+
+impl Table {
+    /// The address families read from the kernel.
+    fn families(&self) -> impl Iterator<Item = AddressFamily> + use<> {
+        let only = self.family;
+        [
+            (AddressFamily::Inet, IpFamily::Ipv4),
+            (AddressFamily::Inet6, IpFamily::Ipv6),
+        ]
+        .into_iter()
+        .filter(move |(_, f)| only.is_none_or(|o| o == *f))
+        .map(|(af, _)| af)
+    }
+
+    /// Whether a route message is of a family served.
+    fn serves(&self, m: &RouteMessage) -> bool {
+        self.families().any(|af| af == m.header.address_family)
+    }
+
+    /// Whether a prefix is of a family served.
+    pub fn holds(&self, net: &IpNet) -> bool {
+        self.family.is_none_or(|f| f.holds(net))
+    }
 }
 
 /// One request in a batch.
@@ -278,7 +305,7 @@ impl Netlink {
         results
     }
 
-    /// The routes of `table` with its protocol, IPv4 and IPv6.
+    /// The routes of `table` with its protocol, of the families it serves.
     pub fn dump(&mut self, table: Table) -> io::Result<Vec<KernelRoute>> {
         Ok(self.dump_all(table)?.0)
     }
@@ -288,7 +315,7 @@ impl Netlink {
     pub fn dump_all(&mut self, table: Table) -> io::Result<(Vec<KernelRoute>, Vec<Alien>)> {
         let mut routes = Vec::new();
         let mut aliens = Vec::new();
-        for af in [AddressFamily::Inet, AddressFamily::Inet6] {
+        for af in table.families() {
             let mut req = RouteMessage::default();
             req.header.address_family = af;
             self.each_dumped(RouteNetlinkMessage::GetRoute(req), |m| {
@@ -464,7 +491,7 @@ fn drop_own_echoes(sock: &Socket, protocol: u8, own_port: u32) -> io::Result<()>
 
 /// A route message of `table` with its protocol, read back; `None` for anything else.
 fn ours(m: &RouteMessage, table: Table) -> Option<KernelRoute> {
-    (table_of(m) == table.id && u8::from(m.header.protocol) == table.protocol)
+    (table_of(m) == table.id && u8::from(m.header.protocol) == table.protocol && table.serves(m))
         .then(|| parse(m))
         .flatten()
 }
@@ -475,6 +502,7 @@ fn ours(m: &RouteMessage, table: Table) -> Option<KernelRoute> {
 fn alien(m: &RouteMessage, table: Table) -> Option<Alien> {
     let protocol = u8::from(m.header.protocol);
     if table_of(m) != table.id
+        || !table.serves(m)
         || protocol == table.protocol
         || matches!(
             m.header.protocol,
@@ -662,6 +690,7 @@ mod tests {
         let t = Table {
             id: 254,
             protocol: 12,
+            family: None,
         };
         let routes = [
             KernelRoute {

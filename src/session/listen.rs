@@ -15,8 +15,12 @@ use crate::accept::{Backoff, RateLimited};
 pub type Directory = Arc<RwLock<HashMap<IpAddr, mpsc::Sender<ToPeer>>>>;
 
 /// Opens a listening socket and installs the MD5 keys of the peers that have one.
-pub fn open(addr: SocketAddr, keys: &[(IpAddr, String)]) -> std::io::Result<TcpListener> {
-    let l = socket::listen(addr)?;
+pub fn open(
+    addr: SocketAddr,
+    v6_only: bool,
+    keys: &[(IpAddr, String)],
+) -> std::io::Result<TcpListener> {
+    let l = socket::listen(addr, v6_only)?;
     for (peer, key) in keys {
         if addr.is_ipv6() || peer.is_ipv4() {
             socket::set_md5(&l, addr.is_ipv6(), *peer, Some(key))?;

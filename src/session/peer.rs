@@ -172,7 +172,7 @@ impl Peer {
                     }
                     Err(e) => {
                         debug!(peer = %self.cfg.name, "connect failed: {e}");
-                        self.set_error(format!("Socket: {}", os_message(&e)));
+                        self.set_error(format!("Socket: {}", crate::sys::os_message(&e)));
                         self.event(Event::Closed).await;
                     }
                 }
@@ -537,15 +537,6 @@ impl Peer {
 
     fn count(&self, f: impl FnOnce(&mut Status)) {
         f(&mut self.status.lock().unwrap_or_else(|p| p.into_inner()));
-    }
-}
-
-/// An I/O error as BIRD shows it: the system's message without Rust's "(os error N)".
-fn os_message(e: &io::Error) -> String {
-    let s = e.to_string();
-    match s.find(" (os error") {
-        Some(i) => s[..i].to_string(),
-        None => s,
     }
 }
 

@@ -80,13 +80,14 @@ pub async fn connect(
     Ok(stream)
 }
 
-/// Opens a listening socket. IPv6 wildcard sockets also take IPv4 (dual stack). The
-/// backlog is large: a thousand peers may dial at once (BIRD's 8 drops their SYNs).
-pub fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+/// Opens a listening socket. IPv6 wildcard sockets also take IPv4 (dual stack) unless
+/// `v6_only`. The backlog is large: a thousand peers may dial at once (BIRD's 8 drops their
+/// SYNs).
+pub fn listen(addr: SocketAddr, v6_only: bool) -> io::Result<TcpListener> {
     let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     s.set_reuse_address(true)?;
     if addr.is_ipv6() {
-        s.set_only_v6(false)?;
+        s.set_only_v6(v6_only)?;
     }
     s.set_nonblocking(true)?;
     s.bind(&addr.into())?;
@@ -100,7 +101,7 @@ mod tests {
 
     #[tokio::test]
     async fn md5_on_loopback_matches_and_mismatches() {
-        let l = listen("127.0.0.1:0".parse().unwrap()).unwrap();
+        let l = listen("127.0.0.1:0".parse().unwrap(), false).unwrap();
         let port = l.local_addr().unwrap().port();
         let lo: IpAddr = "127.0.0.1".parse().unwrap();
         set_md5(&l, false, lo, Some("secret")).unwrap();

@@ -5,7 +5,9 @@ The shapes follow Calico's confd output as described in the contract (§2, §3) 
 templates (≤3.31) and Go renderer (3.32+): the facts, not their text. Re-run after changing a
 scenario; the files are committed so the tests need no Python.
 """
+import ipaddress
 import os
+import sys
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)))
 
@@ -369,5 +371,24 @@ def broken():
             w(os.path.join(d, f), text)
 
 
+def scale(n, out):
+    """A node's bird.cfg (3.32+ shape) with n mesh peers, for benches/calico.rs: the node is
+    198.18.0.1 with block 100.64.0.0/26 in pool 100.64.0.0/10, its peers 198.18.0.2, .3, …
+    (all passive by Calico's rule: they are greater as strings)."""
+    me = "198.18.0.1"
+    first = int(ipaddress.IPv4Address(me)) + 1
+    others = [str(ipaddress.IPv4Address(first + k)) for k in range(n)]
+    s = dict(router_id=me, ip4=me, network4="198.18.0.0/15", ip6="", v32=True,
+             blocks4=["100.64.0.0/26"], pools4=[dict(cidr="100.64.0.0/10", mode="none")],
+             peers4=mesh_peers(me, others), **{"as": 64512})
+    w(os.path.join(out, "bird.cfg"), bird_cfg(s, "4"))
+    w(os.path.join(out, "bird_aggr.cfg"), aggr_cfg(s, "4"))
+    w(os.path.join(out, "bird_ipam.cfg"), ipam_cfg(s, "4"))
+
+
 if __name__ == "__main__":
-    main()
+    # `gen.py scale N DIR`: the N-peer node of the benches; no arguments: the corpus.
+    if sys.argv[1:2] == ["scale"]:
+        scale(int(sys.argv[2]), sys.argv[3])
+    else:
+        main()

@@ -20,12 +20,12 @@ use std::time::{Duration, Instant};
 
 use ipnet::Ipv4Net;
 
-use crate::harness::calico::{CalicoNode, Writer};
 use crate::harness::etcd::{Client, Etcd};
 use crate::harness::netns::{add_netns, del_netns, ip_lines, remove_stale_namespaces, wire_pod};
 use crate::harness::proc::{
     ProcId, Procs, cli, require_binaries, require_root, system_bin, wait_until, work_dir,
 };
+use crate::harness::resources::{CalicoNode, Writer};
 use crate::harness::wrend::{wren_bin, wrenc_bin};
 
 /// How long sessions may take to come up (Calico's connect delay and retry timers).

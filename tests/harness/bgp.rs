@@ -92,6 +92,32 @@ impl Raw {
         }
     }
 
+    /// Dials `to` from `from` inside network namespace `ns` (a thread enters it to make the
+    /// socket, which stays there).
+    pub fn connect_in(ns: &str, from: SocketAddr, to: SocketAddr) -> Result<Raw, String> {
+        let ns = ns.to_string();
+        let s = std::thread::spawn(move || -> Result<TcpStream, String> {
+            let f = std::fs::File::open(format!("/var/run/netns/{ns}"))
+                .map_err(|e| format!("{ns}: {e}"))?;
+            wren::sys::enter_netns(&f).map_err(|e| format!("entering {ns}: {e}"))?;
+            let sock = Socket::new(Domain::for_address(to), Type::STREAM, None)
+                .map_err(|e| e.to_string())?;
+            sock.bind(&from.into())
+                .map_err(|e| format!("bind {from}: {e}"))?;
+            sock.connect_timeout(&to.into(), Duration::from_secs(5))
+                .map_err(|e| format!("connect {to}: {e}"))?;
+            Ok(sock.into())
+        })
+        .join()
+        .map_err(|_| "the connecting thread panicked".to_string())??;
+        s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+        Ok(Raw {
+            s,
+            buf: BytesMut::new(),
+            last: BytesMut::new(),
+        })
+    }
+
     /// How long [`Raw::recv`] waits for bytes before it gives up (10 s at first).
     pub fn set_read_timeout(&mut self, d: Duration) {
         self.s.set_read_timeout(Some(d)).ok();

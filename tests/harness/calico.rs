@@ -1,257 +1,340 @@
-//! Calico's resources written into etcd the way calicoctl (libcalico-go's etcdv3 backend)
-//! stores them: JSON values at Calico's keys. Written here from Calico's sources, not from
-//! wren's reader, so a wrong key or field on either side shows:
-//! - `/calico/resources/v3/projectcalico.org/<plural>/<name>` for the cluster-wide kinds
-//!   (`libcalico-go/lib/backend/model/resource.go`), the value the v3 resource with `kind`,
-//!   `apiVersion`, `metadata` and `spec` (`api/pkg/apis/projectcalico/v3`, `node.go`);
-//! - block affinities at `/calico/ipam/v2/host/<node>/ipv4/block/<cidr, '/' as '-'>`
-//!   (`block_affinity.go`: `{"state":"confirmed","deleted":false}`), blocks at
-//!   `/calico/ipam/v2/assignment/ipv4/block/<cidr>` (`block.go`, `AllocationBlock`).
+//! calico-node's and calicoctl's readings of a BIRD control socket, written again from
+//! their rules (contract §4.2, §5; projectcalico/calico node/pkg/health/health.go and
+//! node/pkg/health/bird/bird.go, calicoctl/commands/node/status.go,
+//! node/pkg/status/populators/bird_status.go), so a test can give wren's socket and BIRD's
+//! the same questions and compare the verdicts; and a Calico node's speaker under test in a
+//! [`Lab`]: wrend, or BIRD 1.6.8 with the same session, side by side.
 
-use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
-use ipnet::Ipv4Net;
-use serde_json::{Value, json};
+use super::lab::{ESTABLISH, Fam, Lab, WREN_ASN, WREN_NET4, WREN_V4};
+use super::peers::bird16_dir;
+use super::proc::{ProcId, cli, wait_until};
+use super::wrend::{Wren, WrenConf};
 
-use super::etcd::Client;
+/// calico-node's read deadline for each line (`birdTimeOut`).
+const LINE_DEADLINE: Duration = Duration::from_secs(2);
 
-const RESOURCES: &str = "/calico/resources/v3/projectcalico.org";
+/// calico-node's `-threshold-time` default.
+pub const THRESHOLD: Duration = Duration::from_secs(30);
 
-/// The key of a cluster-wide v3 resource.
-pub fn resource_key(plural: &str, name: &str) -> String {
-    format!("{RESOURCES}/{plural}/{name}")
+/// The BGP peer rows Calico counts: `(Global|Node|Mesh)_<ip with _>`.
+fn peer_type(name: &str) -> Option<(&'static str, &str)> {
+    let (kind, ip) = name.split_once('_')?;
+    let t = match kind {
+        "Global" => "global",
+        "Mesh" => "node-to-node mesh",
+        "Node" => "node specific",
+        _ => return None,
+    };
+    (!ip.is_empty()).then_some((t, ip))
 }
 
-/// The key of a block's affinity to `node`.
-pub fn affinity_key(node: &str, block: Ipv4Net) -> String {
-    format!("/calico/ipam/v2/host/{node}/ipv4/block/{}", dashed(block))
+/// A peer row as `bgpPeer.unmarshalBIRD` reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BgpPeer {
+    pub ip: String,
+    pub kind: String,
+    pub state: String,
+    pub since: String,
+    pub bgp_state: String,
+    pub info: String,
 }
 
-/// The key of a block.
-pub fn block_key(block: Ipv4Net) -> String {
-    format!("/calico/ipam/v2/assignment/ipv4/block/{}", dashed(block))
-}
-
-fn dashed(block: Ipv4Net) -> String {
-    format!("{}-{}", block.network(), block.prefix_len())
-}
-
-/// A v3 resource as calicoctl writes it.
-fn resource(kind: &str, name: &str, labels: &BTreeMap<String, String>, spec: Value) -> Value {
-    json!({
-        "kind": kind,
-        "apiVersion": "projectcalico.org/v3",
-        "metadata": {
-            "name": name,
-            "uid": format!("{:08x}-0000-4000-8000-000000000000", fnv(name)),
-            "creationTimestamp": "2026-12-06T00:00:00Z",
-            "labels": labels,
-        },
-        "spec": spec,
+/// One row, or `None` when Calico skips it: fewer than 6 fields, not `BGP`, or a name that
+/// is not a Calico peer's.
+fn unmarshal(line: &str, sep: &str) -> Option<BgpPeer> {
+    let c: Vec<&str> = line.split_whitespace().collect();
+    if c.len() < 6 || c[1] != "BGP" {
+        return None;
+    }
+    let (kind, ip) = peer_type(c[0])?;
+    Some(BgpPeer {
+        ip: ip.replace('_', sep),
+        kind: kind.to_string(),
+        state: c[3].to_string(),
+        since: c[4].to_string(),
+        bgp_state: c[5].to_string(),
+        info: c[6..].join(" "),
     })
 }
 
-/// A stable stand-in for a UID.
-fn fnv(s: &str) -> u32 {
-    s.bytes().fold(0x811c_9dc5, |h, b| {
-        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
-    })
+/// A connection as calico-node opens one: the command written at once (the hello is read
+/// with the reply), each line read within [`LINE_DEADLINE`].
+fn ask(socket: &Path, cmd: &str) -> Result<impl Iterator<Item = Result<String, String>>, String> {
+    let mut s = UnixStream::connect(socket)
+        .map_err(|e| format!("error querying BIRD: unable to connect to BIRD socket: {e}"))?;
+    s.set_read_timeout(Some(LINE_DEADLINE))
+        .map_err(|e| e.to_string())?;
+    s.write_all(format!("{cmd}\n").as_bytes())
+        .map_err(|e| format!("unable to write to BIRD socket: {e}"))?;
+    Ok(BufReader::new(s)
+        .lines()
+        .map(|l| l.map_err(|e| format!("read: {e}"))))
 }
 
-/// A Calico Node's BGP side.
-#[derive(Clone, Debug)]
-pub struct CalicoNode {
-    pub name: String,
-    /// `spec.bgp.ipv4Address`: the node's address with its subnet.
-    pub ipv4: Ipv4Net,
-    pub asn: Option<u32>,
-    pub rr_cluster_id: Option<Ipv4Addr>,
-    pub labels: BTreeMap<String, String>,
+/// `GetPeers`: `show protocols`, rows of Calico's peers; any other line is an error.
+pub fn get_peers(socket: &Path, fam: Fam) -> Result<Vec<BgpPeer>, String> {
+    let sep = match fam {
+        Fam::V4 => ".",
+        Fam::V6 => ":",
+    };
+    let mut peers = Vec::new();
+    for line in ask(socket, "show protocols")? {
+        let line = line?;
+        if line.starts_with("0000") {
+            return Ok(peers);
+        } else if line.starts_with("0001") {
+        } else if let Some(h) = line.strip_prefix("2002") {
+            let f: Vec<&str> = h.get(1..).unwrap_or("").split_whitespace().collect();
+            if f != ["name", "proto", "table", "state", "since", "info"] {
+                return Err("unknown BIRD table output format".into());
+            }
+        } else if let Some(r) = line.strip_prefix("1002") {
+            peers.extend(unmarshal(r.get(1..).unwrap_or(""), sep));
+        } else if let Some(r) = line.strip_prefix(' ') {
+            peers.extend(unmarshal(r, sep));
+        } else {
+            return Err(format!("unexpected output line from BIRD: '{line}'"));
+        }
+    }
+    // The scanner ends without error at EOF.
+    Ok(peers)
 }
 
-impl CalicoNode {
-    pub fn new(name: &str, ipv4: Ipv4Net) -> CalicoNode {
-        let mut labels = BTreeMap::new();
-        labels.insert("kubernetes.io/hostname".to_string(), name.to_string());
-        labels.insert("kubernetes.io/os".to_string(), "linux".to_string());
-        CalicoNode {
-            name: name.to_string(),
-            ipv4,
-            asn: None,
-            rr_cluster_id: None,
-            labels,
+/// `GRInProgress`: `show status` has a `0024` line.
+pub fn gr_in_progress(socket: &Path) -> Result<bool, String> {
+    for line in ask(socket, "show status")? {
+        let line = line?;
+        if line.starts_with("0013") {
+            return Ok(false);
+        } else if line.starts_with("0024") {
+            return Ok(true);
+        } else if ["0001", "1000", "1011", " "]
+            .iter()
+            .any(|p| line.starts_with(p))
+        {
+        } else {
+            return Err(format!("unexpected output line from BIRD: '{line}'"));
+        }
+    }
+    Ok(false)
+}
+
+/// `checkBIRDReady`: `Ok` is ready; `Err` carries calico-node's reason. `nodename` is
+/// `/var/lib/calico/nodename`, whose mtime is calico-node's start.
+pub fn bird_ready(
+    socket: &Path,
+    fam: Fam,
+    nodename: &Path,
+    threshold: Duration,
+) -> Result<(), String> {
+    let mtime = std::fs::metadata(nodename)
+        .and_then(|m| m.modified())
+        .map_err(|e| format!("failed to stat() nodename file: {e}"))?;
+    let peers = get_peers(socket, fam)?;
+    let down: Vec<&str> = peers
+        .iter()
+        .filter(|p| p.bgp_state != "Established")
+        .map(|p| p.ip.as_str())
+        .collect();
+    let established = peers.len() - down.len();
+    let young = SystemTime::now()
+        .duration_since(mtime)
+        .is_ok_and(|age| age < threshold)
+        || SystemTime::now() < mtime;
+    if peers.is_empty() {
+        Ok(())
+    } else if young {
+        if !down.is_empty() {
+            return Err(format!("BGP not established with {}", down.join(",")));
+        }
+        if gr_in_progress(socket)? {
+            return Err("graceful restart in progress".into());
+        }
+        Ok(())
+    } else if established > 0 {
+        Ok(())
+    } else {
+        Err(format!("BGP not established with {}", down.join(",")))
+    }
+}
+
+/// `-bird-live`'s socket half: `birdcl -s SOCKET show status` exits 0 and its output
+/// starts with `BIRD`.
+pub fn bird_live(birdcl: &Path, socket: &Path) -> Result<(), String> {
+    let s = socket.display().to_string();
+    let out = cli(None, birdcl, &["-s", s.as_str(), "show", "status"])?;
+    if out.starts_with("BIRD") {
+        Ok(())
+    } else {
+        Err(format!("bad response from bird: {out}"))
+    }
+}
+
+/// What the CalicoNodeStatus reporter reads from `show status`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Status {
+    pub ready: bool,
+    pub version: String,
+    pub router_id: String,
+    pub last_boot: String,
+    pub last_reconfig: String,
+}
+
+/// `scanBIRDStatus`: stops at `0013`, or (with a warning) at a line of another kind.
+pub fn reporter_status(socket: &Path) -> Result<Status, String> {
+    let mut st = Status::default();
+    for line in ask(socket, "show status")? {
+        let line = line?;
+        let text = if line.starts_with("0013") {
+            break;
+        } else if ["0001", "1000", "1011"].iter().any(|p| line.starts_with(p)) {
+            line.get(5..).unwrap_or("").to_string()
+        } else if let Some(t) = line.strip_prefix(' ') {
+            t.to_string()
+        } else {
+            break;
+        };
+        if text.contains("BIRD") && text.contains("ready") {
+            st.ready = true;
+        } else if text.starts_with("BIRD v") {
+            st.version = text["BIRD ".len()..].to_string();
+        } else if let Some(v) = text.strip_prefix("Router ID is ") {
+            st.router_id = v.to_string();
+        } else if let Some(v) = text.strip_prefix("Last reboot on ") {
+            st.last_boot = v.to_string();
+        } else if let Some(v) = text.strip_prefix("Last reconfiguration on ") {
+            st.last_reconfig = v.to_string();
+        }
+    }
+    Ok(st)
+}
+
+// ------------------------------------------------------------------ the node under test
+
+/// The BGP speaker of the Calico node under test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Speaker {
+    Wren,
+    Bird16,
+}
+
+/// A Calico node's speaker in the lab's wrend namespace, peering with 198.51.100.2 as the
+/// mesh peer `Mesh_198_51_100_2`, hold time 240 (BIRD's default, as Calico leaves it).
+pub struct Node {
+    pub speaker: Speaker,
+    pub ctl: PathBuf,
+    pub proc: ProcId,
+    wren: Option<Wren>,
+    config: PathBuf,
+}
+
+/// The peer's protocol name on the node.
+pub const MESH_PEER: &str = "Mesh_198_51_100_2";
+
+impl Node {
+    pub fn start(lab: &Lab, speaker: Speaker) -> Node {
+        match speaker {
+            Speaker::Wren => {
+                let mut conf = WrenConf::new(Fam::V4, WREN_ASN);
+                conf.hold_time = 240;
+                let w = lab.start_wren(conf);
+                Node {
+                    speaker,
+                    ctl: w.ctl.clone(),
+                    proc: w.proc,
+                    config: w.config.clone(),
+                    wren: Some(w),
+                }
+            }
+            Speaker::Bird16 => {
+                let config = lab.write("node16.conf", &node16_conf());
+                let mut n = Node {
+                    speaker,
+                    ctl: lab.dir.join("node16.ctl"),
+                    proc: 0,
+                    wren: None,
+                    config,
+                };
+                n.run(lab, false);
+                n
+            }
         }
     }
 
-    pub fn label(mut self, key: &str, value: &str) -> CalicoNode {
-        self.labels.insert(key.to_string(), value.to_string());
-        self
+    fn run(&mut self, lab: &Lab, restarting: bool) {
+        if let Some(w) = &mut self.wren {
+            lab.restart_wren(w, restarting);
+            self.proc = w.proc;
+            return;
+        }
+        let (conf, ctl) = (
+            self.config.display().to_string(),
+            self.ctl.display().to_string(),
+        );
+        let mut args = vec!["-f", "-c", conf.as_str(), "-s", ctl.as_str()];
+        if restarting {
+            args.push("-R");
+        }
+        self.proc = lab.spawn("node16", &lab.ns_wren, &bird16_dir().join("bird"), &args);
+        let ctl = self.ctl.clone();
+        let r = wait_until("BIRD's control socket answers", ESTABLISH, || {
+            reporter_status(&ctl).and_then(|s| {
+                if s.ready {
+                    Ok(())
+                } else {
+                    Err("no hello".into())
+                }
+            })
+        });
+        lab.must(r);
     }
 
-    pub fn json(&self) -> Value {
-        let mut bgp = json!({ "ipv4Address": self.ipv4.to_string() });
-        if let Some(asn) = self.asn {
-            bgp["asNumber"] = json!(asn);
+    /// SIGKILL, as a pod restart gives it, then a start with `-R` as runit's service runs it.
+    pub fn kill_and_restart(&mut self, lab: &Lab) {
+        lab.kill(self.proc);
+        self.run(lab, true);
+    }
+
+    pub fn stop(&self, lab: &Lab) {
+        lab.kill(self.proc);
+    }
+
+    /// One command on the socket, the reply's lines as they came (hello first).
+    pub fn raw(&self, cmd: &str) -> Result<Vec<String>, String> {
+        let mut out = Vec::new();
+        for line in ask(&self.ctl, cmd)? {
+            let line = line?;
+            let last = line.len() >= 5
+                && line.as_bytes()[4] == b' '
+                && line[..4].bytes().all(|b| b.is_ascii_digit())
+                && !line.starts_with("0001");
+            out.push(line);
+            if last {
+                return Ok(out);
+            }
         }
-        if let Some(id) = self.rr_cluster_id {
-            bgp["routeReflectorClusterID"] = json!(id.to_string());
-        }
-        resource(
-            "Node",
-            &self.name,
-            &self.labels,
-            json!({
-                "bgp": bgp,
-                "orchRefs": [{"nodeName": self.name, "orchestrator": "k8s"}],
-            }),
-        )
+        Err(format!("`{cmd}`: the reply ended early: {out:?}"))
     }
 }
 
-/// The `default` BGPConfiguration.
-pub fn bgp_configuration(mesh: bool, asn: u32) -> Value {
-    resource(
-        "BGPConfiguration",
-        "default",
-        &BTreeMap::new(),
-        json!({
-            "logSeverityScreen": "Info",
-            "nodeToNodeMeshEnabled": mesh,
-            "asNumber": asn,
-        }),
+/// BIRD 1.6.8 as a Calico node toward the same peer: Calico's kernel, device and static
+/// protocols and its BGP template's settings.
+fn node16_conf() -> String {
+    format!(
+        "router id {WREN_V4};\n\
+         protocol kernel {{ learn; persist; scan time 2; import all; export all; \
+         graceful restart; merge paths on; }}\n\
+         protocol device {{ scan time 2; }}\n\
+         protocol static {{ route {WREN_NET4} blackhole; }}\n\
+         protocol bgp {MESH_PEER} {{\n  description \"Connection to BGP peer\";\n  \
+         local {WREN_V4} as {WREN_ASN};\n  neighbor 198.51.100.2 as {WREN_ASN};\n  \
+         source address {WREN_V4};\n  gateway recursive;\n  add paths on;\n  \
+         graceful restart;\n  connect delay time 1;\n  connect retry time 3;\n  \
+         error wait time 1,5;\n  import all;\n  export where source = RTS_STATIC;\n}}\n"
     )
-}
-
-/// A BGPPeer; `spec` holds its fields (`nodeSelector`, `peerSelector`, `peerIP`, `asNumber`…).
-pub fn bgp_peer(name: &str, spec: Value) -> Value {
-    resource("BGPPeer", name, &BTreeMap::new(), spec)
-}
-
-/// An IPPool without encapsulation, exported over BGP.
-pub fn ip_pool(name: &str, cidr: Ipv4Net) -> Value {
-    resource(
-        "IPPool",
-        name,
-        &BTreeMap::new(),
-        json!({
-            "cidr": cidr.to_string(),
-            "vxlanMode": "Never",
-            "ipipMode": "Never",
-            "natOutgoing": true,
-            "blockSize": 26,
-            "nodeSelector": "all()",
-            "allowedUses": ["Workload", "Tunnel"],
-        }),
-    )
-}
-
-/// A WorkloadEndpoint (a pod's interface: the churn of a busy cluster, which wren watches
-/// past and drops) carrying `padding` bytes in an annotation.
-pub fn workload_endpoint(namespace: &str, name: &str, padding: usize) -> Value {
-    let mut v = resource(
-        "WorkloadEndpoint",
-        name,
-        &BTreeMap::new(),
-        json!({
-            "orchestrator": "k8s",
-            "node": "node1",
-            "pod": name,
-            "endpoint": "eth0",
-            "interfaceName": format!("cali{:011x}", fnv(name)),
-        }),
-    );
-    v["metadata"]["namespace"] = json!(namespace);
-    v["metadata"]["annotations"] = json!({"padding": "x".repeat(padding)});
-    v
-}
-
-/// A confirmed affinity.
-pub fn affinity() -> Value {
-    json!({"state": "confirmed", "deleted": false})
-}
-
-/// An allocation block affine to `node`, its first address allocated to a pod.
-pub fn block(node: &str, cidr: Ipv4Net) -> Value {
-    let size = 1usize << (32 - cidr.prefix_len());
-    let mut allocations = vec![Value::Null; size];
-    allocations[0] = json!(0);
-    json!({
-        "cidr": cidr.to_string(),
-        "affinity": format!("host:{node}"),
-        "strictAffinity": false,
-        "allocations": allocations,
-        "unallocated": (1..size).collect::<Vec<_>>(),
-        "attributes": [{"handle_id": format!("k8s-pod-network.{node}"),
-                        "secondary": {"namespace": "default", "node": node}}],
-        "sequenceNumber": 1,
-        "deleted": false,
-    })
-}
-
-/// The keys and values of a node's Node resource, and its block with its affinity.
-pub fn node_entries(node: &CalicoNode, blocks: &[Ipv4Net]) -> Vec<(String, Vec<u8>)> {
-    let mut kvs = vec![(
-        resource_key("nodes", &node.name),
-        node.json().to_string().into_bytes(),
-    )];
-    for b in blocks {
-        kvs.extend(block_entries(&node.name, *b));
-    }
-    kvs
-}
-
-/// A block affine to `node`: the block and the affinity.
-pub fn block_entries(node: &str, b: Ipv4Net) -> Vec<(String, Vec<u8>)> {
-    vec![
-        (block_key(b), block(node, b).to_string().into_bytes()),
-        (affinity_key(node, b), affinity().to_string().into_bytes()),
-    ]
-}
-
-/// Writes Calico resources through an etcd client, one key (one revision) at a time as
-/// calicoctl and calico-ipam do.
-pub struct Writer<'a>(pub &'a Client);
-
-impl Writer<'_> {
-    pub fn put(&self, key: &str, value: &Value) -> Result<i64, String> {
-        self.0.put(key, value.to_string().as_bytes())
-    }
-
-    pub fn put_all(&self, kvs: &[(String, Vec<u8>)]) -> Result<i64, String> {
-        let mut rev = 0;
-        for (k, v) in kvs {
-            rev = self.0.put(k, v)?;
-        }
-        Ok(rev)
-    }
-
-    pub fn node(&self, node: &CalicoNode, blocks: &[Ipv4Net]) -> Result<i64, String> {
-        self.put_all(&node_entries(node, blocks))
-    }
-
-    /// Deletes a Node and its blocks' affinities and blocks (what `calicoctl delete node`
-    /// and IPAM's release leave: nothing of it).
-    pub fn delete_node(&self, name: &str, blocks: &[Ipv4Net]) -> Result<i64, String> {
-        for b in blocks {
-            self.0.delete(&affinity_key(name, *b))?;
-            self.0.delete(&block_key(*b))?;
-        }
-        self.0.delete(&resource_key("nodes", name))
-    }
-
-    pub fn bgp_configuration(&self, mesh: bool, asn: u32) -> Result<i64, String> {
-        self.put(
-            &resource_key("bgpconfigurations", "default"),
-            &bgp_configuration(mesh, asn),
-        )
-    }
-
-    pub fn bgp_peer(&self, name: &str, spec: Value) -> Result<i64, String> {
-        self.put(&resource_key("bgppeers", name), &bgp_peer(name, spec))
-    }
-
-    pub fn ip_pool(&self, name: &str, cidr: Ipv4Net) -> Result<i64, String> {
-        self.put(&resource_key("ippools", name), &ip_pool(name, cidr))
-    }
 }

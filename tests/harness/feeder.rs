@@ -2,12 +2,13 @@
 //! control socket's test (tests/control.rs) and bench (benches/control.rs). iBGP, IPv4
 //! unicast, 800 prefixes to an UPDATE (ORIGIN IGP, empty AS_PATH, NEXT_HOP its own address,
 //! LOCAL_PREF 100), then End-of-RIB (RFC 4724 §2); it reads and drops what the receiver sends
-//! and keeps the session with a KEEPALIVE a second.
+//! and keeps the session with a KEEPALIVE a second, noting when the receiver closes it (the
+//! reload bench, benches/calico.rs: a session reset).
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -33,6 +34,18 @@ pub fn block(k: usize, len: u8) -> Ipv4Net {
 pub struct Feeder {
     stream: TcpStream,
     stop: Arc<AtomicBool>,
+    /// CLOCK_MONOTONIC in nanoseconds when the receiver closed the session; 0 while open.
+    closed: Arc<AtomicU64>,
+}
+
+impl Feeder {
+    /// When (CLOCK_MONOTONIC, the same in every namespace) the receiver closed the session.
+    pub fn closed_at(&self) -> Option<Duration> {
+        match self.closed.load(Ordering::Relaxed) {
+            0 => None,
+            ns => Some(Duration::from_nanos(ns)),
+        }
+    }
 }
 
 impl Drop for Feeder {
@@ -122,12 +135,19 @@ pub fn feed(from: Ipv4Addr, to: SocketAddr, asn: u32, nets: &[Ipv4Net]) -> io::R
         }
     }
     let stop = Arc::new(AtomicBool::new(false));
-    // The receiver's UPDATEs and KEEPALIVEs are read and dropped.
+    let closed = Arc::new(AtomicU64::new(0));
+    // The receiver's UPDATEs and KEEPALIVEs are read and dropped, until it closes.
     let mut reader = s.try_clone()?;
     reader.set_read_timeout(None)?;
+    let at = Arc::clone(&closed);
     std::thread::spawn(move || {
         let mut sink = vec![0u8; 64 * 1024];
         while matches!(reader.read(&mut sink), Ok(n) if n > 0) {}
+        let now = super::proc::clock(libc::CLOCK_MONOTONIC);
+        at.store(
+            u64::try_from(now.as_nanos()).unwrap_or(u64::MAX).max(1),
+            Ordering::Relaxed,
+        );
     });
     let attributes = vec![
         PathAttribute::new(Attr::Origin {
@@ -167,5 +187,9 @@ pub fn feed(from: Ipv4Addr, to: SocketAddr, asn: u32, nets: &[Ipv4Net]) -> io::R
             }
         }
     });
-    Ok(Feeder { stream: s, stop })
+    Ok(Feeder {
+        stream: s,
+        stop,
+        closed,
+    })
 }

@@ -20,4 +20,5 @@ pub mod loopback;
 pub mod netns;
 pub mod peers;
 pub mod proc;
+pub mod resources;
 pub mod wrend;

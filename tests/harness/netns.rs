@@ -29,6 +29,13 @@ pub fn try_ip(args: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Runs the `ip` commands `text` (one a line) in namespace `ns` with `ip -batch`, from the
+/// file `path` it writes first (kept, for the record).
+pub fn ip_batch(ns: &str, text: &str, path: &Path) -> anyhow::Result<()> {
+    fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+    try_ip(&["-n", ns, "-batch", &path.display().to_string()])
+}
+
 /// Runs `ip ARGS`, which must succeed (test setup).
 pub fn ip(args: &[&str]) {
     if let Err(e) = try_ip(args) {

@@ -28,6 +28,31 @@ pub fn bird16_dir() -> PathBuf {
         })
 }
 
+/// Copies a folder of BIRD configuration (confd's files) for stock BIRD 1.6.8: each
+/// `krt_tunnel = …;` assignment, which only Calico's fork knows, becomes a `print` (an empty
+/// statement is not valid in 1.6).
+pub fn copy_for_stock_bird(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        let dest = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            copy_for_stock_bird(&p, &dest);
+            continue;
+        }
+        let text = std::fs::read_to_string(&p).unwrap();
+        let text = text
+            .lines()
+            .map(|l| match l.find("krt_tunnel = ") {
+                Some(i) => format!("{}print \"krt_tunnel\";", &l[..i]),
+                None => l.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        std::fs::write(dest, text).unwrap();
+    }
+}
+
 pub fn frr_zebra() -> PathBuf {
     PathBuf::from("/usr/lib/frr/zebra")
 }

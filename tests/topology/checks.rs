@@ -14,11 +14,14 @@ pub const ESTABLISH: Duration = Duration::from_secs(40);
 pub const CONVERGE: Duration = Duration::from_secs(20);
 
 /// Ok when node `name` shows every BGP session Established: wrend and BIRD (`show
-/// protocols`: state `up`, info `Established`) and FRR (`show bgp summary`: a prefix count
-/// in the State/PfxRcd column).
+/// protocols`: state `up`, info `Established`; a Calico node's `bird` and `bird6` both) and
+/// FRR (`show bgp summary`: a prefix count in the State/PfxRcd column).
 pub fn established(fab: &Fabric, name: &str) -> Result<usize, String> {
-    let out = fab.show(name, "show protocols")?;
     let node = fab.node(name);
+    let mut out = fab.show(name, "show protocols")?;
+    if node.speaker.calico() {
+        out += &fab.show6(name, "show protocols")?;
+    }
     let mut sessions = 0;
     for line in out.lines() {
         let t: Vec<&str> = line.split_whitespace().collect();
@@ -43,8 +46,7 @@ pub fn established(fab: &Fabric, name: &str) -> Result<usize, String> {
         }
         sessions += 1;
     }
-    let want = node.wren.as_ref().map(|c| c.peers.len());
-    match want {
+    match node.sessions {
         Some(w) if w != sessions => Err(format!(
             "{name}: {sessions} sessions Established, {w} configured:\n{out}"
         )),

@@ -5,7 +5,9 @@
 //! Read from the containerlab schema: `name`, `topology.nodes.<name>.{kind, binds, exec,
 //! labels}` and `topology.links[].endpoints`. Two labels are the runner's own (containerlab
 //! keeps labels as metadata): `wren.speaker` (`wrend`, `bird1.6`, `bird2` or `frr`: which
-//! daemon the node runs, with its config from the node's first bind) and `wren.pods` (the
+//! daemon the node runs, with its config from the node's first bind; `calico-bird1.6` or
+//! `calico-wren`: BIRD 1.6.8 or wren as `bird` and `bird6` on the folder of confd's files the
+//! first bind mounts) and `wren.pods` (the
 //! addresses of the node's test pod; Calico would create pods, containerlab does not).
 //! A node's addresses are the `ip addr add` lines of its `exec`.
 
@@ -53,6 +55,17 @@ pub enum Speaker {
     Bird16,
     Bird2,
     Frr,
+    /// A Calico node's `bird` and `bird6`: BIRD 1.6.8 on confd's files.
+    CalicoBird16,
+    /// The same, with wren answering to `bird` and `bird6` on the same files.
+    CalicoWren,
+}
+
+impl Speaker {
+    /// Whether the node runs `bird` and `bird6` on a folder of confd's files.
+    pub fn calico(self) -> bool {
+        matches!(self, Speaker::CalicoBird16 | Speaker::CalicoWren)
+    }
 }
 
 /// One end of a link: node and interface.
@@ -67,7 +80,8 @@ pub struct Endpoint {
 pub struct Node {
     pub name: String,
     pub speaker: Speaker,
-    /// The host side of the first bind: the daemon's config file.
+    /// The host side of the first bind: the daemon's config file (Calico nodes: the folder
+    /// of confd's files).
     pub config: PathBuf,
     /// `exec` commands, split into words.
     pub exec: Vec<Vec<String>>,
@@ -79,6 +93,8 @@ pub struct Node {
     pub blocks: Vec<IpNet>,
     /// wrend's parsed config.
     pub wren: Option<Config>,
+    /// How many BGP sessions its config has, when the runner knows (wrend, Calico nodes).
+    pub sessions: Option<usize>,
 }
 
 impl Node {
@@ -226,6 +242,8 @@ fn node(dir: &Path, name: &str, raw: &RawNode) -> Result<Node, String> {
         Some("bird1.6") => Speaker::Bird16,
         Some("bird2") => Speaker::Bird2,
         Some("frr") => Speaker::Frr,
+        Some("calico-bird1.6") => Speaker::CalicoBird16,
+        Some("calico-wren") => Speaker::CalicoWren,
         other => return Err(format!("label wren.speaker is {other:?}")),
     };
     let bind = raw.binds.first().ok_or("no bind (the daemon's config)")?;
@@ -254,16 +272,28 @@ fn node(dir: &Path, name: &str, raw: &RawNode) -> Result<Node, String> {
             .collect::<Result<_, _>>()?,
         None => Vec::new(),
     };
-    let text =
-        std::fs::read_to_string(&config).map_err(|e| format!("{}: {e}", config.display()))?;
-    let (wren, blocks) = match speaker {
+    let read = |p: &Path| std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()));
+    let (wren, blocks, sessions) = match speaker {
         Speaker::Wrend => {
-            let c = Config::parse(&text).map_err(|e| format!("{}: {e}", config.display()))?;
-            let blocks = c.originate.clone();
-            (Some(c), blocks)
+            let c =
+                Config::parse(&read(&config)?).map_err(|e| format!("{}: {e}", config.display()))?;
+            let (blocks, sessions) = (c.originate.clone(), Some(c.peers.len()));
+            (Some(c), blocks, sessions)
         }
-        Speaker::Bird16 | Speaker::Bird2 => (None, bird_blocks(&text)),
-        Speaker::Frr => (None, Vec::new()),
+        Speaker::Bird16 | Speaker::Bird2 => (None, bird_blocks(&read(&config)?), None),
+        Speaker::Frr => (None, Vec::new(), None),
+        Speaker::CalicoBird16 | Speaker::CalicoWren => {
+            let (mut blocks, mut sessions) = (Vec::new(), 0);
+            for sfx in ["", "6"] {
+                blocks.extend(bird_blocks(&read(
+                    &config.join(format!("bird{sfx}_aggr.cfg")),
+                )?));
+                sessions += read(&config.join(format!("bird{sfx}.cfg")))?
+                    .matches("protocol bgp ")
+                    .count();
+            }
+            (None, blocks, Some(sessions))
+        }
     };
     Ok(Node {
         name: name.to_string(),
@@ -274,6 +304,7 @@ fn node(dir: &Path, name: &str, raw: &RawNode) -> Result<Node, String> {
         pods,
         blocks,
         wren,
+        sessions,
     })
 }
 

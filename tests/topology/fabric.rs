@@ -1,7 +1,9 @@
 //! A topology built with network namespaces: one per node (`topo<pid>-<test>-<node>`), one per
 //! bridge holding a Linux bridge, a veth per link, a pod namespace per node
 //! (`…-<node>-pod`, a veth `cali0`/`eth0` as Calico wires a pod), the `exec` commands run in
-//! each node, and the speakers started. Dropping it stops exactly the processes it started
+//! each node, and the speakers started (a Calico node's `bird` and `bird6` as calico-node's
+//! runit services start them, on a copy of confd's files in the work directory, which the
+//! tests rewrite as confd does). Dropping it stops exactly the processes it started
 //! and deletes its namespaces, also when the test panics; namespaces of runs whose process
 //! is gone are removed first.
 
@@ -17,7 +19,7 @@ use crate::clab::{Node, Speaker, Topo};
 use crate::harness::netns::{
     add_netns, del_netns, ip, netns_exec, remove_stale_namespaces, wire_pod,
 };
-use crate::harness::peers::{bird16_dir, frr_args, frr_bgpd, frr_zebra};
+use crate::harness::peers::{bird16_dir, copy_for_stock_bird, frr_args, frr_bgpd, frr_zebra};
 use crate::harness::proc::{
     ProcId, Procs, cli, require_binaries, require_root, system_bin, wait_until, work_dir,
 };
@@ -29,8 +31,8 @@ pub struct Fabric {
     pub topo: Topo,
     prefix: String,
     procs: Procs,
-    /// Each node's BGP daemon.
-    running: RefCell<BTreeMap<String, ProcId>>,
+    /// Each node's BGP daemons (a Calico node: `bird`, then `bird6`).
+    running: RefCell<BTreeMap<String, Vec<ProcId>>>,
     namespaces: Vec<String>,
 }
 
@@ -55,6 +57,20 @@ fn binaries(s: Speaker) -> Vec<PathBuf> {
         Speaker::Bird16 => vec![bird16_dir().join("bird"), bird16_dir().join("birdc")],
         Speaker::Bird2 => vec![system_bin("bird"), system_bin("birdc")],
         Speaker::Frr => vec![frr_zebra(), frr_bgpd(), system_bin("vtysh")],
+        Speaker::CalicoBird16 => ["bird", "bird6", "birdc"]
+            .map(|b| bird16_dir().join(b))
+            .to_vec(),
+        Speaker::CalicoWren => vec![wrend_bin(), bird16_dir().join("birdc")],
+    }
+}
+
+/// The program a Calico node runs as `bird` (`v6`: `bird6`): BIRD 1.6.8's, or a link with
+/// that name to wrend in `dir`/bin.
+fn calico_daemon(s: Speaker, dir: &Path, v6: bool) -> PathBuf {
+    let name = if v6 { "bird6" } else { "bird" };
+    match s {
+        Speaker::CalicoWren => dir.join("bin").join(name),
+        _ => bird16_dir().join(name),
     }
 }
 
@@ -97,6 +113,7 @@ impl Fabric {
             fab.dir.display()
         ));
         fab.build();
+        fab.calico_files();
         for n in &fab.topo.nodes {
             fab.start(&n.name, false);
         }
@@ -162,17 +179,54 @@ impl Fabric {
         }
     }
 
+    /// For the Calico nodes: the copy of confd's files each runs on (`<dir>/<node>/confd`; BIRD
+    /// gets it without `krt_tunnel`, which stock 1.6.8 lacks), and the links named `bird` and
+    /// `bird6` to wrend (`<dir>/bin`).
+    fn calico_files(&self) {
+        for n in self.topo.nodes.iter().filter(|n| n.speaker.calico()) {
+            let to = self.confd(&n.name);
+            match n.speaker {
+                Speaker::CalicoBird16 => copy_for_stock_bird(&n.config, &to),
+                _ => {
+                    fs::create_dir_all(&to).unwrap();
+                    for e in fs::read_dir(&n.config).unwrap().flatten() {
+                        fs::copy(e.path(), to.join(e.file_name())).unwrap();
+                    }
+                }
+            }
+            if n.speaker == Speaker::CalicoWren && !self.dir.join("bin").exists() {
+                fs::create_dir_all(self.dir.join("bin")).unwrap();
+                for name in ["bird", "bird6"] {
+                    std::os::unix::fs::symlink(wrend_bin(), self.dir.join("bin").join(name))
+                        .unwrap();
+                }
+            }
+        }
+    }
+
+    /// The folder of confd's files Calico node `name` runs on: rewrite them and SIGHUP, as
+    /// confd does.
+    pub fn confd(&self, name: &str) -> PathBuf {
+        self.dir.join(name).join("confd")
+    }
+
     /// Wires node `n`'s pod as Calico does ([`wire_pod`]).
     fn pod(&self, n: &Node) {
         wire_pod(&self.ns(&n.name), &self.pod_ns(&n.name), &n.pods);
     }
 
-    fn ctl(&self, node: &str) -> PathBuf {
+    /// Node `node`'s control socket (a Calico node's `bird.ctl`).
+    pub fn ctl(&self, node: &str) -> PathBuf {
         self.dir.join(format!("{node}.ctl"))
     }
 
-    /// Starts node `name`'s speaker (`restarting`: in graceful-restart mode, `-R`); returns
-    /// once its control socket answers.
+    /// A Calico node's `bird6.ctl`.
+    pub fn ctl6(&self, node: &str) -> PathBuf {
+        self.dir.join(format!("{node}-6.ctl"))
+    }
+
+    /// Starts node `name`'s speaker (`restarting`: in graceful-restart mode, `-R`; a Calico
+    /// node always is, as calico-node starts BIRD); returns once its control socket answers.
     pub fn start(&self, name: &str, restarting: bool) {
         let n = self.node(name).clone();
         let ns = self.ns(name);
@@ -182,7 +236,28 @@ impl Fabric {
         if restarting {
             args.push("-R".into());
         }
+        let mut daemons = Vec::new();
         let main = match n.speaker {
+            Speaker::CalicoBird16 | Speaker::CalicoWren => {
+                let confd = self.confd(name);
+                for (label, v6) in [(name.to_string(), false), (format!("{name}-bird6"), true)] {
+                    let (ctl, cfg) = match v6 {
+                        false => (self.ctl(name), confd.join("bird.cfg")),
+                        true => (self.ctl6(name), confd.join("bird6.cfg")),
+                    };
+                    let args = [
+                        "-R".into(),
+                        "-s".into(),
+                        ctl.into_os_string(),
+                        "-d".into(),
+                        "-c".into(),
+                        cfg.into_os_string(),
+                    ];
+                    let prog = calico_daemon(n.speaker, &self.dir, v6);
+                    daemons.push(self.spawn(&label, &ns, &prog, &args));
+                }
+                daemons[0]
+            }
             Speaker::Wrend => self.spawn(name, &ns, &wrend_bin(), &args),
             Speaker::Bird2 => {
                 args.insert(0, "-f".into());
@@ -215,12 +290,24 @@ impl Fabric {
                 self.spawn(name, &ns, &frr_bgpd(), &frr_args("bgpd", &bconf, &d))
             }
         };
-        self.running.borrow_mut().insert(name.to_string(), main);
+        if daemons.is_empty() {
+            daemons.push(main);
+        }
+        self.running
+            .borrow_mut()
+            .insert(name.to_string(), daemons.clone());
         let r = wait_until(&format!("{name}'s CLI answers"), START, || {
-            if !self.alive(main) {
-                return Ok(Err(format!("{name}'s daemon exited")));
+            if let Some(gone) = daemons.iter().find(|p| !self.alive(**p)) {
+                return Ok(Err(format!(
+                    "{name}'s daemon exited: see {}",
+                    self.log_path(*gone).display()
+                )));
             }
-            self.show(name, "show protocols").map(Ok)
+            self.show(name, "show protocols")?;
+            if n.speaker.calico() {
+                self.show6(name, "show protocols")?;
+            }
+            Ok(Ok(()))
         });
         match r {
             Ok(Ok(_)) => {}
@@ -228,16 +315,23 @@ impl Fabric {
         }
     }
 
-    /// SIGKILL to node `name`'s BGP daemon (zebra, for FRR, stays).
+    /// SIGKILL to node `name`'s BGP daemons (zebra, for FRR, stays).
     pub fn kill(&self, name: &str) {
-        let p = self.running.borrow()[name];
-        self.procs.kill(p);
+        for p in self.daemons(name) {
+            self.procs.kill(p);
+        }
     }
 
-    /// Sends `sig` (`STOP`, `CONT`) to node `name`'s speaker.
+    /// Node `name`'s BGP daemons (a Calico node: `bird`, then `bird6`).
+    pub fn daemons(&self, name: &str) -> Vec<ProcId> {
+        self.running.borrow()[name].clone()
+    }
+
+    /// Sends `sig` (`STOP`, `CONT`) to node `name`'s BGP daemons.
     pub fn signal_node(&self, name: &str, sig: &str) {
-        let p = self.running.borrow()[name];
-        self.procs.signal(p, sig);
+        for p in self.daemons(name) {
+            self.procs.signal(p, sig);
+        }
     }
 
     /// Starts `program args` in node `name`'s namespace as a tracked process (e.g. `ip
@@ -251,18 +345,30 @@ impl Fabric {
         cli(Some(ns), &system_bin(program), args)
     }
 
-    /// A `show …` command on node `name`'s speaker: wrenc for wrend, birdc for BIRD, vtysh
-    /// for FRR (where `show protocols` becomes `show bgp summary`).
+    /// A command on node `name`'s speaker: wrenc for wrend, birdc for BIRD (BIRD 1.6.8's for
+    /// a Calico node, on `bird.ctl`, as calico-node's probes use it), vtysh for FRR (where
+    /// `show protocols` becomes `show bgp summary`).
     pub fn show(&self, name: &str, cmd: &str) -> Result<String, String> {
+        self.ask(name, &self.ctl(name), cmd)
+    }
+
+    /// A command on Calico node `name`'s `bird6.ctl`, with BIRD 1.6.8's birdc.
+    pub fn show6(&self, name: &str, cmd: &str) -> Result<String, String> {
+        self.ask(name, &self.ctl6(name), cmd)
+    }
+
+    fn ask(&self, name: &str, ctl: &Path, cmd: &str) -> Result<String, String> {
         let n = self.node(name);
-        let ctl = self.ctl(name).display().to_string();
+        let ctl = ctl.display().to_string();
         let words: Vec<&str> = cmd.split_whitespace().collect();
         let mut args = vec!["-s", ctl.as_str()];
         args.extend(&words);
         let out = match n.speaker {
             Speaker::Wrend => cli(None, &wrenc_bin(), &args)?,
             Speaker::Bird2 => cli(None, &system_bin("birdc"), &args)?,
-            Speaker::Bird16 => cli(None, &bird16_dir().join("birdc"), &args)?,
+            Speaker::Bird16 | Speaker::CalicoBird16 | Speaker::CalicoWren => {
+                cli(None, &bird16_dir().join("birdc"), &args)?
+            }
             Speaker::Frr => {
                 let d = self.dir.join(name).display().to_string();
                 let c = if cmd == "show protocols" {

@@ -10,6 +10,7 @@ blocks 198.19.N.0/26 (pool 198.19.0.0/16, no encapsulation: pods ping over it),
 198.18.N.0/26 (pool 198.18.0.0/16, IP-in-IP: routes via tunl0, a veth) and
 2001:db8:100:N::/122 (pool 2001:db8:100::/48), and a pod at .2 / ::2 of its first block.
 """
+import importlib.util
 import os
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -276,6 +277,55 @@ originating node as next hop (third-party next hop, RFC 4271 5.1.3), so pods tal
          nodes, links_for(nodes))
 
 
+def calico_node_files(n, octets):
+    """Node n's confd output (bird*.cfg, bird*_aggr.cfg, bird*_ipam.cfg; the 3.32+ shape) as
+    tests/bird/gen.py renders it, for a dual-stack node-to-node mesh of the nodes `octets`."""
+    spec = importlib.util.spec_from_file_location("bird_gen", os.path.join(HERE, "..", "bird", "gen.py"))
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    others = [p for p in octets if p != n]
+    s = {"router_id": v4(n), "ip4": v4(n), "network4": "198.51.100.0/24", "ip6": v6(n), "as": AS,
+         "v32": True,
+         "blocks4": [f"198.19.{n}.0/26"], "pools4": [dict(cidr="198.19.0.0/16", mode="none")],
+         "peers4": gen.mesh_peers(v4(n), [v4(p) for p in others]),
+         "blocks6": [f"2001:db8:100:{n}::/122"], "pools6": [dict(cidr="2001:db8:100::/48")],
+         "peers6": gen.mesh_peers(v6(n), [v6(p) for p in others])}
+    files = {}
+    for fam, sfx in (("4", ""), ("6", "6")):
+        files[f"bird{sfx}.cfg"] = gen.bird_cfg(s, fam)
+        files[f"bird{sfx}_aggr.cfg"] = gen.aggr_cfg(s, fam)
+        files[f"bird{sfx}_ipam.cfg"] = gen.ipam_cfg(s, fam)
+    return files
+
+
+CALICO_CMD = "sh -c 'bird -R -s /var/run/calico/bird.ctl -d -c /etc/calico/confd/config/bird.cfg & " \
+             "bird6 -R -s /var/run/calico/bird6.ctl -d -c /etc/calico/confd/config/bird6.cfg'"
+
+
+def calico_mixed():
+    name = "calico-mixed"
+    octets = [11, 12, 13, 14]
+    nodes = []
+    for i, n in enumerate(octets):
+        nname = f"node{i + 1}"
+        for f, text in calico_node_files(n, octets).items():
+            write(os.path.join(name, nname), f, text)
+        wren = i >= 2
+        nodes.append(dict(
+            name=nname, speaker="calico-wren" if wren else "calico-bird1.6",
+            image=("wren-calico:latest  # calico-node with /bin/bird and /bin/bird6 linked to wrend"
+                   if wren else "calico/node:v3.31.7  # BIRD v0.3.3+birdv1.6.8"),
+            cmd=CALICO_CMD, binds=[f"{name}/{nname}:/etc/calico/confd/config"],
+            exec=exec_lines(n, "46", False)))
+    clab(name, """Calico's drop-in: a dual-stack node-to-node mesh in which node1 and node2 run BIRD 1.6.8
+and node3 and node4 run wren as `bird` and `bird6`, every node on the files confd renders
+(bird.cfg, bird_aggr.cfg, bird_ipam.cfg and the bird6 twins, 3.32+ shape, written by
+tests/bird/gen.py's templates) and started as calico-node's runit services start BIRD.
+Pool without encapsulation: stock BIRD has no krt_tunnel (the runner hands BIRD copies
+without it). Every node's `ip route` and `ip -6 route` must be the same up to which node
+it is.""", nodes, links_for(nodes))
+
+
 mesh("mesh", "4", """Calico's node-to-node mesh: 5 wrend nodes, IPv4. Two pools: 198.19.0.0/16 without
 encapsulation (pod pings) and 198.18.0.0/16 IP-in-IP (routes via tunl0 onlink; tunl0 is a veth
 here, there is no ipip device). `containerlab deploy -t mesh.clab.yml` runs it in containers.""")
@@ -291,6 +341,7 @@ rr("rr-v6", "6", 1, """rr.clab.yml over IPv6: one reflector (cluster 244.0.0.1),
 rr("rr-dual", "46", 2, """rr2.clab.yml dual-stack: 2 reflectors (cluster 244.0.0.1), 5 clients, IPv4 and IPv6
 sessions.""")
 migration()
+calico_mixed()
 tor()
 mesh("faults", "4", """Fault injection: a 3-node wrend mesh with a 3 s hold time (keepalive 1 s) and a 30 s
 graceful-restart time. The test kills a node, restarts wrend under graceful restart, and

@@ -8,6 +8,7 @@
 //! `description`, and `debug` other than `debug all` (which raises the log level to debug).
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 
 use ipnet::IpNet;
 
@@ -15,10 +16,10 @@ use super::ast::{self, FilterRef, ItemKind, LogTarget, OptKind, Resolved, RouteT
 use super::bgpfilter;
 use super::probe::{Clause, PeerClauses, Prober};
 use super::protocols::{self, Bgp, GracefulRestart, NextHop};
-use super::{Error, Pos};
+use super::{Error, Family, Pos};
 use crate::config::{
-    AddPaths, Config, Item, KernelConfig, Listen, LogLevel, NextHopMode, Peer, PeerDefaults,
-    validate,
+    AddPaths, AddressFamily, Config, Item, KernelConfig, Listen, LogLevel, NextHopMode, Peer,
+    PeerDefaults, validate,
 };
 
 /// The AS of a configuration without BGP protocols: no session ever sends it.
@@ -103,7 +104,11 @@ pub fn convert(config: &ast::Config) -> Result<Config, Error> {
         cluster_id: (sessions.cluster_id.map(|(id, _)| id))
             .or(sessions.rr_clients.then_some(router_id)),
         max_paths,
-        kernel,
+        // `bird` and `bird6` share the node's table, a family each.
+        kernel: KernelConfig {
+            family: Some(AddressFamily::from(config.family)),
+            ..kernel
+        },
         log_level,
         metrics: None,
         peers: sessions.peers,
@@ -242,8 +247,19 @@ fn sessions<'c>(
 }
 
 /// `listen bgp`, `log` and top-level `debug protocols`.
+/// `bird` listens on IPv4's wildcard and `bird6` on IPv6's alone, so the two share port 179
+/// on one node.
 fn globals(config: &ast::Config) -> Result<(Listen, LogLevel), Error> {
-    let mut listen = Listen::default();
+    let mut listen = match config.family {
+        Family::V4 => Listen {
+            addresses: vec![IpAddr::from([0u8; 4])],
+            ..Listen::default()
+        },
+        Family::V6 => Listen {
+            v6_only: true,
+            ..Listen::default()
+        },
+    };
     let mut level = LogLevel::Info;
     for item in &config.items {
         match &item.kind {

@@ -33,7 +33,10 @@ pub fn parse_file(path: &Path, family: Family) -> Result<Config, Error> {
             line: 0,
             col: 0,
         };
-        let msg = format!("Unable to open configuration file {file}: {}", os_msg(&e));
+        let msg = format!(
+            "Unable to open configuration file {file}: {}",
+            crate::sys::os_message(&e)
+        );
         Error::new(&pos, msg)
     })?;
     parse_root(file, path, &text, family)
@@ -56,15 +59,6 @@ fn parse_root(file: Arc<str>, path: &Path, text: &str, family: Family) -> Result
         family,
         items: ctx.items,
     })
-}
-
-/// `No such file or directory`, without Rust's ` (os error 2)` tail.
-fn os_msg(e: &std::io::Error) -> String {
-    let s = e.to_string();
-    match s.find(" (os error") {
-        Some(i) => s[..i].to_string(),
-        None => s,
-    }
 }
 
 /// What every file of one configuration shares.
@@ -129,7 +123,7 @@ fn include(
             let msg = format!(
                 "Unable to open included file {}: {}",
                 f.display(),
-                os_msg(&e)
+                crate::sys::os_message(&e)
             );
             Error::new(pos, msg)
         })?;

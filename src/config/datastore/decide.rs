@@ -93,6 +93,7 @@ pub fn decide(node: &str, r: &Resources) -> Result<Decision, String> {
         .unwrap_or(BGP_PORT);
     let bind_node_ip = global.and_then(|g| g.bind_mode.as_deref()) == Some("NodeIP");
     let listen = Listen {
+        v6_only: false,
         addresses: if bind_node_ip {
             me.addresses().collect()
         } else {
