@@ -18,8 +18,8 @@ use super::probe::{Clause, PeerClauses, Prober};
 use super::protocols::{self, Bgp, GracefulRestart, NextHop};
 use super::{Error, Family, Pos};
 use crate::config::{
-    AddPaths, AddressFamily, Config, Item, KernelConfig, Listen, LogLevel, NextHopMode, Peer,
-    PeerDefaults, validate,
+    AddPaths, AddressFamily, BfdOptions, Config, Item, KernelConfig, Listen, LogLevel, NextHopMode,
+    Peer, PeerBfd, PeerDefaults, validate,
 };
 
 /// The AS of a configuration without BGP protocols: no session ever sends it.
@@ -87,7 +87,7 @@ pub fn convert(config: &ast::Config) -> Result<Config, Error> {
     };
     let statics = statics(&typed.statics, &resolved)?;
     let asn = node_asn(config, &typed.bgp).unwrap_or(NO_BGP_ASN);
-    let sessions = sessions(&typed.bgp, &resolved, asn)?;
+    let sessions = sessions(&typed.bgp, &typed.bfd, &resolved, asn)?;
     let filters = bgpfilter::filters(config)?;
 
     let prober = Prober::new(config, kernel_clause, sessions.clauses, statics)?;
@@ -194,6 +194,7 @@ struct Sessions<'c> {
 
 fn sessions<'c>(
     bgp: &[Bgp<'c>],
+    bfd: &[protocols::Bfd<'c>],
     resolved: &HashMap<&str, Resolved<'c>>,
     asn: u32,
 ) -> Result<Sessions<'c>, Error> {
@@ -225,6 +226,7 @@ fn sessions<'c>(
         let (import, import_names) = clause(&b.common.import, r, true)?;
         let (export, export_names) = clause(&b.common.export, r, false)?;
         let mut settings = settings(b, r)?;
+        settings.bfd = bfd_options(b, bfd, r)?;
         settings.local_asn = (b.local_as != asn).then_some(b.local_as);
         settings.filters = bgpfilter::merge_names(import_names, export_names);
         out.places
@@ -460,6 +462,79 @@ fn settings(b: &Bgp<'_>, r: &Resolved<'_>) -> Result<PeerDefaults, Error> {
     })
 }
 
+/// `bfd on` in a BGP protocol: the session's BFD options from `protocol bfd` (RFC 5882), its
+/// `multihop` block for a multihop session (RFC 5883), its interface block otherwise. wren
+/// keeps one set of single-hop options, so the interface block must be `interface "*"`; what
+/// the model has no place for (a second BFD protocol, `neighbor`, `passive`, `idle tx
+/// interval`, more than one password) is refused where written.
+fn bfd_options(
+    b: &Bgp<'_>,
+    protocols: &[protocols::Bfd<'_>],
+    r: &Resolved<'_>,
+) -> Result<PeerBfd, Error> {
+    if !b.bfd {
+        return Ok(PeerBfd(None));
+    }
+    let at = opt_pos(Some(r), r.pos, |o| matches!(o, OptKind::Bfd(_)));
+    let p = match protocols {
+        [p] => p,
+        [] => return Err(Error::new(at, "`bfd on` needs a `protocol bfd`")),
+        [_, second, ..] => {
+            return Err(Error::new(
+                second.common.pos,
+                "a second bfd protocol: wren runs one set of BFD sessions",
+            ));
+        }
+    };
+    if !p.neighbors.is_empty() {
+        return Err(Error::new(
+            p.common.pos,
+            "`neighbor` in protocol bfd: wren's BFD sessions are the BGP sessions with `bfd on`",
+        ));
+    }
+    let multihop = b.multihop > 0;
+    let session = if multihop {
+        p.multihop
+    } else {
+        match p.interfaces.as_slice() {
+            [] => None,
+            [(patterns, s)] if patterns.iter().any(|i| !i.exclude && i.glob == "*") => Some(*s),
+            _ => {
+                return Err(Error::new(
+                    p.common.pos,
+                    "BFD options by interface: wren keeps one set for single-hop sessions; \
+                     write one `interface \"*\"` block",
+                ));
+            }
+        }
+    };
+    let mut options = BfdOptions {
+        multihop: Some(multihop),
+        ..BfdOptions::default()
+    };
+    let Some(s) = session else {
+        return Ok(PeerBfd(Some(options)));
+    };
+    if s.passive.is_some() || s.idle_tx.is_some() || s.passwords.len() > 1 {
+        return Err(Error::new(
+            p.common.pos,
+            "BFD `passive`, `idle tx interval` or more than one password: wren's BFD sessions \
+             are active, with one key",
+        ));
+    }
+    // BIRD's intervals are in microseconds; the model's in milliseconds (rounded up).
+    let ms = |us: u32| us.div_ceil(1000);
+    options.min_rx = s.min_rx.map(ms);
+    options.min_tx = s.min_tx.map(ms);
+    options.multiplier = s.multiplier;
+    options.auth = s.auth.flatten();
+    if let Some((key, id)) = s.passwords.first() {
+        options.password = Some(key.clone());
+        options.key_id = *id;
+    }
+    Ok(PeerBfd(Some(options)))
+}
+
 /// A peer's import or export clause without its BGPFilter calls (a named filter is read
 /// through), and the filters it calls.
 fn clause<'c>(
@@ -562,6 +637,57 @@ mod tests {
         assert!(e.starts_with("t.cfg:1:1: no `router id`"), "{e}");
         let e = convert_text("router id 10.0.0.1; protocol kernel { learn; }").unwrap_err();
         assert!(e.contains("without `persist`"), "{e}");
+    }
+
+    /// `bfd on` takes `protocol bfd`'s multihop block for a multihop session and its
+    /// `interface "*"` block for a direct one; what the model cannot hold is refused.
+    #[test]
+    fn bfd_on_takes_the_bfd_protocols_options() {
+        let bfd = "protocol bfd {\n\
+             interface \"*\" { min rx interval 100 ms; min tx interval 200 ms; multiplier 3; };\n\
+             multihop { min rx interval 300 ms; authentication keyed sha1; password \"k\"; };\n\
+             }\n";
+        let m = convert_text(&format!(
+            "{BASE}{bfd}protocol bgp a from t {{ neighbor 10.0.0.2 as 65000; bfd on; \
+             source address 10.0.0.1; }}\n\
+             protocol bgp b from t {{ neighbor 10.0.0.3 as 7; bfd on; }}\n\
+             protocol bgp c from t {{ neighbor 10.0.0.4 as 7; }}\n"
+        ))
+        .unwrap();
+        let a = m.peers[0].settings.bfd.0.clone().unwrap();
+        assert_eq!(
+            (a.multihop, a.min_rx, a.min_tx),
+            (Some(true), Some(300), None)
+        );
+        assert_eq!(
+            (a.auth, a.password.as_deref()),
+            (Some(crate::config::BfdAuth::KeyedSha1), Some("k"))
+        );
+        let b = m.peers[1].settings.bfd.0.clone().unwrap();
+        assert_eq!(
+            (b.multihop, b.min_rx, b.min_tx, b.multiplier),
+            (Some(false), Some(100), Some(200), Some(3))
+        );
+        assert_eq!(m.peers[2].settings.bfd, PeerBfd(None));
+        for (extra, at) in [
+            (
+                "protocol bgp a from t { neighbor 10.0.0.3 as 7; bfd on; }\n",
+                "t.cfg:4:49:",
+            ),
+            (
+                "protocol bfd { interface \"eth*\" { multiplier 3; }; }\n\
+                 protocol bgp a from t { neighbor 10.0.0.3 as 7; bfd on; }\n",
+                "t.cfg:4:1:",
+            ),
+            (
+                "protocol bfd { neighbor 10.0.0.3; }\n\
+                 protocol bgp a from t { neighbor 10.0.0.3 as 7; bfd on; }\n",
+                "t.cfg:4:1:",
+            ),
+        ] {
+            let e = convert_text(&format!("{BASE}{extra}")).unwrap_err();
+            assert!(e.starts_with(at), "{extra}: {e}");
+        }
     }
 
     #[test]
