@@ -15,10 +15,12 @@ pub struct Changes {
     /// Peers no longer configured (as they were configured).
     pub removed: Vec<Peer>,
     pub changed: Vec<PeerChange>,
-    /// Origination, services, pools, communities, cluster id or paths per prefix changed:
+    /// Origination, services, pools, communities, cluster id, paths per prefix or static
+    /// routes changed:
     /// every prefix is decided and exported again.
     pub policy: bool,
-    /// Pools changed: every kernel route is worked out again (encapsulation).
+    /// Pools or static routes changed: every kernel route is worked out again
+    /// (encapsulation, gateways resolved through a static route).
     pub pools: bool,
     /// The named filters changed: peers naming them have their routes filtered again, their
     /// sessions kept.
@@ -65,6 +67,7 @@ pub fn diff(running: &Config, new: &Config) -> Result<Changes, String> {
             &running.communities,
             running.cluster_id,
             running.max_paths,
+            &running.static_routes,
         ) != (
             &new.originate,
             &new.services,
@@ -72,8 +75,9 @@ pub fn diff(running: &Config, new: &Config) -> Result<Changes, String> {
             &new.communities,
             new.cluster_id,
             new.max_paths,
+            &new.static_routes,
         ),
-        pools: running.pools != new.pools,
+        pools: running.pools != new.pools || running.static_routes != new.static_routes,
         filters: running.filters != new.filters,
         ..Changes::default()
     };
@@ -359,6 +363,14 @@ mod tests {
             ("", "cluster_id = \"1.2.3.4\"\n", true, false, None),
             ("", "max_paths = 4\n", true, false, None),
             ("", "[[pool]]\ncidr = \"10.0.0.0/16\"\n", true, true, None),
+            // reachableBy: a kernel route, and gateways resolved through it; no session reset.
+            (
+                "",
+                "[[static_route]]\nprefix = \"10.192.0.254/32\"\nvia = \"10.192.0.1\"\n",
+                true,
+                true,
+                None,
+            ),
             (
                 "",
                 "[[communities]]\nprefix = \"10.0.0.0/8\"\ncommunities = [\"1:1\"]\n",
@@ -393,6 +405,7 @@ mod tests {
             ("[listen]\nport = 1179\n", "listen"),
             ("metrics = \"127.0.0.1:9900\"\n", "metrics"),
             ("[kernel]\ntable = 100\n", "kernel"),
+            ("[kernel]\nmetric_from_local_pref = true\n", "kernel"),
         ];
         for (new, what) in cases {
             let text = if new.starts_with("asn") || new.starts_with("router_id") {

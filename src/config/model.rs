@@ -44,6 +44,20 @@ pub struct Config {
     pub peers: Vec<Peer>,
     /// Named route filters (Calico's BGPFilter resources) that peers refer to by name.
     pub filters: Vec<BgpFilter>,
+    /// Routes through a gateway written to the kernel (Calico's BGPPeer `reachableBy`).
+    pub static_routes: Vec<StaticRoute>,
+}
+
+/// A route to `prefix` through the gateway `via`: Calico's BGPPeer `reachableBy`, which confd
+/// renders as `route PEER/32 via GW;` in the static protocol of `bird_aggr.cfg` (contract
+/// §2.6, §3.1). BIRD writes it to the kernel (`proto bird`, through
+/// `calico_kernel_programming` like any other route) and resolves the BGP next hops inside
+/// it through the gateway (`gateway recursive`); it is exported only as Calico's rules say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticRoute {
+    pub prefix: IpNet,
+    pub via: IpAddr,
 }
 
 /// A Calico BGPFilter (`projectcalico.org/v3` `BGPFilterSpec`): four rule lists, one per
@@ -100,6 +114,8 @@ pub enum Item {
     Originate(usize),
     Service(usize),
     Pool(usize),
+    /// A `[[static_route]]`.
+    StaticRoute(usize),
     /// A `[[communities]]` range, or one community in it.
     Communities(usize, Option<usize>),
     /// A peer, or one of its settings by name.
@@ -154,6 +170,16 @@ pub struct KernelConfig {
     /// Learn other protocols' routes in the table (BIRD's `learn`, as Calico configures it):
     /// Felix's workload routes, so /32s borrowed from other nodes' blocks are advertised.
     pub learn: bool,
+    /// Calico 3.32's coupling of the kernel metric and LOCAL_PREF (a node's route priority,
+    /// for KubeVirt live migration): a BGP route is written with metric
+    /// 2147483647 − LOCAL_PREF (1024 without one); the node's own and learned routes go to
+    /// iBGP peers with LOCAL_PREF 2147483647 − their metric (1024 when they have none), and
+    /// a learned route inside an own block with a metric below 1024 is announced too. From
+    /// confd's 3.32 templates (`bird.cfg.template`'s per-peer export prelude,
+    /// `calico_kernel_programming` in `bird_ipam.cfg.template`, `calico_aggr` in
+    /// `bird_aggr.cfg.template`; contract §2.9, §3.2, §3.5, §3.7). Off: Calico ≤ 3.31, whose
+    /// routes carry no metric and LOCAL_PREF 100.
+    pub metric_from_local_pref: bool,
 }
 
 impl Default for KernelConfig {
@@ -166,6 +192,7 @@ impl Default for KernelConfig {
             startup_wait: 120,
             reconcile_interval: 3600,
             learn: true,
+            metric_from_local_pref: false,
         }
     }
 }

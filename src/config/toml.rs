@@ -15,7 +15,7 @@ use super::datastore::Local;
 use super::{
     AddPaths, BgpFilter, Config, Contents, Error, FilterRule, Item, KernelConfig, LimitAction,
     Listen, LogLevel, MatchOperator, NextHopMode, Peer, PeerDefaults, Pool, PrefixCommunities,
-    RuleAction, default_name, validate,
+    RuleAction, StaticRoute, default_name, validate,
 };
 
 /// The whole file.
@@ -32,6 +32,8 @@ struct File {
     services: Vec<IpNet>,
     #[serde(default, rename = "pool")]
     pools: Vec<Pool>,
+    #[serde(default, rename = "static_route")]
+    static_routes: Vec<StaticRoute>,
     #[serde(default)]
     communities: Vec<Communities>,
     cluster_id: Option<Ipv4Addr>,
@@ -296,6 +298,7 @@ impl File {
             metrics: self.metrics,
             peers,
             filters,
+            static_routes: self.static_routes,
         })
     }
 }
@@ -379,6 +382,10 @@ impl Positions {
             Item::Originate(i) => vec![format!("originate.{i}")],
             Item::Service(i) => vec![format!("services.{i}")],
             Item::Pool(i) => vec![format!("pool.{i}.cidr"), format!("pool.{i}")],
+            Item::StaticRoute(i) => vec![
+                format!("static_route.{i}.prefix"),
+                format!("static_route.{i}"),
+            ],
             Item::Communities(i, Some(j)) => vec![format!("communities.{i}.communities.{j}")],
             Item::Communities(i, None) => {
                 vec![

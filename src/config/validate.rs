@@ -55,11 +55,28 @@ pub fn check(c: &Config) -> Result<(), (Item, String)> {
             .enumerate()
             .map(|(i, p)| (Item::Pool(i), &p.cidr)),
     )
-    .chain(
-        (c.communities.iter().enumerate()).map(|(i, r)| (Item::Communities(i, None), &r.prefix)),
-    );
+    .chain((c.communities.iter().enumerate()).map(|(i, r)| (Item::Communities(i, None), &r.prefix)))
+    .chain((c.static_routes.iter().enumerate()).map(|(i, r)| (Item::StaticRoute(i), &r.prefix)));
     for (item, net) in prefixes {
         host_bits(net).map_err(|e| (item, e))?;
+    }
+    for (i, r) in c.static_routes.iter().enumerate() {
+        if r.via.is_ipv4() != r.prefix.addr().is_ipv4() {
+            return Err((
+                Item::StaticRoute(i),
+                format!(
+                    "static route {}: gateway {} of another family",
+                    r.prefix, r.via
+                ),
+            ));
+        }
+        if r.prefix.contains(&r.via) {
+            // The gateway would resolve through the route itself (BIRD: "Invalid gateway").
+            return Err((
+                Item::StaticRoute(i),
+                format!("static route {}: gateway {} inside it", r.prefix, r.via),
+            ));
+        }
     }
     filters(&c.filters)?;
     peers(c)

@@ -34,6 +34,11 @@ pub fn to_toml(c: &Config) -> Result<String> {
     );
     let pools = (c.pools.iter()).map(Value::try_from);
     t.insert("pool".into(), Value::Array(pools.collect::<Result<_>>()?));
+    let statics = (c.static_routes.iter()).map(Value::try_from);
+    t.insert(
+        "static_route".into(),
+        Value::Array(statics.collect::<Result<_>>()?),
+    );
     let communities = c.communities.iter().map(|pc| {
         let mut t = Table::new();
         t.insert("prefix".into(), pc.prefix.to_string().into());
@@ -137,6 +142,7 @@ mod tests {
         PrefixCommunities, RuleAction, toml,
     };
     use super::*;
+    use crate::config::StaticRoute;
 
     fn rule(action: RuleAction) -> FilterRule {
         FilterRule {
@@ -217,6 +223,7 @@ mod tests {
                 startup_wait: 7,
                 reconcile_interval: 60,
                 learn: false,
+                metric_from_local_pref: true,
             },
             log_level: LogLevel::Trace,
             metrics: Some("127.0.0.1:9179".parse().unwrap()),
@@ -234,6 +241,16 @@ mod tests {
                     port: 179,
                     asn: 65000,
                     settings: second,
+                },
+            ],
+            static_routes: vec![
+                StaticRoute {
+                    prefix: net("203.0.113.254/32"),
+                    via: ip("10.0.0.9"),
+                },
+                StaticRoute {
+                    prefix: net("2001:db8:ff::/64"),
+                    via: ip("2001:db8::9"),
                 },
             ],
             filters: vec![BgpFilter {

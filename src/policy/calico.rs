@@ -7,8 +7,8 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use crate::attrs::AttrSet;
-use crate::config::{AnyCommunity, Config, Encapsulation, Pool};
+use crate::attrs::{AttrSet, PathSource};
+use crate::config::{AnyCommunity, Config, Encapsulation, Pool, StaticRoute};
 
 /// The node's Calico settings, as the RIB and FIB apply them.
 #[derive(Debug, Clone, Default)]
@@ -18,7 +18,19 @@ pub struct Calico {
     pub services: Vec<IpNet>,
     pub pools: Vec<Pool>,
     pub communities: Vec<(IpNet, Vec<AnyCommunity>)>,
+    /// Routes through a gateway (`reachableBy`).
+    pub static_routes: Vec<StaticRoute>,
+    /// Calico 3.32's metric ↔ LOCAL_PREF coupling (`[kernel] metric_from_local_pref`).
+    pub metric_from_local_pref: bool,
 }
+
+/// 2^31 − 1: Calico 3.32 writes LOCAL_PREF and the kernel metric as this minus each other.
+pub const PRIORITY_MAX: u32 = 2_147_483_647;
+/// The metric of a route that has none, and the bound below which a route is elevated
+/// (`krt_metric < 1024` in `calico_aggr` and `calico_kernel_programming`).
+pub const DEFAULT_METRIC: u32 = 1024;
+/// BIRD's `default bgp_local_pref`, which a BGP route without LOCAL_PREF gets (eBGP).
+const DEFAULT_LOCAL_PREF: u32 = 100;
 
 /// How a route is written to the kernel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,7 +66,45 @@ impl Calico {
             communities: (c.communities.iter())
                 .map(|pc| (pc.prefix, pc.communities.clone()))
                 .collect(),
+            static_routes: c.static_routes.clone(),
+            metric_from_local_pref: c.kernel.metric_from_local_pref,
         }
+    }
+
+    /// A route's `krt_metric` after Calico 3.32's per-peer export prelude
+    /// (`bird.cfg.template`): a BGP route's is 2^31 − 1 − LOCAL_PREF; a learned kernel
+    /// route keeps its own (kept in the MED slot of its attributes), 1024 when it has none;
+    /// the node's own routes have none, so 1024. `None` when the coupling is off.
+    pub fn metric(&self, src: PathSource, a: &AttrSet) -> Option<u32> {
+        if !self.metric_from_local_pref {
+            return None;
+        }
+        Some(match src {
+            PathSource::Peer(_) => {
+                PRIORITY_MAX.saturating_sub(a.local_pref.unwrap_or(DEFAULT_LOCAL_PREF))
+            }
+            PathSource::Kernel => a.med.unwrap_or(DEFAULT_METRIC),
+            PathSource::Local => DEFAULT_METRIC,
+        })
+    }
+
+    /// The LOCAL_PREF the prelude gives a route of this node's (own or learned from the
+    /// kernel) on export: 2^31 − 1 − its metric, so node priority travels to iBGP peers.
+    /// A BGP route keeps its own. `None` when the coupling is off or the route is a peer's.
+    pub fn local_pref(&self, src: PathSource, a: &AttrSet) -> Option<u32> {
+        match src {
+            PathSource::Peer(_) => None,
+            _ => self.metric(src, a).map(|m| PRIORITY_MAX.saturating_sub(m)),
+        }
+    }
+
+    /// `calico_aggr`'s 3.32 escape (`net ~ BLOCK && krt_metric < 1024` → accept): a route
+    /// inside an own block with an elevated metric (a KubeVirt VM live-migrated here) is
+    /// announced, unless its pool's BGP export is off (step 1 comes first, contract §3.2).
+    pub fn elevated(&self, net: &IpNet, src: PathSource, a: &AttrSet) -> bool {
+        self.metric(src, a).is_some_and(|m| m < DEFAULT_METRIC)
+            && self.pool_of(net).is_none_or(|p| p.bgp_export)
+            && self.blocks.iter().any(|b| b.contains(net) && b != net)
     }
 
     /// Prefixes this node originates: its blocks and the service ranges.
@@ -163,6 +213,8 @@ mod tests {
                 pool("2001:db8:1::/48", Encapsulation::Vxlan, true),
             ],
             communities: vec![(net("198.18.0.0/16"), vec!["65000:1".parse().unwrap()])],
+            static_routes: Vec::new(),
+            metric_from_local_pref: false,
         }
     }
 

@@ -27,8 +27,9 @@ use ipnet::IpNet;
 use super::ast::{self, Expr, ExprKind, FilterRef, ItemKind, OptKind, SetItem, Stmt, StmtKind};
 use super::eval::{Evaluator, Outcome, Route};
 use super::{Error, Pos};
-use crate::config::{AnyCommunity, Config, Encapsulation, Pool, PrefixCommunities};
-use crate::policy::calico::{Calico, KernelKind, exports_device};
+use crate::attrs::{AttrSet, PathSource};
+use crate::config::{AnyCommunity, Config, Encapsulation, Pool, PrefixCommunities, StaticRoute};
+use crate::policy::calico::{Calico, DEFAULT_METRIC, KernelKind, PRIORITY_MAX, exports_device};
 use crate::wire::attr::{Community, LargeCommunity};
 
 /// Devices of the kernel routes probed: a workload, Felix's VXLAN and WireGuard devices,
@@ -75,6 +76,10 @@ pub struct Facts {
     pub communities: Vec<(PrefixCommunities, Pos)>,
     /// Next hops the kernel filter treats as on a connected subnet (IP-in-IP CrossSubnet).
     pub connected: HashSet<IpAddr>,
+    /// Calico 3.32's metric ↔ LOCAL_PREF coupling: the kernel filter gives BGP routes a
+    /// metric, or the export filters give the node's routes a LOCAL_PREF (the check then
+    /// holds every filter to the whole of it).
+    pub metric_from_local_pref: bool,
 }
 
 /// The probes of one configuration and the filters they run through.
@@ -86,6 +91,8 @@ pub struct Prober<'c> {
     literals: Vec<(IpNet, Pos)>,
     /// Static blackhole routes, with their places.
     statics: Vec<(IpNet, Pos)>,
+    /// Static routes through a gateway (reachableBy), with their places.
+    vias: Vec<(StaticRoute, Pos)>,
     nets: Vec<IpNet>,
     next_hops: Vec<IpAddr>,
     outside: IpAddr,
@@ -108,6 +115,7 @@ impl<'c> Prober<'c> {
         kernel: Option<Clause<'c>>,
         peers: Vec<PeerClauses<'c>>,
         statics: Vec<(IpNet, Pos)>,
+        vias: Vec<(StaticRoute, Pos)>,
     ) -> Result<Prober<'c>, Error> {
         let v6 = config.family == ast::Family::V6;
         let found = prefix_literals(config);
@@ -160,10 +168,16 @@ impl<'c> Prober<'c> {
             peers,
             literals,
             statics,
+            vias,
             nets,
             next_hops,
             outside,
         })
+    }
+
+    /// The static routes through a gateway, with their places.
+    pub fn vias(&self) -> &[(StaticRoute, Pos)] {
+        &self.vias
     }
 
     /// Blocks and services, pools and communities, as the filters treat them.
@@ -197,7 +211,31 @@ impl<'c> Prober<'c> {
             .map(|(i, p)| (p, self.literals[i].1.clone()))
             .collect();
         facts.communities = self.communities();
+        facts.metric_from_local_pref = self.coupled();
         Ok(facts)
+    }
+
+    /// Whether the filters couple the kernel metric and LOCAL_PREF (Calico 3.32): the
+    /// kernel filter sets `krt_metric` on a BGP route, or a peer's export filter sets
+    /// `bgp_local_pref` on a static route.
+    fn coupled(&self) -> bool {
+        let Some(net) = self.nets.first() else {
+            return false;
+        };
+        let route = bgp_route(*net, self.outside);
+        let kernel = (self.kernel.iter()).any(|k| {
+            let o = self.eval.run(&k.filter, route.clone());
+            o.accepted && o.route.krt_metric.is_some()
+        });
+        let export = (self.peers.iter()).any(|p| {
+            let r = Route::new(*net, ast::Source::Static);
+            self.eval
+                .run(&p.export.filter, r)
+                .route
+                .bgp_local_pref
+                .is_some()
+        });
+        kernel || export
     }
 
     /// A service range is a static blackhole whose inside is exported too (a block
@@ -382,17 +420,47 @@ impl<'c> Prober<'c> {
                 return Err(differ(&r, bird, wren));
             }
         }
+        // A static route through a gateway is written as any other route (contract §3.7).
+        for (v, _) in &self.vias {
+            let mut r = Route::new(v.prefix, ast::Source::Static);
+            r.gw = Some(v.via);
+            let bird = kernel_verdict(&self.eval.run(&k.filter, r.clone()));
+            let wren = calico.kernel_kind(&v.prefix, false, Some(v.via), |_| true);
+            if !agrees(bird, wren) {
+                return Err(differ(&r, bird, wren));
+            }
+        }
+        // The metric of a BGP route, by LOCAL_PREF (Calico 3.32's `calico_kernel_programming`):
+        // BIRD's default, one at the bound, one elevated.
+        for net in &self.nets {
+            for lp in LOCAL_PREFS {
+                let mut r = bgp_route(*net, self.outside);
+                r.bgp_local_pref = Some(lp);
+                let o = self.eval.run(&k.filter, r.clone());
+                let mut a = AttrSet::local();
+                a.local_pref = Some(lp);
+                let wren = calico.metric(PathSource::Peer(0), &a);
+                if o.accepted && o.route.krt_metric != wren {
+                    return Err(Error::new(
+                        k.pos,
+                        format!(
+                            "the kernel export filter writes {} with {}, wren's model would \
+                             write it with {}: the filter does something the model cannot \
+                             carry",
+                            describe(&r),
+                            metric(o.route.krt_metric),
+                            metric(wren),
+                        ),
+                    ));
+                }
+            }
+        }
         for net in &self.nets {
             for nh in &self.next_hops {
                 let r = bgp_route(*net, *nh);
                 let bird = kernel_verdict(&self.eval.run(&k.filter, r.clone()));
                 let wren = calico.kernel_kind(net, false, Some(*nh), |a| connected.contains(&a));
-                let same = match bird {
-                    Kernel::Reject => wren == KernelKind::Skip,
-                    Kernel::Tunnel => wren == KernelKind::Tunnel,
-                    Kernel::Plain | Kernel::Untouched => wren == KernelKind::Plain,
-                };
-                if !same {
+                if !agrees(bird, wren) {
                     return Err(differ(&r, bird, wren));
                 }
             }
@@ -401,9 +469,28 @@ impl<'c> Prober<'c> {
     }
 
     fn check_peer(&self, p: &PeerClauses<'_>, calico: &Calico) -> Result<(), Error> {
-        for net in &self.nets {
-            let r = bgp_route(*net, self.outside);
+        for (net, lp) in (self.nets.iter()).flat_map(|n| LOCAL_PREFS.map(|lp| (n, lp))) {
+            let mut r = bgp_route(*net, self.outside);
+            r.bgp_local_pref = Some(lp);
             let o = self.eval.run(&p.import.filter, r.clone());
+            // Calico 3.32: an elevated route gets preference 200. wren's decision needs no
+            // preference for it: it beats learned kernel routes (10) as any BGP route does,
+            // and Calico announces no own block's prefix from another node.
+            let elevated = calico.metric_from_local_pref && lp > PRIORITY_MAX - DEFAULT_METRIC;
+            let preference = if elevated { 200 } else { r.preference };
+            if o.accepted && o.route.preference != preference {
+                return Err(Error::new(
+                    p.import.pos,
+                    format!(
+                        "the import filter of {} gives {} with LOCAL_PREF {lp} preference {}, \
+                         wren's model would give it {preference}: the filter does something \
+                         the model cannot carry",
+                        p.name,
+                        describe(&r),
+                        o.route.preference
+                    ),
+                ));
+            }
             if !o.accepted {
                 return Err(Error::new(
                     p.import.pos,
@@ -419,16 +506,49 @@ impl<'c> Prober<'c> {
         let mut routes: Vec<Route> = (self.statics.iter())
             .map(|(n, _)| Route::new(*n, ast::Source::Static))
             .collect();
+        routes.extend(self.vias.iter().map(|(v, _)| {
+            let mut r = Route::new(v.prefix, ast::Source::Static);
+            r.gw = Some(v.via);
+            r
+        }));
         for net in &self.nets {
-            routes.push(bgp_route(*net, self.outside));
+            for lp in LOCAL_PREFS {
+                let mut r = bgp_route(*net, self.outside);
+                r.bgp_local_pref = Some(lp);
+                routes.push(r);
+            }
             routes.extend(KERNEL_DEVICES.iter().map(|d| kernel_route(*net, d)));
+            // Felix's workload route with a metric: ordinary, and elevated (KubeVirt).
+            for m in KERNEL_METRICS {
+                let mut r = kernel_route(*net, KERNEL_DEVICES[0]);
+                r.krt_metric = Some(m);
+                routes.push(r);
+            }
         }
         for r in routes {
             let o = self.eval.run(&p.export.filter, r.clone());
             let device = (r.source == ast::Source::Inherit)
                 .then_some(r.ifname.as_deref())
                 .flatten();
-            let wren = calico.exports(&r.net) && exports_device(device, p.internal);
+            let (src, attrs) = path_of(&r);
+            let wren = (calico.exports(&r.net) || calico.elevated(&r.net, src, &attrs))
+                && exports_device(device, p.internal);
+            // The LOCAL_PREF an iBGP peer gets (BIRD's default 100 where none is set).
+            let lp = |x: Option<u32>| x.unwrap_or(DEFAULT_LOCAL_PREF);
+            let want_lp = (calico.local_pref(src, &attrs)).unwrap_or(lp(r.bgp_local_pref));
+            if p.internal && o.accepted && wren && lp(o.route.bgp_local_pref) != want_lp {
+                return Err(Error::new(
+                    p.export.pos,
+                    format!(
+                        "the export filter of {} announces {} with LOCAL_PREF {}, wren's model \
+                         would announce it with {want_lp}: the filter does something the \
+                         model cannot carry",
+                        p.name,
+                        describe(&r),
+                        lp(o.route.bgp_local_pref),
+                    ),
+                ));
+            }
             let want: Vec<AnyCommunity> = (calico.communities.iter())
                 .filter(|(range, _)| range.contains(&r.net))
                 .flat_map(|(_, list)| list.iter().copied())
@@ -456,6 +576,42 @@ impl<'c> Prober<'c> {
         }
         Ok(())
     }
+}
+
+/// LOCAL_PREFs probed: BIRD's default, 2^31 − 1 − 1024 (a 3.32 node's ordinary route:
+/// metric 1024, not elevated), and 2^31 − 1 − 100 (an elevated one, metric 100).
+const LOCAL_PREFS: [u32; 3] = [
+    DEFAULT_LOCAL_PREF,
+    PRIORITY_MAX - DEFAULT_METRIC,
+    PRIORITY_MAX - 100,
+];
+
+/// Kernel metrics probed on learned routes: an elevated one and one at the bound.
+const KERNEL_METRICS: [u32; 2] = [100, DEFAULT_METRIC];
+
+/// BIRD's `default bgp_local_pref`.
+const DEFAULT_LOCAL_PREF: u32 = 100;
+
+/// A probe route as the RIB holds it: its source and the attributes Calico's metric
+/// rules read.
+fn path_of(r: &Route) -> (PathSource, AttrSet) {
+    let mut a = AttrSet::local();
+    let src = match r.source {
+        ast::Source::Bgp => {
+            a.local_pref = r.bgp_local_pref;
+            PathSource::Peer(0)
+        }
+        ast::Source::Inherit => {
+            a.med = r.krt_metric;
+            PathSource::Kernel
+        }
+        _ => PathSource::Local,
+    };
+    (src, a)
+}
+
+fn metric(m: Option<u32>) -> String {
+    m.map_or_else(|| "no metric".into(), |m| format!("metric {m}"))
 }
 
 /// What an export decision did: `yes` (with the communities added, if any) or `no`.
@@ -504,6 +660,15 @@ fn describe(r: &Route) -> String {
         (ast::Source::Bgp, _, Some(nh)) => format!("a BGP route for {} via {nh}", r.net),
         (ast::Source::Inherit, Some(d), _) => format!("a kernel route for {} dev {d}", r.net),
         _ => format!("the static route {}", r.net),
+    }
+}
+
+/// Whether the kernel filter's verdict on a route through a gateway is what wren writes.
+fn agrees(bird: Kernel, wren: KernelKind) -> bool {
+    match bird {
+        Kernel::Reject => wren == KernelKind::Skip,
+        Kernel::Tunnel => wren == KernelKind::Tunnel,
+        Kernel::Plain | Kernel::Untouched => wren == KernelKind::Plain,
     }
 }
 

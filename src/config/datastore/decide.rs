@@ -12,7 +12,13 @@
 //!   that fails MD5 on the far side shows as down with the warning beside it, where refusing
 //!   the whole node's configuration would take every other session down with it. wren reads
 //!   no Secret API, as confd in etcd mode has no Kubernetes client either.
-//! - `reachableBy` and `localWorkloadSelector` peers;
+//! - `localWorkloadSelector` peers;
+//!
+//! Calico version shape: the model this path produces is the ≤ 3.31 one (no metric ↔
+//! LOCAL_PREF coupling, `[kernel] metric_from_local_pref` off), so a node decided from the
+//! datastore mixes with BIRD nodes on 3.31 configs; nodes on 3.32 templates set the switch in
+//! their TOML or run on the BIRD files, which carry it. (3.32's renderer writes the prelude
+//! whatever the datastore holds: it follows the Calico release, not a resource.)
 //! - BGPFilter rules using what the model has no place for (`peerType`, `communities`,
 //!   `asPathPrefix`, `priority`, `operations`): the whole filter is left out (dropping one
 //!   rule would change what the others decide), and peers naming it run without it, as
@@ -29,8 +35,8 @@ use super::resources::{
 use super::selector::Selector;
 use crate::config::{
     AnyCommunity, BgpFilter, Config, Encapsulation, FilterRule, KernelConfig, Listen, LogLevel,
-    MatchOperator, NextHopMode, Peer, PeerDefaults, Pool, PrefixCommunities, RuleAction, peer_name,
-    validate,
+    MatchOperator, NextHopMode, Peer, PeerDefaults, Pool, PrefixCommunities, RuleAction,
+    StaticRoute, peer_name, validate,
 };
 
 /// The AS when neither the Node nor the default BGPConfiguration sets one (confd's default
@@ -79,6 +85,7 @@ pub fn decide(node: &str, r: &Resources) -> Result<Decision, String> {
         asn: cluster.asn(me),
         warnings,
         peers: Vec::new(),
+        static_routes: Vec::new(),
         filters: &filters,
     };
     d.mesh();
@@ -124,6 +131,7 @@ pub fn decide(node: &str, r: &Resources) -> Result<Decision, String> {
         metrics: None,
         peers: d.peers,
         filters: filters.clone(),
+        static_routes: d.static_routes,
     };
     validate::check(&config).map_err(|(_, message)| format!("node {node}: {message}"))?;
     Ok(Decision {
@@ -256,6 +264,8 @@ struct Decider<'a, 'c> {
     asn: u32,
     warnings: Vec<String>,
     peers: Vec<Peer>,
+    /// `reachableBy` routes (`route PEER/32 via GW`, contract §2.6).
+    static_routes: Vec<StaticRoute>,
     /// The BGPFilters the model carries.
     filters: &'c [BgpFilter],
 }
@@ -632,16 +642,11 @@ impl<'a> Decider<'a, '_> {
                 ));
             }
         }
-        for (set, what) in [
-            (!s.reachable_by.is_empty(), "reachableBy"),
-            (s.password.as_ref().is_some_and(secret), "password"),
-        ] {
-            if set {
-                self.warn(format!(
-                    "BGPPeer {from}: {what} is not applied in etcd mode (peer {})",
-                    c.ip
-                ));
-            }
+        if s.password.as_ref().is_some_and(secret) {
+            self.warn(format!(
+                "BGPPeer {from}: password is not applied in etcd mode (peer {})",
+                c.ip
+            ));
         }
         let (kind, auto_passive) = match scope {
             Scope::Global => ("Global", c.calico_node),
@@ -693,6 +698,26 @@ impl<'a> Decider<'a, '_> {
                  beside {other}; left out"
             ));
             return;
+        }
+        // `reachableBy`: the session's path pinned to a gateway, a static route to the peer
+        // (confd's `bird_aggr.cfg.template`: `route PEER/32 via GW;`).
+        if !s.reachable_by.is_empty() {
+            match s.reachable_by.parse::<IpAddr>() {
+                Ok(via) if via.is_ipv4() == address.is_ipv4() => {
+                    let route = StaticRoute {
+                        prefix: IpNet::from(address),
+                        via,
+                    };
+                    if !self.static_routes.contains(&route) {
+                        self.static_routes.push(route);
+                    }
+                }
+                _ => self.warn(format!(
+                    "BGPPeer {from}: reachableBy {} is not an address of the peer's family; \
+                     left out (peer {})",
+                    s.reachable_by, c.ip
+                )),
+            }
         }
         self.peers.push(Peer {
             name,
