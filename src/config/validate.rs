@@ -316,11 +316,33 @@ mod tests {
                 "[[communities]]\nprefix = \"10.0.0.1/24\"\ncommunities = [\"1:1\"]\n",
                 Item::Communities(0, None),
             ),
+            (
+                "[[static_route]]\nprefix = \"10.0.0.1/24\"\nvia = \"10.1.0.1\"\n",
+                Item::StaticRoute(0),
+            ),
         ] {
             let (got, msg) = error(extra);
             assert_eq!(got, item, "{extra}");
             assert!(msg.contains("host bits"), "{msg}");
         }
+    }
+
+    #[test]
+    fn refuses_a_static_route_gateway_of_another_family_or_inside_it() {
+        let route = |prefix: &str, via: &str| {
+            format!("[[static_route]]\nprefix = \"{prefix}\"\nvia = \"{via}\"\n")
+        };
+        for (extra, says) in [
+            (route("10.0.0.0/24", "2001:db8::1"), "another family"),
+            (route("10.0.0.0/24", "10.0.0.1"), "inside it"),
+        ] {
+            let (got, msg) = error(&extra);
+            assert_eq!(got, Item::StaticRoute(0), "{extra}");
+            assert!(msg.contains(says), "{msg}");
+        }
+        let ok =
+            crate::config::toml::model(&format!("{BASE}{}", route("10.9.0.254/32", "10.0.0.1")));
+        assert_eq!(check(&ok), Ok(()));
     }
 
     #[test]

@@ -289,6 +289,50 @@ mod tests {
         );
     }
 
+    /// Calico 3.32's prelude, kernel filter and `calico_aggr` escape, and ≤ 3.31 without.
+    #[test]
+    fn metric_and_local_pref_coupling() {
+        let mut c = calico();
+        let lp = |v: Option<u32>| {
+            let mut a = AttrSet::local();
+            a.local_pref = v;
+            a
+        };
+        let metric = |v: Option<u32>| {
+            let mut a = AttrSet::local();
+            a.med = v;
+            a
+        };
+        let bgp = PathSource::Peer(0);
+        assert_eq!(c.metric(bgp, &lp(Some(2_147_482_623))), None, "off");
+        assert_eq!(c.local_pref(PathSource::Local, &AttrSet::local()), None);
+        assert!(!c.elevated(&net("198.18.10.5/32"), PathSource::Kernel, &metric(Some(1))));
+        c.metric_from_local_pref = true;
+        // Kernel metric of a BGP route: 2^31 − 1 − LOCAL_PREF (BIRD's default 100 without).
+        assert_eq!(c.metric(bgp, &lp(Some(2_147_482_623))), Some(1024));
+        assert_eq!(c.metric(bgp, &lp(None)), Some(2_147_483_547));
+        assert_eq!(c.metric(bgp, &lp(Some(u32::MAX))), Some(0));
+        // LOCAL_PREF of the node's routes: 2^31 − 1 − metric (1024 without); a peer's keeps
+        // its own.
+        assert_eq!(
+            c.local_pref(PathSource::Local, &AttrSet::local()),
+            Some(2_147_482_623)
+        );
+        assert_eq!(
+            c.local_pref(PathSource::Kernel, &metric(Some(100))),
+            Some(2_147_483_547)
+        );
+        assert_eq!(c.local_pref(bgp, &lp(Some(5))), None);
+        // `net ~ BLOCK && krt_metric < 1024`: inside an own block only, not the block.
+        let kernel = PathSource::Kernel;
+        assert!(c.elevated(&net("198.18.10.5/32"), kernel, &metric(Some(1023))));
+        assert!(!c.elevated(&net("198.18.10.5/32"), kernel, &metric(Some(1024))));
+        assert!(!c.elevated(&net("198.18.10.5/32"), kernel, &metric(None)));
+        assert!(!c.elevated(&net("198.18.10.0/26"), kernel, &metric(Some(1))));
+        assert!(!c.elevated(&net("198.18.20.5/32"), kernel, &metric(Some(1))));
+        assert!(c.elevated(&net("198.18.10.5/32"), bgp, &lp(Some(2_147_483_547))));
+    }
+
     #[test]
     fn communities_added_once() {
         let c = calico();

@@ -86,8 +86,9 @@ impl Rib {
     fn kernel_route(&self, key: &(Family, IpNet), ifs: &Interfaces) -> Option<KernelRoute> {
         let net = key.1;
         let entry = self.table.get(key)?;
-        // A route learned from the kernel is never written back (contract §3.6).
-        let best = entry.best().filter(|b| b.source() != PathSource::Kernel)?;
+        // A route learned from the kernel is never written back (contract §3.6); one whose
+        // next hop resolves nowhere is not written either (BIRD keeps it unreachable).
+        let best = (entry.best()).filter(|b| b.source() != PathSource::Kernel && b.reachable())?;
         // Own blocks have no next hop (blackholes); static routes have their gateway.
         let local = best.source() == PathSource::Local && best.attrs.next_hop.is_none();
         let kind = self

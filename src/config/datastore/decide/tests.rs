@@ -352,16 +352,36 @@ fn a_tor_global_peer() {
         bgp_peer(
             "tor-port",
             json!({"peerIP": "198.51.100.253:1790", "asNumber": "65001",
-                   "nextHopMode": "Self", "sourceAddress": "None"}),
+                   "nextHopMode": "Self", "sourceAddress": "None",
+                   "reachableBy": "10.0.0.254"}),
+        ),
+        bgp_peer(
+            "tor-bad-gateway",
+            json!({"peerIP": "198.51.100.252", "asNumber": 65001,
+                   "reachableBy": "2001:db8::1"}),
         ),
     ]);
     let a = decide("a", &r).unwrap();
     assert_eq!(
         summary(&a),
         [
+            (s("Global_198_51_100_252"), 65001, false, false),
             (s("Global_198_51_100_253_port_1790"), 65001, false, false),
             (s("Global_198_51_100_254"), 65001, false, false),
         ]
+    );
+    // reachableBy: `route PEER/32 via GW` (contract §2.6); one of another family is left out.
+    assert_eq!(
+        a.config.static_routes,
+        vec![crate::config::StaticRoute {
+            prefix: "198.51.100.253/32".parse().unwrap(),
+            via: ip("10.0.0.254"),
+        }]
+    );
+    assert!(
+        (a.warnings.iter()).any(|w| w.contains("tor-bad-gateway") && w.contains("reachableBy")),
+        "{:?}",
+        a.warnings
     );
     let tor = peer(&a, "Global_198_51_100_254");
     let expect = PeerDefaults {
