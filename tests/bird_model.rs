@@ -175,7 +175,8 @@ fn mesh_of_three_in_both_shapes() {
         assert_eq!(m.max_paths, 16, "merge paths on");
         assert!(m.kernel.enabled && m.kernel.learn);
         // Calico 3.32's metric ↔ LOCAL_PREF prelude, kernel filter and `calico_aggr` escape.
-        assert_eq!(m.kernel.metric_from_local_pref, shape == "v3.32", "{shape}");
+        let priority = (shape == "v3.32").then_some(1024);
+        assert_eq!(m.normal_route_priority, priority, "{shape}");
         assert!(m.static_routes.is_empty());
         assert_eq!(m.kernel.startup_wait, 240, "graceful restart: BIRD's wait");
         assert_eq!(m.peers.len(), 2);
@@ -251,7 +252,7 @@ fn tor_ebgp_ttl_security_next_hop_local_as() {
             "{shape}"
         );
         assert_eq!(m.originate, vec![net("192.168.20.64/26")], "{shape}");
-        assert_eq!(m.kernel.metric_from_local_pref, shape == "v3.32");
+        assert_eq!(m.normal_route_priority, (shape == "v3.32").then_some(1024));
         let g = &peer(&m, "Global_10_192_0_254").settings;
         assert_eq!(
             (g.ttl_security, g.ttl),
@@ -543,13 +544,14 @@ fn filters_the_model_cannot_carry_are_refused_at_their_place() {
             "bird.cfg:63:1",
             "LOCAL_PREF 2147483547 preference 100, wren's model would give it 200",
         ),
-        // A 3.32 prelude that gives the node's routes another LOCAL_PREF.
+        // A 3.32 prelude that gives the node's routes another LOCAL_PREF than the other
+        // peer's and the kernel filter's priority.
         (
             "v3.32",
             "bird.cfg",
-            "      bgp_local_pref = 2147483647 - krt_metric;\n    }\n    calico_export_to_bgp_peers(true);\n    reject;\n  };  # only workload routes\n}\nprotocol bgp Mesh_10_192_0_4",
-            "      bgp_local_pref = 2147483646 - krt_metric;\n    }\n    calico_export_to_bgp_peers(true);\n    reject;\n  };  # only workload routes\n}\nprotocol bgp Mesh_10_192_0_4",
-            "bird.cfg:52:3",
+            "      bgp_local_pref = 2147483647 - krt_metric;\n    }\n    calico_export_to_bgp_peers(true);\n    reject;\n  };  # only workload routes\n  passive on;",
+            "      bgp_local_pref = 2147483646 - krt_metric;\n    }\n    calico_export_to_bgp_peers(true);\n    reject;\n  };  # only workload routes\n  passive on;",
+            "bird.cfg:73:3",
             "with LOCAL_PREF 2147482622, wren's model would announce it with 2147482623",
         ),
         // A 3.32 kernel filter that writes BGP routes with a fixed metric.

@@ -15,12 +15,12 @@ pub struct Changes {
     /// Peers no longer configured (as they were configured).
     pub removed: Vec<Peer>,
     pub changed: Vec<PeerChange>,
-    /// Origination, services, pools, communities, cluster id, paths per prefix or static
-    /// routes changed:
+    /// Origination, services, pools, communities, cluster id, paths per prefix, static
+    /// routes or the route priority changed:
     /// every prefix is decided and exported again.
     pub policy: bool,
-    /// Pools or static routes changed: every kernel route is worked out again
-    /// (encapsulation, gateways resolved through a static route).
+    /// Pools, static routes or the route priority changed: every kernel route is worked
+    /// out again (encapsulation, gateways resolved through a static route, metrics).
     pub pools: bool,
     /// The named filters changed: peers naming them have their routes filtered again, their
     /// sessions kept.
@@ -68,6 +68,7 @@ pub fn diff(running: &Config, new: &Config) -> Result<Changes, String> {
             running.cluster_id,
             running.max_paths,
             &running.static_routes,
+            running.normal_route_priority,
         ) != (
             &new.originate,
             &new.services,
@@ -76,8 +77,13 @@ pub fn diff(running: &Config, new: &Config) -> Result<Changes, String> {
             new.cluster_id,
             new.max_paths,
             &new.static_routes,
+            new.normal_route_priority,
         ),
-        pools: running.pools != new.pools || running.static_routes != new.static_routes,
+        pools: (
+            &running.pools,
+            &running.static_routes,
+            running.normal_route_priority,
+        ) != (&new.pools, &new.static_routes, new.normal_route_priority),
         filters: running.filters != new.filters,
         ..Changes::default()
     };
@@ -363,6 +369,8 @@ mod tests {
             ("", "cluster_id = \"1.2.3.4\"\n", true, false, None),
             ("", "max_paths = 4\n", true, false, None),
             ("", "[[pool]]\ncidr = \"10.0.0.0/16\"\n", true, true, None),
+            // Calico 3.32's coupling: metrics and LOCAL_PREFs change; no session reset.
+            ("", "normal_route_priority = 1024\n", true, true, None),
             // reachableBy: a kernel route, and gateways resolved through it; no session reset.
             (
                 "",
@@ -405,7 +413,6 @@ mod tests {
             ("[listen]\nport = 1179\n", "listen"),
             ("metrics = \"127.0.0.1:9900\"\n", "metrics"),
             ("[kernel]\ntable = 100\n", "kernel"),
-            ("[kernel]\nmetric_from_local_pref = true\n", "kernel"),
         ];
         for (new, what) in cases {
             let text = if new.starts_with("asn") || new.starts_with("router_id") {

@@ -46,6 +46,17 @@ pub struct Config {
     pub filters: Vec<BgpFilter>,
     /// Routes through a gateway written to the kernel (Calico's BGPPeer `reachableBy`).
     pub static_routes: Vec<StaticRoute>,
+    /// Calico 3.32's route priority (BGPConfiguration `ipv4NormalRoutePriority` /
+    /// `ipv6NormalRoutePriority`, 1024 by default; KubeVirt live migration): set, the kernel
+    /// metric and LOCAL_PREF are coupled. A BGP route is written with metric
+    /// 2147483647 − LOCAL_PREF (this priority without one); the node's own and learned
+    /// routes go to iBGP peers with LOCAL_PREF 2147483647 − their metric (this priority when
+    /// they have none); a learned route inside an own block with a metric below it is
+    /// announced too. From confd 3.32 (`bgp_processor.go`: `buildExportFilter`'s prelude,
+    /// `buildImportFilter`, `SetMetricForBGPRoutes` in `calico_kernel_programming`;
+    /// `bird_aggr.cfg.template`'s `krt_metric < NormalRoutePriority`; contract §2.9, §3.2,
+    /// §3.5, §3.7). Unset: Calico ≤ 3.31, whose routes carry no metric and LOCAL_PREF 100.
+    pub normal_route_priority: Option<u32>,
 }
 
 /// A route to `prefix` through the gateway `via`: Calico's BGPPeer `reachableBy`, which confd
@@ -170,16 +181,6 @@ pub struct KernelConfig {
     /// Learn other protocols' routes in the table (BIRD's `learn`, as Calico configures it):
     /// Felix's workload routes, so /32s borrowed from other nodes' blocks are advertised.
     pub learn: bool,
-    /// Calico 3.32's coupling of the kernel metric and LOCAL_PREF (a node's route priority,
-    /// for KubeVirt live migration): a BGP route is written with metric
-    /// 2147483647 − LOCAL_PREF (1024 without one); the node's own and learned routes go to
-    /// iBGP peers with LOCAL_PREF 2147483647 − their metric (1024 when they have none), and
-    /// a learned route inside an own block with a metric below 1024 is announced too. From
-    /// confd's 3.32 templates (`bird.cfg.template`'s per-peer export prelude,
-    /// `calico_kernel_programming` in `bird_ipam.cfg.template`, `calico_aggr` in
-    /// `bird_aggr.cfg.template`; contract §2.9, §3.2, §3.5, §3.7). Off: Calico ≤ 3.31, whose
-    /// routes carry no metric and LOCAL_PREF 100.
-    pub metric_from_local_pref: bool,
 }
 
 impl Default for KernelConfig {
@@ -192,7 +193,6 @@ impl Default for KernelConfig {
             startup_wait: 120,
             reconcile_interval: 3600,
             learn: true,
-            metric_from_local_pref: false,
         }
     }
 }

@@ -34,6 +34,7 @@ struct File {
     pools: Vec<Pool>,
     #[serde(default, rename = "static_route")]
     static_routes: Vec<StaticRoute>,
+    normal_route_priority: Option<u32>,
     #[serde(default)]
     communities: Vec<Communities>,
     cluster_id: Option<Ipv4Addr>,
@@ -299,6 +300,7 @@ impl File {
             peers,
             filters,
             static_routes: self.static_routes,
+            normal_route_priority: self.normal_route_priority,
         })
     }
 }

@@ -32,6 +32,15 @@ pub fn check(c: &Config) -> Result<(), (Item, String)> {
             "max_paths must be at least 1".into(),
         ));
     }
+    // A metric BIRD's 32-bit signed filter arithmetic (2147483647 − x) keeps positive.
+    if c.normal_route_priority
+        .is_some_and(|p| p == 0 || p > 2_147_483_647)
+    {
+        return Err((
+            Item::Setting("normal_route_priority"),
+            "normal_route_priority must be 1 to 2147483647".into(),
+        ));
+    }
     if c.communities.len() > MAX_COMMUNITY_RANGES {
         return Err((
             Item::Communities(MAX_COMMUNITY_RANGES, None),
@@ -324,6 +333,15 @@ mod tests {
             let (got, msg) = error(extra);
             assert_eq!(got, item, "{extra}");
             assert!(msg.contains("host bits"), "{msg}");
+        }
+    }
+
+    #[test]
+    fn refuses_a_route_priority_out_of_range() {
+        for p in ["0", "2147483648"] {
+            let (item, msg) = error(&format!("normal_route_priority = {p}\n"));
+            assert_eq!(item, Item::Setting("normal_route_priority"));
+            assert!(msg.contains("1 to 2147483647"), "{msg}");
         }
     }
 

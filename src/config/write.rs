@@ -19,6 +19,9 @@ pub fn to_toml(c: &Config) -> Result<String> {
     }
     t.insert("max_paths".into(), int(c.max_paths));
     t.insert("log_level".into(), Value::try_from(c.log_level)?);
+    if let Some(p) = c.normal_route_priority {
+        t.insert("normal_route_priority".into(), i64::from(p).into());
+    }
     if let Some(m) = c.metrics {
         t.insert("metrics".into(), m.to_string().into());
     }
@@ -223,7 +226,6 @@ mod tests {
                 startup_wait: 7,
                 reconcile_interval: 60,
                 learn: false,
-                metric_from_local_pref: true,
             },
             log_level: LogLevel::Trace,
             metrics: Some("127.0.0.1:9179".parse().unwrap()),
@@ -243,6 +245,7 @@ mod tests {
                     settings: second,
                 },
             ],
+            normal_route_priority: Some(2000),
             static_routes: vec![
                 StaticRoute {
                     prefix: net("203.0.113.254/32"),

@@ -20,15 +20,13 @@ pub struct Calico {
     pub communities: Vec<(IpNet, Vec<AnyCommunity>)>,
     /// Routes through a gateway (`reachableBy`).
     pub static_routes: Vec<StaticRoute>,
-    /// Calico 3.32's metric ↔ LOCAL_PREF coupling (`[kernel] metric_from_local_pref`).
-    pub metric_from_local_pref: bool,
+    /// Calico 3.32's route priority, coupling metric and LOCAL_PREF
+    /// (`normal_route_priority`).
+    pub normal_route_priority: Option<u32>,
 }
 
 /// 2^31 − 1: Calico 3.32 writes LOCAL_PREF and the kernel metric as this minus each other.
 pub const PRIORITY_MAX: u32 = 2_147_483_647;
-/// The metric of a route that has none, and the bound below which a route is elevated
-/// (`krt_metric < 1024` in `calico_aggr` and `calico_kernel_programming`).
-pub const DEFAULT_METRIC: u32 = 1024;
 /// BIRD's `default bgp_local_pref`, which a BGP route without LOCAL_PREF gets (eBGP).
 const DEFAULT_LOCAL_PREF: u32 = 100;
 
@@ -67,24 +65,23 @@ impl Calico {
                 .map(|pc| (pc.prefix, pc.communities.clone()))
                 .collect(),
             static_routes: c.static_routes.clone(),
-            metric_from_local_pref: c.kernel.metric_from_local_pref,
+            normal_route_priority: c.normal_route_priority,
         }
     }
 
     /// A route's `krt_metric` after Calico 3.32's per-peer export prelude
-    /// (`bird.cfg.template`): a BGP route's is 2^31 − 1 − LOCAL_PREF; a learned kernel
-    /// route keeps its own (kept in the MED slot of its attributes), 1024 when it has none;
-    /// the node's own routes have none, so 1024. `None` when the coupling is off.
+    /// (`buildExportFilter`): a BGP route's is 2^31 − 1 − LOCAL_PREF; a learned kernel
+    /// route keeps its own (kept in the MED slot of its attributes), the normal priority
+    /// when it has none; the node's own routes have none, so the normal priority. `None`
+    /// when the coupling is off.
     pub fn metric(&self, src: PathSource, a: &AttrSet) -> Option<u32> {
-        if !self.metric_from_local_pref {
-            return None;
-        }
+        let normal = self.normal_route_priority?;
         Some(match src {
             PathSource::Peer(_) => {
                 PRIORITY_MAX.saturating_sub(a.local_pref.unwrap_or(DEFAULT_LOCAL_PREF))
             }
-            PathSource::Kernel => a.med.unwrap_or(DEFAULT_METRIC),
-            PathSource::Local => DEFAULT_METRIC,
+            PathSource::Kernel => a.med.unwrap_or(normal),
+            PathSource::Local => normal,
         })
     }
 
@@ -98,11 +95,17 @@ impl Calico {
         }
     }
 
-    /// `calico_aggr`'s 3.32 escape (`net ~ BLOCK && krt_metric < 1024` → accept): a route
+    /// Whether a route from a peer is elevated: LOCAL_PREF above 2^31 − 1 − the normal
+    /// priority, which Calico's import filter gives preference 200 (`buildImportFilter`).
+    pub fn elevated_import(&self, local_pref: u32) -> bool {
+        (self.normal_route_priority).is_some_and(|n| local_pref > PRIORITY_MAX.saturating_sub(n))
+    }
+
+    /// `calico_aggr`'s 3.32 escape (`net ~ BLOCK && krt_metric < PRIORITY` → accept): a route
     /// inside an own block with an elevated metric (a KubeVirt VM live-migrated here) is
     /// announced, unless its pool's BGP export is off (step 1 comes first, contract §3.2).
     pub fn elevated(&self, net: &IpNet, src: PathSource, a: &AttrSet) -> bool {
-        self.metric(src, a).is_some_and(|m| m < DEFAULT_METRIC)
+        (self.metric(src, a)).is_some_and(|m| self.normal_route_priority.is_some_and(|n| m < n))
             && self.pool_of(net).is_none_or(|p| p.bgp_export)
             && self.blocks.iter().any(|b| b.contains(net) && b != net)
     }
@@ -214,7 +217,7 @@ mod tests {
             ],
             communities: vec![(net("198.18.0.0/16"), vec!["65000:1".parse().unwrap()])],
             static_routes: Vec::new(),
-            metric_from_local_pref: false,
+            normal_route_priority: None,
         }
     }
 
@@ -307,7 +310,7 @@ mod tests {
         assert_eq!(c.metric(bgp, &lp(Some(2_147_482_623))), None, "off");
         assert_eq!(c.local_pref(PathSource::Local, &AttrSet::local()), None);
         assert!(!c.elevated(&net("198.18.10.5/32"), PathSource::Kernel, &metric(Some(1))));
-        c.metric_from_local_pref = true;
+        c.normal_route_priority = Some(1024);
         // Kernel metric of a BGP route: 2^31 − 1 − LOCAL_PREF (BIRD's default 100 without).
         assert_eq!(c.metric(bgp, &lp(Some(2_147_482_623))), Some(1024));
         assert_eq!(c.metric(bgp, &lp(None)), Some(2_147_483_547));

@@ -237,7 +237,7 @@ impl View<'_> {
         paths: impl Iterator<Item = (PathSource, u32, &'p Arc<AttrSet>)>,
     ) -> Sent<'p> {
         let rules = g.export.rules(f);
-        if !calico && rules.is_empty() && !self.calico.metric_from_local_pref {
+        if !calico && rules.is_empty() && self.calico.normal_route_priority.is_none() {
             return Sent::new();
         }
         let add_path = g.add_path(f);

@@ -1326,15 +1326,18 @@ fn on_eth0(more: &[&str]) -> Interfaces {
 
 use crate::route::{Hop, KernelRoute, Target};
 
-/// Calico 3.32 (`[kernel] metric_from_local_pref`): BGP routes are written with metric
+/// Calico 3.32 (`normal_route_priority = 1024`): BGP routes are written with metric
 /// 2^31 − 1 − LOCAL_PREF, the node's routes go to iBGP peers with LOCAL_PREF 2^31 − 1 − their
 /// metric (1024 when none), and an elevated workload route inside an own block is announced.
 #[test]
-fn metric_from_local_pref_couples_kernel_metric_and_local_pref() {
+fn normal_route_priority_couples_kernel_metric_and_local_pref() {
     use crate::route::{Alien, AlienKind, Learning};
     for coupled in [false, true] {
-        let extra = format!("[kernel]\nmetric_from_local_pref = {coupled}\n");
-        let mut rib = with_peers(&config(&extra));
+        let extra = match coupled {
+            true => "normal_route_priority = 1024\n",
+            false => "",
+        };
+        let mut rib = with_peers(&config(extra));
         rib.set_interfaces(on_eth0(&[]));
         for id in 0..3 {
             up(&mut rib, id);

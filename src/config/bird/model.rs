@@ -92,8 +92,6 @@ pub fn convert(config: &ast::Config) -> Result<Config, Error> {
     let static_routes: Vec<StaticRoute> = vias.iter().map(|(r, _)| *r).collect();
     let prober = Prober::new(config, kernel_clause, sessions.clauses, statics, vias)?;
     let facts = prober.facts()?;
-    let mut kernel = kernel;
-    kernel.metric_from_local_pref = facts.metric_from_local_pref;
     let model = Config {
         router_id,
         asn,
@@ -112,6 +110,7 @@ pub fn convert(config: &ast::Config) -> Result<Config, Error> {
         peers: sessions.peers,
         filters,
         static_routes,
+        normal_route_priority: facts.normal_route_priority,
     };
     prober.check(&model, &facts.connected)?;
 

@@ -29,7 +29,7 @@ use super::eval::{Evaluator, Outcome, Route};
 use super::{Error, Pos};
 use crate::attrs::{AttrSet, PathSource};
 use crate::config::{AnyCommunity, Config, Encapsulation, Pool, PrefixCommunities, StaticRoute};
-use crate::policy::calico::{Calico, DEFAULT_METRIC, KernelKind, PRIORITY_MAX, exports_device};
+use crate::policy::calico::{Calico, KernelKind, PRIORITY_MAX, exports_device};
 use crate::wire::attr::{Community, LargeCommunity};
 
 /// Devices of the kernel routes probed: a workload, Felix's VXLAN and WireGuard devices,
@@ -76,10 +76,11 @@ pub struct Facts {
     pub communities: Vec<(PrefixCommunities, Pos)>,
     /// Next hops the kernel filter treats as on a connected subnet (IP-in-IP CrossSubnet).
     pub connected: HashSet<IpAddr>,
-    /// Calico 3.32's metric ↔ LOCAL_PREF coupling: the kernel filter gives BGP routes a
-    /// metric, or the export filters give the node's routes a LOCAL_PREF (the check then
-    /// holds every filter to the whole of it).
-    pub metric_from_local_pref: bool,
+    /// Calico 3.32's route priority, coupling metric and LOCAL_PREF: the metric the kernel
+    /// filter gives a BGP route without LOCAL_PREF, or 2^31 − 1 − the LOCAL_PREF the export
+    /// filters give the node's routes (the check then holds every filter to the whole of
+    /// it).
+    pub normal_route_priority: Option<u32>,
 }
 
 /// The probes of one configuration and the filters they run through.
@@ -211,31 +212,28 @@ impl<'c> Prober<'c> {
             .map(|(i, p)| (p, self.literals[i].1.clone()))
             .collect();
         facts.communities = self.communities();
-        facts.metric_from_local_pref = self.coupled();
+        facts.normal_route_priority = self.priority();
         Ok(facts)
     }
 
-    /// Whether the filters couple the kernel metric and LOCAL_PREF (Calico 3.32): the
-    /// kernel filter sets `krt_metric` on a BGP route, or a peer's export filter sets
-    /// `bgp_local_pref` on a static route.
-    fn coupled(&self) -> bool {
-        let Some(net) = self.nets.first() else {
-            return false;
-        };
-        let route = bgp_route(*net, self.outside);
-        let kernel = (self.kernel.iter()).any(|k| {
-            let o = self.eval.run(&k.filter, route.clone());
-            o.accepted && o.route.krt_metric.is_some()
+    /// The route priority the filters couple the kernel metric and LOCAL_PREF with (Calico
+    /// 3.32): 2^31 − 1 − the LOCAL_PREF a peer's export filter sets on a static route, or
+    /// the metric the kernel filter sets on a BGP route without LOCAL_PREF.
+    fn priority(&self) -> Option<u32> {
+        let net = *self.nets.first()?;
+        let export = (self.peers.iter()).find_map(|p| {
+            let r = Route::new(net, ast::Source::Static);
+            let lp = self.eval.run(&p.export.filter, r).route.bgp_local_pref?;
+            Some(PRIORITY_MAX.saturating_sub(lp))
         });
-        let export = (self.peers.iter()).any(|p| {
-            let r = Route::new(*net, ast::Source::Static);
-            self.eval
-                .run(&p.export.filter, r)
-                .route
-                .bgp_local_pref
-                .is_some()
-        });
-        kernel || export
+        let mut route = bgp_route(net, self.outside);
+        route.bgp_local_pref = None;
+        export.or_else(|| {
+            (self.kernel.iter()).find_map(|k| {
+                let o = self.eval.run(&k.filter, route.clone());
+                o.route.krt_metric.filter(|_| o.accepted)
+            })
+        })
     }
 
     /// A service range is a static blackhole whose inside is exported too (a block
@@ -476,8 +474,10 @@ impl<'c> Prober<'c> {
             // Calico 3.32: an elevated route gets preference 200. wren's decision needs no
             // preference for it: it beats learned kernel routes (10) as any BGP route does,
             // and Calico announces no own block's prefix from another node.
-            let elevated = calico.metric_from_local_pref && lp > PRIORITY_MAX - DEFAULT_METRIC;
-            let preference = if elevated { 200 } else { r.preference };
+            let preference = match calico.elevated_import(lp) {
+                true => ELEVATED_PREFERENCE,
+                false => r.preference,
+            };
             if o.accepted && o.route.preference != preference {
                 return Err(Error::new(
                     p.import.pos,
@@ -582,12 +582,18 @@ impl<'c> Prober<'c> {
 /// metric 1024, not elevated), and 2^31 − 1 − 100 (an elevated one, metric 100).
 const LOCAL_PREFS: [u32; 3] = [
     DEFAULT_LOCAL_PREF,
-    PRIORITY_MAX - DEFAULT_METRIC,
+    PRIORITY_MAX - CALICO_PRIORITY,
     PRIORITY_MAX - 100,
 ];
 
 /// Kernel metrics probed on learned routes: an elevated one and one at the bound.
-const KERNEL_METRICS: [u32; 2] = [100, DEFAULT_METRIC];
+const KERNEL_METRICS: [u32; 2] = [100, CALICO_PRIORITY];
+
+/// Calico's default `NormalRoutePriority`.
+const CALICO_PRIORITY: u32 = 1024;
+
+/// The preference Calico's import filter gives an elevated route (`birdOverridePreference`).
+const ELEVATED_PREFERENCE: u32 = 200;
 
 /// BIRD's `default bgp_local_pref`.
 const DEFAULT_LOCAL_PREF: u32 = 100;

@@ -14,11 +14,12 @@
 //!   no Secret API, as confd in etcd mode has no Kubernetes client either.
 //! - `localWorkloadSelector` peers;
 //!
-//! Calico version shape: the model this path produces is the ≤ 3.31 one (no metric ↔
-//! LOCAL_PREF coupling, `[kernel] metric_from_local_pref` off), so a node decided from the
-//! datastore mixes with BIRD nodes on 3.31 configs; nodes on 3.32 templates set the switch in
-//! their TOML or run on the BIRD files, which carry it. (3.32's renderer writes the prelude
-//! whatever the datastore holds: it follows the Calico release, not a resource.)
+//! Calico version shape: this path produces what current confd (3.32 and master) renders,
+//! the metric ↔ LOCAL_PREF coupling included (`normal_route_priority`: the default
+//! BGPConfiguration's `ipv4NormalRoutePriority`, 1024 when unset, `getNormalRoutePriority`
+//! in `bgp_processor.go`), whatever the resources hold: confd writes it for every node of
+//! the release. A ≤ 3.31 node differs only in what it writes: no kernel metric, LOCAL_PREF
+//! 100 (a 3.32 node's 2^31 − 1 − 1024 only ranks its routes above such a node's).
 //! - BGPFilter rules using what the model has no place for (`peerType`, `communities`,
 //!   `asPathPrefix`, `priority`, `operations`): the whole filter is left out (dropping one
 //!   rule would change what the others decide), and peers naming it run without it, as
@@ -42,6 +43,8 @@ use crate::config::{
 /// The AS when neither the Node nor the default BGPConfiguration sets one (confd's default
 /// `/calico/bgp/v1/global/as_num`, `client.go`).
 pub const DEFAULT_ASN: u32 = 64512;
+/// Calico's `NormalRoutePriority` when the BGPConfiguration sets none.
+const NORMAL_ROUTE_PRIORITY: u32 = 1024;
 /// BGP's port, when no `listenPort` is set.
 const BGP_PORT: u16 = 179;
 /// Equal-cost paths installed per prefix: BIRD's limit with Calico's `merge paths on`.
@@ -116,6 +119,16 @@ pub fn decide(node: &str, r: &Resources) -> Result<Decision, String> {
         .or(global)
         .map(|c| d.communities(c))
         .unwrap_or_default();
+    let priority = |p: fn(&BgpConfigurationSpec) -> Option<u32>| {
+        global.and_then(p).unwrap_or(NORMAL_ROUTE_PRIORITY)
+    };
+    let normal_route_priority = priority(|g| g.ipv4_normal_route_priority);
+    if priority(|g| g.ipv6_normal_route_priority) != normal_route_priority {
+        d.warn(format!(
+            "BGPConfiguration default: ipv6NormalRoutePriority differs from IPv4's; wren \
+             applies {normal_route_priority} to both families"
+        ));
+    }
     let config = Config {
         router_id,
         asn: d.asn,
@@ -132,6 +145,7 @@ pub fn decide(node: &str, r: &Resources) -> Result<Decision, String> {
         peers: d.peers,
         filters: filters.clone(),
         static_routes: d.static_routes,
+        normal_route_priority: Some(normal_route_priority),
     };
     validate::check(&config).map_err(|(_, message)| format!("node {node}: {message}"))?;
     Ok(Decision {
