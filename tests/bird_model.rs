@@ -793,3 +793,30 @@ fn a_filter_naming_the_default_route_still_converts() {
     assert_eq!(m.originate, vec![net("192.168.20.64/26")]);
     assert_eq!(m.pools.len(), 1);
 }
+
+/// Calico's `ipv4NormalRoutePriority` set to 2000: confd writes 2000 where 1024 was (the
+/// prelude's default metric, the kernel filter's, `calico_aggr`'s bound) and
+/// 2147483647 − 2000 in the import filter; the model carries 2000. One filter left at
+/// 1024 is refused.
+#[test]
+fn a_configured_route_priority_is_carried_and_checked() {
+    let dir = edited_copy("v3.32", "mesh3", "priority", |_, t| {
+        t.replace("1024", "2000")
+            .replace("2147482623", "2147481647")
+    });
+    let m = convert(&dir.join("bird.cfg")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(m.normal_route_priority, Some(2000));
+    assert_eq!(round_trip(&m), m);
+    let aggr = std::fs::read_to_string(dir.join("bird_aggr.cfg")).unwrap();
+    std::fs::write(
+        dir.join("bird_aggr.cfg"),
+        aggr.replace("krt_metric < 2000", "krt_metric < 1024"),
+    )
+    .unwrap();
+    let e = convert(&dir.join("bird.cfg")).expect_err("calico_aggr at another priority");
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(
+        e.message.contains("export filter of Mesh_10_192_0_2"),
+        "{e}"
+    );
+}

@@ -431,7 +431,7 @@ impl<'c> Prober<'c> {
         // The metric of a BGP route, by LOCAL_PREF (Calico 3.32's `calico_kernel_programming`):
         // BIRD's default, one at the bound, one elevated.
         for net in &self.nets {
-            for lp in LOCAL_PREFS {
+            for lp in local_prefs(calico) {
                 let mut r = bgp_route(*net, self.outside);
                 r.bgp_local_pref = Some(lp);
                 let o = self.eval.run(&k.filter, r.clone());
@@ -467,7 +467,8 @@ impl<'c> Prober<'c> {
     }
 
     fn check_peer(&self, p: &PeerClauses<'_>, calico: &Calico) -> Result<(), Error> {
-        for (net, lp) in (self.nets.iter()).flat_map(|n| LOCAL_PREFS.map(|lp| (n, lp))) {
+        let lps = local_prefs(calico);
+        for (net, lp) in (self.nets.iter()).flat_map(|n| lps.iter().map(move |lp| (n, *lp))) {
             let mut r = bgp_route(*net, self.outside);
             r.bgp_local_pref = Some(lp);
             let o = self.eval.run(&p.import.filter, r.clone());
@@ -512,14 +513,14 @@ impl<'c> Prober<'c> {
             r
         }));
         for net in &self.nets {
-            for lp in LOCAL_PREFS {
+            for lp in local_prefs(calico) {
                 let mut r = bgp_route(*net, self.outside);
                 r.bgp_local_pref = Some(lp);
                 routes.push(r);
             }
             routes.extend(KERNEL_DEVICES.iter().map(|d| kernel_route(*net, d)));
             // Felix's workload route with a metric: ordinary, and elevated (KubeVirt).
-            for m in KERNEL_METRICS {
+            for m in kernel_metrics(calico) {
                 let mut r = kernel_route(*net, KERNEL_DEVICES[0]);
                 r.krt_metric = Some(m);
                 routes.push(r);
@@ -578,16 +579,29 @@ impl<'c> Prober<'c> {
     }
 }
 
-/// LOCAL_PREFs probed: BIRD's default, 2^31 − 1 − 1024 (a 3.32 node's ordinary route:
-/// metric 1024, not elevated), and 2^31 − 1 − 100 (an elevated one, metric 100).
-const LOCAL_PREFS: [u32; 3] = [
-    DEFAULT_LOCAL_PREF,
-    PRIORITY_MAX - CALICO_PRIORITY,
-    PRIORITY_MAX - 100,
-];
+/// LOCAL_PREFs probed: BIRD's default, 2^31 − 1 − 1024 (a 3.32 node's ordinary route at
+/// Calico's default priority), 2^31 − 1 − 100 (an elevated one), and both sides of the
+/// model's own priority's bound.
+fn local_prefs(calico: &Calico) -> Vec<u32> {
+    let around = (calico.normal_route_priority.iter())
+        .map(|n| PRIORITY_MAX.saturating_sub(*n))
+        .flat_map(|lp| [lp, lp.saturating_add(1)]);
+    [
+        DEFAULT_LOCAL_PREF,
+        PRIORITY_MAX - CALICO_PRIORITY,
+        PRIORITY_MAX - 100,
+    ]
+    .into_iter()
+    .chain(around)
+    .collect()
+}
 
-/// Kernel metrics probed on learned routes: an elevated one and one at the bound.
-const KERNEL_METRICS: [u32; 2] = [100, CALICO_PRIORITY];
+/// Kernel metrics probed on learned routes: an elevated one, Calico's default priority,
+/// and both sides of the model's own priority.
+fn kernel_metrics(calico: &Calico) -> Vec<u32> {
+    let around = (calico.normal_route_priority.iter()).flat_map(|n| [*n, n.saturating_sub(1)]);
+    [100, CALICO_PRIORITY].into_iter().chain(around).collect()
+}
 
 /// Calico's default `NormalRoutePriority`.
 const CALICO_PRIORITY: u32 = 1024;
