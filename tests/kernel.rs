@@ -761,7 +761,7 @@ fn unreachable_next_hop_gives_way_to_a_reachable_path() {
 /// written with metric 2147483547. Own blackholes and the static route carry no metric.
 #[test]
 fn route_priority_metrics_and_reachable_by_route() {
-    let mut lab = Lab::new("wk9");
+    let mut lab = Lab::new("wk10");
     let (a, b) = lab.pair();
     let c = lab.third(&a);
     let p = lab.prefix.clone();

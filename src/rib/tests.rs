@@ -7,6 +7,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::config::{Config, LimitAction, PeerDefaults};
+use crate::route::{Hop, Interfaces, KernelRoute, Target};
 use crate::session::caps::local_open;
 use crate::wire::attr::{Origin, Segment, SegmentKind};
 use crate::wire::{Attr, Message, Negotiated, PathAttribute, Prefix, decode, frame};
@@ -996,14 +997,8 @@ fn import_limit_changes_without_a_reset() {
 /// the kernel is handed the new route.
 #[test]
 fn unreachable_next_hop_loses_until_it_resolves() {
-    use crate::route::{Alien, AlienKind, Hop, Interfaces, KernelRoute, Learning, Target};
-    let eth0 = |more: &[&str]| Interfaces {
-        subnets: std::iter::once("198.51.100.0/24")
-            .chain(more.iter().copied())
-            .map(|s| (net(s), "eth0".to_string()))
-            .collect(),
-        tunl0: None,
-    };
+    use crate::route::{Alien, AlienKind, Learning};
+    let eth0 = on_eth0;
     let mut rib = with_peers(&config(""));
     rib.set_interfaces(eth0(&[]));
     up(&mut rib, 0);
@@ -1026,17 +1021,7 @@ fn unreachable_next_hop_loses_until_it_resolves() {
             .find(|(n, _)| *n == net(pod))
             .map(|(_, r)| r)
     };
-    let via = |gw: &str| {
-        Some(Some(KernelRoute {
-            net: net(pod),
-            metric: None,
-            target: Target::Via(vec![Hop {
-                gateway: gw.parse().unwrap(),
-                oif: None,
-                onlink: false,
-            }]),
-        }))
-    };
+    let via = |gw: &str| Some(Some(via_route(pod, gw, None)));
     assert_eq!(best(&rib), Some(PathSource::peer(1)));
     assert_eq!(kernel(&mut rib), via("198.51.100.3"));
     // A learned route holds the next hop: it resolves recursively, and peer .2 takes over.
@@ -1324,7 +1309,22 @@ fn on_eth0(more: &[&str]) -> Interfaces {
     }
 }
 
-use crate::route::{Hop, KernelRoute, Target};
+/// `n via gw` with `metric`, as wren writes it.
+fn via_route(n: &str, gw: &str, metric: Option<u32>) -> KernelRoute {
+    KernelRoute {
+        net: net(n),
+        metric,
+        target: hop(gw),
+    }
+}
+
+fn hop(gw: &str) -> Target {
+    Target::Via(vec![Hop {
+        gateway: gw.parse().unwrap(),
+        oif: None,
+        onlink: false,
+    }])
+}
 
 /// Calico 3.32 (`normal_route_priority = 1024`): BGP routes are written with metric
 /// 2^31 − 1 − LOCAL_PREF, the node's routes go to iBGP peers with LOCAL_PREF 2^31 − 1 − their
@@ -1351,15 +1351,7 @@ fn normal_route_priority_couples_kernel_metric_and_local_pref() {
             }));
         rib.update(0, &from_node, false);
         let metric = |m: u32| coupled.then_some(m);
-        let via = |n: &str, gw: &str, m: Option<u32>| KernelRoute {
-            net: net(n),
-            metric: m,
-            target: Target::Via(vec![Hop {
-                gateway: gw.parse().unwrap(),
-                oif: None,
-                onlink: false,
-            }]),
-        };
+        let via = via_route;
         assert_eq!(
             kernel_route_of(&mut rib, "198.18.7.0/26"),
             Some(via("198.18.7.0/26", "198.51.100.2", metric(1024)))
@@ -1423,13 +1415,6 @@ fn static_route_is_written_and_resolves_next_hops_through_its_gateway() {
     let mut rib = with_peers(&config(extra));
     rib.set_interfaces(on_eth0(&[]));
     up(&mut rib, 2);
-    let hop = |gw: &str| {
-        Target::Via(vec![Hop {
-            gateway: gw.parse().unwrap(),
-            oif: None,
-            onlink: false,
-        }])
-    };
     assert_eq!(
         kernel_route_of(&mut rib, "203.0.113.254/32").map(|r| r.target),
         Some(hop("198.51.100.9"))
