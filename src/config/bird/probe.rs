@@ -14,10 +14,17 @@
 //! the same thing, so the check takes the next hops the filter treats as on the subnet as
 //! the connected ones.
 //!
-//! Not probed, because the model keeps them in the engine rather than the filters: kernel
+//! Calico 3.32's metric ↔ LOCAL_PREF coupling (the model's `normal_route_priority`) is
+//! found from the LOCAL_PREF the export prelude gives a static route (or the metric the
+//! kernel filter gives a BGP route without LOCAL_PREF), then checked with probes of several
+//! LOCAL_PREFs and kernel metrics around the priority: the metric the kernel filter writes,
+//! the LOCAL_PREF each iBGP peer is sent, the preference the import filter gives, and the
+//! learned routes inside a block that `calico_aggr` lets out. Static routes through a
+//! gateway (reachableBy) go through the kernel and export filters as static routes.
+//!
+//! Not probed, because the model keeps it in the engine rather than the filters: kernel
 //! routes through `tunl0` (the engine's iBGP rule for Felix-owned IP-in-IP is master's, newer
-//! than the 3.31/3.32 filters), and the 3.32 `krt_metric`/`bgp_local_pref` coupling (probe
-//! routes carry LOCAL_PREF 100 and no kernel metric).
+//! than the 3.31/3.32 filters).
 
 use std::collections::HashSet;
 use std::net::IpAddr;
