@@ -21,7 +21,7 @@ use ipnet::IpNet;
 use wren::config::bird::{Family, family_of};
 use wren::config::{
     AnyCommunity, Config, Encapsulation, Error, FilterRule, MatchOperator, NextHopMode, Peer,
-    RuleAction, Source, diff::diff, toml, write,
+    RuleAction, Source, StaticRoute, diff::diff, toml, write,
 };
 
 fn corpus() -> PathBuf {
@@ -78,17 +78,6 @@ fn edited_copy(
     to
 }
 
-/// tor-ebgp without its reachableBy route (`route P via GW`), which the model does not carry.
-/// `tag` names the copy, so tests running at once do not share it.
-fn tor_without_via(shape: &str, tag: &str) -> PathBuf {
-    edited_copy(shape, "tor-ebgp", tag, |_, text| {
-        text.lines()
-            .filter(|l| !l.contains(" via "))
-            .map(|l| format!("{l}\n"))
-            .collect()
-    })
-}
-
 /// Every scenario of both Calico shapes and the hand-written extras.
 fn scenarios() -> Vec<PathBuf> {
     let shapes = ["v3.31", "v3.32", "extra"].map(|s| corpus().join(s));
@@ -113,9 +102,6 @@ fn refused_at(dir: &Path) -> Option<&'static str> {
         // rules (prefix, length, source, interface); the first is a three-prefix set.
         "v3.31/bgpfilter" => "bird.cfg:41:6",
         "v3.32/bgpfilter" => "bird.cfg:44:6",
-        // reachableBy: `route PEER/32 via GW`.
-        "v3.31/tor-ebgp" => "bird_aggr.cfg:5:3",
-        "v3.32/tor-ebgp" => "bird_aggr.cfg:4:3",
         // `log syslog …`: wren logs to stderr.
         "extra/all-constructs" => "bird.cfg:4:1",
         // A static protocol with an import filter.
@@ -145,22 +131,18 @@ fn round_trip(m: &Config) -> Config {
 
 #[test]
 fn the_toml_convert_prints_reads_back_to_the_same_model() {
-    let mut files: Vec<PathBuf> = (scenarios().iter())
+    let files: Vec<PathBuf> = (scenarios().iter())
         .filter(|d| refused_at(d).is_none())
         .map(|d| main_file(d))
         .collect();
-    let tor = [
-        tor_without_via("v3.31", "trip"),
-        tor_without_via("v3.32", "trip"),
-    ];
-    files.extend(tor.iter().map(|d| d.join("bird.cfg")));
     assert!(files.len() >= 25);
+    // tor-ebgp in both shapes (its reachableBy route), mesh3 in 3.32 (the coupling).
+    for carries in ["v3.31/tor-ebgp", "v3.32/tor-ebgp", "v3.32/mesh3"] {
+        assert!(files.contains(&corpus().join(carries).join("bird.cfg")));
+    }
     for f in &files {
         let m = convert(f).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(round_trip(&m), m, "{}", f.display());
-    }
-    for d in tor {
-        std::fs::remove_dir_all(d).unwrap();
     }
 }
 
@@ -192,6 +174,10 @@ fn mesh_of_three_in_both_shapes() {
         assert!(m.pools[0].bgp_export);
         assert_eq!(m.max_paths, 16, "merge paths on");
         assert!(m.kernel.enabled && m.kernel.learn);
+        // Calico 3.32's metric ↔ LOCAL_PREF prelude, kernel filter and `calico_aggr` escape.
+        let priority = (shape == "v3.32").then_some(1024);
+        assert_eq!(m.normal_route_priority, priority, "{shape}");
+        assert!(m.static_routes.is_empty());
         assert_eq!(m.kernel.startup_wait, 240, "graceful restart: BIRD's wait");
         assert_eq!(m.peers.len(), 2);
         for (name, address, passive) in [
@@ -254,10 +240,19 @@ fn route_reflector_and_its_client() {
 #[test]
 fn tor_ebgp_ttl_security_next_hop_local_as() {
     for shape in ["v3.31", "v3.32"] {
-        let dir = tor_without_via(shape, "tor");
-        let m = convert(&dir.join("bird.cfg")).unwrap();
-        std::fs::remove_dir_all(&dir).unwrap();
+        let m = model(shape, "tor-ebgp");
         assert_eq!(m.asn, 65001, "the template's local as");
+        // reachableBy: `route 10.192.0.254/32 via 10.192.0.1;` in the static protocol.
+        assert_eq!(
+            m.static_routes,
+            vec![StaticRoute {
+                prefix: net("10.192.0.254/32"),
+                via: ip("10.192.0.1"),
+            }],
+            "{shape}"
+        );
+        assert_eq!(m.originate, vec![net("192.168.20.64/26")], "{shape}");
+        assert_eq!(m.normal_route_priority, (shape == "v3.32").then_some(1024));
         let g = &peer(&m, "Global_10_192_0_254").settings;
         assert_eq!(
             (g.ttl_security, g.ttl),
@@ -521,19 +516,52 @@ fn filters_the_model_cannot_carry_are_refused_at_their_place() {
             "bird.cfg:52:3",
             "keeps back the static route 192.168.20.64/26",
         ),
-        // A ≤3.31-shaped peer among 3.32 functions: without the prelude krt_metric is unset,
-        // which sorts below 1024, so `net ~ BLOCK && krt_metric < 1024` announces every
-        // route inside the block.
+        // A ≤3.31-shaped peer among 3.32 functions: without the prelude the node's routes
+        // go with LOCAL_PREF 100 (and krt_metric is unset, which sorts below 1024, so
+        // `net ~ BLOCK && krt_metric < 1024` announces every route inside the block).
         (
             "v3.32",
             "bird.cfg",
             "protocol bgp Mesh_10_192_0_4 from bgp_template {",
             "protocol bgp Mesh_10_192_0_9 from bgp_template {\n  multihop;\n  \
              neighbor 10.192.0.9 as 64512;\n  \
+             import filter { if bgp_local_pref > 2147482623 then preference = 200; accept; };\n  \
              export filter { calico_export_to_bgp_peers(true); reject; };\n}\n\
              protocol bgp Mesh_10_192_0_4 from bgp_template {",
-            "bird.cfg:66:3",
-            "Mesh_10_192_0_9 announces a BGP route for 192.168.20.",
+            "bird.cfg:67:3",
+            "export filter of Mesh_10_192_0_9 announces the static route 192.168.20.64/26 with \
+             LOCAL_PREF 100, wren's model would announce it with 2147482623",
+        ),
+        // The same peer with `import all`: an elevated route keeps preference 100 there,
+        // which the 3.32 coupling the other filters show does not carry.
+        (
+            "v3.32",
+            "bird.cfg",
+            "protocol bgp Mesh_10_192_0_4 from bgp_template {",
+            "protocol bgp Mesh_10_192_0_9 from bgp_template {\n  multihop;\n  \
+             neighbor 10.192.0.9 as 64512;\n}\n\
+             protocol bgp Mesh_10_192_0_4 from bgp_template {",
+            "bird.cfg:63:1",
+            "LOCAL_PREF 2147483547 preference 100, wren's model would give it 200",
+        ),
+        // A 3.32 prelude that gives the node's routes another LOCAL_PREF than the other
+        // peer's and the kernel filter's priority.
+        (
+            "v3.32",
+            "bird.cfg",
+            "      bgp_local_pref = 2147483647 - krt_metric;\n    }\n    calico_export_to_bgp_peers(true);\n    reject;\n  };  # only workload routes\n  passive on;",
+            "      bgp_local_pref = 2147483646 - krt_metric;\n    }\n    calico_export_to_bgp_peers(true);\n    reject;\n  };  # only workload routes\n  passive on;",
+            "bird.cfg:73:3",
+            "with LOCAL_PREF 2147482622, wren's model would announce it with 2147482623",
+        ),
+        // A 3.32 kernel filter that writes BGP routes with a fixed metric.
+        (
+            "v3.32",
+            "bird_ipam.cfg",
+            "      krt_metric = 2147483647 - bgp_local_pref;\n",
+            "      krt_metric = 1024;\n",
+            "bird.cfg:18:3",
+            "with metric 1024, wren's model would write it with metric 2147483547",
         ),
         // A community only on the node's own static routes: wren's ranges add by prefix.
         (
@@ -729,11 +757,11 @@ fn wrenc_convert_prints_the_model_and_refuses_at_its_place() {
     assert!(stdout.starts_with("# wren's configuration, converted from "));
     assert_eq!(toml::parse(None, &stdout), Ok(convert(&file).unwrap()));
 
-    let tor = corpus().join("v3.32/tor-ebgp");
-    let (code, stdout, stderr) = wrenc(&[&tor.join("bird.cfg")]);
+    let refused = corpus().join("v3.32/bgpfilter");
+    let (code, stdout, stderr) = wrenc(&[&refused.join("bird.cfg")]);
     assert_eq!(code, Some(1));
     assert!(stdout.is_empty());
-    let want = format!("wrenc: {}:4:3: ", tor.join("bird_aggr.cfg").display());
+    let want = format!("wrenc: {}:44:6: ", refused.join("bird.cfg").display());
     assert!(stderr.starts_with(&want), "{stderr}");
 
     let v6 = edited_copy("v3.32", "ipv6-peers", "renamed", |_, t| t);
@@ -764,4 +792,31 @@ fn a_filter_naming_the_default_route_still_converts() {
     );
     assert_eq!(m.originate, vec![net("192.168.20.64/26")]);
     assert_eq!(m.pools.len(), 1);
+}
+
+/// Calico's `ipv4NormalRoutePriority` set to 2000: confd writes 2000 where 1024 was (the
+/// prelude's default metric, the kernel filter's, `calico_aggr`'s bound) and
+/// 2147483647 − 2000 in the import filter; the model carries 2000. One filter left at
+/// 1024 is refused.
+#[test]
+fn a_configured_route_priority_is_carried_and_checked() {
+    let dir = edited_copy("v3.32", "mesh3", "priority", |_, t| {
+        t.replace("1024", "2000")
+            .replace("2147482623", "2147481647")
+    });
+    let m = convert(&dir.join("bird.cfg")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(m.normal_route_priority, Some(2000));
+    assert_eq!(round_trip(&m), m);
+    let aggr = std::fs::read_to_string(dir.join("bird_aggr.cfg")).unwrap();
+    std::fs::write(
+        dir.join("bird_aggr.cfg"),
+        aggr.replace("krt_metric < 2000", "krt_metric < 1024"),
+    )
+    .unwrap();
+    let e = convert(&dir.join("bird.cfg")).expect_err("calico_aggr at another priority");
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(
+        e.message.contains("export filter of Mesh_10_192_0_2"),
+        "{e}"
+    );
 }

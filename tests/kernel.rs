@@ -805,3 +805,111 @@ fn unreachable_next_hop_gives_way_to_a_reachable_path() {
     ip(&["-n", &a, "link", "set", &format!("{p}ac"), "up"]);
     wait_routes(&a, false, &[&via_c]);
 }
+
+/// Calico 3.32's route priority and a `reachableBy` ToR, as BIRD writes them: A reaches B's
+/// address 198.19.255.254 (on B's loopback) only through its static route `via
+/// 198.51.100.2`, which it writes to the kernel; B's routes come with that address as next
+/// hop and are written through the gateway (`gateway recursive`). With
+/// `normal_route_priority = 1024` on A and B: B's block comes with LOCAL_PREF
+/// 2147483647 − 1024 and is written with metric 1024; Felix's route inside B's block with
+/// metric 512 is announced (the `calico_aggr` escape) with LOCAL_PREF 2147483647 − 512 and
+/// written with metric 512; C runs as a ≤ 3.31 node (LOCAL_PREF 100), so its block is
+/// written with metric 2147483547. Own blackholes and the static route carry no metric.
+#[test]
+fn route_priority_metrics_and_reachable_by_route() {
+    let mut lab = Lab::new("wk10");
+    let (a, b) = lab.pair();
+    let c = lab.third(&a);
+    let p = lab.prefix.clone();
+    let tor = "198.19.255.254";
+    ip(&["-n", &b, "addr", "add", &format!("{tor}/32"), "dev", "lo"]);
+    let head = |id: &str, block: &str, extra: &str| {
+        format!(
+            "router_id = \"{id}\"\nasn = 64512\noriginate = [\"{block}\"]\n{extra}\
+             [[pool]]\ncidr = \"198.18.0.0/16\"\n\
+             [defaults]\nconnect_delay = 1\nhold_time = 9\n"
+        )
+    };
+    let peer =
+        |addr: &str, more: &str| format!("[[peer]]\naddress = \"{addr}\"\nasn = 64512\n{more}");
+    let a_config = format!(
+        "{}{}{}",
+        head(
+            "198.51.100.1",
+            "198.18.1.0/26",
+            &format!(
+                "normal_route_priority = 1024\n\
+                 [[static_route]]\nprefix = \"{tor}/32\"\nvia = \"198.51.100.2\"\n"
+            ),
+        ),
+        peer(tor, ""),
+        peer("203.0.113.3", ""),
+    );
+    lab.start(&a, "a", &a_config, &[]);
+    let b_config = format!(
+        "{}{}",
+        head(
+            "198.51.100.2",
+            "198.18.2.0/26",
+            "normal_route_priority = 1024\n"
+        ),
+        peer("198.51.100.1", &format!("source_address = \"{tor}\"\n")),
+    );
+    lab.start(&b, "b", &b_config, &[]);
+    lab.start(
+        &c,
+        "c",
+        &format!(
+            "{}{}",
+            head("203.0.113.3", "198.18.3.0/26", ""),
+            peer("203.0.113.1", "")
+        ),
+        &[],
+    );
+    ip(&[
+        "-n", &b, "link", "add", "cali1", "type", "veth", "peer", "name", "cali1p",
+    ]);
+    ip(&["-n", &b, "link", "set", "cali1", "up"]);
+    ip(&[
+        "-n",
+        &b,
+        "route",
+        "add",
+        "198.18.2.5/32",
+        "dev",
+        "cali1",
+        "proto",
+        "80",
+        "metric",
+        "512",
+    ]);
+    let r = wait_routes(
+        &a,
+        false,
+        &[
+            &format!("{tor} via 198.51.100.2 dev {p}ab"),
+            &format!("198.18.2.0/26 via 198.51.100.2 dev {p}ab metric 1024"),
+            &format!("198.18.2.5 via 198.51.100.2 dev {p}ab metric 512"),
+            &format!("198.18.3.0/26 via 203.0.113.3 dev {p}ac metric 2147483547"),
+            "blackhole 198.18.1.0/26",
+        ],
+    );
+    for line in r.lines() {
+        let own = line.starts_with("blackhole") || line.starts_with(tor);
+        assert!(!own || !line.contains("metric"), "{r}");
+    }
+    // A's block goes to B with LOCAL_PREF 2147483647 − 1024: B writes it with metric 1024.
+    wait_routes(
+        &b,
+        false,
+        &[
+            "198.18.1.0/26 via 198.51.100.1 dev ",
+            "blackhole 198.18.2.0/26",
+        ],
+    );
+    let at_b = routes(&b, false);
+    assert!(
+        (at_b.lines()).any(|l| l.starts_with("198.18.1.0/26") && l.contains("metric 1024")),
+        "{at_b}"
+    );
+}

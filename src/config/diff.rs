@@ -15,10 +15,12 @@ pub struct Changes {
     /// Peers no longer configured (as they were configured).
     pub removed: Vec<Peer>,
     pub changed: Vec<PeerChange>,
-    /// Origination, services, pools, communities, cluster id or paths per prefix changed:
+    /// Origination, services, pools, communities, cluster id, paths per prefix, static
+    /// routes or the route priority changed:
     /// every prefix is decided and exported again.
     pub policy: bool,
-    /// Pools changed: every kernel route is worked out again (encapsulation).
+    /// Pools, static routes or the route priority changed: every kernel route is worked
+    /// out again (encapsulation, gateways resolved through a static route, metrics).
     pub pools: bool,
     /// The named filters changed: peers naming them have their routes filtered again, their
     /// sessions kept.
@@ -66,6 +68,8 @@ pub fn diff(running: &Config, new: &Config) -> Result<Changes, String> {
             &running.communities,
             running.cluster_id,
             running.max_paths,
+            &running.static_routes,
+            running.normal_route_priority,
         ) != (
             &new.originate,
             &new.services,
@@ -73,8 +77,14 @@ pub fn diff(running: &Config, new: &Config) -> Result<Changes, String> {
             &new.communities,
             new.cluster_id,
             new.max_paths,
+            &new.static_routes,
+            new.normal_route_priority,
         ),
-        pools: running.pools != new.pools,
+        pools: (
+            &running.pools,
+            &running.static_routes,
+            running.normal_route_priority,
+        ) != (&new.pools, &new.static_routes, new.normal_route_priority),
         filters: running.filters != new.filters,
         ..Changes::default()
     };
@@ -387,6 +397,16 @@ mod tests {
             ("", "cluster_id = \"1.2.3.4\"\n", true, false, None),
             ("", "max_paths = 4\n", true, false, None),
             ("", "[[pool]]\ncidr = \"10.0.0.0/16\"\n", true, true, None),
+            // Calico 3.32's coupling: metrics and LOCAL_PREFs change; no session reset.
+            ("", "normal_route_priority = 1024\n", true, true, None),
+            // reachableBy: a kernel route, and gateways resolved through it; no session reset.
+            (
+                "",
+                "[[static_route]]\nprefix = \"10.192.0.254/32\"\nvia = \"10.192.0.1\"\n",
+                true,
+                true,
+                None,
+            ),
             (
                 "",
                 "[[communities]]\nprefix = \"10.0.0.0/8\"\ncommunities = [\"1:1\"]\n",

@@ -44,6 +44,31 @@ pub struct Config {
     pub peers: Vec<Peer>,
     /// Named route filters (Calico's BGPFilter resources) that peers refer to by name.
     pub filters: Vec<BgpFilter>,
+    /// Routes through a gateway written to the kernel (Calico's BGPPeer `reachableBy`).
+    pub static_routes: Vec<StaticRoute>,
+    /// Calico 3.32's route priority (BGPConfiguration `ipv4NormalRoutePriority` /
+    /// `ipv6NormalRoutePriority`, 1024 by default; KubeVirt live migration): set, the kernel
+    /// metric and LOCAL_PREF are coupled. A BGP route is written with metric
+    /// 2147483647 − LOCAL_PREF (this priority without one); the node's own and learned
+    /// routes go to iBGP peers with LOCAL_PREF 2147483647 − their metric (this priority when
+    /// they have none); a learned route inside an own block with a metric below it is
+    /// announced too. From confd 3.32 (`bgp_processor.go`: `buildExportFilter`'s prelude,
+    /// `buildImportFilter`, `SetMetricForBGPRoutes` in `calico_kernel_programming`;
+    /// `bird_aggr.cfg.template`'s `krt_metric < NormalRoutePriority`; contract §2.9, §3.2,
+    /// §3.5, §3.7). Unset: Calico ≤ 3.31, whose routes carry no metric and LOCAL_PREF 100.
+    pub normal_route_priority: Option<u32>,
+}
+
+/// A route to `prefix` through the gateway `via`: Calico's BGPPeer `reachableBy`, which confd
+/// renders as `route PEER/32 via GW;` in the static protocol of `bird_aggr.cfg` (contract
+/// §2.6, §3.1). BIRD writes it to the kernel (`proto bird`, through
+/// `calico_kernel_programming` like any other route) and resolves the BGP next hops inside
+/// it through the gateway (`gateway recursive`); it is exported only as Calico's rules say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticRoute {
+    pub prefix: IpNet,
+    pub via: IpAddr,
 }
 
 /// A Calico BGPFilter (`projectcalico.org/v3` `BGPFilterSpec`): four rule lists, one per
@@ -100,6 +125,8 @@ pub enum Item {
     Originate(usize),
     Service(usize),
     Pool(usize),
+    /// A `[[static_route]]`.
+    StaticRoute(usize),
     /// A `[[communities]]` range, or one community in it.
     Communities(usize, Option<usize>),
     /// A peer, or one of its settings by name.

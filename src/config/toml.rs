@@ -15,7 +15,7 @@ use super::datastore::Local;
 use super::{
     AddPaths, BfdOptions, BgpFilter, Config, Contents, Error, FilterRule, Item, KernelConfig,
     LimitAction, Listen, LogLevel, MatchOperator, NextHopMode, Peer, PeerBfd, PeerDefaults, Pool,
-    PrefixCommunities, RuleAction, default_name, validate,
+    PrefixCommunities, RuleAction, StaticRoute, default_name, validate,
 };
 
 /// The whole file.
@@ -32,6 +32,9 @@ struct File {
     services: Vec<IpNet>,
     #[serde(default, rename = "pool")]
     pools: Vec<Pool>,
+    #[serde(default, rename = "static_route")]
+    static_routes: Vec<StaticRoute>,
+    normal_route_priority: Option<u32>,
     #[serde(default)]
     communities: Vec<Communities>,
     cluster_id: Option<Ipv4Addr>,
@@ -300,6 +303,8 @@ impl File {
             metrics: self.metrics,
             peers,
             filters,
+            static_routes: self.static_routes,
+            normal_route_priority: self.normal_route_priority,
         })
     }
 }
@@ -391,6 +396,10 @@ impl Positions {
             Item::Originate(i) => vec![format!("originate.{i}")],
             Item::Service(i) => vec![format!("services.{i}")],
             Item::Pool(i) => vec![format!("pool.{i}.cidr"), format!("pool.{i}")],
+            Item::StaticRoute(i) => vec![
+                format!("static_route.{i}.prefix"),
+                format!("static_route.{i}"),
+            ],
             Item::Communities(i, Some(j)) => vec![format!("communities.{i}.communities.{j}")],
             Item::Communities(i, None) => {
                 vec![

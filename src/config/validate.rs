@@ -32,6 +32,15 @@ pub fn check(c: &Config) -> Result<(), (Item, String)> {
             "max_paths must be at least 1".into(),
         ));
     }
+    // A metric BIRD's 32-bit signed filter arithmetic (2147483647 − x) keeps positive.
+    if c.normal_route_priority
+        .is_some_and(|p| p == 0 || p > 2_147_483_647)
+    {
+        return Err((
+            Item::Setting("normal_route_priority"),
+            "normal_route_priority must be 1 to 2147483647".into(),
+        ));
+    }
     if c.communities.len() > MAX_COMMUNITY_RANGES {
         return Err((
             Item::Communities(MAX_COMMUNITY_RANGES, None),
@@ -55,11 +64,28 @@ pub fn check(c: &Config) -> Result<(), (Item, String)> {
             .enumerate()
             .map(|(i, p)| (Item::Pool(i), &p.cidr)),
     )
-    .chain(
-        (c.communities.iter().enumerate()).map(|(i, r)| (Item::Communities(i, None), &r.prefix)),
-    );
+    .chain((c.communities.iter().enumerate()).map(|(i, r)| (Item::Communities(i, None), &r.prefix)))
+    .chain((c.static_routes.iter().enumerate()).map(|(i, r)| (Item::StaticRoute(i), &r.prefix)));
     for (item, net) in prefixes {
         host_bits(net).map_err(|e| (item, e))?;
+    }
+    for (i, r) in c.static_routes.iter().enumerate() {
+        if r.via.is_ipv4() != r.prefix.addr().is_ipv4() {
+            return Err((
+                Item::StaticRoute(i),
+                format!(
+                    "static route {}: gateway {} of another family",
+                    r.prefix, r.via
+                ),
+            ));
+        }
+        if r.prefix.contains(&r.via) {
+            // The gateway would resolve through the route itself (BIRD: "Invalid gateway").
+            return Err((
+                Item::StaticRoute(i),
+                format!("static route {}: gateway {} inside it", r.prefix, r.via),
+            ));
+        }
     }
     filters(&c.filters)?;
     peers(c)
@@ -326,11 +352,42 @@ mod tests {
                 "[[communities]]\nprefix = \"10.0.0.1/24\"\ncommunities = [\"1:1\"]\n",
                 Item::Communities(0, None),
             ),
+            (
+                "[[static_route]]\nprefix = \"10.0.0.1/24\"\nvia = \"10.1.0.1\"\n",
+                Item::StaticRoute(0),
+            ),
         ] {
             let (got, msg) = error(extra);
             assert_eq!(got, item, "{extra}");
             assert!(msg.contains("host bits"), "{msg}");
         }
+    }
+
+    #[test]
+    fn refuses_a_route_priority_out_of_range() {
+        for p in ["0", "2147483648"] {
+            let (item, msg) = error(&format!("normal_route_priority = {p}\n"));
+            assert_eq!(item, Item::Setting("normal_route_priority"));
+            assert!(msg.contains("1 to 2147483647"), "{msg}");
+        }
+    }
+
+    #[test]
+    fn refuses_a_static_route_gateway_of_another_family_or_inside_it() {
+        let route = |prefix: &str, via: &str| {
+            format!("[[static_route]]\nprefix = \"{prefix}\"\nvia = \"{via}\"\n")
+        };
+        for (extra, says) in [
+            (route("10.0.0.0/24", "2001:db8::1"), "another family"),
+            (route("10.0.0.0/24", "10.0.0.1"), "inside it"),
+        ] {
+            let (got, msg) = error(&extra);
+            assert_eq!(got, Item::StaticRoute(0), "{extra}");
+            assert!(msg.contains(says), "{msg}");
+        }
+        let ok =
+            crate::config::toml::model(&format!("{BASE}{}", route("10.9.0.254/32", "10.0.0.1")));
+        assert_eq!(check(&ok), Ok(()));
     }
 
     #[test]

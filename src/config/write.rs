@@ -19,6 +19,9 @@ pub fn to_toml(c: &Config) -> Result<String> {
     }
     t.insert("max_paths".into(), int(c.max_paths));
     t.insert("log_level".into(), Value::try_from(c.log_level)?);
+    if let Some(p) = c.normal_route_priority {
+        t.insert("normal_route_priority".into(), i64::from(p).into());
+    }
     if let Some(m) = c.metrics {
         t.insert("metrics".into(), m.to_string().into());
     }
@@ -34,6 +37,11 @@ pub fn to_toml(c: &Config) -> Result<String> {
     );
     let pools = (c.pools.iter()).map(Value::try_from);
     t.insert("pool".into(), Value::Array(pools.collect::<Result<_>>()?));
+    let statics = (c.static_routes.iter()).map(Value::try_from);
+    t.insert(
+        "static_route".into(),
+        Value::Array(statics.collect::<Result<_>>()?),
+    );
     let communities = c.communities.iter().map(|pc| {
         let mut t = Table::new();
         t.insert("prefix".into(), pc.prefix.to_string().into());
@@ -137,6 +145,7 @@ mod tests {
         MatchOperator, NextHopMode, Peer, PeerBfd, Pool, PrefixCommunities, RuleAction, toml,
     };
     use super::*;
+    use crate::config::StaticRoute;
 
     fn rule(action: RuleAction) -> FilterRule {
         FilterRule {
@@ -244,6 +253,17 @@ mod tests {
                     port: 179,
                     asn: 65000,
                     settings: second,
+                },
+            ],
+            normal_route_priority: Some(2000),
+            static_routes: vec![
+                StaticRoute {
+                    prefix: net("203.0.113.254/32"),
+                    via: ip("10.0.0.9"),
+                },
+                StaticRoute {
+                    prefix: net("2001:db8:ff::/64"),
+                    via: ip("2001:db8::9"),
                 },
             ],
             filters: vec![BgpFilter {

@@ -7,8 +7,8 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use crate::attrs::AttrSet;
-use crate::config::{AnyCommunity, Config, Encapsulation, Pool};
+use crate::attrs::{AttrSet, PathSource};
+use crate::config::{AnyCommunity, Config, Encapsulation, Pool, StaticRoute};
 
 /// The node's Calico settings, as the RIB and FIB apply them.
 #[derive(Debug, Clone, Default)]
@@ -18,7 +18,17 @@ pub struct Calico {
     pub services: Vec<IpNet>,
     pub pools: Vec<Pool>,
     pub communities: Vec<(IpNet, Vec<AnyCommunity>)>,
+    /// Routes through a gateway (`reachableBy`).
+    pub static_routes: Vec<StaticRoute>,
+    /// Calico 3.32's route priority, coupling metric and LOCAL_PREF
+    /// (`normal_route_priority`).
+    pub normal_route_priority: Option<u32>,
 }
+
+/// 2^31 − 1: Calico 3.32 writes LOCAL_PREF and the kernel metric as this minus each other.
+pub const PRIORITY_MAX: u32 = 2_147_483_647;
+/// BIRD's `default bgp_local_pref`, which a BGP route without LOCAL_PREF gets (eBGP).
+const DEFAULT_LOCAL_PREF: u32 = 100;
 
 /// How a route is written to the kernel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,7 +64,50 @@ impl Calico {
             communities: (c.communities.iter())
                 .map(|pc| (pc.prefix, pc.communities.clone()))
                 .collect(),
+            static_routes: c.static_routes.clone(),
+            normal_route_priority: c.normal_route_priority,
         }
+    }
+
+    /// A route's `krt_metric` after Calico 3.32's per-peer export prelude
+    /// (`buildExportFilter`): a BGP route's is 2^31 − 1 − LOCAL_PREF; a learned kernel
+    /// route keeps its own (kept in the MED slot of its attributes), the normal priority
+    /// when it has none; the node's own routes have none, so the normal priority. `None`
+    /// when the coupling is off.
+    pub fn metric(&self, src: PathSource, a: &AttrSet) -> Option<u32> {
+        let normal = self.normal_route_priority?;
+        Some(match src {
+            PathSource::Peer(_) => {
+                PRIORITY_MAX.saturating_sub(a.local_pref.unwrap_or(DEFAULT_LOCAL_PREF))
+            }
+            PathSource::Kernel => a.med.unwrap_or(normal),
+            PathSource::Local => normal,
+        })
+    }
+
+    /// The LOCAL_PREF the prelude gives a route of this node's (own or learned from the
+    /// kernel) on export: 2^31 − 1 − its metric, so node priority travels to iBGP peers.
+    /// A BGP route keeps its own. `None` when the coupling is off or the route is a peer's.
+    pub fn local_pref(&self, src: PathSource, a: &AttrSet) -> Option<u32> {
+        match src {
+            PathSource::Peer(_) => None,
+            _ => self.metric(src, a).map(|m| PRIORITY_MAX.saturating_sub(m)),
+        }
+    }
+
+    /// Whether a route from a peer is elevated: LOCAL_PREF above 2^31 − 1 − the normal
+    /// priority, which Calico's import filter gives preference 200 (`buildImportFilter`).
+    pub fn elevated_import(&self, local_pref: u32) -> bool {
+        (self.normal_route_priority).is_some_and(|n| local_pref > PRIORITY_MAX.saturating_sub(n))
+    }
+
+    /// `calico_aggr`'s 3.32 escape (`net ~ BLOCK && krt_metric < PRIORITY` → accept): a route
+    /// inside an own block with an elevated metric (a KubeVirt VM live-migrated here) is
+    /// announced, unless its pool's BGP export is off (step 1 comes first, contract §3.2).
+    pub fn elevated(&self, net: &IpNet, src: PathSource, a: &AttrSet) -> bool {
+        (self.metric(src, a)).is_some_and(|m| self.normal_route_priority.is_some_and(|n| m < n))
+            && self.pool_of(net).is_none_or(|p| p.bgp_export)
+            && self.blocks.iter().any(|b| b.contains(net) && b != net)
     }
 
     /// Prefixes this node originates: its blocks and the service ranges.
@@ -163,6 +216,8 @@ mod tests {
                 pool("2001:db8:1::/48", Encapsulation::Vxlan, true),
             ],
             communities: vec![(net("198.18.0.0/16"), vec!["65000:1".parse().unwrap()])],
+            static_routes: Vec::new(),
+            normal_route_priority: None,
         }
     }
 
@@ -235,6 +290,50 @@ mod tests {
             c.kernel_kind(&net("192.0.2.0/24"), false, Some(nh), off_link),
             KernelKind::Plain
         );
+    }
+
+    /// Calico 3.32's prelude, kernel filter and `calico_aggr` escape, and ≤ 3.31 without.
+    #[test]
+    fn metric_and_local_pref_coupling() {
+        let mut c = calico();
+        let lp = |v: Option<u32>| {
+            let mut a = AttrSet::local();
+            a.local_pref = v;
+            a
+        };
+        let metric = |v: Option<u32>| {
+            let mut a = AttrSet::local();
+            a.med = v;
+            a
+        };
+        let bgp = PathSource::Peer(0);
+        assert_eq!(c.metric(bgp, &lp(Some(2_147_482_623))), None, "off");
+        assert_eq!(c.local_pref(PathSource::Local, &AttrSet::local()), None);
+        assert!(!c.elevated(&net("198.18.10.5/32"), PathSource::Kernel, &metric(Some(1))));
+        c.normal_route_priority = Some(1024);
+        // Kernel metric of a BGP route: 2^31 − 1 − LOCAL_PREF (BIRD's default 100 without).
+        assert_eq!(c.metric(bgp, &lp(Some(2_147_482_623))), Some(1024));
+        assert_eq!(c.metric(bgp, &lp(None)), Some(2_147_483_547));
+        assert_eq!(c.metric(bgp, &lp(Some(u32::MAX))), Some(0));
+        // LOCAL_PREF of the node's routes: 2^31 − 1 − metric (1024 without); a peer's keeps
+        // its own.
+        assert_eq!(
+            c.local_pref(PathSource::Local, &AttrSet::local()),
+            Some(2_147_482_623)
+        );
+        assert_eq!(
+            c.local_pref(PathSource::Kernel, &metric(Some(100))),
+            Some(2_147_483_547)
+        );
+        assert_eq!(c.local_pref(bgp, &lp(Some(5))), None);
+        // `net ~ BLOCK && krt_metric < 1024`: inside an own block only, not the block.
+        let kernel = PathSource::Kernel;
+        assert!(c.elevated(&net("198.18.10.5/32"), kernel, &metric(Some(1023))));
+        assert!(!c.elevated(&net("198.18.10.5/32"), kernel, &metric(Some(1024))));
+        assert!(!c.elevated(&net("198.18.10.5/32"), kernel, &metric(None)));
+        assert!(!c.elevated(&net("198.18.10.0/26"), kernel, &metric(Some(1))));
+        assert!(!c.elevated(&net("198.18.20.5/32"), kernel, &metric(Some(1))));
+        assert!(c.elevated(&net("198.18.10.5/32"), bgp, &lp(Some(2_147_483_547))));
     }
 
     #[test]

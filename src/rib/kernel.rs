@@ -86,9 +86,11 @@ impl Rib {
     fn kernel_route(&self, key: &(Family, IpNet), ifs: &Interfaces) -> Option<KernelRoute> {
         let net = key.1;
         let entry = self.table.get(key)?;
-        // A route learned from the kernel is never written back (contract §3.6).
-        let best = entry.best().filter(|b| b.source() != PathSource::Kernel)?;
-        let local = best.source() == PathSource::Local;
+        // A route learned from the kernel is never written back (contract §3.6); one whose
+        // next hop resolves nowhere is not written either (BIRD keeps it unreachable).
+        let best = (entry.best()).filter(|b| b.source() != PathSource::Kernel && b.reachable())?;
+        // Own blocks have no next hop (blackholes); static routes have their gateway.
+        let local = best.source() == PathSource::Local && best.attrs.next_hop.is_none();
         let kind = self
             .calico
             .kernel_kind(&net, local, best.attrs.next_hop, |a| ifs.connected(a));
@@ -96,7 +98,14 @@ impl Rib {
         // kernel route has each next hop once, as BIRD's `merge paths` writes it.
         let hops = |tunnel: bool| -> Vec<Hop> {
             let mut hops: Vec<Hop> = Vec::new();
-            for gateway in entry.multipath().filter_map(|p| p.attrs.next_hop) {
+            for next_hop in entry.multipath().filter_map(|p| p.attrs.next_hop) {
+                // `gateway recursive`: a next hop inside a static route (reachableBy) is
+                // written as that route's gateway, as the kernel resolves no gateway
+                // through a gateway route.
+                let gateway = match ifs.connected(next_hop) {
+                    true => next_hop,
+                    false => self.next_hops.via(next_hop).unwrap_or(next_hop),
+                };
                 if !hops.iter().any(|h| h.gateway == gateway) {
                     hops.push(Hop {
                         gateway,
@@ -126,9 +135,15 @@ impl Rib {
         if matches!(&target, Target::Via(h) if h.is_empty()) {
             return None;
         }
+        // Calico 3.32's `calico_kernel_programming` gives BGP routes a metric from their
+        // LOCAL_PREF; other routes keep the configured one (none by default).
+        let metric = match best.source() {
+            PathSource::Peer(_) => self.calico.metric(best.source(), &best.attrs),
+            _ => None,
+        };
         Some(KernelRoute {
             net,
-            metric: self.kernel_metric,
+            metric: metric.or(self.kernel_metric),
             target,
         })
     }

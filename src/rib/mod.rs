@@ -11,7 +11,7 @@ pub mod limit;
 mod nexthop;
 pub mod table;
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
@@ -240,7 +240,7 @@ impl View<'_> {
         paths: impl Iterator<Item = (PathSource, u32, &'p Arc<AttrSet>)>,
     ) -> Sent<'p> {
         let rules = g.export.rules(f);
-        if !calico && rules.is_empty() {
+        if !calico && rules.is_empty() && self.calico.normal_route_priority.is_none() {
             return Sent::new();
         }
         let add_path = g.add_path(f);
@@ -248,6 +248,7 @@ impl View<'_> {
         paths
             .take(n)
             .filter(|(src, _, a)| {
+                let calico = calico || self.calico.elevated(net, *src, a);
                 self.speaker.exports(&self.source(*src), &g.target, f, a)
                     && lets_out(rules, g.target.ibgp, calico, net, *src, a)
             })
@@ -358,6 +359,12 @@ impl Exporter {
             .rewrite(&from, &g.target, *f, attrs)
             .map(|mut a| {
                 view.calico.add_communities(net, &mut a);
+                // LOCAL_PREF goes to iBGP peers only (RFC 4271 §5.1.5).
+                if g.target.ibgp
+                    && let Some(lp) = view.calico.local_pref(src, attrs)
+                {
+                    a.local_pref = Some(lp);
+                }
                 Arc::new(a)
             });
         self.cache.insert(k, (attrs.clone(), r.clone()));
@@ -524,25 +531,35 @@ impl Rib {
         most.unwrap_or(1)
     }
 
-    /// Makes the table's own routes match what the policy originates.
+    /// Makes the table's own routes match what the policy originates: blocks and service
+    /// ranges (no next hop: blackholes), and static routes through their gateway.
     fn originate(&mut self) {
         let keep = self.keep();
-        let wanted: BTreeSet<IpNet> = self.calico.originated().collect();
+        let own = self.interner.intern(AttrSet::local());
+        let mut wanted: BTreeMap<IpNet, Arc<AttrSet>> = (self.calico.originated())
+            .map(|n| (n, own.clone()))
+            .collect();
+        for r in &self.calico.static_routes {
+            let mut a = AttrSet::local();
+            a.next_hop = Some(r.via);
+            wanted.entry(r.prefix).or_insert(self.interner.intern(a));
+        }
         for (key, e) in self.table.iter_mut() {
-            if !wanted.contains(&key.1) && e.has(PathSource::Local, |_| true) {
+            if !wanted.contains_key(&key.1) && e.has(PathSource::Local, |_| true) {
                 note(&mut self.dirty, key, e, keep);
                 e.remove(PathSource::Local, |_| true);
             }
         }
-        let own = self.interner.intern(AttrSet::local());
-        for net in wanted {
+        for (net, attrs) in wanted {
             let key = (Family::unicast_of(&net), net);
             let e = self.table.entry(&key);
-            if !e.holds(PathSource::Local, 0, &own) {
+            if !e.holds(PathSource::Local, 0, &attrs) {
                 note(&mut self.dirty, key, e, keep);
-                e.upsert(0, own.clone());
+                e.upsert(0, attrs);
             }
         }
+        let flipped = self.next_hops.set_statics(&self.calico.static_routes);
+        self.resolve_again(&flipped);
     }
 
     /// A new peer, at the id the daemon's registry gave it (the RIB allocates none).

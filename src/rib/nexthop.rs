@@ -10,6 +10,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use rustc_hash::{FxHashMap, FxHashSet};
 
+use crate::config::StaticRoute;
 use crate::route::Interfaces;
 
 /// What next hops resolve against, and what each one in use resolved to.
@@ -21,6 +22,10 @@ pub struct NextHops {
     interfaces: Option<Interfaces>,
     /// Learned kernel routes that carry traffic (unicast), for recursive resolution.
     learned: FxHashSet<IpNet>,
+    /// Static routes through a gateway (Calico's `reachableBy`): a next hop inside one
+    /// resolves to its gateway, as BIRD's `gateway recursive` does through the static
+    /// protocol's route.
+    statics: Vec<StaticRoute>,
     /// Next hops resolved so far and whether they are reachable.
     known: FxHashMap<IpAddr, bool>,
 }
@@ -41,7 +46,7 @@ impl NextHops {
         let Some(ifs) = &self.interfaces else {
             return true;
         };
-        if ifs.connected(a) {
+        if ifs.connected(a) || self.via(a).is_some() {
             return true;
         }
         let max = match a {
@@ -51,6 +56,26 @@ impl NextHops {
         !self.learned.is_empty()
             && (0..=max)
                 .any(|len| IpNet::new(a, len).is_ok_and(|n| self.learned.contains(&n.trunc())))
+    }
+
+    /// The gateway a next hop outside every connected subnet resolves to: that of the
+    /// most specific static route holding it whose own gateway is connected.
+    pub fn via(&self, a: IpAddr) -> Option<IpAddr> {
+        let ifs = self.interfaces.as_ref()?;
+        (self.statics.iter())
+            .filter(|r| r.prefix.contains(&a) && ifs.connected(r.via))
+            .max_by_key(|r| r.prefix.prefix_len())
+            .map(|r| r.via)
+    }
+
+    /// The static routes through a gateway. Returns the next hops whose reachability
+    /// changed.
+    pub fn set_statics(&mut self, statics: &[StaticRoute]) -> FxHashSet<IpAddr> {
+        if self.statics == statics {
+            return FxHashSet::default();
+        }
+        self.statics = statics.to_vec();
+        self.recheck(|_| true)
     }
 
     /// The interfaces the FIB thread reports (the first report starts resolution). Returns
@@ -151,5 +176,34 @@ mod tests {
         assert!(!n.reachable(ip("203.0.113.9")));
         n.retain(|a| *a == ip("198.51.100.7"));
         assert_eq!(n.remembered(), 1);
+    }
+
+    #[test]
+    fn through_a_static_route_to_its_gateway() {
+        let mut n = NextHops::default();
+        n.set_interfaces(Interfaces {
+            subnets: vec![(net("198.51.100.0/24"), "eth0".into())],
+            tunl0: None,
+        });
+        let tor = ip("203.0.113.254");
+        assert!(!n.reachable(tor));
+        assert_eq!(n.via(tor), None);
+        // reachableBy: `route 203.0.113.254/32 via 198.51.100.1`.
+        let statics = [StaticRoute {
+            prefix: net("203.0.113.254/32"),
+            via: ip("198.51.100.1"),
+        }];
+        assert_eq!(n.set_statics(&statics), [tor].into_iter().collect());
+        assert!(n.reachable(tor));
+        assert_eq!(n.via(tor), Some(ip("198.51.100.1")));
+        assert!(n.set_statics(&statics).is_empty());
+        // A gateway that is not connected resolves nothing.
+        let far = [StaticRoute {
+            prefix: net("203.0.113.254/32"),
+            via: ip("192.0.2.1"),
+        }];
+        assert_eq!(n.set_statics(&far).len(), 1);
+        assert!(!n.reachable(tor));
+        assert_eq!(n.via(tor), None);
     }
 }

@@ -7,6 +7,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::config::{Config, LimitAction, PeerDefaults};
+use crate::route::{Hop, Interfaces, KernelRoute, Target};
 use crate::session::caps::local_open;
 use crate::wire::attr::{Origin, Segment, SegmentKind};
 use crate::wire::{Attr, Message, Negotiated, PathAttribute, Prefix, decode, frame};
@@ -996,14 +997,8 @@ fn import_limit_changes_without_a_reset() {
 /// the kernel is handed the new route.
 #[test]
 fn unreachable_next_hop_loses_until_it_resolves() {
-    use crate::route::{Alien, AlienKind, Hop, Interfaces, KernelRoute, Learning, Target};
-    let eth0 = |more: &[&str]| Interfaces {
-        subnets: std::iter::once("198.51.100.0/24")
-            .chain(more.iter().copied())
-            .map(|s| (net(s), "eth0".to_string()))
-            .collect(),
-        tunl0: None,
-    };
+    use crate::route::{Alien, AlienKind, Learning};
+    let eth0 = on_eth0;
     let mut rib = with_peers(&config(""));
     rib.set_interfaces(eth0(&[]));
     up(&mut rib, 0);
@@ -1026,17 +1021,7 @@ fn unreachable_next_hop_loses_until_it_resolves() {
             .find(|(n, _)| *n == net(pod))
             .map(|(_, r)| r)
     };
-    let via = |gw: &str| {
-        Some(Some(KernelRoute {
-            net: net(pod),
-            metric: None,
-            target: Target::Via(vec![Hop {
-                gateway: gw.parse().unwrap(),
-                oif: None,
-                onlink: false,
-            }]),
-        }))
-    };
+    let via = |gw: &str| Some(Some(via_route(pod, gw, None)));
     assert_eq!(best(&rib), Some(PathSource::peer(1)));
     assert_eq!(kernel(&mut rib), via("198.51.100.3"));
     // A learned route holds the next hop: it resolves recursively, and peer .2 takes over.
@@ -1370,4 +1355,171 @@ fn updates_received_together_go_out_once_and_never_back() {
         .collect();
     assert_eq!(withdrawn, vec![stale], "the stale route is withdrawn");
     assert!(rib.flush_changes().is_empty(), "nothing twice");
+}
+
+/// The LOCAL_PREF of each announcement in `us`, by prefix.
+fn local_prefs(us: &[Update]) -> Vec<(IpNet, Option<u32>)> {
+    let lp = |u: &Update| match u.attr(crate::wire::attr::code::LOCAL_PREF) {
+        Some(Attr::LocalPref { local_pref }) => Some(*local_pref),
+        _ => None,
+    };
+    us.iter()
+        .flat_map(|u| u.announced().map(move |(_, p)| (p.net, lp(u))))
+        .collect()
+}
+
+/// The kernel route wanted for `n`, from what waits for the FIB.
+fn kernel_route_of(rib: &mut Rib, n: &str) -> Option<KernelRoute> {
+    rib.kernel_changes(1 << 20)
+        .into_iter()
+        .find(|(k, _)| *k == net(n))
+        .and_then(|(_, r)| r)
+}
+
+fn on_eth0(more: &[&str]) -> Interfaces {
+    Interfaces {
+        subnets: std::iter::once("198.51.100.0/24")
+            .chain(more.iter().copied())
+            .map(|s| (net(s), "eth0".to_string()))
+            .collect(),
+        tunl0: None,
+    }
+}
+
+/// `n via gw` with `metric`, as wren writes it.
+fn via_route(n: &str, gw: &str, metric: Option<u32>) -> KernelRoute {
+    KernelRoute {
+        net: net(n),
+        metric,
+        target: hop(gw),
+    }
+}
+
+fn hop(gw: &str) -> Target {
+    Target::Via(vec![Hop {
+        gateway: gw.parse().unwrap(),
+        oif: None,
+        onlink: false,
+    }])
+}
+
+/// Calico 3.32 (`normal_route_priority = 1024`): BGP routes are written with metric
+/// 2^31 − 1 − LOCAL_PREF, the node's routes go to iBGP peers with LOCAL_PREF 2^31 − 1 − their
+/// metric (1024 when none), and an elevated workload route inside an own block is announced.
+#[test]
+fn normal_route_priority_couples_kernel_metric_and_local_pref() {
+    use crate::route::{Alien, AlienKind, Learning};
+    for coupled in [false, true] {
+        let extra = match coupled {
+            true => "normal_route_priority = 1024\n",
+            false => "",
+        };
+        let mut rib = with_peers(&config(extra));
+        rib.set_interfaces(on_eth0(&[]));
+        for id in 0..3 {
+            up(&mut rib, id);
+        }
+        // A 3.32 node's block: LOCAL_PREF 2^31 − 1 − 1024, written with metric 1024.
+        let mut from_node = announce(&["198.18.7.0/26"], [198, 51, 100, 2], &[]);
+        from_node
+            .attributes
+            .push(PathAttribute::new(Attr::LocalPref {
+                local_pref: 2_147_482_623,
+            }));
+        rib.update(0, &from_node, false);
+        let metric = |m: u32| coupled.then_some(m);
+        let via = via_route;
+        assert_eq!(
+            kernel_route_of(&mut rib, "198.18.7.0/26"),
+            Some(via("198.18.7.0/26", "198.51.100.2", metric(1024)))
+        );
+        // An eBGP route has BIRD's default LOCAL_PREF 100: metric 2^31 − 1 − 100.
+        rib.update(
+            2,
+            &announce(&["198.18.9.0/26"], [198, 51, 100, 4], &[65000]),
+            false,
+        );
+        assert_eq!(
+            kernel_route_of(&mut rib, "198.18.9.0/26"),
+            Some(via("198.18.9.0/26", "198.51.100.4", metric(2_147_483_547)))
+        );
+        // Own blackholes carry no metric (the kernel filter sets one on BGP routes only).
+        rib.sweep_fib();
+        assert_eq!(
+            kernel_route_of(&mut rib, "198.18.1.0/26").map(|r| r.metric),
+            Some(None)
+        );
+        // Felix's routes inside the own block: an elevated one (metric 100) is announced
+        // with LOCAL_PREF 2^31 − 1 − 100 when coupled; an ordinary one never.
+        let felix = |n: &str, metric: u32| Alien {
+            net: net(n),
+            kind: AlienKind::Unicast,
+            gateway: None,
+            device: Some("cali1".into()),
+            metric: Some(metric),
+        };
+        let out = rib.learn(Learning::Learned(felix("198.18.1.9/32", 100)));
+        let want: Vec<(IpNet, Option<u32>)> = match coupled {
+            true => vec![(net("198.18.1.9/32"), Some(2_147_483_547))],
+            false => Vec::new(),
+        };
+        assert_eq!(local_prefs(&sent_to(&rib, &out, 1)), want, "{coupled}");
+        let out = rib.learn(Learning::Learned(felix("198.18.1.10/32", 1024)));
+        assert!(sent_to(&rib, &out, 1).is_empty());
+        // The own block goes to a new iBGP session with LOCAL_PREF 2^31 − 1 − 1024 (100
+        // without the coupling); eBGP peers get none; a BGP route keeps its own.
+        rib.down(1, false);
+        let out = up(&mut rib, 1);
+        let got = local_prefs(&sent_to(&rib, &out, 1));
+        let block = got.iter().find(|(n, _)| *n == net("198.18.1.0/26"));
+        let own = if coupled { 2_147_482_623 } else { 100 };
+        assert_eq!(block, Some(&(net("198.18.1.0/26"), Some(own))));
+        let learned = got.iter().find(|(n, _)| *n == net("198.18.9.0/26"));
+        assert_eq!(learned, Some(&(net("198.18.9.0/26"), Some(100))));
+        rib.down(2, false);
+        let out = up(&mut rib, 2);
+        let got = local_prefs(&sent_to(&rib, &out, 2));
+        assert!(got.iter().all(|(_, lp)| lp.is_none()), "{got:?}");
+    }
+}
+
+/// reachableBy (`[[static_route]]`): the route is written via its gateway, and a BGP next
+/// hop inside it is written as that gateway (BIRD's `gateway recursive`), which the
+/// kernel cannot resolve itself.
+#[test]
+fn static_route_is_written_and_resolves_next_hops_through_its_gateway() {
+    let extra = "[[static_route]]\nprefix = \"203.0.113.254/32\"\nvia = \"198.51.100.9\"\n";
+    let mut rib = with_peers(&config(extra));
+    rib.set_interfaces(on_eth0(&[]));
+    up(&mut rib, 2);
+    assert_eq!(
+        kernel_route_of(&mut rib, "203.0.113.254/32").map(|r| r.target),
+        Some(hop("198.51.100.9"))
+    );
+    // The ToR (eBGP, .4's session) sends a route whose next hop is its own address.
+    rib.update(
+        2,
+        &announce(&["198.18.9.0/26"], [203, 0, 113, 254], &[65000]),
+        false,
+    );
+    assert_eq!(
+        kernel_route_of(&mut rib, "198.18.9.0/26").map(|r| r.target),
+        Some(hop("198.51.100.9"))
+    );
+    // Not exported: outside every pool (Calico's rules, as BIRD's static route).
+    let out = up(&mut rib, 0);
+    assert!(!announced(&sent_to(&rib, &out, 0)).contains(&net("203.0.113.254/32")));
+    // Removed by a reload: the route goes, and the next hop no longer resolves.
+    rib.reconfigure(&config(""));
+    // As the daemon's reload does when static routes change.
+    rib.sweep_fib();
+    let changes = rib.kernel_changes(1 << 20);
+    assert!(
+        changes.contains(&(net("203.0.113.254/32"), None)),
+        "{changes:?}"
+    );
+    assert!(
+        changes.contains(&(net("198.18.9.0/26"), None)),
+        "{changes:?}"
+    );
 }

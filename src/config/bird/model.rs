@@ -19,7 +19,7 @@ use super::protocols::{self, Bgp, GracefulRestart, NextHop};
 use super::{Error, Family, Pos};
 use crate::config::{
     AddPaths, AddressFamily, BfdOptions, Config, Item, KernelConfig, Listen, LogLevel, NextHopMode,
-    Peer, PeerBfd, PeerDefaults, validate,
+    Peer, PeerBfd, PeerDefaults, StaticRoute, validate,
 };
 
 /// The AS of a configuration without BGP protocols: no session ever sends it.
@@ -85,12 +85,13 @@ pub fn convert(config: &ast::Config) -> Result<Config, Error> {
             ));
         }
     };
-    let statics = statics(&typed.statics, &resolved)?;
+    let (statics, vias) = statics(&typed.statics, &resolved)?;
     let asn = node_asn(config, &typed.bgp).unwrap_or(NO_BGP_ASN);
     let sessions = sessions(&typed.bgp, &typed.bfd, &resolved, asn)?;
     let filters = bgpfilter::filters(config)?;
 
-    let prober = Prober::new(config, kernel_clause, sessions.clauses, statics)?;
+    let static_routes: Vec<StaticRoute> = vias.iter().map(|(r, _)| *r).collect();
+    let prober = Prober::new(config, kernel_clause, sessions.clauses, statics, vias)?;
     let facts = prober.facts()?;
     let model = Config {
         router_id,
@@ -113,6 +114,8 @@ pub fn convert(config: &ast::Config) -> Result<Config, Error> {
         metrics: None,
         peers: sessions.peers,
         filters,
+        static_routes,
+        normal_route_priority: facts.normal_route_priority,
     };
     prober.check(&model, &facts.connected)?;
 
@@ -129,6 +132,7 @@ pub fn convert(config: &ast::Config) -> Result<Config, Error> {
     places.extend(indexed(&facts.services, Item::Service));
     places.extend(indexed(&facts.pools, Item::Pool));
     places.extend(indexed(&facts.communities, |i| Item::Communities(i, None)));
+    places.extend(indexed(prober.vias(), Item::StaticRoute));
     validate::check(&model).map_err(|(item, msg)| {
         let general = match item {
             Item::Peer(i, Some(_)) => Item::Peer(i, None),
@@ -151,13 +155,17 @@ fn indexed<'a, T>(
     (list.iter().enumerate()).map(move |(i, (_, p))| (item(i), p.clone()))
 }
 
+/// Blackholes and routes through a gateway, each with its place.
+type Statics = (Vec<(IpNet, Pos)>, Vec<(StaticRoute, Pos)>);
+
 /// The static protocols' routes: blackholes (blocks and service ranges, told apart by the
-/// filters).
+/// filters), and routes through a gateway (Calico's `reachableBy`).
 fn statics(
     list: &[protocols::Static<'_>],
     resolved: &HashMap<&str, Resolved<'_>>,
-) -> Result<Vec<(IpNet, Pos)>, Error> {
+) -> Result<Statics, Error> {
     let mut out = Vec::new();
+    let mut vias = Vec::new();
     for s in list {
         let r = resolved.get(s.common.name);
         if !matches!(s.common.import, FilterRef::All) {
@@ -167,19 +175,34 @@ fn statics(
             ));
         }
         for o in r.iter().flat_map(|r| &r.options) {
-            if let OptKind::Route { prefix, target } = &o.kind {
-                if *target != RouteTarget::Blackhole {
+            match &o.kind {
+                OptKind::Route {
+                    prefix,
+                    target: RouteTarget::Blackhole,
+                } => out.push((prefix.trunc(), o.pos.clone())),
+                OptKind::Route {
+                    prefix,
+                    target: RouteTarget::Via(via),
+                } => vias.push((
+                    StaticRoute {
+                        prefix: prefix.trunc(),
+                        via: *via,
+                    },
+                    o.pos.clone(),
+                )),
+                OptKind::Route { .. } => {
                     return Err(Error::new(
                         &o.pos,
-                        "a static route other than `blackhole` (Calico's reachableBy `via`): \
-                         wren's model carries only blackholes (blocks and service ranges)",
+                        "a static `unreachable` or `prohibit` route: wren's model carries \
+                         blackholes (blocks and service ranges) and routes via a gateway \
+                         (reachableBy)",
                     ));
                 }
-                out.push((prefix.trunc(), o.pos.clone()));
+                _ => {}
             }
         }
     }
-    Ok(out)
+    Ok((out, vias))
 }
 
 /// The BGP protocols as peers, with the clauses to probe and the places of the peers.
@@ -599,7 +622,7 @@ mod tests {
             ("log syslog all;", "t.cfg:4:1:"),
             ("protocol kernel k2 { persist; }", "t.cfg:4:1:"),
             (
-                "protocol static { route 10.1.0.0/16 via 10.0.0.2; }",
+                "protocol static { route 10.1.0.0/16 unreachable; }",
                 "t.cfg:4:19:",
             ),
             (

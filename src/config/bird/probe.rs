@@ -14,10 +14,17 @@
 //! the same thing, so the check takes the next hops the filter treats as on the subnet as
 //! the connected ones.
 //!
-//! Not probed, because the model keeps them in the engine rather than the filters: kernel
+//! Calico 3.32's metric ↔ LOCAL_PREF coupling (the model's `normal_route_priority`) is
+//! found from the LOCAL_PREF the export prelude gives a static route (or the metric the
+//! kernel filter gives a BGP route without LOCAL_PREF), then checked with probes of several
+//! LOCAL_PREFs and kernel metrics around the priority: the metric the kernel filter writes,
+//! the LOCAL_PREF each iBGP peer is sent, the preference the import filter gives, and the
+//! learned routes inside a block that `calico_aggr` lets out. Static routes through a
+//! gateway (reachableBy) go through the kernel and export filters as static routes.
+//!
+//! Not probed, because the model keeps it in the engine rather than the filters: kernel
 //! routes through `tunl0` (the engine's iBGP rule for Felix-owned IP-in-IP is master's, newer
-//! than the 3.31/3.32 filters), and the 3.32 `krt_metric`/`bgp_local_pref` coupling (probe
-//! routes carry LOCAL_PREF 100 and no kernel metric).
+//! than the 3.31/3.32 filters).
 
 use std::collections::HashSet;
 use std::net::IpAddr;
@@ -27,8 +34,9 @@ use ipnet::IpNet;
 use super::ast::{self, Expr, ExprKind, FilterRef, ItemKind, OptKind, SetItem, Stmt, StmtKind};
 use super::eval::{Evaluator, Outcome, Route};
 use super::{Error, Pos};
-use crate::config::{AnyCommunity, Config, Encapsulation, Pool, PrefixCommunities};
-use crate::policy::calico::{Calico, KernelKind, exports_device};
+use crate::attrs::{AttrSet, PathSource};
+use crate::config::{AnyCommunity, Config, Encapsulation, Pool, PrefixCommunities, StaticRoute};
+use crate::policy::calico::{Calico, KernelKind, PRIORITY_MAX, exports_device};
 use crate::wire::attr::{Community, LargeCommunity};
 
 /// Devices of the kernel routes probed: a workload, Felix's VXLAN and WireGuard devices,
@@ -75,6 +83,11 @@ pub struct Facts {
     pub communities: Vec<(PrefixCommunities, Pos)>,
     /// Next hops the kernel filter treats as on a connected subnet (IP-in-IP CrossSubnet).
     pub connected: HashSet<IpAddr>,
+    /// Calico 3.32's route priority, coupling metric and LOCAL_PREF: the metric the kernel
+    /// filter gives a BGP route without LOCAL_PREF, or 2^31 − 1 − the LOCAL_PREF the export
+    /// filters give the node's routes (the check then holds every filter to the whole of
+    /// it).
+    pub normal_route_priority: Option<u32>,
 }
 
 /// The probes of one configuration and the filters they run through.
@@ -86,6 +99,8 @@ pub struct Prober<'c> {
     literals: Vec<(IpNet, Pos)>,
     /// Static blackhole routes, with their places.
     statics: Vec<(IpNet, Pos)>,
+    /// Static routes through a gateway (reachableBy), with their places.
+    vias: Vec<(StaticRoute, Pos)>,
     nets: Vec<IpNet>,
     next_hops: Vec<IpAddr>,
     outside: IpAddr,
@@ -108,6 +123,7 @@ impl<'c> Prober<'c> {
         kernel: Option<Clause<'c>>,
         peers: Vec<PeerClauses<'c>>,
         statics: Vec<(IpNet, Pos)>,
+        vias: Vec<(StaticRoute, Pos)>,
     ) -> Result<Prober<'c>, Error> {
         let v6 = config.family == ast::Family::V6;
         let found = prefix_literals(config);
@@ -160,10 +176,16 @@ impl<'c> Prober<'c> {
             peers,
             literals,
             statics,
+            vias,
             nets,
             next_hops,
             outside,
         })
+    }
+
+    /// The static routes through a gateway, with their places.
+    pub fn vias(&self) -> &[(StaticRoute, Pos)] {
+        &self.vias
     }
 
     /// Blocks and services, pools and communities, as the filters treat them.
@@ -197,7 +219,28 @@ impl<'c> Prober<'c> {
             .map(|(i, p)| (p, self.literals[i].1.clone()))
             .collect();
         facts.communities = self.communities();
+        facts.normal_route_priority = self.priority();
         Ok(facts)
+    }
+
+    /// The route priority the filters couple the kernel metric and LOCAL_PREF with (Calico
+    /// 3.32): 2^31 − 1 − the LOCAL_PREF a peer's export filter sets on a static route, or
+    /// the metric the kernel filter sets on a BGP route without LOCAL_PREF.
+    fn priority(&self) -> Option<u32> {
+        let net = *self.nets.first()?;
+        let export = (self.peers.iter()).find_map(|p| {
+            let r = Route::new(net, ast::Source::Static);
+            let lp = self.eval.run(&p.export.filter, r).route.bgp_local_pref?;
+            Some(PRIORITY_MAX.saturating_sub(lp))
+        });
+        let mut route = bgp_route(net, self.outside);
+        route.bgp_local_pref = None;
+        export.or_else(|| {
+            (self.kernel.iter()).find_map(|k| {
+                let o = self.eval.run(&k.filter, route.clone());
+                o.route.krt_metric.filter(|_| o.accepted)
+            })
+        })
     }
 
     /// A service range is a static blackhole whose inside is exported too (a block
@@ -382,17 +425,47 @@ impl<'c> Prober<'c> {
                 return Err(differ(&r, bird, wren));
             }
         }
+        // A static route through a gateway is written as any other route (contract §3.7).
+        for (v, _) in &self.vias {
+            let mut r = Route::new(v.prefix, ast::Source::Static);
+            r.gw = Some(v.via);
+            let bird = kernel_verdict(&self.eval.run(&k.filter, r.clone()));
+            let wren = calico.kernel_kind(&v.prefix, false, Some(v.via), |_| true);
+            if !agrees(bird, wren) {
+                return Err(differ(&r, bird, wren));
+            }
+        }
+        // The metric of a BGP route, by LOCAL_PREF (Calico 3.32's `calico_kernel_programming`):
+        // BIRD's default, one at the bound, one elevated.
+        for net in &self.nets {
+            for lp in local_prefs(calico) {
+                let mut r = bgp_route(*net, self.outside);
+                r.bgp_local_pref = Some(lp);
+                let o = self.eval.run(&k.filter, r.clone());
+                let mut a = AttrSet::local();
+                a.local_pref = Some(lp);
+                let wren = calico.metric(PathSource::Peer(0), &a);
+                if o.accepted && o.route.krt_metric != wren {
+                    return Err(Error::new(
+                        k.pos,
+                        format!(
+                            "the kernel export filter writes {} with {}, wren's model would \
+                             write it with {}: the filter does something the model cannot \
+                             carry",
+                            describe(&r),
+                            metric(o.route.krt_metric),
+                            metric(wren),
+                        ),
+                    ));
+                }
+            }
+        }
         for net in &self.nets {
             for nh in &self.next_hops {
                 let r = bgp_route(*net, *nh);
                 let bird = kernel_verdict(&self.eval.run(&k.filter, r.clone()));
                 let wren = calico.kernel_kind(net, false, Some(*nh), |a| connected.contains(&a));
-                let same = match bird {
-                    Kernel::Reject => wren == KernelKind::Skip,
-                    Kernel::Tunnel => wren == KernelKind::Tunnel,
-                    Kernel::Plain | Kernel::Untouched => wren == KernelKind::Plain,
-                };
-                if !same {
+                if !agrees(bird, wren) {
                     return Err(differ(&r, bird, wren));
                 }
             }
@@ -401,9 +474,31 @@ impl<'c> Prober<'c> {
     }
 
     fn check_peer(&self, p: &PeerClauses<'_>, calico: &Calico) -> Result<(), Error> {
-        for net in &self.nets {
-            let r = bgp_route(*net, self.outside);
+        let lps = local_prefs(calico);
+        for (net, lp) in (self.nets.iter()).flat_map(|n| lps.iter().map(move |lp| (n, *lp))) {
+            let mut r = bgp_route(*net, self.outside);
+            r.bgp_local_pref = Some(lp);
             let o = self.eval.run(&p.import.filter, r.clone());
+            // Calico 3.32: an elevated route gets preference 200. wren's decision needs no
+            // preference for it: it beats learned kernel routes (10) as any BGP route does,
+            // and Calico announces no own block's prefix from another node.
+            let preference = match calico.elevated_import(lp) {
+                true => ELEVATED_PREFERENCE,
+                false => r.preference,
+            };
+            if o.accepted && o.route.preference != preference {
+                return Err(Error::new(
+                    p.import.pos,
+                    format!(
+                        "the import filter of {} gives {} with LOCAL_PREF {lp} preference {}, \
+                         wren's model would give it {preference}: the filter does something \
+                         the model cannot carry",
+                        p.name,
+                        describe(&r),
+                        o.route.preference
+                    ),
+                ));
+            }
             if !o.accepted {
                 return Err(Error::new(
                     p.import.pos,
@@ -419,16 +514,49 @@ impl<'c> Prober<'c> {
         let mut routes: Vec<Route> = (self.statics.iter())
             .map(|(n, _)| Route::new(*n, ast::Source::Static))
             .collect();
+        routes.extend(self.vias.iter().map(|(v, _)| {
+            let mut r = Route::new(v.prefix, ast::Source::Static);
+            r.gw = Some(v.via);
+            r
+        }));
         for net in &self.nets {
-            routes.push(bgp_route(*net, self.outside));
+            for lp in local_prefs(calico) {
+                let mut r = bgp_route(*net, self.outside);
+                r.bgp_local_pref = Some(lp);
+                routes.push(r);
+            }
             routes.extend(KERNEL_DEVICES.iter().map(|d| kernel_route(*net, d)));
+            // Felix's workload route with a metric: ordinary, and elevated (KubeVirt).
+            for m in kernel_metrics(calico) {
+                let mut r = kernel_route(*net, KERNEL_DEVICES[0]);
+                r.krt_metric = Some(m);
+                routes.push(r);
+            }
         }
         for r in routes {
             let o = self.eval.run(&p.export.filter, r.clone());
             let device = (r.source == ast::Source::Inherit)
                 .then_some(r.ifname.as_deref())
                 .flatten();
-            let wren = calico.exports(&r.net) && exports_device(device, p.internal);
+            let (src, attrs) = path_of(&r);
+            let wren = (calico.exports(&r.net) || calico.elevated(&r.net, src, &attrs))
+                && exports_device(device, p.internal);
+            // The LOCAL_PREF an iBGP peer gets (BIRD's default 100 where none is set).
+            let lp = |x: Option<u32>| x.unwrap_or(DEFAULT_LOCAL_PREF);
+            let want_lp = (calico.local_pref(src, &attrs)).unwrap_or(lp(r.bgp_local_pref));
+            if p.internal && o.accepted && wren && lp(o.route.bgp_local_pref) != want_lp {
+                return Err(Error::new(
+                    p.export.pos,
+                    format!(
+                        "the export filter of {} announces {} with LOCAL_PREF {}, wren's model \
+                         would announce it with {want_lp}: the filter does something the \
+                         model cannot carry",
+                        p.name,
+                        describe(&r),
+                        lp(o.route.bgp_local_pref),
+                    ),
+                ));
+            }
             let want: Vec<AnyCommunity> = (calico.communities.iter())
                 .filter(|(range, _)| range.contains(&r.net))
                 .flat_map(|(_, list)| list.iter().copied())
@@ -456,6 +584,61 @@ impl<'c> Prober<'c> {
         }
         Ok(())
     }
+}
+
+/// LOCAL_PREFs probed: BIRD's default, 2^31 − 1 − 1024 (a 3.32 node's ordinary route at
+/// Calico's default priority), 2^31 − 1 − 100 (an elevated one), and both sides of the
+/// model's own priority's bound.
+fn local_prefs(calico: &Calico) -> Vec<u32> {
+    let around = (calico.normal_route_priority.iter())
+        .map(|n| PRIORITY_MAX.saturating_sub(*n))
+        .flat_map(|lp| [lp, lp.saturating_add(1)]);
+    [
+        DEFAULT_LOCAL_PREF,
+        PRIORITY_MAX - CALICO_PRIORITY,
+        PRIORITY_MAX - 100,
+    ]
+    .into_iter()
+    .chain(around)
+    .collect()
+}
+
+/// Kernel metrics probed on learned routes: an elevated one, Calico's default priority,
+/// and both sides of the model's own priority.
+fn kernel_metrics(calico: &Calico) -> Vec<u32> {
+    let around = (calico.normal_route_priority.iter()).flat_map(|n| [*n, n.saturating_sub(1)]);
+    [100, CALICO_PRIORITY].into_iter().chain(around).collect()
+}
+
+/// Calico's default `NormalRoutePriority`.
+const CALICO_PRIORITY: u32 = 1024;
+
+/// The preference Calico's import filter gives an elevated route (`birdOverridePreference`).
+const ELEVATED_PREFERENCE: u32 = 200;
+
+/// BIRD's `default bgp_local_pref`.
+const DEFAULT_LOCAL_PREF: u32 = 100;
+
+/// A probe route as the RIB holds it: its source and the attributes Calico's metric
+/// rules read.
+fn path_of(r: &Route) -> (PathSource, AttrSet) {
+    let mut a = AttrSet::local();
+    let src = match r.source {
+        ast::Source::Bgp => {
+            a.local_pref = r.bgp_local_pref;
+            PathSource::Peer(0)
+        }
+        ast::Source::Inherit => {
+            a.med = r.krt_metric;
+            PathSource::Kernel
+        }
+        _ => PathSource::Local,
+    };
+    (src, a)
+}
+
+fn metric(m: Option<u32>) -> String {
+    m.map_or_else(|| "no metric".into(), |m| format!("metric {m}"))
 }
 
 /// What an export decision did: `yes` (with the communities added, if any) or `no`.
@@ -504,6 +687,15 @@ fn describe(r: &Route) -> String {
         (ast::Source::Bgp, _, Some(nh)) => format!("a BGP route for {} via {nh}", r.net),
         (ast::Source::Inherit, Some(d), _) => format!("a kernel route for {} dev {d}", r.net),
         _ => format!("the static route {}", r.net),
+    }
+}
+
+/// Whether the kernel filter's verdict on a route through a gateway is what wren writes.
+fn agrees(bird: Kernel, wren: KernelKind) -> bool {
+    match bird {
+        Kernel::Reject => wren == KernelKind::Skip,
+        Kernel::Tunnel => wren == KernelKind::Tunnel,
+        Kernel::Plain | Kernel::Untouched => wren == KernelKind::Plain,
     }
 }
 

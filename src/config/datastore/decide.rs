@@ -12,7 +12,14 @@
 //!   that fails MD5 on the far side shows as down with the warning beside it, where refusing
 //!   the whole node's configuration would take every other session down with it. wren reads
 //!   no Secret API, as confd in etcd mode has no Kubernetes client either.
-//! - `reachableBy` and `localWorkloadSelector` peers;
+//! - `localWorkloadSelector` peers;
+//!
+//! Calico version shape: this path produces what current confd (3.32 and master) renders,
+//! the metric ↔ LOCAL_PREF coupling included (`normal_route_priority`: the default
+//! BGPConfiguration's `ipv4NormalRoutePriority`, 1024 when unset, `getNormalRoutePriority`
+//! in `bgp_processor.go`), whatever the resources hold: confd writes it for every node of
+//! the release. A ≤ 3.31 node differs only in what it writes: no kernel metric, LOCAL_PREF
+//! 100 (a 3.32 node's 2^31 − 1 − 1024 only ranks its routes above such a node's).
 //! - BGPFilter rules using what the model has no place for (`peerType`, `communities`,
 //!   `asPathPrefix`, `priority`, `operations`): the whole filter is left out (dropping one
 //!   rule would change what the others decide), and peers naming it run without it, as
@@ -29,13 +36,15 @@ use super::resources::{
 use super::selector::Selector;
 use crate::config::{
     AnyCommunity, BgpFilter, Config, Encapsulation, FilterRule, KernelConfig, Listen, LogLevel,
-    MatchOperator, NextHopMode, Peer, PeerDefaults, Pool, PrefixCommunities, RuleAction, peer_name,
-    validate,
+    MatchOperator, NextHopMode, Peer, PeerDefaults, Pool, PrefixCommunities, RuleAction,
+    StaticRoute, peer_name, validate,
 };
 
 /// The AS when neither the Node nor the default BGPConfiguration sets one (confd's default
 /// `/calico/bgp/v1/global/as_num`, `client.go`).
 pub const DEFAULT_ASN: u32 = 64512;
+/// Calico's `NormalRoutePriority` when the BGPConfiguration sets none.
+const NORMAL_ROUTE_PRIORITY: u32 = 1024;
 /// BGP's port, when no `listenPort` is set.
 const BGP_PORT: u16 = 179;
 /// Equal-cost paths installed per prefix: BIRD's limit with Calico's `merge paths on`.
@@ -79,6 +88,7 @@ pub fn decide(node: &str, r: &Resources) -> Result<Decision, String> {
         asn: cluster.asn(me),
         warnings,
         peers: Vec::new(),
+        static_routes: Vec::new(),
         filters: &filters,
     };
     d.mesh();
@@ -110,6 +120,16 @@ pub fn decide(node: &str, r: &Resources) -> Result<Decision, String> {
         .or(global)
         .map(|c| d.communities(c))
         .unwrap_or_default();
+    let priority = |p: fn(&BgpConfigurationSpec) -> Option<u32>| {
+        global.and_then(p).unwrap_or(NORMAL_ROUTE_PRIORITY)
+    };
+    let normal_route_priority = priority(|g| g.ipv4_normal_route_priority);
+    if priority(|g| g.ipv6_normal_route_priority) != normal_route_priority {
+        d.warn(format!(
+            "BGPConfiguration default: ipv6NormalRoutePriority differs from IPv4's; wren \
+             applies {normal_route_priority} to both families"
+        ));
+    }
     let config = Config {
         router_id,
         asn: d.asn,
@@ -125,6 +145,8 @@ pub fn decide(node: &str, r: &Resources) -> Result<Decision, String> {
         metrics: None,
         peers: d.peers,
         filters: filters.clone(),
+        static_routes: d.static_routes,
+        normal_route_priority: Some(normal_route_priority),
     };
     validate::check(&config).map_err(|(_, message)| format!("node {node}: {message}"))?;
     Ok(Decision {
@@ -257,6 +279,8 @@ struct Decider<'a, 'c> {
     asn: u32,
     warnings: Vec<String>,
     peers: Vec<Peer>,
+    /// `reachableBy` routes (`route PEER/32 via GW`, contract §2.6).
+    static_routes: Vec<StaticRoute>,
     /// The BGPFilters the model carries.
     filters: &'c [BgpFilter],
 }
@@ -633,16 +657,11 @@ impl<'a> Decider<'a, '_> {
                 ));
             }
         }
-        for (set, what) in [
-            (!s.reachable_by.is_empty(), "reachableBy"),
-            (s.password.as_ref().is_some_and(secret), "password"),
-        ] {
-            if set {
-                self.warn(format!(
-                    "BGPPeer {from}: {what} is not applied in etcd mode (peer {})",
-                    c.ip
-                ));
-            }
+        if s.password.as_ref().is_some_and(secret) {
+            self.warn(format!(
+                "BGPPeer {from}: password is not applied in etcd mode (peer {})",
+                c.ip
+            ));
         }
         let (kind, auto_passive) = match scope {
             Scope::Global => ("Global", c.calico_node),
@@ -694,6 +713,26 @@ impl<'a> Decider<'a, '_> {
                  beside {other}; left out"
             ));
             return;
+        }
+        // `reachableBy`: the session's path pinned to a gateway, a static route to the peer
+        // (confd's `bird_aggr.cfg.template`: `route PEER/32 via GW;`).
+        if !s.reachable_by.is_empty() {
+            match s.reachable_by.parse::<IpAddr>() {
+                Ok(via) if via.is_ipv4() == address.is_ipv4() => {
+                    let route = StaticRoute {
+                        prefix: IpNet::from(address),
+                        via,
+                    };
+                    if !self.static_routes.contains(&route) {
+                        self.static_routes.push(route);
+                    }
+                }
+                _ => self.warn(format!(
+                    "BGPPeer {from}: reachableBy {} is not an address of the peer's family; \
+                     left out (peer {})",
+                    s.reachable_by, c.ip
+                )),
+            }
         }
         self.peers.push(Peer {
             name,

@@ -101,6 +101,11 @@ pub struct BgpConfigurationSpec {
     /// `None` or `NodeIP`.
     pub bind_mode: Option<String>,
     pub ignored_interfaces: Vec<String>,
+    /// Calico 3.32's route priorities (the kernel metric of ordinary routes), per family.
+    #[serde(rename = "ipv4NormalRoutePriority")]
+    pub ipv4_normal_route_priority: Option<u32>,
+    #[serde(rename = "ipv6NormalRoutePriority")]
+    pub ipv6_normal_route_priority: Option<u32>,
 }
 
 /// `{cidr}` of the service range lists; an empty CIDR is skipped, as confd does.

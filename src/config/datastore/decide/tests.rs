@@ -210,6 +210,8 @@ fn mesh_settings_and_dual_stack() {
         config("node.b", json!({"listenPort": 1791})),
     ]);
     let a = decide("a", &r).unwrap();
+    // Calico 3.32's coupling at its default priority (no BGPConfiguration).
+    assert_eq!(a.config.normal_route_priority, Some(1024));
     assert_eq!(
         summary(&a),
         [
@@ -340,7 +342,8 @@ fn a_tor_global_peer() {
         plain("b", "10.0.0.2"),
         config(
             "default",
-            json!({"nodeToNodeMeshEnabled": false, "asNumber": 64512}),
+            json!({"nodeToNodeMeshEnabled": false, "asNumber": 64512,
+                   "ipv4NormalRoutePriority": 2000}),
         ),
         bgp_peer(
             "tor",
@@ -352,16 +355,43 @@ fn a_tor_global_peer() {
         bgp_peer(
             "tor-port",
             json!({"peerIP": "198.51.100.253:1790", "asNumber": "65001",
-                   "nextHopMode": "Self", "sourceAddress": "None"}),
+                   "nextHopMode": "Self", "sourceAddress": "None",
+                   "reachableBy": "10.0.0.254"}),
+        ),
+        bgp_peer(
+            "tor-bad-gateway",
+            json!({"peerIP": "198.51.100.252", "asNumber": 65001,
+                   "reachableBy": "2001:db8::1"}),
         ),
     ]);
     let a = decide("a", &r).unwrap();
     assert_eq!(
         summary(&a),
         [
+            (s("Global_198_51_100_252"), 65001, false, false),
             (s("Global_198_51_100_253_port_1790"), 65001, false, false),
             (s("Global_198_51_100_254"), 65001, false, false),
         ]
+    );
+    // Current confd's route priority, from the BGPConfiguration; IPv6's (1024) differs.
+    assert_eq!(a.config.normal_route_priority, Some(2000));
+    assert!(
+        (a.warnings.iter()).any(|w| w.contains("ipv6NormalRoutePriority")),
+        "{:?}",
+        a.warnings
+    );
+    // reachableBy: `route PEER/32 via GW` (contract §2.6); one of another family is left out.
+    assert_eq!(
+        a.config.static_routes,
+        vec![crate::config::StaticRoute {
+            prefix: "198.51.100.253/32".parse().unwrap(),
+            via: ip("10.0.0.254"),
+        }]
+    );
+    assert!(
+        (a.warnings.iter()).any(|w| w.contains("tor-bad-gateway") && w.contains("reachableBy")),
+        "{:?}",
+        a.warnings
     );
     let tor = peer(&a, "Global_198_51_100_254");
     let expect = PeerDefaults {
