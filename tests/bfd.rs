@@ -223,6 +223,53 @@ fn reload_without_a_flap(id: &str) {
     }
 }
 
+/// BFD at 100 ms x 3 stays Up through a burst of 200k routes from BIRD 2 into wrend and
+/// its kernel: BFD runs on its own thread, so neither the RIB nor the FIB delays a packet.
+fn burst_without_a_flap(id: &str) {
+    const ROUTES: usize = 200_000;
+    let mut bins = Kind::Bird2.binaries();
+    bins.push(harness::proc::system_bin("ip"));
+    let lab = Lab::new(id, &bins);
+    let mut w = WrenConf::new(Fam::V4, Kind::Bird2.asn());
+    w.bfd = Some(wren_bfd(false, None));
+    let mut p = PeerOpts::new(Fam::V4);
+    p.passive = true;
+    p.bfd = Some(peer_bfd(false, None));
+    p.burst = ROUTES;
+    let peer = Peer::start(&lab, Kind::Bird2, p);
+    let wren = lab.start_wren(w);
+    let r = wait_until(
+        "the burst in wrend's kernel",
+        Duration::from_secs(300),
+        || {
+            let out = harness::proc::cli(
+                Some(&lab.ns_wren),
+                &harness::proc::system_bin("ip"),
+                &["route", "show", "proto", "bird", "root", "100.64.0.0/10"],
+            )?;
+            match out.lines().count() {
+                n if n >= ROUTES => Ok(n),
+                n => Err(format!("{n} routes")),
+            }
+        },
+    );
+    let n = lab.must(r);
+    lab.log(&format!("{n} routes in wrend's kernel"));
+    lab.must(peer.bfd_up());
+    let log = std::fs::read_to_string(lab.log_path(wren.proc)).unwrap_or_default();
+    let downs: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("BFD session Up ->"))
+        .collect();
+    if !downs.is_empty() {
+        lab.fail(&format!("BFD went Down during the burst: {downs:?}"));
+    }
+    let ups = log.lines().filter(|l| l.contains("-> Up")).count();
+    if ups != 1 {
+        lab.fail(&format!("BFD came Up {ups} times"));
+    }
+}
+
 mod bird2 {
     use super::*;
 
@@ -244,6 +291,11 @@ mod bird2 {
     #[test]
     fn reload_changes_timers_without_a_flap() {
         reload_without_a_flap("bfd-rel");
+    }
+
+    #[test]
+    fn no_false_down_through_a_route_burst() {
+        burst_without_a_flap("bfd-burst");
     }
 
     #[test]

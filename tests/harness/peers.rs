@@ -150,6 +150,9 @@ pub struct PeerOpts {
     pub calico: bool,
     /// BFD on the session (BIRD 2's `protocol bfd`, FRR's bfdd).
     pub bfd: Option<PeerBfd>,
+    /// BIRD 2 (IPv4) also announces this many /28 blocks of 100.64.0.0/10 (at most 262144),
+    /// a route burst.
+    pub burst: usize,
 }
 
 /// The peer's BFD session with wrend.
@@ -176,6 +179,7 @@ impl PeerOpts {
             ibgp: false,
             calico: false,
             bfd: None,
+            burst: 0,
         }
     }
     fn keepalive(&self) -> u16 {
@@ -831,6 +835,9 @@ fn bird2_conf(lab: &Lab, o: &PeerOpts) -> String {
             "protocol bfd {{\n  interface \"*\" {{ {opts} }};\n  multihop {{ {opts} }};\n}}\n"
         );
     }
+    let burst: String = (0..o.burst)
+        .map(|k| format!("\n  route {} blackhole;", super::kernel::route(k, 28)))
+        .collect();
     // Multihop BGP resolves its next hops through the connected routes.
     let (gateway, direct) = match multihop {
         true => (
@@ -842,7 +849,7 @@ fn bird2_conf(lab: &Lab, o: &PeerOpts) -> String {
     format!(
         "router id {PEER_ID};\nlog \"{}/bird.out\" all;\n\
          protocol device {{ scan time 10; }}\n{direct}{bfd}\
-         protocol static st {{ {channel}; route {net} blackhole; }}\n\
+         protocol static st {{ {channel}; route {net} blackhole;{burst} }}\n\
          protocol bgp wren {{\n{bgp}  {channel} {{ import all; export where source = RTS_STATIC; \
          next hop self; gateway {gateway}; }};\n}}\n",
         lab.dir.display(),
