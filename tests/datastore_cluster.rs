@@ -345,14 +345,14 @@ fn compaction_cancels_the_watch_then_reread() {
     c.no_resets("watch compacted, datastore re-read", &before, &[]);
     for k in 1..=5 {
         let r = harness::proc::wait_until(
-            &format!("node{k} applied a revision past the compaction"),
+            &format!("node{k} has read past the compaction"),
             cluster::CONVERGE,
             || {
-                let applied = applied_revision(&c, k)?;
-                if applied >= rev {
+                let seen = revision_seen(&c, k)?;
+                if seen >= rev {
                     Ok(())
                 } else {
-                    Err(format!("node{k} applied revision {applied}"))
+                    Err(format!("node{k} has seen revision {seen}"))
                 }
             },
         );
@@ -360,15 +360,16 @@ fn compaction_cancels_the_watch_then_reread() {
     }
 }
 
-/// The revision node k applied, from its `show status` line `Datastore: …, revision N`.
-fn applied_revision(c: &Cluster, k: u8) -> Result<i64, String> {
-    let status = c.show(k, "show status")?;
-    status
+/// The newest revision node k has seen, from `show datastore`'s `Revision: N (applied M)`
+/// (the applied one moves only when this node's own model changes).
+fn revision_seen(c: &Cluster, k: u8) -> Result<i64, String> {
+    let shown = c.show(k, "show datastore")?;
+    shown
         .lines()
-        .find(|l| l.contains("Datastore:"))
-        .and_then(|l| l.rsplit("revision ").next())
-        .and_then(|r| r.trim().parse().ok())
-        .ok_or_else(|| format!("node{k}: no datastore revision in {status:?}"))
+        .find_map(|l| l.trim().strip_prefix("Revision: "))
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|r| r.parse().ok())
+        .ok_or_else(|| format!("node{k}: no revision in {shown:?}"))
 }
 
 /// A watch etcd cancels for compaction while it runs: node1's wrend is stopped (SIGSTOP)
