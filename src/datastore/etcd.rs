@@ -329,6 +329,12 @@ async fn send(
         .header(hyper::header::CONTENT_TYPE, "application/json")
         .body(Full::new(Bytes::from(body)))
         .map_err(|e| Error::Connect(e.to_string()))?;
+    // One request at a time on the connection: wait until the previous answer is read, or
+    // hyper cancels this one.
+    sender
+        .ready()
+        .await
+        .map_err(|e| Error::Connect(e.to_string()))?;
     let response = sender
         .send_request(request)
         .await
