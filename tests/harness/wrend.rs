@@ -22,6 +22,9 @@ pub struct WrenConf {
     /// wrend exports the peer's routes (their /24 is a Calico pool), and an iBGP peer is its
     /// route-reflector client.
     pub reflect: bool,
+    /// Only the session's family, as `bird` (IPv4) or `bird6` serves it: its block alone is
+    /// originated and the kernel side keeps to that family.
+    pub one_family: bool,
 }
 
 impl WrenConf {
@@ -34,6 +37,7 @@ impl WrenConf {
             hold_time: 9,
             graceful_restart: true,
             reflect: false,
+            one_family: false,
         }
     }
 
@@ -71,9 +75,20 @@ impl WrenConf {
             };
             reflect = format!("cluster_id = \"{WREN_V4}\"\n[[pool]]\ncidr = \"{pool}\"\n\n");
         }
+        let (originate, kernel) = match (self.one_family, self.fam) {
+            (false, _) => (format!("\"{WREN_NET4}\", \"{WREN_NET6}\""), ""),
+            (true, Fam::V4) => (
+                format!("\"{WREN_NET4}\""),
+                "[kernel]\nfamily = \"ipv4\"\n\n",
+            ),
+            (true, Fam::V6) => (
+                format!("\"{WREN_NET6}\""),
+                "[kernel]\nfamily = \"ipv6\"\n\n",
+            ),
+        };
         format!(
             "router_id = \"{WREN_V4}\"\nasn = {WREN_ASN}\n\
-             originate = [\"{WREN_NET4}\", \"{WREN_NET6}\"]\n{reflect}\n\
+             originate = [{originate}]\n{reflect}\n{kernel}\
              [listen]\naddresses = [\"::\"]\nport = 179\n\n\
              [defaults]\nhold_time = {}\nconnect_delay = 1\nconnect_retry = 3\n\
              error_wait = [1, 5]\nrestart_time = 120\n\n{peer}",
