@@ -12,7 +12,7 @@ mod harness;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use harness::bgp::{ASN, Raw, open};
+use harness::bgp::{ASN, Raw, graceful_restart_ipv4, open};
 use harness::calico::{
     BgpPeer, MESH_PEER, Node, Speaker, THRESHOLD, bird_live, bird_ready, get_peers, gr_in_progress,
     reporter_status,
@@ -20,8 +20,7 @@ use harness::calico::{
 use harness::lab::{ESTABLISH, Fam, Lab};
 use harness::peers::{Kind, Peer, PeerOpts, bird16_dir};
 use harness::wrend::wren_bin;
-use wren::wire::open::{GrFamily, GracefulRestart};
-use wren::wire::{Afi, Capability, Message, Safi};
+use wren::wire::Message;
 
 /// What Calico's tools conclude from a node's socket at one moment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,15 +113,7 @@ fn established(rows: &[BgpPeer]) -> bool {
 fn peer_without_end_of_rib(lab: &Lab) -> Raw {
     let from: SocketAddr = "198.51.100.2:0".parse().unwrap_or_else(|e| panic!("{e}"));
     let to: SocketAddr = "198.51.100.1:179".parse().unwrap_or_else(|e| panic!("{e}"));
-    let gr = Capability::GracefulRestart(GracefulRestart {
-        flags: 0,
-        restart_time: 120,
-        families: vec![GrFamily {
-            afi: Afi::IPV4,
-            safi: Safi::UNICAST,
-            flags: 0,
-        }],
-    });
+    let gr = graceful_restart_ipv4();
     let mut raw = Raw::connect_in(&lab.ns_peer, from, to).unwrap_or_else(|e| lab.fail(&e));
     let id = "198.51.100.2".parse().unwrap_or_else(|e| panic!("{e}"));
     raw.send_msg(&Message::Open(open(ASN, id, 240, &[gr])));
