@@ -204,8 +204,7 @@ mod sender {
     use anyhow::{anyhow, bail};
     use bytes::BytesMut;
     use ipnet::{IpNet, Ipv4Net};
-    use wren::wire::open::{GrFamily, GracefulRestart};
-    use wren::wire::{Afi, Capability, Message, Negotiated, Prefix, Safi, Update, decode};
+    use wren::wire::{Message, Negotiated, Prefix, Update, decode};
 
     use super::{ASN, GATEWAY, PER_UPDATE, RECEIVER, SenderTimes, mono_ns, route};
     use crate::harness::bgp;
@@ -333,16 +332,12 @@ mod sender {
 
     /// A restarting-capable iBGP router's OPEN (graceful restart for IPv4 unicast, RFC 4724).
     fn open() -> Message {
-        let gr = Capability::GracefulRestart(GracefulRestart {
-            flags: 0,
-            restart_time: 120,
-            families: vec![GrFamily {
-                afi: Afi::IPV4,
-                safi: Safi::UNICAST,
-                flags: 0,
-            }],
-        });
-        Message::Open(bgp::open(ASN, GATEWAY, 240, &[gr]))
+        Message::Open(bgp::open(
+            ASN,
+            GATEWAY,
+            240,
+            &[bgp::graceful_restart_ipv4()],
+        ))
     }
 
     /// Every route in UPDATEs of `PER_UPDATE` prefixes: announced with one attribute set, or

@@ -12,7 +12,7 @@ mod harness;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use harness::bgp::{ASN, Raw, open};
+use harness::bgp::{ASN, Raw, graceful_restart_ipv4, open};
 use harness::calico::{
     BgpPeer, MESH_PEER, Node, Speaker, THRESHOLD, bird_live, bird_ready, get_peers, gr_in_progress,
     reporter_status,
@@ -20,8 +20,7 @@ use harness::calico::{
 use harness::lab::{ESTABLISH, Fam, Lab};
 use harness::peers::{Kind, Peer, PeerOpts, bird16_dir};
 use harness::wrend::wren_bin;
-use wren::wire::open::{GrFamily, GracefulRestart};
-use wren::wire::{Afi, Capability, Message, Safi};
+use wren::wire::Message;
 
 /// What Calico's tools conclude from a node's socket at one moment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,15 +113,7 @@ fn established(rows: &[BgpPeer]) -> bool {
 fn peer_without_end_of_rib(lab: &Lab) -> Raw {
     let from: SocketAddr = "198.51.100.2:0".parse().unwrap_or_else(|e| panic!("{e}"));
     let to: SocketAddr = "198.51.100.1:179".parse().unwrap_or_else(|e| panic!("{e}"));
-    let gr = Capability::GracefulRestart(GracefulRestart {
-        flags: 0,
-        restart_time: 120,
-        families: vec![GrFamily {
-            afi: Afi::IPV4,
-            safi: Safi::UNICAST,
-            flags: 0,
-        }],
-    });
+    let gr = graceful_restart_ipv4();
     let mut raw = Raw::connect_in(&lab.ns_peer, from, to).unwrap_or_else(|e| lab.fail(&e));
     let id = "198.51.100.2".parse().unwrap_or_else(|e| panic!("{e}"));
     raw.send_msg(&Message::Open(open(ASN, id, 240, &[gr])));
@@ -221,4 +212,131 @@ fn health_checks_give_birds_verdicts() {
         assert_eq!(b.live_birdc, Ok(()), "BIRD, {name}");
         assert_eq!(w, b, "{name}: wren (left) and BIRD 1.6.8 (right) differ");
     }
+}
+
+/// The commands Calico's tools and operators send, as BIRD 1.6.8's own `birdc` sends them.
+const COMMANDS: &[&str] = &[
+    "show status",
+    "show protocols",
+    "show protocols all Mesh_198_51_100_2",
+    "show route",
+    "show route protocol Mesh_198_51_100_2",
+    "show route 203.0.113.0/26 count",
+    "show route 203.0.113.64/26",
+    "show route 10.9.9.9/32",
+    "show protocols nosuch",
+    "sh pro",
+    "bogus",
+];
+
+/// A reply with what may differ between two speakers in the same situation made equal:
+/// times, dates and the version; and without what one of them adds, each named:
+/// - wren's `Converged:` line in `show status` (a 1011 continuation every reader skips);
+/// - BIRD's `direct1` protocol and its connected-subnet routes, which wren keeps for next-hop
+///   resolution but does not list;
+/// - BIRD's route change statistics in `show protocols all`, which wren does not count;
+/// - the remaining time in BIRD's `Hold timer: r/t` and `Keepalive timer: r/t` (wren prints
+///   the negotiated times).
+fn normalise(text: &str) -> String {
+    let mut out = String::new();
+    let mut stats = false;
+    for line in text.lines() {
+        if line.starts_with("Converged: ") || line.contains("direct1") {
+            continue;
+        }
+        // The statistics table: its heading and the four rows under it.
+        if line.starts_with("  Route change stats:") {
+            stats = true;
+            continue;
+        }
+        const STATS: [&str; 4] = [
+            "Import updates:",
+            "Import withdraws:",
+            "Export updates:",
+            "Export withdraws:",
+        ];
+        if stats && STATS.iter().any(|k| line.trim_start().starts_with(k)) {
+            continue;
+        }
+        stats = false;
+        let line = match line.split_once("timer:") {
+            Some((k, v)) => format!("{k}timer: {}", v.trim().rsplit('/').next().unwrap_or("")),
+            None => line.to_string(),
+        };
+        let line = match line.strip_prefix("BIRD ") {
+            Some(rest) => {
+                let tail = rest.split_once(' ').map_or("", |(_, t)| t);
+                format!("BIRD VERSION {tail}")
+            }
+            None => line,
+        };
+        out.push_str(&times(&line));
+        out.push('\n');
+    }
+    out
+}
+
+/// `HH:MM:SS` and `YYYY-MM-DD` anywhere in a line made `TIME` and `DATE`.
+fn times(line: &str) -> String {
+    let shape = |s: &[u8], seps: &[usize], sep: u8| {
+        s.iter().enumerate().all(|(i, b)| {
+            if seps.contains(&i) {
+                *b == sep
+            } else {
+                b.is_ascii_digit()
+            }
+        })
+    };
+    let b = line.as_bytes();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b.len() - i >= 8 && shape(&b[i..i + 8], &[2, 5], b':') {
+            out.push_str("TIME");
+            i += 8;
+        } else if b.len() - i >= 10 && shape(&b[i..i + 10], &[4, 7], b'-') {
+            out.push_str("DATE");
+            i += 10;
+        } else {
+            let c = line[i..].chars().next().unwrap_or(' ');
+            out.push(c);
+            i += c.len_utf8();
+        }
+    }
+    out
+}
+
+#[test]
+fn birdc_gets_birds_answers() {
+    let bins = {
+        let mut b = Kind::Bird16.binaries();
+        b.push(wren_bin());
+        b
+    };
+    let lab = Lab::new("calico-birdc", &bins);
+    let _peer = Peer::start(&lab, Kind::Bird16, PeerOpts::new(Fam::V4));
+    let mut answers = Vec::new();
+    for speaker in [Speaker::Bird16, Speaker::Wren] {
+        let node = Node::start(&lab, speaker);
+        wait_rows(&lab, &node, "the peer Established", established);
+        let ctl = node.ctl.display().to_string();
+        let replies: Vec<String> = COMMANDS
+            .iter()
+            .map(|cmd| {
+                let mut args = vec!["-s", ctl.as_str()];
+                args.extend(cmd.split_whitespace());
+                let out = harness::proc::cli(None, &bird16_dir().join("birdc"), &args);
+                normalise(&lab.must(out))
+            })
+            .collect();
+        node.stop(&lab);
+        answers.push(replies);
+    }
+    let mut differ = Vec::new();
+    for ((cmd, b), w) in COMMANDS.iter().zip(&answers[0]).zip(&answers[1]) {
+        if b != w {
+            differ.push(format!("`{cmd}`:\n--- BIRD 1.6.8\n{b}--- wren\n{w}"));
+        }
+    }
+    assert!(differ.is_empty(), "{}", differ.join("\n"));
 }

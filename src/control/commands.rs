@@ -16,13 +16,14 @@ use crate::route::{Interfaces, KernelStats};
 use crate::session::{State, Status};
 use crate::sys;
 use crate::wire::attr::{Origin, SegmentKind};
-use crate::wire::{Afi, Family, Safi};
+use crate::wire::{Afi, Capability, Family, Safi};
 
 use super::Line;
 
-/// The version the hello and `show status` report; Calico reads the text after `BIRD `.
+/// The version the hello and `show status` report. Calico's reporter takes the text after
+/// `BIRD ` as the version only when it starts with `v` (its BIRD says `v0.3.3+birdv1.6.8`).
 pub fn version() -> String {
-    format!("wren-{}", env!("CARGO_PKG_VERSION"))
+    format!("v{}+wren", env!("CARGO_PKG_VERSION"))
 }
 
 /// What the commands read.
@@ -230,8 +231,14 @@ fn show_protocols(ctx: &Context, args: &[&str]) -> Vec<Line> {
         .filter_map(|(i, p)| p.as_ref().map(|p| (i, p)))
         .filter(|(_, p)| name.is_none_or(|n| p.name == n))
         .collect();
+    let locals: Vec<String> = local_protocols(ctx)
+        .into_iter()
+        .filter(|(n, _, _)| name.is_none_or(|want| want == *n))
+        .map(|(n, proto, state)| row(n, proto, state, ctx.started, ""))
+        .collect();
     if let Some(n) = name
         && selected.is_empty()
+        && locals.is_empty()
     {
         return vec![Line::new(9002, format!("{n} is not a protocol"))];
     }
@@ -239,6 +246,7 @@ fn show_protocols(ctx: &Context, args: &[&str]) -> Vec<Line> {
         2002,
         "name     proto    table    state  since       info",
     )];
+    out.extend(locals.into_iter().map(|r| Line::new(1002, r)));
     for (id, p) in selected {
         out.push(Line::new(1002, protocol_row(p, ctx.recovery.is_some())));
         if all {
@@ -337,7 +345,34 @@ fn size(mut v: usize) -> String {
     format!("{v:>4} {}", ["B", "kB", "MB", "GB"][unit])
 }
 
-/// `%-8s %-8s %-8s %-5s  %-10s  %s`: name, proto, table, state, since, info. The state is
+/// The protocols besides the peers that Calico's BIRD runs, as `(name, proto, state)` in
+/// its `bird.cfg`'s order (contract §2.1: `bird_aggr.cfg`'s static first, then kernel and
+/// device): `static1` when the node originates routes, `kernel1` when wren writes the
+/// kernel (`wait`, as BIRD's kernel protocol with `graceful restart`, until a `-R` start's
+/// recovery ends), and `device1`.
+fn local_protocols(ctx: &Context) -> Vec<(&'static str, &'static str, &'static str)> {
+    let mut v = Vec::new();
+    if ctx.rib.originates() {
+        v.push(("static1", "Static", "up"));
+    }
+    if ctx.fib.is_some() {
+        let state = if ctx.recovery.is_some() { "wait" } else { "up" };
+        v.push(("kernel1", "Kernel", state));
+    }
+    v.push(("device1", "Device", "up"));
+    v
+}
+
+/// `%-8s %-8s %-8s %-5s  %-10s  %s`: name, proto, table, state, since, info.
+fn row(name: &str, proto: &str, state: &str, at: SystemTime, info: &str) -> String {
+    format!(
+        "{name:<8} {proto:<8} {:<8} {state:<5}  {:<10}  {info}",
+        "master",
+        since(at)
+    )
+}
+
+/// A BGP peer's row (see [`row`]). The state is
 /// BIRD 1.6's `proto_state_name`: `down` when disabled, `start` until Established, then
 /// `wait` while a `-R` start's recovery holds back every graceful-restart protocol's export
 /// (until every End-of-RIB is in or the wait timer fires), and `up`.
@@ -348,15 +383,7 @@ fn protocol_row(p: &Status, recovering: bool) -> String {
         State::Established => "up",
         _ => "start",
     };
-    format!(
-        "{:<8} {:<8} {:<8} {:<5}  {:<10}  {}",
-        p.name,
-        "BGP",
-        "master",
-        state,
-        since(p.since),
-        bgp_info(p)
-    )
+    row(&p.name, "BGP", state, p.since, &bgp_info(p))
 }
 
 /// The BGP state word padded to 14 columns, then the last error with BIRD's class prefix.
@@ -399,7 +426,7 @@ struct Local {
 
 /// The detail lines of `show protocols all` for a BGP peer, as BIRD 1.6's
 /// `bgp_show_proto_info` prints them for a peer of Calico's `bgp_template` (a description,
-/// inline — so unnamed — import and export filters).
+/// `import all` — ACCEPT — and an inline, so unnamed, export filter).
 fn protocol_details(
     p: &Status,
     r: &Routes,
@@ -409,7 +436,7 @@ fn protocol_details(
     let mut d = vec![
         "  Description:    Connection to BGP peer".to_string(),
         "  Preference:     100".to_string(),
-        "  Input filter:   (unnamed)".to_string(),
+        "  Input filter:   ACCEPT".to_string(),
         "  Output filter:  (unnamed)".to_string(),
     ];
     // BIRD 1.6's `proto_show_limit`, between the filters and the route counts.
@@ -442,6 +469,17 @@ fn protocol_details(
                 "restart-aware"
             } else {
                 "restart-able"
+            });
+        }
+        // Long-lived graceful restart (RFC 9494), likewise.
+        if let Some(families) = s.remote.capabilities().find_map(|c| match c {
+            Capability::LongLivedGracefulRestart { families } => Some(families),
+            _ => None,
+        }) {
+            caps.push(if families.is_empty() {
+                "llgr-aware"
+            } else {
+                "llgr-able"
             });
         }
         if s.rx.four_octet_as {
@@ -587,17 +625,18 @@ fn show_route(ctx: &Context, args: &[&str]) -> Reply {
         }
         (None, Some(key)) => vec![key],
         (None, None) if count => {
-            let (mut routes, mut networks) = (0, 0);
+            // BIRD's counters: routes shown, of the routes and networks walked.
+            let (mut shown, mut routes, mut networks) = (0, 0, 0);
             for e in ctx.rib.table.values() {
-                let shown = e
-                    .paths()
+                let paths = e.paths();
+                shown += paths
                     .iter()
                     .filter(|p| protocol.is_none_or(|want| protocol_of(ctx, p).0 == want))
                     .count();
-                routes += shown;
-                networks += usize::from(shown > 0);
+                routes += paths.len();
+                networks += 1;
             }
-            return vec![route_count(routes, networks)].into();
+            return vec![route_count(shown, routes, networks)].into();
         }
         (None, None) => {
             let walk = RouteWalk {
@@ -612,26 +651,27 @@ fn show_route(ctx: &Context, args: &[&str]) -> Reply {
     };
     let rows = Rows::new(ctx);
     let mut out = Vec::new();
-    let (mut routes, mut networks) = (0, 0);
+    let mut routes = 0;
     for key in &keys {
-        let shown = rows.of(key, all, protocol, &mut out);
-        routes += shown;
-        networks += usize::from(shown > 0);
+        routes += rows.of(key, all, protocol, &mut out);
     }
     if routes == 0 {
         return vec![Line::new(8001, "Network not in table")].into();
     }
     if count {
-        return vec![route_count(routes, networks)].into();
+        // BIRD 1.6 counts only whole-table walks: a prefix's count is an empty reply.
+        return vec![Line::new(0, "")].into();
     }
     out.push(Line::new(0, ""));
     out.into()
 }
 
-fn route_count(routes: usize, networks: usize) -> Line {
+/// BIRD 1.6's `show route count`: `SHOWN of ROUTES routes for NETWORKS networks`, the routes
+/// and networks of the table walked, whether shown or not.
+fn route_count(shown: usize, routes: usize, networks: usize) -> Line {
     Line::new(
         14,
-        format!("{routes} of {routes} routes for {networks} networks"),
+        format!("{shown} of {routes} routes for {networks} networks"),
     )
 }
 
@@ -1142,6 +1182,16 @@ mod tests {
         assert_eq!(
             execute("show route count protocol static1", &ctx).0.lines,
             vec![Line::new(14, format!("{n} of {n} routes for {n} networks"))]
+        );
+        // As BIRD: what is shown, of every route and network walked.
+        assert_eq!(
+            execute("show route count protocol nosuch", &ctx).0.lines,
+            vec![Line::new(14, format!("0 of {n} routes for {n} networks"))]
+        );
+        // And only a walk of the whole table is counted.
+        assert_eq!(
+            execute("show route 100.64.0.0/30 count", &ctx).0.lines,
+            vec![Line::new(0, "")]
         );
         assert_eq!(
             whole("show route protocol nosuch").0,

@@ -1331,6 +1331,11 @@ impl Rib {
         (self.table.bytes(), self.interner.bytes())
     }
 
+    /// Whether the node originates routes of its own (BIRD's static protocol has routes).
+    pub fn originates(&self) -> bool {
+        self.calico.originated().next().is_some()
+    }
+
     /// Paths received from a peer (its Adj-RIB-In size).
     pub fn received(&self, id: PeerId) -> usize {
         self.peers.get(id).map_or(0, |p| p.received)

@@ -37,6 +37,20 @@ pub fn open(asn: u32, id: Ipv4Addr, hold: u16, extra: &[Capability]) -> Open {
     }
 }
 
+/// Graceful restart for IPv4 unicast, restart time 120 s (RFC 4724 §3): a restarting-capable
+/// router's capability.
+pub fn graceful_restart_ipv4() -> Capability {
+    Capability::GracefulRestart(wren::wire::open::GracefulRestart {
+        flags: 0,
+        restart_time: 120,
+        families: vec![wren::wire::open::GrFamily {
+            afi: Afi::IPV4,
+            safi: Safi::UNICAST,
+            flags: 0,
+        }],
+    })
+}
+
 /// Messages encoded back to back.
 pub fn encode(msgs: &[Message], neg: &Negotiated) -> anyhow::Result<Vec<u8>> {
     let mut b = BytesMut::new();

@@ -242,6 +242,7 @@ impl Node {
             Speaker::Wren => {
                 let mut conf = WrenConf::new(Fam::V4, WREN_ASN);
                 conf.hold_time = 240;
+                conf.one_family = true;
                 let w = lab.start_wren(conf);
                 Node {
                     speaker,
@@ -322,15 +323,16 @@ impl Node {
     }
 }
 
-/// BIRD 1.6.8 as a Calico node toward the same peer: Calico's kernel, device and static
-/// protocols and its BGP template's settings.
+/// BIRD 1.6.8 as a Calico node toward the same peer: Calico's static, kernel, device and
+/// direct protocols in `bird.cfg`'s order, and its BGP template's settings.
 fn node16_conf() -> String {
     format!(
         "router id {WREN_V4};\n\
+         protocol static {{ route {WREN_NET4} blackhole; }}\n\
          protocol kernel {{ learn; persist; scan time 2; import all; export all; \
          graceful restart; merge paths on; }}\n\
          protocol device {{ scan time 2; }}\n\
-         protocol static {{ route {WREN_NET4} blackhole; }}\n\
+         protocol direct {{ interface -\"cali*\", \"*\"; }}\n\
          protocol bgp {MESH_PEER} {{\n  description \"Connection to BGP peer\";\n  \
          local {WREN_V4} as {WREN_ASN};\n  neighbor 198.51.100.2 as {WREN_ASN};\n  \
          source address {WREN_V4};\n  gateway recursive;\n  add paths on;\n  \

@@ -26,6 +26,9 @@ pub struct WrenConf {
     pub extra: String,
     /// The peer's `bfd` setting as TOML (`true`, `{ min_tx = 100, ... }`), if any.
     pub bfd: Option<String>,
+    /// Only the session's family, as `bird` (IPv4) or `bird6` serves it: its block alone is
+    /// originated and the kernel side keeps to that family.
+    pub one_family: bool,
 }
 
 impl WrenConf {
@@ -40,6 +43,7 @@ impl WrenConf {
             reflect: false,
             extra: String::new(),
             bfd: None,
+            one_family: false,
         }
     }
 
@@ -80,9 +84,20 @@ impl WrenConf {
             };
             reflect = format!("cluster_id = \"{WREN_V4}\"\n[[pool]]\ncidr = \"{pool}\"\n\n");
         }
+        let (originate, kernel) = match (self.one_family, self.fam) {
+            (false, _) => (format!("\"{WREN_NET4}\", \"{WREN_NET6}\""), ""),
+            (true, Fam::V4) => (
+                format!("\"{WREN_NET4}\""),
+                "[kernel]\nfamily = \"ipv4\"\n\n",
+            ),
+            (true, Fam::V6) => (
+                format!("\"{WREN_NET6}\""),
+                "[kernel]\nfamily = \"ipv6\"\n\n",
+            ),
+        };
         format!(
             "router_id = \"{WREN_V4}\"\nasn = {WREN_ASN}\n\
-             originate = [\"{WREN_NET4}\", \"{WREN_NET6}\"]\n{reflect}\n\
+             originate = [{originate}]\n{reflect}\n{kernel}\
              [listen]\naddresses = [\"::\"]\nport = 179\n\n\
              [defaults]\nhold_time = {}\nconnect_delay = 1\nconnect_retry = 3\n\
              error_wait = [1, 5]\nrestart_time = 120\n\n{peer}{}",
