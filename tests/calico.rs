@@ -340,3 +340,78 @@ fn birdc_gets_birds_answers() {
     }
     assert!(differ.is_empty(), "{}", differ.join("\n"));
 }
+
+/// `dist/calico/install.sh` makes the links calico-node runs, and through them the one
+/// executable is BIRD: `bird -p` and `bird6 -p` accept the corpus's Calico configurations and
+/// refuse a broken one in BIRD's words; `birdcl` with no daemon says so and exits 1.
+#[test]
+fn installed_links_play_birds_parts() {
+    let root = std::env::temp_dir().join(format!("wren-calico-root.{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("dist/calico/install.sh");
+    let ok = std::process::Command::new("sh")
+        .arg(&script)
+        .arg(wren_bin())
+        .arg(&root)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "install.sh failed");
+    let bin = root.join("bin");
+    for name in ["bird", "bird6", "birdcl", "birdcl6"] {
+        let link = std::fs::read_link(bin.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(link, Path::new("wrend"), "{name}");
+    }
+    let run = |prog: &str, args: &[&str]| {
+        let out = std::process::Command::new(bin.join(prog))
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("{prog}: {e}"));
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bird");
+    let mut checked = 0;
+    for shape in ["v3.31", "v3.32"] {
+        for e in std::fs::read_dir(corpus.join(shape)).unwrap_or_else(|e| panic!("{e}")) {
+            let dir = e.unwrap_or_else(|e| panic!("{e}")).path();
+            for (prog, file) in [("bird", "bird.cfg"), ("bird6", "bird6.cfg")] {
+                let f = dir.join(file);
+                if f.exists() {
+                    let f = f.display().to_string();
+                    assert_eq!(
+                        run(prog, &["-p", "-c", &f]),
+                        (Some(0), String::new()),
+                        "{f}"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked >= 26, "{checked} files");
+    let typo = corpus.join("broken/typo/bird.cfg").display().to_string();
+    let (code, err) = run("bird", &["-p", "-c", &typo]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.starts_with(&format!("bird: {typo}:25:8 syntax error")),
+        "{err}"
+    );
+    // A v6 configuration is not bird's.
+    let v6 = corpus
+        .join("v3.32/ipv6-peers/bird6.cfg")
+        .display()
+        .to_string();
+    assert_eq!(run("bird", &["-p", "-c", &v6]).0, Some(1));
+    let missing = root.join("nope.ctl").display().to_string();
+    let (code, err) = run("birdcl", &["-s", &missing, "show", "status"]);
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        err.trim(),
+        format!(
+            "Unable to connect to server control socket ({missing}): No such file or directory"
+        )
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}

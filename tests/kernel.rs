@@ -464,7 +464,7 @@ fn a_family_each_keeps_the_other_familys_routes() {
     use wren::fib::netlink::Table;
     use wren::route::{KernelRoute, Target};
 
-    let mut lab = Lab::new("wk6");
+    let mut lab = Lab::new("wk10");
     let (ns, _) = lab.pair();
     let table = |family| Table {
         id: 254,
