@@ -400,6 +400,7 @@ fn bgpfilter_functions_become_filters_and_peer_lists() {
             prefix_length: Some((Some(16), Some(24))),
             from_peers: false,
             interface: None,
+            ..FilterRule::any(RuleAction::Accept)
         }
     );
     assert_eq!(

@@ -164,6 +164,7 @@ mod tests {
             prefix_length: None,
             from_peers: false,
             interface: None,
+            ..FilterRule::any(RuleAction::Accept)
         }
     }
 

@@ -135,6 +135,7 @@ fn rule(s: &Stmt) -> Result<FilterRule, Error> {
         prefix_length: None,
         from_peers: false,
         interface: None,
+        ..FilterRule::any(RuleAction::Accept)
     };
     let (cond, then) = match &s.kind {
         StmtKind::Accept => return Ok(any(RuleAction::Accept)),
@@ -304,6 +305,7 @@ mod tests {
                     prefix_length: None,
                     from_peers: false,
                     interface: None,
+                    ..FilterRule::any(RuleAction::Accept)
                 },
                 FilterRule {
                     action: RuleAction::Reject,
@@ -311,6 +313,7 @@ mod tests {
                     prefix_length: Some((Some(20), Some(24))),
                     from_peers: true,
                     interface: None,
+                    ..FilterRule::any(RuleAction::Accept)
                 },
                 FilterRule {
                     action: RuleAction::Accept,
@@ -318,6 +321,7 @@ mod tests {
                     prefix_length: None,
                     from_peers: false,
                     interface: Some("eth*".into()),
+                    ..FilterRule::any(RuleAction::Accept)
                 },
             ]
         );
@@ -331,6 +335,7 @@ mod tests {
                 prefix_length: None,
                 from_peers: false,
                 interface: None,
+                ..FilterRule::any(RuleAction::Accept)
             }
         );
         assert_eq!(

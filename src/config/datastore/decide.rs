@@ -349,6 +349,7 @@ fn rule(r: &BgpFilterRule) -> Result<FilterRule, String> {
         prefix_length,
         from_peers,
         interface: (!r.interface.is_empty()).then(|| r.interface.clone()),
+        ..FilterRule::any(RuleAction::Accept)
     })
 }
 

@@ -578,6 +578,7 @@ fn bgp_filters_and_local_as() {
                 prefix_length: Some((Some(16), Some(24))),
                 from_peers: false,
                 interface: None,
+                ..FilterRule::any(RuleAction::Accept)
             },
             FilterRule {
                 action: RuleAction::Accept,
@@ -585,6 +586,7 @@ fn bgp_filters_and_local_as() {
                 prefix_length: None,
                 from_peers: true,
                 interface: None,
+                ..FilterRule::any(RuleAction::Accept)
             }
         ]
     );
