@@ -1320,3 +1320,104 @@ fn refilter_counts_the_stale_paths_it_drops() {
     assert_eq!((rib.peer(2).unwrap().stale, rib.received(2)), (0, 0));
     assert!(!has(&rib, "198.18.9.0/26"));
 }
+
+/// Filters whose rules match on the new conditions and change routes.
+const OPERATIONS: &str = r#"
+[[filters]]
+name = "tag-in"
+import_v4 = [
+  { action = "reject", peer_type = "ibgp", cidr = "198.18.9.0/26", match = "equal" },
+  { action = "accept", as_path_prefix = [65000, 65010], operations = [{ set_priority = 100 }, { add_community = "65000:7" }] },
+  { action = "reject", community = "65000:9" },
+]
+[[filters]]
+name = "tag-out"
+export_v4 = [
+  { action = "accept", cidr = "198.18.1.0/26", match = "equal", operations = [{ prepend_as_path = [65100, 65101] }, { add_community = "64512:1:2" }] },
+]
+[[filters]]
+name = "prio-out"
+export_v4 = [{ action = "accept", peer_type = "ibgp", operations = [{ set_priority = 100 }] }]
+"#;
+
+fn stored(rib: &Rib, n: &str) -> Vec<Arc<AttrSet>> {
+    let e = rib.table.get(&(Family::IPV4_UNICAST, net(n))).unwrap();
+    e.paths().iter().map(|p| p.attrs.clone()).collect()
+}
+
+#[test]
+fn bgp_filter_import_operations_change_the_stored_route() {
+    let mut c = config(OPERATIONS);
+    c.peers[0].settings.filters = vec!["tag-in".into()];
+    c.peers[2].settings.filters = vec!["tag-in".into()];
+    let mut rib = with_peers(&c);
+    up(&mut rib, 0);
+    up(&mut rib, 2);
+    let tagged = announce(&["198.18.8.0/26"], [198, 51, 100, 4], &[65000, 65010]);
+    rib.update(2, &tagged, false);
+    let a = stored(&rib, "198.18.8.0/26");
+    assert_eq!(a[0].local_pref, Some(2_147_483_547), "priority 100");
+    assert_eq!(a[0].communities, ["65000:7".parse().unwrap()]);
+    let path: Vec<u32> = a[0].as_path.iter().flat_map(|s| s.asns.clone()).collect();
+    assert_eq!(path, [65000, 65010], "the path itself is not changed");
+    // No rule decides: accepted as sent.
+    rib.update(
+        2,
+        &announce(&["198.18.10.0/26"], [198, 51, 100, 4], &[65000]),
+        false,
+    );
+    let a = stored(&rib, "198.18.10.0/26");
+    assert_eq!((a[0].local_pref, a[0].communities.len()), (None, 0));
+    // A community condition: the route carrying it is refused.
+    let mut tagged = announce(&["198.18.11.0/26"], [198, 51, 100, 4], &[65000]);
+    tagged
+        .attributes
+        .push(PathAttribute::new(Attr::Communities {
+            communities: vec!["65000:9".parse().unwrap()],
+        }));
+    rib.update(2, &tagged, false);
+    assert!(!has(&rib, "198.18.11.0/26"), "carries 65000:9");
+    // The peer-type rule: iBGP peer .2's 198.18.9.0/26 is refused, eBGP peer .4's is not.
+    rib.update(
+        0,
+        &announce(&["198.18.9.0/26"], [198, 51, 100, 2], &[]),
+        false,
+    );
+    assert!(!has(&rib, "198.18.9.0/26"), "refused from an iBGP peer");
+    rib.update(
+        2,
+        &announce(&["198.18.9.0/26"], [198, 51, 100, 4], &[65000]),
+        false,
+    );
+    assert!(has(&rib, "198.18.9.0/26"), "accepted from an eBGP peer");
+}
+
+#[test]
+fn bgp_filter_export_operations_change_what_a_group_is_sent() {
+    let mut c = config(OPERATIONS);
+    c.peers[2].settings.filters = vec!["tag-out".into()];
+    c.peers[1].settings.filters = vec!["prio-out".into()];
+    let mut rib = with_peers(&c);
+    let sent = |rib: &Rib, out: &[Outgoing], id| {
+        let us = sent_to(rib, out, id);
+        assert_eq!(announced(&us), [net("198.18.1.0/26")]);
+        AttrSet::from_update(&us[0], Family::IPV4_UNICAST, &Negotiated::default())
+    };
+    let path =
+        |a: &AttrSet| -> Vec<u32> { a.as_path.iter().flat_map(|s| s.asns.clone()).collect() };
+    // eBGP: the rule's AS numbers after our own, which BIRD's protocol adds last.
+    let out = up(&mut rib, 2);
+    let a = sent(&rib, &out, 2);
+    assert_eq!(path(&a), [64512, 65100, 65101]);
+    assert_eq!(a.large_communities, ["64512:1:2".parse().unwrap()]);
+    // iBGP with the priority operation: LOCAL_PREF 2147483647 - 100.
+    let out = up(&mut rib, 1);
+    let a = sent(&rib, &out, 1);
+    assert_eq!(a.local_pref, Some(2_147_483_547));
+    assert!(path(&a).is_empty() && a.large_communities.is_empty());
+    // A peer without rules gets the route unchanged.
+    let out = up(&mut rib, 0);
+    let a = sent(&rib, &out, 0);
+    assert_ne!(a.local_pref, Some(2_147_483_547));
+    assert!(path(&a).is_empty() && a.large_communities.is_empty());
+}
