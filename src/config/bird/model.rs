@@ -217,8 +217,9 @@ fn sessions<'c>(
             }
         }
         out.rr_clients |= b.rr_client;
-        let (import, import_names) = clause(&b.common.import, r, true)?;
-        let (export, export_names) = clause(&b.common.export, r, false)?;
+        let ibgp = b.peer_as == b.local_as;
+        let (import, import_names) = clause(&b.common.import, r, true, ibgp)?;
+        let (export, export_names) = clause(&b.common.export, r, false, ibgp)?;
         let mut settings = settings(b, r)?;
         settings.local_asn = (b.local_as != asn).then_some(b.local_as);
         settings.filters = bgpfilter::merge_names(import_names, export_names);
@@ -450,6 +451,7 @@ fn clause<'c>(
     f: &FilterRef,
     r: &Resolved<'c>,
     import: bool,
+    ibgp: bool,
 ) -> Result<(Clause<'c>, Vec<String>), Error> {
     let pos = opt_pos(Some(r), r.pos, |o| {
         if import {
@@ -460,7 +462,7 @@ fn clause<'c>(
     });
     let (filter, names) = match f {
         FilterRef::Inline(body) => {
-            let (kept, names) = bgpfilter::strip(body)?;
+            let (kept, names) = bgpfilter::strip(body, ibgp)?;
             (FilterRef::Inline(kept), names)
         }
         other => (other.clone(), Vec::new()),
