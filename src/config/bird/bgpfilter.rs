@@ -18,7 +18,7 @@ use crate::wire::attr::{Community, LargeCommunity};
 
 /// Which list of a filter a function fills.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum List {
+pub(super) enum List {
     ImportV4,
     ExportV4,
     ImportV6,
@@ -27,7 +27,7 @@ enum List {
 
 /// The filter name and list of a function named as Calico names BGPFilter functions
 /// (`bgp_<name>_importFilterV4`, `…_exportFilterV6`).
-fn split_name(function: &str) -> Option<(&str, List)> {
+pub(super) fn split_name(function: &str) -> Option<(&str, List)> {
     let (name, suffix) = function.strip_prefix("bgp_")?.rsplit_once('_')?;
     let list = match suffix {
         "importFilterV4" => List::ImportV4,

@@ -12,10 +12,10 @@ use std::collections::HashMap;
 use ipnet::IpNet;
 
 use super::ast::{self, FilterRef, ItemKind, LogTarget, OptKind, Resolved, RouteTarget};
-use super::bgpfilter;
 use super::probe::{Clause, PeerClauses, Prober};
 use super::protocols::{self, Bgp, GracefulRestart, NextHop};
 use super::{Error, Pos};
+use super::{bgpfilter, bgpfilter_probe};
 use crate::config::{
     AddPaths, Config, Item, KernelConfig, Listen, LogLevel, NextHopMode, Peer, PeerDefaults,
     validate,
@@ -88,6 +88,7 @@ pub fn convert(config: &ast::Config) -> Result<Config, Error> {
     let asn = node_asn(config, &typed.bgp).unwrap_or(NO_BGP_ASN);
     let sessions = sessions(&typed.bgp, &resolved, asn)?;
     let filters = bgpfilter::filters(config)?;
+    bgpfilter_probe::check(config, &filters)?;
 
     let prober = Prober::new(config, kernel_clause, sessions.clauses, statics)?;
     let facts = prober.facts()?;
