@@ -296,8 +296,8 @@ fn a_changed_import_rule_refreshes_or_resets() {
     );
 }
 
-/// Operations against BIRD 2 over eBGP: wrend's export rule prepends two AS numbers after
-/// its own and adds a community and a large community to its block; its import rule
+/// Operations against BIRD 2 over eBGP: wrend's export rule prepends two AS numbers before
+/// its own (as BIRD 1.6 does: its protocol adds the local AS before the export filter) and adds a community and a large community to its block; its import rule
 /// matches BIRD's AS path and sets the priority (LOCAL_PREF 2147483647 - 100) and a
 /// community on what BIRD sends.
 #[test]
@@ -328,7 +328,7 @@ fn operations_change_the_routes_both_ways() {
     };
     assert_eq!(
         attr("BGP.as_path:").as_deref(),
-        Some("64512 65010 65011"),
+        Some("65010 65011 64512"),
         "{route}"
     );
     assert_eq!(

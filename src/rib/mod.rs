@@ -355,10 +355,11 @@ struct Exporter {
 }
 
 impl Exporter {
-    /// Path `src`'s attributes as group `gi` gets them: changed by the operations of the
-    /// export rule that lets it out (BIRD runs the export filter before the protocol's own
-    /// changes, so a prepended path gets the local AS in front of it), then with Calico's
-    /// communities.
+    /// Path `src`'s attributes as group `gi` gets them: the protocol's own changes, then
+    /// the operations of the export rule that lets it out, then Calico's communities. BIRD
+    /// 1.6 gives a route its BGP attributes (the eBGP prepend of the local AS among them,
+    /// `bgp_import_control`) before the export filter runs, so a rule's AS numbers lead the
+    /// path, as Calico documents for `prependASPath`.
     fn rewrite(
         &mut self,
         view: &View,
@@ -395,15 +396,16 @@ impl Exporter {
         let ops = rule
             .and_then(|i| rules.get(i))
             .map_or(&[][..], |r| &r.operations);
-        let changed = (!ops.is_empty()).then(|| {
-            let mut a = AttrSet::clone(attrs);
-            policy::filter::apply(ops, &mut a);
-            Arc::new(a)
-        });
         let r = view
             .speaker
-            .rewrite(&from, &g.target, *f, changed.as_ref().unwrap_or(attrs))
+            .rewrite(&from, &g.target, *f, attrs)
             .map(|mut a| {
+                // LOCAL_PREF goes to iBGP peers only (RFC 4271 §5.1.5).
+                let local_pref = a.local_pref;
+                policy::filter::apply(ops, &mut a);
+                if !g.target.ibgp {
+                    a.local_pref = local_pref;
+                }
                 view.calico.add_communities(net, &mut a);
                 Arc::new(a)
             });

@@ -1333,7 +1333,7 @@ import_v4 = [
 [[filters]]
 name = "tag-out"
 export_v4 = [
-  { action = "accept", cidr = "198.18.1.0/26", match = "equal", operations = [{ prepend_as_path = [65100, 65101] }, { add_community = "64512:1:2" }] },
+  { action = "accept", cidr = "198.18.1.0/26", match = "equal", operations = [{ prepend_as_path = [65100, 65101] }, { add_community = "64512:1:2" }, { set_priority = 5 }] },
 ]
 [[filters]]
 name = "prio-out"
@@ -1405,10 +1405,12 @@ fn bgp_filter_export_operations_change_what_a_group_is_sent() {
     };
     let path =
         |a: &AttrSet| -> Vec<u32> { a.as_path.iter().flat_map(|s| s.asns.clone()).collect() };
-    // eBGP: the rule's AS numbers after our own, which BIRD's protocol adds last.
+    // eBGP: the rule's AS numbers before our own, which BIRD's protocol adds before the
+    // export filter runs; no LOCAL_PREF, whatever the rule sets.
     let out = up(&mut rib, 2);
     let a = sent(&rib, &out, 2);
-    assert_eq!(path(&a), [64512, 65100, 65101]);
+    assert_eq!(path(&a), [65100, 65101, 64512]);
+    assert_eq!(a.local_pref, None);
     assert_eq!(a.large_communities, ["64512:1:2".parse().unwrap()]);
     // iBGP with the priority operation: LOCAL_PREF 2147483647 - 100.
     let out = up(&mut rib, 1);
