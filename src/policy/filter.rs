@@ -25,6 +25,10 @@ pub struct RouteFacts<'a> {
     pub attrs: &'a AttrSet,
     /// The session the filter runs for is iBGP (confd's `is_same_as`, `bgp_processor.go`).
     pub ibgp: bool,
+    /// On export to an eBGP peer, the AS the session speaks as: BIRD 1.6's protocol puts it
+    /// first in the path before the export filter runs (`bgp_import_control`), so an AS
+    /// path test sees it there.
+    pub lead: Option<u32>,
 }
 
 /// One peer's rules, its filters' lists concatenated in the order the peer names them.
@@ -112,7 +116,7 @@ pub fn matches(rule: &FilterRule, route: &RouteFacts) -> bool {
         Some(AnyCommunity::Standard(c)) => a.communities.contains(&c),
         Some(AnyCommunity::Large(c)) => a.large_communities.contains(&c),
     };
-    if !carries || !path_begins(&a.as_path, &rule.as_path_prefix) {
+    if !carries || !path_begins(&a.as_path, route.lead, &rule.as_path_prefix) {
         return false;
     }
     // `defined(bgp_local_pref)&&(bgp_local_pref = 2147483647 - P)` (`filterMatchPriority`).
@@ -122,9 +126,17 @@ pub fn matches(rule: &FilterRule, route: &RouteFacts) -> bool {
 
 /// `bgp_path ~ [= A B * =]` (`filterMatchASPathPrefix`): the path's first positions are
 /// `asns`. As in BIRD's `as_path_match`, an AS_SET is one position that matches any of its
-/// members; every other segment is one position per AS number.
-fn path_begins(path: &[Segment], asns: &[u32]) -> bool {
+/// members; every other segment is one position per AS number. `lead`, when set, is the
+/// first position.
+fn path_begins(path: &[Segment], lead: Option<u32>, asns: &[u32]) -> bool {
     let mut want = asns.iter();
+    if let Some(first) = lead {
+        match want.next() {
+            None => return true,
+            Some(w) if *w == first => {}
+            Some(_) => return false,
+        }
+    }
     for s in path {
         let set = matches!(s.kind, SegmentKind::Set | SegmentKind::ConfedSet);
         if set {
@@ -264,7 +276,12 @@ mod tests {
     }
 
     fn facts<'a>(net: &'a IpNet, attrs: &'a AttrSet, ibgp: bool) -> RouteFacts<'a> {
-        RouteFacts { net, attrs, ibgp }
+        RouteFacts {
+            net,
+            attrs,
+            ibgp,
+            lead: None,
+        }
     }
 
     #[test]
@@ -444,6 +461,17 @@ mod tests {
             seq(&[9]),
         ];
         assert!(m(&r(&[8, 9]), &a) && !m(&r(&[7, 8]), &a));
+        // On export to eBGP the session's AS comes first.
+        a.as_path = vec![seq(&[65000])];
+        let lead = |r: &FilterRule| {
+            let f = RouteFacts {
+                lead: Some(64512),
+                ..facts(&n, &a, false)
+            };
+            matches(r, &f)
+        };
+        assert!(lead(&r(&[64512])) && lead(&r(&[64512, 65000])));
+        assert!(!lead(&r(&[65000])));
     }
 
     #[test]

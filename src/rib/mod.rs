@@ -246,10 +246,16 @@ impl View<'_> {
             .take(n)
             .filter(|(src, _, a)| {
                 self.speaker.exports(&self.source(*src), &g.target, f, a)
-                    && lets_out(rules, g.target.ibgp, calico, net, a)
+                    && lets_out(rules, (g.target.ibgp, self.lead(&g.target)), calico, net, a)
             })
             .map(|(src, id, a)| (if add_path { id } else { 0 }, src, a))
             .collect()
+    }
+
+    /// The AS an export filter sees first in every path to `t`: on eBGP, the one its
+    /// session speaks as ([`RouteFacts::lead`]).
+    fn lead(&self, t: &Target) -> Option<u32> {
+        (!t.ibgp).then(|| t.local_asn.unwrap_or(self.speaker.asn))
     }
 
     fn source(&self, src: PathSource) -> Source {
@@ -290,6 +296,7 @@ fn imported(
         net,
         attrs: &a,
         ibgp,
+        lead: None,
     };
     match rules.import.decide(f, &facts) {
         Some(r) if r.action == RuleAction::Reject => None,
@@ -308,6 +315,7 @@ fn refuses(rules: &PeerRules, (f, net): (Family, &IpNet), ibgp: bool, a: &AttrSe
         net,
         attrs: a,
         ibgp,
+        lead: None,
     };
     rules
         .import
@@ -319,11 +327,18 @@ fn refuses(rules: &PeerRules, (f, net): (Family, &IpNet), ibgp: bool, a: &AttrSe
 /// rules first, an `accept` exporting even what Calico's rules would not; then, when no
 /// rule decides, `calico_export_to_bgp_peers` (the prefix rules in `calico`, the device
 /// rules here). The accepting rule's operations are applied by [`Exporter::rewrite`].
-fn lets_out(rules: &[FilterRule], ibgp: bool, calico: bool, net: &IpNet, a: &AttrSet) -> bool {
+fn lets_out(
+    rules: &[FilterRule],
+    (ibgp, lead): (bool, Option<u32>),
+    calico: bool,
+    net: &IpNet,
+    a: &AttrSet,
+) -> bool {
     let facts = RouteFacts {
         net,
         attrs: a,
         ibgp,
+        lead,
     };
     match policy::filter::first_match(rules, &facts) {
         Some(r) => r.action == RuleAction::Accept,
@@ -376,6 +391,7 @@ impl Exporter {
             net,
             attrs,
             ibgp: g.target.ibgp,
+            lead: view.lead(&g.target),
         };
         let rule = rules
             .iter()

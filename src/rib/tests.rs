@@ -1423,3 +1423,20 @@ fn bgp_filter_export_operations_change_what_a_group_is_sent() {
     assert_ne!(a.local_pref, Some(2_147_483_547));
     assert!(path(&a).is_empty() && a.large_communities.is_empty());
 }
+
+/// On export to eBGP an AS path test sees the session's AS first, as BIRD's export filter
+/// does; on iBGP the path as it is.
+#[test]
+fn bgp_filter_export_path_test_sees_the_sessions_as_on_ebgp() {
+    let mut c = config(
+        "[[filters]]\nname = \"ours\"\n\
+         export_v4 = [{ action = \"reject\", as_path_prefix = [64512] }]\n",
+    );
+    c.peers[0].settings.filters = vec!["ours".into()];
+    c.peers[2].settings.filters = vec!["ours".into()];
+    let mut rib = with_peers(&c);
+    let out = up(&mut rib, 2);
+    assert!(sent_to(&rib, &out, 2).is_empty(), "eBGP: 64512 leads the path");
+    let out = up(&mut rib, 0);
+    assert_eq!(announced(&sent_to(&rib, &out, 0)), [net("198.18.1.0/26")]);
+}

@@ -128,6 +128,7 @@ fn model_verdict(rules: &[FilterRule], route: &Route, ibgp: bool) -> Verdict {
         net: &route.net,
         attrs: &a,
         ibgp,
+        lead: None,
     };
     let Some(rule) = first_match(rules, &facts) else {
         return (None, None);
