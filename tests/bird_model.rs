@@ -98,8 +98,9 @@ fn refused_at(dir: &Path) -> Option<&'static str> {
         .to_string_lossy()
         .into_owned();
     Some(match name.as_str() {
-        // `bgp_path ~ …`, communities and LOCAL_PREF in BGPFilter rules: beyond the model's
-        // rules (prefix, length, source, interface); the first is a three-prefix set.
+        // gen.py's rules go beyond what confd renders from a BGPFilter: `P-` (prefixes
+        // around P) in a set, then two `net` tests in one rule, `RTS_STATIC`, `bgp_next_hop`
+        // (`bgpfilter_without_uncalico_rules` converts the rest).
         "v3.31/bgpfilter" => "bird.cfg:41:6",
         "v3.32/bgpfilter" => "bird.cfg:44:6",
         // `log syslog …`: wren logs to stderr.
@@ -395,6 +396,7 @@ fn bgpfilter_functions_become_filters_and_peer_lists() {
             prefix_length: Some((Some(16), Some(24))),
             from_peers: false,
             interface: None,
+            ..FilterRule::any(RuleAction::Accept)
         }
     );
     assert_eq!(
@@ -819,4 +821,76 @@ fn a_configured_route_priority_is_carried_and_checked() {
         e.message.contains("export filter of Mesh_10_192_0_2"),
         "{e}"
     );
+}
+
+/// The tests gen.py wrote that confd never renders from a BGPFilter, and where each is
+/// refused once those before it are gone.
+const UNCALICO: [(&str, &str); 4] = [
+    ("192.0.2.0/24-", "44:6"),
+    ("net != 44.3.0.0/16", "46:31"),
+    ("RTS_STATIC", "47:27"),
+    ("bgp_next_hop ~ 10.192.0.0/16", "56:8"),
+];
+
+/// v3.31/v3.32 bgpfilter with the first `n` of [`UNCALICO`]'s lines left out.
+fn bgpfilter_without(shape: &str, n: usize) -> PathBuf {
+    edited_copy(shape, "bgpfilter", &format!("rich{n}"), |_, text| {
+        text.lines()
+            .map(|l| match UNCALICO[..n].iter().any(|(x, _)| l.contains(x)) {
+                true => "# left out\n".to_string(),
+                false => format!("{l}\n"),
+            })
+            .collect()
+    })
+}
+
+/// Each of gen.py's tests beyond confd is refused at its place; without them, both shapes'
+/// BGPFilter functions convert (conditions on communities, the AS path and the priority,
+/// operations), the BIRD functions and the model's rules decide alike on the probe routes
+/// (`bgpfilter_probe`), and the model round-trips through TOML.
+#[test]
+fn bgpfilter_without_uncalico_rules() {
+    use wren::config::{Operation, RuleAction};
+    for (shape, shift) in [("v3.32", 0), ("v3.31", 3)] {
+        for (n, (_, at)) in UNCALICO.iter().enumerate() {
+            let dir = bgpfilter_without(shape, n);
+            let e = convert(&dir.join("bird.cfg")).unwrap_err();
+            let (line, col) = at.split_once(':').unwrap();
+            let line: u32 = line.parse::<u32>().unwrap() - shift;
+            assert_eq!(
+                place(&e, &dir),
+                format!("bird.cfg:{line}:{col}"),
+                "{shape} {n}: {e}"
+            );
+            std::fs::remove_dir_all(dir).unwrap();
+        }
+        let dir = bgpfilter_without(shape, UNCALICO.len());
+        let m = convert(&dir.join("bird.cfg")).unwrap_or_else(|e| panic!("{shape}: {e}"));
+        std::fs::remove_dir_all(dir).unwrap();
+        assert_eq!(round_trip(&m), m, "{shape}");
+        let tor = &m.filters[0];
+        assert_eq!(tor.name, "tor-in-out");
+        let import = &tor.import_v4;
+        assert_eq!(import.len(), 5, "{shape}: {import:?}");
+        assert_eq!(import[1].as_path_prefix, [65000]);
+        assert_eq!(import[1].operations, [Operation::SetPriority(100)]);
+        assert_eq!(import[2].community, Some("65000:100".parse().unwrap()));
+        assert_eq!(import[2].operations, [Operation::SetPriority(256)]);
+        assert_eq!(import[3].community, Some("65000:1:2".parse().unwrap()));
+        assert_eq!(import[4].action, RuleAction::Reject);
+        let export = &tor.export_v4;
+        assert_eq!(export[1].priority, Some(100));
+        assert_eq!(
+            export[1].operations,
+            [
+                Operation::AddCommunity("65001:200".parse().unwrap()),
+                Operation::AddCommunity("65001:2:3".parse().unwrap()),
+                Operation::PrependAsPath(vec![65001]),
+            ]
+        );
+        assert_eq!(
+            peer(&m, "Global_10_192_0_254").settings.filters,
+            ["tor-in-out", "empty"]
+        );
+    }
 }

@@ -295,3 +295,56 @@ fn a_changed_import_rule_refreshes_or_resets() {
         (Code::Cease as u8, cease::OTHER_CONFIGURATION_CHANGE)
     );
 }
+
+/// Operations against BIRD 2 over eBGP: wrend's export rule prepends two AS numbers before
+/// its own (as BIRD 1.6 does: its protocol adds the local AS before the export filter) and adds a community and a large community to its block; its import rule
+/// matches BIRD's AS path and sets the priority (LOCAL_PREF 2147483647 - 100) and a
+/// community on what BIRD sends.
+#[test]
+fn operations_change_the_routes_both_ways() {
+    let lab = Lab::new("fltops", &[system_bin("bird"), system_bin("birdc")]);
+    let bird = Bird::start(&lab, 65000, WREN_ASN);
+    let mut conf = WrenConf::new(Fam::V4, 65000);
+    conf.extra = format!(
+        "filters = [\"ops\"]\n\n\
+         [[filters]]\nname = \"ops\"\n\
+         import_v4 = [{{ action = \"accept\", as_path_prefix = [65000], operations = \
+         [{{ set_priority = 100 }}, {{ add_community = \"65000:7\" }}] }}]\n\
+         export_v4 = [{{ action = \"accept\", peer_type = \"ebgp\", cidr = \"{WREN_NET4}\", \
+         match = \"equal\", operations = [{{ prepend_as_path = [65010, 65011] }}, \
+         {{ add_community = \"64512:7\" }}, {{ add_community = \"64512:2:3\" }}] }}]\n"
+    );
+    let w = lab.start_wren(conf);
+    established(&lab, &w, &bird);
+    wait_for(&lab, "BIRD gets wrend's block", || {
+        bird.has_from_wren(WREN_NET4)
+    });
+    let route = lab.must(bird.cmd(&format!("show route {WREN_NET4} all")));
+    let attr = |name: &str| {
+        route
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(name))
+            .map(|v| v.trim().to_string())
+    };
+    assert_eq!(
+        attr("BGP.as_path:").as_deref(),
+        Some("65010 65011 64512"),
+        "{route}"
+    );
+    assert_eq!(
+        attr("BGP.community:").as_deref(),
+        Some("(64512,7)"),
+        "{route}"
+    );
+    assert_eq!(
+        attr("BGP.large_community:").as_deref(),
+        Some("(64512, 2, 3)"),
+        "{route}"
+    );
+    wait_for(&lab, "wrend has BIRD's route", || {
+        wren_has(&lab, &w, LET_IN)
+    });
+    let mine = lab.must(lab.wren_cmd(&w, &format!("show route {LET_IN} all")));
+    assert!(mine.contains("BGP.local_pref: 2147483547"), "{mine}");
+    assert!(mine.contains("BGP.community: (65000,7)"), "{mine}");
+}

@@ -97,7 +97,61 @@ pub struct FilterRule {
     pub from_peers: bool,
     /// Only routes through an interface whose name matches this glob (`*` wildcard).
     pub interface: Option<String>,
+    /// `peerType`: only on sessions of this kind.
+    pub peer_type: Option<PeerType>,
+    /// `communities.values` (exactly one): only routes that carry this community.
+    pub community: Option<AnyCommunity>,
+    /// `asPathPrefix`: only routes whose AS path begins with these AS numbers.
+    pub as_path_prefix: Vec<u32>,
+    /// `priority`: only routes of this priority (LOCAL_PREF 2147483647 − priority).
+    pub priority: Option<u32>,
+    /// `operations`, in order, on a route the rule accepts.
+    pub operations: Vec<Operation>,
 }
+
+impl FilterRule {
+    /// A rule with no condition and no operation.
+    pub fn any(action: RuleAction) -> FilterRule {
+        FilterRule {
+            action,
+            cidr: None,
+            prefix_length: None,
+            from_peers: false,
+            interface: None,
+            peer_type: None,
+            community: None,
+            as_path_prefix: Vec::new(),
+            priority: None,
+            operations: Vec::new(),
+        }
+    }
+}
+
+/// `BGPFilterPeerType`: the kind of session a rule applies on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PeerType {
+    Ebgp,
+    Ibgp,
+}
+
+/// One `BGPFilterOperation`: a change to a route an accepting rule lets through.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Operation {
+    /// `addCommunity`: a standard (RFC 1997) or large (RFC 8092) community.
+    AddCommunity(AnyCommunity),
+    /// `prependASPath`: these AS numbers, in this order, before the path.
+    PrependAsPath(Vec<u32>),
+    /// `setPriority`: LOCAL_PREF becomes 2147483647 − priority.
+    SetPriority(u32),
+}
+
+/// Calico's priority ↔ LOCAL_PREF mapping (`BirdIntMaxValue` in confd's
+/// `template_funcs.go`): `bgp_local_pref = 2147483647 - priority`.
+pub const PRIORITY_BASE: u32 = 2_147_483_647;
+
+/// The priorities Calico accepts (`BGPFilterRuleV4.Priority`: 1 to 2147483646).
+pub const PRIORITIES: std::ops::RangeInclusive<u32> = 1..=2_147_483_646;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -260,7 +314,16 @@ pub struct PrefixCommunities {
 }
 
 /// A community as configured: `ASN:VALUE` (RFC 1997) or `A:B:C` (RFC 8092).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    serde_with::SerializeDisplay,
+    serde_with::DeserializeFromStr,
+)]
 pub enum AnyCommunity {
     Standard(Community),
     Large(LargeCommunity),

@@ -13,9 +13,10 @@ use serde::Deserialize;
 
 use super::datastore::Local;
 use super::{
-    AddPaths, BfdOptions, BgpFilter, Config, Contents, Error, FilterRule, Item, KernelConfig,
-    LimitAction, Listen, LogLevel, MatchOperator, NextHopMode, Peer, PeerBfd, PeerDefaults, Pool,
-    PrefixCommunities, RuleAction, StaticRoute, default_name, validate,
+    AddPaths, AnyCommunity, BfdOptions, BgpFilter, Config, Contents, Error, FilterRule, Item,
+    KernelConfig, LimitAction, Listen, LogLevel, MatchOperator, NextHopMode, Operation, Peer,
+    PeerBfd, PeerDefaults, PeerType, Pool, PrefixCommunities, RuleAction, StaticRoute,
+    default_name, validate,
 };
 
 /// The whole file.
@@ -87,6 +88,34 @@ struct RuleConfig {
     #[serde(default)]
     from_peers: bool,
     interface: Option<String>,
+    peer_type: Option<PeerType>,
+    community: Option<AnyCommunity>,
+    #[serde(default)]
+    as_path_prefix: Vec<u32>,
+    priority: Option<u32>,
+    #[serde(default)]
+    operations: Vec<OperationConfig>,
+}
+
+/// One operation: exactly one of `{ add_community = "65000:100" }`,
+/// `{ prepend_as_path = [65000, 65001] }`, `{ set_priority = 100 }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OperationConfig {
+    add_community: Option<AnyCommunity>,
+    prepend_as_path: Option<Vec<u32>>,
+    set_priority: Option<u32>,
+}
+
+impl OperationConfig {
+    fn into_model(self) -> Option<Operation> {
+        match (self.add_community, self.prepend_as_path, self.set_priority) {
+            (Some(c), None, None) => Some(Operation::AddCommunity(c)),
+            (None, Some(p), None) => Some(Operation::PrependAsPath(p)),
+            (None, None, Some(p)) => Some(Operation::SetPriority(p)),
+            _ => None,
+        }
+    }
 }
 
 impl FilterConfig {
@@ -136,12 +165,32 @@ impl RuleConfig {
         };
         let prefix_length = (self.prefix_length_min.is_some() || self.prefix_length_max.is_some())
             .then_some((self.prefix_length_min, self.prefix_length_max));
+        let operations = (self.operations.into_iter().enumerate())
+            .map(|(k, o)| {
+                o.into_model().ok_or_else(|| {
+                    (
+                        at(Some("operations")),
+                        format!(
+                            "filter {filter}: {list} rule {} operation {}: exactly one of \
+                             add_community, prepend_as_path, set_priority",
+                            j + 1,
+                            k + 1
+                        ),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(FilterRule {
             action: self.action,
             cidr,
             prefix_length,
             from_peers: self.from_peers,
             interface: self.interface,
+            peer_type: self.peer_type,
+            community: self.community,
+            as_path_prefix: self.as_path_prefix,
+            priority: self.priority,
+            operations,
         })
     }
 }
@@ -738,6 +787,7 @@ filters = []
                 prefix_length: Some((Some(16), Some(24))),
                 from_peers: false,
                 interface: None,
+                ..super::super::FilterRule::any(RuleAction::Accept)
             }
         );
         assert!(f.import_v4[1].from_peers && f.import_v4[1].cidr.is_none());
@@ -782,5 +832,16 @@ filters = []
             "{head}[[filters]]\nname = \"a\"\nimport_v4 = [{{ action = \"accept\", ifname = \"x\" }}]\n"
         ));
         assert!(e.starts_with("f.toml:5:") && e.contains("interface"), "{e}");
+        let e = at(&format!(
+            "{head}[[filters]]\nname = \"a\"\nimport_v6 = [{{ action = \"accept\", operations = [{{ set_priority = 5, prepend_as_path = [1] }}] }}]\n"
+        ));
+        assert!(
+            e.starts_with("f.toml:5:") && e.contains("operation 1: exactly one of"),
+            "{e}"
+        );
+        let e = at(&format!(
+            "{head}[[filters]]\nname = \"a\"\nimport_v4 = [{{ action = \"accept\", community = \"65536:1\" }}]\n"
+        ));
+        assert!(e.starts_with("f.toml:5:"), "{e}");
     }
 }

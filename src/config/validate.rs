@@ -5,7 +5,10 @@ use std::collections::HashMap;
 
 use ipnet::IpNet;
 
-use super::{BfdOptions, BgpFilter, Config, FilterRule, Item, MatchOperator};
+use super::{
+    BfdOptions, BgpFilter, Config, FilterRule, Item, MatchOperator, Operation, PRIORITIES,
+    RuleAction,
+};
 
 /// At most this many `[[communities]]` ranges (a prefix's ranges are a 64-bit mask).
 const MAX_COMMUNITY_RANGES: usize = 64;
@@ -146,6 +149,7 @@ fn rule(r: &FilterRule, v6: bool) -> Result<(), (&'static str, String)> {
     if r.interface.as_deref().is_some_and(str::is_empty) {
         return Err(("interface", "interface must not be empty".into()));
     }
+    operations(r)?;
     let Some((min, max)) = r.prefix_length else {
         return Ok(());
     };
@@ -201,6 +205,49 @@ fn bfd(b: &BfdOptions) -> Result<(), String> {
             a.max_key()
         )),
     }
+}
+
+/// The priority condition and the operations (Calico's `BGPFilterRuleV4` validation):
+/// priorities 1 to 2147483646, operations only on an accepting rule, at most 10 of them, and
+/// 1 to 10 AS numbers to prepend.
+fn operations(r: &FilterRule) -> Result<(), (&'static str, String)> {
+    let priority = |p: u32| {
+        if PRIORITIES.contains(&p) {
+            Ok(())
+        } else {
+            Err(format!(
+                "priority {p} is outside {}..={}",
+                PRIORITIES.start(),
+                PRIORITIES.end()
+            ))
+        }
+    };
+    if let Some(p) = r.priority {
+        priority(p).map_err(|e| ("priority", e))?;
+    }
+    if r.operations.is_empty() {
+        return Ok(());
+    }
+    let refuse = |e: String| Err(("operations", e));
+    if r.action != RuleAction::Accept {
+        return refuse("operations need action \"accept\"".into());
+    }
+    if r.operations.len() > 10 {
+        return refuse(format!("{} operations, at most 10", r.operations.len()));
+    }
+    for o in &r.operations {
+        match o {
+            Operation::SetPriority(p) => priority(*p).map_err(|e| ("operations", e))?,
+            Operation::PrependAsPath(p) if p.is_empty() || p.len() > 10 => {
+                return refuse(format!(
+                    "prepend_as_path has {} AS numbers, 1 to 10",
+                    p.len()
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// A prefix with bits set after its length is refused rather than truncated: it is most
@@ -489,6 +536,30 @@ mod tests {
                 "import_v4",
                 "interface",
                 "must not be empty",
+            ),
+            (
+                "import_v4 = [{ action = \"accept\", priority = 0 }]",
+                "import_v4",
+                "priority",
+                "outside 1..=2147483646",
+            ),
+            (
+                "export_v4 = [{ action = \"reject\", operations = [{ set_priority = 5 }] }]",
+                "export_v4",
+                "operations",
+                "need action \"accept\"",
+            ),
+            (
+                "export_v6 = [{ action = \"accept\", operations = [{ set_priority = 2147483647 }] }]",
+                "export_v6",
+                "operations",
+                "outside 1..=2147483646",
+            ),
+            (
+                "export_v6 = [{ action = \"accept\", operations = [{ prepend_as_path = [] }] }]",
+                "export_v6",
+                "operations",
+                "1 to 10",
             ),
         ] {
             let (item, msg) = error(&f(rules));

@@ -5,7 +5,7 @@
 use ::toml::{Table, Value};
 use serde::Serialize;
 
-use super::{BgpFilter, Config, FilterRule, KernelConfig, Listen, PeerDefaults};
+use super::{BgpFilter, Config, FilterRule, KernelConfig, Listen, Operation, PeerDefaults};
 
 type Result<T> = std::result::Result<T, ::toml::ser::Error>;
 
@@ -135,26 +135,54 @@ fn rule(r: &FilterRule) -> Result<Value> {
     if let Some(i) = &r.interface {
         t.insert("interface".into(), i.clone().into());
     }
+    if let Some(p) = r.peer_type {
+        t.insert("peer_type".into(), Value::try_from(p)?);
+    }
+    if let Some(c) = r.community {
+        t.insert("community".into(), c.to_string().into());
+    }
+    if !r.as_path_prefix.is_empty() {
+        t.insert("as_path_prefix".into(), asns(&r.as_path_prefix));
+    }
+    if let Some(p) = r.priority {
+        t.insert("priority".into(), i64::from(p).into());
+    }
+    if !r.operations.is_empty() {
+        let ops = r.operations.iter().map(operation).collect::<Vec<_>>();
+        t.insert("operations".into(), ops.into());
+    }
     Ok(Value::Table(t))
+}
+
+/// An operation as a one-key table (`OperationConfig` in the reader).
+fn operation(o: &Operation) -> Value {
+    let (key, value) = match o {
+        Operation::AddCommunity(c) => ("add_community", c.to_string().into()),
+        Operation::PrependAsPath(p) => ("prepend_as_path", asns(p)),
+        Operation::SetPriority(p) => ("set_priority", i64::from(*p).into()),
+    };
+    Value::Table(Table::from_iter([(key.to_string(), value)]))
+}
+
+fn asns(list: &[u32]) -> Value {
+    list.iter()
+        .map(|&a| i64::from(a))
+        .collect::<Vec<_>>()
+        .into()
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::{
         AddPaths, AddressFamily, BfdAuth, BfdOptions, Encapsulation, LimitAction, LogLevel,
-        MatchOperator, NextHopMode, Peer, PeerBfd, Pool, PrefixCommunities, RuleAction, toml,
+        MatchOperator, NextHopMode, Peer, PeerBfd, PeerType, Pool, PrefixCommunities, RuleAction,
+        toml,
     };
     use super::*;
     use crate::config::StaticRoute;
 
     fn rule(action: RuleAction) -> FilterRule {
-        FilterRule {
-            action,
-            cidr: None,
-            prefix_length: None,
-            from_peers: false,
-            interface: None,
-        }
+        FilterRule::any(action)
     }
 
     /// A model with every setting away from its default reads back from its text.
@@ -274,10 +302,24 @@ mod tests {
                     from_peers: true,
                     ..rule(RuleAction::Accept)
                 }],
-                export_v4: vec![FilterRule {
-                    interface: Some("eth*".into()),
-                    ..rule(RuleAction::Reject)
-                }],
+                export_v4: vec![
+                    FilterRule {
+                        interface: Some("eth*".into()),
+                        ..rule(RuleAction::Reject)
+                    },
+                    FilterRule {
+                        peer_type: Some(PeerType::Ebgp),
+                        community: Some("65000:1:2".parse().unwrap()),
+                        as_path_prefix: vec![65000, 4200000000],
+                        priority: Some(100),
+                        operations: vec![
+                            Operation::AddCommunity("65001:200".parse().unwrap()),
+                            Operation::PrependAsPath(vec![65001, 65002]),
+                            Operation::SetPriority(1),
+                        ],
+                        ..rule(RuleAction::Accept)
+                    },
+                ],
                 import_v6: vec![FilterRule {
                     cidr: Some((MatchOperator::NotIn, net("2001:db8::/32"))),
                     prefix_length: Some((None, Some(64))),

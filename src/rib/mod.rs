@@ -250,10 +250,16 @@ impl View<'_> {
             .filter(|(src, _, a)| {
                 let calico = calico || self.calico.elevated(net, *src, a);
                 self.speaker.exports(&self.source(*src), &g.target, f, a)
-                    && lets_out(rules, g.target.ibgp, calico, net, *src, a)
+                    && lets_out(rules, (g.target.ibgp, self.lead(&g.target)), calico, net, a)
             })
             .map(|(src, id, a)| (if add_path { id } else { 0 }, src, a))
             .collect()
+    }
+
+    /// The AS an export filter sees first in every path to `t`: on eBGP, the one its
+    /// session speaks as ([`RouteFacts::lead`]).
+    fn lead(&self, t: &Target) -> Option<u32> {
+        (!t.ibgp).then(|| t.local_asn.unwrap_or(self.speaker.asn))
     }
 
     fn source(&self, src: PathSource) -> Source {
@@ -280,42 +286,73 @@ impl View<'_> {
 }
 
 /// A peer's import filter (contract §3.5 as confd renders it with BGPFilters): its BGPFilter
-/// import rules for the family, the first match deciding; a route none decides is accepted.
-fn imports(rules: &PeerRules, f: Family, net: &IpNet) -> bool {
+/// import rules for the family, the first match deciding. A route a rule rejects is `None`;
+/// one a rule accepts has that rule's operations applied; one none decides is accepted as
+/// it is.
+fn imported(
+    rules: &PeerRules,
+    (f, net): (Family, &IpNet),
+    ibgp: bool,
+    a: Arc<AttrSet>,
+    interner: &mut Interner,
+) -> Option<Arc<AttrSet>> {
     let facts = RouteFacts {
         net,
-        from_peer: true,
-        device: None,
+        attrs: &a,
+        ibgp,
+        lead: None,
     };
-    rules.import.decide(f, &facts) != Some(RuleAction::Reject)
+    match rules.import.decide(f, &facts) {
+        Some(r) if r.action == RuleAction::Reject => None,
+        Some(r) if !r.operations.is_empty() => {
+            let mut changed = AttrSet::clone(&a);
+            policy::filter::apply(&r.operations, &mut changed);
+            Some(interner.intern(changed))
+        }
+        _ => Some(a),
+    }
+}
+
+/// Whether a peer's import rules reject a path it sent.
+fn refuses(rules: &PeerRules, (f, net): (Family, &IpNet), ibgp: bool, a: &AttrSet) -> bool {
+    let facts = RouteFacts {
+        net,
+        attrs: a,
+        ibgp,
+        lead: None,
+    };
+    rules
+        .import
+        .decide(f, &facts)
+        .is_some_and(|r| r.action == RuleAction::Reject)
 }
 
 /// A peer's export filter (contract §3.2 as confd renders it with BGPFilters): its BGPFilter
 /// rules first, an `accept` exporting even what Calico's rules would not; then, when no
 /// rule decides, `calico_export_to_bgp_peers` (the prefix rules in `calico`, the device
-/// rules here).
+/// rules here). The accepting rule's operations are applied by [`Exporter::rewrite`].
 fn lets_out(
     rules: &[FilterRule],
-    ibgp: bool,
+    (ibgp, lead): (bool, Option<u32>),
     calico: bool,
     net: &IpNet,
-    src: PathSource,
     a: &AttrSet,
 ) -> bool {
-    let device = a.device.as_deref();
     let facts = RouteFacts {
         net,
-        from_peer: src.peer_id().is_some(),
-        device,
+        attrs: a,
+        ibgp,
+        lead,
     };
     match policy::filter::first_match(rules, &facts) {
-        Some(action) => action == RuleAction::Accept,
-        None => calico && policy::calico::exports_device(device, ibgp),
+        Some(r) => r.action == RuleAction::Accept,
+        None => calico && policy::calico::exports_device(a.device.as_deref(), ibgp),
     }
 }
 
-/// (group, family, source, attribute set's address, community ranges, old policy).
-type ExportKey = (usize, Family, PathSource, usize, u64, bool);
+/// (group, family, source, attribute set's address, community ranges, the export rule that
+/// matched, old policy).
+type ExportKey = (usize, Family, PathSource, usize, u64, Option<usize>, bool);
 
 /// A path as a group is sent it: (path identifier, source, source attributes).
 type Sent<'p> = SmallVec<[(u32, PathSource, &'p Arc<AttrSet>); 1]>;
@@ -337,7 +374,11 @@ struct Exporter {
 }
 
 impl Exporter {
-    /// Path `src`'s attributes as group `gi` gets them, with Calico's communities.
+    /// Path `src`'s attributes as group `gi` gets them: the protocol's own changes, then
+    /// the operations of the export rule that lets it out, then Calico's communities. BIRD
+    /// 1.6 gives a route its BGP attributes (the eBGP prepend of the local AS among them,
+    /// `bgp_import_control`) before the export filter runs, so a rule's AS numbers lead the
+    /// path, as Calico documents for `prependASPath`.
     fn rewrite(
         &mut self,
         view: &View,
@@ -349,15 +390,42 @@ impl Exporter {
     ) -> Option<Arc<AttrSet>> {
         let (f, net) = key;
         let mask = view.calico.community_mask(net);
-        let k = (gi, *f, src, Arc::as_ptr(attrs) as usize, mask, view.old);
+        let rules = g.export.rules(*f);
+        let facts = RouteFacts {
+            net,
+            attrs,
+            ibgp: g.target.ibgp,
+            lead: view.lead(&g.target),
+        };
+        let rule = rules
+            .iter()
+            .position(|r| policy::filter::matches(r, &facts));
+        let k = (
+            gi,
+            *f,
+            src,
+            Arc::as_ptr(attrs) as usize,
+            mask,
+            rule,
+            view.old,
+        );
         if let Some((_, r)) = self.cache.get(&k) {
             return r.clone();
         }
         let from = view.source(src);
+        let ops = rule
+            .and_then(|i| rules.get(i))
+            .map_or(&[][..], |r| &r.operations);
         let r = view
             .speaker
             .rewrite(&from, &g.target, *f, attrs)
             .map(|mut a| {
+                // LOCAL_PREF goes to iBGP peers only (RFC 4271 §5.1.5).
+                let local_pref = a.local_pref;
+                policy::filter::apply(ops, &mut a);
+                if !g.target.ibgp {
+                    a.local_pref = local_pref;
+                }
                 view.calico.add_communities(net, &mut a);
                 // LOCAL_PREF goes to iBGP peers only (RFC 4271 §5.1.5).
                 if g.target.ibgp
@@ -922,7 +990,9 @@ impl Rib {
                     a
                 }
             };
-            match attrs.filter(|_| imports(&rules, f, &pfx.net)) {
+            let attrs =
+                attrs.and_then(|a| imported(&rules, (f, &pfx.net), !ebgp, a, &mut self.interner));
+            match attrs {
                 Some(a) => self.announce(id, key, rx_id, a, keep),
                 // A loop, or refused by the peer's import filter: the route is not usable,
                 // and replaces any earlier one.
@@ -1020,6 +1090,7 @@ impl Rib {
             return (Vec::new(), false);
         }
         let import_changed = rules.import != p.rules.import;
+        let ibgp = !p.ebgp(self.speaker.asn);
         p.rules = rules.clone();
         let mut out = Vec::new();
         if import_changed {
@@ -1027,10 +1098,11 @@ impl Rib {
             let keep = self.keep();
             let (mut gone, mut stale) = (0, 0);
             for (key, e) in self.table.iter_mut() {
-                if e.has(src, |_| true) && !imports(&rules, key.0, &key.1) {
+                let refused = |p: &Path| refuses(&rules, (key.0, &key.1), ibgp, &p.attrs);
+                if e.has(src, refused) {
                     note(&mut self.dirty, key, e, keep);
-                    stale += e.remove(src, Path::stale);
-                    gone += e.remove(src, |_| true);
+                    stale += e.remove(src, |p| p.stale() && refused(p));
+                    gone += e.remove(src, refused);
                 }
             }
             gone += stale;

@@ -1523,3 +1523,126 @@ fn static_route_is_written_and_resolves_next_hops_through_its_gateway() {
         "{changes:?}"
     );
 }
+
+/// Filters whose rules match on the new conditions and change routes.
+const OPERATIONS: &str = r#"
+[[filters]]
+name = "tag-in"
+import_v4 = [
+  { action = "reject", peer_type = "ibgp", cidr = "198.18.9.0/26", match = "equal" },
+  { action = "accept", as_path_prefix = [65000, 65010], operations = [{ set_priority = 100 }, { add_community = "65000:7" }] },
+  { action = "reject", community = "65000:9" },
+]
+[[filters]]
+name = "tag-out"
+export_v4 = [
+  { action = "accept", cidr = "198.18.1.0/26", match = "equal", operations = [{ prepend_as_path = [65100, 65101] }, { add_community = "64512:1:2" }, { set_priority = 5 }] },
+]
+[[filters]]
+name = "prio-out"
+export_v4 = [{ action = "accept", peer_type = "ibgp", operations = [{ set_priority = 100 }] }]
+"#;
+
+fn stored(rib: &Rib, n: &str) -> Vec<Arc<AttrSet>> {
+    let e = rib.table.get(&(Family::IPV4_UNICAST, net(n))).unwrap();
+    e.paths().iter().map(|p| p.attrs.clone()).collect()
+}
+
+#[test]
+fn bgp_filter_import_operations_change_the_stored_route() {
+    let mut c = config(OPERATIONS);
+    c.peers[0].settings.filters = vec!["tag-in".into()];
+    c.peers[2].settings.filters = vec!["tag-in".into()];
+    let mut rib = with_peers(&c);
+    up(&mut rib, 0);
+    up(&mut rib, 2);
+    let tagged = announce(&["198.18.8.0/26"], [198, 51, 100, 4], &[65000, 65010]);
+    rib.update(2, &tagged, false);
+    let a = stored(&rib, "198.18.8.0/26");
+    assert_eq!(a[0].local_pref, Some(2_147_483_547), "priority 100");
+    assert_eq!(a[0].communities, ["65000:7".parse().unwrap()]);
+    let path: Vec<u32> = a[0].as_path.iter().flat_map(|s| s.asns.clone()).collect();
+    assert_eq!(path, [65000, 65010], "the path itself is not changed");
+    // No rule decides: accepted as sent.
+    rib.update(
+        2,
+        &announce(&["198.18.10.0/26"], [198, 51, 100, 4], &[65000]),
+        false,
+    );
+    let a = stored(&rib, "198.18.10.0/26");
+    assert_eq!((a[0].local_pref, a[0].communities.len()), (None, 0));
+    // A community condition: the route carrying it is refused.
+    let mut tagged = announce(&["198.18.11.0/26"], [198, 51, 100, 4], &[65000]);
+    tagged
+        .attributes
+        .push(PathAttribute::new(Attr::Communities {
+            communities: vec!["65000:9".parse().unwrap()],
+        }));
+    rib.update(2, &tagged, false);
+    assert!(!has(&rib, "198.18.11.0/26"), "carries 65000:9");
+    // The peer-type rule: iBGP peer .2's 198.18.9.0/26 is refused, eBGP peer .4's is not.
+    rib.update(
+        0,
+        &announce(&["198.18.9.0/26"], [198, 51, 100, 2], &[]),
+        false,
+    );
+    assert!(!has(&rib, "198.18.9.0/26"), "refused from an iBGP peer");
+    rib.update(
+        2,
+        &announce(&["198.18.9.0/26"], [198, 51, 100, 4], &[65000]),
+        false,
+    );
+    assert!(has(&rib, "198.18.9.0/26"), "accepted from an eBGP peer");
+}
+
+#[test]
+fn bgp_filter_export_operations_change_what_a_group_is_sent() {
+    let mut c = config(OPERATIONS);
+    c.peers[2].settings.filters = vec!["tag-out".into()];
+    c.peers[1].settings.filters = vec!["prio-out".into()];
+    let mut rib = with_peers(&c);
+    let sent = |rib: &Rib, out: &[Outgoing], id| {
+        let us = sent_to(rib, out, id);
+        assert_eq!(announced(&us), [net("198.18.1.0/26")]);
+        AttrSet::from_update(&us[0], Family::IPV4_UNICAST, &Negotiated::default())
+    };
+    let path =
+        |a: &AttrSet| -> Vec<u32> { a.as_path.iter().flat_map(|s| s.asns.clone()).collect() };
+    // eBGP: the rule's AS numbers before our own, which BIRD's protocol adds before the
+    // export filter runs; no LOCAL_PREF, whatever the rule sets.
+    let out = up(&mut rib, 2);
+    let a = sent(&rib, &out, 2);
+    assert_eq!(path(&a), [65100, 65101, 64512]);
+    assert_eq!(a.local_pref, None);
+    assert_eq!(a.large_communities, ["64512:1:2".parse().unwrap()]);
+    // iBGP with the priority operation: LOCAL_PREF 2147483647 - 100.
+    let out = up(&mut rib, 1);
+    let a = sent(&rib, &out, 1);
+    assert_eq!(a.local_pref, Some(2_147_483_547));
+    assert!(path(&a).is_empty() && a.large_communities.is_empty());
+    // A peer without rules gets the route unchanged.
+    let out = up(&mut rib, 0);
+    let a = sent(&rib, &out, 0);
+    assert_ne!(a.local_pref, Some(2_147_483_547));
+    assert!(path(&a).is_empty() && a.large_communities.is_empty());
+}
+
+/// On export to eBGP an AS path test sees the session's AS first, as BIRD's export filter
+/// does; on iBGP the path as it is.
+#[test]
+fn bgp_filter_export_path_test_sees_the_sessions_as_on_ebgp() {
+    let mut c = config(
+        "[[filters]]\nname = \"ours\"\n\
+         export_v4 = [{ action = \"reject\", as_path_prefix = [64512] }]\n",
+    );
+    c.peers[0].settings.filters = vec!["ours".into()];
+    c.peers[2].settings.filters = vec!["ours".into()];
+    let mut rib = with_peers(&c);
+    let out = up(&mut rib, 2);
+    assert!(
+        sent_to(&rib, &out, 2).is_empty(),
+        "eBGP: 64512 leads the path"
+    );
+    let out = up(&mut rib, 0);
+    assert_eq!(announced(&sent_to(&rib, &out, 0)), [net("198.18.1.0/26")]);
+}

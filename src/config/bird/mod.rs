@@ -8,6 +8,7 @@
 
 pub mod ast;
 pub mod bgpfilter;
+mod bgpfilter_probe;
 pub mod check;
 pub mod eval;
 pub mod glob;

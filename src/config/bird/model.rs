@@ -13,10 +13,10 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use super::ast::{self, FilterRef, ItemKind, LogTarget, OptKind, Resolved, RouteTarget};
-use super::bgpfilter;
 use super::probe::{Clause, PeerClauses, Prober};
 use super::protocols::{self, Bgp, GracefulRestart, NextHop};
 use super::{Error, Family, Pos};
+use super::{bgpfilter, bgpfilter_probe};
 use crate::config::{
     AddPaths, AddressFamily, BfdOptions, Config, Item, KernelConfig, Listen, LogLevel, NextHopMode,
     Peer, PeerBfd, PeerDefaults, StaticRoute, validate,
@@ -89,6 +89,7 @@ pub fn convert(config: &ast::Config) -> Result<Config, Error> {
     let asn = node_asn(config, &typed.bgp).unwrap_or(NO_BGP_ASN);
     let sessions = sessions(&typed.bgp, &typed.bfd, &resolved, asn)?;
     let filters = bgpfilter::filters(config)?;
+    bgpfilter_probe::check(config, &filters)?;
 
     let static_routes: Vec<StaticRoute> = vias.iter().map(|(r, _)| *r).collect();
     let prober = Prober::new(config, kernel_clause, sessions.clauses, statics, vias)?;
@@ -246,8 +247,9 @@ fn sessions<'c>(
             }
         }
         out.rr_clients |= b.rr_client;
-        let (import, import_names) = clause(&b.common.import, r, true)?;
-        let (export, export_names) = clause(&b.common.export, r, false)?;
+        let ibgp = b.peer_as == b.local_as;
+        let (import, import_names) = clause(&b.common.import, r, true, ibgp)?;
+        let (export, export_names) = clause(&b.common.export, r, false, ibgp)?;
         let mut settings = settings(b, r)?;
         settings.bfd = bfd_options(b, bfd, r)?;
         settings.local_asn = (b.local_as != asn).then_some(b.local_as);
@@ -564,6 +566,7 @@ fn clause<'c>(
     f: &FilterRef,
     r: &Resolved<'c>,
     import: bool,
+    ibgp: bool,
 ) -> Result<(Clause<'c>, Vec<String>), Error> {
     let pos = opt_pos(Some(r), r.pos, |o| {
         if import {
@@ -574,7 +577,7 @@ fn clause<'c>(
     });
     let (filter, names) = match f {
         FilterRef::Inline(body) => {
-            let (kept, names) = bgpfilter::strip(body)?;
+            let (kept, names) = bgpfilter::strip(body, ibgp)?;
             (FilterRef::Inline(kept), names)
         }
         other => (other.clone(), Vec::new()),

@@ -31,13 +31,14 @@ use std::net::{IpAddr, Ipv4Addr};
 use ipnet::IpNet;
 
 use super::resources::{
-    BgpConfigurationSpec, BgpFilter as FilterResource, BgpFilterRule, BgpPeer, Password, Resources,
+    AsNumber, BgpConfigurationSpec, BgpFilter as FilterResource, BgpFilterRule, BgpPeer, Password,
+    Resources,
 };
 use super::selector::Selector;
 use crate::config::{
     AnyCommunity, BgpFilter, Config, Encapsulation, FilterRule, KernelConfig, Listen, LogLevel,
-    MatchOperator, NextHopMode, Peer, PeerDefaults, Pool, PrefixCommunities, RuleAction,
-    StaticRoute, peer_name, validate,
+    MatchOperator, NextHopMode, Operation, Peer, PeerDefaults, PeerType, Pool, PrefixCommunities,
+    RuleAction, StaticRoute, peer_name, validate,
 };
 
 /// The AS when neither the Node nor the default BGPConfiguration sets one (confd's default
@@ -321,19 +322,10 @@ fn filter(name: &str, f: &FilterResource) -> Result<BgpFilter, String> {
 
 /// One rule, read as `filterStatement` renders it (`template_funcs.go`): `cidr` with
 /// `matchOperator`, `prefixLength` only beside a CIDR (ignored without one, as Calico
-/// documents), `source: RemotePeers`, `interface`.
+/// documents), `source: RemotePeers`, `interface`, `peerType`, one community, an AS path
+/// prefix, a priority, and the operations of an accepting rule (the model's checks hold
+/// the ranges Calico's validation does).
 fn rule(r: &BgpFilterRule) -> Result<FilterRule, String> {
-    for (set, field) in [
-        (!r.peer_type.is_empty(), "peerType"),
-        (r.communities.is_some(), "communities"),
-        (!r.as_path_prefix.is_empty(), "asPathPrefix"),
-        (r.priority.is_some(), "priority"),
-        (!r.operations.is_empty(), "operations"),
-    ] {
-        if set {
-            return Err(format!("{field} is not supported by wren"));
-        }
-    }
     let action = match r.action.as_str() {
         "Accept" => RuleAction::Accept,
         "Reject" => RuleAction::Reject,
@@ -368,13 +360,70 @@ fn rule(r: &BgpFilterRule) -> Result<FilterRule, String> {
         "RemotePeers" => true,
         other => return Err(format!("unknown source {other:?}")),
     };
+    let peer_type = match r.peer_type.as_str() {
+        "" => None,
+        "eBGP" => Some(PeerType::Ebgp),
+        "iBGP" => Some(PeerType::Ibgp),
+        other => return Err(format!("unknown peerType {other:?}")),
+    };
+    let carried = match r.communities.as_ref().map(|c| c.values.as_slice()) {
+        None => None,
+        Some([one]) => Some(community(one)?),
+        Some(other) => {
+            return Err(format!(
+                "communities has {} values, Calico allows exactly one",
+                other.len()
+            ));
+        }
+    };
+    let operations = r
+        .operations
+        .iter()
+        .map(
+            |o| match (&o.add_community, &o.prepend_as_path, &o.set_priority) {
+                (Some(c), None, None) => community(&c.value).map(Operation::AddCommunity),
+                (None, Some(p), None) => Ok(Operation::PrependAsPath(asns(&p.prefix))),
+                (None, None, Some(p)) => p
+                    .value
+                    .ok_or_else(|| "setPriority without a value".to_string())
+                    .and_then(priority)
+                    .map(Operation::SetPriority),
+                _ => Err(
+                    "an operation sets exactly one of addCommunity, prependASPath, \
+                      setPriority"
+                        .into(),
+                ),
+            },
+        )
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(FilterRule {
         action,
         cidr,
         prefix_length,
         from_peers,
         interface: (!r.interface.is_empty()).then(|| r.interface.clone()),
+        peer_type,
+        community: carried,
+        as_path_prefix: asns(&r.as_path_prefix),
+        priority: r.priority.map(priority).transpose()?,
+        operations,
     })
+}
+
+/// `BGPCommunityValue`: `aa:nn` or `aa:nn:mm`.
+fn community(text: &str) -> Result<AnyCommunity, String> {
+    text.parse()
+        .map_err(|e| format!("bad community {text:?}: {e}"))
+}
+
+/// A priority (`int` in Calico), range-checked by the model's checks.
+fn priority(p: i64) -> Result<u32, String> {
+    u32::try_from(p).map_err(|_| format!("priority {p} out of range"))
+}
+
+/// `numorstring.ASNumber` values.
+fn asns(list: &[AsNumber]) -> Vec<u32> {
+    list.iter().map(|a| a.0).collect()
 }
 
 impl<'a> Decider<'a, '_> {

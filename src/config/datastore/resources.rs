@@ -202,9 +202,7 @@ pub struct BgpFilterSpec {
     pub import_v6: Vec<BgpFilterRule>,
 }
 
-/// `BGPFilterRuleV4`/`V6`. The match fields newer Calico added beyond wren's model
-/// (`peerType`, `communities`, `asPathPrefix`, `priority`) and `operations` are read so that
-/// a rule using them is known, not silently widened.
+/// `BGPFilterRuleV4`/`V6` (`api/pkg/apis/projectcalico/v3/bgpfilter.go`).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct BgpFilterRule {
@@ -217,12 +215,48 @@ pub struct BgpFilterRule {
     /// `RemotePeers` or empty.
     pub source: String,
     pub interface: String,
+    /// `eBGP`, `iBGP` or empty.
     pub peer_type: String,
-    pub communities: Option<serde_json::Value>,
+    pub communities: Option<CommunityMatch>,
     #[serde(rename = "asPathPrefix")]
-    pub as_path_prefix: Vec<serde_json::Value>,
-    pub priority: Option<serde_json::Value>,
-    pub operations: Vec<serde_json::Value>,
+    pub as_path_prefix: Vec<AsNumber>,
+    pub priority: Option<i64>,
+    pub operations: Vec<FilterOperation>,
+}
+
+/// `BGPFilterCommunityMatch`: exactly one `aa:nn` or `aa:nn:mm` value.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct CommunityMatch {
+    pub values: Vec<String>,
+}
+
+/// `BGPFilterOperation`: exactly one field set.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct FilterOperation {
+    pub add_community: Option<AddCommunity>,
+    #[serde(rename = "prependASPath")]
+    pub prepend_as_path: Option<PrependAsPath>,
+    pub set_priority: Option<SetPriority>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct AddCommunity {
+    pub value: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct PrependAsPath {
+    pub prefix: Vec<AsNumber>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct SetPriority {
+    pub value: Option<i64>,
 }
 
 /// `BGPFilterPrefixLengthV4`/`V6` (int32 in Calico).

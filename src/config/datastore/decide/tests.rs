@@ -550,7 +550,7 @@ fn bgp_filter(name: &str, spec: Value) -> (String, Value) {
 /// makes the session's AS, and iBGP/eBGP is decided against it (`buildPeerFromData`).
 #[test]
 fn bgp_filters_and_local_as() {
-    use crate::config::{FilterRule, MatchOperator, RuleAction};
+    use crate::config::{FilterRule, MatchOperator, Operation, PeerType, RuleAction};
     let r = resources(&[
         plain("a", "10.0.0.1"),
         config(
@@ -576,6 +576,27 @@ fn bgp_filters_and_local_as() {
             json!({"exportV4": [{"action": "Accept", "priority": 512}]}),
         ),
         bgp_filter(
+            "rich",
+            json!({"importV4": [
+                {"action": "Accept", "peerType": "eBGP", "communities": {"values": ["65000:1:2"]},
+                 "asPathPrefix": [65000, "65001"], "operations": [
+                    {"addCommunity": {"value": "65000:100"}},
+                    {"prependASPath": {"prefix": [65100, 65101]}},
+                    {"setPriority": {"value": 100}}
+                 ]}
+            ]}),
+        ),
+        bgp_filter(
+            "two-communities",
+            json!({"importV4": [{"action": "Accept",
+                                 "communities": {"values": ["1:1", "1:2"]}}]}),
+        ),
+        bgp_filter(
+            "reject-with-operations",
+            json!({"importV4": [{"action": "Reject",
+                                 "operations": [{"setPriority": {"value": 5}}]}]}),
+        ),
+        bgp_filter(
             "wrong-family",
             json!({"importV4": [{"action": "Accept", "cidr": "2001:db8::/32",
                                  "matchOperator": "In"}]}),
@@ -587,7 +608,7 @@ fn bgp_filters_and_local_as() {
         bgp_peer(
             "tor",
             json!({"peerIP": "198.51.100.1", "asNumber": 65000, "localASNumber": 65001,
-                   "filters": ["second", "edge", "priorities", "absent"]}),
+                   "filters": ["second", "edge", "priorities", "rich", "two-communities", "absent"]}),
         ),
         bgp_peer(
             "same-as-local",
@@ -597,7 +618,22 @@ fn bgp_filters_and_local_as() {
     ]);
     let d = decide("a", &r).unwrap();
     let names: Vec<&str> = d.config.filters.iter().map(|f| f.name.as_str()).collect();
-    assert_eq!(names, ["edge", "second"]);
+    assert_eq!(names, ["edge", "priorities", "rich", "second"]);
+    assert_eq!(d.config.filters[1].export_v4[0].priority, Some(512));
+    assert_eq!(
+        d.config.filters[2].import_v4,
+        [FilterRule {
+            peer_type: Some(PeerType::Ebgp),
+            community: Some("65000:1:2".parse().unwrap()),
+            as_path_prefix: vec![65000, 65001],
+            operations: vec![
+                Operation::AddCommunity("65000:100".parse().unwrap()),
+                Operation::PrependAsPath(vec![65100, 65101]),
+                Operation::SetPriority(100),
+            ],
+            ..FilterRule::any(RuleAction::Accept)
+        }]
+    );
     let edge = &d.config.filters[0];
     assert_eq!(
         edge.import_v4,
@@ -608,6 +644,7 @@ fn bgp_filters_and_local_as() {
                 prefix_length: Some((Some(16), Some(24))),
                 from_peers: false,
                 interface: None,
+                ..FilterRule::any(RuleAction::Accept)
             },
             FilterRule {
                 action: RuleAction::Accept,
@@ -615,6 +652,7 @@ fn bgp_filters_and_local_as() {
                 prefix_length: None,
                 from_peers: true,
                 interface: None,
+                ..FilterRule::any(RuleAction::Accept)
             }
         ]
     );
@@ -624,7 +662,10 @@ fn bgp_filters_and_local_as() {
         Some((MatchOperator::NotEqual, "2001:db8::/32".parse().unwrap()))
     );
     let tor = peer(&d, "Global_198_51_100_1");
-    assert_eq!(tor.settings.filters, [s("second"), s("edge")]);
+    assert_eq!(
+        tor.settings.filters,
+        [s("second"), s("edge"), s("priorities"), s("rich")]
+    );
     assert_eq!(tor.settings.local_asn, Some(65001));
     // AS 65010 from local AS 65010: iBGP, so the legacy keepOriginalNextHop (eBGP only)
     // does not apply.
@@ -632,10 +673,11 @@ fn bgp_filters_and_local_as() {
     assert_eq!(same.settings.local_asn, Some(65010));
     assert_eq!(same.settings.next_hop, NextHopMode::Auto);
     for w in [
-        "BGPFilter priorities: exportV4 rule 1: priority is not supported",
+        "BGPFilter two-communities: importV4 rule 1: communities has 2 values",
+        "BGPFilter reject-with-operations: filter reject-with-operations: import_v4 rule 1: operations need action",
         "BGPFilter wrong-family: filter wrong-family: import_v4 rule 1: 2001:db8::/32 is not an IPv4",
         "BGPFilter half: importV4 rule 1: cidr and matchOperator",
-        "BGPPeer tor: BGPFilter priorities is not applied",
+        "BGPPeer tor: BGPFilter two-communities is not applied",
         "BGPPeer tor: BGPFilter absent is not applied",
     ] {
         assert!(
@@ -644,7 +686,7 @@ fn bgp_filters_and_local_as() {
             d.warnings
         );
     }
-    assert_eq!(d.warnings.len(), 5, "{:?}", d.warnings);
+    assert_eq!(d.warnings.len(), 6, "{:?}", d.warnings);
     // The model it gives passes the model's checks as it is (filters named exist).
     assert_eq!(validate::check(&d.config), Ok(()));
 }
