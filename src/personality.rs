@@ -117,11 +117,12 @@ pub fn bird_message(e: &config::Error) -> String {
     }
 }
 
-/// `bird -p -c FILE`: parses and checks the file and what it includes as BIRD does.
+/// `bird -p -c FILE`: parses and checks the file and what it includes as BIRD does, then
+/// turns it into the model, so confd's check also refuses what wren could not run.
 pub fn check(path: &Path, family: Family) -> Result<(), String> {
-    config::bird::load(path, family)
+    config::bird::load_model(path, family)
         .map(drop)
-        .map_err(|e| bird_message(&e.into_config_error()))
+        .map_err(|e| bird_message(&e))
 }
 
 #[cfg(test)]
