@@ -61,6 +61,7 @@ pub mod daemon;
 pub mod datastore;
 pub mod demo;
 pub mod fib;
+pub mod model;
 pub mod notify;
 pub mod personality;
 pub mod policy;

@@ -1,8 +1,9 @@
-//! Configuration: the model the daemon runs (`model`), the sources that produce it (`toml`
-//! today), the semantic checks made once on the model (`validate`) and the difference
-//! between a running and a new model that a reload applies (`diff`). `bird` reads BIRD 1.6's
-//! configuration language as Calico's confd renders it (parse, checks, filter interpreter)
-//! into the same model; `write` prints a model as the TOML file (`wrenc convert`). `datastore` reads
+//! Configuration: the sources that produce the model the daemon runs (`crate::model`, re-exported
+//! here), the semantic checks made once on the model (`validate`) and the difference between a
+//! running and a new model that a reload applies (`diff`). Three sources, one model: `toml`
+//! (wren's file), `bird` (BIRD 1.6's configuration language as Calico's confd renders it:
+//! parse, checks, filter interpreter, conversion) and `datastore`; `write` prints a model as
+//! the TOML file (`wrenc convert`). `datastore` reads
 //! Calico's resources as stored in etcd and makes confd's decisions for one node, producing
 //! the model; a TOML file with a `[datastore]` table (`Contents::Datastore`) says where they
 //! are, and `crate::datastore` reads and follows them.
@@ -10,14 +11,13 @@
 pub mod bird;
 pub mod datastore;
 pub mod diff;
-mod model;
 pub mod toml;
 pub mod validate;
 pub mod write;
 
 use std::path::{Path, PathBuf};
 
-pub use model::*;
+pub use crate::model::*;
 
 /// Where the running configuration comes from, so that a reload (SIGHUP, `configure`) reads
 /// the same source again.

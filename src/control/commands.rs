@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::attrs::{AttrSet, PathSource};
 use crate::bfd;
-use crate::config::ImportLimit;
+use crate::model::ImportLimit;
 use crate::rib::Rib;
 use crate::rib::table::Path;
 use crate::route::{Interfaces, KernelStats};
@@ -937,7 +937,7 @@ fn civil(t: SystemTime) -> (String, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
+    use crate::model::Config;
     use std::time::Duration;
 
     #[test]

@@ -14,7 +14,7 @@ use ipnet::IpNet;
 use tokio::sync::{Notify, watch};
 use tracing::{info, warn};
 
-use crate::config::KernelConfig;
+use crate::model::KernelConfig;
 use crate::route::{Interfaces, KernelRoute, KernelStats, Learning};
 
 use interfaces::Links;

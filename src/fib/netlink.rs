@@ -18,7 +18,7 @@ use netlink_packet_route::route::{
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{Socket, protocols::NETLINK_ROUTE};
 
-use crate::config::AddressFamily as IpFamily;
+use crate::model::AddressFamily as IpFamily;
 use crate::route::{Alien, AlienKind, Hop, KernelRoute, Target};
 use crate::sys;
 

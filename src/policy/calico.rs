@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use crate::attrs::{AttrSet, PathSource};
-use crate::config::{AnyCommunity, Config, Encapsulation, Pool, StaticRoute};
+use crate::model::{AnyCommunity, Config, Encapsulation, Pool, StaticRoute};
 
 /// The node's Calico settings, as the RIB and FIB apply them.
 #[derive(Debug, Clone, Default)]

@@ -10,7 +10,7 @@
 use ipnet::IpNet;
 
 use crate::attrs::AttrSet;
-use crate::config::{
+use crate::model::{
     AnyCommunity, BgpFilter, FilterRule, MatchOperator, Operation, PRIORITY_BASE, PeerType,
 };
 use crate::wire::Family;
@@ -242,7 +242,7 @@ pub fn glob(pattern: &str, name: &str) -> bool {
 mod tests {
     use super::*;
     use crate::attrs::PathSource;
-    use crate::config::RuleAction;
+    use crate::model::RuleAction;
 
     fn net(s: &str) -> IpNet {
         s.parse().unwrap()

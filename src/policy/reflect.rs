@@ -5,7 +5,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::attrs::AttrSet;
-use crate::config::NextHopMode;
+use crate::model::NextHopMode;
 use crate::wire::Family;
 use crate::wire::attr::flags;
 

@@ -351,7 +351,7 @@ fn withdrawal(f: Family, prefixes: &[Prefix]) -> Update {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::NextHopMode;
+    use crate::model::NextHopMode;
     use crate::wire::decode;
 
     fn group(add_path: bool) -> Group {

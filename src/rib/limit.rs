@@ -2,7 +2,7 @@
 //! the route that would exceed it (BIRD 1.6 `import limit N action warn|block|restart|disable`,
 //! counted per protocol as BIRD 1.6 counts it).
 
-use crate::config::{ImportLimit, LimitAction};
+use crate::model::{ImportLimit, LimitAction};
 use crate::wire::Family;
 use crate::wire::notification::{Code, Notification, cease};
 

@@ -22,7 +22,7 @@ use smallvec::SmallVec;
 use tracing::warn;
 
 use crate::attrs::{AttrSet, Interner, PathSource};
-use crate::config::{BgpFilter, Config, FilterRule, Peer as PeerConfig, RuleAction};
+use crate::model::{BgpFilter, Config, FilterRule, Peer as PeerConfig, RuleAction};
 use crate::policy;
 use crate::policy::calico::Calico;
 use crate::policy::filter::{PeerRules, RouteFacts};
@@ -1156,7 +1156,7 @@ impl Rib {
     }
 
     /// Peer `id`'s import limit and whether it was hit this session.
-    pub fn import_limit(&self, id: PeerId) -> Option<(crate::config::ImportLimit, bool)> {
+    pub fn import_limit(&self, id: PeerId) -> Option<(crate::model::ImportLimit, bool)> {
         let p = self.peers.get(id)?;
         Some((p.config.settings.import_limit()?, p.limit_hit))
     }

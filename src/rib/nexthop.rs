@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use crate::config::StaticRoute;
+use crate::model::StaticRoute;
 use crate::route::Interfaces;
 
 /// What next hops resolve against, and what each one in use resolved to.

@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use proptest::prelude::*;
 
 use super::*;
-use crate::config::{Config, LimitAction, PeerDefaults};
+use crate::model::{Config, LimitAction, PeerDefaults};
 use crate::route::{Hop, Interfaces, KernelRoute, Target};
 use crate::session::caps::local_open;
 use crate::wire::attr::{Origin, Segment, SegmentKind};

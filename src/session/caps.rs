@@ -2,7 +2,7 @@
 
 use std::net::Ipv4Addr;
 
-use crate::config::{AddPaths, PeerDefaults};
+use crate::model::{AddPaths, PeerDefaults};
 use crate::wire::notification::{Code, cease};
 use crate::wire::open::{AddPathFamily, GrFamily, GracefulRestart, OptParam};
 use crate::wire::{Capability, Family, Negotiated, Notification, Open};

@@ -625,7 +625,7 @@ pub fn collision() -> Notification {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::PeerDefaults;
+    use crate::model::PeerDefaults;
     use crate::session::caps::local_open;
 
     const ME: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);

@@ -17,7 +17,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 
 use crate::bfd;
-use crate::config::Peer as PeerConfig;
+use crate::model::Peer as PeerConfig;
 use crate::wire::{Notification, Open, RouteRefresh, Update};
 
 pub use caps::Session;

@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use crate::bfd;
-use crate::config::Peer as PeerConfig;
+use crate::model::Peer as PeerConfig;
 use crate::wire::{self, Message, Negotiated, Open};
 
 use super::fsm::{Action, Event, Fsm, Keep, State, Timer, collision};

@@ -1,6 +1,7 @@
-//! What the daemon runs: the configuration model every source (the TOML file today, BIRD's
-//! language and a Calico datastore later) produces. Values are typed and peers resolved (their
-//! defaults applied); where an item was written is kept by its source, not here.
+//! What the daemon runs: the configuration model every source (`crate::config`: the TOML file,
+//! BIRD's language as confd renders it, a Calico datastore) produces. Values are typed and
+//! peers resolved (their defaults applied); where an item was written is kept by its source,
+//! not here. The sessions, the RIB, policy and the FIB read it; none of them reads a source.
 //!
 //! Defaults follow what Calico's generated BIRD config sets (contract §2.7): hold 240 s,
 //! connect delay 2 s, connect retry 5 s, error wait 5..30 s, graceful restart on with 120 s,
