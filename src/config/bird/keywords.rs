@@ -2,6 +2,9 @@
 //! scanner turns these into tokens, so a bare one can never name a function, filter, template,
 //! protocol or variable; a `'quoted'` name can be anything.
 
+use std::collections::HashSet;
+use std::sync::LazyLock;
+
 const KEYWORDS: &str = "\
 accept action add address administrative advertise after algorithm all allow always area as \
 as4 auth authentication autonomous aware babel babel_metric base bcast bfd bgp \
@@ -41,7 +44,12 @@ translator transmit transparent trigger true ttl tx type undo unknown unreachabl
 update us v6only valid version via virtual vrf wait warn warning watchdog weight where wired \
 wireless yes zero";
 
+/// The keywords as a set: the parser asks for every name it reads (a 1000-peer `bird.cfg`
+/// has tens of thousands), so a scan of the list each time is too slow for a reload.
+static SET: LazyLock<HashSet<&'static str>> =
+    LazyLock::new(|| KEYWORDS.split_ascii_whitespace().collect());
+
 /// Whether `word` is one of BIRD 1.6's keywords.
 pub fn is_keyword(word: &str) -> bool {
-    KEYWORDS.split_ascii_whitespace().any(|k| k == word)
+    SET.contains(word)
 }
