@@ -459,13 +459,23 @@ fn export_adds_communities_and_the_3_32_prelude() {
 fn bgpfilter_functions_run_before_calicos_rules() {
     for shape in ["v3.31", "v3.32"] {
         let imp = |r| import(shape, "bgpfilter", "Global_10_192_0_254", r);
-        // Prefix sets with {a,b}, + and -.
+        // `net ~ [ P{a,b} ]`, as confd renders cidr with prefixLength.
         assert!(imp(bgp_route("10.1.2.0/24", "10.192.0.254")).accepted);
-        assert!(imp(bgp_route("192.0.0.0/16", "10.192.0.254")).accepted);
+        assert!(imp(bgp_route("172.20.0.0/16", "10.192.0.254")).accepted);
         // Outside 44.1.0.0/16 and the sets: `net !~ …` rejects.
         assert!(!imp(bgp_route("10.1.2.0/25", "10.192.0.254")).accepted);
-        // Inside it: accepted by `source ~ [ RTS_BGP, RTS_STATIC ]`.
+        // `net = 44.1.3.0/24` rejects.
+        assert!(!imp(bgp_route("44.1.3.0/24", "10.192.0.254")).accepted);
+        // Elsewhere inside it: accepted by `net != 44.1.4.0/24` with `source ~ [ RTS_BGP ]`.
         assert!(imp(bgp_route("44.1.9.0/24", "10.192.0.254")).accepted);
+        // 44.1.4.0/24 goes on: a community accepts it at priority 256; without one, the
+        // closing `reject;`.
+        let mut c = bgp_route("44.1.4.0/24", "10.192.0.254");
+        c.bgp_community = Some(vec![(65000, 100)]);
+        let o = imp(c);
+        assert!(o.accepted);
+        assert_eq!(o.route.bgp_local_pref, Some(2147483391));
+        assert!(!imp(bgp_route("44.1.4.0/24", "10.192.0.254")).accepted);
         // A kernel route there reads the unset AS path: a runtime error, so rejected.
         let o = imp(route("44.1.9.0/24", Source::Inherit));
         assert!(!o.accepted && o.error.is_some());
@@ -484,6 +494,8 @@ fn bgpfilter_functions_run_before_calicos_rules() {
             // 3.32+'s prelude turned LOCAL_PREF into krt_metric and back: still 2147483547.
             assert_eq!(o.route.krt_metric, Some(100));
         }
+        // A BGP route inside `192.168.0.0/16{26,32}` is accepted.
+        assert!(exp(bgp_route("192.168.30.0/26", "10.192.0.7")).accepted);
         // `ifname ~ "eth*"` rejects; an empty function falls through to Calico's rules.
         let mut d = route("192.168.20.64/26", Source::Static);
         d.ifname = Some("eth1".into());

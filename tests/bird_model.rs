@@ -98,11 +98,6 @@ fn refused_at(dir: &Path) -> Option<&'static str> {
         .to_string_lossy()
         .into_owned();
     Some(match name.as_str() {
-        // gen.py's rules go beyond what confd renders from a BGPFilter: `P-` (prefixes
-        // around P) in a set, then two `net` tests in one rule, `RTS_STATIC`, `bgp_next_hop`
-        // (`bgpfilter_without_uncalico_rules` converts the rest).
-        "v3.31/bgpfilter" => "bird.cfg:41:6",
-        "v3.32/bgpfilter" => "bird.cfg:44:6",
         // `log syslog …`: wren logs to stderr.
         "extra/all-constructs" => "bird.cfg:4:1",
         // A static protocol with an import filter.
@@ -759,11 +754,11 @@ fn wrenc_convert_prints_the_model_and_refuses_at_its_place() {
     assert!(stdout.starts_with("# wren's configuration, converted from "));
     assert_eq!(toml::parse(None, &stdout), Ok(convert(&file).unwrap()));
 
-    let refused = corpus().join("v3.32/bgpfilter");
+    let refused = corpus().join("extra/all-constructs");
     let (code, stdout, stderr) = wrenc(&[&refused.join("bird.cfg")]);
     assert_eq!(code, Some(1));
     assert!(stdout.is_empty());
-    let want = format!("wrenc: {}:44:6: ", refused.join("bird.cfg").display());
+    let want = format!("wrenc: {}:4:1: ", refused.join("bird.cfg").display());
     assert!(stderr.starts_with(&want), "{stderr}");
 
     let v6 = edited_copy("v3.32", "ipv6-peers", "renamed", |_, t| t);
@@ -823,38 +818,53 @@ fn a_configured_route_priority_is_carried_and_checked() {
     );
 }
 
-/// The tests gen.py wrote that confd never renders from a BGPFilter, and where each is
-/// refused once those before it are gone.
-const UNCALICO: [(&str, &str); 4] = [
-    ("192.0.2.0/24-", "44:6"),
-    ("net != 44.3.0.0/16", "46:31"),
-    ("RTS_STATIC", "47:27"),
-    ("bgp_next_hop ~ 10.192.0.0/16", "56:8"),
+/// Conditions confd never renders from a BGPFilter rule (template_funcs.go's
+/// `filterStatement`), each written into one rule of the corpus's bgpfilter: the text it
+/// replaces, its replacement, and where (v3.32's line:col) the refusal points.
+const UNCALICO: [(&str, &str, &str); 4] = [
+    // `P-`: prefixes around P, which no cidr/prefixLength says.
+    ("{16,24} ]", "{16,24}, 192.0.2.0/24- ]", "44:6"),
+    // Two `net` tests in one rule.
+    (
+        "(net = 44.1.3.0/24)",
+        "(net != 44.3.0.0/16) && (net = 44.1.3.0/24)",
+        "47:31",
+    ),
+    // A source other than RemotePeers.
+    (
+        "44.1.4.0/24)&&((defined(source))&&(source ~ [ RTS_BGP ]))",
+        "44.1.4.0/24)&&((defined(source))&&(source ~ [ RTS_BGP, RTS_STATIC ]))",
+        "48:49",
+    ),
+    // The next hop, which no BGPFilter rule tests.
+    (
+        "(net ~ [ 192.168.0.0/16{26,32} ])",
+        "(defined(bgp_next_hop) && (bgp_next_hop ~ 10.192.0.0/16))",
+        "57:8",
+    ),
 ];
 
-/// v3.31/v3.32 bgpfilter with the first `n` of [`UNCALICO`]'s lines left out.
-fn bgpfilter_without(shape: &str, n: usize) -> PathBuf {
-    edited_copy(shape, "bgpfilter", &format!("rich{n}"), |_, text| {
-        text.lines()
-            .map(|l| match UNCALICO[..n].iter().any(|(x, _)| l.contains(x)) {
-                true => "# left out\n".to_string(),
-                false => format!("{l}\n"),
-            })
-            .collect()
-    })
-}
-
-/// Each of gen.py's tests beyond confd is refused at its place; without them, both shapes'
-/// BGPFilter functions convert (conditions on communities, the AS path and the priority,
-/// operations), the BIRD functions and the model's rules decide alike on the probe routes
-/// (`bgpfilter_probe`), and the model round-trips through TOML.
+/// Each condition of [`UNCALICO`], written into a copy of both shapes' bgpfilter, is refused
+/// at its own place.
 #[test]
-fn bgpfilter_without_uncalico_rules() {
-    use wren::config::{Operation, RuleAction};
+fn bgpfilter_conditions_beyond_confd_are_refused_at_their_place() {
     for (shape, shift) in [("v3.32", 0), ("v3.31", 3)] {
-        for (n, (_, at)) in UNCALICO.iter().enumerate() {
-            let dir = bgpfilter_without(shape, n);
+        for (n, (from, to, at)) in UNCALICO.iter().enumerate() {
+            let dir =
+                edited_copy(
+                    shape,
+                    "bgpfilter",
+                    &format!("uncalico{n}"),
+                    |file, text| match file {
+                        "bird.cfg" => {
+                            assert_eq!(text.matches(from).count(), 1, "{shape}: {from}");
+                            text.replace(from, to)
+                        }
+                        _ => text,
+                    },
+                );
             let e = convert(&dir.join("bird.cfg")).unwrap_err();
+            std::fs::remove_dir_all(&dir).unwrap();
             let (line, col) = at.split_once(':').unwrap();
             let line: u32 = line.parse::<u32>().unwrap() - shift;
             assert_eq!(
@@ -862,23 +872,50 @@ fn bgpfilter_without_uncalico_rules() {
                 format!("bird.cfg:{line}:{col}"),
                 "{shape} {n}: {e}"
             );
-            std::fs::remove_dir_all(dir).unwrap();
         }
-        let dir = bgpfilter_without(shape, UNCALICO.len());
-        let m = convert(&dir.join("bird.cfg")).unwrap_or_else(|e| panic!("{shape}: {e}"));
-        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
+
+/// Both shapes' BGPFilter functions, as confd renders them, convert (prefix lengths, the
+/// four cidr operators, source, interface, communities, the AS path, the priority,
+/// operations), the BIRD functions and the model's rules decide alike on the probe routes
+/// (`bgpfilter_probe`), and the model round-trips through TOML.
+#[test]
+fn corpus_bgpfilter_rules_convert_and_round_trip() {
+    use wren::config::{Operation, RuleAction};
+    for shape in ["v3.32", "v3.31"] {
+        let m = model(shape, "bgpfilter");
         assert_eq!(round_trip(&m), m, "{shape}");
         let tor = &m.filters[0];
         assert_eq!(tor.name, "tor-in-out");
         let import = &tor.import_v4;
-        assert_eq!(import.len(), 5, "{shape}: {import:?}");
-        assert_eq!(import[1].as_path_prefix, [65000]);
-        assert_eq!(import[1].operations, [Operation::SetPriority(100)]);
-        assert_eq!(import[2].community, Some("65000:100".parse().unwrap()));
-        assert_eq!(import[2].operations, [Operation::SetPriority(256)]);
-        assert_eq!(import[3].community, Some("65000:1:2".parse().unwrap()));
-        assert_eq!(import[4].action, RuleAction::Reject);
+        assert_eq!(import.len(), 9, "{shape}: {import:?}");
+        assert_eq!(import[0].cidr, Some((MatchOperator::In, net("10.0.0.0/8"))));
+        assert_eq!(import[0].prefix_length, Some((Some(16), Some(24))));
+        assert_eq!(import[1].prefix_length, Some((Some(12), Some(32))));
+        assert_eq!(
+            import[2].cidr,
+            Some((MatchOperator::NotIn, net("44.1.0.0/16")))
+        );
+        assert_eq!(import[2].action, RuleAction::Reject);
+        assert_eq!(
+            import[3].cidr,
+            Some((MatchOperator::Equal, net("44.1.3.0/24")))
+        );
+        assert_eq!(
+            import[4].cidr,
+            Some((MatchOperator::NotEqual, net("44.1.4.0/24")))
+        );
+        assert!(import[4].from_peers);
+        assert_eq!(import[5].as_path_prefix, [65000]);
+        assert_eq!(import[5].operations, [Operation::SetPriority(100)]);
+        assert_eq!(import[6].community, Some("65000:100".parse().unwrap()));
+        assert_eq!(import[6].operations, [Operation::SetPriority(256)]);
+        assert_eq!(import[7].community, Some("65000:1:2".parse().unwrap()));
+        assert_eq!(import[8], FilterRule::any(RuleAction::Reject));
         let export = &tor.export_v4;
+        assert_eq!(export.len(), 3, "{shape}: {export:?}");
+        assert_eq!(export[0].interface.as_deref(), Some("eth*"));
         assert_eq!(export[1].priority, Some(100));
         assert_eq!(
             export[1].operations,
@@ -888,6 +925,8 @@ fn bgpfilter_without_uncalico_rules() {
                 Operation::PrependAsPath(vec![65001]),
             ]
         );
+        assert_eq!(export[2].prefix_length, Some((Some(26), Some(32))));
+        assert!(export[2].from_peers);
         assert_eq!(
             peer(&m, "Global_10_192_0_254").settings.filters,
             ["tor-in-out", "empty"]

@@ -294,19 +294,21 @@ SCENARIOS = {
     "bgpfilter": dict(NODE, blocks4=["192.168.20.64/26"], pools4=POOL, ignored=["eth9", "vxlan*"],
                       log="debug",
                       bgpfilters4={"bgp_tor-in-out": (
-                          "  if ((net ~ [ 10.0.0.0/8{16,24}, 172.16.0.0/12+, 192.0.2.0/24- ])) then { accept; }\n"
+                          # Each rule as confd's `filterStatement` renders it (template_funcs.go).
+                          "  if ((net ~ [ 10.0.0.0/8{16,24} ])) then { accept; }\n"
+                          "  if ((net ~ [ 172.16.0.0/12{12,32} ])) then { accept; }\n"
                           "  if ((net !~ 44.1.0.0/16)) then { reject; }\n"
-                          "  if ((net != 44.3.0.0/16) && (net = 44.3.0.0/16)) then { reject; }\n"
-                          "  if (((defined(source))&&(source ~ [ RTS_BGP, RTS_STATIC ]))) then { accept; }\n"
+                          "  if ((net = 44.1.3.0/24)) then { reject; }\n"
+                          "  if ((net != 44.1.4.0/24)&&((defined(source))&&(source ~ [ RTS_BGP ]))) then { accept; }\n"
                           "  if ((bgp_path ~ [= 65000 * =])) then { bgp_local_pref = 2147483547; accept; }\n"
                           "  if (((65000, 100) ~ bgp_community)) then { bgp_local_pref = 2147483391; accept; }\n"
                           "  if (((65000, 1, 2) ~ bgp_large_community)) then { accept; }\n"
                           "  reject;\n",
-                          "  if ((defined(ifname) && (ifname ~ \"eth*\"))) then { reject; }\n"
+                          "  if (((defined(ifname))&&(ifname ~ \"eth*\"))) then { reject; }\n"
                           "  if ((defined(bgp_local_pref)&&(bgp_local_pref = 2147483547))) then {"
                           " bgp_community.add((65001, 200)); bgp_large_community.add((65001, 2, 3));"
                           " bgp_path.prepend(65001); accept; }\n"
-                          "  if ((defined(bgp_next_hop) && (bgp_next_hop ~ 10.192.0.0/16))) then { accept; }\n"),
+                          "  if ((net ~ [ 192.168.0.0/16{26,32} ])&&((defined(source))&&(source ~ [ RTS_BGP ]))) then { accept; }\n"),
                           "bgp_empty": ("", "")},
                       peers4=[dict(kind="Global", ip="10.192.0.254", filters=["bgp_tor-in-out", "bgp_empty"],
                                    **{"as": 65000}),

@@ -1418,10 +1418,11 @@ impl Parser<'_> {
                 }
             }
         }
-        let mut items = Vec::new();
-        if self.eat("]") {
-            return Ok(ExprKind::Set(items));
+        // BIRD 1.6 has no empty set (`set_items` and `fprefix_set` take one item or more).
+        if self.is_punct("]") {
+            return self.unexpected("a set item");
         }
+        let mut items = Vec::new();
         self.enter()?;
         loop {
             let is_prefix = matches!(self.peek(), Tok::Ip4(_) | Tok::Ip6(_))
@@ -1651,6 +1652,10 @@ mod tests {
         assert_eq!(
             error("filter f { bgp_community.add((65536, 1)); }"),
             "1:31: Value 65536 out of range (0-65535)"
+        );
+        assert_eq!(
+            error("filter f { if net ~ [ ] then accept; }"),
+            "1:23: syntax error, unexpected `]`, expecting a set item"
         );
         assert_eq!(
             error("filter f { accept;"),
