@@ -56,7 +56,7 @@ cargo fmt --all --check
 cargo clippy --all-targets -- -D warnings
 
 step "unit, property, vector, loopback, kernel and interop tests"
-cargo test 2>&1 | tee "$log"
+cargo test --no-fail-fast 2>&1 | tee "$log"
 read -r passed failed < <(awk '/^test result:/ {
     for (i = 1; i < NF; i++) { if ($(i+1) == "passed;") p += $i; if ($(i+1) == "failed;") f += $i }
 } END { print p + 0, f + 0 }' "$log")

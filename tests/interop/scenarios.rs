@@ -363,6 +363,10 @@ pub fn own_route_not_sent_back(id: &str, kind: Kind, ibgp: bool) {
 /// - The timers: wrend prints the hold and keepalive times the session negotiated
 ///   (`Hold timer: 9`), not BIRD's remaining/total (`5/9`): the timers run in the session
 ///   task, which does not report them. Both normalise to `N/9`.
+/// - `Input filter`: BIRD names its inline filter `(unnamed)`; wrend, on a TOML file with no
+///   import rules, says what it does: `ACCEPT` (what BIRD prints for Calico's `import all`).
+/// - Long-lived graceful restart in `Neighbor caps`: each side lists the other's capabilities,
+///   and BIRD 1.6.8 sends LLGR (so wrend shows `llgr-aware`) where wrend sends none.
 pub fn show_protocols_all_like_bird16(id: &str) {
     let kind = Kind::Bird16;
     let lab = lab(id, kind);
@@ -417,6 +421,12 @@ fn protocol_block(out: &str) -> Vec<String> {
             }
             for a in addresses {
                 l = l.replace(a, "ADDR");
+            }
+            if l.starts_with("  Input filter:") {
+                l = "  Input filter:   FILTER".to_string();
+            }
+            if l.starts_with("    Neighbor caps:") {
+                l = l.replace(" llgr-aware", "").replace(" llgr-able", "");
             }
             for timer in ["Hold timer:", "Keepalive timer:"] {
                 if let Some(at) = l.find(timer) {
