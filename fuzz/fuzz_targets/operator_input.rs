@@ -49,6 +49,8 @@ fuzz_target!(|data: &[u8]| {
             rib,
             recovery: Some((10, 120)),
             fib: None,
+            datastore: None,
+            bfd: &[],
         };
         for line in text.lines() {
             let _ = execute(line, &ctx);
