@@ -181,10 +181,6 @@ mod tests {
     use super::*;
     use crate::config::StaticRoute;
 
-    fn rule(action: RuleAction) -> FilterRule {
-        FilterRule::any(action)
-    }
-
     /// A model with every setting away from its default reads back from its text.
     #[test]
     fn every_setting_reads_back() {
@@ -300,12 +296,12 @@ mod tests {
                     cidr: Some((MatchOperator::In, net("10.0.0.0/8"))),
                     prefix_length: Some((Some(16), None)),
                     from_peers: true,
-                    ..rule(RuleAction::Accept)
+                    ..FilterRule::any(RuleAction::Accept)
                 }],
                 export_v4: vec![
                     FilterRule {
                         interface: Some("eth*".into()),
-                        ..rule(RuleAction::Reject)
+                        ..FilterRule::any(RuleAction::Reject)
                     },
                     FilterRule {
                         peer_type: Some(PeerType::Ebgp),
@@ -317,17 +313,17 @@ mod tests {
                             Operation::PrependAsPath(vec![65001, 65002]),
                             Operation::SetPriority(1),
                         ],
-                        ..rule(RuleAction::Accept)
+                        ..FilterRule::any(RuleAction::Accept)
                     },
                 ],
                 import_v6: vec![FilterRule {
                     cidr: Some((MatchOperator::NotIn, net("2001:db8::/32"))),
                     prefix_length: Some((None, Some(64))),
-                    ..rule(RuleAction::Reject)
+                    ..FilterRule::any(RuleAction::Reject)
                 }],
                 export_v6: vec![FilterRule {
                     cidr: Some((MatchOperator::NotEqual, net("2001:db8::/32"))),
-                    ..rule(RuleAction::Accept)
+                    ..FilterRule::any(RuleAction::Accept)
                 }],
             }],
         };

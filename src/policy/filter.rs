@@ -248,14 +248,10 @@ mod tests {
         s.parse().unwrap()
     }
 
-    fn rule(action: RuleAction) -> FilterRule {
-        FilterRule::any(action)
-    }
-
     fn cidr(action: RuleAction, op: MatchOperator, p: &str) -> FilterRule {
         FilterRule {
             cidr: Some((op, net(p))),
-            ..rule(action)
+            ..FilterRule::any(action)
         }
     }
 
@@ -332,18 +328,18 @@ mod tests {
         let n = net("198.18.1.0/26");
         let from = FilterRule {
             from_peers: true,
-            ..rule(RuleAction::Reject)
+            ..FilterRule::any(RuleAction::Reject)
         };
         assert!(check(&from, &n, true, None));
         assert!(!check(&from, &n, false, Some("cali1")));
         let ifr = FilterRule {
             interface: Some("cali*".into()),
-            ..rule(RuleAction::Accept)
+            ..FilterRule::any(RuleAction::Accept)
         };
         assert!(check(&ifr, &n, false, Some("cali12ab")));
         assert!(!check(&ifr, &n, false, Some("eth0")));
         assert!(!check(&ifr, &n, true, None), "no interface, no match");
-        let empty = rule(RuleAction::Accept);
+        let empty = FilterRule::any(RuleAction::Accept);
         assert!(check(&empty, &n, true, None), "no condition");
     }
 
@@ -359,9 +355,9 @@ mod tests {
             name: "b".into(),
             import_v4: vec![
                 cidr(RuleAction::Accept, In, "10.0.0.0/8"),
-                rule(RuleAction::Reject),
+                FilterRule::any(RuleAction::Reject),
             ],
-            import_v6: vec![rule(RuleAction::Reject)],
+            import_v6: vec![FilterRule::any(RuleAction::Reject)],
             ..BgpFilter::default()
         };
         let filters = [a, b];
@@ -409,7 +405,7 @@ mod tests {
         ] {
             let r = FilterRule {
                 peer_type: Some(t),
-                ..rule(RuleAction::Accept)
+                ..FilterRule::any(RuleAction::Accept)
             };
             assert_eq!(matches(&r, &facts(&n, &a, ibgp)), want, "{t:?} ibgp={ibgp}");
         }
@@ -423,7 +419,7 @@ mod tests {
         a.large_communities = vec!["65000:1:2".parse().unwrap()];
         let with = |c: &str| FilterRule {
             community: Some(c.parse().unwrap()),
-            ..rule(RuleAction::Accept)
+            ..FilterRule::any(RuleAction::Accept)
         };
         let m = |r: &FilterRule, a: &AttrSet| matches(r, &facts(&n, a, false));
         assert!(m(&with("65000:100"), &a));
@@ -440,7 +436,7 @@ mod tests {
         a.as_path = vec![seq(&[65000]), seq(&[65001, 65002])];
         let r = |asns: &[u32]| FilterRule {
             as_path_prefix: asns.to_vec(),
-            ..rule(RuleAction::Accept)
+            ..FilterRule::any(RuleAction::Accept)
         };
         let m = |r: &FilterRule, a: &AttrSet| matches(r, &facts(&n, a, false));
         assert!(m(&r(&[65000]), &a));
@@ -479,7 +475,7 @@ mod tests {
         let n = net("198.18.1.0/26");
         let r = FilterRule {
             priority: Some(100),
-            ..rule(RuleAction::Accept)
+            ..FilterRule::any(RuleAction::Accept)
         };
         let mut a = attrs(true, None);
         assert!(!matches(&r, &facts(&n, &a, false)), "no LOCAL_PREF");
