@@ -64,6 +64,9 @@ pub struct AttrSet {
     pub other: Vec<PathAttribute>,
     /// A route learned from the kernel: its output interface (`dev IF`), never sent.
     pub device: Option<String>,
+    /// A route learned from the kernel: its metric (BIRD's `krt_metric`), never sent.
+    /// BIRD keeps it apart from BGP's MED, which such a route does not have.
+    pub krt_metric: Option<u32>,
 }
 
 impl AttrSet {
@@ -102,6 +105,7 @@ impl AttrSet {
             cluster_list: Vec::new(),
             other: Vec::new(),
             device: None,
+            krt_metric: None,
         }
     }
 

@@ -782,7 +782,7 @@ fn route_details(path: &Path) -> Vec<Line> {
         PathSource::Local => return vec![Line::new(1008, "\tType: static unicast univ")],
         PathSource::Kernel => {
             let mut d = vec![Line::new(1008, "\tType: inherit unicast univ")];
-            if let Some(m) = path.attrs.med {
+            if let Some(m) = path.attrs.krt_metric {
                 d.push(Line::new(1012, format!("\tKernel.metric: {m}")));
             }
             return d;

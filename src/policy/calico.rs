@@ -71,7 +71,7 @@ impl Calico {
 
     /// A route's `krt_metric` after Calico 3.32's per-peer export prelude
     /// (`buildExportFilter`): a BGP route's is 2^31 − 1 − LOCAL_PREF; a learned kernel
-    /// route keeps its own (kept in the MED slot of its attributes), the normal priority
+    /// route keeps its own (`krt_metric`), the normal priority
     /// when it has none; the node's own routes have none, so the normal priority. `None`
     /// when the coupling is off.
     pub fn metric(&self, src: PathSource, a: &AttrSet) -> Option<u32> {
@@ -80,7 +80,7 @@ impl Calico {
             PathSource::Peer(_) => {
                 PRIORITY_MAX.saturating_sub(a.local_pref.unwrap_or(DEFAULT_LOCAL_PREF))
             }
-            PathSource::Kernel => a.med.unwrap_or(normal),
+            PathSource::Kernel => a.krt_metric.unwrap_or(normal),
             PathSource::Local => normal,
         })
     }
@@ -303,7 +303,7 @@ mod tests {
         };
         let metric = |v: Option<u32>| {
             let mut a = AttrSet::local();
-            a.med = v;
+            a.krt_metric = v;
             a
         };
         let bgp = PathSource::Peer(0);

@@ -84,6 +84,8 @@ impl Speaker {
         let mut out = a.clone();
         // RFC 4271 §5: unrecognised non-transitive attributes are not passed on.
         out.other.retain(|o| o.flags & flags::TRANSITIVE != 0);
+        // A kernel route's metric is not an attribute of the announcement.
+        out.krt_metric = None;
         if next_hop_self(from, to, a) {
             out.next_hop = Some(own_address(to, family)?);
             out.link_local = None;

@@ -1173,7 +1173,7 @@ impl Rib {
             attrs.source = PathSource::Kernel;
             attrs.origin = Origin::Incomplete;
             attrs.next_hop = a.gateway;
-            attrs.med = a.metric;
+            attrs.krt_metric = a.metric;
             attrs.device = a.device.clone();
             let attrs = rib.interner.intern(attrs);
             let key = (Family::unicast_of(&a.net), a.net);

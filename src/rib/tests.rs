@@ -827,7 +827,8 @@ proptest! {
 }
 
 /// BIRD's `learn`: a kernel route (preference 10) is exported by Calico's rules, loses to a
-/// peer's route for the same prefix, and goes when the kernel no longer has it.
+/// peer's route for the same prefix, and goes when the kernel no longer has it. Its metric
+/// is BIRD's `krt_metric`, not a MED: it is announced without one.
 #[test]
 fn learned_kernel_routes() {
     use crate::route::{Alien, AlienKind, Learning};
@@ -836,17 +837,27 @@ fn learned_kernel_routes() {
         kind: AlienKind::Unicast,
         gateway: None,
         device: Some("cali1".into()),
-        metric: None,
+        metric: Some(7),
     };
     let mut rib = with_peers(&config(""));
     up(&mut rib, 0);
     up(&mut rib, 1);
+    up(&mut rib, 2);
     // A pod IP borrowed from another node's block is announced; one inside our block is not.
     let out = rib.learn(Learning::Learned(felix("198.18.7.5/32")));
     assert_eq!(
         announced(&sent_to(&rib, &out, 0)),
         vec![net("198.18.7.5/32")]
     );
+    for id in [0, 2] {
+        let sent = sent_to(&rib, &out, id);
+        assert!(!sent.is_empty(), "peer {id}");
+        let med = |u: &Update| u.attr(crate::wire::attr::code::MULTI_EXIT_DISC).is_some();
+        assert!(
+            !sent.iter().any(med),
+            "peer {id} got the kernel metric as a MED"
+        );
+    }
     let out = rib.learn(Learning::Learned(felix("198.18.1.9/32")));
     assert!(sent_to(&rib, &out, 0).is_empty());
     // A peer's route for the same prefix wins: it is iBGP-learned, so peer 0 loses ours.

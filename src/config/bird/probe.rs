@@ -629,7 +629,7 @@ fn path_of(r: &Route) -> (PathSource, AttrSet) {
             PathSource::Peer(0)
         }
         ast::Source::Inherit => {
-            a.med = r.krt_metric;
+            a.krt_metric = r.krt_metric;
             PathSource::Kernel
         }
         _ => PathSource::Local,
