@@ -168,6 +168,8 @@ fn detector(lab: &Lab, who: &str, ms: u32) -> anyhow::Result<Vec<ProcId>> {
         "wrend" => {
             let mut w = WrenConf::new(Fam::V4, WREN_ASN);
             w.hold_time = 30;
+            // Single-hop BFD, as the peer's `direct` session has.
+            w.direct = true;
             w.bfd = Some(format!(
                 "{{ min_tx = {ms}, min_rx = {ms}, multiplier = {MULTIPLIER} }}"
             ));

@@ -395,7 +395,9 @@ pub struct PeerDefaults {
     pub password: Option<String>,
     /// Local address the session uses (and binds to when dialling).
     pub source_address: Option<IpAddr>,
-    /// IP TTL for the session's packets; 1 for directly connected eBGP, 64 for multihop.
+    /// IP TTL for the session's packets; when unset 1 for eBGP and the system's 64 for iBGP
+    /// (BIRD's defaults). 1 makes the session directly connected (BIRD's `direct`), above 1
+    /// multihop, which is also what BFD follows.
     pub ttl: Option<u8>,
     /// GTSM (RFC 5082): send TTL 255 and require at least 255 - hops on receipt.
     pub ttl_security: Option<u8>,
@@ -561,7 +563,9 @@ pub struct BfdOptions {
     pub min_rx: Option<u32>,
     /// Detect Mult.
     pub multiplier: Option<u8>,
-    /// Multihop BFD over UDP 4784 (RFC 5883) rather than single-hop (RFC 5881).
+    /// Multihop BFD over UDP 4784 (RFC 5883) rather than single-hop (RFC 5881); when
+    /// unset, the session's own hop mode as BIRD decides it ([`Peer::multihop`]: iBGP, or
+    /// `ttl`/`ttl_security` over 1), so `ttl = 1` makes an iBGP peer's BFD single-hop.
     pub multihop: Option<bool>,
     /// Authentication (RFC 5880 §6.7); needs `password`.
     pub auth: Option<BfdAuth>,
@@ -630,6 +634,26 @@ pub struct Peer {
     pub settings: PeerDefaults,
 }
 
+impl Peer {
+    /// iBGP: the peer is in the AS its session speaks as (its `local_as`, or the node's).
+    pub fn internal(&self, node_asn: u32) -> bool {
+        self.asn == self.settings.local_asn.unwrap_or(node_asn)
+    }
+
+    /// Whether the session is multihop as BIRD decides it (`bgp_postconfig`: `multihop N`
+    /// or `direct`, iBGP multihop by default): TTL security or a TTL over 1 says multihop,
+    /// a TTL of 1 says directly connected, and neither leaves it to the session type. BFD
+    /// follows it (RFC 5883 over UDP 4784, else RFC 5881 over 3784) unless `bfd.multihop`
+    /// says otherwise, and `show protocols all` shows it.
+    pub fn multihop(&self, node_asn: u32) -> bool {
+        match (self.settings.ttl_security, self.settings.ttl) {
+            (Some(hops), _) => hops > 1,
+            (None, Some(ttl)) => ttl > 1,
+            (None, None) => self.internal(node_asn),
+        }
+    }
+}
+
 /// Calico's naming for a peer without an explicit name: `Node_` and the address with its
 /// separators turned into underscores (contract §2.3).
 pub fn default_name(address: IpAddr) -> String {
@@ -663,5 +687,37 @@ mod tests {
         );
         assert!("x".parse::<AnyCommunity>().is_err());
         assert!("70000:1".parse::<AnyCommunity>().is_err());
+    }
+
+    /// BIRD's rule (`bgp_postconfig`): iBGP multihop unless `direct`, eBGP direct unless
+    /// `multihop`; TTL security over more than one hop is multihop.
+    #[test]
+    fn multihop_as_bird_decides_it() {
+        let peer = |asn, ttl, ttl_security, local_asn| Peer {
+            name: "p".into(),
+            address: IpAddr::from([198, 51, 100, 2]),
+            port: 179,
+            asn,
+            settings: PeerDefaults {
+                ttl,
+                ttl_security,
+                local_asn,
+                ..PeerDefaults::default()
+            },
+        };
+        let cases = [
+            (peer(64512, None, None, None), true),
+            (peer(64512, Some(1), None, None), false),
+            (peer(64512, Some(64), None, None), true),
+            (peer(65001, None, None, None), false),
+            (peer(65001, Some(2), None, None), true),
+            (peer(65001, None, None, Some(65001)), true),
+            (peer(65001, None, Some(1), None), false),
+            (peer(65001, None, Some(3), None), true),
+            (peer(64512, Some(1), Some(64), None), true),
+        ];
+        for (p, multihop) in cases {
+            assert_eq!(p.multihop(64512), multihop, "{:?}", p.settings);
+        }
     }
 }

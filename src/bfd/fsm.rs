@@ -53,6 +53,8 @@ pub enum Action {
 pub struct Session {
     state: State,
     remote_state: State,
+    /// The diagnostic of the peer's last packet: why it says it is down.
+    remote_diag: Diag,
     local_disc: u32,
     remote_disc: u32,
     diag: Diag,
@@ -73,6 +75,7 @@ impl Session {
         let mut s = Session {
             state: State::Down,
             remote_state: State::Down,
+            remote_diag: Diag::NONE,
             local_disc,
             remote_disc: 0,
             diag: Diag::NONE,
@@ -107,6 +110,10 @@ impl Session {
 
     pub fn remote_state(&self) -> State {
         self.remote_state
+    }
+
+    pub fn remote_diag(&self) -> Diag {
+        self.remote_diag
     }
 
     pub fn timers(&self) -> Timers {
@@ -156,6 +163,7 @@ impl Session {
     fn received(&mut self, p: Packet, out: &mut Vec<Action>) {
         self.remote_disc = p.my_disc;
         self.remote_state = p.state;
+        self.remote_diag = p.diag;
         self.remote_min_rx = p.required_min_rx;
         self.remote_desired_tx = p.desired_min_tx;
         self.remote_mult = p.detect_mult;
@@ -358,6 +366,20 @@ mod tests {
     #[test]
     fn up_receiving_admin_down_goes_down() {
         assert_eq!(receive(Up, AdminDown), [(Up, Down, Diag::NEIGHBOR_DOWN)]);
+    }
+
+    /// The peer's own reason stays known (for the log) beside ours (RFC 5882 §3.2: its
+    /// AdminDown is no failure).
+    #[test]
+    fn the_remote_state_and_diagnostic_are_kept() {
+        let mut s = session_in(Up);
+        let mut p = from_peer(AdminDown);
+        p.diag = Diag::ADMIN_DOWN;
+        s.handle(Event::Received(p));
+        assert_eq!(
+            (s.state(), s.diag(), s.remote_state(), s.remote_diag()),
+            (Down, Diag::NEIGHBOR_DOWN, AdminDown, Diag::ADMIN_DOWN)
+        );
     }
 
     #[test]

@@ -403,9 +403,18 @@ impl Task {
                 }
                 Action::Detect(d) => self.arm(disc, Timer::Detect, d.map(|d| now + d)),
                 Action::Changed { from, to, diag } => {
+                    // The peer said it went down: its state and diagnostic say why.
+                    let remote = match diag {
+                        super::Diag::NEIGHBOR_DOWN => format!(
+                            "; the peer is {}: {}",
+                            e.fsm.remote_state().name(),
+                            e.fsm.remote_diag().text()
+                        ),
+                        _ => String::new(),
+                    };
                     info!(
                         peer = %e.req.peer,
-                        "BFD session {} -> {} ({})",
+                        "BFD session {} -> {} ({}{remote})",
                         from.name(),
                         to.name(),
                         diag.text()

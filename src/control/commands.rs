@@ -258,12 +258,7 @@ fn show_protocols(ctx: &Context, args: &[&str]) -> Vec<Line> {
             let peer = ctx.rib.peer(id);
             let local = Local {
                 ibgp: peer.is_some_and(|x| !x.ebgp(ctx.rib.speaker.asn)),
-                multihop: peer.is_some_and(|x| {
-                    let s = &x.config.settings;
-                    !x.ebgp(ctx.rib.speaker.asn)
-                        || s.ttl.is_some_and(|t| t > 1)
-                        || s.ttl_security.is_some()
-                }),
+                multihop: peer.is_some_and(|x| x.config.multihop(ctx.rib.speaker.asn)),
                 rr_client: peer.is_some_and(|x| x.config.settings.rr_client),
                 source: peer.and_then(|x| x.local).map(|a| a.ip().to_canonical()),
             };
@@ -279,7 +274,9 @@ fn show_protocols(ctx: &Context, args: &[&str]) -> Vec<Line> {
 }
 
 /// BIRD 2's `show bfd sessions` (`bfd_show_sessions`), under the name BIRD gives an
-/// unnamed `protocol bfd`; times as `show protocols` prints them.
+/// unnamed `protocol bfd`: Since in BIRD 2's default protocol time format, and no Timeout
+/// (0.000) while no packet from the peer counts, before the first and after a timeout
+/// (BIRD's remote multiplier is 0 then).
 fn show_bfd_sessions(ctx: &Context) -> Vec<Line> {
     let mut out = vec![
         Line::new(1020, "bfd1:"),
@@ -299,9 +296,12 @@ fn show_bfd_sessions(ctx: &Context) -> Vec<Line> {
                 s.peer.to_string(),
                 s.interface.as_deref().unwrap_or("---"),
                 s.state.name(),
-                since(s.since),
+                since_ms(s.since),
                 s.interval.as_secs_f64(),
-                s.timeout.as_secs_f64()
+                match s.remote_disc {
+                    0 => 0.0,
+                    _ => s.timeout.as_secs_f64(),
+                }
             ),
         ));
     }
@@ -418,7 +418,7 @@ struct Routes {
 /// Our side of a session, for BIRD's `Session:` and `Source address:` lines.
 struct Local {
     ibgp: bool,
-    /// TTL above 1: iBGP (BIRD's default) or a configured multihop or TTL security.
+    /// BIRD's `multihop` (iBGP by default, unless `direct`): `model::Peer::multihop`.
     multihop: bool,
     rr_client: bool,
     source: Option<IpAddr>,
@@ -908,6 +908,21 @@ fn since(t: SystemTime) -> String {
     if age < 20 * 3600 { time } else { date }
 }
 
+/// BIRD 2's protocol time (its default `timeformat protocol iso short ms`): `since`'s with
+/// milliseconds, `HH:MM:SS.mmm`, when less than 20 hours ago.
+fn since_ms(t: SystemTime) -> String {
+    let s = since(t);
+    match s.contains(':') {
+        true => {
+            let ms = t
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_millis());
+            format!("{s}.{ms:03}")
+        }
+        false => s,
+    }
+}
+
 fn datetime(t: SystemTime) -> String {
     let (date, time) = civil(t);
     format!("{date} {time}")
@@ -1064,20 +1079,32 @@ mod tests {
     #[test]
     fn bfd_sessions_in_bird_2_layout() {
         let rib = Rib::new(&Config::parse("router_id = \"127.0.0.1\"\nasn = 1\n").unwrap());
-        let sessions = [bfd::Info {
+        let up = bfd::Info {
             peer: "198.51.100.2".parse().unwrap(),
             multihop: false,
             interface: Some("eth0".into()),
             state: bfd::State::Up,
             remote_state: bfd::State::Up,
             diag: bfd::Diag::NONE,
-            since: SystemTime::now(),
-            interval: std::time::Duration::from_millis(100),
-            timeout: std::time::Duration::from_millis(300),
+            since: UNIX_EPOCH + Duration::from_millis(1_795_510_641_042),
+            interval: Duration::from_millis(100),
+            timeout: Duration::from_millis(300),
             local_disc: 1,
             remote_disc: 2,
             flaps: 0,
-        }];
+        };
+        // Never heard from: BIRD has no remote multiplier, so no timeout.
+        let silent = bfd::Info {
+            peer: "198.51.100.77".parse().unwrap(),
+            multihop: true,
+            interface: None,
+            state: bfd::State::Down,
+            since: SystemTime::now(),
+            interval: Duration::from_secs(1),
+            remote_disc: 0,
+            ..up.clone()
+        };
+        let sessions = [up, silent];
         let ctx = Context {
             bfd: &sessions,
             ..context(&rib, &[])
@@ -1091,9 +1118,24 @@ mod tests {
         );
         assert!(texts[2].starts_with("198.51.100.2              eth0       Up         "));
         assert!(texts[2].ends_with("    0.100    0.300"), "{:?}", texts[2]);
+        // Since: the date after 20 hours, else the time with milliseconds (BIRD 2's
+        // `iso short ms`, 12 characters).
+        assert_eq!(&texts[2][48..60], civil(sessions[0].since).0 + "  ");
+        let (_, time) = civil(sessions[1].since);
+        let ms = sessions[1]
+            .since
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .subsec_millis();
+        assert_eq!(
+            texts[3],
+            format!(
+                "198.51.100.77             ---        Down       {time}.{ms:03}    1.000    0.000"
+            )
+        );
         assert_eq!(
             lines.iter().map(|l| l.code).collect::<Vec<_>>(),
-            [1020, 1020, 1020, 0]
+            [1020, 1020, 1020, 1020, 0]
         );
     }
 

@@ -114,7 +114,7 @@ impl Peers {
         if p.config.settings.password.is_some() {
             self.set_key(&p.config, None);
         }
-        if let (Some(r), Some(b)) = (bfd_request(&p.config), &self.bfd) {
+        if let (Some(r), Some(b)) = (bfd_request(&p.config, self.asn), &self.bfd) {
             b.remove(r.peer, r.multihop).await;
         }
         self.stale_deadline.remove(&id);
@@ -129,7 +129,7 @@ impl Peers {
         let Some(old) = self.peers.get(id).map(|p| p.config.clone()) else {
             return;
         };
-        match (bfd_request(&old), bfd_request(&config)) {
+        match (bfd_request(&old, self.asn), bfd_request(&config, self.asn)) {
             (None, None) => {}
             (Some(o), Some(n)) if o.peer == n.peer && o.multihop == n.multihop => {
                 if let (true, Some(b)) = (o != n, &self.bfd) {
@@ -152,7 +152,7 @@ impl Peers {
 
     /// Opens `p`'s BFD session if it asks for one, starting the BFD thread on first use.
     async fn bfd_session(&mut self, p: &PeerConfig) -> Option<watch::Receiver<bfd::Notice>> {
-        let r = bfd_request(p)?;
+        let r = bfd_request(p, self.asn)?;
         if self.bfd.is_none() {
             match Bfd::start() {
                 Ok(b) => self.bfd = Some(b),
@@ -237,9 +237,9 @@ impl Peers {
     }
 }
 
-/// The BFD session a peer with BFD on asks for (RFC 5882); intervals in microseconds, as
-/// on the wire.
-fn bfd_request(p: &PeerConfig) -> Option<bfd::Request> {
+/// The BFD session a peer with BFD on asks for (RFC 5882), single-hop or multihop as its
+/// BGP session is unless its BFD settings say; intervals in microseconds, as on the wire.
+fn bfd_request(p: &PeerConfig, node_asn: u32) -> Option<bfd::Request> {
     let o = p.settings.bfd.0.as_ref()?;
     let kind = |a| match a {
         BfdAuth::Simple => bfd::packet::AuthType::SimplePassword,
@@ -251,7 +251,7 @@ fn bfd_request(p: &PeerConfig) -> Option<bfd::Request> {
     Some(bfd::Request {
         peer: p.address,
         local: p.settings.source_address,
-        multihop: o.multihop.unwrap_or(false),
+        multihop: o.multihop.unwrap_or_else(|| p.multihop(node_asn)),
         timers: bfd::Timers {
             min_tx: o.min_tx().saturating_mul(1000),
             min_rx: o.min_rx().saturating_mul(1000),
@@ -342,5 +342,58 @@ asn = 64512
         limited.settings.import_limit = Some(10);
         peers.set_config(&mut rib, 1, limited).await;
         assert!(rib.import_limit(1).is_some());
+    }
+
+    /// A TOML peer's BFD is single-hop or multihop as BIRD makes a `bfd on` session's: iBGP
+    /// multihop unless its TTL is 1 (BIRD's `direct`), eBGP single-hop unless its TTL or TTL
+    /// security goes further; `bfd.multihop` overrides.
+    #[test]
+    fn bfd_hop_mode_follows_the_session() {
+        let c = Config::parse(
+            r#"
+router_id = "198.51.100.1"
+asn = 64512
+[[peer]]
+address = "198.51.100.2"
+asn = 64512
+bfd = true
+[[peer]]
+address = "198.51.100.3"
+asn = 64512
+ttl = 1
+bfd = true
+[[peer]]
+address = "198.51.100.4"
+asn = 65001
+bfd = true
+[[peer]]
+address = "198.51.100.5"
+asn = 65001
+ttl_security = 2
+bfd = true
+[[peer]]
+address = "198.51.100.6"
+asn = 64512
+bfd = { multihop = false }
+[[peer]]
+address = "198.51.100.7"
+asn = 64512
+"#,
+        )
+        .unwrap();
+        let modes: Vec<Option<bool>> = (c.peers.iter())
+            .map(|p| bfd_request(p, c.asn).map(|r| r.multihop))
+            .collect();
+        assert_eq!(
+            modes,
+            [
+                Some(true),
+                Some(false),
+                Some(false),
+                Some(true),
+                Some(false),
+                None
+            ]
+        );
     }
 }

@@ -88,6 +88,8 @@ pub struct Lab {
     /// wrend's namespace ("a") and the peer's ("b").
     pub ns_wren: String,
     pub ns_peer: String,
+    /// The router between them in a [`Lab::routed`] lab.
+    pub ns_router: Option<String>,
     /// The daemons started, the work directory, the progress log.
     procs: Procs,
 }
@@ -102,6 +104,47 @@ impl Deref for Lab {
 impl Lab {
     /// Creates the namespaces and the veth between them. `id` must be unique per test.
     pub fn new(id: &str, binaries: &[PathBuf]) -> Lab {
+        let lab = Lab::namespaces(id, binaries, false);
+        let (a, b) = (&lab.ns_wren, &lab.ns_peer);
+        ip_lines(&[
+            format!("link add wr0 netns {a} type veth peer name pe0 netns {b}"),
+            format!("-n {a} addr add 198.51.100.1/24 dev wr0"),
+            format!("-n {b} addr add 198.51.100.2/24 dev pe0"),
+            format!("-n {a} addr add 2001:db8::1/64 dev wr0 nodad"),
+            format!("-n {b} addr add 2001:db8::2/64 dev pe0 nodad"),
+            format!("-n {a} link set wr0 up"),
+            format!("-n {b} link set pe0 up"),
+        ]);
+        lab
+    }
+
+    /// The same two ends (IPv4 only) one hop apart: a router namespace `wi-<pid>-<id>-r`
+    /// between them, each end on a point-to-point link to it (198.51.100.254 toward wrend,
+    /// .253 toward the peer) with its routes through it, so a packet from one end reaches
+    /// the other with its TTL one lower.
+    pub fn routed(id: &str, binaries: &[PathBuf]) -> Lab {
+        let lab = Lab::namespaces(id, binaries, true);
+        let (a, b) = (&lab.ns_wren, &lab.ns_peer);
+        let r = lab.ns_router.as_deref().unwrap_or_default();
+        ip_lines(&[
+            format!("link add wr0 netns {a} type veth peer name ra0 netns {r}"),
+            format!("link add pe0 netns {b} type veth peer name rb0 netns {r}"),
+            format!("-n {a} addr add 198.51.100.1 peer 198.51.100.254/32 dev wr0"),
+            format!("-n {r} addr add 198.51.100.254 peer 198.51.100.1/32 dev ra0"),
+            format!("-n {r} addr add 198.51.100.253 peer 198.51.100.2/32 dev rb0"),
+            format!("-n {b} addr add 198.51.100.2 peer 198.51.100.253/32 dev pe0"),
+            format!("-n {a} link set wr0 up"),
+            format!("-n {b} link set pe0 up"),
+            format!("-n {r} link set ra0 up"),
+            format!("-n {r} link set rb0 up"),
+            format!("-n {a} route add default via 198.51.100.254"),
+            format!("-n {b} route add default via 198.51.100.253"),
+        ]);
+        lab
+    }
+
+    /// The namespaces (and the router's, forwarding) and the work directory, not yet wired.
+    fn namespaces(id: &str, binaries: &[PathBuf], routed: bool) -> Lab {
         require_root();
         let mut need = vec![system_bin("ip"), system_bin("kill")];
         need.extend_from_slice(binaries);
@@ -116,6 +159,7 @@ impl Lab {
         let lab = Lab {
             ns_wren: format!("wi-{run}-{id}-a"),
             ns_peer: format!("wi-{run}-{id}-b"),
+            ns_router: routed.then(|| format!("wi-{run}-{id}-r")),
             procs: Procs::new(id, dir),
         };
         lab.log(&format!("work directory {}", lab.dir.display()));
@@ -129,23 +173,17 @@ impl Lab {
                 ],
             );
         }
-        let (a, b) = (&lab.ns_wren, &lab.ns_peer);
-        ip_lines(&[
-            format!("link add wr0 netns {a} type veth peer name pe0 netns {b}"),
-            format!("-n {a} addr add 198.51.100.1/24 dev wr0"),
-            format!("-n {b} addr add 198.51.100.2/24 dev pe0"),
-            format!("-n {a} addr add 2001:db8::1/64 dev wr0 nodad"),
-            format!("-n {b} addr add 2001:db8::2/64 dev pe0 nodad"),
-            format!("-n {a} link set wr0 up"),
-            format!("-n {b} link set pe0 up"),
-        ]);
+        if let Some(r) = &lab.ns_router {
+            add_netns(r, &["net.ipv4.ip_forward=1"]);
+        }
         lab
     }
 }
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        let namespaces = [self.ns_wren.clone(), self.ns_peer.clone()];
+        let mut namespaces = vec![self.ns_wren.clone(), self.ns_peer.clone()];
+        namespaces.extend(self.ns_router.clone());
         self.procs.stop_all(&namespaces);
         for ns in &namespaces {
             del_netns(ns);

@@ -150,9 +150,9 @@ pub struct PeerOpts {
     pub calico: bool,
     /// BFD on the session (BIRD 2's `protocol bfd`, FRR's bfdd).
     pub bfd: Option<PeerBfd>,
-    /// BIRD 2 (IPv4) also announces this many /28 blocks of 100.64.0.0/10 (at most 262144),
-    /// a route burst.
-    pub burst: usize,
+    /// BIRD 2's `protocol bfd` also has sessions of its own (`neighbor`) with these
+    /// addresses, single-hop or multihop (`true`).
+    pub bfd_neighbors: Vec<(&'static str, bool)>,
 }
 
 /// The peer's BFD session with wrend.
@@ -179,7 +179,7 @@ impl PeerOpts {
             ibgp: false,
             calico: false,
             bfd: None,
-            burst: 0,
+            bfd_neighbors: Vec::new(),
         }
     }
     fn keepalive(&self) -> u16 {
@@ -284,15 +284,12 @@ impl Peer {
 
     /// FRR's bfdd beside zebra, its one peer wrend (its own control socket in the lab).
     fn start_bfdd(&mut self, lab: &Lab, b: PeerBfd) {
-        let fam = self.opts.fam;
         let conf = lab.write(
             "frr/bfdd.conf",
             &format!(
-                "bfd\n peer {}{} local-address {}\n  receive-interval {}\n  \
+                "bfd\n {}\n  receive-interval {}\n  \
                  transmit-interval {}\n  detect-multiplier {}\n  no shutdown\n !\n!\n",
-                fam.wren(),
-                if b.multihop { " multihop" } else { "" },
-                fam.peer(),
+                self.bfdd_peer(),
                 b.interval_ms,
                 b.interval_ms,
                 b.multiplier
@@ -304,6 +301,26 @@ impl Peer {
             format!("{}/bfdd.sock", self.ctl.display()),
         ]);
         self.bfdd = Some(lab.spawn("bfdd", &lab.ns_peer, &frr_bfdd(), &args));
+    }
+
+    /// bfdd's `peer` line for wrend.
+    fn bfdd_peer(&self) -> String {
+        let fam = self.opts.fam;
+        let multihop = self.opts.bfd.as_ref().is_some_and(|b| b.multihop);
+        format!(
+            "peer {}{} local-address {}",
+            fam.wren(),
+            if multihop { " multihop" } else { "" },
+            fam.peer()
+        )
+    }
+
+    /// FRR: `shutdown` on bfdd's peer wrend (the session goes AdminDown and tells wrend so,
+    /// RFC 5880 §6.8.16), or `no shutdown` to bring it back.
+    pub fn bfd_shutdown(&self, shut: bool) -> Result<String, String> {
+        let peer = self.bfdd_peer();
+        let what = if shut { "shutdown" } else { "no shutdown" };
+        self.vtysh(&["configure terminal", "bfd", &peer, what])
     }
 
     /// The peer's view of its BFD session with wrend.
@@ -831,13 +848,17 @@ fn bird2_conf(lab: &Lab, o: &PeerOpts) -> String {
                 " authentication {kind}; password \"{pw}\" {{ id 1; }};"
             );
         }
+        let neighbors: String = (o.bfd_neighbors.iter())
+            .map(|(a, multihop)| {
+                let on = if *multihop { "on" } else { "off" };
+                format!("  neighbor {a} local {} multihop {on};\n", fam.peer())
+            })
+            .collect();
         bfd = format!(
-            "protocol bfd {{\n  interface \"*\" {{ {opts} }};\n  multihop {{ {opts} }};\n}}\n"
+            "protocol bfd {{\n  interface \"*\" {{ {opts} }};\n  multihop {{ {opts} }};\n\
+             {neighbors}}}\n"
         );
     }
-    let burst: String = (0..o.burst)
-        .map(|k| format!("\n  route {} blackhole;", super::kernel::route(k, 28)))
-        .collect();
     // Multihop BGP resolves its next hops through the connected routes.
     let (gateway, direct) = match multihop {
         true => (
@@ -849,7 +870,7 @@ fn bird2_conf(lab: &Lab, o: &PeerOpts) -> String {
     format!(
         "router id {PEER_ID};\nlog \"{}/bird.out\" all;\n\
          protocol device {{ scan time 10; }}\n{direct}{bfd}\
-         protocol static st {{ {channel}; route {net} blackhole;{burst} }}\n\
+         protocol static st {{ {channel}; route {net} blackhole; }}\n\
          protocol bgp wren {{\n{bgp}  {channel} {{ import all; export where source = RTS_STATIC; \
          next hop self; gateway {gateway}; }};\n}}\n",
         lab.dir.display(),

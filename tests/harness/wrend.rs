@@ -26,6 +26,9 @@ pub struct WrenConf {
     pub extra: String,
     /// The peer's `bfd` setting as TOML (`true`, `{ min_tx = 100, ... }`), if any.
     pub bfd: Option<String>,
+    /// The peer is directly connected (`ttl = 1`, BIRD's `direct`): its BFD is single-hop.
+    /// Otherwise an iBGP peer is multihop, as BIRD's and Calico's iBGP sessions are.
+    pub direct: bool,
     /// Only the session's family, as `bird` (IPv4) or `bird6` serves it: its block alone is
     /// originated and the kernel side keeps to that family.
     pub one_family: bool,
@@ -43,6 +46,7 @@ impl WrenConf {
             reflect: false,
             extra: String::new(),
             bfd: None,
+            direct: false,
             one_family: false,
         }
     }
@@ -74,6 +78,9 @@ impl WrenConf {
         }
         if let Some(bfd) = &self.bfd {
             let _ = writeln!(peer, "bfd = {bfd}");
+        }
+        if self.direct {
+            peer.push_str("ttl = 1\n");
         }
         let mut reflect = String::new();
         if self.reflect {
