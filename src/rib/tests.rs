@@ -1357,6 +1357,36 @@ fn updates_received_together_go_out_once_and_never_back() {
     assert!(rib.flush_changes().is_empty(), "nothing twice");
 }
 
+/// A session that comes up while the RIB holds UPDATEs it has taken but not sent yet (the
+/// daemon batches them) gets every route: here a route withdrawn and announced again with
+/// the same attributes around its start, a batch that changes nothing for the others. Its
+/// initial table was computed mid-batch without the route, and the batch's flush, which
+/// compares with what the table had before the batch, found nothing to send.
+#[test]
+fn a_session_up_mid_batch_gets_every_route() {
+    let mut rib = with_peers(&config(CLIENTS));
+    up(&mut rib, 0);
+    let p = net("198.18.2.0/26");
+    let route = announce(&["198.18.2.0/26"], [198, 51, 100, 2], &[]);
+    rib.update(0, &route, false);
+    let mut w = Update::default();
+    w.withdrawn.push(Prefix {
+        net: p,
+        path_id: Some(1),
+    });
+    rib.receive(0, &w, false);
+    let mut out = up(&mut rib, 1);
+    rib.receive(0, &route, false);
+    out.extend(rib.flush_changes());
+    let mut held = Held::new();
+    apply(&mut held, &sent_to(&rib, &out, 1)).unwrap();
+    assert!(
+        held.keys().any(|(n, _)| *n == p),
+        "{p} missing: {:?}",
+        held.keys()
+    );
+}
+
 /// The LOCAL_PREF of each announcement in `us`, by prefix.
 fn local_prefs(us: &[Update]) -> Vec<(IpNet, Option<u32>)> {
     let lp = |u: &Update| match u.attr(crate::wire::attr::code::LOCAL_PREF) {
