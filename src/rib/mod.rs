@@ -31,6 +31,7 @@ use crate::prefix_map;
 use crate::route::{Alien, AlienKind, Interfaces, Learning};
 use crate::session::{PeerId, PeerMap, Session};
 use crate::wire::attr::Origin;
+use crate::wire::open::GrFamily;
 use crate::wire::{Family, Prefix, RouteRefresh, Update};
 
 use adj_out::{Changes, Group, GroupKey};
@@ -742,8 +743,10 @@ impl Rib {
     /// A session came up: it joins its update group and gets the group's routes (computed
     /// from the table) and End-of-RIB. Routes kept from its previous session stay, stale,
     /// until its End-of-RIB, unless the peer came back with another BGP identifier: they were
-    /// decided and reflected under the old one, so they go at once. UPDATEs received and not
-    /// sent yet go out first (see [`Rib::settled`]).
+    /// decided and reflected under the old one, so they go at once; so do those of a family
+    /// the peer kept no forwarding state for (RFC 4724 §4.2: its graceful restart capability
+    /// gone, the family left out of it, or its Forwarding State bit clear). UPDATEs received
+    /// and not sent yet go out first (see [`Rib::settled`]).
     pub fn up(&mut self, id: PeerId, session: Session, local: SocketAddr) -> Vec<Outgoing> {
         let mut out = self.settled();
         let Some(p) = self.peers.get_mut(id) else {
@@ -751,12 +754,24 @@ impl Rib {
         };
         let new_id = session.remote.bgp_id;
         let changed = p.bgp_id.is_some_and(|old| old != new_id);
+        let forwarding: SmallVec<[Family; 2]> = (session.peer_graceful_restart.iter())
+            .flat_map(|g| &g.families)
+            .filter(|f| f.flags & GrFamily::FORWARDING != 0)
+            .map(|f| Family {
+                afi: f.afi,
+                safi: f.safi,
+            })
+            .collect();
         p.bgp_id = Some(new_id);
         p.session = Some(session);
         p.local = Some(local);
         p.end_of_rib.clear();
-        if changed {
-            out.extend(self.flush_stale(id, None));
+        if p.stale > 0 {
+            let gone = self.drop_stale(id, |f| changed || !forwarding.contains(&f));
+            if gone > 0 {
+                out.extend(self.flush());
+                self.release(gone);
+            }
         }
         let Some(key) = self.group_key(id) else {
             return out;
@@ -918,19 +933,20 @@ impl Rib {
         if self.peers.get(id).is_none_or(|p| p.stale == 0) {
             return Vec::new();
         }
-        let gone = self.drop_stale(id, family);
+        let gone = self.drop_stale(id, |f| family.is_none_or(|x| x == f));
         let out = self.flush();
         self.release(gone);
         out
     }
 
-    /// Takes a peer's stale paths out of the table; how many went.
-    fn drop_stale(&mut self, id: PeerId, family: Option<Family>) -> usize {
+    /// Takes a peer's stale paths of the families `family` picks out of the table; how many
+    /// went.
+    fn drop_stale(&mut self, id: PeerId, family: impl Fn(Family) -> bool) -> usize {
         let src = PathSource::peer(id);
         let keep = self.keep();
         let mut gone = 0;
         for (key, e) in self.table.iter_mut() {
-            if family.is_none_or(|x| x == key.0) && e.has(src, Path::stale) {
+            if family(key.0) && e.has(src, Path::stale) {
                 note(&mut self.dirty, key, e, keep);
                 gone += e.remove(src, Path::stale);
             }
@@ -967,7 +983,7 @@ impl Rib {
                 p.end_of_rib.push(f);
             }
             if stale {
-                self.stale_gone += self.drop_stale(id, Some(f));
+                self.stale_gone += self.drop_stale(id, |x| x == f);
             }
             return;
         }

@@ -353,6 +353,63 @@ fn graceful_restart_keeps_then_flushes() {
     assert!(!rib.table.contains_key(&key));
 }
 
+/// RFC 4724 §4.2: a peer back from a restart that kept no forwarding state for a family (no
+/// graceful restart capability, or its Forwarding State bit clear) has its stale routes of
+/// that family dropped at once, not at its End-of-RIB; with the bit set they stay.
+#[test]
+fn stale_routes_go_at_once_when_the_peer_kept_no_forwarding_state() {
+    for (graceful_restart, forwarding) in [(true, true), (true, false), (false, false)] {
+        let mut rib = with_peers(&config(""));
+        up(&mut rib, 0);
+        up(&mut rib, 2);
+        rib.update(
+            0,
+            &announce(&["198.18.2.0/26"], [198, 51, 100, 2], &[]),
+            false,
+        );
+        rib.down(0, true);
+        let me = local_open(
+            64512,
+            rib.speaker.router_id,
+            &PeerDefaults::default(),
+            false,
+        );
+        let d = PeerDefaults {
+            graceful_restart,
+            ..PeerDefaults::default()
+        };
+        let mut them = local_open(64512, Ipv4Addr::new(198, 51, 100, 2), &d, true);
+        for param in &mut them.params {
+            let crate::wire::open::OptParam::Capabilities { capabilities } = param else {
+                continue;
+            };
+            for c in capabilities {
+                if let crate::wire::Capability::GracefulRestart(g) = c
+                    && !forwarding
+                {
+                    g.families.iter_mut().for_each(|f| f.flags = 0);
+                }
+            }
+        }
+        let session = Session::new(me, them, None);
+        let out = rib.up(0, session, SocketAddr::from(([198, 51, 100, 1], 179)));
+        let key = (Family::IPV4_UNICAST, net("198.18.2.0/26"));
+        let withdrawn = sent_to(&rib, &out, 2)
+            .iter()
+            .map(|u| u.withdrawn.len())
+            .sum::<usize>();
+        let case = format!("graceful restart {graceful_restart}, forwarding {forwarding}");
+        if forwarding {
+            assert!(rib.table.get(&key).unwrap().paths()[0].stale(), "{case}");
+            assert_eq!(withdrawn, 0, "{case}");
+        } else {
+            assert!(!rib.table.contains_key(&key), "{case}");
+            assert_eq!(rib.peer(0).unwrap().stale, 0, "{case}");
+            assert_eq!(withdrawn, 1, "{case}");
+        }
+    }
+}
+
 proptest! {
     /// Whatever order different peers' announcements and withdrawals interleave in, the
     /// resulting best paths are the same; withdrawing everything leaves only our own block.
