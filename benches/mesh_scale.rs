@@ -1449,7 +1449,7 @@ mod controller {
                     (what, &cmd, clients),
                     args.deadline,
                 )?;
-                eprintln!("{}", phase_line(&p));
+                eprintln!("  churn: {}", p.row());
                 o.phases.push(p);
             }
         }
@@ -2263,22 +2263,21 @@ mod controller {
             };
             (s(self.established_ms), s(self.held_ms), after)
         }
-    }
 
-    fn phase_line(p: &PhaseOutcome) -> String {
-        let (up, held, after) = p.times();
-        format!(
-            "  {} of {}: last up {up} s, all hold the new set {held} s ({after} s after the last \
-             up), withdrawals of unchanged blocks {}, own routes back {}, UPDATEs {} ({} \
-             withdrawn), receiver CPU {:.2} s",
-            p.what,
-            p.clients,
-            p.unchanged_withdrawn,
-            p.own_routes_back,
-            p.updates,
-            p.withdrawn,
-            p.cpu
-        )
+        /// The churn table's cells for this phase.
+        fn row(&self) -> String {
+            let (up, held, after) = self.times();
+            format!(
+                "{} | {} | {up} | {held} | {after} | {} | {} | {} | {} | {:.2}",
+                self.what,
+                self.clients,
+                self.unchanged_withdrawn,
+                self.own_routes_back,
+                self.updates,
+                self.withdrawn,
+                self.cpu
+            )
+        }
     }
 
     fn map_str(m: &BTreeMap<String, u64>) -> String {
@@ -2367,20 +2366,7 @@ mod controller {
             );
             for o in outcomes.iter().filter(|o| o.error.is_none()) {
                 for p in &o.phases {
-                    let (up, held, after) = p.times();
-                    let _ = writeln!(
-                        r,
-                        "| {} | {} | {} | {} | {up} | {held} | {after} | {} | {} | {} | {} | {:.2} |",
-                        o.speaker,
-                        o.peers,
-                        p.what,
-                        p.clients,
-                        p.unchanged_withdrawn,
-                        p.own_routes_back,
-                        p.updates,
-                        p.withdrawn,
-                        p.cpu,
-                    );
+                    let _ = writeln!(r, "| {} | {} | {} |", o.speaker, o.peers, p.row());
                 }
             }
         }

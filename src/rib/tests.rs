@@ -322,18 +322,24 @@ fn ecmp_set_and_withdrawal() {
     assert!(!rib.table.contains_key(&key));
 }
 
+/// Peers `id` and `observer` up, `id` (198.51.100.2 + `id`) announcing `route`, then its
+/// connection lost: what that sent.
+fn lost_with(rib: &mut Rib, id: PeerId, observer: PeerId, route: &str) -> Vec<Outgoing> {
+    up(rib, id);
+    up(rib, observer);
+    rib.update(
+        id,
+        &announce(&[route], [198, 51, 100, 2 + id as u8], &[]),
+        false,
+    );
+    rib.down(id, true)
+}
+
 #[test]
 fn graceful_restart_keeps_then_flushes() {
     let mut rib = with_peers(&config(""));
-    up(&mut rib, 0);
-    up(&mut rib, 2);
-    rib.update(
-        0,
-        &announce(&["198.18.2.0/26"], [198, 51, 100, 2], &[]),
-        false,
-    );
     let key = (Family::IPV4_UNICAST, net("198.18.2.0/26"));
-    let out = rib.down(0, true);
+    let out = lost_with(&mut rib, 0, 2, "198.18.2.0/26");
     assert!(rib.table.get(&key).unwrap().paths()[0].stale());
     assert!(
         sent_to(&rib, &out, 2).is_empty(),
@@ -360,14 +366,7 @@ fn graceful_restart_keeps_then_flushes() {
 fn stale_routes_go_at_once_when_the_peer_kept_no_forwarding_state() {
     for (graceful_restart, forwarding) in [(true, true), (true, false), (false, false)] {
         let mut rib = with_peers(&config(""));
-        up(&mut rib, 0);
-        up(&mut rib, 2);
-        rib.update(
-            0,
-            &announce(&["198.18.2.0/26"], [198, 51, 100, 2], &[]),
-            false,
-        );
-        rib.down(0, true);
+        lost_with(&mut rib, 0, 2, "198.18.2.0/26");
         let me = local_open(
             64512,
             rib.speaker.router_id,
@@ -757,14 +756,7 @@ fn stale_paths_counted_and_end_of_rib_without_them_is_free() {
 #[test]
 fn stale_paths_go_when_the_peer_returns_with_another_identifier() {
     let mut rib = with_peers(&config("cluster_id = \"244.0.0.1\""));
-    up(&mut rib, 0);
-    up(&mut rib, 3);
-    rib.update(
-        3,
-        &announce(&["198.18.5.0/26"], [198, 51, 100, 5], &[]),
-        false,
-    );
-    rib.down(3, true);
+    lost_with(&mut rib, 3, 0, "198.18.5.0/26");
     let mut s = session(&rib, 3);
     s.remote.bgp_id = Ipv4Addr::new(198, 51, 100, 55);
     let out = rib.up(3, s, SocketAddr::from(([198, 51, 100, 1], 179)));
