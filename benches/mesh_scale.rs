@@ -43,11 +43,23 @@
 //! withdrawals; the report adds the time from the last Established and the client's CPU.
 //! BIRD 1.6 (IPv6 in a second daemon) is not a reflector here.
 //!
+//! Churn through the reflector (`--churn K`, `--join J`): every peer also offers graceful
+//! restart for both families (RFC 4724: restart time 120 s, forwarding state kept) and the
+//! receivers have it on (FRR `bgp graceful-restart`, BIRD `graceful restart on`). Once every
+//! client holds every block, K clients spread over the mesh reset their connections (no
+//! NOTIFICATION) and dial again at once with the Restart State bit, announcing their /26
+//! moved to 100.64.0.0/26 + 64·(32768 + k) (a node whose IPAM block changed), their /122 as
+//! before, and End-of-RIB; then J more clients, configured from the start, join. A phase
+//! ends when every client holds exactly the other clients' current blocks (no stale /26
+//! left). Its figures, on the client's clock from the command: the last of its clients up,
+//! every client holding its set, the withdrawals of blocks that did not change (none under
+//! graceful restart), and the receiver's CPU.
+//!
 //! Options (after `--`): `--peers 100,300,1000`, `--speakers wrend,bird2,bird16,frr`,
 //! `--hold SECONDS` (9) and `--keepalive SECONDS` (3) for the receiver and every peer (Calico's
 //! BIRD: 240 and 80; make `--idle` a multiple of the keepalive then, as sessions that came up
 //! together send their keepalives together), `--idle SECONDS` (60), `--deadline SECONDS`
-//! (180), `--reflector`, `--connect-timeout SECONDS` (0: the
+//! (180), `--reflector`, `--churn K` (0), `--join J` (0), `--connect-timeout SECONDS` (0: the
 //! kernel's SYN backoff), `--spread SECONDS` (0: every peer dials at the same instant;
 //! otherwise peer k's first dial comes SECONDS · k / N after the start, as nodes restarting
 //! over a few seconds would), `--no-kernel`, `--nice N` (-10, receiver and client),
@@ -65,6 +77,7 @@ use std::io::Write;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
+use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 
@@ -111,6 +124,11 @@ const BLOCK6_BASE: u128 = 0x2001_0db8_0100_0000_0000_0000_0000_0000;
 const RECEIVER6_ONLINK: &str = "2001:db8:18::ffff:fffe/64";
 /// The reflector's cluster ID (RFC 4456 §7).
 const CLUSTER_ID: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 100);
+/// Churn mode: a restarted peer k announces /26 number `MOVED + k` in place of its own (a
+/// node whose IPAM block changed), still inside 100.64.0.0/10.
+const MOVED: usize = MAX_PEERS / 2;
+/// Churn mode: the restart time the peers announce (RFC 4724 §3), BIRD's and Calico's.
+const RESTART_TIME: u16 = 120;
 
 fn peer_addr(k: usize) -> Ipv4Addr {
     Ipv4Addr::from_bits(PEER_BASE + k as u32)
@@ -118,6 +136,11 @@ fn peer_addr(k: usize) -> Ipv4Addr {
 
 fn block(k: usize) -> ipnet::Ipv4Net {
     ipnet::Ipv4Net::new(Ipv4Addr::from_bits(BLOCK_BASE + 64 * k as u32), 26).expect("prefix")
+}
+
+/// Churn mode: peer k's /26 after it restarted.
+fn moved_block(k: usize) -> ipnet::Ipv4Net {
+    block(MOVED + k)
 }
 
 fn peer_addr6(k: usize) -> Ipv6Addr {
@@ -176,6 +199,14 @@ struct Args {
     /// peer also announces a /122 and counts the blocks reflected to it.
     #[arg(long)]
     reflector: bool,
+    /// Reflector mode, churn: once every client holds every block, this many clients
+    /// restart at once (TCP reset, no NOTIFICATION; graceful restart on everywhere) and come
+    /// back with their /26 moved.
+    #[arg(long, default_value_t = 0)]
+    churn: usize,
+    /// Reflector mode, churn: then this many more clients (configured from the start) join.
+    #[arg(long, default_value_t = 0)]
+    join: usize,
     #[command(flatten)]
     daemons: harness::bench::Daemons,
     /// FRR's daemons (`zebra` and `bgpd`, Debian's frr) are in this directory.
@@ -245,6 +276,42 @@ struct ClientReport {
     /// Prefixes withdrawn, and the other blocks all clients hold now.
     withdrawn: u64,
     held: u64,
+    /// Churn mode: the current phase (0: the first dial; then each `restart` or `join`).
+    phase: u64,
+    /// Its clients (restarted or joining), how many of them came up since it began, and
+    /// when the last did, ms after it began (the client's clock).
+    phase_clients: usize,
+    phase_up: usize,
+    phase_established_ms: Option<u64>,
+    /// When every client first held exactly the blocks of the phase, ms after it began.
+    phase_held_ms: Option<u64>,
+    /// Withdrawals of blocks the client is to go on holding (a restarting peer's /122, say):
+    /// none under graceful restart (RFC 4724 §4.2).
+    unchanged_withdrawn: u64,
+    /// Sessions the client ended on purpose (churn mode's restarts).
+    restarts: u64,
+    #[serde(skip)]
+    plan: Plan,
+}
+
+/// Churn mode: what every client is to hold in the current phase.
+#[derive(Debug, Default, Clone)]
+struct Plan {
+    epoch: u64,
+    /// Peers `0..active` are in the mesh.
+    active: usize,
+    /// Peers whose /26 moved to [`moved_block`].
+    moved: Arc<Vec<bool>>,
+    /// The peers the phase restarts (`restart`) or adds.
+    members: Arc<Vec<bool>>,
+    restart: bool,
+    started: Option<Instant>,
+}
+
+impl Plan {
+    fn since_start(&self) -> u64 {
+        self.started.map_or(0, |t| t.elapsed().as_millis() as u64)
+    }
 }
 
 impl ClientReport {
@@ -264,6 +331,7 @@ impl ClientReport {
 
 mod client {
     use std::net::{IpAddr, SocketAddr};
+    use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::{Arc, Mutex, OnceLock};
     use std::time::Duration;
 
@@ -274,12 +342,14 @@ mod client {
     use tokio::sync::watch;
     use tokio::time::Instant;
     use wren::wire::attr::{MpReach, MpUnreach};
+    use wren::wire::open::{GrFamily, GracefulRestart};
     use wren::wire::{
         Afi, Attr, Capability, Message, Negotiated, PathAttribute, Prefix, Safi, Update, decode,
     };
 
     use super::{
-        ASN, BLOCK_BASE, BLOCK6_BASE, ClientReport, RETRY, block, block6, peer_addr, peer_addr6,
+        ASN, BLOCK_BASE, BLOCK6_BASE, ClientReport, MOVED, Plan, RESTART_TIME, RETRY, block,
+        block6, moved_block, peer_addr, peer_addr6,
     };
     use crate::harness::{self, bgp};
 
@@ -298,6 +368,14 @@ mod client {
         keepalive: u16,
         /// Reflector mode: announce a /122 too and count what is reflected.
         reflector: bool,
+        /// Churn mode: peers `initial..peers` dial only when told to join, and every peer
+        /// offers graceful restart.
+        initial: usize,
+        churn: bool,
+        /// `ClientReport::plan`'s epoch, read without the lock.
+        epoch: AtomicU64,
+        /// A phase began (its epoch): the members of a `restart` phase end their sessions.
+        phase_tx: watch::Sender<u64>,
     }
 
     impl Shared {
@@ -311,8 +389,10 @@ mod client {
     }
 
     /// `__mesh_scale_client PEERS TARGET CONNECT_TIMEOUT_SECS HOLD KEEPALIVE SPREAD_MS
-    /// REFLECTOR`; then "go" / "stop" on stdin. In reflector mode it prints "held" once every
-    /// peer holds all the others' blocks.
+    /// REFLECTOR [JOINERS CHURN]`; then "go" / "stop" on stdin. In reflector mode it prints
+    /// "held" once every peer holds all the others' blocks. Churn mode: the last JOINERS of
+    /// the PEERS wait for "join"; "restart K" restarts K peers; each phase ends with "held".
+    /// "stop" prints the report (and stops nothing).
     pub fn main(args: &[String]) -> anyhow::Result<()> {
         let parsed = (|| -> Option<(usize, SocketAddr, u64, u16, u16, u64, bool)> {
             Some((
@@ -325,15 +405,36 @@ mod client {
                 args.get(6)?.parse().ok()?,
             ))
         })();
-        let Some((peers, target, timeout, hold, keepalive, spread_ms, reflector)) = parsed else {
+        let churn = (|| -> Option<(usize, bool)> {
+            Some((
+                args.get(7).map_or(Some(0), |a| a.parse().ok())?,
+                args.get(8).map_or(Some(false), |a| a.parse().ok())?,
+            ))
+        })();
+        let (Some((peers, target, timeout, hold, keepalive, spread_ms, reflector)), Some(churn)) =
+            (parsed, churn)
+        else {
             bail!(
-                "usage: {} PEERS TARGET TIMEOUT HOLD KEEPALIVE SPREAD_MS REFLECTOR",
+                "usage: {} PEERS TARGET TIMEOUT HOLD KEEPALIVE SPREAD_MS REFLECTOR [JOINERS CHURN]",
                 super::CLIENT_CMD
             );
         };
+        let (joiners, churn) = churn;
+        if joiners > peers || peers > MOVED {
+            bail!("JOINERS must be at most PEERS, and PEERS at most {MOVED}");
+        }
+        let report = ClientReport {
+            plan: Plan {
+                active: peers - joiners,
+                moved: Arc::new(vec![false; peers]),
+                members: Arc::new(vec![false; peers]),
+                ..Plan::default()
+            },
+            ..ClientReport::default()
+        };
         let shared = Arc::new(Shared {
             t0: OnceLock::new(),
-            report: Mutex::new(ClientReport::default()),
+            report: Mutex::new(report),
             ever: Mutex::new(vec![false; peers]),
             peers,
             connect_timeout: (timeout > 0).then(|| Duration::from_secs(timeout)),
@@ -342,6 +443,10 @@ mod client {
             hold,
             keepalive,
             reflector,
+            initial: peers - joiners,
+            churn,
+            epoch: AtomicU64::new(0),
+            phase_tx: watch::Sender::new(0),
         });
         harness::bench::block_on(run(shared))
     }
@@ -350,26 +455,74 @@ mod client {
         // Commands from stdin, read by a plain thread.
         let mut cmd_rx = harness::bench::stdin_lines();
         let (go_tx, go_rx) = watch::channel(false);
+        let (join_tx, join_rx) = watch::channel(false);
         // Every socket is bound before the start, so the dial is N connect() calls.
         for k in 0..shared.peers {
             let sock = bound_socket(k)?;
-            tokio::spawn(peer(k, sock, go_rx.clone(), shared.clone()));
+            let go = if k < shared.initial { &go_rx } else { &join_rx };
+            tokio::spawn(peer(k, sock, go.clone(), shared.clone()));
         }
         println!("ready");
         while let Some(cmd) = cmd_rx.recv().await {
-            match cmd.as_str() {
-                "go" => {
+            match cmd.split_whitespace().collect::<Vec<_>>()[..] {
+                ["go"] => {
                     let _ = shared.t0.set(Instant::now());
                     go_tx.send_replace(true);
                 }
-                "stop" => {
+                ["stop"] => {
                     let report = shared.with(|r| r.clone());
                     println!("{}", serde_json::to_string(&report)?);
+                }
+                ["restart", k] => {
+                    let Ok(k) = k.parse::<usize>() else { continue };
+                    begin_phase(&shared, |plan| {
+                        // K peers spread evenly over the mesh.
+                        let k = k.min(plan.active);
+                        (0..k).map(|i| i * plan.active / k).collect()
+                    });
+                }
+                ["join"] => {
+                    begin_phase(&shared, |plan| {
+                        plan.active = shared.peers;
+                        (shared.initial..shared.peers).collect()
+                    });
+                    join_tx.send_replace(true);
                 }
                 _ => {}
             }
         }
         Ok(())
+    }
+
+    /// Churn mode: a new phase, whose members `pick` chooses (and may change the mesh):
+    /// a restart phase moves its members' /26s. Every client is to hold the new set, and the
+    /// phase's figures start from now.
+    fn begin_phase(shared: &Shared, pick: impl FnOnce(&mut Plan) -> Vec<usize>) {
+        let epoch = shared.with(|r| {
+            let plan = &mut r.plan;
+            let before = plan.active;
+            let members = pick(plan);
+            plan.restart = plan.active == before;
+            let mut is = vec![false; shared.peers];
+            let mut moved = plan.moved.to_vec();
+            for &k in &members {
+                is[k] = true;
+                moved[k] |= plan.restart;
+            }
+            plan.members = Arc::new(is);
+            plan.moved = Arc::new(moved);
+            plan.epoch += 1;
+            plan.started = Some(std::time::Instant::now());
+            r.full = 0;
+            r.phase = plan.epoch;
+            r.phase_clients = members.len();
+            r.phase_up = 0;
+            r.phase_established_ms = None;
+            r.phase_held_ms = None;
+            plan.epoch
+        });
+        shared.epoch.store(epoch, Ordering::Relaxed);
+        shared.phase_tx.send_replace(epoch);
     }
 
     /// RFC 4271 §10 jitter, as BIRD applies it to its connect retry timer: a uniform
@@ -404,6 +557,8 @@ mod client {
             tokio::time::sleep(shared.spread.mul_f64(k as f64 / shared.peers as f64)).await;
         }
         let mut sock = Some(first);
+        // Churn mode: this peer restarted (its OPENs carry the Restart State bit).
+        let mut restarted = false;
         loop {
             let s = match sock.take().map_or_else(|| bound_socket(k), Ok) {
                 Ok(s) => s,
@@ -429,7 +584,11 @@ mod client {
                 Ok(stream) => {
                     let ms = started.elapsed().as_millis() as u64;
                     shared.with(|r| r.slowest_connect_ms = r.slowest_connect_ms.max(ms));
-                    session(k, stream, &shared).await;
+                    if session(k, stream, &shared, restarted).await {
+                        // Back at once, as a restarted node is (RFC 4724 §4.1).
+                        restarted = true;
+                        continue;
+                    }
                 }
                 Err(e) => {
                     let key = match e.raw_os_error() {
@@ -449,13 +608,24 @@ mod client {
         OpenSentTimeout,
         Closed(&'static str),
         Malformed,
+        /// Churn mode: told to restart; the connection is reset without a NOTIFICATION.
+        Restart,
     }
 
-    async fn session(k: usize, mut stream: TcpStream, shared: &Shared) {
+    /// One session; whether it ended in a restart.
+    async fn session(k: usize, mut stream: TcpStream, shared: &Shared, restarted: bool) -> bool {
         let _ = stream.set_nodelay(true);
         let mut established = false;
         let mut held = Held::new(k, shared.peers);
-        let end = run_session(k, &mut stream, shared, &mut established, &mut held).await;
+        let end = run_session(
+            k,
+            &mut stream,
+            shared,
+            restarted,
+            (&mut established, &mut held),
+        )
+        .await;
+        let restart = matches!(end, End::Restart);
         // The session's routes are gone with it.
         held.count = 0;
         held.flush(shared);
@@ -476,30 +646,53 @@ mod client {
                     *r.closes.entry(format!("{how} {phase}")).or_default() += 1;
                 }
                 End::Malformed => r.malformed += 1,
+                End::Restart => r.restarts += 1,
             }
             if established {
                 r.established -= 1;
-                r.flaps += 1;
+                r.flaps += u64::from(!restart);
             }
         });
+        restart
     }
 
-    fn open(k: usize, hold: u16, reflector: bool) -> Message {
-        let v6 = Capability::Multiprotocol {
-            afi: Afi::IPV6,
-            safi: Safi::UNICAST,
-        };
-        let extra = if reflector { &[v6][..] } else { &[] };
-        Message::Open(bgp::open(ASN, peer_addr(k), hold, extra))
+    /// Churn mode adds graceful restart for both families (RFC 4724 §3), forwarding state
+    /// kept, and the Restart State bit once the peer has restarted.
+    fn open(k: usize, shared: &Shared, restarted: bool) -> Message {
+        let mut extra = Vec::new();
+        if shared.reflector {
+            extra.push(Capability::Multiprotocol {
+                afi: Afi::IPV6,
+                safi: Safi::UNICAST,
+            });
+        }
+        if shared.churn {
+            let family = |afi| GrFamily {
+                afi,
+                safi: Safi::UNICAST,
+                flags: GrFamily::FORWARDING,
+            };
+            extra.push(Capability::GracefulRestart(GracefulRestart {
+                flags: if restarted {
+                    GracefulRestart::RESTART_STATE
+                } else {
+                    0
+                },
+                restart_time: RESTART_TIME,
+                families: vec![family(Afi::IPV4), family(Afi::IPV6)],
+            }));
+        }
+        Message::Open(bgp::open(ASN, peer_addr(k), shared.hold, &extra))
     }
 
-    /// Peer k's /26, End-of-RIB; in reflector mode its /122 (next hop its IPv6 address) and
-    /// IPv6's End-of-RIB too (RFC 4724 §2).
-    fn announcements(k: usize, reflector: bool) -> Vec<Message> {
+    /// Peer k's /26 (`moved`: the one it has after a restart), End-of-RIB; in reflector mode
+    /// its /122 (next hop its IPv6 address) and IPv6's End-of-RIB too (RFC 4724 §2).
+    fn announcements(k: usize, reflector: bool, moved: bool) -> Vec<Message> {
+        let v4 = if moved { moved_block(k) } else { block(k) };
         let v4 = Update {
             withdrawn: Default::default(),
             attributes: bgp::ibgp_attributes(peer_addr(k)).into(),
-            nlri: [Prefix::new(ipnet::IpNet::V4(block(k)))].into(),
+            nlri: [Prefix::new(ipnet::IpNet::V4(v4))].into(),
         };
         let mut out = vec![Message::Update(v4), Message::Update(Update::default())];
         if reflector {
@@ -530,21 +723,28 @@ mod client {
         out
     }
 
-    /// The blocks one client holds: bit 2k is peer k's /26, bit 2k + 1 its /122. The counts
-    /// go to the report at [`Held::flush`].
+    /// The blocks one client holds: bit 2k is peer k's /26, bit 2k + 1 its /122, and in
+    /// churn mode bit 2·peers + k its moved /26. The counts go to the report at
+    /// [`Held::flush`].
     struct Held {
         me: usize,
         peers: usize,
         bits: Vec<u64>,
         count: usize,
+        /// Of `count`, the blocks `plan` wants held and those it does not.
+        good: usize,
+        bad: usize,
+        /// The plan `good` and `bad` are counted against.
+        plan: Plan,
         own: u64,
         updates: u64,
         prefixes: u64,
         withdrawn: u64,
+        unchanged_withdrawn: u64,
         /// `count` as the report has it.
         reported_count: usize,
-        /// Whether the report counts this client as holding everything.
-        reported_full: bool,
+        /// The phase in which the report counts this client as holding its set.
+        counted: Option<u64>,
     }
 
     impl Held {
@@ -552,38 +752,88 @@ mod client {
             Held {
                 me,
                 peers,
-                bits: vec![0; (2 * peers).div_ceil(64)],
+                bits: vec![0; (3 * peers).div_ceil(64)],
                 count: 0,
+                good: 0,
+                bad: 0,
+                plan: Plan::default(),
                 own: 0,
                 updates: 0,
                 prefixes: 0,
                 withdrawn: 0,
+                unchanged_withdrawn: 0,
                 reported_count: 0,
-                reported_full: false,
+                counted: None,
             }
         }
 
-        /// Adds the counts since the last flush to the report; the first time every client
-        /// holds everything, notes the time and the client's CPU and says "held".
+        /// Takes the current phase's plan, counting the blocks held against it again.
+        fn sync(&mut self, shared: &Shared) {
+            if self.plan.active > 0 && self.plan.epoch == shared.epoch.load(Ordering::Relaxed) {
+                return;
+            }
+            self.plan = shared.with(|r| r.plan.clone());
+            (self.good, self.bad) = (0, 0);
+            for (w, &word) in self.bits.iter().enumerate() {
+                let mut word = word;
+                while word != 0 {
+                    let i = 64 * w + word.trailing_zeros() as usize;
+                    word &= word - 1;
+                    if self.wanted(i) {
+                        self.good += 1;
+                    } else {
+                        self.bad += 1;
+                    }
+                }
+            }
+        }
+
+        /// Whether the plan has this client hold block `i`.
+        fn wanted(&self, i: usize) -> bool {
+            let (k, v6, moved) = match i.checked_sub(2 * self.peers) {
+                Some(k) => (k, false, true),
+                None => (i / 2, i % 2 == 1, false),
+            };
+            k != self.me
+                && k < self.plan.active
+                && (v6 || self.plan.moved.get(k).copied().unwrap_or(false) == moved)
+        }
+
+        /// Adds the counts since the last flush to the report; the first time in a phase that
+        /// every client holds its set, notes the time (and the first time, the client's CPU)
+        /// and says "held".
         fn flush(&mut self, shared: &Shared) {
+            self.sync(shared);
             let full = self.full();
             let now_all = shared.with(|r| {
                 r.own_routes_back += std::mem::take(&mut self.own);
                 r.updates += std::mem::take(&mut self.updates);
                 r.prefixes += std::mem::take(&mut self.prefixes);
                 r.withdrawn += std::mem::take(&mut self.withdrawn);
+                r.unchanged_withdrawn += std::mem::take(&mut self.unchanged_withdrawn);
                 r.held = (r.held + self.count as u64).saturating_sub(self.reported_count as u64);
                 self.reported_count = self.count;
-                if full != self.reported_full {
-                    self.reported_full = full;
-                    if full {
+                let epoch = r.plan.epoch;
+                match (full, self.counted == Some(epoch)) {
+                    (true, false) => {
                         r.full += 1;
-                    } else {
-                        r.full -= 1;
+                        self.counted = Some(epoch);
                     }
+                    (false, true) => {
+                        r.full -= 1;
+                        self.counted = None;
+                    }
+                    _ => {}
                 }
-                if r.full == shared.peers && r.all_held_ms.is_none() {
+                if r.full < r.plan.active {
+                    return false;
+                }
+                if epoch == 0 && r.all_held_ms.is_none() {
                     r.all_held_ms = Some(shared.since_t0());
+                    return true;
+                }
+                if epoch > 0 && r.phase_held_ms.is_none() {
+                    r.phase_held_ms = Some(r.plan.since_start());
                     return true;
                 }
                 false
@@ -593,8 +843,9 @@ mod client {
             }
         }
 
+        /// Whether the client holds exactly the blocks of the plan.
         fn full(&self) -> bool {
-            self.count == 2 * (self.peers - 1)
+            self.me < self.plan.active && self.bad == 0 && self.good == 2 * (self.plan.active - 1)
         }
 
         /// A prefix announced (`on`) or withdrawn: its length and address octets.
@@ -612,22 +863,37 @@ mod client {
                 let off = u32::from_be_bytes(b).wrapping_sub(BLOCK_BASE);
                 ((off / 64) as usize, 26)
             };
-            if len != want || k >= self.peers {
+            if len != want {
                 return;
             }
-            if k == self.me {
+            let i = match k.checked_sub(MOVED) {
+                Some(m) if !v6 && m < self.peers => 2 * self.peers + m,
+                _ if k < self.peers => 2 * k + usize::from(v6),
+                _ => return,
+            };
+            if k == self.me || k.checked_sub(MOVED) == Some(self.me) {
                 self.own += u64::from(on);
                 return;
             }
-            let i = 2 * k + usize::from(v6);
             let (w, bit) = (i / 64, 1u64 << (i % 64));
             let was = self.bits[w] & bit != 0;
-            if on && !was {
-                self.bits[w] |= bit;
+            if on == was {
+                return;
+            }
+            self.bits[w] ^= bit;
+            let wanted = self.wanted(i);
+            let n = if wanted {
+                &mut self.good
+            } else {
+                &mut self.bad
+            };
+            if on {
                 self.count += 1;
-            } else if !on && was {
-                self.bits[w] &= !bit;
+                *n += 1;
+            } else {
                 self.count -= 1;
+                *n -= 1;
+                self.unchanged_withdrawn += u64::from(wanted);
             }
         }
 
@@ -687,14 +953,14 @@ mod client {
         k: usize,
         stream: &mut TcpStream,
         shared: &Shared,
-        established: &mut bool,
-        held: &mut Held,
+        restarted: bool,
+        (established, held): (&mut bool, &mut Held),
     ) -> End {
         // The peer's 2-octet/4-octet encoding does not matter for what is sent here (empty
         // AS_PATH); framing only needs the standard lengths.
         let neg = Negotiated::default();
         if stream
-            .write_all(&bytes(&[open(k, shared.hold, shared.reflector)], &neg))
+            .write_all(&bytes(&[open(k, shared, restarted)], &neg))
             .await
             .is_err()
         {
@@ -707,9 +973,17 @@ mod client {
         let mut keepalive: Option<Duration> = None;
         let mut last_rx = Instant::now();
         let mut next_ka = Instant::now();
+        let mut phase = shared.phase_tx.subscribe();
         loop {
             let hold_at = last_rx + hold;
             tokio::select! {
+                Ok(()) = phase.changed() => {
+                    if shared.with(|r| r.plan.restart && r.plan.members[k]) {
+                        // A node's sudden restart: a reset, no NOTIFICATION.
+                        let _ = stream.set_zero_linger();
+                        return End::Restart;
+                    }
+                }
                 r = stream.read_buf(&mut buf) => {
                     match r {
                         Ok(0) => return End::Closed("eof"),
@@ -718,6 +992,9 @@ mod client {
                         Ok(_) => {}
                     }
                     last_rx = Instant::now();
+                    if shared.reflector {
+                        held.sync(shared);
+                    }
                     loop {
                         let msg = match bgp::next_frame(&mut buf, &neg) {
                             Ok(Some(m)) => m,
@@ -748,7 +1025,8 @@ mod client {
                             Ok(Message::Keepalive) if open_confirm && !*established => {
                                 *established = true;
                                 became_established(k, shared);
-                                announcements(k, shared.reflector)
+                                let moved = shared.with(|r| r.plan.moved.get(k).copied().unwrap_or(false));
+                                announcements(k, shared.reflector, moved)
                             }
                             Ok(Message::Notification(n)) => return End::Notification(n.code, n.subcode),
                             Ok(_) => Vec::new(),
@@ -772,6 +1050,10 @@ mod client {
                         return End::Closed("write failed");
                     }
                     next_ka = Instant::now() + keepalive.unwrap_or_default();
+                    if shared.reflector {
+                        // A phase's plan reaches a client that is sent nothing new too.
+                        held.flush(shared);
+                    }
                 }
                 () = tokio::time::sleep_until(hold_at) => {
                     let n = Message::Notification(wren::wire::Notification::new(
@@ -793,8 +1075,14 @@ mod client {
             r.established += 1;
             if first {
                 r.ever_established += 1;
-                if r.ever_established == shared.peers {
+                if r.ever_established == shared.initial {
                     r.all_established_ms = Some(at);
+                }
+            }
+            if r.plan.members.get(k).copied().unwrap_or(false) {
+                r.phase_up += 1;
+                if r.phase_up == r.phase_clients {
+                    r.phase_established_ms = Some(r.plan.since_start());
                 }
             }
         });
@@ -851,6 +1139,30 @@ mod controller {
         client: ClientReport,
         receiver_warnings: usize,
         dir: PathBuf,
+        /// Churn mode: the restart and join phases after convergence.
+        phases: Vec<PhaseOutcome>,
+    }
+
+    /// One churn phase's figures: times from the command to the client, on its clock.
+    #[derive(Debug, Default)]
+    struct PhaseOutcome {
+        /// "restart" or "join".
+        what: &'static str,
+        clients: usize,
+        /// The client's clock: when the last of the phase's clients came up, and when every
+        /// client held its set.
+        established_ms: Option<u64>,
+        held_ms: Option<u64>,
+        /// Clients holding their set at the end, of how many.
+        full: usize,
+        active: usize,
+        /// Received by all clients during the phase.
+        updates: u64,
+        withdrawn: u64,
+        unchanged_withdrawn: u64,
+        own_routes_back: u64,
+        /// The receiver's CPU from the command until every client held its set.
+        cpu: f64,
     }
 
     pub fn run(args: &Args) -> anyhow::Result<bool> {
@@ -862,6 +1174,16 @@ mod controller {
         }
         if args.reflector && args.speakers.contains(&Speaker::Bird16) {
             bail!("--reflector: BIRD 1.6 carries IPv6 in a second daemon; use wrend,bird2,frr");
+        }
+        if churn(args) && !args.reflector {
+            bail!("--churn and --join need --reflector");
+        }
+        if args
+            .peers
+            .iter()
+            .any(|&n| args.churn > n || n + args.join > MOVED)
+        {
+            bail!("--churn must be at most each N, and N + --join at most {MOVED}");
         }
         for s in &args.speakers {
             let bin = binary(args, *s);
@@ -879,7 +1201,7 @@ mod controller {
             }
         }
         which("ip")?;
-        let most = args.peers.iter().max().copied().unwrap_or(0) as u64;
+        let most = (args.peers.iter().max().copied().unwrap_or(0) + args.join) as u64;
         raise_nofile(1 << 16, most + 256)?;
         harness::bench::catch_signals();
         harness::netns::remove_stale_namespaces(NS_PREFIX, "mesh_scale");
@@ -955,10 +1277,12 @@ mod controller {
             );
         }
         o.quiet_wait = (q.waited, q.quiet);
-        // Guards drop in reverse order: client, receiver, namespaces.
-        let net = netns(n, args.reflector, dir)?;
+        // Guards drop in reverse order: client, receiver, namespaces. Joiners are configured
+        // from the start.
+        let total = n + args.join;
+        let net = netns(total, args.reflector, dir)?;
         let spawned = Instant::now();
-        let mut receiver = Receiver::start(args, s, n, kernel, dir, &net.recv)?;
+        let mut receiver = Receiver::start(args, s, total, kernel, dir, &net.recv)?;
         let log = receiver.log.clone();
         let rpid = receiver.main_pid();
 
@@ -985,13 +1309,15 @@ mod controller {
         let client_argv = vec![
             self_exe,
             CLIENT_CMD.to_string(),
-            n.to_string(),
+            total.to_string(),
             SocketAddrV4::new(RECEIVER, 179).to_string(),
             args.connect_timeout.to_string(),
             args.hold.to_string(),
             args.keepalive.to_string(),
             ((args.spread * 1000.0) as u64).to_string(),
             args.reflector.to_string(),
+            args.join.to_string(),
+            churn(args).to_string(),
         ];
         let mut client = Proc::spawn(
             &net.peers,
@@ -1115,6 +1441,18 @@ mod controller {
         o.machine_busy_converge = machine_busy_secs()? - busy0;
         o.poll_ms_mean = poll_total.as_secs_f64() * 1000.0 / o.polls.max(1) as f64;
         let converged = o.established.is_some() && o.rib.is_some();
+        if converged && o.held.is_some() {
+            for (what, cmd, clients) in phases(args) {
+                let p = phase(
+                    (&mut client, &lines, &client_log),
+                    &mut receiver,
+                    (what, &cmd, clients),
+                    args.deadline,
+                )?;
+                eprintln!("  churn: {}", p.row());
+                o.phases.push(p);
+            }
+        }
 
         // Idle: nothing polled.
         if converged && args.idle > 0 {
@@ -1157,20 +1495,86 @@ mod controller {
             .filter(|l| l.contains(" WARN ") || l.contains(" ERROR ") || l.contains("<ERR>"))
             .count();
         // The client's view, taken before the receiver is stopped.
-        client.send("stop")?;
-        let by = Instant::now() + Duration::from_secs(10);
-        o.client = loop {
-            match lines.recv_timeout(Duration::from_millis(100)) {
-                Ok(l) if l.starts_with('{') => break serde_json::from_str(&l)?,
-                Ok(_) => {}
-                Err(std_mpsc::RecvTimeoutError::Timeout) if Instant::now() < by => {}
-                Err(_) => bail!("no report from the client (see {})", client_log.display()),
-            }
-        };
+        o.client = client_report(&mut client, &lines, &client_log)?;
         client.stop(Duration::from_secs(2));
         receiver.stop();
         drop(net);
         Ok(o)
+    }
+
+    /// The client's report so far.
+    fn client_report(
+        client: &mut Proc,
+        lines: &std_mpsc::Receiver<String>,
+        log: &Path,
+    ) -> anyhow::Result<ClientReport> {
+        client.send("stop")?;
+        let by = Instant::now() + Duration::from_secs(10);
+        loop {
+            match lines.recv_timeout(Duration::from_millis(100)) {
+                Ok(l) if l.starts_with('{') => return Ok(serde_json::from_str(&l)?),
+                Ok(_) => {}
+                Err(std_mpsc::RecvTimeoutError::Timeout) if Instant::now() < by => {}
+                Err(_) => bail!("no report from the client (see {})", log.display()),
+            }
+        }
+    }
+
+    /// Churn mode's phases: (name, the client's command, clients in it).
+    fn phases(args: &Args) -> Vec<(&'static str, String, usize)> {
+        let mut out = Vec::new();
+        if args.churn > 0 {
+            out.push(("restart", format!("restart {}", args.churn), args.churn));
+        }
+        if args.join > 0 {
+            out.push(("join", "join".to_string(), args.join));
+        }
+        out
+    }
+
+    /// Churn mode: one phase, after a pause for the receiver to settle: the command to the
+    /// client, then until every client holds exactly its set or the deadline passes.
+    fn phase(
+        (client, lines, log): (&mut Proc, &std_mpsc::Receiver<String>, &Path),
+        receiver: &mut Receiver,
+        (what, cmd, clients): (&'static str, &str, usize),
+        deadline: u64,
+    ) -> anyhow::Result<PhaseOutcome> {
+        sleep(SETTLE)?;
+        let before = client_report(client, lines, log)?;
+        let cpu0 = receiver.cpu()?;
+        client.send(cmd)?;
+        let t = Instant::now();
+        let by = t + Duration::from_secs(deadline);
+        let mut held = false;
+        while !held && Instant::now() < by {
+            receiver.check_alive()?;
+            if stopped() {
+                bail!("interrupted");
+            }
+            match lines.recv_timeout(POLL) {
+                Ok(l) if l == "held" => held = true,
+                Ok(_) | Err(std_mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std_mpsc::RecvTimeoutError::Disconnected) => {
+                    bail!("the client exited (see {})", log.display())
+                }
+            }
+        }
+        let cpu = receiver.cpu()? - cpu0;
+        let after = client_report(client, lines, log)?;
+        Ok(PhaseOutcome {
+            what,
+            clients,
+            established_ms: after.phase_established_ms,
+            held_ms: after.phase_held_ms,
+            full: after.full,
+            active: after.established,
+            updates: after.updates - before.updates,
+            withdrawn: after.withdrawn - before.withdrawn,
+            unchanged_withdrawn: after.unchanged_withdrawn - before.unchanged_withdrawn,
+            own_routes_back: after.own_routes_back - before.own_routes_back,
+            cpu,
+        })
     }
 
     /// `ss -tan` in a namespace, saved to `file`; returns counts by state, and for the peers'
@@ -1245,7 +1649,13 @@ mod controller {
                 std::fs::write(dir.join("zebra.conf"), "hostname receiver\n")?;
                 std::fs::write(
                     dir.join("bgpd.conf"),
-                    config(s, n, kernel, args.reflector, dir, (hold, keepalive)),
+                    config(
+                        s,
+                        n,
+                        (kernel, args.reflector, churn(args)),
+                        dir,
+                        (hold, keepalive),
+                    ),
                 )?;
                 let d = dir.display().to_string();
                 let daemon = |name: &str| -> Vec<String> {
@@ -1300,7 +1710,13 @@ mod controller {
             });
             std::fs::write(
                 &conf,
-                config(s, n, kernel, args.reflector, dir, (hold, keepalive)),
+                config(
+                    s,
+                    n,
+                    (kernel, args.reflector, churn(args)),
+                    dir,
+                    (hold, keepalive),
+                ),
             )?;
             let mut argv: Vec<String> = vec![
                 binary(args, s).display().to_string(),
@@ -1442,7 +1858,12 @@ mod controller {
 
     /// FRR's bgpd.conf: one passive iBGP neighbour per simulated node, in one peer group; as
     /// a reflector, every one a client in both families.
-    fn frr_config(n: usize, reflector: bool, (hold, keepalive): (u16, u16)) -> String {
+    /// `gr`: graceful restart on (`bgp graceful-restart`; FRR is a helper without it too).
+    fn frr_config(
+        n: usize,
+        (reflector, gr): (bool, bool),
+        (hold, keepalive): (u16, u16),
+    ) -> String {
         let mut c = format!(
             "frr defaults traditional\nhostname receiver\n!\nrouter bgp {ASN}\n \
              bgp router-id {RECEIVER}\n no bgp default ipv4-unicast\n \
@@ -1451,6 +1872,9 @@ mod controller {
         );
         if reflector {
             let _ = writeln!(c, " bgp cluster-id {CLUSTER_ID}");
+        }
+        if gr {
+            let _ = writeln!(c, " bgp graceful-restart");
         }
         for k in 0..n {
             let _ = writeln!(c, " neighbor {} peer-group MESH", peer_addr(k));
@@ -1477,17 +1901,18 @@ mod controller {
         format!("Mesh_{}", peer_addr(k).to_string().replace('.', "_"))
     }
 
+    /// `gr`: graceful restart on (wrend keeps a restarting peer's routes by default; BIRD's
+    /// default `aware` would too).
     fn config(
         s: Speaker,
         n: usize,
-        kernel: bool,
-        reflector: bool,
+        (kernel, reflector, gr): (bool, bool, bool),
         dir: &Path,
         (hold, keepalive): (u16, u16),
     ) -> String {
         let mut c = String::new();
         match s {
-            Speaker::Frr => return frr_config(n, reflector, (hold, keepalive)),
+            Speaker::Frr => return frr_config(n, (reflector, gr), (hold, keepalive)),
             Speaker::Wrend => {
                 let _ = write!(
                     c,
@@ -1564,10 +1989,11 @@ mod controller {
                 } else {
                     "  import all;\n  export none;\n".to_string()
                 };
+                let gr = if gr { "  graceful restart on;\n" } else { "" };
                 let _ = write!(
                     c,
                     "template bgp mesh {{\n  local {RECEIVER} as {ASN};\n  multihop;\n  \
-                     passive on;\n  hold time {hold};\n  keepalive time {keepalive};\n{channel}}}\n"
+                     passive on;\n  hold time {hold};\n  keepalive time {keepalive};\n{gr}{channel}}}\n"
                 );
                 for k in 0..n {
                     let _ = writeln!(
@@ -1632,6 +2058,11 @@ mod controller {
             try_ip(&["-n", ns, "-batch", &path.display().to_string()])?;
         }
         Ok(g)
+    }
+
+    /// Churn mode: restarts or joins after convergence, graceful restart everywhere.
+    fn churn(args: &Args) -> bool {
+        args.churn > 0 || args.join > 0
     }
 
     fn which(cmd: &str) -> anyhow::Result<()> {
@@ -1819,6 +2250,36 @@ mod controller {
         )
     }
 
+    impl PhaseOutcome {
+        /// Seconds from the command until the last of its clients was up and until every
+        /// client held its set, and between the two (the client's clock).
+        fn times(&self) -> (String, String, String) {
+            let s = |ms: Option<u64>| {
+                ms.map_or("–".into(), |ms| format!("{:.2}", ms as f64 / 1000.0))
+            };
+            let after = match (self.held_ms, self.established_ms) {
+                (Some(h), Some(e)) => format!("{:.2}", (h as f64 - e as f64) / 1000.0),
+                _ => format!("not in time ({}/{} hold their set)", self.full, self.active),
+            };
+            (s(self.established_ms), s(self.held_ms), after)
+        }
+
+        /// The churn table's cells for this phase.
+        fn row(&self) -> String {
+            let (up, held, after) = self.times();
+            format!(
+                "{} | {} | {up} | {held} | {after} | {} | {} | {} | {} | {:.2}",
+                self.what,
+                self.clients,
+                self.unchanged_withdrawn,
+                self.own_routes_back,
+                self.updates,
+                self.withdrawn,
+                self.cpu
+            )
+        }
+    }
+
     fn map_str(m: &BTreeMap<String, u64>) -> String {
         if m.is_empty() {
             return "0".into();
@@ -1890,6 +2351,23 @@ mod controller {
                     o.cpu_converge,
                     o.peak_rss_kib as f64 / 1024.0,
                 );
+            }
+        }
+        if outcomes.iter().any(|o| !o.phases.is_empty()) {
+            let _ = writeln!(
+                r,
+                "\nChurn (from the client's command; restarted clients come back under graceful \
+                 restart with their /26 moved; \"hold the new set\": every client holds exactly the \
+                 other clients' current blocks):\n\n\
+                 | reflector | clients | phase | clients in it | last of them up (s) \
+                 | all hold the new set (s) | after the last up (s) | withdrawals of unchanged blocks \
+                 | own routes back | UPDATEs received by all | withdrawals received | reflector CPU (s) |\n\
+                 |---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+            );
+            for o in outcomes.iter().filter(|o| o.error.is_none()) {
+                for p in &o.phases {
+                    let _ = writeln!(r, "| {} | {} | {} |", o.speaker, o.peers, p.row());
+                }
             }
         }
         let _ = writeln!(r, "\nDetails:\n");

@@ -272,14 +272,28 @@ fn malformed(state: State, e: wire::Error) -> Vec<Action> {
 
 /// The NOTIFICATION the peer sent (RFC 4271 §8.2.2 event 25; RFC 8538 §4: with the N bit
 /// on both sides, anything but a Hard Reset leaves its routes kept, and a peer that
-/// restarts gracefully is let back in at once, RFC 4724 §4.2).
-fn received(state: State) -> Vec<Action> {
+/// restarts gracefully is let back in at once, `let_back`).
+fn received(f: &Fsm) -> (State, Vec<Action>) {
     let reason = format!("Received: {}", peer_notification());
-    if state == State::Established {
-        to_idle(None, &reason, Some(true), true, Some(0))
+    if f.state() == State::Established {
+        let_back(f, to_idle(None, &reason, Some(true), true, None))
     } else {
-        to_idle(None, &reason, None, true, Some(WAIT[0]))
+        (
+            State::Idle,
+            to_idle(None, &reason, None, true, Some(WAIT[0])),
+        )
     }
+}
+
+/// After going to Idle with `a`: a peer that can restart gracefully is let back in at once
+/// (RFC 4724 §4.2), an automatic start (§8.2.2 event 3) straight to Active, since Idle
+/// would refuse the connection of a peer already back.
+fn let_back(f: &Fsm, mut a: Vec<Action>) -> (State, Vec<Action>) {
+    a.push(Action::Stop(Timer::IdleHold));
+    if !f.params.passive {
+        a.push(Action::Start(Timer::ConnectRetry, DELAY));
+    }
+    (State::Active, a)
 }
 
 /// The operator's stop and the shutdown: a Cease if connected (RFC 4271 §8.2.2 ManualStop,
@@ -364,7 +378,7 @@ fn expected(f: &Fsm, e: E) -> Option<(State, Vec<Action>)> {
         (Connect | Active, E::Open | E::BadOpen | E::Keepalive | E::Update | E::Refresh) => {
             (Idle, fsm_error(f.state()))
         }
-        (Connect | Active, E::Notification) => (Idle, received(f.state())),
+        (Connect | Active, E::Notification) => received(f),
         (Connect | Active, E::Malformed) => (Idle, malformed(f.state(), reset_error())),
         (Connect | Active, E::Withdraw) => (Idle, malformed(f.state(), withdraw_error())),
 
@@ -410,7 +424,7 @@ fn expected(f: &Fsm, e: E) -> Option<(State, Vec<Action>)> {
         | (OpenConfirm, E::Open | E::BadOpen | E::Update | E::Refresh)
         | (Established, E::Open | E::BadOpen) => (Idle, fsm_error(f.state())),
         // Events 24/25: the peer's NOTIFICATION, Idle.
-        (OpenSent | OpenConfirm | Established, E::Notification) => (Idle, received(f.state())),
+        (OpenSent | OpenConfirm | Established, E::Notification) => received(f),
         // Events 21/22/28: NOTIFICATION the codec chose, Idle (RFC 7606 §2: in Established a
         // treat-as-withdraw error keeps the session, below).
         (OpenSent | OpenConfirm | Established, E::Malformed) => {
@@ -460,9 +474,9 @@ fn expected(f: &Fsm, e: E) -> Option<(State, Vec<Action>)> {
 
         // §8.2.2 Established, event 18: down without a NOTIFICATION, the case graceful
         // restart keeps routes for (RFC 4724 §4.2); the peer can restart, so no wait.
-        (Established, E::Closed) => (
-            Idle,
-            to_idle(None, "Socket: Connection closed", Some(true), true, Some(0)),
+        (Established, E::Closed) => let_back(
+            f,
+            to_idle(None, "Socket: Connection closed", Some(true), true, None),
         ),
         // Events 26-28: each message restarts the hold timer; UPDATEs go to the RIB,
         // ROUTE-REFRESH asks for ours (RFC 2918 §4).

@@ -111,11 +111,9 @@ impl Daemon {
     async fn handle_peer_events(&mut self, first: ToRib, rx: &mut mpsc::Receiver<ToRib>) {
         let (mut m, mut taken, mut pending) = (first, 1, false);
         loop {
-            // What came before a session going up or down goes out first, as unbatched.
-            if pending && !matches!(m, ToRib::Update { .. }) {
-                self.send_changes().await;
-            }
-            pending = self.handle_peer_event(m).await;
+            // A session coming up or a route refresh sends what came before it first (the
+            // RIB does, `Rib::up`), so the order of everything a peer sees is what it was.
+            pending |= self.handle_peer_event(m).await;
             if taken == RIB_BATCH || self.rib.fib_backlog() >= fib::BACKLOG {
                 break;
             }

@@ -31,6 +31,7 @@ use crate::prefix_map;
 use crate::route::{Alien, AlienKind, Interfaces, Learning};
 use crate::session::{PeerId, PeerMap, Session};
 use crate::wire::attr::Origin;
+use crate::wire::open::GrFamily;
 use crate::wire::{Family, Prefix, RouteRefresh, Update};
 
 use adj_out::{Changes, Group, GroupKey};
@@ -742,22 +743,36 @@ impl Rib {
     /// A session came up: it joins its update group and gets the group's routes (computed
     /// from the table) and End-of-RIB. Routes kept from its previous session stay, stale,
     /// until its End-of-RIB, unless the peer came back with another BGP identifier: they were
-    /// decided and reflected under the old one, so they go at once.
+    /// decided and reflected under the old one, so they go at once; so do those of a family
+    /// the peer kept no forwarding state for (RFC 4724 §4.2: its graceful restart capability
+    /// gone, the family left out of it, or its Forwarding State bit clear). UPDATEs received
+    /// and not sent yet go out first (see [`Rib::settled`]).
     pub fn up(&mut self, id: PeerId, session: Session, local: SocketAddr) -> Vec<Outgoing> {
+        let mut out = self.settled();
         let Some(p) = self.peers.get_mut(id) else {
-            return Vec::new();
+            return out;
         };
         let new_id = session.remote.bgp_id;
         let changed = p.bgp_id.is_some_and(|old| old != new_id);
+        let forwarding: SmallVec<[Family; 2]> = (session.peer_graceful_restart.iter())
+            .flat_map(|g| &g.families)
+            .filter(|f| f.flags & GrFamily::FORWARDING != 0)
+            .map(|f| Family {
+                afi: f.afi,
+                safi: f.safi,
+            })
+            .collect();
         p.bgp_id = Some(new_id);
         p.session = Some(session);
         p.local = Some(local);
         p.end_of_rib.clear();
-        let mut out = if changed {
-            self.flush_stale(id, None)
-        } else {
-            Vec::new()
-        };
+        if p.stale > 0 {
+            let gone = self.drop_stale(id, |f| changed || !forwarding.contains(&f));
+            if gone > 0 {
+                out.extend(self.flush());
+                self.release(gone);
+            }
+        }
         let Some(key) = self.group_key(id) else {
             return out;
         };
@@ -772,6 +787,17 @@ impl Rib {
             bytes: bytes.into(),
         });
         out
+    }
+
+    /// What UPDATEs received since the last flush changed, sent before a peer is given the
+    /// table as it is: a flush works out what to send from what each prefix had before its
+    /// first change, which is what every member was sent only if no member was given the
+    /// table in between (a route withdrawn and announced again would reach nobody new).
+    fn settled(&mut self) -> Vec<Outgoing> {
+        if self.dirty.is_empty() {
+            return Vec::new();
+        }
+        self.flush_changes()
     }
 
     /// Peer `id` joins the update group of `key` (a new one when no group has it): the
@@ -907,19 +933,20 @@ impl Rib {
         if self.peers.get(id).is_none_or(|p| p.stale == 0) {
             return Vec::new();
         }
-        let gone = self.drop_stale(id, family);
+        let gone = self.drop_stale(id, |f| family.is_none_or(|x| x == f));
         let out = self.flush();
         self.release(gone);
         out
     }
 
-    /// Takes a peer's stale paths out of the table; how many went.
-    fn drop_stale(&mut self, id: PeerId, family: Option<Family>) -> usize {
+    /// Takes a peer's stale paths of the families `family` picks out of the table; how many
+    /// went.
+    fn drop_stale(&mut self, id: PeerId, family: impl Fn(Family) -> bool) -> usize {
         let src = PathSource::peer(id);
         let keep = self.keep();
         let mut gone = 0;
         for (key, e) in self.table.iter_mut() {
-            if family.is_none_or(|x| x == key.0) && e.has(src, Path::stale) {
+            if family(key.0) && e.has(src, Path::stale) {
                 note(&mut self.dirty, key, e, keep);
                 gone += e.remove(src, Path::stale);
             }
@@ -956,7 +983,7 @@ impl Rib {
                 p.end_of_rib.push(f);
             }
             if stale {
-                self.stale_gone += self.drop_stale(id, Some(f));
+                self.stale_gone += self.drop_stale(id, |x| x == f);
             }
             return;
         }
@@ -1129,25 +1156,26 @@ impl Rib {
         if self.groups[old_gi].as_ref().is_some_and(|g| g.key == key) {
             return Vec::new();
         }
+        let mut out = self.settled();
         let families = key.families.clone();
         let (was, _) = self.dump(old_gi, &families, id);
         self.leave(id);
         let (gi, mut dump) = self.join(id, key);
         let is: FxHashSet<(Family, Prefix)> = dump.announced_prefixes().collect();
         let Some(g) = self.groups[gi].as_ref() else {
-            return Vec::new();
+            return out;
         };
         // Both groups have this session's encoding, so a prefix is written alike in both.
         for (f, p) in was.announced_prefixes().filter(|x| !is.contains(x)) {
             dump.withdraw(f, p);
         }
-        if dump.is_empty() {
-            return Vec::new();
+        if !dump.is_empty() {
+            out.push(Outgoing {
+                peers: vec![id],
+                bytes: g.encode(&dump),
+            });
         }
-        vec![Outgoing {
-            peers: vec![id],
-            bytes: g.encode(&dump),
-        }]
+        out
     }
 
     /// Peers whose import limit was exceeded with `restart` or `disable` since the last call.
@@ -1288,9 +1316,10 @@ impl Rib {
         if request.subtype != RouteRefresh::REQUEST || !wanted {
             return Vec::new();
         }
+        let mut out = self.settled();
         let (dump, _) = self.dump(gi, &[f], id);
         let Some(g) = self.groups[gi].as_ref() else {
-            return Vec::new();
+            return out;
         };
         let mut bytes = Vec::new();
         if enhanced {
@@ -1300,10 +1329,11 @@ impl Rib {
         if enhanced {
             bytes.extend_from_slice(&g.refresh_marker(f, RouteRefresh::EORR));
         }
-        vec![Outgoing {
+        out.push(Outgoing {
             peers: vec![id],
             bytes: bytes.into(),
-        }]
+        });
+        out
     }
 
     /// Decides every touched prefix and sends each group what changed for it.

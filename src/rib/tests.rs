@@ -322,18 +322,24 @@ fn ecmp_set_and_withdrawal() {
     assert!(!rib.table.contains_key(&key));
 }
 
+/// Peers `id` and `observer` up, `id` (198.51.100.2 + `id`) announcing `route`, then its
+/// connection lost: what that sent.
+fn lost_with(rib: &mut Rib, id: PeerId, observer: PeerId, route: &str) -> Vec<Outgoing> {
+    up(rib, id);
+    up(rib, observer);
+    rib.update(
+        id,
+        &announce(&[route], [198, 51, 100, 2 + id as u8], &[]),
+        false,
+    );
+    rib.down(id, true)
+}
+
 #[test]
 fn graceful_restart_keeps_then_flushes() {
     let mut rib = with_peers(&config(""));
-    up(&mut rib, 0);
-    up(&mut rib, 2);
-    rib.update(
-        0,
-        &announce(&["198.18.2.0/26"], [198, 51, 100, 2], &[]),
-        false,
-    );
     let key = (Family::IPV4_UNICAST, net("198.18.2.0/26"));
-    let out = rib.down(0, true);
+    let out = lost_with(&mut rib, 0, 2, "198.18.2.0/26");
     assert!(rib.table.get(&key).unwrap().paths()[0].stale());
     assert!(
         sent_to(&rib, &out, 2).is_empty(),
@@ -351,6 +357,56 @@ fn graceful_restart_keeps_then_flushes() {
     );
     rib.down(0, false);
     assert!(!rib.table.contains_key(&key));
+}
+
+/// RFC 4724 §4.2: a peer back from a restart that kept no forwarding state for a family (no
+/// graceful restart capability, or its Forwarding State bit clear) has its stale routes of
+/// that family dropped at once, not at its End-of-RIB; with the bit set they stay.
+#[test]
+fn stale_routes_go_at_once_when_the_peer_kept_no_forwarding_state() {
+    for (graceful_restart, forwarding) in [(true, true), (true, false), (false, false)] {
+        let mut rib = with_peers(&config(""));
+        lost_with(&mut rib, 0, 2, "198.18.2.0/26");
+        let me = local_open(
+            64512,
+            rib.speaker.router_id,
+            &PeerDefaults::default(),
+            false,
+        );
+        let d = PeerDefaults {
+            graceful_restart,
+            ..PeerDefaults::default()
+        };
+        let mut them = local_open(64512, Ipv4Addr::new(198, 51, 100, 2), &d, true);
+        for param in &mut them.params {
+            let crate::wire::open::OptParam::Capabilities { capabilities } = param else {
+                continue;
+            };
+            for c in capabilities {
+                if let crate::wire::Capability::GracefulRestart(g) = c
+                    && !forwarding
+                {
+                    g.families.iter_mut().for_each(|f| f.flags = 0);
+                }
+            }
+        }
+        let session = Session::new(me, them, None);
+        let out = rib.up(0, session, SocketAddr::from(([198, 51, 100, 1], 179)));
+        let key = (Family::IPV4_UNICAST, net("198.18.2.0/26"));
+        let withdrawn = sent_to(&rib, &out, 2)
+            .iter()
+            .map(|u| u.withdrawn.len())
+            .sum::<usize>();
+        let case = format!("graceful restart {graceful_restart}, forwarding {forwarding}");
+        if forwarding {
+            assert!(rib.table.get(&key).unwrap().paths()[0].stale(), "{case}");
+            assert_eq!(withdrawn, 0, "{case}");
+        } else {
+            assert!(!rib.table.contains_key(&key), "{case}");
+            assert_eq!(rib.peer(0).unwrap().stale, 0, "{case}");
+            assert_eq!(withdrawn, 1, "{case}");
+        }
+    }
 }
 
 proptest! {
@@ -700,14 +756,7 @@ fn stale_paths_counted_and_end_of_rib_without_them_is_free() {
 #[test]
 fn stale_paths_go_when_the_peer_returns_with_another_identifier() {
     let mut rib = with_peers(&config("cluster_id = \"244.0.0.1\""));
-    up(&mut rib, 0);
-    up(&mut rib, 3);
-    rib.update(
-        3,
-        &announce(&["198.18.5.0/26"], [198, 51, 100, 5], &[]),
-        false,
-    );
-    rib.down(3, true);
+    lost_with(&mut rib, 3, 0, "198.18.5.0/26");
     let mut s = session(&rib, 3);
     s.remote.bgp_id = Ipv4Addr::new(198, 51, 100, 55);
     let out = rib.up(3, s, SocketAddr::from(([198, 51, 100, 1], 179)));
@@ -1366,6 +1415,36 @@ fn updates_received_together_go_out_once_and_never_back() {
         .collect();
     assert_eq!(withdrawn, vec![stale], "the stale route is withdrawn");
     assert!(rib.flush_changes().is_empty(), "nothing twice");
+}
+
+/// A session that comes up while the RIB holds UPDATEs it has taken but not sent yet (the
+/// daemon batches them) gets every route: here a route withdrawn and announced again with
+/// the same attributes around its start, a batch that changes nothing for the others. Its
+/// initial table was computed mid-batch without the route, and the batch's flush, which
+/// compares with what the table had before the batch, found nothing to send.
+#[test]
+fn a_session_up_mid_batch_gets_every_route() {
+    let mut rib = with_peers(&config(CLIENTS));
+    up(&mut rib, 0);
+    let p = net("198.18.2.0/26");
+    let route = announce(&["198.18.2.0/26"], [198, 51, 100, 2], &[]);
+    rib.update(0, &route, false);
+    let mut w = Update::default();
+    w.withdrawn.push(Prefix {
+        net: p,
+        path_id: Some(1),
+    });
+    rib.receive(0, &w, false);
+    let mut out = up(&mut rib, 1);
+    rib.receive(0, &route, false);
+    out.extend(rib.flush_changes());
+    let mut held = Held::new();
+    apply(&mut held, &sent_to(&rib, &out, 1)).unwrap();
+    assert!(
+        held.keys().any(|(n, _)| *n == p),
+        "{p} missing: {:?}",
+        held.keys()
+    );
 }
 
 /// The LOCAL_PREF of each announcement in `us`, by prefix.

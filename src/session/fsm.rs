@@ -556,13 +556,17 @@ impl Fsm {
         let session = self.session.take();
         if self.enabled {
             // A peer restarting under graceful restart reconnects at once and is let in
-            // (RFC 4724 §4.2): no error wait, and no longer wait next time.
+            // (RFC 4724 §4.2): no error wait, and no longer wait next time. It leaves Idle
+            // at once, since Idle refuses its new connection, which may already be here.
             let restarting = graceful
                 && session
                     .as_ref()
                     .is_some_and(|s| s.peer_graceful_restart.is_some());
-            let wait = if restarting { 0 } else { self.error_wait };
-            out.push(Action::Start(Timer::IdleHold, wait));
+            if restarting {
+                self.start(out);
+            } else {
+                out.push(Action::Start(Timer::IdleHold, self.error_wait));
+            }
             if error && !restarting {
                 self.error_wait =
                     (self.error_wait.saturating_mul(2)).min(self.params.error_wait[1]);
@@ -873,8 +877,12 @@ mod tests {
             a.iter()
                 .any(|a| matches!(a, Action::Down { graceful: true, .. }))
         );
-        // The peer negotiated graceful restart: it is let back in at once (RFC 4724 §4.2).
-        assert!(a.contains(&Action::Start(Timer::IdleHold, 0)), "{a:?}");
+        // The peer negotiated graceful restart: it is let back in at once (RFC 4724 §4.2),
+        // its new connection taken however soon it comes.
+        assert_eq!(f.state(), State::Active, "{a:?}");
+        let a = f.handle(Event::Connected);
+        assert!(matches!(sends(&a)[..], [Message::Open(_)]), "{a:?}");
+        assert_eq!(f.state(), State::OpenSent);
     }
 
     #[test]
