@@ -276,8 +276,13 @@ fn show_protocols(ctx: &Context, args: &[&str]) -> Vec<Line> {
 /// BIRD 2's `show bfd sessions` (`bfd_show_sessions`), under the name BIRD gives an
 /// unnamed `protocol bfd`: Since in BIRD 2's default protocol time format, and no Timeout
 /// (0.000) while no packet from the peer counts, before the first and after a timeout
-/// (BIRD's remote multiplier is 0 then).
+/// (BIRD's remote multiplier is 0 then). wren runs BFD for the peers that have it on, each
+/// with its session: without a session there is no BFD protocol, which BIRD answers with
+/// `proto_iterate_named`'s parse error.
 fn show_bfd_sessions(ctx: &Context) -> Vec<Line> {
+    if ctx.bfd.is_empty() {
+        return vec![Line::new(9001, "There is no BFD protocol running")];
+    }
     let mut out = vec![
         Line::new(1020, "bfd1:"),
         Line::new(
@@ -1136,6 +1141,15 @@ mod tests {
         assert_eq!(
             lines.iter().map(|l| l.code).collect::<Vec<_>>(),
             [1020, 1020, 1020, 1020, 0]
+        );
+    }
+
+    #[test]
+    fn bfd_sessions_without_bfd_as_bird_2_answers() {
+        let rib = Rib::new(&Config::parse("router_id = \"127.0.0.1\"\nasn = 1\n").unwrap());
+        assert_eq!(
+            execute("show bfd sessions", &context(&rib, &[])).0.lines,
+            [Line::new(9001, "There is no BFD protocol running")]
         );
     }
 
