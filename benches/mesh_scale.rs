@@ -360,7 +360,7 @@ mod client {
         ever: Mutex<Vec<bool>>,
         peers: usize,
         connect_timeout: Option<Duration>,
-        /// Peer k's first dial waits `spread · k / peers` after the start.
+        /// Peer k's first dial waits `spread · k / initial` after the start (not a joiner's).
         spread: Duration,
         target: SocketAddr,
         /// Proposed hold time and keepalive interval, in seconds.
@@ -553,8 +553,9 @@ mod client {
         if go.wait_for(|g| *g).await.is_err() {
             return;
         }
-        if !shared.spread.is_zero() {
-            tokio::time::sleep(shared.spread.mul_f64(k as f64 / shared.peers as f64)).await;
+        // Joiners dial at once when told.
+        if !shared.spread.is_zero() && k < shared.initial {
+            tokio::time::sleep(shared.spread.mul_f64(k as f64 / shared.initial as f64)).await;
         }
         let mut sock = Some(first);
         // Churn mode: this peer restarted (its OPENs carry the Restart State bit).
