@@ -11,7 +11,8 @@
 //! The DUT runs one single-hop session per peer at `--interval` ms × `--multiplier` both
 //! ways:
 //!
-//! * wrend: one passive iBGP peer per simulated address with `bfd` on. Nobody connects to
+//! * wrend: one passive iBGP peer per simulated address with `bfd` on and its source
+//!   address set (as Calico's configuration sets it). Nobody connects to
 //!   port 179, so BGP stays Active and costs nothing, while every peer's BFD session runs
 //!   from the start (RFC 5882 §4.3: BGP waits for BFD, not the other way round). `[kernel]`
 //!   is off: no routes come. Its metrics endpoint gives its own count of flaps.
@@ -30,8 +31,8 @@
 //!
 //! Options (after `--`): `--sessions 1000`, `--interval 100`, `--multiplier 3`, `--window
 //! 120`, `--soak 0`, `--settle 10`, `--runs wrend,frr`, `--nice 0` (the DUT's), `--sim-nice
-//! -10` (the simulator thread's, so that it is not the one to lag on a busy machine), `--out
-//! FILE`. Needs root; under `cargo test` it does nothing. Work files and logs in
+//! -10` (the simulator thread's, so that it is not the one to lag on a busy machine),
+//! `--wrend PATH` (another build to compare), `--out FILE`. Needs root; under `cargo test` it does nothing. Work files and logs in
 //! `target/tmp/bfd_scale/DUT/`, the report in `target/tmp/bfd_scale/results.md`.
 
 #[path = "../tests/harness/mod.rs"]
@@ -81,6 +82,9 @@ struct Args {
     /// Nice value of the simulator thread.
     #[arg(long, default_value_t = -10, allow_hyphen_values = true)]
     sim_nice: i32,
+    /// wrend to measure (default: the one `cargo bench` builds with this bench).
+    #[arg(long, default_value = env!("CARGO_BIN_EXE_wrend"))]
+    wrend: PathBuf,
     #[arg(long)]
     out: Option<PathBuf>,
 }
@@ -264,7 +268,7 @@ fn start_dut(
                 "router_id = \"{DUT}\"\nasn = 64512\nmetrics = \"{METRICS}\"\n\n\
                  [kernel]\nenabled = false\n\n\
                  [bfd]\nmin_tx = {ms}\nmin_rx = {ms}\nmultiplier = {mult}\n\n\
-                 [defaults]\nbfd = true\n"
+                 [defaults]\nbfd = true\nsource_address = \"{DUT}\"\n"
             );
             for p in peers {
                 let _ = write!(
@@ -276,7 +280,7 @@ fn start_dut(
             std::fs::write(&path, conf)?;
             let ctl = dir.join("wrend.ctl");
             let argv = [
-                env!("CARGO_BIN_EXE_wrend").to_string(),
+                a.wrend.display().to_string(),
                 "-c".into(),
                 path.display().to_string(),
                 "-s".into(),
