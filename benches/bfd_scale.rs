@@ -12,10 +12,10 @@
 //! ways:
 //!
 //! * wrend: one passive iBGP peer per simulated address with `bfd` on and its source
-//!   address set (as Calico's configuration sets it). Nobody connects to
-//!   port 179, so BGP stays Active and costs nothing, while every peer's BFD session runs
-//!   from the start (RFC 5882 §4.3: BGP waits for BFD, not the other way round). `[kernel]`
-//!   is off: no routes come. Its metrics endpoint gives its own count of flaps.
+//!   address set (as Calico's configuration sets it). Nobody connects to port 179, so BGP
+//!   stays Active and costs nothing, while every peer's BFD session runs from the start
+//!   (RFC 5882 §4.3: BGP waits for BFD, not the other way round). `[kernel]` is off: no
+//!   routes come. Its metrics endpoint gives its own count of flaps.
 //! * FRR: `bfdd` alone (no zebra, no bgpd), one `peer ADDR local-address DUT` per simulated
 //!   address with the same timers.
 //!
@@ -32,8 +32,9 @@
 //! Options (after `--`): `--sessions 1000`, `--interval 100`, `--multiplier 3`, `--window
 //! 120`, `--soak 0`, `--settle 10`, `--runs wrend,frr`, `--nice 0` (the DUT's), `--sim-nice
 //! -10` (the simulator thread's, so that it is not the one to lag on a busy machine),
-//! `--wrend PATH` (another build to compare), `--out FILE`. Needs root; under `cargo test` it does nothing. Work files and logs in
-//! `target/tmp/bfd_scale/DUT/`, the report in `target/tmp/bfd_scale/results.md`.
+//! `--wrend PATH` (another build to compare), `--out FILE`. Needs root; under `cargo test`
+//! it does nothing. Work files and logs in `target/tmp/bfd_scale/DUT/`, the report in
+//! `target/tmp/bfd_scale/results.md`.
 
 #[path = "../tests/harness/mod.rs"]
 mod harness;
