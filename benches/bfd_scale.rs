@@ -107,8 +107,8 @@ fn run(a: &Args) -> anyhow::Result<bool> {
     let quiet = wait_quiet(Duration::from_secs(30), 0.5, Duration::from_secs(2))?;
     let top = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/tmp/bfd_scale");
     let mut report = format!(
-        "## BFD at scale: {} sessions at {} ms x {}\n\n{} ; wren {} ; before the run: {:.2} \
-         cores busy, load average {}\n\n\
+        "## BFD at scale: {} sessions at {} ms x {}\n\n{} ; wren {} ({}) ; before the run: \
+         {:.2} cores busy, load average {}\n\n\
          | DUT | all Up after s | window s | CPU % of a core | peak RSS MiB | steady RSS MiB \
          | simulator CPU % | sim latest tx ms |\n|---|---|---|---|---|---|---|---|\n",
         a.sessions,
@@ -116,6 +116,7 @@ fn run(a: &Args) -> anyhow::Result<bool> {
         a.multiplier,
         machine(),
         checkout(),
+        a.wrend.display(),
         quiet.busy_cores,
         loadavg()
     );
