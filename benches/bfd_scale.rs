@@ -142,9 +142,14 @@ fn run(a: &Args) -> anyhow::Result<bool> {
             m.sim_cpu_pct,
             t.max_tx_late.as_millis()
         );
+        // The DUT's diagnostics in its Downs, when there were any: "(diag 1 x3)".
+        let diags: String = (t.down_diags.iter().enumerate())
+            .filter(|(_, n)| **n > 0)
+            .map(|(d, n)| format!(" (diag {d} x{n})"))
+            .collect();
         let _ = writeln!(
             counts,
-            "| {who} | {:.0} | {} | {} | {} | {} ({}) | {} / {} | {} |",
+            "| {who} | {:.0} | {} | {}{diags} | {} | {} ({}) | {} / {} | {} |",
             m.ran,
             t.dut_ups,
             t.false_downs,
