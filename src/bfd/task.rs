@@ -73,8 +73,12 @@ fn listener(at: SocketAddr, multihop: bool) -> io::Result<UdpSocket> {
     UdpSocket::from_std(s.into())
 }
 
-/// A session's socket: bound to its source address and a free port of the range, TTL 255.
-fn sender(r: &Request, rng: &mut Rng) -> io::Result<StdSocket> {
+/// A session's socket: bound to its source address and a free port of the range, TTL 255;
+/// connected to the peer when the source address is set (`true`), so that a send neither
+/// looks up the route nor takes an IPv4 ID from the kernel's shared generator each time
+/// (an ICMP error from the peer then fails the one send after it). Without a source
+/// address, connecting would fix the one the kernel picks now for good.
+fn sender(r: &Request, dst: SocketAddr, rng: &mut Rng) -> io::Result<(StdSocket, bool)> {
     let v6 = r.peer.is_ipv6();
     let local = r.local.unwrap_or(match v6 {
         true => IpAddr::from([0u16; 8]),
@@ -94,7 +98,11 @@ fn sender(r: &Request, rng: &mut Rng) -> io::Result<StdSocket> {
     for i in 0..span {
         let port = *SOURCE_PORTS.start() + ((first + i) % span) as u16;
         match s.bind(&SocketAddr::new(local, port).into()) {
-            Ok(()) => return Ok(s.into()),
+            // No route to the peer yet: unconnected, every send finds the route.
+            Ok(()) => {
+                let connected = r.local.is_some() && s.connect(&dst.into()).is_ok();
+                return Ok((s.into(), connected));
+            }
             Err(e) if e.kind() == io::ErrorKind::AddrInUse => last = e,
             Err(e) => return Err(e),
         }
@@ -120,6 +128,8 @@ struct Entry {
     fsm: Session,
     sock: StdSocket,
     dst: SocketAddr,
+    /// `sock` is connected to `dst`.
+    connected: bool,
     /// bfd.XmitAuthSeq (§6.8.1).
     tx_seq: u32,
     rx_seq: RxSeq,
@@ -158,11 +168,24 @@ async fn run(mut commands: mpsc::Receiver<Command>, listeners: Vec<(UdpSocket, b
     };
     let mut buf = [0u8; 256];
     let mut turn = 0usize;
+    // One timer for the heap's earliest deadline, moved only when that changes: a timer made
+    // anew each turn is registered anew, and tokio wakes its driver (an eventfd write and
+    // an extra epoll_wait) for each registration.
+    let sleep = tokio::time::sleep_until(Instant::now());
+    tokio::pin!(sleep);
+    let mut armed = None;
     loop {
         let next = t.timers.peek().map(|Reverse((at, ..))| *at);
+        if let Some(at) = next.filter(|at| armed != Some(*at)) {
+            sleep.as_mut().reset(at);
+        }
+        armed = next;
         tokio::select! {
             biased;
-            () = sleep_until(next) => t.fire(Instant::now()),
+            () = &mut sleep, if armed.is_some() => {
+                armed = None;
+                t.fire(Instant::now());
+            }
             (r, multihop) = recv_any(&listeners, &mut buf, &mut turn) => {
                 if let Ok((n, from)) = r {
                     t.receive(&buf[..n], from, multihop, Instant::now());
@@ -198,13 +221,6 @@ async fn recv_any(
         Poll::Pending
     })
     .await
-}
-
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
 }
 
 impl Task {
@@ -259,17 +275,18 @@ impl Task {
     }
 
     fn create(&mut self, r: Request, now: Instant) -> io::Result<watch::Receiver<Notice>> {
-        let sock = sender(&r, &mut self.rng)?;
+        let port = if r.multihop {
+            PORT_MULTIHOP
+        } else {
+            PORT_SINGLE_HOP
+        };
+        let dst = SocketAddr::new(r.peer, port);
+        let (sock, connected) = sender(&r, dst, &mut self.rng)?;
         let disc = loop {
             let d = self.rng.next();
             if d != 0 && !self.sessions.contains_key(&d) {
                 break d;
             }
-        };
-        let port = if r.multihop {
-            PORT_MULTIHOP
-        } else {
-            PORT_SINGLE_HOP
         };
         let (notify, rx) = watch::channel(Notice {
             state: State::Down,
@@ -283,7 +300,8 @@ impl Task {
         self.sessions.insert(
             disc,
             Entry {
-                dst: SocketAddr::new(r.peer, port),
+                dst,
+                connected,
                 interface: (!r.multihop).then(|| interface_toward(r.peer)).flatten(),
                 req: r,
                 fsm,
@@ -506,7 +524,11 @@ impl Entry {
             }
             None => p.encode(),
         };
-        if let Err(e) = self.sock.send_to(&b, self.dst) {
+        let sent = match self.connected {
+            true => self.sock.send(&b),
+            false => self.sock.send_to(&b, self.dst),
+        };
+        if let Err(e) = sent {
             debug!(peer = %self.req.peer, "BFD: send: {e}");
         }
     }
@@ -566,6 +588,38 @@ impl Rng {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn request(peer: IpAddr, local: Option<IpAddr>) -> Request {
+        Request {
+            peer,
+            local,
+            multihop: false,
+            timers: super::super::Timers {
+                min_tx: 100_000,
+                min_rx: 100_000,
+                multiplier: 3,
+            },
+            key: None,
+        }
+    }
+
+    #[test]
+    fn a_sender_with_a_source_address_is_connected_to_its_peer() {
+        let peer = StdSocket::bind("127.0.0.1:0").unwrap();
+        let dst = peer.local_addr().unwrap();
+        let local = Some(IpAddr::from([127, 0, 0, 1]));
+        let (s, connected) = sender(&request(dst.ip(), local), dst, &mut Rng::seeded()).unwrap();
+        assert!(connected);
+        assert_eq!(s.peer_addr().unwrap(), dst);
+        let from = s.local_addr().unwrap();
+        assert!(SOURCE_PORTS.contains(&from.port()), "{from}");
+        s.send(b"x").unwrap();
+        let mut buf = [0u8; 8];
+        assert_eq!(peer.recv_from(&mut buf).unwrap(), (1, from));
+        // Without one the kernel picks the source per packet: not connected.
+        let (s, connected) = sender(&request(dst.ip(), None), dst, &mut Rng::seeded()).unwrap();
+        assert!(!connected && s.peer_addr().is_err());
+    }
 
     #[test]
     fn a_deadline_keeps_one_heap_entry() {
