@@ -30,15 +30,15 @@
 //!
 //! Options (after `--`): `--routes N`, `--per-update N`, `--attr-sets N`, `--trials N`,
 //! `--speakers wrend,bird2,frr`, `--deadline SECONDS` (60, one trial), `--nice N` (-10),
-//! `--wait-quiet SECONDS` (30), `--wrend PATH`, `--bird2 PATH`, `--frr DIR`
-//! (/usr/lib/frr), `--out FILE`. Needs root; under `cargo test` it does nothing. Work files
+//! `--wait-quiet SECONDS` (30), `--wrend PATH`, `--bird2 PATH`, `--out FILE` (FRR is
+//! Debian's, in /usr/lib/frr). Needs root; under `cargo test` it does nothing. Work files
 //! (configurations, logs) go to `target/tmp/propagation/SPEAKER-TRIAL/`, the report to
 //! `target/tmp/propagation/results.md`.
 
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -101,9 +101,6 @@ struct Args {
     timing: harness::bench::Timing,
     #[command(flatten)]
     daemons: harness::bench::Daemons,
-    /// FRR's daemons (`zebra` and `bgpd`) are in this directory.
-    #[arg(long, default_value = "/usr/lib/frr")]
-    frr: PathBuf,
     /// Also write the report (markdown) here.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -157,7 +154,7 @@ mod peers {
     use wren::wire::{Attr, Message, Negotiated, PathAttribute, Prefix, Update, decode};
 
     use super::{HOLD, RECEIVER, RECEIVER_ASN, SENDER, SENDER_ASN, SETTLE, SPEAKER, Trial};
-    use crate::harness::{bgp, kernel};
+    use crate::harness::{bgp, feeder, kernel};
 
     /// `__propagation_peers ROUTES PER_UPDATE ATTR_SETS DEADLINE_SECS`: prints "ready" once
     /// both sessions are up, sends the burst on "go", prints the trial as JSON.
@@ -256,16 +253,8 @@ mod peers {
     /// Dials the speaker from `from` as `asn` and waits until Established.
     fn session(from: Ipv4Addr, asn: u32, neg: &Negotiated) -> anyhow::Result<TcpStream> {
         let to = SocketAddr::new(IpAddr::V4(SPEAKER), 179);
-        let end = Instant::now() + Duration::from_secs(20);
-        let mut s: TcpStream = loop {
-            let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
-            sock.bind(&SocketAddr::new(IpAddr::V4(from), 0).into())?;
-            match sock.connect(&to.into()) {
-                Ok(()) => break sock.into(),
-                Err(_) if Instant::now() < end => std::thread::sleep(Duration::from_millis(100)),
-                Err(e) => return Err(e).context(format!("connecting from {from}")),
-            }
-        };
+        let mut s = feeder::dial(from, to, Duration::from_secs(20))
+            .with_context(|| format!("connecting from {from}"))?;
         s.set_nodelay(true)?;
         s.set_read_timeout(Some(Duration::from_secs(20)))?;
         let open = Message::Open(bgp::open(asn, from, HOLD, &[]));
@@ -349,17 +338,15 @@ mod peers {
                 filled -= start;
                 start = 0;
             }
+            // A read timing out only brings the deadline check round again.
+            let timed_out = |e: &std::io::Error| {
+                use std::io::ErrorKind::{TimedOut, WouldBlock};
+                matches!(e.kind(), WouldBlock | TimedOut)
+            };
             match s.read(&mut buf[filled..]) {
                 Ok(0) => bail!("closed by the speaker after {count} routes"),
                 Ok(n) => filled += n,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    continue;
-                }
+                Err(e) if timed_out(&e) => continue,
                 Err(e) => return Err(e.into()),
             }
             let now = Instant::now();
@@ -474,19 +461,21 @@ mod controller {
                 outcomes.push(o);
             }
         }
-        let report = report(&header, args, &outcomes);
-        harness::bench::write_report("propagation", &report, args.out.as_deref(), &base)?;
-        if stopped() {
-            bail!("interrupted");
+        let all_ran = outcomes.iter().all(|o| o.error.is_none());
+        let text = report(&header, args, &outcomes);
+        harness::bench::write_report("propagation", &text, args.out.as_deref(), &base)?;
+        match stopped() {
+            true => bail!("interrupted"),
+            false => Ok(all_ran),
         }
-        Ok(outcomes.iter().all(|o| o.error.is_none()))
     }
 
     fn binary(args: &Args, s: Speaker) -> PathBuf {
+        let d = &args.daemons;
         match s {
-            Speaker::Wrend => args.daemons.wrend.clone(),
-            Speaker::Bird2 => args.daemons.bird2.clone(),
-            Speaker::Frr => args.frr.join("bgpd"),
+            Speaker::Frr => harness::peers::frr_bgpd(),
+            Speaker::Bird2 => d.bird2.clone(),
+            Speaker::Wrend => d.wrend.clone(),
         }
     }
 
@@ -614,37 +603,22 @@ mod controller {
                 Ok(vec![(p, log)])
             }
             Speaker::Frr => {
-                let _ = Command::new("chown").args(["frr:frr"]).arg(dir).status();
                 std::fs::write(dir.join("zebra.conf"), "hostname speaker\n")?;
                 std::fs::write(dir.join("bgpd.conf"), config(s, dir))?;
-                let d = dir.display().to_string();
-                let daemon = |name: &str| -> Vec<String> {
-                    let mut v = vec![args.frr.join(name).display().to_string()];
-                    v.extend(
-                        [
-                            "-u",
-                            "frr",
-                            "-g",
-                            "frr",
-                            "-f",
-                            &format!("{d}/{name}.conf"),
-                            "-z",
-                            &format!("{d}/zserv.api"),
-                            "--vty_socket",
-                            &d,
-                            "-i",
-                            &format!("{d}/{name}.pid"),
-                            "-P",
-                            "0",
-                            "--log",
-                            "stdout",
-                        ]
-                        .map(String::from),
-                    );
+                let daemon = |bin: PathBuf, name: &str| -> Vec<String> {
+                    let conf = dir.join(format!("{name}.conf"));
+                    let mut v = vec![bin.display().to_string()];
+                    v.extend(harness::peers::frr_args(name, &conf, dir));
                     v
                 };
                 let zlog = dir.join("zebra.log");
-                let zebra = Proc::spawn(ns, &daemon("zebra"), &zlog, false, nice)?;
+                let zebra = Proc::spawn(
+                    ns,
+                    &daemon(harness::peers::frr_zebra(), "zebra"),
+                    &zlog,
+                    false,
+                    nice,
+                )?;
                 let t = Instant::now();
                 while !dir.join("zserv.api").exists() {
                     if t.elapsed() > Duration::from_secs(10) {
@@ -652,7 +626,7 @@ mod controller {
                     }
                     sleep(Duration::from_millis(50))?;
                 }
-                let mut argv = daemon("bgpd");
+                let mut argv = daemon(harness::peers::frr_bgpd(), "bgpd");
                 // No FIB: nothing goes to zebra's kernel table.
                 argv.push("-n".into());
                 let bgpd = Proc::spawn(ns, &argv, &log, false, nice)?;

@@ -451,6 +451,14 @@ mod tests {
         })
     }
 
+    /// Our own route's attributes with next hop `hop`.
+    fn via(hop: &str) -> Arc<AttrSet> {
+        Arc::new(AttrSet {
+            next_hop: Some(hop.parse().unwrap()),
+            ..AttrSet::local()
+        })
+    }
+
     fn decoded(g: &Group, b: &Bytes) -> Vec<Update> {
         let mut rest = &b[..];
         let mut out = Vec::new();
@@ -503,14 +511,7 @@ mod tests {
     #[test]
     fn add_path_identifiers_and_partial_withdrawal() {
         let mut g = group(true);
-        let a = Arc::new(AttrSet {
-            next_hop: Some("198.51.100.2".parse().unwrap()),
-            ..AttrSet::local()
-        });
-        let b = Arc::new(AttrSet {
-            next_hop: Some("198.51.100.3".parse().unwrap()),
-            ..AttrSet::local()
-        });
+        let (a, b) = (via("198.51.100.2"), via("198.51.100.3"));
         let net: IpNet = "198.18.0.0/26".parse().unwrap();
         g.announce(None, Family::IPV4_UNICAST, net, 1, &a);
         g.announce(None, Family::IPV4_UNICAST, net, 2, &b);
@@ -534,12 +535,7 @@ mod tests {
         let members: Vec<PeerId> = (1..=6).collect();
         g.members = members.clone();
         let net = |k: usize| -> IpNet { format!("100.64.{k}.0/26").parse().unwrap() };
-        let attrs = |k: usize| {
-            Arc::new(AttrSet {
-                next_hop: Some(format!("198.18.0.{k}").parse().unwrap()),
-                ..AttrSet::local()
-            })
-        };
+        let attrs = |k: usize| via(&format!("198.18.0.{k}"));
         // Prefix k comes from member k (1..=5); prefix 9 from someone else.
         for k in [1, 2, 3, 4, 5, 9] {
             let (f, a) = (Family::IPV4_UNICAST, attrs(k));
@@ -603,14 +599,7 @@ mod tests {
     #[test]
     fn updates_are_filled_to_the_message_limit() {
         let mut g = group(false);
-        let a = Arc::new(AttrSet {
-            next_hop: Some("2001:db8::1".parse().unwrap()),
-            ..AttrSet::local()
-        });
-        let b = Arc::new(AttrSet {
-            next_hop: Some("198.51.100.1".parse().unwrap()),
-            ..AttrSet::local()
-        });
+        let (a, b) = (via("2001:db8::1"), via("198.51.100.1"));
         for i in 0..3000u32 {
             let v6: IpNet = format!("2001:db8:{:x}:{:x}::/64", i / 256, i % 256)
                 .parse()
