@@ -9,11 +9,13 @@
 //! prefix's paths gets that prefix apart from the group's shared UPDATEs, as its own
 //! difference with its own paths left out.
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use ipnet::IpNet;
 use rustc_hash::{FxHashMap, FxHashSet};
+use smallvec::SmallVec;
 use tracing::warn;
 
 use crate::attrs::AttrSet;
@@ -22,7 +24,8 @@ use crate::policy::reflect::Target;
 use crate::session::PeerId;
 use crate::wire::attr::MpUnreach;
 use crate::wire::{
-    Attr, Family, HEADER_LEN, Message, Negotiated, PathAttribute, Prefix, RouteRefresh, Update,
+    Announcement, Attr, Family, HEADER_LEN, Message, Negotiated, PathAttribute, Prefix,
+    RouteRefresh, Update,
 };
 
 /// What makes two peers' outbound streams identical.
@@ -107,23 +110,61 @@ impl Changes {
         (self.announce.iter()).flat_map(|(f, _, ps)| ps.iter().map(move |p| (*f, *p)))
     }
 
-    /// These changes but for the prefixes in `own.nets`, and `own.changes` for them.
-    fn with_own(&self, own: &Own) -> Changes {
-        let shared = |f: &Family, p: &Prefix| !own.nets.contains(&(*f, p.net));
-        let mut out = Changes::default();
-        for (f, a, ps) in &self.announce {
-            for p in ps.iter().filter(|p| shared(f, p)) {
-                out.announce(*f, a, *p);
+    /// Part `i` of these changes as [`Group::encode_parts`] lays them out, but for the
+    /// prefixes in `nets`, added to `out`.
+    fn part_without(
+        &self,
+        i: usize,
+        families: &[Family],
+        nets: &FxHashSet<(Family, IpNet)>,
+        out: &mut Changes,
+    ) {
+        let kept = |f: &Family, p: &Prefix| !nets.contains(&(*f, p.net));
+        match families.get(i) {
+            Some(family) => {
+                let withdrawn = self
+                    .withdraw
+                    .iter()
+                    .filter(|(f, p)| f == family && kept(f, p));
+                out.withdraw.extend(withdrawn);
+            }
+            None => {
+                if let Some((f, a, ps)) = self.announce.get(i - families.len()) {
+                    for p in ps.iter().filter(|p| kept(f, p)) {
+                        out.announce(*f, a, *p);
+                    }
+                }
             }
         }
-        for (f, a, ps) in &own.changes.announce {
-            for p in ps {
-                out.announce(*f, a, *p);
+    }
+
+    /// For each prefix, the parts of [`Group::encode_parts`]'s layout that hold it (with
+    /// add-path, one path's withdrawal and another's announcement).
+    fn parts_of(&self, families: &[Family]) -> FxHashMap<(Family, IpNet), SmallVec<[usize; 1]>> {
+        let withdrawn = self.withdraw.iter().filter_map(|(f, p)| {
+            let i = families.iter().position(|x| x == f)?;
+            Some(((*f, p.net), i))
+        });
+        let announced = (self.announce.iter().enumerate())
+            .flat_map(|(i, (f, _, ps))| ps.iter().map(move |p| ((*f, p.net), families.len() + i)));
+        let mut out: FxHashMap<_, SmallVec<[usize; 1]>> = FxHashMap::default();
+        for (key, i) in withdrawn.chain(announced) {
+            let parts = out.entry(key).or_default();
+            if parts.last() != Some(&i) {
+                parts.push(i);
             }
         }
-        let withdrawn = self.withdraw.iter().filter(|(f, p)| shared(f, p));
-        out.withdraw = withdrawn.chain(&own.changes.withdraw).copied().collect();
         out
+    }
+
+    /// Adds `other`'s changes to these.
+    fn extend(&mut self, other: &Changes) {
+        for (f, a, ps) in &other.announce {
+            for p in ps {
+                self.announce(*f, a, *p);
+            }
+        }
+        self.withdraw.extend(&other.withdraw);
     }
 }
 
@@ -201,8 +242,10 @@ impl Group {
         self.queue(to).withdraw(f, p);
     }
 
-    /// The queued changes, encoded: one message run for the members with nothing set
-    /// apart, and one for each member with something.
+    /// The queued changes, encoded once: every member is handed the same bytes, and a member
+    /// with prefixes set apart the parts without them (shared slices, RFC 4271 §9.2 leaves
+    /// how routes are grouped into UPDATEs to the speaker), then what it gets instead, so a
+    /// batch of K sources' routes is encoded once, not once more for each of the K.
     pub fn take_encoded(&mut self) -> Vec<(Vec<PeerId>, Bytes)> {
         let changes = std::mem::take(&mut self.pending);
         let own = std::mem::take(&mut self.own);
@@ -213,11 +256,46 @@ impl Group {
             .filter(|m| !own.contains_key(m))
             .copied()
             .collect();
-        if !changes.is_empty() && !shared.is_empty() {
-            out.push((shared, self.encode(&changes)));
+        let (bytes, parts) = self.encode_parts(&changes);
+        if !bytes.is_empty() && !shared.is_empty() {
+            out.push((shared, bytes.clone()));
         }
+        if own.is_empty() {
+            return out;
+        }
+        let families = &self.key.families;
+        let part_of = changes.parts_of(families);
         for (id, o) in own.iter().filter(|(id, _)| self.members.contains(id)) {
-            let mine = changes.with_own(o);
+            let mut apart: SmallVec<[usize; 4]> = (o.nets.iter())
+                .filter_map(|k| part_of.get(k))
+                .flatten()
+                .copied()
+                .collect();
+            apart.sort_unstable();
+            apart.dedup();
+            let mut mine = Changes::default();
+            for &i in &apart {
+                changes.part_without(i, families, &o.nets, &mut mine);
+            }
+            mine.extend(&o.changes);
+            // The other parts, as runs of the shared bytes.
+            let mut run: Option<Range<usize>> = None;
+            for (i, r) in parts.iter().enumerate() {
+                if apart.binary_search(&i).is_ok() || r.is_empty() {
+                    continue;
+                }
+                match &mut run {
+                    Some(x) if x.end == r.start => x.end = r.end,
+                    _ => {
+                        if let Some(x) = run.replace(r.clone()) {
+                            out.push((vec![*id], bytes.slice(x)));
+                        }
+                    }
+                }
+            }
+            if let Some(x) = run {
+                out.push((vec![*id], bytes.slice(x)));
+            }
             if !mine.is_empty() {
                 out.push((vec![*id], self.encode(&mine)));
             }
@@ -227,14 +305,17 @@ impl Group {
 
     /// Encodes changes as UPDATEs (withdrawals first), packed to the session's size limit.
     pub fn encode(&self, c: &Changes) -> Bytes {
+        self.encode_parts(c).0
+    }
+
+    /// [`Group::encode`], and where each part lies in the bytes: each family's withdrawals
+    /// (in the order of the key's families), then each attribute set's announcements.
+    fn encode_parts(&self, c: &Changes) -> (Bytes, Vec<Range<usize>>) {
         let tx = &self.key.tx;
         let mut buf = BytesMut::new();
-        let mut put = |u: Update| {
-            if let Err(e) = Message::Update(u).encode(tx, &mut buf) {
-                warn!("cannot encode an UPDATE: {e}");
-            }
-        };
+        let mut parts = Vec::with_capacity(self.key.families.len() + c.announce.len());
         for family in &self.key.families {
+            let start = buf.len();
             let withdrawn: Vec<Prefix> = c
                 .withdraw
                 .iter()
@@ -242,34 +323,30 @@ impl Group {
                 .map(|(_, p)| *p)
                 .collect();
             for chunk in pack(&withdrawn, budget(tx, 8)) {
-                put(withdrawal(*family, chunk));
+                let u = Message::Update(withdrawal(*family, chunk));
+                if let Err(e) = u.encode(tx, &mut buf) {
+                    warn!("cannot encode an UPDATE: {e}");
+                }
             }
+            parts.push(start..buf.len());
         }
         for (family, attrs, prefixes) in &c.announce {
-            let base: usize = attrs
-                .to_wire(*family, &[], tx)
-                .iter()
-                .map(|a| {
-                    let mut b = BytesMut::new();
-                    let _ = a.encode(tx, &mut b);
-                    b.len()
-                })
-                .sum();
-            for chunk in pack(prefixes, budget(tx, base + 4)) {
-                let attributes = attrs.to_wire(*family, chunk, tx);
-                let nlri = if *family == Family::IPV4_UNICAST {
-                    chunk.into()
-                } else {
-                    Default::default()
-                };
-                put(Update {
-                    withdrawn: Default::default(),
-                    attributes: attributes.into(),
-                    nlri,
-                });
+            let start = buf.len();
+            // The attributes are encoded once for every UPDATE of the set.
+            match Announcement::new(&attrs.to_wire(*family, &[], tx), tx) {
+                Ok(a) => {
+                    let room = tx.max_len().saturating_sub(a.overhead()).max(64);
+                    for chunk in pack(prefixes, room) {
+                        if let Err(e) = a.encode(chunk, tx, &mut buf) {
+                            warn!("cannot encode an UPDATE: {e}");
+                        }
+                    }
+                }
+                Err(e) => warn!("cannot encode an UPDATE's attributes: {e}"),
             }
+            parts.push(start..buf.len());
         }
-        buf.freeze()
+        (buf.freeze(), parts)
     }
 
     /// End-of-RIB for every family (RFC 4724 §2), after a new member's initial dump.
@@ -374,6 +451,14 @@ mod tests {
         })
     }
 
+    /// Our own route's attributes with next hop `hop`.
+    fn via(hop: &str) -> Arc<AttrSet> {
+        Arc::new(AttrSet {
+            next_hop: Some(hop.parse().unwrap()),
+            ..AttrSet::local()
+        })
+    }
+
     fn decoded(g: &Group, b: &Bytes) -> Vec<Update> {
         let mut rest = &b[..];
         let mut out = Vec::new();
@@ -426,14 +511,7 @@ mod tests {
     #[test]
     fn add_path_identifiers_and_partial_withdrawal() {
         let mut g = group(true);
-        let a = Arc::new(AttrSet {
-            next_hop: Some("198.51.100.2".parse().unwrap()),
-            ..AttrSet::local()
-        });
-        let b = Arc::new(AttrSet {
-            next_hop: Some("198.51.100.3".parse().unwrap()),
-            ..AttrSet::local()
-        });
+        let (a, b) = (via("198.51.100.2"), via("198.51.100.3"));
         let net: IpNet = "198.18.0.0/26".parse().unwrap();
         g.announce(None, Family::IPV4_UNICAST, net, 1, &a);
         g.announce(None, Family::IPV4_UNICAST, net, 2, &b);
@@ -444,5 +522,111 @@ mod tests {
         let u = decoded(&g, &g.encode(&c));
         assert_eq!(u.len(), 1);
         assert_eq!(u[0].withdrawn[0].path_id, Some(2));
+    }
+
+    /// A reflector's batch: every member is the source of one prefix, set apart from it.
+    /// Each member gets every other prefix and not its own, as slices of the one encoding
+    /// the others get (no encoding per member), and a withdrawal of its own prefix is kept
+    /// from it in the same way.
+    #[test]
+    fn members_with_a_prefix_apart_share_the_batch_encoding() {
+        let mut g = group(false);
+        // Member 6 has nothing apart: it gets the whole encoding.
+        let members: Vec<PeerId> = (1..=6).collect();
+        g.members = members.clone();
+        let net = |k: usize| -> IpNet { format!("100.64.{k}.0/26").parse().unwrap() };
+        let attrs = |k: usize| via(&format!("198.18.0.{k}"));
+        // Prefix k comes from member k (1..=5); prefix 9 from someone else.
+        for k in [1, 2, 3, 4, 5, 9] {
+            let (f, a) = (Family::IPV4_UNICAST, attrs(k));
+            g.announce(None, f, net(k), 0, &a);
+            if k <= 5 {
+                g.set_apart(k, (f, net(k)));
+            }
+        }
+        let out = g.take_encoded();
+        let shared = out.iter().find(|(to, _)| to == &[6]).unwrap().1.clone();
+        let inside = |b: &Bytes| {
+            let (s, e) = (
+                shared.as_ptr() as usize,
+                shared.as_ptr() as usize + shared.len(),
+            );
+            b.as_ptr() as usize >= s && b.as_ptr() as usize + b.len() <= e
+        };
+        for m in &members {
+            let mine: Vec<&Bytes> = (out.iter())
+                .filter(|(to, _)| to.contains(m))
+                .map(|(_, b)| b)
+                .collect();
+            assert!(
+                mine.iter().all(|b| inside(b)),
+                "member {m} got bytes of its own"
+            );
+            let got: Vec<IpNet> = (mine.iter())
+                .flat_map(|b| decoded(&g, b))
+                .flat_map(|u| u.nlri.iter().map(|p| p.net).collect::<Vec<_>>())
+                .collect();
+            let want: Vec<IpNet> = [1, 2, 3, 4, 5, 9]
+                .into_iter()
+                .filter(|k| k != m)
+                .map(net)
+                .collect();
+            assert_eq!(got, want, "member {m}");
+        }
+        // Withdrawn: member 2's prefix and the other one; member 2 hears only of the other.
+        for k in [2, 9] {
+            g.withdraw(None, Family::IPV4_UNICAST, net(k), 0);
+        }
+        g.set_apart(2, (Family::IPV4_UNICAST, net(2)));
+        let out = g.take_encoded();
+        for m in &members {
+            let withdrawn: Vec<IpNet> = (out.iter())
+                .filter(|(to, _)| to.contains(m))
+                .flat_map(|(_, b)| decoded(&g, b))
+                .flat_map(|u| u.withdrawn.iter().map(|p| p.net).collect::<Vec<_>>())
+                .collect();
+            let want = if *m == 2 {
+                vec![net(9)]
+            } else {
+                vec![net(2), net(9)]
+            };
+            assert_eq!(withdrawn, want, "member {m}");
+        }
+    }
+
+    /// Prefixes of one attribute set fill each UPDATE to the 4,096-octet limit (RFC 4271
+    /// §4.3), IPv4 in the NLRI field and IPv6 inside MP_REACH_NLRI.
+    #[test]
+    fn updates_are_filled_to_the_message_limit() {
+        let mut g = group(false);
+        let (a, b) = (via("2001:db8::1"), via("198.51.100.1"));
+        for i in 0..3000u32 {
+            let v6: IpNet = format!("2001:db8:{:x}:{:x}::/64", i / 256, i % 256)
+                .parse()
+                .unwrap();
+            let v4: IpNet = format!("10.{}.{}.0/24", i / 256, i % 256).parse().unwrap();
+            g.announce(None, Family::IPV6_UNICAST, v6, 0, &a);
+            g.announce(None, Family::IPV4_UNICAST, v4, 0, &b);
+        }
+        let c = std::mem::take(&mut g.pending);
+        let bytes = g.encode(&c);
+        let mut rest = &bytes[..];
+        let mut sizes = Vec::new();
+        while !rest.is_empty() {
+            let n = crate::wire::frame(rest, &g.key.tx).unwrap().unwrap();
+            sizes.push(n);
+            rest = &rest[n..];
+        }
+        let updates = decoded(&g, &bytes);
+        let v6: usize = updates
+            .iter()
+            .map(|u| u.mp_reach().map_or(0, |m| m.nlri.len()))
+            .sum();
+        let v4: usize = updates.iter().map(|u| u.nlri.len()).sum();
+        assert_eq!((v4, v6), (3000, 3000));
+        // Every UPDATE but each family's last is within one prefix of the limit.
+        let full = sizes.iter().filter(|n| **n > 4096 - 9).count();
+        assert!(full >= sizes.len() - 2, "{sizes:?}");
+        assert!(sizes.iter().all(|n| *n <= 4096));
     }
 }

@@ -20,7 +20,7 @@ pub use error::{Action, EncodeError, Error};
 pub use nlri::{Afi, Family, Prefix, Prefixes, Safi};
 pub use notification::Notification;
 pub use open::{Capability, Open};
-pub use update::Update;
+pub use update::{Announcement, Update};
 
 use notification::{Code, header};
 

@@ -229,6 +229,133 @@ impl Update {
     }
 }
 
+/// Path attributes encoded once, to announce runs of prefixes of one family with them: the
+/// out path writes each run as an UPDATE without building or encoding the attributes again
+/// (RFC 4271 §4.3; outside IPv4 unicast the prefixes go inside MP_REACH_NLRI, RFC 4760 §3).
+/// The bytes are those `Message::encode` writes for the same UPDATE.
+#[derive(Debug, Clone)]
+pub struct Announcement {
+    /// The attributes as encoded, MP_REACH_NLRI with no prefixes.
+    attrs: BytesMut,
+    /// MP_REACH_NLRI's flags octet, and where its length field and its value (before the
+    /// prefixes) are in `attrs`.
+    mp: Option<MpAt>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct MpAt {
+    flags: usize,
+    len: usize,
+    value: usize,
+    end: usize,
+}
+
+impl Announcement {
+    /// `attributes` as an UPDATE carries them; an MP_REACH_NLRI among them must hold no
+    /// prefixes (they are given to [`Announcement::encode`]).
+    pub fn new(attributes: &[PathAttribute], neg: &Negotiated) -> Result<Self, EncodeError> {
+        let mut attrs = BytesMut::new();
+        let mut mp = None;
+        for a in attributes {
+            let flags = attrs.len();
+            a.encode(neg, &mut attrs)?;
+            if a.type_code() == code::MP_REACH_NLRI {
+                let extended = attrs[flags] & super::attr::flags::EXTENDED_LENGTH != 0;
+                let value = flags + if extended { 4 } else { 3 };
+                mp = Some(MpAt {
+                    flags,
+                    len: flags + 2,
+                    value,
+                    end: attrs.len(),
+                });
+            }
+        }
+        Ok(Announcement { attrs, mp })
+    }
+
+    /// Octets of an UPDATE with these attributes and no prefix, counting the octet a
+    /// MP_REACH_NLRI grown past 255 octets takes for its longer length field.
+    pub fn overhead(&self) -> usize {
+        super::HEADER_LEN + 4 + self.attrs.len() + usize::from(self.mp.is_some())
+    }
+
+    /// Appends one UPDATE announcing `prefixes` with these attributes. On error `buf` is
+    /// left as it was.
+    pub fn encode(
+        &self,
+        prefixes: &[Prefix],
+        neg: &Negotiated,
+        buf: &mut BytesMut,
+    ) -> Result<(), EncodeError> {
+        let start = buf.len();
+        let nlri: usize = prefixes.iter().map(Prefix::wire_len).sum();
+        buf.reserve(self.overhead() + nlri);
+        buf.put_bytes(0xff, 16);
+        buf.put_u16(0);
+        buf.put_u8(super::kind::UPDATE);
+        buf.put_u16(0);
+        let attrs_at = buf.len();
+        buf.put_u16(0);
+        let attrs_len = match self.mp {
+            None => {
+                buf.put_slice(&self.attrs);
+                let n = buf.len() - attrs_at - 2;
+                encode_prefixes(prefixes, buf);
+                n
+            }
+            Some(at) => {
+                buf.put_slice(&self.attrs[..at.flags]);
+                let flags = self.attrs[at.flags];
+                let len = at.end - at.value + nlri;
+                // As `PathAttribute::encode`: the 2-octet length when the flags ask for it or
+                // the value needs it.
+                let extended = flags & super::attr::flags::EXTENDED_LENGTH != 0 || len > 255;
+                let Ok(len16) = u16::try_from(len) else {
+                    buf.truncate(start);
+                    return Err(EncodeError::FieldTooLong {
+                        what: "path attribute",
+                        len,
+                    });
+                };
+                if extended {
+                    buf.put_u8(flags | super::attr::flags::EXTENDED_LENGTH);
+                    buf.put_u8(self.attrs[at.flags + 1]);
+                    buf.put_u16(len16);
+                } else {
+                    buf.put_slice(&self.attrs[at.flags..at.len]);
+                    buf.put_u8(len16 as u8);
+                }
+                buf.put_slice(&self.attrs[at.value..at.end]);
+                encode_prefixes(prefixes, buf);
+                buf.put_slice(&self.attrs[at.end..]);
+                buf.len() - attrs_at - 2
+            }
+        };
+        let len = buf.len() - start;
+        match (u16::try_from(attrs_len), len <= neg.max_len()) {
+            (Ok(a), true) => {
+                buf[attrs_at..attrs_at + 2].copy_from_slice(&a.to_be_bytes());
+                buf[start + 16..start + 18].copy_from_slice(&(len as u16).to_be_bytes());
+                Ok(())
+            }
+            (Err(_), _) => {
+                buf.truncate(start);
+                Err(EncodeError::FieldTooLong {
+                    what: "path attributes",
+                    len: attrs_len,
+                })
+            }
+            (Ok(_), false) => {
+                buf.truncate(start);
+                Err(EncodeError::TooLong {
+                    len,
+                    max: neg.max_len(),
+                })
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -292,5 +419,88 @@ mod tests {
         let e = Update::decode(&body, &neg()).unwrap_err();
         assert_eq!(e.action, Action::TreatAsWithdraw);
         assert_eq!(e.update.unwrap().nlri.len(), 1);
+    }
+
+    /// An UPDATE written from an [`Announcement`] is the one `Message::encode` writes, for
+    /// IPv4 NLRI and for MP_REACH_NLRI with 1- and 2-octet lengths.
+    #[test]
+    fn announcement_writes_what_message_encode_writes() {
+        use crate::wire::Message;
+        use crate::wire::attr::{Community, MpReach};
+        use crate::wire::nlri::Safi;
+        let base = vec![
+            PathAttribute::new(Attr::Origin {
+                origin: Origin::Igp,
+            }),
+            PathAttribute::new(Attr::AsPath {
+                segments: Vec::new(),
+            }),
+        ];
+        let mut v4 = base.clone();
+        v4.push(PathAttribute::new(Attr::NextHop {
+            next_hop: "198.51.100.1".parse().unwrap(),
+        }));
+        v4.push(PathAttribute::new(Attr::Communities {
+            communities: vec![Community(0xfde8_0001)],
+        }));
+        let mp = |nlri: &[Prefix]| {
+            PathAttribute::new(Attr::MpReach(Box::new(MpReach {
+                afi: Afi::IPV6,
+                safi: Safi::UNICAST,
+                next_hop: "2001:db8::1".parse().unwrap(),
+                link_local: None,
+                reserved: 0,
+                nlri: nlri.into(),
+            })))
+        };
+        let v6_prefixes: Vec<Prefix> = (0..40u16)
+            .map(|i| Prefix::new(format!("2001:db8:{i:x}::/48").parse().unwrap()))
+            .collect();
+        let v4_prefixes: Vec<Prefix> = (0..200u8)
+            .map(|i| Prefix::new(format!("203.0.{i}.0/24").parse().unwrap()))
+            .collect();
+        let with_mp = |nlri: &[Prefix]| {
+            let mut a = base.clone();
+            a.push(mp(nlri));
+            a.push(PathAttribute::new(Attr::LocalPref { local_pref: 100 }));
+            a
+        };
+        let n = neg();
+        for k in [0, 1, 5, 13, 14, 40] {
+            let run = &v6_prefixes[..k];
+            let a = Announcement::new(&with_mp(&[]), &n).unwrap();
+            let mut ours = BytesMut::new();
+            a.encode(run, &n, &mut ours).unwrap();
+            let u = Update {
+                attributes: with_mp(run).into(),
+                ..Update::default()
+            };
+            let mut theirs = BytesMut::new();
+            Message::Update(u).encode(&n, &mut theirs).unwrap();
+            assert_eq!(ours, theirs, "{k} IPv6 prefixes");
+            assert!(ours.len() <= a.overhead() + run.iter().map(Prefix::wire_len).sum::<usize>());
+        }
+        for k in [0, 1, 200] {
+            let run = &v4_prefixes[..k];
+            let a = Announcement::new(&v4, &n).unwrap();
+            let mut ours = BytesMut::new();
+            a.encode(run, &n, &mut ours).unwrap();
+            let u = Update {
+                attributes: v4.clone().into(),
+                nlri: run.into(),
+                ..Update::default()
+            };
+            let mut theirs = BytesMut::new();
+            Message::Update(u).encode(&n, &mut theirs).unwrap();
+            assert_eq!(ours, theirs, "{k} IPv4 prefixes");
+        }
+        // Past the message limit: an error, and nothing written.
+        let many: Vec<Prefix> = (0..1100u32)
+            .map(|i| Prefix::new(format!("10.{}.{}.0/24", i / 256, i % 256).parse().unwrap()))
+            .collect();
+        let mut buf = BytesMut::from(&b"kept"[..]);
+        let a = Announcement::new(&v4, &n).unwrap();
+        assert!(a.encode(&many, &n, &mut buf).is_err());
+        assert_eq!(&buf[..], b"kept");
     }
 }

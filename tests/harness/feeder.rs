@@ -75,6 +75,20 @@ fn next(s: &mut TcpStream, buf: &mut BytesMut, neg: &Negotiated) -> io::Result<M
     }
 }
 
+/// Dials `to` from `from`, again every 100 ms for `wait` while it is not listening.
+pub fn dial(from: Ipv4Addr, to: SocketAddr, wait: Duration) -> io::Result<TcpStream> {
+    let end = Instant::now() + wait;
+    loop {
+        let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+        sock.bind(&SocketAddr::new(IpAddr::V4(from), 0).into())?;
+        match sock.connect(&to.into()) {
+            Ok(()) => return Ok(sock.into()),
+            Err(_) if Instant::now() < end => std::thread::sleep(Duration::from_millis(100)),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Dials `to` from `from` (retrying for 10 s while it is not listening), opens an iBGP
 /// session as AS `asn` and announces `nets`.
 pub fn feed(from: Ipv4Addr, to: SocketAddr, asn: u32, nets: &[Ipv4Net]) -> io::Result<Feeder> {
@@ -82,16 +96,7 @@ pub fn feed(from: Ipv4Addr, to: SocketAddr, asn: u32, nets: &[Ipv4Net]) -> io::R
         four_octet_as: true,
         ..Negotiated::default()
     };
-    let end = Instant::now() + Duration::from_secs(10);
-    let mut s: TcpStream = loop {
-        let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
-        sock.bind(&SocketAddr::new(IpAddr::V4(from), 0).into())?;
-        match sock.connect(&to.into()) {
-            Ok(()) => break sock.into(),
-            Err(_) if Instant::now() < end => std::thread::sleep(Duration::from_millis(100)),
-            Err(e) => return Err(e),
-        }
-    };
+    let mut s = dial(from, to, Duration::from_secs(10))?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut out = BytesMut::new();
     let open = Open {
