@@ -19,7 +19,9 @@
 //! minus the detection time. For wrend it also breaks the delay into stages from its log
 //! (debug level): the detection timer firing (BFD thread), the peer task closing the BGP
 //! session, the RIB handing the withdrawal to the FIB thread, and the FIB thread's netlink
-//! request done.
+//! request done. And from the same capture, each detector's own transmit intervals while
+//! Up (RFC 5880 §6.8.7 wants 75–100 % of the interval): the peer's detection of it rests
+//! on them.
 //!
 //! Options (after `--`): `--trials 20`, `--intervals 100,300`, `--runs wrend,bird2,frr`,
 //! `--out FILE`. Needs root; under `cargo test` it does nothing. Work files in
@@ -92,6 +94,8 @@ struct Trial {
     deleted: f64,
     /// wrend's stages ([`STAGES`]) as its log timed them.
     stages: Vec<Option<f64>>,
+    /// The gaps between the detector's own packets in the second half of the settling.
+    tx: Vec<f64>,
 }
 
 fn run(a: &Args) -> anyhow::Result<bool> {
@@ -112,6 +116,12 @@ fn run(a: &Args) -> anyhow::Result<bool> {
         quiet.busy_cores
     );
     let mut stages = String::new();
+    let mut tx = String::from(
+        "\n### Transmit intervals (RFC 5880 §6.8.7: 75–100 % of the interval)\n\n\
+         The gaps between the detector's own packets while Up at the fast rate, as its \
+         kernel sent them, in % of the interval.\n\n\
+         | detector | interval | gaps | min | p50 | max |\n|---|---|---|---|---|---|\n",
+    );
     for &ms in &a.intervals {
         for who in &a.runs {
             let t = trials(who, ms, a.trials)?;
@@ -133,9 +143,22 @@ fn run(a: &Args) -> anyhow::Result<bool> {
             if who == "wrend" {
                 stage_table(&mut stages, ms, &t);
             }
+            let mut gaps: Vec<f64> = (t.iter())
+                .flat_map(|t| t.tx.iter().map(|g| g * 100_000.0 / f64::from(ms)))
+                .collect();
+            gaps.sort_by(f64::total_cmp);
+            if let (Some(min), Some(max)) = (gaps.first(), gaps.last()) {
+                let _ = writeln!(
+                    tx,
+                    "| {who} | {ms} ms | {} | {min:.1} | {:.1} | {max:.1} |",
+                    gaps.len(),
+                    gaps[gaps.len() / 2]
+                );
+            }
         }
     }
     report.push_str(&stages);
+    report.push_str(&tx);
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/tmp/bfd");
     std::fs::create_dir_all(&dir)?;
     write_report("bfd", &report, a.out.as_deref(), &dir)?;
@@ -204,7 +227,8 @@ fn trials(who: &str, ms: u32, n: usize) -> anyhow::Result<Vec<Trial>> {
     });
     let peer = Peer::start(&lab, Kind::Bird2, p);
     let detector = detector(&lab, who, ms)?;
-    let capture = Capture::start(&lab.ns_wren, Fam::V4.peer().parse()?)?;
+    let capture = Capture::start(&lab.ns_wren)?;
+    let (me, them): (Ipv4Addr, Ipv4Addr) = (Fam::V4.wren().parse()?, Fam::V4.peer().parse()?);
     let monitor = lab.spawn(
         "monitor",
         &lab.ns_wren,
@@ -241,7 +265,8 @@ fn trials(who: &str, ms: u32, n: usize) -> anyhow::Result<Vec<Trial>> {
         r.map_err(anyhow::Error::msg)
             .with_context(|| format!("{who} trial {i}"))?;
         // Then at the fast rate: past the Poll Sequence after Up.
-        harness::bench::sleep(Duration::from_millis(2000 + 10 * u64::from(ms)))?;
+        let settle = Duration::from_millis(2000 + 10 * u64::from(ms));
+        harness::bench::sleep(settle)?;
         let seen = deletions(&lab, monitor, &net).len();
         let failed = SystemTime::now();
         peer.stop(&lab);
@@ -258,9 +283,10 @@ fn trials(who: &str, ms: u32, n: usize) -> anyhow::Result<Vec<Trial>> {
         let failed = seconds_of_day(failed);
         let t = Trial {
             failed,
-            last_rx: capture.last_before(deleted),
+            last_rx: capture.last_before(them, deleted),
             deleted,
             stages: detector.stages(&lab, failed),
+            tx: capture.intervals(me, failed - settle.as_secs_f64() / 2.0, failed),
         };
         lab.log(&format!(
             "{who} {ms} ms: trial {i}: {:.0} ms from the failure, {} from the last packet",
@@ -459,18 +485,18 @@ fn detector(lab: &Lab, who: &str, ms: u32) -> anyhow::Result<Detector> {
     })
 }
 
-/// The peer's BFD Control packets (UDP [`BFD_PORT`] from its address) as the detector's
-/// kernel received them: an AF_PACKET socket in the detector's namespace, read on a thread
-/// of its own, with the kernel's receive time (SO_TIMESTAMPNS).
+/// The BFD Control packets (UDP [`BFD_PORT`]) the detector receives and sends, as its
+/// kernel timed them: an AF_PACKET socket in the detector's namespace, read on a thread of
+/// its own, with the kernel's time for each packet (SO_TIMESTAMPNS).
 struct Capture {
-    /// Receive times, seconds since midnight UTC, in order.
-    seen: Arc<Mutex<Vec<f64>>>,
+    /// Each packet's time, seconds since midnight UTC, and source address, in order.
+    seen: Arc<Mutex<Vec<(f64, Ipv4Addr)>>>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Capture {
-    fn start(ns: &str, from: Ipv4Addr) -> anyhow::Result<Capture> {
+    fn start(ns: &str) -> anyhow::Result<Capture> {
         let fd = in_netns(ns, packet_socket).context("the capture socket")?;
         let seen = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
@@ -483,8 +509,8 @@ impl Capture {
                     let Some((at, n)) = receive(&fd, &mut buf) else {
                         continue;
                     };
-                    if is_bfd_from(&buf[..n], from) {
-                        s.lock().unwrap_or_else(|p| p.into_inner()).push(at);
+                    if let Some(src) = bfd_source(&buf[..n]) {
+                        s.lock().unwrap_or_else(|p| p.into_inner()).push((at, src));
                     }
                 }
             })?;
@@ -495,10 +521,22 @@ impl Capture {
         })
     }
 
-    /// When the last packet before `t` arrived.
-    fn last_before(&self, t: f64) -> Option<f64> {
+    /// When the last packet from `src` before `t` passed.
+    fn last_before(&self, src: Ipv4Addr, t: f64) -> Option<f64> {
         let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        seen.iter().rev().find(|&&at| at < t).copied()
+        (seen.iter().rev())
+            .find(|&&(at, from)| from == src && at < t)
+            .map(|&(at, _)| at)
+    }
+
+    /// The gaps between the packets from `src` sent from `from` to `to`.
+    fn intervals(&self, src: Ipv4Addr, from: f64, to: f64) -> Vec<f64> {
+        let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        let times: Vec<f64> = (seen.iter())
+            .filter(|&&(at, s)| s == src && at >= from && at <= to)
+            .map(|&(at, _)| at)
+            .collect();
+        times.windows(2).map(|w| w[1] - w[0]).collect()
     }
 }
 
@@ -554,7 +592,7 @@ fn packet_socket() -> std::io::Result<OwnedFd> {
     Ok(fd)
 }
 
-/// The next packet received (not sent) on `fd`: its kernel receive time in seconds since
+/// The next packet received or sent on `fd`: the kernel's time for it in seconds since
 /// midnight UTC, and its length in `buf` (the IP header on).
 fn receive(fd: &OwnedFd, buf: &mut [u8]) -> Option<(f64, usize)> {
     let mut iov = libc::iovec {
@@ -562,18 +600,15 @@ fn receive(fd: &OwnedFd, buf: &mut [u8]) -> Option<(f64, usize)> {
         iov_len: buf.len(),
     };
     let mut control = [0u64; 16];
-    // SAFETY: all-zero is a valid sockaddr_ll and msghdr.
-    let mut from: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    // SAFETY: all-zero is a valid msghdr.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_name = (&raw mut from).cast();
-    msg.msg_namelen = size_of_val(&from) as u32;
     msg.msg_iov = &raw mut iov;
     msg.msg_iovlen = 1;
     msg.msg_control = control.as_mut_ptr().cast();
     msg.msg_controllen = size_of_val(&control);
     // SAFETY: every pointer in `msg` is to a live buffer of the length given.
     let n = unsafe { libc::recvmsg(fd.as_raw_fd(), &raw mut msg, 0) };
-    if n < 0 || from.sll_pkttype == libc::PACKET_OUTGOING {
+    if n < 0 {
         return None;
     }
     // SAFETY: the control messages the kernel wrote into `control`, walked with the libc
@@ -592,12 +627,12 @@ fn receive(fd: &OwnedFd, buf: &mut [u8]) -> Option<(f64, usize)> {
     None
 }
 
-/// Whether an IPv4 packet is UDP from `from` to [`BFD_PORT`].
-fn is_bfd_from(p: &[u8], from: Ipv4Addr) -> bool {
-    let ihl = usize::from(p.first().map_or(0, |b| b & 0x0f)) * 4;
-    p.len() >= ihl + 8
-        && ihl >= 20
+/// The source of an IPv4 packet that is UDP to [`BFD_PORT`].
+fn bfd_source(p: &[u8]) -> Option<Ipv4Addr> {
+    let ihl = usize::from(p.first()? & 0x0f) * 4;
+    let bfd = ihl >= 20
+        && p.len() >= ihl + 8
         && p[9] == 17
-        && p[12..16] == from.octets()
-        && p[ihl + 2..ihl + 4] == BFD_PORT.to_be_bytes()
+        && p[ihl + 2..ihl + 4] == BFD_PORT.to_be_bytes();
+    bfd.then(|| Ipv4Addr::new(p[12], p[13], p[14], p[15]))
 }
