@@ -549,10 +549,11 @@ impl Drop for Capture {
     }
 }
 
-/// An AF_PACKET socket for IPv4 on every interface of the calling thread's namespace, with
-/// kernel receive times and a read timeout (so that its reader sees the stop flag).
+/// An AF_PACKET socket on every interface of the calling thread's namespace, with the
+/// kernel's packet times and a read timeout (so that its reader sees the stop flag). For
+/// every protocol: the kernel shows a tap the packets sent only at that level.
 fn packet_socket() -> std::io::Result<OwnedFd> {
-    let proto = i32::from((libc::ETH_P_IP as u16).to_be());
+    let proto = i32::from((libc::ETH_P_ALL as u16).to_be());
     // SAFETY: socket(2) with constant arguments; the descriptor is owned from here on.
     let raw = unsafe {
         libc::socket(
@@ -629,8 +630,10 @@ fn receive(fd: &OwnedFd, buf: &mut [u8]) -> Option<(f64, usize)> {
 
 /// The source of an IPv4 packet that is UDP to [`BFD_PORT`].
 fn bfd_source(p: &[u8]) -> Option<Ipv4Addr> {
-    let ihl = usize::from(p.first()? & 0x0f) * 4;
-    let bfd = ihl >= 20
+    let first = p.first()?;
+    let ihl = usize::from(first & 0x0f) * 4;
+    let bfd = first >> 4 == 4
+        && ihl >= 20
         && p.len() >= ihl + 8
         && p[9] == 17
         && p[ihl + 2..ihl + 4] == BFD_PORT.to_be_bytes();

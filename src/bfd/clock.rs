@@ -3,18 +3,24 @@
 //! average, measured: most of wrend's own share of a detection, `benches/bfd.rs`). A
 //! session's detection timer (RFC 5880 §6.8.4) that is the next thing due runs on a timerfd
 //! instead, to the microsecond. Every other wake-up stays on the wheel, which takes those
-//! falling in one millisecond together: transmissions, where a millisecond is noise in the
-//! jitter (§6.8.7), and a detection timer that a packet has since pushed back, which only
-//! queues itself again. So healthy sessions, however many, cost the timerfd nothing.
+//! falling in one millisecond together: transmissions, whose jitter leaves room for the
+//! wheel's lateness ([`WHEEL_LATE`], §6.8.7), and a detection timer that a packet has since
+//! pushed back, which only queues itself again. So healthy sessions, however many, cost the
+//! timerfd nothing.
 
 use std::io;
 use std::os::fd::OwnedFd;
+use std::time::Duration;
 
 use tokio::io::unix::AsyncFd;
 use tokio::time::Instant;
 use tracing::warn;
 
 use crate::sys;
+
+/// How late a wake-up on the wheel may come: its rounding up to the next tick, and the
+/// park's to a whole millisecond.
+pub(super) const WHEEL_LATE: Duration = Duration::from_millis(2);
 
 /// A wake-up the BFD task asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,7 +97,6 @@ impl Clock {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     fn precise(at: Instant) -> Option<Wake> {
         Some(Wake { at, precise: true })

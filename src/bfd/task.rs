@@ -20,7 +20,7 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use super::auth::{self, RxSeq};
-use super::clock::{Clock, Wake};
+use super::clock::{self, Clock, Wake};
 use super::fsm::{Action, Event, Session, jittered};
 use super::packet::{PORT_MULTIHOP, PORT_SINGLE_HOP, Packet, State};
 use super::{Command, Info, Notice, Request};
@@ -389,7 +389,8 @@ impl Task {
         let Some(e) = self.sessions.get(&disc) else {
             return;
         };
-        let at = (e.interval).map(|i| now + jittered(i, e.fsm.timers().multiplier, r));
+        let mult = e.fsm.timers().multiplier;
+        let at = (e.interval).map(|i| now + jittered(i, mult, r, clock::WHEEL_LATE));
         self.arm(disc, Timer::Transmit, at);
     }
 
