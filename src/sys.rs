@@ -6,10 +6,12 @@ use std::ffi::{CStr, CString};
 use std::fs::File;
 use std::io;
 use std::net::IpAddr;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
 use socket2::SockAddr;
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
 
 /// An I/O error as BIRD shows it: the system's message without Rust's "(os error N)".
 pub fn os_message(e: &io::Error) -> String {
@@ -269,6 +271,57 @@ pub fn trim_heap() {
 /// Other C libraries have no such call: nothing to do.
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 pub fn trim_heap() {}
+
+/// A one-shot timer on the monotonic clock (timerfd, non-blocking, closed on exec),
+/// registered with the current tokio runtime's reactor: for a deadline finer than tokio's
+/// millisecond timer wheel.
+pub fn timerfd() -> io::Result<AsyncFd<OwnedFd>> {
+    // SAFETY: timerfd_create takes plain integers and touches no memory of ours.
+    let fd = unsafe {
+        libc::timerfd_create(
+            libc::CLOCK_MONOTONIC,
+            libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just opened and nothing else owns it.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: the AsyncFd owns the OwnedFd, which stays open and the same descriptor until
+    // the AsyncFd drops it.
+    Ok(unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }?)
+}
+
+/// Arms timerfd `fd` to expire once, `after` from now (at least 1 ns: zero disarms it);
+/// expirations not yet taken are forgotten.
+pub fn timerfd_arm(fd: &impl AsRawFd, after: Duration) -> io::Result<()> {
+    let after = after.max(Duration::from_nanos(1));
+    let spec = libc::itimerspec {
+        it_interval: libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        },
+        it_value: libc::timespec {
+            tv_sec: libc::time_t::try_from(after.as_secs()).unwrap_or(libc::time_t::MAX),
+            tv_nsec: libc::c_long::from(after.subsec_nanos()),
+        },
+    };
+    // SAFETY: a valid fd and a pointer to an itimerspec we own; the old value is not asked
+    // for (null).
+    check(unsafe { libc::timerfd_settime(fd.as_raw_fd(), 0, &spec, std::ptr::null_mut()) })
+}
+
+/// Takes timerfd `fd`'s expirations since it was armed (`WouldBlock` while there are none).
+pub fn timerfd_take(fd: &impl AsRawFd) -> io::Result<u64> {
+    let mut n = [0u8; 8];
+    // SAFETY: a valid fd, and a buffer of the 8 bytes the read may write.
+    let r = unsafe { libc::read(fd.as_raw_fd(), n.as_mut_ptr().cast(), n.len()) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(u64::from_ne_bytes(n))
+}
 
 fn check(rc: libc::c_int) -> io::Result<()> {
     if rc == 0 {

@@ -267,12 +267,15 @@ fn micros(us: u32) -> Duration {
     Duration::from_micros(u64::from(us))
 }
 
-/// RFC 5880 §6.8.7: each interval is reduced by 0–25 %, and by 10–25 % when the multiplier
-/// is 1; `r` is a random number.
-pub fn jittered(interval: Duration, multiplier: u8, r: u32) -> Duration {
-    let (least, span) = if multiplier == 1 { (10, 15) } else { (0, 25) };
-    let cut = least + r % (span + 1);
-    interval * (100 - cut) / 100
+/// RFC 5880 §6.8.7: the interval between packets is 75–100 % of the interval, at most 90 %
+/// when the multiplier is 1; `r` is a random number. `late` is how late the timer may fire
+/// past the time asked for: the top of the range comes down by it (not below the bottom), so
+/// that the packets as sent keep to the bounds.
+pub fn jittered(interval: Duration, multiplier: u8, r: u32, late: Duration) -> Duration {
+    let top = if multiplier == 1 { 90 } else { 100 };
+    let shortest = interval * 75 / 100;
+    let longest = (interval * top / 100).saturating_sub(late).max(shortest);
+    shortest + (longest - shortest) * (r % 1001) / 1000
 }
 
 #[cfg(test)]
@@ -524,13 +527,33 @@ mod tests {
     #[test]
     fn jitter_bounds() {
         let i = Duration::from_millis(100);
-        for r in 0..200 {
-            let j = jittered(i, 3, r);
+        let none = Duration::ZERO;
+        for r in 0..2000 {
+            let j = jittered(i, 3, r, none);
             assert!(j >= Duration::from_millis(75) && j <= i);
-            let j = jittered(i, 1, r);
+            let j = jittered(i, 1, r, none);
             assert!(j >= Duration::from_millis(75) && j <= Duration::from_millis(90));
         }
-        assert_eq!(jittered(i, 3, 0), i);
-        assert_eq!(jittered(i, 3, 25), Duration::from_millis(75));
+        assert_eq!(jittered(i, 3, 1000, none), i);
+        assert_eq!(jittered(i, 3, 0, none), Duration::from_millis(75));
+        assert_eq!(jittered(i, 1, 1000, none), Duration::from_millis(90));
+    }
+
+    /// A timer that fires up to `late` after the time asked for must not stretch the
+    /// interval past 100 % (90 % at multiplier 1): measured at 102 % before (benches/bfd.rs).
+    #[test]
+    fn jitter_leaves_room_for_a_late_timer() {
+        let late = Duration::from_millis(2);
+        for (i, mult, top) in [(100, 3, 100), (100, 1, 90), (10, 3, 10), (300, 5, 300)] {
+            let (i, top) = (Duration::from_millis(i), Duration::from_millis(top));
+            for r in 0..2000 {
+                let j = jittered(i, mult, r, late);
+                assert!(j + late <= top, "{i:?} x {mult}: {j:?}");
+                assert!(j >= i * 3 / 4, "{i:?} x {mult}: {j:?}");
+            }
+        }
+        // An interval too short for the room keeps the bottom of the range.
+        let i = Duration::from_millis(4);
+        assert_eq!(jittered(i, 3, 1000, late), Duration::from_millis(3));
     }
 }

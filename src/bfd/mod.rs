@@ -3,11 +3,12 @@
 //!
 //! `packet` is the codec, `auth` the authentication (§6.7), `fsm` one session's machine, all
 //! pure; `task` runs every session on a thread of its own ("wren-bfd", its own runtime and
-//! timers), so neither a FIB burst, a reload nor a slow control client delays a packet.
-//! Clients ask for a session through a [`Bfd`] handle and watch its state; a session asked
-//! for by two clients is one session.
+//! timers, detection timers to the microsecond on `clock`), so neither a FIB burst, a
+//! reload nor a slow control client delays a packet. Clients ask for a session through a
+//! [`Bfd`] handle and watch its state; a session asked for by two clients is one session.
 
 pub mod auth;
+mod clock;
 pub mod fsm;
 pub mod packet;
 mod task;

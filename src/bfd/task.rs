@@ -20,6 +20,7 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use super::auth::{self, RxSeq};
+use super::clock::{self, Clock, Wake};
 use super::fsm::{Action, Event, Session, jittered};
 use super::packet::{PORT_MULTIHOP, PORT_SINGLE_HOP, Packet, State};
 use super::{Command, Info, Notice, Request};
@@ -168,24 +169,11 @@ async fn run(mut commands: mpsc::Receiver<Command>, listeners: Vec<(UdpSocket, b
     };
     let mut buf = [0u8; 256];
     let mut turn = 0usize;
-    // One timer for the heap's earliest deadline, moved only when that changes: a timer made
-    // anew each turn is registered anew, and tokio wakes its driver (an eventfd write and
-    // an extra epoll_wait) for each registration.
-    let sleep = tokio::time::sleep_until(Instant::now());
-    tokio::pin!(sleep);
-    let mut armed = None;
+    let mut clock = Clock::new();
     loop {
-        let next = t.timers.peek().map(|Reverse((at, ..))| *at);
-        if let Some(at) = next.filter(|at| armed != Some(*at)) {
-            sleep.as_mut().reset(at);
-        }
-        armed = next;
         tokio::select! {
             biased;
-            () = &mut sleep, if armed.is_some() => {
-                armed = None;
-                t.fire(Instant::now());
-            }
+            () = clock.sleep_until(t.next_wake()) => t.fire(Instant::now()),
             (r, multihop) = recv_any(&listeners, &mut buf, &mut turn) => {
                 if let Ok((n, from)) = r {
                     t.receive(&buf[..n], from, multihop, Instant::now());
@@ -363,6 +351,15 @@ impl Task {
         self.perform(disc, a, now);
     }
 
+    /// The first deadline in the heap: precise when it is a session's detection timer due
+    /// then, not one a later packet pushed back (which only queues itself again).
+    fn next_wake(&self) -> Option<Wake> {
+        let &Reverse((at, disc, timer)) = self.timers.peek()?;
+        let precise = timer == Timer::Detect
+            && (self.sessions.get(&disc)).is_some_and(|e| e.detect.due_at(at));
+        Some(Wake { at, precise })
+    }
+
     /// Runs the timers that are due.
     fn fire(&mut self, now: Instant) {
         while let Some(&Reverse((at, disc, timer))) = self.timers.peek() {
@@ -404,7 +401,8 @@ impl Task {
         let Some(e) = self.sessions.get(&disc) else {
             return;
         };
-        let at = (e.interval).map(|i| now + jittered(i, e.fsm.timers().multiplier, r));
+        let mult = e.fsm.timers().multiplier;
+        let at = (e.interval).map(|i| now + jittered(i, mult, r, clock::WHEEL_LATE));
         self.arm(disc, Timer::Transmit, at);
     }
 
@@ -484,6 +482,11 @@ impl Deadline {
                 Some(at)
             }
         }
+    }
+
+    /// Whether the heap entry for `t` is the deadline itself (it will be [`Fired::Due`]).
+    fn due_at(&self, t: Instant) -> bool {
+        self.queued == Some(t) && self.at == Some(t)
     }
 
     /// The heap entry for `t` came up.
@@ -627,11 +630,14 @@ mod tests {
         let ms = |n| t0 + Duration::from_millis(n);
         let mut d = Deadline::default();
         assert_eq!(d.set(Some(ms(300))), Some(ms(300)));
-        // Every packet pushes detection later: no new entry.
+        assert!(d.due_at(ms(300)));
+        // Every packet pushes detection later: no new entry, and the one queued is not due.
         for n in 301..400 {
             assert_eq!(d.set(Some(ms(n))), None);
         }
+        assert!(!d.due_at(ms(300)));
         assert_eq!(d.fire(ms(300)), Fired::Again(ms(399)));
+        assert!(d.due_at(ms(399)));
         assert_eq!(d.fire(ms(399)), Fired::Due);
         // Earlier than the entry: a new one, and the old one comes up stale.
         d.set(Some(ms(500)));

@@ -10,7 +10,7 @@ use std::io;
 
 use ipnet::IpNet;
 use tokio::sync::mpsc::UnboundedSender;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::prefix_map::PrefixMap;
 use crate::wire::Family;
@@ -290,6 +290,7 @@ impl Fib {
             return;
         }
         let results = self.nl.batch(self.table, &reqs);
+        debug!(requests = reqs.len(), "kernel table changed");
         self.stats.requests += reqs.len() as u64;
         for ((req, res), was) in reqs.into_iter().zip(results).zip(before) {
             let net = req.net();

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 use tokio::sync::{Notify, watch};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::model::KernelConfig;
 use crate::route::{Interfaces, KernelRoute, KernelStats, Learning};
@@ -194,6 +194,9 @@ impl Handle {
 
     /// Hands the thread the RIB's changes (at most `room`), a slice per message.
     pub fn apply(&self, mut changes: Vec<(IpNet, Option<KernelRoute>)>) {
+        if !changes.is_empty() {
+            debug!(changes = changes.len(), "kernel changes to the FIB thread");
+        }
         while !changes.is_empty() {
             let rest = changes.split_off(changes.len().min(APPLY_SLICE));
             self.send(Command::Apply(changes));
