@@ -330,7 +330,7 @@ impl Run {
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         let r = (z ^ (z >> 31)) as u32;
         let p = &mut self.peers[k];
-        p.next_tx = (p.interval).map(|i| now + jittered(i, p.fsm.timers().multiplier, r));
+        p.next_tx = (p.interval).map(|i| now + jittered(i, p.fsm.timers().multiplier, r, TICK));
     }
 
     fn send(&mut self, k: usize, p: &Packet) {
