@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use ipnet::IpNet;
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
 use tracing::warn;
 
@@ -69,8 +69,18 @@ pub struct Group {
 /// A member's changes for prefixes one of whose paths it sent.
 #[derive(Debug, Default)]
 struct Own {
-    nets: FxHashSet<(Family, IpNet)>,
+    /// Where those prefixes' changes for the other members lie in `Group::pending`.
+    apart: Vec<Slot>,
     changes: Changes,
+}
+
+/// Where a queued change lies in a [`Changes`]: a withdrawal (its index), or an announcement
+/// (its attribute set's list and its index there). Changes are only appended until they are
+/// encoded, so a slot stays put.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Slot {
+    Withdrawn(u32),
+    Announced(u32, u32),
 }
 
 /// Announcements and withdrawals waiting to be encoded.
@@ -92,17 +102,34 @@ impl Changes {
         self.announce.iter().map(|(_, _, ps)| ps.len()).sum()
     }
 
-    pub fn announce(&mut self, f: Family, attrs: &Arc<AttrSet>, p: Prefix) {
-        let key = (f, Arc::as_ptr(attrs));
-        let i = *self.index.entry(key).or_insert_with(|| {
-            self.announce.push((f, attrs.clone(), Vec::new()));
-            self.announce.len() - 1
-        });
-        self.announce[i].2.push(p);
+    /// Queues an announcement; where it lies.
+    pub fn announce(&mut self, f: Family, attrs: &Arc<AttrSet>, p: Prefix) -> Slot {
+        let i = self.list(f, attrs);
+        let ps = &mut self.announce[i].2;
+        ps.push(p);
+        Slot::Announced(i as u32, (ps.len() - 1) as u32)
     }
 
-    pub fn withdraw(&mut self, f: Family, p: Prefix) {
+    /// The index of the list of prefixes announced with `attrs`, made if new. Most prefixes
+    /// of a flush share the attribute set of the one before: that one is tried first.
+    fn list(&mut self, f: Family, attrs: &Arc<AttrSet>) -> usize {
+        if let Some((i, (lf, la, _))) = self.announce.iter().enumerate().next_back()
+            && *lf == f
+            && Arc::ptr_eq(la, attrs)
+        {
+            return i;
+        }
+        let key = (f, Arc::as_ptr(attrs));
+        *self.index.entry(key).or_insert_with(|| {
+            self.announce.push((f, attrs.clone(), Vec::new()));
+            self.announce.len() - 1
+        })
+    }
+
+    /// Queues a withdrawal; where it lies.
+    pub fn withdraw(&mut self, f: Family, p: Prefix) -> Slot {
         self.withdraw.push((f, p));
+        Slot::Withdrawn((self.withdraw.len() - 1) as u32)
     }
 
     /// Every prefix announced.
@@ -110,59 +137,62 @@ impl Changes {
         (self.announce.iter()).flat_map(|(f, _, ps)| ps.iter().map(move |p| (*f, *p)))
     }
 
+    /// The part of [`Group::encode_parts`]'s layout a slot lies in.
+    fn part_of(&self, slot: Slot, families: &[Family]) -> Option<usize> {
+        match slot {
+            Slot::Withdrawn(k) => {
+                let (f, _) = self.withdraw.get(k as usize)?;
+                families.iter().position(|x| x == f)
+            }
+            Slot::Announced(i, _) => Some(families.len() + i as usize),
+        }
+    }
+
     /// Part `i` of these changes as [`Group::encode_parts`] lays them out, but for the
-    /// prefixes in `nets`, added to `out`.
-    fn part_without(
-        &self,
-        i: usize,
-        families: &[Family],
-        nets: &FxHashSet<(Family, IpNet)>,
-        out: &mut Changes,
-    ) {
-        let kept = |f: &Family, p: &Prefix| !nets.contains(&(*f, p.net));
+    /// changes at `apart` (sorted), added to `out`.
+    fn part_without(&self, i: usize, families: &[Family], apart: &[Slot], out: &mut Changes) {
         match families.get(i) {
             Some(family) => {
-                let withdrawn = self
-                    .withdraw
-                    .iter()
-                    .filter(|(f, p)| f == family && kept(f, p));
+                let withdrawn = (self.withdraw.iter().enumerate())
+                    .filter(|(k, (f, _))| {
+                        f == family && apart.binary_search(&Slot::Withdrawn(*k as u32)).is_err()
+                    })
+                    .map(|(_, x)| x);
                 out.withdraw.extend(withdrawn);
             }
             None => {
-                if let Some((f, a, ps)) = self.announce.get(i - families.len()) {
-                    for p in ps.iter().filter(|p| kept(f, p)) {
-                        out.announce(*f, a, *p);
+                let n = i - families.len();
+                let Some((f, a, ps)) = self.announce.get(n) else {
+                    return;
+                };
+                // The slots of this list, in order: a walk beside the prefixes.
+                let from = apart.partition_point(|s| *s < Slot::Announced(n as u32, 0));
+                let mut skip = apart[from..].iter().map_while(|s| match s {
+                    Slot::Announced(x, k) if *x as usize == n => Some(*k as usize),
+                    _ => None,
+                });
+                let mut next = skip.next();
+                let mut kept = Vec::with_capacity(ps.len());
+                for (k, p) in ps.iter().enumerate() {
+                    if next == Some(k) {
+                        next = skip.next();
+                    } else {
+                        kept.push(*p);
                     }
+                }
+                if !kept.is_empty() {
+                    let l = out.list(*f, a);
+                    out.announce[l].2.extend(kept);
                 }
             }
         }
     }
 
-    /// For each prefix, the parts of [`Group::encode_parts`]'s layout that hold it (with
-    /// add-path, one path's withdrawal and another's announcement).
-    fn parts_of(&self, families: &[Family]) -> FxHashMap<(Family, IpNet), SmallVec<[usize; 1]>> {
-        let withdrawn = self.withdraw.iter().filter_map(|(f, p)| {
-            let i = families.iter().position(|x| x == f)?;
-            Some(((*f, p.net), i))
-        });
-        let announced = (self.announce.iter().enumerate())
-            .flat_map(|(i, (f, _, ps))| ps.iter().map(move |p| ((*f, p.net), families.len() + i)));
-        let mut out: FxHashMap<_, SmallVec<[usize; 1]>> = FxHashMap::default();
-        for (key, i) in withdrawn.chain(announced) {
-            let parts = out.entry(key).or_default();
-            if parts.last() != Some(&i) {
-                parts.push(i);
-            }
-        }
-        out
-    }
-
     /// Adds `other`'s changes to these.
     fn extend(&mut self, other: &Changes) {
         for (f, a, ps) in &other.announce {
-            for p in ps {
-                self.announce(*f, a, *p);
-            }
+            let l = self.list(*f, a);
+            self.announce[l].2.extend(ps);
         }
         self.withdraw.extend(&other.withdraw);
     }
@@ -199,10 +229,10 @@ impl Group {
         self.own.remove(&id);
     }
 
-    /// Prefix `key` goes to member `id` as queued with `to: Some(id)`, not as for the
-    /// others.
-    pub fn set_apart(&mut self, id: PeerId, key: (Family, IpNet)) {
-        self.own.entry(id).or_default().nets.insert(key);
+    /// The changes at `slots` of those queued for every member (`to: None`) are not for
+    /// member `id`: it gets what was queued for it with `to: Some(id)` instead.
+    pub fn set_apart(&mut self, id: PeerId, slots: &[Slot]) {
+        self.own.entry(id).or_default().apart.extend_from_slice(slots);
     }
 
     fn queue(&mut self, to: Option<PeerId>) -> &mut Changes {
@@ -222,7 +252,7 @@ impl Group {
     }
 
     /// Queues an announcement (or a replacement) of path `id` of `net`, for every member
-    /// (`to`: `None`) or for one set apart.
+    /// (`to`: `None`) or for one set apart; where it lies among those for every member.
     pub fn announce(
         &mut self,
         to: Option<PeerId>,
@@ -230,16 +260,19 @@ impl Group {
         net: IpNet,
         id: u32,
         attrs: &Arc<AttrSet>,
-    ) {
+    ) -> Option<Slot> {
         let p = self.prefix(f, net, id);
-        self.queue(to).announce(f, attrs, p);
+        let slot = self.queue(to).announce(f, attrs, p);
+        to.is_none().then_some(slot)
     }
 
-    /// Queues the withdrawal of path `id` of `net`. RFC 7911: an identifier no longer used
-    /// is withdrawn; without add-path, the prefix when nothing replaces it.
-    pub fn withdraw(&mut self, to: Option<PeerId>, f: Family, net: IpNet, id: u32) {
+    /// Queues the withdrawal of path `id` of `net` (RFC 7911: an identifier no longer used
+    /// is withdrawn; without add-path, the prefix when nothing replaces it); where it lies
+    /// among those for every member.
+    pub fn withdraw(&mut self, to: Option<PeerId>, f: Family, net: IpNet, id: u32) -> Option<Slot> {
         let p = self.prefix(f, net, id);
-        self.queue(to).withdraw(f, p);
+        let slot = self.queue(to).withdraw(f, p);
+        to.is_none().then_some(slot)
     }
 
     /// The queued changes, encoded once: every member is handed the same bytes, and a member
@@ -264,18 +297,15 @@ impl Group {
             return out;
         }
         let families = &self.key.families;
-        let part_of = changes.parts_of(families);
-        for (id, o) in own.iter().filter(|(id, _)| self.members.contains(id)) {
-            let mut apart: SmallVec<[usize; 4]> = (o.nets.iter())
-                .filter_map(|k| part_of.get(k))
-                .flatten()
-                .copied()
+        for (id, mut o) in own.into_iter().filter(|(id, _)| self.members.contains(id)) {
+            o.apart.sort_unstable();
+            let mut apart: SmallVec<[usize; 4]> = (o.apart.iter())
+                .filter_map(|s| changes.part_of(*s, families))
                 .collect();
-            apart.sort_unstable();
             apart.dedup();
             let mut mine = Changes::default();
             for &i in &apart {
-                changes.part_without(i, families, &o.nets, &mut mine);
+                changes.part_without(i, families, &o.apart, &mut mine);
             }
             mine.extend(&o.changes);
             // The other parts, as runs of the shared bytes.
@@ -288,16 +318,16 @@ impl Group {
                     Some(x) if x.end == r.start => x.end = r.end,
                     _ => {
                         if let Some(x) = run.replace(r.clone()) {
-                            out.push((vec![*id], bytes.slice(x)));
+                            out.push((vec![id], bytes.slice(x)));
                         }
                     }
                 }
             }
             if let Some(x) = run {
-                out.push((vec![*id], bytes.slice(x)));
+                out.push((vec![id], bytes.slice(x)));
             }
             if !mine.is_empty() {
-                out.push((vec![*id], self.encode(&mine)));
+                out.push((vec![id], self.encode(&mine)));
             }
         }
         out
@@ -539,9 +569,9 @@ mod tests {
         // Prefix k comes from member k (1..=5); prefix 9 from someone else.
         for k in [1, 2, 3, 4, 5, 9] {
             let (f, a) = (Family::IPV4_UNICAST, attrs(k));
-            g.announce(None, f, net(k), 0, &a);
+            let slot = g.announce(None, f, net(k), 0, &a);
             if k <= 5 {
-                g.set_apart(k, (f, net(k)));
+                g.set_apart(k, slot.as_slice());
             }
         }
         let out = g.take_encoded();
@@ -575,9 +605,11 @@ mod tests {
         }
         // Withdrawn: member 2's prefix and the other one; member 2 hears only of the other.
         for k in [2, 9] {
-            g.withdraw(None, Family::IPV4_UNICAST, net(k), 0);
+            let slot = g.withdraw(None, Family::IPV4_UNICAST, net(k), 0);
+            if k == 2 {
+                g.set_apart(2, slot.as_slice());
+            }
         }
-        g.set_apart(2, (Family::IPV4_UNICAST, net(2)));
         let out = g.take_encoded();
         for m in &members {
             let withdrawn: Vec<IpNet> = (out.iter())

@@ -34,7 +34,7 @@ use crate::wire::attr::Origin;
 use crate::wire::open::GrFamily;
 use crate::wire::{Family, Prefix, RouteRefresh, Update};
 
-use adj_out::{Changes, Group, GroupKey};
+use adj_out::{Changes, Group, GroupKey, Slot};
 use best::Candidate;
 use nexthop::NextHops;
 use table::{Entry, Path, Table};
@@ -503,7 +503,7 @@ impl Settle<'_> {
                     self.view.exported(&g.key, (f, &net), ok, current(e))
                 }
             };
-            self.queue(gi, g, key, &was, &is, None);
+            let shared = self.queue(gi, g, key, &was, &is, None);
             g.advertised = (g.advertised + is.len()).saturating_sub(was.len());
             // A member that sent one of these paths gets the prefix apart, its own paths
             // left out (see `adj_out`).
@@ -518,7 +518,7 @@ impl Settle<'_> {
             for m in sources {
                 let src = PathSource::peer(m);
                 let ((was_m, was_own), (is_m, is_own)) = (without(&was, src), without(&is, src));
-                g.set_apart(m, key);
+                g.set_apart(m, &shared);
                 g.withhold(m, is_own - was_own);
                 self.queue(gi, g, key, &was_m, &is_m, Some(m));
             }
@@ -527,7 +527,8 @@ impl Settle<'_> {
     }
 
     /// Queues for group `gi` (every member, or only `to`) the difference between the paths
-    /// it was sent for `key` and those it is sent now.
+    /// it was sent for `key` and those it is sent now; where the changes for every member
+    /// lie.
     fn queue(
         &mut self,
         gi: usize,
@@ -536,7 +537,8 @@ impl Settle<'_> {
         was: &Sent,
         is: &Sent,
         to: Option<PeerId>,
-    ) {
+    ) -> SmallVec<[Slot; 2]> {
+        let mut slots = SmallVec::new();
         let (f, net) = key;
         let old = self.old.unwrap_or(self.view);
         for &(id, src, a) in is {
@@ -554,12 +556,47 @@ impl Settle<'_> {
                     continue;
                 }
             }
-            g.announce(to, f, net, id, &now);
+            slots.extend(g.announce(to, f, net, id, &now));
         }
         for &(id, ..) in was {
             if !is.iter().any(|(i, ..)| *i == id) {
-                g.withdraw(to, f, net, id);
+                slots.extend(g.withdraw(to, f, net, id));
             }
+        }
+        slots
+    }
+}
+
+/// Whether a new route from peer `id` is imported under its import limit; a session the
+/// limit tears down is noted in `exceeded` (for `Rib::take_exceeded`).
+fn admit(
+    peers: &mut PeerMap<PeerInfo>,
+    exceeded: &mut Vec<limit::Exceeded>,
+    id: PeerId,
+    family: Family,
+) -> bool {
+    let Some(p) = peers.get_mut(id) else {
+        return false;
+    };
+    let limit = p.config.settings.import_limit();
+    let first = !p.limit_hit;
+    let verdict = limit::admit(limit, p.received, &mut p.limit_hit);
+    if let Some(l) = limit.filter(|_| first && p.limit_hit) {
+        // BIRD's words for it.
+        warn!(peer = %p.config.name, "hits route import limit ({}), action: {}", l.max, l.action.name());
+    }
+    match verdict {
+        limit::Verdict::Accept => true,
+        limit::Verdict::Drop => false,
+        limit::Verdict::Tear => {
+            if let Some(limit) = limit {
+                exceeded.push(limit::Exceeded {
+                    peer: id,
+                    family,
+                    limit,
+                });
+            }
+            false
         }
     }
 }
@@ -1047,12 +1084,17 @@ impl Rib {
         keep: usize,
     ) {
         let src = PathSource::peer(id);
-        let fresh = (self.table.get(&key)).is_none_or(|e| !e.has(src, |x| x.rx_id == rx_id));
-        if fresh && !self.admit(id, key.0) {
-            return;
-        }
+        // One lookup: the entry is made first, and goes again if the route is not admitted.
         let e = self.table.entry(&key);
         if e.holds(src, rx_id, &a) {
+            return;
+        }
+        let fresh = !e.has(src, |x| x.rx_id == rx_id);
+        if fresh && !admit(&mut self.peers, &mut self.exceeded, id, key.0) {
+            // A prefix noted as changed goes at the flush (its withdrawal is sent then).
+            if e.is_empty() && !self.dirty.contains_key(&key) {
+                self.table.remove(&key);
+            }
             return;
         }
         note(&mut self.dirty, key, e, keep);
@@ -1064,35 +1106,6 @@ impl Rib {
         }
         if e.upsert(rx_id, a) {
             p.received += 1;
-        }
-    }
-
-    /// Whether a new route from peer `id` is imported under its import limit; a session the
-    /// limit tears down is noted for `take_exceeded`.
-    fn admit(&mut self, id: PeerId, family: Family) -> bool {
-        let Some(p) = self.peers.get_mut(id) else {
-            return false;
-        };
-        let limit = p.config.settings.import_limit();
-        let first = !p.limit_hit;
-        let verdict = limit::admit(limit, p.received, &mut p.limit_hit);
-        if let Some(l) = limit.filter(|_| first && p.limit_hit) {
-            // BIRD's words for it.
-            warn!(peer = %p.config.name, "hits route import limit ({}), action: {}", l.max, l.action.name());
-        }
-        match verdict {
-            limit::Verdict::Accept => true,
-            limit::Verdict::Drop => false,
-            limit::Verdict::Tear => {
-                if let Some(limit) = limit {
-                    self.exceeded.push(limit::Exceeded {
-                        peer: id,
-                        family,
-                        limit,
-                    });
-                }
-                false
-            }
         }
     }
 
