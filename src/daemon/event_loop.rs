@@ -21,6 +21,12 @@ use crate::session::{PeerId, ToPeer, ToRib};
 /// Most messages from the sessions the RIB takes before it sends what they changed.
 const RIB_BATCH: usize = 256;
 
+/// Most prefixes of UPDATEs the RIB takes before it sends what they changed: enough that
+/// the UPDATEs out are packed full (each flush ends with one part-filled), few enough that
+/// the first go out while the sessions are still reading the rest, and that the prefixes a
+/// flush decides are still in the cache from their import.
+const RIB_ROUTES: usize = 16_384;
+
 /// What the event loop waits on, besides the daemon's own timers.
 pub(super) struct Inputs {
     pub rib_rx: mpsc::Receiver<ToRib>,
@@ -104,17 +110,21 @@ impl Daemon {
         }
     }
 
-    /// `first` and what else the sessions have queued, up to [`RIB_BATCH`] messages: UPDATEs
-    /// are applied and what they changed is sent once for all of them, so an update group's
-    /// members get one message for many peers' routes (a reflector's clients each get every
-    /// other client's).
+    /// `first` and what else the sessions have queued, up to [`RIB_BATCH`] messages or
+    /// [`RIB_ROUTES`] prefixes: UPDATEs are applied and what they changed is sent once for
+    /// all of them, so an update group's members get one message for many peers' routes (a
+    /// reflector's clients each get every other client's).
     async fn handle_peer_events(&mut self, first: ToRib, rx: &mut mpsc::Receiver<ToRib>) {
-        let (mut m, mut taken, mut pending) = (first, 1, false);
+        let (mut m, mut taken, mut routes, mut pending) = (first, 1, 0, false);
         loop {
             // A session coming up or a route refresh sends what came before it first (the
             // RIB does, `Rib::up`), so the order of everything a peer sees is what it was.
-            pending |= self.handle_peer_event(m).await;
-            if taken == RIB_BATCH || self.rib.fib_backlog() >= fib::BACKLOG {
+            if let Some(n) = self.handle_peer_event(m).await {
+                pending = true;
+                routes += n;
+            }
+            if taken == RIB_BATCH || routes >= RIB_ROUTES || self.rib.fib_backlog() >= fib::BACKLOG
+            {
                 break;
             }
             match rx.try_recv() {
@@ -133,9 +143,9 @@ impl Daemon {
         self.act_on_exceeded().await;
     }
 
-    /// Applies one message from a session; `true` for an UPDATE, whose changes wait for
-    /// `send_changes`.
-    async fn handle_peer_event(&mut self, m: ToRib) -> bool {
+    /// Applies one message from a session; for an UPDATE, whose changes wait for
+    /// `send_changes`, how many prefixes it carried.
+    async fn handle_peer_event(&mut self, m: ToRib) -> Option<usize> {
         let out = match m {
             ToRib::Up {
                 peer,
@@ -164,8 +174,7 @@ impl Daemon {
                 if let (Some(f), Some(p)) = (update.end_of_rib(), self.rib.peer(peer)) {
                     info!(peer = %p.config.name, family = %f, "End-of-RIB received");
                 }
-                self.rib.receive(peer, &update, withdraw_all);
-                return true;
+                return Some(self.rib.receive(peer, &update, withdraw_all));
             }
             ToRib::Refresh { peer, request } => {
                 info!(peer, ?request, "route refresh requested");
@@ -174,7 +183,7 @@ impl Daemon {
         };
         self.send(out).await;
         self.act_on_exceeded().await;
-        false
+        None
     }
 
     async fn act_on_exceeded(&mut self) {

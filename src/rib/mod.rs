@@ -1004,13 +1004,13 @@ impl Rib {
     /// Applies a peer's UPDATE, and sends nothing yet: the next [`Rib::flush_changes`] (or
     /// any call that returns messages) decides and encodes what changed, once for every
     /// UPDATE received since. An End-of-RIB drops the peer's paths still stale in its family
-    /// (RFC 4724 §4.2).
-    pub fn receive(&mut self, id: PeerId, u: &Update, withdraw_all: bool) {
+    /// (RFC 4724 §4.2). How many prefixes it carried.
+    pub fn receive(&mut self, id: PeerId, u: &Update, withdraw_all: bool) -> usize {
         let Some(p) = self.peers.get(id) else {
-            return;
+            return 0;
         };
         let Some(rx) = p.session.as_ref().map(|s| s.rx) else {
-            return;
+            return 0;
         };
         if let Some(f) = u.end_of_rib() {
             let stale = p.stale > 0;
@@ -1022,7 +1022,7 @@ impl Rib {
             if stale {
                 self.stale_gone += self.drop_stale(id, |x| x == f);
             }
-            return;
+            return 0;
         }
         let ebgp = p.ebgp(self.speaker.asn);
         let allow = p.config.settings.allow_local_as;
@@ -1033,11 +1033,14 @@ impl Rib {
         };
         let rules = p.rules.clone();
         let keep = self.keep();
+        let mut n = 0;
         for (f, pfx) in u.withdrawals() {
             self.withdraw(id, (f, pfx.net), pfx.path_id.unwrap_or(0), keep);
+            n += 1;
         }
         let mut by_family: SmallVec<[(Family, Option<Arc<AttrSet>>); 2]> = SmallVec::new();
         for (f, pfx) in u.announced() {
+            n += 1;
             let key = (f, pfx.net);
             let rx_id = pfx.path_id.unwrap_or(0);
             if withdraw_all {
@@ -1063,6 +1066,7 @@ impl Rib {
                 None => self.withdraw(id, key, rx_id, keep),
             }
         }
+        n
     }
 
     /// What changed since the last messages were returned, decided and encoded.
