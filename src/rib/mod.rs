@@ -99,8 +99,13 @@ pub struct Rib {
     export: Exporter,
     /// Prefixes touched since the last flush, with what they had before.
     dirty: FxHashMap<(Family, IpNet), Before>,
+    /// Prefixes the last flush decided (how much room `dirty` keeps).
+    flushed: usize,
     /// Prefixes whose best or multipath set changed, for the FIB (`kernel`).
     fib_dirty: FxHashSet<(Family, IpNet)>,
+    /// Whether routes go to the kernel (`[kernel] enabled`): if not, no prefix is marked for
+    /// the FIB.
+    fib: bool,
     /// Every prefix is to be worked out again for the FIB, from this part of the table on
     /// (`sweep_fib`).
     fib_sweep: Option<usize>,
@@ -448,7 +453,8 @@ struct Settle<'a> {
     old: Option<View<'a>>,
     export: &'a mut Exporter,
     groups: &'a mut [Option<Group>],
-    fib_dirty: &'a mut FxHashSet<(Family, IpNet)>,
+    /// `None` without a FIB.
+    fib_dirty: Option<&'a mut FxHashSet<(Family, IpNet)>>,
     preferred: &'a mut [usize],
     next_hops: &'a mut NextHops,
 }
@@ -466,8 +472,10 @@ impl Settle<'_> {
             p.set_reachable(hop.is_none_or(|a| self.next_hops.reachable(a)));
         }
         self.view.decide(e);
-        if !before.same_multipath(e) {
-            self.fib_dirty.insert(key);
+        if let Some(fib) = self.fib_dirty.as_deref_mut()
+            && !before.same_multipath(e)
+        {
+            fib.insert(key);
         }
         let was_best = before.0.first().and_then(|s| s.source.peer_id());
         let is_best = e.best().and_then(|p| p.source().peer_id());
@@ -617,7 +625,9 @@ impl Rib {
             groups: Vec::new(),
             export: Exporter::default(),
             dirty: FxHashMap::default(),
+            flushed: 0,
             fib_dirty: FxHashSet::default(),
+            fib: config.kernel.enabled,
             fib_sweep: None,
             exceeded: Vec::new(),
             stale_gone: 0,
@@ -744,7 +754,7 @@ impl Rib {
             }),
             export: &mut self.export,
             groups: &mut self.groups,
-            fib_dirty: &mut self.fib_dirty,
+            fib_dirty: self.fib.then_some(&mut self.fib_dirty),
             preferred: &mut self.preferred,
             next_hops: &mut self.next_hops,
         };
@@ -767,10 +777,16 @@ impl Rib {
     }
 
     /// Gives back what a large flush (a peer's whole table gone) made the work maps grow
-    /// to; the few thousand slots an ordinary UPDATE needs stay.
+    /// to; the few thousand slots an ordinary UPDATE needs stay, and while UPDATEs come in
+    /// large batches (a burst of full ones) the room the last batch took, up to `BURST`, so
+    /// that the next one does not grow the map again.
     fn release_work_space(&mut self) {
         const KEEP: usize = 4096;
-        prefix_map::shrink_sparse(&mut self.dirty, KEEP);
+        const BURST: usize = 16_384;
+        let room = (2 * self.flushed).clamp(KEEP, BURST);
+        if self.dirty.is_empty() && self.dirty.capacity() > room {
+            self.dirty.shrink_to(room);
+        }
         prefix_map::shrink_sparse(&mut self.export.cache, KEEP);
         if self.fib_dirty.is_empty() && self.fib_dirty.capacity() > KEEP {
             self.fib_dirty.shrink_to(KEEP);
@@ -1356,6 +1372,7 @@ impl Rib {
     /// Decides every touched prefix and sends each group what changed for it.
     fn flush(&mut self) -> Vec<Outgoing> {
         let mut dirty = std::mem::take(&mut self.dirty);
+        self.flushed = dirty.len();
         let view = View {
             speaker: &self.speaker,
             calico: &self.calico,
@@ -1368,7 +1385,7 @@ impl Rib {
             old: None,
             export: &mut self.export,
             groups: &mut self.groups,
-            fib_dirty: &mut self.fib_dirty,
+            fib_dirty: self.fib.then_some(&mut self.fib_dirty),
             preferred: &mut self.preferred,
             next_hops: &mut self.next_hops,
         };
