@@ -232,7 +232,11 @@ impl Group {
     /// The changes at `slots` of those queued for every member (`to: None`) are not for
     /// member `id`: it gets what was queued for it with `to: Some(id)` instead.
     pub fn set_apart(&mut self, id: PeerId, slots: &[Slot]) {
-        self.own.entry(id).or_default().apart.extend_from_slice(slots);
+        self.own
+            .entry(id)
+            .or_default()
+            .apart
+            .extend_from_slice(slots);
     }
 
     fn queue(&mut self, to: Option<PeerId>) -> &mut Changes {
@@ -624,6 +628,62 @@ mod tests {
             };
             assert_eq!(withdrawn, want, "member {m}");
         }
+    }
+
+    /// Changes are kept per attribute set in the order they came, whichever set the one
+    /// before had; a member set apart from scattered changes (every third prefix of two
+    /// interleaved sets, one withdrawal of two) gets every other one, and the members with
+    /// nothing apart the whole.
+    #[test]
+    fn a_member_apart_from_scattered_changes_gets_the_others() {
+        let mut g = group(false);
+        g.members = vec![1, 2];
+        let (a, b) = (via("198.51.100.2"), via("198.51.100.3"));
+        let net = |k: u32| -> IpNet {
+            format!("100.64.{}.{}/27", k / 8, (k % 8) * 32)
+                .parse()
+                .unwrap()
+        };
+        let f = Family::IPV4_UNICAST;
+        let mut others = Vec::new();
+        for k in 0..600 {
+            let attrs = if k % 2 == 0 { &a } else { &b };
+            let slot = g.announce(None, f, net(k), 0, attrs);
+            if k % 3 == 0 {
+                g.set_apart(1, slot.as_slice());
+            } else {
+                others.push(net(k));
+            }
+        }
+        for k in [1000, 1001] {
+            let slot = g.withdraw(None, f, net(k), 0);
+            if k == 1000 {
+                g.set_apart(1, slot.as_slice());
+            }
+        }
+        assert_eq!(g.pending.announce.len(), 2, "one list per attribute set");
+        let out = g.take_encoded();
+        let got = |m: PeerId| {
+            let us: Vec<Update> = (out.iter())
+                .filter(|(to, _)| to.contains(&m))
+                .flat_map(|(_, b)| decoded(&g, b))
+                .collect();
+            let mut ann: Vec<IpNet> = us
+                .iter()
+                .flat_map(|u| u.nlri.iter().map(|p| p.net))
+                .collect();
+            ann.sort();
+            let wd: Vec<IpNet> = us
+                .iter()
+                .flat_map(|u| u.withdrawn.iter().map(|p| p.net))
+                .collect();
+            (ann, wd)
+        };
+        others.sort();
+        assert_eq!(got(1), (others, vec![net(1001)]));
+        let mut all: Vec<IpNet> = (0..600).map(net).collect();
+        all.sort();
+        assert_eq!(got(2), (all, vec![net(1000), net(1001)]));
     }
 
     /// Prefixes of one attribute set fill each UPDATE to the 4,096-octet limit (RFC 4271

@@ -1733,3 +1733,80 @@ fn bgp_filter_export_path_test_sees_the_sessions_as_on_ebgp() {
     let out = up(&mut rib, 0);
     assert_eq!(announced(&sent_to(&rib, &out, 0)), [net("198.18.1.0/26")]);
 }
+
+/// A route refused by the import limit in the batch that withdrew it: the prefix, left with
+/// no path, keeps its place until the flush, which sends its withdrawal (the entry made for
+/// the refused route is not simply dropped).
+#[test]
+fn a_route_refused_by_the_limit_after_its_withdrawal_is_withdrawn() {
+    let mut c = config(CLIENTS);
+    c.peers[0].settings.import_limit = Some(1);
+    c.peers[0].settings.import_limit_action = LimitAction::Block;
+    let mut rib = with_peers(&c);
+    up(&mut rib, 0);
+    up(&mut rib, 1);
+    let (p, q) = ("198.18.2.0/26", "198.18.3.0/26");
+    let out = rib.update(0, &announce(&[p], [198, 51, 100, 2], &[]), false);
+    assert_eq!(announced(&sent_to(&rib, &out, 1)), vec![net(p)]);
+    let mut w = Update::default();
+    w.withdrawn.push(Prefix {
+        net: net(p),
+        path_id: Some(1),
+    });
+    assert_eq!(rib.receive(0, &w, false), 1);
+    assert_eq!(
+        rib.receive(0, &announce(&[q], [198, 51, 100, 2], &[]), false),
+        1
+    );
+    // Over the limit now: refused.
+    rib.receive(0, &announce(&[p], [198, 51, 100, 2], &[]), false);
+    assert_eq!(rib.received(0), 1);
+    let out = rib.flush_changes();
+    let to_b = sent_to(&rib, &out, 1);
+    let withdrawn: Vec<IpNet> = (to_b.iter())
+        .flat_map(|u| u.withdrawals().map(|(_, x)| x.net))
+        .collect();
+    assert_eq!(withdrawn, vec![net(p)]);
+    assert_eq!(announced(&to_b), vec![net(q)]);
+    assert!(!rib.table.contains_key(&(Family::IPV4_UNICAST, net(p))));
+}
+
+/// Without a kernel (`[kernel] enabled = false`) nothing is marked for the FIB; with one,
+/// every prefix whose best path changed is.
+#[test]
+fn prefixes_are_marked_for_the_fib_only_with_a_kernel() {
+    for (kernel, marked) in [("", 2), ("[kernel]\nenabled = false", 0)] {
+        let mut rib = with_peers(&config(kernel));
+        up(&mut rib, 0);
+        rib.fib_forget();
+        let two = announce(&["198.18.2.0/26", "198.18.3.0/26"], [198, 51, 100, 2], &[]);
+        assert_eq!(rib.receive(0, &two, false), 2);
+        rib.flush_changes();
+        assert_eq!(rib.fib_backlog(), marked, "{kernel:?}");
+    }
+}
+
+/// The map of prefixes changed since the last flush keeps the room a large batch took while
+/// batches stay large (a burst), up to 16,384 slots, and gives it back after a small one.
+#[test]
+fn dirty_map_keeps_a_bursts_room_only() {
+    let mut rib = with_peers(&config(""));
+    up(&mut rib, 0);
+    let nets: Vec<String> = (0..20_000u32)
+        .map(|i| format!("10.{}.{}.0/24", i / 256, i % 256))
+        .collect();
+    let refs: Vec<&str> = nets.iter().map(String::as_str).collect();
+    for chunk in refs.chunks(256) {
+        rib.receive(0, &announce(chunk, [198, 51, 100, 2], &[]), false);
+    }
+    rib.flush_changes();
+    let room = rib.dirty.capacity();
+    assert!((16_384..32_768).contains(&room), "{room} slots kept");
+    rib.receive(0, &announce(&refs[..1], [198, 51, 100, 9], &[]), false);
+    rib.flush_changes();
+    assert!(
+        rib.dirty.capacity() < 8192,
+        "{} slots",
+        rib.dirty.capacity()
+    );
+}
