@@ -99,8 +99,9 @@ pub struct Rib {
     export: Exporter,
     /// Prefixes touched since the last flush, with what they had before.
     dirty: FxHashMap<(Family, IpNet), Before>,
-    /// Prefixes the last flush decided (how much room `dirty` keeps).
-    flushed: usize,
+    /// Prefixes the last batch of received UPDATEs changed, when it was the last flush (how
+    /// much room `dirty` keeps for the next one of a burst).
+    batch: usize,
     /// Prefixes whose best or multipath set changed, for the FIB (`kernel`).
     fib_dirty: FxHashSet<(Family, IpNet)>,
     /// Whether routes go to the kernel (`[kernel] enabled`): if not, no prefix is marked for
@@ -625,7 +626,7 @@ impl Rib {
             groups: Vec::new(),
             export: Exporter::default(),
             dirty: FxHashMap::default(),
-            flushed: 0,
+            batch: 0,
             fib_dirty: FxHashSet::default(),
             fib: config.kernel.enabled,
             fib_sweep: None,
@@ -783,7 +784,7 @@ impl Rib {
     fn release_work_space(&mut self) {
         const KEEP: usize = 4096;
         const BURST: usize = 16_384;
-        let room = (2 * self.flushed).clamp(KEEP, BURST);
+        let room = (2 * self.batch).clamp(KEEP, BURST);
         if self.dirty.is_empty() && self.dirty.capacity() > room {
             self.dirty.shrink_to(room);
         }
@@ -1087,8 +1088,10 @@ impl Rib {
 
     /// What changed since the last messages were returned, decided and encoded.
     pub fn flush_changes(&mut self) -> Vec<Outgoing> {
-        let out = self.flush();
         let gone = std::mem::take(&mut self.stale_gone);
+        // A batch that dropped a restarted peer's stale paths is not part of a burst.
+        let batch = if gone > 0 { 0 } else { self.dirty.len() };
+        let out = self.flush_batch(batch);
         if gone > 0 {
             self.release(gone);
         }
@@ -1371,8 +1374,14 @@ impl Rib {
 
     /// Decides every touched prefix and sends each group what changed for it.
     fn flush(&mut self) -> Vec<Outgoing> {
+        self.flush_batch(0)
+    }
+
+    /// [`Rib::flush`] of a batch of received UPDATEs that changed `batch` prefixes (0: not
+    /// such a batch), whose room the work space keeps (`release_work_space`).
+    fn flush_batch(&mut self, batch: usize) -> Vec<Outgoing> {
+        self.batch = batch;
         let mut dirty = std::mem::take(&mut self.dirty);
-        self.flushed = dirty.len();
         let view = View {
             speaker: &self.speaker,
             calico: &self.calico,
