@@ -1786,8 +1786,9 @@ fn prefixes_are_marked_for_the_fib_only_with_a_kernel() {
     }
 }
 
-/// The map of prefixes changed since the last flush keeps the room a large batch took while
-/// batches stay large (a burst), up to 16,384 slots, and gives it back after a small one.
+/// The map of prefixes changed since the last flush keeps the room a large batch of
+/// received UPDATEs took while batches stay large (a burst), up to 16,384 slots, and gives
+/// it back after a small one or any other flush (a peer's table gone).
 #[test]
 fn dirty_map_keeps_a_bursts_room_only() {
     let mut rib = with_peers(&config(""));
@@ -1804,6 +1805,17 @@ fn dirty_map_keeps_a_bursts_room_only() {
     assert!((16_384..32_768).contains(&room), "{room} slots kept");
     rib.receive(0, &announce(&refs[..1], [198, 51, 100, 9], &[]), false);
     rib.flush_changes();
+    assert!(
+        rib.dirty.capacity() < 8192,
+        "{} slots",
+        rib.dirty.capacity()
+    );
+    for chunk in refs.chunks(256) {
+        rib.receive(0, &announce(chunk, [198, 51, 100, 3], &[]), false);
+    }
+    rib.flush_changes();
+    assert!(rib.dirty.capacity() >= 16_384);
+    rib.down(0, false);
     assert!(
         rib.dirty.capacity() < 8192,
         "{} slots",
