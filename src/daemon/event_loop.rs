@@ -2,7 +2,6 @@
 //! sessions and its changes to the FIB thread; timers, signals, control and metrics requests.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::signal::unix::Signal;
 use tokio::sync::{mpsc, watch};
@@ -14,7 +13,7 @@ use crate::config::LimitAction;
 use crate::control::{metrics, server};
 use crate::fib;
 use crate::notify;
-use crate::rib::Outgoing;
+use crate::rib::{Outgoing, PeerInfo};
 use crate::route::{Interfaces, Learning};
 use crate::session::{PeerId, ToPeer, ToRib};
 
@@ -57,8 +56,12 @@ impl Daemon {
                 }
                 () = sleep_until(next_flush.map(|(_, at)| at)), if next_flush.is_some() => {
                     if let Some((peer, _)) = next_flush {
-                        self.peers.stale_over(peer);
-                        info!(peer, "graceful restart time over: dropping stale routes");
+                        self.peers.stale_until(peer, None);
+                        let why = match self.rib.peer(peer).is_some_and(|p| p.session.is_some()) {
+                            true => "no End-of-RIB within the stale-path time",
+                            false => "graceful restart time over",
+                        };
+                        info!(peer, "{why}: dropping stale routes");
                         let out = self.rib.flush_stale(peer, None);
                         self.send(out).await;
                     }
@@ -141,20 +144,15 @@ impl Daemon {
                 peer,
                 session,
                 local,
-            } => self.rib.up(peer, *session, local),
+            } => {
+                let out = self.rib.up(peer, *session, local);
+                self.stale_timer(peer);
+                out
+            }
             ToRib::Down { peer, graceful } => {
-                let restart = self
-                    .rib
-                    .peer(peer)
-                    .and_then(|p| p.session.as_ref())
-                    .and_then(|s| s.peer_graceful_restart.as_ref())
-                    .map(|g| g.restart_time)
-                    .filter(|_| graceful);
-                if let Some(t) = restart {
-                    let at = Instant::now() + Duration::from_secs(u64::from(t));
-                    self.peers.stale_until(peer, at);
-                }
-                self.rib.down(peer, graceful)
+                let out = self.rib.down(peer, graceful);
+                self.stale_timer(peer);
+                out
             }
             ToRib::Update {
                 peer,
@@ -175,6 +173,15 @@ impl Daemon {
         self.send(out).await;
         self.act_on_exceeded().await;
         false
+    }
+
+    /// Sets peer `id`'s stale-route timer after its session came up or went down, from what
+    /// the RIB kept (RFC 4724 §4.2): the restart timer starts when the session goes, and stops
+    /// when it is back, the routes still stale then waiting for End-of-RIB, bounded by the
+    /// stale-path time ([`PeerInfo::stale_time`]).
+    fn stale_timer(&mut self, id: PeerId) {
+        let time = self.rib.peer(id).and_then(PeerInfo::stale_time);
+        self.peers.stale_until(id, time.map(|t| Instant::now() + t));
     }
 
     async fn act_on_exceeded(&mut self) {

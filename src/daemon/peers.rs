@@ -217,10 +217,15 @@ impl Peers {
         })
     }
 
-    /// Peer `id`'s stale routes go at `at` unless it comes back first.
-    pub(super) fn stale_until(&mut self, id: PeerId, at: Instant) {
-        if self.peers.get(id).is_some() {
-            self.stale_deadline.insert(id, at);
+    /// Peer `id`'s stale routes go at `at` (none: its timer stops).
+    pub(super) fn stale_until(&mut self, id: PeerId, at: Option<Instant>) {
+        match at {
+            Some(at) if self.peers.get(id).is_some() => {
+                self.stale_deadline.insert(id, at);
+            }
+            _ => {
+                self.stale_deadline.remove(&id);
+            }
         }
     }
 
@@ -229,11 +234,6 @@ impl Peers {
         (self.stale_deadline.iter())
             .min_by_key(|(_, at)| **at)
             .map(|(p, at)| (*p, *at))
-    }
-
-    /// Peer `id`'s stale-route deadline passed.
-    pub(super) fn stale_over(&mut self, id: PeerId) {
-        self.stale_deadline.remove(&id);
     }
 }
 
@@ -311,7 +311,7 @@ asn = 64512
         assert_eq!(statuses.len(), 2);
         assert!(statuses.iter().flatten().all(|s| s.state == State::Idle));
 
-        peers.stale_until(0, Instant::now());
+        peers.stale_until(0, Some(Instant::now()));
         let cease = Notification::shutdown(0, "");
         peers.remove(&mut rib, 0, cease.clone()).await;
         assert_eq!((peers.find(a), rib.peer(0).map(|_| ())), (None, None));
@@ -332,10 +332,10 @@ asn = 64512
         assert!(statuses[0].is_none() && statuses[2].is_some());
         assert_eq!(peers.commands().count(), 2);
         // A stale timer is kept only for a configured peer.
-        peers.stale_until(0, Instant::now());
-        peers.stale_until(1, Instant::now());
+        peers.stale_until(0, Some(Instant::now()));
+        peers.stale_until(1, Some(Instant::now()));
         assert_eq!(peers.next_stale().map(|(id, _)| id), Some(1));
-        peers.stale_over(1);
+        peers.stale_until(1, None);
         assert_eq!(peers.next_stale(), None);
 
         let mut limited = b.clone();

@@ -1,11 +1,16 @@
 //! What each interop test does, for any peer kind.
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use wren::wire::open::{GrFamily, GracefulRestart};
+use wren::wire::{Afi, Capability, Message, Prefix, Safi, Update};
+
+use crate::harness::bgp::{ASN, Raw, ibgp_attributes, open};
 use crate::harness::lab::WREN_ASN;
-use crate::harness::lab::{ESTABLISH, Fam, Lab};
+use crate::harness::lab::{CONVERGE, ESTABLISH, Fam, Lab};
 use crate::harness::peers::{Kind, Peer, PeerOpts, wait_established, wait_routes};
-use crate::harness::proc::{holds_for, wait_until};
+use crate::harness::proc::{cli, holds_for, system_bin, wait_until};
 use crate::harness::wrend::{Wren, WrenConf};
 
 /// Who opens the TCP connection.
@@ -438,4 +443,204 @@ fn protocol_block(out: &str) -> Vec<String> {
             l
         })
         .collect()
+}
+
+/// RFC 4724 §4.2 as the Receiving Speaker, against a scripted peer (restart time 5 s) that
+/// wrend's kernel routes must never lose while the RFC keeps them:
+///
+/// 1. The peer announces A and B, then its connection drops: both stay, stale.
+/// 2. It is back within a second and withholds its End-of-RIB past its old restart time:
+///    the restart timer stopped when it came back, so A and B stay, in wrend's RIB and its
+///    kernel, the whole time.
+/// 3. It announces A again and drops before its End-of-RIB: B, still stale from the first
+///    restart, goes at once ("a route previously marked as stale MUST be deleted"); A stays.
+/// 4. It comes back without the graceful restart capability: A goes at once, well before
+///    the restart time.
+pub fn gr_receiving_speaker_restart_timer(id: &str) {
+    let lab = Lab::new(id, &[]);
+    let mut w = WrenConf::new(Fam::V4, WREN_ASN);
+    w.passive = true;
+    // The scripted peer sends no KEEPALIVE: a hold time longer than the test.
+    w.hold_time = HOLD;
+    let wren = lab.start_wren(w);
+    let (a, b) = (Fam::V4.peer_net(), "203.0.113.128/26");
+    let has = |net: &str| -> Result<(), String> {
+        lab.wren_has_peer_route(&wren, net, None)?;
+        let kernel = cli(
+            Some(&lab.ns_wren),
+            &system_bin("ip"),
+            &["route", "show", "proto", "bird", net],
+        )?;
+        match kernel.contains(&format!("{net} via {}", Fam::V4.peer())) {
+            true => Ok(()),
+            false => Err(format!("{net} not in wrend's kernel: {kernel:?}")),
+        }
+    };
+    let lacks = |net: &str| -> Result<(), String> {
+        lab.wren_lacks_route(&wren, net)?;
+        let kernel = cli(
+            Some(&lab.ns_wren),
+            &system_bin("ip"),
+            &["route", "show", "proto", "bird", net],
+        )?;
+        match kernel.trim().is_empty() {
+            true => Ok(()),
+            false => Err(format!("{net} still in wrend's kernel: {kernel:?}")),
+        }
+    };
+    let down = |raw: ScriptedPeer| -> Instant {
+        drop(raw);
+        let at = Instant::now();
+        let r = wait_until("wrend notices the peer is gone", ESTABLISH, || {
+            match lab.wren_row(&wren)? {
+                row if row.established() => Err(format!("still {:?}", row.raw)),
+                _ => Ok(()),
+            }
+        });
+        lab.must(r);
+        at
+    };
+
+    let mut peer = ScriptedPeer::connect(&lab, Some(0));
+    peer.announce(&[a, b]);
+    peer.end_of_rib();
+    let r = wait_until("A and B in wrend's RIB and kernel", CONVERGE, || {
+        has(a).and_then(|()| has(b))
+    });
+    lab.must(r);
+
+    // 1 and 2.
+    let lost = down(peer);
+    lab.must(has(a).and_then(|()| has(b)));
+    let peer = ScriptedPeer::connect(&lab, Some(RESTART_STATE));
+    lab.log(&format!(
+        "the peer is back {:.1} s after it went",
+        lost.elapsed().as_secs_f64()
+    ));
+    let past = Duration::from_secs(u64::from(RESTART_TIME) + 3);
+    let r = holds_for(
+        "the peer's routes, stale, while it withholds End-of-RIB past its restart time",
+        past.saturating_sub(lost.elapsed()),
+        || has(a).and_then(|()| has(b)),
+    );
+    lab.must(r);
+    lab.must(lab.wren_has_peer_route(&wren, b, Some(true)).map(drop));
+
+    // 3.
+    let mut peer = peer;
+    peer.announce(&[a]);
+    let r = wait_until("A fresh again", CONVERGE, || {
+        lab.wren_has_peer_route(&wren, a, Some(false))
+    });
+    lab.must(r);
+    let lost = down(peer);
+    let r = wait_until("B, stale since the first restart, gone", CONVERGE, || {
+        lacks(b)
+    });
+    lab.must(r);
+    before_restart_time(&lab, lost, "B", "the session dropped again");
+    lab.must(has(a));
+
+    // 4.
+    let _peer = ScriptedPeer::connect(&lab, None);
+    let r = wait_until(
+        "A gone once the peer is back without graceful restart",
+        CONVERGE,
+        || lacks(a),
+    );
+    lab.must(r);
+    before_restart_time(
+        &lab,
+        lost,
+        "A",
+        "the peer came back without graceful restart",
+    );
+}
+
+/// Fails unless less than the restart time passed since `lost`: what went, went `when`, not
+/// when the restart timer ran out.
+fn before_restart_time(lab: &Lab, lost: Instant, what: &str, when: &str) {
+    let took = lost.elapsed();
+    if took >= Duration::from_secs(RESTART_TIME.into()) {
+        lab.fail(&format!(
+            "{what} went {:.1} s after the session did: at the restart time, not when {when}",
+            took.as_secs_f64()
+        ));
+    }
+}
+
+/// The scripted peer's hold time and wrend's: longer than the test, so neither needs a
+/// KEEPALIVE.
+const HOLD: u16 = 240;
+/// The scripted peer's graceful restart time, in seconds.
+const RESTART_TIME: u16 = 5;
+/// The Restart State bit of the graceful restart capability (RFC 4724 §3).
+const RESTART_STATE: u8 = 0x8;
+
+/// A BGP peer at the peer's address made of wren's own codec, dialling wrend.
+struct ScriptedPeer(Raw);
+
+impl ScriptedPeer {
+    /// Connects and reaches Established; `restart_flags`: with the graceful restart
+    /// capability for IPv4 (Forwarding State bit set, restart time [`RESTART_TIME`]) and
+    /// these Restart Flags, or without it.
+    fn connect(lab: &Lab, restart_flags: Option<u8>) -> ScriptedPeer {
+        let from = SocketAddr::new(
+            lab.must(Fam::V4.peer().parse().map_err(|e| format!("{e}"))),
+            0,
+        );
+        let to = SocketAddr::new(
+            lab.must(Fam::V4.wren().parse().map_err(|e| format!("{e}"))),
+            179,
+        );
+        let caps: Vec<Capability> = restart_flags
+            .map(|flags| {
+                Capability::GracefulRestart(GracefulRestart {
+                    flags,
+                    restart_time: RESTART_TIME,
+                    families: vec![GrFamily {
+                        afi: Afi::IPV4,
+                        safi: Safi::UNICAST,
+                        flags: GrFamily::FORWARDING,
+                    }],
+                })
+            })
+            .into_iter()
+            .collect();
+        let r = wait_until("wrend takes the peer's connection", ESTABLISH, || {
+            Raw::connect_in(&lab.ns_peer, from, to)
+        });
+        let mut raw = lab.must(r);
+        let Ok(bgp_id) = Fam::V4.peer().parse() else {
+            lab.fail("the peer's address");
+        };
+        raw.send_msg(&Message::Open(open(ASN, bgp_id, HOLD, &caps)));
+        match raw.recv() {
+            Some(Message::Open(_)) => {}
+            other => lab.fail(&format!("expected wrend's OPEN, got {other:?}")),
+        }
+        raw.send_msg(&Message::Keepalive);
+        ScriptedPeer(raw)
+    }
+
+    /// An UPDATE announcing `nets` as a plain iBGP route via the peer's address.
+    fn announce(&mut self, nets: &[&str]) {
+        let Ok(next_hop) = Fam::V4.peer().parse() else {
+            return;
+        };
+        let nlri: Vec<Prefix> = (nets.iter())
+            .filter_map(|n| n.parse().ok())
+            .map(|net| Prefix { net, path_id: None })
+            .collect();
+        self.0.send_msg(&Message::Update(Update {
+            withdrawn: Default::default(),
+            attributes: ibgp_attributes(next_hop).into(),
+            nlri: nlri.into(),
+        }));
+    }
+
+    /// End-of-RIB for IPv4 unicast (RFC 4724 §2: an empty UPDATE).
+    fn end_of_rib(&mut self) {
+        self.0.send_msg(&Message::Update(Update::default()));
+    }
 }
