@@ -63,9 +63,10 @@ impl WrenConf {
     }
 
     pub fn toml(&self) -> String {
+        // Calico's `bgp_template` describes every peer so (`show protocols all` shows it).
         let mut peer = format!(
             "[[peer]]\nname = \"{}\"\naddress = \"{}\"\nasn = {}\nsource_address = \"{}\"\n\
-             passive = {}\ngraceful_restart = {}\n",
+             passive = {}\ngraceful_restart = {}\ndescription = \"Connection to BGP peer\"\n",
             self.peer_name(),
             self.fam.peer(),
             self.peer_asn,
