@@ -399,3 +399,33 @@ fn reads_over_tls_with_a_client_certificate() {
     contains(&w.control("configure"), &["needs a restart"]).unwrap();
     contains(&w.control("show protocols"), &["Mesh_127_0_0_12"]).unwrap();
 }
+
+/// A read is one snapshot and says at which revision: etcd answers a range at an older
+/// revision with its newest in the header, so a read that took the header's would start its
+/// watch after a change it never saw (a node deleted while wrend read again stayed a peer).
+#[test]
+fn a_range_at_a_revision_reports_that_revision() {
+    let etcd = Etcd::start(false);
+    let nodes = format!("{RESOURCES}/nodes/");
+    etcd.put(&format!("{nodes}n1"), &node("n1", "127.0.0.1"));
+    let settings: wren::config::datastore::Settings = toml::from_str(&format!(
+        "kind = \"etcdv3\"\nendpoints = [\"{}\"]\n",
+        etcd.endpoint()
+    ))
+    .expect("settings");
+    let mut client = wren::datastore::etcd::Client::new(&settings).expect("client");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let end = wren::datastore::etcd::prefix_end(&nodes);
+    let (_, at) = runtime
+        .block_on(client.range(&nodes, &end, 0))
+        .expect("range");
+    etcd.put(&format!("{nodes}n2"), &node("n2", "127.0.0.12"));
+    let (kvs, read_at) = runtime
+        .block_on(client.range(&nodes, &end, at))
+        .expect("range at a revision");
+    assert_eq!(kvs.len(), 1, "n2 came after revision {at}");
+    assert_eq!(read_at, at, "the revision read at");
+}
