@@ -311,6 +311,21 @@ impl Lab {
         }
     }
 
+    /// wrend's `proto bird` kernel routes for `prefix`, as `ip route show` lists them.
+    pub fn wren_kernel_routes(&self, prefix: &str) -> Result<String, String> {
+        let args = ["route", "show", "proto", "bird", prefix];
+        cli(Some(&self.ns_wren), &system_bin("ip"), &args)
+    }
+
+    /// Ok when wrend's kernel has `prefix` via its peer.
+    pub fn wren_kernel_has_peer_route(&self, w: &Wren, prefix: &str) -> Result<(), String> {
+        let out = self.wren_kernel_routes(prefix)?;
+        match out.contains(&format!("{prefix} via {}", w.conf.fam.peer())) {
+            true => Ok(()),
+            false => Err(format!("{prefix} not in wrend's kernel: {out:?}")),
+        }
+    }
+
     /// Ok when wrend's `show route` has no route for `prefix`.
     pub fn wren_lacks_route(&self, w: &Wren, prefix: &str) -> Result<(), String> {
         match self.wren_route(w, prefix)? {

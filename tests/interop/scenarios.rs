@@ -10,7 +10,7 @@ use crate::harness::bgp::{ASN, Raw, ibgp_attributes, open};
 use crate::harness::lab::WREN_ASN;
 use crate::harness::lab::{CONVERGE, ESTABLISH, Fam, Lab};
 use crate::harness::peers::{Kind, Peer, PeerOpts, wait_established, wait_routes};
-use crate::harness::proc::{cli, holds_for, system_bin, wait_until};
+use crate::harness::proc::{holds_for, wait_until};
 use crate::harness::wrend::{Wren, WrenConf};
 
 /// Who opens the TCP connection.
@@ -463,23 +463,11 @@ pub fn gr_receiving_speaker_restart_timer(id: &str) {
     let (a, b) = (Fam::V4.peer_net(), "203.0.113.128/26");
     let has = |net: &str| -> Result<(), String> {
         lab.wren_has_peer_route(&wren, net, None)?;
-        let kernel = cli(
-            Some(&lab.ns_wren),
-            &system_bin("ip"),
-            &["route", "show", "proto", "bird", net],
-        )?;
-        match kernel.contains(&format!("{net} via {}", Fam::V4.peer())) {
-            true => Ok(()),
-            false => Err(format!("{net} not in wrend's kernel: {kernel:?}")),
-        }
+        lab.wren_kernel_has_peer_route(&wren, net)
     };
     let lacks = |net: &str| -> Result<(), String> {
         lab.wren_lacks_route(&wren, net)?;
-        let kernel = cli(
-            Some(&lab.ns_wren),
-            &system_bin("ip"),
-            &["route", "show", "proto", "bird", net],
-        )?;
+        let kernel = lab.wren_kernel_routes(net)?;
         match kernel.trim().is_empty() {
             true => Ok(()),
             false => Err(format!("{net} still in wrend's kernel: {kernel:?}")),
