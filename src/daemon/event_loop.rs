@@ -57,13 +57,16 @@ impl Daemon {
                 () = sleep_until(next_flush.map(|(_, at)| at)), if next_flush.is_some() => {
                     if let Some((peer, _)) = next_flush {
                         self.peers.stale_until(peer, None);
-                        let why = match self.rib.peer(peer).is_some_and(|p| p.session.is_some()) {
-                            true => "no End-of-RIB within the stale-path time",
-                            false => "graceful restart time over",
-                        };
-                        info!(peer, "{why}: dropping stale routes");
-                        let out = self.rib.flush_stale(peer, None);
-                        self.send(out).await;
+                        // End-of-RIB may have taken every stale route already.
+                        if let Some(p) = self.rib.peer(peer).filter(|p| p.stale_time().is_some()) {
+                            let why = match p.session {
+                                Some(_) => "no End-of-RIB within the stale-path time",
+                                None => "graceful restart time over",
+                            };
+                            info!(peer, "{why}: dropping stale routes");
+                            let out = self.rib.flush_stale(peer, None);
+                            self.send(out).await;
+                        }
                     }
                 }
                 Some((ask, reply)) = inputs.ctl_rx.recv() => {
