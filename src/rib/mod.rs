@@ -780,8 +780,8 @@ impl Rib {
     /// until its End-of-RIB, unless the peer came back with another BGP identifier: they were
     /// decided and reflected under the old one, so they go at once; so do those of a family
     /// the peer kept no forwarding state for (RFC 4724 §4.2: its graceful restart capability
-    /// gone, the family left out of it, or its Forwarding State bit clear). UPDATEs received
-    /// and not sent yet go out first (see [`Rib::settled`]).
+    /// gone, the family left out of it, or its Forwarding State bit clear) or the new session
+    /// does not carry. UPDATEs received and not sent yet go out first (see [`Rib::settled`]).
     pub fn up(&mut self, id: PeerId, session: Session, local: SocketAddr) -> Vec<Outgoing> {
         let mut out = self.settled();
         let Some(p) = self.peers.get_mut(id) else {
@@ -789,8 +789,10 @@ impl Rib {
         };
         let new_id = session.remote.bgp_id;
         let changed = p.bgp_id.is_some_and(|old| old != new_id);
+        // A family the new session does not carry sends no End-of-RIB either (BIRD ends its
+        // graceful restart at once too).
         let forwarding: SmallVec<[Family; 2]> = restart_families(&session)
-            .filter(|(_, flags)| flags & GrFamily::FORWARDING != 0)
+            .filter(|(f, flags)| flags & GrFamily::FORWARDING != 0 && session.families.contains(f))
             .map(|(f, _)| f)
             .collect();
         p.bgp_id = Some(new_id);

@@ -474,6 +474,23 @@ fn consecutive_restarts_drop_routes_still_stale() {
     assert_eq!(withdrawn, vec![net(b)]);
 }
 
+/// A peer back with the Forwarding State bit for a family its new session does not carry
+/// (no multiprotocol capability for it): no End-of-RIB will come for it, so its stale routes
+/// go at once, as BIRD ends such a family's graceful restart.
+#[test]
+fn stale_routes_of_a_family_the_new_session_lacks_go_at_once() {
+    let mut rib = with_peers(&config(""));
+    lost_with(&mut rib, 0, 2, "198.18.2.0/26");
+    let mut s = session(&rib, 0);
+    s.families.retain(|f| *f != Family::IPV4_UNICAST);
+    rib.up(0, s, SocketAddr::from(([198, 51, 100, 1], 179)));
+    assert!(
+        !rib.table
+            .contains_key(&(Family::IPV4_UNICAST, net("198.18.2.0/26")))
+    );
+    assert_eq!(rib.peer(0).unwrap().stale_time(), None);
+}
+
 /// RFC 4724 §4.2: the routes kept are those of "the address families that were previously
 /// received in the Graceful Restart Capability"; a family it left out goes with the session.
 #[test]
