@@ -13,7 +13,7 @@ use crate::model::{ImportLimit, PeerDefaults};
 use crate::rib::table::Path;
 use crate::rib::{Rib, best};
 use crate::route::{Interfaces, KernelStats};
-use crate::session::{State, Status};
+use crate::session::{PeerId, State, Status};
 use crate::sys;
 use crate::wire::attr::{Origin, SegmentKind};
 use crate::wire::{Afi, Capability, Family, Safi};
@@ -42,6 +42,9 @@ pub struct Context<'a> {
     pub datastore: Option<&'a crate::datastore::Report>,
     /// BFD sessions (read from the BFD thread only for the commands that show them).
     pub bfd: &'a [bfd::Info],
+    /// Peers away under graceful restart: the seconds left of their restart timers
+    /// (RFC 4724 §4.2).
+    pub restart_timers: Vec<(PeerId, u64)>,
 }
 
 /// What the commands read of the FIB thread.
@@ -262,6 +265,11 @@ fn show_protocols(ctx: &Context, args: &[&str]) -> Vec<Line> {
                 rr_client: peer.is_some_and(|x| x.config.settings.rr_client),
                 source: peer.and_then(|x| x.local).map(|a| a.ip().to_canonical()),
                 settings: peer.map(|x| &x.config.settings),
+                // BIRD 1.6's `gr_active`: stale routes kept, until End-of-RIB.
+                restarting: peer.is_some_and(|x| x.stale_time().is_some()),
+                restart_timer: (ctx.restart_timers.iter())
+                    .find(|(p, _)| *p == id)
+                    .map(|(_, left)| *left),
             };
             out.extend(
                 protocol_details(p, &routes, &local, ctx.rib.import_limit(id))
@@ -430,6 +438,10 @@ struct Local<'a> {
     rr_client: bool,
     source: Option<IpAddr>,
     settings: Option<&'a PeerDefaults>,
+    /// The peer restarts gracefully: its routes are kept, stale (RFC 4724 §4.2).
+    restarting: bool,
+    /// Seconds left of its restart timer while it is away.
+    restart_timer: Option<u64>,
 }
 
 /// The detail lines of `show protocols all` for a BGP peer, as BIRD 1.6's `proto_cmd_show`
@@ -467,6 +479,14 @@ fn protocol_details(
         format!("    Neighbor address: {}", p.address),
         format!("    Neighbor AS:      {}", p.asn),
     ]);
+    // BIRD 1.6's `bgp_show_proto_info`: the restart timer shows only while the session is
+    // down (`PS_START`).
+    if local.restarting {
+        d.push("    Neighbor graceful restart active".to_string());
+    }
+    if let Some(left) = local.restart_timer.filter(|_| p.session.is_none()) {
+        d.push(format!("    Restart timer:    {left}/-"));
+    }
     if let Some(s) = &p.session {
         d.push(format!("    Neighbor ID:      {}", s.remote.bgp_id));
         let mut caps = Vec::new();
@@ -998,6 +1018,7 @@ mod tests {
             fib: None,
             datastore: None,
             bfd: &[],
+            restart_timers: Vec::new(),
         }
     }
 
@@ -1087,6 +1108,8 @@ mod tests {
                 rr_client: false,
                 source: None,
                 settings: Some(&settings),
+                restarting: false,
+                restart_timer: None,
             };
             let d = protocol_details(&status(State::Active, None), &routes, &local, None);
             let mut want: Vec<String> = description
@@ -1101,6 +1124,41 @@ mod tests {
             assert_eq!(d[..want.len()], want[..]);
             assert!(d[want.len()].starts_with("  Routes: "), "{d:?}");
         }
+    }
+
+    /// A peer away under graceful restart, as BIRD 1.6's `bgp_show_proto_info` shows it: its
+    /// routes kept, and the restart timer's seconds left (`N/-`) while the session is down.
+    #[test]
+    fn protocol_details_show_a_graceful_restart() {
+        let routes = Routes {
+            imported: 1,
+            exported: 1,
+            preferred: 1,
+        };
+        let settings = PeerDefaults::default();
+        let detail = |restarting, restart_timer| {
+            let local = Local {
+                ibgp: true,
+                multihop: true,
+                rr_client: false,
+                source: None,
+                settings: Some(&settings),
+                restarting,
+                restart_timer,
+            };
+            let d = protocol_details(&status(State::Active, None), &routes, &local, None);
+            let at = d.iter().position(|l| l.starts_with("    Neighbor AS:"));
+            d[at.unwrap() + 1..].to_vec()
+        };
+        assert_eq!(
+            detail(true, Some(116)),
+            [
+                "    Neighbor graceful restart active",
+                "    Restart timer:    116/-",
+                ""
+            ]
+        );
+        assert_eq!(detail(false, None), [""]);
     }
 
     #[test]

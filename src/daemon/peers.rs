@@ -229,11 +229,14 @@ impl Peers {
         }
     }
 
+    /// Every running stale-route timer: whose, and when.
+    pub(super) fn stale_deadlines(&self) -> impl Iterator<Item = (PeerId, Instant)> + '_ {
+        self.stale_deadline.iter().map(|(p, at)| (*p, *at))
+    }
+
     /// The first stale-route deadline, and whose.
     pub(super) fn next_stale(&self) -> Option<(PeerId, Instant)> {
-        (self.stale_deadline.iter())
-            .min_by_key(|(_, at)| **at)
-            .map(|(p, at)| (*p, *at))
+        self.stale_deadlines().min_by_key(|(_, at)| *at)
     }
 }
 

@@ -494,10 +494,35 @@ pub fn gr_receiving_speaker_restart_timer(id: &str) {
     });
     lab.must(r);
 
-    // 1 and 2.
+    // 1 and 2, with `show protocols all` as BIRD 1.6 has it: the restart active, its timer
+    // counting down while the peer is away, gone once it is back.
+    let restarting = || -> Result<(bool, Option<u64>), String> {
+        let out = lab.wren_cmd(&wren, &format!("show protocols all {}", wren.name))?;
+        let active = out
+            .lines()
+            .any(|l| l.trim() == "Neighbor graceful restart active");
+        let timer = (out.lines())
+            .find_map(|l| l.trim().strip_prefix("Restart timer:"))
+            .and_then(|v| v.trim().strip_suffix("/-")?.parse().ok());
+        Ok((active, timer))
+    };
+    lab.must(restarting().and_then(|r| match r {
+        (false, None) => Ok(()),
+        other => Err(format!("no restart yet, but {other:?}")),
+    }));
     let lost = down(peer);
     lab.must(has(a).and_then(|()| has(b)));
+    let r = wait_until("the restart shown", CONVERGE, || match restarting()? {
+        (true, Some(left)) if left <= RESTART_TIME.into() => Ok(()),
+        other => Err(format!("the peer away: restart active, timer: {other:?}")),
+    });
+    lab.must(r);
     let peer = ScriptedPeer::connect(&lab, Some(RESTART_STATE));
+    let r = wait_until("the restart timer gone", CONVERGE, || match restarting()? {
+        (true, None) => Ok(()),
+        other => Err(format!("the peer back before End-of-RIB: {other:?}")),
+    });
+    lab.must(r);
     lab.log(&format!(
         "the peer is back {:.1} s after it went",
         lost.elapsed().as_secs_f64()
