@@ -1065,6 +1065,19 @@ mod tests {
         assert_eq!(connecting.split_whitespace().nth(3), Some("start"));
     }
 
+    /// An iBGP peer with `settings`, in no graceful restart.
+    fn ibgp_peer(settings: &PeerDefaults) -> Local<'_> {
+        Local {
+            ibgp: true,
+            multihop: true,
+            rr_client: false,
+            source: None,
+            settings: Some(settings),
+            restarting: false,
+            restart_timer: None,
+        }
+    }
+
     /// The lines before the route counts as BIRD 1.6 prints them (`proto_cmd_show`,
     /// `filter_name`): the description only when set, and each filter as it was written.
     #[test]
@@ -1102,16 +1115,12 @@ mod tests {
                 export_filter,
                 ..PeerDefaults::default()
             };
-            let local = Local {
-                ibgp: true,
-                multihop: true,
-                rr_client: false,
-                source: None,
-                settings: Some(&settings),
-                restarting: false,
-                restart_timer: None,
-            };
-            let d = protocol_details(&status(State::Active, None), &routes, &local, None);
+            let d = protocol_details(
+                &status(State::Active, None),
+                &routes,
+                &ibgp_peer(&settings),
+                None,
+            );
             let mut want: Vec<String> = description
                 .map(|t| format!("  Description:    {t}"))
                 .into_iter()
@@ -1138,13 +1147,9 @@ mod tests {
         let settings = PeerDefaults::default();
         let detail = |restarting, restart_timer| {
             let local = Local {
-                ibgp: true,
-                multihop: true,
-                rr_client: false,
-                source: None,
-                settings: Some(&settings),
                 restarting,
                 restart_timer,
+                ..ibgp_peer(&settings)
             };
             let d = protocol_details(&status(State::Active, None), &routes, &local, None);
             let at = d.iter().position(|l| l.starts_with("    Neighbor AS:"));
