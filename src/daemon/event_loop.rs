@@ -13,7 +13,7 @@ use crate::config::LimitAction;
 use crate::control::{metrics, server};
 use crate::fib;
 use crate::notify;
-use crate::rib::{Outgoing, PeerInfo};
+use crate::rib::Outgoing;
 use crate::route::{Interfaces, Learning};
 use crate::session::{PeerId, ToPeer, ToRib};
 
@@ -149,12 +149,12 @@ impl Daemon {
                 local,
             } => {
                 let out = self.rib.up(peer, *session, local);
-                self.stale_timer(peer);
+                self.peers.stale_timer(&self.rib, peer);
                 out
             }
             ToRib::Down { peer, graceful } => {
                 let out = self.rib.down(peer, graceful);
-                self.stale_timer(peer);
+                self.peers.stale_timer(&self.rib, peer);
                 out
             }
             ToRib::Update {
@@ -176,15 +176,6 @@ impl Daemon {
         self.send(out).await;
         self.act_on_exceeded().await;
         false
-    }
-
-    /// Sets peer `id`'s stale-route timer after its session came up or went down, from what
-    /// the RIB kept (RFC 4724 §4.2): the restart timer starts when the session goes, and stops
-    /// when it is back, the routes still stale then waiting for End-of-RIB, bounded by the
-    /// stale-path time ([`PeerInfo::stale_time`]).
-    fn stale_timer(&mut self, id: PeerId) {
-        let time = self.rib.peer(id).and_then(PeerInfo::stale_time);
-        self.peers.stale_until(id, time.map(|t| Instant::now() + t));
     }
 
     async fn act_on_exceeded(&mut self) {

@@ -1500,4 +1500,4 @@ impl Rib {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -112,7 +112,7 @@ fn net(s: &str) -> IpNet {
 }
 
 /// An UPDATE from a peer announcing `nets` with next hop `nh` and `path`.
-fn announce(nets: &[&str], nh: [u8; 4], path: &[u32]) -> Update {
+pub(crate) fn announce(nets: &[&str], nh: [u8; 4], path: &[u32]) -> Update {
     let segments = if path.is_empty() {
         Vec::new()
     } else {
