@@ -427,6 +427,35 @@ pub struct PeerDefaults {
     pub filters: Vec<String>,
     /// BFD for this peer (RFC 5882): `true`, or a table of settings over the `[bfd]` ones.
     pub bfd: PeerBfd,
+    /// BIRD's `description`, which `show protocols all` prints.
+    pub description: Option<String>,
+    /// How its import and export filters were written, which `show protocols all` prints
+    /// ([`FilterForm`]); what they do is in the settings above.
+    pub import_filter: FilterForm,
+    pub export_filter: FilterForm,
+}
+
+/// How a BIRD protocol's import or export clause was written: `all`, `none`, `filter NAME`
+/// or `filter { … }` (`"all"`, `"none"`, `{ named = "NAME" }`, `"inline"` in the TOML file).
+/// It displays as BIRD 1.6's `filter_name` prints it in `show protocols all`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FilterForm {
+    All,
+    None,
+    Named(String),
+    Inline,
+}
+
+impl std::fmt::Display for FilterForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FilterForm::All => f.write_str("ACCEPT"),
+            FilterForm::None => f.write_str("REJECT"),
+            FilterForm::Named(name) => f.write_str(name),
+            FilterForm::Inline => f.write_str("(unnamed)"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
@@ -463,6 +492,11 @@ impl Default for PeerDefaults {
             local_asn: None,
             filters: Vec::new(),
             bfd: PeerBfd::default(),
+            description: None,
+            // wren's own rules: it takes every route in, and sends what Calico's export
+            // function would (an inline filter in Calico's templates).
+            import_filter: FilterForm::All,
+            export_filter: FilterForm::Inline,
         }
     }
 }

@@ -381,17 +381,7 @@ fn remote_admin_down(id: &str) {
     wait_bfd_and_bgp(&lab, &wren, &peer);
     let bgp = lab.must(lab.wren_row(&wren)).raw;
     let net = Fam::V4.peer_net();
-    let kernel_has_route = || {
-        let out = cli(
-            Some(&lab.ns_wren),
-            &system_bin("ip"),
-            &["route", "show", "proto", "bird", net],
-        )?;
-        match out.contains(&format!("{net} via {}", Fam::V4.peer())) {
-            true => Ok(()),
-            false => Err(format!("{net} not in wrend's kernel: {out:?}")),
-        }
-    };
+    let kernel_has_route = || lab.wren_kernel_has_peer_route(&wren, net);
     lab.must(kernel_has_route());
     lab.must(peer.bfd_shutdown(true));
     let r = wait_until(

@@ -67,6 +67,43 @@ fn mixed_mesh_identical_tables_and_ready() {
         fab.must(r);
     }
     fab.log("every node ready and live by calico-node's rules, through BIRD 1.6.8's birdc");
+    fab.must(configured_lines_alike(&fab));
+}
+
+/// `show protocols all` for every BGP session of every node, on both sockets: the lines its
+/// configuration gives (description, preference, how the filters are written) are the same
+/// on BIRD's nodes and wren's, all of them reading confd's files.
+fn configured_lines_alike(fab: &Fabric) -> Result<(), String> {
+    const CONFIGURED: [&str; 4] = [
+        "  Description:",
+        "  Preference:",
+        "  Input filter:",
+        "  Output filter:",
+    ];
+    let mut seen: BTreeMap<Vec<String>, Vec<String>> = BTreeMap::new();
+    for n in &fab.topo.nodes {
+        for (socket, show) in [
+            ("bird", Fabric::show as fn(&_, &_, &_) -> _),
+            ("bird6", Fabric::show6),
+        ] {
+            let protocols = show(fab, &n.name, "show protocols")?;
+            for row in bgp_rows(&protocols) {
+                let all = show(fab, &n.name, &format!("show protocols all {}", row[0]))?;
+                let lines: Vec<String> = (all.lines())
+                    .map(|l| l.strip_prefix("1006-").unwrap_or(l).to_string())
+                    .filter(|l| CONFIGURED.iter().any(|c| l.starts_with(c)))
+                    .collect();
+                let who = format!("{} ({:?}, {socket}) {}", n.name, n.speaker, row[0]);
+                seen.entry(lines).or_default().push(who);
+            }
+        }
+    }
+    match seen.keys().next() {
+        Some(lines) if seen.len() == 1 && lines.len() == CONFIGURED.len() => Ok(()),
+        _ => Err(format!(
+            "`show protocols all` differs in the lines the configuration gives: {seen:#?}"
+        )),
+    }
 }
 
 /// confd adds a block on a BIRD node and on a wren node, IPv4 then IPv6 (bird_aggr.cfg

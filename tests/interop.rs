@@ -67,6 +67,16 @@ macro_rules! common_tests {
     };
 }
 
+/// Against a peer scripted on wren's own codec, where the test needs timing no daemon gives.
+mod scripted {
+    use super::*;
+
+    #[test]
+    fn graceful_restart_timer_stops_when_the_peer_is_back() {
+        scenarios::gr_receiving_speaker_restart_timer("gr-back");
+    }
+}
+
 mod bird2 {
     common_tests!(Kind::Bird2, "bird2");
 

@@ -42,8 +42,17 @@ pub struct PeerChange {
 /// Settings the RIB applies as routes arrive (a changed filter list re-runs the peer's import
 /// and export, as BIRD's reconfiguration does with a changed filter), and BFD (whose session
 /// runs beside BGP's and takes new timers with a Poll Sequence, RFC 5880 §6.8.3); every other
-/// one is the session's (`local_as` among them: the OPEN carries it).
-const WITHOUT_RESET: [&str; 4] = ["import_limit", "import_limit_action", "filters", "bfd"];
+/// one is the session's (`local_as` among them: the OPEN carries it). What `show protocols
+/// all` prints of the configuration changes no route.
+const WITHOUT_RESET: [&str; 7] = [
+    "import_limit",
+    "import_limit_action",
+    "filters",
+    "bfd",
+    "description",
+    "import_filter",
+    "export_filter",
+];
 
 /// The changes from `running` to `new`, or why they need a restart (the running
 /// configuration then stays).
@@ -174,6 +183,9 @@ fn changed_settings(a: &Peer, b: &Peer) -> Vec<&'static str> {
     note("local_as", x.local_asn != y.local_asn);
     note("filters", x.filters != y.filters);
     note("bfd", x.bfd != y.bfd);
+    note("description", x.description != y.description);
+    note("import_filter", x.import_filter != y.import_filter);
+    note("export_filter", x.export_filter != y.export_filter);
     out
 }
 

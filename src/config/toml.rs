@@ -13,8 +13,8 @@ use serde::Deserialize;
 
 use super::datastore::Local;
 use super::{
-    AddPaths, AnyCommunity, BfdOptions, BgpFilter, Config, Contents, Error, FilterRule, Item,
-    KernelConfig, LimitAction, Listen, LogLevel, MatchOperator, NextHopMode, Operation, Peer,
+    AddPaths, AnyCommunity, BfdOptions, BgpFilter, Config, Contents, Error, FilterForm, FilterRule,
+    Item, KernelConfig, LimitAction, Listen, LogLevel, MatchOperator, NextHopMode, Operation, Peer,
     PeerBfd, PeerDefaults, PeerType, Pool, PrefixCommunities, RuleAction, StaticRoute,
     default_name, validate,
 };
@@ -242,6 +242,9 @@ struct PeerConfig {
     /// Names of `[[filters]]` for this peer, in order.
     filters: Option<Vec<String>>,
     bfd: Option<PeerBfd>,
+    description: Option<String>,
+    import_filter: Option<FilterForm>,
+    export_filter: Option<FilterForm>,
 }
 
 fn bgp_port() -> u16 {
@@ -395,6 +398,9 @@ fn resolve(d: &PeerDefaults, bfd: &BfdOptions, p: &PeerConfig) -> Peer {
             local_asn: p.local_as.or(d.local_asn),
             filters: p.filters.clone().unwrap_or_else(|| d.filters.clone()),
             bfd: PeerBfd(on.map(|o| o.over(bfd))),
+            description: p.description.clone().or_else(|| d.description.clone()),
+            import_filter: p.import_filter.clone().unwrap_or(d.import_filter.clone()),
+            export_filter: p.export_filter.clone().unwrap_or(d.export_filter.clone()),
         },
     }
 }

@@ -174,9 +174,9 @@ fn asns(list: &[u32]) -> Value {
 #[cfg(test)]
 mod tests {
     use super::super::{
-        AddPaths, AddressFamily, BfdAuth, BfdOptions, Encapsulation, LimitAction, LogLevel,
-        MatchOperator, NextHopMode, Peer, PeerBfd, PeerType, Pool, PrefixCommunities, RuleAction,
-        toml,
+        AddPaths, AddressFamily, BfdAuth, BfdOptions, Encapsulation, FilterForm, LimitAction,
+        LogLevel, MatchOperator, NextHopMode, Peer, PeerBfd, PeerType, Pool, PrefixCommunities,
+        RuleAction, toml,
     };
     use super::*;
     use crate::config::StaticRoute;
@@ -215,9 +215,14 @@ mod tests {
                 password: Some("k".into()),
                 ..BfdOptions::default()
             })),
+            description: Some("ToR \"1\"".into()),
+            import_filter: FilterForm::Named("take".into()),
+            export_filter: FilterForm::None,
         };
         let second = PeerDefaults {
             bfd: PeerBfd(Some(BfdOptions::default())),
+            import_filter: FilterForm::Inline,
+            export_filter: FilterForm::All,
             ttl_security: Some(1),
             add_paths: AddPaths::Off,
             next_hop: NextHopMode::Myself,

@@ -9,11 +9,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::attrs::{AttrSet, PathSource};
 use crate::bfd;
-use crate::model::ImportLimit;
-use crate::rib::Rib;
+use crate::model::{ImportLimit, PeerDefaults};
 use crate::rib::table::Path;
+use crate::rib::{Rib, best};
 use crate::route::{Interfaces, KernelStats};
-use crate::session::{State, Status};
+use crate::session::{PeerId, State, Status};
 use crate::sys;
 use crate::wire::attr::{Origin, SegmentKind};
 use crate::wire::{Afi, Capability, Family, Safi};
@@ -42,6 +42,9 @@ pub struct Context<'a> {
     pub datastore: Option<&'a crate::datastore::Report>,
     /// BFD sessions (read from the BFD thread only for the commands that show them).
     pub bfd: &'a [bfd::Info],
+    /// Peers away under graceful restart: the seconds left of their restart timers
+    /// (RFC 4724 §4.2).
+    pub restart_timers: Vec<(PeerId, u64)>,
 }
 
 /// What the commands read of the FIB thread.
@@ -261,6 +264,12 @@ fn show_protocols(ctx: &Context, args: &[&str]) -> Vec<Line> {
                 multihop: peer.is_some_and(|x| x.config.multihop(ctx.rib.speaker.asn)),
                 rr_client: peer.is_some_and(|x| x.config.settings.rr_client),
                 source: peer.and_then(|x| x.local).map(|a| a.ip().to_canonical()),
+                settings: peer.map(|x| &x.config.settings),
+                // BIRD 1.6's `gr_active`: stale routes kept, until End-of-RIB.
+                restarting: peer.is_some_and(|x| x.stale_time().is_some()),
+                restart_timer: (ctx.restart_timers.iter())
+                    .find(|(p, _)| *p == id)
+                    .map(|(_, left)| *left),
             };
             out.extend(
                 protocol_details(p, &routes, &local, ctx.rib.import_limit(id))
@@ -420,30 +429,41 @@ struct Routes {
     preferred: usize,
 }
 
-/// Our side of a session, for BIRD's `Session:` and `Source address:` lines.
-struct Local {
+/// Our side of a session, for BIRD's `Session:` and `Source address:` lines, and the
+/// peer's configuration as the lines before them show it.
+struct Local<'a> {
     ibgp: bool,
     /// BIRD's `multihop` (iBGP by default, unless `direct`): `model::Peer::multihop`.
     multihop: bool,
     rr_client: bool,
     source: Option<IpAddr>,
+    settings: Option<&'a PeerDefaults>,
+    /// The peer restarts gracefully: its routes are kept, stale (RFC 4724 §4.2).
+    restarting: bool,
+    /// Seconds left of its restart timer while it is away.
+    restart_timer: Option<u64>,
 }
 
-/// The detail lines of `show protocols all` for a BGP peer, as BIRD 1.6's
-/// `bgp_show_proto_info` prints them for a peer of Calico's `bgp_template` (a description,
-/// `import all` — ACCEPT — and an inline, so unnamed, export filter).
+/// The detail lines of `show protocols all` for a BGP peer, as BIRD 1.6's `proto_cmd_show`
+/// and `bgp_show_proto_info` print them: the description only when one is set, the
+/// preference (wren has no `preference` option: BGP's default), the filters as written.
 fn protocol_details(
     p: &Status,
     r: &Routes,
     local: &Local,
     limit: Option<(ImportLimit, bool)>,
 ) -> Vec<String> {
-    let mut d = vec![
-        "  Description:    Connection to BGP peer".to_string(),
-        "  Preference:     100".to_string(),
-        "  Input filter:   ACCEPT".to_string(),
-        "  Output filter:  (unnamed)".to_string(),
-    ];
+    let mut d = Vec::new();
+    let defaults = PeerDefaults::default();
+    let settings = local.settings.unwrap_or(&defaults);
+    if let Some(text) = &settings.description {
+        d.push(format!("  Description:    {text}"));
+    }
+    d.extend([
+        format!("  Preference:     {}", best::BGP),
+        format!("  Input filter:   {}", settings.import_filter),
+        format!("  Output filter:  {}", settings.export_filter),
+    ]);
     // BIRD 1.6's `proto_show_limit`, between the filters and the route counts.
     if let Some((l, hit)) = limit {
         let hit = if hit { " [HIT]" } else { "" };
@@ -459,6 +479,14 @@ fn protocol_details(
         format!("    Neighbor address: {}", p.address),
         format!("    Neighbor AS:      {}", p.asn),
     ]);
+    // BIRD 1.6's `bgp_show_proto_info`: the restart timer shows only while the session is
+    // down (`PS_START`).
+    if local.restarting {
+        d.push("    Neighbor graceful restart active".to_string());
+    }
+    if let Some(left) = local.restart_timer.filter(|_| p.session.is_none()) {
+        d.push(format!("    Restart timer:    {left}/-"));
+    }
     if let Some(s) = &p.session {
         d.push(format!("    Neighbor ID:      {}", s.remote.bgp_id));
         let mut caps = Vec::new();
@@ -957,7 +985,7 @@ fn civil(t: SystemTime) -> (String, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Config;
+    use crate::model::{Config, FilterForm};
     use std::time::Duration;
 
     #[test]
@@ -990,6 +1018,7 @@ mod tests {
             fib: None,
             datastore: None,
             bfd: &[],
+            restart_timers: Vec::new(),
         }
     }
 
@@ -1034,6 +1063,107 @@ mod tests {
         assert_eq!((t[3], t[5]), ("wait", "Established"), "{waiting:?}");
         let connecting = protocol_row(&status(State::Connect, None), true);
         assert_eq!(connecting.split_whitespace().nth(3), Some("start"));
+    }
+
+    /// An iBGP peer with `settings`, in no graceful restart.
+    fn ibgp_peer(settings: &PeerDefaults) -> Local<'_> {
+        Local {
+            ibgp: true,
+            multihop: true,
+            rr_client: false,
+            source: None,
+            settings: Some(settings),
+            restarting: false,
+            restart_timer: None,
+        }
+    }
+
+    /// The lines before the route counts as BIRD 1.6 prints them (`proto_cmd_show`,
+    /// `filter_name`): the description only when set, and each filter as it was written.
+    #[test]
+    fn protocol_details_show_the_configured_filters() {
+        let routes = Routes {
+            imported: 0,
+            exported: 0,
+            preferred: 0,
+        };
+        let named = |n: &str| FilterForm::Named(n.into());
+        let cases = [
+            // A TOML peer: wren's own rules.
+            (
+                None,
+                FilterForm::All,
+                FilterForm::Inline,
+                "ACCEPT",
+                "(unnamed)",
+            ),
+            // Calico's templates (3.32: inline filters both ways).
+            (
+                Some("Connection to BGP peer"),
+                FilterForm::Inline,
+                FilterForm::Inline,
+                "(unnamed)",
+                "(unnamed)",
+            ),
+            (None, FilterForm::None, FilterForm::All, "REJECT", "ACCEPT"),
+            (None, named("take"), named("give"), "take", "give"),
+        ];
+        for (description, import_filter, export_filter, input, output) in cases {
+            let settings = PeerDefaults {
+                description: description.map(str::to_string),
+                import_filter,
+                export_filter,
+                ..PeerDefaults::default()
+            };
+            let d = protocol_details(
+                &status(State::Active, None),
+                &routes,
+                &ibgp_peer(&settings),
+                None,
+            );
+            let mut want: Vec<String> = description
+                .map(|t| format!("  Description:    {t}"))
+                .into_iter()
+                .collect();
+            want.extend([
+                "  Preference:     100".to_string(),
+                format!("  Input filter:   {input}"),
+                format!("  Output filter:  {output}"),
+            ]);
+            assert_eq!(d[..want.len()], want[..]);
+            assert!(d[want.len()].starts_with("  Routes: "), "{d:?}");
+        }
+    }
+
+    /// A peer away under graceful restart, as BIRD 1.6's `bgp_show_proto_info` shows it: its
+    /// routes kept, and the restart timer's seconds left (`N/-`) while the session is down.
+    #[test]
+    fn protocol_details_show_a_graceful_restart() {
+        let routes = Routes {
+            imported: 1,
+            exported: 1,
+            preferred: 1,
+        };
+        let settings = PeerDefaults::default();
+        let detail = |restarting, restart_timer| {
+            let local = Local {
+                restarting,
+                restart_timer,
+                ..ibgp_peer(&settings)
+            };
+            let d = protocol_details(&status(State::Active, None), &routes, &local, None);
+            let at = d.iter().position(|l| l.starts_with("    Neighbor AS:"));
+            d[at.unwrap() + 1..].to_vec()
+        };
+        assert_eq!(
+            detail(true, Some(116)),
+            [
+                "    Neighbor graceful restart active",
+                "    Restart timer:    116/-",
+                ""
+            ]
+        );
+        assert_eq!(detail(false, None), [""]);
     }
 
     #[test]

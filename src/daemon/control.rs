@@ -119,6 +119,11 @@ impl Daemon {
             }),
             datastore: self.datastore.as_ref().map(|m| m.report()),
             bfd,
+            // A peer that is back waits for End-of-RIB: its timer is no restart timer.
+            restart_timers: (self.peers.stale_deadlines())
+                .filter(|(id, _)| self.rib.peer(*id).is_some_and(|p| p.session.is_none()))
+                .map(|(id, at)| (id, at.saturating_duration_since(Instant::now()).as_secs()))
+                .collect(),
         }
     }
 

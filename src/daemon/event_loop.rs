@@ -2,7 +2,6 @@
 //! sessions and its changes to the FIB thread; timers, signals, control and metrics requests.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::signal::unix::Signal;
 use tokio::sync::{mpsc, watch};
@@ -63,10 +62,17 @@ impl Daemon {
                 }
                 () = sleep_until(next_flush.map(|(_, at)| at)), if next_flush.is_some() => {
                     if let Some((peer, _)) = next_flush {
-                        self.peers.stale_over(peer);
-                        info!(peer, "graceful restart time over: dropping stale routes");
-                        let out = self.rib.flush_stale(peer, None);
-                        self.send(out).await;
+                        self.peers.stale_until(peer, None);
+                        // End-of-RIB may have taken every stale route already.
+                        if let Some(p) = self.rib.peer(peer).filter(|p| p.stale_time().is_some()) {
+                            let why = match p.session {
+                                Some(_) => "no End-of-RIB within the stale-path time",
+                                None => "graceful restart time over",
+                            };
+                            info!(peer, "{why}: dropping stale routes");
+                            let out = self.rib.flush_stale(peer, None);
+                            self.send(out).await;
+                        }
                     }
                 }
                 Some((ask, reply)) = inputs.ctl_rx.recv() => {
@@ -151,20 +157,15 @@ impl Daemon {
                 peer,
                 session,
                 local,
-            } => self.rib.up(peer, *session, local),
+            } => {
+                let out = self.rib.up(peer, *session, local);
+                self.peers.stale_timer(&self.rib, peer);
+                out
+            }
             ToRib::Down { peer, graceful } => {
-                let restart = self
-                    .rib
-                    .peer(peer)
-                    .and_then(|p| p.session.as_ref())
-                    .and_then(|s| s.peer_graceful_restart.as_ref())
-                    .map(|g| g.restart_time)
-                    .filter(|_| graceful);
-                if let Some(t) = restart {
-                    let at = Instant::now() + Duration::from_secs(u64::from(t));
-                    self.peers.stale_until(peer, at);
-                }
-                self.rib.down(peer, graceful)
+                let out = self.rib.down(peer, graceful);
+                self.peers.stale_timer(&self.rib, peer);
+                out
             }
             ToRib::Update {
                 peer,

@@ -16,7 +16,7 @@ use tracing::warn;
 
 use crate::bfd::{self, Bfd};
 use crate::config::{BfdAuth, Peer as PeerConfig};
-use crate::rib::{Outgoing, Rib};
+use crate::rib::{Outgoing, PeerInfo, Rib};
 use crate::session::{self, Handle, PeerId, PeerMap, Status, ToPeer, ToRib, listen, socket};
 use crate::wire::Notification;
 
@@ -217,23 +217,35 @@ impl Peers {
         })
     }
 
-    /// Peer `id`'s stale routes go at `at` unless it comes back first.
-    pub(super) fn stale_until(&mut self, id: PeerId, at: Instant) {
-        if self.peers.get(id).is_some() {
-            self.stale_deadline.insert(id, at);
+    /// Peer `id`'s stale routes go at `at` (none: its timer stops).
+    pub(super) fn stale_until(&mut self, id: PeerId, at: Option<Instant>) {
+        match at {
+            Some(at) if self.peers.get(id).is_some() => {
+                self.stale_deadline.insert(id, at);
+            }
+            _ => {
+                self.stale_deadline.remove(&id);
+            }
         }
+    }
+
+    /// Sets or stops peer `id`'s stale-route timer after its session came up or went down,
+    /// from what the RIB kept (RFC 4724 §4.2): the restart timer starts when the session
+    /// goes, and stops when it is back, the routes still stale then waiting for End-of-RIB,
+    /// bounded by the stale-path time ([`PeerInfo::stale_time`]).
+    pub(super) fn stale_timer(&mut self, rib: &Rib, id: PeerId) {
+        let time = rib.peer(id).and_then(PeerInfo::stale_time);
+        self.stale_until(id, time.map(|t| Instant::now() + t));
+    }
+
+    /// Every running stale-route timer: whose, and when.
+    pub(super) fn stale_deadlines(&self) -> impl Iterator<Item = (PeerId, Instant)> + '_ {
+        self.stale_deadline.iter().map(|(p, at)| (*p, *at))
     }
 
     /// The first stale-route deadline, and whose.
     pub(super) fn next_stale(&self) -> Option<(PeerId, Instant)> {
-        (self.stale_deadline.iter())
-            .min_by_key(|(_, at)| **at)
-            .map(|(p, at)| (*p, *at))
-    }
-
-    /// Peer `id`'s stale-route deadline passed.
-    pub(super) fn stale_over(&mut self, id: PeerId) {
-        self.stale_deadline.remove(&id);
+        self.stale_deadlines().min_by_key(|(_, at)| *at)
     }
 }
 
@@ -290,6 +302,52 @@ asn = 64512
         .unwrap()
     }
 
+    /// RFC 4724 §4.2 on the daemon's clock: a peer's connection drops and its restart timer
+    /// (its 120 s) starts; it is back a second later, End-of-RIB still to come: the restart
+    /// timer stops and the stale-path time bounds the wait; End-of-RIB leaves nothing stale
+    /// to time; a drop by NOTIFICATION keeps nothing, so no timer.
+    #[tokio::test(start_paused = true)]
+    async fn restart_timer_stops_when_the_peer_is_back() {
+        use std::time::Duration;
+
+        use crate::rib::STALE_PATH_TIME;
+        use crate::rib::tests::announce;
+        use crate::session::Session;
+        use crate::session::caps::local_open;
+        use crate::wire::Update;
+
+        let c = config();
+        let (rib_tx, _rib_rx) = mpsc::channel(8);
+        let mut rib = Rib::new(&c);
+        let mut peers = Peers::new(c.asn, c.router_id, rib_tx);
+        peers.add(&mut rib, c.peers[0].clone(), false).await;
+        let settings = &c.peers[0].settings;
+        let up = |rib: &mut Rib| {
+            let me = local_open(c.asn, c.router_id, settings, false);
+            let them = local_open(c.asn, Ipv4Addr::new(198, 51, 100, 2), settings, true);
+            let local = SocketAddr::from(([198, 51, 100, 1], 179));
+            rib.up(0, Session::new(me, them, None), local);
+        };
+        up(&mut rib);
+        let route = announce(&["198.18.2.0/26"], [198, 51, 100, 2], &[]);
+        let deadline = |peers: &Peers| peers.next_stale().map(|(_, at)| at - Instant::now());
+        rib.update(0, &route, false);
+        rib.down(0, true);
+        peers.stale_timer(&rib, 0);
+        assert_eq!(deadline(&peers), Some(Duration::from_secs(120)));
+        tokio::time::advance(Duration::from_secs(1)).await;
+        up(&mut rib);
+        peers.stale_timer(&rib, 0);
+        assert_eq!(deadline(&peers), Some(STALE_PATH_TIME));
+        rib.update(0, &Update::default(), false);
+        peers.stale_timer(&rib, 0);
+        assert_eq!(deadline(&peers), None, "End-of-RIB: nothing stale");
+        rib.update(0, &route, false);
+        rib.down(0, false);
+        peers.stale_timer(&rib, 0);
+        assert_eq!(deadline(&peers), None, "a NOTIFICATION keeps nothing");
+    }
+
     #[tokio::test]
     async fn one_registry_for_tasks_directory_and_rib() {
         let c = config();
@@ -311,7 +369,7 @@ asn = 64512
         assert_eq!(statuses.len(), 2);
         assert!(statuses.iter().flatten().all(|s| s.state == State::Idle));
 
-        peers.stale_until(0, Instant::now());
+        peers.stale_until(0, Some(Instant::now()));
         let cease = Notification::shutdown(0, "");
         peers.remove(&mut rib, 0, cease.clone()).await;
         assert_eq!((peers.find(a), rib.peer(0).map(|_| ())), (None, None));
@@ -332,10 +390,10 @@ asn = 64512
         assert!(statuses[0].is_none() && statuses[2].is_some());
         assert_eq!(peers.commands().count(), 2);
         // A stale timer is kept only for a configured peer.
-        peers.stale_until(0, Instant::now());
-        peers.stale_until(1, Instant::now());
+        peers.stale_until(0, Some(Instant::now()));
+        peers.stale_until(1, Some(Instant::now()));
         assert_eq!(peers.next_stale().map(|(id, _)| id), Some(1));
-        peers.stale_over(1);
+        peers.stale_until(1, None);
         assert_eq!(peers.next_stale(), None);
 
         let mut limited = b.clone();

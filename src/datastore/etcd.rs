@@ -182,8 +182,9 @@ impl Client {
         Ok(sender)
     }
 
-    /// Every key in `[start, end)` at one revision, read in pages over one connection:
-    /// the keys and that revision. On failure the next endpoint is tried next time.
+    /// Every key in `[start, end)` at one revision (the newest with 0), read in pages over
+    /// one connection: the keys and that revision. On failure the next endpoint is tried
+    /// next time.
     pub async fn range(
         &mut self,
         start: &str,
@@ -302,7 +303,11 @@ async fn range_pages(
         let page = timeout(REQUEST_TIMEOUT, page)
             .await
             .map_err(|_| Error::Timeout)??;
-        revision = page.revision;
+        // A range's header carries the store's revision when it was answered, not the one
+        // read at: the snapshot's is the first page's, or the one asked for.
+        if revision == 0 {
+            revision = page.revision;
+        }
         let more = page.more;
         let Some(last) = page.kvs.last() else {
             return Ok((out, revision));

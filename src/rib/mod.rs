@@ -14,6 +14,7 @@ pub mod table;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use ipnet::IpNet;
@@ -51,6 +52,8 @@ pub struct PeerInfo {
     pub received: usize,
     /// How many of them are stale (RFC 4724 §4.2).
     stale: usize,
+    /// The restart time its last session's graceful restart capability gave, in seconds.
+    restart_time: u16,
     /// The BGP identifier of its last session.
     bgp_id: Option<Ipv4Addr>,
     /// Its import limit was exceeded this session (BIRD's `[HIT]`).
@@ -77,6 +80,37 @@ impl PeerInfo {
         (self.session.as_ref())
             .is_some_and(|s| s.families.iter().all(|f| self.end_of_rib.contains(f)))
     }
+
+    /// How long from now its stale paths may stay, if it has any (RFC 4724 §4.2): while it
+    /// is away, the restart time its last session advertised; once it is back the restart
+    /// timer stops and they wait for its End-of-RIB, for [`STALE_PATH_TIME`] at most.
+    pub fn stale_time(&self) -> Option<Duration> {
+        match (self.stale, &self.session) {
+            (0, _) => None,
+            (_, None) => Some(Duration::from_secs(self.restart_time.into())),
+            (_, Some(_)) => Some(STALE_PATH_TIME),
+        }
+    }
+}
+
+/// How long a peer back from a graceful restart has to send its End-of-RIB before its routes
+/// still stale go: RFC 4724 §4.2's optional upper bound, FRR's `stalepath-time` default.
+/// BIRD 2 and 1.6 set none (they wait for End-of-RIB as long as the session lasts); a bound
+/// keeps a peer that never sends one from holding stale routes for good, and 6 minutes is
+/// far longer than any table takes to send.
+pub const STALE_PATH_TIME: Duration = Duration::from_secs(360);
+
+/// The families of a session's graceful restart capability and their flags (RFC 4724 §3).
+fn restart_families(s: &Session) -> impl Iterator<Item = (Family, u8)> + '_ {
+    (s.peer_graceful_restart.iter())
+        .flat_map(|g| &g.families)
+        .map(|f| {
+            let family = Family {
+                afi: f.afi,
+                safi: f.safi,
+            };
+            (family, f.flags)
+        })
 }
 
 /// Encoded messages for some peers (one update group's members, or one peer).
@@ -692,6 +726,7 @@ impl Rib {
                 end_of_rib: Vec::new(),
                 received: 0,
                 stale: 0,
+                restart_time: 0,
                 bgp_id: None,
                 limit_hit: false,
                 group: None,
@@ -799,8 +834,8 @@ impl Rib {
     /// until its End-of-RIB, unless the peer came back with another BGP identifier: they were
     /// decided and reflected under the old one, so they go at once; so do those of a family
     /// the peer kept no forwarding state for (RFC 4724 §4.2: its graceful restart capability
-    /// gone, the family left out of it, or its Forwarding State bit clear). UPDATEs received
-    /// and not sent yet go out first (see [`Rib::settled`]).
+    /// gone, the family left out of it, or its Forwarding State bit clear) or the new session
+    /// does not carry. UPDATEs received and not sent yet go out first (see [`Rib::settled`]).
     pub fn up(&mut self, id: PeerId, session: Session, local: SocketAddr) -> Vec<Outgoing> {
         let mut out = self.settled();
         let Some(p) = self.peers.get_mut(id) else {
@@ -808,13 +843,11 @@ impl Rib {
         };
         let new_id = session.remote.bgp_id;
         let changed = p.bgp_id.is_some_and(|old| old != new_id);
-        let forwarding: SmallVec<[Family; 2]> = (session.peer_graceful_restart.iter())
-            .flat_map(|g| &g.families)
-            .filter(|f| f.flags & GrFamily::FORWARDING != 0)
-            .map(|f| Family {
-                afi: f.afi,
-                safi: f.safi,
-            })
+        // A family the new session does not carry sends no End-of-RIB either (BIRD ends its
+        // graceful restart at once too).
+        let forwarding: SmallVec<[Family; 2]> = restart_families(&session)
+            .filter(|(f, flags)| flags & GrFamily::FORWARDING != 0 && session.families.contains(f))
+            .map(|(f, _)| f)
             .collect();
         p.bgp_id = Some(new_id);
         p.session = Some(session);
@@ -928,42 +961,50 @@ impl Rib {
     }
 
     /// The session went down. When the connection was lost (`graceful`) and the peer can
-    /// restart gracefully, its routes stay, marked stale (RFC 4724 §4.2); otherwise they go.
+    /// restart gracefully, its routes of the families its graceful restart capability lists
+    /// stay, marked stale (RFC 4724 §4.2); the rest go. Routes still stale from a restart
+    /// before, not announced again since, go too: "to deal with possible consecutive
+    /// restarts, a route (from the peer) previously marked as stale MUST be deleted".
     pub fn down(&mut self, id: PeerId, graceful: bool) -> Vec<Outgoing> {
         let Some(p) = self.peers.get_mut(id) else {
             return Vec::new();
         };
-        let keep_routes = graceful
-            && p.session
-                .as_ref()
-                .and_then(|s| s.peer_graceful_restart.as_ref())
-                .is_some_and(|g| !g.families.is_empty());
+        let kept: SmallVec<[Family; 2]> = match (&p.session, graceful) {
+            (Some(s), true) => restart_families(s).map(|(f, _)| f).collect(),
+            _ => SmallVec::new(),
+        };
+        p.restart_time = (p.session.as_ref())
+            .and_then(|s| s.peer_graceful_restart.as_ref())
+            .map_or(0, |g| g.restart_time);
         p.session = None;
         p.local = None;
         p.limit_hit = false;
-        if keep_routes {
-            p.stale = p.received;
-        } else {
-            p.received = 0;
-            p.stale = 0;
-        }
         self.leave(id);
         let src = PathSource::peer(id);
         let keep = self.keep();
-        let mut gone = 0;
+        let (mut gone, mut stale) = (0, 0);
         for (key, e) in self.table.iter_mut() {
             if !e.has(src, |_| true) {
                 continue;
             }
-            if keep_routes {
-                // Stale paths are still used and advertised: nothing to decide again.
-                for path in e.paths_mut().iter_mut().filter(|p| p.source() == src) {
-                    path.set_stale(true);
-                }
+            let pick: fn(&Path) -> bool = if kept.contains(&key.0) {
+                Path::stale
             } else {
+                |_| true
+            };
+            if e.has(src, pick) {
                 note(&mut self.dirty, key, e, keep);
-                gone += e.remove(src, |_| true);
+                gone += e.remove(src, pick);
             }
+            // Stale paths are still used and advertised: nothing to decide again.
+            for path in e.paths_mut().iter_mut().filter(|p| p.source() == src) {
+                path.set_stale(true);
+                stale += 1;
+            }
+        }
+        if let Some(p) = self.peers.get_mut(id) {
+            p.received = p.received.saturating_sub(gone);
+            p.stale = stale;
         }
         let out = self.flush();
         self.release(gone);
@@ -1502,4 +1543,4 @@ impl Rib {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -2,6 +2,7 @@
 //! out to each peer is decoded and checked.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
 
 use proptest::prelude::*;
 
@@ -111,7 +112,7 @@ fn net(s: &str) -> IpNet {
 }
 
 /// An UPDATE from a peer announcing `nets` with next hop `nh` and `path`.
-fn announce(nets: &[&str], nh: [u8; 4], path: &[u32]) -> Update {
+pub(crate) fn announce(nets: &[&str], nh: [u8; 4], path: &[u32]) -> Update {
     let segments = if path.is_empty() {
         Vec::new()
     } else {
@@ -407,6 +408,110 @@ fn stale_routes_go_at_once_when_the_peer_kept_no_forwarding_state() {
             assert_eq!(withdrawn, 1, "{case}");
         }
     }
+}
+
+/// RFC 4724 §4.2, what the daemon's stale-route timer runs on: while the peer is away its
+/// stale paths stay for the restart time it advertised; once it is back that timer stops and
+/// they wait for its End-of-RIB, for the stale-path time at most; with none left, no timer.
+#[test]
+fn stale_time_is_the_restart_time_then_the_stale_path_time() {
+    let mut rib = with_peers(&config(""));
+    let stale_time = |rib: &Rib| rib.peer(0).unwrap().stale_time();
+    assert_eq!(stale_time(&rib), None);
+    lost_with(&mut rib, 0, 2, "198.18.2.0/26");
+    assert_eq!(stale_time(&rib), Some(Duration::from_secs(120)));
+    up(&mut rib, 0);
+    assert_eq!(
+        stale_time(&rib),
+        Some(STALE_PATH_TIME),
+        "back before its restart time: the restart timer stops, the routes wait for End-of-RIB"
+    );
+    rib.update(0, &Update::default(), false);
+    assert_eq!(stale_time(&rib), None, "End-of-RIB: nothing stale left");
+    // Back without graceful restart: its stale routes are gone at once, so is the timer.
+    rib.update(
+        0,
+        &announce(&["198.18.2.0/26"], [198, 51, 100, 2], &[]),
+        false,
+    );
+    rib.down(0, true);
+    assert_eq!(stale_time(&rib), Some(Duration::from_secs(120)));
+    let mut s = session(&rib, 0);
+    s.peer_graceful_restart = None;
+    rib.up(0, s, SocketAddr::from(([198, 51, 100, 1], 179)));
+    assert_eq!(stale_time(&rib), None);
+    // A NOTIFICATION (not graceful) keeps nothing.
+    rib.update(
+        0,
+        &announce(&["198.18.2.0/26"], [198, 51, 100, 2], &[]),
+        false,
+    );
+    rib.down(0, false);
+    assert_eq!(stale_time(&rib), None);
+}
+
+/// RFC 4724 §4.2: "to deal with possible consecutive restarts, a route (from the peer)
+/// previously marked as stale MUST be deleted". The session drops again before End-of-RIB:
+/// what the peer announced again since is kept, stale; what it did not is withdrawn.
+#[test]
+fn consecutive_restarts_drop_routes_still_stale() {
+    let mut rib = with_peers(&config(""));
+    up(&mut rib, 0);
+    up(&mut rib, 2);
+    let (a, b) = ("198.18.2.0/26", "198.18.3.0/26");
+    rib.update(0, &announce(&[a, b], [198, 51, 100, 2], &[]), false);
+    rib.down(0, true);
+    up(&mut rib, 0);
+    rib.update(0, &announce(&[a], [198, 51, 100, 2], &[]), false);
+    let out = rib.down(0, true);
+    let key = |n| (Family::IPV4_UNICAST, net(n));
+    assert!(rib.table.get(&key(a)).unwrap().paths()[0].stale());
+    assert!(!rib.table.contains_key(&key(b)), "{b} was still stale");
+    assert_eq!((rib.peer(0).unwrap().stale, rib.received(0)), (1, 1));
+    let withdrawn: Vec<IpNet> = (sent_to(&rib, &out, 2).iter())
+        .flat_map(|u| u.withdrawals().map(|(_, p)| p.net))
+        .collect();
+    assert_eq!(withdrawn, vec![net(b)]);
+}
+
+/// A peer back with the Forwarding State bit for a family its new session does not carry
+/// (no multiprotocol capability for it): no End-of-RIB will come for it, so its stale routes
+/// go at once, as BIRD ends such a family's graceful restart.
+#[test]
+fn stale_routes_of_a_family_the_new_session_lacks_go_at_once() {
+    let mut rib = with_peers(&config(""));
+    lost_with(&mut rib, 0, 2, "198.18.2.0/26");
+    let mut s = session(&rib, 0);
+    s.families.retain(|f| *f != Family::IPV4_UNICAST);
+    rib.up(0, s, SocketAddr::from(([198, 51, 100, 1], 179)));
+    assert!(
+        !rib.table
+            .contains_key(&(Family::IPV4_UNICAST, net("198.18.2.0/26")))
+    );
+    assert_eq!(rib.peer(0).unwrap().stale_time(), None);
+}
+
+/// RFC 4724 §4.2: the routes kept are those of "the address families that were previously
+/// received in the Graceful Restart Capability"; a family it left out goes with the session.
+#[test]
+fn routes_of_a_family_without_graceful_restart_go_with_the_session() {
+    let mut rib = with_peers(&config(""));
+    let mut s = session(&rib, 0);
+    if let Some(g) = s.peer_graceful_restart.as_mut() {
+        g.families.retain(|f| f.afi == crate::wire::Afi::IPV6);
+    }
+    rib.up(0, s, SocketAddr::from(([198, 51, 100, 1], 179)));
+    rib.update(
+        0,
+        &announce(&["198.18.2.0/26"], [198, 51, 100, 2], &[]),
+        false,
+    );
+    rib.down(0, true);
+    assert!(
+        !rib.table
+            .contains_key(&(Family::IPV4_UNICAST, net("198.18.2.0/26")))
+    );
+    assert_eq!(rib.peer(0).unwrap().stale_time(), None);
 }
 
 proptest! {

@@ -1,17 +1,21 @@
 //! A real etcd for the datastore tests and benches: Debian's `etcd-server` (3.4) started in a
-//! network namespace the test made, on a data directory of the run, stopped and started again
-//! at will (on the same data: revisions and compactions survive), and a small client for its
-//! JSON gateway (grpc-gateway's `/v3/kv/…`, etcd's `api/etcdserverpb/rpc.proto`) that writes,
-//! deletes and compacts. The client connects from a thread that entered the namespace
-//! ([`in_netns`]), so the test process itself stays in the root namespace.
+//! network namespace the test made, or on the test's own loopback ([`Etcd::loopback`]), over
+//! plain HTTP or TLS with client certificates, on a data directory of the run, stopped and
+//! started again at will (on the same data: revisions and compactions survive), and a small
+//! client for its JSON gateway (grpc-gateway's `/v3/kv/…`, etcd's
+//! `api/etcdserverpb/rpc.proto`) that writes, deletes and compacts. In a namespace the client
+//! connects from a thread that entered it ([`in_netns`]), so the test process itself stays in
+//! the root namespace.
 
 use std::io::{Read as _, Write as _};
-use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use super::loopback::free_port;
 use super::netns::in_netns;
 use super::proc::{ProcId, Procs, require_binaries, system_bin, wait_until};
 
@@ -22,6 +26,8 @@ pub const CLIENT_PORT: u16 = 2379;
 pub const PRIVATE_PORT: u16 = 23790;
 /// etcd's peer port (a one-member cluster, on the namespace's loopback).
 const PEER_PORT: u16 = 2380;
+/// With TLS, the plain-HTTP port on the loopback the test's own client writes through.
+const GATEWAY_PORT: u16 = 2381;
 /// How long etcd may take to answer after it starts.
 const START: Duration = Duration::from_secs(20);
 /// Connect and I/O limit of one gateway request.
@@ -34,12 +40,26 @@ pub fn etcd_bin() -> PathBuf {
     system_bin("etcd")
 }
 
-/// An etcd server, one member, in namespace `ns` at `ip`. Dropping it stops exactly its
-/// process; its data directory stays with the test's logs.
+/// The files a client of a TLS etcd is given (Calico's `ETCD_CA_CERT_FILE`,
+/// `ETCD_CERT_FILE`, `ETCD_KEY_FILE`).
+pub struct ClientTls {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// An etcd server, one member, in namespace `ns` (or the test's own) at `ip`. Dropping it
+/// stops exactly its process; its data directory stays with the test's logs.
 pub struct Etcd {
-    pub ns: String,
+    pub ns: Option<String>,
     pub ip: IpAddr,
     pub data: PathBuf,
+    /// The port wrend is given.
+    pub client_port: u16,
+    peer_port: u16,
+    /// With TLS (`https://`, client certificates required): the port of a plain-HTTP
+    /// listener on the loopback for the test's own client, the certificates' directory.
+    tls: Option<(u16, PathBuf)>,
     procs: Procs,
     /// The running process and its client port.
     running: Option<(ProcId, u16)>,
@@ -49,51 +69,90 @@ impl Etcd {
     /// Starts etcd in `ns`, listening for clients on `ip`:[`CLIENT_PORT`], its data in
     /// `dir/etcd-data` and its log in `dir/etcd.log`; returns once it answers.
     pub fn start(ns: &str, ip: IpAddr, dir: &Path) -> Etcd {
+        let ports = (CLIENT_PORT, PEER_PORT, GATEWAY_PORT);
+        Etcd::new(Some(ns), ip, ports, dir, false)
+    }
+
+    /// Starts etcd in the test's own namespace on 127.0.0.1, on ports free now (tests of one
+    /// binary run side by side), over TLS with `tls`: a CA, a server certificate for
+    /// 127.0.0.1 and a client certificate made in `dir` ([`Etcd::client_tls`]).
+    pub fn loopback(dir: &Path, tls: bool) -> Etcd {
+        let ports = (free_port(), free_port(), free_port());
+        let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        Etcd::new(None, ip, ports, dir, tls)
+    }
+
+    fn new(ns: Option<&str>, ip: IpAddr, ports: (u16, u16, u16), dir: &Path, tls: bool) -> Etcd {
         require_binaries(&[etcd_bin()]);
+        let (client_port, peer_port, gateway) = ports;
         let mut etcd = Etcd {
-            ns: ns.to_string(),
+            ns: ns.map(str::to_string),
             ip,
             data: dir.join("etcd-data"),
+            client_port,
+            peer_port,
+            tls: tls.then(|| {
+                let certs = dir.join("tls");
+                certificates(&certs);
+                (gateway, certs)
+            }),
             procs: Procs::new("etcd", dir.to_path_buf()),
             running: None,
         };
-        etcd.run_on(CLIENT_PORT);
+        etcd.run_on(client_port);
         etcd
     }
 
     /// The endpoint wrend is given.
     pub fn endpoint(&self) -> String {
-        format!("http://{}", SocketAddr::new(self.ip, CLIENT_PORT))
+        self.url(self.client_port)
+    }
+
+    fn url(&self, port: u16) -> String {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", SocketAddr::new(self.ip, port))
+    }
+
+    /// The files wrend needs to read a TLS etcd.
+    pub fn client_tls(&self) -> Option<ClientTls> {
+        self.tls.as_ref().map(|(_, dir)| ClientTls {
+            ca: dir.join("ca.pem"),
+            cert: dir.join("client.pem"),
+            key: dir.join("client.key"),
+        })
     }
 
     /// Starts etcd (stopped) on its data directory with clients on `port`; returns once it
     /// answers there.
     pub fn run_on(&mut self, port: u16) {
         assert!(self.running.is_none(), "etcd is already running");
-        let client = format!("http://{}", SocketAddr::new(self.ip, port));
-        let peer = format!("http://127.0.0.1:{PEER_PORT}");
+        let client = self.url(port);
+        let mut listen = client.clone();
+        let peer = format!("http://127.0.0.1:{}", self.peer_port);
         let data = self.data.display().to_string();
-        let args = [
-            "--name",
-            "wren-test",
-            "--data-dir",
-            &data,
-            "--listen-client-urls",
-            &client,
-            "--advertise-client-urls",
-            &client,
-            "--listen-peer-urls",
-            &peer,
-            "--initial-advertise-peer-urls",
-            &peer,
-            "--initial-cluster",
-            &format!("wren-test={peer}"),
-            "--max-txn-ops",
-            &TXN_OPS.to_string(),
-            "--max-request-bytes",
-            "10485760",
-        ];
-        let p = self.procs.spawn("etcd", &self.ns, &etcd_bin(), &args);
+        let mut args: Vec<String> = Vec::new();
+        if let Some((gateway, dir)) = &self.tls {
+            listen.push_str(&format!(",http://127.0.0.1:{gateway}"));
+            let file = |name: &str| dir.join(name).display().to_string();
+            args.extend([
+                format!("--cert-file={}", file("server.pem")),
+                format!("--key-file={}", file("server.key")),
+                format!("--trusted-ca-file={}", file("ca.pem")),
+                "--client-cert-auth".to_string(),
+            ]);
+        }
+        args.extend([
+            "--name=wren-test".to_string(),
+            format!("--data-dir={data}"),
+            format!("--listen-client-urls={listen}"),
+            format!("--advertise-client-urls={client}"),
+            format!("--listen-peer-urls={peer}"),
+            format!("--initial-advertise-peer-urls={peer}"),
+            format!("--initial-cluster=wren-test={peer}"),
+            format!("--max-txn-ops={TXN_OPS}"),
+            "--max-request-bytes=10485760".to_string(),
+        ]);
+        let p = (self.procs).spawn_at("etcd", self.ns.as_deref(), &etcd_bin(), &args);
         self.running = Some((p, port));
         let r = wait_until(&format!("etcd answers at {client}"), START, || {
             if !self.procs.alive(p) {
@@ -125,12 +184,16 @@ impl Etcd {
         self.running.is_some()
     }
 
-    /// A client to the running etcd.
+    /// A client to the running etcd (with TLS, through its plain-HTTP loopback listener).
     pub fn client(&self) -> Client {
         let (_, port) = self.running.expect("etcd is not running");
+        let addr = match &self.tls {
+            Some((gateway, _)) => SocketAddr::from((Ipv4Addr::LOCALHOST, *gateway)),
+            None => SocketAddr::new(self.ip, port),
+        };
         Client {
             ns: self.ns.clone(),
-            addr: SocketAddr::new(self.ip, port),
+            addr,
         }
     }
 }
@@ -141,10 +204,43 @@ impl Drop for Etcd {
     }
 }
 
+/// A CA, a server certificate for 127.0.0.1 and a client certificate in `dir`, made with
+/// openssl.
+fn certificates(dir: &Path) {
+    std::fs::create_dir_all(dir).expect("certificates' directory");
+    let run = |args: &str| {
+        let out = Command::new("openssl")
+            .current_dir(dir)
+            .args(args.split_whitespace())
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let key = "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes";
+    run(&format!(
+        "req -x509 {key} -keyout ca.key -out ca.pem -days 2 -subj /CN=wren-test-ca"
+    ));
+    std::fs::write(dir.join("server.ext"), "subjectAltName=IP:127.0.0.1\n").expect("ext");
+    std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").expect("ext");
+    for who in ["server", "client"] {
+        run(&format!(
+            "req {key} -keyout {who}.key -out {who}.csr -subj /CN={who}"
+        ));
+        run(&format!(
+            "x509 -req -in {who}.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -out {who}.pem -extfile {who}.ext"
+        ));
+    }
+}
+
 /// A client of etcd's JSON gateway, one connection per request.
 #[derive(Clone, Debug)]
 pub struct Client {
-    pub ns: String,
+    /// The namespace it connects from (the test's own with `None`).
+    pub ns: Option<String>,
     pub addr: SocketAddr,
 }
 
@@ -223,9 +319,11 @@ impl Client {
     fn post(&self, path: &str, body: &Value) -> Result<Value, String> {
         let what = format!("etcd {} {path}", self.addr);
         let body = body.to_string();
-        let mut s = in_netns(&self.ns, || {
-            TcpStream::connect_timeout(&self.addr, REQUEST_TIMEOUT)
-        })
+        let connect = || TcpStream::connect_timeout(&self.addr, REQUEST_TIMEOUT);
+        let mut s = match &self.ns {
+            Some(ns) => in_netns(ns, connect),
+            None => connect(),
+        }
         .map_err(|e| format!("{what}: {e}"))?;
         let _ = s.set_read_timeout(Some(REQUEST_TIMEOUT));
         let _ = s.set_write_timeout(Some(REQUEST_TIMEOUT));

@@ -27,10 +27,7 @@ impl Wrend {
     /// Starts wrend with the config `config(port)` in /tmp/wren-NAME-PID-PORT (tests of one
     /// binary run in parallel), and waits until it listens.
     pub fn start(name: &str, config: impl FnOnce(u16) -> String) -> Wrend {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("free port");
+        let port = free_port();
         let text = config(port);
         Wrend::start_on(name, port, text)
     }
@@ -96,4 +93,12 @@ pub fn wait_up_to(limit: Duration, mut ok: impl FnMut() -> bool, what: &str) {
         assert!(Instant::now() < end, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// A port on 127.0.0.1 nobody listens on now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
 }

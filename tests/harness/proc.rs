@@ -123,6 +123,17 @@ impl Procs {
         program: &Path,
         args: &[S],
     ) -> ProcId {
+        self.spawn_at(name, Some(ns), program, args)
+    }
+
+    /// [`Procs::spawn`] in namespace `ns`, or in the test's own with `None`.
+    pub fn spawn_at<S: AsRef<std::ffi::OsStr>>(
+        &self,
+        name: &str,
+        ns: Option<&str>,
+        program: &Path,
+        args: &[S],
+    ) -> ProcId {
         let log = self.dir.join(format!("{name}.log"));
         let out = fs::OpenOptions::new()
             .create(true)
@@ -131,9 +142,15 @@ impl Procs {
             .unwrap_or_else(|e| panic!("opening {}: {e}", log.display()));
         let err = out.try_clone().expect("dup log file");
         // `ip netns exec` enters the namespace and execs the program: the pid is the daemon's.
-        let child = Command::new(system_bin("ip"))
-            .args(["netns", "exec", ns])
-            .arg(program)
+        let mut cmd = match ns {
+            Some(ns) => {
+                let mut c = Command::new(system_bin("ip"));
+                c.args(["netns", "exec", ns]).arg(program);
+                c
+            }
+            None => Command::new(program),
+        };
+        let child = cmd
             .args(args)
             .stdin(Stdio::null())
             .stdout(out)
@@ -147,8 +164,9 @@ impl Procs {
             .map(|a| a.as_ref().to_string_lossy().into_owned())
             .collect();
         self.log(&format!(
-            "started {name} (pid {}) in {ns}: {} {}",
+            "started {name} (pid {}) in {}: {} {}",
             child.id(),
+            ns.unwrap_or("the test's namespace"),
             program.display(),
             shown.join(" ")
         ));

@@ -63,9 +63,10 @@ impl WrenConf {
     }
 
     pub fn toml(&self) -> String {
+        // Calico's `bgp_template` describes every peer so (`show protocols all` shows it).
         let mut peer = format!(
             "[[peer]]\nname = \"{}\"\naddress = \"{}\"\nasn = {}\nsource_address = \"{}\"\n\
-             passive = {}\ngraceful_restart = {}\n",
+             passive = {}\ngraceful_restart = {}\ndescription = \"Connection to BGP peer\"\n",
             self.peer_name(),
             self.fam.peer(),
             self.peer_asn,
@@ -307,6 +308,21 @@ impl Lab {
                 Ok((state.to_string(), interval.to_string(), timeout.to_string()))
             }
             _ => Err(format!("malformed `show bfd sessions` row {t:?}")),
+        }
+    }
+
+    /// wrend's `proto bird` kernel routes for `prefix`, as `ip route show` lists them.
+    pub fn wren_kernel_routes(&self, prefix: &str) -> Result<String, String> {
+        let args = ["route", "show", "proto", "bird", prefix];
+        cli(Some(&self.ns_wren), &system_bin("ip"), &args)
+    }
+
+    /// Ok when wrend's kernel has `prefix` via its peer.
+    pub fn wren_kernel_has_peer_route(&self, w: &Wren, prefix: &str) -> Result<(), String> {
+        let out = self.wren_kernel_routes(prefix)?;
+        match out.contains(&format!("{prefix} via {}", w.conf.fam.peer())) {
+            true => Ok(()),
+            false => Err(format!("{prefix} not in wrend's kernel: {out:?}")),
         }
     }
 

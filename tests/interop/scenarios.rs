@@ -1,9 +1,14 @@
 //! What each interop test does, for any peer kind.
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use wren::wire::open::{GrFamily, GracefulRestart};
+use wren::wire::{Afi, Capability, Message, Prefix, Safi, Update};
+
+use crate::harness::bgp::{ASN, Raw, ibgp_attributes, open};
 use crate::harness::lab::WREN_ASN;
-use crate::harness::lab::{ESTABLISH, Fam, Lab};
+use crate::harness::lab::{CONVERGE, ESTABLISH, Fam, Lab};
 use crate::harness::peers::{Kind, Peer, PeerOpts, wait_established, wait_routes};
 use crate::harness::proc::{holds_for, wait_until};
 use crate::harness::wrend::{Wren, WrenConf};
@@ -349,11 +354,12 @@ pub fn own_route_not_sent_back(id: &str, kind: Kind, ibgp: bool) {
 }
 
 /// `show protocols all` for the BGP peer, wrend's against BIRD 1.6.8's, line by line: the
-/// two peer with each other (both AS 64512, each announcing one block, BIRD with Calico's
-/// description, multihop and inline filters), so each shows the same kind of session from
-/// its side. What must differ is normalised: the protocol name and the time in the first
-/// row, the addresses and router IDs (each shows the other's), and the timers' remaining
-/// seconds. Two differences are left, on purpose:
+/// two peer with each other (both AS 64512, each announcing one block, both with Calico's
+/// description and inline filters, BIRD multihop), so each shows the same kind of session
+/// from its side, with the `Description`, `Input filter` and `Output filter` lines its
+/// configuration gives. What must differ is normalised: the protocol name and the time in
+/// the first row, the addresses and router IDs (each shows the other's), and the timers'
+/// remaining seconds. Three differences are left, on purpose:
 ///
 /// - BIRD's "Route change stats" table (5 lines) is not compared: wrend does not print it.
 ///   Its export rows count every route any of BIRD's protocols puts in its table (here
@@ -363,15 +369,14 @@ pub fn own_route_not_sent_back(id: &str, kind: Kind, ibgp: bool) {
 /// - The timers: wrend prints the hold and keepalive times the session negotiated
 ///   (`Hold timer: 9`), not BIRD's remaining/total (`5/9`): the timers run in the session
 ///   task, which does not report them. Both normalise to `N/9`.
-/// - `Input filter`: BIRD names its inline filter `(unnamed)`; wrend, on a TOML file with no
-///   import rules, says what it does: `ACCEPT` (what BIRD prints for Calico's `import all`).
 /// - Long-lived graceful restart in `Neighbor caps`: each side lists the other's capabilities,
 ///   and BIRD 1.6.8 sends LLGR (so wrend shows `llgr-aware`) where wrend sends none.
 pub fn show_protocols_all_like_bird16(id: &str) {
     let kind = Kind::Bird16;
     let lab = lab(id, kind);
-    let (w, mut p) = confs(kind, Fam::V4, Dial::Both);
+    let (mut w, mut p) = confs(kind, Fam::V4, Dial::Both);
     p.calico = true;
+    w.extra = "import_filter = \"inline\"\n".into();
     let (wren, peer) = start(&lab, kind, w, p);
     wait_established(&lab, &wren, &peer);
     wait_routes(&lab, &wren, &peer);
@@ -422,9 +427,6 @@ fn protocol_block(out: &str) -> Vec<String> {
             for a in addresses {
                 l = l.replace(a, "ADDR");
             }
-            if l.starts_with("  Input filter:") {
-                l = "  Input filter:   FILTER".to_string();
-            }
             if l.starts_with("    Neighbor caps:") {
                 l = l.replace(" llgr-aware", "").replace(" llgr-able", "");
             }
@@ -438,4 +440,217 @@ fn protocol_block(out: &str) -> Vec<String> {
             l
         })
         .collect()
+}
+
+/// RFC 4724 §4.2 as the Receiving Speaker, against a scripted peer (restart time 5 s) that
+/// wrend's kernel routes must never lose while the RFC keeps them:
+///
+/// 1. The peer announces A and B, then its connection drops: both stay, stale.
+/// 2. It is back within a second and withholds its End-of-RIB past its old restart time:
+///    the restart timer stopped when it came back, so A and B stay, in wrend's RIB and its
+///    kernel, the whole time.
+/// 3. It announces A again and drops before its End-of-RIB: B, still stale from the first
+///    restart, goes at once ("a route previously marked as stale MUST be deleted"); A stays.
+/// 4. It comes back without the graceful restart capability: A goes at once, well before
+///    the restart time.
+pub fn gr_receiving_speaker_restart_timer(id: &str) {
+    let lab = Lab::new(id, &[]);
+    let mut w = WrenConf::new(Fam::V4, WREN_ASN);
+    w.passive = true;
+    // The scripted peer sends no KEEPALIVE: a hold time longer than the test.
+    w.hold_time = HOLD;
+    let wren = lab.start_wren(w);
+    let (a, b) = (Fam::V4.peer_net(), "203.0.113.128/26");
+    let has = |net: &str| -> Result<(), String> {
+        lab.wren_has_peer_route(&wren, net, None)?;
+        lab.wren_kernel_has_peer_route(&wren, net)
+    };
+    let lacks = |net: &str| -> Result<(), String> {
+        lab.wren_lacks_route(&wren, net)?;
+        let kernel = lab.wren_kernel_routes(net)?;
+        match kernel.trim().is_empty() {
+            true => Ok(()),
+            false => Err(format!("{net} still in wrend's kernel: {kernel:?}")),
+        }
+    };
+    let down = |raw: ScriptedPeer| -> Instant {
+        drop(raw);
+        let at = Instant::now();
+        let r = wait_until("wrend notices the peer is gone", ESTABLISH, || {
+            match lab.wren_row(&wren)? {
+                row if row.established() => Err(format!("still {:?}", row.raw)),
+                _ => Ok(()),
+            }
+        });
+        lab.must(r);
+        at
+    };
+
+    let mut peer = ScriptedPeer::connect(&lab, Some(0));
+    peer.announce(&[a, b]);
+    peer.end_of_rib();
+    let r = wait_until("A and B in wrend's RIB and kernel", CONVERGE, || {
+        has(a).and_then(|()| has(b))
+    });
+    lab.must(r);
+
+    // 1 and 2, with `show protocols all` as BIRD 1.6 has it: the restart active, its timer
+    // counting down while the peer is away, gone once it is back.
+    let restarting = || -> Result<(bool, Option<u64>), String> {
+        let out = lab.wren_cmd(&wren, &format!("show protocols all {}", wren.name))?;
+        let active = out
+            .lines()
+            .any(|l| l.trim() == "Neighbor graceful restart active");
+        let timer = (out.lines())
+            .find_map(|l| l.trim().strip_prefix("Restart timer:"))
+            .and_then(|v| v.trim().strip_suffix("/-")?.parse().ok());
+        Ok((active, timer))
+    };
+    lab.must(restarting().and_then(|r| match r {
+        (false, None) => Ok(()),
+        other => Err(format!("no restart yet, but {other:?}")),
+    }));
+    let lost = down(peer);
+    lab.must(has(a).and_then(|()| has(b)));
+    let r = wait_until("the restart shown", CONVERGE, || match restarting()? {
+        (true, Some(left)) if left <= RESTART_TIME.into() => Ok(()),
+        other => Err(format!("the peer away: restart active, timer: {other:?}")),
+    });
+    lab.must(r);
+    let peer = ScriptedPeer::connect(&lab, Some(RESTART_STATE));
+    let r = wait_until("the restart timer gone", CONVERGE, || match restarting()? {
+        (true, None) => Ok(()),
+        other => Err(format!("the peer back before End-of-RIB: {other:?}")),
+    });
+    lab.must(r);
+    lab.log(&format!(
+        "the peer is back {:.1} s after it went",
+        lost.elapsed().as_secs_f64()
+    ));
+    let past = Duration::from_secs(u64::from(RESTART_TIME) + 3);
+    let r = holds_for(
+        "the peer's routes, stale, while it withholds End-of-RIB past its restart time",
+        past.saturating_sub(lost.elapsed()),
+        || has(a).and_then(|()| has(b)),
+    );
+    lab.must(r);
+    lab.must(lab.wren_has_peer_route(&wren, b, Some(true)).map(drop));
+
+    // 3.
+    let mut peer = peer;
+    peer.announce(&[a]);
+    let r = wait_until("A fresh again", CONVERGE, || {
+        lab.wren_has_peer_route(&wren, a, Some(false))
+    });
+    lab.must(r);
+    let lost = down(peer);
+    let r = wait_until("B, stale since the first restart, gone", CONVERGE, || {
+        lacks(b)
+    });
+    lab.must(r);
+    before_restart_time(&lab, lost, "B", "the session dropped again");
+    lab.must(has(a));
+
+    // 4.
+    let _peer = ScriptedPeer::connect(&lab, None);
+    let r = wait_until(
+        "A gone once the peer is back without graceful restart",
+        CONVERGE,
+        || lacks(a),
+    );
+    lab.must(r);
+    before_restart_time(
+        &lab,
+        lost,
+        "A",
+        "the peer came back without graceful restart",
+    );
+}
+
+/// Fails unless less than the restart time passed since `lost`: what went, went `when`, not
+/// when the restart timer ran out.
+fn before_restart_time(lab: &Lab, lost: Instant, what: &str, when: &str) {
+    let took = lost.elapsed();
+    if took >= Duration::from_secs(RESTART_TIME.into()) {
+        lab.fail(&format!(
+            "{what} went {:.1} s after the session did: at the restart time, not when {when}",
+            took.as_secs_f64()
+        ));
+    }
+}
+
+/// The scripted peer's hold time and wrend's: longer than the test, so neither needs a
+/// KEEPALIVE.
+const HOLD: u16 = 240;
+/// The scripted peer's graceful restart time, in seconds.
+const RESTART_TIME: u16 = 5;
+/// The Restart State bit of the graceful restart capability (RFC 4724 §3).
+const RESTART_STATE: u8 = 0x8;
+
+/// A BGP peer at the peer's address made of wren's own codec, dialling wrend.
+struct ScriptedPeer(Raw);
+
+impl ScriptedPeer {
+    /// Connects and reaches Established; `restart_flags`: with the graceful restart
+    /// capability for IPv4 (Forwarding State bit set, restart time [`RESTART_TIME`]) and
+    /// these Restart Flags, or without it.
+    fn connect(lab: &Lab, restart_flags: Option<u8>) -> ScriptedPeer {
+        let from = SocketAddr::new(
+            lab.must(Fam::V4.peer().parse().map_err(|e| format!("{e}"))),
+            0,
+        );
+        let to = SocketAddr::new(
+            lab.must(Fam::V4.wren().parse().map_err(|e| format!("{e}"))),
+            179,
+        );
+        let caps: Vec<Capability> = restart_flags
+            .map(|flags| {
+                Capability::GracefulRestart(GracefulRestart {
+                    flags,
+                    restart_time: RESTART_TIME,
+                    families: vec![GrFamily {
+                        afi: Afi::IPV4,
+                        safi: Safi::UNICAST,
+                        flags: GrFamily::FORWARDING,
+                    }],
+                })
+            })
+            .into_iter()
+            .collect();
+        let r = wait_until("wrend takes the peer's connection", ESTABLISH, || {
+            Raw::connect_in(&lab.ns_peer, from, to)
+        });
+        let mut raw = lab.must(r);
+        let Ok(bgp_id) = Fam::V4.peer().parse() else {
+            lab.fail("the peer's address");
+        };
+        raw.send_msg(&Message::Open(open(ASN, bgp_id, HOLD, &caps)));
+        match raw.recv() {
+            Some(Message::Open(_)) => {}
+            other => lab.fail(&format!("expected wrend's OPEN, got {other:?}")),
+        }
+        raw.send_msg(&Message::Keepalive);
+        ScriptedPeer(raw)
+    }
+
+    /// An UPDATE announcing `nets` as a plain iBGP route via the peer's address.
+    fn announce(&mut self, nets: &[&str]) {
+        let Ok(next_hop) = Fam::V4.peer().parse() else {
+            return;
+        };
+        let nlri: Vec<Prefix> = (nets.iter())
+            .filter_map(|n| n.parse().ok())
+            .map(|net| Prefix { net, path_id: None })
+            .collect();
+        self.0.send_msg(&Message::Update(Update {
+            withdrawn: Default::default(),
+            attributes: ibgp_attributes(next_hop).into(),
+            nlri: nlri.into(),
+        }));
+    }
+
+    /// End-of-RIB for IPv4 unicast (RFC 4724 §2: an empty UPDATE).
+    fn end_of_rib(&mut self) {
+        self.0.send_msg(&Message::Update(Update::default()));
+    }
 }

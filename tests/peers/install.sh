@@ -5,8 +5,8 @@
 #
 #   - BIRD 2 (Debian bird2), GoBGP (gobgpd), FRRouting (frr), OpenBGPD (openbgpd),
 #     iproute2 (network namespaces, veth), procps (kill), iputils-ping (the topology
-#     tests' pod-to-pod pings), jq (`wrenc decode | jq`) and etcd (etcd-server and
-#     etcd-client: the datastore tests' etcd and etcdctl), from apt;
+#     tests' pod-to-pod pings), jq (`wrenc decode | jq`) and etcd (etcd-server: the
+#     datastore tests' etcd), from apt;
 #   - BIRD 1.6 (Debian bird: `bird` for IPv4 and `bird6` for IPv6), unpacked into
 #     target/peers/bird16 with `apt-get download` + `dpkg -x`, because the package
 #     conflicts with bird2.
@@ -42,10 +42,9 @@ declare -A PROBE=(
     [iputils-ping]=/usr/bin/ping
     [jq]=/usr/bin/jq
     [etcd-server]=/usr/bin/etcd
-    [etcd-client]=/usr/bin/etcdctl
 )
 need=()
-for p in bird2 gobgpd frr openbgpd iproute2 procps iputils-ping jq etcd-server etcd-client; do
+for p in bird2 gobgpd frr openbgpd iproute2 procps iputils-ping jq etcd-server; do
     # a package counts as installed when dpkg says so and its binary is there
     if dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' \
         && [ -e "${PROBE[$p]}" ]; then

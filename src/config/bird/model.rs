@@ -5,7 +5,8 @@
 //! is refused at its place. Accepted with nothing to carry, because wren does the job without
 //! being told: `scan time` (kernel, device: wren follows the kernel's notifications), the
 //! `direct` protocol (wren reads connected subnets from the kernel to resolve next hops),
-//! `description`, and `debug` other than `debug all` (which raises the log level to debug).
+//! and `debug` other than `debug all` (which raises the log level to debug). A BGP protocol's
+//! `description` and how its filters were written are kept for `show protocols all`.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -18,8 +19,8 @@ use super::protocols::{self, Bgp, GracefulRestart, NextHop};
 use super::{Error, Family, Pos};
 use super::{bgpfilter, bgpfilter_probe};
 use crate::config::{
-    AddPaths, AddressFamily, BfdOptions, Config, Item, KernelConfig, Listen, LogLevel, NextHopMode,
-    Peer, PeerBfd, PeerDefaults, StaticRoute, validate,
+    AddPaths, AddressFamily, BfdOptions, Config, FilterForm, Item, KernelConfig, Listen, LogLevel,
+    NextHopMode, Peer, PeerBfd, PeerDefaults, StaticRoute, validate,
 };
 
 /// The AS of a configuration without BGP protocols: no session ever sends it.
@@ -483,8 +484,21 @@ fn settings(b: &Bgp<'_>, r: &Resolved<'_>) -> Result<PeerDefaults, Error> {
         },
         allow_local_as: b.allow_local_as.map_or(0, |n| n as usize),
         import_limit: b.import_limit,
+        description: b.common.description.map(str::to_string),
+        import_filter: filter_form(&b.common.import),
+        export_filter: filter_form(&b.common.export),
         ..defaults
     })
+}
+
+/// How a clause was written, for `show protocols all`.
+fn filter_form(f: &FilterRef) -> FilterForm {
+    match f {
+        FilterRef::All => FilterForm::All,
+        FilterRef::None => FilterForm::None,
+        FilterRef::Named(name, _) => FilterForm::Named(name.clone()),
+        FilterRef::Inline(_) => FilterForm::Inline,
+    }
 }
 
 /// `bfd on` in a BGP protocol: the session's BFD options from `protocol bfd` (RFC 5882), its
@@ -775,5 +789,36 @@ mod tests {
         ))
         .unwrap();
         assert_eq!((m.asn, m.peers[1].settings.local_asn), (3, Some(4)));
+    }
+
+    /// `show protocols all` prints the description and each filter as it was written.
+    #[test]
+    fn description_and_filter_forms_are_kept() {
+        let m = convert_text(&format!(
+            "{BASE}filter take {{ accept; }}\n\
+             protocol bgp a from t {{ neighbor 10.0.0.2 as 65000; description \"ToR\"; \
+             import filter take; export none; }}\n\
+             protocol bgp b from t {{ neighbor 10.0.0.3 as 65000; import filter {{ accept; }}; }}\n\
+             protocol bgp c from t {{ neighbor 10.0.0.4 as 65000; import all; }}\n"
+        ))
+        .unwrap();
+        let shown = |i: usize| {
+            let s = &m.peers[i].settings;
+            (
+                s.description.as_deref(),
+                s.import_filter.clone(),
+                s.export_filter.clone(),
+            )
+        };
+        assert_eq!(
+            shown(0),
+            (
+                Some("ToR"),
+                FilterForm::Named("take".into()),
+                FilterForm::None
+            )
+        );
+        assert_eq!(shown(1), (None, FilterForm::Inline, FilterForm::None));
+        assert_eq!(shown(2), (None, FilterForm::All, FilterForm::None));
     }
 }

@@ -36,9 +36,9 @@ use super::resources::{
 };
 use super::selector::Selector;
 use crate::config::{
-    AnyCommunity, BgpFilter, Config, Encapsulation, FilterRule, KernelConfig, Listen, LogLevel,
-    MatchOperator, NextHopMode, Operation, Peer, PeerDefaults, PeerType, Pool, PrefixCommunities,
-    RuleAction, StaticRoute, peer_name, validate,
+    AnyCommunity, BgpFilter, Config, Encapsulation, FilterForm, FilterRule, KernelConfig, Listen,
+    LogLevel, MatchOperator, NextHopMode, Operation, Peer, PeerDefaults, PeerType, Pool,
+    PrefixCommunities, RuleAction, StaticRoute, peer_name, validate,
 };
 
 /// The AS when neither the Node nor the default BGPConfiguration sets one (confd's default
@@ -56,8 +56,21 @@ const MULTIHOP_TTL: u8 = 64;
 /// The node label that keeps a node from advertising service ranges (`client.go`
 /// `ExcludeServiceAdvertisement`).
 const EXCLUDE_SERVICES: &str = "node.kubernetes.io/exclude-from-external-load-balancers";
+/// `bgp_template`'s description of every peer (contract §2.4).
+const DESCRIPTION: &str = "Connection to BGP peer";
 /// The largest graceful restart time (RFC 4724 §3: 12 bits).
 const MAX_RESTART_TIME: u64 = 4095;
+
+/// A peer's settings before its own, as confd renders every peer (3.32+): from
+/// `bgp_template`, and inline import and export filters, which `show protocols all` shows.
+fn template() -> PeerDefaults {
+    PeerDefaults {
+        description: Some(DESCRIPTION.to_string()),
+        import_filter: FilterForm::Inline,
+        export_filter: FilterForm::Inline,
+        ..PeerDefaults::default()
+    }
+}
 
 /// The model computed for one node, and what could not be carried into it.
 #[derive(Debug, Clone, PartialEq)]
@@ -467,7 +480,7 @@ impl<'a> Decider<'a, '_> {
                     source_address: Some(mine),
                     ttl: Some(MULTIHOP_TTL),
                     passive: passive(ip, mine),
-                    ..PeerDefaults::default()
+                    ..template()
                 };
                 if let Some(r) = restart {
                     settings.restart_time = restart_time(r.seconds);
@@ -738,7 +751,7 @@ impl<'a> Decider<'a, '_> {
             rr_client: !ebgp && self.me.rr.is_some() && c.rr != self.me.rr,
             local_asn: (local_asn != self.asn).then_some(local_asn),
             filters,
-            ..PeerDefaults::default()
+            ..template()
         };
         match s.ttl_security.filter(|&n| n > 0) {
             Some(hops) => settings.ttl_security = Some(hops),

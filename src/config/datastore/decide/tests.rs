@@ -401,6 +401,10 @@ fn a_tor_global_peer() {
         ttl_security: Some(1),
         restart_time: 300,
         keepalive: Some(10),
+        // `show protocols all` as for BIRD on confd's file.
+        description: Some("Connection to BGP peer".into()),
+        import_filter: FilterForm::Inline,
+        export_filter: FilterForm::Inline,
         ..PeerDefaults::default()
     };
     assert_eq!(tor.settings, expect);
