@@ -2,8 +2,9 @@
 //! counts the peer's silence, not a RIB that is behind; a sent UPDATE restarts the
 //! KeepaliveTimer (RFC 4271 §8.2.2 Established); a connection collision keeps the
 //! connection the machine chooses (RFC 4271 §6.8) and sends the other a Cease; BFD gates
-//! the session (RFC 5882). Time advances only when every task waits, so the tests take no
-//! real time.
+//! the session (RFC 5882); UPDATEs encoded for one session never go out on the next, and
+//! what waits for the RIB reaches it in order. Time advances only when every task waits, so
+//! the tests take no real time.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
@@ -18,7 +19,7 @@ use wren::config::{Peer as PeerConfig, PeerDefaults};
 use wren::session::caps::local_open;
 use wren::session::{Handle, State, ToPeer, ToRib, spawn};
 use wren::wire::notification::{Code, cease};
-use wren::wire::{self, Message, Negotiated, Notification, Update};
+use wren::wire::{self, Message, Negotiated, Notification, Prefix, Update};
 
 const ASN: u32 = 64512;
 const HOLD: u16 = 9;
@@ -216,7 +217,9 @@ async fn a_rib_that_is_behind_never_expires_the_hold_timer() {
 #[tokio::test(start_paused = true)]
 async fn a_sent_update_restarts_the_keepalive_timer() {
     let (h, mut rib, mut r, _w) = established(16).await;
-    assert!(matches!(rib.recv().await, Some(ToRib::Up { .. })));
+    let Some(ToRib::Up { number, .. }) = rib.recv().await else {
+        panic!("no Up")
+    };
     // The KeepaliveTimer started with our KEEPALIVE; 2 s later, an UPDATE goes out.
     sleep(Duration::from_secs(2)).await;
     let update = Message::Update(Update::default())
@@ -224,7 +227,7 @@ async fn a_sent_update_restarts_the_keepalive_timer() {
         .expect("encode");
     let sent = Instant::now();
     h.commands
-        .send(ToPeer::Send(update.into()))
+        .send(ToPeer::Send(number, update.into()))
         .await
         .expect("send");
     assert_eq!(r.recv().await, Some(Message::Update(Update::default())));
@@ -234,6 +237,87 @@ async fn a_sent_update_restarts_the_keepalive_timer() {
     assert!(
         gap >= interval && gap < interval + Duration::from_millis(100),
         "KEEPALIVE {gap:?} after the UPDATE"
+    );
+}
+
+/// An UPDATE withdrawing `net`, encoded.
+fn withdrawal(net: &str) -> (Message, bytes::Bytes) {
+    let u = Message::Update(Update {
+        withdrawn: vec![Prefix::new(net.parse().expect("prefix"))].into(),
+        ..Update::default()
+    });
+    let b = u.to_bytes(&neg()).expect("encode");
+    (u, b.into())
+}
+
+/// The peer drops the connection and comes back: UPDATEs the RIB encoded for the first
+/// session (queued before it saw that session end) never go out on the second, whose
+/// initial table the RIB sends once it sees the new Up; those for the second do.
+#[tokio::test(start_paused = true)]
+async fn updates_encoded_for_an_earlier_session_are_dropped() {
+    let (h, mut rib, r, w) = established(16).await;
+    let Some(ToRib::Up { number: first, .. }) = rib.recv().await else {
+        panic!("no Up")
+    };
+    drop((r, w));
+    assert!(matches!(rib.recv().await, Some(ToRib::Down { .. })));
+    reach(&h, State::Active, 120).await;
+    let (mut r, mut w) = connect_to(&h).await;
+    assert!(matches!(r.recv().await, Some(Message::Open(_))));
+    send(&mut w, open_from(PEER, &peer(true, 179).1)).await;
+    assert_eq!(r.recv().await, Some(Message::Keepalive));
+    send(&mut w, Message::Keepalive).await;
+    let Some(ToRib::Up { number: second, .. }) = rib.recv().await else {
+        panic!("no second Up")
+    };
+    assert_ne!(first, second);
+    let (_, old) = withdrawal("198.51.100.0/25");
+    let (new, new_bytes) = withdrawal("198.51.100.128/25");
+    for m in [ToPeer::Send(first, old), ToPeer::Send(second, new_bytes)] {
+        h.commands.send(m).await.expect("send");
+    }
+    assert_eq!(r.recv().await, Some(new));
+}
+
+/// A session's end that comes while an UPDATE waits for room in the RIB's queue is not
+/// lost behind it: the RIB gets the UPDATE, then the Down, in that order.
+#[tokio::test(start_paused = true)]
+async fn a_session_end_waits_behind_an_update_for_the_rib() {
+    // One place in the RIB channel: Up takes it, the UPDATE waits in the task.
+    let (h, mut rib, mut r, mut w) = established(1).await;
+    send(&mut w, Message::Update(Update::default())).await;
+    // Read: the peer's OPEN, KEEPALIVE and UPDATE.
+    let read = async {
+        while h.status.lock().expect("status").messages_in < 3 {
+            sleep(Duration::from_millis(10)).await;
+        }
+    };
+    timeout(Duration::from_secs(5), read)
+        .await
+        .expect("the UPDATE is read");
+    // The operator stops the session while the UPDATE still waits.
+    let stop = Notification::shutdown(0, "");
+    h.commands.send(ToPeer::Stop(stop)).await.expect("stop");
+    let cease = loop {
+        match r.recv().await {
+            Some(Message::Keepalive) => {}
+            other => break other,
+        }
+    };
+    assert!(
+        matches!(&cease, Some(Message::Notification(n)) if n.code == Code::Cease as u8),
+        "{cease:?}"
+    );
+    assert!(matches!(rib.recv().await, Some(ToRib::Up { .. })));
+    let got = rib.recv().await;
+    assert!(
+        matches!(got, Some(ToRib::Update { .. })),
+        "the waiting UPDATE was lost: {got:?}"
+    );
+    let got = rib.recv().await;
+    assert!(
+        matches!(got, Some(ToRib::Down { .. })),
+        "the session's end was lost: {got:?}"
     );
 }
 

@@ -157,7 +157,9 @@ impl Daemon {
                 peer,
                 session,
                 local,
+                number,
             } => {
+                self.peers.session_up(peer, number);
                 let out = self.rib.up(peer, *session, local);
                 self.peers.stale_timer(&self.rib, peer);
                 out
@@ -229,7 +231,7 @@ impl Daemon {
         self.sync_kernel();
         for o in out {
             for id in o.peers {
-                self.peers.send(id, ToPeer::Send(o.bytes.clone())).await;
+                self.peers.send_updates(id, o.bytes.clone()).await;
             }
         }
     }

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, RwLock};
 
+use bytes::Bytes;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
@@ -24,6 +25,8 @@ use crate::wire::Notification;
 struct Peer {
     config: PeerConfig,
     handle: Handle,
+    /// The number of its session the RIB last saw come up (`ToRib::Up`).
+    session: u64,
 }
 
 pub(super) struct Peers {
@@ -92,7 +95,11 @@ impl Peers {
         }
         rib.add_peer(id, config.clone());
         let _ = handle.commands.send(ToPeer::Start).await;
-        let given = self.peers.push(Peer { config, handle });
+        let given = self.peers.push(Peer {
+            config,
+            handle,
+            session: 0,
+        });
         debug_assert_eq!(given, id);
     }
 
@@ -198,6 +205,20 @@ impl Peers {
     pub(super) async fn send(&self, id: PeerId, m: ToPeer) {
         if let Some(p) = self.peers.get(id) {
             let _ = p.handle.commands.send(m).await;
+        }
+    }
+
+    /// Peer `id`'s session `number` came up: what the RIB encodes from now on is for it.
+    pub(super) fn session_up(&mut self, id: PeerId, number: u64) {
+        if let Some(p) = self.peers.get_mut(id) {
+            p.session = number;
+        }
+    }
+
+    /// Queues UPDATEs the RIB encoded for peer `id`'s current session.
+    pub(super) async fn send_updates(&self, id: PeerId, bytes: Bytes) {
+        if let Some(p) = self.peers.get(id) {
+            let _ = p.handle.commands.send(ToPeer::Send(p.session, bytes)).await;
         }
     }
 

@@ -36,8 +36,11 @@ pub enum ToPeer {
     /// This speaker shuts down to restart: the Cease leaves peers that negotiated the N bit
     /// keeping our routes (RFC 8538).
     Shutdown(Notification),
-    /// Encoded messages to write while Established (UPDATEs from the RIB).
-    Send(Bytes),
+    /// Encoded messages to write while Established (UPDATEs from the RIB), encoded for the
+    /// session of this number (`ToRib::Up`): a later session of the peer drops them, since
+    /// they may announce what the RIB withdrew while the peer was down, in the old
+    /// session's encoding.
+    Send(u64, Bytes),
     /// Ask the peer to resend its routes (RFC 2918) for every negotiated family.
     RequestRefresh,
     /// Our restart is over: later OPENs no longer carry the Restart State bit (RFC 4724 §3).
@@ -54,11 +57,13 @@ pub enum ToPeer {
 /// What peer tasks tell the RIB.
 #[derive(Debug)]
 pub enum ToRib {
-    /// Established; `local` is the connection's local address (our next hop).
+    /// Established; `local` is the connection's local address (our next hop), `number`
+    /// counts the peer's sessions (what the RIB sends for this one carries it).
     Up {
         peer: PeerId,
         session: Box<Session>,
         local: std::net::SocketAddr,
+        number: u64,
     },
     /// The session ended; `graceful` when the connection was lost without a NOTIFICATION.
     Down {

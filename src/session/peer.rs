@@ -2,7 +2,7 @@
 //! out its actions. Reading stops while the RIB is behind (bounded channel), but timers and
 //! keepalives keep running, so a slow RIB never expires a hold timer.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -57,8 +57,11 @@ pub struct Peer {
     colliding: Option<JoinHandle<()>>,
     timers: HashMap<Timer, Instant>,
     rbuf: BytesMut,
-    /// A message for the RIB that waits for channel space; reading pauses meanwhile.
-    pending: Option<ToRib>,
+    /// Messages for the RIB that wait for channel space, in order; reading pauses
+    /// meanwhile, so only what no read brings (a session's end) can join the first.
+    pending: VecDeque<ToRib>,
+    /// Sessions that reached Established so far: the number of the current one.
+    sessions: u64,
     rx: Negotiated,
     tx: Negotiated,
     /// The peer's BFD session, if it has one (RFC 5882).
@@ -94,7 +97,8 @@ impl Peer {
             timers: HashMap::new(),
             // Allocated on the first read: a configured peer that never connects costs nothing.
             rbuf: BytesMut::new(),
-            pending: None,
+            pending: VecDeque::new(),
+            sessions: 0,
             rx: opening(),
             tx: opening(),
             path_up: true,
@@ -111,13 +115,13 @@ impl Peer {
                 .iter()
                 .min_by_key(|(_, at)| **at)
                 .map(|(t, at)| (*t, *at));
-            let reading = self.conn.is_some() && self.pending.is_none();
+            let reading = self.conn.is_some() && self.pending.is_empty();
             let rib = self.rib.clone();
             let wake = tokio::select! {
                 biased;
                 cmd = self.commands.recv() => Wake::Command(cmd),
                 () = sleep_until(next.map(|(_, at)| at)), if next.is_some() => Wake::Timer(next.map(|(t, _)| t)),
-                permit = rib.reserve_owned(), if self.pending.is_some() => Wake::Rib(permit.ok()),
+                permit = rib.reserve_owned(), if !self.pending.is_empty() => Wake::Rib(permit.ok()),
                 r = dial_result(&mut self.dialling), if self.dialling.is_some() => Wake::Dialled(r),
                 r = read_some(&mut self.conn, &mut self.rbuf), if reading => Wake::Read(r),
                 n = bfd_change(&mut self.bfd), if self.bfd.is_some() => Wake::Bfd(n),
@@ -146,7 +150,7 @@ impl Peer {
             Wake::Timer(Some(t)) => {
                 self.timers.remove(&t);
                 // A paused reader is not the peer's silence: wait for the RIB instead.
-                if t == Timer::Hold && self.pending.is_some() {
+                if t == Timer::Hold && !self.pending.is_empty() {
                     self.timers
                         .insert(t, Instant::now() + Duration::from_secs(1));
                 } else {
@@ -155,11 +159,18 @@ impl Peer {
             }
             Wake::Timer(None) => {}
             Wake::Rib(permit) => {
-                match (permit, self.pending.take()) {
+                match (permit, self.pending.pop_front()) {
                     (Some(p), Some(m)) => {
                         p.send(m);
                     }
                     _ => return false,
+                }
+                // What waited behind it goes as far as there is room.
+                while let Some(m) = self.pending.pop_front() {
+                    if let Err(m) = self.try_tell_rib(m) {
+                        self.pending.push_front(m);
+                        break;
+                    }
                 }
                 self.drain_frames().await;
             }
@@ -250,7 +261,10 @@ impl Peer {
             }
             ToPeer::RestartComplete => self.event(Event::RestartComplete).await,
             ToPeer::RequestRefresh => self.event(Event::RequestRefresh).await,
-            ToPeer::Send(bytes) => self.event(Event::Updates(bytes)).await,
+            ToPeer::Send(n, bytes) if n == self.sessions => self.event(Event::Updates(bytes)).await,
+            ToPeer::Send(n, _) => {
+                debug!(peer = %self.cfg.name, session = n, "UPDATEs of an earlier session dropped");
+            }
             ToPeer::Incoming(stream) => self.incoming(*stream).await,
             ToPeer::IncomingOpen(c) => {
                 self.colliding = None;
@@ -361,7 +375,7 @@ impl Peer {
 
     /// Frames and handles whatever whole messages the buffer holds.
     async fn drain_frames(&mut self) {
-        while self.pending.is_none() && self.conn.is_some() {
+        while self.pending.is_empty() && self.conn.is_some() {
             let len = match wire::frame(&self.rbuf, &self.rx) {
                 Ok(Some(n)) => n,
                 Ok(None) => return,
@@ -380,7 +394,7 @@ impl Peer {
         }
         // Paused for the RIB: keep only the bytes not yet decoded, not a whole read buffer
         // (a storm of sessions all waiting for the RIB would hold 4 KiB each).
-        if self.pending.is_some() && self.rbuf.capacity() >= 4 * self.rbuf.len() {
+        if !self.pending.is_empty() && self.rbuf.capacity() >= 4 * self.rbuf.len() {
             self.rbuf = BytesMut::from(&self.rbuf[..]);
         }
     }
@@ -440,10 +454,12 @@ impl Peer {
                 let Some(local) = self.conn.as_ref().map(|c| c.local) else {
                     return;
                 };
+                self.sessions += 1;
                 self.tell_rib(ToRib::Up {
                     peer: self.id,
                     session,
                     local,
+                    number: self.sessions,
                 });
             }
             Action::Down { reason, graceful } => {
@@ -483,12 +499,21 @@ impl Peer {
         }
     }
 
-    /// Sends to the RIB now if there is room, else holds it and pauses reading.
+    /// Sends to the RIB now if there is room and nothing waits before it, else holds it
+    /// (after what waits) and pauses reading.
     fn tell_rib(&mut self, m: ToRib) {
+        if !self.pending.is_empty() {
+            self.pending.push_back(m);
+        } else if let Err(m) = self.try_tell_rib(m) {
+            self.pending.push_back(m);
+        }
+    }
+
+    /// Sends to the RIB if there is room; the message back if not (a closed RIB takes it).
+    fn try_tell_rib(&self, m: ToRib) -> Result<(), ToRib> {
         match self.rib.try_send(m) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(m)) => self.pending = Some(m),
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
+            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(m)) => Err(m),
         }
     }
 
