@@ -98,7 +98,7 @@ pub struct Rib {
     groups: Vec<Option<Group>>,
     export: Exporter,
     /// Prefixes touched since the last flush, with what they had before.
-    dirty: FxHashMap<(Family, IpNet), Touched>,
+    dirty: FxHashMap<(Family, IpNet), Before>,
     /// Prefixes the last batch of received UPDATEs changed, when it was the last flush (how
     /// much room `dirty` keeps for the next one of a burst).
     batch: usize,
@@ -130,16 +130,6 @@ pub struct Rib {
 #[derive(Debug, Default)]
 struct Before(SmallVec<[Shown; 1]>);
 
-/// A prefix touched since the last flush.
-#[derive(Debug)]
-struct Touched {
-    before: Before,
-    /// Its paths as decided when an announcement was its only change so far (the import
-    /// held its entry then): the flush exports them without looking the prefix up again.
-    /// Any later change clears it.
-    decided: Option<Before>,
-}
-
 #[derive(Debug)]
 struct Shown {
     source: PathSource,
@@ -166,65 +156,32 @@ impl Before {
         )
     }
 
-    /// Whether the multipath set `now` (sources, identifiers, attribute sets) is the one
-    /// noted: if not, the kernel route changes.
-    fn same_multipath<'p>(
-        &self,
-        now: impl Iterator<Item = (PathSource, u32, bool, &'p Arc<AttrSet>)>,
-    ) -> bool {
-        let ids = |(src, tx_id, _, a): (PathSource, u32, bool, &Arc<AttrSet>)| {
-            (src, tx_id, Arc::as_ptr(a))
-        };
-        let old = self
-            .0
-            .iter()
-            .map(|s| (s.source, s.tx_id, s.multipath, &s.attrs));
-        let old = old.take_while(|x| x.2).map(ids);
-        old.eq(now.take_while(|x| x.2).map(ids))
+    /// Whether `e`'s multipath set (sources, identifiers, attribute sets) is the one noted:
+    /// if not, the kernel route changes.
+    fn same_multipath(&self, e: &Entry) -> bool {
+        let old = self.0.iter().take_while(|s| s.multipath);
+        let old = old.map(|s| (s.source, s.tx_id, Arc::as_ptr(&s.attrs)));
+        let new = e.multipath();
+        old.eq(new.map(|p| (p.source(), p.tx_id(), Arc::as_ptr(&p.attrs))))
     }
 
-    /// The paths noted, with their multipath flags.
-    fn flagged(&self) -> impl Iterator<Item = (PathSource, u32, bool, &Arc<AttrSet>)> + Clone {
-        self.0
-            .iter()
-            .map(|s| (s.source, s.tx_id, s.multipath, &s.attrs))
+    fn paths(&self) -> impl Iterator<Item = (PathSource, u32, &Arc<AttrSet>)> {
+        self.0.iter().map(|s| (s.source, s.tx_id, &s.attrs))
     }
 }
 
-/// Notes what `key` had before its first change since the last flush (and that a decision
-/// made at that change no longer holds); the note if this is the first change.
-fn note<'d>(
-    dirty: &'d mut FxHashMap<(Family, IpNet), Touched>,
+/// Notes what `key` had before its first change since the last flush.
+fn note(
+    dirty: &mut FxHashMap<(Family, IpNet), Before>,
     key: (Family, IpNet),
     e: &Entry,
     keep: usize,
-) -> Option<&'d mut Touched> {
-    match dirty.entry(key) {
-        std::collections::hash_map::Entry::Occupied(o) => {
-            o.into_mut().decided = None;
-            None
-        }
-        std::collections::hash_map::Entry::Vacant(v) => Some(v.insert(Touched {
-            before: Before::of(e, keep),
-            decided: None,
-        })),
-    }
+) {
+    dirty.entry(key).or_insert_with(|| Before::of(e, keep));
 }
 
-fn current(e: &Entry) -> impl Iterator<Item = (PathSource, u32, bool, &Arc<AttrSet>)> + Clone {
-    e.paths()
-        .iter()
-        .map(|p| (p.source(), p.tx_id(), p.multipath(), &p.attrs))
-}
-
-/// Decides a prefix's paths: a peer's next hop must resolve (RFC 4271 §9.1.2.1; our own
-/// routes and the kernel's need no resolving), then they are ranked.
-fn decide(view: &View, next_hops: &mut NextHops, e: &mut Entry) {
-    for p in e.paths_mut() {
-        let hop = p.attrs.next_hop.filter(|_| p.source().peer_id().is_some());
-        p.set_reachable(hop.is_none_or(|a| next_hops.reachable(a)));
-    }
-    view.decide(e);
+fn current(e: &Entry) -> impl Iterator<Item = (PathSource, u32, &Arc<AttrSet>)> {
+    e.paths().iter().map(|p| (p.source(), p.tx_id(), &p.attrs))
 }
 
 /// What deciding and exporting read: the speaker, the policy and the peers.
@@ -287,7 +244,7 @@ impl View<'_> {
         g: &GroupKey,
         (f, net): (Family, &IpNet),
         calico: bool,
-        paths: impl Iterator<Item = (PathSource, u32, bool, &'p Arc<AttrSet>)>,
+        paths: impl Iterator<Item = (PathSource, u32, &'p Arc<AttrSet>)>,
     ) -> Sent<'p> {
         let rules = g.export.rules(f);
         if !calico && rules.is_empty() && self.calico.normal_route_priority.is_none() {
@@ -297,12 +254,12 @@ impl View<'_> {
         let n = if add_path { g.send_max } else { 1 };
         paths
             .take(n)
-            .filter(|(src, _, _, a)| {
+            .filter(|(src, _, a)| {
                 let calico = calico || self.calico.elevated(net, *src, a);
                 self.speaker.exports(&self.source(*src), &g.target, f, a)
                     && lets_out(rules, (g.target.ibgp, self.lead(&g.target)), calico, net, a)
             })
-            .map(|(src, id, _, a)| (if add_path { id } else { 0 }, src, a))
+            .map(|(src, id, a)| (if add_path { id } else { 0 }, src, a))
             .collect()
     }
 
@@ -509,24 +466,20 @@ impl Settle<'_> {
     /// before with the same identifier, source and attribute set is sent the same way, so
     /// only changed paths are rewritten; after a policy change both sides are.
     fn prefix(&mut self, key: (Family, IpNet), e: &mut Entry, before: &Before) {
-        decide(&self.view, self.next_hops, e);
-        self.decided(key, before, current(e));
-    }
-
-    /// [`Settle::prefix`] of a prefix already decided: `now`, its paths best first.
-    fn decided<'e>(
-        &mut self,
-        key: (Family, IpNet),
-        before: &'e Before,
-        now: impl Iterator<Item = (PathSource, u32, bool, &'e Arc<AttrSet>)> + Clone,
-    ) {
+        // A peer's next hop must resolve (RFC 4271 §9.1.2.1); our own routes and the
+        // kernel's need no resolving.
+        for p in e.paths_mut() {
+            let hop = p.attrs.next_hop.filter(|_| p.source().peer_id().is_some());
+            p.set_reachable(hop.is_none_or(|a| self.next_hops.reachable(a)));
+        }
+        self.view.decide(e);
         if let Some(fib) = self.fib_dirty.as_deref_mut()
-            && !before.same_multipath(now.clone())
+            && !before.same_multipath(e)
         {
             fib.insert(key);
         }
         let was_best = before.0.first().and_then(|s| s.source.peer_id());
-        let is_best = now.clone().next().and_then(|(src, ..)| src.peer_id());
+        let is_best = e.best().and_then(|p| p.source().peer_id());
         if was_best != is_best {
             if let Some(n) = was_best.and_then(|id| self.preferred.get_mut(id)) {
                 *n = n.saturating_sub(1);
@@ -549,14 +502,14 @@ impl Settle<'_> {
                 true => Sent::new(),
                 false => {
                     let ok = *was_ok.get_or_insert_with(|| old.calico.exports(&net));
-                    old.exported(&g.key, (f, &net), ok, before.flagged())
+                    old.exported(&g.key, (f, &net), ok, before.paths())
                 }
             };
-            let is = match now.clone().next().is_none() {
+            let is = match e.is_empty() {
                 true => Sent::new(),
                 false => {
                     let ok = *is_ok.get_or_insert_with(|| self.view.calico.exports(&net));
-                    self.view.exported(&g.key, (f, &net), ok, now.clone())
+                    self.view.exported(&g.key, (f, &net), ok, current(e))
                 }
             };
             let shared = self.queue(gi, g, key, &was, &is, None);
@@ -808,9 +761,7 @@ impl Rib {
         };
         let mut empty = Vec::new();
         for (key, e) in self.table.iter_mut() {
-            let before = dirty
-                .remove(&key)
-                .map_or_else(|| Before::of(e, keep), |t| t.before);
+            let before = dirty.remove(&key).unwrap_or_else(|| Before::of(e, keep));
             s.prefix(key, e, &before);
             if e.is_empty() {
                 empty.push(key);
@@ -1169,7 +1120,7 @@ impl Rib {
             }
             return;
         }
-        let first = note(&mut self.dirty, key, e, keep);
+        note(&mut self.dirty, key, e, keep);
         let Some(p) = self.peers.get_mut(id) else {
             return;
         };
@@ -1178,19 +1129,6 @@ impl Rib {
         }
         if e.upsert(rx_id, a) {
             p.received += 1;
-        }
-        // The prefix's first change since the last flush: decided now, while its entry is at
-        // hand, so that the flush need not look it up again.
-        if let Some(t) = first {
-            let view = View {
-                speaker: &self.speaker,
-                calico: &self.calico,
-                peers: &self.peers,
-                max_paths: self.max_paths,
-                old: false,
-            };
-            decide(&view, &mut self.next_hops, e);
-            t.decided = Some(Before::of(e, keep));
         }
     }
 
@@ -1460,15 +1398,11 @@ impl Rib {
             preferred: &mut self.preferred,
             next_hops: &mut self.next_hops,
         };
-        for (key, t) in dirty.drain() {
-            if let Some(now) = &t.decided {
-                s.decided(key, &t.before, now.flagged());
-                continue;
-            }
+        for (key, before) in dirty.drain() {
             let Some(e) = self.table.get_mut(&key) else {
                 continue;
             };
-            s.prefix(key, e, &t.before);
+            s.prefix(key, e, &before);
             if e.is_empty() {
                 self.table.remove(&key);
             }

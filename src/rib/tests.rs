@@ -1414,10 +1414,9 @@ fn updates_received_together_go_out_once_and_never_back() {
     assert!(rib.flush_changes().is_empty(), "nothing twice");
 }
 
-/// A prefix is decided when an announcement first changes it in a batch (its entry at
-/// hand); a later change in the same batch makes the flush decide it again, so each peer is
-/// sent only how the batch leaves it (RFC 4271 §9.2): here a better path from another peer,
-/// and an announcement withdrawn again.
+/// A prefix changed more than once in a batch of received UPDATEs is sent to each peer only
+/// as the batch leaves it (RFC 4271 §9.2): here a better path from another peer after the
+/// first, and an announcement withdrawn again.
 #[test]
 fn a_prefix_changed_again_in_a_batch_goes_out_as_it_ends() {
     let mut rib = with_peers(&config(CLIENTS));
