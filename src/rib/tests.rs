@@ -1519,6 +1519,54 @@ fn updates_received_together_go_out_once_and_never_back() {
     assert!(rib.flush_changes().is_empty(), "nothing twice");
 }
 
+/// A prefix changed more than once in a batch of received UPDATEs is sent to each peer only
+/// as the batch leaves it (RFC 4271 §9.2): here a better path from another peer after the
+/// first, and an announcement withdrawn again.
+#[test]
+fn a_prefix_changed_again_in_a_batch_goes_out_as_it_ends() {
+    let mut rib = with_peers(&config(CLIENTS));
+    for id in [0, 1, 3] {
+        up(&mut rib, id);
+    }
+    let (p, q) = (net("198.18.2.0/26"), net("198.18.4.0/26"));
+    rib.receive(
+        0,
+        &announce(
+            &["198.18.2.0/26", "198.18.4.0/26"],
+            [198, 51, 100, 2],
+            &[65010, 65011],
+        ),
+        false,
+    );
+    rib.receive(
+        1,
+        &announce(&["198.18.2.0/26"], [198, 51, 100, 3], &[]),
+        false,
+    );
+    let mut w = Update::default();
+    w.withdrawn.push(Prefix {
+        net: q,
+        path_id: Some(1),
+    });
+    rib.receive(0, &w, false);
+    let out = rib.flush_changes();
+    let to_c = sent_to(&rib, &out, 3);
+    assert_eq!(announced(&to_c), vec![p], "{p} once, {q} not at all");
+    assert!(to_c.iter().all(|u| u.withdrawals().next().is_none()));
+    let hop = |u: &Update| match u.attr(crate::wire::attr::code::NEXT_HOP) {
+        Some(Attr::NextHop { next_hop }) => Some(*next_hop),
+        _ => None,
+    };
+    assert_eq!(
+        hop(&to_c[0]),
+        Some(Ipv4Addr::new(198, 51, 100, 3)),
+        "the better path"
+    );
+    assert_eq!(announced(&sent_to(&rib, &out, 0)), vec![p]);
+    assert_eq!((rib.preferred(0), rib.preferred(1)), (0, 1));
+    assert!(rib.flush_changes().is_empty(), "nothing twice");
+}
+
 /// A session that comes up while the RIB holds UPDATEs it has taken but not sent yet (the
 /// daemon batches them) gets every route: here a route withdrawn and announced again with
 /// the same attributes around its start, a batch that changes nothing for the others. Its
