@@ -51,6 +51,7 @@ fuzz_target!(|data: &[u8]| {
             fib: None,
             datastore: None,
             bfd: &[],
+            restart_timers: Vec::new(),
         };
         for line in text.lines() {
             let _ = execute(line, &ctx);
