@@ -88,8 +88,10 @@ use serde::{Deserialize, Serialize};
 #[path = "../tests/harness/mod.rs"]
 mod harness;
 
-use harness::bench::{Client, cmd_out, established, route_count, sleep, stopped, wait_quiet};
-use harness::netns::{RecvPeers, try_ip};
+use harness::bench::{
+    Client, cmd_out, established, route_count, sleep, speaker_argv, stopped, wait_quiet,
+};
+use harness::netns::{RecvPeers, ip_batch};
 use harness::proc::{Proc, cpu_secs, listening, machine_busy_secs, netstat, status_kib};
 
 /// First simulated peer; peer k has `PEER_BASE + k`.
@@ -1719,20 +1721,9 @@ mod controller {
                     (hold, keepalive),
                 ),
             )?;
-            let mut argv: Vec<String> = vec![
-                binary(args, s).display().to_string(),
-                "-c".into(),
-                conf.display().to_string(),
-                "-s".into(),
-                ctl.display().to_string(),
-            ];
-            if s != Speaker::Wrend {
-                argv.extend([
-                    "-f".into(),
-                    "-P".into(),
-                    dir.join("pid").display().to_string(),
-                ]);
-            }
+            let pid = dir.join("pid");
+            let bird_pid = (s != Speaker::Wrend).then_some(pid.as_path());
+            let argv = speaker_argv(&binary(args, s), &conf, &ctl, bird_pid);
             let p = Proc::spawn(ns, &argv, &log, false, args.timing.nice)?;
             Ok(Receiver {
                 procs: vec![(p, log.clone())],
@@ -2050,14 +2041,8 @@ mod controller {
         for k in 0..n {
             let _ = writeln!(peers, "addr add {}/32 dev vp", peer_addr(k));
         }
-        for (ns, batch, file) in [
-            (&g.recv, recv, "ip-recv.batch"),
-            (&g.peers, peers, "ip-peers.batch"),
-        ] {
-            let path = dir.join(file);
-            std::fs::write(&path, batch)?;
-            try_ip(&["-n", ns, "-batch", &path.display().to_string()])?;
-        }
+        ip_batch(&g.recv, &recv, &dir.join("ip-recv.batch"))?;
+        ip_batch(&g.peers, &peers, &dir.join("ip-peers.batch"))?;
         Ok(g)
     }
 

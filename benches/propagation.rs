@@ -49,8 +49,8 @@ use serde::{Deserialize, Serialize};
 #[path = "../tests/harness/mod.rs"]
 mod harness;
 
-use harness::bench::{Client, cmd_out, established, sleep, stopped};
-use harness::netns::{RecvPeers, try_ip};
+use harness::bench::{Client, cmd_out, established, sleep, speaker_argv, stopped};
+use harness::netns::{RecvPeers, ip_batch};
 use harness::proc::{Proc, cpu_secs, status_kib};
 
 const SPEAKER: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
@@ -578,20 +578,9 @@ mod controller {
                     "bird.conf"
                 });
                 std::fs::write(&conf, config(s, dir))?;
-                let mut argv = vec![
-                    binary(args, s).display().to_string(),
-                    "-c".into(),
-                    conf.display().to_string(),
-                    "-s".into(),
-                    dir.join("ctl").display().to_string(),
-                ];
-                if s == Speaker::Bird2 {
-                    argv.extend([
-                        "-f".into(),
-                        "-P".into(),
-                        dir.join("pid").display().to_string(),
-                    ]);
-                }
+                let pid = dir.join("pid");
+                let bird_pid = (s == Speaker::Bird2).then_some(pid.as_path());
+                let argv = speaker_argv(&binary(args, s), &conf, &dir.join("ctl"), bird_pid);
                 let p = Proc::spawn(ns, &argv, &log, false, nice)?;
                 let t = Instant::now();
                 while Client::connect(&dir.join("ctl")).is_err() {
@@ -708,14 +697,8 @@ mod controller {
             "link set vp up\naddr add {SENDER}/24 dev vp\naddr add {RECEIVER}/24 dev vp\n\
              neigh replace {SPEAKER} lladdr {SPEAKER_MAC} dev vp nud permanent\n"
         );
-        for (ns, batch, file) in [
-            (&g.recv, speaker, "ip-speaker.batch"),
-            (&g.peers, peers, "ip-peers.batch"),
-        ] {
-            let path = dir.join(file);
-            std::fs::write(&path, batch)?;
-            try_ip(&["-n", ns, "-batch", &path.display().to_string()])?;
-        }
+        ip_batch(&g.recv, &speaker, &dir.join("ip-speaker.batch"))?;
+        ip_batch(&g.peers, &peers, &dir.join("ip-peers.batch"))?;
         Ok(g)
     }
 

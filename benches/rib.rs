@@ -1034,7 +1034,8 @@ mod controller {
     use anyhow::{anyhow, bail};
 
     use super::harness::bench::{
-        Client, catch_signals, check_stop, cmd_out, machine, route_count, write_report,
+        Client, catch_signals, check_stop, cmd_out, machine, route_count, speaker_argv,
+        write_report,
     };
     use super::harness::netns::{RecvPeers, remove_stale_namespaces, try_ip};
     use super::harness::proc::{Proc, cpu_secs, status_kib};
@@ -1169,20 +1170,9 @@ mod controller {
             Daemon::Wrend => "wrend.toml",
         });
         std::fs::write(&conf, config(d, dir))?;
-        let mut argv = vec![
-            bin.display().to_string(),
-            "-c".into(),
-            conf.display().to_string(),
-            "-s".into(),
-            ctl.display().to_string(),
-        ];
-        if d == Daemon::Bird2 {
-            argv.extend([
-                "-f".into(),
-                "-P".into(),
-                dir.join("pid").display().to_string(),
-            ]);
-        }
+        let pid = dir.join("pid");
+        let bird_pid = (d == Daemon::Bird2).then_some(pid.as_path());
+        let argv = speaker_argv(bin, &conf, &ctl, bird_pid);
         let log = dir.join("daemon.log");
         let mut daemon = Proc::spawn(&net.recv, &argv, &log, false, 0)?;
         let pid = daemon.pid();

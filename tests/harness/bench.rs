@@ -23,6 +23,22 @@ extern "C" fn on_signal(_: libc::c_int) {
     STOP.store(true, Ordering::SeqCst);
 }
 
+/// The command line of wrend or BIRD 2 (the same options): its configuration and control
+/// socket, and with `bird_pid` BIRD's foreground run and pid file.
+pub fn speaker_argv(bin: &Path, conf: &Path, ctl: &Path, bird_pid: Option<&Path>) -> Vec<String> {
+    let mut argv = vec![
+        bin.display().to_string(),
+        "-c".into(),
+        conf.display().to_string(),
+        "-s".into(),
+        ctl.display().to_string(),
+    ];
+    if let Some(pid) = bird_pid {
+        argv.extend(["-f".into(), "-P".into(), pid.display().to_string()]);
+    }
+    argv
+}
+
 /// Turns SIGINT, SIGTERM and SIGHUP into [`stopped`].
 pub fn catch_signals() {
     for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
