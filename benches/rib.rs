@@ -718,6 +718,7 @@ mod inproc {
             let s = session(&rib, id);
             rib.up(id, s, local);
         }
+        rib.flush_changes();
         let mut r = InprocResult {
             scenario: p.scenario.name().to_string(),
             groups: rib.group_count(),

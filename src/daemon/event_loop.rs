@@ -2,6 +2,7 @@
 //! sessions and its changes to the FIB thread; timers, signals, control and metrics requests.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::signal::unix::Signal;
 use tokio::sync::{mpsc, watch};
@@ -25,6 +26,25 @@ const RIB_BATCH: usize = 256;
 /// the first go out while the sessions are still reading the rest, and that the prefixes a
 /// flush decides are still in the cache from their import.
 const RIB_ROUTES: usize = 16_384;
+
+/// How long the next flush of received UPDATEs waits after one, per message hand-off that
+/// flush made (see [`spacing`]).
+const SPACING_PER_HAND_OFF: Duration = Duration::from_micros(60);
+
+/// The longest a flush waits for the one before.
+const MAX_SPACING: Duration = Duration::from_millis(250);
+
+/// How long after a flush that handed its messages to `hand_offs` sessions the next one
+/// goes. Each hand-off costs a socket write and a wake-up on both ends whatever it carries,
+/// so a flush to a route reflector's thousands of clients is kept from following the last
+/// one at once: what arrives meanwhile is applied and goes in the next, and each client
+/// gets fewer, fuller writes. A flush to a few peers waits microseconds; one after a quiet
+/// spell does not wait at all. RFC 4271 §9.2.1.1 leaves such pacing to the speaker (its
+/// MinRouteAdvertisementIntervalTimer is per peer and far longer).
+fn spacing(hand_offs: usize) -> Duration {
+    let n = u32::try_from(hand_offs).unwrap_or(u32::MAX);
+    SPACING_PER_HAND_OFF.saturating_mul(n).min(MAX_SPACING)
+}
 
 /// What the event loop waits on, besides the daemon's own timers.
 pub(super) struct Inputs {
@@ -56,6 +76,7 @@ impl Daemon {
                 Some(m) = inputs.rib_rx.recv(), if self.rib.fib_backlog() < fib::BACKLOG => {
                     self.handle_peer_events(m, &mut inputs.rib_rx).await
                 }
+                () = sleep_until(Some(self.flush_after)), if self.held => self.send_changes().await,
                 () = sleep_until(self.sync_deadline), if self.sync_deadline.is_some() => {
                     info!("start-up wait over before every peer's End-of-RIB");
                     self.finish_sync();
@@ -123,8 +144,8 @@ impl Daemon {
     async fn handle_peer_events(&mut self, first: ToRib, rx: &mut mpsc::Receiver<ToRib>) {
         let (mut m, mut taken, mut routes, mut pending) = (first, 1, 0, false);
         loop {
-            // A session coming up or a route refresh sends what came before it first (the
-            // RIB does, `Rib::up`), so the order of everything a peer sees is what it was.
+            // A route refresh sends what came before it first (the RIB does), so the order of
+            // everything a peer sees is what it was; a session coming up waits for the flush.
             if let Some(n) = self.handle_peer_event(m).await {
                 pending = true;
                 routes += n;
@@ -139,18 +160,25 @@ impl Daemon {
             }
         }
         if pending {
-            self.send_changes().await;
+            self.held = true;
+            if Instant::now() >= self.flush_after {
+                self.send_changes().await;
+            }
         }
     }
 
+    /// Flushes the received UPDATEs' changes, and spaces the next flush after this one.
     async fn send_changes(&mut self) {
         let out = self.rib.flush_changes();
+        let hand_offs = out.iter().map(|o| o.peers.len()).sum();
+        self.held = false;
+        self.flush_after = Instant::now() + spacing(hand_offs);
         self.send(out).await;
         self.act_on_exceeded().await;
     }
 
-    /// Applies one message from a session; for an UPDATE, whose changes wait for
-    /// `send_changes`, how many prefixes it carried.
+    /// Applies one message from a session; for an UPDATE or a session up, whose changes
+    /// wait for `send_changes`, how many prefixes it carried.
     async fn handle_peer_event(&mut self, m: ToRib) -> Option<usize> {
         let out = match m {
             ToRib::Up {
@@ -159,10 +187,12 @@ impl Daemon {
                 local,
                 number,
             } => {
+                // The session joins its group, and is sent the table, with the batch's flush.
                 self.peers.session_up(peer, number);
                 let out = self.rib.up(peer, *session, local);
                 self.peers.stale_timer(&self.rib, peer);
-                out
+                self.send(out).await;
+                return Some(0);
             }
             ToRib::Down { peer, graceful } => {
                 let out = self.rib.down(peer, graceful);
@@ -279,5 +309,19 @@ async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flushes_are_spaced_by_their_fan_out_up_to_a_bound() {
+        assert_eq!(spacing(0), Duration::ZERO);
+        assert_eq!(spacing(2), Duration::from_micros(120));
+        assert_eq!(spacing(3000), Duration::from_millis(180));
+        assert_eq!(spacing(5000), MAX_SPACING);
+        assert_eq!(spacing(usize::MAX), MAX_SPACING);
     }
 }

@@ -62,6 +62,10 @@ struct Daemon {
     fib: Option<fib::Handle>,
     /// Start-up sync ends on every peer's End-of-RIB, or at this time at the latest.
     sync_deadline: Option<Instant>,
+    /// The next flush of received UPDATEs goes no earlier than this (`event_loop::spacing`).
+    flush_after: Instant,
+    /// Received UPDATEs are applied and wait for a flush held until `flush_after`.
+    held: bool,
     set_log_level: Box<dyn Fn(LogLevel) + Send>,
     /// `down` was asked for: stop once the reply is out.
     shutdown: bool,
@@ -113,6 +117,8 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         sync_deadline: Some(
             Instant::now() + Duration::from_secs(u64::from(config.kernel.startup_wait)),
         ),
+        flush_after: Instant::now(),
+        held: false,
         source: opts.source,
         restarting: opts.restarting,
         started: SystemTime::now(),

@@ -286,14 +286,46 @@ impl Group {
     pub fn take_encoded(&mut self) -> Vec<(Vec<PeerId>, Bytes)> {
         let changes = std::mem::take(&mut self.pending);
         let own = std::mem::take(&mut self.own);
+        if changes.is_empty() && own.is_empty() {
+            return Vec::new();
+        }
+        self.encoded(&self.members, &changes, own)
+    }
+
+    /// `changes` (computed from the table for peers `to` joining the group, `Rib::dump`),
+    /// encoded once for all of them as [`Group::take_encoded`] does a flush: a peer with
+    /// paths of its own among them (at `apart`) gets the rest.
+    pub fn encode_for(
+        &self,
+        to: &[PeerId],
+        changes: &Changes,
+        apart: Vec<(PeerId, Vec<Slot>)>,
+    ) -> Vec<(Vec<PeerId>, Bytes)> {
+        let own = apart.into_iter().map(|(id, apart)| {
+            let o = Own {
+                apart,
+                changes: Changes::default(),
+            };
+            (id, o)
+        });
+        self.encoded(to, changes, own.collect())
+    }
+
+    /// `changes` encoded once for `to`, and the parts without their prefixes set apart for
+    /// those in `own` (which also get what was queued for them alone).
+    fn encoded(
+        &self,
+        to: &[PeerId],
+        changes: &Changes,
+        own: FxHashMap<PeerId, Own>,
+    ) -> Vec<(Vec<PeerId>, Bytes)> {
         let mut out = Vec::new();
-        let shared: Vec<PeerId> = self
-            .members
+        let shared: Vec<PeerId> = to
             .iter()
             .filter(|m| !own.contains_key(m))
             .copied()
             .collect();
-        let (bytes, parts) = self.encode_parts(&changes);
+        let (bytes, parts) = self.encode_parts(changes);
         if !bytes.is_empty() && !shared.is_empty() {
             out.push((shared, bytes.clone()));
         }
@@ -301,7 +333,7 @@ impl Group {
             return out;
         }
         let families = &self.key.families;
-        for (id, mut o) in own.into_iter().filter(|(id, _)| self.members.contains(id)) {
+        for (id, mut o) in own.into_iter().filter(|(id, _)| to.contains(id)) {
             o.apart.sort_unstable();
             let mut apart: SmallVec<[usize; 4]> = (o.apart.iter())
                 .filter_map(|s| changes.part_of(*s, families))

@@ -130,6 +130,9 @@ pub struct Rib {
     pub table: Table,
     interner: Interner,
     groups: Vec<Option<Group>>,
+    /// Peers whose session came up since the last flush: they join their update groups,
+    /// and are sent the table, at the end of the next one (`Rib::welcome`).
+    joining: Vec<PeerId>,
     export: Exporter,
     /// Prefixes touched since the last flush, with what they had before.
     dirty: FxHashMap<(Family, IpNet), Before>,
@@ -644,6 +647,23 @@ fn admit(
     }
 }
 
+/// What a group sends, computed from the table for some peers (`Rib::dump`).
+#[derive(Debug, Default)]
+struct Dump {
+    changes: Changes,
+    /// Per peer it is for, its own paths among those the group sends.
+    own: Vec<(PeerId, Own)>,
+    /// Paths not queued at all: a lone peer's own.
+    left_out: usize,
+}
+
+/// A peer's own paths in a [`Dump`]: how many, and where those queued lie.
+#[derive(Debug, Default)]
+struct Own {
+    withheld: usize,
+    apart: Vec<Slot>,
+}
+
 impl Rib {
     pub fn new(config: &Config) -> Rib {
         let mut rib = Rib {
@@ -658,6 +678,7 @@ impl Rib {
             table: Table::new(),
             interner: Interner::default(),
             groups: Vec::new(),
+            joining: Vec::new(),
             export: Exporter::default(),
             dirty: FxHashMap::default(),
             batch: 0,
@@ -829,15 +850,16 @@ impl Rib {
         }
     }
 
-    /// A session came up: it joins its update group and gets the group's routes (computed
-    /// from the table) and End-of-RIB. Routes kept from its previous session stay, stale,
-    /// until its End-of-RIB, unless the peer came back with another BGP identifier: they were
+    /// A session came up: at the end of the next flush (that of the batch it came in with)
+    /// it joins its update group and is sent the group's routes as they are then, and
+    /// End-of-RIB (`Rib::welcome`). Routes kept from its previous session stay, stale, until
+    /// its End-of-RIB, unless the peer came back with another BGP identifier: they were
     /// decided and reflected under the old one, so they go at once; so do those of a family
     /// the peer kept no forwarding state for (RFC 4724 §4.2: its graceful restart capability
     /// gone, the family left out of it, or its Forwarding State bit clear) or the new session
-    /// does not carry. UPDATEs received and not sent yet go out first (see [`Rib::settled`]).
+    /// does not carry.
     pub fn up(&mut self, id: PeerId, session: Session, local: SocketAddr) -> Vec<Outgoing> {
-        let mut out = self.settled();
+        let mut out = Vec::new();
         let Some(p) = self.peers.get_mut(id) else {
             return out;
         };
@@ -856,23 +878,47 @@ impl Rib {
         if p.stale > 0 {
             let gone = self.drop_stale(id, |f| changed || !forwarding.contains(&f));
             if gone > 0 {
-                out.extend(self.flush());
+                out = self.flush();
                 self.release(gone);
             }
         }
-        let Some(key) = self.group_key(id) else {
-            return out;
-        };
-        let (gi, dump) = self.join(id, key);
-        let Some(g) = self.groups[gi].as_ref() else {
-            return out;
-        };
-        let mut bytes = g.encode(&dump).to_vec();
-        bytes.extend_from_slice(&g.end_of_rib());
-        out.push(Outgoing {
-            peers: vec![id],
-            bytes: bytes.into(),
-        });
+        self.joining.push(id);
+        out
+    }
+
+    /// The peers that came up since the last flush join their update groups, after the
+    /// flush's changes went to the members before them: each is sent the table as it is
+    /// now, then End-of-RIB (RFC 4724 §2), and those joining one group together share one
+    /// encoding of it. Sessions coming up in a burst (a reflector's clients) no longer cost
+    /// a flush each, nor a table encoded for each.
+    fn welcome(&mut self) -> Vec<Outgoing> {
+        let mut joining: Vec<(usize, Vec<PeerId>)> = Vec::new();
+        for id in std::mem::take(&mut self.joining) {
+            let Some(key) = self.group_key(id) else {
+                continue;
+            };
+            let gi = self.group_of(key);
+            match joining.iter_mut().find(|(g, _)| *g == gi) {
+                Some((_, ids)) => ids.push(id),
+                None => joining.push((gi, vec![id])),
+            }
+        }
+        let mut out = Vec::new();
+        for (gi, ids) in joining {
+            let (dump, apart) = self.join(gi, &ids);
+            let Some(g) = self.groups[gi].as_ref() else {
+                continue;
+            };
+            let runs = g.encode_for(&ids, &dump, apart);
+            out.extend(
+                runs.into_iter()
+                    .map(|(peers, bytes)| Outgoing { peers, bytes }),
+            );
+            out.push(Outgoing {
+                peers: ids,
+                bytes: g.end_of_rib(),
+            });
+        }
         out
     }
 
@@ -887,34 +933,43 @@ impl Rib {
         self.flush_changes()
     }
 
-    /// Peer `id` joins the update group of `key` (a new one when no group has it): the
-    /// group's index, and everything the peer is to be sent, computed from the table.
-    fn join(&mut self, id: PeerId, key: GroupKey) -> (usize, Changes) {
-        let existing = self
-            .groups
-            .iter()
-            .position(|g| g.as_ref().is_some_and(|g| g.key == key));
-        let families = key.families.clone();
-        let gi = existing.unwrap_or_else(|| {
+    /// The index of the update group of `key`, a new one when no group has it.
+    fn group_of(&mut self, key: GroupKey) -> usize {
+        let existing = (self.groups.iter()).position(|g| g.as_ref().is_some_and(|g| g.key == key));
+        existing.unwrap_or_else(|| {
             self.groups.push(Some(Group::new(key)));
             self.groups.len() - 1
-        });
-        if let Some(p) = self.peers.get_mut(id) {
-            p.group = Some(gi);
-        }
-        let (dump, withheld) = self.dump(gi, &families, id);
-        if let Some(g) = self.groups[gi].as_mut() {
-            if existing.is_none() {
-                g.advertised = dump.announced() + withheld;
+        })
+    }
+
+    /// Peers `ids` join group `gi`: everything they are to be sent, computed from the table,
+    /// and for each of them that is the source of some of it, where those paths lie.
+    fn join(&mut self, gi: usize, ids: &[PeerId]) -> (Changes, Vec<(PeerId, Vec<Slot>)>) {
+        let Some(families) = self.groups[gi].as_ref().map(|g| g.key.families.clone()) else {
+            return (Changes::default(), Vec::new());
+        };
+        let dump = self.dump(gi, &families, ids);
+        for &id in ids {
+            if let Some(p) = self.peers.get_mut(id) {
+                p.group = Some(gi);
             }
-            g.members.push(id);
-            g.withhold(id, withheld as isize);
         }
-        (gi, dump)
+        if let Some(g) = self.groups[gi].as_mut() {
+            if g.members.is_empty() {
+                g.advertised = dump.changes.announced() + dump.left_out;
+            }
+            g.members.extend_from_slice(ids);
+            for (id, own) in &dump.own {
+                g.withhold(*id, own.withheld as isize);
+            }
+        }
+        let apart = dump.own.into_iter().map(|(id, own)| (id, own.apart));
+        (dump.changes, apart.filter(|(_, a)| !a.is_empty()).collect())
     }
 
     /// Peer `id` leaves its update group, which goes with its last member.
     fn leave(&mut self, id: PeerId) {
+        self.joining.retain(|j| *j != id);
         let Some(gi) = self.peers.get_mut(id).and_then(|p| p.group.take()) else {
             return;
         };
@@ -926,16 +981,19 @@ impl Rib {
         }
     }
 
-    /// Everything member `to` of group `gi` is sent (for `families`), computed from the
-    /// table, as for a new member or a route refresh; and how many of the group's paths are
-    /// its own and left out.
-    fn dump(&mut self, gi: usize, families: &[Family], to: PeerId) -> (Changes, usize) {
-        let mut out = Changes::default();
-        let mut withheld = 0;
-        let Some(g) = self.groups.get(gi).and_then(Option::as_ref) else {
-            return (out, withheld);
+    /// Everything group `gi` sends (for `families`), computed from the table, for peers `to`
+    /// (new members, or one asking for a route refresh). A path whose source is one of them
+    /// is queued for the others and its place noted, to be left out of what its source is
+    /// sent; a lone peer's own paths are not queued at all.
+    fn dump(&mut self, gi: usize, families: &[Family], to: &[PeerId]) -> Dump {
+        let mut out = Dump {
+            own: to.iter().map(|id| (*id, Own::default())).collect(),
+            ..Dump::default()
         };
-        let own = PathSource::peer(to);
+        out.own.sort_unstable_by_key(|(id, _)| *id);
+        let Some(g) = self.groups.get(gi).and_then(Option::as_ref) else {
+            return out;
+        };
         let view = View {
             speaker: &self.speaker,
             calico: &self.calico,
@@ -949,15 +1007,27 @@ impl Rib {
             }
             let calico = self.calico.exports(&key.1);
             for (id, src, a) in view.exported(&g.key, (key.0, &key.1), calico, current(e)) {
-                if src == own {
-                    withheld += 1;
-                } else if let Some(now) = self.export.rewrite(&view, gi, &g.key, &key, src, a) {
-                    out.announce(key.0, &now, g.prefix(key.0, key.1, id));
+                let mine = (src.peer_id())
+                    .and_then(|p| out.own.binary_search_by_key(&p, |(id, _)| *id).ok());
+                if let Some(k) = mine {
+                    out.own[k].1.withheld += 1;
+                    if to.len() == 1 {
+                        out.left_out += 1;
+                        continue;
+                    }
+                }
+                if let Some(now) = self.export.rewrite(&view, gi, &g.key, &key, src, a) {
+                    let slot = out
+                        .changes
+                        .announce(key.0, &now, g.prefix(key.0, key.1, id));
+                    if let Some(k) = mine {
+                        out.own[k].1.apart.push(slot);
+                    }
                 }
             }
         }
         self.export.cache.clear();
-        (out, withheld)
+        out
     }
 
     /// The session went down. When the connection was lost (`graceful`) and the peer can
@@ -1235,9 +1305,10 @@ impl Rib {
         }
         let mut out = self.settled();
         let families = key.families.clone();
-        let (was, _) = self.dump(old_gi, &families, id);
+        let was = self.dump(old_gi, &families, &[id]).changes;
         self.leave(id);
-        let (gi, mut dump) = self.join(id, key);
+        let gi = self.group_of(key);
+        let (mut dump, _) = self.join(gi, &[id]);
         let is: FxHashSet<(Family, Prefix)> = dump.announced_prefixes().collect();
         let Some(g) = self.groups[gi].as_ref() else {
             return out;
@@ -1394,7 +1465,7 @@ impl Rib {
             return Vec::new();
         }
         let mut out = self.settled();
-        let (dump, _) = self.dump(gi, &[f], id);
+        let dump = self.dump(gi, &[f], &[id]).changes;
         let Some(g) = self.groups[gi].as_ref() else {
             return out;
         };
@@ -1459,13 +1530,14 @@ impl Rib {
         self.outgoing()
     }
 
-    /// Each group's queued changes, encoded once for all its members.
+    /// Each group's queued changes, encoded once for all its members, and the table for the peers that came up since the last flush.
     fn outgoing(&mut self) -> Vec<Outgoing> {
         let mut out = Vec::new();
         for g in self.groups.iter_mut().flatten() {
             let runs = g.take_encoded().into_iter();
             out.extend(runs.map(|(peers, bytes)| Outgoing { peers, bytes }));
         }
+        out.extend(self.welcome());
         out
     }
 

@@ -77,9 +77,12 @@ fn session(rib: &Rib, id: PeerId) -> Session {
     Session::new(me, them, None)
 }
 
+/// Peer `id`'s session comes up, and the flush it comes in with ends.
 fn up(rib: &mut Rib, id: PeerId) -> Vec<Outgoing> {
     let s = session(rib, id);
-    rib.up(id, s, SocketAddr::from(([198, 51, 100, 1], 179)))
+    let mut out = rib.up(id, s, SocketAddr::from(([198, 51, 100, 1], 179)));
+    out.extend(rib.flush_changes());
+    out
 }
 
 /// The UPDATEs a peer is sent in `out` (End-of-RIB markers left out).
@@ -832,6 +835,79 @@ fn routes_never_go_back_to_their_source() {
     assert_eq!(refreshed(&mut rib, 0), held);
     assert!(!held.contains_key(&(x, None)));
     assert_eq!(rib.advertised(0), held.len());
+}
+
+/// Sessions that come up in one batch of messages join at its flush, after its changes went
+/// to the members before them: each route reaches each peer once, none goes back to its
+/// source, and the newcomers share one encoding of the table.
+#[test]
+fn sessions_up_in_one_batch_share_one_table_and_cost_no_flush_each() {
+    let mut rib = with_peers(&config(CLIENTS));
+    up(&mut rib, 0);
+    let local = SocketAddr::from(([198, 51, 100, 1], 179));
+    let (a, b) = (net("198.18.2.0/26"), net("198.18.3.0/26"));
+    rib.receive(
+        0,
+        &announce(&["198.18.2.0/26"], [198, 51, 100, 2], &[]),
+        false,
+    );
+    for id in [1, 3] {
+        let s = session(&rib, id);
+        assert!(rib.up(id, s, local).is_empty(), "no flush at a session up");
+    }
+    // Peer 1's own route, received after it came up, in the same batch.
+    rib.receive(
+        1,
+        &announce(&["198.18.3.0/26"], [198, 51, 100, 3], &[]),
+        false,
+    );
+    let s = session(&rib, 2);
+    rib.up(2, s, local);
+    // A session going down flushes (its routes' withdrawals go at once).
+    let mut out = rib.down(2, false);
+    out.extend(rib.flush_changes());
+    assert_eq!(
+        announced(&sent_to(&rib, &out, 0)),
+        vec![b],
+        "the member: the change"
+    );
+    let mut to_1 = announced(&sent_to(&rib, &out, 1));
+    to_1.sort();
+    assert_eq!(to_1, vec![net("198.18.1.0/26"), a], "all but its own");
+    let mut to_3 = announced(&sent_to(&rib, &out, 3));
+    to_3.sort();
+    assert_eq!(to_3, vec![net("198.18.1.0/26"), a, b]);
+    assert!(
+        out.iter().all(|o| !o.peers.contains(&2)),
+        "up and down: nothing"
+    );
+    assert_eq!((rib.advertised(1), rib.advertised(3)), (2, 3));
+    // Each newcomer's last messages are its End-of-RIBs.
+    for id in [1, 3] {
+        let last = out.iter().rev().find(|o| o.peers.contains(&id)).unwrap();
+        let tx = rib.peer(id).unwrap().session.as_ref().unwrap().tx;
+        let n = frame(&last.bytes[..], &tx).unwrap().unwrap();
+        let Ok(Message::Update(u)) = decode(&last.bytes[..n], &tx) else {
+            panic!("{last:?}")
+        };
+        assert!(u.end_of_rib().is_some());
+    }
+    // Peer 1's table is cut from the bytes encoded for peer 3, not encoded again.
+    let shared = out
+        .iter()
+        .find(|o| o.peers == vec![3])
+        .unwrap()
+        .bytes
+        .as_ptr_range();
+    let cut = out.iter().filter(|o| o.peers == vec![1]);
+    assert!(cut.clone().count() > 0);
+    for o in cut {
+        assert!(
+            shared.contains(&o.bytes.as_ptr()),
+            "peer 1 got bytes of its own"
+        );
+    }
+    assert_eq!(rib.group_count(), 1);
 }
 
 #[test]
