@@ -10,7 +10,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::unix::OwnedWriteHalf;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{Semaphore, mpsc, oneshot};
-use tracing::debug;
+use tracing::{debug, warn};
 
 use super::Line;
 use super::commands::{Reply, RouteWalk};
@@ -93,9 +93,37 @@ pub fn bind(path: &Path) -> std::io::Result<(UnixListener, Owned)> {
     Ok((l, owned))
 }
 
+/// Serves the control sockets on a thread of their own, for as long as the process runs: a
+/// client's line is read and its reply written at once however busy the sessions keep the
+/// runtime's workers (a route reflector's flood to thousands of clients), since Calico's
+/// probes give each line 2 seconds (contract §4.1, projectcalico/calico#2992). Only the
+/// daemon's answer is waited for.
+pub fn serve(listeners: Vec<UnixListener>, daemon: mpsc::Sender<Request>) -> std::io::Result<()> {
+    let listeners = (listeners.into_iter())
+        .map(UnixListener::into_std)
+        .collect::<std::io::Result<Vec<_>>>()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name("wren-control".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                for l in listeners {
+                    match UnixListener::from_std(l) {
+                        Ok(l) => drop(tokio::spawn(run(l, daemon.clone()))),
+                        Err(e) => warn!("control socket not served: {e}"),
+                    }
+                }
+                std::future::pending::<()>().await;
+            });
+        })?;
+    Ok(())
+}
+
 /// Serves clients forever, one task each, at most [`MAX_CLIENTS`] at once. Out of file
 /// descriptors, a spare one is given up to take an operator's connection.
-pub async fn run(listener: UnixListener, daemon: mpsc::Sender<Request>) {
+async fn run(listener: UnixListener, daemon: mpsc::Sender<Request>) {
     let clients = Arc::new(Semaphore::new(MAX_CLIENTS));
     let mut backoff = Backoff::with_spare("control socket");
     loop {
@@ -252,6 +280,40 @@ fn truncate(s: &str, max: usize) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The socket answers while every worker of the daemon's runtime is busy: its clients
+    /// are served on a thread of their own.
+    #[test]
+    fn served_while_the_runtime_is_busy() {
+        let dir = std::env::temp_dir().join(format!("wren-ctl-busy-{}", std::process::id()));
+        let path = dir.join("bird.ctl");
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (tx, _rx) = mpsc::channel(1);
+        let _owned = runtime.block_on(async {
+            let (l, owned) = bind(&path).unwrap();
+            serve(vec![l], tx).unwrap();
+            // The one worker is taken for two seconds.
+            tokio::spawn(async { std::thread::sleep(Duration::from_secs(2)) });
+            owned
+        });
+        let started = std::time::Instant::now();
+        let mut c = std::os::unix::net::UnixStream::connect(&path).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut hello = [0u8; 64];
+        let n = std::io::Read::read(&mut c, &mut hello).unwrap();
+        assert!(hello[..n].starts_with(b"0001 BIRD"), "{:?}", &hello[..n]);
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+        drop(runtime);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn framing_matches_bird() {

@@ -88,14 +88,15 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     };
     // First, before touching the kernel: a second daemon started by mistake stops here.
     let (ctl_tx, ctl_rx) = mpsc::channel::<server::Request>(64);
-    let mut sockets = Vec::new();
+    let (mut sockets, mut listeners) = (Vec::new(), Vec::new());
     for path in &opts.control {
         let (l, owned) =
             server::bind(path).with_context(|| format!("control socket {}", path.display()))?;
         info!("control socket {}", path.display());
-        tokio::spawn(server::run(l, ctl_tx.clone()));
+        listeners.push(l);
         sockets.push(owned); // removes the socket file when dropped
     }
+    server::serve(listeners, ctl_tx.clone()).context("starting the control socket's thread")?;
     // Decoded messages waiting for the RIB. A full-table UPDATE holds about 15 KB of
     // prefixes: a short queue keeps the sessions' lead (and its memory, at most about 4 MB)
     // small, and the peers stop reading meanwhile (TCP back-pressure). The RIB takes what is
