@@ -795,14 +795,6 @@ mod client {
             }
         }
 
-        /// Loads a word of every cache line of the bitmap before a wake-up's messages are
-        /// read: 3000 clients' bitmaps do not stay in cache, and independent loads wait for
-        /// memory together where the messages' would one after the other.
-        fn warm(&self) {
-            let any = self.bits.iter().step_by(8).fold(0, |a, w| a | w);
-            std::hint::black_box(any);
-        }
-
         /// Whether the plan has this client hold block `i`.
         fn wanted(&self, i: usize) -> bool {
             let (k, v6, moved) = match i.checked_sub(2 * self.peers) {
@@ -1033,7 +1025,6 @@ mod client {
                     }
                     if !any && self.shared.reflector {
                         self.held.sync(self.shared);
-                        self.held.warm();
                     }
                     any = true;
                     let data = &buf[..kept + got];
