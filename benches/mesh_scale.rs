@@ -454,7 +454,13 @@ mod client {
             epoch: AtomicU64::new(0),
             phase_tx: watch::Sender::new(0),
         });
-        harness::bench::block_on(run(shared))
+        // One thread; before it blocks waiting for the sockets it sleeps PAUSE, so that a wake-up
+        // finds many sockets ready with more bytes each.
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .on_thread_park(|| std::thread::sleep(PAUSE))
+            .build()?
+            .block_on(run(shared))
     }
 
     async fn run(shared: Arc<Shared>) -> anyhow::Result<()> {
@@ -960,8 +966,17 @@ mod client {
         bgp::encode(msgs, neg).expect("client messages encode")
     }
 
+    /// What the client waits before it blocks on its sockets, as interrupt coalescing does:
+    /// while it sleeps, the reflector's writes wake no one and pile up. Without it, the client
+    /// (which keeps up) blocks after each few sockets, and the reflector's next writes pay for
+    /// waking it (at 3000 clients about 8,500 context switches of the client against 1,400,
+    /// and more of the reflector's CPU: benches/README.md, session 8). It adds at most this
+    /// much to any reply or figure on the client's clock.
+    const PAUSE: Duration = Duration::from_millis(1);
+
     /// Octets one read asks for. The reflector's writes to a client pile up while the client
-    /// serves the others, so a wake-up often finds many KiB.
+    /// serves the others: at 3000 clients a read brings 6.5 KiB on average, one in six more
+    /// than 16 KiB.
     const READ: usize = 64 * 1024;
     /// Reads of a full [`READ`] one wake-up does before the session yields to the others.
     const READS_PER_WAKE: usize = 4;
