@@ -975,8 +975,7 @@ mod client {
     const PAUSE: Duration = Duration::from_millis(1);
 
     /// Octets one read asks for. The reflector's writes to a client pile up while the client
-    /// serves the others: at 3000 clients a read brings 6.5 KiB on average, one in six more
-    /// than 16 KiB.
+    /// serves the others: at 3000 clients nearly one read in five brings more than 16 KiB.
     const READ: usize = 64 * 1024;
     /// Reads of a full [`READ`] one wake-up does before the session yields to the others.
     const READS_PER_WAKE: usize = 4;
