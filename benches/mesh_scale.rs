@@ -13,6 +13,10 @@
 //!   then End-of-RIB, then keeps the session up with keepalives every 3 s. A refused, reset or
 //!   timed-out connection is retried 5 s later; a TCP connect waits out the kernel's SYN
 //!   retransmissions unless `--connect-timeout` says otherwise.
+//!   The client is one thread: every session reads into one buffer and its messages are
+//!   parsed there in place, and the thread sleeps 1 ms before it blocks on its sockets
+//!   (`client::PAUSE`), so that it costs the machine it shares with the receiver little
+//!   (benches/README.md, `mesh_scale --reflector`, session 8).
 //!
 //! For the receiver the peers are on the link (its veth also has 198.19.255.254/15, as
 //! Calico nodes share a subnet), with a permanent neighbour entry each instead of ARP. Every receiver writes the learnt blocks into its
@@ -969,8 +973,8 @@ mod client {
     /// What the client waits before it blocks on its sockets, as interrupt coalescing does:
     /// while it sleeps, the reflector's writes wake no one and pile up. Without it, the client
     /// (which keeps up) blocks after each few sockets, and the reflector's next writes pay for
-    /// waking it (at 3000 clients about 8,500 context switches of the client against 1,400,
-    /// and more of the reflector's CPU: benches/README.md, session 8). It adds at most this
+    /// waking it (at 3000 clients 5,900–8,500 context switches of the client against 1,400,
+    /// and about 0.1 s more of its CPU: benches/README.md, session 8). It adds at most this
     /// much to any reply or figure on the client's clock.
     const PAUSE: Duration = Duration::from_millis(1);
 
