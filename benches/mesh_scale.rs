@@ -13,6 +13,10 @@
 //!   then End-of-RIB, then keeps the session up with keepalives every 3 s. A refused, reset or
 //!   timed-out connection is retried 5 s later; a TCP connect waits out the kernel's SYN
 //!   retransmissions unless `--connect-timeout` says otherwise.
+//!   The client is one thread: every session reads into one buffer and its messages are
+//!   parsed there in place, and the thread sleeps 1 ms before it blocks on its sockets
+//!   (`client::PAUSE`), so that it costs the machine it shares with the receiver little
+//!   (benches/README.md, `mesh_scale --reflector`, session 8).
 //!
 //! For the receiver the peers are on the link (its veth also has 198.19.255.254/15, as
 //! Calico nodes share a subnet), with a permanent neighbour entry each instead of ARP. Every receiver writes the learnt blocks into its
@@ -332,14 +336,17 @@ impl ClientReport {
 // The light client: runs inside the peers' namespace.
 
 mod client {
+    use std::cell::RefCell;
+    use std::io::Read as _;
     use std::net::{IpAddr, SocketAddr};
+    use std::pin::Pin;
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::{Arc, Mutex, OnceLock};
     use std::time::Duration;
 
     use anyhow::bail;
-    use bytes::BytesMut;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use socket2::SockRef;
+    use tokio::io::{AsyncWriteExt, Interest};
     use tokio::net::{TcpSocket, TcpStream};
     use tokio::sync::watch;
     use tokio::time::Instant;
@@ -347,6 +354,7 @@ mod client {
     use wren::wire::open::{GrFamily, GracefulRestart};
     use wren::wire::{
         Afi, Attr, Capability, Message, Negotiated, PathAttribute, Prefix, Safi, Update, decode,
+        frame,
     };
 
     use super::{
@@ -450,7 +458,13 @@ mod client {
             epoch: AtomicU64::new(0),
             phase_tx: watch::Sender::new(0),
         });
-        harness::bench::block_on(run(shared))
+        // One thread; before it blocks waiting for the sockets it sleeps PAUSE, so that a wake-up
+        // finds many sockets ready with more bytes each.
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .on_thread_park(|| std::thread::sleep(PAUSE))
+            .build()?
+            .block_on(run(shared))
     }
 
     async fn run(shared: Arc<Shared>) -> anyhow::Result<()> {
@@ -855,20 +869,22 @@ mod client {
         fn prefix(&mut self, v6: bool, len: u8, addr: &[u8], on: bool) {
             self.prefixes += 1;
             self.withdrawn += u64::from(!on);
-            let (k, want) = if v6 {
-                let mut b = [0u8; 16];
-                b[..addr.len()].copy_from_slice(addr);
-                let off = u128::from_be_bytes(b).wrapping_sub(BLOCK6_BASE);
-                ((off / 64) as usize, 122)
-            } else {
-                let mut b = [0u8; 4];
-                b[..addr.len()].copy_from_slice(addr);
-                let off = u32::from_be_bytes(b).wrapping_sub(BLOCK_BASE);
-                ((off / 64) as usize, 26)
+            // Only the blocks count: a /26 or a /122, whose address octets are all present.
+            let k = match (v6, len) {
+                (true, 122) => {
+                    let Ok(b) = <[u8; 16]>::try_from(addr) else {
+                        return;
+                    };
+                    (u128::from_be_bytes(b).wrapping_sub(BLOCK6_BASE) / 64) as usize
+                }
+                (false, 26) => {
+                    let Ok(b) = <[u8; 4]>::try_from(addr) else {
+                        return;
+                    };
+                    (u32::from_be_bytes(b).wrapping_sub(BLOCK_BASE) / 64) as usize
+                }
+                _ => return,
             };
-            if len != want {
-                return;
-            }
             let i = match k.checked_sub(MOVED) {
                 Some(m) if !v6 && m < self.peers => 2 * self.peers + m,
                 _ if k < self.peers => 2 * k + usize::from(v6),
@@ -933,14 +949,16 @@ mod client {
                 };
                 let value = tail.get(..len)?;
                 attrs = tail.get(len..)?;
-                let v6 = value.get(..3) == Some(&[0, 2, 1]);
+                const IPV6_UNICAST: &[u8] = &[0, 2, 1];
                 match code {
                     // MP_REACH_NLRI: AFI, SAFI, next hop length and next hop, reserved.
-                    14 if v6 => {
+                    14 if value.starts_with(IPV6_UNICAST) => {
                         let nh = usize::from(*value.get(3)?);
                         self.prefixes(true, value.get(5 + nh..)?, true)?;
                     }
-                    15 if v6 => self.prefixes(true, value.get(3..)?, false)?,
+                    15 if value.starts_with(IPV6_UNICAST) => {
+                        self.prefixes(true, value.get(3..)?, false)?
+                    }
                     _ => {}
                 }
             }
@@ -950,6 +968,144 @@ mod client {
 
     fn bytes(msgs: &[Message], neg: &Negotiated) -> Vec<u8> {
         bgp::encode(msgs, neg).expect("client messages encode")
+    }
+
+    /// What the client waits before it blocks on its sockets, as interrupt coalescing does:
+    /// while it sleeps, the reflector's writes wake no one and pile up. Without it, the client
+    /// (which keeps up) blocks after each few sockets, and the reflector's next writes pay for
+    /// waking it (at 3000 clients 5,900–8,500 context switches of the client against 1,400,
+    /// and about 0.1 s more of its CPU: benches/README.md, session 8). It adds at most this
+    /// much to any reply or figure on the client's clock.
+    const PAUSE: Duration = Duration::from_millis(1);
+
+    /// Octets one read asks for. The reflector's writes to a client pile up while the client
+    /// serves the others: at 3000 clients nearly one read in five brings more than 16 KiB.
+    const READ: usize = 64 * 1024;
+    /// Reads of a full [`READ`] one wake-up does before the session yields to the others.
+    const READS_PER_WAKE: usize = 4;
+    /// The longest message: the client offers no Extended Message capability (RFC 8654).
+    const MAX_MESSAGE: usize = 4096;
+
+    thread_local! {
+        /// The read buffer of all sessions (the client runs on one thread): each wake-up reads
+        /// into it and parses the messages in place, so the buffer stays in cache; a session
+        /// keeps only the start of a message cut at the end ([`Conn::partial`]).
+        static SCRATCH: RefCell<Vec<u8>> = RefCell::new(vec![0; MAX_MESSAGE + READ]);
+    }
+
+    /// One session's state between wake-ups, and what its messages ask to be done.
+    struct Conn<'a> {
+        k: usize,
+        shared: &'a Shared,
+        neg: Negotiated,
+        open_confirm: bool,
+        established: &'a mut bool,
+        held: &'a mut Held,
+        /// The start of a message whose end has not arrived.
+        partial: Vec<u8>,
+        hold: Duration,
+        keepalive: Option<Duration>,
+        /// The hold time changed (the OPENs were exchanged).
+        hold_changed: bool,
+        /// Messages to send.
+        out: Vec<Message>,
+    }
+
+    impl Conn<'_> {
+        /// Reads what the socket holds (at most [`READS_PER_WAKE`] full reads) and handles
+        /// every whole message; whether anything arrived.
+        fn on_readable(&mut self, stream: &TcpStream) -> Result<bool, End> {
+            SCRATCH.with_borrow_mut(|buf| {
+                let mut any = false;
+                for _ in 0..READS_PER_WAKE {
+                    let kept = self.partial.len();
+                    buf[..kept].copy_from_slice(&self.partial);
+                    let room = buf.len() - kept;
+                    let mut got = 0;
+                    let r = stream.try_io(Interest::READABLE, || {
+                        got = (&*SockRef::from(stream)).read(&mut buf[kept..])?;
+                        // A short read emptied the socket (edge-triggered epoll, as tokio's
+                        // own reads assume): readiness is cleared now, not by one more read
+                        // that could only say WouldBlock.
+                        if 0 < got && got < room {
+                            return Err(std::io::ErrorKind::WouldBlock.into());
+                        }
+                        Ok(())
+                    });
+                    match r {
+                        Err(e) if got == 0 && e.kind() == std::io::ErrorKind::WouldBlock => break,
+                        Err(e) if got == 0 && e.kind() == std::io::ErrorKind::ConnectionReset => {
+                            return Err(End::Closed("reset"));
+                        }
+                        Err(_) if got == 0 => return Err(End::Closed("error")),
+                        _ if got == 0 => return Err(End::Closed("eof")),
+                        _ => {}
+                    }
+                    if !any && self.shared.reflector {
+                        self.held.sync(self.shared);
+                    }
+                    any = true;
+                    let data = &buf[..kept + got];
+                    let mut at = 0;
+                    while let Some(n) = frame(&data[at..], &self.neg).map_err(|_| End::Malformed)? {
+                        self.message(&data[at..at + n])?;
+                        at += n;
+                    }
+                    self.partial.clear();
+                    self.partial.extend_from_slice(&data[at..]);
+                    if got < room {
+                        break;
+                    }
+                }
+                Ok(any)
+            })
+        }
+
+        /// One whole message.
+        fn message(&mut self, msg: &[u8]) -> Result<(), End> {
+            // UPDATE (RFC 4271 §4.1 type 2), counted in place.
+            if self.shared.reflector && msg.get(18) == Some(&2) {
+                return self.held.update(msg).ok_or(End::Malformed);
+            }
+            match decode(msg, &self.neg) {
+                Ok(Message::Open(o)) => {
+                    let h = o.hold_time.min(self.shared.hold);
+                    if h > 0 {
+                        self.hold = Duration::from_secs(u64::from(h));
+                        let ka = u64::from(self.shared.keepalive.min(h / 3).max(1));
+                        self.keepalive = Some(Duration::from_secs(ka));
+                    } else {
+                        self.hold = Duration::from_secs(u64::MAX / 4);
+                    }
+                    self.hold_changed = true;
+                    self.open_confirm = true;
+                    self.out.push(Message::Keepalive);
+                }
+                Ok(Message::Keepalive) if self.open_confirm && !*self.established => {
+                    *self.established = true;
+                    became_established(self.k, self.shared);
+                    let moved = self
+                        .shared
+                        .with(|r| r.plan.moved.get(self.k).copied().unwrap_or(false));
+                    self.out
+                        .extend(announcements(self.k, self.shared.reflector, moved));
+                }
+                Ok(Message::Notification(n)) => return Err(End::Notification(n.code, n.subcode)),
+                Ok(_) => {}
+                Err(_) => return Err(End::Malformed),
+            }
+            Ok(())
+        }
+    }
+
+    /// The next change of the churn phase, with the receiver to wait on the one after.
+    type PhaseChange = Pin<Box<dyn Future<Output = (watch::Receiver<u64>, bool)> + Send>>;
+
+    fn phase_change(mut rx: watch::Receiver<u64>) -> PhaseChange {
+        Box::pin(async move {
+            let changed = rx.changed().await.is_ok();
+            (rx, changed)
+        })
     }
 
     async fn run_session(
@@ -969,103 +1125,115 @@ mod client {
         {
             return End::Closed("write failed");
         }
-        let mut buf = BytesMut::with_capacity(4096);
-        let mut open_confirm = false;
-        // RFC 4271 §8.2.2: a large hold time until the OPENs are exchanged.
-        let mut hold = Duration::from_secs(240);
-        let mut keepalive: Option<Duration> = None;
+        let mut conn = Conn {
+            k,
+            shared,
+            neg,
+            open_confirm: false,
+            established,
+            held,
+            partial: Vec::new(),
+            // RFC 4271 §8.2.2: a large hold time until the OPENs are exchanged.
+            hold: Duration::from_secs(240),
+            keepalive: None,
+            hold_changed: false,
+            out: Vec::new(),
+        };
         let mut last_rx = Instant::now();
-        let mut next_ka = Instant::now();
-        let mut phase = shared.phase_tx.subscribe();
+        // The timers are set when their deadlines change, not at every wake-up: the hold
+        // timer, when it fires, looks at the last message and waits on if one came since.
+        let hold_timer = tokio::time::sleep_until(last_rx + conn.hold);
+        let ka_timer = tokio::time::sleep_until(last_rx);
+        tokio::pin!(hold_timer, ka_timer);
+        let mut phase = phase_change(shared.phase_tx.subscribe());
+        let mut epoch = shared.epoch.load(Ordering::Relaxed);
         loop {
-            let hold_at = last_rx + hold;
-            tokio::select! {
-                Ok(()) = phase.changed() => {
-                    if shared.with(|r| r.plan.restart && r.plan.members[k]) {
-                        // A node's sudden restart: a reset, no NOTIFICATION.
-                        let _ = stream.set_zero_linger();
-                        return End::Restart;
+            // Data first, and the other branches polled only when none waits: at 3000 clients
+            // 18 M UPDATEs arrive in 30–200 k reads. What data could hold back is looked at
+            // after it.
+            let due = tokio::select! {
+                biased;
+                r = stream.readable() => {
+                    if r.is_err() {
+                        return End::Closed("error");
                     }
-                }
-                r = stream.read_buf(&mut buf) => {
-                    match r {
-                        Ok(0) => return End::Closed("eof"),
-                        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return End::Closed("reset"),
-                        Err(_) => return End::Closed("error"),
-                        Ok(_) => {}
+                    match conn.on_readable(stream) {
+                        Ok(true) => {}
+                        Ok(false) => continue,
+                        Err(end) => return end,
                     }
                     last_rx = Instant::now();
-                    if shared.reflector {
-                        held.sync(shared);
+                    if std::mem::take(&mut conn.hold_changed) {
+                        hold_timer.as_mut().reset(last_rx + conn.hold);
                     }
-                    loop {
-                        let msg = match bgp::next_frame(&mut buf, &neg) {
-                            Ok(Some(m)) => m,
-                            Ok(None) => break,
-                            Err(_) => return End::Malformed,
-                        };
-                        // UPDATE (RFC 4271 §4.1 type 2), counted in place.
-                        if shared.reflector && msg.get(18) == Some(&2) {
-                            if held.update(&msg).is_none() {
-                                return End::Malformed;
-                            }
-                            continue;
+                    if !conn.out.is_empty() {
+                        let out = bytes(&std::mem::take(&mut conn.out), &neg);
+                        if stream.write_all(&out).await.is_err() {
+                            return End::Closed("write failed");
                         }
-                        let out = match decode(&msg, &neg) {
-                            Ok(Message::Open(o)) => {
-                                let h = o.hold_time.min(shared.hold);
-                                if h > 0 {
-                                    hold = Duration::from_secs(u64::from(h));
-                                    let ka = Duration::from_secs(u64::from(shared.keepalive.min(h / 3).max(1)));
-                                    keepalive = Some(ka);
-                                    next_ka = Instant::now() + ka;
-                                } else {
-                                    hold = Duration::from_secs(u64::MAX / 4);
-                                }
-                                open_confirm = true;
-                                vec![Message::Keepalive]
-                            }
-                            Ok(Message::Keepalive) if open_confirm && !*established => {
-                                *established = true;
-                                became_established(k, shared);
-                                let moved = shared.with(|r| r.plan.moved.get(k).copied().unwrap_or(false));
-                                announcements(k, shared.reflector, moved)
-                            }
-                            Ok(Message::Notification(n)) => return End::Notification(n.code, n.subcode),
-                            Ok(_) => Vec::new(),
-                            Err(_) => return End::Malformed,
-                        };
-                        if !out.is_empty() {
-                            if stream.write_all(&bytes(&out, &neg)).await.is_err() {
-                                return End::Closed("write failed");
-                            }
-                            if keepalive.is_some() {
-                                next_ka = Instant::now() + keepalive.unwrap_or_default();
-                            }
+                        if let Some(ka) = conn.keepalive {
+                            ka_timer.as_mut().reset(Instant::now() + ka);
                         }
                     }
                     if shared.reflector {
-                        held.flush(shared);
+                        conn.held.flush(shared);
+                    }
+                    Due {
+                        phase: shared.epoch.load(Ordering::Relaxed) != epoch,
+                        keepalive: conn.keepalive.is_some() && last_rx >= ka_timer.deadline(),
                     }
                 }
-                () = tokio::time::sleep_until(next_ka), if keepalive.is_some() => {
-                    if stream.write_all(&bytes(&[Message::Keepalive], &neg)).await.is_err() {
-                        return End::Closed("write failed");
-                    }
-                    next_ka = Instant::now() + keepalive.unwrap_or_default();
-                    if shared.reflector {
-                        // A phase's plan reaches a client that is sent nothing new too.
-                        held.flush(shared);
-                    }
+                // Only churn mode has phases after the first.
+                (rx, changed) = &mut phase, if shared.churn => {
+                    phase = if changed { phase_change(rx) } else { Box::pin(std::future::pending()) };
+                    Due { phase: changed, keepalive: false }
                 }
-                () = tokio::time::sleep_until(hold_at) => {
+                () = &mut ka_timer, if conn.keepalive.is_some() => Due { phase: false, keepalive: true },
+                () = &mut hold_timer => {
+                    let due = last_rx + conn.hold;
+                    if Instant::now() < due {
+                        hold_timer.as_mut().reset(due);
+                        continue;
+                    }
                     let n = Message::Notification(wren::wire::Notification::new(
                         wren::wire::notification::Code::HoldTimerExpired, 0, Vec::new()));
                     let _ = stream.write_all(&bytes(&[n], &neg)).await;
-                    return if open_confirm { End::OwnHold } else { End::OpenSentTimeout };
+                    return if conn.open_confirm { End::OwnHold } else { End::OpenSentTimeout };
+                }
+            };
+            if due.phase {
+                epoch = shared.epoch.load(Ordering::Relaxed);
+                if shared.with(|r| r.plan.restart && r.plan.members[k]) {
+                    // A node's sudden restart: a reset, no NOTIFICATION.
+                    let _ = stream.set_zero_linger();
+                    return End::Restart;
+                }
+            }
+            if due.keepalive {
+                if stream
+                    .write_all(&bytes(&[Message::Keepalive], &neg))
+                    .await
+                    .is_err()
+                {
+                    return End::Closed("write failed");
+                }
+                ka_timer
+                    .as_mut()
+                    .reset(Instant::now() + conn.keepalive.unwrap_or_default());
+                if shared.reflector {
+                    // A phase's plan reaches a client that is sent nothing new too.
+                    conn.held.flush(shared);
                 }
             }
         }
+    }
+
+    /// What a session has to do after a wake-up besides reading.
+    struct Due {
+        /// A churn phase began: see whether this client restarts.
+        phase: bool,
+        /// The keepalive interval is over (RFC 4271 §4.4).
+        keepalive: bool,
     }
 
     fn became_established(k: usize, shared: &Shared) {
