@@ -33,7 +33,7 @@
 //! up as wrend is here (the same configuration, the receiver's session up first), `ROUNDS`
 //! times with a fresh RIB each: the UPDATEs decoded beforehand (the session task's work, timed
 //! apart), then taken as the daemon's event loop takes a burst that has queued up (256
-//! messages or 16,384 prefixes, `RIB_BATCH` / `RIB_ROUTES`), each batch received and then
+//! messages or 14,336 prefixes, `RIB_BATCH` / `RIB_ROUTES`), each batch received and then
 //! flushed. It prints each round's milliseconds, their median and the UPDATEs out: a stable
 //! figure for `perf record` / `perf stat` on the RIB's share of the trial.
 //!
@@ -437,7 +437,7 @@ mod rib {
 
     /// What the daemon's event loop takes before it flushes (`src/daemon/event_loop.rs`).
     const RIB_BATCH: usize = 256;
-    const RIB_ROUTES: usize = 16_384;
+    const RIB_ROUTES: usize = 14_336;
 
     /// `__propagation_rib ROUNDS`: see the file's header.
     pub fn main(args: &[String]) -> anyhow::Result<()> {
@@ -445,6 +445,8 @@ mod rib {
             Some(s) => s.parse().with_context(|| format!("not a number: {s}"))?,
             None => bail!("usage: ROUNDS"),
         };
+        // As wrend does at its start.
+        wren::sys::set_mmap_threshold(128 * 1024);
         let (routes, per_update) = (100_000, 256);
         let len = kernel::prefix_len(routes, None)?;
         let (burst, _) = super::peers::burst(routes, per_update, 1, len, &Negotiated::default())?;
