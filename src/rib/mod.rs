@@ -422,23 +422,13 @@ impl Exporter {
     /// the operations of the export rule that lets it out, then Calico's communities. BIRD
     /// 1.6 gives a route its BGP attributes (the eBGP prepend of the local AS among them,
     /// `bgp_import_control`) before the export filter runs, so a rule's AS numbers lead the
-    /// path, as Calico documents for `prependASPath`.
+    /// path, as Calico documents for `prependASPath`. `last`, the rewrite asked for before
+    /// (see [`Memo`]), is tried first, and this one is left there.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the group, the path and the memo"
+    )]
     fn rewrite(
-        &mut self,
-        view: &View,
-        gi: usize,
-        g: &GroupKey,
-        key: &(Family, IpNet),
-        src: PathSource,
-        attrs: &Arc<AttrSet>,
-    ) -> Option<Arc<AttrSet>> {
-        self.rewrite_after(view, gi, g, key, src, attrs, &mut None)
-    }
-
-    /// [`Exporter::rewrite`], trying first `last`, the rewrite asked for before (see
-    /// [`Memo`]), and leaving this one there.
-    #[expect(clippy::too_many_arguments, reason = "rewrite's, and the memo")]
-    fn rewrite_after(
         &mut self,
         view: &View,
         gi: usize,
@@ -644,15 +634,13 @@ impl Settle<'_> {
             let last = &mut self.memo.rewrite;
             let Some(now) = self
                 .export
-                .rewrite_after(&self.view, gi, &g.key, &key, src, a, last)
+                .rewrite(&self.view, gi, &g.key, &key, src, a, last)
             else {
                 continue;
             };
             if let Some(&(_, s, b)) = prev.filter(|_| self.old.is_some()) {
                 let last = &mut self.memo.rewrite;
-                let then = self
-                    .export
-                    .rewrite_after(&old, gi, &g.key, &key, s, b, last);
+                let then = self.export.rewrite(&old, gi, &g.key, &key, s, b, last);
                 if then.is_some_and(|t| *t == *now) {
                     continue;
                 }
@@ -1010,7 +998,10 @@ impl Rib {
             for (id, src, a) in view.exported(&g.key, (key.0, &key.1), calico, current(e)) {
                 if src == own {
                     withheld += 1;
-                } else if let Some(now) = self.export.rewrite(&view, gi, &g.key, &key, src, a) {
+                } else if let Some(now) = self
+                    .export
+                    .rewrite(&view, gi, &g.key, &key, src, a, &mut None)
+                {
                     out.announce(key.0, &now, g.prefix(key.0, key.1, id));
                 }
             }
