@@ -28,6 +28,15 @@
 //! trial's time. Trials alternate between speakers (wrend, BIRD 2, FRR, wrend, …), so load on
 //! the machine spreads over all of them.
 //!
+//! **The RIB alone** (no root, no sockets): `propagation-HASH __propagation_rib ROUNDS`, the
+//! bench binary under `target/release/deps/`, runs the burst through a `wren::rib::Rib` set
+//! up as wrend is here (the same configuration, the receiver's session up first), `ROUNDS`
+//! times with a fresh RIB each: the UPDATEs decoded beforehand (the session task's work, timed
+//! apart), then taken as the daemon's event loop takes a burst that has queued up (256
+//! messages or 14,336 prefixes, `RIB_BATCH` / `RIB_ROUTES`), each batch received and then
+//! flushed. It prints each round's milliseconds, their median and the UPDATEs out: a stable
+//! figure for `perf record` / `perf stat` on the RIB's share of the trial.
+//!
 //! Options (after `--`): `--routes N`, `--per-update N`, `--attr-sets N`, `--trials N`,
 //! `--speakers wrend,bird2,frr`, `--deadline SECONDS` (60, one trial), `--nice N` (-10),
 //! `--wait-quiet SECONDS` (30), `--wrend PATH`, `--bird2 PATH`, `--out FILE` (FRR is
@@ -63,6 +72,7 @@ const SPEAKER_MAC: &str = "02:00:5e:00:01:01";
 const PEERS_MAC: &str = "02:00:5e:00:01:02";
 const NS_PREFIX: &str = "wpg-";
 const PEERS_CMD: &str = "__propagation_peers";
+const RIB_CMD: &str = "__propagation_rib";
 /// Time between both sessions Established and the burst.
 const SETTLE: Duration = Duration::from_secs(2);
 const HOLD: u16 = 240;
@@ -71,7 +81,7 @@ fn main() -> ExitCode {
     harness::bench::main(
         "propagation",
         true,
-        &[(PEERS_CMD, peers::main)],
+        &[(PEERS_CMD, peers::main), (RIB_CMD, rib::main)],
         controller::run,
     )
 }
@@ -210,7 +220,7 @@ mod peers {
     }
 
     /// Every UPDATE of the burst, encoded back to back, and how many.
-    fn burst(
+    pub(super) fn burst(
         routes: usize,
         per_update: usize,
         sets: usize,
@@ -405,6 +415,112 @@ mod peers {
             rest = &tail[octets..];
         }
         Ok(n)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The RIB alone, in process.
+
+mod rib {
+    use std::net::{IpAddr, SocketAddr};
+    use std::time::Instant;
+
+    use anyhow::{Context as _, bail};
+    use wren::config::Config;
+    use wren::rib::Rib;
+    use wren::session::Session;
+    use wren::session::caps::local_open;
+    use wren::wire::{Message, Negotiated, Update, decode};
+
+    use super::{HOLD, RECEIVER, SENDER, SPEAKER, SPEAKER_ASN, Speaker};
+    use crate::harness::{bgp, kernel};
+
+    /// What the daemon's event loop takes before it flushes (`src/daemon/event_loop.rs`).
+    const RIB_BATCH: usize = 256;
+    const RIB_ROUTES: usize = 14_336;
+
+    /// `__propagation_rib ROUNDS`: see the file's header.
+    pub fn main(args: &[String]) -> anyhow::Result<()> {
+        let rounds: usize = match args.first() {
+            Some(s) => s.parse().with_context(|| format!("not a number: {s}"))?,
+            None => bail!("usage: ROUNDS"),
+        };
+        // As wrend does at its start.
+        wren::sys::set_mmap_threshold(128 * 1024);
+        let (routes, per_update) = (100_000, 256);
+        let len = kernel::prefix_len(routes, None)?;
+        let (burst, _) = super::peers::burst(routes, per_update, 1, len, &Negotiated::default())?;
+        let dir = std::env::temp_dir();
+        let config = Config::parse(&super::controller::config(Speaker::Wrend, &dir))
+            .map_err(|e| anyhow::anyhow!("config: {e}"))?;
+        let mut times = Vec::new();
+        for _ in 0..rounds.max(1) {
+            let mut rib = Rib::new(&config);
+            for (id, p) in config.peers.iter().enumerate() {
+                rib.add_peer(id, p.clone());
+            }
+            let local = SocketAddr::new(IpAddr::V4(SPEAKER), 179);
+            // The receiver (peer 1) is up first, as in the bench.
+            for id in [1, 0] {
+                let p = &rib.peer(id).context("configured")?.config;
+                let me = local_open(SPEAKER_ASN, SPEAKER, &p.settings, false);
+                let from = [SENDER, RECEIVER][id];
+                let them = bgp::open(p.asn, from, HOLD, &[]);
+                rib.up(id, Session::new(me, them, None), local);
+            }
+            let rx = (rib.peer(0).and_then(|p| p.session.as_ref()))
+                .map(|s| s.rx)
+                .context("up")?;
+            let t = Instant::now();
+            let updates = decode_all(&burst, &rx)?;
+            let decode_ms = t.elapsed().as_secs_f64() * 1e3;
+            let t = Instant::now();
+            let (mut taken, mut prefixes, mut out) = (0, 0, 0);
+            for u in &updates {
+                prefixes += rib.receive(0, u, false);
+                taken += 1;
+                if taken == RIB_BATCH || prefixes >= RIB_ROUTES {
+                    out += count(&rib.flush_changes());
+                    rib.fib_forget();
+                    (taken, prefixes) = (0, 0);
+                }
+            }
+            out += count(&rib.flush_changes());
+            rib.fib_forget();
+            let ms = t.elapsed().as_secs_f64() * 1e3;
+            println!("{ms:.2} ms (decoding apart {decode_ms:.2} ms), {out} UPDATEs out");
+            times.push(ms);
+        }
+        times.sort_by(f64::total_cmp);
+        println!("median {:.2} ms", times[times.len() / 2]);
+        Ok(())
+    }
+
+    fn decode_all(burst: &[u8], rx: &Negotiated) -> anyhow::Result<Vec<Update>> {
+        let mut v = Vec::new();
+        let mut rest = burst;
+        while rest.len() >= 19 {
+            let n = usize::from(u16::from_be_bytes([rest[16], rest[17]]));
+            match decode(&rest[..n], rx) {
+                Ok(Message::Update(u)) => v.push(u),
+                other => bail!("not an UPDATE: {other:?}"),
+            }
+            rest = &rest[n..];
+        }
+        Ok(v)
+    }
+
+    /// UPDATEs in encoded messages.
+    fn count(out: &[wren::rib::Outgoing]) -> usize {
+        let mut n = 0;
+        for o in out {
+            let mut b = &o.bytes[..];
+            while b.len() >= 19 {
+                n += usize::from(b[18] == 2);
+                b = &b[usize::from(u16::from_be_bytes([b[16], b[17]])).max(19)..];
+            }
+        }
+        n
     }
 }
 
@@ -624,7 +740,7 @@ mod controller {
         }
     }
 
-    fn config(s: Speaker, dir: &Path) -> String {
+    pub(super) fn config(s: Speaker, dir: &Path) -> String {
         let peers = [
             (SENDER, SENDER_ASN, "Sender"),
             (RECEIVER, RECEIVER_ASN, "Receiver"),

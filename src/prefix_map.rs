@@ -94,6 +94,10 @@ struct Shards<K, V> {
     maps: Vec<Map<K, V>>,
     /// `bounds[i]`: the largest spread hash that goes to shard `i`.
     bounds: Vec<u64>,
+    /// Per value of a spread hash's top 8 bits, the first shard such hashes can go to: the
+    /// shard is then at most one step on (every shard spans more than 1/256 of the hashes),
+    /// instead of a binary search of `bounds` for every lookup.
+    first: [u8; 256],
 }
 
 impl<K: Key, V> Shards<K, V> {
@@ -113,15 +117,28 @@ impl<K: Key, V> Shards<K, V> {
         if let Some(last) = bounds.last_mut() {
             *last = u64::MAX;
         }
+        let first = std::array::from_fn(|top| {
+            let h = (top as u64) << 56;
+            bounds.partition_point(|b| *b < h).min(SHARDS - 1) as u8
+        });
         Shards {
             maps: (0..SHARDS).map(|_| Map::default()).collect(),
             bounds,
+            first,
         }
     }
 
     fn shard(&self, k: K) -> usize {
-        let h = k.spread();
-        self.bounds.partition_point(|b| *b < h).min(SHARDS - 1)
+        self.shard_of(k.spread())
+    }
+
+    /// The first shard whose bound is at least spread hash `h`.
+    fn shard_of(&self, h: u64) -> usize {
+        let mut i = usize::from(self.first[(h >> 56) as usize]);
+        while i < SHARDS - 1 && self.bounds[i] < h {
+            i += 1;
+        }
+        i
     }
 
     fn map(&self, k: K) -> &Map<K, V> {
@@ -384,6 +401,28 @@ mod tests {
             (1.7..2.3).contains(&(last / first)),
             "the last shard gets about twice the first: {counts:?}"
         );
+    }
+
+    /// The shard found from the top bits is the one a binary search of the bounds finds.
+    #[test]
+    fn shard_is_the_first_bound_at_or_above_the_hash() {
+        let s: Shards<u64, ()> = Shards::new();
+        let mut x = 0x2545_f491_4f6c_dd1d_u64;
+        let bounds = s
+            .bounds
+            .iter()
+            .flat_map(|b| [b.wrapping_sub(1), *b, b.wrapping_add(1)]);
+        let random = (0..100_000).map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        });
+        for h in bounds.chain(random).chain([0, u64::MAX]) {
+            let want = s.bounds.partition_point(|b| *b < h).min(SHARDS - 1);
+            assert_eq!(s.shard_of(h), want, "hash {h:#x}");
+            assert!(want - usize::from(s.first[(h >> 56) as usize]) <= 1);
+        }
     }
 
     #[test]

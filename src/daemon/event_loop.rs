@@ -24,8 +24,11 @@ const RIB_BATCH: usize = 256;
 /// Most prefixes of UPDATEs the RIB takes before it sends what they changed: enough that
 /// the UPDATEs out are packed full (each flush ends with one part-filled), few enough that
 /// the first go out while the sessions are still reading the rest, and that the prefixes a
-/// flush decides are still in the cache from their import.
-const RIB_ROUTES: usize = 16_384;
+/// flush decides are still in the cache from their import. 14,336 is 7/8 of 16,384: the
+/// most a hash map of 16,384 slots holds (hashbrown's load), so the RIB's map of a batch's
+/// changed prefixes does not double to 32,768 slots (1.9 MB, every page of it faulted in)
+/// for the last few.
+const RIB_ROUTES: usize = 14_336;
 
 /// How long the next flush of received UPDATEs waits after one, per message hand-off that
 /// flush made (see [`spacing`]).

@@ -121,14 +121,15 @@ impl Calico {
 
     /// `calico_export_to_bgp_peers` (contract §3.2) for the prefix, first match wins.
     pub fn exports(&self, net: &IpNet) -> bool {
-        if self.pool_of(net).is_some_and(|p| !p.bgp_export) {
+        let pool = self.pool_of(net);
+        if pool.is_some_and(|p| !p.bgp_export) {
             return false;
         }
         // Aggregation: a block is announced, anything more specific inside it is not.
         if let Some(b) = self.blocks.iter().find(|b| b.contains(net)) {
             return b == net;
         }
-        self.services.iter().any(|s| s.contains(net)) || self.pool_of(net).is_some()
+        pool.is_some() || self.services.iter().any(|s| s.contains(net))
     }
 
     /// Which of the first 64 community ranges hold `net`, as a bit mask: prefixes with the

@@ -264,6 +264,9 @@ impl View<'_> {
             return;
         };
         first.set_multipath(true);
+        if rest.is_empty() {
+            return;
+        }
         let best = self.candidate(first);
         let mut equal = true;
         for (i, p) in rest.iter_mut().enumerate() {
@@ -422,7 +425,12 @@ impl Exporter {
     /// the operations of the export rule that lets it out, then Calico's communities. BIRD
     /// 1.6 gives a route its BGP attributes (the eBGP prepend of the local AS among them,
     /// `bgp_import_control`) before the export filter runs, so a rule's AS numbers lead the
-    /// path, as Calico documents for `prependASPath`.
+    /// path, as Calico documents for `prependASPath`. `last`, the rewrite asked for before
+    /// (see [`Memo`]), is tried first, and this one is left there.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the group, the path and the memo"
+    )]
     fn rewrite(
         &mut self,
         view: &View,
@@ -431,6 +439,7 @@ impl Exporter {
         key: &(Family, IpNet),
         src: PathSource,
         attrs: &Arc<AttrSet>,
+        last: &mut Option<(ExportKey, Option<Arc<AttrSet>>)>,
     ) -> Option<Arc<AttrSet>> {
         let (f, net) = key;
         let mask = view.calico.community_mask(net);
@@ -453,7 +462,13 @@ impl Exporter {
             rule,
             view.old,
         );
+        if let Some((lk, r)) = last
+            && *lk == k
+        {
+            return r.clone();
+        }
         if let Some((_, r)) = self.cache.get(&k) {
+            *last = Some((k, r.clone()));
             return r.clone();
         }
         let from = view.source(src);
@@ -480,8 +495,19 @@ impl Exporter {
                 Arc::new(a)
             });
         self.cache.insert(k, (attrs.clone(), r.clone()));
+        *last = Some((k, r.clone()));
         r
     }
+}
+
+/// What consecutive prefixes of a flush most often share, remembered while one [`Settle`]
+/// lives (the policy, the cache of rewrites and the next hops stay as they are meanwhile):
+/// the last rewrite (its key holds the source set's address, kept alive by the cache) and
+/// the last next hop resolved.
+#[derive(Default)]
+struct Memo {
+    rewrite: Option<(ExportKey, Option<Arc<AttrSet>>)>,
+    hop: Option<(IpAddr, bool)>,
 }
 
 /// Deciding and exporting touched prefixes, one table lookup each.
@@ -495,6 +521,7 @@ struct Settle<'a> {
     fib_dirty: Option<&'a mut FxHashSet<(Family, IpNet)>>,
     preferred: &'a mut [usize],
     next_hops: &'a mut NextHops,
+    memo: Memo,
 }
 
 impl Settle<'_> {
@@ -507,7 +534,7 @@ impl Settle<'_> {
         // kernel's need no resolving.
         for p in e.paths_mut() {
             let hop = p.attrs.next_hop.filter(|_| p.source().peer_id().is_some());
-            p.set_reachable(hop.is_none_or(|a| self.next_hops.reachable(a)));
+            p.set_reachable(hop.is_none_or(|a| self.reachable(a)));
         }
         self.view.decide(e);
         if let Some(fib) = self.fib_dirty.as_deref_mut()
@@ -566,10 +593,24 @@ impl Settle<'_> {
                 let ((was_m, was_own), (is_m, is_own)) = (without(&was, src), without(&is, src));
                 g.set_apart(m, &shared);
                 g.withhold(m, is_own - was_own);
-                self.queue(gi, g, key, &was_m, &is_m, Some(m));
+                if !was_m.is_empty() || !is_m.is_empty() {
+                    self.queue(gi, g, key, &was_m, &is_m, Some(m));
+                }
             }
         }
         self.groups = groups;
+    }
+
+    /// Whether next hop `a` resolves (the same as the last prefix's, most often).
+    fn reachable(&mut self, a: IpAddr) -> bool {
+        match self.memo.hop {
+            Some((h, r)) if h == a => r,
+            _ => {
+                let r = self.next_hops.reachable(a);
+                self.memo.hop = Some((a, r));
+                r
+            }
+        }
     }
 
     /// Queues for group `gi` (every member, or only `to`) the difference between the paths
@@ -593,11 +634,16 @@ impl Settle<'_> {
             if self.old.is_none() && same {
                 continue;
             }
-            let Some(now) = self.export.rewrite(&self.view, gi, &g.key, &key, src, a) else {
+            let last = &mut self.memo.rewrite;
+            let Some(now) = self
+                .export
+                .rewrite(&self.view, gi, &g.key, &key, src, a, last)
+            else {
                 continue;
             };
             if let Some(&(_, s, b)) = prev.filter(|_| self.old.is_some()) {
-                let then = self.export.rewrite(&old, gi, &g.key, &key, s, b);
+                let last = &mut self.memo.rewrite;
+                let then = self.export.rewrite(&old, gi, &g.key, &key, s, b, last);
                 if then.is_some_and(|t| *t == *now) {
                     continue;
                 }
@@ -814,6 +860,7 @@ impl Rib {
             fib_dirty: self.fib.then_some(&mut self.fib_dirty),
             preferred: &mut self.preferred,
             next_hops: &mut self.next_hops,
+            memo: Memo::default(),
         };
         let mut empty = Vec::new();
         for (key, e) in self.table.iter_mut() {
@@ -1016,7 +1063,10 @@ impl Rib {
                         continue;
                     }
                 }
-                if let Some(now) = self.export.rewrite(&view, gi, &g.key, &key, src, a) {
+                if let Some(now) = self
+                    .export
+                    .rewrite(&view, gi, &g.key, &key, src, a, &mut None)
+                {
                     let slot = out
                         .changes
                         .announce(key.0, &now, g.prefix(key.0, key.1, id));
@@ -1509,6 +1559,7 @@ impl Rib {
             fib_dirty: self.fib.then_some(&mut self.fib_dirty),
             preferred: &mut self.preferred,
             next_hops: &mut self.next_hops,
+            memo: Memo::default(),
         };
         for (key, before) in dirty.drain() {
             let Some(e) = self.table.get_mut(&key) else {
