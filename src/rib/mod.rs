@@ -698,14 +698,14 @@ fn admit(
 struct Dump {
     changes: Changes,
     /// Per peer it is for, its own paths among those the group sends.
-    own: Vec<(PeerId, Own)>,
+    own: Vec<(PeerId, OwnPaths)>,
     /// Paths not queued at all: a lone peer's own.
     left_out: usize,
 }
 
 /// A peer's own paths in a [`Dump`]: how many, and where those queued lie.
 #[derive(Debug, Default)]
-struct Own {
+struct OwnPaths {
     withheld: usize,
     apart: Vec<Slot>,
 }
@@ -1034,7 +1034,7 @@ impl Rib {
     /// sent; a lone peer's own paths are not queued at all.
     fn dump(&mut self, gi: usize, families: &[Family], to: &[PeerId]) -> Dump {
         let mut out = Dump {
-            own: to.iter().map(|id| (*id, Own::default())).collect(),
+            own: to.iter().map(|id| (*id, OwnPaths::default())).collect(),
             ..Dump::default()
         };
         out.own.sort_unstable_by_key(|(id, _)| *id);
@@ -1581,7 +1581,8 @@ impl Rib {
         self.outgoing()
     }
 
-    /// Each group's queued changes, encoded once for all its members, and the table for the peers that came up since the last flush.
+    /// Each group's queued changes, encoded once for all its members, and the table for the
+    /// peers that came up since the last flush.
     fn outgoing(&mut self) -> Vec<Outgoing> {
         let mut out = Vec::new();
         for g in self.groups.iter_mut().flatten() {
