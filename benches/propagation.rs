@@ -468,6 +468,8 @@ mod rib {
                 let them = bgp::open(p.asn, from, HOLD, &[]);
                 rib.up(id, Session::new(me, them, None), local);
             }
+            // The daemon flushes at a session up: both join their group before the burst.
+            rib.flush_changes();
             let rx = (rib.peer(0).and_then(|p| p.session.as_ref()))
                 .map(|s| s.rx)
                 .context("up")?;
