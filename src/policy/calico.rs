@@ -55,6 +55,23 @@ pub fn exports_device(device: Option<&str>, ibgp: bool) -> bool {
     !(bpf || (ibgp && tunnel))
 }
 
+/// Whether `outer` holds `inner`: the same family, no longer, the same leading bits. It is
+/// ipnet's `contains` for two prefixes without its comparisons of generic addresses: the
+/// rules above ask it for every prefix a flush exports.
+fn covers(outer: &IpNet, inner: &IpNet) -> bool {
+    match (outer, inner) {
+        (IpNet::V4(o), IpNet::V4(i)) => {
+            o.prefix_len() <= i.prefix_len()
+                && u32::from(i.addr()) & u32::from(o.netmask()) == u32::from(o.network())
+        }
+        (IpNet::V6(o), IpNet::V6(i)) => {
+            o.prefix_len() <= i.prefix_len()
+                && u128::from(i.addr()) & u128::from(o.netmask()) == u128::from(o.network())
+        }
+        _ => false,
+    }
+}
+
 impl Calico {
     pub fn from_config(c: &Config) -> Calico {
         Calico {
@@ -107,7 +124,7 @@ impl Calico {
     pub fn elevated(&self, net: &IpNet, src: PathSource, a: &AttrSet) -> bool {
         (self.metric(src, a)).is_some_and(|m| self.normal_route_priority.is_some_and(|n| m < n))
             && self.pool_of(net).is_none_or(|p| p.bgp_export)
-            && self.blocks.iter().any(|b| b.contains(net) && b != net)
+            && self.blocks.iter().any(|b| covers(b, net) && b != net)
     }
 
     /// Prefixes this node originates: its blocks and the service ranges.
@@ -116,7 +133,7 @@ impl Calico {
     }
 
     fn pool_of(&self, net: &IpNet) -> Option<&Pool> {
-        self.pools.iter().find(|p| p.cidr.contains(net))
+        self.pools.iter().find(|p| covers(&p.cidr, net))
     }
 
     /// `calico_export_to_bgp_peers` (contract §3.2) for the prefix, first match wins.
@@ -126,10 +143,10 @@ impl Calico {
             return false;
         }
         // Aggregation: a block is announced, anything more specific inside it is not.
-        if let Some(b) = self.blocks.iter().find(|b| b.contains(net)) {
+        if let Some(b) = self.blocks.iter().find(|b| covers(b, net)) {
             return b == net;
         }
-        pool.is_some() || self.services.iter().any(|s| s.contains(net))
+        pool.is_some() || self.services.iter().any(|s| covers(s, net))
     }
 
     /// Which of the first 64 community ranges hold `net`, as a bit mask: prefixes with the
@@ -139,14 +156,14 @@ impl Calico {
             .iter()
             .take(64)
             .enumerate()
-            .filter(|(_, (range, _))| range.contains(net))
+            .filter(|(_, (range, _))| covers(range, net))
             .fold(0, |m, (i, _)| m | 1 << i)
     }
 
     /// Adds the communities configured for ranges holding `net` (Calico's prefixAdvertisements).
     pub fn add_communities(&self, net: &IpNet, attrs: &mut AttrSet) {
         for (range, list) in &self.communities {
-            if !range.contains(net) {
+            if !covers(range, net) {
                 continue;
             }
             for c in list {
@@ -172,7 +189,7 @@ impl Calico {
         next_hop: Option<IpAddr>,
         connected: impl Fn(IpAddr) -> bool,
     ) -> KernelKind {
-        if self.services.iter().any(|s| s.contains(net)) {
+        if self.services.iter().any(|s| covers(s, net)) {
             return KernelKind::Skip;
         }
         let encapsulation = self.pool_of(net).map(|p| p.encapsulation);
@@ -197,6 +214,30 @@ impl Calico {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// `covers` is ipnet's `contains` for prefixes, in either family and across them.
+        #[test]
+        fn covers_is_contains(
+            a in any::<u128>(), b in any::<u128>(), la in 0u8..=128, lb in 0u8..=128,
+            same_bits in 0u8..=128, v4a in any::<bool>(), v4b in any::<bool>(),
+        ) {
+            // `b` shares its first `same_bits` bits with `a`, so that nesting is common.
+            let keep = u128::MAX.checked_shl(u32::from(128 - same_bits)).unwrap_or(0);
+            let b = (a & keep) | (b & !keep);
+            let make = |v4: bool, x: u128, l: u8| -> IpNet {
+                match v4 {
+                    true => ipnet::Ipv4Net::new(((x >> 96) as u32).into(), l.min(32))
+                        .unwrap()
+                        .into(),
+                    false => ipnet::Ipv6Net::new(x.into(), l).unwrap().into(),
+                }
+            };
+            let (outer, inner) = (make(v4a, a, la), make(v4b, b, lb));
+            prop_assert_eq!(covers(&outer, &inner), outer.contains(&inner));
+        }
+    }
 
     fn net(s: &str) -> IpNet {
         s.parse().unwrap()
