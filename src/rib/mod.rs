@@ -178,19 +178,19 @@ struct Shown {
 impl Before {
     /// The multipath set of `e` and its first `keep` paths (the most any group is sent).
     fn of(e: &Entry, keep: usize) -> Before {
-        Before(
-            e.paths()
-                .iter()
-                .enumerate()
-                .take_while(|(i, p)| *i < keep || p.multipath())
-                .map(|(_, p)| Shown {
-                    source: p.source(),
-                    tx_id: p.tx_id(),
-                    multipath: p.multipath(),
-                    attrs: p.attrs.clone(),
-                })
-                .collect(),
-        )
+        let mut shown = SmallVec::new();
+        for (i, p) in e.paths().iter().enumerate() {
+            if i >= keep && !p.multipath() {
+                break;
+            }
+            shown.push(Shown {
+                source: p.source(),
+                tx_id: p.tx_id(),
+                multipath: p.multipath(),
+                attrs: p.attrs.clone(),
+            });
+        }
+        Before(shown)
     }
 
     /// Whether `e`'s multipath set (sources, identifiers, attribute sets) is the one noted:
@@ -292,15 +292,16 @@ impl View<'_> {
         }
         let add_path = g.add_path(f);
         let n = if add_path { g.send_max } else { 1 };
-        paths
-            .take(n)
-            .filter(|(src, _, a)| {
-                let calico = calico || self.calico.elevated(net, *src, a);
-                self.speaker.exports(&self.source(*src), &g.target, f, a)
-                    && lets_out(rules, (g.target.ibgp, self.lead(&g.target)), calico, net, a)
-            })
-            .map(|(src, id, a)| (if add_path { id } else { 0 }, src, a))
-            .collect()
+        let mut sent = Sent::new();
+        for (src, id, a) in paths.take(n) {
+            let calico = calico || self.calico.elevated(net, src, a);
+            if self.speaker.exports(&self.source(src), &g.target, f, a)
+                && lets_out(rules, (g.target.ibgp, self.lead(&g.target)), calico, net, a)
+            {
+                sent.push((if add_path { id } else { 0 }, src, a));
+            }
+        }
+        sent
     }
 
     /// The AS an export filter sees first in every path to `t`: on eBGP, the one its
