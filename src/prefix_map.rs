@@ -296,7 +296,19 @@ impl<V> PrefixMap<V> {
     where
         V: Default,
     {
-        with_map!(self.map_mut, key, |m, k| m.entry(k).or_default())
+        self.entry(key).0
+    }
+
+    /// The value for a prefix, created by `default` if missing, and whether it was.
+    pub fn entry(&mut self, key: &(Family, IpNet)) -> (&mut V, bool)
+    where
+        V: Default,
+    {
+        use std::collections::hash_map::Entry;
+        with_map!(self.map_mut, key, |m, k| match m.entry(k) {
+            Entry::Occupied(o) => (o.into_mut(), false),
+            Entry::Vacant(v) => (v.insert(V::default()), true),
+        })
     }
 
     /// Every prefix and its value, in no particular order.

@@ -135,7 +135,7 @@ pub struct Rib {
     joining: Vec<PeerId>,
     export: Exporter,
     /// Prefixes touched since the last flush, with what they had before.
-    dirty: FxHashMap<(Family, IpNet), Before>,
+    dirty: Dirty,
     /// Prefixes the last batch of received UPDATEs changed, when it was the last flush (how
     /// much room `dirty` keeps for the next one of a burst).
     batch: usize,
@@ -207,14 +207,84 @@ impl Before {
     }
 }
 
-/// Notes what `key` had before its first change since the last flush.
-fn note(
-    dirty: &mut FxHashMap<(Family, IpNet), Before>,
-    key: (Family, IpNet),
-    e: &Entry,
-    keep: usize,
-) {
-    dirty.entry(key).or_insert_with(|| Before::of(e, keep));
+/// The prefixes changed since the last flush, and what each had before its first change
+/// (the flush works out what to send from it). A prefix new to the table had nothing: such
+/// prefixes, most of a burst of new routes, are only listed, without a hash map's insert
+/// (the table's own insert has just told that the prefix is new).
+#[derive(Debug, Default)]
+struct Dirty {
+    noted: FxHashMap<(Family, IpNet), Before>,
+    /// Prefixes that were not in the table at their first change. A later change in the
+    /// same batch may note one in `noted` too (as it is then): it had nothing all the same.
+    fresh: Vec<(Family, IpNet)>,
+}
+
+impl Dirty {
+    /// Notes what `key` had before its first change since the last flush.
+    fn note(&mut self, key: (Family, IpNet), e: &Entry, keep: usize) {
+        self.noted.entry(key).or_insert_with(|| Before::of(e, keep));
+    }
+
+    /// Lists `key`, just put in the table, as changed.
+    fn fresh(&mut self, key: (Family, IpNet)) {
+        self.fresh.push(key);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.noted.is_empty() && self.fresh.is_empty()
+    }
+
+    fn len(&self) -> usize {
+        self.noted.len() + self.fresh.len()
+    }
+
+    /// Whether `key` is noted with paths it had: an empty entry of the table that is not
+    /// is no change (a fresh prefix's entry that lost its path again was noted then).
+    fn noted(&self, key: &(Family, IpNet)) -> bool {
+        self.noted.contains_key(key)
+    }
+
+    /// Every changed prefix once, with what it had before, leaving the room for the next
+    /// batch.
+    fn drain(&mut self) -> impl Iterator<Item = ((Family, IpNet), Before)> + '_ {
+        if !self.noted.is_empty() {
+            for key in &self.fresh {
+                self.noted.remove(key);
+            }
+        }
+        let fresh = self.fresh.drain(..).map(|key| (key, Before::default()));
+        fresh.chain(self.noted.drain())
+    }
+
+    /// What `key` had before, taken out: nothing for a fresh prefix, its paths in `e` for
+    /// one not changed (after [`Dirty::settle_fresh`]).
+    fn take(&mut self, key: &(Family, IpNet), e: &Entry, keep: usize) -> Before {
+        self.noted
+            .remove(key)
+            .unwrap_or_else(|| Before::of(e, keep))
+    }
+
+    /// Notes the fresh prefixes as having had nothing, for [`Dirty::take`].
+    fn settle_fresh(&mut self) {
+        for key in self.fresh.drain(..) {
+            self.noted.insert(key, Before::default());
+        }
+    }
+
+    fn clear(&mut self) {
+        self.noted.clear();
+        self.fresh.clear();
+    }
+
+    /// Slots kept for a batch's prefixes.
+    fn capacity(&self) -> usize {
+        self.noted.capacity().max(self.fresh.capacity())
+    }
+
+    fn shrink_to(&mut self, room: usize) {
+        self.noted.shrink_to(room);
+        self.fresh.shrink_to(room);
+    }
 }
 
 fn current(e: &Entry) -> impl Iterator<Item = (PathSource, u32, &Arc<AttrSet>)> {
@@ -727,7 +797,7 @@ impl Rib {
             groups: Vec::new(),
             joining: Vec::new(),
             export: Exporter::default(),
-            dirty: FxHashMap::default(),
+            dirty: Dirty::default(),
             batch: 0,
             fib_dirty: FxHashSet::default(),
             fib: config.kernel.enabled,
@@ -765,7 +835,7 @@ impl Rib {
         }
         for (key, e) in self.table.iter_mut() {
             if !wanted.contains_key(&key.1) && e.has(PathSource::Local, |_| true) {
-                note(&mut self.dirty, key, e, keep);
+                self.dirty.note(key, e, keep);
                 e.remove(PathSource::Local, |_| true);
             }
         }
@@ -773,7 +843,7 @@ impl Rib {
             let key = (Family::unicast_of(&net), net);
             let e = self.table.entry(&key);
             if !e.holds(PathSource::Local, 0, &attrs) {
-                note(&mut self.dirty, key, e, keep);
+                self.dirty.note(key, e, keep);
                 e.upsert(0, attrs);
             }
         }
@@ -864,8 +934,9 @@ impl Rib {
             memo: Memo::default(),
         };
         let mut empty = Vec::new();
+        dirty.settle_fresh();
         for (key, e) in self.table.iter_mut() {
-            let before = dirty.remove(&key).unwrap_or_else(|| Before::of(e, keep));
+            let before = dirty.take(&key, e, keep);
             s.prefix(key, e, &before);
             if e.is_empty() {
                 empty.push(key);
@@ -1114,7 +1185,7 @@ impl Rib {
                 |_| true
             };
             if e.has(src, pick) {
-                note(&mut self.dirty, key, e, keep);
+                self.dirty.note(key, e, keep);
                 gone += e.remove(src, pick);
             }
             // Stale paths are still used and advertised: nothing to decide again.
@@ -1163,7 +1234,7 @@ impl Rib {
         let mut gone = 0;
         for (key, e) in self.table.iter_mut() {
             if family(key.0) && e.has(src, Path::stale) {
-                note(&mut self.dirty, key, e, keep);
+                self.dirty.note(key, e, keep);
                 gone += e.remove(src, Path::stale);
             }
         }
@@ -1270,19 +1341,22 @@ impl Rib {
     ) {
         let src = PathSource::peer(id);
         // One lookup: the entry is made first, and goes again if the route is not admitted.
-        let e = self.table.entry(&key);
+        let (e, made) = self.table.entry_made(&key);
         if e.holds(src, rx_id, &a) {
             return;
         }
         let fresh = !e.has(src, |x| x.rx_id == rx_id);
         if fresh && !admit(&mut self.peers, &mut self.exceeded, id, key.0) {
             // A prefix noted as changed goes at the flush (its withdrawal is sent then).
-            if e.is_empty() && !self.dirty.contains_key(&key) {
+            if e.is_empty() && !self.dirty.noted(&key) {
                 self.table.remove(&key);
             }
             return;
         }
-        note(&mut self.dirty, key, e, keep);
+        match made {
+            true => self.dirty.fresh(key),
+            false => self.dirty.note(key, e, keep),
+        }
         let Some(p) = self.peers.get_mut(id) else {
             return;
         };
@@ -1325,7 +1399,7 @@ impl Rib {
             for (key, e) in self.table.iter_mut() {
                 let refused = |p: &Path| refuses(&rules, (key.0, &key.1), ibgp, &p.attrs);
                 if e.has(src, refused) {
-                    note(&mut self.dirty, key, e, keep);
+                    self.dirty.note(key, e, keep);
                     stale += e.remove(src, |p| p.stale() && refused(p));
                     gone += e.remove(src, refused);
                 }
@@ -1406,7 +1480,7 @@ impl Rib {
             let key = (Family::unicast_of(&a.net), a.net);
             let e = rib.table.entry(&key);
             if !e.holds(PathSource::Kernel, 0, &attrs) {
-                note(&mut rib.dirty, key, e, keep);
+                rib.dirty.note(key, e, keep);
                 e.upsert(0, attrs);
             }
             let unicast = a.kind == AlienKind::Unicast;
@@ -1417,7 +1491,7 @@ impl Rib {
             if let Some(e) = rib.table.get_mut(&key)
                 && e.has(PathSource::Kernel, |_| true)
             {
-                note(&mut rib.dirty, key, e, keep);
+                rib.dirty.note(key, e, keep);
                 e.remove(PathSource::Kernel, |_| true);
             }
             flipped.extend(rib.next_hops.set_learned(net, None));
@@ -1472,7 +1546,7 @@ impl Rib {
         };
         for (key, e) in self.table.iter_mut() {
             if e.paths().iter().any(through) {
-                note(&mut self.dirty, key, e, keep);
+                self.dirty.note(key, e, keep);
             }
         }
     }
@@ -1485,7 +1559,7 @@ impl Rib {
         if !e.has(src, |x| x.rx_id == rx_id) {
             return;
         }
-        note(&mut self.dirty, key, e, keep);
+        self.dirty.note(key, e, keep);
         let Some(p) = self.peers.get_mut(id) else {
             return;
         };

@@ -268,6 +268,11 @@ impl Table {
         self.map.entry_or_default(key)
     }
 
+    /// [`Table::entry`], and whether it was made now.
+    pub fn entry_made(&mut self, key: &(Family, IpNet)) -> (&mut Entry, bool) {
+        self.map.entry(key)
+    }
+
     pub fn remove(&mut self, key: &(Family, IpNet)) {
         self.map.remove(key);
     }
