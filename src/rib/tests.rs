@@ -2051,3 +2051,30 @@ fn dirty_map_keeps_a_bursts_room_only() {
         rib.dirty.capacity()
     );
 }
+
+/// A reload that comes while received UPDATEs are not yet flushed sends what they changed:
+/// a prefix new to the table in that batch had nothing before, so it is announced, once.
+#[test]
+fn a_reload_before_the_flush_announces_the_batchs_new_prefixes() {
+    let mut rib = with_peers(&config(CLIENTS));
+    for id in [0, 1, 3] {
+        up(&mut rib, id);
+    }
+    let (p, q) = (net("198.18.2.0/26"), net("198.18.4.0/26"));
+    rib.receive(
+        0,
+        &announce(&["198.18.2.0/26", "198.18.4.0/26"], [198, 51, 100, 2], &[]),
+        false,
+    );
+    // `q` changes again in the batch: a better path from another peer.
+    rib.receive(
+        1,
+        &announce(&["198.18.4.0/26"], [198, 51, 100, 3], &[]),
+        false,
+    );
+    let out = rib.reconfigure(&config(CLIENTS));
+    let mut to_c = announced(&sent_to(&rib, &out, 3));
+    to_c.sort();
+    assert_eq!(to_c, vec![p, q], "each new prefix once");
+    assert!(rib.flush_changes().is_empty(), "nothing twice");
+}
