@@ -34,8 +34,9 @@
 //! times with a fresh RIB each: the UPDATEs decoded beforehand (the session task's work, timed
 //! apart), then taken as the daemon's event loop takes a burst that has queued up (256
 //! messages or 14,336 prefixes, `RIB_BATCH` / `RIB_ROUTES`), each batch received and then
-//! flushed. It prints each round's milliseconds, their median and the UPDATEs out: a stable
-//! figure for `perf record` / `perf stat` on the RIB's share of the trial.
+//! flushed. It prints each round's milliseconds, their median and the UPDATEs out (and what
+//! the sender's session going down then costs, as at the end of a trial, timed apart): a
+//! stable figure for `perf record` / `perf stat` on the RIB's share of the trial.
 //!
 //! Options (after `--`): `--routes N`, `--per-update N`, `--attr-sets N`, `--trials N`,
 //! `--speakers wrend,bird2,frr`, `--deadline SECONDS` (60, one trial), `--nice N` (-10),
@@ -490,7 +491,14 @@ mod rib {
             out += count(&rib.flush_changes());
             rib.fib_forget();
             let ms = t.elapsed().as_secs_f64() * 1e3;
-            println!("{ms:.2} ms (decoding apart {decode_ms:.2} ms), {out} UPDATEs out");
+            // The bench's sessions end after the burst: the sender's routes all go.
+            let t = Instant::now();
+            let gone = count(&rib.down(0, false));
+            let down_ms = t.elapsed().as_secs_f64() * 1e3;
+            println!(
+                "{ms:.2} ms (decoding apart {decode_ms:.2} ms), {out} UPDATEs out; \
+                 the sender down {down_ms:.2} ms, {gone} UPDATEs out"
+            );
             times.push(ms);
         }
         times.sort_by(f64::total_cmp);

@@ -910,46 +910,22 @@ impl Rib {
         self.max_paths = config.max_paths;
         self.originate();
         let keep = self.keep();
-        let mut dirty = std::mem::take(&mut self.dirty);
-        let view = View {
-            speaker: &self.speaker,
-            calico: &self.calico,
-            peers: &self.peers,
-            max_paths: self.max_paths,
-            old: false,
-        };
-        let mut s = Settle {
-            view,
-            old: Some(View {
-                speaker: &old_speaker,
-                calico: &old_calico,
-                old: true,
-                ..view
-            }),
-            export: &mut self.export,
-            groups: &mut self.groups,
-            fib_dirty: self.fib.then_some(&mut self.fib_dirty),
-            preferred: &mut self.preferred,
-            next_hops: &mut self.next_hops,
-            memo: Memo::default(),
-        };
-        let mut empty = Vec::new();
-        dirty.settle_fresh();
-        for (key, e) in self.table.iter_mut() {
-            let before = dirty.take(&key, e, keep);
-            s.prefix(key, e, &before);
-            if e.is_empty() {
-                empty.push(key);
+        self.settling(Some((&old_speaker, &old_calico)), |s, table, dirty| {
+            let mut empty = Vec::new();
+            dirty.settle_fresh();
+            for (key, e) in table.iter_mut() {
+                let before = dirty.take(&key, e, keep);
+                s.prefix(key, e, &before);
+                if e.is_empty() {
+                    empty.push(key);
+                }
             }
-        }
-        for key in empty {
-            self.table.remove(&key);
-        }
-        dirty.clear();
-        self.dirty = dirty;
-        self.export.cache.clear();
-        self.release_work_space();
-        self.outgoing()
+            for key in empty {
+                table.remove(&key);
+            }
+            dirty.clear();
+        });
+        self.settled_out()
     }
 
     /// Gives back what a large flush (a peer's whole table gone) made the work maps grow
@@ -1172,33 +1148,50 @@ impl Rib {
         p.local = None;
         p.limit_hit = false;
         self.leave(id);
+        // What came before goes first, worked out from what it noted.
+        let mut out = self.settled();
         let src = PathSource::peer(id);
         let keep = self.keep();
         let (mut gone, mut stale) = (0, 0);
-        for (key, e) in self.table.iter_mut() {
-            if !e.has(src, |_| true) {
-                continue;
+        // Each prefix the peer's paths leave is settled as the walk reaches it: a full
+        // table's worth of prefixes is not noted first.
+        self.settling(None, |s, table, _| {
+            let mut empty = Vec::new();
+            for (key, e) in table.iter_mut() {
+                if !e.has(src, |_| true) {
+                    continue;
+                }
+                let pick: fn(&Path) -> bool = if kept.contains(&key.0) {
+                    Path::stale
+                } else {
+                    |_| true
+                };
+                let before = e.has(src, pick).then(|| Before::of(e, keep));
+                if before.is_some() {
+                    gone += e.remove(src, pick);
+                }
+                // Stale paths are still used and advertised: nothing to decide again.
+                for path in e.paths_mut().iter_mut().filter(|p| p.source() == src) {
+                    path.set_stale(true);
+                    stale += 1;
+                }
+                if let Some(before) = before {
+                    s.prefix(key, e, &before);
+                    if e.is_empty() {
+                        empty.push(key);
+                    }
+                }
             }
-            let pick: fn(&Path) -> bool = if kept.contains(&key.0) {
-                Path::stale
-            } else {
-                |_| true
-            };
-            if e.has(src, pick) {
-                self.dirty.note(key, e, keep);
-                gone += e.remove(src, pick);
+            for key in empty {
+                table.remove(&key);
             }
-            // Stale paths are still used and advertised: nothing to decide again.
-            for path in e.paths_mut().iter_mut().filter(|p| p.source() == src) {
-                path.set_stale(true);
-                stale += 1;
-            }
-        }
+        });
         if let Some(p) = self.peers.get_mut(id) {
             p.received = p.received.saturating_sub(gone);
             p.stale = stale;
         }
-        let out = self.flush();
+        self.batch = 0;
+        out.extend(self.settled_out());
         self.release(gone);
         out
     }
@@ -1618,7 +1611,28 @@ impl Rib {
     /// such a batch), whose room the work space keeps (`release_work_space`).
     fn flush_batch(&mut self, batch: usize) -> Vec<Outgoing> {
         self.batch = batch;
-        let mut dirty = std::mem::take(&mut self.dirty);
+        self.settling(None, |s, table, dirty| {
+            for (key, before) in dirty.drain() {
+                let Some(e) = table.get_mut(&key) else {
+                    continue;
+                };
+                s.prefix(key, e, &before);
+                if e.is_empty() {
+                    table.remove(&key);
+                }
+            }
+        });
+        self.settled_out()
+    }
+
+    /// Runs `work` with a [`Settle`] under the RIB's policy (and `old`, the speaker and
+    /// Calico settings before a reconfiguration) over its groups, and the table and the
+    /// changed prefixes to work on.
+    fn settling<R>(
+        &mut self,
+        old: Option<(&Speaker, &Calico)>,
+        work: impl FnOnce(&mut Settle, &mut Table, &mut Dirty) -> R,
+    ) -> R {
         let view = View {
             speaker: &self.speaker,
             calico: &self.calico,
@@ -1628,7 +1642,12 @@ impl Rib {
         };
         let mut s = Settle {
             view,
-            old: None,
+            old: old.map(|(speaker, calico)| View {
+                speaker,
+                calico,
+                old: true,
+                ..view
+            }),
             export: &mut self.export,
             groups: &mut self.groups,
             fib_dirty: self.fib.then_some(&mut self.fib_dirty),
@@ -1636,16 +1655,11 @@ impl Rib {
             next_hops: &mut self.next_hops,
             memo: Memo::default(),
         };
-        for (key, before) in dirty.drain() {
-            let Some(e) = self.table.get_mut(&key) else {
-                continue;
-            };
-            s.prefix(key, e, &before);
-            if e.is_empty() {
-                self.table.remove(&key);
-            }
-        }
-        self.dirty = dirty;
+        work(&mut s, &mut self.table, &mut self.dirty)
+    }
+
+    /// After prefixes were settled: the work space given back, and what the groups send.
+    fn settled_out(&mut self) -> Vec<Outgoing> {
         self.export.cache.clear();
         self.release_work_space();
         // Next hops no attribute set has any more are forgotten once they outnumber the sets.

@@ -2078,3 +2078,50 @@ fn a_reload_before_the_flush_announces_the_batchs_new_prefixes() {
     assert_eq!(to_c, vec![p, q], "each new prefix once");
     assert!(rib.flush_changes().is_empty(), "nothing twice");
 }
+
+/// A session that goes down while received UPDATEs wait for their flush: those go out
+/// first, then what the peer's leaving changes, so the last word on each prefix is the
+/// table's. Here a client's route that another client's batch also announced falls back to
+/// that one, and the leaving client's other route is withdrawn.
+#[test]
+fn a_session_down_sends_the_waiting_batch_first() {
+    let mut rib = with_peers(&config(CLIENTS));
+    for id in [0, 1, 3] {
+        up(&mut rib, id);
+    }
+    let (p, q) = (net("198.18.2.0/26"), net("198.18.4.0/26"));
+    rib.update(
+        1,
+        &announce(&["198.18.2.0/26", "198.18.4.0/26"], [198, 51, 100, 3], &[]),
+        false,
+    );
+    // Not flushed yet: client .2's path to `p`.
+    rib.receive(
+        0,
+        &announce(&["198.18.2.0/26"], [198, 51, 100, 2], &[]),
+        false,
+    );
+    let out = rib.down(1, false);
+    let to_c = sent_to(&rib, &out, 3);
+    let last_word = |n: IpNet| {
+        to_c.iter().rev().find_map(|u| {
+            if u.withdrawals().any(|(_, x)| x.net == n) {
+                Some(None)
+            } else if u.announced().any(|(_, x)| x.net == n) {
+                Some(match u.attr(crate::wire::attr::code::NEXT_HOP) {
+                    Some(Attr::NextHop { next_hop }) => Some(*next_hop),
+                    _ => None,
+                })
+            } else {
+                None
+            }
+        })
+    };
+    assert_eq!(
+        last_word(p),
+        Some(Some(Ipv4Addr::new(198, 51, 100, 2))),
+        "{p} through .2"
+    );
+    assert_eq!(last_word(q), Some(None), "{q} withdrawn");
+    assert!(rib.flush_changes().is_empty(), "nothing left");
+}
