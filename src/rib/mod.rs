@@ -1628,11 +1628,11 @@ impl Rib {
     /// Runs `work` with a [`Settle`] under the RIB's policy (and `old`, the speaker and
     /// Calico settings before a reconfiguration) over its groups, and the table and the
     /// changed prefixes to work on.
-    fn settling<R>(
+    fn settling(
         &mut self,
         old: Option<(&Speaker, &Calico)>,
-        work: impl FnOnce(&mut Settle, &mut Table, &mut Dirty) -> R,
-    ) -> R {
+        work: impl FnOnce(&mut Settle, &mut Table, &mut Dirty),
+    ) {
         let view = View {
             speaker: &self.speaker,
             calico: &self.calico,
