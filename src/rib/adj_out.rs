@@ -72,13 +72,13 @@ pub struct Group {
 const SPARE_MAX: usize = 16_384;
 
 thread_local! {
-    /// One emptied list of announced prefixes, and one of set-apart slots, kept for the next
+    /// One emptied list of announced prefixes, and one of set-apart runs, kept for the next
     /// flush of the thread (the RIB's): wrend fixes glibc's mmap threshold at 128 KiB, so
     /// the list of a burst's batch (14,336 prefixes, 400 KB) would otherwise be mapped afresh
     /// every flush and faulted in a page at a time (about 1,000 page faults in a 100k-route
     /// burst). At most [`SPARE_MAX`] entries each stay.
     static SPARE_PREFIXES: RefCell<Vec<Prefix>> = const { RefCell::new(Vec::new()) };
-    static SPARE_SLOTS: RefCell<Vec<Slot>> = const { RefCell::new(Vec::new()) };
+    static SPARE_RUNS: RefCell<Vec<Run>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The kept list of `spare` (empty, with its room), or a new one.
@@ -105,17 +105,76 @@ fn keep<T: 'static>(spare: &'static LocalKey<RefCell<Vec<T>>>, mut v: Vec<T>) {
 #[derive(Debug, Default)]
 struct Own {
     /// Where those prefixes' changes for the other members lie in `Group::pending`.
-    apart: Vec<Slot>,
+    apart: Apart,
     changes: Changes,
+    /// How many more (or fewer) of the member's own paths are advertised, since the flush.
+    withheld: isize,
 }
 
-/// Where a queued change lies in a [`Changes`]: a withdrawal (its index), or an announcement
-/// (its attribute set's list and its index there). Changes are only appended until they are
-/// encoded, so a slot stays put.
+/// Where a queued change lies in a [`Changes`]: its list (a family's withdrawals, or an
+/// attribute set's announcements) and its index there. Changes are only appended until they
+/// are encoded, so a slot stays put.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Slot {
-    Withdrawn(u32),
-    Announced(u32, u32),
+pub struct Slot {
+    kind: Kind,
+    list: u32,
+    at: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    Withdrawn,
+    Announced,
+}
+
+/// `len` consecutive slots of one list, from `first`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Run {
+    first: Slot,
+    len: u32,
+}
+
+impl Run {
+    /// The indices the run covers in its list.
+    fn span(&self) -> Range<usize> {
+        let at = self.first.at as usize;
+        at..at + self.len as usize
+    }
+}
+
+/// The changes set apart from a member, as runs of consecutive slots: the prefixes of a
+/// burst from one peer lie side by side, so a flush's many slots make few runs.
+#[derive(Debug, Default)]
+pub struct Apart(Vec<Run>);
+
+impl Apart {
+    /// Adds `s`, extending the last run when `s` follows it in its list.
+    pub fn push(&mut self, s: Slot) {
+        if let Some(r) = self.0.last_mut()
+            && (r.first.kind, r.first.list) == (s.kind, s.list)
+            && r.first.at.checked_add(r.len) == Some(s.at)
+        {
+            r.len += 1;
+            return;
+        }
+        if self.0.capacity() == 0 {
+            self.0 = reuse(&SPARE_RUNS);
+        }
+        self.0.push(Run { first: s, len: 1 });
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The runs of list `(kind, list)`, in order (the runs sorted).
+    fn of(&self, kind: Kind, list: usize) -> impl Iterator<Item = Range<usize>> + '_ {
+        let key = (kind, list as u32);
+        let from = (self.0).partition_point(|r| (r.first.kind, r.first.list) < key);
+        (self.0[from..].iter())
+            .take_while(move |r| (r.first.kind, r.first.list) == key)
+            .map(Run::span)
+    }
 }
 
 /// Announcements and withdrawals waiting to be encoded.
@@ -124,7 +183,8 @@ pub struct Changes {
     /// Per attribute set (by identity), the prefixes that carry it, in arrival order.
     announce: Vec<(Family, Arc<AttrSet>, Vec<Prefix>)>,
     index: FxHashMap<(Family, *const AttrSet), usize>,
-    withdraw: Vec<(Family, Prefix)>,
+    /// Per family, the prefixes withdrawn, in arrival order.
+    withdraw: Vec<(Family, Vec<Prefix>)>,
 }
 
 impl Drop for Changes {
@@ -135,9 +195,9 @@ impl Drop for Changes {
     }
 }
 
-impl Drop for Own {
+impl Drop for Apart {
     fn drop(&mut self) {
-        keep(&SPARE_SLOTS, std::mem::take(&mut self.apart));
+        keep(&SPARE_RUNS, std::mem::take(&mut self.0));
     }
 }
 
@@ -156,7 +216,11 @@ impl Changes {
         let i = self.list(f, attrs);
         let ps = &mut self.announce[i].2;
         ps.push(p);
-        Slot::Announced(i as u32, (ps.len() - 1) as u32)
+        Slot {
+            kind: Kind::Announced,
+            list: i as u32,
+            at: (ps.len() - 1) as u32,
+        }
     }
 
     /// The index of the list of prefixes announced with `attrs`, made if new. Most prefixes
@@ -178,8 +242,28 @@ impl Changes {
 
     /// Queues a withdrawal; where it lies.
     pub fn withdraw(&mut self, f: Family, p: Prefix) -> Slot {
-        self.withdraw.push((f, p));
-        Slot::Withdrawn((self.withdraw.len() - 1) as u32)
+        let i = self.withdrawals(f);
+        let ps = &mut self.withdraw[i].1;
+        ps.push(p);
+        Slot {
+            kind: Kind::Withdrawn,
+            list: i as u32,
+            at: (ps.len() - 1) as u32,
+        }
+    }
+
+    /// The index of the list of prefixes of family `f` withdrawn, made if new.
+    fn withdrawals(&mut self, f: Family) -> usize {
+        (self.withdraw.iter().position(|(lf, _)| *lf == f)).unwrap_or_else(|| {
+            self.withdraw.push((f, Vec::new()));
+            self.withdraw.len() - 1
+        })
+    }
+
+    /// The prefixes of family `f` withdrawn.
+    fn withdrawn(&self, f: Family) -> &[Prefix] {
+        let list = self.withdraw.iter().find(|(lf, _)| *lf == f);
+        list.map_or(&[], |(_, ps)| ps)
     }
 
     /// Every prefix announced.
@@ -189,50 +273,43 @@ impl Changes {
 
     /// The part of [`Group::encode_parts`]'s layout a slot lies in.
     fn part_of(&self, slot: Slot, families: &[Family]) -> Option<usize> {
-        match slot {
-            Slot::Withdrawn(k) => {
-                let (f, _) = self.withdraw.get(k as usize)?;
+        match slot.kind {
+            Kind::Withdrawn => {
+                let (f, _) = self.withdraw.get(slot.list as usize)?;
                 families.iter().position(|x| x == f)
             }
-            Slot::Announced(i, _) => Some(families.len() + i as usize),
+            Kind::Announced => Some(families.len() + slot.list as usize),
         }
     }
 
     /// Part `i` of these changes as [`Group::encode_parts`] lays them out, but for the
-    /// changes at `apart` (sorted), added to `out`.
-    fn part_without(&self, i: usize, families: &[Family], apart: &[Slot], out: &mut Changes) {
+    /// changes `apart` (its runs sorted), added to `out`.
+    fn part_without(&self, i: usize, families: &[Family], apart: &Apart, out: &mut Changes) {
         match families.get(i) {
             Some(family) => {
-                let withdrawn = (self.withdraw.iter().enumerate())
-                    .filter(|(k, (f, _))| {
-                        f == family && apart.binary_search(&Slot::Withdrawn(*k as u32)).is_err()
-                    })
-                    .map(|(_, x)| x);
-                out.withdraw.extend(withdrawn);
+                let Some(n) = self.withdraw.iter().position(|(f, _)| f == family) else {
+                    return;
+                };
+                let ps = &self.withdraw[n].1;
+                let kept = between(ps.len(), apart.of(Kind::Withdrawn, n));
+                if !kept.is_empty() {
+                    let l = out.withdrawals(*family);
+                    for r in kept {
+                        out.withdraw[l].1.extend_from_slice(&ps[r]);
+                    }
+                }
             }
             None => {
                 let n = i - families.len();
                 let Some((f, a, ps)) = self.announce.get(n) else {
                     return;
                 };
-                // The slots of this list, in order: a walk beside the prefixes.
-                let from = apart.partition_point(|s| *s < Slot::Announced(n as u32, 0));
-                let mut skip = apart[from..].iter().map_while(|s| match s {
-                    Slot::Announced(x, k) if *x as usize == n => Some(*k as usize),
-                    _ => None,
-                });
-                let mut next = skip.next();
-                let mut kept = Vec::with_capacity(ps.len());
-                for (k, p) in ps.iter().enumerate() {
-                    if next == Some(k) {
-                        next = skip.next();
-                    } else {
-                        kept.push(*p);
-                    }
-                }
+                let kept = between(ps.len(), apart.of(Kind::Announced, n));
                 if !kept.is_empty() {
                     let l = out.list(*f, a);
-                    out.announce[l].2.extend(kept);
+                    for r in kept {
+                        out.announce[l].2.extend_from_slice(&ps[r]);
+                    }
                 }
             }
         }
@@ -244,8 +321,29 @@ impl Changes {
             let l = self.list(*f, a);
             self.announce[l].2.extend(ps);
         }
-        self.withdraw.extend(&other.withdraw);
+        for (f, ps) in &other.withdraw {
+            let l = self.withdrawals(*f);
+            self.withdraw[l].1.extend(ps);
+        }
     }
+}
+
+/// The pieces of a list of `len` changes between the spans `runs` (in order, not
+/// overlapping).
+fn between(len: usize, runs: impl Iterator<Item = Range<usize>>) -> SmallVec<[Range<usize>; 4]> {
+    let mut pieces = SmallVec::new();
+    let mut from = 0;
+    for r in runs {
+        let start = r.start.clamp(from, len);
+        if start > from {
+            pieces.push(from..start);
+        }
+        from = r.end.clamp(from, len);
+    }
+    if from < len {
+        pieces.push(from..len);
+    }
+    pieces
 }
 
 impl Group {
@@ -263,7 +361,9 @@ impl Group {
     /// Paths advertised to member `id`.
     pub fn advertised_to(&self, id: PeerId) -> usize {
         let withheld = self.withheld.get(&id).copied().unwrap_or(0);
-        self.advertised.saturating_sub(withheld)
+        let since = self.own.get(&id).map_or(0, |o| o.withheld);
+        self.advertised
+            .saturating_sub(withheld.saturating_add_signed(since))
     }
 
     /// Counts `n` more (or fewer) of member `id`'s own paths among those advertised.
@@ -280,13 +380,14 @@ impl Group {
     }
 
     /// The changes at `slots` of those queued for every member (`to: None`) are not for
-    /// member `id`: it gets what was queued for it with `to: Some(id)` instead.
-    pub fn set_apart(&mut self, id: PeerId, slots: &[Slot]) {
+    /// member `id`: it gets what was queued for it with `to: Some(id)` instead. `withheld`
+    /// more (or fewer) of its own paths are among those advertised.
+    pub fn set_apart(&mut self, id: PeerId, slots: &[Slot], withheld: isize) {
         let own = self.own.entry(id).or_default();
-        if own.apart.capacity() == 0 {
-            own.apart = reuse(&SPARE_SLOTS);
+        for s in slots {
+            own.apart.push(*s);
         }
-        own.apart.extend_from_slice(slots);
+        own.withheld += withheld;
     }
 
     fn queue(&mut self, to: Option<PeerId>) -> &mut Changes {
@@ -336,6 +437,9 @@ impl Group {
     pub fn take_encoded(&mut self) -> Vec<(Vec<PeerId>, Bytes)> {
         let changes = std::mem::take(&mut self.pending);
         let own = std::mem::take(&mut self.own);
+        for (id, o) in &own {
+            self.withhold(*id, o.withheld);
+        }
         if changes.is_empty() && own.is_empty() {
             return Vec::new();
         }
@@ -349,12 +453,12 @@ impl Group {
         &self,
         to: &[PeerId],
         changes: &Changes,
-        apart: Vec<(PeerId, Vec<Slot>)>,
+        apart: Vec<(PeerId, Apart)>,
     ) -> Vec<(Vec<PeerId>, Bytes)> {
         let own = apart.into_iter().map(|(id, apart)| {
             let o = Own {
                 apart,
-                changes: Changes::default(),
+                ..Own::default()
             };
             (id, o)
         });
@@ -384,10 +488,11 @@ impl Group {
         }
         let families = &self.key.families;
         for (id, mut o) in own.into_iter().filter(|(id, _)| to.contains(id)) {
-            o.apart.sort_unstable();
-            let mut apart: SmallVec<[usize; 4]> = (o.apart.iter())
-                .filter_map(|s| changes.part_of(*s, families))
+            o.apart.0.sort_unstable();
+            let mut apart: SmallVec<[usize; 4]> = (o.apart.0.iter())
+                .filter_map(|r| changes.part_of(r.first, families))
                 .collect();
+            apart.sort_unstable();
             apart.dedup();
             let mut mine = Changes::default();
             for &i in &apart {
@@ -432,13 +537,7 @@ impl Group {
         let mut parts = Vec::with_capacity(self.key.families.len() + c.announce.len());
         for family in &self.key.families {
             let start = buf.len();
-            let withdrawn: Vec<Prefix> = c
-                .withdraw
-                .iter()
-                .filter(|(f, _)| f == family)
-                .map(|(_, p)| *p)
-                .collect();
-            for chunk in pack(&withdrawn, budget(tx, 8)) {
+            for chunk in pack(c.withdrawn(*family), budget(tx, 8)) {
                 let u = Message::Update(withdrawal(*family, chunk));
                 if let Err(e) = u.encode(tx, &mut buf) {
                     warn!("cannot encode an UPDATE: {e}");
@@ -657,7 +756,7 @@ mod tests {
             let (f, a) = (Family::IPV4_UNICAST, attrs(k));
             let slot = g.announce(None, f, net(k), 0, &a);
             if k <= 5 {
-                g.set_apart(k, slot.as_slice());
+                g.set_apart(k, slot.as_slice(), 0);
             }
         }
         let out = g.take_encoded();
@@ -693,7 +792,7 @@ mod tests {
         for k in [2, 9] {
             let slot = g.withdraw(None, Family::IPV4_UNICAST, net(k), 0);
             if k == 2 {
-                g.set_apart(2, slot.as_slice());
+                g.set_apart(2, slot.as_slice(), 0);
             }
         }
         let out = g.take_encoded();
@@ -709,6 +808,102 @@ mod tests {
                 vec![net(2), net(9)]
             };
             assert_eq!(withdrawn, want, "member {m}");
+        }
+    }
+
+    /// Set-apart slots are kept as runs: consecutive slots of one list make one run, a run
+    /// breaks where a change for everyone comes between (in the middle of a list) and where
+    /// another list's slot comes between (a member apart in two lists, blocks interleaved),
+    /// and withdrawals of two families make runs of their own lists. Each member gets
+    /// exactly what is not apart from it.
+    #[test]
+    fn set_apart_runs_break_in_a_list_and_across_lists_and_families() {
+        let mut g = group(false);
+        g.members = vec![1, 2, 3];
+        let (a, b) = (via("198.51.100.2"), via("198.51.100.3"));
+        let v4 = |k: u32| -> IpNet {
+            let addr = std::net::Ipv4Addr::from(0x6440_0000 | k << 5);
+            IpNet::V4(ipnet::Ipv4Net::new(addr, 27).unwrap())
+        };
+        let v6 = |k: u32| -> IpNet { format!("2001:db8:{k:x}::/64").parse().unwrap() };
+        // Which member a change is apart from (none: `None`).
+        let owner = |k: u32| match k {
+            0..100 | 150..300 => Some(1),
+            // Blocks of 50 of set `b`, between those of set `a` (k 300..600).
+            300..600 if (k / 50) % 2 == 1 => Some(1),
+            300..600 => Some(2),
+            _ => None,
+        };
+        let f4 = Family::IPV4_UNICAST;
+        for k in 0..700 {
+            let attrs = if (300..600).contains(&k) && (k / 50) % 2 == 1 {
+                &b
+            } else {
+                &a
+            };
+            let slot = g.announce(None, f4, v4(k), 0, attrs);
+            if let Some(m) = owner(k) {
+                g.set_apart(m, slot.as_slice(), 1);
+            }
+        }
+        // Withdrawals: v4 and v6 in turn; member 1 is apart from every v6 one and from the
+        // v4 ones 1000..1010, member 2 from v4 1010..1020.
+        for k in 1000..1030 {
+            let s4 = g.withdraw(None, f4, v4(k), 0);
+            let s6 = g.withdraw(None, Family::IPV6_UNICAST, v6(k), 0);
+            match k {
+                1000..1010 => g.set_apart(1, s4.as_slice(), 0),
+                1010..1020 => g.set_apart(2, s4.as_slice(), 0),
+                _ => {}
+            }
+            g.set_apart(1, s6.as_slice(), -1);
+        }
+        // Member 1: `a` 0..100 and 150..300 (broken by 100..150, for everyone), and one run
+        // of `b` (its blocks lie side by side in `b`'s list; member 2's slots of `a` between
+        // them are not member 1's), then v4 and v6 withdrawals in turn (a run each), the
+        // last v6 one extended by the v6 ones that follow alone.
+        let runs = |m: PeerId| g.own[&m].apart.0.len();
+        assert_eq!(runs(1), 2 + 1 + 10 + 10, "{:?}", g.own[&1].apart);
+        // Member 2: its three blocks of `a` side by side, and the v4 withdrawals.
+        assert_eq!(runs(2), 2, "{:?}", g.own[&2].apart);
+        // Withheld counts are the members' own until the flush, and stay after it.
+        g.advertised = 1000;
+        assert_eq!(g.advertised_to(1), 1000 - (250 + 150 - 30));
+        assert_eq!(g.advertised_to(2), 1000 - 150);
+        let out = g.take_encoded();
+        assert_eq!(g.advertised_to(1), 1000 - (250 + 150 - 30));
+        assert_eq!(g.advertised_to(2), 1000 - 150);
+        let got = |m: PeerId| {
+            let us: Vec<Update> = (out.iter())
+                .filter(|(to, _)| to.contains(&m))
+                .flat_map(|(_, b)| decoded(&g, b))
+                .collect();
+            let mut ann: Vec<IpNet> = us
+                .iter()
+                .flat_map(|u| u.nlri.iter().map(|p| p.net))
+                .collect();
+            ann.sort();
+            let mut wd: Vec<IpNet> = (us.iter())
+                .flat_map(|u| u.withdrawn.iter().map(|p| p.net))
+                .chain(us.iter().flat_map(|u| {
+                    u.mp_unreach()
+                        .map_or(Vec::new(), |m| m.withdrawn.iter().map(|p| p.net).collect())
+                }))
+                .collect();
+            wd.sort();
+            (ann, wd)
+        };
+        for m in [1, 2, 3] {
+            let mut ann: Vec<IpNet> = (0..700).filter(|k| owner(*k) != Some(m)).map(v4).collect();
+            ann.sort();
+            let mut wd: Vec<IpNet> = (1000..1030)
+                .filter(|k| !(m == 1 && (1000..1010).contains(k)))
+                .filter(|k| !(m == 2 && (1010..1020).contains(k)))
+                .map(v4)
+                .chain((1000..1030).filter(|_| m != 1).map(v6))
+                .collect();
+            wd.sort();
+            assert_eq!(got(m), (ann, wd), "member {m}");
         }
     }
 
@@ -732,7 +927,7 @@ mod tests {
             let attrs = if k % 2 == 0 { &a } else { &b };
             let slot = g.announce(None, f, net(k), 0, attrs);
             if k % 3 == 0 {
-                g.set_apart(1, slot.as_slice());
+                g.set_apart(1, slot.as_slice(), 0);
             } else {
                 others.push(net(k));
             }
@@ -740,7 +935,7 @@ mod tests {
         for k in [1000, 1001] {
             let slot = g.withdraw(None, f, net(k), 0);
             if k == 1000 {
-                g.set_apart(1, slot.as_slice());
+                g.set_apart(1, slot.as_slice(), 0);
             }
         }
         assert_eq!(g.pending.announce.len(), 2, "one list per attribute set");
