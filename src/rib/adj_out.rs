@@ -550,10 +550,14 @@ impl Group {
             // The attributes are encoded once for every UPDATE of the set.
             match Announcement::new(&attrs.to_wire(*family, &[], tx), tx) {
                 Ok(a) => {
-                    let room = tx.max_len().saturating_sub(a.overhead()).max(64);
-                    for chunk in pack(prefixes, room) {
-                        if let Err(e) = a.encode(chunk, tx, &mut buf) {
-                            warn!("cannot encode an UPDATE: {e}");
+                    let mut rest = &prefixes[..];
+                    while !rest.is_empty() {
+                        match a.encode_fitting(rest, tx, &mut buf) {
+                            Ok(n) => rest = &rest[n..],
+                            Err(e) => {
+                                warn!("cannot encode an UPDATE: {e}");
+                                break;
+                            }
                         }
                     }
                 }
