@@ -64,8 +64,9 @@ pub struct Group {
     /// Changes queued for every member since the last flush, but for the prefixes in `own`.
     pending: Changes,
     /// Members that are the source of a path of a changed prefix: those prefixes, and what
-    /// the member gets for them instead.
-    own: FxHashMap<PeerId, Own>,
+    /// the member gets for them instead; `own_at` says where each is.
+    own: Vec<(PeerId, Own)>,
+    own_at: FxHashMap<PeerId, usize>,
 }
 
 /// Lists longer than this are not kept for reuse (see [`SPARE_PREFIXES`]).
@@ -212,6 +213,7 @@ impl Changes {
     }
 
     /// Queues an announcement; where it lies.
+    #[inline]
     pub fn announce(&mut self, f: Family, attrs: &Arc<AttrSet>, p: Prefix) -> Slot {
         let i = self.list(f, attrs);
         let ps = &mut self.announce[i].2;
@@ -225,6 +227,7 @@ impl Changes {
 
     /// The index of the list of prefixes announced with `attrs`, made if new. Most prefixes
     /// of a flush share the attribute set of the one before: that one is tried first.
+    #[inline]
     fn list(&mut self, f: Family, attrs: &Arc<AttrSet>) -> usize {
         if let Some((i, (lf, la, _))) = self.announce.iter().enumerate().next_back()
             && *lf == f
@@ -232,6 +235,12 @@ impl Changes {
         {
             return i;
         }
+        self.list_of(f, attrs)
+    }
+
+    /// [`Changes::list`] when it is not the last one.
+    #[cold]
+    fn list_of(&mut self, f: Family, attrs: &Arc<AttrSet>) -> usize {
         let key = (f, Arc::as_ptr(attrs));
         *self.index.entry(key).or_insert_with(|| {
             self.announce
@@ -354,14 +363,16 @@ impl Group {
             advertised: 0,
             withheld: FxHashMap::default(),
             pending: Changes::default(),
-            own: FxHashMap::default(),
+            own: Vec::new(),
+            own_at: FxHashMap::default(),
         }
     }
 
     /// Paths advertised to member `id`.
     pub fn advertised_to(&self, id: PeerId) -> usize {
         let withheld = self.withheld.get(&id).copied().unwrap_or(0);
-        let since = self.own.get(&id).map_or(0, |o| o.withheld);
+        let own = self.own_at.get(&id).and_then(|i| self.own.get(*i));
+        let since = own.map_or(0, |(_, o)| o.withheld);
         self.advertised
             .saturating_sub(withheld.saturating_add_signed(since))
     }
@@ -376,24 +387,47 @@ impl Group {
     pub fn leave(&mut self, id: PeerId) {
         self.members.retain(|m| *m != id);
         self.withheld.remove(&id);
-        self.own.remove(&id);
+        self.own.retain(|(m, _)| *m != id);
+        self.own_at = (self.own.iter().enumerate())
+            .map(|(i, (m, _))| (*m, i))
+            .collect();
     }
 
     /// The changes at `slots` of those queued for every member (`to: None`) are not for
     /// member `id`: it gets what was queued for it with `to: Some(id)` instead. `withheld`
     /// more (or fewer) of its own paths are among those advertised.
     pub fn set_apart(&mut self, id: PeerId, slots: &[Slot], withheld: isize) {
-        let own = self.own.entry(id).or_default();
+        let own = self.own_mut(id);
         for s in slots {
             own.apart.push(*s);
         }
         own.withheld += withheld;
     }
 
+    /// What member `id` gets apart, made if new. The member of the last prefix set apart
+    /// is most often that of the one before: it is tried first.
+    #[inline]
+    fn own_mut(&mut self, id: PeerId) -> &mut Own {
+        let i = match self.own.last() {
+            Some((m, _)) if *m == id => self.own.len() - 1,
+            _ => self.own_index(id),
+        };
+        &mut self.own[i].1
+    }
+
+    /// Where member `id`'s [`Own`] is, made if new.
+    #[inline(never)]
+    fn own_index(&mut self, id: PeerId) -> usize {
+        *self.own_at.entry(id).or_insert_with(|| {
+            self.own.push((id, Own::default()));
+            self.own.len() - 1
+        })
+    }
+
     fn queue(&mut self, to: Option<PeerId>) -> &mut Changes {
         match to {
             None => &mut self.pending,
-            Some(id) => &mut self.own.entry(id).or_default().changes,
+            Some(id) => &mut self.own_mut(id).changes,
         }
     }
 
@@ -408,6 +442,7 @@ impl Group {
 
     /// Queues an announcement (or a replacement) of path `id` of `net`, for every member
     /// (`to`: `None`) or for one set apart; where it lies among those for every member.
+    #[inline]
     pub fn announce(
         &mut self,
         to: Option<PeerId>,
@@ -437,6 +472,7 @@ impl Group {
     pub fn take_encoded(&mut self) -> Vec<(Vec<PeerId>, Bytes)> {
         let changes = std::mem::take(&mut self.pending);
         let own = std::mem::take(&mut self.own);
+        self.own_at.clear();
         for (id, o) in &own {
             self.withhold(*id, o.withheld);
         }
@@ -471,12 +507,14 @@ impl Group {
         &self,
         to: &[PeerId],
         changes: &Changes,
-        own: FxHashMap<PeerId, Own>,
+        own: Vec<(PeerId, Own)>,
     ) -> Vec<(Vec<PeerId>, Bytes)> {
         let mut out = Vec::new();
+        let mut sources: Vec<PeerId> = own.iter().map(|(id, _)| *id).collect();
+        sources.sort_unstable();
         let shared: Vec<PeerId> = to
             .iter()
-            .filter(|m| !own.contains_key(m))
+            .filter(|m| sources.binary_search(m).is_err())
             .copied()
             .collect();
         let (bytes, parts) = self.encode_parts(changes);
@@ -866,10 +904,10 @@ mod tests {
         // of `b` (its blocks lie side by side in `b`'s list; member 2's slots of `a` between
         // them are not member 1's), then v4 and v6 withdrawals in turn (a run each), the
         // last v6 one extended by the v6 ones that follow alone.
-        let runs = |m: PeerId| g.own[&m].apart.0.len();
-        assert_eq!(runs(1), 2 + 1 + 10 + 10, "{:?}", g.own[&1].apart);
+        let runs = |m: PeerId| g.own[g.own_at[&m]].1.apart.0.len();
+        assert_eq!(runs(1), 2 + 1 + 10 + 10, "{:?}", g.own);
         // Member 2: its three blocks of `a` side by side, and the v4 withdrawals.
-        assert_eq!(runs(2), 2, "{:?}", g.own[&2].apart);
+        assert_eq!(runs(2), 2, "{:?}", g.own);
         // Withheld counts are the members' own until the flush, and stay after it.
         g.advertised = 1000;
         assert_eq!(g.advertised_to(1), 1000 - (250 + 150 - 30));

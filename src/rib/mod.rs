@@ -405,12 +405,12 @@ type ExportKey = (usize, Family, PathSource, usize, u64, Option<usize>, bool);
 type Sent<'p> = SmallVec<[(u32, PathSource, &'p Arc<AttrSet>); 1]>;
 
 /// `sent` without the paths of `src`.
-fn without<'p>(sent: &Sent<'p>, src: PathSource) -> Sent<'p> {
+fn without<'p>(sent: &[(u32, PathSource, &'p Arc<AttrSet>)], src: PathSource) -> Sent<'p> {
     sent.iter().filter(|x| x.1 != src).copied().collect()
 }
 
 /// How many of `sent` are paths of `src`.
-fn own(sent: &Sent, src: PathSource) -> usize {
+fn own(sent: &[(u32, PathSource, &Arc<AttrSet>)], src: PathSource) -> usize {
     sent.iter().filter(|x| x.1 == src).count()
 }
 
@@ -583,7 +583,8 @@ impl Settle<'_> {
             g.advertised = (g.advertised + is.len()).saturating_sub(was.len());
             // A member that sent one of these paths gets the prefix apart, its own paths
             // left out (see `adj_out`): each source once, in the order its paths come.
-            let paths = || was.iter().chain(&is);
+            let (was_s, is_s, shared) = (&was[..], &is[..], &shared[..]);
+            let paths = || was_s.iter().chain(is_s);
             for (k, (_, src, _)) in paths().enumerate() {
                 let Some(m) = src.peer_id() else { continue };
                 if paths().take(k).any(|(_, s, _)| s == src)
@@ -591,12 +592,12 @@ impl Settle<'_> {
                 {
                     continue;
                 }
-                let (was_own, is_own) = (own(&was, *src), own(&is, *src));
+                let (was_own, is_own) = (own(was_s, *src), own(is_s, *src));
                 if !shared.is_empty() || was_own != is_own {
-                    g.set_apart(m, &shared, is_own as isize - was_own as isize);
+                    g.set_apart(m, shared, is_own as isize - was_own as isize);
                 }
-                if was_own < was.len() || is_own < is.len() {
-                    let (was_m, is_m) = (without(&was, *src), without(&is, *src));
+                if was_own < was_s.len() || is_own < is_s.len() {
+                    let (was_m, is_m) = (without(was_s, *src), without(is_s, *src));
                     self.queue(gi, g, key, &was_m, &is_m, Some(m));
                 }
             }
