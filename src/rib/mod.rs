@@ -625,13 +625,12 @@ impl Settle<'_> {
         gi: usize,
         g: &mut Group,
         key: (Family, IpNet),
-        was: &Sent,
-        is: &Sent,
+        was: &[(u32, PathSource, &Arc<AttrSet>)],
+        is: &[(u32, PathSource, &Arc<AttrSet>)],
         to: Option<PeerId>,
     ) -> SmallVec<[Slot; 2]> {
         let mut slots = SmallVec::new();
         let (f, net) = key;
-        let old = self.old.unwrap_or(self.view);
         for &(id, src, a) in is {
             let prev = was.iter().find(|(i, ..)| *i == id);
             let same = prev.is_some_and(|(_, s, b)| *s == src && Arc::ptr_eq(a, b));
@@ -645,7 +644,9 @@ impl Settle<'_> {
             else {
                 continue;
             };
-            if let Some(&(_, s, b)) = prev.filter(|_| self.old.is_some()) {
+            if let Some(old) = self.old
+                && let Some(&(_, s, b)) = prev
+            {
                 let last = &mut self.memo.rewrite;
                 let then = self.export.rewrite(&old, gi, &g.key, &key, s, b, last);
                 if then.is_some_and(|t| *t == *now) {
