@@ -581,28 +581,46 @@ impl Settle<'_> {
             };
             let shared = self.queue(gi, g, key, &was, &is, None);
             g.advertised = (g.advertised + is.len()).saturating_sub(was.len());
-            // A member that sent one of these paths gets the prefix apart, its own paths
-            // left out (see `adj_out`): each source once, in the order its paths come.
-            let (was_s, is_s, shared) = (&was[..], &is[..], &shared[..]);
-            let paths = || was_s.iter().chain(is_s);
-            for (k, (_, src, _)) in paths().enumerate() {
-                let Some(m) = src.peer_id() else { continue };
-                if paths().take(k).any(|(_, s, _)| s == src)
-                    || self.view.peers.get(m).is_none_or(|p| p.group != Some(gi))
-                {
-                    continue;
-                }
-                let (was_own, is_own) = (own(was_s, *src), own(is_s, *src));
-                if !shared.is_empty() || was_own != is_own {
-                    g.set_apart(m, shared, is_own as isize - was_own as isize);
-                }
-                if was_own < was_s.len() || is_own < is_s.len() {
-                    let (was_m, is_m) = (without(was_s, *src), without(is_s, *src));
-                    self.queue(gi, g, key, &was_m, &is_m, Some(m));
-                }
-            }
+            self.apart(gi, g, key, &was, &is, &shared);
         }
         self.groups = groups;
+    }
+
+    /// A member of group `gi` that sent one of the paths `was` or `is` of `key` gets the
+    /// prefix apart from the changes for everyone (at `shared`), its own paths left out
+    /// (see `adj_out`): each source once, in the order its paths come.
+    fn apart(
+        &mut self,
+        gi: usize,
+        g: &mut Group,
+        key: (Family, IpNet),
+        was: &[(u32, PathSource, &Arc<AttrSet>)],
+        is: &[(u32, PathSource, &Arc<AttrSet>)],
+        shared: &[Slot],
+    ) {
+        let member = |m: PeerId| self.view.peers.get(m).is_some_and(|p| p.group == Some(gi));
+        // Most often one path, new or gone: it is the member's own.
+        if let ([], [(_, src, _)]) | ([(_, src, _)], []) = (was, is) {
+            if let Some(m) = src.peer_id().filter(|m| member(*m)) {
+                g.set_apart(m, shared, is.len() as isize - was.len() as isize);
+            }
+            return;
+        }
+        let paths = || was.iter().chain(is);
+        for (k, (_, src, _)) in paths().enumerate() {
+            let Some(m) = src.peer_id() else { continue };
+            if paths().take(k).any(|(_, s, _)| s == src) || !member(m) {
+                continue;
+            }
+            let (was_own, is_own) = (own(was, *src), own(is, *src));
+            if !shared.is_empty() || was_own != is_own {
+                g.set_apart(m, shared, is_own as isize - was_own as isize);
+            }
+            if was_own < was.len() || is_own < is.len() {
+                let (was_m, is_m) = (without(was, *src), without(is, *src));
+                self.queue(gi, g, key, &was_m, &is_m, Some(m));
+            }
+        }
     }
 
     /// Whether next hop `a` resolves (the same as the last prefix's, most often).
