@@ -150,6 +150,7 @@ pub struct Apart(Vec<Run>);
 
 impl Apart {
     /// Adds `s`, extending the last run when `s` follows it in its list.
+    #[inline]
     pub fn push(&mut self, s: Slot) {
         if let Some(r) = self.0.last_mut()
             && (r.first.kind, r.first.list) == (s.kind, s.list)
@@ -158,6 +159,12 @@ impl Apart {
             r.len += 1;
             return;
         }
+        self.start(s);
+    }
+
+    /// A new run at `s`.
+    #[cold]
+    fn start(&mut self, s: Slot) {
         if self.0.capacity() == 0 {
             self.0 = reuse(&SPARE_RUNS);
         }
@@ -396,6 +403,7 @@ impl Group {
     /// The changes at `slots` of those queued for every member (`to: None`) are not for
     /// member `id`: it gets what was queued for it with `to: Some(id)` instead. `withheld`
     /// more (or fewer) of its own paths are among those advertised.
+    #[inline]
     pub fn set_apart(&mut self, id: PeerId, slots: &[Slot], withheld: isize) {
         let own = self.own_mut(id);
         for s in slots {
