@@ -64,21 +64,22 @@ pub struct Group {
     /// Changes queued for every member since the last flush, but for the prefixes in `own`.
     pending: Changes,
     /// Members that are the source of a path of a changed prefix: those prefixes, and what
-    /// the member gets for them instead.
-    own: FxHashMap<PeerId, Own>,
+    /// the member gets for them instead; `own_at` says where each is.
+    own: Vec<(PeerId, Own)>,
+    own_at: FxHashMap<PeerId, usize>,
 }
 
 /// Lists longer than this are not kept for reuse (see [`SPARE_PREFIXES`]).
 const SPARE_MAX: usize = 16_384;
 
 thread_local! {
-    /// One emptied list of announced prefixes, and one of set-apart slots, kept for the next
+    /// One emptied list of announced prefixes, and one of set-apart runs, kept for the next
     /// flush of the thread (the RIB's): wrend fixes glibc's mmap threshold at 128 KiB, so
     /// the list of a burst's batch (14,336 prefixes, 400 KB) would otherwise be mapped afresh
     /// every flush and faulted in a page at a time (about 1,000 page faults in a 100k-route
     /// burst). At most [`SPARE_MAX`] entries each stay.
     static SPARE_PREFIXES: RefCell<Vec<Prefix>> = const { RefCell::new(Vec::new()) };
-    static SPARE_SLOTS: RefCell<Vec<Slot>> = const { RefCell::new(Vec::new()) };
+    static SPARE_RUNS: RefCell<Vec<Run>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The kept list of `spare` (empty, with its room), or a new one.
@@ -105,17 +106,83 @@ fn keep<T: 'static>(spare: &'static LocalKey<RefCell<Vec<T>>>, mut v: Vec<T>) {
 #[derive(Debug, Default)]
 struct Own {
     /// Where those prefixes' changes for the other members lie in `Group::pending`.
-    apart: Vec<Slot>,
+    apart: Apart,
     changes: Changes,
+    /// How many more (or fewer) of the member's own paths are advertised, since the flush.
+    withheld: isize,
 }
 
-/// Where a queued change lies in a [`Changes`]: a withdrawal (its index), or an announcement
-/// (its attribute set's list and its index there). Changes are only appended until they are
-/// encoded, so a slot stays put.
+/// Where a queued change lies in a [`Changes`]: its list (a family's withdrawals, or an
+/// attribute set's announcements) and its index there. Changes are only appended until they
+/// are encoded, so a slot stays put.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Slot {
-    Withdrawn(u32),
-    Announced(u32, u32),
+pub struct Slot {
+    kind: Kind,
+    list: u32,
+    at: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    Withdrawn,
+    Announced,
+}
+
+/// `len` consecutive slots of one list, from `first`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Run {
+    first: Slot,
+    len: u32,
+}
+
+impl Run {
+    /// The indices the run covers in its list.
+    fn span(&self) -> Range<usize> {
+        let at = self.first.at as usize;
+        at..at + self.len as usize
+    }
+}
+
+/// The changes set apart from a member, as runs of consecutive slots: the prefixes of a
+/// burst from one peer lie side by side, so a flush's many slots make few runs.
+#[derive(Debug, Default)]
+pub struct Apart(Vec<Run>);
+
+impl Apart {
+    /// Adds `s`, extending the last run when `s` follows it in its list.
+    #[inline]
+    pub fn push(&mut self, s: Slot) {
+        if let Some(r) = self.0.last_mut()
+            && (r.first.kind, r.first.list) == (s.kind, s.list)
+            && r.first.at.checked_add(r.len) == Some(s.at)
+        {
+            r.len += 1;
+            return;
+        }
+        self.start(s);
+    }
+
+    /// A new run at `s`.
+    #[cold]
+    fn start(&mut self, s: Slot) {
+        if self.0.capacity() == 0 {
+            self.0 = reuse(&SPARE_RUNS);
+        }
+        self.0.push(Run { first: s, len: 1 });
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The runs of list `(kind, list)`, in order (the runs sorted).
+    fn of(&self, kind: Kind, list: usize) -> impl Iterator<Item = Range<usize>> + '_ {
+        let key = (kind, list as u32);
+        let from = (self.0).partition_point(|r| (r.first.kind, r.first.list) < key);
+        (self.0[from..].iter())
+            .take_while(move |r| (r.first.kind, r.first.list) == key)
+            .map(Run::span)
+    }
 }
 
 /// Announcements and withdrawals waiting to be encoded.
@@ -124,7 +191,8 @@ pub struct Changes {
     /// Per attribute set (by identity), the prefixes that carry it, in arrival order.
     announce: Vec<(Family, Arc<AttrSet>, Vec<Prefix>)>,
     index: FxHashMap<(Family, *const AttrSet), usize>,
-    withdraw: Vec<(Family, Prefix)>,
+    /// Per family, the prefixes withdrawn, in arrival order.
+    withdraw: Vec<(Family, Vec<Prefix>)>,
 }
 
 impl Drop for Changes {
@@ -135,9 +203,9 @@ impl Drop for Changes {
     }
 }
 
-impl Drop for Own {
+impl Drop for Apart {
     fn drop(&mut self) {
-        keep(&SPARE_SLOTS, std::mem::take(&mut self.apart));
+        keep(&SPARE_RUNS, std::mem::take(&mut self.0));
     }
 }
 
@@ -152,15 +220,21 @@ impl Changes {
     }
 
     /// Queues an announcement; where it lies.
+    #[inline]
     pub fn announce(&mut self, f: Family, attrs: &Arc<AttrSet>, p: Prefix) -> Slot {
         let i = self.list(f, attrs);
         let ps = &mut self.announce[i].2;
         ps.push(p);
-        Slot::Announced(i as u32, (ps.len() - 1) as u32)
+        Slot {
+            kind: Kind::Announced,
+            list: i as u32,
+            at: (ps.len() - 1) as u32,
+        }
     }
 
     /// The index of the list of prefixes announced with `attrs`, made if new. Most prefixes
     /// of a flush share the attribute set of the one before: that one is tried first.
+    #[inline]
     fn list(&mut self, f: Family, attrs: &Arc<AttrSet>) -> usize {
         if let Some((i, (lf, la, _))) = self.announce.iter().enumerate().next_back()
             && *lf == f
@@ -168,6 +242,12 @@ impl Changes {
         {
             return i;
         }
+        self.list_of(f, attrs)
+    }
+
+    /// [`Changes::list`] when it is not the last one.
+    #[cold]
+    fn list_of(&mut self, f: Family, attrs: &Arc<AttrSet>) -> usize {
         let key = (f, Arc::as_ptr(attrs));
         *self.index.entry(key).or_insert_with(|| {
             self.announce
@@ -178,8 +258,28 @@ impl Changes {
 
     /// Queues a withdrawal; where it lies.
     pub fn withdraw(&mut self, f: Family, p: Prefix) -> Slot {
-        self.withdraw.push((f, p));
-        Slot::Withdrawn((self.withdraw.len() - 1) as u32)
+        let i = self.withdrawals(f);
+        let ps = &mut self.withdraw[i].1;
+        ps.push(p);
+        Slot {
+            kind: Kind::Withdrawn,
+            list: i as u32,
+            at: (ps.len() - 1) as u32,
+        }
+    }
+
+    /// The index of the list of prefixes of family `f` withdrawn, made if new.
+    fn withdrawals(&mut self, f: Family) -> usize {
+        (self.withdraw.iter().position(|(lf, _)| *lf == f)).unwrap_or_else(|| {
+            self.withdraw.push((f, Vec::new()));
+            self.withdraw.len() - 1
+        })
+    }
+
+    /// The prefixes of family `f` withdrawn.
+    fn withdrawn(&self, f: Family) -> &[Prefix] {
+        let list = self.withdraw.iter().find(|(lf, _)| *lf == f);
+        list.map_or(&[], |(_, ps)| ps)
     }
 
     /// Every prefix announced.
@@ -189,50 +289,43 @@ impl Changes {
 
     /// The part of [`Group::encode_parts`]'s layout a slot lies in.
     fn part_of(&self, slot: Slot, families: &[Family]) -> Option<usize> {
-        match slot {
-            Slot::Withdrawn(k) => {
-                let (f, _) = self.withdraw.get(k as usize)?;
+        match slot.kind {
+            Kind::Withdrawn => {
+                let (f, _) = self.withdraw.get(slot.list as usize)?;
                 families.iter().position(|x| x == f)
             }
-            Slot::Announced(i, _) => Some(families.len() + i as usize),
+            Kind::Announced => Some(families.len() + slot.list as usize),
         }
     }
 
     /// Part `i` of these changes as [`Group::encode_parts`] lays them out, but for the
-    /// changes at `apart` (sorted), added to `out`.
-    fn part_without(&self, i: usize, families: &[Family], apart: &[Slot], out: &mut Changes) {
+    /// changes `apart` (its runs sorted), added to `out`.
+    fn part_without(&self, i: usize, families: &[Family], apart: &Apart, out: &mut Changes) {
         match families.get(i) {
             Some(family) => {
-                let withdrawn = (self.withdraw.iter().enumerate())
-                    .filter(|(k, (f, _))| {
-                        f == family && apart.binary_search(&Slot::Withdrawn(*k as u32)).is_err()
-                    })
-                    .map(|(_, x)| x);
-                out.withdraw.extend(withdrawn);
+                let Some(n) = self.withdraw.iter().position(|(f, _)| f == family) else {
+                    return;
+                };
+                let ps = &self.withdraw[n].1;
+                let kept = between(ps.len(), apart.of(Kind::Withdrawn, n));
+                if !kept.is_empty() {
+                    let l = out.withdrawals(*family);
+                    for r in kept {
+                        out.withdraw[l].1.extend_from_slice(&ps[r]);
+                    }
+                }
             }
             None => {
                 let n = i - families.len();
                 let Some((f, a, ps)) = self.announce.get(n) else {
                     return;
                 };
-                // The slots of this list, in order: a walk beside the prefixes.
-                let from = apart.partition_point(|s| *s < Slot::Announced(n as u32, 0));
-                let mut skip = apart[from..].iter().map_while(|s| match s {
-                    Slot::Announced(x, k) if *x as usize == n => Some(*k as usize),
-                    _ => None,
-                });
-                let mut next = skip.next();
-                let mut kept = Vec::with_capacity(ps.len());
-                for (k, p) in ps.iter().enumerate() {
-                    if next == Some(k) {
-                        next = skip.next();
-                    } else {
-                        kept.push(*p);
-                    }
-                }
+                let kept = between(ps.len(), apart.of(Kind::Announced, n));
                 if !kept.is_empty() {
                     let l = out.list(*f, a);
-                    out.announce[l].2.extend(kept);
+                    for r in kept {
+                        out.announce[l].2.extend_from_slice(&ps[r]);
+                    }
                 }
             }
         }
@@ -244,8 +337,29 @@ impl Changes {
             let l = self.list(*f, a);
             self.announce[l].2.extend(ps);
         }
-        self.withdraw.extend(&other.withdraw);
+        for (f, ps) in &other.withdraw {
+            let l = self.withdrawals(*f);
+            self.withdraw[l].1.extend(ps);
+        }
     }
+}
+
+/// The pieces of a list of `len` changes between the spans `runs` (in order, not
+/// overlapping).
+fn between(len: usize, runs: impl Iterator<Item = Range<usize>>) -> SmallVec<[Range<usize>; 4]> {
+    let mut pieces = SmallVec::new();
+    let mut from = 0;
+    for r in runs {
+        let start = r.start.clamp(from, len);
+        if start > from {
+            pieces.push(from..start);
+        }
+        from = r.end.clamp(from, len);
+    }
+    if from < len {
+        pieces.push(from..len);
+    }
+    pieces
 }
 
 impl Group {
@@ -256,14 +370,18 @@ impl Group {
             advertised: 0,
             withheld: FxHashMap::default(),
             pending: Changes::default(),
-            own: FxHashMap::default(),
+            own: Vec::new(),
+            own_at: FxHashMap::default(),
         }
     }
 
     /// Paths advertised to member `id`.
     pub fn advertised_to(&self, id: PeerId) -> usize {
         let withheld = self.withheld.get(&id).copied().unwrap_or(0);
-        self.advertised.saturating_sub(withheld)
+        let own = self.own_at.get(&id).and_then(|i| self.own.get(*i));
+        let since = own.map_or(0, |(_, o)| o.withheld);
+        self.advertised
+            .saturating_sub(withheld.saturating_add_signed(since))
     }
 
     /// Counts `n` more (or fewer) of member `id`'s own paths among those advertised.
@@ -276,23 +394,48 @@ impl Group {
     pub fn leave(&mut self, id: PeerId) {
         self.members.retain(|m| *m != id);
         self.withheld.remove(&id);
-        self.own.remove(&id);
+        self.own.retain(|(m, _)| *m != id);
+        self.own_at = (self.own.iter().enumerate())
+            .map(|(i, (m, _))| (*m, i))
+            .collect();
     }
 
     /// The changes at `slots` of those queued for every member (`to: None`) are not for
-    /// member `id`: it gets what was queued for it with `to: Some(id)` instead.
-    pub fn set_apart(&mut self, id: PeerId, slots: &[Slot]) {
-        let own = self.own.entry(id).or_default();
-        if own.apart.capacity() == 0 {
-            own.apart = reuse(&SPARE_SLOTS);
+    /// member `id`: it gets what was queued for it with `to: Some(id)` instead. `withheld`
+    /// more (or fewer) of its own paths are among those advertised.
+    #[inline]
+    pub fn set_apart(&mut self, id: PeerId, slots: &[Slot], withheld: isize) {
+        let own = self.own_mut(id);
+        for s in slots {
+            own.apart.push(*s);
         }
-        own.apart.extend_from_slice(slots);
+        own.withheld += withheld;
+    }
+
+    /// What member `id` gets apart, made if new. The member of the last prefix set apart
+    /// is most often that of the one before: it is tried first.
+    #[inline]
+    fn own_mut(&mut self, id: PeerId) -> &mut Own {
+        let i = match self.own.last() {
+            Some((m, _)) if *m == id => self.own.len() - 1,
+            _ => self.own_index(id),
+        };
+        &mut self.own[i].1
+    }
+
+    /// Where member `id`'s [`Own`] is, made if new.
+    #[inline(never)]
+    fn own_index(&mut self, id: PeerId) -> usize {
+        *self.own_at.entry(id).or_insert_with(|| {
+            self.own.push((id, Own::default()));
+            self.own.len() - 1
+        })
     }
 
     fn queue(&mut self, to: Option<PeerId>) -> &mut Changes {
         match to {
             None => &mut self.pending,
-            Some(id) => &mut self.own.entry(id).or_default().changes,
+            Some(id) => &mut self.own_mut(id).changes,
         }
     }
 
@@ -307,6 +450,7 @@ impl Group {
 
     /// Queues an announcement (or a replacement) of path `id` of `net`, for every member
     /// (`to`: `None`) or for one set apart; where it lies among those for every member.
+    #[inline]
     pub fn announce(
         &mut self,
         to: Option<PeerId>,
@@ -336,6 +480,10 @@ impl Group {
     pub fn take_encoded(&mut self) -> Vec<(Vec<PeerId>, Bytes)> {
         let changes = std::mem::take(&mut self.pending);
         let own = std::mem::take(&mut self.own);
+        self.own_at.clear();
+        for (id, o) in &own {
+            self.withhold(*id, o.withheld);
+        }
         if changes.is_empty() && own.is_empty() {
             return Vec::new();
         }
@@ -349,12 +497,12 @@ impl Group {
         &self,
         to: &[PeerId],
         changes: &Changes,
-        apart: Vec<(PeerId, Vec<Slot>)>,
+        apart: Vec<(PeerId, Apart)>,
     ) -> Vec<(Vec<PeerId>, Bytes)> {
         let own = apart.into_iter().map(|(id, apart)| {
             let o = Own {
                 apart,
-                changes: Changes::default(),
+                ..Own::default()
             };
             (id, o)
         });
@@ -367,12 +515,14 @@ impl Group {
         &self,
         to: &[PeerId],
         changes: &Changes,
-        own: FxHashMap<PeerId, Own>,
+        own: Vec<(PeerId, Own)>,
     ) -> Vec<(Vec<PeerId>, Bytes)> {
         let mut out = Vec::new();
+        let mut sources: Vec<PeerId> = own.iter().map(|(id, _)| *id).collect();
+        sources.sort_unstable();
         let shared: Vec<PeerId> = to
             .iter()
-            .filter(|m| !own.contains_key(m))
+            .filter(|m| sources.binary_search(m).is_err())
             .copied()
             .collect();
         let (bytes, parts) = self.encode_parts(changes);
@@ -384,10 +534,11 @@ impl Group {
         }
         let families = &self.key.families;
         for (id, mut o) in own.into_iter().filter(|(id, _)| to.contains(id)) {
-            o.apart.sort_unstable();
-            let mut apart: SmallVec<[usize; 4]> = (o.apart.iter())
-                .filter_map(|s| changes.part_of(*s, families))
+            o.apart.0.sort_unstable();
+            let mut apart: SmallVec<[usize; 4]> = (o.apart.0.iter())
+                .filter_map(|r| changes.part_of(r.first, families))
                 .collect();
+            apart.sort_unstable();
             apart.dedup();
             let mut mine = Changes::default();
             for &i in &apart {
@@ -432,13 +583,7 @@ impl Group {
         let mut parts = Vec::with_capacity(self.key.families.len() + c.announce.len());
         for family in &self.key.families {
             let start = buf.len();
-            let withdrawn: Vec<Prefix> = c
-                .withdraw
-                .iter()
-                .filter(|(f, _)| f == family)
-                .map(|(_, p)| *p)
-                .collect();
-            for chunk in pack(&withdrawn, budget(tx, 8)) {
+            for chunk in pack(c.withdrawn(*family), budget(tx, 8)) {
                 let u = Message::Update(withdrawal(*family, chunk));
                 if let Err(e) = u.encode(tx, &mut buf) {
                     warn!("cannot encode an UPDATE: {e}");
@@ -451,10 +596,14 @@ impl Group {
             // The attributes are encoded once for every UPDATE of the set.
             match Announcement::new(&attrs.to_wire(*family, &[], tx), tx) {
                 Ok(a) => {
-                    let room = tx.max_len().saturating_sub(a.overhead()).max(64);
-                    for chunk in pack(prefixes, room) {
-                        if let Err(e) = a.encode(chunk, tx, &mut buf) {
-                            warn!("cannot encode an UPDATE: {e}");
+                    let mut rest = &prefixes[..];
+                    while !rest.is_empty() {
+                        match a.encode_fitting(rest, tx, &mut buf) {
+                            Ok(n) => rest = &rest[n..],
+                            Err(e) => {
+                                warn!("cannot encode an UPDATE: {e}");
+                                break;
+                            }
                         }
                     }
                 }
@@ -657,7 +806,7 @@ mod tests {
             let (f, a) = (Family::IPV4_UNICAST, attrs(k));
             let slot = g.announce(None, f, net(k), 0, &a);
             if k <= 5 {
-                g.set_apart(k, slot.as_slice());
+                g.set_apart(k, slot.as_slice(), 0);
             }
         }
         let out = g.take_encoded();
@@ -693,7 +842,7 @@ mod tests {
         for k in [2, 9] {
             let slot = g.withdraw(None, Family::IPV4_UNICAST, net(k), 0);
             if k == 2 {
-                g.set_apart(2, slot.as_slice());
+                g.set_apart(2, slot.as_slice(), 0);
             }
         }
         let out = g.take_encoded();
@@ -709,6 +858,102 @@ mod tests {
                 vec![net(2), net(9)]
             };
             assert_eq!(withdrawn, want, "member {m}");
+        }
+    }
+
+    /// Set-apart slots are kept as runs: consecutive slots of one list make one run, a run
+    /// breaks where a change for everyone comes between (in the middle of a list) and where
+    /// another list's slot comes between (a member apart in two lists, blocks interleaved),
+    /// and withdrawals of two families make runs of their own lists. Each member gets
+    /// exactly what is not apart from it.
+    #[test]
+    fn set_apart_runs_break_in_a_list_and_across_lists_and_families() {
+        let mut g = group(false);
+        g.members = vec![1, 2, 3];
+        let (a, b) = (via("198.51.100.2"), via("198.51.100.3"));
+        let v4 = |k: u32| -> IpNet {
+            let addr = std::net::Ipv4Addr::from(0x6440_0000 | k << 5);
+            IpNet::V4(ipnet::Ipv4Net::new(addr, 27).unwrap())
+        };
+        let v6 = |k: u32| -> IpNet { format!("2001:db8:{k:x}::/64").parse().unwrap() };
+        // Which member a change is apart from (none: `None`).
+        let owner = |k: u32| match k {
+            0..100 | 150..300 => Some(1),
+            // Blocks of 50 of set `b`, between those of set `a` (k 300..600).
+            300..600 if (k / 50) % 2 == 1 => Some(1),
+            300..600 => Some(2),
+            _ => None,
+        };
+        let f4 = Family::IPV4_UNICAST;
+        for k in 0..700 {
+            let attrs = if (300..600).contains(&k) && (k / 50) % 2 == 1 {
+                &b
+            } else {
+                &a
+            };
+            let slot = g.announce(None, f4, v4(k), 0, attrs);
+            if let Some(m) = owner(k) {
+                g.set_apart(m, slot.as_slice(), 1);
+            }
+        }
+        // Withdrawals: v4 and v6 in turn; member 1 is apart from every v6 one and from the
+        // v4 ones 1000..1010, member 2 from v4 1010..1020.
+        for k in 1000..1030 {
+            let s4 = g.withdraw(None, f4, v4(k), 0);
+            let s6 = g.withdraw(None, Family::IPV6_UNICAST, v6(k), 0);
+            match k {
+                1000..1010 => g.set_apart(1, s4.as_slice(), 0),
+                1010..1020 => g.set_apart(2, s4.as_slice(), 0),
+                _ => {}
+            }
+            g.set_apart(1, s6.as_slice(), -1);
+        }
+        // Member 1: `a` 0..100 and 150..300 (broken by 100..150, for everyone), and one run
+        // of `b` (its blocks lie side by side in `b`'s list; member 2's slots of `a` between
+        // them are not member 1's), then v4 and v6 withdrawals in turn (a run each), the
+        // last v6 one extended by the v6 ones that follow alone.
+        let runs = |m: PeerId| g.own[g.own_at[&m]].1.apart.0.len();
+        assert_eq!(runs(1), 2 + 1 + 10 + 10, "{:?}", g.own);
+        // Member 2: its three blocks of `a` side by side, and the v4 withdrawals.
+        assert_eq!(runs(2), 2, "{:?}", g.own);
+        // Withheld counts are the members' own until the flush, and stay after it.
+        g.advertised = 1000;
+        assert_eq!(g.advertised_to(1), 1000 - (250 + 150 - 30));
+        assert_eq!(g.advertised_to(2), 1000 - 150);
+        let out = g.take_encoded();
+        assert_eq!(g.advertised_to(1), 1000 - (250 + 150 - 30));
+        assert_eq!(g.advertised_to(2), 1000 - 150);
+        let got = |m: PeerId| {
+            let us: Vec<Update> = (out.iter())
+                .filter(|(to, _)| to.contains(&m))
+                .flat_map(|(_, b)| decoded(&g, b))
+                .collect();
+            let mut ann: Vec<IpNet> = us
+                .iter()
+                .flat_map(|u| u.nlri.iter().map(|p| p.net))
+                .collect();
+            ann.sort();
+            let mut wd: Vec<IpNet> = (us.iter())
+                .flat_map(|u| u.withdrawn.iter().map(|p| p.net))
+                .chain(us.iter().flat_map(|u| {
+                    u.mp_unreach()
+                        .map_or(Vec::new(), |m| m.withdrawn.iter().map(|p| p.net).collect())
+                }))
+                .collect();
+            wd.sort();
+            (ann, wd)
+        };
+        for m in [1, 2, 3] {
+            let mut ann: Vec<IpNet> = (0..700).filter(|k| owner(*k) != Some(m)).map(v4).collect();
+            ann.sort();
+            let mut wd: Vec<IpNet> = (1000..1030)
+                .filter(|k| !(m == 1 && (1000..1010).contains(k)))
+                .filter(|k| !(m == 2 && (1010..1020).contains(k)))
+                .map(v4)
+                .chain((1000..1030).filter(|_| m != 1).map(v6))
+                .collect();
+            wd.sort();
+            assert_eq!(got(m), (ann, wd), "member {m}");
         }
     }
 
@@ -732,7 +977,7 @@ mod tests {
             let attrs = if k % 2 == 0 { &a } else { &b };
             let slot = g.announce(None, f, net(k), 0, attrs);
             if k % 3 == 0 {
-                g.set_apart(1, slot.as_slice());
+                g.set_apart(1, slot.as_slice(), 0);
             } else {
                 others.push(net(k));
             }
@@ -740,7 +985,7 @@ mod tests {
         for k in [1000, 1001] {
             let slot = g.withdraw(None, f, net(k), 0);
             if k == 1000 {
-                g.set_apart(1, slot.as_slice());
+                g.set_apart(1, slot.as_slice(), 0);
             }
         }
         assert_eq!(g.pending.announce.len(), 2, "one list per attribute set");

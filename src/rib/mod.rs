@@ -35,7 +35,7 @@ use crate::wire::attr::Origin;
 use crate::wire::open::GrFamily;
 use crate::wire::{Family, Prefix, RouteRefresh, Update};
 
-use adj_out::{Changes, Group, GroupKey, Slot};
+use adj_out::{Apart, Changes, Group, GroupKey, Slot};
 use best::Candidate;
 use nexthop::NextHops;
 use table::{Entry, Path, Table};
@@ -475,11 +475,14 @@ type ExportKey = (usize, Family, PathSource, usize, u64, Option<usize>, bool);
 /// A path as a group is sent it: (path identifier, source, source attributes).
 type Sent<'p> = SmallVec<[(u32, PathSource, &'p Arc<AttrSet>); 1]>;
 
-/// `sent` without the paths of `src`, and how many those were.
-fn without<'p>(sent: &Sent<'p>, src: PathSource) -> (Sent<'p>, isize) {
-    let kept: Sent = sent.iter().filter(|x| x.1 != src).copied().collect();
-    let n = (sent.len() - kept.len()) as isize;
-    (kept, n)
+/// `sent` without the paths of `src`.
+fn without<'p>(sent: &[(u32, PathSource, &'p Arc<AttrSet>)], src: PathSource) -> Sent<'p> {
+    sent.iter().filter(|x| x.1 != src).copied().collect()
+}
+
+/// How many of `sent` are paths of `src`.
+fn own(sent: &[(u32, PathSource, &Arc<AttrSet>)], src: PathSource) -> usize {
+    sent.iter().filter(|x| x.1 == src).count()
 }
 
 /// Rewrites paths for update groups: each attribute set once per group and flush, since most
@@ -649,27 +652,46 @@ impl Settle<'_> {
             };
             let shared = self.queue(gi, g, key, &was, &is, None);
             g.advertised = (g.advertised + is.len()).saturating_sub(was.len());
-            // A member that sent one of these paths gets the prefix apart, its own paths
-            // left out (see `adj_out`).
-            let mut sources: SmallVec<[PeerId; 2]> = was
-                .iter()
-                .chain(&is)
-                .filter_map(|(_, src, _)| src.peer_id())
-                .filter(|m| self.view.peers.get(*m).is_some_and(|p| p.group == Some(gi)))
-                .collect();
-            sources.sort_unstable();
-            sources.dedup();
-            for m in sources {
-                let src = PathSource::peer(m);
-                let ((was_m, was_own), (is_m, is_own)) = (without(&was, src), without(&is, src));
-                g.set_apart(m, &shared);
-                g.withhold(m, is_own - was_own);
-                if !was_m.is_empty() || !is_m.is_empty() {
-                    self.queue(gi, g, key, &was_m, &is_m, Some(m));
-                }
-            }
+            self.apart(gi, g, key, &was, &is, &shared);
         }
         self.groups = groups;
+    }
+
+    /// A member of group `gi` that sent one of the paths `was` or `is` of `key` gets the
+    /// prefix apart from the changes for everyone (at `shared`), its own paths left out
+    /// (see `adj_out`): each source once, in the order its paths come.
+    fn apart(
+        &mut self,
+        gi: usize,
+        g: &mut Group,
+        key: (Family, IpNet),
+        was: &[(u32, PathSource, &Arc<AttrSet>)],
+        is: &[(u32, PathSource, &Arc<AttrSet>)],
+        shared: &[Slot],
+    ) {
+        let member = |m: PeerId| self.view.peers.get(m).is_some_and(|p| p.group == Some(gi));
+        // Most often one path, new or gone: it is the member's own.
+        if let ([], [(_, src, _)]) | ([(_, src, _)], []) = (was, is) {
+            if let Some(m) = src.peer_id().filter(|m| member(*m)) {
+                g.set_apart(m, shared, is.len() as isize - was.len() as isize);
+            }
+            return;
+        }
+        let paths = || was.iter().chain(is);
+        for (k, (_, src, _)) in paths().enumerate() {
+            let Some(m) = src.peer_id() else { continue };
+            if paths().take(k).any(|(_, s, _)| s == src) || !member(m) {
+                continue;
+            }
+            let (was_own, is_own) = (own(was, *src), own(is, *src));
+            if !shared.is_empty() || was_own != is_own {
+                g.set_apart(m, shared, is_own as isize - was_own as isize);
+            }
+            if was_own < was.len() || is_own < is.len() {
+                let (was_m, is_m) = (without(was, *src), without(is, *src));
+                self.queue(gi, g, key, &was_m, &is_m, Some(m));
+            }
+        }
     }
 
     /// Whether next hop `a` resolves (the same as the last prefix's, most often).
@@ -692,13 +714,12 @@ impl Settle<'_> {
         gi: usize,
         g: &mut Group,
         key: (Family, IpNet),
-        was: &Sent,
-        is: &Sent,
+        was: &[(u32, PathSource, &Arc<AttrSet>)],
+        is: &[(u32, PathSource, &Arc<AttrSet>)],
         to: Option<PeerId>,
     ) -> SmallVec<[Slot; 2]> {
         let mut slots = SmallVec::new();
         let (f, net) = key;
-        let old = self.old.unwrap_or(self.view);
         for &(id, src, a) in is {
             let prev = was.iter().find(|(i, ..)| *i == id);
             let same = prev.is_some_and(|(_, s, b)| *s == src && Arc::ptr_eq(a, b));
@@ -712,18 +733,24 @@ impl Settle<'_> {
             else {
                 continue;
             };
-            if let Some(&(_, s, b)) = prev.filter(|_| self.old.is_some()) {
+            if let Some(old) = self.old
+                && let Some(&(_, s, b)) = prev
+            {
                 let last = &mut self.memo.rewrite;
                 let then = self.export.rewrite(&old, gi, &g.key, &key, s, b, last);
                 if then.is_some_and(|t| *t == *now) {
                     continue;
                 }
             }
-            slots.extend(g.announce(to, f, net, id, &now));
+            if let Some(s) = g.announce(to, f, net, id, &now) {
+                slots.push(s);
+            }
         }
         for &(id, ..) in was {
-            if !is.iter().any(|(i, ..)| *i == id) {
-                slots.extend(g.withdraw(to, f, net, id));
+            if !is.iter().any(|(i, ..)| *i == id)
+                && let Some(s) = g.withdraw(to, f, net, id)
+            {
+                slots.push(s);
             }
         }
         slots
@@ -778,7 +805,7 @@ struct Dump {
 #[derive(Debug, Default)]
 struct OwnPaths {
     withheld: usize,
-    apart: Vec<Slot>,
+    apart: Apart,
 }
 
 impl Rib {
@@ -1039,7 +1066,7 @@ impl Rib {
 
     /// Peers `ids` join group `gi`: everything they are to be sent, computed from the table,
     /// and for each of them that is the source of some of it, where those paths lie.
-    fn join(&mut self, gi: usize, ids: &[PeerId]) -> (Changes, Vec<(PeerId, Vec<Slot>)>) {
+    fn join(&mut self, gi: usize, ids: &[PeerId]) -> (Changes, Vec<(PeerId, Apart)>) {
         let Some(families) = self.groups[gi].as_ref().map(|g| g.key.families.clone()) else {
             return (Changes::default(), Vec::new());
         };

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use smallvec::SmallVec;
@@ -145,20 +145,28 @@ impl Prefix {
         id + 1 + (self.net.prefix_len() as usize).div_ceil(8)
     }
 
-    /// RFC 4271 §4.3: length in bits, then the minimum number of octets holding it.
-    pub fn encode(&self, buf: &mut BytesMut) {
-        if let Some(id) = self.path_id {
-            buf.put_u32(id);
-        }
-        let len = self.net.prefix_len();
-        buf.put_u8(len);
-        let n = (len as usize).div_ceil(8);
+    /// RFC 4271 §4.3: length in bits, then the minimum number of octets holding it (after
+    /// the path identifier, RFC 7911 §3). The whole address is copied into `dst`, in one
+    /// fixed-size copy; only the first [`Prefix::wire_len`] octets are the encoding.
+    fn write(&self, dst: &mut [u8; MAX_WIRE_LEN]) {
+        let at = match self.path_id {
+            Some(id) => {
+                dst[..4].copy_from_slice(&id.to_be_bytes());
+                4
+            }
+            None => 0,
+        };
+        dst[at] = self.net.prefix_len();
         match self.net {
-            IpNet::V4(n4) => buf.put_slice(&n4.addr().octets()[..n]),
-            IpNet::V6(n6) => buf.put_slice(&n6.addr().octets()[..n]),
+            IpNet::V4(n) => dst[at + 1..at + 5].copy_from_slice(&n.addr().octets()),
+            IpNet::V6(n) => dst[at + 1..at + 17].copy_from_slice(&n.addr().octets()),
         }
     }
 }
+
+/// The most octets one prefix's encoding takes: a path identifier, the length, an IPv6
+/// address.
+const MAX_WIRE_LEN: usize = 4 + 1 + 16;
 
 impl From<IpNet> for Prefix {
     fn from(net: IpNet) -> Self {
@@ -346,9 +354,22 @@ fn bad_nlri(reason: &str) -> Error {
 
 /// Writes prefixes one after another.
 pub fn encode_prefixes(prefixes: &[Prefix], buf: &mut BytesMut) {
+    put_prefixes(prefixes, prefixes.iter().map(Prefix::wire_len).sum(), buf);
+}
+
+/// [`encode_prefixes`] of prefixes whose encodings take `len` octets together: the buffer
+/// grows once, with room past the end for the last prefix's whole address, and what is
+/// past the last encoding is cut.
+pub(super) fn put_prefixes(prefixes: &[Prefix], len: usize, buf: &mut BytesMut) {
+    let mut at = buf.len();
+    buf.resize(at + len + MAX_WIRE_LEN, 0);
     for p in prefixes {
-        p.encode(buf);
+        let room = buf.get_mut(at..).and_then(|b| b.first_chunk_mut());
+        let Some(dst) = room else { break };
+        p.write(dst);
+        at += p.wire_len();
     }
+    buf.truncate(at);
 }
 
 #[cfg(test)]
@@ -379,11 +400,49 @@ mod tests {
         let mut x = p("203.0.113.0/26");
         x.path_id = Some(7);
         let mut b = BytesMut::new();
-        x.encode(&mut b);
+        encode_prefixes(&[x], &mut b);
         assert_eq!(&b[..], &[0, 0, 0, 7, 26, 203, 0, 113, 0]);
         assert_eq!(decode_prefixes(&b, Afi::IPV4, true).unwrap()[..], [x]);
         // Without add-path the same bytes are a different (bad) field.
         assert!(decode_prefixes(&b, Afi::IPV4, false).is_err());
+    }
+
+    /// Each prefix is copied as a whole address and the cursor moved by its encoding's
+    /// length: what follows the last one is cut, and what the buffer held before is kept.
+    /// Every length from /0 to the full address, both families, with and without path
+    /// identifiers, gives the octets written one field at a time.
+    #[test]
+    fn prefixes_append_exactly_their_encodings() {
+        let mut v = Vec::new();
+        for len in 0..=32u8 {
+            let mut x = Prefix::new(IpNet::V4(
+                Ipv4Net::new(Ipv4Addr::new(203, 0, 113, 255), len).unwrap(),
+            ));
+            x.path_id = (len % 3 == 0).then_some(u32::from(len) << 20 | 9);
+            v.push(x);
+        }
+        for len in (0..=128u8).step_by(7).chain([128]) {
+            let a: Ipv6Addr = "2001:db8:ffff:ffff:ffff:ffff:ffff:ffff".parse().unwrap();
+            let mut x = Prefix::new(IpNet::V6(Ipv6Net::new(a, len).unwrap()));
+            x.path_id = (len % 2 == 0).then_some(0xfeed_0000 | u32::from(len));
+            v.push(x);
+        }
+        let mut want = b"before".to_vec();
+        for x in &v {
+            if let Some(id) = x.path_id {
+                want.extend(id.to_be_bytes());
+            }
+            let n = (x.net.prefix_len() as usize).div_ceil(8);
+            want.push(x.net.prefix_len());
+            match x.net {
+                IpNet::V4(a) => want.extend(&a.addr().octets()[..n]),
+                IpNet::V6(a) => want.extend(&a.addr().octets()[..n]),
+            }
+        }
+        let mut b = BytesMut::from(&b"before"[..]);
+        encode_prefixes(&v, &mut b);
+        assert_eq!(&b[..], &want[..]);
+        assert_eq!(b.len(), 6 + v.iter().map(Prefix::wire_len).sum::<usize>());
     }
 
     #[test]

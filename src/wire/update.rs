@@ -8,7 +8,7 @@ use super::attr::{
     Attr, Attributes, MpReach, MpUnreach, PathAttribute, code, decode_attributes, note,
 };
 use super::error::{Action, EncodeError, Error};
-use super::nlri::{Afi, Family, Prefix, Prefixes, decode_prefixes, encode_prefixes};
+use super::nlri::{Afi, Family, Prefix, Prefixes, decode_prefixes, encode_prefixes, put_prefixes};
 use super::notification::{Code, update};
 
 /// An UPDATE message. `withdrawn` and `nlri` are the IPv4 fields of RFC 4271; other families
@@ -287,8 +287,46 @@ impl Announcement {
         neg: &Negotiated,
         buf: &mut BytesMut,
     ) -> Result<(), EncodeError> {
+        let nlri = prefixes.iter().map(Prefix::wire_len).sum();
+        self.write(prefixes, nlri, neg, buf)
+    }
+
+    /// Appends one UPDATE announcing as many of `prefixes` as fit in a message (RFC 4271
+    /// §4.3), from the first; how many. An error if not even the first fits (`buf` is then
+    /// left as it was).
+    pub fn encode_fitting(
+        &self,
+        prefixes: &[Prefix],
+        neg: &Negotiated,
+        buf: &mut BytesMut,
+    ) -> Result<usize, EncodeError> {
+        let room = neg.max_len().saturating_sub(self.overhead());
+        let (mut n, mut nlri) = (0, 0);
+        for p in prefixes {
+            let len = p.wire_len();
+            if nlri + len > room {
+                break;
+            }
+            (n, nlri) = (n + 1, nlri + len);
+        }
+        if n == 0 && !prefixes.is_empty() {
+            return Err(EncodeError::TooLong {
+                len: self.overhead() + prefixes[0].wire_len(),
+                max: neg.max_len(),
+            });
+        }
+        self.write(&prefixes[..n], nlri, neg, buf).map(|()| n)
+    }
+
+    /// [`Announcement::encode`] of prefixes whose encodings take `nlri` octets together.
+    fn write(
+        &self,
+        prefixes: &[Prefix],
+        nlri: usize,
+        neg: &Negotiated,
+        buf: &mut BytesMut,
+    ) -> Result<(), EncodeError> {
         let start = buf.len();
-        let nlri: usize = prefixes.iter().map(Prefix::wire_len).sum();
         buf.reserve(self.overhead() + nlri);
         buf.put_bytes(0xff, 16);
         buf.put_u16(0);
@@ -300,7 +338,7 @@ impl Announcement {
             None => {
                 buf.put_slice(&self.attrs);
                 let n = buf.len() - attrs_at - 2;
-                encode_prefixes(prefixes, buf);
+                put_prefixes(prefixes, nlri, buf);
                 n
             }
             Some(at) => {
@@ -326,7 +364,7 @@ impl Announcement {
                     buf.put_u8(len16 as u8);
                 }
                 buf.put_slice(&self.attrs[at.value..at.end]);
-                encode_prefixes(prefixes, buf);
+                put_prefixes(prefixes, nlri, buf);
                 buf.put_slice(&self.attrs[at.end..]);
                 buf.len() - attrs_at - 2
             }
@@ -501,6 +539,27 @@ mod tests {
         let mut buf = BytesMut::from(&b"kept"[..]);
         let a = Announcement::new(&v4, &n).unwrap();
         assert!(a.encode(&many, &n, &mut buf).is_err());
+        assert_eq!(&buf[..], b"kept");
+        // As many as fit: the same bytes as `encode` of those, one more would not fit.
+        let k = a.encode_fitting(&many, &n, &mut buf).unwrap();
+        let mut theirs = BytesMut::from(&b"kept"[..]);
+        a.encode(&many[..k], &n, &mut theirs).unwrap();
+        assert_eq!(buf, theirs);
+        assert!(a.overhead() + 4 * (k + 1) > n.max_len() && buf.len() - 4 <= n.max_len());
+        assert!(a.encode(&many[..k + 1], &n, &mut theirs).is_err());
+        // IPv6 inside MP_REACH_NLRI: all 40 fit, as `encode` writes them.
+        let a = Announcement::new(&with_mp(&[]), &n).unwrap();
+        let (mut ours, mut theirs) = (BytesMut::new(), BytesMut::new());
+        assert_eq!(a.encode_fitting(&v6_prefixes, &n, &mut ours), Ok(40));
+        a.encode(&v6_prefixes, &n, &mut theirs).unwrap();
+        assert_eq!(ours, theirs);
+        // Attributes leaving no room for one prefix: an error, and nothing written.
+        let long = vec![PathAttribute::new(Attr::Communities {
+            communities: vec![Community(1); 1020],
+        })];
+        let a = Announcement::new(&long, &n).unwrap();
+        let mut buf = BytesMut::from(&b"kept"[..]);
+        assert!(a.encode_fitting(&many, &n, &mut buf).is_err());
         assert_eq!(&buf[..], b"kept");
     }
 }
