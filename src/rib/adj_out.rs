@@ -481,7 +481,7 @@ impl Group {
         let changes = std::mem::take(&mut self.pending);
         let own = std::mem::take(&mut self.own);
         self.own_at.clear();
-        for (id, o) in &own {
+        for (id, o) in own.iter().filter(|(_, o)| o.withheld != 0) {
             self.withhold(*id, o.withheld);
         }
         if changes.is_empty() && own.is_empty() {
