@@ -579,7 +579,8 @@ impl Settle<'_> {
                     self.view.exported(&g.key, (f, &net), ok, current(e))
                 }
             };
-            let shared = self.queue(gi, g, key, &was, &is, None);
+            let mut shared = SmallVec::new();
+            self.queue(gi, g, &key, &was, &is, None, &mut shared);
             g.advertised = (g.advertised + is.len()).saturating_sub(was.len());
             self.apart(gi, g, key, &was, &is, &shared);
         }
@@ -618,7 +619,7 @@ impl Settle<'_> {
             }
             if was_own < was.len() || is_own < is.len() {
                 let (was_m, is_m) = (without(was, *src), without(is, *src));
-                self.queue(gi, g, key, &was_m, &is_m, Some(m));
+                self.queue(gi, g, &key, &was_m, &is_m, Some(m), &mut SmallVec::new());
             }
         }
     }
@@ -637,18 +638,24 @@ impl Settle<'_> {
 
     /// Queues for group `gi` (every member, or only `to`) the difference between the paths
     /// it was sent for `key` and those it is sent now; where the changes for every member
-    /// lie.
+    /// lie goes to `slots`. The key is borrowed and the slots written in place: copies of
+    /// them made just before (or after) the call cost a failed store-to-load forwarding
+    /// per route.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the group, the prefix, its paths before and now, and where the changes lie"
+    )]
     fn queue(
         &mut self,
         gi: usize,
         g: &mut Group,
-        key: (Family, IpNet),
+        key: &(Family, IpNet),
         was: &[(u32, PathSource, &Arc<AttrSet>)],
         is: &[(u32, PathSource, &Arc<AttrSet>)],
         to: Option<PeerId>,
-    ) -> SmallVec<[Slot; 2]> {
-        let mut slots = SmallVec::new();
-        let (f, net) = key;
+        slots: &mut SmallVec<[Slot; 2]>,
+    ) {
+        let (f, net) = *key;
         for &(id, src, a) in is {
             let prev = was.iter().find(|(i, ..)| *i == id);
             let same = prev.is_some_and(|(_, s, b)| *s == src && Arc::ptr_eq(a, b));
@@ -658,7 +665,7 @@ impl Settle<'_> {
             let last = &mut self.memo.rewrite;
             let Some(now) = self
                 .export
-                .rewrite(&self.view, gi, &g.key, &key, src, a, last)
+                .rewrite(&self.view, gi, &g.key, key, src, a, last)
             else {
                 continue;
             };
@@ -666,7 +673,7 @@ impl Settle<'_> {
                 && let Some(&(_, s, b)) = prev
             {
                 let last = &mut self.memo.rewrite;
-                let then = self.export.rewrite(&old, gi, &g.key, &key, s, b, last);
+                let then = self.export.rewrite(&old, gi, &g.key, key, s, b, last);
                 if then.is_some_and(|t| *t == *now) {
                     continue;
                 }
@@ -682,7 +689,6 @@ impl Settle<'_> {
                 slots.push(s);
             }
         }
-        slots
     }
 }
 
