@@ -429,12 +429,13 @@ impl Exporter {
     /// 1.6 gives a route its BGP attributes (the eBGP prepend of the local AS among them,
     /// `bgp_import_control`) before the export filter runs, so a rule's AS numbers lead the
     /// path, as Calico documents for `prependASPath`. `last`, the rewrite asked for before
-    /// (see [`Memo`]), is tried first, and this one is left there.
+    /// (see [`Memo`]), is tried first, and this one is left there: what is returned is
+    /// borrowed from it (no reference count taken and dropped per route).
     #[expect(
         clippy::too_many_arguments,
         reason = "the group, the path and the memo"
     )]
-    fn rewrite(
+    fn rewrite<'m>(
         &mut self,
         view: &View,
         gi: usize,
@@ -442,8 +443,8 @@ impl Exporter {
         key: &(Family, IpNet),
         src: PathSource,
         attrs: &Arc<AttrSet>,
-        last: &mut Option<(ExportKey, Option<Arc<AttrSet>>)>,
-    ) -> Option<Arc<AttrSet>> {
+        last: &'m mut Option<(ExportKey, Option<Arc<AttrSet>>)>,
+    ) -> Option<&'m Arc<AttrSet>> {
         let (f, net) = key;
         let mask = view.calico.community_mask(net);
         let rules = g.export.rules(*f);
@@ -465,14 +466,15 @@ impl Exporter {
             rule,
             view.old,
         );
-        if let Some((lk, r)) = last
-            && *lk == k
-        {
-            return r.clone();
+        let kept = |last: &'m Option<(ExportKey, Option<Arc<AttrSet>>)>| {
+            last.as_ref().and_then(|(_, r)| r.as_ref())
+        };
+        if last.as_ref().is_some_and(|(lk, _)| *lk == k) {
+            return kept(last);
         }
         if let Some((_, r)) = self.cache.get(&k) {
             *last = Some((k, r.clone()));
-            return r.clone();
+            return kept(last);
         }
         let from = view.source(src);
         let ops = rule
@@ -498,8 +500,8 @@ impl Exporter {
                 Arc::new(a)
             });
         self.cache.insert(k, (attrs.clone(), r.clone()));
-        *last = Some((k, r.clone()));
-        r
+        *last = Some((k, r));
+        kept(last)
     }
 }
 
@@ -669,16 +671,20 @@ impl Settle<'_> {
             else {
                 continue;
             };
-            if let Some(old) = self.old
-                && let Some(&(_, s, b)) = prev
-            {
-                let last = &mut self.memo.rewrite;
-                let then = self.export.rewrite(&old, gi, &g.key, key, s, b, last);
-                if then.is_some_and(|t| *t == *now) {
-                    continue;
+            let kept;
+            let now = match (self.old, prev) {
+                (Some(old), Some(&(_, s, b))) => {
+                    kept = now.clone();
+                    let last = &mut self.memo.rewrite;
+                    let then = self.export.rewrite(&old, gi, &g.key, key, s, b, last);
+                    if then.is_some_and(|t| **t == *kept) {
+                        continue;
+                    }
+                    &kept
                 }
-            }
-            if let Some(s) = g.announce(to, f, net, id, &now) {
+                _ => now,
+            };
+            if let Some(s) = g.announce(to, f, net, id, now) {
                 slots.push(s);
             }
         }
@@ -1100,9 +1106,7 @@ impl Rib {
                     .export
                     .rewrite(&view, gi, &g.key, &key, src, a, &mut None)
                 {
-                    let slot = out
-                        .changes
-                        .announce(key.0, &now, g.prefix(key.0, key.1, id));
+                    let slot = out.changes.announce(key.0, now, g.prefix(key.0, key.1, id));
                     if let Some(k) = mine {
                         out.own[k].1.apart.push(slot);
                     }
