@@ -122,6 +122,19 @@ pub struct Slot {
     at: u32,
 }
 
+impl Slot {
+    /// Appends `p` to `ps`, list `list` of `kind`; where it lies.
+    #[inline]
+    fn append(kind: Kind, list: usize, ps: &mut Vec<Prefix>, p: Prefix) -> Slot {
+        ps.push(p);
+        Slot {
+            kind,
+            list: list as u32,
+            at: (ps.len() - 1) as u32,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Kind {
     Withdrawn,
@@ -223,13 +236,7 @@ impl Changes {
     #[inline]
     pub fn announce(&mut self, f: Family, attrs: &Arc<AttrSet>, p: Prefix) -> Slot {
         let i = self.list(f, attrs);
-        let ps = &mut self.announce[i].2;
-        ps.push(p);
-        Slot {
-            kind: Kind::Announced,
-            list: i as u32,
-            at: (ps.len() - 1) as u32,
-        }
+        Slot::append(Kind::Announced, i, &mut self.announce[i].2, p)
     }
 
     /// The index of the list of prefixes announced with `attrs`, made if new. Most prefixes
@@ -259,13 +266,7 @@ impl Changes {
     /// Queues a withdrawal; where it lies.
     pub fn withdraw(&mut self, f: Family, p: Prefix) -> Slot {
         let i = self.withdrawals(f);
-        let ps = &mut self.withdraw[i].1;
-        ps.push(p);
-        Slot {
-            kind: Kind::Withdrawn,
-            list: i as u32,
-            at: (ps.len() - 1) as u32,
-        }
+        Slot::append(Kind::Withdrawn, i, &mut self.withdraw[i].1, p)
     }
 
     /// The index of the list of prefixes of family `f` withdrawn, made if new.
@@ -481,7 +482,7 @@ impl Group {
         let changes = std::mem::take(&mut self.pending);
         let own = std::mem::take(&mut self.own);
         self.own_at.clear();
-        for (id, o) in &own {
+        for (id, o) in own.iter().filter(|(_, o)| o.withheld != 0) {
             self.withhold(*id, o.withheld);
         }
         if changes.is_empty() && own.is_empty() {
@@ -738,6 +739,29 @@ mod tests {
         out
     }
 
+    /// What member `m` is sent in `out`: the prefixes announced and those withdrawn (in
+    /// the withdrawn routes field or MP_UNREACH_NLRI), each sorted.
+    fn received(g: &Group, out: &[(Vec<PeerId>, Bytes)], m: PeerId) -> (Vec<IpNet>, Vec<IpNet>) {
+        let us: Vec<Update> = (out.iter())
+            .filter(|(to, _)| to.contains(&m))
+            .flat_map(|(_, b)| decoded(g, b))
+            .collect();
+        let mut ann: Vec<IpNet> = us
+            .iter()
+            .flat_map(|u| u.nlri.iter().map(|p| p.net))
+            .collect();
+        let mut wd: Vec<IpNet> = (us.iter())
+            .flat_map(|u| u.withdrawn.iter().map(|p| p.net))
+            .chain(us.iter().flat_map(|u| {
+                u.mp_unreach()
+                    .map_or(Vec::new(), |m| m.withdrawn.iter().map(|p| p.net).collect())
+            }))
+            .collect();
+        ann.sort();
+        wd.sort();
+        (ann, wd)
+    }
+
     #[test]
     fn many_prefixes_one_attribute_set_pack_into_few_updates() {
         let mut g = group(false);
@@ -923,26 +947,7 @@ mod tests {
         let out = g.take_encoded();
         assert_eq!(g.advertised_to(1), 1000 - (250 + 150 - 30));
         assert_eq!(g.advertised_to(2), 1000 - 150);
-        let got = |m: PeerId| {
-            let us: Vec<Update> = (out.iter())
-                .filter(|(to, _)| to.contains(&m))
-                .flat_map(|(_, b)| decoded(&g, b))
-                .collect();
-            let mut ann: Vec<IpNet> = us
-                .iter()
-                .flat_map(|u| u.nlri.iter().map(|p| p.net))
-                .collect();
-            ann.sort();
-            let mut wd: Vec<IpNet> = (us.iter())
-                .flat_map(|u| u.withdrawn.iter().map(|p| p.net))
-                .chain(us.iter().flat_map(|u| {
-                    u.mp_unreach()
-                        .map_or(Vec::new(), |m| m.withdrawn.iter().map(|p| p.net).collect())
-                }))
-                .collect();
-            wd.sort();
-            (ann, wd)
-        };
+        let got = |m: PeerId| received(&g, &out, m);
         for m in [1, 2, 3] {
             let mut ann: Vec<IpNet> = (0..700).filter(|k| owner(*k) != Some(m)).map(v4).collect();
             ann.sort();
@@ -990,22 +995,7 @@ mod tests {
         }
         assert_eq!(g.pending.announce.len(), 2, "one list per attribute set");
         let out = g.take_encoded();
-        let got = |m: PeerId| {
-            let us: Vec<Update> = (out.iter())
-                .filter(|(to, _)| to.contains(&m))
-                .flat_map(|(_, b)| decoded(&g, b))
-                .collect();
-            let mut ann: Vec<IpNet> = us
-                .iter()
-                .flat_map(|u| u.nlri.iter().map(|p| p.net))
-                .collect();
-            ann.sort();
-            let wd: Vec<IpNet> = us
-                .iter()
-                .flat_map(|u| u.withdrawn.iter().map(|p| p.net))
-                .collect();
-            (ann, wd)
-        };
+        let got = |m: PeerId| received(&g, &out, m);
         others.sort();
         assert_eq!(got(1), (others, vec![net(1001)]));
         let mut all: Vec<IpNet> = (0..600).map(net).collect();

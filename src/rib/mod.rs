@@ -500,12 +500,13 @@ impl Exporter {
     /// 1.6 gives a route its BGP attributes (the eBGP prepend of the local AS among them,
     /// `bgp_import_control`) before the export filter runs, so a rule's AS numbers lead the
     /// path, as Calico documents for `prependASPath`. `last`, the rewrite asked for before
-    /// (see [`Memo`]), is tried first, and this one is left there.
+    /// (see [`Memo`]), is tried first, and this one is left there: what is returned is
+    /// borrowed from it (no reference count taken and dropped per route).
     #[expect(
         clippy::too_many_arguments,
         reason = "the group, the path and the memo"
     )]
-    fn rewrite(
+    fn rewrite<'m>(
         &mut self,
         view: &View,
         gi: usize,
@@ -513,8 +514,8 @@ impl Exporter {
         key: &(Family, IpNet),
         src: PathSource,
         attrs: &Arc<AttrSet>,
-        last: &mut Option<(ExportKey, Option<Arc<AttrSet>>)>,
-    ) -> Option<Arc<AttrSet>> {
+        last: &'m mut Option<(ExportKey, Option<Arc<AttrSet>>)>,
+    ) -> Option<&'m Arc<AttrSet>> {
         let (f, net) = key;
         let mask = view.calico.community_mask(net);
         let rules = g.export.rules(*f);
@@ -536,14 +537,15 @@ impl Exporter {
             rule,
             view.old,
         );
-        if let Some((lk, r)) = last
-            && *lk == k
-        {
-            return r.clone();
+        let kept = |last: &'m Option<(ExportKey, Option<Arc<AttrSet>>)>| {
+            last.as_ref().and_then(|(_, r)| r.as_ref())
+        };
+        if last.as_ref().is_some_and(|(lk, _)| *lk == k) {
+            return kept(last);
         }
         if let Some((_, r)) = self.cache.get(&k) {
             *last = Some((k, r.clone()));
-            return r.clone();
+            return kept(last);
         }
         let from = view.source(src);
         let ops = rule
@@ -569,8 +571,8 @@ impl Exporter {
                 Arc::new(a)
             });
         self.cache.insert(k, (attrs.clone(), r.clone()));
-        *last = Some((k, r.clone()));
-        r
+        *last = Some((k, r));
+        kept(last)
     }
 }
 
@@ -650,7 +652,8 @@ impl Settle<'_> {
                     self.view.exported(&g.key, (f, &net), ok, current(e))
                 }
             };
-            let shared = self.queue(gi, g, key, &was, &is, None);
+            let mut shared = SmallVec::new();
+            self.queue(gi, g, &key, &was, &is, None, &mut shared);
             g.advertised = (g.advertised + is.len()).saturating_sub(was.len());
             self.apart(gi, g, key, &was, &is, &shared);
         }
@@ -689,7 +692,7 @@ impl Settle<'_> {
             }
             if was_own < was.len() || is_own < is.len() {
                 let (was_m, is_m) = (without(was, *src), without(is, *src));
-                self.queue(gi, g, key, &was_m, &is_m, Some(m));
+                self.queue(gi, g, &key, &was_m, &is_m, Some(m), &mut SmallVec::new());
             }
         }
     }
@@ -708,18 +711,24 @@ impl Settle<'_> {
 
     /// Queues for group `gi` (every member, or only `to`) the difference between the paths
     /// it was sent for `key` and those it is sent now; where the changes for every member
-    /// lie.
+    /// lie goes to `slots`. The key is borrowed and the slots written in place: copies of
+    /// them made just before (or after) the call cost a failed store-to-load forwarding
+    /// per route.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the group, the prefix, its paths before and now, and where the changes lie"
+    )]
     fn queue(
         &mut self,
         gi: usize,
         g: &mut Group,
-        key: (Family, IpNet),
+        key: &(Family, IpNet),
         was: &[(u32, PathSource, &Arc<AttrSet>)],
         is: &[(u32, PathSource, &Arc<AttrSet>)],
         to: Option<PeerId>,
-    ) -> SmallVec<[Slot; 2]> {
-        let mut slots = SmallVec::new();
-        let (f, net) = key;
+        slots: &mut SmallVec<[Slot; 2]>,
+    ) {
+        let (f, net) = *key;
         for &(id, src, a) in is {
             let prev = was.iter().find(|(i, ..)| *i == id);
             let same = prev.is_some_and(|(_, s, b)| *s == src && Arc::ptr_eq(a, b));
@@ -729,20 +738,24 @@ impl Settle<'_> {
             let last = &mut self.memo.rewrite;
             let Some(now) = self
                 .export
-                .rewrite(&self.view, gi, &g.key, &key, src, a, last)
+                .rewrite(&self.view, gi, &g.key, key, src, a, last)
             else {
                 continue;
             };
-            if let Some(old) = self.old
-                && let Some(&(_, s, b)) = prev
-            {
-                let last = &mut self.memo.rewrite;
-                let then = self.export.rewrite(&old, gi, &g.key, &key, s, b, last);
-                if then.is_some_and(|t| *t == *now) {
-                    continue;
+            let kept;
+            let now = match (self.old, prev) {
+                (Some(old), Some(&(_, s, b))) => {
+                    kept = now.clone();
+                    let last = &mut self.memo.rewrite;
+                    let then = self.export.rewrite(&old, gi, &g.key, key, s, b, last);
+                    if then.is_some_and(|t| **t == *kept) {
+                        continue;
+                    }
+                    &kept
                 }
-            }
-            if let Some(s) = g.announce(to, f, net, id, &now) {
+                _ => now,
+            };
+            if let Some(s) = g.announce(to, f, net, id, now) {
                 slots.push(s);
             }
         }
@@ -753,7 +766,6 @@ impl Settle<'_> {
                 slots.push(s);
             }
         }
-        slots
     }
 }
 
@@ -1142,9 +1154,7 @@ impl Rib {
                     .export
                     .rewrite(&view, gi, &g.key, &key, src, a, &mut None)
                 {
-                    let slot = out
-                        .changes
-                        .announce(key.0, &now, g.prefix(key.0, key.1, id));
+                    let slot = out.changes.announce(key.0, now, g.prefix(key.0, key.1, id));
                     if let Some(k) = mine {
                         out.own[k].1.apart.push(slot);
                     }
