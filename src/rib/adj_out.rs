@@ -534,7 +534,10 @@ impl Group {
             return out;
         }
         let families = &self.key.families;
-        for (id, mut o) in own.into_iter().filter(|(id, _)| to.contains(id)) {
+        let mut members = to.to_vec();
+        members.sort_unstable();
+        let member = |id: &PeerId| members.binary_search(id).is_ok();
+        for (id, mut o) in own.into_iter().filter(|(id, _)| member(id)) {
             o.apart.0.sort_unstable();
             let mut apart: SmallVec<[usize; 4]> = (o.apart.0.iter())
                 .filter_map(|r| changes.part_of(r.first, families))
@@ -546,23 +549,17 @@ impl Group {
                 changes.part_without(i, families, &o.apart, &mut mine);
             }
             mine.extend(&o.changes);
-            // The other parts, as runs of the shared bytes.
-            let mut run: Option<Range<usize>> = None;
-            for (i, r) in parts.iter().enumerate() {
-                if apart.binary_search(&i).is_ok() || r.is_empty() {
-                    continue;
+            // The other parts, as runs of the shared bytes: the parts lie end to end, so
+            // the runs are the gaps between this member's own (a few, whatever the number
+            // of parts: a reflector's flush has one or two for each client in it).
+            let start_of = |k: usize| parts.get(k).map_or(bytes.len(), |r| r.start);
+            let mut from = 0;
+            for &i in apart.iter().chain([&parts.len()]) {
+                let run = start_of(from)..start_of(i);
+                if !run.is_empty() {
+                    out.push((vec![id], bytes.slice(run)));
                 }
-                match &mut run {
-                    Some(x) if x.end == r.start => x.end = r.end,
-                    _ => {
-                        if let Some(x) = run.replace(r.clone()) {
-                            out.push((vec![id], bytes.slice(x)));
-                        }
-                    }
-                }
-            }
-            if let Some(x) = run {
-                out.push((vec![id], bytes.slice(x)));
+                from = i + 1;
             }
             if !mine.is_empty() {
                 out.push((vec![id], self.encode(&mine)));
