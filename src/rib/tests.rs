@@ -86,6 +86,15 @@ fn up(rib: &mut Rib, id: PeerId) -> Vec<Outgoing> {
 }
 
 /// The UPDATEs a peer is sent in `out` (End-of-RIB markers left out).
+/// A reflector (`CLIENTS`) with clients 0 and 1 and peer 3 up.
+fn clients_up() -> Rib {
+    let mut rib = with_peers(&config(CLIENTS));
+    for id in [0, 1, 3] {
+        up(&mut rib, id);
+    }
+    rib
+}
+
 fn sent_to(rib: &Rib, out: &[Outgoing], id: PeerId) -> Vec<Update> {
     let tx = rib.peer(id).unwrap().session.as_ref().unwrap().tx;
     let mut updates = Vec::new();
@@ -1549,10 +1558,7 @@ fn refilter_counts_the_stale_paths_it_drops() {
 
 #[test]
 fn updates_received_together_go_out_once_and_never_back() {
-    let mut rib = with_peers(&config(CLIENTS));
-    for id in [0, 1, 3] {
-        up(&mut rib, id);
-    }
+    let mut rib = clients_up();
     // .5 comes back after a graceful restart with a stale route its End-of-RIB drops.
     rib.update(
         3,
@@ -1600,10 +1606,7 @@ fn updates_received_together_go_out_once_and_never_back() {
 /// first, and an announcement withdrawn again.
 #[test]
 fn a_prefix_changed_again_in_a_batch_goes_out_as_it_ends() {
-    let mut rib = with_peers(&config(CLIENTS));
-    for id in [0, 1, 3] {
-        up(&mut rib, id);
-    }
+    let mut rib = clients_up();
     let (p, q) = (net("198.18.2.0/26"), net("198.18.4.0/26"));
     rib.receive(
         0,
@@ -2056,10 +2059,7 @@ fn dirty_map_keeps_a_bursts_room_only() {
 /// a prefix new to the table in that batch had nothing before, so it is announced, once.
 #[test]
 fn a_reload_before_the_flush_announces_the_batchs_new_prefixes() {
-    let mut rib = with_peers(&config(CLIENTS));
-    for id in [0, 1, 3] {
-        up(&mut rib, id);
-    }
+    let mut rib = clients_up();
     let (p, q) = (net("198.18.2.0/26"), net("198.18.4.0/26"));
     rib.receive(
         0,
@@ -2085,10 +2085,7 @@ fn a_reload_before_the_flush_announces_the_batchs_new_prefixes() {
 /// that one, and the leaving client's other route is withdrawn.
 #[test]
 fn a_session_down_sends_the_waiting_batch_first() {
-    let mut rib = with_peers(&config(CLIENTS));
-    for id in [0, 1, 3] {
-        up(&mut rib, id);
-    }
+    let mut rib = clients_up();
     let (p, q) = (net("198.18.2.0/26"), net("198.18.4.0/26"));
     rib.update(
         1,
