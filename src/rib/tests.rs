@@ -113,6 +113,14 @@ fn sent_to(rib: &Rib, out: &[Outgoing], id: PeerId) -> Vec<Update> {
     updates
 }
 
+/// An UPDATE's NEXT_HOP attribute (IPv4 unicast).
+fn next_hop(u: &Update) -> Option<Ipv4Addr> {
+    match u.attr(crate::wire::attr::code::NEXT_HOP) {
+        Some(Attr::NextHop { next_hop }) => Some(*next_hop),
+        _ => None,
+    }
+}
+
 fn announced(us: &[Update]) -> Vec<IpNet> {
     us.iter()
         .flat_map(|u| u.announced().map(|(_, p)| p.net))
@@ -1632,12 +1640,8 @@ fn a_prefix_changed_again_in_a_batch_goes_out_as_it_ends() {
     let to_c = sent_to(&rib, &out, 3);
     assert_eq!(announced(&to_c), vec![p], "{p} once, {q} not at all");
     assert!(to_c.iter().all(|u| u.withdrawals().next().is_none()));
-    let hop = |u: &Update| match u.attr(crate::wire::attr::code::NEXT_HOP) {
-        Some(Attr::NextHop { next_hop }) => Some(*next_hop),
-        _ => None,
-    };
     assert_eq!(
-        hop(&to_c[0]),
+        next_hop(&to_c[0]),
         Some(Ipv4Addr::new(198, 51, 100, 3)),
         "the better path"
     );
@@ -2105,10 +2109,7 @@ fn a_session_down_sends_the_waiting_batch_first() {
             if u.withdrawals().any(|(_, x)| x.net == n) {
                 Some(None)
             } else if u.announced().any(|(_, x)| x.net == n) {
-                Some(match u.attr(crate::wire::attr::code::NEXT_HOP) {
-                    Some(Attr::NextHop { next_hop }) => Some(*next_hop),
-                    _ => None,
-                })
+                Some(next_hop(u))
             } else {
                 None
             }
